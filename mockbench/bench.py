@@ -1,0 +1,204 @@
+"""The Bench: built from a Config, it owns the world, the scenario engine, the HTTP app and the doors, and
+starts and stops them. Nothing here is module-level: two benches run side by side in one process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from . import __version__
+from .config import Config
+from .pki import TlsFiles, load_tls_files, server_context
+from .scenarios.engine import ScenarioEngine
+from .scenarios.loader import Catalogue, resolve
+from .world.journal import JournalLimits
+from .world.store import Store
+from .world.world import World
+
+log = logging.getLogger("mockbench")
+exchange_log = logging.getLogger("mockbench.exchange")
+
+DB_NAME = "world.db"
+
+
+class BenchError(RuntimeError):
+    """Something that stops the bench from starting, said so that a user can act on it."""
+
+
+class Door(Protocol):
+    """A protocol door that listens on its own port (MLLP, SMTP, IMAP). Doors served on the HTTP port
+    register Flask blueprints instead (see control.app.create_app)."""
+
+    name: str
+
+    def start(self) -> dict[str, int]: ...   # the ports it bound, e.g. {"mllp": 2575}
+
+    def stop(self) -> None: ...
+
+
+class Bench:
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self._own_state = self.config.state is None
+        self.state_dir = Path(self.config.state or tempfile.mkdtemp(prefix="mockbench-"))
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BenchError(f"cannot create the state folder {self.state_dir}: {exc.strerror}") from None
+        db = self.state_dir / DB_NAME
+        self.resumed = db.exists()
+        self.store = Store(db)
+        self.resumed = self.resumed and self.store.holds_world()
+        self.world = World(self.store, journal_limits=JournalLimits(
+            max_entries=self.config.journal_max_entries, max_bytes=self.config.journal_max_bytes,
+            raw_bytes=self.config.journal_raw_bytes))
+        self.catalogue = Catalogue()
+        self.scenarios = ScenarioEngine(self.world, self.catalogue)
+        self.tls: TlsFiles | None = load_tls_files(self.config.tls_dir) if self.config.tls_dir else None
+        self.doors: list[Door] = []          # socket doors, added by the door modules
+        self.http_doors: dict[str, str] = {}  # name -> URL prefix of doors served on the HTTP port
+        self.ports: dict[str, int] = {}
+        self.started_at: float | None = None
+        self._servers: list[tuple[BaseWSGIServer, threading.Thread]] = []
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self.world.journal.listeners.append(self._log_exchange)
+        from .control.app import create_app  # late: the app module imports the bench's types
+        self.app = create_app(self)
+
+    # Scenarios ----------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Apply --reset and --scenario to the state folder, or resume the world it holds."""
+        if self.config.scenario:
+            if self.resumed and not self.config.reset:
+                raise BenchError(
+                    f"the state folder {self.state_dir} already holds a world; `up` resumes it. To load "
+                    f"{self.config.scenario} over it, add --reset")
+            self.load_scenario(self.config.scenario)
+        elif self.config.reset:
+            self.reset()
+
+    def load_scenario(self, id_or_file: str) -> dict:
+        return self.scenarios.load(resolve(self.catalogue, id_or_file))
+
+    def reset(self) -> None:
+        self.scenarios.reset()
+
+    # Running ------------------------------------------------------------------------------------
+    def start(self) -> dict[str, int]:
+        t0 = time.perf_counter()
+        self.prepare()
+        cfg = self.config
+        try:
+            self._serve("http", cfg.http_port, None)
+            if self.tls is not None:
+                self._serve("https", cfg.https_port, server_context(self.tls, require_client_cert=False))
+            for door in self.doors:
+                self.ports.update(door.start())
+        except BaseException:
+            self.stop()
+            raise
+        self._ticker = threading.Thread(target=self._tick, name="mockbench-ticker", daemon=True)
+        self._ticker.start()
+        self.started_at = time.time()
+        if cfg.port_file:
+            self._write_port_file(Path(cfg.port_file))
+        log.debug("started in %.1f ms", (time.perf_counter() - t0) * 1000)
+        return dict(self.ports)
+
+    def _serve(self, name: str, port: int, ssl_context: Any) -> None:
+        try:
+            server = make_server(self.config.host, port, self.app, threaded=True, ssl_context=ssl_context)
+        except OSError as exc:
+            raise BenchError(f"cannot listen on {self.config.host}:{port} for {name}: {exc.strerror}; choose "
+                             f"another port with --{name}-port (0 takes any free port)") from None
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                                  name=f"mockbench-{name}", daemon=True)
+        thread.start()
+        self._servers.append((server, thread))
+        self.ports[name] = server.server_port
+
+    def _write_port_file(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.ports) + "\n", encoding="utf-8")
+        os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.2):
+            if self.scenarios.tick_due():
+                try:
+                    with self.world.transaction():
+                        pass  # opening a transaction runs the tick hooks, which fire due `at:` transitions
+                except Exception:
+                    log.exception("a timed transition failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        for door in reversed(self.doors):
+            try:
+                door.stop()
+            except Exception:
+                log.exception("door %s did not stop cleanly", getattr(door, "name", door))
+        for server, thread in self._servers:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+        self._servers.clear()
+        if self._ticker is not None:
+            self._ticker.join(timeout=5)
+            self._ticker = None
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+        if self._own_state:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> Bench:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Facts about the running bench --------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.config.advertised_url(self.ports.get("http", self.config.http_port))
+
+    def health(self) -> dict:
+        doors = {name: "up" for name in self.http_doors}
+        doors.update({door.name: "up" for door in self.doors})
+        with self.world.transaction() as tx:
+            loaded = self.scenarios.loaded(tx)
+            stats = self.world.journal.stats(tx)
+        return {"status": "ok", "doors": doors, "version": __version__, "ports": dict(self.ports),
+                "state": str(self.state_dir), "scenario": loaded["id"] if loaded else None,
+                "journal": stats, "uptime": round(time.time() - self.started_at, 3) if self.started_at else 0}
+
+    def ready_line(self) -> str:
+        ports = " ".join(f"{k}={v}" for k, v in self.ports.items())
+        with self.world.transaction() as tx:
+            loaded = self.scenarios.loaded(tx)
+        what = f"scenario {loaded['id']}" if loaded else ("resumed world" if self.resumed else "empty world")
+        return f"mockbench ready at {self.url} ({ports}); state {self.state_dir}; {what}"
+
+    def _log_exchange(self, entry: dict) -> None:
+        if not exchange_log.isEnabledFor(logging.INFO):
+            return
+        parts = [entry["channel"], entry["operation"], entry.get("patient") or "-", entry["verdict"]]
+        if entry.get("code"):
+            parts.append(entry["code"])
+        if entry.get("actor"):
+            parts.append(f"by {entry['actor']}")
+        exchange_log.info(" ".join(parts))

@@ -1,0 +1,267 @@
+"""The `mockbench` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+from . import __version__
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def _up_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("up", help="start every door on localhost",
+                       description="Start the bench: the HTTP port (control API, and the HTTP doors), the "
+                                   "socket doors, and the loaded scenario. Prints one line when ready. Every "
+                                   "option can also come from --config (TOML) or MOCKBENCH_<OPTION>.")
+    p.add_argument("--config", type=Path, help="a TOML file with any of these settings")
+    p.add_argument("--state", type=Path, help="folder holding the world (SQLite); resumed if it holds one. "
+                                              "Default: a fresh temporary folder")
+    p.add_argument("--reset", action="store_true", default=None, help="empty the world in --state first")
+    p.add_argument("--scenario", help="catalogue id or YAML file to load (over an existing world: add --reset)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--tls-dir", type=Path, help="folder made by `mockbench pki init`: turns TLS on")
+    for name, default in (("http", 8080), ("https", 8443), ("mllp", 2575), ("smtp", 2525), ("imap", 1143)):
+        p.add_argument(f"--{name}-port", type=int, help=f"{name} port (default {default}; 0: any free port)")
+    p.add_argument("--public-url", help="base URL that issuers, WSDLs and links advertise")
+    p.add_argument("--port-file", type=Path, help="write the bound ports here as JSON once ready")
+    p.add_argument("--dpi-mllp", help="HOST:PORT of the DPI's MLLP listener, for outbound HL7")
+    p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING or ERROR")
+    p.add_argument("--quiet", action="store_true", default=None, help="no line per exchange")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mockbench",
+        description="A test bench for French hospital software: the DMP, a PFI, MSSanté and Pro Santé "
+                    "Connect, sharing one scripted world.")
+    parser.add_argument("--version", action="version", version=f"mockbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _up_parser(sub)
+
+    sc = sub.add_parser("scenario", help="list, show or validate scenarios").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    sc.add_parser("list", help="the scenario catalogue, grouped by requirement family")
+    show = sc.add_parser("show", help="what a scenario seeds, scripts and checks")
+    show.add_argument("id", help="catalogue id or YAML file")
+    validate = sc.add_parser("validate", help="check scenario files; errors name the file, line and field")
+    validate.add_argument("files", nargs="+", type=Path)
+
+    for name, text in (("reset", "empty the running bench's world"),
+                       ("status", "the running bench's doors, scenario and steps")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--url", default=os.environ.get("MOCKBENCH_URL", DEFAULT_URL),
+                       help=f"the bench's URL (default $MOCKBENCH_URL or {DEFAULT_URL})")
+
+    pki = sub.add_parser("pki", help="test certificates").add_subparsers(dest="action", required=True,
+                                                                         metavar="ACTION")
+    init = pki.add_parser("init", help="a test CA, a server certificate and AUTH_CLI-style client certificates")
+    init.add_argument("dir", type=Path)
+    init.add_argument("--host", action="append", dest="hosts",
+                      help="a name or address for the server certificate (repeatable; default localhost, "
+                           "127.0.0.1, ::1)")
+    init.add_argument("--force", action="store_true", help="replace an existing PKI in DIR")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            return cmd_up(args)
+        if args.command == "scenario":
+            return {"list": cmd_scenario_list, "show": cmd_scenario_show,
+                    "validate": cmd_scenario_validate}[args.action](args)
+        if args.command in ("reset", "status"):
+            return cmd_remote(args)
+        if args.command == "pki":
+            return cmd_pki_init(args)
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+# up -----------------------------------------------------------------------------------------------
+def cmd_up(args: argparse.Namespace) -> int:
+    from .bench import Bench, BenchError
+    from .config import ConfigError, load
+    from .pki import PkiError
+    from .scenarios.schema import ScenarioInvalid
+    from .world.errors import WorldError
+
+    flags = {k: getattr(args, k) for k in ("state", "reset", "scenario", "host", "tls_dir", "http_port",
+                                           "https_port", "mllp_port", "smtp_port", "imap_port", "public_url",
+                                           "port_file", "dpi_mllp", "log_level", "quiet")}
+    try:
+        config = load(args.config, flags=flags)
+    except ConfigError as exc:
+        print(f"mockbench: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    if config.quiet:
+        logging.getLogger("mockbench.exchange").setLevel(logging.WARNING)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        bench = Bench(config)
+        bench.start()
+    except (BenchError, ConfigError, PkiError, WorldError, ScenarioInvalid) as exc:
+        print(f"mockbench: {exc}", file=sys.stderr)
+        return 1
+    print(bench.ready_line(), flush=True)
+    try:
+        stop.wait()
+    finally:
+        bench.close()
+    return 0
+
+
+# scenario -----------------------------------------------------------------------------------------
+def _family(requirement: str) -> str:
+    return requirement.split("/")[0].split(".")[0] if requirement else "(aucune exigence)"
+
+
+def cmd_scenario_list(args: argparse.Namespace) -> int:
+    from .scenarios.loader import Catalogue
+
+    groups: dict[str, list] = defaultdict(list)
+    for s in Catalogue().all().values():
+        groups[_family(s.requirement)].append(s)
+    for family in sorted(groups):
+        print(family)
+        for s in groups[family]:
+            print(f"  {s.id:<30} {s.requirement:<14} {s.title}")
+    return 0
+
+
+def cmd_scenario_show(args: argparse.Namespace) -> int:
+    from .scenarios.loader import Catalogue, resolve
+    from .scenarios.schema import ScenarioInvalid
+    from .world.errors import WorldError
+
+    try:
+        s = resolve(Catalogue(), args.id)
+    except (ScenarioInvalid, WorldError) as exc:
+        print(f"mockbench: {exc}", file=sys.stderr)
+        return 1
+    spec = s.spec
+    print(f"{s.id}: {s.title}")
+    if s.requirement:
+        print(f"exigence: {s.requirement}")
+    if spec.get("description"):
+        print(spec["description"].strip())
+    world = spec.get("world", {})
+    print("\nmonde:")
+    for st in world.get("structures", []):
+        print(f"  structure {st['id']}: {st.get('name') or '(nom généré)'}")
+    for p in world.get("professionals", []):
+        print(f"  professionnel {p['id']}: {p.get('given_name', '')} {p.get('family_name', '')} "
+              f"({p.get('structure') or 'sans structure'})")
+    for p in world.get("patients", []):
+        auths = ", ".join(f"{a.get('structure') or a.get('professional')} {a['status']}"
+                          for a in p.get("authorizations", []))
+        print(f"  patient {p['id']}: DMP {p.get('dmp', 'active')}" + (f"; autorisations: {auths}" if auths else ""))
+        for d in p.get("documents", []):
+            extra = [d.get("status", "approved")] + [c for c in d.get("confidentiality", []) if c != "N"]
+            if d.get("replaces"):
+                extra.append(f"remplace {d['replaces']}")
+            print(f"    document {d['id']} ({d.get('type')}): {', '.join(extra)}")
+    if spec.get("transitions"):
+        print("\ntransitions:")
+        for t in spec["transitions"]:
+            when = t["when"]
+            trigger = ("manuelle" if when.get("manual") else f"à {when['at']}" if when.get("at")
+                       else f"après {when['after'].get('count', 1)} × {when['after'].get('operation') or when['after'].get('channel')}")
+            print(f"  {t['id']} ({trigger}): {t.get('say', '')}")
+    if spec.get("steps"):
+        print("\nétapes:")
+        for i, st in enumerate(spec["steps"], 1):
+            print(f"  {i}. {st['id']}: {st['say']}")
+    return 0
+
+
+def cmd_scenario_validate(args: argparse.Namespace) -> int:
+    from .scenarios.loader import load_file
+    from .scenarios.schema import ScenarioInvalid
+
+    failed = 0
+    for path in args.files:
+        try:
+            s = load_file(path)
+        except ScenarioInvalid as exc:
+            failed += 1
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+        else:
+            print(f"{path}: ok ({s.id})")
+    return 1 if failed else 0
+
+
+# remote commands ----------------------------------------------------------------------------------
+def _call(url: str, method: str = "GET") -> object:
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def cmd_remote(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    try:
+        if args.command == "reset":
+            _call(f"{base}/_bench/reset", "POST")
+            print(f"{base}: reset")
+            return 0
+        health = _call(f"{base}/_bench/health")
+        steps = _call(f"{base}/_bench/steps")
+    except urllib.error.HTTPError as exc:
+        print(f"mockbench: {base} answered {exc.code}: {exc.read()[:500].decode('utf-8', 'replace')}",
+              file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"mockbench: no bench answers at {base} ({reason}); start one with `mockbench up`", file=sys.stderr)
+        return 1
+    assert isinstance(health, dict) and isinstance(steps, list)
+    doors = ", ".join(f"{k} {v}" for k, v in health["doors"].items()) or "none yet"
+    print(f"{base}: {health['status']}, version {health['version']}; doors: {doors}")
+    print(f"ports: {json.dumps(health['ports'])}; state: {health['state']}")
+    print(f"scenario: {health['scenario'] or '(none)'}; journal: {health['journal']['count']} entries"
+          f" ({health['journal']['dropped']} dropped)")
+    for step in steps:
+        mark = {"passed": "✔", "failed": "✘"}.get(step["status"], "…")
+        print(f"  {mark} {step['id']}: {step['say']}" + (f" — {step['reason']}" if step.get("reason") else ""))
+    return 0
+
+
+# pki ----------------------------------------------------------------------------------------------
+def cmd_pki_init(args: argparse.Namespace) -> int:
+    from .pki import PkiError, init_pki
+
+    kwargs = {"overwrite": args.force}
+    if args.hosts:
+        kwargs["hosts"] = tuple(args.hosts)
+    try:
+        files = init_pki(args.dir, **kwargs)
+    except PkiError as exc:
+        print(f"mockbench: {exc}", file=sys.stderr)
+        return 1
+    print(f"test PKI written to {args.dir}: CA {files.ca_cert.name}, server {files.server_cert.name}, "
+          f"clients {', '.join(sorted(files.clients))}; use it with `mockbench up --tls-dir {args.dir}`")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

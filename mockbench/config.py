@@ -1,0 +1,113 @@
+"""One typed configuration, from defaults, a TOML file, MOCKBENCH_<OPTION> environment variables and
+command-line flags (each overriding the one before)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class Config:
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    https_port: int = 8443
+    mllp_port: int = 2575
+    smtp_port: int = 2525
+    imap_port: int = 1143
+    state: Path | None = None
+    reset: bool = False
+    scenario: str | None = None
+    tls_dir: Path | None = None
+    public_url: str | None = None
+    port_file: Path | None = None
+    dpi_mllp: str | None = None
+    log_level: str = "INFO"
+    quiet: bool = False
+    journal_max_entries: int = 100_000
+    journal_max_bytes: int = 256 * 1024 * 1024
+    journal_raw_bytes: int = 64 * 1024
+    # Settings the door issues read; kept here so that one file configures the whole bench.
+    doors: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"http": self.http_port, "mllp": self.mllp_port, "smtp": self.smtp_port, "imap": self.imap_port}
+
+    def advertised_url(self, http_port: int) -> str:
+        return (self.public_url or f"http://{_url_host(self.host)}:{http_port}").rstrip("/")
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+_TYPES = {f.name: f.type for f in fields(Config)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = str(_TYPES[name])
+    if value is None:
+        return None
+    try:
+        if "bool" in kind:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError
+        if "int" in kind:
+            number = int(value)
+            if name.endswith("_port") and not 0 <= number <= 65535:
+                raise ValueError
+            return number
+        if "Path" in kind:
+            return Path(value).expanduser()
+        if "dict" in kind:
+            if not isinstance(value, dict):
+                raise ValueError
+            return value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: {value!r} is not a valid {kind.replace(' | None', '')}") from None
+    return str(value)
+
+
+def load(file: Path | None = None, env: dict[str, str] | None = None, flags: dict[str, Any] | None = None
+         ) -> Config:
+    values: dict[str, Any] = {}
+    if file is not None:
+        try:
+            data = tomllib.loads(Path(file).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read the config file {file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        for key, value in data.items():
+            name = key.replace("-", "_")
+            if name not in _TYPES:
+                raise ConfigError(f"{file}: unknown setting {key}; settings: {', '.join(_TYPES)}")
+            values[name] = _coerce(name, value)
+    env = os.environ if env is None else env
+    for name in _TYPES:
+        key = f"MOCKBENCH_{name.upper()}"
+        if key in env and name != "doors":
+            values[name] = _coerce(name, env[key])
+    for name, value in (flags or {}).items():
+        if value is not None:
+            values[name] = _coerce(name, value)
+    config = Config(**values)
+    if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"log_level: {config.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
+    return config

@@ -1,0 +1,308 @@
+"""The control API (JSON over HTTP under /_bench): it only calls Bench, world and scenario-engine methods.
+
+Errors are JSON {"error": CODE, "message": TEXT} with a 4xx status; a world error keeps its stable code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ..scenarios.loader import parse
+from ..scenarios.schema import ActionSpec, ListOf, ScenarioInvalid, Validator
+from ..scenarios.seed import Seeder
+from ..world import errors
+from ..world.clock import parse_duration
+from ..world.journal import CHANNELS
+from .openapi import openapi_document
+
+if TYPE_CHECKING:
+    from ..bench import Bench
+
+log = logging.getLogger("mockbench.control")
+
+PATIENT_FIELDS = ("id", "ins", "ins_oid", "family_name", "given_name", "birth_date", "sex", "minor", "dmp",
+                  "consent", "secret_connection", "oppositions", "dmp_closed_at", "dmp_close_reason")
+PROFESSIONAL_FIELDS = ("id", "rpps", "idnps", "family_name", "given_name", "profession", "specialty",
+                       "structure", "mssante")
+STRUCTURE_FIELDS = ("id", "finess", "finess_ej", "idnst", "name", "address")
+DOCUMENT_HIDDEN = ("current", "extra")
+MAX_JOURNAL_PAGE = 10_000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _status_of(exc: errors.WorldError) -> int:
+    if isinstance(exc, errors.NotFound):
+        return 404
+    if isinstance(exc, errors.InvalidRequest):
+        return 400
+    return 409
+
+
+def _pick(d: dict, names: tuple[str, ...]) -> dict:
+    return {k: d.get(k) for k in names}
+
+
+def _body() -> dict:
+    if not request.data:
+        return {}
+    try:
+        data = json.loads(request.data)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "INVALID_JSON", "the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "INVALID_JSON", "the request body must be a JSON object")
+    return data
+
+
+def create_blueprint(bench: Bench) -> Blueprint:
+    bp = Blueprint("control", __name__)
+    world, engine = bench.world, bench.scenarios
+
+    @bp.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return jsonify(error=exc.code, message=exc.message), exc.status
+
+    @bp.errorhandler(errors.WorldError)
+    def world_error(exc: errors.WorldError):
+        return jsonify(exc.as_dict()), _status_of(exc)
+
+    @bp.errorhandler(ScenarioInvalid)
+    def scenario_invalid(exc: ScenarioInvalid):
+        return jsonify(error="SCENARIO_INVALID", message=str(exc),
+                       problems=[{"line": p.line, "path": p.path, "message": p.message} for p in exc.problems]), 400
+
+    @bp.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = (exc.name or "error").upper().replace(" ", "_")
+        return jsonify(error=code, message=exc.description), exc.code
+
+    @bp.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("control API error on %s %s", request.method, request.path)
+        return jsonify(error="INTERNAL", message=f"{type(exc).__name__}: {exc}"), 500
+
+    # Bench --------------------------------------------------------------------------------------
+    @bp.get("/health")
+    def health():
+        return jsonify(bench.health())
+
+    @bp.get("/openapi.json")
+    def openapi():
+        return jsonify(openapi_document(bench.url))
+
+    @bp.post("/reset")
+    def reset():
+        bench.reset()
+        return jsonify(status="reset")
+
+    # Scenarios ----------------------------------------------------------------------------------
+    @bp.get("/scenarios")
+    def scenarios():
+        return jsonify([{"id": s.id, "title": s.title, "requirement": s.requirement}
+                        for s in bench.catalogue.all().values()])
+
+    @bp.get("/scenarios/<scenario_id>")
+    def scenario_show(scenario_id: str):
+        s = bench.catalogue.get(scenario_id)
+        return jsonify(id=s.id, title=s.title, requirement=s.requirement, spec=s.spec)
+
+    @bp.post("/scenarios/<scenario_id>")
+    def scenario_load(scenario_id: str):
+        return jsonify(engine.load(bench.catalogue.get(scenario_id)))
+
+    @bp.post("/scenarios")
+    def scenario_upload():
+        """Load a scenario sent as YAML (or JSON) in the body, not from the catalogue."""
+        text = request.get_data(as_text=True)
+        if not text.strip():
+            raise ApiError(400, "EMPTY_BODY", "send the scenario's YAML as the request body")
+        return jsonify(engine.load(parse(text, "request body")))
+
+    @bp.get("/scenario")
+    def scenario_loaded():
+        with world.transaction() as tx:
+            state = engine.loaded(tx)
+            if not state:
+                return jsonify(id=None)
+            return jsonify(id=state["id"], title=state["title"], requirement=state["requirement"],
+                           source=state["source"], transitions=engine.transitions(tx), steps=engine.steps(tx))
+
+    # World --------------------------------------------------------------------------------------
+    @bp.get("/patients")
+    def patients():
+        with world.transaction() as tx:
+            return jsonify([_pick(p.to_dict(), PATIENT_FIELDS) for p in world.directory.patients(tx)])
+
+    @bp.get("/patients/<key>")
+    def patient(key: str):
+        with world.transaction() as tx:
+            p = world.directory.patient(tx, key)
+            return jsonify(_pick(p.to_dict(), PATIENT_FIELDS))
+
+    @bp.get("/patients/<key>/documents")
+    def documents(key: str):
+        history = request.args.get("history", "0").lower() in ("1", "true", "yes")
+        with world.transaction() as tx:
+            docs = world.dmp.documents(tx, key, history=history)
+            return jsonify([{k: v for k, v in d.to_dict().items() if k not in DOCUMENT_HIDDEN} for d in docs])
+
+    @bp.get("/patients/<key>/traces")
+    def traces(key: str):
+        with world.transaction() as tx:
+            return jsonify([_pick(t.to_dict(), ("time", "actor", "structure", "document", "action", "mode"))
+                            for t in world.dmp.traces(tx, key)])
+
+    @bp.get("/patients/<key>/authorizations")
+    def authorizations(key: str):
+        with world.transaction() as tx:
+            now = world.clock.now_iso()
+            rows = []
+            for a in world.dmp.authorizations(tx, key):
+                row = a.to_dict()
+                if a.status == "VALIDE" and a.until and a.until <= now:
+                    row["status"] = "EXPIRE"
+                rows.append(row)
+            return jsonify(rows)
+
+    @bp.get("/documents/<path:key>")
+    def document(key: str):
+        with world.transaction() as tx:
+            if key.endswith("/content"):
+                doc = world.dmp.current(tx, key[: -len("/content")])
+                return Response(world.dmp.content(tx, doc.unique_id), mimetype=doc.mime_type)
+            doc = world.dmp.current(tx, key)
+            return jsonify({k: v for k, v in doc.to_dict().items() if k not in DOCUMENT_HIDDEN})
+
+    @bp.get("/professionals")
+    def professionals():
+        with world.transaction() as tx:
+            return jsonify([_pick(p.to_dict(), PROFESSIONAL_FIELDS) for p in world.directory.professionals(tx)])
+
+    @bp.get("/structures")
+    def structures():
+        with world.transaction() as tx:
+            rows = []
+            for s in world.directory.structures(tx):
+                row = _pick(s.to_dict(), STRUCTURE_FIELDS)
+                row["address"] = {k: (s.address or {}).get(k, "") for k in ("line", "postal_code", "city")}
+                rows.append(row)
+            return jsonify(rows)
+
+    @bp.post("/world/actions")
+    def actions():
+        """Run scenario actions now, all or nothing: what a third party does to the world, live."""
+        body = _body()
+        node = yaml.compose(json.dumps(body.get("actions")), Loader=yaml.SafeLoader)
+        v = Validator("request body")
+        parsed = ListOf(item=ActionSpec()).convert(node, "actions", v) if node is not None else None
+        if not parsed or v.problems:
+            problems = v.problems
+            message = "; ".join(f"{p.path}: {p.message}" for p in problems) or \
+                "send {\"actions\": [{name: {arguments}}, ...]}"
+            raise ApiError(400, "INVALID_ACTIONS", message)
+        with world.transaction() as tx:
+            seeder = Seeder(world, tx)
+            done = [seeder.run(a, cause="control:actions") for a in parsed]
+            world.journal.append(tx, "control", "action", actor="control", raw="; ".join(done))
+        return jsonify(done=done)
+
+    # Journal, steps, findings -------------------------------------------------------------------
+    @bp.get("/journal")
+    def journal():
+        args = request.args
+        channel = args.get("channel") or None
+        if channel and channel not in CHANNELS:
+            raise ApiError(400, "INVALID_PARAMETER", f"channel must be one of {', '.join(CHANNELS)}")
+        since = _int_arg("since")
+        limit = _int_arg("limit") or 1000
+        if not 1 <= limit <= MAX_JOURNAL_PAGE:
+            raise ApiError(400, "INVALID_PARAMETER", f"limit must be between 1 and {MAX_JOURNAL_PAGE}")
+        with world.transaction() as tx:
+            entries = world.journal.query(tx, channel=channel, operation=args.get("operation") or None,
+                                          patient=args.get("patient") or None, since=since,
+                                          since_time=args.get("from") or None, until_time=args.get("to") or None,
+                                          limit=limit)
+            stats = world.journal.stats(tx)
+        response = jsonify(entries)
+        response.headers["X-Journal-Count"] = str(stats["count"])
+        response.headers["X-Journal-Dropped"] = str(stats["dropped"])
+        return response
+
+    @bp.get("/steps")
+    def steps():
+        with world.transaction() as tx:
+            return jsonify(engine.steps(tx))
+
+    @bp.post("/steps/finish")
+    def finish():
+        return jsonify(engine.finish())
+
+    @bp.get("/findings")
+    def findings():
+        grouped: OrderedDict[tuple, dict] = OrderedDict()
+        with world.transaction() as tx:
+            since = 0
+            while True:
+                page = world.journal.query(tx, since=since, limit=MAX_JOURNAL_PAGE)
+                for entry in page:
+                    for f in entry.get("findings") or []:
+                        key = (f["rule"], f["severity"], f["message"])
+                        grouped.setdefault(key, {**f, "entries": []})["entries"].append(entry["seq"])
+                if len(page) < MAX_JOURNAL_PAGE:
+                    break
+                since = page[-1]["seq"]
+        return jsonify(list(grouped.values()))
+
+    # Transitions and clock ----------------------------------------------------------------------
+    @bp.get("/transitions")
+    def transitions():
+        with world.transaction() as tx:
+            return jsonify(engine.transitions(tx))
+
+    @bp.post("/transitions/<transition_id>")
+    def fire(transition_id: str):
+        return jsonify(engine.fire_manual(transition_id))
+
+    @bp.get("/clock")
+    def clock():
+        return jsonify(now=world.clock.now_iso(), offset=world.clock.offset)
+
+    @bp.post("/clock")
+    def clock_advance():
+        body = _body()
+        if "advance" not in body:
+            raise ApiError(400, "INVALID_PARAMETER", 'send {"advance": "30s"}')
+        try:
+            seconds = parse_duration(body["advance"])
+        except ValueError as exc:
+            raise ApiError(400, "INVALID_PARAMETER", str(exc)) from None
+        if seconds < 0:
+            raise ApiError(400, "INVALID_PARAMETER", "the clock only moves forward")
+        with world.transaction() as tx:
+            world.advance_clock(tx, seconds)
+            world.journal.append(tx, "control", "clock", actor="control", raw=f"advance {body['advance']}")
+        return jsonify(now=world.clock.now_iso(), offset=world.clock.offset)
+
+    return bp
+
+
+def _int_arg(name: str) -> Any:
+    value = request.args.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ApiError(400, "INVALID_PARAMETER", f"{name} must be a whole number") from None

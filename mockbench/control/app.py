@@ -1,0 +1,40 @@
+"""The HTTP application: the control API now; the DMP, OIDC and Annuaire doors and the dashboard register
+their blueprints here as they land."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .api import create_blueprint
+
+if TYPE_CHECKING:
+    from ..bench import Bench
+
+MAX_REQUEST_BYTES = 64 * 1024 * 1024  # a TD2.1 with a large document fits; anything beyond is refused
+
+
+def create_app(bench: Bench) -> Flask:
+    app = Flask("mockbench")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.json.sort_keys = False
+    app.extensions["mockbench"] = bench
+    app.register_blueprint(create_blueprint(bench), url_prefix="/_bench")
+
+    # Routing errors (404, 405) never reach a blueprint's handlers: answer them here, on the wire of
+    # the prefix they fell under.
+    @app.errorhandler(HTTPException)
+    def routing_error(exc: HTTPException):
+        if request.path.startswith("/_bench"):
+            code = (exc.name or "error").upper().replace(" ", "_")
+            message = exc.description
+            if exc.code == 404:
+                message = f"no control API call at {request.path}; see /_bench/openapi.json"
+            elif exc.code == 405:
+                message = f"{request.method} is not allowed on {request.path}"
+            return jsonify(error=code, message=message), exc.code
+        return exc
+
+    return app

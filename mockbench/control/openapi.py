@@ -1,0 +1,202 @@
+"""The OpenAPI 3.1 description of the control API. Tests check every route against it, and every
+response against its schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _arr(schema: dict) -> dict:
+    return {"type": "array", "items": schema}
+
+
+S = {"type": "string"}
+NS = {"type": ["string", "null"]}
+I = {"type": "integer"}  # noqa: E741
+B = {"type": "boolean"}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None, extra: bool = True) -> dict:
+    schema: dict[str, Any] = {"type": "object", "properties": props,
+                              "required": list(props) if required is None else required}
+    if not extra:
+        schema["additionalProperties"] = False
+    return schema
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj({"error": S, "message": S}),
+    "Health": _obj({
+        "status": {"const": "ok"},
+        "doors": {"type": "object", "additionalProperties": {"enum": ["up", "down"]}},
+        "version": S, "ports": {"type": "object", "additionalProperties": I}, "state": S,
+        "scenario": NS, "journal": _obj({"count": I, "bytes": I, "dropped": I}), "uptime": {"type": "number"},
+    }),
+    "ScenarioSummary": _obj({"id": S, "title": S, "requirement": S}),
+    "ScenarioDetail": _obj({"id": S, "title": S, "requirement": S, "spec": {"type": "object"}}),
+    "Loaded": _obj({k: _arr(S) for k in ("structures", "professionals", "patients", "documents", "mailboxes",
+                                          "transitions", "steps")} | {"scenario": NS}),
+    "LoadedScenario": _obj({"id": NS, "title": S, "requirement": S, "source": S,
+                            "transitions": _arr(_ref("Transition")), "steps": _arr(_ref("Step"))},
+                           required=["id"]),
+    "Patient": _obj({
+        "id": S, "ins": {"type": "string", "pattern": "^[0-9]{5}[0-9AB][0-9]{9}$"}, "ins_oid": S,
+        "family_name": S, "given_name": S, "birth_date": {"type": "string", "format": "date"},
+        "sex": {"enum": ["M", "F"]}, "minor": B, "dmp": {"enum": ["active", "closed", "absent"]},
+        "consent": _obj({"consultation": {"enum": ["IC", "INC", "NA"]},
+                         "feeding_opposition": {"enum": ["INO", "IO", "NA"]}}),
+        "secret_connection": B, "oppositions": _arr(S), "dmp_closed_at": NS, "dmp_close_reason": NS,
+    }),
+    "Document": _obj({
+        "id": S, "unique_id": S, "entry_uuid": S, "lid": S, "patient": S, "version": I,
+        "status": {"enum": ["approved", "deprecated", "archived", "deleted"]}, "title": S, "type_code": S,
+        "class_code": S, "format_code": S, "practice_setting": S, "facility_type": S, "author": S,
+        "author_structure": S, "creation_time": S, "submission_time": S,
+        "confidentiality": _arr({"enum": ["N", "MASQUE_PS", "INVISIBLE_PATIENT",
+                                          "INVISIBLE_REPRESENTANTS_LEGAUX"]}),
+        "replaces": NS, "replaced_by": NS, "hash": {"type": "string", "pattern": "^[0-9A-F]{40}$"},
+        "size": I, "mime_type": S, "repository_id": S,
+    }),
+    "Trace": _obj({
+        "time": S, "actor": S, "structure": NS, "document": NS,
+        "action": {"enum": ["alimentation", "remplacement", "suppression", "archivage", "desarchivage",
+                            "masquage", "demasquage", "invisibilisation", "remise_en_visibilite",
+                            "consultation", "telechargement", "autorisation", "retrait_autorisation",
+                            "fermeture", "reouverture"]},
+        "mode": {"enum": ["normal", "bris_de_glace", "centre_15"]},
+    }),
+    "Authorization": _obj({
+        "patient": S, "subject_kind": {"enum": ["structure", "professional"]}, "subject": S,
+        "status": {"enum": ["VALIDE", "INTERDIT", "EXPIRE", "NON_EXISTE"]}, "since": NS, "until": NS,
+        "reason": NS,
+    }),
+    "Professional": _obj({
+        "id": S, "rpps": S, "idnps": S, "family_name": S, "given_name": S, "profession": S, "specialty": S,
+        "structure": S, "mssante": S,
+    }),
+    "Structure": _obj({
+        "id": S, "finess": S, "finess_ej": S, "idnst": S, "name": S,
+        "address": _obj({"line": S, "postal_code": S, "city": S}),
+    }),
+    "JournalEntry": _obj({
+        "seq": I, "time": S, "channel": {"enum": ["dmp", "pfi", "mss", "oidc", "annuaire", "control"]},
+        "operation": S, "direction": {"enum": ["in", "out"]}, "actor": S, "patient": NS, "patient_ins": NS,
+        "document": NS, "verdict": {"enum": ["accepted", "refused", "error"]}, "code": NS,
+        "findings": _arr(_ref("Finding")), "raw": S, "raw_truncated": B, "size": I, "ref": NS,
+    }),
+    "Finding": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S}),
+    "FindingGroup": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S,
+                          "entries": _arr(I)}),
+    "Step": _obj({"id": S, "say": S, "status": {"enum": ["pending", "passed", "failed"]}, "reason": NS,
+                  "entries": _arr(I)}),
+    "Transition": _obj({"id": S, "say": S, "when": {"type": "object"}, "fired": B, "count": I, "fired_at": NS,
+                        "error": {"type": ["object", "null"]}}),
+    "TransitionResult": _obj({"id": S, "fired": B, "count": I, "fired_at": NS,
+                              "error": {"type": ["object", "null"]}, "actions": _arr(S)}),
+    "Clock": _obj({"now": S, "offset": {"type": "number"}}),
+    "ClockAdvance": _obj({"advance": {"type": ["string", "number"],
+                                      "description": "a duration: 30s, 5m, 1h30m, 2d, or seconds"}}),
+    "Actions": _obj({"actions": _arr({"type": "object", "minProperties": 1, "maxProperties": 1,
+                                      "description": "one scenario action, as in docs/scenarios.md"})}),
+    "ActionsDone": _obj({"done": _arr(S)}),
+    "Status": _obj({"status": S}),
+}
+
+
+def _json(schema: dict, description: str = "OK") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERR = {"4XX": _json(_ref("Error"), "error, with a stable code")}
+KEY = {"name": "key", "in": "path", "required": True, "schema": S,
+       "description": "the scenario's id or the INS"}
+
+
+def _op(summary: str, response: dict, *, params: list | None = None, body: dict | None = None,
+        extra: dict | None = None) -> dict:
+    op: dict[str, Any] = {"summary": summary, "responses": {"200": response, **ERR, **(extra or {})}}
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _q(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+PATHS: dict[str, Any] = {
+    "/_bench/health": {"get": _op("Which doors run, and the bench's state", _json(_ref("Health")))},
+    "/_bench/openapi.json": {"get": _op("This document", _json({"type": "object"}))},
+    "/_bench/reset": {"post": _op("Empty world, empty journal, clock back to real time", _json(_ref("Status")))},
+    "/_bench/scenarios": {
+        "get": _op("The scenario catalogue", _json(_arr(_ref("ScenarioSummary")))),
+        "post": {"summary": "Reset, then load the scenario sent as YAML in the body",
+                 "requestBody": {"required": True, "content": {"application/yaml": {"schema": S}}},
+                 "responses": {"200": _json(_ref("Loaded")), **ERR}},
+    },
+    "/_bench/scenarios/{scenario_id}": {
+        "parameters": [{"name": "scenario_id", "in": "path", "required": True, "schema": S}],
+        "get": _op("One scenario of the catalogue", _json(_ref("ScenarioDetail"))),
+        "post": _op("Reset, then that scenario's seed; answers the loaded ids", _json(_ref("Loaded"))),
+    },
+    "/_bench/scenario": {"get": _op("The loaded scenario, its transitions and steps",
+                                    _json(_ref("LoadedScenario")))},
+    "/_bench/patients": {"get": _op("The patients", _json(_arr(_ref("Patient"))))},
+    "/_bench/patients/{key}": {"parameters": [KEY], "get": _op("One patient", _json(_ref("Patient")))},
+    "/_bench/patients/{key}/documents": {
+        "parameters": [KEY],
+        "get": _op("The patient's DMP documents, one row each (history=1: every metadata version)",
+                   _json(_arr(_ref("Document"))),
+                   params=[_q("history", {"enum": ["0", "1", "true", "false"]}, "every metadata version")]),
+    },
+    "/_bench/patients/{key}/traces": {"parameters": [KEY],
+                                      "get": _op("The DMP's access traces", _json(_arr(_ref("Trace"))))},
+    "/_bench/patients/{key}/authorizations": {
+        "parameters": [KEY], "get": _op("The DMP authorizations", _json(_arr(_ref("Authorization"))))},
+    "/_bench/documents/{key}": {
+        "parameters": [{"name": "key", "in": "path", "required": True, "schema": S,
+                        "description": "scenario id, unique id or entryUUID; add /content for the bytes"}],
+        "get": _op("A document's current metadata", _json(_ref("Document"))),
+    },
+    "/_bench/professionals": {"get": _op("The professionals", _json(_arr(_ref("Professional"))))},
+    "/_bench/structures": {"get": _op("The structures", _json(_arr(_ref("Structure"))))},
+    "/_bench/world/actions": {"post": _op("Run scenario actions now, all or nothing", _json(_ref("ActionsDone")),
+                                          body=_ref("Actions"))},
+    "/_bench/journal": {"get": _op(
+        "The timeline, oldest first", _json(_arr(_ref("JournalEntry"))),
+        params=[_q("channel", {"enum": ["dmp", "pfi", "mss", "oidc", "annuaire", "control"]}, "channel"),
+                _q("operation", S, "operation (TD3.1, MDM^T02...)"), _q("patient", S, "patient id"),
+                _q("since", I, "entries after this sequence number"), _q("from", S, "time >= (ISO)"),
+                _q("to", S, "time <= (ISO)"), _q("limit", I, "at most this many (1-10000, default 1000)")])},
+    "/_bench/steps": {"get": _op("The loaded scenario's steps", _json(_arr(_ref("Step"))))},
+    "/_bench/steps/finish": {"post": _op("Pending steps become failed: not observed", _json(_arr(_ref("Step"))))},
+    "/_bench/findings": {"get": _op("Conformance findings over the journal", _json(_arr(_ref("FindingGroup"))))},
+    "/_bench/transitions": {"get": _op("The loaded scenario's transitions", _json(_arr(_ref("Transition"))))},
+    "/_bench/transitions/{transition_id}": {
+        "parameters": [{"name": "transition_id", "in": "path", "required": True, "schema": S}],
+        "post": _op("Fire a manual transition", _json(_ref("TransitionResult"))),
+    },
+    "/_bench/clock": {
+        "get": _op("The virtual clock", _json(_ref("Clock"))),
+        "post": _op("Move the virtual clock forward", _json(_ref("Clock")), body=_ref("ClockAdvance")),
+    },
+}
+
+
+def openapi_document(server_url: str = "http://127.0.0.1:8080") -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "mockbench control API", "version": "1",
+                 "description": "Steer the bench: reset, load scenarios, read the world and the timeline, "
+                                "follow steps, fire transitions, move the clock. Errors are "
+                                '{"error": CODE, "message": TEXT} with a 4xx status.'},
+        "servers": [{"url": server_url}],
+        "paths": PATHS,
+        "components": {"schemas": SCHEMAS},
+    }

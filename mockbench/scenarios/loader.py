@@ -1,0 +1,180 @@
+"""Reading scenario files and the shipped catalogue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from ..world import errors
+from .schema import SCENARIO, Problem, ScenarioInvalid, Validator
+
+MAX_SCENARIO_BYTES = 1024 * 1024
+
+
+@dataclass
+class Scenario:
+    spec: dict
+    source: str
+    lines: dict[str, int]
+
+    @property
+    def id(self) -> str:
+        return self.spec["id"]
+
+    @property
+    def title(self) -> str:
+        return self.spec["title"]
+
+    @property
+    def requirement(self) -> str:
+        return self.spec.get("requirement", "")
+
+
+def parse(text: str, source: str = "<scenario>") -> Scenario:
+    if len(text.encode("utf-8", "replace")) > MAX_SCENARIO_BYTES:
+        raise ScenarioInvalid([Problem(1, "", f"the file is larger than {MAX_SCENARIO_BYTES} bytes", source)])
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise ScenarioInvalid([Problem(line, "", f"not valid YAML: {exc.problem}", source)]) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioInvalid([Problem(1, "", f"not valid YAML: {exc}", source)]) from None
+    if node is None:
+        raise ScenarioInvalid([Problem(1, "", "the file is empty", source)])
+    v = Validator(source)
+    spec = SCENARIO.convert(node, "", v)
+    if not v.problems:
+        _cross_check(spec, v, node)
+    if v.problems:
+        raise ScenarioInvalid(sorted(v.problems, key=lambda p: p.line))
+    return Scenario(spec=spec, source=source, lines=v.lines)
+
+
+def _cross_check(spec: dict, v: Validator, root: yaml.Node) -> None:
+    """References between sections: ids that must exist, ids that must be unique."""
+    def problem(path: str, message: str) -> None:
+        line = v.lines.get(path)
+        while line is None and path:
+            path_parent = path.rsplit(".", 1)[0] if "." in path else ""
+            line, path = v.lines.get(path_parent), path_parent
+        v.problems.append(Problem(line or 1, path, message, v.file))
+
+    world = spec.get("world", {})
+    ids: dict[str, set[str]] = {"structure": set(), "professional": set(), "patient": set(), "document": set()}
+    for section, kind in (("structures", "structure"), ("professionals", "professional"), ("patients", "patient")):
+        for i, item in enumerate(world.get(section, [])):
+            if item["id"] in ids[kind]:
+                problem(f"world.{section}[{i}]", f"the {kind} id {item['id']} is used twice")
+            ids[kind].add(item["id"])
+    for i, p in enumerate(world.get("professionals", [])):
+        if p.get("structure") and p["structure"] not in ids["structure"]:
+            problem(f"world.professionals[{i}]", f"structure {p['structure']} is not in world.structures")
+    for i, p in enumerate(world.get("patients", [])):
+        base = f"world.patients[{i}]"
+        for j, a in enumerate(p.get("authorizations", [])):
+            for kind in ("structure", "professional"):
+                if a.get(kind) and a[kind] not in ids[kind]:
+                    problem(f"{base}.authorizations[{j}]", f"{kind} {a[kind]} is not in world.{kind}s")
+        seen: set[str] = set()
+        for j, d in enumerate(p.get("documents", [])):
+            path = f"{base}.documents[{j}]"
+            if d["id"] in ids["document"]:
+                problem(path, f"the document id {d['id']} is used twice")
+            if d.get("author") and d["author"] not in ids["professional"]:
+                problem(path, f"author {d['author']} is not in world.professionals")
+            if not d.get("author") and not ids["professional"]:
+                problem(path, "a document needs an author: add a professional to world.professionals")
+            if d.get("replaces") and d["replaces"] not in seen:
+                problem(path, f"replaces {d['replaces']}, which is not an earlier document of this patient")
+            seen.add(d["id"])
+            ids["document"].add(d["id"])
+        if p.get("minor") is False and p.get("secret_connection"):
+            problem(base, "a secret connection is for a minor: set minor: true")
+    for i, m in enumerate(world.get("mailboxes", [])):
+        if m.get("owner") and m["owner"] not in ids["professional"] | ids["structure"]:
+            problem(f"world.mailboxes[{i}]", f"owner {m['owner']} is neither a professional nor a structure")
+
+    transition_ids: set[str] = set()
+    for i, t in enumerate(spec.get("transitions", [])):
+        path = f"transitions[{i}]"
+        if t["id"] in transition_ids:
+            problem(path, f"the transition id {t['id']} is used twice")
+        transition_ids.add(t["id"])
+        after = (t.get("when") or {}).get("after") or {}
+        if after.get("patient") and after["patient"] not in ids["patient"]:
+            problem(f"{path}.when.after", f"patient {after['patient']} is not in world.patients")
+        if t.get("when", {}).get("manual") is False:
+            problem(f"{path}.when", "manual: false never fires; remove the transition or use after / at")
+        for j, action in enumerate(t.get("do", [])):
+            if not action:
+                continue
+            (name, args), = action.items()
+            for kind in ("patient", "structure", "professional"):
+                if args.get(kind) and args[kind] not in ids[kind]:
+                    problem(f"{path}.do[{j}].{name}", f"{kind} {args[kind]} is not in world.{kind}s")
+            by = args.get("by")
+            if by and by != "patient" and by not in ids["professional"]:
+                problem(f"{path}.do[{j}].{name}", f"by {by}: not a professional id nor patient")
+    step_ids: list[str] = []
+    for i, s in enumerate(spec.get("steps", [])):
+        path = f"steps[{i}]"
+        if s["id"] in step_ids:
+            problem(path, f"the step id {s['id']} is used twice")
+        expect = s.get("expect") or {}
+        if not (expect.get("operation") or expect.get("channel")):
+            problem(f"{path}.expect", "name at least the channel or the operation")
+        if expect.get("patient") and expect["patient"] not in ids["patient"]:
+            problem(f"{path}.expect", f"patient {expect['patient']} is not in world.patients")
+        doc = ((s.get("then") or {}).get("document") or {})
+        if doc.get("submitted_in") and doc["submitted_in"] not in step_ids:
+            problem(f"{path}.then.document", f"submitted_in {doc['submitted_in']} is not an earlier step")
+        step_ids.append(s["id"])
+
+
+def load_file(path: str | Path) -> Scenario:
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_SCENARIO_BYTES:
+            raise ScenarioInvalid([Problem(1, "", f"the file is larger than {MAX_SCENARIO_BYTES} bytes", str(p))])
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioInvalid([Problem(1, "", f"cannot read the file: {exc.strerror}", str(p))]) from None
+    except UnicodeDecodeError:
+        raise ScenarioInvalid([Problem(1, "", "the file is not UTF-8 text", str(p))]) from None
+    return parse(text, str(p))
+
+
+class Catalogue:
+    """The scenarios shipped inside the package (mockbench/catalogue/*.yaml)."""
+
+    def __init__(self) -> None:
+        self._root = resources.files("mockbench.catalogue")
+        self._cache: dict[str, Scenario] | None = None
+
+    def all(self) -> dict[str, Scenario]:
+        if self._cache is None:
+            found: dict[str, Scenario] = {}
+            for entry in sorted(self._root.iterdir(), key=lambda e: e.name):
+                if entry.name.endswith(".yaml"):
+                    scenario = parse(entry.read_text(encoding="utf-8"), f"catalogue/{entry.name}")
+                    found[scenario.id] = scenario
+            self._cache = found
+        return self._cache
+
+    def get(self, scenario_id: str) -> Scenario:
+        found = self.all().get(scenario_id)
+        if found is None:
+            raise errors.UnknownScenario(f"no scenario {scenario_id}; the catalogue has: {', '.join(self.all())}")
+        return found
+
+
+def resolve(catalogue: Catalogue, id_or_file: str) -> Scenario:
+    """A catalogue id, or a path to a YAML file."""
+    if id_or_file.endswith((".yaml", ".yml")) or "/" in id_or_file or Path(id_or_file).is_file():
+        return load_file(id_or_file)
+    return catalogue.get(id_or_file)

@@ -1,0 +1,498 @@
+"""The scenario format: its schema, written once as data, used to validate files (with line numbers) and to
+generate `docs/scenarios.md`.
+
+A scenario file is YAML. Validation walks the composed YAML nodes, so each problem names the file, the line
+and the field in plain words: `hidden.yaml:12: patients[0].ins: 123 is not a valid NIR, its key should be 45`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import yaml
+
+from ..world import identity
+from ..world.clock import parse_duration, parse_time
+from ..world.model import (
+    ACCESS_MODES,
+    AUTHORIZATION_STATUSES,
+    CONFIDENTIALITY_CODES,
+    CONSULTATION_CONSENT,
+    DMP_STATES,
+    FEEDING_OPPOSITION,
+    MAILBOX_ROLES,
+    MAILBOX_TYPES,
+    OPPOSITIONS,
+)
+
+GENERATE = "generate"
+
+
+@dataclass
+class Problem:
+    line: int
+    path: str
+    message: str
+    file: str = "<scenario>"
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.path}: {self.message}" if self.path else \
+            f"{self.file}:{self.line}: {self.message}"
+
+
+class ScenarioInvalid(ValueError):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+# Field types --------------------------------------------------------------------------------------
+@dataclass
+class Spec:
+    doc: str = ""
+
+    def kind(self) -> str:
+        return "value"
+
+    def convert(self, node: yaml.Node, path: str, v: Validator) -> Any:
+        raise NotImplementedError
+
+
+@dataclass
+class Str(Spec):
+    choices: tuple[str, ...] = ()
+    pattern: str | None = None
+    check: Callable[[str], None] | None = None   # raises ValueError with a plain message
+
+    def kind(self) -> str:
+        if self.choices:
+            return " \\| ".join(f"`{c}`" for c in self.choices)
+        return "text"
+
+    def convert(self, node: yaml.Node, path: str, v: Validator) -> Any:
+        if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:null":
+            v.problem(node, path, f"expected {self._what()}, found {_describe(node)}")
+            return None
+        text = str(node.value)
+        if self.choices and text not in self.choices:
+            v.problem(node, path, f"{text!r} is not one of {', '.join(self.choices)}")
+            return None
+        if self.pattern and not re.fullmatch(self.pattern, text):
+            v.problem(node, path, f"{text!r} does not have the expected form ({self.doc or self.pattern})")
+            return None
+        if self.check:
+            try:
+                self.check(text)
+            except ValueError as exc:
+                v.problem(node, path, str(exc))
+                return None
+        return text
+
+    def _what(self) -> str:
+        return f"one of {', '.join(self.choices)}" if self.choices else "a text"
+
+
+@dataclass
+class Int(Spec):
+    minimum: int | None = None
+
+    def kind(self) -> str:
+        return "integer"
+
+    def convert(self, node: yaml.Node, path: str, v: Validator) -> Any:
+        if isinstance(node, yaml.ScalarNode) and re.fullmatch(r"-?\d+", str(node.value)):
+            value = int(node.value)
+            if self.minimum is not None and value < self.minimum:
+                v.problem(node, path, f"{value} is below the minimum {self.minimum}")
+                return None
+            return value
+        v.problem(node, path, f"expected a whole number, found {_describe(node)}")
+        return None
+
+
+@dataclass
+class Bool(Spec):
+    def kind(self) -> str:
+        return "`true` \\| `false`"
+
+    def convert(self, node: yaml.Node, path: str, v: Validator) -> Any:
+        if isinstance(node, yaml.ScalarNode) and str(node.value).lower() in ("true", "false", "yes", "no"):
+            return str(node.value).lower() in ("true", "yes")
+        v.problem(node, path, f"expected true or false, found {_describe(node)}")
+        return None
+
+
+@dataclass
+class ListOf(Spec):
+    item: Spec = field(default_factory=Str)
+
+    def kind(self) -> str:
+        return f"list of {self.item.kind()}"
+
+    def convert(self, node: yaml.Node, path: str, v: Validator) -> Any:
+        if isinstance(node, yaml.ScalarNode) and not isinstance(self.item, Map):
+            node = yaml.SequenceNode("tag:yaml.org,2002:seq", [node], node.start_mark, node.end_mark)
+        if not isinstance(node, yaml.SequenceNode):
+            v.problem(node, path, f"expected a list, found {_describe(node)}")
+            return []
+        return [self.item.convert(child, f"{path}[{i}]", v) for i, child in enumerate(node.value)]
+
+
+@dataclass
+class Map(Spec):
+    fields: dict[str, Field] = field(default_factory=dict)
+    name: str = ""
+    one_of: tuple[tuple[str, ...], ...] = ()      # exactly one field of each group
+    post: Callable[[dict, yaml.Node, str, Validator], None] | None = None
+
+    def kind(self) -> str:
+        return f"[{self.name}](#{self.name.lower().replace(' ', '-')})" if self.name else "mapping"
+
+    def convert(self, node: yaml.Node, path: str, v: Validator) -> Any:
+        if not isinstance(node, yaml.MappingNode):
+            v.problem(node, path, f"expected a mapping of fields, found {_describe(node)}")
+            return {}
+        out: dict[str, Any] = {}
+        nodes: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            sub = f"{path}.{key}" if path else key
+            if key in nodes:
+                v.problem(key_node, sub, "this field is given twice")
+                continue
+            nodes[key] = value_node
+            f = self.fields.get(key)
+            if f is None:
+                close = _closest(key, self.fields)
+                hint = f" (did you mean {close}?)" if close else ""
+                v.problem(key_node, sub, f"unknown field{hint}; known fields: {', '.join(self.fields)}")
+                continue
+            out[key] = f.spec.convert(value_node, sub, v)
+        for name, f in self.fields.items():
+            if f.required and name not in nodes:
+                v.problem(node, path or "(top)", f"the field {name} is required")
+            elif name not in out and f.default is not None:
+                out[name] = f.default() if callable(f.default) else f.default
+        for group in self.one_of:
+            given = [g for g in group if g in nodes]
+            if len(given) != 1:
+                v.problem(node, path or "(top)", f"give exactly one of {', '.join(group)}"
+                          + (f" (found {', '.join(given)})" if given else ""))
+        v.lines[path] = node.start_mark.line + 1
+        if self.post:
+            self.post(out, node, path, v)
+        return out
+
+
+@dataclass
+class Field:
+    spec: Spec
+    doc: str = ""
+    required: bool = False
+    default: Any = None
+
+
+class Validator:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+        self.lines: dict[str, int] = {}
+
+    def problem(self, node: yaml.Node, path: str, message: str) -> None:
+        self.problems.append(Problem(node.start_mark.line + 1, path, message, self.file))
+
+
+def _describe(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if node.tag == "tag:yaml.org,2002:null":
+        return "nothing"
+    return repr(node.value)
+
+
+def _closest(key: str, names: dict) -> str | None:
+    import difflib
+    found = difflib.get_close_matches(key, list(names), n=1, cutoff=0.7)
+    return found[0] if found else None
+
+
+# Checks of single values --------------------------------------------------------------------------
+def _generated_or(check: Callable[[str], None]) -> Callable[[str], None]:
+    def run(value: str) -> None:
+        if value != GENERATE:
+            try:
+                check(value)
+            except identity.IdentifierError as exc:
+                raise ValueError(str(exc)) from None
+    return run
+
+
+def _check_date(value: str) -> None:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date: write it as YYYY-MM-DD") from None
+
+
+def _check_time(value: str) -> None:
+    """An ISO time, or a time relative to the moment the scenario is loaded: '-3d', '+2h', 'now'."""
+    if value == "now" or value[:1] in "+-":
+        parse_duration(value.lstrip("+-") if value != "now" else "0")
+        return
+    try:
+        parse_time(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time: write an ISO time, now, or +30s / -3d from loading") from None
+
+
+def _check_duration(value: str) -> None:
+    parse_duration(value)
+
+
+ID = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
+Id = lambda doc="": Str(doc=doc or "a name made of letters, digits, _ . -", pattern=ID)  # noqa: E731
+Time = Str(doc="an ISO time, `now`, or relative to loading: `-3d`, `+2h`", check=_check_time)
+
+ADDRESS = Map(name="Address", fields={
+    "line": Field(Str(), "street line"),
+    "postal_code": Field(Str(pattern=r"\d{5}", doc="5 digits"), "postal code"),
+    "city": Field(Str(), "city"),
+})
+
+STRUCTURE = Map(name="Structure", fields={
+    "id": Field(Id(), "the scenario's name for it", required=True),
+    "finess": Field(Str(check=_generated_or(identity.check_finess)), "FINESS (EG), or `generate`",
+                    default=GENERATE),
+    "finess_ej": Field(Str(check=_generated_or(identity.check_finess)), "FINESS of the legal entity (EJ), "
+                       "or `generate`"),
+    "name": Field(Str(), "raison sociale; generated if absent"),
+    "address": Field(ADDRESS, "postal address; generated if absent"),
+})
+
+PROFESSIONAL = Map(name="Professional", fields={
+    "id": Field(Id(), "the scenario's name for the professional", required=True),
+    "rpps": Field(Str(check=_generated_or(identity.check_rpps)), "RPPS number (11 digits, Luhn), or "
+                  "`generate`; the IDNPS is `8` + RPPS", default=GENERATE),
+    "family_name": Field(Str(), "generated if absent"),
+    "given_name": Field(Str(), "generated if absent"),
+    "profession": Field(Str(pattern=r"\d{2}", doc="TRE-G15 code, 2 digits"),
+                        "profession code (TRE-G15: 10 médecin, 21 pharmacien, 60 infirmier...)", default="10"),
+    "specialty": Field(Str(), "specialty code (e.g. SM26 qualifié en médecine générale)", default=""),
+    "structure": Field(Id(), "id of the structure the professional works in"),
+    "mssante": Field(Str(), "MSSanté address, `generate` (from the names), or `none`", default=GENERATE),
+})
+
+AUTHORIZATION = Map(name="Authorization", one_of=(("structure", "professional"),), fields={
+    "structure": Field(Id(), "structure id"),
+    "professional": Field(Id(), "professional id"),
+    "status": Field(Str(choices=AUTHORIZATION_STATUSES), "the DMP authorization status", default="VALIDE"),
+    "until": Field(Time, "end of validity; past it the status reads EXPIRE"),
+})
+
+DOCUMENT_FIELDS = {
+    "id": Field(Id(), "the scenario's name for the document", required=True),
+    "type": Field(Str(pattern=r"[0-9A-Za-z-]+", doc="a LOINC code"), "typeCode, a LOINC code (JDV_J07)",
+                  default="11488-4"),
+    "class": Field(Str(), "classCode (1.2.250.1.213.1.1.4.1)", default="10"),
+    "title": Field(Str(), "title; derived from the type if absent"),
+    "author": Field(Id(), "id of the authoring professional; the first professional if absent"),
+    "confidentiality": Field(ListOf(item=Str(choices=CONFIDENTIALITY_CODES)), "confidentiality codes",
+                             default=lambda: ["N"]),
+    "status": Field(Str(choices=("approved", "archived", "deleted")), "status after seeding (a replaced "
+                    "document becomes deprecated by itself)", default="approved"),
+    "replaces": Field(Id(), "id of an earlier document of the same patient that this one replaces (RPLC)"),
+    "created": Field(Time, "creation time", default="-1d"),
+    "practice_setting": Field(Str(), "practiceSettingCode (1.2.250.1.213.1.1.4.9)", default="ETABLISSEMENT"),
+    "facility_type": Field(Str(), "healthcareFacilityTypeCode (1.2.250.1.71.4.2.4)", default="SA01"),
+    "text": Field(Str(), "the narrative of the generated CDA body"),
+}
+DOCUMENT = Map(name="Document", fields=DOCUMENT_FIELDS)
+
+CONSENT = Map(name="Consent", fields={
+    "consultation": Field(Str(choices=CONSULTATION_CONSENT), "PAM.fr ZFA-11", default="NA"),
+    "feeding_opposition": Field(Str(choices=FEEDING_OPPOSITION), "PAM.fr ZFA-9", default="NA"),
+})
+
+PATIENT = Map(name="Patient", fields={
+    "id": Field(Id(), "the scenario's name for the patient", required=True),
+    "ins": Field(Str(check=_generated_or(identity.check_nir)), "INS (NIR, 15 characters with its key), or "
+                 "`generate`", default=GENERATE),
+    "ins_oid": Field(Str(choices=(identity.OID_INS_NIR, identity.OID_INS_NIA, identity.OID_INS_NIR_TEST,
+                                  identity.OID_INS_NIR_DEMO)), "the INS OID", default=identity.OID_INS_NIR_TEST),
+    "family_name": Field(Str(), "generated if absent"),
+    "given_name": Field(Str(), "generated if absent"),
+    "birth_date": Field(Str(check=_check_date), "YYYY-MM-DD; generated (consistent with `minor`) if absent"),
+    "sex": Field(Str(choices=("M", "F")), "generated if absent"),
+    "minor": Field(Bool(), "a minor, with legal representatives", default=False),
+    "dmp": Field(Str(choices=DMP_STATES), "the state of the patient's DMP", default="active"),
+    "secret_connection": Field(Bool(), "a minor's secret connection (connexion secrète) in progress",
+                               default=False),
+    "consent": Field(CONSENT, "hospital-side DMP consent (PAM.fr ZFA), not checked by the DMP"),
+    "oppositions": Field(ListOf(item=Str(choices=OPPOSITIONS)), "the patient's oppositions to emergency "
+                         "access modes", default=list),
+    "allow_masked_and_invisible": Field(Bool(), "DMP parameter cumul-invisible_patient-masque_ps",
+                                        default=False),
+    "masked_readable_in_emergency": Field(Bool(), "masked documents readable in bris de glace / centre 15",
+                                          default=False),
+    "authorizations": Field(ListOf(item=AUTHORIZATION), "DMP authorizations", default=list),
+    "documents": Field(ListOf(item=DOCUMENT), "documents in the DMP, in the order they were fed",
+                       default=list),
+})
+
+MAILBOX = Map(name="Mailbox", fields={
+    "address": Field(Str(pattern=r"[^@\s]+@[^@\s]+", doc="an e-mail address"), "the address", required=True),
+    "type": Field(Str(choices=MAILBOX_TYPES), "PER personal, ORG organisational, APP applicative, CAB",
+                  default="PER"),
+    "owner": Field(Id(), "id of the owning professional or structure"),
+    "role": Field(Str(choices=MAILBOX_ROLES), "who reads it", default="hospital"),
+})
+
+WORLD = Map(name="World", fields={
+    "structures": Field(ListOf(item=STRUCTURE), "health structures", default=list),
+    "professionals": Field(ListOf(item=PROFESSIONAL), "health professionals", default=list),
+    "patients": Field(ListOf(item=PATIENT), "patients and their DMP", default=list),
+    "mailboxes": Field(ListOf(item=MAILBOX), "MSSanté mailboxes beyond the professionals' own",
+                       default=list),
+})
+
+# Actions: what a transition does, and what POST /_bench/world/actions runs. Each is a mapping with one key.
+BY = Field(Str(), "who acts: a professional id, `patient`, or the bench itself if absent")
+ACTIONS: dict[str, Map] = {
+    "set_authorization": Map(name="set_authorization", one_of=(("structure", "professional"),), fields={
+        "patient": Field(Id(), "patient id", required=True), "structure": Field(Id(), "structure id"),
+        "professional": Field(Id(), "professional id"),
+        "status": Field(Str(choices=AUTHORIZATION_STATUSES), "new status", required=True),
+        "until": Field(Time, "end of validity")}),
+    "withdraw_authorization": Map(name="withdraw_authorization", one_of=(("structure", "professional"),), fields={
+        "patient": Field(Id(), "patient id", required=True), "structure": Field(Id(), "structure id"),
+        "professional": Field(Id(), "professional id")}),
+    "submit_document": Map(name="submit_document", fields={
+        "patient": Field(Id(), "patient id", required=True), **DOCUMENT_FIELDS, "by": BY}),
+    "replace_document": Map(name="replace_document", fields={
+        "document": Field(Id(), "id of the document to replace", required=True),
+        "by": BY, "with": Field(DOCUMENT, "the new document", required=True)}),
+    "delete_document": Map(name="delete_document", fields={
+        "document": Field(Id(), "document id or unique id", required=True), "by": BY}),
+    "archive_document": Map(name="archive_document", fields={
+        "document": Field(Id(), "document id or unique id", required=True), "by": BY}),
+    "unarchive_document": Map(name="unarchive_document", fields={
+        "document": Field(Id(), "document id or unique id", required=True), "by": BY}),
+    "mask_document": Map(name="mask_document", fields={
+        "document": Field(Id(), "document id or unique id", required=True), "by": BY}),
+    "unmask_document": Map(name="unmask_document", fields={
+        "document": Field(Id(), "document id or unique id", required=True), "by": BY}),
+    "make_visible": Map(name="make_visible", fields={
+        "document": Field(Id(), "document id or unique id", required=True),
+        "to": Field(Str(choices=("patient", "legal_representatives")), "to whom", required=True), "by": BY}),
+    "close_dmp": Map(name="close_dmp", fields={
+        "patient": Field(Id(), "patient id", required=True), "reason": Field(Str(), "closure reason")}),
+    "reopen_dmp": Map(name="reopen_dmp", fields={"patient": Field(Id(), "patient id", required=True)}),
+    "set_consent": Map(name="set_consent", fields={
+        "patient": Field(Id(), "patient id", required=True),
+        "consultation": Field(Str(choices=CONSULTATION_CONSENT), "PAM.fr ZFA-11"),
+        "feeding_opposition": Field(Str(choices=FEEDING_OPPOSITION), "PAM.fr ZFA-9")}),
+    "end_secret_connection": Map(name="end_secret_connection", fields={
+        "patient": Field(Id(), "patient id", required=True)}),
+}
+
+
+class ActionSpec(Spec):
+    def kind(self) -> str:
+        return "[action](#actions)"
+
+    def convert(self, node: yaml.Node, path: str, v: Validator) -> Any:
+        if not isinstance(node, yaml.MappingNode) or len(node.value) != 1:
+            v.problem(node, path, f"an action is a mapping with one key, one of: {', '.join(ACTIONS)}")
+            return None
+        key_node, value_node = node.value[0]
+        name = str(key_node.value)
+        if name not in ACTIONS:
+            close = _closest(name, ACTIONS)
+            v.problem(key_node, path, f"unknown action {name!r}" + (f" (did you mean {close}?)" if close else "")
+                      + f"; actions: {', '.join(ACTIONS)}")
+            return None
+        return {name: ACTIONS[name].convert(value_node, f"{path}.{name}", v)}
+
+
+AFTER = Map(name="After", fields={
+    "channel": Field(Str(), "journal channel (dmp, pfi, mss, oidc, annuaire, control)"),
+    "operation": Field(Str(), "journal operation (TD3.1, MDM^T02, SUBMIT...)"),
+    "patient": Field(Id(), "patient id"),
+    "verdict": Field(Str(choices=("accepted", "refused", "error")), "only entries with this verdict"),
+    "count": Field(Int(minimum=1), "fire after this many matching entries", default=1),
+})
+
+WHEN = Map(name="When", one_of=(("after", "at", "manual"),), fields={
+    "after": Field(AFTER, "after N journal entries that match"),
+    "at": Field(Str(check=_check_time, doc="`+30s` after loading, or an ISO time"),
+                "at a virtual time: `+30s` after loading, or an ISO time"),
+    "manual": Field(Bool(), "fired by `POST /_bench/transitions/{id}`"),
+})
+
+TRANSITION = Map(name="Transition", fields={
+    "id": Field(Id(), "transition id", required=True),
+    "say": Field(Str(), "what happens, in French"),
+    "when": Field(WHEN, "what fires it", required=True),
+    "do": Field(ListOf(item=ActionSpec()), "the actions, in order", required=True),
+})
+
+EXPECT = Map(name="Expect", fields={
+    "channel": Field(Str(), "journal channel"),
+    "operation": Field(Str(), "journal operation"),
+    "patient": Field(Id(), "patient id"),
+    "document": Field(Str(), "document id or unique id"),
+    "actor": Field(Str(), "actor (IDNPS, client id, mailbox)"),
+    "direction": Field(Str(choices=("in", "out")), "in (to the bench) or out (from it)"),
+})
+
+THEN_DOCUMENT = Map(name="Then document", one_of=(("id", "submitted_in"),), fields={
+    "id": Field(Id(), "document id or unique id"),
+    "submitted_in": Field(Id(), "the document of the entry that decided that earlier step"),
+    "status": Field(Str(choices=("approved", "deprecated", "archived", "deleted")), "expected status"),
+    "confidentiality_has": Field(ListOf(item=Str(choices=CONFIDENTIALITY_CODES)), "codes it must carry"),
+    "confidentiality_lacks": Field(ListOf(item=Str(choices=CONFIDENTIALITY_CODES)), "codes it must not carry"),
+    "version": Field(Int(minimum=1), "expected metadata version"),
+})
+
+THEN = Map(name="Then", fields={
+    "document": Field(THEN_DOCUMENT, "a document's state"),
+    "patient": Field(Map(name="Then patient", fields={
+        "id": Field(Id(), "patient id", required=True),
+        "dmp": Field(Str(choices=DMP_STATES), "DMP state"),
+        "secret_connection": Field(Bool(), "secret connection in progress")}), "a patient's state"),
+    "authorization": Field(Map(name="Then authorization", one_of=(("structure", "professional"),), fields={
+        "patient": Field(Id(), "patient id", required=True),
+        "structure": Field(Id(), "structure id"), "professional": Field(Id(), "professional id"),
+        "status": Field(Str(choices=AUTHORIZATION_STATUSES), "expected status", required=True)}),
+        "an authorization's state"),
+})
+
+STEP = Map(name="Step", fields={
+    "id": Field(Id(), "step id", required=True),
+    "say": Field(Str(), "what the software under test must do and what the user should see, in French",
+                 required=True),
+    "expect": Field(EXPECT, "the journal entry that decides the step", required=True),
+    "verdict": Field(Str(choices=("accepted", "refused", "error")), "the verdict that passes it",
+                     default="accepted"),
+    "then": Field(THEN, "what must hold in the world when it is decided"),
+})
+
+SCENARIO = Map(name="Scenario", fields={
+    "id": Field(Str(pattern=r"[a-z0-9][a-z0-9-]*", doc="lower case letters, digits and -"), "scenario id",
+                required=True),
+    "title": Field(Str(), "title, in French", required=True),
+    "requirement": Field(Str(), "the requirement it serves (DMP/CONF.03...)", default=""),
+    "description": Field(Str(), "a longer explanation, in French", default=""),
+    "seed": Field(Int(minimum=0), "Faker seed: the same names and numbers on every run", default=0),
+    "world": Field(WORLD, "the seeded world", default=dict),
+    "transitions": Field(ListOf(item=TRANSITION), "scripted changes of the world", default=list),
+    "steps": Field(ListOf(item=STEP), "what the software under test must do, in order", default=list),
+})
+
+ACCESS_MODE_CHOICES = ACCESS_MODES  # re-exported for the docs

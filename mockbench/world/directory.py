@@ -1,0 +1,117 @@
+"""Structures, professionals, patients and mailboxes: who exists in the world."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import errors, identity
+from .model import DMP_STATES, MAILBOX_ROLES, MAILBOX_TYPES, Mailbox, Patient, Professional, Structure
+from .store import Tx
+
+if TYPE_CHECKING:
+    from .world import World
+
+
+def _check(fn, value: str, what: str) -> None:
+    try:
+        fn(value)
+    except identity.IdentifierError as exc:
+        raise errors.InvalidIdentifier(f"{what}: {exc}") from None
+
+
+class Directory:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    # Structures ---------------------------------------------------------------------------------
+    def add_structure(self, tx: Tx, s: Structure) -> Structure:
+        _check(identity.check_finess, s.finess, f"structure {s.id} finess")
+        if s.finess_ej:
+            _check(identity.check_finess, s.finess_ej, f"structure {s.id} finess_ej")
+        s.idnst = s.idnst or identity.idnst_from_finess(s.finess)
+        if tx.get("structures", id=s.id):
+            raise errors.DuplicateIdentifier(f"a structure with id {s.id} already exists")
+        tx.put("structures", s.to_dict(), id=s.id, finess=s.finess)
+        return s
+
+    def structure(self, tx: Tx, key: str) -> Structure:
+        row = tx.get("structures", id=key) or tx.get("structures", finess=key)
+        if row is None and key[:1] in "13":
+            row = tx.get("structures", finess=key[1:])
+        if row is None:
+            raise errors.UnknownStructure(f"no structure {key}")
+        return Structure.from_dict(row)
+
+    def structures(self, tx: Tx) -> list[Structure]:
+        return [Structure.from_dict(r) for r in tx.select("structures", order="id")]
+
+    # Professionals ------------------------------------------------------------------------------
+    def add_professional(self, tx: Tx, p: Professional) -> Professional:
+        if p.rpps:
+            _check(identity.check_rpps, p.rpps, f"professional {p.id} rpps")
+        _check(identity.check_idnps, p.idnps, f"professional {p.id} idnps")
+        if p.structure:
+            self.structure(tx, p.structure)
+        if tx.get("professionals", id=p.id) or tx.get("professionals", idnps=p.idnps):
+            raise errors.DuplicateIdentifier(f"a professional with id {p.id} or IDNPS {p.idnps} already exists")
+        tx.put("professionals", p.to_dict(), id=p.id, idnps=p.idnps)
+        return p
+
+    def professional(self, tx: Tx, key: str) -> Professional:
+        row = tx.get("professionals", id=key) or tx.get("professionals", idnps=key)
+        if row is None and len(key) == 11:
+            row = tx.get("professionals", idnps="8" + key)
+        if row is None:
+            raise errors.UnknownProfessional(f"no professional {key}")
+        return Professional.from_dict(row)
+
+    def professionals(self, tx: Tx) -> list[Professional]:
+        return [Professional.from_dict(r) for r in tx.select("professionals", order="id")]
+
+    # Patients -----------------------------------------------------------------------------------
+    def add_patient(self, tx: Tx, p: Patient) -> Patient:
+        _check(identity.check_nir, p.ins, f"patient {p.id} ins")
+        if p.dmp not in DMP_STATES:
+            raise errors.InvalidRequest(f"patient {p.id}: dmp must be one of {', '.join(DMP_STATES)}")
+        if tx.get("patients", id=p.id) or tx.get("patients", ins=p.ins):
+            raise errors.DuplicateIdentifier(f"a patient with id {p.id} or INS {p.ins} already exists")
+        tx.put("patients", p.to_dict(), id=p.id, ins=p.ins)
+        return p
+
+    def patient(self, tx: Tx, key: str) -> Patient:
+        row = tx.get("patients", id=key) or tx.get("patients", ins=key)
+        if row is None:
+            raise errors.UnknownPatient(f"no patient {key}")
+        return Patient.from_dict(row)
+
+    def save_patient(self, tx: Tx, p: Patient) -> None:
+        tx.put("patients", p.to_dict(), id=p.id, ins=p.ins)
+
+    def patients(self, tx: Tx) -> list[Patient]:
+        return [Patient.from_dict(r) for r in tx.select("patients", order="id")]
+
+    # Mailboxes ----------------------------------------------------------------------------------
+    def add_mailbox(self, tx: Tx, m: Mailbox) -> Mailbox:
+        if "@" not in m.address:
+            raise errors.InvalidRequest(f"{m.address} is not an e-mail address")
+        if m.type not in MAILBOX_TYPES:
+            raise errors.InvalidRequest(f"mailbox {m.address}: type must be one of {', '.join(MAILBOX_TYPES)}")
+        if m.role not in MAILBOX_ROLES:
+            raise errors.InvalidRequest(f"mailbox {m.address}: role must be one of {', '.join(MAILBOX_ROLES)}")
+        m.address = m.address.lower()
+        if tx.get("mailboxes", address=m.address):
+            raise errors.DuplicateIdentifier(f"mailbox {m.address} already exists")
+        tx.put("mailboxes", m.to_dict(), address=m.address)
+        return m
+
+    def mailbox(self, tx: Tx, address: str) -> Mailbox:
+        row = tx.get("mailboxes", address=address.lower())
+        if row is None:
+            raise errors.UnknownMailbox(f"no mailbox {address}")
+        return Mailbox.from_dict(row)
+
+    def save_mailbox(self, tx: Tx, m: Mailbox) -> None:
+        tx.put("mailboxes", m.to_dict(), address=m.address)
+
+    def mailboxes(self, tx: Tx) -> list[Mailbox]:
+        return [Mailbox.from_dict(r) for r in tx.select("mailboxes", order="address")]

@@ -1,0 +1,506 @@
+"""The DMP's rules, once: every door and the scenario engine call these functions.
+
+Facts behind the rules (see the project's DOMAIN.md, section 1): nothing is physically deleted; only the
+author or the author's structure may delete or replace; a replacement (RPLC) deprecates the replaced
+entry; masking and visibility changes are new metadata versions (same lid, new entryUUID); MASQUE_PS and
+INVISIBLE_PATIENT cannot be combined while the DMP parameter is false; only `normal` mode may be used
+without an authorization check failing; bris de glace needs direct authentication; in centre 15 the
+authorization is not checked; masked documents are readable in those modes only if the patient allowed it.
+Consent held by the hospital (PAM.fr ZFA) is not checked by the DMP: going against it is a finding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import errors, events
+from .clock import parse_time
+from .journal import finding
+from .model import (
+    AUTHORIZATION_STATUSES,
+    CONFIDENTIALITY_CODES,
+    INVISIBLE_PATIENT,
+    INVISIBLE_REPRESENTANTS_LEGAUX,
+    MASQUE_PS,
+    Actor,
+    Authorization,
+    Document,
+    Patient,
+    Trace,
+)
+from .store import Tx
+
+if TYPE_CHECKING:
+    from .world import World
+
+FIND_FILTERS = (
+    "type_code", "class_code", "format_code", "practice_setting", "facility_type", "confidentiality", "author",
+)
+TIME_FILTERS = ("creation_time", "service_start", "service_stop")
+VISIBILITY_AUDIENCES = {"patient": INVISIBLE_PATIENT, "legal_representatives": INVISIBLE_REPRESENTANTS_LEGAUX}
+
+
+def sha1_hex(content: bytes) -> str:
+    return hashlib.sha1(content).hexdigest().upper()
+
+
+class Dmp:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    # Looking things up ---------------------------------------------------------------------------
+    def _patient(self, tx: Tx, key: str) -> Patient:
+        return self.world.directory.patient(tx, key)
+
+    def current(self, tx: Tx, key: str, patient: Patient | None = None) -> Document:
+        """The current metadata version of a document named by unique id, entryUUID or scenario id."""
+        row = (tx.get("documents", unique_id=key, current=1) or tx.get("documents", entry_uuid=key)
+               or self._by_scenario_id(tx, key))
+        if row is not None and not row["current"]:
+            row = tx.get("documents", unique_id=row["unique_id"], current=1)
+        if row is None or (patient is not None and row["patient"] != patient.id):
+            raise errors.UnknownDocument(f"no document {key}" + (f" in {patient.id}'s DMP" if patient else ""))
+        return Document.from_dict(row)
+
+    def _by_scenario_id(self, tx: Tx, key: str) -> dict | None:
+        row = tx.conn.execute(
+            "SELECT data FROM documents WHERE ns = ? AND current = 1 AND json_extract(data, '$.id') = ?",
+            (tx.ns, key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def documents(self, tx: Tx, patient_key: str, *, history: bool = False) -> list[Document]:
+        """Everything in the DMP, rules aside: what the bench itself shows (control API, dashboard)."""
+        patient = self._patient(tx, patient_key)
+        where = {"patient": patient.id} if history else {"patient": patient.id, "current": 1}
+        rows = tx.select("documents", order="rowid", **where)
+        return [Document.from_dict(r) for r in rows]
+
+    def content(self, tx: Tx, unique_id: str) -> bytes:
+        blob = tx.get_blob("contents", unique_id=unique_id)
+        if blob is None:
+            raise errors.UnknownDocument(f"no content for document {unique_id}")
+        return blob
+
+    def traces(self, tx: Tx, patient_key: str) -> list[Trace]:
+        patient = self._patient(tx, patient_key)
+        return [Trace.from_dict(r) for r in tx.select("traces", order="seq", patient=patient.id)]
+
+    # Authorizations -----------------------------------------------------------------------------
+    def authorizations(self, tx: Tx, patient_key: str) -> list[Authorization]:
+        patient = self._patient(tx, patient_key)
+        return [Authorization.from_dict(r) for r in tx.select("authorizations", patient=patient.id)]
+
+    def set_authorization(self, tx: Tx, actor: Actor, patient_key: str, *, status: str,
+                          structure: str | None = None, professional: str | None = None,
+                          until: str | None = None, reason: str | None = None, cause: str | None = None
+                          ) -> Authorization:
+        if status not in AUTHORIZATION_STATUSES:
+            raise errors.InvalidRequest(f"authorization status must be one of {', '.join(AUTHORIZATION_STATUSES)}")
+        if (structure is None) == (professional is None):
+            raise errors.InvalidRequest("an authorization names either a structure or a professional")
+        patient = self._patient(tx, patient_key)
+        self._require_dmp(patient, allow_closed=False)
+        if structure is not None:
+            kind, subject = "structure", self.world.directory.structure(tx, structure).id
+        else:
+            kind, subject = "professional", self.world.directory.professional(tx, professional or "").id
+        if actor.kind == "professional" and actor.mode != "normal":
+            raise errors.AccessModeRefused("only the normal access mode may declare an authorization (TD0.3)")
+        if until is not None:
+            parse_time(until)
+        auth = Authorization(patient=patient.id, subject_kind=kind, subject=subject, status=status,
+                             since=self.world.clock.now_iso(), until=until, reason=reason)
+        tx.put("authorizations", auth.to_dict(), patient=patient.id, subject_kind=kind, subject=subject)
+        action = "autorisation" if status == "VALIDE" else "retrait_autorisation"
+        self._trace(tx, actor, patient, action)
+        self.world.events.publish(tx, events.Event(events.AUTHORIZATION_CHANGED, cause, patient.id, None,
+                                                   self.world.clock.now_iso(), auth.to_dict()))
+        return auth
+
+    def withdraw_authorization(self, tx: Tx, actor: Actor, patient_key: str, *, structure: str | None = None,
+                               professional: str | None = None, cause: str | None = None) -> Authorization:
+        return self.set_authorization(tx, actor, patient_key, status="NON_EXISTE", structure=structure,
+                                      professional=professional, reason="withdrawn", cause=cause)
+
+    def authorization_status(self, tx: Tx, patient: Patient, actor: Actor) -> Authorization:
+        """The authorization that applies to a professional: its own row first, then its structure's.
+        An expired date reads as EXPIRE."""
+        rows = []
+        if actor.id:
+            rows.append(tx.get("authorizations", patient=patient.id, subject_kind="professional", subject=actor.id))
+        if actor.structure:
+            rows.append(tx.get("authorizations", patient=patient.id, subject_kind="structure",
+                               subject=actor.structure))
+        found = [Authorization.from_dict(r) for r in rows if r]
+        for auth in found:
+            if auth.status == "INTERDIT":
+                return auth
+        for auth in found:
+            if auth.status == "VALIDE" and auth.until and parse_time(auth.until) <= self.world.clock.now():
+                auth.status = "EXPIRE"
+            if auth.status == "VALIDE":
+                return auth
+        return found[0] if found else Authorization(patient=patient.id, subject_kind="structure",
+                                                    subject=actor.structure, status="NON_EXISTE")
+
+    def check_access(self, tx: Tx, actor: Actor, patient: Patient, *, closed_ok: bool = False) -> None:
+        """Raise the domain error that refuses this actor access to this DMP, if any."""
+        self._require_dmp(patient, allow_closed=closed_ok)
+        if actor.kind == "system":
+            return
+        if actor.kind in ("patient", "legal_representative"):
+            if actor.id not in ("", patient.id, patient.ins):
+                raise errors.AuthorizationMissing("a patient may only act on their own DMP")
+            return
+        self.world.directory.professional(tx, actor.id)
+        auth = self.authorization_status(tx, patient, actor)
+        if auth.status == "INTERDIT":
+            raise errors.ProfessionalBlocked(f"the patient blocked {actor.id}")
+        if actor.mode == "centre_15":
+            if "OPPOSITION_ACCES_URGENCE" in patient.oppositions:
+                raise errors.PatientOpposition("the patient opposed access by the centre 15")
+            return
+        if actor.mode == "bris_de_glace":
+            if actor.authentication != "DIRECTE":
+                raise errors.AccessModeRefused("bris de glace needs direct authentication with a CPS card")
+            if "OPPOSITION_BRIS_DE_GLACE" in patient.oppositions:
+                raise errors.PatientOpposition("the patient opposed bris de glace access")
+            return
+        if actor.mode != "normal":
+            raise errors.AccessModeRefused(f"unknown access mode {actor.mode}")
+        if auth.status == "EXPIRE":
+            raise errors.AuthorizationExpired(f"{actor.id}'s authorization on {patient.id}'s DMP has expired")
+        if auth.status == "NON_EXISTE" and auth.reason == "withdrawn":
+            raise errors.AuthorizationWithdrawn(f"{patient.id} withdrew the authorization of {auth.subject}")
+        if auth.status != "VALIDE":
+            raise errors.AuthorizationMissing(f"{actor.id} is not authorized on {patient.id}'s DMP")
+
+    @staticmethod
+    def _require_dmp(patient: Patient, *, allow_closed: bool) -> None:
+        if patient.dmp == "absent":
+            raise errors.DmpAbsent(f"{patient.id} has no DMP")
+        if patient.dmp == "closed" and not allow_closed:
+            raise errors.DmpClosed(f"{patient.id}'s DMP is closed")
+
+    # DMP lifecycle ------------------------------------------------------------------------------
+    def close(self, tx: Tx, actor: Actor, patient_key: str, *, reason: str = "", cause: str | None = None) -> None:
+        patient = self._patient(tx, patient_key)
+        self._require_dmp(patient, allow_closed=False)
+        patient.dmp, patient.dmp_closed_at, patient.dmp_close_reason = "closed", self.world.clock.now_iso(), reason
+        self.world.directory.save_patient(tx, patient)
+        self._trace(tx, actor, patient, "fermeture")
+        self._publish(tx, events.DMP_STATE_CHANGED, cause, patient, None, {"dmp": "closed"})
+
+    def reopen(self, tx: Tx, actor: Actor, patient_key: str, *, cause: str | None = None) -> None:
+        patient = self._patient(tx, patient_key)
+        if patient.dmp == "active":
+            raise errors.DmpAlreadyActive(f"{patient.id}'s DMP is already active")
+        patient.dmp, patient.dmp_closed_at, patient.dmp_close_reason = "active", None, None
+        self.world.directory.save_patient(tx, patient)
+        self._trace(tx, actor, patient, "reouverture")
+        self._publish(tx, events.DMP_STATE_CHANGED, cause, patient, None, {"dmp": "active"})
+
+    def end_secret_connection(self, tx: Tx, actor: Actor, patient_key: str) -> None:
+        patient = self._patient(tx, patient_key)
+        if not patient.secret_connection:
+            raise errors.NoChange(f"{patient.id} has no secret connection")
+        patient.secret_connection = False
+        self.world.directory.save_patient(tx, patient)
+
+    # Feeding ------------------------------------------------------------------------------------
+    def submit(self, tx: Tx, actor: Actor, patient_key: str, meta: dict, content: bytes, *,
+               cause: str | None = None) -> Document:
+        patient = self._patient(tx, patient_key)
+        self.check_access(tx, actor, patient)
+        self._consent_findings(tx, patient, feeding=True)
+        doc = self._new_document(tx, actor, patient, meta, content)
+        self._store_new(tx, doc, content)
+        self._trace(tx, actor, patient, "alimentation", doc.unique_id)
+        if set(VISIBILITY_AUDIENCES.values()) & set(doc.confidentiality):
+            self._trace(tx, actor, patient, "invisibilisation", doc.unique_id)
+        self._publish(tx, events.DOCUMENT_FED, cause, patient, doc.unique_id, {"entry_uuid": doc.entry_uuid})
+        return doc
+
+    def replace(self, tx: Tx, actor: Actor, patient_key: str, target: str, meta: dict, content: bytes, *,
+                cause: str | None = None) -> Document:
+        patient = self._patient(tx, patient_key)
+        self.check_access(tx, actor, patient)
+        old = self.current(tx, target, patient)
+        self._require_current_approved(old)
+        self._require_modifier(tx, actor, old)
+        self._consent_findings(tx, patient, feeding=True)
+        doc = self._new_document(tx, actor, patient, meta, content, replaces=old)
+        old.status, old.replaced_by = "deprecated", doc.unique_id
+        self._save(tx, old)
+        self._store_new(tx, doc, content)
+        self._trace(tx, actor, patient, "remplacement", doc.unique_id)
+        self._publish(tx, events.DOCUMENT_REPLACED, cause, patient, doc.unique_id,
+                      {"replaces": old.unique_id, "entry_uuid": doc.entry_uuid})
+        return doc
+
+    def _new_document(self, tx: Tx, actor: Actor, patient: Patient, meta: dict, content: bytes, *,
+                      replaces: Document | None = None) -> Document:
+        meta = dict(meta)
+        unknown = set(meta) - set(Document.__dataclass_fields__)
+        if unknown:
+            raise errors.MetadataError(f"unknown document fields: {', '.join(sorted(unknown))}")
+        for key in ("entry_uuid", "lid", "version", "current", "status", "replaced_by", "patient"):
+            meta.pop(key, None)
+        if not meta.get("type_code"):
+            raise errors.MetadataError("the document has no type code (typeCode)")
+        confidentiality = list(dict.fromkeys(meta.get("confidentiality") or ["N"]))
+        bad = [c for c in confidentiality if c not in CONFIDENTIALITY_CODES]
+        if bad:
+            raise errors.MetadataError(f"unknown confidentiality code {bad[0]}")
+        self._check_combination(patient, confidentiality)
+        digest, size = sha1_hex(content), len(content)
+        if meta.get("hash") and str(meta["hash"]).upper() != digest:
+            raise errors.HashMismatch(f"the metadata says hash {meta['hash']}, the content's SHA-1 is {digest}")
+        if meta.get("size") not in (None, "", 0) and int(meta["size"]) != size:
+            raise errors.SizeMismatch(f"the metadata says size {meta['size']}, the content has {size} bytes")
+        unique_id = meta.get("unique_id") or self.world.new_oid(tx)
+        if tx.get("documents", unique_id=unique_id):
+            raise errors.DuplicateIdentifier(f"a document with unique id {unique_id} is already in the DMP")
+        entry_uuid = self.world.new_uuid(tx)
+        now = self.world.clock.now_iso()
+        author = meta.get("author") or (actor.id if actor.kind == "professional" else "")
+        author_structure = meta.get("author_structure") or (actor.structure if actor.kind == "professional" else "")
+        meta.update(unique_id=unique_id, confidentiality=confidentiality, hash=digest, size=size,
+                    author=author, author_structure=author_structure)
+        meta.setdefault("id", unique_id)
+        meta.setdefault("creation_time", now)
+        meta["submission_time"] = now
+        meta["submitted_by"] = actor.id
+        meta["replaces"] = replaces.unique_id if replaces else None
+        return Document(entry_uuid=entry_uuid, lid=entry_uuid, patient=patient.id, **meta)
+
+    def _store_new(self, tx: Tx, doc: Document, content: bytes) -> None:
+        self._save(tx, doc)
+        tx.put("contents", content, unique_id=doc.unique_id)
+
+    @staticmethod
+    def _save(tx: Tx, doc: Document) -> None:
+        tx.put("documents", doc.to_dict(), entry_uuid=doc.entry_uuid, unique_id=doc.unique_id,
+               patient=doc.patient, current=1 if doc.current else 0)
+
+    @staticmethod
+    def _check_combination(patient: Patient, confidentiality: Iterable[str]) -> None:
+        codes = set(confidentiality)
+        if MASQUE_PS in codes and INVISIBLE_PATIENT in codes and not patient.allow_masked_and_invisible:
+            raise errors.ConfidentialityConflict(
+                "MASQUE_PS and INVISIBLE_PATIENT cannot be combined: the DMP parameter "
+                "cumul-invisible_patient-masque_ps is false for this patient")
+
+    # Status changes (ITI-57 UpdateAvailabilityStatus) -------------------------------------------
+    def delete(self, tx: Tx, actor: Actor, target: str, *, patient_key: str | None = None,
+               cause: str | None = None) -> Document:
+        doc, patient = self._target(tx, actor, target, patient_key)
+        if doc.status == "deleted":
+            raise errors.DocumentDeleted(f"document {doc.unique_id} is already deleted")
+        if doc.status == "deprecated":
+            raise errors.NotCurrentVersion(
+                f"document {doc.unique_id} was replaced by {doc.replaced_by}: delete the current version")
+        self._require_modifier(tx, actor, doc, patient_may=True)
+        return self._set_status(tx, actor, patient, doc, "deleted", "suppression", events.DOCUMENT_DELETED, cause)
+
+    def archive(self, tx: Tx, actor: Actor, target: str, *, patient_key: str | None = None,
+                cause: str | None = None) -> Document:
+        doc, patient = self._target(tx, actor, target, patient_key)
+        if doc.status != "approved":
+            raise errors.InvalidStatusChange(f"only an approved document can be archived; {doc.unique_id} is "
+                                             f"{doc.status}")
+        self._require_modifier(tx, actor, doc, patient_may=True)
+        return self._set_status(tx, actor, patient, doc, "archived", "archivage", events.DOCUMENT_ARCHIVED, cause)
+
+    def unarchive(self, tx: Tx, actor: Actor, target: str, *, patient_key: str | None = None,
+                  cause: str | None = None) -> Document:
+        doc, patient = self._target(tx, actor, target, patient_key)
+        if doc.status != "archived":
+            raise errors.InvalidStatusChange(f"{doc.unique_id} is not archived (it is {doc.status})")
+        self._require_modifier(tx, actor, doc, patient_may=True)
+        return self._set_status(tx, actor, patient, doc, "approved", "desarchivage", events.DOCUMENT_UNARCHIVED,
+                                cause)
+
+    def _set_status(self, tx: Tx, actor: Actor, patient: Patient, doc: Document, status: str, action: str,
+                    kind: str, cause: str | None) -> Document:
+        previous, doc.status = doc.status, status
+        self._save(tx, doc)
+        self._trace(tx, actor, patient, action, doc.unique_id)
+        self._publish(tx, kind, cause, patient, doc.unique_id, {"from": previous, "to": status})
+        return doc
+
+    # Metadata versions (ITI-57 with a new ExtrinsicObject version) ------------------------------
+    def set_masked(self, tx: Tx, actor: Actor, target: str, masked: bool, *, patient_key: str | None = None,
+                   cause: str | None = None) -> Document:
+        doc, patient = self._target(tx, actor, target, patient_key)
+        self._require_current_approved(doc)
+        self._require_modifier(tx, actor, doc, patient_may=True)
+        codes = [c for c in doc.confidentiality if c != MASQUE_PS]
+        if masked == (MASQUE_PS in doc.confidentiality):
+            raise errors.NoChange(f"document {doc.unique_id} is already {'masked' if masked else 'unmasked'}")
+        if masked:
+            codes.append(MASQUE_PS)
+        return self._new_version(tx, actor, patient, doc, codes, "masquage" if masked else "demasquage", cause)
+
+    def make_visible(self, tx: Tx, actor: Actor, target: str, to: str, *, patient_key: str | None = None,
+                     cause: str | None = None) -> Document:
+        """TD3.3b: make a document visible again to the patient or to the legal representatives. Hiding
+        happens only at submission: a document once visible cannot be hidden again."""
+        if to not in VISIBILITY_AUDIENCES:
+            raise errors.InvalidRequest(f"visibility is given to {' or '.join(VISIBILITY_AUDIENCES)}")
+        doc, patient = self._target(tx, actor, target, patient_key)
+        self._require_current_approved(doc)
+        self._require_modifier(tx, actor, doc)
+        code = VISIBILITY_AUDIENCES[to]
+        if code not in doc.confidentiality:
+            raise errors.NoChange(f"document {doc.unique_id} is already visible to the {to.replace('_', ' ')}")
+        codes = [c for c in doc.confidentiality if c != code]
+        return self._new_version(tx, actor, patient, doc, codes, "remise_en_visibilite", cause)
+
+    def hide(self, tx: Tx, actor: Actor, target: str, to: str, **_: Any) -> Document:
+        raise errors.InvalidStatusChange(
+            f"a document already visible to the {to.replace('_', ' ')} cannot be hidden again; "
+            "invisibility is chosen when the document is fed")
+
+    def _new_version(self, tx: Tx, actor: Actor, patient: Patient, doc: Document, codes: list[str],
+                     action: str, cause: str | None) -> Document:
+        self._check_combination(patient, codes)
+        old = Document.from_dict(doc.to_dict())
+        old.current, old.status = False, "deprecated"
+        self._save(tx, old)
+        doc.version += 1
+        doc.entry_uuid = self.world.new_uuid(tx)
+        doc.confidentiality = codes or ["N"]
+        doc.current = True
+        self._save(tx, doc)
+        self._trace(tx, actor, patient, action, doc.unique_id)
+        self._publish(tx, events.DOCUMENT_CONFIDENTIALITY, cause, patient, doc.unique_id,
+                      {"action": action, "confidentiality": doc.confidentiality, "version": doc.version})
+        return doc
+
+    # Reading ------------------------------------------------------------------------------------
+    def find(self, tx: Tx, actor: Actor, patient_key: str, *, statuses: Iterable[str] = ("approved",),
+             trace: bool = True, **filters: Any) -> list[Document]:
+        """TD3.1: what this actor may see, honouring status filters, masking, visibility, authorization,
+        DMP state and access mode. A deleted document is never returned."""
+        patient = self._patient(tx, patient_key)
+        self.check_access(tx, actor, patient)
+        self._consent_findings(tx, patient, feeding=False)
+        statuses = set(statuses) - {"deleted"}
+        unknown = set(filters) - {*FIND_FILTERS, *(f"{t}_from" for t in TIME_FILTERS),
+                                  *(f"{t}_to" for t in TIME_FILTERS)}
+        if unknown:
+            raise errors.InvalidRequest(f"unknown search filter {sorted(unknown)[0]}")
+        found = []
+        for doc in self.documents(tx, patient.id):
+            if doc.status not in statuses or self._hidden_from(actor, patient, doc) is not None:
+                continue
+            if self._matches(doc, filters):
+                found.append(doc)
+        if trace:
+            self._trace(tx, actor, patient, "consultation")
+        return found
+
+    def read(self, tx: Tx, actor: Actor, unique_id: str, *, patient_key: str | None = None) -> tuple[Document, bytes]:
+        """TD3.2: a document's bytes, as fed."""
+        row = tx.get("documents", unique_id=unique_id, current=1)
+        if row is None:
+            raise errors.UnknownDocument(f"no document with unique id {unique_id}")
+        doc = Document.from_dict(row)
+        patient = self._patient(tx, doc.patient)
+        if patient_key is not None and patient_key not in (patient.id, patient.ins):
+            raise errors.UnknownDocument(f"no document with unique id {unique_id} in this DMP")
+        self.check_access(tx, actor, patient)
+        hidden = self._hidden_from(actor, patient, doc)
+        if hidden is not None:
+            raise hidden
+        self._consent_findings(tx, patient, feeding=False)
+        self._trace(tx, actor, patient, "telechargement", doc.unique_id)
+        return doc, self.content(tx, doc.unique_id)
+
+    def _hidden_from(self, actor: Actor, patient: Patient, doc: Document) -> errors.WorldError | None:
+        if doc.status == "deleted":
+            return errors.DocumentDeleted(f"document {doc.unique_id} was deleted")
+        codes = set(doc.confidentiality)
+        if actor.kind == "professional" and MASQUE_PS in codes and actor.id != doc.author:
+            if actor.mode == "normal" or not patient.masked_readable_in_emergency:
+                return errors.DocumentMasked(f"document {doc.unique_id} is masked to professionals")
+        if actor.kind == "patient" and INVISIBLE_PATIENT in codes:
+            return errors.DocumentInvisible(f"document {doc.unique_id} is not visible to the patient")
+        if actor.kind == "legal_representative" and INVISIBLE_REPRESENTANTS_LEGAUX in codes:
+            return errors.DocumentInvisible(f"document {doc.unique_id} is not visible to legal representatives")
+        return None
+
+    @staticmethod
+    def _matches(doc: Document, filters: dict) -> bool:
+        for key in FIND_FILTERS:
+            wanted = filters.get(key)
+            if not wanted:
+                continue
+            wanted = {wanted} if isinstance(wanted, str) else set(wanted)
+            value = getattr(doc, key)
+            values = set(value) if isinstance(value, list) else {value}
+            if not values & wanted:
+                return False
+        for key in TIME_FILTERS:
+            value = getattr(doc, key)
+            low, high = filters.get(f"{key}_from"), filters.get(f"{key}_to")
+            if (low or high) and not value:
+                return False
+            if low and parse_time(value) < parse_time(low):
+                return False
+            if high and parse_time(value) >= parse_time(high):
+                return False
+        return True
+
+    # Shared checks ------------------------------------------------------------------------------
+    def _target(self, tx: Tx, actor: Actor, target: str, patient_key: str | None) -> tuple[Document, Patient]:
+        patient = self._patient(tx, patient_key) if patient_key else None
+        doc = self.current(tx, target, patient)
+        patient = patient or self._patient(tx, doc.patient)
+        self.check_access(tx, actor, patient)
+        return doc, patient
+
+    @staticmethod
+    def _require_current_approved(doc: Document) -> None:
+        if doc.status == "deleted":
+            raise errors.DocumentDeleted(f"document {doc.unique_id} was deleted")
+        if doc.status == "deprecated":
+            raise errors.NotCurrentVersion(f"document {doc.unique_id} was replaced by {doc.replaced_by}")
+        if doc.status != "approved":
+            raise errors.InvalidStatusChange(f"document {doc.unique_id} is {doc.status}")
+
+    def _require_modifier(self, tx: Tx, actor: Actor, doc: Document, *, patient_may: bool = False) -> None:
+        if actor.kind == "system":
+            return
+        if actor.kind == "patient" and patient_may:
+            return
+        if actor.kind == "professional" and (actor.id == doc.author or
+                                             (actor.structure and actor.structure == doc.author_structure)):
+            return
+        raise errors.NotAuthor(f"{actor.label} is neither the author of {doc.unique_id} ({doc.author or '?'}) "
+                               f"nor of its structure ({doc.author_structure or '?'})")
+
+    def _consent_findings(self, tx: Tx, patient: Patient, *, feeding: bool) -> None:
+        consent = patient.consent or {}
+        if feeding and consent.get("feeding_opposition") == "IO":
+            tx.scratch.setdefault("findings", []).append(finding(
+                "DMP/CONSENT", f"{patient.id} opposed feeding the DMP (ZFA-9 IO); the DMP does not check it"))
+        if not feeding and consent.get("consultation") == "INC":
+            tx.scratch.setdefault("findings", []).append(finding(
+                "DMP/CONSENT", f"{patient.id} did not consent to consultation (ZFA-11 INC); the DMP does not "
+                "check it"))
+
+    def _trace(self, tx: Tx, actor: Actor, patient: Patient, action: str, document: str | None = None) -> None:
+        trace = Trace(seq=tx.next_seq("trace"), time=self.world.clock.now_iso(), patient=patient.id,
+                      actor=actor.label, actor_kind=actor.kind, structure=actor.structure or None,
+                      document=document, action=action, mode=actor.mode)
+        tx.put("traces", trace.to_dict(), seq=trace.seq, patient=patient.id)
+
+    def _publish(self, tx: Tx, kind: str, cause: str | None, patient: Patient, document: str | None,
+                 data: dict) -> None:
+        self.world.events.publish(tx, events.Event(kind, cause, patient.id, document, self.world.clock.now_iso(),
+                                                    data))

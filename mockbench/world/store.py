@@ -1,0 +1,244 @@
+"""SQLite persistence for the world.
+
+Every table carries a namespace column, so that several worlds (benches, snapshots) can share one file.
+One world change is one transaction (BEGIN IMMEDIATE ... COMMIT) taken under a lock: concurrent requests
+never see half a change, and an acknowledgement is sent only after COMMIT returned. WAL with
+synchronous=NORMAL survives a killed process (kill -9) without an fsync per commit; only a power loss may
+lose the last commits, which a test bench can afford.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# Each table: its key columns after `ns`. Every table has `ns` first and `data` (JSON) last.
+TABLES: dict[str, tuple[str, ...]] = {
+    "meta": ("key",),
+    "structures": ("id", "finess"),
+    "professionals": ("id", "idnps"),
+    "patients": ("id", "ins"),
+    "authorizations": ("patient", "subject_kind", "subject"),
+    "documents": ("entry_uuid", "unique_id", "patient", "current"),
+    "contents": ("unique_id",),
+    "traces": ("seq", "patient"),
+    "mailboxes": ("address",),
+    "messages": ("id", "mailbox"),
+    "tokens": ("token_hash", "kind"),
+    "journal": ("seq", "time", "channel", "operation", "patient", "size"),
+}
+PRIMARY_KEYS = {
+    "meta": ("key",),
+    "structures": ("id",),
+    "professionals": ("id",),
+    "patients": ("id",),
+    "authorizations": ("patient", "subject_kind", "subject"),
+    "documents": ("entry_uuid",),
+    "contents": ("unique_id",),
+    "traces": ("seq",),
+    "mailboxes": ("address",),
+    "messages": ("id",),
+    "tokens": ("token_hash",),
+    "journal": ("seq",),
+}
+INDEXES = [
+    "CREATE INDEX IF NOT EXISTS ix_prof_idnps ON professionals(ns, idnps)",
+    "CREATE INDEX IF NOT EXISTS ix_pat_ins ON patients(ns, ins)",
+    "CREATE INDEX IF NOT EXISTS ix_doc_patient ON documents(ns, patient, current)",
+    "CREATE INDEX IF NOT EXISTS ix_doc_unique ON documents(ns, unique_id)",
+    "CREATE INDEX IF NOT EXISTS ix_trace_patient ON traces(ns, patient, seq)",
+    "CREATE INDEX IF NOT EXISTS ix_msg_mailbox ON messages(ns, mailbox)",
+    "CREATE INDEX IF NOT EXISTS ix_journal_channel ON journal(ns, channel, seq)",
+    "CREATE INDEX IF NOT EXISTS ix_journal_patient ON journal(ns, patient, seq)",
+]
+# Kept by reset: the bench's own infrastructure (signing keys), not the world's content.
+KEEP_ON_RESET = {"meta": "key LIKE 'keep:%'"}
+
+
+def _ddl(table: str, keys: tuple[str, ...]) -> str:
+    cols = ", ".join(["ns TEXT NOT NULL", *[f"{k}" for k in keys], "data BLOB"])
+    pk = ", ".join(("ns", *PRIMARY_KEYS[table]))
+    return f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({pk}))"
+
+
+class Tx:
+    """One open transaction on one namespace. Rows go in and out as dicts."""
+
+    def __init__(self, conn: sqlite3.Connection, ns: str) -> None:
+        self.conn = conn
+        self.ns = ns
+        self._after_commit: list[Callable[[], None]] = []
+        self.scratch: dict[str, Any] = {}  # per-transaction memo for the world's services
+        self._savepoints = 0
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        self._after_commit.append(fn)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the transaction that can fail alone: on error its changes and its after-commit
+        callbacks are undone, and the error goes on up."""
+        self._savepoints += 1
+        name, pending = f"sp{self._savepoints}", len(self._after_commit)
+        self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute(f"ROLLBACK TO {name}")
+            self.conn.execute(f"RELEASE {name}")
+            del self._after_commit[pending:]
+            raise
+        else:
+            self.conn.execute(f"RELEASE {name}")
+
+    # Generic row access -------------------------------------------------------------------------
+    def put(self, table: str, data: dict, **keys: Any) -> None:
+        cols = TABLES[table]
+        values = [keys.get(c) for c in cols]
+        blob = data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        placeholders = ", ".join("?" * (len(cols) + 2))
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO {table} (ns, {', '.join(cols)}, data) VALUES ({placeholders})",
+            [self.ns, *values, blob],
+        )
+
+    def get(self, table: str, **where: Any) -> dict | None:
+        rows = self.select(table, limit=1, **where)
+        return rows[0] if rows else None
+
+    def select(self, table: str, *, order: str | None = None, limit: int | None = None,
+               **where: Any) -> list[dict]:
+        sql, params = self._where(table, where)
+        if order:
+            sql += f" ORDER BY {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [self._load(r[0]) for r in self.conn.execute(f"SELECT data FROM {table}{sql}", params)]
+
+    def delete(self, table: str, **where: Any) -> int:
+        sql, params = self._where(table, where)
+        return self.conn.execute(f"DELETE FROM {table}{sql}", params).rowcount
+
+    def count(self, table: str, **where: Any) -> int:
+        sql, params = self._where(table, where)
+        return self.conn.execute(f"SELECT COUNT(*) FROM {table}{sql}", params).fetchone()[0]
+
+    def get_blob(self, table: str, **where: Any) -> bytes | None:
+        sql, params = self._where(table, where)
+        row = self.conn.execute(f"SELECT data FROM {table}{sql} LIMIT 1", params).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def _where(self, table: str, where: dict) -> tuple[str, list]:
+        allowed = TABLES[table]
+        parts, params = ["ns = ?"], [self.ns]
+        for k, v in where.items():
+            if k not in allowed:
+                raise KeyError(f"{table} has no key column {k}")
+            parts.append(f"{k} = ?")
+            params.append(v)
+        return " WHERE " + " AND ".join(parts), params
+
+    @staticmethod
+    def _load(raw: Any) -> dict:
+        return json.loads(raw)
+
+    # Small key/value area -----------------------------------------------------------------------
+    def meta_get(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def meta_set(self, key: str, value: Any) -> None:
+        self.put("meta", value, key=key)
+
+    def next_seq(self, name: str) -> int:
+        value = int(self.meta_get(f"seq:{name}", 0)) + 1
+        self.meta_set(f"seq:{name}", value)
+        return value
+
+
+class Store:
+    def __init__(self, path: Path, namespace: str = "default") -> None:
+        self.path = Path(path)
+        self.namespace = namespace
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=OFF")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            for table, keys in TABLES.items():
+                self._conn.execute(_ddl(table, keys))
+            for ddl in INDEXES:
+                self._conn.execute(ddl)
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self, ns: str | None = None) -> Iterator[Tx]:
+        """A write transaction. Nested calls on the same thread join the outer one."""
+        current: Tx | None = getattr(self._local, "tx", None)
+        if current is not None and (ns is None or ns == current.ns):
+            yield current
+            return
+        with self._lock:
+            tx = Tx(self._conn, ns or self.namespace)
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._local.tx = tx
+            try:
+                yield tx
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+            finally:
+                self._local.tx = None
+        for fn in tx._after_commit:
+            fn()
+
+    def in_transaction(self) -> bool:
+        return getattr(self._local, "tx", None) is not None
+
+    # Whole-namespace operations -----------------------------------------------------------------
+    def clear(self, tx: Tx) -> None:
+        for table in TABLES:
+            keep = KEEP_ON_RESET.get(table)
+            sql = f"DELETE FROM {table} WHERE ns = ?" + (f" AND NOT ({keep})" if keep else "")
+            tx.conn.execute(sql, (tx.ns,))
+
+    def copy_namespace(self, tx: Tx, source: str, target: str) -> None:
+        """Replace everything in `target` by a copy of `source` (snapshot and restore)."""
+        for table, keys in TABLES.items():
+            cols = ", ".join((*keys, "data"))
+            tx.conn.execute(f"DELETE FROM {table} WHERE ns = ?", (target,))
+            tx.conn.execute(f"INSERT INTO {table} (ns, {cols}) SELECT ?, {cols} FROM {table} WHERE ns = ?",
+                            (target, source))
+
+    def snapshot(self, name: str) -> None:
+        with self.transaction() as tx:
+            self.copy_namespace(tx, tx.ns, f"{tx.ns}@{name}")
+
+    def restore(self, name: str) -> None:
+        with self.transaction() as tx:
+            source = f"{tx.ns}@{name}"
+            if not tx.conn.execute("SELECT 1 FROM meta WHERE ns = ? LIMIT 1", (source,)).fetchone():
+                raise KeyError(f"no snapshot named {name}")
+            self.copy_namespace(tx, source, tx.ns)
+
+    def holds_world(self) -> bool:
+        with self.transaction() as tx:
+            return tx.meta_get("world:created") is not None

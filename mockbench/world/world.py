@@ -1,0 +1,77 @@
+"""The World: the store, the clock, the journal, the event bus and the services that hold the rules."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from .clock import Clock
+from .directory import Directory
+from .dmp import Dmp
+from .events import WORLD_RESET, Event, EventBus
+from .journal import Journal, JournalLimits
+from .store import Store, Tx
+from .tokens import Tokens
+
+
+class World:
+    def __init__(self, store: Store, clock: Clock | None = None, *,
+                 journal_limits: JournalLimits | None = None) -> None:
+        self.store = store
+        self.clock = clock or Clock()
+        self.events = EventBus()
+        self.journal = Journal(self, journal_limits)
+        self.directory = Directory(self)
+        self.dmp = Dmp(self)
+        self.tokens = Tokens(self)
+        # Run at the start of every outermost transaction, with the transaction open: the scenario
+        # engine fires the `at:` transitions that the virtual clock has reached.
+        self.tick_hooks: list[Callable[[Tx], None]] = []
+        with store.transaction() as tx:
+            if tx.meta_get("world:created") is None:
+                tx.meta_set("world:created", self.clock.now_iso())
+            self.clock.offset = float(tx.meta_get("clock:offset", 0.0))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        outer = not self.store.in_transaction()
+        offset = self.clock.offset
+        try:
+            with self.store.transaction() as tx:
+                if outer:
+                    for hook in list(self.tick_hooks):
+                        hook(tx)
+                yield tx
+        except BaseException:
+            if outer:
+                self.clock.offset = offset  # the clock moved inside a transaction that was rolled back
+            raise
+
+    def reset(self, tx: Tx) -> None:
+        """Empty world, empty journal, clock back to real time. Signing keys are kept."""
+        self.store.clear(tx)
+        self.clock.offset = 0.0
+        tx.meta_set("world:created", self.clock.now_iso())
+        self.events.publish(tx, Event(WORLD_RESET, time=self.clock.now_iso()))
+
+    def advance_clock(self, tx: Tx, seconds: float) -> None:
+        self.clock.advance(seconds)
+        tx.meta_set("clock:offset", self.clock.offset)
+        for hook in list(self.tick_hooks):
+            hook(tx)
+
+    # Identifiers: seeded while a scenario seeds the world (same ids every run), random otherwise.
+    def _rng(self, tx: Tx) -> random.Random | None:
+        return tx.scratch.get("rng")
+
+    def new_uuid(self, tx: Tx) -> str:
+        rng = self._rng(tx)
+        value = uuid.UUID(int=rng.getrandbits(128), version=4) if rng else uuid.uuid4()
+        return f"urn:uuid:{value}"
+
+    def new_oid(self, tx: Tx) -> str:
+        rng = self._rng(tx)
+        value = uuid.UUID(int=rng.getrandbits(128), version=4) if rng else uuid.uuid4()
+        return f"2.25.{value.int}"
