@@ -1,0 +1,100 @@
+"""A small client for the control API, with no dependency beyond the standard library."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+
+class BenchHTTPError(RuntimeError):
+    def __init__(self, status: int, body: Any) -> None:
+        self.status = status
+        self.body = body
+        self.code = body.get("error") if isinstance(body, dict) else None
+        super().__init__(f"{status}: {body}")
+
+
+class BenchClient:
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
+             content_type: str = "application/json", **query: Any) -> Any:
+        params = {k: v for k, v in query.items() if v is not None}
+        url = f"{self.url}/_bench{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if data is None and method in ("POST", "PUT"):
+            data = b""
+        request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                payload = response.read()
+                kind = response.headers.get_content_type()
+        except urllib.error.HTTPError as exc:
+            payload = exc.read()
+            try:
+                parsed = json.loads(payload)
+            except ValueError:
+                parsed = payload.decode("utf-8", "replace")
+            raise BenchHTTPError(exc.code, parsed) from None
+        return json.loads(payload) if kind == "application/json" else payload
+
+    # The calls a test makes most ------------------------------------------------------------------
+    def health(self) -> dict:
+        return self.call("GET", "/health")
+
+    def reset(self) -> None:
+        self.call("POST", "/reset")
+
+    def load(self, scenario: str) -> dict:
+        return self.call("POST", f"/scenarios/{urllib.parse.quote(scenario)}")
+
+    def load_yaml(self, text: str) -> dict:
+        return self.call("POST", "/scenarios", raw=text.encode("utf-8"), content_type="application/yaml")
+
+    def patients(self) -> list[dict]:
+        return self.call("GET", "/patients")
+
+    def patient(self, key: str) -> dict:
+        return self.call("GET", f"/patients/{urllib.parse.quote(key)}")
+
+    def documents(self, patient: str, history: bool = False) -> list[dict]:
+        return self.call("GET", f"/patients/{urllib.parse.quote(patient)}/documents",
+                         history="1" if history else None)
+
+    def traces(self, patient: str) -> list[dict]:
+        return self.call("GET", f"/patients/{urllib.parse.quote(patient)}/traces")
+
+    def journal(self, **filters: Any) -> list[dict]:
+        return self.call("GET", "/journal", **filters)
+
+    def steps(self) -> list[dict]:
+        return self.call("GET", "/steps")
+
+    def finish(self) -> list[dict]:
+        return self.call("POST", "/steps/finish")
+
+    def fire(self, transition: str) -> dict:
+        return self.call("POST", f"/transitions/{urllib.parse.quote(transition)}")
+
+    def advance(self, duration: str) -> dict:
+        return self.call("POST", "/clock", {"advance": duration})
+
+    def actions(self, *actions: dict) -> dict:
+        return self.call("POST", "/world/actions", {"actions": list(actions)})
+
+    def wait_for_step(self, step_id: str, timeout: float = 10.0) -> dict:
+        """Wait until a step is decided (passed or failed); returns it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            step = next((s for s in self.steps() if s["id"] == step_id), None)
+            if step is None:
+                raise KeyError(f"the loaded scenario has no step {step_id}")
+            if step["status"] != "pending" or time.monotonic() > deadline:
+                return step
+            time.sleep(0.05)
