@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -116,17 +117,28 @@ class Bench:
         return dict(self.ports)
 
     def _serve(self, name: str, port: int, ssl_context: Any) -> None:
+        # Bind the socket ourselves: werkzeug's make_server exits the process when a port is taken.
+        host = self.config.host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            server = make_server(self.config.host, port, self.app, threaded=True, ssl_context=ssl_context)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(128)
         except OSError as exc:
-            raise BenchError(f"cannot listen on {self.config.host}:{port} for {name}: {exc.strerror}; choose "
-                             f"another port with --{name}-port (0 takes any free port)") from None
+            sock.close()
+            raise BenchError(f"cannot listen on {host}:{port} for {name}: {exc.strerror}; choose another port "
+                             f"with --{name}-port (0 takes any free port)") from None
+        try:
+            server = make_server(host, port, self.app, threaded=True, ssl_context=ssl_context, fd=sock.fileno())
+        finally:
+            sock.close()  # make_server duplicated the descriptor
         server.daemon_threads = True
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                   name=f"mockbench-{name}", daemon=True)
         thread.start()
         self._servers.append((server, thread))
-        self.ports[name] = server.server_port
+        self.ports[name] = server.socket.getsockname()[1]
 
     def _write_port_file(self, path: Path) -> None:
         tmp = path.with_name(path.name + ".tmp")

@@ -115,10 +115,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    bench = None
     try:
         bench = Bench(config)
         bench.start()
     except (BenchError, ConfigError, PkiError, WorldError, ScenarioInvalid) as exc:
+        if bench is not None:
+            bench.close()
         print(f"mockbench: {exc}", file=sys.stderr)
         return 1
     print(bench.ready_line(), flush=True)

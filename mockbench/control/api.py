@@ -226,7 +226,8 @@ def create_blueprint(bench: Bench) -> Blueprint:
         if channel and channel not in CHANNELS:
             raise ApiError(400, "INVALID_PARAMETER", f"channel must be one of {', '.join(CHANNELS)}")
         since = _int_arg("since")
-        limit = _int_arg("limit") or 1000
+        limit = _int_arg("limit")
+        limit = 1000 if limit is None else limit
         if not 1 <= limit <= MAX_JOURNAL_PAGE:
             raise ApiError(400, "INVALID_PARAMETER", f"limit must be between 1 and {MAX_JOURNAL_PAGE}")
         with world.transaction() as tx:
