@@ -21,6 +21,7 @@ from .config import Config
 from .pki import TlsFiles, load_tls_files, server_context
 from .scenarios.engine import ScenarioEngine
 from .scenarios.loader import Catalogue, resolve
+from .world import errors
 from .world.journal import JournalLimits
 from .world.store import Store
 from .world.world import World
@@ -29,6 +30,11 @@ log = logging.getLogger("mockbench")
 exchange_log = logging.getLogger("mockbench.exchange")
 
 DB_NAME = "world.db"
+
+
+class UnknownSnapshot(errors.NotFound):
+    code = "SNAPSHOT_UNKNOWN"
+    message = "no snapshot has that name"
 
 
 class BenchError(RuntimeError):
@@ -93,6 +99,20 @@ class Bench:
 
     def reset(self) -> None:
         self.scenarios.reset()
+
+    def snapshot(self, name: str) -> None:
+        """Save the whole world (scenario, steps, clock, journal) under a name, to restore before each test."""
+        self.store.snapshot(name)
+
+    def restore(self, name: str) -> None:
+        try:
+            self.store.restore(name)
+        except KeyError:
+            raise UnknownSnapshot(f"no snapshot {name}; saved: {', '.join(self.store.snapshots()) or 'none'}") \
+                from None
+        with self.world.transaction() as tx:
+            self.world.reload(tx)
+            self.scenarios.reload(tx)
 
     # Running ------------------------------------------------------------------------------------
     def start(self) -> dict[str, int]:

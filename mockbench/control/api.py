@@ -107,6 +107,20 @@ def create_blueprint(bench: Bench) -> Blueprint:
         bench.reset()
         return jsonify(status="reset")
 
+    @bp.get("/snapshots")
+    def snapshots():
+        return jsonify(bench.store.snapshots())
+
+    @bp.post("/snapshots/<name>")
+    def snapshot(name: str):
+        bench.snapshot(name)
+        return jsonify(status="saved", snapshot=name)
+
+    @bp.post("/snapshots/<name>/restore")
+    def restore(name: str):
+        bench.restore(name)
+        return jsonify(status="restored", snapshot=name)
+
     # Scenarios ----------------------------------------------------------------------------------
     @bp.get("/scenarios")
     def scenarios():

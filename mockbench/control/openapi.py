@@ -104,6 +104,7 @@ SCHEMAS: dict[str, Any] = {
                                       "description": "one scenario action, as in docs/scenarios.md"})}),
     "ActionsDone": _obj({"done": _arr(S)}),
     "Status": _obj({"status": S}),
+    "Snapshot": _obj({"status": {"enum": ["saved", "restored"]}, "snapshot": S}),
 }
 
 
@@ -134,6 +135,16 @@ PATHS: dict[str, Any] = {
     "/_bench/health": {"get": _op("Which doors run, and the bench's state", _json(_ref("Health")))},
     "/_bench/openapi.json": {"get": _op("This document", _json({"type": "object"}))},
     "/_bench/reset": {"post": _op("Empty world, empty journal, clock back to real time", _json(_ref("Status")))},
+    "/_bench/snapshots": {"get": _op("Saved snapshots", _json(_arr(S)))},
+    "/_bench/snapshots/{name}": {
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": S}],
+        "post": _op("Save the whole world (scenario, steps, clock, journal) under this name",
+                    _json(_ref("Snapshot"))),
+    },
+    "/_bench/snapshots/{name}/restore": {
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": S}],
+        "post": _op("Put the world back as it was saved", _json(_ref("Snapshot"))),
+    },
     "/_bench/scenarios": {
         "get": _op("The scenario catalogue", _json(_arr(_ref("ScenarioSummary")))),
         "post": {"summary": "Reset, then load the scenario sent as YAML in the body",

@@ -66,6 +66,9 @@ class ScenarioEngine:
             self.world.journal.append(tx, "control", "reset", actor="mockbench")
             tx.after_commit(lambda: setattr(self, "_next_at", None))
 
+    def reload(self, tx: Tx) -> None:
+        self._next_at = self._compute_next_at(tx)
+
     def loaded(self, tx: Tx) -> dict | None:
         return tx.meta_get(META)
 

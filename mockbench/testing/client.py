@@ -88,6 +88,12 @@ class BenchClient:
     def actions(self, *actions: dict) -> dict:
         return self.call("POST", "/world/actions", {"actions": list(actions)})
 
+    def snapshot(self, name: str) -> None:
+        self.call("POST", f"/snapshots/{urllib.parse.quote(name)}")
+
+    def restore(self, name: str) -> None:
+        self.call("POST", f"/snapshots/{urllib.parse.quote(name)}/restore")
+
     def wait_for_step(self, step_id: str, timeout: float = 10.0) -> dict:
         """Wait until a step is decided (passed or failed); returns it."""
         deadline = time.monotonic() + timeout

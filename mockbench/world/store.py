@@ -236,8 +236,15 @@ class Store:
         with self.transaction() as tx:
             source = f"{tx.ns}@{name}"
             if not tx.conn.execute("SELECT 1 FROM meta WHERE ns = ? LIMIT 1", (source,)).fetchone():
-                raise KeyError(f"no snapshot named {name}")
+                raise KeyError(name)
             self.copy_namespace(tx, source, tx.ns)
+
+    def snapshots(self) -> list[str]:
+        with self.transaction() as tx:
+            prefix = f"{tx.ns}@"
+            rows = tx.conn.execute("SELECT DISTINCT ns FROM meta WHERE substr(ns, 1, ?) = ? ORDER BY ns",
+                                   (len(prefix), prefix)).fetchall()
+        return [r[0][len(prefix):] for r in rows]
 
     def holds_world(self) -> bool:
         with self.transaction() as tx:

@@ -56,6 +56,10 @@ class World:
         tx.meta_set("world:created", self.clock.now_iso())
         self.events.publish(tx, Event(WORLD_RESET, time=self.clock.now_iso()))
 
+    def reload(self, tx: Tx) -> None:
+        """Re-read what is cached in memory after the store changed under us (a snapshot restored)."""
+        self.clock.offset = float(tx.meta_get("clock:offset", 0.0))
+
     def advance_clock(self, tx: Tx, seconds: float) -> None:
         self.clock.advance(seconds)
         tx.meta_set("clock:offset", self.clock.offset)

@@ -200,3 +200,22 @@ def test_findings_group_the_journal(mockbench):
         a = bench.world.journal.append(tx, "pfi", "MDM^T02", findings=[f])
         b = bench.world.journal.append(tx, "pfi", "MDM^T10", findings=[f])
     assert mockbench.client.call("GET", "/findings") == [{**f, "entries": [a["seq"], b["seq"]]}]
+
+
+def test_snapshot_and_restore(mockbench, spec):
+    c, u = mockbench.client, mockbench.url + "/_bench"
+    c.load("consent-withdrawal")
+    check(spec, requests.post(f"{u}/snapshots/setup", timeout=5), "/_bench/snapshots/{name}", "post")
+    c.fire("retrait_chu")
+    c.advance("2h")
+    c.reset()
+    restored = check(spec, requests.post(f"{u}/snapshots/setup/restore", timeout=5),
+                     "/_bench/snapshots/{name}/restore", "post")
+    assert restored == {"status": "restored", "snapshot": "setup"}
+    assert [p["id"] for p in c.patients()] == ["bernard"]
+    assert {a["subject"]: a["status"] for a in mockbench.client.call("GET", "/patients/bernard/authorizations")} \
+        ["chu"] == "VALIDE"
+    assert c.call("GET", "/clock")["offset"] == 0
+    assert "setup" in check(spec, requests.get(f"{u}/snapshots", timeout=5), "/_bench/snapshots")
+    missing = requests.post(f"{u}/snapshots/nope/restore", timeout=5)
+    assert missing.status_code == 404 and missing.json()["error"] == "SNAPSHOT_UNKNOWN"
