@@ -18,7 +18,6 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from . import __version__
 from .config import Config
-from .pki import TlsFiles, load_tls_files, server_context
 from .scenarios.engine import ScenarioEngine
 from .scenarios.loader import Catalogue, resolve
 from .world import errors
@@ -70,7 +69,11 @@ class Bench:
             raw_bytes=self.config.journal_raw_bytes))
         self.catalogue = Catalogue()
         self.scenarios = ScenarioEngine(self.world, self.catalogue)
-        self.tls: TlsFiles | None = load_tls_files(self.config.tls_dir) if self.config.tls_dir else None
+        self.tls = None
+        if self.config.tls_dir:
+            from .pki import load_tls_files  # cryptography costs ~30 ms of start-up: only with TLS
+
+            self.tls = load_tls_files(self.config.tls_dir)
         self.doors: list[Door] = []          # socket doors, added by the door modules
         self.http_doors: dict[str, str] = {}  # name -> URL prefix of doors served on the HTTP port
         self.ports: dict[str, int] = {}
@@ -122,6 +125,8 @@ class Bench:
         try:
             self._serve("http", cfg.http_port, None)
             if self.tls is not None:
+                from .pki import server_context
+
                 self._serve("https", cfg.https_port, server_context(self.tls, require_client_cert=False))
             for door in self.doors:
                 self.ports.update(door.start())

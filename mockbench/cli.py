@@ -93,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
 
 # up -----------------------------------------------------------------------------------------------
 def cmd_up(args: argparse.Namespace) -> int:
+    # Before the heavy imports: a SIGTERM during start-up still ends the process cleanly.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
     from .bench import Bench, BenchError
     from .config import ConfigError, load
     from .pki import PkiError
@@ -112,9 +117,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     if config.quiet:
         logging.getLogger("mockbench.exchange").setLevel(logging.WARNING)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     bench = None
     try:
         bench = Bench(config)
@@ -124,6 +126,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             bench.close()
         print(f"mockbench: {exc}", file=sys.stderr)
         return 1
+    if stop.is_set():
+        bench.close()
+        return 0
     print(bench.ready_line(), flush=True)
     try:
         stop.wait()

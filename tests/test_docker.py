@@ -242,7 +242,8 @@ def test_healthcheck_asks_the_control_api_with_python(stage):
     check = healthcheck_command(stage)
     assert Path(check[0]).name in ("python", "python3"), f"the slim image has no curl or wget: {check}"
     text = " ".join(check)
-    assert re.search(r"http://(127\.0\.0\.1|localhost):8080/_bench/health", text), text
+    assert re.search(r"http://(127\.0\.0\.1|localhost):\{port\}/_bench/health", text), text
+    assert "os.environ.get('MOCKBENCH_HTTP_PORT', '8080')" in text, "the check must follow the configured port"
 
 
 def test_command_is_mockbench_up_accepted_by_the_real_parser(command):
@@ -356,16 +357,14 @@ def native_command(command: list[str], state: Path, port_file: Path) -> list[str
     return [sys.executable, "-m", "mockbench", *args]
 
 
-def native_healthcheck(check: list[str], port: int) -> list[str]:
-    out, replaced = [], 0
-    for word in check:
-        word, n = re.subn(r"(http://[^/:'\"\s]+):\d+(/_bench/health)", rf"\g<1>:{port}\g<2>", word)
-        replaced += n
-        out.append(word)
-    assert replaced == 1, f"expected one health URL in the HEALTHCHECK: {check}"
+def native_healthcheck(check: list[str], port: int) -> tuple[list[str], dict[str, str]]:
+    """The HEALTHCHECK command and the environment that points it at `port`, as in a container whose
+    MOCKBENCH_HTTP_PORT was set."""
+    out = list(check)
+    assert sum("/_bench/health" in w for w in out) == 1, f"expected one health URL in the HEALTHCHECK: {check}"
     if Path(out[0]).name in ("python", "python3"):
         out[0] = sys.executable
-    return out
+    return out, {**clean_env(), "MOCKBENCH_HTTP_PORT": str(port)}
 
 
 def clean_env() -> dict[str, str]:
@@ -379,20 +378,22 @@ def free_port() -> int:
 
 
 def test_native_healthcheck_fails_when_nothing_listens(stage):
-    check = native_healthcheck(healthcheck_command(stage), free_port())
-    result = subprocess.run(check, capture_output=True, timeout=15, env=clean_env())
+    check, env = native_healthcheck(healthcheck_command(stage), free_port())
+    result = subprocess.run(check, capture_output=True, timeout=15, env=env)
     assert result.returncode != 0
 
 
-def test_image_command_runs_natively_answers_its_healthcheck_and_stops_on_sigterm(stage, command, tmp_path):
-    state, port_file = tmp_path / "state", tmp_path / "ports.json"
+def run_image_command(stage, command, workdir: Path, state: Path) -> None:
+    """Start the image's command natively, wait for readiness, run the HEALTHCHECK, stop it with SIGTERM."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port_file = workdir / "ports.json"
     argv = native_command(command, state, port_file)
-    with open(tmp_path / "stdout", "wb") as out, open(tmp_path / "stderr", "wb") as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=tmp_path, env=clean_env())
+    with open(workdir / "stdout", "wb") as out, open(workdir / "stderr", "wb") as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=workdir, env=clean_env())
 
     def output() -> str:
-        return ((tmp_path / "stdout").read_text(errors="replace") + "\n"
-                + (tmp_path / "stderr").read_text(errors="replace"))[-3000:]
+        return ((workdir / "stdout").read_text(errors="replace") + "\n"
+                + (workdir / "stderr").read_text(errors="replace"))[-3000:]
 
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -405,8 +406,8 @@ def test_image_command_runs_natively_answers_its_healthcheck_and_stops_on_sigter
         ports = json.loads(port_file.read_text(encoding="utf-8"))
         assert (state / "world.db").exists(), "the bench did not keep its world in --state"
 
-        check = native_healthcheck(healthcheck_command(stage), ports["http"])
-        result = subprocess.run(check, capture_output=True, text=True, timeout=15, env=clean_env())
+        check, env = native_healthcheck(healthcheck_command(stage), ports["http"])
+        result = subprocess.run(check, capture_output=True, text=True, timeout=15, env=env)
         assert result.returncode == 0, f"HEALTHCHECK failed ({result.returncode}): {result.stderr[-2000:]}"
 
         proc.send_signal(signal.SIGTERM)
@@ -419,3 +420,13 @@ def test_image_command_runs_natively_answers_its_healthcheck_and_stops_on_sigter
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def test_image_command_runs_natively_answers_its_healthcheck_and_stops_on_sigterm(stage, command, tmp_path):
+    run_image_command(stage, command, tmp_path / "first", tmp_path / "state")
+
+
+def test_image_command_restarts_on_its_own_volume(stage, command, tmp_path):
+    """`docker restart` or `compose up` again: the same command over a state folder that holds a world."""
+    run_image_command(stage, command, tmp_path / "first", tmp_path / "state")
+    run_image_command(stage, command, tmp_path / "second", tmp_path / "state")

@@ -17,9 +17,6 @@ import json
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from joserfc import jwt
-from joserfc.jwk import ECKey, RSAKey
-
 from . import errors
 from .store import Tx
 
@@ -34,14 +31,19 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# joserfc is imported where it is used: it costs start-up time, and most runs sign nothing.
 def _new_key(alg: str, kid: str) -> dict:
+    from joserfc.jwk import ECKey, RSAKey
+
     key = RSAKey.generate_key(2048) if alg == "RS256" else ECKey.generate_key("P-256")
     data = key.as_dict(private=True)
     data.update(kid=kid, alg=alg, use="sig")
     return data
 
 
-def _import(data: dict) -> RSAKey | ECKey:
+def _import(data: dict) -> Any:
+    from joserfc.jwk import ECKey, RSAKey
+
     return (RSAKey if data["kty"] == "RSA" else ECKey).import_key(data)
 
 
@@ -141,7 +143,7 @@ class Tokens:
                 public.append(data)
         return {"keys": public}
 
-    def active_key(self, tx: Tx, alg: str = "RS256") -> tuple[str, RSAKey | ECKey]:
+    def active_key(self, tx: Tx, alg: str = "RS256") -> tuple[str, Any]:
         if alg not in ALGORITHMS:
             raise errors.InvalidRequest(f"no signing key for {alg}; the bench signs with {', '.join(ALGORITHMS)}")
         for k in self._keys(tx):
@@ -150,11 +152,14 @@ class Tokens:
         raise errors.InvalidRequest(f"no active {alg} key")  # unreachable: _keys always holds one per alg
 
     def sign(self, tx: Tx, claims: dict, alg: str = "RS256") -> str:
+        from joserfc import jwt
+
         kid, key = self.active_key(tx, alg)
         return jwt.encode({"alg": alg, "kid": kid, "typ": "JWT"}, claims, key)
 
     def decode(self, tx: Tx, token: str) -> dict:
         """Verify a JWT signed by one of the published keys; returns its claims."""
+        from joserfc import jwt
         from joserfc.jwk import KeySet
 
         keyset = KeySet.import_key_set(self.jwks(tx))
