@@ -17,6 +17,7 @@ import yaml
 
 from ..world import identity
 from ..world.clock import parse_duration, parse_time
+from ..world.journal import CHANNELS
 from ..world.model import (
     ACCESS_MODES,
     AUTHORIZATION_STATUSES,
@@ -421,7 +422,7 @@ class ActionSpec(Spec):
 
 
 AFTER = Map(name="After", fields={
-    "channel": Field(Str(), "journal channel (dmp, pfi, mss, oidc, annuaire, control)"),
+    "channel": Field(Str(choices=CHANNELS), "journal channel"),
     "operation": Field(Str(), "journal operation (TD3.1, MDM^T02, SUBMIT...)"),
     "patient": Field(Id(), "patient id"),
     "verdict": Field(Str(choices=("accepted", "refused", "error")), "only entries with this verdict"),
@@ -443,7 +444,7 @@ TRANSITION = Map(name="Transition", fields={
 })
 
 EXPECT = Map(name="Expect", fields={
-    "channel": Field(Str(), "journal channel"),
+    "channel": Field(Str(choices=CHANNELS), "journal channel"),
     "operation": Field(Str(), "journal operation"),
     "patient": Field(Id(), "patient id"),
     "document": Field(Str(), "document id or unique id"),

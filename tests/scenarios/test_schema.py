@@ -119,3 +119,9 @@ def test_docs_are_generated_from_the_schema():
 @pytest.mark.parametrize("title,text", docs.EXAMPLES, ids=[t for t, _ in docs.EXAMPLES])
 def test_every_documented_example_validates(title, text):
     assert parse(text, title).id.startswith("exemple-")
+
+
+def test_expect_names_a_known_channel():
+    text = "id: t\ntitle: x\nsteps:\n  - {id: a, say: b, expect: {channel: fax, operation: TD3.1}}\n"
+    (p,) = problems(text)
+    assert p == "s.yaml:4: steps[0].expect.channel: 'fax' is not one of dmp, pfi, mss, oidc, annuaire, control"
