@@ -22,6 +22,7 @@ from .journal import finding
 from .model import (
     AUTHORIZATION_STATUSES,
     CONFIDENTIALITY_CODES,
+    DOCUMENT_STATUSES,
     INVISIBLE_PATIENT,
     INVISIBLE_REPRESENTANTS_LEGAUX,
     MASQUE_PS,
@@ -45,6 +46,13 @@ VISIBILITY_AUDIENCES = {"patient": INVISIBLE_PATIENT, "legal_representatives": I
 
 def sha1_hex(content: bytes) -> str:
     return hashlib.sha1(content).hexdigest().upper()
+
+
+def _parse_time(value: str, what: str):
+    try:
+        return parse_time(value)
+    except (TypeError, ValueError):
+        raise errors.InvalidRequest(f"{what}: {value!r} is not an ISO 8601 date and time") from None
 
 
 class Dmp:
@@ -109,8 +117,16 @@ class Dmp:
             kind, subject = "professional", self.world.directory.professional(tx, professional or "").id
         if actor.kind == "professional" and actor.mode != "normal":
             raise errors.AccessModeRefused("only the normal access mode may declare an authorization (TD0.3)")
+        if actor.kind in ("patient", "legal_representative") and actor.id not in (patient.id, patient.ins):
+            raise errors.AuthorizationMissing("a patient may only act on their own DMP")
+        if actor.kind == "professional" and subject not in (actor.id, actor.structure):
+            raise errors.InvalidRequest("a professional declares only its own authorization or its "
+                                        "structure's (TD0.3 is a self-declaration)")
+        existing = tx.get("authorizations", patient=patient.id, subject_kind=kind, subject=subject)
+        if actor.kind == "professional" and existing and existing["status"] == "INTERDIT":
+            raise errors.ProfessionalBlocked(f"the patient blocked {subject}: only the patient may lift it")
         if until is not None:
-            parse_time(until)
+            _parse_time(until, "until")
         auth = Authorization(patient=patient.id, subject_kind=kind, subject=subject, status=status,
                              since=self.world.clock.now_iso(), until=until, reason=reason)
         tx.put("authorizations", auth.to_dict(), patient=patient.id, subject_kind=kind, subject=subject)
@@ -152,7 +168,8 @@ class Dmp:
         if actor.kind == "system":
             return
         if actor.kind in ("patient", "legal_representative"):
-            if actor.id not in ("", patient.id, patient.ins):
+            # A legal representative acts under the represented patient's identity.
+            if actor.id not in (patient.id, patient.ins):
                 raise errors.AuthorizationMissing("a patient may only act on their own DMP")
             return
         self.world.directory.professional(tx, actor.id)
@@ -237,6 +254,8 @@ class Dmp:
         self._save(tx, old)
         self._store_new(tx, doc, content)
         self._trace(tx, actor, patient, "remplacement", doc.unique_id)
+        if set(VISIBILITY_AUDIENCES.values()) & set(doc.confidentiality):
+            self._trace(tx, actor, patient, "invisibilisation", doc.unique_id)
         self._publish(tx, events.DOCUMENT_REPLACED, cause, patient, doc.unique_id,
                       {"replaces": old.unique_id, "entry_uuid": doc.entry_uuid})
         return doc
@@ -389,11 +408,18 @@ class Dmp:
         patient = self._patient(tx, patient_key)
         self.check_access(tx, actor, patient)
         self._consent_findings(tx, patient, feeding=False)
-        statuses = set(statuses) - {"deleted"}
+        statuses = set(statuses)
+        unknown_statuses = statuses - set(DOCUMENT_STATUSES)
+        if unknown_statuses:
+            raise errors.InvalidRequest(f"unknown document status {sorted(unknown_statuses)[0]}")
+        statuses -= {"deleted"}
         unknown = set(filters) - {*FIND_FILTERS, *(f"{t}_from" for t in TIME_FILTERS),
                                   *(f"{t}_to" for t in TIME_FILTERS)}
         if unknown:
             raise errors.InvalidRequest(f"unknown search filter {sorted(unknown)[0]}")
+        for key, value in filters.items():
+            if value and key.endswith(("_from", "_to")):
+                _parse_time(value, key)
         found = []
         for doc in self.documents(tx, patient.id):
             if doc.status not in statuses or self._hidden_from(actor, patient, doc) is not None:

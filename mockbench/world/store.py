@@ -10,6 +10,7 @@ lose the last commits, which a test bench can afford.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
+log = logging.getLogger("mockbench.store")
 
 # Each table: its key columns after `ns`. Every table has `ns` first and `data` (JSON) last.
 TABLES: dict[str, tuple[str, ...]] = {
@@ -208,7 +210,10 @@ class Store:
             finally:
                 self._local.tx = None
         for fn in tx._after_commit:
-            fn()
+            try:
+                fn()
+            except Exception:  # the change is committed: a failing listener must not undo the answer
+                log.exception("an after-commit callback failed")
 
     def in_transaction(self) -> bool:
         return getattr(self._local, "tx", None) is not None
@@ -221,11 +226,14 @@ class Store:
             tx.conn.execute(sql, (tx.ns,))
 
     def copy_namespace(self, tx: Tx, source: str, target: str) -> None:
-        """Replace everything in `target` by a copy of `source` (snapshot and restore)."""
+        """Replace the world in `target` by a copy of `source` (snapshot and restore). What a reset keeps
+        (signing keys) is neither copied nor replaced: restoring a snapshot must not change the keys."""
         for table, keys in TABLES.items():
             cols = ", ".join((*keys, "data"))
-            tx.conn.execute(f"DELETE FROM {table} WHERE ns = ?", (target,))
-            tx.conn.execute(f"INSERT INTO {table} (ns, {cols}) SELECT ?, {cols} FROM {table} WHERE ns = ?",
+            keep = KEEP_ON_RESET.get(table)
+            extra = f" AND NOT ({keep})" if keep else ""
+            tx.conn.execute(f"DELETE FROM {table} WHERE ns = ?{extra}", (target,))
+            tx.conn.execute(f"INSERT INTO {table} (ns, {cols}) SELECT ?, {cols} FROM {table} WHERE ns = ?{extra}",
                             (target, source))
 
     def snapshot(self, name: str) -> None:

@@ -37,17 +37,18 @@ class World:
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         outer = not self.store.in_transaction()
-        offset = self.clock.offset
-        try:
-            with self.store.transaction() as tx:
+        with self.store.transaction() as tx:
+            # Read and restored under the store's lock: another thread's clock move is never undone here.
+            offset = self.clock.offset
+            try:
                 if outer:
                     for hook in list(self.tick_hooks):
                         hook(tx)
                 yield tx
-        except BaseException:
-            if outer:
-                self.clock.offset = offset  # the clock moved inside a transaction that was rolled back
-            raise
+            except BaseException:
+                if outer:
+                    self.clock.offset = offset  # the clock moved inside a transaction that is rolled back
+                raise
 
     def reset(self, tx: Tx) -> None:
         """Empty world, empty journal, clock back to real time. Signing keys are kept."""

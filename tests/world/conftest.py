@@ -173,6 +173,21 @@ def cast(world: World) -> Cast:
 
 
 @pytest.fixture
+def new_cast(tmp_path_factory: pytest.TempPathFactory, now: float) -> Iterator[Callable[[], Cast]]:
+    """Builds a fresh world and cast on a new SQLite file at each call (for Hypothesis, one per example)."""
+    stores: list[Store] = []
+
+    def _new() -> Cast:
+        store = Store(tmp_path_factory.mktemp("world") / "w.db")
+        stores.append(store)
+        return build_cast(World(store, Clock(real=lambda: now)))
+
+    yield _new
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
 def refused() -> Callable[[str], AbstractContextManager]:
     """`with refused("DOCUMENT_DELETED"): ...` expects a WorldError with exactly that stable code."""
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from mockbench.world import events
+from mockbench.world import errors, events
 from mockbench.world.clock import iso
 from mockbench.world.model import (
     INVISIBLE_PATIENT,
@@ -813,6 +813,12 @@ def test_invisible_patient_document(cast, refused):
 
 
 def test_invisible_to_legal_representatives(cast, refused):
+    plain = cast.submit(confidentiality=[INVISIBLE_REPRESENTANTS_LEGAUX])
+    assert cast.find(cast.representative) == []
+    assert cast.find(cast.patient) == [plain.unique_id]
+    assert cast.find(cast.outsider) == [plain.unique_id]
+    assert cast.find(cast.author) == [plain.unique_id]
+    _delete(cast, cast.author, plain.unique_id)
     doc = cast.submit(confidentiality=[INVISIBLE_REPRESENTANTS_LEGAUX, MASQUE_PS])
     assert cast.find(cast.representative) == []
     assert cast.find(cast.patient) == [doc.unique_id]
@@ -963,3 +969,22 @@ def test_end_secret_connection(cast, ids, refused):
     assert cast.patient_record("carol").secret_connection is False
     with refused("NO_CHANGE"), cast.tx() as tx:
         cast.world.dmp.end_secret_connection(tx, cast.system, "carol")
+
+
+def test_a_professional_declares_only_its_own_authorization(cast):
+    with cast.tx() as tx, pytest.raises(errors.InvalidRequest, match="self-declaration"):
+        cast.world.dmp.set_authorization(tx, cast.author, "bob", status="VALIDE", structure="clinic")
+    with cast.tx() as tx:
+        auth = cast.world.dmp.set_authorization(tx, cast.author, "bob", status="VALIDE", structure="chu")
+    assert (auth.subject, auth.status) == ("chu", "VALIDE")
+
+
+def test_find_refuses_an_unknown_status(cast):
+    with cast.tx() as tx, pytest.raises(errors.InvalidRequest, match="unknown document status lost"):
+        cast.world.dmp.find(tx, cast.author, "alice", statuses=["approved", "lost"])
+
+
+def test_a_patient_actor_needs_an_identity(cast):
+    from mockbench.world.model import Actor
+    with cast.tx() as tx, pytest.raises(errors.AuthorizationMissing):
+        cast.world.dmp.find(tx, Actor(kind="legal_representative", id=""), "alice")

@@ -1,0 +1,151 @@
+"""The bounded journal: entries, limits by count and bytes, raw truncation, queries, hooks and listeners."""
+
+from __future__ import annotations
+
+import pytest
+
+from mockbench.world.journal import JournalLimits, finding
+
+
+def _append(world, n, **kwargs):
+    entries = []
+    with world.transaction() as tx:
+        for _ in range(n):
+            entries.append(world.journal.append(tx, kwargs.pop("channel", "dmp"), kwargs.pop("operation", "op"),
+                                                **kwargs))
+    return entries
+
+
+def test_entry_shape(cast, ids):
+    with cast.tx() as tx:
+        entry = cast.world.journal.append(
+            tx, "dmp", "TD2.1", actor="dr-a", patient="alice", document="1.2.3", verdict="refused",
+            code="HASH_MISMATCH", findings=[finding("DMP/X", "careful")], raw="<Envelope/>", ref="urn:uuid:1")
+    assert entry == {
+        "seq": 1, "time": "2025-06-15T15:06:40.000Z", "channel": "dmp", "operation": "TD2.1", "direction": "in",
+        "actor": "dr-a", "patient": "alice", "patient_ins": ids.ins["alice"], "document": "1.2.3",
+        "verdict": "refused", "code": "HASH_MISMATCH",
+        "findings": [{"rule": "DMP/X", "severity": "warning", "message": "careful"}],
+        "raw": "<Envelope/>", "raw_truncated": False, "size": 11, "ref": "urn:uuid:1",
+    }
+    with cast.tx() as tx:
+        assert cast.world.journal.query(tx) == [entry]
+
+
+def test_patient_ins_resolved_to_patient(cast, ids):
+    with cast.tx() as tx:
+        known = cast.world.journal.append(tx, "pfi", "MDM^T02", patient_ins=ids.ins["bob"])
+        unknown = cast.world.journal.append(tx, "pfi", "MDM^T02", patient_ins=ids.make_nir("2991299123456"))
+        by_id = cast.world.journal.append(tx, "pfi", "MDM^T02", patient="nobody")
+    assert (known["patient"], known["patient_ins"]) == ("bob", ids.ins["bob"])
+    assert (unknown["patient"], unknown["patient_ins"]) == (None, ids.make_nir("2991299123456"))
+    assert (by_id["patient"], by_id["patient_ins"]) == ("nobody", None)
+    with cast.tx() as tx:
+        assert [e["seq"] for e in cast.world.journal.query(tx, patient="bob")] == [known["seq"]]
+
+
+@pytest.mark.parametrize("kwargs", [{"channel": "fax"}, {"verdict": "maybe"}, {"direction": "sideways"}])
+def test_invalid_values_refused(world, kwargs):
+    args = {"channel": "dmp", "operation": "op", **kwargs}
+    with pytest.raises(ValueError, match=next(iter(kwargs))), world.transaction() as tx:
+        world.journal.append(tx, args.pop("channel"), args.pop("operation"), **args)
+    with world.transaction() as tx:
+        assert world.journal.query(tx) == []
+        assert world.journal.stats(tx)["count"] == 0
+
+
+def test_finding_severity_checked():
+    assert finding("R", "m", "error")["severity"] == "error"
+    with pytest.raises(ValueError):
+        finding("R", "m", "fatal")
+
+
+def test_bounded_by_count(make_world):
+    world = make_world(journal_limits=JournalLimits(max_entries=50, max_bytes=10**9))
+    _append(world, 50)
+    with world.transaction() as tx:
+        assert world.journal.stats(tx) == {"count": 50, "bytes": 50 * 256, "dropped": 0}
+    _append(world, 1)  # the 51st drops down to nine tenths of the bound: 45 left
+    with world.transaction() as tx:
+        assert world.journal.stats(tx) == {"count": 45, "bytes": 45 * 256, "dropped": 6}
+        assert [e["seq"] for e in world.journal.query(tx)] == list(range(7, 52))
+    _append(world, 149)
+    with world.transaction() as tx:
+        stats = world.journal.stats(tx)
+        seqs = [e["seq"] for e in world.journal.query(tx)]
+    assert stats["count"] == len(seqs) <= 50
+    assert stats["count"] + stats["dropped"] == 200
+    assert seqs == list(range(201 - len(seqs), 201))  # the oldest went first
+
+
+def test_bounded_by_bytes(make_world):
+    world = make_world(journal_limits=JournalLimits(max_entries=10**6, max_bytes=10_000))
+    raw = "x" * 744  # 744 + 256 accounted per entry = 1000
+    for _ in range(10):
+        _append(world, 1, raw=raw)
+    with world.transaction() as tx:
+        assert world.journal.stats(tx) == {"count": 10, "bytes": 10_000, "dropped": 0}
+    _append(world, 1, raw=raw)
+    with world.transaction() as tx:
+        assert world.journal.stats(tx) == {"count": 9, "bytes": 9_000, "dropped": 2}
+        assert [e["seq"] for e in world.journal.query(tx)] == list(range(3, 12))
+        assert tx.conn.execute("SELECT SUM(size) FROM journal WHERE ns = ?", (tx.ns,)).fetchone()[0] == 9_000
+
+
+def test_raw_truncated(make_world):
+    world = make_world(journal_limits=JournalLimits(raw_bytes=16))
+    with world.transaction() as tx:
+        long = world.journal.append(tx, "mss", "SMTP", raw=b"0123456789" * 10)
+        short = world.journal.append(tx, "mss", "SMTP", raw="é" * 8)  # 16 bytes in UTF-8
+    assert (long["raw"], long["raw_truncated"], long["size"]) == ("0123456789012345", True, 100)
+    assert (short["raw"], short["raw_truncated"], short["size"]) == ("é" * 8, False, 16)
+    with world.transaction() as tx:
+        assert world.journal.stats(tx)["bytes"] == 2 * (16 + 256)
+
+
+def test_query_filters(world):
+    with world.transaction() as tx:
+        j = world.journal
+        j.append(tx, "dmp", "TD2.1", patient="alice")
+        j.append(tx, "dmp", "TD3.1", patient="bob")
+        j.append(tx, "pfi", "MDM^T02", patient="alice")
+        world.advance_clock(tx, 60)
+        j.append(tx, "mss", "SMTP")
+    with world.transaction() as tx:
+        q = world.journal.query
+        assert [e["seq"] for e in q(tx, channel="dmp")] == [1, 2]
+        assert [e["seq"] for e in q(tx, operation="MDM^T02")] == [3]
+        assert [e["seq"] for e in q(tx, patient="alice")] == [1, 3]
+        assert [e["seq"] for e in q(tx, since=2)] == [3, 4]
+        assert [e["seq"] for e in q(tx, channel="dmp", patient="alice")] == [1]
+        assert [e["seq"] for e in q(tx, since_time="2025-06-15T15:07:00.000Z")] == [4]
+        assert [e["seq"] for e in q(tx, until_time="2025-06-15T15:06:40.000Z")] == [1, 2, 3]
+        assert [e["seq"] for e in q(tx, limit=2)] == [1, 2]
+
+
+def test_hooks_in_transaction_listeners_after_commit(world):
+    hooked, heard = [], []
+    world.journal.hooks.append(lambda tx, entry: hooked.append((entry["seq"], world.store.in_transaction())))
+    world.journal.listeners.append(lambda entry: heard.append(entry["seq"]))
+    with world.transaction() as tx:
+        world.journal.append(tx, "dmp", "TD0.2")
+        assert hooked == [(1, True)]
+        assert heard == []
+    assert heard == [1]
+    with pytest.raises(RuntimeError), world.transaction() as tx:
+        world.journal.append(tx, "dmp", "TD0.2")
+        raise RuntimeError
+    assert heard == [1]
+    with world.transaction() as tx:
+        assert [e["seq"] for e in world.journal.query(tx)] == [1]
+        assert world.journal.stats(tx)["count"] == 1
+
+
+def test_seq_continues_after_rollback_without_gap(world):
+    _append(world, 2)
+    with pytest.raises(RuntimeError), world.transaction() as tx:
+        world.journal.append(tx, "dmp", "op")
+        raise RuntimeError
+    _append(world, 1)
+    with world.transaction() as tx:
+        assert [e["seq"] for e in world.journal.query(tx)] == [1, 2, 3]
