@@ -55,7 +55,7 @@ class Bench:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
         self._own_state = self.config.state is None
-        self.state_dir = Path(self.config.state or tempfile.mkdtemp(prefix="mockbench-"))
+        self.state_dir = Path(self.config.state or tempfile.mkdtemp(prefix="mockbench-")).resolve()
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
