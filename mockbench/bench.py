@@ -74,7 +74,7 @@ class Bench:
             from .pki import load_tls_files  # cryptography costs ~30 ms of start-up: only with TLS
 
             self.tls = load_tls_files(self.config.tls_dir)
-        self.doors: list[Door] = []          # socket doors, added by the door modules
+        self.doors: list[Door] = []          # doors with ports of their own
         self.http_doors: dict[str, str] = {}  # name -> URL prefix of doors served on the HTTP port
         self.ports: dict[str, int] = {}
         self.started_at: float | None = None
@@ -82,8 +82,19 @@ class Bench:
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self.world.journal.listeners.append(self._log_exchange)
+        self._add_doors()
         from .control.app import create_app  # late: the app module imports the bench's types
         self.app = create_app(self)
+
+    def _add_doors(self) -> None:
+        from .protocols.pfi.door import PfiDoor, PfiSettings, parse_endpoint
+
+        cfg = self.config
+        try:
+            dpi = parse_endpoint(cfg.dpi_mllp)
+        except ValueError as exc:
+            raise BenchError(str(exc)) from None
+        self.doors.append(PfiDoor(self, PfiSettings(host=cfg.host, port=cfg.mllp_port, dpi=dpi)))
 
     # Scenarios ----------------------------------------------------------------------------------
     def prepare(self) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ..world import errors
+from ..world import errors, identity
 from .schema import SCENARIO, Problem, ScenarioInvalid, Validator
 
 MAX_SCENARIO_BYTES = 1024 * 1024
@@ -72,6 +72,15 @@ def _cross_check(spec: dict, v: Validator, root: yaml.Node) -> None:
                 problem(f"world.{section}[{i}]", f"the {kind} id {item['id']} is used twice")
             ids[kind].add(item["id"])
     for i, p in enumerate(world.get("professionals", [])):
+        if p.get("check_digits", True):
+            for key, check in (("rpps", identity.check_rpps), ("idnps", identity.check_idnps)):
+                if p.get(key) and p[key] != "generate":
+                    try:
+                        check(p[key])
+                    except identity.IdentifierError as exc:
+                        problem(f"world.professionals[{i}].{key}", f"{exc} (check_digits: false admits it)")
+        if p.get("rpps") not in (None, "generate") and p.get("idnps") and p["idnps"] != "8" + p["rpps"]:
+            problem(f"world.professionals[{i}]", f"idnps {p['idnps']} is not 8 + rpps {p['rpps']}")
         if p.get("structure") and p["structure"] not in ids["structure"]:
             problem(f"world.professionals[{i}]", f"structure {p['structure']} is not in world.structures")
     for i, p in enumerate(world.get("patients", [])):

@@ -278,8 +278,12 @@ STRUCTURE = Map(name="Structure", fields={
 
 PROFESSIONAL = Map(name="Professional", fields={
     "id": Field(Id(), "the scenario's name for the professional", required=True),
-    "rpps": Field(Str(check=_generated_or(identity.check_rpps)), "RPPS number (11 digits, Luhn), or "
-                  "`generate`; the IDNPS is `8` + RPPS", default=GENERATE),
+    "rpps": Field(Str(pattern=r"[0-9]{11}|generate", doc="11 digits or generate"), "RPPS number (11 digits, "
+                  "Luhn), or `generate`; the IDNPS is `8` + RPPS", default=GENERATE),
+    "idnps": Field(Str(pattern=r"[0358][0-9A-Za-z]+", doc="an IDNPS"), "the national id, when it is not "
+                   "8 + RPPS (an ADELI-based 0..., or a given IDNPS)"),
+    "check_digits": Field(Bool(), "false admits identifiers whose check digit is wrong, as some ANS example "
+                          "messages carry (the doors report them as findings)", default=True),
     "family_name": Field(Str(), "generated if absent"),
     "given_name": Field(Str(), "generated if absent"),
     "profession": Field(Str(pattern=r"\d{2}", doc="TRE-G15 code, 2 digits"),

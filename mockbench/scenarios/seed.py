@@ -80,7 +80,8 @@ class Seeder:
             d.add_structure(self.tx, Structure(id=s["id"], finess=finess, finess_ej=ej, name=name,
                                                address=address))
         for p in spec.get("professionals", []):
-            rpps = self._value(p.get("rpps"), self.faker.rpps)
+            rpps = "" if p.get("idnps") and p.get("rpps") in (None, "generate") else \
+                self._value(p.get("rpps"), self.faker.rpps)
             given = p.get("given_name") or self.faker.first_name()
             family = p.get("family_name") or self.faker.last_name().upper()
             mss = p.get("mssante", "generate")
@@ -90,9 +91,9 @@ class Seeder:
             elif mss == "none":
                 mss = ""
             d.add_professional(self.tx, Professional(
-                id=p["id"], idnps=identity.idnps_from_rpps(rpps), rpps=rpps, family_name=family, given_name=given,
-                profession=p.get("profession", "10"), specialty=p.get("specialty", ""),
-                structure=p.get("structure", ""), mssante=mss))
+                id=p["id"], idnps=p.get("idnps") or "8" + rpps, rpps=rpps, family_name=family,
+                given_name=given, profession=p.get("profession", "10"), specialty=p.get("specialty", ""),
+                structure=p.get("structure", ""), mssante=mss), check_digits=p.get("check_digits", True))
         for m in spec.get("mailboxes", []):
             d.add_mailbox(self.tx, Mailbox(address=m["address"], type=m.get("type", "PER"),
                                            owner=m.get("owner", ""), role=m.get("role", "hospital")))
@@ -235,10 +236,8 @@ class Seeder:
             dmp.reopen(tx, Actor.system(), args["patient"], cause=cause)
             return f"{name} {args['patient']}"
         if name == "set_consent":
-            patient = self.world.directory.patient(tx, args["patient"])
-            patient.consent = {**patient.consent, **{k: v for k, v in args.items()
-                                                     if k in ("consultation", "feeding_opposition")}}
-            self.world.directory.save_patient(tx, patient)
+            self.world.directory.record_consent(tx, args["patient"], consultation=args.get("consultation"),
+                                                feeding_opposition=args.get("feeding_opposition"))
             return f"{name} {args['patient']}"
         if name == "end_secret_connection":
             dmp.end_secret_connection(tx, Actor.system(), args["patient"])

@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import errors, identity
-from .model import DMP_STATES, MAILBOX_ROLES, MAILBOX_TYPES, Mailbox, Patient, Professional, Structure
+from .model import (
+    CONSULTATION_CONSENT,
+    DMP_STATES,
+    FEEDING_OPPOSITION,
+    MAILBOX_ROLES,
+    MAILBOX_TYPES,
+    Mailbox,
+    Patient,
+    Professional,
+    Structure,
+)
 from .store import Tx
 
 if TYPE_CHECKING:
@@ -46,10 +56,16 @@ class Directory:
         return [Structure.from_dict(r) for r in tx.select("structures", order="id")]
 
     # Professionals ------------------------------------------------------------------------------
-    def add_professional(self, tx: Tx, p: Professional) -> Professional:
-        if p.rpps:
-            _check(identity.check_rpps, p.rpps, f"professional {p.id} rpps")
-        _check(identity.check_idnps, p.idnps, f"professional {p.id} idnps")
+    def add_professional(self, tx: Tx, p: Professional, *, check_digits: bool = True) -> Professional:
+        """`check_digits=False` admits an identifier whose check digit is wrong, as some ANS example
+        messages carry; its form (prefix, length, digits) is still checked."""
+        if check_digits:
+            if p.rpps:
+                _check(identity.check_rpps, p.rpps, f"professional {p.id} rpps")
+            _check(identity.check_idnps, p.idnps, f"professional {p.id} idnps")
+        elif not (p.idnps[:1] in "0358" and len(p.idnps) > 1 and p.idnps.isalnum()):
+            raise errors.InvalidIdentifier(f"professional {p.id} idnps: {p.idnps} does not have the form of an "
+                                           "IDNPS (8+RPPS, 0+ADELI, 3 or 5 + a local id)")
         if p.structure:
             self.structure(tx, p.structure)
         if tx.get("professionals", id=p.id) or tx.get("professionals", idnps=p.idnps):
@@ -83,6 +99,20 @@ class Directory:
         if row is None:
             raise errors.UnknownPatient(f"no patient {key}")
         return Patient.from_dict(row)
+
+    def record_consent(self, tx: Tx, key: str, *, consultation: str | None = None,
+                       feeding_opposition: str | None = None) -> Patient:
+        """The hospital-side DMP consent (PAM.fr ZFA): kept for findings, never enforced by the DMP."""
+        if consultation not in (None, *CONSULTATION_CONSENT):
+            raise errors.InvalidRequest(f"consultation consent must be one of {', '.join(CONSULTATION_CONSENT)}")
+        if feeding_opposition not in (None, *FEEDING_OPPOSITION):
+            raise errors.InvalidRequest(f"feeding opposition must be one of {', '.join(FEEDING_OPPOSITION)}")
+        patient = self.patient(tx, key)
+        changes = {k: v for k, v in (("consultation", consultation), ("feeding_opposition", feeding_opposition))
+                   if v is not None}
+        patient.consent = {**(patient.consent or {}), **changes}
+        self.save_patient(tx, patient)
+        return patient
 
     def save_patient(self, tx: Tx, p: Patient) -> None:
         tx.put("patients", p.to_dict(), id=p.id, ins=p.ins)

@@ -124,7 +124,7 @@ def test_up_prints_one_ready_line_and_stops_cleanly(tmp_path):
             time.sleep(0.02)
         line = proc.stdout.readline()
         port = json.loads(port_file.read_text())["http"]
-        assert line.startswith(f"mockbench ready at http://127.0.0.1:{port} (http={port})")
+        assert line.startswith(f"mockbench ready at http://127.0.0.1:{port} (http={port} mllp=")
         assert f"state {tmp_path / 's'}" in line and "scenario hidden-documents" in line
     finally:
         proc.send_signal(signal.SIGINT)

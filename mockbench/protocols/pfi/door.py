@@ -1,0 +1,404 @@
+"""The PFI door: HL7 v2 over MLLP, both directions.
+
+Inbound, each frame is read (mllp.py), parsed and checked for itself (hl7.py, messages.py), applied to
+the world in one transaction, and acknowledged only after that transaction committed. What is wrong with
+the message itself is a technical ACK AE/AR; what the DMP or the patient's identity refuses is an AA now and
+a ZAM^Z01 error later (to the DPI's listener when one is configured) and, in every case, a journal entry.
+
+Outbound, ZAMs go to the DPI's MLLP listener (--dpi-mllp HOST:PORT) from a queue: each waits for the DPI's
+ACK, is retried with a bound, and is journaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ...world import errors
+from ...world.journal import finding
+from ...world.model import Actor
+from ...world.store import Tx
+from . import hl7 as wire
+from .errors import ZamRefusal, zam_error
+from .messages import ConsentMessage, DocumentMessage, check_header, read_consent, read_document
+from .mllp import STREAM_LIMIT, MllpClient, MllpFramingError, MllpLimits, MllpReader, write_frame
+
+if TYPE_CHECKING:
+    from ...bench import Bench
+
+log = logging.getLogger("mockbench.pfi")
+
+DMP_OPERATION = {"submit": "TD2.1", "replace": "TD2.1", "delete": "TD3.3c"}
+
+
+@dataclass(frozen=True)
+class PfiSettings:
+    host: str = "127.0.0.1"
+    port: int = 2575
+    dpi: tuple[str, int] | None = None       # the DPI's MLLP listener, for ZAMs
+    limits: MllpLimits = MllpLimits()
+    outbound_timeout: float = 10.0           # for the DPI's ACK to one ZAM
+    outbound_attempts: int = 5
+    outbound_backoff: float = 0.5            # seconds, doubled after each failed attempt
+    outbound_queue: int = 10_000
+
+
+def parse_endpoint(text: str | None) -> tuple[str, int] | None:
+    if not text:
+        return None
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--dpi-mllp {text!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+class PfiDoor:
+    name = "pfi"
+
+    def __init__(self, bench: Bench, settings: PfiSettings | None = None) -> None:
+        self.bench = bench
+        self.world = bench.world
+        self.settings = settings or PfiSettings()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._outbox: asyncio.Queue | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    # Lifecycle ----------------------------------------------------------------------------------
+    def start(self) -> dict[str, int]:
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._open())
+            except BaseException as exc:  # reported to start() below
+                failure.append(exc)
+                started.set()
+                loop.close()
+                return
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(self._close())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="mockbench-pfi", daemon=True)
+        self._thread.start()
+        started.wait(timeout=10)
+        if failure:
+            from ...bench import BenchError
+            exc = failure[0]
+            raise BenchError(f"cannot listen on {self.settings.host}:{self.settings.port} for mllp: "
+                             f"{getattr(exc, 'strerror', None) or exc}; choose another port with --mllp-port "
+                             "(0 takes any free port)") from None
+        assert self._server is not None
+        return {"mllp": self._server.sockets[0].getsockname()[1]}
+
+    async def _open(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.settings.host, self.settings.port,
+                                                  limit=STREAM_LIMIT)
+        self._outbox = asyncio.Queue(maxsize=self.settings.outbound_queue)
+        self._spawn(self._send_outbox())
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=10)
+        self._loop = self._thread = None
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # Inbound ------------------------------------------------------------------------------------
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        peer = "{}:{}".format(*writer.get_extra_info("peername")[:2])
+        mllp = MllpReader(reader, self.settings.limits)
+        try:
+            while True:
+                try:
+                    frame = await mllp.read_frame()
+                except MllpFramingError as exc:
+                    await asyncio.to_thread(self._framing_error, exc, peer)
+                    if not exc.in_sync:
+                        return
+                    answer = await asyncio.to_thread(self._reject_unreadable, exc)
+                    await write_frame(writer, answer)
+                    continue
+                if frame is None:
+                    return
+                answer = await asyncio.to_thread(self.handle, frame.payload, peer, frame.junk_skipped)
+                await write_frame(writer, answer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        except asyncio.CancelledError:
+            return  # the door is stopping: end the connection quietly
+        except Exception:
+            log.exception("PFI connection from %s failed", peer)
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError, asyncio.CancelledError):
+                pass
+            if task is not None:
+                self._tasks.discard(task)
+
+    def handle(self, payload: bytes, peer: str = "", junk: int = 0) -> bytes:
+        """One inbound message -> the technical ACK to send back, after the world change committed."""
+        inbound: wire.Inbound | None = None
+        try:
+            inbound = wire.parse(payload)
+            family = check_header(inbound)
+            if junk:
+                inbound.findings.append(finding("MLLP/FRAMING", f"{junk} bytes outside an MLLP block were skipped"))
+            if family == "ADT":
+                return self._consent(read_consent(inbound), payload)
+            return self._document(read_document(inbound, family), payload)
+        except wire.Hl7Reject as reject:
+            return self._reject(inbound, reject, payload)
+
+    def _reject(self, inbound: wire.Inbound | None, reject: wire.Hl7Reject, payload: bytes) -> bytes:
+        with self.world.transaction() as tx:
+            ack = wire.build_ack(inbound, reject.ack_code, self._control_id(tx), self._now(),
+                                 [wire.ErrorItem(reject.error, reject.text, reject.location)])
+            self.world.journal.append(
+                tx, "pfi", inbound.operation if inbound else "UNKNOWN", actor=self._sender_app(inbound),
+                patient_ins=self._pid_ins(inbound), verdict="refused", code=f"HL7_{reject.error}",
+                findings=[*(inbound.findings if inbound else []),
+                          finding("HL7/ACK", f"{reject.ack_code} {reject.error}: {reject.text}", "error")],
+                raw=payload, ref=inbound.control_id if inbound else None)
+        return self._encode(ack, inbound)
+
+    def _reject_unreadable(self, exc: MllpFramingError) -> bytes:
+        reject = wire.Hl7Reject("AR", wire.E_OTHER_HL7, f"the MLLP frame was refused: {exc.reason}")
+        with self.world.transaction() as tx:
+            ack = wire.build_ack(None, reject.ack_code, self._control_id(tx), self._now(),
+                                 [wire.ErrorItem(reject.error, reject.text)])
+        return ack.encode("utf-8")
+
+    def _framing_error(self, exc: MllpFramingError, peer: str) -> None:
+        with self.world.transaction() as tx:
+            self.world.journal.append(tx, "pfi", "MLLP", actor=peer, verdict="error", code=f"MLLP_{exc.kind.upper()}",
+                                      findings=[finding("MLLP/FRAMING", exc.reason, "error")])
+
+    def _document(self, msg: DocumentMessage, payload: bytes) -> bytes:
+        inbound = msg.inbound
+        with self.world.transaction() as tx:
+            control_id = self._control_id(tx)
+            outcome: tuple[str, str | None, list[dict]] | None = None
+            zam: wire.ErrorItem | None = None
+            if msg.flag("DESTDMP"):
+                try:
+                    with tx.savepoint():
+                        self._apply(tx, msg)
+                    outcome = ("accepted", None, [])
+                except (errors.WorldError, ZamRefusal) as exc:
+                    code, zam = zam_error(exc)
+                    outcome = ("refused", code if isinstance(exc, errors.WorldError) else exc.code,
+                               [finding("PFI/ZAM", f"ZAM^Z01 error {code}: {zam.text}", "error")])
+            consent_findings = tx.scratch.pop("findings", [])
+            self.world.journal.append(
+                tx, "pfi", inbound.operation, actor=msg.sender.idnps, patient_ins=msg.patient.ins or None,
+                document=msg.unique_id, verdict="accepted", findings=inbound.findings + msg.findings, raw=payload,
+                ref=inbound.control_id)
+            if outcome is not None:
+                verdict, code, extra = outcome
+                self.world.journal.append(
+                    tx, "dmp", DMP_OPERATION[msg.action], actor=msg.sender.idnps,
+                    patient_ins=msg.patient.ins or None, document=msg.unique_id, verdict=verdict, code=code,
+                    findings=consent_findings + extra, ref=inbound.control_id,
+                    raw=f"{msg.action} {msg.unique_id} via the PFI (MSH-10 {inbound.control_id})")
+                if self.settings.dpi is not None:
+                    zam_text = wire.build_zam("Z01", inbound, f"{control_id}Z", self._now(),
+                                              success=verdict == "accepted", error=zam)
+                    meta = {"patient_ins": msg.patient.ins or None, "document": msg.unique_id,
+                            "ref": inbound.control_id}
+                    tx.after_commit(lambda: self._queue(zam_text, inbound, "ZAM^Z01", meta))
+            ack = wire.build_ack(inbound, "AA", control_id, self._now())
+        return self._encode(ack, inbound)
+
+    def _apply(self, tx: Tx, msg: DocumentMessage) -> None:
+        """The DMP operation the message asks for, as the PFI performs it for the sender."""
+        patient = self._identify(tx, msg)
+        prof = self.world.directory.professional(tx, msg.sender.idnps)
+        structure = prof.structure
+        if msg.sender.finess:
+            try:
+                structure = self.world.directory.structure(tx, msg.sender.finess).id
+            except errors.UnknownStructure:
+                pass
+        actor = Actor(kind="professional", id=prof.id, structure=structure)
+        dmp = self.world.dmp
+        if msg.action == "delete":
+            dmp.delete(tx, actor, msg.unique_id, patient_key=patient.id, cause=msg.inbound.control_id)
+            return
+        cda = msg.cda
+        meta = {"unique_id": msg.unique_id, "type_code": msg.type_code or (cda.type_code if cda else ""),
+                "title": msg.title or (cda.title if cda else ""), "confidentiality": msg.confidentiality,
+                "author": prof.id, "author_structure": structure, "format_code": "urn:asip:ci-sis:2010",
+                "mime_type": "text/xml"}
+        if cda is not None:
+            meta["creation_time"] = _iso(cda.effective_time)
+        meta = {k: v for k, v in meta.items() if v}
+        if msg.action == "replace":
+            dmp.replace(tx, actor, patient.id, msg.parent_id, meta, msg.content, cause=msg.inbound.control_id)
+        else:
+            dmp.submit(tx, actor, patient.id, meta, msg.content, cause=msg.inbound.control_id)
+
+    def _identify(self, tx: Tx, msg: DocumentMessage):
+        """The patient by INS, with the checks the guide's ZAM codes 902-905 name."""
+        p = msg.patient
+        if not p.ins:
+            raise ZamRefusal("903", "PID-3 carries no INS")
+        if not (p.ins_oid and p.family_name and p.birth_date and p.sex):
+            raise ZamRefusal("905", "the INS comes without all its traits (OID, birth name, birth date, sex)")
+        try:
+            patient = self.world.directory.patient(tx, p.ins)
+        except errors.UnknownPatient:
+            raise ZamRefusal("902", f"no patient has the INS {p.ins}") from None
+        differences = []
+        if p.family_name.upper() != patient.family_name.upper():
+            differences.append(f"birth name {p.family_name} / {patient.family_name}")
+        if p.birth_date != patient.birth_date.replace("-", ""):
+            differences.append(f"birth date {p.birth_date} / {patient.birth_date}")
+        if p.sex != patient.sex:
+            differences.append(f"sex {p.sex} / {patient.sex}")
+        if p.ins_oid != patient.ins_oid:
+            differences.append(f"INS OID {p.ins_oid} / {patient.ins_oid}")
+        if differences:
+            raise ZamRefusal("904", "the INS traits differ from the patient's: " + "; ".join(differences))
+        return patient
+
+    def _consent(self, msg: ConsentMessage, payload: bytes) -> bytes:
+        inbound = msg.inbound
+        findings = inbound.findings + msg.findings
+        with self.world.transaction() as tx:
+            if msg.consultation or msg.feeding_opposition:
+                try:
+                    self.world.directory.record_consent(tx, msg.patient.ins, consultation=msg.consultation,
+                                                        feeding_opposition=msg.feeding_opposition)
+                except errors.UnknownPatient:
+                    findings.append(finding("PAM.fr/ZFA", f"no patient has the INS {msg.patient.ins or '(none)'}: "
+                                            "the consent was not recorded"))
+            self.world.journal.append(tx, "pfi", inbound.operation, actor=self._sender_app(inbound),
+                                      patient_ins=msg.patient.ins or None, verdict="accepted", findings=findings,
+                                      raw=payload, ref=inbound.control_id)
+            ack = wire.build_ack(inbound, "AA", self._control_id(tx), self._now())
+        return self._encode(ack, inbound)
+
+    # Outbound -----------------------------------------------------------------------------------
+    def _queue(self, text: str, inbound: wire.Inbound, operation: str, meta: dict) -> None:
+        loop, outbox = self._loop, self._outbox
+        if loop is None or outbox is None:
+            return
+        payload = self._encode(text, inbound)
+
+        def put() -> None:
+            try:
+                outbox.put_nowait((payload, operation, meta))
+            except asyncio.QueueFull:
+                self._spawn(asyncio.to_thread(self._journal_out, operation, meta, payload, "error",
+                                              "OUTBOX_FULL", "the outbound queue is full"))
+
+        loop.call_soon_threadsafe(put)
+
+    async def _send_outbox(self) -> None:
+        assert self._outbox is not None
+        while True:
+            payload, operation, meta = await self._outbox.get()
+            verdict, code, note = await self._deliver(payload)
+            await asyncio.to_thread(self._journal_out, operation, meta, payload, verdict, code, note)
+
+    async def _deliver(self, payload: bytes) -> tuple[str, str | None, str]:
+        s = self.settings
+        assert s.dpi is not None
+        delay, last = s.outbound_backoff, ""
+        for attempt in range(1, s.outbound_attempts + 1):
+            client = MllpClient(s.limits)
+            try:
+                await client.connect(*s.dpi, timeout=s.outbound_timeout)
+                answer = await client.send(payload, timeout=s.outbound_timeout)
+            except (OSError, TimeoutError, ConnectionError, MllpFramingError) as exc:
+                last = f"attempt {attempt}: {exc or type(exc).__name__}"
+                await asyncio.sleep(delay)
+                delay *= 2
+                continue
+            finally:
+                await client.close()
+            try:
+                ack = wire.parse(answer)
+                code = ack.get("MSA", 1)
+            except wire.Hl7Reject as exc:
+                return "error", "DPI_ACK_UNREADABLE", f"the DPI's answer is not HL7: {exc.text}"
+            if code in ("AA", "CA"):
+                return "accepted", None, f"acknowledged {code} after {attempt} attempt(s)"
+            return "refused", f"DPI_{code or 'NO_MSA'}", f"the DPI answered {code or 'without MSA'}"
+        return "error", "DPI_UNREACHABLE", f"no answer after {s.outbound_attempts} attempts ({last})"
+
+    def _journal_out(self, operation: str, meta: dict, payload: bytes, verdict: str, code: str | None,
+                     note: str) -> None:
+        with self.world.transaction() as tx:
+            self.world.journal.append(
+                tx, "pfi", operation, direction="out", actor=self.settings.dpi and "{}:{}".format(*self.settings.dpi),
+                patient_ins=meta.get("patient_ins"), document=meta.get("document"), verdict=verdict, code=code,
+                findings=[] if verdict == "accepted" else [finding("PFI/OUTBOUND", note, "error")], raw=payload,
+                ref=meta.get("ref"))
+
+    # Small things -------------------------------------------------------------------------------
+    def _control_id(self, tx: Tx) -> str:
+        return f"MB{tx.next_seq('pfi-control')}"
+
+    def _now(self) -> str:
+        return self.world.clock.now().strftime("%Y%m%d%H%M%S")
+
+    @staticmethod
+    def _encode(text: str, inbound: wire.Inbound | None) -> bytes:
+        label = (inbound.charset if inbound else "") or wire.DEFAULT_ENCODING
+        return text.encode(wire.CHARSETS.get(label.split("~")[0].strip(), "utf-8"), "replace")
+
+    @staticmethod
+    def _sender_app(inbound: wire.Inbound | None) -> str:
+        if inbound is None:
+            return ""
+        return "^".join(x for x in (inbound.value(inbound.msh, 3), inbound.value(inbound.msh, 4)) if x)
+
+    @staticmethod
+    def _pid_ins(inbound: wire.Inbound | None) -> str | None:
+        if inbound is None or not inbound.segments("PID"):
+            return None
+        from .messages import read_patient
+        try:
+            return read_patient(inbound).ins or None
+        except wire.Hl7Reject:
+            return None
+
+
+def _iso(hl7_time: str) -> str | None:
+    digits = "".join(c for c in hl7_time if c.isdigit())[:14]
+    if len(digits) < 8:
+        return None
+    digits = digits.ljust(14, "0")
+    return f"{digits[:4]}-{digits[4:6]}-{digits[6:8]}T{digits[8:10]}:{digits[10:12]}:{digits[12:14]}Z"
+

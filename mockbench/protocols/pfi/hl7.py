@@ -1,0 +1,256 @@
+"""HL7 v2 payloads: decoding by MSH-18, parsing with python-hl7, reading fields, and building the ACK and
+ZAM messages. No sockets and no world here.
+
+python-hl7 parses a message whose segments are separated by CR. The ANS example files use LF; the bench
+accepts LF and CRLF too and says so in a finding (a real PFI would most likely accept them as well).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import hl7
+
+from ...world.journal import finding
+
+# MSH-18 values of the ANS guide, and the Python codecs they name.
+CHARSETS = {"UNICODE UTF-8": "utf-8", "8859/15": "iso-8859-15", "8859/1": "iso-8859-1", "ASCII": "ascii", "": "utf-8"}
+DEFAULT_ENCODING = "UNICODE UTF-8"
+
+# Table 0357 (message error condition), as the ANS guide lists it.
+E_SEGMENT_SEQUENCE = "100"
+E_REQUIRED_FIELD = "101"
+E_DATA_TYPE = "102"
+E_TABLE_VALUE = "103"
+E_OTHER_HL7 = "199"
+E_MESSAGE_TYPE = "200"
+E_EVENT = "201"
+E_PROCESSING_ID = "202"
+E_VERSION = "203"
+E_APPLICATION = "207"
+TABLE_0357 = {
+    "0": "Message accepted", "100": "Segment sequence error", "101": "Required field missing",
+    "102": "Data type error", "103": "Table value not found", "198": "Non-conformant cardinality",
+    "199": "Other HL7 Error", "200": "Unsupported message type", "201": "Unsupported event code",
+    "202": "Unsupported processing id", "203": "Unsupported version id", "207": "Application error",
+}
+
+
+class Hl7Reject(Exception):
+    """What is wrong with the message itself: answered by a technical ACK AE (error) or AR (reject)."""
+
+    def __init__(self, ack_code: str, error: str, text: str, location: str = "") -> None:
+        super().__init__(text)
+        self.ack_code, self.error, self.text, self.location = ack_code, error, text, location
+
+
+@dataclass
+class Inbound:
+    message: hl7.Message
+    text: str
+    charset: str                     # MSH-18 as received ("" when absent)
+    findings: list[dict] = field(default_factory=list)
+
+    @property
+    def msh(self) -> hl7.Segment:
+        return self.message.segment("MSH")
+
+    @property
+    def encoding_characters(self) -> str:
+        return self.text[4:8]
+
+    def get(self, segment: str, fld: int, rep: int = 1, comp: int = 1, sub: int = 1, *, index: int = 0) -> str:
+        segs = self.segments(segment)
+        return self.value(segs[index], fld, rep, comp, sub) if len(segs) > index else ""
+
+    def value(self, segment: hl7.Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
+        return value(segment, fld, rep, comp, sub, self.encoding_characters)
+
+    def repetitions(self, segment: hl7.Segment, fld: int) -> int:
+        return len(str(segment[fld]).split(self.encoding_characters[1])) if fld < len(segment) else 0
+
+    def segments(self, name: str) -> list[hl7.Segment]:
+        return [s for s in self.message if str(s[0]) == name]
+
+    @property
+    def control_id(self) -> str:
+        return value(self.msh, 10)
+
+    @property
+    def message_type(self) -> tuple[str, str, str]:
+        return value(self.msh, 9, 1, 1), value(self.msh, 9, 1, 2), value(self.msh, 9, 1, 3)
+
+    @property
+    def operation(self) -> str:
+        code, event, _ = self.message_type
+        return f"{code}^{event}" if event else code
+
+
+def value(segment: hl7.Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1, enc: str = "^~\\&") -> str:
+    """One value by HL7 position (1-based), unescaped, '' when absent. MSH keeps HL7 numbering (MSH-1 is
+    the field separator). Works on the field's text: python-hl7 folds single-child containers, so its tree
+    has no stable shape to index."""
+    if fld >= len(segment):
+        return ""
+    text = str(segment[fld])
+    if segment[0] == "MSH" and fld in (1, 2):
+        return text
+    comp_sep, rep_sep, esc, sub_sep = enc
+    parts = text.split(rep_sep)
+    if rep > len(parts):
+        return ""
+    parts = parts[rep - 1].split(comp_sep)
+    if comp > len(parts):
+        return ""
+    parts = parts[comp - 1].split(sub_sep)
+    return unescape(parts[sub - 1], enc) if sub <= len(parts) else ""
+
+
+def unescape(text: str, enc: str = "^~\\&", field_sep: str = "|") -> str:
+    esc = enc[2]
+    if esc not in text:
+        return text
+    table = {"F": field_sep, "S": enc[0], "R": enc[1], "E": esc, "T": enc[3]}
+    out, i = [], 0
+    while i < len(text):
+        j = text.find(esc, i + 1) if text[i] == esc else -1
+        if j > i and text[i + 1:j] in table:
+            out.append(table[text[i + 1:j]])
+            i = j + 1
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+# Decoding -----------------------------------------------------------------------------------------
+def decode(payload: bytes) -> tuple[str, str, list[dict]]:
+    """(text, MSH-18 as received, findings). The charset is read from the raw bytes before decoding, as a
+    receiver must: MSH-18 is ASCII in every charset the guide allows."""
+    findings: list[dict] = []
+    start = payload.find(b"MSH")
+    if start < 0:
+        raise Hl7Reject("AR", E_SEGMENT_SEQUENCE, "the message does not start with an MSH segment", "MSH")
+    if start > 0:
+        junk = payload[:start]
+        if junk.strip(b" \r\n\t\x00"):
+            raise Hl7Reject("AR", E_SEGMENT_SEQUENCE, f"{len(junk)} bytes before the MSH segment", "MSH")
+        payload = payload[start:]
+    if len(payload) < 8:
+        raise Hl7Reject("AR", E_REQUIRED_FIELD, "the MSH segment is truncated", "MSH^1^1")
+    sep = payload[3:4]
+    end = min([i for i in (payload.find(b"\r"), payload.find(b"\n")) if i >= 0] or [len(payload)])
+    fields = payload[:end].split(sep)
+    charset = fields[17].decode("ascii", "replace").strip() if len(fields) > 17 else ""
+    label = charset.split("~")[0].strip()
+    encoding = CHARSETS.get(label.upper() if label.upper() in CHARSETS else label)
+    if encoding is None:
+        raise Hl7Reject("AR", E_TABLE_VALUE, f"MSH-18 {charset!r} is not a character set the PFI accepts "
+                        "(UNICODE UTF-8 or 8859/15)", "MSH^1^18")
+    if not label:
+        findings.append(finding("CDA-HL7/MSH-18", "MSH-18 is empty: the message was read as UTF-8"))
+    try:
+        text = payload.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise Hl7Reject("AE", E_DATA_TYPE, f"the message is not valid {label or 'UTF-8'}: byte "
+                        f"{payload[exc.start]:#04x} at offset {exc.start}", "MSH^1^18") from None
+    return text, charset, findings
+
+
+def parse(payload: bytes) -> Inbound:
+    text, charset, findings = decode(payload)
+    if "\n" in text:
+        lf_only = "\r" not in text
+        text = text.replace("\r\n", "\r").replace("\n", "\r")
+        findings.append(finding("HL7/SEGMENT-SEPARATOR", "segments are separated by LF" if lf_only else
+                                "segments are separated by CR LF", severity="info"))
+    text = text.rstrip("\r")
+    if len(text) < 9 or text[3] in "\r^~\\&" or text[3].isalnum():
+        raise Hl7Reject("AR", E_REQUIRED_FIELD, "MSH-1 (the field separator) is missing or not a separator",
+                        "MSH^1^1")
+    encoding_chars = text[4:8]
+    if len(set(encoding_chars)) != 4 or text[3] in encoding_chars or any(c.isalnum() for c in encoding_chars):
+        raise Hl7Reject("AR", E_REQUIRED_FIELD, f"MSH-2 {encoding_chars!r} does not hold four distinct encoding "
+                        "characters", "MSH^1^2")
+    try:
+        message = hl7.parse(text)
+    except Exception as exc:  # python-hl7 raises several unrelated classes on malformed input
+        raise Hl7Reject("AR", E_OTHER_HL7, f"the message cannot be parsed: {exc}", "MSH") from None
+    for i, segment in enumerate(message):
+        name = str(segment[0]) if len(segment) else ""
+        if len(name) != 3 or not name.isalnum() or not name.isupper() and not name[0] == "Z":
+            raise Hl7Reject("AE", E_SEGMENT_SEQUENCE, f"segment {i + 1} has no valid name ({name[:10]!r})",
+                            f"{name[:3]}^{i + 1}")
+    return Inbound(message, text, charset, findings)
+
+
+# Building answers ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ErrorItem:
+    code: str                       # table 0357
+    text: str                       # ERR-8, the reason in plain words
+    location: str = ""              # ERR-2: segment^sequence^field
+    severity: str = "E"
+    application: str = ""           # ERR-5: code^label^system
+
+
+def _escape(text: str, enc: str = "^~\\&", sep: str = "|") -> str:
+    """HL7 escaping for a free text placed in a field."""
+    out = text.replace("\\", "\\E\\").replace(sep, "\\F\\").replace(enc[0], "\\S\\").replace(enc[1], "\\R\\")
+    return out.replace(enc[3], "\\T\\").replace("\r", " ").replace("\n", " ")
+
+
+def build_ack(inbound: Inbound | None, ack_code: str, control_id: str, now: str,
+              errors: Iterable[ErrorItem] = (), *, application: str = "PFI", facility: str = "MOCKBENCH") -> str:
+    """ACK^{event}^ACK with MSH-3/4 and MSH-5/6 swapped from the message acknowledged; MSA-2 is its MSH-10."""
+    if inbound is not None:
+        msh = inbound.msh
+        sending = (value(msh, 5) or application, value(msh, 6) or facility)
+        receiving = (value(msh, 3), value(msh, 4))
+        event = inbound.message_type[1]
+        version = value(msh, 12) or "2.6"
+        processing = value(msh, 11) or "P"
+        charset = inbound.charset or DEFAULT_ENCODING
+        acked = inbound.control_id
+    else:
+        sending, receiving, event, version, processing, charset, acked = (
+            (application, facility), ("", ""), "", "2.6", "P", DEFAULT_ENCODING, "")
+    msg_type = f"ACK^{event}^ACK" if event else "ACK"
+    lines = [f"MSH|^~\\&|{sending[0]}|{sending[1]}|{receiving[0]}|{receiving[1]}|{now}||{msg_type}|{control_id}|"
+             f"{processing}|{version}|||||FRA|{charset}",
+             f"MSA|{ack_code}|{acked}"]
+    lines += [_err(e) for e in errors]
+    return "\r".join(lines) + "\r"
+
+
+def _err(e: ErrorItem) -> str:
+    label = TABLE_0357.get(e.code, "")
+    return (f"ERR||{e.location}|{e.code}^{label}^HL70357|{e.severity}|{e.application}|||"
+            f"{_escape(e.text)}")
+
+
+ZAM_EVENTS = {"Z01": ("ACK_RECEPTION_DMP", "Accusé de réception DMP"),
+              "Z02": ("ACK_RECEPTION_MSS", "Accusé de réception MSSanté"),
+              "Z03": ("ACK_LECTURE_MSS", "Accusé de lecture")}
+
+
+def build_zam(event: str, original: Inbound, control_id: str, now: str, *, success: bool,
+              error: ErrorItem | None = None, application: str = "PFI", facility: str = "MOCKBENCH") -> str:
+    """A business acknowledgement ZAM^{event}^ZAM_Z01 (HL7 2.6) for a message the PFI accepted earlier."""
+    code, label = ZAM_EVENTS[event]
+    msh = original.msh
+    charset = original.charset or DEFAULT_ENCODING
+    lines = [
+        f"MSH|^~\\&|{value(msh, 5) or application}|{value(msh, 6) or facility}|{value(msh, 3)}|{value(msh, 4)}|"
+        f"{now}||ZAM^{event}^ZAM_Z01|{control_id}|{value(msh, 11) or 'P'}|2.6|||||FRA|{charset}|||"
+        "2.1^CISIS_CDA_HL7_V2",
+        f"OBX|1|CWE|{code}^{label}^AckMetierZAM|{original.control_id}|{'Y' if success else 'N'}^^"
+        "expandedYes-NoIndicator||||||F",
+    ]
+    if not success and error is not None:
+        lines.append(_err(error))
+    return "\r".join(lines) + "\r"
+
+
+ControlIds = Callable[[], str]
