@@ -1,16 +1,27 @@
 """A minimal CDA R2 document for seeded DMP documents: a header that names the patient by INS, the author
-and the type, and a non-structured narrative body. Enough for a DPI to retrieve, hash and display it."""
+and the type, and a non-structured narrative body. Enough for a DPI to retrieve, hash and display it.
+
+Also `read_cda_header`: the reader of a CDA R2 header that the doors (PFI, MSSanté XDM, DMP) share."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
+
+from lxml import etree
+
+from mockbench.formats.xml import XmlError, parse_xml
 
 
 def minimal_cda(*, unique_id: str, ins: str, ins_oid: str, type_code: str, title: str, author_idnps: str,
                 author_family: str, author_given: str, patient_family: str, patient_given: str, birth_date: str,
-                sex: str, effective_time: str, text: str, set_id: str | None = None, version: int = 1) -> bytes:
-    root, _, ext = unique_id.rpartition(".") if not unique_id.startswith("2.25.") else (unique_id, "", "")
-    doc_id = f"<id root={quoteattr(root)} extension={quoteattr(ext)}/>" if ext else f"<id root={quoteattr(unique_id)}/>"
+                sex: str, effective_time: str, text: str, set_id: str | None = None, version: int = 1,
+                custodian_idnst: str = "", custodian_name: str = "") -> bytes:
+    # The whole OID is the id's root: the XDS uniqueId of a CDA with no extension is its root.
+    doc_id = f"<id root={quoteattr(unique_id)}/>"
+    custodian = (f'<custodian><assignedCustodian><representedCustodianOrganization><id root="1.2.250.1.71.4.2.2" '
+                 f"extension={quoteattr(custodian_idnst)}/><name>{escape(custodian_name)}</name>"
+                 "</representedCustodianOrganization></assignedCustodian></custodian>") if custodian_idnst else ""
     gender = {"M": "M", "F": "F"}.get(sex, "UN")
     when = effective_time.replace("-", "").replace(":", "").replace("T", "")[:14]
     xml = f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -39,7 +50,176 @@ def minimal_cda(*, unique_id: str, ins: str, ins_oid: str, type_code: str, title
     <id root="1.2.250.1.71.4.2.1" extension={quoteattr(author_idnps)}/>
     <assignedPerson><name><given>{escape(author_given)}</given><family>{escape(author_family)}</family></name></assignedPerson>
   </assignedAuthor></author>
+  {custodian}
   <component><nonXMLBody><text mediaType="text/plain">{escape(text)}</text></nonXMLBody></component>
 </ClinicalDocument>
 """
     return xml.encode("utf-8")
+
+
+# --- Reading a CDA R2 header -------------------------------------------------------------------------
+
+_HL7 = "urn:hl7-org:v3"
+_NS = {"h": _HL7}
+_CLINICAL_DOCUMENT = f"{{{_HL7}}}ClinicalDocument"
+_XSL_STYLESHEET = "{http://www.w3.org/1999/XSL/Transform}stylesheet"
+_CISIS = "urn:asip-sante:ci-sis"
+# INS-NIR, INS-NIA, and their test twins (.10, .11) used by ANS examples and test cards.
+INS_OIDS = frozenset({"1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.9", "1.2.250.1.213.1.4.10",
+                      "1.2.250.1.213.1.4.11"})
+
+
+class CdaError(ValueError):
+    """A document that is not a readable CDA R2; the message says why in plain words."""
+
+
+def xds_unique_id(root: str, extension: str = "") -> str:
+    """The XDS uniqueId of a CDA II: the root alone (the French usage: an OID root without extension), or
+    `root^extension` when there is an extension, as the ANS CI-SIS maps ClinicalDocument/id to uniqueId.
+    Never `root.extension`: an extension is not an OID arc and may hold any character."""
+    return f"{root}^{extension}" if extension else root
+
+
+@dataclass(frozen=True)
+class CdaHeader:
+    """What the doors need from a CDA R2 header. Text fields are None when absent (or nullFlavor'd);
+    ids are (root, extension) pairs, extension "" when there is none. Patient names follow the CI-SIS:
+    family is the birth name (qualifier BR) when given, patient_given the birth given names (the unqualified
+    given, "DOMINIQUE MARIE-LOUISE"), patient_first_given the first of them (qualifier BR)."""
+
+    id_root: str
+    id_extension: str
+    set_id: str | None  # as xds_unique_id(): root, or root^extension
+    version: int | None
+    type_code: str | None
+    type_system: str | None
+    title: str | None
+    effective_time: str | None  # as written in the document, e.g. "20210104160527+0100"
+    confidentiality_code: str | None
+    patient_ids: tuple[tuple[str, str], ...]
+    ins: tuple[str, str] | None  # (extension, root) of the first patient id under an INS OID
+    patient_family: str | None
+    patient_given: str | None
+    birth_date: str | None
+    sex: str | None
+    author_ids: tuple[tuple[str, str], ...]
+    custodian_ids: tuple[tuple[str, str], ...]
+    related: tuple[tuple[str, str], ...]  # (typeCode, unique_id of parentDocument/id), e.g. ("RPLC", ...)
+    is_structured: bool
+    patient_first_given: str | None = None  # the INS "premier prénom": given qualifier="BR"
+    self_presenting: bool = False  # the CDA came inside an ANS "auto-présentable" XSL envelope
+
+    @property
+    def unique_id(self) -> str:
+        return xds_unique_id(self.id_root, self.id_extension)
+
+
+def read_cda_header(data: bytes) -> CdaHeader:
+    """Read the header of a CDA R2 document (bytes, parsed by formats.xml.parse_xml). Raises CdaError."""
+    try:
+        doc = parse_xml(data)
+    except XmlError as err:
+        raise CdaError(f"the document is not XML: {err}") from err
+    self_presenting = False
+    if doc.tag == _XSL_STYLESHEET:
+        # ANS "document auto-présentable": an XSLT whose data:Contenu holds the CDA (XDM BIO examples).
+        inner = doc.find(f"{{{_CISIS}}}Contenu/{_CLINICAL_DOCUMENT}")
+        if inner is not None:
+            doc, self_presenting = inner, True
+    if doc.tag != _CLINICAL_DOCUMENT:
+        raise CdaError(f"the document is XML but not a CDA (root element is {doc.tag}, "
+                       f"expected {_CLINICAL_DOCUMENT})")
+    ident = _one(doc, "h:id")
+    if ident is None:
+        raise CdaError("the CDA has no id")
+    id_root, id_ext = _ii(ident)
+    if not id_root:
+        raise CdaError("the CDA id has no root")
+    set_el = _one(doc, "h:setId")
+    set_root, set_ext = _ii(set_el) if set_el is not None else ("", "")
+    set_id = xds_unique_id(set_root, set_ext) if set_root else None
+    code = _one(doc, "h:code")
+    patient = _one(doc, "h:recordTarget/h:patientRole/h:patient")
+    patient_ids = _ids(doc, "h:recordTarget/h:patientRole/h:id")
+    ins = next(((ext, root) for root, ext in patient_ids if root in INS_OIDS and ext), None)
+    return CdaHeader(
+        id_root=id_root, id_extension=id_ext, set_id=set_id, version=_version(doc),
+        type_code=_attr(code, "code"), type_system=_attr(code, "codeSystem"),
+        title=_text(_one(doc, "h:title")), effective_time=_attr(_one(doc, "h:effectiveTime"), "value"),
+        confidentiality_code=_attr(_one(doc, "h:confidentialityCode"), "code"),
+        patient_ids=patient_ids, ins=ins,
+        patient_family=_name_part(patient, "family", ("BR", "")),
+        patient_given=_name_part(patient, "given", ("", "BR")),
+        patient_first_given=_name_part(patient, "given", ("BR", "")),
+        birth_date=_attr(_one(patient, "h:birthTime"), "value"),
+        sex=_attr(_one(patient, "h:administrativeGenderCode"), "code"),
+        author_ids=_ids(doc, "h:author/h:assignedAuthor/h:id"),
+        custodian_ids=_ids(doc, "h:custodian/h:assignedCustodian/h:representedCustodianOrganization/h:id"),
+        related=_related(doc), is_structured=_is_structured(doc), self_presenting=self_presenting,
+    )
+
+
+def _one(el: etree._Element | None, path: str) -> etree._Element | None:
+    return el.find(path, _NS) if el is not None else None
+
+
+def _attr(el: etree._Element | None, name: str) -> str | None:
+    value = el.get(name) if el is not None else None
+    return (value.strip() or None) if value is not None else None
+
+
+def _text(el: etree._Element | None) -> str | None:
+    # string(): the text of the element and its descendants, without comments; trimmed of indentation.
+    return (el.xpath("string()").strip() or None) if el is not None else None
+
+
+def _ii(el: etree._Element) -> tuple[str, str]:
+    return (el.get("root") or "").strip(), (el.get("extension") or "").strip()
+
+
+def _ids(doc: etree._Element, path: str) -> tuple[tuple[str, str], ...]:
+    # An id with only a nullFlavor identifies nothing: it is left out.
+    return tuple(pair for pair in (_ii(el) for el in doc.iterfind(path, _NS)) if pair[0])
+
+
+def _name_part(patient: etree._Element | None, part: str, qualifiers: tuple[str, ...]) -> str | None:
+    """The first name/`part` whose qualifier comes first in `qualifiers` ("" for none), else the first one."""
+    parts = patient.findall(f"h:name/h:{part}", _NS) if patient is not None else []
+    for wanted in qualifiers:
+        for el in parts:
+            # qualifier is a space-separated set of codes (EntityNamePartQualifier).
+            codes = (el.get("qualifier") or "").split()
+            if (wanted in codes) if wanted else not codes:
+                return _text(el)
+    return _text(parts[0]) if parts else None
+
+
+def _version(doc: etree._Element) -> int | None:
+    value = _attr(_one(doc, "h:versionNumber"), "value")
+    if value is None:
+        return None
+    # Digits only: int() would also take "+1", " 1" or "1_0".
+    if not value.isascii() or not value.isdigit():
+        raise CdaError(f"the CDA versionNumber is not a non-negative integer ({value!r})")
+    return int(value)
+
+
+def _related(doc: etree._Element) -> tuple[tuple[str, str], ...]:
+    related = []
+    for rel in doc.iterfind("h:relatedDocument", _NS):
+        parents = [_ii(el) for el in rel.iterfind("h:parentDocument/h:id", _NS)]
+        type_code = (rel.get("typeCode") or "").strip()
+        if not any(root for root, _ in parents):
+            # A replacement that does not say what it replaces cannot be applied: refuse it here.
+            raise CdaError(f"the CDA has a relatedDocument {type_code or '(no typeCode)'} without a parentDocument id")
+        related.extend((type_code, xds_unique_id(root, ext)) for root, ext in parents if root)
+    return tuple(related)
+
+
+def _is_structured(doc: etree._Element) -> bool:
+    body = _one(doc, "h:component")
+    if _one(body, "h:structuredBody") is not None:
+        return True
+    if _one(body, "h:nonXMLBody") is not None:
+        return False
+    raise CdaError("the CDA has no body (neither structuredBody nor nonXMLBody)")

@@ -192,7 +192,9 @@ class ScenarioEngine:
         """(every field matches, how many fields match)."""
         hits = 0
         for key, wanted in expect.items():
-            if key == "patient":
+            if isinstance(wanted, list):
+                ok = entry.get(key) in wanted
+            elif key == "patient":
                 ok = wanted in (entry.get("patient"), entry.get("patient_ins"))
             elif key == "document":
                 ok = entry.get("document") is not None and entry["document"] in self._document_ids(tx, wanted)
@@ -223,6 +225,9 @@ class ScenarioEngine:
             problems.append(f"the entry's verdict is {entry['verdict']}"
                             + (f" ({entry['code']})" if entry.get("code") else "") + f", {wanted} was expected")
         else:
+            forbidden = set(spec.get("forbid_findings") or [])
+            problems.extend(f"finding {f['rule']}: {f['message']}" for f in entry.get("findings") or []
+                            if f["rule"] in forbidden)
             problems.extend(self._check_then(tx, spec.get("then") or {}, steps, state))
         step["status"] = "failed" if problems else "passed"
         step["reason"] = "; ".join(problems) or None
@@ -315,7 +320,10 @@ class ScenarioEngine:
 
 
 def _describe(d: dict[str, Any]) -> str:
-    text = d.get("operation") or d.get("channel") or "an exchange"
+    operation = d.get("operation")
+    if isinstance(operation, list):
+        operation = " or ".join(operation)
+    text = operation or d.get("channel") or "an exchange"
     if d.get("patient"):
         text += f" for {d['patient']}"
     if d.get("document"):

@@ -449,7 +449,8 @@ TRANSITION = Map(name="Transition", fields={
 
 EXPECT = Map(name="Expect", fields={
     "channel": Field(Str(choices=CHANNELS), "journal channel"),
-    "operation": Field(Str(), "journal operation"),
+    "operation": Field(ListOf(item=Str()), "journal operation, or a list of them (any one matches: "
+                       "`[MDM^T02, ORU^R01]`)"),
     "patient": Field(Id(), "patient id"),
     "document": Field(Str(), "document id or unique id"),
     "actor": Field(Str(), "actor (IDNPS, client id, mailbox)"),
@@ -486,6 +487,8 @@ STEP = Map(name="Step", fields={
     "verdict": Field(Str(choices=("accepted", "refused", "error")), "the verdict that passes it",
                      default="accepted"),
     "then": Field(THEN, "what must hold in the world when it is decided"),
+    "forbid_findings": Field(ListOf(item=Str()), "rules (`DMP/CONF.12`...) that the deciding entry must not "
+                             "report a finding of"),
 })
 
 SCENARIO = Map(name="Scenario", fields={

@@ -158,12 +158,14 @@ class Seeder:
         type_code = doc.get("type", "11488-4")
         title = doc.get("title") or TYPE_TITLES.get(type_code, "Document")
         created = resolve_time(self.world, doc.get("created", "-1d"))
+        structure = self.world.directory.structure(self.tx, author.structure) if author.structure else None
         unique_id = self.world.new_oid(self.tx)
         content = minimal_cda(
             unique_id=unique_id, ins=patient.ins, ins_oid=patient.ins_oid, type_code=type_code, title=title,
             author_idnps=author.idnps, author_family=author.family_name, author_given=author.given_name,
             patient_family=patient.family_name, patient_given=patient.given_name, birth_date=patient.birth_date,
-            sex=patient.sex, effective_time=created,
+            sex=patient.sex, effective_time=created, custodian_idnst=structure.idnst if structure else "",
+            custodian_name=structure.name if structure else "",
             text=doc.get("text") or f"{title} de {patient.given_name} {patient.family_name}.")
         meta = {
             "id": doc["id"], "unique_id": unique_id, "title": title, "type_code": type_code,

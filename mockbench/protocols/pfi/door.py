@@ -177,6 +177,8 @@ class PfiDoor:
                 return self._consent(read_consent(inbound), payload)
             return self._document(read_document(inbound, family), payload)
         except wire.Hl7Reject as reject:
+            if inbound is None:
+                inbound = wire.read_header(payload)  # to name MSH-10 in MSA-2 whenever the MSH is readable
             return self._reject(inbound, reject, payload)
 
     def _reject(self, inbound: wire.Inbound | None, reject: wire.Hl7Reject, payload: bytes) -> bytes:
@@ -215,9 +217,9 @@ class PfiDoor:
                         self._apply(tx, msg)
                     outcome = ("accepted", None, [])
                 except (errors.WorldError, ZamRefusal) as exc:
-                    code, zam = zam_error(exc)
-                    outcome = ("refused", code if isinstance(exc, errors.WorldError) else exc.code,
-                               [finding("PFI/ZAM", f"ZAM^Z01 error {code}: {zam.text}", "error")])
+                    zam_code, zam = zam_error(exc)
+                    outcome = ("refused", exc.code,
+                               [finding("PFI/ZAM", f"ZAM^Z01 error {zam_code}: {zam.text}", "error")])
             consent_findings = tx.scratch.pop("findings", [])
             self.world.journal.append(
                 tx, "pfi", inbound.operation, actor=msg.sender.idnps, patient_ins=msg.patient.ins or None,

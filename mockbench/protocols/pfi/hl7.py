@@ -185,6 +185,20 @@ def parse(payload: bytes) -> Inbound:
     return Inbound(message, text, charset, findings)
 
 
+def read_header(payload: bytes) -> Inbound | None:
+    """The MSH segment alone, for a message that `parse` refused as a whole (a bad segment further on, bytes
+    invalid in its charset after the MSH): the ACK's MSA-2 must still name its MSH-10. None when the MSH
+    itself cannot be read."""
+    start = payload.find(b"MSH")
+    if start < 0 or payload[:start].strip(b" \r\n\t\x00"):
+        return None
+    line = payload[start:].split(b"\r", 1)[0].split(b"\n", 1)[0]
+    try:
+        return parse(line)
+    except Hl7Reject:
+        return None
+
+
 # Building answers ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ErrorItem:
@@ -226,7 +240,9 @@ def build_ack(inbound: Inbound | None, ack_code: str, control_id: str, now: str,
 
 def _err(e: ErrorItem) -> str:
     label = TABLE_0357.get(e.code, "")
-    return (f"ERR||{e.location}|{e.code}^{label}^HL70357|{e.severity}|{e.application}|||"
+    # A location may quote a segment name read from the message: escape each component.
+    location = "^".join(_escape(part) for part in e.location.split("^"))
+    return (f"ERR||{location}|{e.code}^{label}^HL70357|{e.severity}|{e.application}|||"
             f"{_escape(e.text)}")
 
 

@@ -210,7 +210,8 @@ def _observations(inbound: Inbound, findings: list[dict]):
             code = META_ALIASES.get(code, code)
             order.append(code)
             if inbound.value(obx, 2) == "ED":
-                metadata[code] = _b64(inbound.value(obx, 5, 1, 5), f"OBX {code}", findings).decode("utf-8", "replace")
+                text = _b64(inbound.value(obx, 5, 1, 5), f"OBX {code}", findings, lenient=True)
+                metadata[code] = text.decode("utf-8", "replace")
             else:
                 metadata[code] = inbound.value(obx, 5, 1, 1).strip()
         elif inbound.value(obx, 2) == "ED" and doc_obx is None:
@@ -225,10 +226,15 @@ def _observations(inbound: Inbound, findings: list[dict]):
     return doc_obx, metadata
 
 
-def _b64(data: str, where: str, findings: list[dict]) -> bytes:
+def _b64(data: str, where: str, findings: list[dict], *, lenient: bool = False) -> bytes:
+    """Base64 without its padding is accepted with a finding. `lenient` (a mail body, not the document)
+    also drops a truncated last character, as one ANS example needs."""
     compact = re.sub(r"\s+", "", data)
     if not compact:
         return b""
+    if lenient and len(compact) % 4 == 1:
+        compact = compact[:-1]
+        findings.append(finding("CDA-HL7/BASE64", f"{where}: truncated base64 (its last character was dropped)"))
     padded = compact + "=" * (-len(compact) % 4)
     try:
         decoded = base64.b64decode(padded, validate=True)

@@ -1,0 +1,111 @@
+"""Safe XML parsing for every door (SOAP, CDA, XDM metadata): no entity expansion, no DTD or network
+fetch, bounded size and depth. Every door parses through `parse_xml`, so a hostile document is refused
+the same way everywhere, with a plain message a test or a journal can show."""
+
+from __future__ import annotations
+
+import re
+
+from lxml import etree
+
+__all__ = ["XmlError", "parse_xml"]
+
+_DOCTYPE = b"<!DOCTYPE"
+_ENTITY = b"<!ENTITY"
+# libxml2 appends the position to its message; we report it once, in our own words.
+_LXML_POSITION = re.compile(r",? line \d+, column \d+$")
+
+
+class XmlError(ValueError):
+    """A document refused by `parse_xml`; `line` is the 1-based line lxml pointed at, when it gave one."""
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _make_parser() -> etree.XMLParser:
+    # A new parser per call: lxml parsers keep state and must not be shared across threads.
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                           huge_tree=False, remove_comments=False)
+
+
+def _ascii_view(data: bytes) -> bytes:
+    """The bytes in which `<!DOCTYPE` / `<!ENTITY` can be looked for: UTF-16 is re-encoded, since the
+    markup is ASCII in every ASCII-compatible encoding but not in UTF-16."""
+    head = data[:4]
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        codec = "utf-16"
+    elif len(head) == 4 and head[0] and not head[1] and not head[3]:
+        codec = "utf-16-le"  # "<" then NUL: UTF-16 without a BOM
+    elif len(head) == 4 and not head[0] and head[1] and not head[2]:
+        codec = "utf-16-be"
+    else:
+        return data
+    return data.decode(codec, errors="replace").encode("utf-8", errors="replace")
+
+
+def _declares_entities(data: bytes) -> bool:
+    """Whether the DOCTYPE's internal subset declares an entity. A cheap look before parsing, so that an
+    entity bomb is refused for what it is and never reaches libxml2; the parsed DTD is checked as well."""
+    view = _ascii_view(data)
+    start = view.find(_DOCTYPE)
+    if start < 0:
+        return False
+    first_gt = view.find(b">", start)
+    bracket = view.find(b"[", start)
+    # With an internal subset the declaration ends at "]>", otherwise at its first ">".
+    end = view.find(b"]>", start) if bracket >= 0 and (first_gt < 0 or bracket < first_gt) else first_gt
+    return _ENTITY in view[start:end if end >= 0 else len(view)]
+
+
+def parse_xml(data: bytes, *, max_bytes: int = 64 * 1024 * 1024, max_depth: int = 256) -> etree._Element:
+    """Parse `data` (bytes: the encoding is the document's to declare) and return its root element.
+
+    Raises XmlError for an empty or oversize document, a DOCTYPE that declares entities, an entity
+    reference, elements nested deeper than `max_depth` (the root is depth 1), or ill-formed XML. libxml2
+    itself refuses nesting beyond 256 without huge_tree, so a larger `max_depth` does not raise that cap.
+    A DOCTYPE without entity declarations is accepted and its external DTD, if any, is never fetched."""
+    if isinstance(data, str):
+        raise TypeError("parse_xml takes bytes, not str: the encoding is the document's to declare")
+    data = bytes(data)
+    if len(data) > max_bytes:
+        raise XmlError(f"the document is too large ({len(data)} bytes, the limit is {max_bytes})")
+    if not data.strip():
+        raise XmlError("the document is empty")
+    if _declares_entities(data):
+        raise XmlError("entity declarations are not accepted")
+    try:
+        root = etree.fromstring(data, parser=_make_parser())
+    except etree.XMLSyntaxError as err:
+        raise _syntax_error(err, max_depth) from None
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is not None and any(True for _ in dtd.iterentities()):
+        raise XmlError("entity declarations are not accepted")
+    _check_tree(root, max_depth)
+    return root
+
+
+def _syntax_error(err: etree.XMLSyntaxError, max_depth: int) -> XmlError:
+    line = err.lineno if err.lineno and err.lineno > 0 else None
+    msg = _LXML_POSITION.sub("", err.msg or str(err)).strip()
+    if msg.startswith("Excessive depth in document"):
+        return XmlError(f"the document nests elements deeper than {min(max_depth, 256)} levels", line=line)
+    if "amplification" in msg or "Detected an entity reference loop" in msg:
+        return XmlError(f"entity declarations are not accepted ({msg})", line=line)
+    where = f" (line {line}, column {err.position[1]})" if line else ""
+    return XmlError(f"the document is not well-formed XML: {msg}{where}", line=line)
+
+
+def _check_tree(root: etree._Element, max_depth: int) -> None:
+    # Iterative walk: a recursive one would meet Python's recursion limit before the document's depth.
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise XmlError(f"the document nests elements deeper than {max_depth} levels",
+                           line=node.sourceline)
+        if isinstance(node, etree._Entity):
+            # Left unresolved (e.g. declared in an external DTD we do not load): refuse, not pass on.
+            raise XmlError(f"entity references are not accepted (&{node.name};)", line=node.sourceline)
+        stack.extend((child, depth + 1) for child in node)

@@ -1,0 +1,1 @@
+"""The PFI door: HL7 v2 over MLLP from hospital software (DPI), answered with ACKs and later ZAMs."""

@@ -1,0 +1,236 @@
+"""The PFI door through python-hl7's MLLP client over real sockets: DMP effects, ZAMs, consent, and the
+scenarios it serves."""
+
+import asyncio
+import threading
+
+import pytest
+from hl7.client import MLLPClient
+from pfi_messages import mdm, parse_ack
+
+from mockbench.protocols.pfi.door import PfiDoor, PfiSettings, parse_endpoint
+from mockbench.protocols.pfi.errors import zam_error
+from mockbench.protocols.pfi.hl7 import parse as parse_hl7
+from mockbench.protocols.pfi.mllp import MllpReader, write_frame
+from mockbench.world.errors import all_error_classes
+
+
+def send(bench, *messages: bytes) -> list:
+    with MLLPClient("127.0.0.1", bench.ports["mllp"]) as client:
+        client.socket.settimeout(10)
+        return [parse_ack(client.send_message(m)) for m in messages]
+
+
+def msa(ack) -> tuple[str, str]:
+    return str(ack.segment("MSA")[1]), str(ack.segment("MSA")[2])
+
+
+def test_feed_replace_delete_through_hl7(pfi_world):
+    bench, patient, dr_a = pfi_world["bench"], pfi_world["patient"], pfi_world["pros"]["dr_a"]
+    v1, v2 = "1.2.250.1.999.1.1", "1.2.250.1.999.1.2"
+    acks = send(bench,
+                mdm("T02", patient, dr_a, dr_a["finess"], v1, control_id="A1",
+                    flags={"INVISIBLE_PATIENT": "Y"}),
+                mdm("T10", patient, dr_a, dr_a["finess"], v2, v1, control_id="A2"),
+                mdm("T04", patient, dr_a, dr_a["finess"], v2, v1, control_id="A3"))
+    assert [msa(a) for a in acks] == [("AA", "A1"), ("AA", "A2"), ("AA", "A3")]
+    assert [str(a.segment("MSH")[9]) for a in acks] == ["ACK^T02^ACK", "ACK^T10^ACK", "ACK^T04^ACK"]
+    docs = {d["unique_id"]: d for d in bench.client.documents("alice", history=True)}
+    assert docs[v1]["status"] == "deprecated" and docs[v1]["replaced_by"] == v2
+    assert docs[v1]["confidentiality"] == ["INVISIBLE_PATIENT"]
+    assert docs[v2]["status"] == "deleted" and docs[v2]["replaces"] == v1 and docs[v2]["author"] == "dr_a"
+    entries = [(e["channel"], e["operation"], e["verdict"], e["document"]) for e in bench.client.journal()
+               if e["channel"] != "control"]
+    assert entries == [("pfi", "MDM^T02", "accepted", v1), ("dmp", "TD2.1", "accepted", v1),
+                       ("pfi", "MDM^T10", "accepted", v2), ("dmp", "TD2.1", "accepted", v2),
+                       ("pfi", "MDM^T04", "accepted", v2), ("dmp", "TD3.3c", "accepted", v2)]
+    actions = [t["action"] for t in bench.client.traces("alice") if t["document"] in (v1, v2)]
+    assert actions == ["alimentation", "invisibilisation", "remplacement", "suppression"]
+
+
+@pytest.mark.parametrize("case,code", [
+    ("colleague_of_another_structure_deletes", "NOT_AUTHOR"),
+    ("replace_a_replaced_version", "NOT_CURRENT_VERSION"),
+    ("unknown_patient", "ZAM_902"),
+    ("traits_differ", "ZAM_904"),
+])
+def test_downstream_refusals_are_aa_then_a_journaled_zam(pfi_world, case, code):
+    bench, patient, pros = pfi_world["bench"], dict(pfi_world["patient"]), pfi_world["pros"]
+    dr_a, dr_c = pros["dr_a"], pros["dr_c"]
+    v1, v2, v3 = "1.2.250.1.999.2.1", "1.2.250.1.999.2.2", "1.2.250.1.999.2.3"
+    assert msa(send(bench, mdm("T02", patient, dr_a, dr_a["finess"], v1))[0])[0] == "AA"
+    if case == "colleague_of_another_structure_deletes":
+        message = mdm("T04", patient, dr_c, dr_c["finess"], v1)
+    elif case == "replace_a_replaced_version":
+        send(bench, mdm("T10", patient, dr_a, dr_a["finess"], v2, v1))
+        message = mdm("T10", patient, dr_a, dr_a["finess"], v3, v1)
+    elif case == "unknown_patient":
+        from mockbench.world.identity import nir_key
+        body = "1800575123456"
+        message = mdm("T02", {**patient, "ins": body + f"{nir_key(body):02d}"}, dr_a, dr_a["finess"], v2)
+    else:
+        message = mdm("T02", {**patient, "family_name": "DUPONT"}, dr_a, dr_a["finess"], v2)
+    assert msa(send(bench, message)[0])[0] == "AA"        # the message itself is fine
+    last = bench.client.journal(channel="dmp")[-1]
+    assert (last["verdict"], last["code"]) == ("refused", code)
+    assert last["findings"][0]["rule"] == "PFI/ZAM"
+
+
+def test_consent_from_pam_fr_is_recorded_and_feeding_against_it_is_a_finding(pfi_world):
+    bench, patient, dr_a = pfi_world["bench"], pfi_world["patient"], pfi_world["pros"]["dr_a"]
+    adt = ("MSH|^~\\&|GAM|CHU|PFI|CHU|20261120||ADT^A31^ADT_A05|C1|P|2.5|||||FRA|UNICODE UTF-8\r"
+           "EVN||20261120\r"
+           f"PID|1||{patient['ins']}^^^ASIP-SANTE-INS-NIR&{patient['ins_oid']}&ISO^INS||DURAND^Alice||19800504|F\r"
+           "PV1|1|I\rZFA|ACTIF|20261120|||||||IO|20261120|INC|20261120\r").encode()
+    assert msa(send(bench, adt)[0]) == ("AA", "C1")
+    assert bench.client.patient("alice")["consent"] == {"consultation": "INC", "feeding_opposition": "IO"}
+    send(bench, mdm("T02", patient, dr_a, dr_a["finess"], "1.2.250.1.999.3.1"))
+    fed = bench.client.journal(channel="dmp")[-1]
+    assert fed["verdict"] == "accepted" and [f["rule"] for f in fed["findings"]] == ["DMP/CONSENT"]
+
+
+class FakeDpi:
+    """The DPI's MLLP listener: records what it receives and answers with a chosen MSA-1."""
+
+    def __init__(self, answer: str = "AA") -> None:
+        self.answer, self.received = answer, []
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(5)
+
+    def _run(self) -> None:
+        async def serve(reader, writer):
+            mllp = MllpReader(reader)
+            while (frame := await mllp.read_frame()) is not None:
+                self.received.append(frame.payload)
+                msh10 = parse_hl7(frame.payload).control_id
+                ack = f"MSH|^~\\&|DPI|CHU|PFI|MOCKBENCH|20261120||ACK^Z01^ACK|D1|P|2.6\rMSA|{self.answer}|{msh10}\r"
+                await write_frame(writer, ack.encode())
+            writer.close()
+
+        async def start():
+            self.server = await asyncio.start_server(serve, "127.0.0.1", 0)
+            self.port = self.server.sockets[0].getsockname()[1]
+
+        self.loop.run_until_complete(start())
+        self.ready.set()
+        self.loop.run_forever()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def wait_for(predicate, timeout=10.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.mark.parametrize("answer,verdict", [("AA", "accepted"), ("AE", "refused")])
+def test_zam_z01_goes_to_the_dpi_and_waits_for_its_ack(pfi_world, answer, verdict):
+    bench, patient, pros = pfi_world["bench"], pfi_world["patient"], pfi_world["pros"]
+    dpi = FakeDpi(answer)
+    door = PfiDoor(bench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
+    port = door.start()["mllp"]
+    try:
+        v1 = "1.2.250.1.999.4.1"
+        with MLLPClient("127.0.0.1", port) as client:
+            client.socket.settimeout(10)
+            client.send_message(mdm("T02", patient, pros["dr_a"], pros["dr_a"]["finess"], v1, control_id="Z-OK"))
+            client.send_message(mdm("T04", patient, pros["dr_c"], pros["dr_c"]["finess"], v1, control_id="Z-KO"))
+        assert wait_for(lambda: len([e for e in bench.client.journal(channel="pfi") if e["direction"] == "out"]) == 2)
+        zams = [parse_hl7(p) for p in dpi.received]
+        assert [z.operation for z in zams] == ["ZAM^Z01", "ZAM^Z01"]
+        assert [z.get("OBX", 4) for z in zams] == ["Z-OK", "Z-KO"]
+        assert [z.get("OBX", 5) for z in zams] == ["Y", "N"]
+        assert zams[0].get("OBX", 3) == "ACK_RECEPTION_DMP"
+        assert (zams[1].get("ERR", 3), zams[1].get("ERR", 5)) == ("207", "901")
+        out = [e for e in bench.client.journal(channel="pfi") if e["direction"] == "out"]
+        assert [(e["operation"], e["verdict"], e["ref"]) for e in out] == [
+            ("ZAM^Z01", verdict, "Z-OK"), ("ZAM^Z01", verdict, "Z-KO")]
+    finally:
+        door.stop()
+        dpi.close()
+
+
+def test_an_unreachable_dpi_is_retried_then_journaled(pfi_world):
+    bench, patient, dr_a = pfi_world["bench"], pfi_world["patient"], pfi_world["pros"]["dr_a"]
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    door = PfiDoor(bench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dead), outbound_attempts=3,
+                                            outbound_backoff=0.02))
+    port = door.start()["mllp"]
+    try:
+        with MLLPClient("127.0.0.1", port) as client:
+            client.socket.settimeout(10)
+            ack = parse_ack(client.send_message(mdm("T02", patient, dr_a, dr_a["finess"], "1.2.250.1.999.5.1")))
+        assert msa(ack)[0] == "AA"
+        assert wait_for(lambda: any(e["direction"] == "out" for e in bench.client.journal(channel="pfi")))
+        out = [e for e in bench.client.journal(channel="pfi") if e["direction"] == "out"][0]
+        assert (out["verdict"], out["code"]) == ("error", "DPI_UNREACHABLE")
+        assert "after 3 attempts" in out["findings"][0]["message"]
+    finally:
+        door.stop()
+
+
+def test_every_world_error_has_a_zam_form():
+    for cls in all_error_classes():
+        code, err = zam_error(cls())
+        assert err.code == "207" and err.application.count("^") == 2, cls
+        assert code in ("900", "901", "902") or code == cls.code
+
+
+def test_dpi_endpoint_is_checked():
+    assert parse_endpoint("dpi.local:2576") == ("dpi.local", 2576)
+    assert parse_endpoint("[::1]:2576") == ("::1", 2576)
+    for bad in ("nohost", "h:0", "h:x", ":5"):
+        with pytest.raises(ValueError):
+            parse_endpoint(bad)
+
+
+def test_dmp_conf_03_01_played_through_hl7(mockbench):
+    c = mockbench.client
+    c.load("dmp-conf-03-01")
+    patient = c.patient("alice")
+    pro = c.call("GET", "/professionals")[0]
+    finess = c.call("GET", "/structures")[0]["finess"]
+    uid = "1.2.250.1.999.6.1"
+    send(mockbench, mdm("T02", patient, pro, finess, uid), mdm("T04", patient, pro, finess, uid))
+    assert [(s["id"], s["status"]) for s in c.steps()] == [
+        ("envoi", "passed"), ("alimentation", "passed"), ("suppression", "passed"), ("suppression_dmp", "passed")]
+
+
+def test_dmp_conf_03_01_fails_when_the_deletion_is_refused(mockbench):
+    c = mockbench.client
+    c.load("dmp-conf-03-01")
+    patient = c.patient("alice")
+    pro = c.call("GET", "/professionals")[0]
+    finess = c.call("GET", "/structures")[0]["finess"]
+    send(mockbench, mdm("T02", patient, pro, finess, "1.2.250.1.999.7.1"),
+         mdm("T04", patient, pro, finess, "1.2.250.1.999.7.9"))          # not the document fed
+    steps = {s["id"]: s for s in c.finish()}
+    assert steps["suppression"]["status"] == "failed"
+    assert steps["suppression"]["reason"] == "document 1.2.250.1.999.7.1 is approved, deleted was expected"
+    assert steps["suppression_dmp"]["status"] == "failed"
+    assert steps["suppression_dmp"]["reason"] == "the entry's verdict is refused (DOCUMENT_UNKNOWN), accepted was expected"
+
+
+@pytest.mark.parametrize("finess,status", [("valid", "passed"), (None, "failed"), ("123456789", "failed")])
+def test_dmp_conf_12_checks_prt_8_10(mockbench, finess, status):
+    c = mockbench.client
+    c.load("dmp-conf-12")
+    patient = c.patient("alice")
+    pro = c.call("GET", "/professionals")[0]
+    real = c.call("GET", "/structures")[0]["finess"]
+    send(mockbench, mdm("T02", patient, pro, real if finess == "valid" else finess, "1.2.250.1.999.8.1"))
+    step = c.steps()[0]
+    assert step["status"] == status
+    if status == "failed":
+        assert step["reason"].startswith("finding DMP/CONF.12: ")
