@@ -32,6 +32,7 @@ docs: install ## regenerate docs/scenarios.md from the scenario schema
 
 bench: install ## performance figures (QUICK=1 for a short run)
 	$(BIN)/python benchmarks/core.py $(if $(QUICK),--quick,) --json benchmarks/results/core.json
+	$(BIN)/python benchmarks/pfi.py $(if $(QUICK),--quick,) --json benchmarks/results/pfi.json
 
 clean:
 	rm -rf $(VENV) .mockbench *.egg-info

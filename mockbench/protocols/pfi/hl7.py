@@ -1,16 +1,17 @@
-"""HL7 v2 payloads: decoding by MSH-18, parsing with python-hl7, reading fields, and building the ACK and
-ZAM messages. No sockets and no world here.
+"""HL7 v2 payloads: decoding by MSH-18, splitting into segments and fields, reading values by position,
+and building the ACK and ZAM messages. No sockets and no world here.
 
-python-hl7 parses a message whose segments are separated by CR. The ANS example files use LF; the bench
-accepts LF and CRLF too and says so in a finding (a real PFI would most likely accept them as well).
+The reader is a plain split on the message's own separators, read lazily by position: the door reads a
+few dozen values per message, and building python-hl7's full container tree for a 300 KB message cost
+more than the rest of the work (the tests still talk to the door with python-hl7's client and read its
+answers with python-hl7's parser). Segments are separated by CR; the ANS example files use LF, which the
+bench accepts too, with a finding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-import hl7
 
 from ...world.journal import finding
 
@@ -45,41 +46,47 @@ class Hl7Reject(Exception):
         self.ack_code, self.error, self.text, self.location = ack_code, error, text, location
 
 
+Segment = list[str]   # index = HL7 field number; [0] is the segment name, MSH [1] the field separator
+
+
 @dataclass
 class Inbound:
-    message: hl7.Message
     text: str
     charset: str                     # MSH-18 as received ("" when absent)
+    all: list[Segment]
     findings: list[dict] = field(default_factory=list)
 
     @property
-    def msh(self) -> hl7.Segment:
-        return self.message.segment("MSH")
+    def msh(self) -> Segment:
+        return self.all[0]
 
     @property
     def encoding_characters(self) -> str:
-        return self.text[4:8]
+        return self.msh[2]
+
+    def segments(self, name: str) -> list[Segment]:
+        return [s for s in self.all if s[0] == name]
+
+    def names(self) -> list[str]:
+        return [s[0] for s in self.all]
 
     def get(self, segment: str, fld: int, rep: int = 1, comp: int = 1, sub: int = 1, *, index: int = 0) -> str:
         segs = self.segments(segment)
         return self.value(segs[index], fld, rep, comp, sub) if len(segs) > index else ""
 
-    def value(self, segment: hl7.Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
-        return value(segment, fld, rep, comp, sub, self.encoding_characters)
+    def value(self, segment: Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
+        return value(segment, fld, rep, comp, sub, self.encoding_characters, self.msh[1])
 
-    def repetitions(self, segment: hl7.Segment, fld: int) -> int:
-        return len(str(segment[fld]).split(self.encoding_characters[1])) if fld < len(segment) else 0
-
-    def segments(self, name: str) -> list[hl7.Segment]:
-        return [s for s in self.message if str(s[0]) == name]
+    def repetitions(self, segment: Segment, fld: int) -> int:
+        return len(segment[fld].split(self.encoding_characters[1])) if fld < len(segment) else 0
 
     @property
     def control_id(self) -> str:
-        return value(self.msh, 10)
+        return self.value(self.msh, 10)
 
     @property
     def message_type(self) -> tuple[str, str, str]:
-        return value(self.msh, 9, 1, 1), value(self.msh, 9, 1, 2), value(self.msh, 9, 1, 3)
+        return self.value(self.msh, 9, 1, 1), self.value(self.msh, 9, 1, 2), self.value(self.msh, 9, 1, 3)
 
     @property
     def operation(self) -> str:
@@ -87,24 +94,38 @@ class Inbound:
         return f"{code}^{event}" if event else code
 
 
-def value(segment: hl7.Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1, enc: str = "^~\\&") -> str:
+def value(segment: Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1, enc: str = "^~\\&",
+          field_sep: str = "|") -> str:
     """One value by HL7 position (1-based), unescaped, '' when absent. MSH keeps HL7 numbering (MSH-1 is
-    the field separator). Works on the field's text: python-hl7 folds single-child containers, so its tree
-    has no stable shape to index."""
+    the field separator, MSH-2 the encoding characters, both returned as they are)."""
     if fld >= len(segment):
         return ""
-    text = str(segment[fld])
+    text = segment[fld]
     if segment[0] == "MSH" and fld in (1, 2):
         return text
-    comp_sep, rep_sep, esc, sub_sep = enc
-    parts = text.split(rep_sep)
-    if rep > len(parts):
+    comp_sep, rep_sep, _, sub_sep = enc
+    if rep_sep in text:
+        parts = text.split(rep_sep)
+        if rep > len(parts):
+            return ""
+        text = parts[rep - 1]
+    elif rep > 1:
         return ""
-    parts = parts[rep - 1].split(comp_sep)
-    if comp > len(parts):
+    if comp_sep in text:
+        parts = text.split(comp_sep)
+        if comp > len(parts):
+            return ""
+        text = parts[comp - 1]
+    elif comp > 1:
         return ""
-    parts = parts[comp - 1].split(sub_sep)
-    return unescape(parts[sub - 1], enc) if sub <= len(parts) else ""
+    if sub_sep in text:
+        parts = text.split(sub_sep)
+        if sub > len(parts):
+            return ""
+        text = parts[sub - 1]
+    elif sub > 1:
+        return ""
+    return unescape(text, enc, field_sep)
 
 
 def unescape(text: str, enc: str = "^~\\&", field_sep: str = "|") -> str:
@@ -139,6 +160,7 @@ def decode(payload: bytes) -> tuple[str, str, list[dict]]:
         payload = payload[start:]
     if len(payload) < 8:
         raise Hl7Reject("AR", E_REQUIRED_FIELD, "the MSH segment is truncated", "MSH^1^1")
+    _check_delimiters(payload[:9].decode("latin-1"))  # before MSH-18 is looked for by position
     sep = payload[3:4]
     end = min([i for i in (payload.find(b"\r"), payload.find(b"\n")) if i >= 0] or [len(payload)])
     fields = payload[:end].split(sep)
@@ -158,6 +180,19 @@ def decode(payload: bytes) -> tuple[str, str, list[dict]]:
     return text, charset, findings
 
 
+def _check_delimiters(head: str) -> None:
+    """MSH-1 and MSH-2 from the first 9 characters of the message: a separator, then exactly four distinct
+    encoding characters (HL7 2.5 / 2.6) that end MSH-2."""
+    if len(head) < 9 or head[3] in "\r\n^~\\&" or head[3].isalnum():
+        raise Hl7Reject("AR", E_REQUIRED_FIELD, "MSH-1 (the field separator) is missing or not a separator",
+                        "MSH^1^1")
+    sep, encoding_chars = head[3], head[4:8]
+    if (len(set(encoding_chars)) != 4 or sep in encoding_chars or any(c.isalnum() for c in encoding_chars)
+            or head[8] not in (sep, "\r", "\n")):
+        raise Hl7Reject("AR", E_REQUIRED_FIELD, f"MSH-2 {head[4:].split(sep)[0]!r} does not hold four distinct "
+                        "encoding characters", "MSH^1^2")
+
+
 def parse(payload: bytes) -> Inbound:
     text, charset, findings = decode(payload)
     if "\n" in text:
@@ -166,23 +201,19 @@ def parse(payload: bytes) -> Inbound:
         findings.append(finding("HL7/SEGMENT-SEPARATOR", "segments are separated by LF" if lf_only else
                                 "segments are separated by CR LF", severity="info"))
     text = text.rstrip("\r")
-    if len(text) < 9 or text[3] in "\r^~\\&" or text[3].isalnum():
-        raise Hl7Reject("AR", E_REQUIRED_FIELD, "MSH-1 (the field separator) is missing or not a separator",
-                        "MSH^1^1")
-    encoding_chars = text[4:8]
-    if len(set(encoding_chars)) != 4 or text[3] in encoding_chars or any(c.isalnum() for c in encoding_chars):
-        raise Hl7Reject("AR", E_REQUIRED_FIELD, f"MSH-2 {encoding_chars!r} does not hold four distinct encoding "
-                        "characters", "MSH^1^2")
-    try:
-        message = hl7.parse(text)
-    except Exception as exc:  # python-hl7 raises several unrelated classes on malformed input
-        raise Hl7Reject("AR", E_OTHER_HL7, f"the message cannot be parsed: {exc}", "MSH") from None
-    for i, segment in enumerate(message):
-        name = str(segment[0]) if len(segment) else ""
-        if len(name) != 3 or not name.isalnum() or not name.isupper() and not name[0] == "Z":
+    _check_delimiters(text[:9])
+    sep = text[3]
+    segments: list[Segment] = []
+    for i, line in enumerate(text.split("\r")):
+        if not line.strip():
+            continue
+        fields = line.split(sep)
+        name = fields[0]
+        if len(name) != 3 or not name.isalnum() or not (name.isupper() or name[0] == "Z"):
             raise Hl7Reject("AE", E_SEGMENT_SEQUENCE, f"segment {i + 1} has no valid name ({name[:10]!r})",
                             f"{name[:3]}^{i + 1}")
-    return Inbound(message, text, charset, findings)
+        segments.append(["MSH", sep, *fields[1:]] if name == "MSH" and i == 0 else fields)
+    return Inbound(text, charset, segments, findings)
 
 
 def read_header(payload: bytes) -> Inbound | None:
@@ -230,6 +261,10 @@ def build_ack(inbound: Inbound | None, ack_code: str, control_id: str, now: str,
     else:
         sending, receiving, event, version, processing, charset, acked = (
             (application, facility), ("", ""), "", "2.6", "P", DEFAULT_ENCODING, "")
+    # Values read from the message are unescaped: escape them again, or a `\F\` (or a message with another
+    # field separator) would add fields to the ACK and shift its MSH-9 and MSH-10.
+    sending, receiving = (_escape(sending[0]), _escape(sending[1])), (_escape(receiving[0]), _escape(receiving[1]))
+    event, version, processing, charset, acked = map(_escape, (event, version, processing, charset, acked))
     msg_type = f"ACK^{event}^ACK" if event else "ACK"
     lines = [f"MSH|^~\\&|{sending[0]}|{sending[1]}|{receiving[0]}|{receiving[1]}|{now}||{msg_type}|{control_id}|"
              f"{processing}|{version}|||||FRA|{charset}",
@@ -268,5 +303,3 @@ def build_zam(event: str, original: Inbound, control_id: str, now: str, *, succe
         lines.append(_err(error))
     return "\r".join(lines) + "\r"
 
-
-ControlIds = Callable[[], str]
