@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mockbench.pfi")
 
+INLINE_BYTES = 256 * 1024   # messages up to this size are handled on the event loop's thread
 DMP_OPERATION = {"submit": "TD2.1", "replace": "TD2.1", "delete": "TD3.3c"}
 
 
@@ -148,10 +149,18 @@ class PfiDoor:
                     continue
                 if frame is None:
                     return
-                # On the loop's own thread: world changes are serialized by the store's lock anyway, and a
-                # thread hop per message cost more than the brief wait it could spare other connections.
-                answer = self.handle(frame.payload, peer, frame.junk_skipped)
-                await write_frame(writer, answer)
+                if len(frame.payload) <= INLINE_BYTES:
+                    # On the loop's own thread: world changes are serialized by the store's lock anyway, and
+                    # a thread hop per message cost more than the brief wait it spares other connections.
+                    answer = self.handle(frame.payload, peer, frame.junk_skipped)
+                else:  # a large message must not hold up every other connection while it is parsed
+                    answer = await asyncio.to_thread(self.handle, frame.payload, peer, frame.junk_skipped)
+                try:
+                    await asyncio.wait_for(write_frame(writer, answer), self.settings.limits.frame_timeout)
+                except TimeoutError:
+                    await asyncio.to_thread(self._framing_error, MllpFramingError(
+                        "the peer did not read its ACK within the frame timeout"), peer)
+                    return
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         except asyncio.CancelledError:

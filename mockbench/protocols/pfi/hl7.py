@@ -290,13 +290,15 @@ def build_zam(event: str, original: Inbound, control_id: str, now: str, *, succe
               error: ErrorItem | None = None, application: str = "PFI", facility: str = "MOCKBENCH") -> str:
     """A business acknowledgement ZAM^{event}^ZAM_Z01 (HL7 2.6) for a message the PFI accepted earlier."""
     code, label = ZAM_EVENTS[event]
+    v = original.value
     msh = original.msh
-    charset = original.charset or DEFAULT_ENCODING
+    sending = _escape(v(msh, 5) or application), _escape(v(msh, 6) or facility)
+    receiving = _escape(v(msh, 3)), _escape(v(msh, 4))
+    charset = _escape(original.charset or DEFAULT_ENCODING)
     lines = [
-        f"MSH|^~\\&|{value(msh, 5) or application}|{value(msh, 6) or facility}|{value(msh, 3)}|{value(msh, 4)}|"
-        f"{now}||ZAM^{event}^ZAM_Z01|{control_id}|{value(msh, 11) or 'P'}|2.6|||||FRA|{charset}|||"
-        "2.1^CISIS_CDA_HL7_V2",
-        f"OBX|1|CWE|{code}^{label}^AckMetierZAM|{original.control_id}|{'Y' if success else 'N'}^^"
+        f"MSH|^~\\&|{sending[0]}|{sending[1]}|{receiving[0]}|{receiving[1]}|{now}||ZAM^{event}^ZAM_Z01|"
+        f"{control_id}|{_escape(v(msh, 11) or 'P')}|2.6|||||FRA|{charset}|||2.1^CISIS_CDA_HL7_V2",
+        f"OBX|1|CWE|{code}^{label}^AckMetierZAM|{_escape(original.control_id)}|{'Y' if success else 'N'}^^"
         "expandedYes-NoIndicator||||||F",
     ]
     if not success and error is not None:
