@@ -75,7 +75,7 @@ class Bench:
 
             self.tls = load_tls_files(self.config.tls_dir)
         self.doors: list[Door] = []          # doors with ports of their own
-        self.http_doors: dict[str, str] = {}  # name -> URL prefix of doors served on the HTTP port
+        self.http_doors: dict[str, tuple[str, Any]] = {}  # name -> (URL prefix, Flask blueprint)
         self.ports: dict[str, int] = {}
         self.started_at: float | None = None
         self._servers: list[tuple[BaseWSGIServer, threading.Thread]] = []
@@ -95,6 +95,11 @@ class Bench:
         except ValueError as exc:
             raise BenchError(str(exc)) from None
         self.doors.append(PfiDoor(self, PfiSettings(host=cfg.host, port=cfg.mllp_port, dpi=dpi)))
+        from .protocols.dmp.door import PREFIX, DmpDoor
+
+        self.dmp = DmpDoor(self, accept_unknown_professionals=bool(cfg.doors.get("dmp", {}).get(
+            "accept_unknown_professionals", False)))
+        self.http_doors["dmp"] = (PREFIX, self.dmp.blueprint())
 
     # Scenarios ----------------------------------------------------------------------------------
     def prepare(self) -> None:

@@ -22,6 +22,8 @@ def create_app(bench: Bench) -> Flask:
     app.json.sort_keys = False
     app.extensions["mockbench"] = bench
     app.register_blueprint(create_blueprint(bench), url_prefix="/_bench")
+    for prefix, blueprint in bench.http_doors.values():
+        app.register_blueprint(blueprint, url_prefix=prefix)
 
     # Routing errors (404, 405) never reach a blueprint's handlers: answer them here, on the wire of
     # the prefix they fell under.

@@ -430,6 +430,19 @@ class Dmp:
             self._trace(tx, actor, patient, "consultation")
         return found
 
+    def get(self, tx: Tx, actor: Actor, patient_key: str, keys: Iterable[str], *, trace: bool = True
+            ) -> list[Document]:
+        """TD3.1b (GetDocuments): the documents named by unique id or entryUUID (of any metadata version)
+        that this actor may see. Deleted, masked or invisible ones are left out, as find leaves them out."""
+        patient = self._patient(tx, patient_key)
+        self.check_access(tx, actor, patient)
+        wanted = set(keys)
+        found = [doc for doc in self.documents(tx, patient.id, history=True)
+                 if (doc.unique_id in wanted and doc.current) or doc.entry_uuid in wanted]
+        if trace:
+            self._trace(tx, actor, patient, "consultation")
+        return [doc for doc in found if self._hidden_from(actor, patient, doc) is None]
+
     def read(self, tx: Tx, actor: Actor, unique_id: str, *, patient_key: str | None = None) -> tuple[Document, bytes]:
         """TD3.2: a document's bytes, as fed."""
         row = tx.get("documents", unique_id=unique_id, current=1)

@@ -988,3 +988,17 @@ def test_a_patient_actor_needs_an_identity(cast):
     from mockbench.world.model import Actor
     with cast.tx() as tx, pytest.raises(errors.AuthorizationMissing):
         cast.world.dmp.find(tx, Actor(kind="legal_representative", id=""), "alice")
+
+
+def test_get_documents_by_unique_id_or_entry_uuid_honours_visibility(cast):
+    kept = cast.submit(unique_id="1.2.3.1")
+    masked = cast.submit(unique_id="1.2.3.2", confidentiality=["MASQUE_PS"])
+    with cast.tx() as tx:
+        old_entry = kept.entry_uuid
+        cast.world.dmp.set_masked(tx, cast.author, kept.unique_id, True)
+        cast.world.dmp.set_masked(tx, cast.author, kept.unique_id, False)
+    with cast.tx() as tx:
+        by_author = cast.world.dmp.get(tx, cast.author, "alice", ["1.2.3.1", "1.2.3.2", old_entry])
+        by_colleague = cast.world.dmp.get(tx, cast.colleague, "alice", ["1.2.3.1", masked.unique_id])
+    assert sorted((d.unique_id, d.version) for d in by_author) == [("1.2.3.1", 1), ("1.2.3.1", 3), ("1.2.3.2", 1)]
+    assert [d.unique_id for d in by_colleague] == ["1.2.3.1"]

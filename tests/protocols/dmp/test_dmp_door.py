@@ -1,0 +1,124 @@
+"""The DMP door through zeep, loading the bench's own WSDLs, over real sockets; and MTOM, faults and the
+scenarios it serves."""
+
+import hashlib
+
+import pytest
+import requests
+import zeep
+from dmp_messages import cda, find_documents, provide_and_register, retrieve, update_status, vihf
+from lxml import etree
+from zeep.plugins import HistoryPlugin
+
+RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
+RS = "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0"
+XDS_B = "urn:ihe:iti:xds-b:2007"
+APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
+DELETED = "urn:asip:ci-sis:2010:StatusType:Deleted"
+
+
+def client(url: str, service: str) -> tuple[zeep.Client, HistoryPlugin]:
+    history = HistoryPlugin()
+    return zeep.Client(f"{url}/{service}?wsdl", plugins=[history]), history
+
+
+def answer(history: HistoryPlugin) -> etree._Element:
+    """The body's first element of the last answer zeep received."""
+    envelope = history.last_received["envelope"]
+    return envelope.find("{http://www.w3.org/2003/05/soap-envelope}Body")[0]
+
+
+def call(zclient, history, operation: str, body: etree._Element, security: etree._Element):
+    getattr(zclient.service, operation)(_value_1=list(body), _attr_1=dict(body.attrib), _soapheaders=[security])
+    return answer(history)
+
+
+def entries(response: etree._Element) -> list[etree._Element]:
+    return response.findall(f".//{{{RIM}}}ExtrinsicObject")
+
+
+def unique_id_of(extrinsic: etree._Element) -> str:
+    for ext in extrinsic.findall(f"{{{RIM}}}ExternalIdentifier"):
+        if ext.get("identificationScheme") == "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab":
+            return ext.get("value")
+    raise AssertionError("no uniqueId")
+
+
+def test_feed_find_read_delete_with_zeep(dmp_world):
+    url, patient, dr_a = dmp_world["url"], dmp_world["patient"], dmp_world["pros"]["dr_a"]
+    security = vihf(dr_a, dmp_world["structures"]["chu"]["idnst"], patient)
+    repository, repo_history = client(url, "repository")
+    registry, reg_history = client(url, "registry")
+    uid = "1.2.250.1.999.10.1"
+    body, content = provide_and_register(patient, dr_a, uid, cda(patient, dr_a, uid))
+    response = call(repository, repo_history, "ProvideAndRegisterDocumentSet-b", body, security)
+    assert response.get("status") == "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
+
+    found = call(registry, reg_history, "RegistryStoredQuery", find_documents(patient), security)
+    uids = [unique_id_of(e) for e in entries(found)]
+    assert uids == [uid]                       # the masked document of dr_b is not shown to dr_a
+    entry_uuid = entries(found)[0].get("id")
+
+    repository.service.RetrieveDocumentSet(_value_1=list(retrieve(uid)), _soapheaders=[security])
+    raw = repo_history.last_received["http_headers"]
+    assert "multipart/related" in raw["Content-Type"]
+
+    response = call(registry, reg_history, "UpdateDocumentSet", update_status(patient, entry_uuid, APPROVED, DELETED),
+                    security)
+    assert response.get("status").endswith(":Success")
+    found = call(registry, reg_history, "RegistryStoredQuery", find_documents(patient), security)
+    assert entries(found) == []
+    journal = [(e["operation"], e["verdict"]) for e in dmp_world["bench"].client.journal(channel="dmp")]
+    assert journal == [("WSDL", "accepted"), ("WSDL", "accepted"), ("TD2.1", "accepted"), ("TD3.1", "accepted"),
+                       ("TD3.2", "accepted"), ("TD3.3c", "accepted"), ("TD3.1", "accepted")]
+    traces = [t["action"] for t in dmp_world["bench"].client.traces("alice") if t["document"] in (uid, None)]
+    assert traces[-5:] == ["alimentation", "consultation", "telechargement", "suppression", "consultation"]
+    docs = {d["unique_id"]: d for d in dmp_world["bench"].client.documents("alice")}
+    assert docs[uid]["status"] == "deleted" and docs[uid]["hash"] == hashlib.sha1(content).hexdigest().upper()
+
+
+def post(url: str, body: etree._Element, security: etree._Element, action: str) -> requests.Response:
+    envelope = f"""<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"
+ xmlns:wsa="http://www.w3.org/2005/08/addressing"><soap:Header><wsa:Action>{action}</wsa:Action>
+<wsa:MessageID>urn:uuid:00000000-0000-4000-8000-000000000001</wsa:MessageID>
+{etree.tostring(security).decode()}</soap:Header><soap:Body>{etree.tostring(body).decode()}</soap:Body></soap:Envelope>"""
+    return requests.post(url, data=envelope.encode(), headers={"Content-Type": "application/soap+xml"}, timeout=10)
+
+
+def test_retrieve_answers_mtom_with_the_bytes_fed(dmp_world):
+    url, patient, dr_a = dmp_world["url"], dmp_world["patient"], dmp_world["pros"]["dr_a"]
+    security = vihf(dr_a, dmp_world["structures"]["chu"]["idnst"], patient)
+    uid = "1.2.250.1.999.11.1"
+    body, content = provide_and_register(patient, dr_a, uid, cda(patient, dr_a, uid, text="é" * 5000))
+    assert post(f"{url}/repository", body, security, "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b").ok
+    response = post(f"{url}/repository", retrieve(uid), security, "urn:ihe:iti:2007:RetrieveDocumentSet")
+    assert response.headers["Content-Type"].startswith("multipart/related")
+    assert content in response.content
+    unknown = post(f"{url}/repository", retrieve("urn:uuid:not-a-unique-id"), security,
+                   "urn:ihe:iti:2007:RetrieveDocumentSet")
+    assert unknown.headers["Content-Type"].startswith("multipart/related")   # MTOM even for errors
+    assert b"XDSDocumentUniqueIdError" in unknown.content
+
+
+@pytest.mark.parametrize("who,code", [("dr_c", "DMPAuthorizationMissing"), ("stranger", "VIHFUnknownProfessional")])
+def test_refusals_are_registry_errors_or_faults(dmp_world, who, code):
+    url, patient = dmp_world["url"], dmp_world["patient"]
+    pro = dmp_world["pros"].get(who) or {"idnps": "810000000009", "family_name": "X", "given_name": "Y"}
+    security = vihf(pro, dmp_world["structures"]["clinique"]["idnst"], patient)
+    response = post(f"{url}/registry", find_documents(patient), security, "urn:ihe:iti:2007:RegistryStoredQuery")
+    assert code.encode() in response.content
+    last = dmp_world["bench"].client.journal(channel="dmp")[-1]
+    assert last["verdict"] == "refused"
+
+
+def test_wrong_action_and_malformed_xml_get_faults(dmp_world):
+    url = dmp_world["url"]
+    bad = requests.post(f"{url}/registry", data=b"<not-xml", headers={"Content-Type": "application/soap+xml"},
+                        timeout=10)
+    assert bad.status_code == 400 and b"Fault" in bad.content
+    xxe = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+           b'<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body>&e;</soap:Body>'
+           b"</soap:Envelope>")
+    refused = requests.post(f"{url}/registry", data=xxe, headers={"Content-Type": "application/soap+xml"}, timeout=10)
+    assert refused.status_code == 400 and b"root:" not in refused.content
+    assert requests.get(f"{url}/registry?wsdl", timeout=10).ok
