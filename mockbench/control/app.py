@@ -37,6 +37,11 @@ def create_app(bench: Bench) -> Flask:
             elif exc.code == 405:
                 message = f"{request.method} is not allowed on {request.path}"
             return jsonify(error=code, message=message), exc.code
+        dmp = getattr(bench, "dmp", None)
+        if dmp is not None and request.path.startswith("/si-dmp-server"):
+            verb = "is not a DMP service" if exc.code == 404 else f"does not take {request.method}"
+            return dmp.routing_fault(exc.code or 404, f"{request.path} {verb}: POST SOAP 1.2 to "
+                                     "/si-dmp-server/v2/services/{service}, or GET it with ?wsdl")
         return exc
 
     return app

@@ -196,12 +196,20 @@ class ScenarioEngine:
                 ok = entry.get(key) in wanted
             elif key == "patient":
                 ok = wanted in (entry.get("patient"), entry.get("patient_ins"))
+            elif key == "actor":
+                ok = entry.get("actor") in self._actor_ids(tx, wanted)
             elif key == "document":
                 ok = entry.get("document") is not None and entry["document"] in self._document_ids(tx, wanted)
             else:
                 ok = entry.get(key) == wanted
             hits += ok
         return hits == len(expect), hits
+
+    def _actor_ids(self, tx: Tx, key: str) -> set[str]:
+        try:
+            return {key, self.world.directory.professional(tx, key).idnps}
+        except errors.UnknownProfessional:
+            return {key}
 
     def _document_ids(self, tx: Tx, key: str) -> set[str]:
         try:

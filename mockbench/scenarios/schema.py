@@ -429,6 +429,7 @@ AFTER = Map(name="After", fields={
     "channel": Field(Str(choices=CHANNELS), "journal channel"),
     "operation": Field(Str(), "journal operation (TD3.1, MDM^T02, SUBMIT...)"),
     "patient": Field(Id(), "patient id"),
+    "actor": Field(Str(), "who acted: a professional id, or the entry's actor as journaled (IDNPS, client id)"),
     "verdict": Field(Str(choices=("accepted", "refused", "error")), "only entries with this verdict"),
     "count": Field(Int(minimum=1), "fire after this many matching entries", default=1),
 })
@@ -453,7 +454,8 @@ EXPECT = Map(name="Expect", fields={
                        "`[MDM^T02, ORU^R01]`)"),
     "patient": Field(Id(), "patient id"),
     "document": Field(Str(), "document id or unique id"),
-    "actor": Field(Str(), "actor (IDNPS, client id, mailbox)"),
+    "actor": Field(Str(), "who acted: a professional id, or the entry's actor as journaled (IDNPS, client id, "
+                   "mailbox)"),
     "direction": Field(Str(choices=("in", "out")), "in (to the bench) or out (from it)"),
 })
 

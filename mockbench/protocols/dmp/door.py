@@ -113,6 +113,14 @@ class DmpDoor:
         if request.method == "GET":
             return self._wsdl(service)
         body = request.get_data(cache=False)
+        if request.environ.get("wsgi.url_scheme") == "https" and not request.environ.get("SSL_CLIENT_CERT"):
+            # The real DMP takes only mutual TLS with an AUTH_CLI certificate; the TLS layer lets the handshake
+            # through without one so that the refusal is a DMP fault, not a bare connection reset.
+            fault = SoapFault("Sender", "DMPInvalidCertificate", "no client certificate: the DMP needs mutual TLS "
+                              "with an AUTH_CLI certificate (mockbench pki init makes one)", status=403)
+            self._journal_fault("UNKNOWN", fault, body, None)
+            status, content_type, payload = render_fault(None, fault)
+            return Response(payload, status=status, content_type=content_type)
         status, content_type, payload = self.handle(service, request.headers.get("Content-Type", ""), body,
                                                     soap_action=request.headers.get("SOAPAction", "").strip('"'))
         return Response(payload, status=status, content_type=content_type)
@@ -183,6 +191,12 @@ class DmpDoor:
         """A world refusal on a non-XDS service: a SOAP Fault (XDS handlers answer RegistryErrors themselves)."""
         return Outcome("", None, operation, verdict="refused", code=exc.code,
                        fault=SoapFault("Sender", fault_code(exc), exc.message))
+
+    def routing_fault(self, status: int, message: str) -> Response:
+        """A routing 404/405 under the DMP's prefix, answered on the SOAP wire."""
+        fault = SoapFault("Sender", "DMPNotFound" if status == 404 else "DMPMethodNotAllowed", message, status=status)
+        code, content_type, payload = render_fault(None, fault)
+        return Response(payload, status=code, content_type=content_type)
 
     def _journal_fault(self, operation: str, fault: SoapFault, body: bytes, soap: SoapRequest | None) -> None:
         with self.world.transaction() as tx:

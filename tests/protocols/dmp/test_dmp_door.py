@@ -122,3 +122,30 @@ def test_wrong_action_and_malformed_xml_get_faults(dmp_world):
     refused = requests.post(f"{url}/registry", data=xxe, headers={"Content-Type": "application/soap+xml"}, timeout=10)
     assert refused.status_code == 400 and b"root:" not in refused.content
     assert requests.get(f"{url}/registry?wsdl", timeout=10).ok
+
+
+def test_routing_errors_under_the_dmp_prefix_are_soap_faults(dmp_world):
+    base = dmp_world["bench"].url
+    missing = requests.post(f"{base}/si-dmp-server/v2/nothing", data=b"x", timeout=10)
+    assert missing.status_code == 404 and b"DMPNotFound" in missing.content and b"Envelope" in missing.content
+    wrong = requests.put(f"{dmp_world['url']}/registry", data=b"x", timeout=10)
+    assert wrong.status_code == 405 and b"DMPMethodNotAllowed" in wrong.content
+
+
+def test_the_https_port_wants_a_client_certificate(tmp_path, dmp_world):
+    from mockbench.bench import Bench
+    from mockbench.config import Config
+    from mockbench.pki import client_context, init_pki
+    files = init_pki(tmp_path / "pki")
+    with Bench(Config(http_port=0, mllp_port=0, https_port=0, state=tmp_path / "s", tls_dir=tmp_path / "pki")) as b:
+        url = f"https://localhost:{b.ports['https']}/si-dmp-server/v2/services/registry"
+        envelope = b'<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body/></soap:Envelope>'
+        import urllib.error
+        import urllib.request
+        anonymous = urllib.request.Request(url, data=envelope, headers={"Content-Type": "application/soap+xml"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(anonymous, context=client_context(files), timeout=10)
+        assert refused.value.code == 403 and b"DMPInvalidCertificate" in refused.value.read()
+        with pytest.raises(urllib.error.HTTPError) as answered:
+            urllib.request.urlopen(anonymous, context=client_context(files, "org-auth-cli"), timeout=10)
+        assert answered.value.code == 400 and b"DMPInvalidCertificate" not in answered.value.read()
