@@ -97,8 +97,10 @@ class Bench:
         self.doors.append(PfiDoor(self, PfiSettings(host=cfg.host, port=cfg.mllp_port, dpi=dpi)))
         from .protocols.dmp.door import PREFIX, DmpDoor
 
-        self.dmp = DmpDoor(self, accept_unknown_professionals=bool(cfg.doors.get("dmp", {}).get(
-            "accept_unknown_professionals", False)))
+        dmp_settings = cfg.doors.get("dmp", {})
+        self.dmp = DmpDoor(self, accept_unknown_professionals=bool(dmp_settings.get("accept_unknown_professionals")),
+                           check_signatures=bool(dmp_settings.get("check_signatures")),
+                           signature_ca=self.tls.ca_cert.read_bytes() if self.tls else None)
         self.http_doors["dmp"] = (PREFIX, self.dmp.blueprint())
 
     # Scenarios ----------------------------------------------------------------------------------

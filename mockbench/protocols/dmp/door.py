@@ -32,7 +32,7 @@ from .soap import (
     render_response,
     xop_include,
 )
-from .vihf import Vihf, VihfError, actor_for, parse_vihf
+from .vihf import Vihf, VihfError, actor_for, parse_vihf, signature_problem
 
 if TYPE_CHECKING:
     from ...bench import Bench
@@ -81,12 +81,16 @@ Handler = Callable[["DmpDoor", Call], Outcome]
 class DmpDoor:
     name = "dmp"
 
-    def __init__(self, bench: Bench, *, limits: SoapLimits | None = None, accept_unknown_professionals: bool = False
-                 ) -> None:
+    def __init__(self, bench: Bench, *, limits: SoapLimits | None = None, accept_unknown_professionals: bool = False,
+                 signature_ca: bytes | None = None, check_signatures: bool = False) -> None:
         self.bench = bench
         self.world = bench.world
         self.limits = limits or SoapLimits()
         self.accept_unknown = accept_unknown_professionals
+        # With check_signatures, a VIHF must be signed by a certificate under signature_ca (the bench's test
+        # CA when TLS is on); without, an unsigned or badly signed VIHF is only a finding.
+        self.check_signatures = check_signatures
+        self.signature_ca = signature_ca
         # WS-A Action -> (service, handler)
         self.routes: dict[str, tuple[str, Handler]] = {
             "urn:hl7-org:v3:PRPA_IN201307UV02": ("patients", DmpDoor.td02),
@@ -156,6 +160,10 @@ class DmpDoor:
                                 f"not {PREFIX}/{service}")
             try:
                 vihf = parse_vihf(soap.security)
+                if self.check_signatures:
+                    problem = signature_problem(soap.security, self.signature_ca)
+                    if problem:
+                        raise VihfError("VIHFSignatureInvalid", f"the VIHF signature does not verify: {problem}")
             except VihfError as exc:
                 raise SoapFault("Sender", exc.subcode, exc.reason + (f" ({exc.attribute})" if exc.attribute and
                                                                      exc.attribute not in exc.reason else "")) from None

@@ -183,3 +183,25 @@ def update_status(patient: dict, entry_uuid: str, original: str, new: str) -> et
 {_slot("OriginalStatus", original)}{_slot("NewStatus", new)}
 </rim:Association>
 </rim:RegistryObjectList></lcm:SubmitObjectsRequest>""".encode())
+
+
+WORLD = """\
+id: dmp-test
+title: Essai DMP
+seed: 9
+world:
+  structures: [{id: chu, name: CHU de Test}, {id: clinique, name: Clinique}]
+  professionals:
+    - {id: dr_a, family_name: MARTIN, given_name: Jeanne, structure: chu}
+    - {id: dr_b, family_name: PETIT, given_name: Paul, structure: chu}
+    - {id: dr_c, family_name: ROUX, given_name: Claire, structure: clinique}
+  patients:
+    - id: alice
+      sex: F
+      family_name: DURAND
+      given_name: Alice
+      birth_date: "1980-05-04"
+      authorizations: [{structure: chu}]
+      documents:
+        - {id: cr_masque, author: dr_b, confidentiality: [MASQUE_PS]}
+"""

@@ -6,7 +6,7 @@ import hashlib
 import pytest
 import requests
 import zeep
-from dmp_messages import cda, find_documents, provide_and_register, retrieve, update_status, vihf
+from dmp_messages import WORLD, cda, find_documents, provide_and_register, retrieve, update_status, vihf
 from lxml import etree
 from zeep.plugins import HistoryPlugin
 
@@ -149,3 +149,14 @@ def test_the_https_port_wants_a_client_certificate(tmp_path, dmp_world):
         with pytest.raises(urllib.error.HTTPError) as answered:
             urllib.request.urlopen(anonymous, context=client_context(files, "org-auth-cli"), timeout=10)
         assert answered.value.code == 400 and b"DMPInvalidCertificate" not in answered.value.read()
+
+
+def test_signature_checking_is_a_configuration_option(mockbench_factory):
+    strict = mockbench_factory(doors={"dmp": {"check_signatures": True}})
+    strict.client.load_yaml(WORLD)
+    patient = strict.client.patient("alice")
+    pro = next(p for p in strict.client.call("GET", "/professionals") if p["id"] == "dr_a")
+    idnst = next(s for s in strict.client.call("GET", "/structures") if s["id"] == "chu")["idnst"]
+    response = post(f"{strict.url}/si-dmp-server/v2/services/registry", find_documents(patient),
+                    vihf(pro, idnst, patient), "urn:ihe:iti:2007:RegistryStoredQuery")
+    assert response.status_code == 400 and b"VIHFSignatureInvalid" in response.content
