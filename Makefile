@@ -33,6 +33,7 @@ docs: install ## regenerate docs/scenarios.md from the scenario schema
 bench: install ## performance figures (QUICK=1 for a short run)
 	$(BIN)/python benchmarks/core.py $(if $(QUICK),--quick,) --json benchmarks/results/core.json
 	$(BIN)/python benchmarks/pfi.py $(if $(QUICK),--quick,) --json benchmarks/results/pfi.json
+	$(BIN)/python benchmarks/dmp.py $(if $(QUICK),--quick,) --json benchmarks/results/dmp.json
 
 clean:
 	rm -rf $(VENV) .mockbench *.egg-info

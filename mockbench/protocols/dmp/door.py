@@ -8,8 +8,10 @@ that transaction and renders the answer after it committed.
 
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -41,7 +43,8 @@ log = logging.getLogger("mockbench.dmp")
 
 PREFIX = "/si-dmp-server/v2/services"
 SERVICES = ("patients", "habilitations", "patientsSpecific", "registry", "repository")
-REPOSITORY_ID = "1.2.250.1.213.4.1.1.1.2"   # the DMP's test repository (DOMAIN.md)
+REPOSITORY_ID = "1.2.250.1.213.4.1.1.1.2"
+RENDER_CACHE = 4096                         # rendered ExtrinsicObjects kept (a few KB each)   # the DMP's test repository (DOMAIN.md)
 STATUS_URNS = {
     "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved": "approved",
     "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated": "deprecated",
@@ -91,6 +94,7 @@ class DmpDoor:
         # CA when TLS is on); without, an unsigned or badly signed VIHF is only a finding.
         self.check_signatures = check_signatures
         self.signature_ca = signature_ca
+        self._render_cache: OrderedDict[tuple, etree._Element] = OrderedDict()
         # WS-A Action -> (service, handler)
         self.routes: dict[str, tuple[str, Handler]] = {
             "urn:hl7-org:v3:PRPA_IN201307UV02": ("patients", DmpDoor.td02),
@@ -179,6 +183,9 @@ class DmpDoor:
                     outcome = handler(self, call)
                 except errors.WorldError as exc:
                     outcome = self._world_fault(call, operation, exc)
+                except hl7v3.Td0Error as exc:   # a malformed TD0.x / TD1.6 body: a Fault, not a 500
+                    outcome = Outcome("", None, operation, verdict="refused", code=exc.subcode,
+                                      fault=SoapFault("Sender", exc.subcode, exc.reason))
                 call.findings.extend(tx.scratch.pop("findings", []))
                 self.world.journal.append(
                     tx, "dmp", outcome.operation, actor=vihf.name_id, patient=call.patient or None,
@@ -202,7 +209,8 @@ class DmpDoor:
 
     def routing_fault(self, status: int, message: str) -> Response:
         """A routing 404/405 under the DMP's prefix, answered on the SOAP wire."""
-        fault = SoapFault("Sender", "DMPNotFound" if status == 404 else "DMPMethodNotAllowed", message, status=status)
+        subcode = {404: "DMPNotFound", 405: "DMPMethodNotAllowed", 413: "DMPTooLarge"}.get(status, "DMPInvalidRequest")
+        fault = SoapFault("Sender", subcode, message, status=status)
         code, content_type, payload = render_fault(None, fault)
         return Response(payload, status=code, content_type=content_type)
 
@@ -229,6 +237,10 @@ class DmpDoor:
 
     # TD0.x, TD1.6 -------------------------------------------------------------------------------
     def td02(self, call: Call) -> Outcome:
+        if hl7v3.reason_code(call.request.body) == "CNSLT_DATA":   # same Action as TD0.2 (DOMAIN.md section 1)
+            return Outcome("", None, "TD1.3a", verdict="refused", code="DMPUnknownAction", fault=SoapFault(
+                "Sender", "DMPUnknownAction", "PRPA_IN201307UV02 with reasonCode CNSLT_DATA is TD1.3a (read a "
+                "DMP), which the bench does not serve: the patients service answers reasonCode TEST_EXST (TD0.2)"))
         req = hl7v3.parse_existence(call.request.body)
         tx, world = call.tx, self.world
         facts: dict[str, Any] = {"dmp_state": "absent", "closed_at": None, "close_reason": None,
@@ -319,7 +331,9 @@ class DmpDoor:
         try:
             submission = ebrim.parse_provide_and_register(call.request.body)
         except ebrim.RegistryErrors as exc:
+            call.findings.extend(exc.findings)
             return self._xds_failure(action, "TD2.1", exc)
+        call.findings.extend(submission.findings)   # the quirks the reader accepted
         tx, dmp = call.tx, self.world.dmp
         replacements = dict(submission.replacements())
         signatures = set(submission.signatures())
@@ -372,7 +386,9 @@ class DmpDoor:
         try:
             query = ebrim.parse_stored_query(call.request.body)
         except ebrim.RegistryErrors as exc:
+            call.findings.extend(exc.findings)
             return self._xds_failure(action, "TD3.1", exc, query=True)
+        call.findings.extend(query.findings)
         operation = "TD3.1b" if query.kind == "GetDocuments" else "TD3.1"
         tx, dmp = call.tx, self.world.dmp
         try:
@@ -396,9 +412,23 @@ class DmpDoor:
                                          + ", ".join(sorted(query.unsupported)), "info"))
         patient_row = self.world.directory.patient(tx, patient)
         cx = f"{patient_row.ins}^^^&{patient_row.ins_oid}&ISO^NH"
-        objects = [ebrim.render_extrinsic_object(d, cx, author_idnps=self._idnps(tx, d.author),
-                                                 object_ref=query.return_type == "ObjectRef") for d in docs]
+        objects = [self._rendered(tx, d, cx, query.return_type == "ObjectRef") for d in docs]
         return Outcome(action, ebrim.render_query_response(objects), operation)
+
+    def _rendered(self, tx: Tx, doc: Document, cx: str, object_ref: bool) -> etree._Element:
+        """An entry's ExtrinsicObject, from a bounded cache: a metadata version never changes but for its
+        status (and replaced_by), which are in the key; rendering was half of a TD3.1's time."""
+        key = (doc.entry_uuid, doc.status, doc.replaced_by, doc.author, cx, object_ref)
+        cached = self._render_cache.get(key)
+        if cached is None:
+            cached = ebrim.render_extrinsic_object(doc, cx, author_idnps=self._idnps(tx, doc.author),
+                                                   object_ref=object_ref)
+            self._render_cache[key] = cached
+            if len(self._render_cache) > RENDER_CACHE:
+                self._render_cache.popitem(last=False)
+        else:
+            self._render_cache.move_to_end(key)
+        return copy.deepcopy(cached)
 
     def _professional_id(self, tx: Tx, idnps: str) -> str | None:
         try:
@@ -450,7 +480,9 @@ class DmpDoor:
         try:
             update = ebrim.parse_update(call.request.body)
         except ebrim.RegistryErrors as exc:
+            call.findings.extend(exc.findings)
             return self._xds_failure(action, "TD3.3", exc)
+        call.findings.extend(update.findings)
         tx, dmp, actor = call.tx, self.world.dmp, call.actor
         operations, document = [], None
         try:
