@@ -9,6 +9,7 @@ that transaction and renders the answer after it committed.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import uuid
 from collections import OrderedDict
@@ -416,13 +417,14 @@ class DmpDoor:
         return Outcome(action, ebrim.render_query_response(objects), operation)
 
     def _rendered(self, tx: Tx, doc: Document, cx: str, object_ref: bool) -> etree._Element:
-        """An entry's ExtrinsicObject, from a bounded cache: a metadata version never changes but for its
-        status (and replaced_by), which are in the key; rendering was half of a TD3.1's time."""
-        key = (doc.entry_uuid, doc.status, doc.replaced_by, doc.author, cx, object_ref)
+        """An entry's ExtrinsicObject, from a bounded cache keyed by everything the rendering reads (the
+        whole record, so that a reset or a restored snapshot reusing an entryUUID cannot show a stale entry):
+        rendering with lxml was half of a TD3.1's time."""
+        idnps = self._idnps(tx, doc.author)
+        key = (json.dumps(doc.to_dict(), sort_keys=True), cx, object_ref, idnps)
         cached = self._render_cache.get(key)
         if cached is None:
-            cached = ebrim.render_extrinsic_object(doc, cx, author_idnps=self._idnps(tx, doc.author),
-                                                   object_ref=object_ref)
+            cached = ebrim.render_extrinsic_object(doc, cx, author_idnps=idnps, object_ref=object_ref)
             self._render_cache[key] = cached
             if len(self._render_cache) > RENDER_CACHE:
                 self._render_cache.popitem(last=False)

@@ -547,7 +547,10 @@ def render_fault(request: SoapRequest | None, fault: SoapFault, *, version: str 
         content_type, payload = _mtom_package(version, xml, {}, WSA_FAULT_ACTION)
     else:
         content_type, payload = _plain_type(version, WSA_FAULT_ACTION if request is not None else ""), xml
-    return fault.status, content_type, payload
+    # SOAP 1.1 section 6.2 and WS-I Basic Profile 1.1 R1126: a SOAP 1.1 Fault travels with HTTP 500 (1.1 has
+    # no 400 binding; WCF and other 1.1 stacks do not read a Fault off a 400). Other statuses (404...) stay.
+    status = 500 if version == "1.1" and fault.status == 400 else fault.status
+    return status, content_type, payload
 
 
 def _skeleton(version: str, extra_ns: dict[str, str] | None = None
