@@ -9,7 +9,6 @@ that transaction and renders the answer after it committed.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import uuid
 from collections import OrderedDict
@@ -421,7 +420,7 @@ class DmpDoor:
         whole record, so that a reset or a restored snapshot reusing an entryUUID cannot show a stale entry):
         rendering with lxml was half of a TD3.1's time."""
         idnps = self._idnps(tx, doc.author)
-        key = (json.dumps(doc.to_dict(), sort_keys=True), cx, object_ref, idnps)
+        key = (repr(doc), cx, object_ref, idnps)
         cached = self._render_cache.get(key)
         if cached is None:
             cached = ebrim.render_extrinsic_object(doc, cx, author_idnps=idnps, object_ref=object_ref)
