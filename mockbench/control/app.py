@@ -39,9 +39,13 @@ def create_app(bench: Bench) -> Flask:
             return jsonify(error=code, message=message), exc.code
         dmp = getattr(bench, "dmp", None)
         if dmp is not None and request.path.startswith("/si-dmp-server"):
-            verb = "is not a DMP service" if exc.code == 404 else f"does not take {request.method}"
-            return dmp.routing_fault(exc.code or 404, f"{request.path} {verb}: POST SOAP 1.2 to "
-                                     "/si-dmp-server/v2/services/{service}, or GET it with ?wsdl")
+            if exc.code == 413:
+                reason = f"the request is larger than the {MAX_REQUEST_BYTES} bytes the bench takes"
+            else:
+                verb = "is not a DMP service" if exc.code == 404 else f"does not take {request.method}"
+                reason = (f"{request.path} {verb}: POST SOAP 1.2 to /si-dmp-server/v2/services/{{service}}, or "
+                          "GET it with ?wsdl")
+            return dmp.routing_fault(exc.code or 404, reason)
         return exc
 
     return app

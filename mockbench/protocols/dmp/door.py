@@ -197,7 +197,12 @@ class DmpDoor:
             content_type_out, payload = render_response(soap, outcome.action, outcome.body,
                                                         attachments=outcome.attachments, mtom=outcome.mtom)
             return 200, content_type_out, payload
-        except SoapFault as fault:
+        except Exception as exc:  # the one place where an unexpected error becomes a Receiver fault
+            if not isinstance(exc, SoapFault):
+                log.exception("DMP door: unexpected error on %s", operation)
+                exc = SoapFault("Receiver", "DMPInternalError", f"the bench failed on this request: "
+                                f"{type(exc).__name__}: {exc}")
+            fault = exc
             self._journal_fault(operation, fault, body, soap)
             return render_fault(soap, fault, version=soap.version if soap else (fault.version or "1.2"),
                                 mtom=operation == "TD3.2")
@@ -209,8 +214,9 @@ class DmpDoor:
 
     def routing_fault(self, status: int, message: str) -> Response:
         """A routing 404/405 under the DMP's prefix, answered on the SOAP wire."""
-        subcode = {404: "DMPNotFound", 405: "DMPMethodNotAllowed", 413: "DMPTooLarge"}.get(status, "DMPInvalidRequest")
-        fault = SoapFault("Sender", subcode, message, status=status)
+        subcodes = {404: "DMPNotFound", 405: "DMPMethodNotAllowed", 413: "DMPTooLarge"}
+        fault = SoapFault("Sender", subcodes.get(status, "DMPInvalidRequest"), message, status=status)
+        self._journal_fault("UNKNOWN", fault, b"", None)
         code, content_type, payload = render_fault(None, fault)
         return Response(payload, status=code, content_type=content_type)
 

@@ -906,7 +906,7 @@ class _Reader:
                     self.error(f"{where}: HasMember must come from the submission set {ss_id}", where)
                 if a.target in entry_ids:
                     members.add(a.target)
-                    if a.slots.get("SubmissionSetStatus", [""])[0] != "Original":
+                    if (a.slots.get("SubmissionSetStatus") or [""])[0] != "Original":
                         self.note("DMP/XDS-HAS-MEMBER", f"{where}: SubmissionSetStatus should be Original")
             elif a.type == RPLC:
                 if a.source not in entry_ids:
@@ -1111,7 +1111,7 @@ def _check_find_documents(reader: _Reader, sq: StoredQuery, and_groups: dict) ->
         if len(params.get(name, [])) > 1:
             reader.error(f"{name} takes one value, got {len(params[name])}", name,
                          ERR_STORED_QUERY_PARAM_NUMBER)
-    patient = params.get("$XDSDocumentEntryPatientId", [""])[0]
+    patient = (params.get("$XDSDocumentEntryPatientId") or [""])[0]   # a Slot may hold no Value
     if patient and _parse_cx(patient) is None:
         reader.error(f"$XDSDocumentEntryPatientId {patient!r} is not a CX (id^^^&OID&ISO)",
                      "$XDSDocumentEntryPatientId", ERR_REGISTRY)
