@@ -513,6 +513,8 @@ class DmpDoor:
                 for entry, previous in update.metadata_updates:
                     doc = dmp.current(tx, entry.unique_id, self.world.directory.patient(tx, patient))
                     document = doc.unique_id
+                    if entry.lid and entry.lid != doc.lid:
+                        raise errors.MetadataError(f"lid {entry.lid} is not the lid of {doc.unique_id} ({doc.lid})")
                     if previous and str(doc.version) != str(previous):
                         raise errors.NotCurrentVersion(f"PreviousVersion {previous} is not the current version "
                                                        f"{doc.version} of {doc.unique_id}")

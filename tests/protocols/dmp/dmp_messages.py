@@ -205,3 +205,38 @@ world:
       documents:
         - {id: cr_masque, author: dr_b, confidentiality: [MASQUE_PS]}
 """
+
+
+CONFIDENTIALITY_SCHEME = "urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f"
+
+
+def update_metadata(patient: dict, extrinsic: etree._Element, previous_version: str,
+                    confidentiality: tuple[str, ...]) -> etree._Element:
+    """ITI-57 metadata update, as a DPI builds it from the entry a TD3.1 returned: the same lid, a new id, the
+    confidentiality codes replaced, a HasMember carrying PreviousVersion."""
+    import copy
+    entry = copy.deepcopy(extrinsic)
+    entry.set("id", "UpdatedEntry01")
+    for c in list(entry.findall(f"{{{RIM}}}Classification")):
+        if c.get("classificationScheme") == CONFIDENTIALITY_SCHEME:
+            entry.remove(c)
+    for child in entry.iter():
+        if child.get("classifiedObject") or child.get("registryObject"):
+            child.set("classifiedObject" if child.get("classifiedObject") else "registryObject", "UpdatedEntry01")
+    for code in confidentiality:
+        entry.append(etree.fromstring(
+            f'<rim:Classification xmlns:rim="{RIM}" classificationScheme="{CONFIDENTIALITY_SCHEME}" '
+            f'classifiedObject="UpdatedEntry01" id="urn:uuid:{uuid.uuid4()}" nodeRepresentation="{code}">'
+            + _slot("codingScheme", "2.16.840.1.113883.5.25" if code == "N" else "1.2.250.1.213.1.1.4.13")
+            + f'<rim:Name><rim:LocalizedString value="{code}"/></rim:Name></rim:Classification>'))
+    body = update_status(patient, "urn:uuid:placeholder", "x", "y")
+    objects = body.find(f"{{{RIM}}}RegistryObjectList")
+    for association in objects.findall(f"{{{RIM}}}Association"):
+        objects.remove(association)
+    objects.insert(0, entry)
+    objects.append(etree.fromstring(
+        f'<rim:Association xmlns:rim="{RIM}" associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:'
+        f'HasMember" id="urn:uuid:{uuid.uuid4()}" sourceObject="SubmissionSet01" targetObject="UpdatedEntry01">'
+        + _slot("SubmissionSetStatus", "Original") + _slot("PreviousVersion", previous_version)
+        + "</rim:Association>"))
+    return body

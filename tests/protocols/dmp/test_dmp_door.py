@@ -68,9 +68,13 @@ def test_feed_find_read_delete_with_zeep(dmp_world):
     assert response.get("status").endswith(":Success")
     found = call(registry, reg_history, "RegistryStoredQuery", find_documents(patient), security)
     assert entries(found) == []
+    repository.service.RetrieveDocumentSet(_value_1=list(retrieve(uid)), _soapheaders=[security])
+    refused = answer(repo_history)
+    assert refused.find(f"{{{RS}}}RegistryResponse").get("status").endswith(":Failure")
+    assert refused.find(f".//{{{RS}}}RegistryError").get("errorCode") == "DMPDocumentDeleted"
     journal = [(e["operation"], e["verdict"]) for e in dmp_world["bench"].client.journal(channel="dmp")]
     assert journal == [("WSDL", "accepted"), ("WSDL", "accepted"), ("TD2.1", "accepted"), ("TD3.1", "accepted"),
-                       ("TD3.2", "accepted"), ("TD3.3c", "accepted"), ("TD3.1", "accepted")]
+                       ("TD3.2", "accepted"), ("TD3.3c", "accepted"), ("TD3.1", "accepted"), ("TD3.2", "refused")]
     traces = [t["action"] for t in dmp_world["bench"].client.traces("alice") if t["document"] in (uid, None)]
     assert traces[-5:] == ["alimentation", "consultation", "telechargement", "suppression", "consultation"]
     docs = {d["unique_id"]: d for d in dmp_world["bench"].client.documents("alice")}
@@ -160,3 +164,42 @@ def test_signature_checking_is_a_configuration_option(mockbench_factory):
     response = post(f"{strict.url}/si-dmp-server/v2/services/registry", find_documents(patient),
                     vihf(pro, idnst, patient), "urn:ihe:iti:2007:RegistryStoredQuery")
     assert response.status_code == 400 and b"VIHFSignatureInvalid" in response.content
+
+
+def test_mask_unmask_and_make_visible_are_new_metadata_versions(dmp_world):
+    from dmp_messages import update_metadata
+    url, patient, dr_a = dmp_world["url"], dmp_world["patient"], dmp_world["pros"]["dr_a"]
+    security = vihf(dr_a, dmp_world["structures"]["chu"]["idnst"], patient)
+    registry, history = client(url, "registry")
+    uid = "1.2.250.1.999.12.1"
+    body, _ = provide_and_register(patient, dr_a, uid, cda(patient, dr_a, uid), confidentiality=("INVISIBLE_PATIENT",))
+    assert post(f"{url}/repository", body, security, "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b").ok
+
+    def current():
+        found = call(registry, history, "RegistryStoredQuery", find_documents(patient), security)
+        return next(e for e in entries(found) if unique_id_of(e) == uid)
+
+    v1 = current()
+    steps = [(("N",), "TD3.3b"),                               # made visible again to the patient
+             (("MASQUE_PS",), "TD3.3a"),                       # masked to professionals
+             (("N",), "TD3.3a")]                                # unmasked
+    for version, (codes, operation) in enumerate(steps, start=1):
+        entry = current()
+        response = call(registry, history, "UpdateDocumentSet",
+                        update_metadata(patient, entry, str(version), codes), security)
+        assert response.get("status").endswith(":Success"), etree.tostring(response)
+        assert dmp_world["bench"].client.journal(channel="dmp")[-1]["operation"] == operation
+    versions = [d for d in dmp_world["bench"].client.documents("alice", history=True) if d["unique_id"] == uid]
+    assert [d["version"] for d in versions] == [1, 2, 3, 4]
+    assert len({d["lid"] for d in versions}) == 1 and len({d["entry_uuid"] for d in versions}) == 4
+    assert versions[-1]["confidentiality"] == ["N"] and v1.get("lid") == versions[0]["lid"]
+    # PreviousVersion must name the current version
+    stale = call(registry, history, "UpdateDocumentSet", update_metadata(patient, current(), "1", ("MASQUE_PS",)),
+                 security)
+    assert stale.get("status").endswith(":Failure") and b"XDSMetadataVersionError" in etree.tostring(stale)
+    # hiding again from the patient is refused: invisibility is chosen when the document is fed
+    hide = call(registry, history, "UpdateDocumentSet",
+                update_metadata(patient, current(), "4", ("INVISIBLE_PATIENT",)), security)
+    assert hide.get("status").endswith(":Failure") and b"DMPStatusChangeInvalid" in etree.tostring(hide)
+    actions = [t["action"] for t in dmp_world["bench"].client.traces("alice") if t["document"] == uid]
+    assert actions == ["alimentation", "invisibilisation", "remise_en_visibilite", "masquage", "demasquage"]
