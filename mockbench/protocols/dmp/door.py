@@ -95,20 +95,20 @@ class DmpDoor:
         self.check_signatures = check_signatures
         self.signature_ca = signature_ca
         self._render_cache: OrderedDict[tuple, etree._Element] = OrderedDict()
-        # WS-A Action -> (service, handler)
-        self.routes: dict[str, tuple[str, Handler]] = {
-            "urn:hl7-org:v3:PRPA_IN201307UV02": ("patients", DmpDoor.td02),
-            "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization": ("habilitations", DmpDoor.td03),
+        # WS-A Action -> (service, operation as journaled, handler)
+        self.routes: dict[str, tuple[str, str, Handler]] = {
+            "urn:hl7-org:v3:PRPA_IN201307UV02": ("patients", "TD0.2", DmpDoor.td02),
+            "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization": ("habilitations", "TD0.3", DmpDoor.td03),
             "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatient":
-                ("habilitations", DmpDoor.td16),
-            "urn:si-dmp-patients:PatientSpecificEndPoint:patientList": ("patientsSpecific", DmpDoor.td04),
+                ("habilitations", "TD1.6", DmpDoor.td16),
+            "urn:si-dmp-patients:PatientSpecificEndPoint:patientList": ("patientsSpecific", "TD0.4", DmpDoor.td04),
             # the Actions of the ANS C# kit's WSDL, which some DPI send
-            "urn:hl7-org:v3:setAuthorization": ("habilitations", DmpDoor.td03),
-            "urn:hl7-org:v3:listAuthorizationByPatient": ("habilitations", DmpDoor.td16),
-            "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b": ("repository", DmpDoor.td21),
-            "urn:ihe:iti:2007:RegistryStoredQuery": ("registry", DmpDoor.td31),
-            "urn:ihe:iti:2007:RetrieveDocumentSet": ("repository", DmpDoor.td32),
-            "urn:ihe:iti:2010:UpdateDocumentSet": ("registry", DmpDoor.td33),
+            "urn:hl7-org:v3:setAuthorization": ("habilitations", "TD0.3", DmpDoor.td03),
+            "urn:hl7-org:v3:listAuthorizationByPatient": ("habilitations", "TD1.6", DmpDoor.td16),
+            "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b": ("repository", "TD2.1", DmpDoor.td21),
+            "urn:ihe:iti:2007:RegistryStoredQuery": ("registry", "TD3.1", DmpDoor.td31),
+            "urn:ihe:iti:2007:RetrieveDocumentSet": ("repository", "TD3.2", DmpDoor.td32),
+            "urn:ihe:iti:2010:UpdateDocumentSet": ("registry", "TD3.3", DmpDoor.td33),
         }
 
     def blueprint(self) -> Blueprint:
@@ -157,8 +157,7 @@ class DmpDoor:
             if route is None:
                 raise SoapFault("Sender", "DMPUnknownAction", f"unknown WS-Addressing Action {soap.action!r} for "
                                 f"the {service} service")
-            expected, handler = route
-            operation = _operation_name(soap.action)
+            expected, operation, handler = route
             if expected != service:
                 raise SoapFault("Sender", "DMPWrongService", f"{soap.action} is served at {PREFIX}/{expected}, "
                                 f"not {PREFIX}/{service}")
@@ -544,19 +543,6 @@ class DmpDoor:
             raise errors.NoChange(f"the new metadata of {doc.unique_id} change nothing the DMP updates "
                                   "(confidentiality codes)")
         return done
-
-
-def _operation_name(action: str) -> str:
-    return {
-        "urn:hl7-org:v3:PRPA_IN201307UV02": "TD0.2",
-        "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization": "TD0.3",
-        "urn:si-dmp-patients:PatientSpecificEndPoint:patientList": "TD0.4",
-        "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatient": "TD1.6",
-        "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b": "TD2.1",
-        "urn:ihe:iti:2007:RegistryStoredQuery": "TD3.1",
-        "urn:ihe:iti:2007:RetrieveDocumentSet": "TD3.2",
-        "urn:ihe:iti:2010:UpdateDocumentSet": "TD3.3",
-    }.get(action, "UNKNOWN")
 
 
 def _hl7_now(world) -> str:
