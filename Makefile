@@ -30,10 +30,8 @@ lint: install
 docs: install ## regenerate docs/scenarios.md from the scenario schema
 	$(BIN)/python -m mockbench.scenarios.docs > docs/scenarios.md
 
-bench: install ## performance figures (QUICK=1 for a short run)
-	$(BIN)/python benchmarks/core.py $(if $(QUICK),--quick,) --json benchmarks/results/core.json
-	$(BIN)/python benchmarks/pfi.py $(if $(QUICK),--quick,) --json benchmarks/results/pfi.json
-	$(BIN)/python benchmarks/dmp.py $(if $(QUICK),--quick,) --json benchmarks/results/dmp.json
+bench: install ## mockbench side by side with its peers, installed into .bench/ (QUICK=1: under two minutes)
+	$(BIN)/python -m benchmarks.harness $(if $(QUICK),--quick,) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mockbench *.egg-info

@@ -5,7 +5,8 @@
 The bench runs as a separate process on loopback; the load comes from this process's threads, one
 keep-alive HTTP connection each, one request in flight per connection. Every request does the real work:
 SOAP and VIHF parsing, access rules, the store, an access trace and a journal entry. Reported, not asserted.
-The side-by-side with WireMock serving a canned answer of the same size comes with the benchmark harness.
+The side-by-side with WireMock serving the same bytes canned is in the harness (python -m benchmarks.harness),
+which reuses this file's scenario and messages.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ world:
 """
 
 
+def world(entries: int) -> str:
+    """The scenario (YAML): Alice's DMP holding `entries` documents by Dr Martin, whose structure she authorized."""
+    docs = ", ".join(f"{{id: d{i}, author: dr, text: '{'Résultat normal. ' * 20}'}}" for i in range(entries))
+    return WORLD.replace("{DOCS}", docs)
+
+
 def start(tmp: Path, entries: int) -> tuple[subprocess.Popen, dict]:
     port_file = tmp / "ports.json"
     proc = subprocess.Popen([sys.executable, "-m", "mockbench", "up", "--http-port", "0", "--mllp-port", "0",
@@ -58,9 +65,8 @@ def start(tmp: Path, entries: int) -> tuple[subprocess.Popen, dict]:
             raise SystemExit("the bench did not start")
         time.sleep(0.02)
     ports = json.loads(port_file.read_text())
-    docs = ", ".join(f"{{id: d{i}, author: dr, text: '{'Résultat normal. ' * 20}'}}" for i in range(entries))
     req = urllib.request.Request(f"http://127.0.0.1:{ports['http']}/_bench/scenarios", method="POST",
-                                 data=WORLD.replace("{DOCS}", docs).encode())
+                                 data=world(entries).encode())
     urllib.request.urlopen(req, timeout=60).read()
     return proc, ports
 
@@ -114,11 +120,11 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))] * 1000
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     total = 200 if args.quick else 1000
     results = {}
     for entries in (10, 50):

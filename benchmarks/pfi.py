@@ -5,7 +5,8 @@
 The bench runs as a separate process on loopback; the load comes from this process (asyncio, one frame in
 flight per connection). Every message does the real work: parse, check, one DMP submission committed,
 two journal entries, the ACK. Reported, not asserted; the target is 1,000 messages/s on one connection.
-The side-by-side with a mountebank TCP imposter comes with the benchmark harness.
+The side-by-side with a mountebank TCP imposter is in the harness (python -m benchmarks.harness), which
+reuses this file's scenario and message.
 """
 
 from __future__ import annotations
@@ -61,7 +62,15 @@ def http(ports: dict, method: str, path: str, body: bytes | None = None) -> dict
         return json.loads(r.read())
 
 
-def message(i: int, patient: dict, pro: dict, finess: str, cda_b64: str) -> bytes:
+def make_cda(patient: dict, pro: dict) -> bytes:
+    """The CDA every message carries: 22 KiB, 30 KiB once in base64."""
+    return minimal_cda(unique_id="2.25.1", ins=patient["ins"], ins_oid=patient["ins_oid"], type_code="11488-4",
+                       title="CR", author_idnps=pro["idnps"], author_family="X", author_given="Y",
+                       patient_family="DURAND", patient_given="Alice", birth_date="1980-05-04", sex="F",
+                       effective_time="2026-11-20T10:00:00Z", text="x" * 21_000)
+
+
+def message(i: int | str, patient: dict, pro: dict, finess: str, cda_b64: str) -> bytes:
     uid = f"1.2.250.1.999.77.{i}"
     lines = [
         f"MSH|^~\\&|DPI|CHU|PFI|CHU|20261120100000||MDM^T02^MDM_T02|M{i}|P|2.6|||||FRA|UNICODE UTF-8",
@@ -93,11 +102,11 @@ async def run_connections(port: int, messages: list[bytes], connections: int) ->
     return len(messages) / (time.perf_counter() - t0)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer messages and rounds")
     parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     count, rounds = (300, 3) if args.quick else (2000, 5)
     with tempfile.TemporaryDirectory() as tmp:
         proc, ports = start_bench(Path(tmp))
@@ -106,10 +115,7 @@ def main() -> None:
             patient = http(ports, "GET", "/patients/alice")
             pro = http(ports, "GET", "/professionals")[0]
             finess = http(ports, "GET", "/structures")[0]["finess"]
-            cda = minimal_cda(unique_id="2.25.1", ins=patient["ins"], ins_oid=patient["ins_oid"], type_code="11488-4",
-                              title="CR", author_idnps=pro["idnps"], author_family="X", author_given="Y",
-                              patient_family="DURAND", patient_given="Alice", birth_date="1980-05-04", sex="F",
-                              effective_time="2026-11-20T10:00:00Z", text="x" * 21_000)
+            cda = make_cda(patient, pro)
             b64 = base64.b64encode(cda).decode()
             results = {}
             n = 0

@@ -102,6 +102,22 @@ class Bench:
                            check_signatures=bool(dmp_settings.get("check_signatures")),
                            signature_ca=self.tls.ca_cert.read_bytes() if self.tls else None)
         self.http_doors["dmp"] = (PREFIX, self.dmp.blueprint())
+        from .protocols.oidc.flask import PREFIX as OIDC_PREFIX
+        from .protocols.oidc.flask import OidcDoor
+
+        try:
+            self.oidc = OidcDoor(self, cfg.doors.get("oidc", {}))
+        except ValueError as exc:
+            raise BenchError(f"[doors.oidc] {exc}") from None
+        self.http_doors["oidc"] = (OIDC_PREFIX, self.oidc.blueprint())
+        from .protocols.annuaire.door import DEFAULT_KEYS, AnnuaireDoor
+        from .protocols.annuaire.door import PREFIX as FHIR_PREFIX
+
+        keys = cfg.doors.get("annuaire", {}).get("api_keys", DEFAULT_KEYS)
+        if isinstance(keys, str) or not all(isinstance(k, str) for k in keys):
+            raise BenchError("[doors.annuaire] api_keys must be a list of strings")
+        self.annuaire = AnnuaireDoor(self, api_keys=keys)
+        self.http_doors["annuaire"] = (FHIR_PREFIX, self.annuaire.blueprint())
 
     # Scenarios ----------------------------------------------------------------------------------
     def prepare(self) -> None:

@@ -310,6 +310,15 @@ def create_blueprint(bench: Bench) -> Blueprint:
             world.journal.append(tx, "control", "clock", actor="control", raw=f"advance {body['advance']}")
         return jsonify(now=world.clock.now_iso(), offset=world.clock.offset)
 
+    # OIDC door ----------------------------------------------------------------------------------
+    @bp.put("/oidc/ciba/<key>")
+    def oidc_ciba(key: str):
+        return jsonify(bench.oidc.script_ciba(key, _body()))
+
+    @bp.post("/oidc/keys/rotate")
+    def oidc_rotate():
+        return jsonify(bench.oidc.rotate_keys())
+
     return bp
 
 

@@ -46,6 +46,10 @@ def create_app(bench: Bench) -> Flask:
                 reason = (f"{request.path} {verb}: POST SOAP 1.2 to /si-dmp-server/v2/services/{{service}}, or "
                           "GET it with ?wsdl")
             return dmp.routing_fault(exc.code or 404, reason)
+        annuaire = getattr(bench, "annuaire", None)
+        if annuaire is not None and request.path.startswith("/fhir/v1"):
+            return annuaire.routing_error(exc.code or 404, f"{request.method} {request.path} is not served: GET "
+                                          "/fhir/v1/{type}?params, /fhir/v1/{type}/{id} or /fhir/v1/metadata")
         return exc
 
     return app

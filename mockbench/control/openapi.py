@@ -105,6 +105,17 @@ SCHEMAS: dict[str, Any] = {
     "ActionsDone": _obj({"done": _arr(S)}),
     "Status": _obj({"status": S}),
     "Snapshot": _obj({"status": {"enum": ["saved", "restored"]}, "snapshot": S}),
+    "CibaScript": _obj({
+        "outcome": {"enum": ["approve", "deny", "expire"], "description": "what the professional answers"},
+        "after_polls": {"type": "integer", "minimum": 0,
+                        "description": "polls answered authorization_pending first (default 1)"},
+        "expires_in": {"type": ["string", "number"], "description": "the request's lifetime (default 120s)"},
+        "interval": {"type": "integer", "minimum": 1, "description": "the polling interval in seconds (default 5)"},
+    }, required=[], extra=False),
+    "KeysRotated": _obj({"kids": _arr(S), "grace": {"type": "number"}}),
+    "CibaScripted": _obj({"idnps": S, "professional": S, "outcome": {"enum": ["approve", "deny", "expire"]},
+                          "after_polls": I, "expires_in": {"type": "number"}, "interval": I},
+                         required=["idnps", "professional", "outcome", "after_polls"]),
 }
 
 
@@ -196,6 +207,16 @@ PATHS: dict[str, Any] = {
     "/_bench/clock": {
         "get": _op("The virtual clock", _json(_ref("Clock"))),
         "post": _op("Move the virtual clock forward", _json(_ref("Clock")), body=_ref("ClockAdvance")),
+    },
+    "/_bench/oidc/ciba/{key}": {
+        "put": _op("The scripted CIBA outcome for a professional (IDNPS, RPPS or scenario id)",
+                   _json(_ref("CibaScripted")), body=_ref("CibaScript"),
+                   params=[{"name": "key", "in": "path", "required": True, "schema": S,
+                            "description": "the professional's IDNPS, RPPS or scenario id"}]),
+    },
+    "/_bench/oidc/keys/rotate": {
+        "post": _op("New RS256 and ES256 signing keys for both issuers; the old ones stay in the JWKS for a day",
+                    _json(_ref("KeysRotated"))),
     },
 }
 

@@ -159,6 +159,49 @@ world:
     - {address: dpi@chu.mssante.fr, type: APP, owner: chu, role: hospital}
     - {address: erreurs@chu.mssante.fr, type: ORG, owner: chu, role: error}
 """),
+    ("Directory", """\
+id: exemple-annuaire
+title: Des correspondants de ville dans l'Annuaire Santé
+description: >
+  Les professionnels et structures `directory_only` ne sont que dans l'Annuaire Santé (/fhir/v1) : des
+  correspondants à chercher par RPPS, spécialité, organisation, code postal ou ville.
+world:
+  structures:
+    - {id: chu, name: CHU de Test, address: {line: 1 rue de la Santé, postal_code: "75014", city: Paris}}
+    - id: cab_lyon
+      directory_only: true
+      name: Cabinet médical des Terreaux
+      siret: "23982597990748"
+      address: {line: 3 place des Terreaux, postal_code: "69001", city: Lyon}
+  professionals:
+    - {id: dr_martin, specialty: SM26, structure: chu}
+    - {id: dr_lefevre, family_name: LEFEVRE, given_name: Paul, specialty: SM26, structure: cab_lyon,
+       directory_only: true, mssante: paul.lefevre@medecin.mssante.fr}
+steps:
+  - id: recherche
+    say: Le DPI cherche les médecins généralistes de Lyon 1er et obtient leur adresse MSSanté
+    expect: {channel: annuaire, operation: search:PractitionerRole}
+"""),
+    ("Pro Santé Connect CIBA", """\
+id: exemple-ciba
+title: Une authentification CIBA refusée puis une acceptée
+description: >
+  La Dr Martin refuse la demande CIBA (access_denied au premier appel du point token) ; le Dr Petit
+  l'accepte au troisième appel. Le DPI doit afficher le refus et respecter l'intervalle de 5 s.
+world:
+  structures: [{id: chu}]
+  professionals:
+    - {id: dr_martin, structure: chu, ciba: {outcome: deny, after_polls: 0}}
+    - {id: dr_petit, structure: chu, ciba: {outcome: approve, after_polls: 2, expires_in: 2m}}
+steps:
+  - id: refus
+    say: La Dr Martin refuse la demande sur son application e-CPS ; le DPI affiche le refus
+    expect: {channel: oidc, operation: token, actor: dr_martin}
+    verdict: refused
+  - id: acceptation
+    say: Le Dr Petit accepte ; le DPI obtient ses jetons
+    expect: {channel: oidc, operation: token, actor: dr_petit}
+"""),
 ]
 
 

@@ -274,6 +274,18 @@ STRUCTURE = Map(name="Structure", fields={
                        "or `generate`"),
     "name": Field(Str(), "raison sociale; generated if absent"),
     "address": Field(ADDRESS, "postal address; generated if absent"),
+    "siret": Field(Str(check=identity.check_siret), "SIRET (14 digits, Luhn), served by the Annuaire door"),
+    "directory_only": Field(Bool(), "a structure outside the hospital under test, only listed in the Annuaire "
+                            "Santé (a correspondent's cabinet or clinic)", default=False),
+})
+
+CIBA = Map(name="Ciba", fields={
+    "outcome": Field(Str(choices=("approve", "deny", "expire")), "what the professional answers a Pro Santé "
+                     "Connect CIBA request with", default="approve"),
+    "after_polls": Field(Int(minimum=0), "token polls answered `authorization_pending` first", default=1),
+    "expires_in": Field(Str(check=_check_duration, doc="a duration: `30s`, `2m`"),
+                        "the request's lifetime (120s if absent)"),
+    "interval": Field(Int(minimum=1), "the polling interval in seconds (5 if absent)"),
 })
 
 PROFESSIONAL = Map(name="Professional", fields={
@@ -291,6 +303,12 @@ PROFESSIONAL = Map(name="Professional", fields={
     "specialty": Field(Str(), "specialty code (e.g. SM26 qualifié en médecine générale)", default=""),
     "structure": Field(Id(), "id of the structure the professional works in"),
     "mssante": Field(Str(), "MSSanté address, `generate` (from the names), or `none`", default=GENERATE),
+    "ciba": Field(CIBA, "how the professional answers CIBA requests (the OIDC door; also "
+                  "`PUT /_bench/oidc/ciba/{idnps}`)"),
+    "directory_only": Field(Bool(), "a professional outside the hospital under test, only listed in the "
+                            "Annuaire Santé (the `/fhir/v1` door), e.g. a correspondent to search for; give "
+                            "it its own structure (a cabinet, a clinic) with `directory_only` too",
+                            default=False),
 })
 
 AUTHORIZATION = Map(name="Authorization", one_of=(("structure", "professional"),), fields={

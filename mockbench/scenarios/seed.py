@@ -78,7 +78,8 @@ class Seeder:
                                             "postal_code": self.faker.postcode(), "city": city}
             name = s.get("name") or f"Centre hospitalier de {address.get('city') or city}"
             d.add_structure(self.tx, Structure(id=s["id"], finess=finess, finess_ej=ej, name=name,
-                                               address=address))
+                                               address=address, siret=s.get("siret") or "",
+                                               directory_only=bool(s.get("directory_only"))))
         for p in spec.get("professionals", []):
             rpps = "" if p.get("idnps") and p.get("rpps") in (None, "generate") else \
                 self._value(p.get("rpps"), self.faker.rpps)
@@ -93,7 +94,12 @@ class Seeder:
             d.add_professional(self.tx, Professional(
                 id=p["id"], idnps=p.get("idnps") or "8" + rpps, rpps=rpps, family_name=family,
                 given_name=given, profession=p.get("profession", "10"), specialty=p.get("specialty", ""),
-                structure=p.get("structure", ""), mssante=mss), check_digits=p.get("check_digits", True))
+                structure=p.get("structure", ""), mssante=mss, directory_only=bool(p.get("directory_only"))),
+                check_digits=p.get("check_digits", True))
+            if p.get("ciba"):
+                from ..protocols.oidc.provider import set_ciba_script  # the OIDC door's own checks and format
+
+                set_ciba_script(self.world, self.tx, p["id"], p["ciba"])
         for m in spec.get("mailboxes", []):
             d.add_mailbox(self.tx, Mailbox(address=m["address"], type=m.get("type", "PER"),
                                            owner=m.get("owner", ""), role=m.get("role", "hospital")))

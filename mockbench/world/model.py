@@ -62,6 +62,7 @@ class Structure(Record):
     idnst: str = ""
     siret: str = ""
     address: dict = field(default_factory=dict)
+    directory_only: bool = False    # listed in the Annuaire Santé only (outside the hospital under test)
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Professional(Record):
     specialty: str = ""             # TRE-R38 / SM codes
     structure: str = ""             # structure id
     mssante: str = ""               # MSSanté address
+    directory_only: bool = False    # listed in the Annuaire Santé only (outside the hospital under test)
 
 
 @dataclass

@@ -50,6 +50,8 @@ def _import(data: dict) -> Any:
 class Tokens:
     def __init__(self, world: World) -> None:
         self.world = world
+        # Imported private keys by kid: importing an RSA key checks it (~60 ms); a kid's key never changes.
+        self._imported: dict[str, Any] = {}
 
     # Tokens -------------------------------------------------------------------------------------
     def issue(self, tx: Tx, *, professional: str, client_id: str, scopes: list[str] | tuple[str, ...] = (),
@@ -138,7 +140,7 @@ class Tokens:
         public = []
         for k in self._keys(tx):
             if k["retire_at"] is None or k["retire_at"] > now:
-                data = _import(k["jwk"]).as_dict(private=False)
+                data = self._key(k["jwk"]).as_dict(private=False)
                 data.update(kid=k["jwk"]["kid"], alg=k["jwk"]["alg"], use="sig")
                 public.append(data)
         return {"keys": public}
@@ -148,8 +150,13 @@ class Tokens:
             raise errors.InvalidRequest(f"no signing key for {alg}; the bench signs with {', '.join(ALGORITHMS)}")
         for k in self._keys(tx):
             if k["retire_at"] is None and k["jwk"]["alg"] == alg:
-                return k["jwk"]["kid"], _import(k["jwk"])
+                return k["jwk"]["kid"], self._key(k["jwk"])
         raise errors.InvalidRequest(f"no active {alg} key")  # unreachable: _keys always holds one per alg
+
+    def _key(self, jwk: dict) -> Any:
+        if jwk["kid"] not in self._imported:
+            self._imported[jwk["kid"]] = _import(jwk)
+        return self._imported[jwk["kid"]]
 
     def sign(self, tx: Tx, claims: dict, alg: str = "RS256") -> str:
         from joserfc import jwt

@@ -1,0 +1,225 @@
+"""The load process: drives HTTP or MLLP requests at one server on loopback, bounded in count and time.
+
+    python -m benchmarks.harness.driver < spec.json      (prints one JSON object on stdout)
+
+The harness runs it as a separate process, so that the system under test and its peer get the very same
+client, and neither shares a process (or a GIL) with the load. Standard library only: asyncio streams, one
+request in flight per connection, keep-alive HTTP/1.1 (reconnecting when the server closes), MLLP frames
+(VT ... FS CR) with the ACK awaited. The spec (JSON):
+
+    kind         "http" or "mllp"
+    port         the server's port on 127.0.0.1 (nothing else is ever a target)
+    count        how many requests at most (the timed ones; `warmup` more are sent first, untimed)
+    time_limit   seconds at most for the timed requests; the driver stops at whichever bound comes first
+    connections  how many connections share the count (default 1)
+    warmup       untimed requests first, on the first connection (default 0)
+    http:        method, path, headers (dict), body_b64, expect_status (default 200)
+    mllp:        template_b64: the HL7 message; every `@@N@@` in it becomes the request's number, from
+                 `first` (default 0) on, so that each message is distinct; expect (default "MSA|AA|")
+
+It answers {"done", "elapsed", "rate", "p50_ms", "p99_ms", "max_ms", "errors", "first_error", "bytes_in",
+"connections", "cpu_s"}: cpu_s is the driver's own CPU time over the timed requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sys
+import time
+
+HOST = "127.0.0.1"          # loopback only, whatever the spec says
+CONNECT_TIMEOUT = 5.0
+IO_TIMEOUT = 30.0           # one request's answer
+MAX_ERRORS = 20             # give up after this many failed requests
+HARD_LIMIT_S = 600.0        # no spec may keep the driver longer than this
+MAX_COUNT = 2_000_000
+
+
+class Failed(Exception):
+    pass
+
+
+class HttpConnection:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.wait_for(asyncio.open_connection(HOST, self.port),
+                                                          CONNECT_TIMEOUT)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        for attempt in (1, 2):
+            if self.writer is None:
+                await self.open()
+            try:
+                self.writer.write(request)
+                return await asyncio.wait_for(self._response(), IO_TIMEOUT)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                self.close()  # the server closed a kept-alive connection: once more on a new one
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _response(self) -> tuple[int, bytes]:
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        status = int(parts[1])
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readuntil(b"\r\n")  # no trailers expected
+                    break
+                chunks.append(await self.reader.readexactly(size))
+                await self.reader.readexactly(2)
+            body = b"".join(chunks)
+        elif "content-length" in headers:
+            body = await self.reader.readexactly(int(headers["content-length"]))
+        elif status in (204, 304) or 100 <= status < 200:
+            body = b""
+        else:
+            body = await self.reader.read()  # until the server closes
+            self.close()
+            return status, body
+        if headers.get("connection", "").lower() == "close" or parts[0] == "HTTP/1.0" and \
+                headers.get("connection", "").lower() != "keep-alive":
+            self.close()
+        return status, body
+
+
+def http_request(spec: dict) -> bytes:
+    body = base64.b64decode(spec.get("body_b64") or "")
+    headers = {"Host": f"{HOST}:{spec['port']}", "Connection": "keep-alive", **(spec.get("headers") or {})}
+    if body or spec.get("method", "GET") in ("POST", "PUT", "PATCH", "DELETE"):
+        headers["Content-Length"] = str(len(body))
+    head = f"{spec.get('method', 'GET')} {spec['path']} HTTP/1.1\r\n" + \
+        "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    return head.encode("latin-1") + body
+
+
+class MllpConnection:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def exchange(self, message: bytes) -> bytes:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.wait_for(asyncio.open_connection(HOST, self.port),
+                                                              CONNECT_TIMEOUT)
+        self.writer.write(b"\x0b" + message + b"\x1c\r")
+        frame = await asyncio.wait_for(self.reader.readuntil(b"\x1c\r"), IO_TIMEOUT)
+        return frame
+
+
+async def drive(spec: dict) -> dict:
+    kind = spec["kind"]
+    count = min(int(spec["count"]), MAX_COUNT)
+    time_limit = min(float(spec["time_limit"]), HARD_LIMIT_S)
+    connections = max(1, int(spec.get("connections", 1)))
+    warmup = int(spec.get("warmup", 0))
+    latencies: list[float] = []
+    errors: list[str] = []
+    received = 0
+
+    if kind == "http":
+        request = http_request(spec)
+        expect_status = int(spec.get("expect_status", 200))
+
+        def make_conn():
+            return HttpConnection(spec["port"])
+
+        async def one(conn, _n: int) -> int:
+            status, body = await conn.exchange(request)
+            if status != expect_status:
+                raise Failed(f"status {status}: {body[:200]!r}")
+            return len(body)
+    elif kind == "mllp":
+        template = base64.b64decode(spec["template_b64"])
+        expect = spec.get("expect", "MSA|AA|").encode()
+        first = int(spec.get("first", 0))
+
+        def make_conn():
+            return MllpConnection(spec["port"])
+
+        async def one(conn, n: int) -> int:
+            frame = await conn.exchange(template.replace(b"@@N@@", str(first + n).encode()))
+            if expect not in frame:
+                raise Failed(f"unexpected answer: {frame[:200]!r}")
+            return len(frame)
+    else:
+        raise SystemExit(f"unknown kind {kind!r}")
+
+    conns = [make_conn() for _ in range(connections)]
+    for i in range(warmup):
+        try:
+            await one(conns[0], count + i)  # numbered after the timed ones: MLLP numbers stay distinct
+        except (TimeoutError, Failed, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            errors.append(f"warm-up: {type(exc).__name__}: {exc}")
+            conns[0].close()
+
+    issued = 0
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    deadline = t0 + time_limit
+
+    async def worker(conn) -> None:
+        nonlocal issued, received
+        while issued < count and len(errors) < MAX_ERRORS and time.perf_counter() < deadline:
+            n = issued
+            issued += 1
+            start = time.perf_counter()
+            try:
+                received += await one(conn, n)
+            except (TimeoutError, Failed, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+                conn.close()
+                continue
+            latencies.append(time.perf_counter() - start)
+
+    await asyncio.gather(*(worker(c) for c in conns))
+    elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    for c in conns:
+        c.close()
+    latencies.sort()
+
+    def pct(p: float) -> float | None:
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000 if latencies else None
+
+    return {"done": len(latencies), "elapsed": elapsed, "rate": len(latencies) / elapsed if elapsed else 0.0,
+            "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": latencies[-1] * 1000 if latencies else None,
+            "errors": len(errors), "first_error": errors[0] if errors else None, "bytes_in": received,
+            "connections": connections, "cpu_s": cpu}
+
+
+def main() -> int:
+    spec = json.loads(sys.stdin.read())
+    result = asyncio.run(drive(spec))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

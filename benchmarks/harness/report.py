@@ -1,0 +1,121 @@
+"""The table: one row per figure and peer, mockbench's median, the peer's, their ratio and the noise."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from statistics import median
+
+# The doors that do not exist yet: their rows hold a place, and their issues fill it (start the peer in
+# procs.py, add a fig_* method in run.py; MailDev is already installed and started for the other figures,
+# oidc-provider is installed but is a library: its issue brings the few lines of server that host it).
+LATER: list[tuple[str, tuple[str, str]]] = [
+    ("SMTP: MSSanté door, a message with a 30 KiB attachment", (
+        "MailDev", "later: the SMTP/IMAP door does not exist yet; its issue adds this figure")),
+    ("OIDC: Pro Santé Connect door, code -> token", (
+        "oidc-provider", "later: the OIDC door does not exist yet; its issue adds this figure")),
+]
+
+
+@dataclass
+class Row:
+    figure: str
+    peer: str
+    unit: str
+    better: str              # "lower" or "higher" ("" for a row without figures)
+    ours: dict | None        # {"median", "min", "max", "n", "samples"} or None
+    theirs: dict | None
+    note: str | None = None  # why a side has no figure
+    detail: str = ""
+
+    def ratio(self) -> float | None:
+        if not self.ours or not self.theirs or self.theirs["median"] <= 0:
+            return None
+        return self.ours["median"] / self.theirs["median"]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ratio": self.ratio()}
+
+
+def value(v: float, unit: str) -> str:
+    if unit == "s":
+        return f"{v:.3f} s"
+    if unit == "ms":
+        return f"{v:.2f} ms"
+    if unit == "MiB":
+        return f"{v:.1f} MiB"
+    return f"{v:,.0f} {unit}"
+
+
+def cell(side: dict | None, unit: str) -> str:
+    if not side:
+        return "-"
+    text = value(side["median"], unit)
+    if side["n"] > 1 and side["median"]:
+        text += f" ±{(side['max'] - side['min']) / 2 / abs(side['median']):.0%}"
+    return text
+
+
+def verdict(row: Row) -> str:
+    r = row.ratio()
+    if r is None:
+        return "-"
+    if row.ours["median"] < 0:
+        return f"{r:.2f}"
+    good = r < 1 if row.better == "lower" else r > 1
+    return f"{r:.2f} ({'better' if good else 'worse'})" if abs(r - 1) >= 0.005 else f"{r:.2f}"
+
+
+def table(rows: list[Row], meta: dict, details: dict) -> str:
+    header = ("figure", "peer", "mockbench", "peer's", "mockbench / peer")
+    regular, later = [header], []
+    for row in rows:
+        if row.ours is None and row.theirs is None:
+            later.append((row.figure, row.peer, row.note or "-"))
+            continue
+        theirs = row.note if row.note and not row.theirs else cell(row.theirs, row.unit)
+        regular.append((row.figure, row.peer, cell(row.ours, row.unit), theirs, verdict(row)))
+    widths = [max(len(r[i]) for r in regular) for i in range(5)]
+    for r in later:
+        widths[0], widths[1] = max(widths[0], len(r[0])), max(widths[1], len(r[1]))
+    out = []
+    for i, r in enumerate(regular):
+        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    for r in later:
+        out.append(f"{r[0].ljust(widths[0])}  {r[1].ljust(widths[1])}  {r[2]}")
+    notes = [
+        "",
+        "± is half the range of the rounds over their median; the ratio is mockbench's median over the peer's "
+        "('better' when mockbench's is lower for times and memory, higher for rates).",
+    ]
+    if meta.get("mode_note"):
+        notes.append(meta["mode_note"])
+    mem = details.get("memory")
+    if mem:
+        series = mem["series"]
+        for name, points in series.items():
+            pts = ", ".join(f"{p['rss_mib']:.0f}" for p in points)
+            notes.append(f"RSS of {name} (MiB) every {points[1]['requests'] if len(points) > 1 else 0:,} requests: "
+                         f"{pts}; journal {mem['journal'].get(name)}")
+        heap = mem.get("wiremock_live_heap_mib") or []
+        if len(heap) == 2 and None not in heap:
+            notes.append(f"WireMock's live heap after a full GC (jcmd): {heap[0]:.0f} MiB before, {heap[1]:.0f} MiB "
+                         f"after the requests: its journal keeps every request")
+    for key, label in (("soap", "SOAP"), ("mllp", "MLLP")):
+        for conns, figures in ((details.get(key) or {}).get("rounds") or {}).items():
+            server = figures["server_cpu_ms_per_request"]
+            load = figures["load_cpu_ms_per_request"]
+            notes.append(f"{label}, {conns.replace('_conn', '')} conn, CPU per request (median ms): " +
+                         ", ".join(f"{name} {median(v):.2f}" for name, v in server.items()) +
+                         "; the load process " + ", ".join(f"{median(v):.2f}" for v in load.values()))
+    for figure, why in (details.get("failures") or {}).items():
+        notes.append(f"figure {figure} failed: {why}")
+    for err in meta.get("driver_errors", []):
+        notes.append(f"load errors, {err}")
+    peers = meta.get("peers", {})
+    notes.append(f"{meta['mode']} run {meta['date']}, {meta['duration_s']} s (peers' install {meta['install_s']} s), "
+                 f"{meta['cpus']} CPUs, Python {meta['python']}; " +
+                 ", ".join(f"{k} {v}" for k, v in peers.items()))
+    notes.append(f"load: {meta['load']}")
+    return "\n".join(out + notes)

@@ -1,0 +1,72 @@
+"""The Flask adapter of the OIDC door: one blueprint under /oidc that routes a path to an issuer's endpoint,
+turns the Flask request into a `provider.Request` and the core's (status, body, headers) into a Response."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from flask import Blueprint, Response, request
+
+from .provider import Limits, Provider, Request, profiles_from_config, set_ciba_script
+
+if TYPE_CHECKING:
+    from ...bench import Bench
+
+PREFIX = "/oidc"
+
+
+class OidcDoor:
+    name = "oidc"
+
+    def __init__(self, bench: Bench, settings: dict | None = None, limits: Limits | None = None) -> None:
+        self.bench = bench
+        self.world = bench.world
+        self.providers = {p.name: Provider(bench.world, p, lambda: bench.url, limits)
+                          for p in profiles_from_config(settings or {})}
+
+    def provider_for(self, path: str) -> tuple[Provider, str] | None:
+        """The provider and endpoint name for a path under /oidc."""
+        for provider in self.providers.values():
+            base = provider.profile.path[len(PREFIX):]
+            if path.startswith(base):
+                endpoint = provider.route(path[len(base):])
+                if endpoint is not None:
+                    return provider, endpoint
+        return None
+
+    def script_ciba(self, key: str, body: dict) -> dict:
+        with self.world.transaction() as tx:
+            result = set_ciba_script(self.world, tx, key, body)
+            self.world.journal.append(tx, "control", "oidc-ciba", actor="control",
+                                      raw=json.dumps({"professional": key, **body}))
+        return result
+
+    def rotate_keys(self, grace: float = 86400.0) -> dict:
+        with self.world.transaction() as tx:
+            kids = self.world.tokens.rotate(tx, grace=grace)
+            self.world.journal.append(tx, "control", "oidc-rotate", actor="control", raw=" ".join(kids))
+        return {"kids": kids, "grace": grace}
+
+    def blueprint(self) -> Blueprint:
+        bp = Blueprint("oidc", __name__)
+        bp.add_url_rule("/<path:path>", "endpoint", self._http, methods=["GET", "POST"])
+        return bp
+
+    def _http(self, path: str) -> Response:
+        found = self.provider_for("/" + path)
+        if found is None:
+            return Response(json.dumps({"error": "not_found", "error_description": f"no OIDC endpoint at "
+                                        f"{request.path}"}), status=404, content_type="application/json")
+        provider, endpoint = found
+        req = Request(method=request.method, args=request.args.to_dict(),
+                      form=request.form.to_dict() if request.method == "POST" else {},
+                      headers={k.lower(): v for k, v in request.headers.items()},
+                      client_cert=request.environ.get("SSL_CLIENT_CERT")
+                      if request.environ.get("wsgi.url_scheme") == "https" else None)
+        status, body, headers = provider.handle(endpoint, req)
+        if isinstance(body, dict):
+            return Response(json.dumps(body, ensure_ascii=False), status=status, headers=headers,
+                            content_type="application/json")
+        headers.setdefault("Content-Type", "text/plain; charset=utf-8")
+        return Response(body, status=status, headers=headers)

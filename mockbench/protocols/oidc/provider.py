@@ -1,0 +1,943 @@
+"""The OIDC core: an issuer's endpoints as plain functions from a request to (status, body, headers).
+
+No Flask here (flask.py adapts it). Each failure is an `OAuthError` subclass with a stable `error` string and
+a status; `Provider.handle` is the one place that turns them (and unexpected exceptions, as `server_error`)
+into a response and journals the exchange. Codes, pending logins and CIBA requests live in the world store
+(the `tokens` table, kinds `oidc-code`, `oidc-login`, `oidc-ciba`, `oidc-jti`): two benches never share them
+and a restarted bench keeps them. Access and refresh tokens and the signing keys are the world's token
+service (world/tokens.py), which the MSSanté door also checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from ...world import errors
+from ...world.model import Professional
+from ...world.store import Tx
+from . import claims as claims_mod
+from .login import render_login, render_message
+
+if TYPE_CHECKING:
+    from ...world.world import World
+
+log = logging.getLogger("mockbench.oidc")
+
+Result = tuple[int, Any, dict[str, str]]      # body: dict (JSON), str (HTML) or "" (empty)
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+CIBA_GRANT = "urn:openid:params:grant-type:ciba"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth", "none")
+CIBA_OUTCOMES = ("approve", "deny", "expire")
+CIBA_META = "oidc:ciba:"                      # + professional id: the scripted CIBA outcome
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+# Errors ---------------------------------------------------------------------------------------------
+class OAuthError(Exception):
+    """RFC 6749 section 5.2 / OIDC Core 3.1.2.6 / CIBA 11: a stable `error` and a default status."""
+
+    error = "invalid_request"
+    status = 400
+
+    def __init__(self, description: str = "") -> None:
+        self.description = description
+        super().__init__(description or self.error)
+
+    def body(self) -> dict:
+        return {"error": self.error, "error_description": self.description} if self.description \
+            else {"error": self.error}
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    error = "invalid_client"
+    status = 401
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class UnsupportedResponseType(OAuthError):
+    error = "unsupported_response_type"
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+
+
+class LoginRequired(OAuthError):
+    error = "login_required"
+
+
+class InvalidToken(OAuthError):
+    """RFC 6750 section 3.1: a bearer token that is unknown, expired or revoked."""
+
+    error = "invalid_token"
+    status = 401
+
+
+class UnknownUserId(OAuthError):
+    error = "unknown_user_id"
+
+
+class AuthorizationPending(OAuthError):
+    error = "authorization_pending"
+
+
+class SlowDown(OAuthError):
+    error = "slow_down"
+
+
+class ExpiredToken(OAuthError):
+    error = "expired_token"
+
+
+class AccessDenied(OAuthError):
+    error = "access_denied"
+    status = 403
+
+
+class ServerError(OAuthError):
+    error = "server_error"
+    status = 500
+
+
+def from_world(exc: errors.WorldError) -> OAuthError:
+    """The OIDC wire form of every world error (STYLE.md: each door maps them all)."""
+    if isinstance(exc, errors.TokenInvalid):
+        return InvalidGrant(exc.message)
+    if isinstance(exc, errors.UnknownProfessional):
+        return LoginRequired(exc.message)
+    if isinstance(exc, errors.NotFound | errors.InvalidRequest):
+        return InvalidRequest(exc.message)
+    return ServerError(f"{exc.code}: {exc.message}")
+
+
+class _Refusal(Exception):
+    """An OAuthError to answer as a redirect to a verified redirect URI (RFC 6749 section 4.1.2.1)."""
+
+    def __init__(self, error: OAuthError, redirect_uri: str, state: str | None) -> None:
+        self.error, self.redirect_uri, self.state = error, redirect_uri, state
+
+
+# Configuration --------------------------------------------------------------------------------------
+@dataclass
+class Client:
+    client_id: str
+    client_secret: str = ""
+    redirect_uris: list[str] = field(default_factory=list)
+    post_logout_redirect_uris: list[str] = field(default_factory=list)
+    auth_methods: tuple[str, ...] = ("client_secret_basic", "client_secret_post")
+    jwks: dict | None = None                   # public keys for private_key_jwt
+    id_token_alg: str = "RS256"
+    tls_subject_dn: str = ""                   # RFC 8705 tls_client_auth_subject_dn (RFC 4514 form)
+
+    @classmethod
+    def from_config(cls, data: dict) -> Client:
+        if not data.get("client_id"):
+            raise ValueError("an OIDC client needs a client_id")
+        methods = data.get("token_endpoint_auth_methods") or data.get("token_endpoint_auth_method") or (
+            ["client_secret_basic", "client_secret_post"] + (["private_key_jwt"] if data.get("jwks") else [])
+            if data.get("client_secret") else ["none"])
+        if isinstance(methods, str):
+            methods = [methods]
+        unknown = [m for m in methods if m not in AUTH_METHODS]
+        if unknown:
+            raise ValueError(f"OIDC client {data['client_id']}: unknown auth method {unknown[0]} "
+                             f"(known: {', '.join(AUTH_METHODS)})")
+        if "tls_client_auth" in methods and not data.get("tls_client_auth_subject_dn"):
+            raise ValueError(f"OIDC client {data['client_id']}: tls_client_auth needs tls_client_auth_subject_dn")
+        return cls(client_id=data["client_id"], client_secret=data.get("client_secret", ""),
+                   redirect_uris=list(data.get("redirect_uris", [])),
+                   post_logout_redirect_uris=list(data.get("post_logout_redirect_uris", [])),
+                   auth_methods=tuple(methods), jwks=data.get("jwks"),
+                   id_token_alg=data.get("id_token_signed_response_alg", "RS256"),
+                   tls_subject_dn=data.get("tls_client_auth_subject_dn", ""))
+
+    @property
+    def public(self) -> bool:
+        return self.auth_methods == ("none",)
+
+    def allows_redirect(self, uri: str, registered: list[str] | None = None) -> bool:
+        """Exact match, except the port of an http loopback URI (RFC 8252 section 7.3)."""
+        registered = self.redirect_uris if registered is None else registered
+        if uri in registered:
+            return True
+        try:
+            got = urlsplit(uri)
+            got.port  # noqa: B018 (a malformed port raises)
+        except ValueError:
+            return False
+        if got.scheme != "http" or got.hostname not in LOOPBACK_HOSTS or "@" in got.netloc:
+            return False
+        for reg in registered:
+            r = urlsplit(reg)
+            if (r.scheme, r.hostname, r.path, r.query) == (got.scheme, got.hostname, got.path, got.query):
+                return True
+        return False
+
+
+DEFAULT_CLIENT = {
+    "client_id": "mockbench", "client_secret": "mockbench-secret",
+    "redirect_uris": ["http://127.0.0.1/callback", "http://localhost/callback"],
+    "post_logout_redirect_uris": ["http://127.0.0.1/callback", "http://localhost/callback",
+                                  "http://127.0.0.1/logout", "http://localhost/logout",
+                                  "http://127.0.0.1/", "http://localhost/"],
+}
+
+
+@dataclass
+class Limits:
+    code_ttl: float = 60.0          # RFC 6749 section 4.1.2: a maximum lifetime of 10 minutes is recommended
+    login_ttl: float = 600.0        # a pending login page
+    access_ttl: float = 300.0
+    refresh_ttl: float = 1800.0
+    id_token_ttl: float = 300.0
+    ciba_expires_in: float = 120.0  # CIBA section 7.3
+    ciba_interval: int = 5          # CIBA section 7.3: default 5 s
+    assertion_max_age: float = 300.0
+
+
+@dataclass
+class Profile:
+    """One issuer: its path under the bench URL, its endpoint paths and its clients."""
+
+    name: str                         # psc or etab
+    path: str                         # e.g. /oidc/etab
+    title: str
+    endpoints: dict[str, str]         # endpoint name -> path under `path`
+    clients: dict[str, Client]
+    psc: bool = False
+    discovery: tuple[str, ...] = ("/.well-known/openid-configuration",)
+    acr: str | None = None
+    scopes: tuple[str, ...] = ("openid", "profile", "email", "offline_access")
+
+
+PSC_ENDPOINTS = {
+    "authorize": "/protocol/openid-connect/auth", "login": "/protocol/openid-connect/auth/login",
+    "token": "/protocol/openid-connect/token", "userinfo": "/protocol/openid-connect/userinfo",
+    "jwks": "/protocol/openid-connect/certs", "logout": "/protocol/openid-connect/logout",
+    "introspect": "/protocol/openid-connect/token/introspect", "revoke": "/protocol/openid-connect/revoke",
+    "ciba": "/protocol/openid-connect/ext/ciba/auth",
+}
+ETAB_ENDPOINTS = {
+    "authorize": "/authorize", "login": "/login", "token": "/token", "userinfo": "/userinfo", "jwks": "/jwks",
+    "logout": "/logout", "introspect": "/introspect", "revoke": "/revoke", "ciba": "/ciba",
+}
+
+
+def profiles_from_config(settings: dict) -> list[Profile]:
+    """`[doors.oidc]`: `default_client = false` drops the `mockbench` client; `[[doors.oidc.psc.clients]]`
+    and `[[doors.oidc.etab.clients]]` add clients (client_id, client_secret, redirect_uris,
+    post_logout_redirect_uris, token_endpoint_auth_method(s), jwks, id_token_signed_response_alg)."""
+    out = []
+    for name, path, title, endpoints, psc in (
+            ("psc", "/oidc/psc/auth/realms/esante-wallet", "Pro Santé Connect", PSC_ENDPOINTS, True),
+            ("etab", "/oidc/etab", "Fournisseur d'identité de l'établissement", ETAB_ENDPOINTS, False)):
+        own = settings.get(name, {}) or {}
+        clients: dict[str, Client] = {}
+        if settings.get("default_client", True) and own.get("default_client", True):
+            clients["mockbench"] = Client.from_config(DEFAULT_CLIENT)
+        for c in own.get("clients", []):
+            client = Client.from_config(c)
+            clients[client.client_id] = client
+        if psc:
+            out.append(Profile(name, path, title, endpoints, clients, psc=True, acr="eidas1",
+                               discovery=("/.well-known/wallet-openid-configuration",
+                                          "/.well-known/openid-configuration"),
+                               scopes=("openid", "scope_all", "offline_access")))
+        else:
+            out.append(Profile(name, path, title, endpoints, clients))
+    return out
+
+
+@dataclass
+class Request:
+    """What the core needs from an HTTP request. `headers` keys are lower case."""
+
+    method: str
+    args: dict[str, str] = field(default_factory=dict)
+    form: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    client_cert: str | None = None             # PEM of the TLS client certificate (HTTPS port only)
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {**self.args, **self.form}
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _with_query(uri: str, params: dict[str, str]) -> str:
+    parts = urlsplit(uri)
+    query = parse_qsl(parts.query, keep_blank_values=True) + [(k, v) for k, v in params.items() if v is not None]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def _redirect(uri: str) -> Result:
+    return 302, "", {"Location": uri, **NO_STORE}
+
+
+def _masked(params: dict[str, str]) -> str:
+    hidden = ("client_secret", "code_verifier", "client_assertion", "password")
+    return urlencode({k: ("***" if k in hidden else v) for k, v in params.items()})
+
+
+# The core -------------------------------------------------------------------------------------------
+class Provider:
+    def __init__(self, world: World, profile: Profile, base_url: Callable[[], str],
+                 limits: Limits | None = None) -> None:
+        self.world = world
+        self.profile = profile
+        self._base_url = base_url            # the bench's URL (--public-url or the bound address)
+        self.limits = limits or Limits()
+        self.handlers: dict[str, Callable[[Tx, Request], Result]] = {
+            "authorize": self.authorize, "login": self.login, "token": self.token, "userinfo": self.userinfo,
+            "jwks": self.jwks, "logout": self.logout, "introspect": self.introspect, "revoke": self.revoke,
+            "ciba": self.ciba,
+        }
+
+    # URLs ---------------------------------------------------------------------------------------
+    @property
+    def issuer(self) -> str:
+        return self._base_url() + self.profile.path
+
+    def url(self, endpoint: str) -> str:
+        return self.issuer + self.profile.endpoints[endpoint]
+
+    def route(self, subpath: str) -> str | None:
+        """The endpoint name for a path under the issuer, or None."""
+        if subpath in self.profile.discovery:
+            return "discovery"
+        for name, path in self.profile.endpoints.items():
+            if path == subpath:
+                return name
+        return None
+
+    # Dispatch -----------------------------------------------------------------------------------
+    def handle(self, endpoint: str, req: Request) -> Result:
+        if endpoint == "discovery":
+            return 200, self.discovery(), {}
+        journal_op = {"jwks": None, "login": "login"}.get(endpoint, endpoint)
+        with self.world.transaction() as tx:
+            tx.scratch["oidc"] = {"actor": req.params.get("client_id", ""), "code": None}
+            # Refusals keep what the handler wrote (a reused code revokes its tokens, a CIBA poll counts);
+            # an unexpected failure undoes it.
+            tx.conn.execute("SAVEPOINT oidc")
+            try:
+                status, body, headers = self.handlers[endpoint](tx, req)
+                verdict = "accepted"
+            except _Refusal as refusal:
+                exc = refusal.error
+                status, body, headers = _redirect(_with_query(refusal.redirect_uri, {
+                    "error": exc.error, "error_description": exc.description or None, "state": refusal.state,
+                    "iss": self.issuer}))
+                verdict, tx.scratch["oidc"]["code"] = "refused", exc.error
+            except (OAuthError, errors.WorldError) as exc:
+                err = exc if isinstance(exc, OAuthError) else from_world(exc)
+                status, body, headers = self._error(err, req)
+                verdict = "error" if err.status >= 500 else "refused"
+                tx.scratch["oidc"]["code"] = err.error
+            except Exception:  # the one place where an unexpected failure becomes server_error
+                tx.conn.execute("ROLLBACK TO oidc")
+                log.exception("OIDC %s %s failed", self.profile.name, endpoint)
+                status, body, headers = self._error(ServerError("the bench failed; see its log"), req)
+                verdict, tx.scratch["oidc"]["code"] = "error", "server_error"
+            tx.conn.execute("RELEASE oidc")
+            info = tx.scratch.pop("oidc")
+            if journal_op is not None:
+                self.world.journal.append(
+                    tx, "oidc", info.get("operation", journal_op), actor=info.get("actor") or "",
+                    verdict=info.get("verdict", verdict), code=info.get("code"),
+                    raw=f"{self.profile.name} {req.method} {endpoint} {_masked(req.params)}")
+        return status, body, headers
+
+    def _error(self, err: OAuthError, req: Request) -> Result:
+        headers = dict(NO_STORE)
+        if isinstance(err, InvalidToken):
+            headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{err.description}"'
+        elif isinstance(err, InvalidClient) and req.headers.get("authorization", "").lower().startswith("basic"):
+            headers["WWW-Authenticate"] = f'Basic realm="{self.issuer}"'
+        return err.status, err.body(), headers
+
+    @staticmethod
+    def _note(tx: Tx, **info: Any) -> None:
+        tx.scratch["oidc"].update(info)
+
+    # Discovery and keys -------------------------------------------------------------------------
+    def discovery(self) -> dict:
+        p = self.profile
+        methods = sorted({m for c in p.clients.values() for m in c.auth_methods} |
+                         {"client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"})
+        doc = {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.url("authorize"),
+            "token_endpoint": self.url("token"),
+            "userinfo_endpoint": self.url("userinfo"),
+            "jwks_uri": self.url("jwks"),
+            "end_session_endpoint": self.url("logout"),
+            "introspection_endpoint": self.url("introspect"),
+            "revocation_endpoint": self.url("revoke"),
+            "backchannel_authentication_endpoint": self.url("ciba"),
+            "backchannel_token_delivery_modes_supported": ["poll"],
+            "backchannel_user_code_parameter_supported": False,
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token", CIBA_GRANT],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+            "token_endpoint_auth_methods_supported": methods,
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
+            "introspection_endpoint_auth_methods_supported": methods,
+            "revocation_endpoint_auth_methods_supported": methods,
+            "code_challenge_methods_supported": ["S256", "plain"],
+            "scopes_supported": list(p.scopes),
+            "claims_supported": sorted(self._claim_names()),
+            "claims_parameter_supported": False,
+            "request_parameter_supported": False,
+            "authorization_response_iss_parameter_supported": True,
+            "tls_client_certificate_bound_access_tokens": False,
+        }
+        if p.acr:
+            doc["acr_values_supported"] = [p.acr]
+        return doc
+
+    def _claim_names(self) -> set[str]:
+        sample = Professional(id="x", idnps="x", family_name="", given_name="")
+        base = {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "azp", "sid", "at_hash"}
+        maker = claims_mod.psc_userinfo if self.profile.psc else claims_mod.standard_userinfo
+        with self.world.transaction() as tx:
+            return base | set(maker(self.world, tx, sample))
+
+    def jwks(self, tx: Tx, req: Request) -> Result:
+        return 200, self.world.tokens.jwks(tx), {"Cache-Control": "max-age=60"}
+
+    # Authorization endpoint and login page ------------------------------------------------------
+    def authorize(self, tx: Tx, req: Request) -> Result:
+        params = req.params
+        client = self.profile.clients.get(params.get("client_id", ""))
+        if client is None:
+            raise InvalidRequest(f"unknown client_id {params.get('client_id', '')!r} for {self.profile.title}")
+        redirect_uri = params.get("redirect_uri", "")
+        if not redirect_uri:
+            raise InvalidRequest("redirect_uri is required (OIDC Core 3.1.2.1)")
+        if not client.allows_redirect(redirect_uri):
+            raise InvalidRequest(f"redirect_uri {redirect_uri} is not registered for client {client.client_id} "
+                                 f"(registered: {', '.join(client.redirect_uris)}; only a loopback URI's port "
+                                 "may differ)")
+        state = params.get("state")
+        try:
+            pending = self._check_authorization(tx, client, params)
+        except OAuthError as exc:
+            raise _Refusal(exc, redirect_uri, state) from None
+        hint = params.get("login_hint", "").strip()
+        if hint:
+            try:
+                pro = self.world.directory.professional(tx, hint)
+            except errors.UnknownProfessional:
+                raise _Refusal(LoginRequired(f"login_hint {hint} is no professional of the world"),
+                               redirect_uri, state) from None
+            self._note(tx, actor=pro.idnps)
+            return _redirect(self._code_redirect(tx, pending, pro))
+        request_id = secrets.token_urlsafe(16)
+        now = self.world.clock.timestamp()
+        tx.put("tokens", {"kind": "oidc-login", "issuer": self.profile.name, "pending": pending,
+                          "expires_at": now + self.limits.login_ttl}, token_hash=_hash(request_id), kind="oidc-login")
+        return 200, self._login_page(tx, request_id, client, ""), {"Content-Type": "text/html; charset=utf-8"}
+
+    def _check_authorization(self, tx: Tx, client: Client, params: dict[str, str]) -> dict:
+        if params.get("response_type") != "code":
+            raise UnsupportedResponseType("only response_type=code is served (authorization code flow)")
+        scopes = params.get("scope", "").split()
+        if "openid" not in scopes:
+            raise InvalidScope("scope must contain openid")
+        challenge = params.get("code_challenge")
+        method = params.get("code_challenge_method") or ("plain" if challenge else None)
+        if method is not None and method not in ("S256", "plain"):
+            raise InvalidRequest(f"code_challenge_method {method} is not supported (S256, plain)")
+        if challenge is None and params.get("code_challenge_method"):
+            raise InvalidRequest("code_challenge_method without code_challenge")
+        if client.public and not challenge:
+            raise InvalidRequest("a public client must send a PKCE code_challenge (RFC 7636)")
+        if challenge is not None and not 43 <= len(challenge) <= 128:
+            raise InvalidRequest("code_challenge must be 43 to 128 characters (RFC 7636 section 4.2)")
+        return {"client_id": client.client_id, "redirect_uri": params["redirect_uri"], "scopes": scopes,
+                "state": params.get("state"), "nonce": params.get("nonce"), "code_challenge": challenge,
+                "code_challenge_method": method, "acr_values": params.get("acr_values")}
+
+    def _code_redirect(self, tx: Tx, pending: dict, pro: Professional) -> str:
+        code = secrets.token_urlsafe(32)
+        now = self.world.clock.timestamp()
+        row = {"kind": "oidc-code", "issuer": self.profile.name, **pending, "professional": pro.id,
+               "auth_time": int(now), "sid": secrets.token_hex(8), "expires_at": now + self.limits.code_ttl,
+               "used": False, "issued": []}
+        tx.put("tokens", row, token_hash=_hash(code), kind="oidc-code")
+        return _with_query(pending["redirect_uri"], {"code": code, "state": pending.get("state"),
+                                                     "iss": self.issuer})
+
+    def _login_page(self, tx: Tx, request_id: str, client: Client, error: str) -> str:
+        pros = [(p.idnps, f"{p.given_name} {p.family_name}", p.id) for p in self.world.directory.professionals(tx)]
+        return render_login(title=self.profile.title, action=self.url("login"), request_id=request_id,
+                            client_id=client.client_id, professionals=pros, error=error)
+
+    def login(self, tx: Tx, req: Request) -> Result:
+        form = req.form
+        digest = _hash(form.get("request_id", ""))
+        row = tx.get("tokens", token_hash=digest)
+        html = {"Content-Type": "text/html; charset=utf-8"}
+        if row is None or row.get("kind") != "oidc-login" or row["issuer"] != self.profile.name or \
+                row["expires_at"] <= self.world.clock.timestamp():
+            self._note(tx, verdict="refused", code="invalid_request")
+            return 400, render_message("Demande de connexion inconnue ou expirée",
+                                       "Recommencez la connexion depuis le logiciel."), html
+        pending = row["pending"]
+        self._note(tx, actor=pending["client_id"])
+        key = (form.get("identifier") or form.get("professional") or "").strip()
+        try:
+            pro = self.world.directory.professional(tx, key) if key else None
+        except errors.UnknownProfessional:
+            pro = None
+        client = self.profile.clients[pending["client_id"]]
+        if pro is None:
+            self._note(tx, verdict="refused", code="login_required")
+            message = f"Aucun professionnel ne porte l'identifiant « {key} »." if key else \
+                "Choisissez un professionnel ou saisissez son identifiant."
+            return 200, self._login_page(tx, form["request_id"], client, message), html
+        tx.delete("tokens", token_hash=digest)
+        self._note(tx, actor=pro.idnps)
+        return _redirect(self._code_redirect(tx, pending, pro))
+
+    # Client authentication ----------------------------------------------------------------------
+    def _authenticate(self, tx: Tx, req: Request, endpoint: str) -> Client:
+        form = req.form
+        auth = req.headers.get("authorization", "")
+        if auth[:6].lower() == "basic ":
+            try:
+                decoded = base64.b64decode(auth[6:].strip(), validate=True).decode()
+                client_id, _, secret = decoded.partition(":")
+                client_id, secret = unquote(client_id), unquote(secret)
+            except (ValueError, UnicodeDecodeError):
+                raise InvalidClient("the Basic credentials are not base64 of client_id:secret") from None
+            method = "client_secret_basic"
+        elif form.get("client_assertion"):
+            if form.get("client_assertion_type") != ASSERTION_TYPE:
+                raise InvalidClient(f"client_assertion_type must be {ASSERTION_TYPE}")
+            client_id, secret, method = self._assertion_client(form["client_assertion"]), "", "private_key_jwt"
+        elif "client_secret" in form:
+            client_id, secret, method = form.get("client_id", ""), form["client_secret"], "client_secret_post"
+        elif form.get("client_id"):
+            client_id, secret, method = form["client_id"], "", "none"
+        else:
+            raise InvalidClient("no client authentication (client_secret_basic, client_secret_post or "
+                                "private_key_jwt)")
+        self._note(tx, actor=client_id)
+        client = self.profile.clients.get(client_id)
+        if client is None:
+            raise InvalidClient(f"unknown client {client_id}")
+        if method == "none" and "tls_client_auth" in client.auth_methods:
+            method = "tls_client_auth"
+            self._verify_certificate(client, req.client_cert)
+        if method not in client.auth_methods:
+            raise InvalidClient(f"client {client_id} authenticates with {', '.join(client.auth_methods)}, "
+                                f"not {method}")
+        if method.startswith("client_secret") and not hmac.compare_digest(secret.encode(),
+                                                                          client.client_secret.encode()):
+            raise InvalidClient(f"wrong client secret for {client_id}")
+        if method == "private_key_jwt":
+            self._verify_assertion(tx, client, form["client_assertion"], endpoint)
+        return client
+
+    @staticmethod
+    def _verify_certificate(client: Client, pem: str | None) -> None:
+        """RFC 8705 section 2.1.2: the certificate's subject DN must be the registered one. The TLS layer
+        already checked that the bench's CA issued it."""
+        from cryptography import x509
+
+        if not pem:
+            raise InvalidClient(f"client {client.client_id} authenticates with tls_client_auth: present its "
+                                "certificate on the HTTPS port")
+        subject = x509.load_pem_x509_certificate(pem.encode()).subject
+        wanted = x509.Name.from_rfc4514_string(client.tls_subject_dn)
+        if subject != wanted:
+            raise InvalidClient(f"the client certificate's subject {subject.rfc4514_string()} is not "
+                                f"{client.tls_subject_dn}")
+
+    @staticmethod
+    def _assertion_client(assertion: str) -> str:
+        try:
+            payload = assertion.split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            return str(claims.get("sub") or claims.get("iss") or "")
+        except (IndexError, ValueError):
+            raise InvalidClient("client_assertion is not a JWT") from None
+
+    def _verify_assertion(self, tx: Tx, client: Client, assertion: str, endpoint: str) -> None:
+        """RFC 7523 section 3 and OIDC Core 9: iss = sub = client_id, aud the endpoint or the issuer, exp."""
+        from joserfc import jwt
+        from joserfc.jwk import KeySet
+
+        if not client.jwks:
+            raise InvalidClient(f"client {client.client_id} has no registered keys (jwks) for private_key_jwt")
+        try:
+            claims = jwt.decode(assertion, KeySet.import_key_set(client.jwks), algorithms=["RS256", "ES256",
+                                                                                          "PS256"]).claims
+        except Exception as exc:   # joserfc raises several unrelated classes
+            raise InvalidClient(f"client_assertion is not signed by a key of client {client.client_id}: "
+                                f"{exc}") from None
+        now = self.world.clock.timestamp()
+        aud = claims.get("aud")
+        auds = aud if isinstance(aud, list) else [aud]
+        if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
+            raise InvalidClient("client_assertion iss and sub must be the client_id")
+        if not {self.url(endpoint), self.url("token"), self.issuer} & set(auds):
+            raise InvalidClient(f"client_assertion aud must be {self.url('token')} or {self.issuer}")
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or exp <= now or exp > now + 3600:
+            raise InvalidClient("client_assertion exp is missing, past, or more than an hour ahead")
+        jti = claims.get("jti")
+        if not jti:
+            raise InvalidClient("client_assertion needs a jti")
+        digest = _hash(f"{client.client_id}:{jti}")
+        if tx.get("tokens", token_hash=digest):
+            raise InvalidClient("client_assertion jti already used (replay)")
+        tx.put("tokens", {"kind": "oidc-jti", "expires_at": exp}, token_hash=digest, kind="oidc-jti")
+
+    # Token endpoint -----------------------------------------------------------------------------
+    def token(self, tx: Tx, req: Request) -> Result:
+        if req.method != "POST":
+            raise InvalidRequest("the token endpoint takes POST")
+        grant = req.form.get("grant_type", "")
+        client = self._authenticate(tx, req, "token")
+        if grant == "authorization_code":
+            body = self._code_grant(tx, client, req.form)
+        elif grant == "refresh_token":
+            body = self._refresh_grant(tx, client, req.form)
+        elif grant == CIBA_GRANT:
+            body = self._ciba_grant(tx, client, req.form)
+        else:
+            raise UnsupportedGrantType(f"grant_type {grant!r}: authorization_code, refresh_token or {CIBA_GRANT}")
+        return 200, body, dict(NO_STORE)
+
+    def _code_grant(self, tx: Tx, client: Client, form: dict[str, str]) -> dict:
+        code = form.get("code", "")
+        digest = _hash(code)
+        row = tx.get("tokens", token_hash=digest)
+        if not code or row is None or row.get("kind") != "oidc-code" or row["issuer"] != self.profile.name:
+            raise InvalidGrant("unknown authorization code")
+        pro = self.world.directory.professional(tx, row["professional"])
+        self._note(tx, actor=pro.idnps)
+        if row["client_id"] != client.client_id:
+            raise InvalidGrant("the code was issued to another client")
+        if row["used"]:
+            # RFC 6749 section 4.1.2: a code used twice revokes the tokens issued with it.
+            for token_hash in row["issued"]:
+                self._revoke_hash(tx, token_hash)
+            row["issued"] = []
+            tx.put("tokens", row, token_hash=digest, kind="oidc-code")
+            raise InvalidGrant("the authorization code was already used; its tokens are revoked")
+        if row["expires_at"] <= self.world.clock.timestamp():
+            raise InvalidGrant("the authorization code expired")
+        if form.get("redirect_uri", "") != row["redirect_uri"]:
+            raise InvalidGrant("redirect_uri differs from the authorization request's")
+        challenge = row.get("code_challenge")
+        verifier = form.get("code_verifier")
+        if challenge:
+            if not verifier:
+                raise InvalidGrant("code_verifier is missing (the authorization request had a code_challenge)")
+            computed = _b64url(hashlib.sha256(verifier.encode()).digest()) \
+                if row["code_challenge_method"] == "S256" else verifier
+            if not hmac.compare_digest(computed, challenge):
+                raise InvalidGrant("code_verifier does not match the code_challenge")
+        elif verifier:
+            raise InvalidGrant("code_verifier sent but the authorization request had no code_challenge")
+        row["used"] = True
+        body = self._tokens(tx, client, pro, row["scopes"], nonce=row.get("nonce"), sid=row["sid"],
+                            auth_time=row["auth_time"])
+        row["issued"] = [_hash(body["access_token"])] + ([_hash(body["refresh_token"])]
+                                                          if "refresh_token" in body else [])
+        tx.put("tokens", row, token_hash=digest, kind="oidc-code")
+        return body
+
+    def _refresh_grant(self, tx: Tx, client: Client, form: dict[str, str]) -> dict:
+        token = form.get("refresh_token", "")
+        row = self.world.tokens.verify(tx, token, kind="refresh")   # TokenInvalid -> invalid_grant
+        data = row.get("data", {})
+        if data.get("issuer") != self.profile.name or row["client_id"] != client.client_id:
+            raise InvalidGrant("the refresh token was issued to another client or by another issuer")
+        pro = self.world.directory.professional(tx, row["professional"])
+        self._note(tx, actor=pro.idnps)
+        scopes = form.get("scope", "").split() or row["scopes"]
+        if not set(scopes) <= set(row["scopes"]):
+            raise InvalidScope("a refresh cannot widen the scopes")
+        return self._tokens(tx, client, pro, scopes, sid=data.get("sid"), auth_time=data.get("auth_time"),
+                            refresh=token)
+
+    def _tokens(self, tx: Tx, client: Client, pro: Professional, scopes: list[str], *, nonce: str | None = None,
+                sid: str | None = None, auth_time: int | None = None, refresh: str | None = None) -> dict:
+        tokens = self.world.tokens
+        lim = self.limits
+        data = {"issuer": self.profile.name, "sid": sid, "auth_time": auth_time}
+        body: dict[str, Any] = {}
+        if refresh is None:
+            refresh = tokens.issue(tx, professional=pro.id, client_id=client.client_id, scopes=scopes,
+                                   kind="refresh", ttl=lim.refresh_ttl, data=data)
+            body["refresh_token"] = refresh
+            body["refresh_expires_in"] = int(lim.refresh_ttl)
+        access = tokens.issue(tx, professional=pro.id, client_id=client.client_id, scopes=scopes, kind="access",
+                              ttl=lim.access_ttl, data={**data, "refresh": tokens.refresh_hash(refresh)})
+        now = int(self.world.clock.timestamp())
+        claims = {"iss": self.issuer, "sub": pro.idnps, "aud": client.client_id, "azp": client.client_id,
+                  "iat": now, "exp": now + int(lim.id_token_ttl), "auth_time": auth_time or now,
+                  "at_hash": _b64url(hashlib.sha256(access.encode()).digest()[:16]),
+                  "preferred_username": pro.idnps if self.profile.psc else pro.id,
+                  "given_name": pro.given_name, "family_name": pro.family_name}
+        if sid:
+            claims["sid"] = sid
+        if nonce:
+            claims["nonce"] = nonce
+        if self.profile.acr:
+            claims["acr"] = self.profile.acr
+        if self.profile.psc:
+            claims["SubjectNameID"] = pro.idnps
+        id_token = tokens.sign(tx, claims, client.id_token_alg)
+        return {"access_token": access, "token_type": "Bearer", "expires_in": int(lim.access_ttl),
+                "id_token": id_token, "scope": " ".join(scopes), **body}
+
+    def _revoke_hash(self, tx: Tx, token_hash: str) -> None:
+        row = tx.get("tokens", token_hash=token_hash)
+        if row is not None and row.get("kind") in ("access", "refresh") and not row["revoked"]:
+            row["revoked"] = True
+            tx.put("tokens", row, token_hash=token_hash, kind=row["kind"])
+
+    # Userinfo -----------------------------------------------------------------------------------
+    def _bearer(self, tx: Tx, req: Request) -> tuple[dict, Professional]:
+        auth = req.headers.get("authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else req.form.get("access_token", "")
+        if not token:
+            raise InvalidToken("no bearer token (Authorization: Bearer ...)")
+        try:
+            row = self.world.tokens.verify(tx, token, kind="access")
+        except errors.TokenInvalid as exc:
+            raise InvalidToken(exc.message) from None
+        if row.get("data", {}).get("issuer") != self.profile.name:
+            raise InvalidToken(f"the token was not issued by {self.profile.title}")
+        pro = self.world.directory.professional(tx, row["professional"])
+        self._note(tx, actor=pro.idnps)
+        return row, pro
+
+    def userinfo(self, tx: Tx, req: Request) -> Result:
+        row, pro = self._bearer(tx, req)
+        if "openid" not in row["scopes"]:
+            raise InvalidToken("the token lacks the openid scope")
+        maker = claims_mod.psc_userinfo if self.profile.psc else claims_mod.standard_userinfo
+        return 200, maker(self.world, tx, pro), dict(NO_STORE)
+
+    # Introspection and revocation ---------------------------------------------------------------
+    def _token_row(self, tx: Tx, token: str) -> dict | None:
+        row = tx.get("tokens", token_hash=_hash(token or ""))
+        if row is None or row.get("kind") not in ("access", "refresh") or \
+                row.get("data", {}).get("issuer") != self.profile.name:
+            return None
+        return row
+
+    def introspect(self, tx: Tx, req: Request) -> Result:
+        client = self._authenticate(tx, req, "introspect")
+        token = req.form.get("token", "")
+        if not token:
+            raise InvalidRequest("token is required (RFC 7662 section 2.1)")
+        result = self.world.tokens.introspect(tx, token)
+        row = self._token_row(tx, token)
+        if not result["active"] or row is None:
+            return 200, {"active": False}, dict(NO_STORE)
+        pro = self.world.directory.professional(tx, row["professional"])
+        self._note(tx, actor=client.client_id)
+        result.update(sub=pro.idnps, username=pro.idnps, iss=self.issuer, aud=row["client_id"])
+        if self.profile.acr:
+            result["acr"] = self.profile.acr
+        return 200, result, dict(NO_STORE)
+
+    def revoke(self, tx: Tx, req: Request) -> Result:
+        client = self._authenticate(tx, req, "revoke")
+        token = req.form.get("token", "")
+        if not token:
+            raise InvalidRequest("token is required (RFC 7009 section 2.1)")
+        row = self._token_row(tx, token)
+        if row is not None:
+            if row["client_id"] != client.client_id:
+                raise UnauthorizedClient("the token was issued to another client (RFC 7009 section 2.1)")
+            self.world.tokens.revoke(tx, token)
+        return 200, "", dict(NO_STORE)
+
+    # End session --------------------------------------------------------------------------------
+    def logout(self, tx: Tx, req: Request) -> Result:
+        """OIDC RP-Initiated Logout 1.0: id_token_hint, post_logout_redirect_uri, state, client_id."""
+        params = req.params
+        hint = params.get("id_token_hint")
+        client_id = params.get("client_id")
+        sid = None
+        if hint:
+            try:
+                claims = self.world.tokens.decode(tx, hint)
+            except errors.TokenInvalid:
+                raise InvalidRequest("id_token_hint is not signed by a key of this bench") from None
+            if claims.get("iss") != self.issuer:
+                raise InvalidRequest(f"id_token_hint was issued by {claims.get('iss')}, not {self.issuer}")
+            if client_id and client_id != claims.get("aud"):
+                raise InvalidRequest("client_id differs from the id_token_hint's audience")
+            client_id = client_id or claims.get("aud")
+            sid = claims.get("sid")
+            self._note(tx, actor=claims.get("sub", ""))
+        uri = params.get("post_logout_redirect_uri")
+        if uri:
+            client = self.profile.clients.get(client_id or "")
+            if client is None:
+                raise InvalidRequest("post_logout_redirect_uri needs id_token_hint or client_id")
+            if not client.allows_redirect(uri, client.post_logout_redirect_uris):
+                raise InvalidRequest(f"post_logout_redirect_uri {uri} is not registered for {client.client_id}")
+        if sid:
+            self._end_session(tx, sid)
+        if uri:
+            return _redirect(_with_query(uri, {"state": params.get("state")}))
+        return 200, render_message("Vous êtes déconnecté", f"Session {self.profile.title} terminée."), \
+            {"Content-Type": "text/html; charset=utf-8"}
+
+    def _end_session(self, tx: Tx, sid: str) -> None:
+        rows = tx.conn.execute("SELECT token_hash, data FROM tokens WHERE ns = ? AND kind IN ('access', 'refresh')",
+                               (tx.ns,)).fetchall()
+        for token_hash, raw in rows:
+            data = json.loads(raw).get("data", {})
+            if data.get("sid") == sid and data.get("issuer") == self.profile.name:
+                self._revoke_hash(tx, token_hash)
+
+    # CIBA (poll mode) ---------------------------------------------------------------------------
+    def ciba(self, tx: Tx, req: Request) -> Result:
+        client = self._authenticate(tx, req, "ciba")
+        form = req.form
+        scopes = form.get("scope", "").split()
+        if "openid" not in scopes:
+            raise InvalidScope("scope must contain openid")
+        hint = form.get("login_hint", "").strip()
+        if not hint:
+            raise InvalidRequest("login_hint (the professional's IDNPS) is required; login_hint_token and "
+                                 "id_token_hint are not served")
+        try:
+            pro = self.world.directory.professional(tx, hint)
+        except errors.UnknownProfessional:
+            raise UnknownUserId(f"no professional {hint}") from None
+        self._note(tx, actor=pro.idnps)
+        message = form.get("binding_message", "")
+        if len(message) > 64:
+            raise InvalidRequest("binding_message is limited to 64 characters here", )
+        script = ciba_script(tx, pro.id, self.limits)
+        auth_req_id = secrets.token_urlsafe(32)
+        now = self.world.clock.timestamp()
+        row = {"kind": "oidc-ciba", "issuer": self.profile.name, "client_id": client.client_id,
+               "professional": pro.id, "scopes": scopes, "binding_message": message,
+               "channel": form.get("channel", ""), "outcome": script["outcome"],
+               "after_polls": script["after_polls"], "polls": 0, "last_poll": None,
+               "interval": script["interval"], "expires_at": now + script["expires_in"], "done": False}
+        tx.put("tokens", row, token_hash=_hash(auth_req_id), kind="oidc-ciba")
+        return 200, {"auth_req_id": auth_req_id, "expires_in": int(script["expires_in"]),
+                     "interval": script["interval"]}, dict(NO_STORE)
+
+    def _ciba_grant(self, tx: Tx, client: Client, form: dict[str, str]) -> dict:
+        digest = _hash(form.get("auth_req_id", ""))
+        row = tx.get("tokens", token_hash=digest)
+        if row is None or row.get("kind") != "oidc-ciba" or row["issuer"] != self.profile.name or \
+                row["client_id"] != client.client_id:
+            raise InvalidGrant("unknown auth_req_id")
+        pro = self.world.directory.professional(tx, row["professional"])
+        self._note(tx, actor=pro.idnps)
+        if row["done"]:
+            raise InvalidGrant("the auth_req_id was already used")
+        now = self.world.clock.timestamp()
+        if now >= row["expires_at"]:
+            raise ExpiredToken("the CIBA request expired before the professional answered")
+        try:
+            if row["last_poll"] is not None and now - row["last_poll"] < row["interval"]:
+                row["interval"] += 5          # CIBA section 11: slow_down adds 5 s to every later interval
+                raise SlowDown(f"poll at most every {row['interval']} s")
+            row["polls"] += 1
+            row["last_poll"] = now
+            if row["outcome"] == "expire" or row["polls"] <= row["after_polls"]:
+                raise AuthorizationPending("the professional has not answered yet")
+            row["done"] = True
+            if row["outcome"] == "deny":
+                raise AccessDenied("the professional refused the request")
+        except (SlowDown, AuthorizationPending) as exc:
+            tx.put("tokens", row, token_hash=digest, kind="oidc-ciba")
+            # A poll that waits is the protocol working: journaled as a CIBA poll, not as a refused token.
+            self._note(tx, operation="ciba", verdict="accepted", code=exc.error)
+            raise
+        except AccessDenied:
+            tx.put("tokens", row, token_hash=digest, kind="oidc-ciba")
+            raise
+        tx.put("tokens", row, token_hash=digest, kind="oidc-ciba")
+        return self._tokens(tx, client, pro, row["scopes"], sid=secrets.token_hex(8), auth_time=int(now))
+
+
+# Scripted CIBA outcomes (the control API's PUT /_bench/oidc/ciba/{idnps}) ---------------------------
+def ciba_script(tx: Tx, professional_id: str, limits: Limits | None = None) -> dict:
+    limits = limits or Limits()
+    script = {"outcome": "approve", "after_polls": 1, "expires_in": limits.ciba_expires_in,
+              "interval": limits.ciba_interval}
+    script.update(tx.meta_get(CIBA_META + professional_id, {}) or {})
+    return script
+
+
+def set_ciba_script(world: World, tx: Tx, key: str, body: dict) -> dict:
+    """Validate and store a professional's CIBA outcome; returns it with the professional's ids."""
+    from ...world.clock import parse_duration
+
+    pro = world.directory.professional(tx, key)
+    unknown = set(body) - {"outcome", "after_polls", "expires_in", "interval"}
+    if unknown:
+        raise errors.InvalidRequest(f"unknown field {sorted(unknown)[0]}: outcome, after_polls, expires_in, "
+                                    "interval")
+    outcome = body.get("outcome", "approve")
+    if outcome not in CIBA_OUTCOMES:
+        raise errors.InvalidRequest(f"outcome must be one of {', '.join(CIBA_OUTCOMES)}")
+    script: dict[str, Any] = {"outcome": outcome}
+    after = body.get("after_polls", 1)
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise errors.InvalidRequest("after_polls must be a whole number >= 0")
+    script["after_polls"] = after
+    if "expires_in" in body:
+        try:
+            script["expires_in"] = parse_duration(body["expires_in"])
+        except ValueError as exc:
+            raise errors.InvalidRequest(str(exc)) from None
+    if "interval" in body:
+        if not isinstance(body["interval"], int) or isinstance(body["interval"], bool) or body["interval"] < 1:
+            raise errors.InvalidRequest("interval must be a whole number of seconds >= 1")
+        script["interval"] = body["interval"]
+    tx.meta_set(CIBA_META + pro.id, script)
+    return {"idnps": pro.idnps, "professional": pro.id, **script}
