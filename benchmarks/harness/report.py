@@ -102,6 +102,13 @@ def table(rows: list[Row], meta: dict, details: dict) -> str:
         if len(heap) == 2 and None not in heap:
             notes.append(f"WireMock's live heap after a full GC (jcmd): {heap[0]:.0f} MiB before, {heap[1]:.0f} MiB "
                          f"after the requests: its journal keeps every request")
+    soap = details.get("soap") or {}
+    if soap.get("wiremock_live_heap_mib") is not None:
+        notes.append(f"After the SOAP rounds ({soap['requests_served'].get('WireMock', 0):,} TD3.1 served), "
+                     f"WireMock's RSS is {soap['wiremock_rss_mib']:.0f} MiB and its live heap after a full GC "
+                     f"{soap['wiremock_live_heap_mib']:.0f} MiB: its journal keeps each request with its answer; "
+                     f"mockbench's RSS {(details.get('rss_after_mib') or {}).get('soap', {}).get('mockbench', 0):.0f} "
+                     f"MiB after {soap['requests_served'].get('mockbench', 0):,}.")
     for key, label in (("soap", "SOAP"), ("mllp", "MLLP")):
         for conns, figures in ((details.get(key) or {}).get("rounds") or {}).items():
             server = figures["server_cpu_ms_per_request"]

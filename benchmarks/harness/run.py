@@ -340,6 +340,9 @@ class Harness:
         self._throughput("soap", targets, lambda p, conns: http_spec(
             p, "POST", path, query, headers, count=self.s.soap_count, warmup=5, time_limit=self.s.round_time_s,
             connections=conns), f"SOAP TD3.1, 10 entries ({size})", "req/s", "WireMock")
+        if wm is not None:  # what WireMock's journal now holds: every request, and every 54 KiB answer
+            self.details["soap"]["wiremock_rss_mib"] = wm.rss() / MIB
+            self.details["soap"]["wiremock_live_heap_mib"] = jvm_live_heap_mib(wm.proc.pid)
 
     # (6) the PFI door: MLLP MDM^T02 ---------------------------------------------------------------------------
     def fig_mllp(self) -> None:
@@ -381,9 +384,11 @@ class Harness:
     def _throughput(self, key: str, targets: dict[str, int], make_spec: Callable[[int, int], dict], label: str,
                     unit: str, peer: str) -> None:
         results: dict[str, dict[str, list]] = {}
+        served = dict.fromkeys(targets, 0)
         for name, port in targets.items():  # untimed: warms caches and the JVM's JIT before the rounds
             warm = {**make_spec(port, max(self.s.connections)), "time_limit": self.s.warmup_s, "warmup": 0}
-            self.drive(warm, f"{key} {name} warm-up")
+            out = self.drive(warm, f"{key} {name} warm-up")
+            served[name] += out["done"] + out["errors"]
         for conns in self.s.connections:
             rates: dict[str, list[float]] = {name: [] for name in targets}
             p50: dict[str, list[float]] = {name: [] for name in targets}
@@ -396,8 +401,9 @@ class Harness:
                     spec = make_spec(port, conns)
                     before = server.cpu_seconds()
                     out = self.drive(spec, f"{key} {name} {conns} conn")
-                    served = out["done"] + out["errors"] + spec.get("warmup", 0)
-                    cpu[name].append((server.cpu_seconds() - before) / served * 1000)
+                    handled = out["done"] + out["errors"] + spec.get("warmup", 0)
+                    served[name] += handled
+                    cpu[name].append((server.cpu_seconds() - before) / handled * 1000)
                     load_cpu[name].append(out["cpu_s"] / out["done"] * 1000)
                     rates[name].append(out["rate"])
                     p50[name].append(out["p50_ms"])
@@ -410,7 +416,7 @@ class Harness:
             if conns == 1:
                 self.add(f"{label}, 1 conn, p50 latency", peer, "ms", "lower", p50["mockbench"], p50.get(peer),
                          self.missing.get(peer))
-        self.details[key] = {**self.details.get(key, {}), "rounds": results}
+        self.details[key] = {**self.details.get(key, {}), "rounds": results, "requests_served": served}
 
 
 def jvm_live_heap_mib(pid: int) -> float | None:
@@ -485,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
                 except (DriverFailed, RuntimeError, Unavailable, OSError, ValueError, KeyError) as exc:
                     peer_failure(harness, name, exc)
                 timings[name] = time.perf_counter() - t1
+                harness.details.setdefault("rss_after_mib", {})[name] = {
+                    n: round(server.rss() / MIB, 1) for n, server in harness.session.items() if server.running()}
     except Unavailable as exc:
         log(f"mockbench itself did not start: {exc}")
         return 1
