@@ -233,6 +233,62 @@ def create_blueprint(bench: Bench) -> Blueprint:
         return jsonify(done=done)
 
     # Journal, steps, findings -------------------------------------------------------------------
+    # MSSanté mailboxes ---------------------------------------------------------------------------
+    @bp.get("/mss/mailboxes")
+    def mailboxes():
+        with world.transaction() as tx:
+            return jsonify([{"address": m.address, "type": m.type, "owner": m.owner, "role": m.role,
+                             "behaviour": m.behaviour or {}} for m in world.directory.mailboxes(tx)])
+
+    @bp.get("/mss/mailboxes/<address>/messages")
+    def mailbox_messages(address: str):
+        with world.transaction() as tx:
+            return jsonify([_message_row(m) for m in world.mss.messages(tx, address)])
+
+    @bp.put("/mss/mailboxes/<address>/behaviour")
+    def mailbox_behaviour(address: str):
+        with world.transaction() as tx:
+            box = world.mss.set_behaviour(tx, address, _body())
+            world.journal.append(tx, "control", "mss-behaviour", actor="control", raw=f"{box.address} {box.behaviour}")
+            return jsonify({"address": box.address, "type": box.type, "owner": box.owner, "role": box.role,
+                            "behaviour": box.behaviour})
+
+    @bp.get("/mss/messages/<message_id>")
+    def mail_message(message_id: str):
+        with world.transaction() as tx:
+            message = world.mss.message(tx, message_id)
+            raw = world.mss.raw(tx, message_id)
+        if request.args.get("raw", "0").lower() in ("1", "true", "yes"):
+            return Response(raw, mimetype="message/rfc822")
+        return jsonify({**_message_row(message), "parts": _parts(raw)})
+
+    @bp.post("/mss/send")
+    def mail_send():
+        """A professional of the world sends an XDM package (base64) to mailboxes, through the world's
+        delivery (as the professional's operator would)."""
+        import base64
+        import binascii
+
+        from ..formats.mime import xdm_mail
+        body = _body()
+        missing = [k for k in ("from", "to", "package") if not body.get(k)]
+        if missing:
+            raise ApiError(400, "INVALID_PARAMETER", f"send from, to (a list) and package (base64): missing "
+                           f"{', '.join(missing)}")
+        try:
+            package = base64.b64decode(body["package"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "INVALID_PARAMETER", "package is not base64") from None
+        to = body["to"] if isinstance(body["to"], list) else [body["to"]]
+        raw = xdm_mail(sender=body["from"], to=to, subject=body.get("subject") or "XDM/1.0/DDM",
+                       package=package, text=body.get("text", ""),
+                       disposition_notification_to=body["from"] if body.get("mdn") else None)
+        with world.transaction() as tx:
+            stored = world.mss.deliver(tx, body["from"], to, raw, cause="control:mss-send")
+            world.journal.append(tx, "mss", "DELIVER", direction="out", actor=body["from"],
+                                 raw=raw, ref=stored[0].message_id if stored else None)
+            return jsonify([_message_row(m) for m in stored])
+
     @bp.get("/journal")
     def journal():
         args = request.args
@@ -330,3 +386,25 @@ def _int_arg(name: str) -> Any:
         return int(value)
     except ValueError:
         raise ApiError(400, "INVALID_PARAMETER", f"{name} must be a whole number") from None
+
+
+def _message_row(m) -> dict:
+    return {"id": m.id, "mailbox": m.mailbox, "uid": m.uid, "sender": m.sender, "recipients": m.recipients,
+            "subject": m.subject, "message_id": m.message_id, "received_at": m.received_at, "size": m.size,
+            "flags": m.flags, "headers": m.headers, "findings": m.findings}
+
+
+def _parts(raw: bytes) -> list[dict]:
+    """The MIME parts of a message, for the eye: content type, file name, size."""
+    import email
+    from email import policy
+
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    parts = []
+    for part in parsed.walk():
+        if part.is_multipart():
+            continue
+        payload = part.get_payload(decode=True) or b""
+        parts.append({"content_type": part.get_content_type(), "filename": part.get_filename(),
+                      "size": len(payload)})
+    return parts

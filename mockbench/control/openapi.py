@@ -104,6 +104,19 @@ SCHEMAS: dict[str, Any] = {
                                       "description": "one scenario action, as in docs/scenarios.md"})}),
     "ActionsDone": _obj({"done": _arr(S)}),
     "Status": _obj({"status": S}),
+    "Behaviour": _obj({"on_receive": {"enum": ["integrate", "fail_integration", "bounce", "ignore"]}, "mdn": B,
+                       "error": {"type": "string", "description": "code^label"}}, required=[]),
+    "Mailbox": _obj({"address": S, "type": {"enum": ["PER", "ORG", "APP", "CAB"]}, "owner": S,
+                     "role": {"enum": ["hospital", "correspondent", "error", "outside"]},
+                     "behaviour": {"type": "object"}}),
+    "MailMessage": _obj({"id": S, "mailbox": S, "uid": I, "sender": S, "recipients": _arr(S), "subject": S,
+                         "message_id": S, "received_at": S, "size": I, "flags": _arr(S),
+                         "headers": {"type": "object", "additionalProperties": S}, "findings": _arr({"type": "object"})}),
+    "MailMessageParsed": {"allOf": [_ref("MailMessage"), _obj({"parts": _arr(_obj({
+        "content_type": S, "filename": NS, "size": I}))})]},
+    "MailSend": _obj({"from": S, "to": {"type": ["array", "string"]}, "package": {"type": "string",
+                      "description": "the IHE_XDM.ZIP in base64"}, "subject": S, "text": S, "mdn": B},
+                     required=["from", "to", "package"]),
     "Snapshot": _obj({"status": {"enum": ["saved", "restored"]}, "snapshot": S}),
     "CibaScript": _obj({
         "outcome": {"enum": ["approve", "deny", "expire"], "description": "what the professional answers"},
@@ -190,6 +203,22 @@ PATHS: dict[str, Any] = {
     "/_bench/structures": {"get": _op("The structures", _json(_arr(_ref("Structure"))))},
     "/_bench/world/actions": {"post": _op("Run scenario actions now, all or nothing", _json(_ref("ActionsDone")),
                                           body=_ref("Actions"))},
+    "/_bench/mss/mailboxes": {"get": _op("MSSanté mailboxes", _json(_arr(_ref("Mailbox"))))},
+    "/_bench/mss/mailboxes/{address}/messages": {
+        "parameters": [{"name": "address", "in": "path", "required": True, "schema": S}],
+        "get": _op("A mailbox's messages, by UID", _json(_arr(_ref("MailMessage")))),
+    },
+    "/_bench/mss/mailboxes/{address}/behaviour": {
+        "parameters": [{"name": "address", "in": "path", "required": True, "schema": S}],
+        "put": _op("How a simulated recipient answers", _json(_ref("Mailbox")), body=_ref("Behaviour")),
+    },
+    "/_bench/mss/messages/{message_id}": {
+        "parameters": [{"name": "message_id", "in": "path", "required": True, "schema": S}],
+        "get": _op("One message, parsed (`?raw=1`: the bytes as delivered, message/rfc822)",
+                   _json(_ref("MailMessageParsed"))),
+    },
+    "/_bench/mss/send": {"post": _op("A professional of the world sends an XDM package", _json(_arr(_ref(
+        "MailMessage"))), body=_ref("MailSend"))},
     "/_bench/journal": {"get": _op(
         "The timeline, oldest first", _json(_arr(_ref("JournalEntry"))),
         params=[_q("channel", {"enum": ["dmp", "pfi", "mss", "oidc", "annuaire", "control"]}, "channel"),

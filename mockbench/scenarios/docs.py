@@ -158,6 +158,9 @@ world:
     - {address: secretariat@chu.mssante.fr, type: ORG, owner: chu, role: hospital}
     - {address: dpi@chu.mssante.fr, type: APP, owner: chu, role: hospital}
     - {address: erreurs@chu.mssante.fr, type: ORG, owner: chu, role: error}
+    - address: dr.roux@clinique.mssante.fr
+      role: correspondent
+      behaviour: {on_receive: fail_integration, error: "E12^Document illisible"}
 """),
     ("Directory", """\
 id: exemple-annuaire

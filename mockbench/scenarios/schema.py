@@ -374,6 +374,13 @@ MAILBOX = Map(name="Mailbox", fields={
                   default="PER"),
     "owner": Field(Id(), "id of the owning professional or structure"),
     "role": Field(Str(choices=MAILBOX_ROLES), "who reads it", default="hospital"),
+    "behaviour": Field(Map(name="Behaviour", fields={
+        "on_receive": Field(Str(choices=("integrate", "fail_integration", "bounce", "ignore")),
+                            "what a correspondent does with a mail", default="integrate"),
+        "mdn": Field(Bool(), "answer an MDN even when the mail does not ask"),
+        "error": Field(Str(pattern=r"[^^]+\^.+", doc="code^label"), "the error of a failed integration (MDN "
+                       "processed/Error: code^label)"),
+    }), "how a correspondent answers (PUT /_bench/mss/mailboxes/{address}/behaviour changes it live)"),
 })
 
 WORLD = Map(name="World", fields={

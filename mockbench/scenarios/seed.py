@@ -103,6 +103,8 @@ class Seeder:
         for m in spec.get("mailboxes", []):
             d.add_mailbox(self.tx, Mailbox(address=m["address"], type=m.get("type", "PER"),
                                            owner=m.get("owner", ""), role=m.get("role", "hospital")))
+            if m.get("behaviour"):
+                self.world.mss.set_behaviour(self.tx, m["address"], m["behaviour"])
         for p in spec.get("patients", []):
             self._seed_patient(p)
 

@@ -190,6 +190,10 @@ class Message(Record):
     flags: list = field(default_factory=list)
     size: int = 0
     headers: dict = field(default_factory=dict)
+    uid: int = 0                    # IMAP UID, per mailbox, never reused
+    message_id: str = ""            # the Message-ID header
+    recipients: list = field(default_factory=list)   # the envelope's recipients
+    findings: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "traces": ("seq", "patient"),
     "mailboxes": ("address",),
     "messages": ("id", "mailbox"),
+    "mailraw": ("id",),
     "tokens": ("token_hash", "kind"),
     "journal": ("seq", "time", "channel", "operation", "patient", "size"),
 }
@@ -47,6 +48,7 @@ PRIMARY_KEYS = {
     "traces": ("seq",),
     "mailboxes": ("address",),
     "messages": ("id",),
+    "mailraw": ("id",),
     "tokens": ("token_hash",),
     "journal": ("seq",),
 }

@@ -12,6 +12,7 @@ from .directory import Directory
 from .dmp import Dmp
 from .events import WORLD_RESET, Event, EventBus
 from .journal import Journal, JournalLimits
+from .mss import Mss
 from .store import Store, Tx
 from .tokens import Tokens
 
@@ -26,6 +27,7 @@ class World:
         self.directory = Directory(self)
         self.dmp = Dmp(self)
         self.tokens = Tokens(self)
+        self.mss = Mss(self)
         # Run at the start of every outermost transaction, with the transaction open: the scenario
         # engine fires the `at:` transitions that the virtual clock has reached.
         self.tick_hooks: list[Callable[[Tx], None]] = []

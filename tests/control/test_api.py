@@ -219,3 +219,41 @@ def test_snapshot_and_restore(mockbench, spec):
     assert "setup" in check(spec, requests.get(f"{u}/snapshots", timeout=5), "/_bench/snapshots")
     missing = requests.post(f"{u}/snapshots/nope/restore", timeout=5)
     assert missing.status_code == 404 and missing.json()["error"] == "SNAPSHOT_UNKNOWN"
+
+
+def test_mss_mailboxes_send_and_read(mockbench, spec):
+    import base64
+    u = mockbench.url + "/_bench"
+    mockbench.client.load_yaml("""\
+id: mss
+title: Messageries
+world:
+  structures: [{id: chu}]
+  professionals: [{id: dr_a, structure: chu, mssante: jeanne.martin@chu.mssante.fr}]
+  mailboxes:
+    - {address: dpi@chu.mssante.fr, type: APP, owner: chu, role: hospital}
+    - {address: dr.roux@clinique.mssante.fr, type: PER, role: correspondent}
+""")
+    boxes = check(spec, requests.get(f"{u}/mss/mailboxes", timeout=5), "/_bench/mss/mailboxes")
+    assert [(b["address"], b["role"]) for b in boxes] == [("dpi@chu.mssante.fr", "hospital"),
+                                                          ("dr.roux@clinique.mssante.fr", "correspondent")]
+    set_to = check(spec, requests.put(f"{u}/mss/mailboxes/dr.roux@clinique.mssante.fr/behaviour", timeout=5,
+                                      json={"on_receive": "fail_integration", "error": "E1^Illisible"}),
+                   "/_bench/mss/mailboxes/{address}/behaviour", "put")
+    assert set_to["behaviour"] == {"on_receive": "fail_integration", "error": "E1^Illisible"}
+    package = b"PK\x05\x06" + b"\x00" * 18
+    sent = check(spec, requests.post(f"{u}/mss/send", timeout=5, json={
+        "from": "dpi@chu.mssante.fr", "to": ["dr.roux@clinique.mssante.fr"], "mdn": True,
+        "package": base64.b64encode(package).decode(), "subject": "XDM/1.0/DDM+CR"}), "/_bench/mss/send", "post")
+    assert sent[0]["mailbox"] == "dr.roux@clinique.mssante.fr" and sent[0]["uid"] == 1
+    back = check(spec, requests.get(f"{u}/mss/mailboxes/dpi@chu.mssante.fr/messages", timeout=5),
+                 "/_bench/mss/mailboxes/{address}/messages")
+    assert back[0]["subject"] == "[KO Intégration système !][E1] XDM/1.0/DDM+CR"
+    parsed = check(spec, requests.get(f"{u}/mss/messages/{sent[0]['id']}", timeout=5),
+                   "/_bench/mss/messages/{message_id}")
+    assert [p["filename"] for p in parsed["parts"]] == [None, "IHE_XDM.ZIP"] and parsed["parts"][1]["size"] == 22
+    raw = requests.get(f"{u}/mss/messages/{sent[0]['id']}", params={"raw": 1}, timeout=5)
+    assert raw.headers["Content-Type"] == "message/rfc822" and len(raw.content) == sent[0]["size"]
+    refused = requests.post(f"{u}/mss/send", json={"from": "dpi@chu.mssante.fr", "to": ["x@nowhere.mssante.fr"],
+                                                   "package": "UEs="}, timeout=5)
+    assert refused.status_code == 404 and refused.json()["error"] == "MAILBOX_UNKNOWN"

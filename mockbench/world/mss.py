@@ -1,0 +1,169 @@
+"""MSSanté operations: the mailboxes, the messages they hold, delivery, and how simulated recipients answer.
+
+Addresses come from the world: declared mailboxes; the professionals' MSSanté addresses (a personal
+mailbox is made on first use); `<INS>@patient.mssante.fr` for a known patient. Mail to a domain outside
+MSSanté lands in the catch-all "outside world" mailbox. A message is kept byte for byte (IMAP gives it back
+identical) with a summary of its headers. Delivery to a correspondent (a simulated recipient) runs its
+behaviour: integrate (and answer an MDN when asked), fail integration (an error MDN), bounce (a DSN) or
+ignore. MDNs and DSNs go back to the sender's mailbox through this same delivery and are published on the
+event bus with the id of the message that caused them, for the PFI to turn into ZAM^Z02 / Z03.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from ..formats.mime import addresses, dsn, header_summary, mdn
+from . import errors, events
+from .model import Mailbox, Message
+from .store import Tx
+
+if TYPE_CHECKING:
+    from .world import World
+
+PATIENT_DOMAIN = "patient.mssante.fr"
+OUTSIDE_MAILBOX = "outside@mockbench.invalid"
+BEHAVIOURS = ("integrate", "fail_integration", "bounce", "ignore")
+
+
+def is_mssante(address: str) -> bool:
+    domain = address.rpartition("@")[2].lower()
+    return domain == "mssante.fr" or domain.endswith(".mssante.fr")
+
+
+class Mss:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    # Addresses ----------------------------------------------------------------------------------
+    def mailbox_for(self, tx: Tx, address: str) -> Mailbox:
+        """The mailbox that receives mail for `address`, made on first use for a professional's address,
+        a patient's address, or the outside world. UnknownMailbox for an unknown MSSanté address."""
+        address = address.strip().lower()
+        directory = self.world.directory
+        try:
+            return directory.mailbox(tx, address)
+        except errors.UnknownMailbox:
+            pass
+        local, _, domain = address.rpartition("@")
+        if not is_mssante(address):
+            try:
+                return directory.mailbox(tx, OUTSIDE_MAILBOX)
+            except errors.UnknownMailbox:
+                return directory.add_mailbox(tx, Mailbox(address=OUTSIDE_MAILBOX, type="APP", owner="",
+                                                         role="outside"))
+        if domain == PATIENT_DOMAIN:
+            try:
+                patient = directory.patient(tx, local)
+            except errors.UnknownPatient:
+                raise errors.UnknownMailbox(f"{address}: no patient has the INS {local}") from None
+            return directory.add_mailbox(tx, Mailbox(address=address, type="PER", owner=patient.ins,
+                                                     role="correspondent"))
+        for professional in directory.professionals(tx):
+            if professional.mssante.lower() == address:
+                return directory.add_mailbox(tx, Mailbox(address=address, type="PER", owner=professional.id,
+                                                         role="correspondent"))
+        raise errors.UnknownMailbox(f"{address} is not an MSSanté mailbox of this world")
+
+    def set_behaviour(self, tx: Tx, address: str, behaviour: dict) -> Mailbox:
+        on_receive = behaviour.get("on_receive", "integrate")
+        if on_receive not in BEHAVIOURS:
+            raise errors.InvalidRequest(f"on_receive must be one of {', '.join(BEHAVIOURS)}")
+        error = behaviour.get("error")
+        if error is not None and "^" not in str(error):
+            raise errors.InvalidRequest("error is written code^label, as in the MDN's processed/Error")
+        mailbox = self.mailbox_for(tx, address)
+        mailbox.behaviour = {k: v for k, v in behaviour.items() if k in ("on_receive", "mdn", "error")}
+        self.world.directory.save_mailbox(tx, mailbox)
+        return mailbox
+
+    # Delivery -----------------------------------------------------------------------------------
+    def deliver(self, tx: Tx, sender: str, recipients: list[str], raw: bytes, *, findings: list[dict] | None = None,
+                cause: str | None = None, behave: bool = True) -> list[Message]:
+        """Store the message in each recipient's mailbox, then let correspondents answer. All or nothing:
+        an unknown MSSanté recipient refuses the whole delivery (the SMTP door checks at RCPT already)."""
+        boxes = [self.mailbox_for(tx, r) for r in recipients]
+        summary = header_summary(raw)
+        stored = []
+        for box in boxes:
+            message = Message(
+                id=str(uuid.uuid4()), mailbox=box.address, sender=sender.lower(), subject=summary.get("Subject", ""),
+                received_at=self.world.clock.now_iso(), size=len(raw), headers=summary,
+                uid=tx.next_seq(f"mss-uid:{box.address}"), message_id=summary.get("Message-ID", ""),
+                recipients=[r.lower() for r in recipients], findings=list(findings or []))
+            tx.put("messages", message.to_dict(), id=message.id, mailbox=box.address)
+            tx.put("mailraw", raw, id=message.id)
+            stored.append(message)
+            self.world.events.publish(tx, events.Event(events.MAIL_DELIVERED, cause or message.message_id,
+                                                       data={"mailbox": box.address, "message": message.id,
+                                                             "sender": sender}))
+        if behave:
+            for box, message in zip(boxes, stored, strict=True):
+                if box.role == "correspondent":
+                    self._answer(tx, box, message)
+        return stored
+
+    def _answer(self, tx: Tx, box: Mailbox, message: Message) -> None:
+        behaviour = box.behaviour or {}
+        on_receive = behaviour.get("on_receive", "integrate")
+        original = message.headers
+        wants_mdn = bool(original.get("Disposition-Notification-To")) or bool(behaviour.get("mdn"))
+        notify = (addresses(original.get("Disposition-Notification-To", "")) or [message.sender])[0]
+        if on_receive == "ignore" or not message.sender:
+            return
+        if on_receive == "bounce":
+            report = dsn(original=original, recipient=box.address, to=message.sender)
+            self._send_report(tx, "postmaster@mockbench.invalid", message.sender, report, events.MAIL_DSN, message)
+            return
+        if on_receive == "fail_integration":
+            error = behaviour.get("error") or "I01^Erreur d'intégration du document"
+            report = mdn(original=original, reporter=box.address, to=notify, error=error)
+            self._send_report(tx, box.address, notify, report, events.MAIL_MDN, message, error=error)
+            return
+        if wants_mdn:
+            report = mdn(original=original, reporter=box.address, to=notify)
+            self._send_report(tx, box.address, notify, report, events.MAIL_MDN, message)
+
+    def _send_report(self, tx: Tx, sender: str, to: str, report: bytes, kind: str, original: Message, *,
+                     error: str | None = None) -> None:
+        try:
+            self.deliver(tx, sender, [to], report, behave=False, cause=original.message_id)
+        except errors.UnknownMailbox:
+            return  # the sender is not a mailbox of this world: nobody to tell
+        self.world.events.publish(tx, events.Event(kind, original.message_id, data={
+            "from": sender, "to": to, "original": original.id, "error": error}))
+
+    # Reading ------------------------------------------------------------------------------------
+    def messages(self, tx: Tx, address: str) -> list[Message]:
+        box = self.mailbox_for(tx, address)
+        rows = tx.select("messages", mailbox=box.address)
+        return sorted((Message.from_dict(r) for r in rows), key=lambda m: m.uid)
+
+    def message(self, tx: Tx, message_id: str) -> Message:
+        row = tx.get("messages", id=message_id)
+        if row is None:
+            raise errors.NotFound(f"no message {message_id}")
+        return Message.from_dict(row)
+
+    def raw(self, tx: Tx, message_id: str) -> bytes:
+        blob = tx.get_blob("mailraw", id=message_id)
+        if blob is None:
+            raise errors.NotFound(f"no message {message_id}")
+        return blob
+
+    def set_flags(self, tx: Tx, message_id: str, flags: list[str]) -> Message:
+        message = self.message(tx, message_id)
+        message.flags = sorted(set(flags))
+        tx.put("messages", message.to_dict(), id=message.id, mailbox=message.mailbox)
+        return message
+
+    def expunge(self, tx: Tx, address: str) -> list[int]:
+        """Remove the messages flagged \\Deleted; returns their UIDs."""
+        gone = []
+        for message in self.messages(tx, address):
+            if "\\Deleted" in message.flags:
+                tx.delete("messages", id=message.id)
+                tx.delete("mailraw", id=message.id)
+                gone.append(message.uid)
+        return gone

@@ -1,0 +1,102 @@
+"""MSSanté in the world: addresses, delivery byte for byte, the simulated recipients' answers."""
+
+import email
+from email import policy
+
+import pytest
+
+from mockbench.formats.mime import xdm_mail
+from mockbench.world import errors, events
+from mockbench.world.model import Mailbox
+
+
+@pytest.fixture
+def mss(cast):
+    with cast.tx() as tx:
+        d = cast.world.directory
+        d.add_mailbox(tx, Mailbox(address="dpi@chu.mssante.fr", type="APP", owner="chu", role="hospital"))
+        d.add_mailbox(tx, Mailbox(address="erreurs@chu.mssante.fr", type="ORG", owner="chu", role="error"))
+        d.add_mailbox(tx, Mailbox(address="dr.roux@clinique.mssante.fr", type="PER", owner="dr-c",
+                                  role="correspondent"))
+    return cast
+
+
+def mail(to="dr.roux@clinique.mssante.fr", mdn=True):
+    return xdm_mail(sender="dpi@chu.mssante.fr", to=[to], subject="XDM/1.0/DDM+CR DURAND Alice 19800504",
+                    package=b"PK\x03\x04 not really a zip", disposition_notification_to="dpi@chu.mssante.fr" if mdn
+                    else None)
+
+
+def test_delivery_keeps_the_bytes_and_gives_uids(mss):
+    world, raw = mss.world, mail(to="dpi@chu.mssante.fr")
+    with mss.tx() as tx:
+        first = world.mss.deliver(tx, "x@ext.mssante.fr", ["dpi@chu.mssante.fr"], raw)[0]
+        second = world.mss.deliver(tx, "x@ext.mssante.fr", ["dpi@chu.mssante.fr"], raw)[0]
+    with mss.tx() as tx:
+        assert world.mss.raw(tx, first.id) == raw
+        assert [m.uid for m in world.mss.messages(tx, "dpi@chu.mssante.fr")] == [1, 2]
+        assert first.subject == "XDM/1.0/DDM+CR DURAND Alice 19800504" and second.size == len(raw)
+
+
+def test_unknown_mssante_address_is_refused_and_outside_mail_is_caught(mss):
+    with mss.tx() as tx, pytest.raises(errors.UnknownMailbox):
+        mss.world.mss.deliver(tx, "a@b.fr", ["nobody@chu.mssante.fr"], mail())
+    with mss.tx() as tx:
+        (caught,) = mss.world.mss.deliver(tx, "dpi@chu.mssante.fr", ["someone@gmail.com"], b"Subject: code 1234\r\n\r\nx")
+        assert caught.mailbox == "outside@mockbench.invalid"
+        assert mss.world.directory.mailbox(tx, "outside@mockbench.invalid").role == "outside"
+
+
+def test_patient_and_professional_addresses_resolve(mss):
+    with mss.tx() as tx:
+        box = mss.world.mss.mailbox_for(tx, f"{mss.world.directory.patient(tx, 'alice').ins}@patient.mssante.fr")
+        assert box.owner == mss.world.directory.patient(tx, "alice").ins
+        with pytest.raises(errors.UnknownMailbox):
+            mss.world.mss.mailbox_for(tx, "123456789012345@patient.mssante.fr")
+
+
+def test_a_correspondent_answers_an_mdn_when_asked(mss):
+    seen = []
+    mss.world.events.subscribe(events.MAIL_MDN, seen.append)
+    with mss.tx() as tx:
+        sent = mss.world.mss.deliver(tx, "dpi@chu.mssante.fr", ["dr.roux@clinique.mssante.fr"], mail())[0]
+    with mss.tx() as tx:
+        (report,) = mss.world.mss.messages(tx, "dpi@chu.mssante.fr")
+        raw = mss.world.mss.raw(tx, report.id)
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    assert parsed.get_content_type() == "multipart/report"
+    assert parsed.get_param("report-type") == "disposition-notification"
+    assert b"Disposition: automatic-action/MDN-sent-automatically; processed\r\n" in raw
+    assert [e.cause for e in seen] == [sent.message_id]
+
+
+def test_fail_integration_answers_an_error_mdn_and_bounce_a_dsn(mss):
+    with mss.tx() as tx:
+        mss.world.mss.set_behaviour(tx, "dr.roux@clinique.mssante.fr", {"on_receive": "fail_integration",
+                                                                        "error": "E12^Document illisible"})
+        mss.world.mss.deliver(tx, "dpi@chu.mssante.fr", ["dr.roux@clinique.mssante.fr"], mail())
+        mss.world.mss.set_behaviour(tx, "dr.roux@clinique.mssante.fr", {"on_receive": "bounce"})
+        mss.world.mss.deliver(tx, "dpi@chu.mssante.fr", ["dr.roux@clinique.mssante.fr"], mail(mdn=False))
+    with mss.tx() as tx:
+        reports = [mss.world.mss.raw(tx, m.id) for m in mss.world.mss.messages(tx, "dpi@chu.mssante.fr")]
+    assert b"processed/Error: E12^Document illisible" in reports[0]
+    assert b"report-type=delivery-status" in reports[1] and b"Action: failed" in reports[1]
+    subject = email.message_from_bytes(reports[0], policy=policy.default)["Subject"]
+    assert subject.startswith("[KO Intégration système !][E12] XDM/1.0/DDM+")
+
+
+def test_behaviour_is_checked(mss):
+    with mss.tx() as tx, pytest.raises(errors.InvalidRequest):
+        mss.world.mss.set_behaviour(tx, "dr.roux@clinique.mssante.fr", {"on_receive": "explode"})
+    with mss.tx() as tx, pytest.raises(errors.InvalidRequest):
+        mss.world.mss.set_behaviour(tx, "dr.roux@clinique.mssante.fr", {"error": "no caret"})
+
+
+def test_flags_and_expunge(mss):
+    with mss.tx() as tx:
+        a, b = (mss.world.mss.deliver(tx, "x@y.mssante.fr", ["dpi@chu.mssante.fr"], mail())[0] for _ in range(2))
+        mss.world.mss.set_flags(tx, a.id, ["\\Seen", "\\Deleted"])
+        assert mss.world.mss.expunge(tx, "dpi@chu.mssante.fr") == [a.uid]
+        assert [m.id for m in mss.world.mss.messages(tx, "dpi@chu.mssante.fr")] == [b.id]
+        with pytest.raises(errors.NotFound):
+            mss.world.mss.raw(tx, a.id)
