@@ -19,7 +19,6 @@ from ..world import identity
 from ..world.clock import parse_duration, parse_time
 from ..world.journal import CHANNELS
 from ..world.model import (
-    ACCESS_MODES,
     AUTHORIZATION_STATUSES,
     CONFIDENTIALITY_CODES,
     CONSULTATION_CONSENT,
@@ -530,4 +529,3 @@ SCENARIO = Map(name="Scenario", fields={
     "steps": Field(ListOf(item=STEP), "what the software under test must do, in order", default=list),
 })
 
-ACCESS_MODE_CHOICES = ACCESS_MODES  # re-exported for the docs

@@ -379,7 +379,8 @@ class Dmp:
         codes = [c for c in doc.confidentiality if c != code]
         return self._new_version(tx, actor, patient, doc, codes, "remise_en_visibilite", cause)
 
-    def hide(self, tx: Tx, actor: Actor, target: str, to: str, **_: Any) -> Document:
+    def hide(self, tx: Tx, actor: Actor, target: str, to: str) -> Document:
+        """TD3.3b the other way: always refused (the DMP's rule), said in the DMP's terms."""
         raise errors.InvalidStatusChange(
             f"a document already visible to the {to.replace('_', ' ')} cannot be hidden again; "
             "invisibility is chosen when the document is fed")
