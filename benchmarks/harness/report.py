@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from statistics import median
 
-# The doors that do not exist yet: their rows hold a place, and their issues fill it (start the peer in
-# procs.py, add a fig_* method in run.py; MailDev is already installed and started for the other figures,
-# oidc-provider is installed but is a library: its issue brings the few lines of server that host it).
+# The figures still to come hold a place in the table, and their issues fill it (start the peer in procs.py,
+# add a fig_* method in run.py, drop the line here). MailDev is already installed and started for the other
+# figures; oidc-provider is installed but is a library, so its figure brings the few lines of server that host
+# it, and a code -> token flow driven the same way at both.
 LATER: list[tuple[str, tuple[str, str]]] = [
     ("SMTP: MSSanté door, a message with a 30 KiB attachment", (
         "MailDev", "later: the SMTP/IMAP door does not exist yet; its issue adds this figure")),
-    ("OIDC: Pro Santé Connect door, code -> token", (
-        "oidc-provider", "later: the OIDC door does not exist yet; its issue adds this figure")),
+    ("OIDC: Pro Santé Connect, code -> token", (
+        "oidc-provider", "later: not measured yet; a later issue adds this figure (oidc-provider needs a host)")),
 ]
 
 

@@ -156,8 +156,9 @@ class Harness:
         self.mllp_next = 0
         package_of = {"WireMock": "wiremock", "mountebank": "mountebank", "MailDev": "maildev", "moto": "moto"}
         for peer, package in package_of.items():
-            if install_status.get(package):
-                self.missing[peer] = f"not installed: {install_status[package]}"
+            why = install_status.get(package)
+            if why:
+                self.missing[peer] = why if why.startswith("not installed") else f"not installed: {why}"
 
     # helpers
     def server(self, factory: Callable[[Path], Server], tag: str) -> Server:
@@ -166,8 +167,15 @@ class Harness:
         self.servers.append(server)
         return server
 
-    def peer_note(self, peer: str) -> str | None:
-        return self.missing.get(peer)
+    def rss_mib(self) -> dict[str, float | None]:
+        """Each long-lived server's RSS now (None for one that died)."""
+        found: dict[str, float | None] = {}
+        for name, server in self.session.items():
+            try:
+                found[name] = round(server.rss() / MIB, 1)
+            except Unavailable:
+                found[name] = None
+        return found
 
     def close(self) -> None:
         for server in self.servers:
@@ -232,11 +240,12 @@ class Harness:
     # (2) idle memory -------------------------------------------------------------------------------------
     def fig_idle(self) -> None:
         time.sleep(self.s.settle_s)
-        rss = {name: server.rss() / MIB for name, server in self.session.items()}
+        rss = self.rss_mib()
         self.details["idle_rss_mib"] = rss
         for peer in procs.PEERS:
+            note = self.missing.get(peer) or (f"{peer} died" if peer in rss and rss[peer] is None else None)
             self.add("idle RSS (process tree)", peer, "MiB", "lower", [rss["mockbench"]],
-                     [rss[peer]] if peer in rss else None, self.missing.get(peer),
+                     [rss[peer]] if rss.get(peer) is not None else None, note,
                      detail=f"{self.s.settle_s:g} s after ready, mockbench with scenario hidden-documents")
 
     # (3) memory after N journaled requests -------------------------------------------------------------------
@@ -445,10 +454,13 @@ def mllp_exchange(port: int, message: bytes, timeout: float = 30.0) -> bytes:
     return data[1:-2]
 
 
-def peer_failure(harness: Harness, figure: str, exc: Exception) -> None:
-    """A figure that failed as a whole: its rows say so, the run goes on."""
+def figure_failed(harness: Harness, figure: str, exc: Exception) -> None:
+    """A figure that failed midway (a server died, a load failed): a row says so, the run goes on."""
     log(f"{figure} failed: {exc}")
-    harness.details.setdefault("failures", {})[figure] = f"{type(exc).__name__}: {exc}"
+    why = f"{type(exc).__name__}: {exc}"
+    harness.details.setdefault("failures", {})[figure] = why
+    harness.rows.append(Row(figure=f"{figure} (figure failed)", peer="-", unit="", better="", ours=None,
+                            theirs=None, note=f"failed: {' '.join(why.split())[:300]}"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -480,7 +492,6 @@ def main(argv: list[str] | None = None) -> int:
             harness.fig_startup()
             timings["startup"] = time.perf_counter() - t0
         if set(wanted) - {"startup"}:
-            t0 = time.perf_counter()
             harness.start_session()
             for name in ("idle", "memory", "reset", "soap", "mllp"):
                 if name not in wanted:
@@ -488,11 +499,10 @@ def main(argv: list[str] | None = None) -> int:
                 t1 = time.perf_counter()
                 try:
                     getattr(harness, f"fig_{name}")()
-                except (DriverFailed, RuntimeError, Unavailable, OSError, ValueError, KeyError) as exc:
-                    peer_failure(harness, name, exc)
+                except Exception as exc:  # any failure: a row says so, and the next figure runs
+                    figure_failed(harness, name, exc)
                 timings[name] = time.perf_counter() - t1
-                harness.details.setdefault("rss_after_mib", {})[name] = {
-                    n: round(server.rss() / MIB, 1) for n, server in harness.session.items() if server.running()}
+                harness.details.setdefault("rss_after_mib", {})[name] = harness.rss_mib()
     except Unavailable as exc:
         log(f"mockbench itself did not start: {exc}")
         return 1
