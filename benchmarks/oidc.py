@@ -47,7 +47,7 @@ REDIRECT = "http://127.0.0.1:8765/callback"
 
 def start(tmp: Path) -> tuple[subprocess.Popen, dict]:
     port_file = tmp / "ports.json"
-    proc = subprocess.Popen([sys.executable, "-m", "mockbench", "up", "--http-port", "0", "--mllp-port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "mockbench", "up", "--http-port", "0", "--mllp-port", "0", "--smtp-port", "0", "--imap-port", "0",
                              "--state", str(tmp / "state"), "--port-file", str(port_file), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     deadline = time.monotonic() + 30

@@ -141,7 +141,7 @@ def test_the_https_port_wants_a_client_certificate(tmp_path, dmp_world):
     from mockbench.config import Config
     from mockbench.pki import client_context, init_pki
     files = init_pki(tmp_path / "pki")
-    with Bench(Config(http_port=0, mllp_port=0, https_port=0, state=tmp_path / "s", tls_dir=tmp_path / "pki")) as b:
+    with Bench(Config(http_port=0, mllp_port=0, https_port=0, smtp_port=0, imap_port=0, state=tmp_path / "s", tls_dir=tmp_path / "pki")) as b:
         url = f"https://localhost:{b.ports['https']}/si-dmp-server/v2/services/registry"
         envelope = b'<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body/></soap:Envelope>'
         import urllib.error

@@ -257,7 +257,7 @@ def test_tls_client_auth_on_the_https_port(tmp_path):
     doors = {"oidc": {"etab": {"clients": [{"client_id": "dpi-mtls", "token_endpoint_auth_method": "tls_client_auth",
                                             "tls_client_auth_subject_dn": subject,
                                             "redirect_uris": ["http://127.0.0.1/cb"]}]}}}
-    config = Config(http_port=0, mllp_port=0, https_port=0, state=tmp_path / "s", tls_dir=tmp_path / "pki",
+    config = Config(http_port=0, mllp_port=0, https_port=0, smtp_port=0, imap_port=0, state=tmp_path / "s", tls_dir=tmp_path / "pki",
                     doors=doors)
     with Bench(config) as bench:
         bench.load_scenario("ssi-iam-80")
@@ -292,7 +292,7 @@ def test_codes_survive_a_restart_and_are_not_shared_between_benches(tmp_path, mo
     from mockbench.config import Config
 
     def config():
-        return Config(http_port=0, mllp_port=0, state=tmp_path / "s")
+        return Config(http_port=0, mllp_port=0, smtp_port=0, imap_port=0, state=tmp_path / "s")
 
     with Bench(config()) as first:
         first.load_scenario("ssi-iam-80")
