@@ -95,6 +95,16 @@ class Bench:
         except ValueError as exc:
             raise BenchError(str(exc)) from None
         self.doors.append(PfiDoor(self, PfiSettings(host=cfg.host, port=cfg.mllp_port, dpi=dpi)))
+        from .protocols.mss.smtp import MssSettings, SmtpDoor
+
+        try:
+            mss_settings = MssSettings.from_config(cfg.host, cfg.smtp_port, cfg.doors.get("mss", {}))
+        except ValueError as exc:
+            raise BenchError(f"[doors.mss] {exc}") from None
+        self.doors.append(SmtpDoor(self, mss_settings))
+        from .protocols.mss.imap import ImapDoor, settings_from
+
+        self.doors.append(ImapDoor(self, settings_from(self)))
         from .protocols.dmp.door import PREFIX, DmpDoor
 
         dmp_settings = cfg.doors.get("dmp", {})

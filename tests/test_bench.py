@@ -34,7 +34,7 @@ def test_port_file_is_written_once_ready(tmp_path):
     port_file = tmp_path / "ports.json"
     with Bench(Config(**FREE, port_file=port_file, state=tmp_path / "s")) as bench:
         ports = json.loads(port_file.read_text())
-        assert ports == bench.ports and set(ports) == {"http", "mllp"}
+        assert ports == bench.ports and set(ports) == {"http", "mllp", "smtp", "imap"}
         assert requests.get(f"http://127.0.0.1:{ports['http']}/_bench/health", timeout=5).json()["status"] == "ok"
 
 
@@ -75,7 +75,7 @@ def test_temporary_state_is_removed_on_close():
 def test_tls_serves_https_with_client_certificates(tmp_path):
     files = init_pki(tmp_path / "pki")
     with Bench(Config(**FREE, state=tmp_path / "s", tls_dir=tmp_path / "pki")) as bench:
-        assert set(bench.ports) == {"http", "https", "mllp"}
+        assert set(bench.ports) == {"http", "https", "mllp", "smtp", "imap"}
         url = f"https://localhost:{bench.ports['https']}/_bench/health"
         ctx = client_context(files, "org-auth-cli")
         with urllib.request.urlopen(url, context=ctx, timeout=5) as response:

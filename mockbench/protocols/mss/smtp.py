@@ -1,0 +1,576 @@
+"""The MSSanté SMTP door: submission from the software under test into the world's mailboxes.
+
+aiosmtpd's `SMTP` engine owns the wire (command order, dot-unstuffing, the limits below); `MssSmtp`, a
+thin subclass, adds what is session policy: the SASL mechanisms MSSanté uses (PLAIN/LOGIN with the bench
+password, XOAUTH2 and OAUTHBEARER with a bearer token from the world's token service, EXTERNAL with the TLS
+client certificate), the binding of MAIL FROM to the authenticated mailbox, the status table's wording,
+and `handle_exception`. `MssHandler` implements only `handle_RCPT` and `handle_DATA`; each is one call to
+the door, whose world work runs in one transaction and answers 250 only after it committed.
+
+Every attempt is journaled on channel `mss`: `SMTP_AUTH` (accepted or refused), `SUBMIT` (accepted with
+the XDM findings, or refused with its code) and one `DELIVER` per recipient mailbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import email.parser
+import email.policy
+import email.utils
+import hmac
+import json
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
+
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, Session, TLSSetupException
+
+from ...world import errors
+from ...world.journal import finding
+from ...world.mss import is_mssante
+from ...world.store import Tx
+from . import errors as status
+from .errors import Refusal, status_for
+
+if TYPE_CHECKING:
+    from ...bench import Bench
+
+log = logging.getLogger("mockbench.mss")
+
+MIB = 1024 * 1024
+TOKEN_TYPES = ("PER", "ORG")    # DOMAIN.md section 3: personal and organisational mailboxes use a PSC token
+CERT_TYPES = ("APP",)           # MSS/CONF.01: only applicative mailboxes may use a client certificate
+XDM_ATTACHMENT = "IHE_XDM.ZIP"
+
+
+@dataclass(frozen=True)
+class SmtpLimits:
+    # RFC 1870 SIZE: advertised in EHLO; an oversized DATA is read to its end, then refused with 552.
+    # MSSanté operators cap a message around 10-20 MiB; 32 MiB leaves room for base64 overhead.
+    data_size: int = 32 * MIB
+    # RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with CRLF; aiosmtpd adds 1 for the
+    # transparency dot (RFC 5321 4.5.2).
+    line_length: int = 1001
+    # RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CRLF (EHLO's SIZE/SMTPUTF8 extend MAIL).
+    command_length: int = 512
+    # RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients; more get 452 (4.5.3.1.10).
+    recipients: int = 100
+    # RFC 5322 2.2 sets no count of header fields; a real MSSanté mail has a few dozen. Parsing is bounded
+    # by refusing a flood (552) before the message is parsed.
+    header_fields: int = 1000
+    # RFC 5321 4.5.3.2.7: the server waits 5 minutes for the next command.
+    timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class MssSettings:
+    host: str = "127.0.0.1"
+    port: int = 2525
+    limits: SmtpLimits = SmtpLimits()
+    password: str | None = "mockbench"   # AUTH PLAIN/LOGIN with the mailbox address; None: not offered
+    auth_required: bool = True           # False: unauthenticated submission is accepted (an open door)
+    require_starttls: bool = False       # only with TLS: nothing but EHLO/STARTTLS/QUIT before STARTTLS
+    hostname: str = "mockbench.invalid"  # the name in the greeting and EHLO (aiosmtpd would ask the DNS)
+
+    @classmethod
+    def from_config(cls, host: str, port: int, doors_mss: dict[str, Any]) -> MssSettings:
+        """`[doors.mss]`: plain_login (bool), password (str), auth_required (bool), require_starttls (bool),
+        and any SmtpLimits field (data_size, line_length, ...); keys starting with `imap` belong to the IMAP
+        door. ValueError names what is wrong."""
+        s = dict(doors_mss or {})
+        known = {"plain_login", "password", "auth_required", "require_starttls", "hostname"}
+        limit_names = {f.name for f in fields(SmtpLimits)}
+        unknown = sorted(k for k in set(s) - known - limit_names if not k.startswith("imap"))  # the IMAP door's
+        if unknown:
+            raise ValueError(f"unknown settings {', '.join(unknown)}; known: {', '.join(sorted(known | limit_names))}")
+        for name in ("plain_login", "auth_required", "require_starttls"):
+            if name in s and not isinstance(s[name], bool):
+                raise ValueError(f"{name} must be true or false")
+        for name in limit_names & set(s):
+            if isinstance(s[name], bool) or not isinstance(s[name], int | float) or s[name] <= 0:
+                raise ValueError(f"{name} must be a positive number")
+        password = s.get("password", cls.password)
+        if not isinstance(password, str) or not password:
+            raise ValueError("password must be a non-empty string")
+        limits = replace(SmtpLimits(), **{k: s[k] for k in limit_names & set(s)})
+        return cls(host=host, port=port, limits=limits,
+                   password=password if s.get("plain_login", True) else None,
+                   auth_required=s.get("auth_required", True), require_starttls=s.get("require_starttls", False),
+                   hostname=str(s.get("hostname", cls.hostname)))
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who authenticated on a session: the mailbox, its type, how, and as whom (professional or certificate)."""
+    address: str
+    type: str
+    mechanism: str
+    subject: str = ""
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    line: str
+    value: Any = None
+
+
+# --- XDM ---------------------------------------------------------------------------------------------------
+
+def xdm_check(raw: bytes) -> tuple[list[dict], str | None]:
+    """Findings about the mail's IHE_XDM.ZIP (formats/xdm.py), and the first document's unique id. A
+    problem is a finding, never a refusal: the operator carries the mail, the recipient judges it."""
+    from ...formats.xdm import XdmError, read_package, subject_is_xdm
+
+    try:
+        message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
+    except Exception as exc:  # the email package is lenient; anything left is a finding
+        return [finding("MIME", f"the message cannot be parsed as MIME: {exc}", "error")], None
+    subject = str(message.get("Subject", ""))
+    package = None
+    for part in message.walk():
+        name = part.get_filename() or part.get_param("name") or ""
+        if isinstance(name, tuple):  # RFC 2231 continuation
+            name = email.utils.collapse_rfc2231_value(name)
+        if str(name).upper() == XDM_ATTACHMENT:
+            package = part.get_payload(decode=True) or b""
+            break
+    if package is None:
+        if subject_is_xdm(subject):
+            return [finding("MSS/XDM", f"the subject announces XDM/1.0/DDM but no {XDM_ATTACHMENT} is attached",
+                            "error")], None
+        return [], None
+    findings = []
+    if not subject_is_xdm(subject):
+        findings.append(finding("MSS/XDM", f"{XDM_ATTACHMENT} is attached but the subject lacks XDM/1.0/DDM"))
+    try:
+        pkg = read_package(package)
+    except XdmError as exc:
+        return [*findings, finding(f"XDM/{exc.code}", exc.message, "error")], None
+    unique_id = next((d.entry.meta.get("unique_id") for d in pkg.documents if d.entry.meta.get("unique_id")), None)
+    return [*findings, *pkg.findings], unique_id
+
+
+def count_header_fields(raw: bytes, stop_after: int) -> int:
+    """Header fields before the first empty line (continuation lines do not count), up to `stop_after`+1."""
+    count = 0
+    for line in raw.split(b"\n", stop_after * 4):
+        line = line.rstrip(b"\r")
+        if not line:
+            break
+        if line[:1] not in (b" ", b"\t"):
+            count += 1
+            if count > stop_after:
+                break
+    return count
+
+
+class _Session(Session):
+    """aiosmtpd's Session whose legacy `login_data` does not log a deprecation warning on every AUTH."""
+
+    login_data = property(lambda self: self._login_data, lambda self, value: setattr(self, "_login_data", value))
+
+
+# --- The engine --------------------------------------------------------------------------------------------
+
+class MssSmtp(SMTP):
+    """aiosmtpd's engine with the door's authentication and replies; one per connection."""
+
+    def __init__(self, door: SmtpDoor, handler: MssHandler, loop: asyncio.AbstractEventLoop) -> None:
+        s = door.settings
+        self.door = door
+        # Instance attributes, read by the engine's __init__: its class-level dict is shared by all connections.
+        self.line_length_limit = s.limits.line_length
+        self.command_size_limit = s.limits.command_length
+        self.command_size_limits = collections.defaultdict(lambda: s.limits.command_length)
+        super().__init__(
+            handler, data_size_limit=s.limits.data_size, hostname=s.hostname, ident="mockbench MSSante ESMTP",
+            tls_context=door.tls_context, require_starttls=s.require_starttls and door.tls_context is not None,
+            timeout=s.limits.timeout, auth_required=False,  # checked by check_auth_needed below
+            auth_require_tls=False, authenticator=self._password,
+            auth_exclude_mechanism=[] if s.password is not None else ["PLAIN", "LOGIN"], loop=loop)
+
+    def _create_session(self) -> Session:
+        return _Session(self.loop)
+
+    @property
+    def identity(self) -> Identity | None:
+        return self.session.auth_data if self.session is not None and self.session.authenticated else None
+
+    # Replies and errors ---------------------------------------------------------------------------------
+    async def push(self, status_line: str | bytes) -> None:
+        text = status_line.decode("ascii", "replace") if isinstance(status_line, bytes) else status_line
+        named = status.ENGINE_REPLIES.get(text)
+        if named is not None:
+            st, code = named
+            status_line = st.line()
+            if code in ("SIZE_EXCEEDED", "LINE_TOO_LONG"):
+                envelope = self.envelope
+                self.door.refused("SUBMIT", self._actor(), Refusal(st, code, st.text),
+                                  recipients=list(envelope.rcpt_tos) if envelope else [])
+        await super().push(status_line)
+
+    async def handle_exception(self, error: Exception) -> str:
+        """The one place where an unexpected error becomes a reply: 451, journaled."""
+        if isinstance(error, TLSSetupException):
+            return status.TEMPORARY.line("TLS handshake failed")
+        log.exception("SMTP session from %s failed", self.session.peer if self.session else "?")
+        if self.envelope is not None and self.envelope.content is not None:
+            self.envelope = self._create_envelope()  # the DATA was consumed: the transaction is over
+        try:
+            self.door.failed(self._actor(), error)
+        except Exception:
+            log.exception("could not journal an SMTP failure")
+        return status.TEMPORARY.line()
+
+    def _actor(self) -> str:
+        identity = self.identity
+        if identity is not None:
+            return identity.address
+        if self.envelope is not None and self.envelope.mail_from:
+            return self.envelope.mail_from
+        return "{}:{}".format(*self.session.peer[:2]) if self.session and self.session.peer else ""
+
+    # Authentication -------------------------------------------------------------------------------------
+    async def check_auth_needed(self, caller_method: str) -> bool:
+        if not self.door.settings.auth_required or self.identity is not None:
+            return False
+        if caller_method == "MAIL":
+            refusal = Refusal(status.AUTH_REQUIRED, "AUTH_REQUIRED", status.AUTH_REQUIRED.text)
+            await self.push(self.door.refused("SUBMIT", self._actor(), refusal))
+        else:
+            await self.push(status.AUTH_REQUIRED.line())
+        return True
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        identity = self.identity
+        if identity is not None and arg is not None:
+            stripped = self._strip_command_keyword("FROM:", arg)
+            address = self._getaddr(stripped)[0] if stripped is not None else None
+            if address and address.lower() != identity.address:
+                refusal = Refusal(status.SENDER_MISMATCH, "SENDER_MISMATCH",
+                                  f"<{address}> is not the authenticated mailbox <{identity.address}>",
+                                  rule="MSS/SMTP")
+                await self.push(self.door.refused("SUBMIT", identity.address, refusal))
+                return
+        await super().smtp_MAIL(arg)
+
+    def _password(self, server: SMTP, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        login = data.login.decode("utf-8", "replace").strip().lower()
+        password = data.password.decode("utf-8", "replace")
+        return self._result(self.door.authenticate(mechanism, login, password=password))
+
+    @staticmethod
+    def _result(outcome: Outcome) -> AuthResult:
+        if outcome.ok:
+            return AuthResult(success=True, auth_data=outcome.value, message=outcome.line)
+        return AuthResult(success=False, handled=False, message=outcome.line)
+
+    async def _sasl_response(self, args: list[str]) -> bytes | None:
+        """The initial response (RFC 4954), or the answer to an empty challenge; None when aborted."""
+        if len(args) > 1:
+            if args[1] == "=":
+                return b""
+            try:
+                return base64.b64decode(args[1], validate=True)
+            except binascii.Error:
+                await self.push("501 5.5.2 Can't decode base64")
+                return None
+        blob = await self.challenge_auth("")
+        return None if blob is MISSING else blob
+
+    async def _bearer(self, mechanism: str, args: list[str], parse: Callable[[str], tuple[str, str]]) -> AuthResult:
+        blob = await self._sasl_response(args)
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        user, token = parse(blob.decode("utf-8", "replace"))
+        outcome = self.door.authenticate(mechanism, user.strip().lower(), token=token)
+        if outcome.ok:
+            return self._result(outcome)
+        # XOAUTH2 and RFC 7628 3.2.2: an error challenge (JSON), the client's dummy answer, then the final 535.
+        error = {"status": "invalid_token", "schemes": "bearer", "scope": "openid"}
+        answer = await self.challenge_auth(json.dumps(error).encode())
+        if answer is MISSING:
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=False, handled=False, message=outcome.line)
+
+    async def auth_XOAUTH2(self, _: Any, args: list[str]) -> AuthResult:
+        def parse(text: str) -> tuple[str, str]:
+            items = dict(p.split("=", 1) for p in text.split("\x01") if "=" in p)
+            return items.get("user", ""), _bearer_token(items.get("auth", ""))
+        return await self._bearer("XOAUTH2", args, parse)
+
+    async def auth_OAUTHBEARER(self, _: Any, args: list[str]) -> AuthResult:
+        def parse(text: str) -> tuple[str, str]:
+            gs2, _, rest = text.partition("\x01")       # n,a=user@example.org,
+            user = next((p[2:] for p in gs2.split(",") if p.startswith("a=")), "")
+            items = dict(p.split("=", 1) for p in rest.split("\x01") if "=" in p)
+            return user.replace("=2C", ",").replace("=3D", "="), _bearer_token(items.get("auth", ""))
+        return await self._bearer("OAUTHBEARER", args, parse)
+
+    async def auth_EXTERNAL(self, _: Any, args: list[str]) -> AuthResult:
+        blob = await self._sasl_response(args)
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        peercert = (self.session.ssl or {}).get("peercert") if self.session else None
+        authzid = blob.decode("utf-8", "replace").strip().lower()
+        return self._result(self.door.authenticate("EXTERNAL", authzid, peercert=peercert or None,
+                                                   tls=self._tls_protocol is not None))
+
+
+def _bearer_token(auth: str) -> str:
+    scheme, _, token = auth.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+# --- The handler -------------------------------------------------------------------------------------------
+
+class MssHandler:
+    """Two hooks, each one door call. aiosmtpd makes handle_RCPT add the recipient to the envelope itself."""
+
+    def __init__(self, door: SmtpDoor) -> None:
+        self.door = door
+
+    async def handle_RCPT(self, server: MssSmtp, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        outcome = self.door.recipient(envelope.mail_from or "", address, len(envelope.rcpt_tos))
+        if outcome.ok:
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(rcpt_options)
+        return outcome.line
+
+    async def handle_DATA(self, server: MssSmtp, session: Any, envelope: Any) -> str:
+        return await asyncio.to_thread(self.door.submit, envelope.mail_from or "", list(envelope.rcpt_tos),
+                                       bytes(envelope.original_content or b""))
+
+
+# --- The door ----------------------------------------------------------------------------------------------
+
+class SmtpDoor:
+    name = "mss"
+
+    def __init__(self, bench: Bench, settings: MssSettings | None = None) -> None:
+        self.bench = bench
+        self.world = bench.world
+        self.settings = settings or MssSettings()
+        self.tls_context = None
+        if bench.tls is not None:
+            from ...pki import server_context
+
+            self.tls_context = server_context(bench.tls, require_client_cert=False)
+        self._handler = MssHandler(self)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._sessions: weakref.WeakSet[MssSmtp] = weakref.WeakSet()
+
+    # Lifecycle ------------------------------------------------------------------------------------------
+    def start(self) -> dict[str, int]:
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._open(loop))
+            except BaseException as exc:  # reported to start() below
+                failure.append(exc)
+                started.set()
+                loop.close()
+                return
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(self._close())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="mockbench-smtp", daemon=True)
+        self._thread.start()
+        started.wait(timeout=10)
+        if failure:
+            from ...bench import BenchError
+            exc = failure[0]
+            raise BenchError(f"cannot listen on {self.settings.host}:{self.settings.port} for smtp: "
+                             f"{getattr(exc, 'strerror', None) or exc}; choose another port with --smtp-port "
+                             "(0 takes any free port)") from None
+        assert self._server is not None
+        return {"smtp": self._server.sockets[0].getsockname()[1]}
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
+        def session() -> MssSmtp:
+            engine = MssSmtp(self, self._handler, loop)
+            self._sessions.add(engine)
+            return engine
+
+        self._server = await loop.create_server(session, self.settings.host, self.settings.port)
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for engine in list(self._sessions):
+            if engine.transport is not None:
+                engine.transport.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=10)
+        self._loop = self._thread = None
+
+    # World calls ----------------------------------------------------------------------------------------
+    def _run(self, operation: str, actor: str, fn: Callable[[Tx], Outcome], *, raw: bytes = b"",
+             recipients: list[str] | None = None, findings: list[dict] | None = None,
+             as_status: status.Status | None = None) -> Outcome:
+        """One transaction: `fn`'s changes commit with its journal entries, or roll back while the refusal is
+        journaled. The one place where world errors and the door's refusals become a reply."""
+        with self.world.transaction() as tx:
+            try:
+                with tx.savepoint():
+                    return fn(tx)
+            except (errors.WorldError, Refusal) as exc:
+                line = self._journal_refusal(tx, operation, actor, exc, raw=raw, recipients=recipients,
+                                             findings=findings, as_status=as_status)
+                return Outcome(False, line)
+
+    def _journal_refusal(self, tx: Tx, operation: str, actor: str, exc: errors.WorldError | Refusal, *,
+                         raw: bytes = b"", recipients: list[str] | None = None, findings: list[dict] | None = None,
+                         as_status: status.Status | None = None) -> str:
+        st = as_status or status_for(exc)
+        rule = exc.rule if isinstance(exc, Refusal) else "MSS/SMTP"
+        line = st.line(exc.message if as_status is None else f"{st.text}: {exc.message}")
+        note = f"{line}" + (f" (recipients: {', '.join(recipients)})" if recipients else "")
+        self.world.journal.append(tx, "mss", operation, actor=actor, verdict="refused", code=exc.code,
+                                  findings=[*(findings or []), finding(rule, note, "error")], raw=raw)
+        return line
+
+    def refused(self, operation: str, actor: str, refusal: Refusal, *, recipients: list[str] | None = None) -> str:
+        """Journal a refusal the engine decided (size, line length, authentication required)."""
+        with self.world.transaction() as tx:
+            return self._journal_refusal(tx, operation, actor, refusal, recipients=recipients)
+
+    def failed(self, actor: str, error: Exception) -> None:
+        with self.world.transaction() as tx:
+            self.world.journal.append(tx, "mss", "SUBMIT", actor=actor, verdict="error", code="INTERNAL_ERROR",
+                                      findings=[finding("MSS/SMTP", f"{type(error).__name__}: {error}", "error")])
+
+    def authenticate(self, mechanism: str, address: str, *, password: str | None = None, token: str | None = None,
+                     peercert: dict | None = None, tls: bool = False) -> Outcome:
+        def check(tx: Tx) -> Outcome:
+            if mechanism == "EXTERNAL":
+                identity = self._by_certificate(tx, address, peercert, tls)
+            else:
+                box = self._mailbox(tx, address)
+                if mechanism in ("PLAIN", "LOGIN"):
+                    expected = self.settings.password
+                    if expected is None or not hmac.compare_digest((password or "").encode(), expected.encode()):
+                        raise Refusal(status.AUTH_INVALID, "PASSWORD_WRONG", f"wrong password for {address}")
+                    identity = Identity(box.address, box.type, mechanism)
+                else:
+                    identity = self._by_token(tx, box, mechanism, token or "")
+            self.world.journal.append(tx, "mss", "SMTP_AUTH", actor=identity.address, raw=mechanism,
+                                      findings=[finding("MSS/SMTP", f"{mechanism} as {identity.address} "
+                                                        f"({identity.type}{', ' + identity.subject if identity.subject else ''})",
+                                                        "info")])
+            return Outcome(True, status.AUTH_OK.line(), identity)
+
+        if mechanism == "EXTERNAL" and peercert:
+            from ...pki import describe_peer
+
+            address = (describe_peer(peercert)["email"] or address).lower()
+        return self._run("SMTP_AUTH", address, check, raw=mechanism.encode(), as_status=status.AUTH_INVALID)
+
+    def _mailbox(self, tx: Tx, address: str):
+        if not address or not is_mssante(address):
+            raise Refusal(status.AUTH_INVALID, "MAILBOX_UNKNOWN", f"{address or '(no user)'} is not an MSSanté "
+                          "mailbox of this world")
+        return self.world.mss.mailbox_for(tx, address)
+
+    def _by_token(self, tx: Tx, box: Any, mechanism: str, token: str) -> Identity:
+        if box.type not in TOKEN_TYPES:
+            raise Refusal(status.AUTH_INVALID, "AUTH_MECHANISM_REFUSED",
+                          f"{mechanism}: token authentication is for PER and ORG mailboxes; {box.address} is "
+                          f"{box.type} (MSS/CONF.01: applicative mailboxes use a client certificate)", rule="MSS/CONF.01")
+        row = self.world.tokens.verify(tx, token, kind="access")
+        professional = row["professional"]
+        if box.type == "PER" and box.owner != professional:
+            raise Refusal(status.AUTH_INVALID, "TOKEN_NOT_OWNER",
+                          f"the token's professional {professional or '(none)'} does not own {box.address}")
+        if box.type == "ORG":
+            structure = self.world.directory.professional(tx, professional).structure if professional else ""
+            if not structure or structure != box.owner:
+                raise Refusal(status.AUTH_INVALID, "TOKEN_NOT_MEMBER",
+                              f"the token's professional {professional or '(none)'} does not work in "
+                              f"{box.owner or '(no structure)'}, which owns {box.address}")
+        return Identity(box.address, box.type, mechanism, professional)
+
+    def _by_certificate(self, tx: Tx, authzid: str, peercert: dict | None, tls: bool) -> Identity:
+        from ...pki import describe_peer
+
+        if not tls or not peercert:
+            raise Refusal(status.AUTH_INVALID, "CERTIFICATE_MISSING",
+                          "EXTERNAL needs STARTTLS with a client certificate", rule="MSS/CONF.01")
+        peer = describe_peer(peercert)
+        address = (peer["email"] or "").lower()
+        if not address:
+            raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NO_EMAIL",
+                          f"the client certificate ({peer['common_name']}) names no mailbox in an email SAN",
+                          rule="MSS/CONF.01")
+        if authzid and authzid != address:
+            raise Refusal(status.AUTH_INVALID, "CERTIFICATE_MISMATCH",
+                          f"the client certificate is for {address}, not {authzid}", rule="MSS/CONF.01")
+        box = self._mailbox(tx, address)
+        if box.type not in CERT_TYPES:
+            raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NOT_ALLOWED",
+                          f"client certificate authentication is for applicative (APP) mailboxes only; "
+                          f"{box.address} is {box.type} (MSS/CONF.01)", rule="MSS/CONF.01")
+        return Identity(box.address, box.type, "EXTERNAL", peer["common_name"] or "")
+
+    def recipient(self, sender: str, address: str, count: int) -> Outcome:
+        def check(tx: Tx) -> Outcome:
+            if count >= self.settings.limits.recipients:
+                raise Refusal(status.TOO_MANY_RECIPIENTS, "TOO_MANY_RECIPIENTS",
+                              f"Too many recipients (limit {self.settings.limits.recipients}, RFC 5321 4.5.3.1.8)")
+            self.world.mss.mailbox_for(tx, address)  # UnknownMailbox: 550 5.1.1 from the status table
+            return Outcome(True, status.RCPT_OK.line(f"<{address}> OK"))
+
+        return self._run("SUBMIT", sender, check, recipients=[address])
+
+    def submit(self, sender: str, recipients: list[str], raw: bytes) -> str:
+        """DATA: the XDM check, then delivery and its journal in one transaction; 250 after the commit."""
+        limit = self.settings.limits.header_fields
+        findings: list[dict] = []
+        unique_id = None
+        flood = count_header_fields(raw, limit) > limit
+        if not flood:
+            findings, unique_id = xdm_check(raw)
+
+        def deliver(tx: Tx) -> Outcome:
+            if flood:
+                raise Refusal(status.HEADER_FLOOD, "HEADER_FLOOD",
+                              f"More than {limit} header fields (the door's header_fields limit)")
+            stored = self.world.mss.deliver(tx, sender, recipients, raw, findings=findings)
+            ref = stored[0].message_id if stored else None
+            self.world.journal.append(tx, "mss", "SUBMIT", actor=sender, document=unique_id, findings=findings,
+                                      raw=raw, ref=ref)
+            for message in stored:
+                self.world.journal.append(tx, "mss", "DELIVER", direction="out", actor=message.mailbox,
+                                          document=unique_id, ref=ref,
+                                          raw=f"message {message.id} from {sender} into {message.mailbox}")
+            boxes = len(stored)
+            return Outcome(True, status.ACCEPTED.line(
+                f"Message accepted {ref or ''} into {boxes} mailbox{'es' if boxes != 1 else ''}"))
+
+        return self._run("SUBMIT", sender, deliver, raw=raw, recipients=recipients, findings=findings).line
