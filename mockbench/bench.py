@@ -216,12 +216,12 @@ class Bench:
 
     def _tick(self) -> None:
         while not self._stop.wait(0.2):
-            if self.scenarios.tick_due():
+            if self.scenarios.tick_due() or self.world.mss.tick_due():
                 try:
                     with self.world.transaction():
-                        pass  # opening a transaction runs the tick hooks, which fire due `at:` transitions
+                        pass  # opening a transaction runs the tick hooks: due `at:` transitions, MSSanté answers
                 except Exception:
-                    log.exception("a timed transition failed")
+                    log.exception("a timed transition or answer failed")
 
     def stop(self) -> None:
         self._stop.set()

@@ -48,7 +48,7 @@ def test_full_mode_and_options() -> None:
 
 def test_unknown_figure_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        run.parse_args(["--only", "smtp"])
+        run.parse_args(["--only", "imap"])
     assert exc.value.code == 2
     assert "unknown figure" in capsys.readouterr().err
 
@@ -95,5 +95,10 @@ def test_table_shows_ratio_noise_and_missing_peers() -> None:
     text = report.table(rows, meta, {})
     assert "0.450 s ±11%" in text and "0.900 s ±11%" in text and "0.50 (better)" in text
     assert "not installed: npm install failed" in text
-    assert "later: the SMTP/IMAP door does not exist yet" in text and "Quick mode." in text
+    assert "later: not measured yet" in text and "Quick mode." in text
     assert rows[0].to_dict()["ratio"] == pytest.approx(0.5)
+
+
+def test_smtp_data_is_dot_stuffed_and_ended() -> None:
+    assert driver.smtp_data(b"Subject: x\r\n\r\n.hidden\r\nline\r\n") == \
+        b"Subject: x\r\n\r\n..hidden\r\nline\r\n.\r\n"

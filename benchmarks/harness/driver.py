@@ -7,7 +7,7 @@ client, and neither shares a process (or a GIL) with the load. Standard library 
 request in flight per connection, keep-alive HTTP/1.1 (reconnecting when the server closes), MLLP frames
 (VT ... FS CR) with the ACK awaited. The spec (JSON):
 
-    kind         "http" or "mllp"
+    kind         "http", "mllp" or "smtp"
     port         the server's port on 127.0.0.1 (nothing else is ever a target)
     count        how many requests at most (the timed ones; `warmup` more are sent first, untimed)
     time_limit   seconds at most for the timed requests; the driver stops at whichever bound comes first
@@ -16,6 +16,9 @@ request in flight per connection, keep-alive HTTP/1.1 (reconnecting when the ser
     http:        method, path, headers (dict), body_b64, expect_status (default 200)
     mllp:        template_b64: the HL7 message; every `@@N@@` in it becomes the request's number, from
                  `first` (default 0) on, so that each message is distinct; expect (default "MSA|AA|")
+    smtp:        message_b64 (the message, CRLF line ends), mail_from, rcpt_to, login ([user, password] for
+                 AUTH PLAIN, or absent); each request is MAIL, RCPT, DATA and the message on a session opened
+                 (greeting, EHLO, AUTH) once per connection, the 250 after the final dot awaited
 
 It answers {"done", "elapsed", "rate", "p50_ms", "p99_ms", "max_ms", "errors", "first_error", "bytes_in",
 "connections", "cpu_s"}: cpu_s is the driver's own CPU time over the timed requests.
@@ -133,6 +136,61 @@ class MllpConnection:
         return frame
 
 
+class SmtpConnection:
+    def __init__(self, port: int, login: list[str] | None) -> None:
+        self.port = port
+        self.login = login
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def reply(self, expect: str) -> bytes:
+        lines = []
+        while True:
+            line = await asyncio.wait_for(self.reader.readline(), IO_TIMEOUT)
+            if not line:
+                raise ConnectionError("the SMTP server closed the connection")
+            lines.append(line)
+            if line[3:4] != b"-":
+                break
+        if not line.startswith(expect.encode()):
+            raise Failed(f"expected {expect}, got {b''.join(lines)[:200]!r}")
+        return b"".join(lines)
+
+    async def command(self, line: str, expect: str) -> bytes:
+        self.writer.write(line.encode() + b"\r\n")
+        return await self.reply(expect)
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.wait_for(asyncio.open_connection(HOST, self.port), CONNECT_TIMEOUT)
+        await self.reply("220")
+        await self.command("EHLO driver.test", "250")
+        if self.login:
+            token = base64.b64encode(f"\0{self.login[0]}\0{self.login[1]}".encode()).decode()
+            await self.command(f"AUTH PLAIN {token}", "235")
+
+    async def exchange(self, mail_from: str, rcpt_to: str, data: bytes) -> int:
+        if self.writer is None:
+            await self.open()
+        await self.command(f"MAIL FROM:<{mail_from}>", "250")
+        await self.command(f"RCPT TO:<{rcpt_to}>", "250")
+        await self.command("DATA", "354")
+        self.writer.write(data)
+        return len(await self.reply("250"))
+
+
+def smtp_data(message: bytes) -> bytes:
+    """The DATA payload: dot-stuffed (RFC 5321 4.5.2), ended by CRLF . CRLF."""
+    lines = message.split(b"\r\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines) + b".\r\n"
+
+
 async def drive(spec: dict) -> dict:
     kind = spec["kind"]
     count = min(int(spec["count"]), MAX_COUNT)
@@ -168,6 +226,14 @@ async def drive(spec: dict) -> dict:
             if expect not in frame:
                 raise Failed(f"unexpected answer: {frame[:200]!r}")
             return len(frame)
+    elif kind == "smtp":
+        data = smtp_data(base64.b64decode(spec["message_b64"]))
+
+        def make_conn():
+            return SmtpConnection(spec["port"], spec.get("login"))
+
+        async def one(conn, _n: int) -> int:
+            return await conn.exchange(spec["mail_from"], spec["rcpt_to"], data)
     else:
         raise SystemExit(f"unknown kind {kind!r}")
 

@@ -10,8 +10,6 @@ from statistics import median
 # figures; oidc-provider is installed but is a library, so its figure brings the few lines of server that host
 # it, and a code -> token flow driven the same way at both.
 LATER: list[tuple[str, tuple[str, str]]] = [
-    ("SMTP: MSSanté door, a message with a 30 KiB attachment", (
-        "MailDev", "later: the SMTP/IMAP door does not exist yet; its issue adds this figure")),
     ("OIDC: Pro Santé Connect, code -> token", (
         "oidc-provider", "later: not measured yet; a later issue adds this figure (oidc-provider needs a host)")),
 ]
@@ -110,7 +108,7 @@ def table(rows: list[Row], meta: dict, details: dict) -> str:
                      f"{soap['wiremock_live_heap_mib']:.0f} MiB: its journal keeps each request with its answer; "
                      f"mockbench's RSS {(details.get('rss_after_mib') or {}).get('soap', {}).get('mockbench', 0):.0f} "
                      f"MiB after {soap['requests_served'].get('mockbench', 0):,}.")
-    for key, label in (("soap", "SOAP"), ("mllp", "MLLP")):
+    for key, label in (("soap", "SOAP"), ("mllp", "MLLP"), ("smtp", "SMTP")):
         for conns, figures in ((details.get(key) or {}).get("rounds") or {}).items():
             server = figures["server_cpu_ms_per_request"]
             load = figures["load_cpu_ms_per_request"]

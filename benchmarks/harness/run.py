@@ -34,7 +34,7 @@ from . import install, procs
 from .procs import HOST, MIB, ROOT, Server, Unavailable
 from .report import LATER, Row, table
 
-FIGURES = ("startup", "idle", "memory", "reset", "soap", "mllp")
+FIGURES = ("startup", "idle", "memory", "reset", "soap", "mllp", "smtp")
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 DRIVER_SLACK = 60.0  # seconds a driver may take beyond its own time limit (start-up, warm-up)
 
@@ -390,15 +390,50 @@ class Harness:
 
         self._throughput("mllp", targets, spec, f"MLLP MDM^T02 ({size}), ACK awaited", "msg/s", "mountebank")
 
+    # (7) the MSSanté door: SMTP with an XDM package ----------------------------------------------------------
+    def fig_smtp(self) -> None:
+        import smtplib
+
+        from benchmarks import mss
+
+        bench, md = self.session["mockbench"], self.session.get("MailDev")
+        port = bench.ports["http"]
+        call_json(port, "POST", "/_bench/scenarios", mss.WORLD.encode())
+        message = mss.message()
+        client = smtplib.SMTP(HOST, bench.ports["smtp"], timeout=30)   # once, checked: accepted, no XDM error
+        client.login(mss.SENDER, "mockbench")
+        client.sendmail(mss.SENDER, [mss.RECIPIENT], message)
+        client.quit()
+        submit = call_json(port, "GET", "/_bench/journal?channel=mss&operation=SUBMIT")[-1]
+        bad = [f for f in submit["findings"] if f["severity"] == "error"]
+        if submit["verdict"] != "accepted" or bad or not submit["document"]:
+            raise RuntimeError(f"mockbench did not take the XDM mail cleanly: {submit['verdict']} {bad}")
+        targets = {"mockbench": bench.ports["smtp"]}
+        if md is not None:
+            targets["MailDev"] = md.ports["smtp"]
+        size = f"{len(message) / 1000:.0f} KB mail, {mss.PACKAGE_BYTES / 1000:.0f} KB IHE_XDM.ZIP"
+        self.details["smtp"] = {"message_bytes": len(message), "package_bytes": mss.PACKAGE_BYTES}
+        login = {"mockbench": [mss.SENDER, "mockbench"], "MailDev": None}
+
+        def spec(p: int, conns: int) -> dict:
+            name = "mockbench" if p == bench.ports["smtp"] else "MailDev"
+            return {"kind": "smtp", "port": p, "message_b64": base64.b64encode(message).decode(),
+                    "mail_from": mss.SENDER, "rcpt_to": mss.RECIPIENT, "login": login[name],
+                    "count": self.s.soap_count, "warmup": 3, "time_limit": self.s.round_time_s, "connections": conns}
+
+        self._throughput("smtp", targets, spec, f"SMTP MSSanté mail ({size}), 250 awaited", "msg/s", "MailDev",
+                         connections=(1,))
+
     def _throughput(self, key: str, targets: dict[str, int], make_spec: Callable[[int, int], dict], label: str,
-                    unit: str, peer: str) -> None:
+                    unit: str, peer: str, connections: tuple[int, ...] | None = None) -> None:
         results: dict[str, dict[str, list]] = {}
         served = dict.fromkeys(targets, 0)
         for name, port in targets.items():  # untimed: warms caches and the JVM's JIT before the rounds
-            warm = {**make_spec(port, max(self.s.connections)), "time_limit": self.s.warmup_s, "warmup": 0}
+            warm = {**make_spec(port, max(connections or self.s.connections)), "time_limit": self.s.warmup_s,
+                    "warmup": 0}
             out = self.drive(warm, f"{key} {name} warm-up")
             served[name] += out["done"] + out["errors"]
-        for conns in self.s.connections:
+        for conns in connections or self.s.connections:
             rates: dict[str, list[float]] = {name: [] for name in targets}
             p50: dict[str, list[float]] = {name: [] for name in targets}
             cpu: dict[str, list[float]] = {name: [] for name in targets}         # server, ms per request
@@ -493,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
             timings["startup"] = time.perf_counter() - t0
         if set(wanted) - {"startup"}:
             harness.start_session()
-            for name in ("idle", "memory", "reset", "soap", "mllp"):
+            for name in ("idle", "memory", "reset", "soap", "mllp", "smtp"):
                 if name not in wanted:
                     continue
                 t1 = time.perf_counter()

@@ -270,6 +270,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
         import binascii
 
         from ..formats.mime import xdm_mail
+        from ..protocols.mss.smtp import xdm_check
         body = _body()
         missing = [k for k in ("from", "to", "package") if not body.get(k)]
         if missing:
@@ -283,10 +284,14 @@ def create_blueprint(bench: Bench) -> Blueprint:
         raw = xdm_mail(sender=body["from"], to=to, subject=body.get("subject") or "XDM/1.0/DDM",
                        package=package, text=body.get("text", ""),
                        disposition_notification_to=body["from"] if body.get("mdn") else None)
+        # The package's findings and first document, as the SMTP door records them: sent as it is, broken
+        # or not (the recipient judges it; MSS/UX.12 checks its answer against these findings).
+        findings, document = xdm_check(raw)
         with world.transaction() as tx:
-            stored = world.mss.deliver(tx, body["from"], to, raw, cause="control:mss-send")
-            world.journal.append(tx, "mss", "DELIVER", direction="out", actor=body["from"],
-                                 raw=raw, ref=stored[0].message_id if stored else None)
+            stored = world.mss.deliver(tx, body["from"], to, raw, cause="control:mss-send", findings=findings,
+                                       document=document)
+            world.journal.append(tx, "mss", "DELIVER", direction="out", actor=body["from"], document=document,
+                                 findings=findings, raw=raw, ref=stored[0].message_id if stored else None)
             return jsonify([_message_row(m) for m in stored])
 
     @bp.get("/journal")
@@ -391,7 +396,7 @@ def _int_arg(name: str) -> Any:
 def _message_row(m) -> dict:
     return {"id": m.id, "mailbox": m.mailbox, "uid": m.uid, "sender": m.sender, "recipients": m.recipients,
             "subject": m.subject, "message_id": m.message_id, "received_at": m.received_at, "size": m.size,
-            "flags": m.flags, "headers": m.headers, "findings": m.findings}
+            "flags": m.flags, "headers": m.headers, "findings": m.findings, "document": m.document}
 
 
 def _parts(raw: bytes) -> list[dict]:

@@ -105,13 +105,16 @@ SCHEMAS: dict[str, Any] = {
     "ActionsDone": _obj({"done": _arr(S)}),
     "Status": _obj({"status": S}),
     "Behaviour": _obj({"on_receive": {"enum": ["integrate", "fail_integration", "bounce", "ignore"]}, "mdn": B,
-                       "error": {"type": "string", "description": "code^label"}}, required=[]),
+                       "error": {"type": "string", "description": "code^label"},
+                       "read_after": {"type": "string", "description": "answer the MDN this long after the delivery "
+                                      "(virtual clock): 30s, 2m"}}, required=[]),
     "Mailbox": _obj({"address": S, "type": {"enum": ["PER", "ORG", "APP", "CAB"]}, "owner": S,
                      "role": {"enum": ["hospital", "correspondent", "error", "outside"]},
                      "behaviour": {"type": "object"}}),
     "MailMessage": _obj({"id": S, "mailbox": S, "uid": I, "sender": S, "recipients": _arr(S), "subject": S,
                          "message_id": S, "received_at": S, "size": I, "flags": _arr(S),
-                         "headers": {"type": "object", "additionalProperties": S}, "findings": _arr({"type": "object"})}),
+                         "headers": {"type": "object", "additionalProperties": S}, "findings": _arr({"type": "object"}),
+                         "document": {"type": "string", "description": "the XDM package's first document unique id"}}),
     "MailMessageParsed": {"allOf": [_ref("MailMessage"), _obj({"parts": _arr(_obj({
         "content_type": S, "filename": NS, "size": I}))})]},
     "MailSend": _obj({"from": S, "to": {"type": ["array", "string"]}, "package": {"type": "string",

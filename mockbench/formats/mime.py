@@ -16,7 +16,9 @@ SUMMARY_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID", "Disposi
 
 def header_summary(raw: bytes) -> dict[str, str]:
     """The headers the bench shows and reasons on, decoded; absent ones left out."""
-    headers = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    # The header block only: the parser would otherwise read the whole body line by line to skip it.
+    headers = BytesHeaderParser(policy=policy.default).parsebytes(raw[:min(ends) + 2] if ends else raw)
     out = {}
     for name in SUMMARY_HEADERS:
         value = headers.get(name)

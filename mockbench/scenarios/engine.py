@@ -316,6 +316,8 @@ class ScenarioEngine:
 
     def _nearest(self, tx: Tx, expect: dict, cursor: int) -> str:
         wanted = _describe(expect)
+        if isinstance(expect.get("actor"), str):
+            wanted += f" with actor {expect['actor']}"
         best: tuple[int, dict] | None = None
         for entry in self.world.journal.query(tx, since=cursor, limit=100_000):
             if entry["channel"] == "control" and expect.get("channel") != "control":

@@ -379,6 +379,8 @@ MAILBOX = Map(name="Mailbox", fields={
         "mdn": Field(Bool(), "answer an MDN even when the mail does not ask"),
         "error": Field(Str(pattern=r"[^^]+\^.+", doc="code^label"), "the error of a failed integration (MDN "
                        "processed/Error: code^label)"),
+        "read_after": Field(Str(check=_check_duration, doc="a duration: `30s`, `2m`"),
+                            "answer the MDN only this long after the delivery, on the virtual clock"),
     }), "how a correspondent answers (PUT /_bench/mss/mailboxes/{address}/behaviour changes it live)"),
 })
 

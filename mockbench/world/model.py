@@ -194,6 +194,7 @@ class Message(Record):
     message_id: str = ""            # the Message-ID header
     recipients: list = field(default_factory=list)   # the envelope's recipients
     findings: list = field(default_factory=list)
+    document: str = ""              # the unique id of the first document of its IHE_XDM.ZIP, if any
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@ mailbox is made on first use); `<INS>@patient.mssante.fr` for a known patient. M
 MSSanté lands in the catch-all "outside world" mailbox. A message is kept byte for byte (IMAP gives it back
 identical) with a summary of its headers. Delivery to a correspondent (a simulated recipient) runs its
 behaviour: integrate (and answer an MDN when asked), fail integration (an error MDN), bounce (a DSN) or
-ignore. MDNs and DSNs go back to the sender's mailbox through this same delivery and are published on the
-event bus with the id of the message that caused them, for the PFI to turn into ZAM^Z02 / Z03.
+ignore; with `read_after` the MDN waits that long on the virtual clock (pending answers are kept in the
+store and sent by the world's tick hook). MDNs and DSNs go back to the sender's mailbox through this same
+delivery and are published on the event bus with the id of the message that caused them, for the PFI to
+turn into ZAM^Z02 / Z03.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..formats.mime import addresses, dsn, header_summary, mdn
 from . import errors, events
+from .clock import parse_duration
 from .model import Mailbox, Message
 from .store import Tx
 
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 PATIENT_DOMAIN = "patient.mssante.fr"
 OUTSIDE_MAILBOX = "outside@mockbench.invalid"
 BEHAVIOURS = ("integrate", "fail_integration", "bounce", "ignore")
+PENDING = "mss:pending"   # store meta: MDNs waiting for their correspondent's read_after delay
 
 
 def is_mssante(address: str) -> bool:
@@ -35,6 +39,9 @@ def is_mssante(address: str) -> bool:
 class Mss:
     def __init__(self, world: World) -> None:
         self.world = world
+        # The earliest pending answer's time, cached so that the tick hook costs nothing when none waits;
+        # set after the commit that changed the pending list (reload() re-reads it after a restore).
+        self._next_due: float | None = None
 
     # Addresses ----------------------------------------------------------------------------------
     def mailbox_for(self, tx: Tx, address: str) -> Mailbox:
@@ -73,14 +80,21 @@ class Mss:
         error = behaviour.get("error")
         if error is not None and "^" not in str(error):
             raise errors.InvalidRequest("error is written code^label, as in the MDN's processed/Error")
+        read_after = behaviour.get("read_after")
+        if read_after is not None:
+            try:
+                if parse_duration(read_after) < 0:
+                    raise ValueError
+            except ValueError:
+                raise errors.InvalidRequest("read_after is a duration: 30s, 5m, 1h30m") from None
         mailbox = self.mailbox_for(tx, address)
-        mailbox.behaviour = {k: v for k, v in behaviour.items() if k in ("on_receive", "mdn", "error")}
+        mailbox.behaviour = {k: v for k, v in behaviour.items() if k in ("on_receive", "mdn", "error", "read_after")}
         self.world.directory.save_mailbox(tx, mailbox)
         return mailbox
 
     # Delivery -----------------------------------------------------------------------------------
     def deliver(self, tx: Tx, sender: str, recipients: list[str], raw: bytes, *, findings: list[dict] | None = None,
-                cause: str | None = None, behave: bool = True) -> list[Message]:
+                cause: str | None = None, behave: bool = True, document: str | None = None) -> list[Message]:
         """Store the message in each recipient's mailbox, then let correspondents answer. All or nothing:
         an unknown MSSanté recipient refuses the whole delivery (the SMTP door checks at RCPT already)."""
         boxes = [self.mailbox_for(tx, r) for r in recipients]
@@ -91,7 +105,7 @@ class Mss:
                 id=str(uuid.uuid4()), mailbox=box.address, sender=sender.lower(), subject=summary.get("Subject", ""),
                 received_at=self.world.clock.now_iso(), size=len(raw), headers=summary,
                 uid=tx.next_seq(f"mss-uid:{box.address}"), message_id=summary.get("Message-ID", ""),
-                recipients=[r.lower() for r in recipients], findings=list(findings or []))
+                recipients=[r.lower() for r in recipients], findings=list(findings or []), document=document or "")
             tx.put("messages", message.to_dict(), id=message.id, mailbox=box.address)
             tx.put("mailraw", raw, id=message.id)
             stored.append(message)
@@ -104,7 +118,7 @@ class Mss:
                     self._answer(tx, box, message)
         return stored
 
-    def _answer(self, tx: Tx, box: Mailbox, message: Message) -> None:
+    def _answer(self, tx: Tx, box: Mailbox, message: Message, *, now: bool = False) -> None:
         behaviour = box.behaviour or {}
         on_receive = behaviour.get("on_receive", "integrate")
         original = message.headers
@@ -112,9 +126,13 @@ class Mss:
         notify = (addresses(original.get("Disposition-Notification-To", "")) or [message.sender])[0]
         if on_receive == "ignore" or not message.sender:
             return
-        if on_receive == "bounce":
+        if on_receive == "bounce":  # the operator's DSN: at once, whatever read_after says
             report = dsn(original=original, recipient=box.address, to=message.sender)
             self._send_report(tx, "postmaster@mockbench.invalid", message.sender, report, events.MAIL_DSN, message)
+            return
+        delay = parse_duration(behaviour["read_after"]) if behaviour.get("read_after") else 0.0
+        if not now and delay > 0 and (wants_mdn or on_receive == "fail_integration"):
+            self._defer(tx, box, message, self.world.clock.timestamp() + delay)
             return
         if on_receive == "fail_integration":
             error = behaviour.get("error") or "I01^Erreur d'intégration du document"
@@ -124,6 +142,42 @@ class Mss:
         if wants_mdn:
             report = mdn(original=original, reporter=box.address, to=notify)
             self._send_report(tx, box.address, notify, report, events.MAIL_MDN, message)
+
+    # Answers after read_after ------------------------------------------------------------------------
+    def _defer(self, tx: Tx, box: Mailbox, message: Message, due: float) -> None:
+        pending = tx.meta_get(PENDING, [])
+        pending.append({"due": due, "mailbox": box.to_dict(), "message": message.to_dict()})
+        tx.meta_set(PENDING, pending)
+        self._schedule(tx, pending)
+
+    def _schedule(self, tx: Tx, pending: list[dict]) -> None:
+        next_due = min((p["due"] for p in pending), default=None)
+        tx.after_commit(lambda: setattr(self, "_next_due", next_due))
+
+    def on_tick(self, tx: Tx) -> None:
+        """A world tick hook: send the answers whose read_after delay the virtual clock has reached, in the
+        order they fall due, with the behaviour the correspondent had when the mail arrived."""
+        if self._next_due is None or self.world.clock.timestamp() < self._next_due:
+            return
+        now = self.world.clock.timestamp()
+        pending = tx.meta_get(PENDING, [])
+        due = sorted((p for p in pending if p["due"] <= now), key=lambda p: p["due"])
+        rest = [p for p in pending if p["due"] > now]
+        tx.meta_set(PENDING, rest)
+        for p in due:
+            self._answer(tx, Mailbox.from_dict(p["mailbox"]), Message.from_dict(p["message"]), now=True)
+        self._schedule(tx, rest)
+
+    def tick_due(self) -> bool:
+        return self._next_due is not None and self.world.clock.timestamp() >= self._next_due
+
+    def pending(self, tx: Tx) -> list[dict]:
+        """The answers waiting: when each falls due, from which mailbox, answering which message."""
+        return [{"due": p["due"], "mailbox": p["mailbox"]["address"], "message": p["message"]["id"]}
+                for p in tx.meta_get(PENDING, [])]
+
+    def reload(self, tx: Tx) -> None:
+        self._next_due = min((p["due"] for p in tx.meta_get(PENDING, [])), default=None)
 
     def _send_report(self, tx: Tx, sender: str, to: str, report: bytes, kind: str, original: Message, *,
                      error: str | None = None) -> None:

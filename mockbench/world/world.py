@@ -30,11 +30,12 @@ class World:
         self.mss = Mss(self)
         # Run at the start of every outermost transaction, with the transaction open: the scenario
         # engine fires the `at:` transitions that the virtual clock has reached.
-        self.tick_hooks: list[Callable[[Tx], None]] = []
+        self.tick_hooks: list[Callable[[Tx], None]] = [self.mss.on_tick]  # MSSanté answers after read_after
         with store.transaction() as tx:
             if tx.meta_get("world:created") is None:
                 tx.meta_set("world:created", self.clock.now_iso())
             self.clock.offset = float(tx.meta_get("clock:offset", 0.0))
+            self.mss.reload(tx)
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -62,6 +63,7 @@ class World:
     def reload(self, tx: Tx) -> None:
         """Re-read what is cached in memory after the store changed under us (a snapshot restored)."""
         self.clock.offset = float(tx.meta_get("clock:offset", 0.0))
+        self.mss.reload(tx)
 
     def advance_clock(self, tx: Tx, seconds: float) -> None:
         self.clock.advance(seconds)

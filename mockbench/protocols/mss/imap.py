@@ -662,6 +662,7 @@ class ImapSession:
                 if any(i.has_content for i in items):
                     self.world.journal.append(
                         tx, "mss", "IMAP_FETCH", actor=self.address, ref=message.message_id or message.id,
+                        document=message.document or None,
                         raw=f"{'UID ' if by_uid else ''}FETCH {message.uid} "
                             f"{' '.join(i.label for i in items)} -> {message.size} octets")
                 if self.writer.transport.get_write_buffer_size() > 1024 * 1024:

@@ -17,12 +17,14 @@ import asyncio
 import base64
 import binascii
 import collections
+import email.header
 import email.parser
 import email.policy
 import email.utils
 import hmac
 import json
 import logging
+import re
 import threading
 import weakref
 from collections.abc import Callable
@@ -132,7 +134,10 @@ def xdm_check(raw: bytes) -> tuple[list[dict], str | None]:
         message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
     except Exception as exc:  # the email package is lenient; anything left is a finding
         return [finding("MIME", f"the message cannot be parsed as MIME: {exc}", "error")], None
-    subject = str(message.get("Subject", ""))
+    try:  # compat32 leaves RFC 2047 encoded words as they are; an ANS subject is usually one
+        subject = str(email.header.make_header(email.header.decode_header(str(message.get("Subject", "")))))
+    except (ValueError, LookupError):
+        subject = str(message.get("Subject", ""))
     package = None
     for part in message.walk():
         name = part.get_filename() or part.get_param("name") or ""
@@ -155,6 +160,76 @@ def xdm_check(raw: bytes) -> tuple[list[dict], str | None]:
         return [*findings, finding(f"XDM/{exc.code}", exc.message, "error")], None
     unique_id = next((d.entry.meta.get("unique_id") for d in pkg.documents if d.entry.meta.get("unique_id")), None)
     return [*findings, *pkg.findings], unique_id
+
+
+# --- MDNs the software under test sends (MSS/UX.12) ----------------------------------------------------------
+
+# RFC 8098 3.2.6: action-mode/sending-mode; disposition-type[/modifier]; the ANS error form is
+# `processed/Error: code^label` (DOMAIN.md section 3); IHE's `displayed` and `deleted` are accepted too.
+_DISPOSITION = re.compile(r"\s*(manual-action|automatic-action)\s*/\s*(MDN-sent-manually|MDN-sent-automatically)\s*;"
+                          r"\s*(displayed|deleted|dispatched|processed)\s*(/\s*([A-Za-z-]+)\s*(:.*)?)?\s*",
+                          re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class MdnShape:
+    """What the door read from a submitted disposition notification."""
+    problems: tuple[str, ...]       # how it departs from RFC 8098 (empty: well formed)
+    error: str | None               # the error modifier's text (`E12^Document illisible`), None for no error
+    original: str                   # Original-Message-ID, else In-Reply-To
+
+
+def read_mdn(raw: bytes) -> MdnShape | None:
+    """The shape of a multipart/report; report-type=disposition-notification, None for any other message."""
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(  # the body only for MDNs
+        raw[:min(ends) + 4] if ends else raw)
+    if head.get_content_type() != "multipart/report" or \
+            str(head.get_param("report-type", "")).lower() != "disposition-notification":
+        return None
+    message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
+    problems = []
+    parts = message.get_payload() if message.is_multipart() else []
+    if not parts or parts[0].get_content_type() != "text/plain":
+        problems.append("the first part is not the human-readable text/plain (RFC 6522 3)")
+    notification = next((p for p in parts if p.get_content_type() == "message/disposition-notification"), None)
+    if notification is None:
+        return MdnShape((*problems, "no message/disposition-notification part (RFC 8098 3)"), None,
+                        str(message.get("In-Reply-To", "")).strip())
+    body = notification.get_payload()
+    text = "".join(b.as_string() for b in body) if isinstance(body, list) else str(body)
+    fields = email.parser.Parser(policy=email.policy.compat32).parsestr(text.lstrip("\r\n"), headersonly=True)
+    if not fields.get("Final-Recipient"):
+        problems.append("the notification has no Final-Recipient field (RFC 8098 3.1)")
+    disposition = " ".join(str(fields.get("Disposition", "")).split())
+    error = None
+    match = _DISPOSITION.fullmatch(disposition)
+    if not disposition:
+        problems.append("the notification has no Disposition field (RFC 8098 3.1)")
+    elif match is None:
+        problems.append(f"Disposition {disposition!r} is not action-mode/sending-mode; type[/modifier] "
+                        "(RFC 8098 3.2.6)")
+    elif (match.group(5) or "").lower() == "error":
+        error = (match.group(6) or ":").lstrip(":").strip()
+    original = str(fields.get("Original-Message-ID") or message.get("In-Reply-To") or "").strip()
+    return MdnShape(tuple(problems), error, original)
+
+
+def mdn_findings(shape: MdnShape, original_errors: list[dict] | None) -> list[dict]:
+    """MSS/UX.12 findings on an MDN the software under test submits: not RFC 8098-shaped; answering a message
+    whose package the bench found broken (`original_errors`) without an error disposition; an error
+    disposition not in the ANS form code^label."""
+    rule = "MSS/UX.12"
+    out = [finding(rule, f"the MDN is not well formed: {p}", "error") for p in shape.problems]
+    if original_errors and shape.error is None and not shape.problems:
+        reasons = "; ".join(f["message"] for f in original_errors[:3])
+        out.append(finding(rule, f"the MDN answering {shape.original or 'the message'} reports no error, but its "
+                           f"package could not be integrated ({reasons}): processed/Error: code^label was "
+                           "expected", "error"))
+    if shape.error is not None and "^" not in shape.error:
+        out.append(finding(rule, f"the error disposition {shape.error!r} is not in the ANS form code^label",
+                           "warning"))
+    return out
 
 
 def count_header_fields(raw: bytes, stop_after: int) -> int:
@@ -554,14 +629,23 @@ class SmtpDoor:
         findings: list[dict] = []
         unique_id = None
         flood = count_header_fields(raw, limit) > limit
+        shape = None
         if not flood:
             findings, unique_id = xdm_check(raw)
+            try:
+                shape = read_mdn(raw)
+            except Exception as exc:  # the email package is lenient; anything left is a finding
+                findings.append(finding("MSS/UX.12", f"the message cannot be read as an MDN: {exc}", "error"))
+            if shape is not None:  # an MDN's subject repeats the original's XDM/1.0/DDM with no package
+                findings = [f for f in findings if f["rule"] != "MSS/XDM"]
 
         def deliver(tx: Tx) -> Outcome:
             if flood:
                 raise Refusal(status.HEADER_FLOOD, "HEADER_FLOOD",
                               f"More than {limit} header fields (the door's header_fields limit)")
-            stored = self.world.mss.deliver(tx, sender, recipients, raw, findings=findings)
+            if shape is not None:
+                findings.extend(mdn_findings(shape, self._original_errors(tx, sender, shape.original)))
+            stored = self.world.mss.deliver(tx, sender, recipients, raw, findings=findings, document=unique_id)
             ref = stored[0].message_id if stored else None
             self.world.journal.append(tx, "mss", "SUBMIT", actor=sender, document=unique_id, findings=findings,
                                       raw=raw, ref=ref)
@@ -574,3 +658,15 @@ class SmtpDoor:
                 f"Message accepted {ref or ''} into {boxes} mailbox{'es' if boxes != 1 else ''}"))
 
         return self._run("SUBMIT", sender, deliver, raw=raw, recipients=recipients, findings=findings).line
+
+    def _original_errors(self, tx: Tx, sender: str, original: str) -> list[dict] | None:
+        """The error findings of the message an MDN answers, looked up in the answering mailbox (where the
+        original was delivered); None when it is not there."""
+        if not original:
+            return None
+        try:
+            messages = self.world.mss.messages(tx, sender)
+        except errors.WorldError:
+            return None
+        found = next((m for m in messages if m.message_id.strip() == original), None)
+        return None if found is None else [f for f in found.findings if f.get("severity") == "error"]

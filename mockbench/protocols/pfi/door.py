@@ -5,6 +5,18 @@ the world in one transaction, and acknowledged only after that transaction commi
 the message itself is a technical ACK AE/AR; what the DMP or the patient's identity refuses is an AA now and
 a ZAM^Z01 error later (to the DPI's listener when one is configured) and, in every case, a journal entry.
 
+MSSanté: a message with DESTMSSANTEPS=Y and/or DESTMSSANTEPAT=Y is also sent as a real MSSanté mail through
+the world (mail.py builds it: IHE_XDM.ZIP, ANS subject, X-MSS-* headers), in the same transaction as its other
+effects: one mail to the PRT RCT professionals' addresses, one to the patient's `<INS>@patient.mssante.fr`,
+from the sender professional's MSSanté address (or a mailbox of the sender's structure; neither: a finding
+and no mail). Each mail is an `mss` DELIVER journal entry (ref = its Message-ID); the Message-ID is mapped to
+the HL7 message in the world store (meta `pfi-mail:<Message-ID>`), so the answers still map after a restart.
+An unknown recipient does not change the technical ACK (AA): it is a journal finding and a ZAM^Z02 N with
+SMTP code 550. The door listens to the world's MAIL_DSN and MAIL_MDN events: a DSN is a ZAM^Z02 N (550), an
+MDN a ZAM^Z03 (Y, or N with the MDN's code^label) when ACK_LECTURE_MSS=Y or the MDN reports an error.
+Delivery in the bench is immediate, so ACK_RECEPTION=Y gets its ZAM^Z02 Y right after the commit, for each
+recipient except those whose behaviour bounces (their DSN makes the Z02 N instead).
+
 Outbound, ZAMs go to the DPI's MLLP listener (--dpi-mllp HOST:PORT) from a queue: each waits for the DPI's
 ACK, is retried with a bound, and is journaled.
 """
@@ -17,12 +29,14 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ...world import errors
+from ...formats.mime import header_summary
+from ...world import errors, events
 from ...world.journal import finding
 from ...world.model import Actor
 from ...world.store import Tx
 from . import hl7 as wire
-from .errors import ZamRefusal, zam_error
+from . import mail
+from .errors import ZamRefusal, _hl7, zam_error
 from .messages import ConsentMessage, DocumentMessage, check_header, read_consent, read_document
 from .mllp import STREAM_LIMIT, MllpClient, MllpFramingError, MllpLimits, MllpReader, write_frame
 
@@ -33,6 +47,8 @@ log = logging.getLogger("mockbench.pfi")
 
 INLINE_BYTES = 256 * 1024   # messages up to this size are handled on the event loop's thread
 DMP_OPERATION = {"submit": "TD2.1", "replace": "TD2.1", "delete": "TD3.3c"}
+MAIL_KEY = "pfi-mail:"       # world meta key prefix: a sent mail's Message-ID -> the HL7 message it carried
+SMTP_550 = "550^Boîte aux lettres indisponible^SMTPERRORCODE"
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,7 @@ class PfiDoor:
         self._server: asyncio.base_events.Server | None = None
         self._outbox: asyncio.Queue | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._unsubscribe: list = []
 
     # Lifecycle ----------------------------------------------------------------------------------
     def start(self) -> dict[str, int]:
@@ -99,6 +116,8 @@ class PfiDoor:
                              f"{getattr(exc, 'strerror', None) or exc}; choose another port with --mllp-port "
                              "(0 takes any free port)") from None
         assert self._server is not None
+        self._unsubscribe = [self.world.events.subscribe(kind, self._on_mail_event)
+                             for kind in (events.MAIL_DSN, events.MAIL_MDN)]
         return {"mllp": self._server.sockets[0].getsockname()[1]}
 
     async def _open(self) -> None:
@@ -117,6 +136,9 @@ class PfiDoor:
             await self._server.wait_closed()
 
     def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
         loop, thread = self._loop, self._thread
         if loop is not None and loop.is_running():
             loop.call_soon_threadsafe(loop.stop)
@@ -249,6 +271,8 @@ class PfiDoor:
                     meta = {"patient_ins": msg.patient.ins or None, "document": msg.unique_id,
                             "ref": inbound.control_id}
                     tx.after_commit(lambda: self._queue(zam_text, inbound, "ZAM^Z01", meta))
+            if msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT"):
+                self._send_mail(tx, msg)
             ack = wire.build_ack(inbound, "AA", control_id, self._now())
         return self._encode(ack, inbound)
 
@@ -320,6 +344,124 @@ class PfiDoor:
                                       raw=payload, ref=inbound.control_id)
             ack = wire.build_ack(inbound, "AA", self._control_id(tx), self._now())
         return self._encode(ack, inbound)
+
+    # MSSanté ------------------------------------------------------------------------------------
+    def _send_mail(self, tx: Tx, msg: DocumentMessage) -> None:
+        """The mails DESTMSSANTEPS / DESTMSSANTEPAT ask for, delivered through the world in this transaction."""
+        inbound = msg.inbound
+        sender, author = self._mail_sender(tx, msg)
+        common = {"patient_ins": msg.patient.ins or None, "document": msg.unique_id}
+        if sender is None:
+            self.world.journal.append(
+                tx, "mss", "DELIVER", direction="out", actor=msg.sender.idnps, verdict="error", code="MSS_NO_SENDER",
+                findings=[finding("PFI/MSS", f"the sender {msg.sender.idnps} has no MSSanté address and the "
+                                  "sender's structure no mailbox: no mail was sent", "error")],
+                ref=inbound.control_id, **common)
+            return
+        info = {"control_id": inbound.control_id, "msh": inbound.text.split("\r", 1)[0], "charset": inbound.charset,
+                "ack_reception": msg.flag("ACK_RECEPTION"), "ack_lecture": msg.flag("ACK_LECTURE_MSS"),
+                "sender": sender, **common}
+        for kind, recipients in mail.recipient_groups(msg):
+            known, unknown = [], []
+            for address in recipients:
+                try:
+                    known.append((address, self.world.mss.mailbox_for(tx, address)))
+                except errors.UnknownMailbox as exc:
+                    unknown.append((address, str(exc)))
+            try:
+                raw = mail.build_mail(msg, kind=kind, sender=sender, recipients=recipients, author=author)
+            except ValueError as exc:   # metadata write_package refuses: the mail cannot be made
+                self.world.journal.append(
+                    tx, "mss", "DELIVER", direction="out", actor=sender, verdict="error", code="MSS_PACKAGE",
+                    findings=[finding("PFI/MSS", f"the IHE_XDM.ZIP cannot be made: {exc}", "error")],
+                    ref=inbound.control_id, **common)
+                continue
+            message_id = header_summary(raw).get("Message-ID", "")
+            findings = [finding("PFI/MSS", f"sent for the HL7 message {inbound.control_id} "
+                                f"({'DESTMSSANTEPAT' if kind == 'patient' else 'DESTMSSANTEPS'})", "info")]
+            findings += [finding("MSS/RCPT", f"550 5.1.1 {text}", "error") for _, text in unknown]
+            if known:
+                self.world.mss.deliver(tx, sender, [a for a, _ in known], raw, cause=inbound.control_id,
+                                       document=msg.unique_id)
+                tx.meta_set(MAIL_KEY + message_id, info)
+            self.world.journal.append(
+                tx, "mss", "DELIVER", direction="out", actor=sender, verdict="accepted" if known else "refused",
+                code="SMTP_550" if unknown else None, findings=findings, raw=raw, ref=message_id, **common)
+            if self.settings.dpi is None:
+                continue
+            for address, text in unknown:
+                self._queue_zam(tx, inbound, "Z02", info, success=False, address=address,
+                                error=wire.ErrorItem(wire.E_APPLICATION, text, application=SMTP_550))
+            if msg.flag("ACK_RECEPTION"):
+                for address, box in known:
+                    if (box.behaviour or {}).get("on_receive") != "bounce":   # its DSN makes a Z02 N
+                        self._queue_zam(tx, inbound, "Z02", info, success=True, address=address)
+
+    def _mail_sender(self, tx: Tx, msg: DocumentMessage) -> tuple[str | None, dict]:
+        """The sender professional's MSSanté address, else a mailbox of the sender's structure."""
+        author = {"idnps": msg.sender.idnps, "family_name": msg.sender.family_name,
+                  "given_name": msg.sender.given_name}
+        structure = ""
+        try:
+            prof = self.world.directory.professional(tx, msg.sender.idnps)
+        except errors.UnknownProfessional:
+            prof = None
+        if prof is not None:
+            author = {"idnps": prof.idnps, "family_name": prof.family_name, "given_name": prof.given_name}
+            if prof.mssante:
+                return prof.mssante.lower(), author
+            structure = prof.structure or ""
+        if msg.sender.finess:
+            try:
+                structure = self.world.directory.structure(tx, msg.sender.finess).id
+            except errors.UnknownStructure:
+                pass
+        for box in self.world.directory.mailboxes(tx):
+            if structure and box.owner == structure and box.type in ("ORG", "APP"):
+                return box.address, author
+        return None, author
+
+    def _queue_zam(self, tx: Tx, original: wire.Inbound, event: str, info: dict, *, success: bool,
+                   address: str = "", error: wire.ErrorItem | None = None) -> None:
+        text = wire.build_zam(event, original, f"{self._control_id(tx)}Z", self._now(), success=success,
+                              error=error, address=address)
+        meta = {"patient_ins": info.get("patient_ins"), "document": info.get("document"),
+                "ref": info.get("control_id")}
+        tx.after_commit(lambda: self._queue(text, original, f"ZAM^{event}", meta))
+
+    def _on_mail_event(self, event: events.Event) -> None:
+        """A DSN or an MDN answering a mail this door sent: ZAM^Z02 / ZAM^Z03 to the DPI."""
+        if self.settings.dpi is None or not event.cause or self._loop is None:
+            return
+        with self.world.transaction() as tx:
+            info = tx.meta_get(MAIL_KEY + event.cause)
+            if not info:
+                return
+            try:
+                label = info.get("charset") or wire.DEFAULT_ENCODING
+                original = wire.parse(info["msh"].encode(wire.CHARSETS.get(label.split("~")[0].strip(), "utf-8"),
+                                                         "replace"))
+            except wire.Hl7Reject:
+                return
+            data = event.data
+            if event.kind == events.MAIL_DSN:
+                try:
+                    address = self.world.mss.message(tx, data.get("original") or "").mailbox
+                except errors.WorldError:
+                    address = ""
+                self._queue_zam(tx, original, "Z02", info, success=False, address=address, error=wire.ErrorItem(
+                    wire.E_APPLICATION, f"the delivery to {address or 'a recipient'} failed (DSN)",
+                    application=SMTP_550))
+                return
+            error = data.get("error")
+            if not error and not info.get("ack_lecture"):
+                return
+            item = None
+            if error:
+                code, _, text = str(error).partition("^")
+                item = wire.ErrorItem(wire.E_APPLICATION, f"the recipient could not integrate the document: {error}",
+                                      application=f"{_hl7(code)}^{_hl7(text)}")
+            self._queue_zam(tx, original, "Z03", info, success=not error, address=data.get("from", ""), error=item)
 
     # Outbound -----------------------------------------------------------------------------------
     def _queue(self, text: str, inbound: wire.Inbound, operation: str, meta: dict) -> None:

@@ -286,9 +286,15 @@ ZAM_EVENTS = {"Z01": ("ACK_RECEPTION_DMP", "Accusé de réception DMP"),
               "Z03": ("ACK_LECTURE_MSS", "Accusé de lecture")}
 
 
+# The OBX naming the mailbox a Z02 / Z03 is about.
+ZAM_ADDRESSES = {"Z02": ("DESTINATAIRE_MSS", "Destinataire MSSanté"), "Z03": ("LECTEUR_MSS", "Lecteur MSSanté")}
+
+
 def build_zam(event: str, original: Inbound, control_id: str, now: str, *, success: bool,
-              error: ErrorItem | None = None, application: str = "PFI", facility: str = "MOCKBENCH") -> str:
-    """A business acknowledgement ZAM^{event}^ZAM_Z01 (HL7 2.6) for a message the PFI accepted earlier."""
+              error: ErrorItem | None = None, address: str = "", application: str = "PFI",
+              facility: str = "MOCKBENCH") -> str:
+    """A business acknowledgement ZAM^{event}^ZAM_Z01 (HL7 2.6) for a message the PFI accepted earlier.
+    `address`, for Z02 / Z03: the recipient (DESTINATAIRE_MSS) or reader (LECTEUR_MSS) in a second OBX."""
     code, label = ZAM_EVENTS[event]
     v = original.value
     msh = original.msh
@@ -301,6 +307,10 @@ def build_zam(event: str, original: Inbound, control_id: str, now: str, *, succe
         f"OBX|1|CWE|{code}^{label}^AckMetierZAM|{_escape(original.control_id)}|{'Y' if success else 'N'}^^"
         "expandedYes-NoIndicator||||||F",
     ]
+    if address and event in ZAM_ADDRESSES:
+        acode, alabel = ZAM_ADDRESSES[event]
+        lines.append(f"OBX|2|ST|{acode}^{alabel}^AckMetierZAM|{_escape(original.control_id)}|{_escape(address)}"
+                     "||||||F")
     if not success and error is not None:
         lines.append(_err(error))
     return "\r".join(lines) + "\r"

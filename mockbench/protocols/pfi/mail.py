@@ -1,0 +1,89 @@
+"""The MSSanté mail the PFI sends for a message with DESTMSSANTEPS=Y or DESTMSSANTEPAT=Y, as the ANS guide
+shapes it: the CDA in an IHE_XDM.ZIP (with the extra-metadata slot `urn:action:extraMetadataSlot` C on a
+replacement, D on a deletion), the subject `XDM/1.0/DDM+<label> <NAME> <first name> <birth date>`, the body
+CORPSMAIL_PS or CORPSMAIL_PATIENT, `Disposition-Notification-To` when ACK_LECTURE_MSS=Y, X-MSS-CODECDA,
+X-MSS-INS, `X-MSS-MES: FIN` when NTE-4 is FIN and Reply-To from PRT REPLY. No world here: the door delivers.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from ...formats.mime import xdm_mail
+from ...formats.xdm import ans_subject, write_package
+from .messages import DocumentMessage
+
+PATIENT_DOMAIN = "patient.mssante.fr"
+ACTIONS = {"submit": None, "replace": "C", "delete": "D"}
+OID_IDNPS = "1.2.250.1.71.4.2.1"
+OID_STRUCTURE = "1.2.250.1.71.4.2.2"
+SOURCE_ID = "1.2.250.1.213.1.1.9.1"      # the bench's PFI as the XDM source
+CONTENT_TYPE = "04"                      # submission set contentTypeCode (1.2.250.1.213.2.2), as the ANS examples
+
+
+def is_patient_address(address: str) -> bool:
+    return address.strip().lower().endswith("@" + PATIENT_DOMAIN)
+
+
+def recipient_groups(msg: DocumentMessage) -> list[tuple[str, list[str]]]:
+    """(kind, addresses) per mail to send: "ps" for the professionals' addresses (PRT RCT) when
+    DESTMSSANTEPS=Y, "patient" for the patient's address (from PRT RCT, or built from the INS) when
+    DESTMSSANTEPAT=Y."""
+    groups: list[tuple[str, list[str]]] = []
+    if msg.flag("DESTMSSANTEPS"):
+        ps = list(dict.fromkeys(r.strip().lower() for r in msg.recipients if not is_patient_address(r)))
+        if ps:
+            groups.append(("ps", ps))
+    if msg.flag("DESTMSSANTEPAT"):
+        pat = [r.strip().lower() for r in msg.recipients if is_patient_address(r)]
+        if not pat and msg.patient.ins:
+            pat = [f"{msg.patient.ins}@{PATIENT_DOMAIN}"]
+        if pat:
+            groups.append(("patient", list(dict.fromkeys(pat))))
+    return groups
+
+
+def build_mail(msg: DocumentMessage, *, kind: str, sender: str, recipients: list[str], author: dict) -> bytes:
+    """The raw mail for one group of recipients. `author`: idnps, family_name, given_name of the sender."""
+    p = msg.patient
+    patient_cx = f"{p.ins}^^^&{p.ins_oid}&ISO^NH" if p.ins else ""
+    person = (f"{author.get('idnps', '')}^{author.get('family_name', '')}^{author.get('given_name', '')}"
+              f"^^^^^^&{OID_IDNPS}&ISO^D^^^IDNPS")
+    authors = [{"authorPerson": person}]
+    if msg.sender.finess:
+        authors[0]["authorInstitution"] = (f"{msg.sender.organisation or 'Structure'}^^^^^&{OID_STRUCTURE}&ISO"
+                                           f"^FINEG^^^{msg.sender.finess}")
+    cda = msg.cda
+    type_code = msg.type_code or (cda.type_code if cda else "") or "11488-4"
+    title = msg.title or (cda.title if cda else "") or "Document"
+    meta = {"unique_id": msg.unique_id, "mime_type": "text/xml", "title": title, "type_code": type_code,
+            "format_code": "urn:asip:ci-sis:2010", "confidentiality": msg.confidentiality,
+            "source_patient_id": patient_cx, "authors": authors}
+    if cda is not None and cda.effective_time:
+        meta["creation_time"] = _iso(cda.effective_time)
+    meta = {k: v for k, v in meta.items() if v}
+    # A deletion may come without the document: the package then carries an empty CDA shell.
+    package = write_package(
+        [("DOC0001.XML", msg.content or b"<ClinicalDocument xmlns=\"urn:hl7-org:v3\"/>", meta)],
+        submission_set={"unique_id": f"2.25.{uuid.uuid4().int}", "source_id": SOURCE_ID,
+                        "content_type": CONTENT_TYPE,
+                        "title": title, "authors": authors},
+        patient_id=patient_cx or "^^^&1.2.250.1.213.1.4.8&ISO^NH", action=ACTIONS.get(msg.action), sender=sender)
+    subject = ans_subject(title, p.family_name, p.given_name, p.birth_date)
+    body = msg.metadata.get("CORPSMAIL_PATIENT" if kind == "patient" else "CORPSMAIL_PS", "")
+    headers = {"X-MSS-CODECDA": type_code, "X-MSS-INS": "O" if p.ins else "N"}
+    if msg.patient_replies_blocked:
+        headers["X-MSS-MES"] = "FIN"
+    if msg.reply_to:
+        headers["Reply-To"] = ", ".join(msg.reply_to)
+    return xdm_mail(sender=sender, to=recipients, subject=subject, package=package, text=body,
+                    disposition_notification_to=sender if msg.flag("ACK_LECTURE_MSS") else None,
+                    extra_headers=headers)
+
+
+def _iso(value: str) -> str | None:
+    digits = "".join(c for c in value if c.isdigit())[:14]
+    if len(digits) < 8:
+        return None
+    digits = digits.ljust(14, "0")
+    return f"{digits[:4]}-{digits[4:6]}-{digits[6:8]}T{digits[8:10]}:{digits[10:12]}:{digits[12:14]}Z"

@@ -1,0 +1,182 @@
+"""The PFI's MSSanté sending (DESTMSSANTEPS / DESTMSSANTEPAT): the mail as the ANS guide shapes it, delivered
+through the world, and the ZAM^Z02 / Z03 made from the correspondents' DSN and MDN."""
+
+import base64
+import email
+from email import policy
+
+import pytest
+from hl7.client import MLLPClient
+from pfi_messages import cda_for, mdm, parse_ack
+from test_door import FakeDpi, msa, send, wait_for
+
+from mockbench.formats.xdm import ans_subject, read_package
+from mockbench.protocols.pfi.door import MAIL_KEY, PfiDoor, PfiSettings
+from mockbench.protocols.pfi.hl7 import parse as parse_hl7
+from mockbench.world.model import Mailbox
+
+
+def world(bench):
+    return bench.bench.world
+
+
+def mails(bench, address: str) -> list[tuple[dict, bytes]]:
+    w = world(bench)
+    with w.transaction() as tx:
+        return [(m.headers, w.mss.raw(tx, m.id)) for m in w.mss.messages(tx, address)]
+
+
+def package_of(raw: bytes):
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    zips = [p for p in parsed.walk() if p.get_filename() == "IHE_XDM.ZIP"]
+    assert len(zips) == 1
+    return read_package(zips[0].get_content()), parsed
+
+
+def mss_entries(bench) -> list[dict]:
+    return [e for e in bench.client.journal(channel="mss") if e["operation"] == "DELIVER"]
+
+
+@pytest.fixture
+def people(pfi_world):
+    pros = pfi_world["pros"]
+    assert pros["dr_a"]["mssante"] and pros["dr_b"]["mssante"]
+    return pfi_world["bench"], pfi_world["patient"], pros["dr_a"], pros["dr_b"]
+
+
+def test_destmssanteps_sends_an_xdm_mail_to_the_correspondent(people):
+    bench, patient, dr_a, dr_b = people
+    v1 = "1.2.250.1.999.20.1"
+    message = mdm("T02", patient, dr_a, dr_a["finess"], v1, control_id="M1", flags={"DESTMSSANTEPS": "Y"},
+                  recipients=(dr_b["mssante"],))
+    body = base64.b64encode("Bonjour, voici le compte rendu de la séance.".encode()).decode()
+    message += (f"OBX|12|ED|CORPSMAIL_PS^CORPSMAIL_PS^MetaDMPMSS||^text^^Base64^{body}||||||F\r"
+                f"PRT||UC||REPLY^^participation|||||||||||^NET^X.400^{dr_a['mssante']}\r"
+                "NTE|1|||FIN\r").encode()
+    assert msa(send(bench, message)[0]) == ("AA", "M1")
+    [(headers, raw)] = mails(bench, dr_b["mssante"])
+    assert headers["From"] == dr_a["mssante"].lower()
+    assert headers["Subject"] == ans_subject("CR de consultation", "DURAND", "Alice", "19800504")
+    assert (headers["X-MSS-CODECDA"], headers["X-MSS-INS"], headers["X-MSS-MES"]) == ("11488-4", "O", "FIN")
+    assert "Disposition-Notification-To" not in headers
+    package, parsed = package_of(raw)
+    assert parsed["Reply-To"] == dr_a["mssante"]
+    assert parsed.get_body(("plain",)).get_content() == "Bonjour, voici le compte rendu de la séance."
+    [doc] = package.documents
+    assert doc.hash_ok and doc.size_ok and doc.entry.meta["unique_id"] == v1 and package.action is None
+    assert doc.content == cda_for(patient, v1, dr_a)
+    [entry] = mss_entries(bench)
+    assert (entry["direction"], entry["verdict"], entry["ref"]) == ("out", "accepted", headers["Message-ID"])
+    with world(bench).transaction() as tx:
+        assert tx.meta_get(MAIL_KEY + headers["Message-ID"])["control_id"] == "M1"
+    assert bench.client.documents("alice")[0]["unique_id"] == v1        # the DMP was fed as well
+
+
+def test_destmssantepat_sends_to_the_patient_address_built_from_the_ins(people):
+    bench, patient, dr_a, _ = people
+    message = mdm("T02", patient, dr_a, dr_a["finess"], "1.2.250.1.999.21.1", control_id="P1",
+                  flags={"DESTMSSANTEPAT": "Y", "ACK_LECTURE_MSS": "Y"}, recipients=())
+    assert msa(send(bench, message)[0]) == ("AA", "P1")
+    [(headers, _)] = mails(bench, f"{patient['ins']}@patient.mssante.fr")
+    assert headers["To"] == f"{patient['ins']}@patient.mssante.fr"
+    assert headers["Disposition-Notification-To"] == dr_a["mssante"].lower()
+
+
+def test_replacement_and_deletion_carry_action_c_and_d(people):
+    bench, patient, dr_a, dr_b = people
+    v1, v2 = "1.2.250.1.999.22.1", "1.2.250.1.999.22.2"
+    flags, to = {"DESTMSSANTEPS": "Y"}, (dr_b["mssante"],)
+    acks = send(bench, mdm("T02", patient, dr_a, dr_a["finess"], v1, control_id="R1", flags=flags, recipients=to),
+                mdm("T10", patient, dr_a, dr_a["finess"], v2, v1, control_id="R2", flags=flags, recipients=to),
+                mdm("T04", patient, dr_a, dr_a["finess"], v2, v1, control_id="R3", flags=flags, recipients=to))
+    assert [msa(a)[0] for a in acks] == ["AA"] * 3
+    packages = [package_of(raw)[0] for _, raw in mails(bench, dr_b["mssante"])]
+    assert [p.action for p in packages] == [None, "C", "D"]
+    assert [p.documents[0].entry.meta["unique_id"] for p in packages] == [v1, v2, v2]
+
+
+def test_an_unknown_recipient_keeps_aa_and_is_journaled(people):
+    bench, patient, dr_a, _ = people
+    message = mdm("T02", patient, dr_a, dr_a["finess"], "1.2.250.1.999.23.1", control_id="U1",
+                  flags={"DESTMSSANTEPS": "Y"}, recipients=("nobody@chu.mssante.fr",))
+    assert msa(send(bench, message)[0]) == ("AA", "U1")
+    [entry] = mss_entries(bench)
+    assert (entry["verdict"], entry["code"]) == ("refused", "SMTP_550")
+    assert any("nobody@chu.mssante.fr" in f["message"] for f in entry["findings"])
+    assert bench.client.documents("alice")                               # the DMP part went through
+
+
+def test_without_a_personal_address_the_structure_mailbox_sends_else_a_finding(people):
+    bench, patient, dr_a, dr_b = people
+    stranger = {**dr_a, "idnps": "899700000001", "family_name": "INCONNU"}   # not a professional of the world
+    flags = {"DESTDMP": "N", "DESTMSSANTEPS": "Y"}
+    send(bench, mdm("T02", patient, stranger, dr_a["finess"], "1.2.250.1.999.25.1", control_id="S1", flags=flags,
+                    recipients=(dr_b["mssante"],)))
+    [entry] = mss_entries(bench)
+    assert (entry["verdict"], entry["code"]) == ("error", "MSS_NO_SENDER") and not mails(bench, dr_b["mssante"])
+    w = world(bench)
+    with w.transaction() as tx:
+        w.directory.add_mailbox(tx, Mailbox(address="secretariat@chu.mssante.fr", type="ORG", owner="chu"))
+    send(bench, mdm("T02", patient, stranger, dr_a["finess"], "1.2.250.1.999.25.2", control_id="S2", flags=flags,
+                    recipients=(dr_b["mssante"],)))
+    [(headers, _)] = mails(bench, dr_b["mssante"])
+    assert headers["From"] == "secretariat@chu.mssante.fr"
+
+
+@pytest.mark.parametrize("behaviour,flags,expected", [
+    ("fail_integration", {"ACK_LECTURE_MSS": "Y"}, ("ZAM^Z03", "N", "I01", "LECTEUR_MSS")),
+    ("bounce", {}, ("ZAM^Z02", "N", "550", "DESTINATAIRE_MSS")),
+    ("integrate", {"ACK_LECTURE_MSS": "Y"}, ("ZAM^Z03", "Y", "", "LECTEUR_MSS")),
+    ("integrate", {"ACK_RECEPTION": "Y"}, ("ZAM^Z02", "Y", "", "DESTINATAIRE_MSS")),
+    ("unknown", {}, ("ZAM^Z02", "N", "550", "DESTINATAIRE_MSS")),
+])
+def test_dsn_and_mdn_become_zam_z02_and_z03(people, behaviour, flags, expected):
+    bench, patient, dr_a, dr_b = people
+    to = "nobody@chu.mssante.fr" if behaviour == "unknown" else dr_b["mssante"]
+    if behaviour != "unknown":
+        w = world(bench)
+        with w.transaction() as tx:
+            w.mss.set_behaviour(tx, to, {"on_receive": behaviour})
+    dpi = FakeDpi()
+    door = PfiDoor(bench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
+    port = door.start()["mllp"]
+    try:
+        message = mdm("T02", patient, dr_a, dr_a["finess"], "1.2.250.1.999.24.1", control_id="Z-MSS",
+                      flags={"DESTMSSANTEPS": "Y", **flags}, recipients=(to,))
+        with MLLPClient("127.0.0.1", port) as client:
+            client.socket.settimeout(10)
+            assert msa(parse_ack(client.send_message(message))) == ("AA", "Z-MSS")
+        assert wait_for(lambda: len(dpi.received) >= 2)
+        zams = [parse_hl7(p) for p in dpi.received]
+        assert sorted(z.operation for z in zams) == sorted(["ZAM^Z01", expected[0]])
+        [zam] = [z for z in zams if z.operation == expected[0]]
+        assert (zam.get("OBX", 4), zam.get("OBX", 5)) == ("Z-MSS", expected[1])
+        assert zam.segments("OBX")[1][3].split("^")[0] == expected[3]
+        assert zam.segments("OBX")[1][5] == to.lower()
+        assert (zam.get("ERR", 5) if zam.segments("ERR") else "") == expected[2]
+    finally:
+        door.stop()
+        dpi.close()
+
+
+def test_an_answer_after_a_restart_still_maps_to_the_hl7_message(people):
+    """The Message-ID -> MSH-10 mapping is in the world store: a door started after the mail was sent (as
+    after a restart) turns a late MDN (read_after on the virtual clock) into its ZAM^Z03."""
+    bench, patient, dr_a, dr_b = people
+    w = world(bench)
+    with w.transaction() as tx:
+        w.mss.set_behaviour(tx, dr_b["mssante"], {"on_receive": "integrate", "read_after": "10m"})
+    message = mdm("T02", patient, dr_a, dr_a["finess"], "1.2.250.1.999.26.1", control_id="LATE",
+                  flags={"DESTDMP": "N", "DESTMSSANTEPS": "Y", "ACK_LECTURE_MSS": "Y"}, recipients=(dr_b["mssante"],))
+    assert msa(send(bench, message)[0]) == ("AA", "LATE")     # the bench's own door, without a DPI
+    dpi = FakeDpi()
+    door = PfiDoor(bench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
+    door.start()
+    try:
+        bench.client.advance("15m")
+        assert wait_for(lambda: len(dpi.received) >= 1)
+        [zam] = [parse_hl7(p) for p in dpi.received]
+        assert (zam.operation, zam.get("OBX", 4), zam.get("OBX", 5)) == ("ZAM^Z03", "LATE", "Y")
+    finally:
+        door.stop()
+        dpi.close()
