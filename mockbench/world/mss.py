@@ -13,6 +13,7 @@ turn into ZAM^Z02 / Z03.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import TYPE_CHECKING
 
@@ -193,6 +194,29 @@ class Mss:
         box = self.mailbox_for(tx, address)
         rows = tx.select("messages", mailbox=box.address)
         return sorted((Message.from_dict(r) for r in rows), key=lambda m: m.uid)
+
+    def uids(self, tx: Tx, address: str) -> list[int]:
+        """A mailbox's UIDs in order, without decoding its messages (an IMAP session checks them on every
+        command)."""
+        box = self.mailbox_for(tx, address)
+        rows = tx.conn.execute("SELECT json_extract(data, '$.uid') FROM messages WHERE ns = ? AND mailbox = ?",
+                               (tx.ns, box.address)).fetchall()
+        return sorted(int(r[0]) for r in rows)
+
+    def by_uids(self, tx: Tx, address: str, uids: list[int]) -> list[Message]:
+        """The messages of a mailbox with these UIDs, in UID order."""
+        if not uids:
+            return []
+        box = self.mailbox_for(tx, address)
+        found: list[Message] = []
+        for start in range(0, len(uids), 500):   # SQLite's bound on host parameters
+            chunk = uids[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = tx.conn.execute(
+                f"SELECT data FROM messages WHERE ns = ? AND mailbox = ? AND json_extract(data, '$.uid') IN ({marks})",
+                (tx.ns, box.address, *chunk)).fetchall()
+            found.extend(Message.from_dict(json.loads(r[0])) for r in rows)
+        return sorted(found, key=lambda m: m.uid)
 
     def message(self, tx: Tx, message_id: str) -> Message:
         row = tx.get("messages", id=message_id)

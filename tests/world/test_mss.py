@@ -100,3 +100,11 @@ def test_flags_and_expunge(mss):
         assert [m.id for m in mss.world.mss.messages(tx, "dpi@chu.mssante.fr")] == [b.id]
         with pytest.raises(errors.NotFound):
             mss.world.mss.raw(tx, a.id)
+
+
+def test_uids_and_messages_by_uid(mss):
+    with mss.tx() as tx:
+        sent = [mss.world.mss.deliver(tx, "x@y.mssante.fr", ["dpi@chu.mssante.fr"], mail())[0] for _ in range(3)]
+        assert mss.world.mss.uids(tx, "dpi@chu.mssante.fr") == [1, 2, 3]
+        assert [m.id for m in mss.world.mss.by_uids(tx, "dpi@chu.mssante.fr", [3, 1, 9])] == [sent[0].id, sent[2].id]
+        assert mss.world.mss.by_uids(tx, "dpi@chu.mssante.fr", []) == []

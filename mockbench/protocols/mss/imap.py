@@ -573,27 +573,27 @@ class ImapSession:
     cmd_create = cmd_delete = cmd_rename = cmd_append = cmd_copy = _one_inbox_only
 
     # Selected state -----------------------------------------------------------------------------
-    def sync(self, *, expunges: bool) -> list[Message]:
+    def sync(self, *, expunges: bool) -> list[int]:
         """Tell the client about new messages (EXISTS) and, when allowed, about expunged ones (EXPUNGE).
-        Returns the mailbox's messages as the world holds them now."""
+        Returns the mailbox's UIDs as the world holds them now (UIDs only: decoding every message record
+        on every command made one FETCH per message cost 15 ms in a 1,000-message mailbox)."""
         with self.world.transaction() as tx:
-            messages = self.world.mss.messages(tx, self.address)
-        present = {m.uid for m in messages}
+            uids = self.world.mss.uids(tx, self.address)
+        present = set(uids)
         if expunges:
             for seq in range(len(self.uids), 0, -1):
                 if self.uids[seq - 1] not in present:
                     del self.uids[seq - 1]
                     self.send(f"* {seq} EXPUNGE".encode())
         last = self.uids[-1] if self.uids else 0
-        fresh = [m.uid for m in messages if m.uid > last]   # UIDs only grow: anything newer is new mail
+        fresh = [u for u in uids if u > last]   # UIDs only grow: anything newer is new mail
         if fresh:
             self.uids.extend(fresh)
             self.send(f"* {len(self.uids)} EXISTS".encode())
-        return messages
+        return uids
 
-    def _targets(self, set_text: str, by_uid: bool, messages: list[Message]) -> list[tuple[int, Message]]:
+    def _targets(self, set_text: str, by_uid: bool) -> list[tuple[int, Message]]:
         """(sequence number, message) for each message of the set that still exists, in sequence order."""
-        by_uid_map = {m.uid: m for m in messages}
         if by_uid:
             wanted = SeqSet(set_text, self.uids[-1] if self.uids else 0)
             picked = [(i, u) for i, u in enumerate(self.uids, 1) if u in wanted]
@@ -602,6 +602,8 @@ class ImapSession:
             if any(hi > len(self.uids) and lo > len(self.uids) for lo, hi in wanted.ranges):
                 raise ImapRefusal(f"no message {set_text} here: the mailbox has {len(self.uids)}", bad=True)
             picked = [(i, u) for i, u in enumerate(self.uids, 1) if i in wanted]
+        with self.world.transaction() as tx:
+            by_uid_map = {m.uid: m for m in self.world.mss.by_uids(tx, self.address, [u for _, u in picked])}
         return [(i, by_uid_map[u]) for i, u in picked if u in by_uid_map]
 
     async def cmd_uid(self, tag: str, args: list) -> str:
@@ -644,8 +646,8 @@ class ImapSession:
         items = _fetch_items(args[1])
         if by_uid and not any(i.name == "UID" for i in items):
             items.insert(0, FetchItem("UID", label="UID"))
-        messages = self.sync(expunges=False)
-        targets = self._targets(str(args[0]), by_uid, messages)
+        self.sync(expunges=False)
+        targets = self._targets(str(args[0]), by_uid)
         sets_seen = not self.readonly and any(i.sets_seen for i in items)
         wants_flags = any(i.name == "FLAGS" for i in items)
         with self.world.transaction() as tx:
@@ -706,8 +708,9 @@ class ImapSession:
             args = args[2:]
         if not args:
             raise ImapRefusal("SEARCH takes at least one search key", bad=True)
-        messages = self.sync(expunges=False)
-        present = {m.uid: m for m in messages}
+        self.sync(expunges=False)
+        with self.world.transaction() as tx:
+            present = {m.uid: m for m in self.world.mss.messages(tx, self.address)}
         rows = [(seq, present[uid]) for seq, uid in enumerate(self.uids, 1) if uid in present]
         test = _search_program(list(args), self)
         with self.world.transaction() as tx:
@@ -726,8 +729,8 @@ class ImapSession:
         if mode not in ("FLAGS", "+FLAGS", "-FLAGS"):
             raise ImapRefusal(f"unknown STORE item {action[:40]}: FLAGS, +FLAGS or -FLAGS (.SILENT)", bad=True)
         flags = _flags(args[2] if isinstance(args[2], list) else args[2:])
-        messages = self.sync(expunges=False)
-        targets = self._targets(str(args[0]), by_uid, messages)
+        self.sync(expunges=False)
+        targets = self._targets(str(args[0]), by_uid)
         with self.world.transaction() as tx:
             for seq, message in targets:
                 current = set(message.flags)
