@@ -188,6 +188,11 @@ class Mss:
             return  # the sender is not a mailbox of this world: nobody to tell
         self.world.events.publish(tx, events.Event(kind, original.message_id, data={
             "from": sender, "to": to, "original": original.id, "error": error}))
+        # What a simulated recipient answers crosses the bench's edge too: it goes in the timeline.
+        self.world.journal.append(
+            tx, "mss", "MDN" if kind == events.MAIL_MDN else "DSN", direction="out", actor=sender,
+            verdict="accepted", code=error.split("^")[0] if error else None, raw=report,
+            ref=original.message_id, document=original.document or None)
 
     # Reading ------------------------------------------------------------------------------------
     def messages(self, tx: Tx, address: str) -> list[Message]:

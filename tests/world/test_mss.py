@@ -108,3 +108,15 @@ def test_uids_and_messages_by_uid(mss):
         assert mss.world.mss.uids(tx, "dpi@chu.mssante.fr") == [1, 2, 3]
         assert [m.id for m in mss.world.mss.by_uids(tx, "dpi@chu.mssante.fr", [3, 1, 9])] == [sent[0].id, sent[2].id]
         assert mss.world.mss.by_uids(tx, "dpi@chu.mssante.fr", []) == []
+
+
+def test_answers_are_journaled(mss):
+    with mss.tx() as tx:
+        mss.world.mss.set_behaviour(tx, "dr.roux@clinique.mssante.fr", {"on_receive": "fail_integration",
+                                                                        "error": "E7^Illisible"})
+        sent = mss.world.mss.deliver(tx, "dpi@chu.mssante.fr", ["dr.roux@clinique.mssante.fr"], mail())[0]
+        mss.world.mss.set_behaviour(tx, "dr.roux@clinique.mssante.fr", {"on_receive": "bounce"})
+        mss.world.mss.deliver(tx, "dpi@chu.mssante.fr", ["dr.roux@clinique.mssante.fr"], mail())
+    with mss.tx() as tx:
+        entries = [(e["operation"], e["direction"], e["code"], e["ref"]) for e in mss.world.journal.query(tx, channel="mss")]
+    assert entries[0] == ("MDN", "out", "E7", sent.message_id) and entries[1][:3] == ("DSN", "out", None)
