@@ -19,7 +19,6 @@ import binascii
 import fnmatch
 import logging
 import ssl
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from ...world.journal import finding
 from ...world.model import Mailbox, Message
 from ...world.mss import is_mssante
 from ...world.store import Tx
+from ..loop import LoopThread
 from .imap_wire import (
     Atom,
     CommandReader,
@@ -105,40 +105,14 @@ class ImapDoor:
         self.bench = bench
         self.world = bench.world
         self.settings = settings or ImapSettings()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._runner = LoopThread("mockbench-imap")
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
 
     # Lifecycle ----------------------------------------------------------------------------------
     def start(self) -> dict[str, int]:
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._open())
-            except BaseException as exc:  # reported to start() below
-                failure.append(exc)
-                started.set()
-                loop.close()
-                return
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self._close())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="mockbench-imap", daemon=True)
-        self._thread.start()
-        started.wait(timeout=10)
-        if failure:
-            from ...bench import BenchError
-            exc = failure[0]
-            raise BenchError(f"cannot listen on {self.settings.host}:{self.settings.port} for imap: "
-                             f"{getattr(exc, 'strerror', None) or exc}; choose another port with --imap-port "
-                             "(0 takes any free port)") from None
+        self._runner.start(lambda loop: self._open(), self._close, port_name="imap", host=self.settings.host,
+                           port=self.settings.port)
         assert self._server is not None
         return {"imap": self._server.sockets[0].getsockname()[1]}
 
@@ -156,12 +130,7 @@ class ImapDoor:
             await self._server.wait_closed()
 
     def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is not None and loop.is_running():
-            loop.call_soon_threadsafe(loop.stop)
-        if thread is not None:
-            thread.join(timeout=10)
-        self._loop = self._thread = None
+        self._runner.stop()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -25,7 +25,6 @@ import hmac
 import json
 import logging
 import re
-import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -37,6 +36,7 @@ from ...world import errors
 from ...world.journal import finding
 from ...world.mss import is_mssante
 from ...world.store import Tx
+from ..loop import LoopThread
 from . import errors as status
 from .errors import Refusal, status_for
 
@@ -441,40 +441,14 @@ class SmtpDoor:
 
             self.tls_context = server_context(bench.tls, require_client_cert=False)
         self._handler = MssHandler(self)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._runner = LoopThread("mockbench-smtp")
         self._server: asyncio.base_events.Server | None = None
         self._sessions: weakref.WeakSet[MssSmtp] = weakref.WeakSet()
 
     # Lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> dict[str, int]:
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._open(loop))
-            except BaseException as exc:  # reported to start() below
-                failure.append(exc)
-                started.set()
-                loop.close()
-                return
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self._close())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="mockbench-smtp", daemon=True)
-        self._thread.start()
-        started.wait(timeout=10)
-        if failure:
-            from ...bench import BenchError
-            exc = failure[0]
-            raise BenchError(f"cannot listen on {self.settings.host}:{self.settings.port} for smtp: "
-                             f"{getattr(exc, 'strerror', None) or exc}; choose another port with --smtp-port "
-                             "(0 takes any free port)") from None
+        self._runner.start(self._open, self._close, port_name="smtp", host=self.settings.host,
+                           port=self.settings.port)
         assert self._server is not None
         return {"smtp": self._server.sockets[0].getsockname()[1]}
 
@@ -498,12 +472,7 @@ class SmtpDoor:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is not None and loop.is_running():
-            loop.call_soon_threadsafe(loop.stop)
-        if thread is not None:
-            thread.join(timeout=10)
-        self._loop = self._thread = None
+        self._runner.stop()
 
     # World calls ----------------------------------------------------------------------------------------
     def _run(self, operation: str, actor: str, fn: Callable[[Tx], Outcome], *, raw: bytes = b"",

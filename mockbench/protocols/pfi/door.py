@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +33,7 @@ from ...world import errors, events
 from ...world.journal import finding
 from ...world.model import Actor
 from ...world.store import Tx
+from ..loop import LoopThread
 from . import hl7 as wire
 from . import mail
 from .errors import ZamRefusal, _hl7, zam_error
@@ -79,8 +79,7 @@ class PfiDoor:
         self.bench = bench
         self.world = bench.world
         self.settings = settings or PfiSettings()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._runner = LoopThread("mockbench-pfi")
         self._server: asyncio.base_events.Server | None = None
         self._outbox: asyncio.Queue | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -88,33 +87,8 @@ class PfiDoor:
 
     # Lifecycle ----------------------------------------------------------------------------------
     def start(self) -> dict[str, int]:
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._open())
-            except BaseException as exc:  # reported to start() below
-                failure.append(exc)
-                started.set()
-                loop.close()
-                return
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self._close())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="mockbench-pfi", daemon=True)
-        self._thread.start()
-        started.wait(timeout=10)
-        if failure:
-            from ...bench import BenchError
-            exc = failure[0]
-            raise BenchError(f"cannot listen on {self.settings.host}:{self.settings.port} for mllp: "
-                             f"{getattr(exc, 'strerror', None) or exc}; choose another port with --mllp-port "
-                             "(0 takes any free port)") from None
+        self._runner.start(lambda loop: self._open(), self._close, port_name="mllp", host=self.settings.host,
+                           port=self.settings.port)
         assert self._server is not None
         self._unsubscribe = [self.world.events.subscribe(kind, self._on_mail_event)
                              for kind in (events.MAIL_DSN, events.MAIL_MDN)]
@@ -139,12 +113,7 @@ class PfiDoor:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
-        loop, thread = self._loop, self._thread
-        if loop is not None and loop.is_running():
-            loop.call_soon_threadsafe(loop.stop)
-        if thread is not None:
-            thread.join(timeout=10)
-        self._loop = self._thread = None
+        self._runner.stop()
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -431,7 +400,7 @@ class PfiDoor:
 
     def _on_mail_event(self, event: events.Event) -> None:
         """A DSN or an MDN answering a mail this door sent: ZAM^Z02 / ZAM^Z03 to the DPI."""
-        if self.settings.dpi is None or not event.cause or self._loop is None:
+        if self.settings.dpi is None or not event.cause or self._runner.loop is None:
             return
         with self.world.transaction() as tx:
             info = tx.meta_get(MAIL_KEY + event.cause)
@@ -465,7 +434,7 @@ class PfiDoor:
 
     # Outbound -----------------------------------------------------------------------------------
     def _queue(self, text: str, inbound: wire.Inbound, operation: str, meta: dict) -> None:
-        loop, outbox = self._loop, self._outbox
+        loop, outbox = self._runner.loop, self._outbox
         if loop is None or outbox is None:
             return
         payload = self._encode(text, inbound)

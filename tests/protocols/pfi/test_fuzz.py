@@ -276,7 +276,7 @@ def test_random_streams_are_answered_or_closed(fuzz_door, chunks, half_close):
     assert closed, "the door neither answered to the end nor closed the connection"
     for answer in answers:
         check_ack(answer, None)
-    assert door._thread is not None and door._thread.is_alive()
+    assert door._runner.alive
     assert_serving(port, "AFTER-STREAM")
 
 
