@@ -26,6 +26,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_process import start_bench  # noqa: E402
+
 SPECIALTIES = ("SM26", "SM04", "SM40", "SM44", "SM53", "SM54", "SM02", "SM30")
 KEY = {"ESANTE-API-KEY": "mockbench"}
 SEARCH = "/fhir/v1/PractitionerRole?specialty={}&_include=PractitionerRole:practitioner"
@@ -46,16 +50,7 @@ def directory(n: int) -> str:
 
 
 def start(tmp: Path) -> tuple[subprocess.Popen, dict]:
-    port_file = tmp / "ports.json"
-    proc = subprocess.Popen([sys.executable, "-m", "mockbench", "up", "--http-port", "0", "--mllp-port", "0", "--smtp-port", "0", "--imap-port", "0",
-                             "--state", str(tmp / "state"), "--port-file", str(port_file), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the bench did not start")
-        time.sleep(0.02)
-    return proc, json.loads(port_file.read_text())
+    return start_bench(tmp)
 
 
 def post_scenario(port: int, text: str) -> float:

@@ -25,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_process import start_bench  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "tests" / "protocols" / "dmp"))
 
 from dmp_messages import cda, find_documents, provide_and_register, vihf  # noqa: E402
@@ -55,20 +58,7 @@ def world(entries: int) -> str:
 
 
 def start(tmp: Path, entries: int) -> tuple[subprocess.Popen, dict]:
-    port_file = tmp / "ports.json"
-    proc = subprocess.Popen([sys.executable, "-m", "mockbench", "up", "--http-port", "0", "--mllp-port", "0", "--smtp-port", "0", "--imap-port", "0",
-                             "--state", str(tmp / "state"), "--port-file", str(port_file), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the bench did not start")
-        time.sleep(0.02)
-    ports = json.loads(port_file.read_text())
-    req = urllib.request.Request(f"http://127.0.0.1:{ports['http']}/_bench/scenarios", method="POST",
-                                 data=world(entries).encode())
-    urllib.request.urlopen(req, timeout=60).read()
-    return proc, ports
+    return start_bench(tmp, world(entries))
 
 
 def get(ports: dict, path: str):

@@ -23,6 +23,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_process import start_bench  # noqa: E402
+
 MAILBOX = "dpi@chu.mssante.fr"
 WORLD = f"""\
 id: bench-imap
@@ -35,17 +39,7 @@ world:
 
 
 def start(tmp: Path) -> tuple[subprocess.Popen, dict]:
-    port_file = tmp / "ports.json"
-    proc = subprocess.Popen([sys.executable, "-m", "mockbench", "up", "--http-port", "0", "--mllp-port", "0",
-                             "--smtp-port", "0", "--imap-port", "0", "--state", str(tmp / "state"),
-                             "--port-file", str(port_file), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the bench did not start")
-        time.sleep(0.02)
-    return proc, json.loads(port_file.read_text())
+    return start_bench(tmp)
 
 
 def post(ports: dict, path: str, body: bytes, content_type: str = "application/json") -> bytes:

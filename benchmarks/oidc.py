@@ -24,11 +24,14 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_process import start_bench  # noqa: E402
+
 WORLD = """\
 id: bench-oidc
 title: Banc OIDC
@@ -46,20 +49,7 @@ REDIRECT = "http://127.0.0.1:8765/callback"
 
 
 def start(tmp: Path) -> tuple[subprocess.Popen, dict]:
-    port_file = tmp / "ports.json"
-    proc = subprocess.Popen([sys.executable, "-m", "mockbench", "up", "--http-port", "0", "--mllp-port", "0", "--smtp-port", "0", "--imap-port", "0",
-                             "--state", str(tmp / "state"), "--port-file", str(port_file), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the bench did not start")
-        time.sleep(0.02)
-    ports = json.loads(port_file.read_text())
-    req = urllib.request.Request(f"http://127.0.0.1:{ports['http']}/_bench/scenarios", method="POST",
-                                 data=WORLD.encode())
-    urllib.request.urlopen(req, timeout=60).read()
-    return proc, ports
+    return start_bench(tmp, WORLD)
 
 
 def flow(conn: http.client.HTTPConnection, issuer: str) -> None:

@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_process import start_bench  # noqa: E402
 from mockbench.formats.cda import minimal_cda  # noqa: E402
 from mockbench.protocols.pfi.mllp import MllpClient  # noqa: E402
 
@@ -43,17 +43,7 @@ world:
 """
 
 
-def start_bench(tmp: Path) -> tuple[subprocess.Popen, dict]:
-    port_file = tmp / "ports.json"
-    proc = subprocess.Popen([sys.executable, "-m", "mockbench", "up", "--http-port", "0", "--mllp-port", "0", "--smtp-port", "0", "--imap-port", "0",
-                             "--state", str(tmp / "state"), "--port-file", str(port_file), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the bench did not start")
-        time.sleep(0.02)
-    return proc, json.loads(port_file.read_text())
+
 
 
 def http(ports: dict, method: str, path: str, body: bytes | None = None) -> dict:

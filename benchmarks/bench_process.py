@@ -1,0 +1,34 @@
+"""`mockbench up` as a separate process for the standalone figure scripts: free ports, a state folder of its
+own, ready when its port file exists, optionally loaded with a scenario."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_bench(tmp: Path, scenario: str | None = None, *, timeout: float = 30.0,
+                load_timeout: float = 600.0) -> tuple[subprocess.Popen, dict]:
+    port_file = tmp / "ports.json"
+    proc = subprocess.Popen([sys.executable, "-m", "mockbench", "up", "--http-port", "0", "--mllp-port", "0",
+                             "--smtp-port", "0", "--imap-port", "0", "--state", str(tmp / "state"),
+                             "--port-file", str(port_file), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    deadline = time.monotonic() + timeout
+    while not port_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("the bench did not start")
+        time.sleep(0.02)
+    ports = json.loads(port_file.read_text())
+    if scenario is not None:
+        req = urllib.request.Request(f"http://127.0.0.1:{ports['http']}/_bench/scenarios", method="POST",
+                                     data=scenario.encode(), headers={"Content-Type": "application/yaml"})
+        urllib.request.urlopen(req, timeout=load_timeout).read()
+    return proc, ports
