@@ -17,8 +17,12 @@ MDN a ZAM^Z03 (Y, or N with the MDN's code^label) when ACK_LECTURE_MSS=Y or the 
 Delivery in the bench is immediate, so ACK_RECEPTION=Y gets its ZAM^Z02 Y right after the commit, for each
 recipient except those whose behaviour bounces (their DSN makes the Z02 N instead).
 
-Outbound, ZAMs go to the DPI's MLLP listener (--dpi-mllp HOST:PORT) from a queue: each waits for the DPI's
-ACK, is retried with a bound, and is journaled.
+Inbound mail (PFI -> DPI, [CDA-MSS]): a mail delivered to a `hospital` mailbox that carries an IHE_XDM.ZIP
+becomes one MDM^T02 / T10 / T04 per document (inbound.py), MSH-21 `1.1^CISIS_CDA_HL7_LPS`, with an extra OBX
+carrying the mail (Message-ID, subject, base64 body); a package that cannot be read is an error entry.
+
+Outbound, ZAMs and those MDMs go to the DPI's MLLP listener (--dpi-mllp HOST:PORT) from a queue: each waits
+for the DPI's ACK, is retried with a bound, and is journaled.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...formats.mime import header_summary
+from ...formats.xdm import XdmError, read_package
 from ...world import errors, events
 from ...world.journal import finding
 from ...world.model import Actor
 from ...world.store import Tx
 from ..loop import LoopThread
 from . import hl7 as wire
+from . import inbound as inbound_mail
 from . import mail
 from .errors import ZamRefusal, _hl7, zam_error
 from .messages import ConsentMessage, DocumentMessage, check_header, read_consent, read_document
@@ -92,6 +98,7 @@ class PfiDoor:
         assert self._server is not None
         self._unsubscribe = [self.world.events.subscribe(kind, self._on_mail_event)
                              for kind in (events.MAIL_DSN, events.MAIL_MDN)]
+        self._unsubscribe.append(self.world.events.subscribe(events.MAIL_DELIVERED, self._on_mail_delivered))
         return {"mllp": self._server.sockets[0].getsockname()[1]}
 
     async def _open(self) -> None:
@@ -432,8 +439,61 @@ class PfiDoor:
                                       application=f"{_hl7(code)}^{_hl7(text)}")
             self._queue_zam(tx, original, "Z03", info, success=not error, address=data.get("from", ""), error=item)
 
+    def _on_mail_delivered(self, event: events.Event) -> None:
+        """A mail received on a hospital mailbox: each document of its IHE_XDM.ZIP goes to the DPI as an
+        MDM^T02 / T10 / T04 of the guide [CDA-MSS] (inbound.py builds it), through the outbound queue."""
+        if self.settings.dpi is None or self._runner.loop is None:
+            return
+        data = event.data or {}
+        with self.world.transaction() as tx:
+            try:
+                box = self.world.directory.mailbox(tx, data.get("mailbox") or "")
+                message = self.world.mss.message(tx, data.get("message") or "")
+                raw = self.world.mss.raw(tx, message.id)
+            except errors.WorldError:
+                return
+            if box.role != "hospital":
+                return
+            parsed, package_bytes = inbound_mail.read_mail(raw)
+            if package_bytes is None:
+                return      # a mail without a package: nothing for the DPI
+            message_id = message.message_id or event.cause or ""
+            dpi = "{}:{}".format(*self.settings.dpi)
+            try:
+                package = read_package(package_bytes)
+            except XdmError as exc:
+                self.world.journal.append(
+                    tx, "pfi", "MDM^T02", direction="out", actor=dpi, verdict="error", code=exc.code,
+                    findings=[finding("PFI/XDM", f"the IHE_XDM.ZIP of the mail {message_id} on {box.address} cannot "
+                                      f"be read: {exc.message}; nothing was sent to the DPI", "error")],
+                    raw=raw, ref=message_id)
+                return
+            mail_info = inbound_mail.Mail(message_id=message_id, subject=message.subject or "",
+                                          body=inbound_mail.text_body(parsed), sender=message.sender,
+                                          mailbox=box.address)
+            person = None
+            for prof in self.world.directory.professionals(tx):
+                if prof.mssante and prof.mssante.lower() == message.sender.lower():
+                    person = {"idnps": prof.idnps, "family_name": prof.family_name,
+                              "given_name": prof.given_name}
+                    break
+            for doc in package.documents:
+                if doc.cda is None:
+                    self.world.journal.append(
+                        tx, "pfi", "MDM^T02", direction="out", actor=dpi, verdict="error", code="XDM_NOT_CDA",
+                        document=doc.entry.meta.get("unique_id") or None,
+                        findings=[finding("PFI/XDM", f"{doc.path} of the mail {message_id} is not a readable "
+                                          "CDA: it was not sent to the DPI", "error")], ref=message_id)
+                    continue
+                operation, text = inbound_mail.build_mdm(
+                    doc, package.action, mail_info, control_id=self._control_id(tx), now=self._now(),
+                    receiving=("DPI", box.owner), sender_person=person)
+                meta = {"patient_ins": doc.cda.ins[0] if doc.cda.ins else None, "document": doc.cda.unique_id,
+                        "ref": message_id}
+                tx.after_commit(lambda t=text, o=operation, m=meta: self._queue(t, None, o, m))
+
     # Outbound -----------------------------------------------------------------------------------
-    def _queue(self, text: str, inbound: wire.Inbound, operation: str, meta: dict) -> None:
+    def _queue(self, text: str, inbound: wire.Inbound | None, operation: str, meta: dict) -> None:
         loop, outbox = self._runner.loop, self._outbox
         if loop is None or outbox is None:
             return
