@@ -7,7 +7,7 @@ client, and neither shares a process (or a GIL) with the load. Standard library 
 request in flight per connection, keep-alive HTTP/1.1 (reconnecting when the server closes), MLLP frames
 (VT ... FS CR) with the ACK awaited. The spec (JSON):
 
-    kind         "http", "mllp" or "smtp"
+    kind         "http", "mllp", "smtp" or "oidc"
     port         the server's port on 127.0.0.1 (nothing else is ever a target)
     count        how many requests at most (the timed ones; `warmup` more are sent first, untimed)
     time_limit   seconds at most for the timed requests; the driver stops at whichever bound comes first
@@ -19,6 +19,10 @@ request in flight per connection, keep-alive HTTP/1.1 (reconnecting when the ser
     smtp:        message_b64 (the message, CRLF line ends), mail_from, rcpt_to, login ([user, password] for
                  AUTH PLAIN, or absent); each request is MAIL, RCPT, DATA and the message on a session opened
                  (greeting, EHLO, AUTH) once per connection, the 250 after the final dot awaited
+    oidc:        authorize, token, userinfo (paths), client_id, client_secret, redirect_uri, scope, login_hint;
+                 each request is a whole authorization code flow: authorize with PKCE S256, every redirect on
+                 the server followed (with the flow's own cookies, none kept between flows) up to the one to
+                 redirect_uri with the code, the token request (client_secret_basic), then userinfo
 
 It answers {"done", "elapsed", "rate", "p50_ms", "p99_ms", "max_ms", "errors", "first_error", "bytes_in",
 "connections", "cpu_s"}: cpu_s is the driver's own CPU time over the timed requests.
@@ -28,9 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
+import secrets
 import sys
 import time
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 HOST = "127.0.0.1"          # loopback only, whatever the spec says
 CONNECT_TIMEOUT = 5.0
@@ -49,6 +56,8 @@ class HttpConnection:
         self.port = port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.headers: dict[str, str] = {}     # the last answer's headers (the last value of a repeated one)
+        self.cookies: list[str] = []          # the last answer's Set-Cookie values
 
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.wait_for(asyncio.open_connection(HOST, self.port),
@@ -78,10 +87,14 @@ class HttpConnection:
         parts = lines[0].split(" ", 2)
         status = int(parts[1])
         headers = {}
+        self.cookies = []
         for line in lines[1:]:
             if ":" in line:
                 name, value = line.split(":", 1)
                 headers[name.strip().lower()] = value.strip()
+                if name.strip().lower() == "set-cookie":
+                    self.cookies.append(value.strip())
+        self.headers = headers
         if headers.get("transfer-encoding", "").lower() == "chunked":
             chunks = []
             while True:
@@ -114,6 +127,65 @@ def http_request(spec: dict) -> bytes:
     head = f"{spec.get('method', 'GET')} {spec['path']} HTTP/1.1\r\n" + \
         "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
     return head.encode("latin-1") + body
+
+
+MAX_REDIRECTS = 8
+
+
+async def oidc_flow(conn: HttpConnection, spec: dict) -> int:
+    """One authorization code flow: authorize (PKCE S256), redirects followed with this flow's own cookies
+    until the one to redirect_uri, the code for tokens (client_secret_basic), then userinfo."""
+    port, redirect = spec["port"], spec["redirect_uri"]
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urlencode({"client_id": spec["client_id"], "response_type": "code", "scope": spec["scope"],
+                       "redirect_uri": redirect, "state": secrets.token_urlsafe(8), "nonce": "n",
+                       "login_hint": spec["login_hint"], "code_challenge": challenge,
+                       "code_challenge_method": "S256"})
+    base = {"Host": f"{HOST}:{port}", "Connection": "keep-alive"}
+    jar: dict[str, str] = {}
+    path, received = f"{spec['authorize']}?{query}", 0
+    for _ in range(MAX_REDIRECTS):
+        headers = {**base, "Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())} if jar else base
+        status, body = await conn.exchange(f"GET {path} HTTP/1.1\r\n".encode() + _head(headers))
+        received += len(body)
+        for cookie in conn.cookies:
+            name, _, value = cookie.split(";", 1)[0].partition("=")
+            jar[name.strip()] = value.strip()
+        location = conn.headers.get("location", "")
+        if status not in (302, 303) or not location:
+            raise Failed(f"authorize: status {status}: {body[:200]!r}")
+        if location.startswith(redirect + "?"):
+            found = parse_qs(urlsplit(location).query)
+            if "code" not in found:
+                raise Failed(f"authorize: no code in {location[:200]}")
+            code = found["code"][0]
+            break
+        parts = urlsplit(location)
+        if parts.netloc not in ("", f"{HOST}:{port}"):
+            raise Failed(f"authorize: redirected off the server: {location[:200]}")
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+    else:
+        raise Failed("authorize: too many redirects")
+    form = urlencode({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect,
+                      "code_verifier": verifier}).encode()
+    basic = base64.b64encode(f"{spec['client_id']}:{spec['client_secret']}".encode()).decode()
+    status, body = await conn.exchange(f"POST {spec['token']} HTTP/1.1\r\n".encode() + _head(
+        {**base, "Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded",
+         "Content-Length": str(len(form))}) + form)
+    if status != 200:
+        raise Failed(f"token: status {status}: {body[:200]!r}")
+    received += len(body)
+    access = json.loads(body)["access_token"]
+    status, body = await conn.exchange(f"GET {spec['userinfo']} HTTP/1.1\r\n".encode() + _head(
+        {**base, "Authorization": f"Bearer {access}"}))
+    if status != 200:
+        raise Failed(f"userinfo: status {status}: {body[:200]!r}")
+    return received + len(body)
+
+
+def _head(headers: dict[str, str]) -> bytes:
+    return ("".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode("latin-1")
 
 
 class MllpConnection:
@@ -213,6 +285,12 @@ async def drive(spec: dict) -> dict:
             if status != expect_status:
                 raise Failed(f"status {status}: {body[:200]!r}")
             return len(body)
+    elif kind == "oidc":
+        def make_conn():
+            return HttpConnection(spec["port"])
+
+        async def one(conn, _n: int) -> int:
+            return await oidc_flow(conn, spec)
     elif kind == "mllp":
         template = base64.b64decode(spec["template_b64"])
         expect = spec.get("expect", "MSA|AA|").encode()

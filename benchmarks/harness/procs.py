@@ -258,6 +258,19 @@ def moto(workdir: Path) -> Server:
                   http_answers(port, "/moto-api/"))
 
 
+OIDC_HOST = Path(__file__).resolve().parent / "oidc_host.mjs"
+
+
+def oidc_provider(workdir: Path) -> Server:
+    """panva's oidc-provider, a library: hosted by benchmarks/harness/oidc_host.mjs (one client, a
+    non-interactive login)."""
+    _node_script("oidc-provider", "package.json")
+    port = free_port()
+    env = child_env(NODE_PATH=str(NODE_MODULES), NODE_ENV="production")
+    return Server("oidc-provider", ["node", str(OIDC_HOST), str(port)], workdir, {"http": port},
+                  http_answers(port, "/.well-known/openid-configuration"), env=env)
+
+
 PEERS: dict[str, Callable[[Path], Server]] = {
     "WireMock": wiremock, "mountebank": mountebank, "MailDev": maildev, "moto": moto,
 }

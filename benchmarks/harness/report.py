@@ -6,13 +6,9 @@ from dataclasses import asdict, dataclass
 from statistics import median
 
 # The figures still to come hold a place in the table, and their issues fill it (start the peer in procs.py,
-# add a fig_* method in run.py, drop the line here). MailDev is already installed and started for the other
-# figures; oidc-provider is installed but is a library, so its figure brings the few lines of server that host
-# it, and a code -> token flow driven the same way at both.
-LATER: list[tuple[str, tuple[str, str]]] = [
-    ("OIDC: Pro Santé Connect, code -> token", (
-        "oidc-provider", "later: not measured yet; a later issue adds this figure (oidc-provider needs a host)")),
-]
+# add a fig_* method in run.py, drop the line here). None is left: the last one, OIDC against oidc-provider,
+# hosts the library with benchmarks/harness/oidc_host.mjs.
+LATER: list[tuple[str, tuple[str, str]]] = []  # (figure, (peer, why)): rows not measured yet; none left
 
 
 @dataclass
@@ -108,7 +104,7 @@ def table(rows: list[Row], meta: dict, details: dict) -> str:
                      f"{soap['wiremock_live_heap_mib']:.0f} MiB: its journal keeps each request with its answer; "
                      f"mockbench's RSS {(details.get('rss_after_mib') or {}).get('soap', {}).get('mockbench', 0):.0f} "
                      f"MiB after {soap['requests_served'].get('mockbench', 0):,}.")
-    for key, label in (("soap", "SOAP"), ("mllp", "MLLP"), ("smtp", "SMTP")):
+    for key, label in (("soap", "SOAP"), ("mllp", "MLLP"), ("smtp", "SMTP"), ("oidc", "OIDC")):
         for conns, figures in ((details.get(key) or {}).get("rounds") or {}).items():
             server = figures["server_cpu_ms_per_request"]
             load = figures["load_cpu_ms_per_request"]

@@ -34,7 +34,7 @@ from . import install, procs
 from .procs import HOST, MIB, ROOT, Server, Unavailable
 from .report import LATER, Row, table
 
-FIGURES = ("startup", "idle", "memory", "reset", "soap", "mllp", "smtp")
+FIGURES = ("startup", "idle", "memory", "reset", "soap", "mllp", "smtp", "oidc")
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 DRIVER_SLACK = 60.0  # seconds a driver may take beyond its own time limit (start-up, warm-up)
 
@@ -57,14 +57,17 @@ class Settings:
     round_time_s: float            # a throughput round stops at its count or after this long
     warmup_s: float                # an untimed round per system before the SOAP and MLLP rounds
     connections: tuple[int, ...]
+    oidc_connections: tuple[int, ...]  # the OIDC code flows: one connection when quick, one and eight in full
 
 
 QUICK = Settings("quick", startup_rounds=3, settle_s=2.0, memory_requests=10_000, memory_chunks=5,
                  memory_connections=8, reset_rounds=3, reset_calls=30, rounds=3, soap_count=3_000, mllp_count=3_000,
-                 round_time_s=1.5, warmup_s=1.0, connections=(1, 8))
+                 round_time_s=1.5, warmup_s=1.0, connections=(1, 8),
+                 oidc_connections=(1,))
 FULL = Settings("full", startup_rounds=7, settle_s=5.0, memory_requests=100_000, memory_chunks=10,
                 memory_connections=8, reset_rounds=5, reset_calls=100, rounds=5, soap_count=5_000,
-                mllp_count=5_000, round_time_s=5.0, warmup_s=3.0, connections=(1, 8))
+                mllp_count=5_000, round_time_s=5.0, warmup_s=3.0, connections=(1, 8),
+                oidc_connections=(1, 8))
 
 
 def log(message: str) -> None:
@@ -154,7 +157,8 @@ class Harness:
         self.missing: dict[str, str] = {}     # peer -> why it has no figures
         self.driver_errors: list[str] = []
         self.mllp_next = 0
-        package_of = {"WireMock": "wiremock", "mountebank": "mountebank", "MailDev": "maildev", "moto": "moto"}
+        package_of = {"WireMock": "wiremock", "mountebank": "mountebank", "MailDev": "maildev", "moto": "moto",
+                      "oidc-provider": "oidc-provider"}
         for peer, package in package_of.items():
             why = install_status.get(package)
             if why:
@@ -424,6 +428,41 @@ class Harness:
         self._throughput("smtp", targets, spec, f"SMTP MSSanté mail ({size}), 250 awaited", "msg/s", "MailDev",
                          connections=(1,))
 
+    # (8) the OIDC door: complete authorization code flows ----------------------------------------------------
+    def fig_oidc(self) -> None:
+        from benchmarks import oidc
+
+        bench = self.session["mockbench"]
+        port = bench.ports["http"]
+        call_json(port, "POST", "/_bench/scenarios", oidc.WORLD.encode())
+        login_hint = call_json(port, "GET", "/_bench/professionals")[0]["id"]
+        base, authorize, token, userinfo = oidc.ISSUERS["psc"]
+        common = {"kind": "oidc", "client_id": "mockbench", "client_secret": "mockbench-secret",
+                  "redirect_uri": "http://127.0.0.1/callback", "login_hint": login_hint}
+        flows = {"mockbench": {**common, "port": port, "authorize": base + authorize, "token": base + token,
+                               "userinfo": base + userinfo, "scope": "openid scope_all"}}
+        peer = "oidc-provider"
+        if peer not in self.missing:
+            try:
+                server = self.server(procs.oidc_provider, "oidc-provider")
+                server.start()
+                self.session[peer] = server
+                flows[peer] = {**common, "port": server.ports["http"], "authorize": "/auth", "token": "/token",
+                               "userinfo": "/me", "scope": "openid profile"}
+            except Unavailable as exc:
+                self.missing[peer] = f"did not start: {exc}"
+        for name, flow in flows.items():  # one flow each, checked, before any timing
+            out = drive({**flow, "count": 1, "time_limit": 30.0})
+            if out["errors"]:
+                raise RuntimeError(f"{name}: the code flow failed: {out['first_error']}")
+        self.details["oidc"] = {"login_hint": login_hint, "mockbench_issuer": base,
+                                "scope": {n: f["scope"] for n, f in flows.items()}}
+        by_port = {f["port"]: f for f in flows.values()}
+        self._throughput("oidc", {n: f["port"] for n, f in flows.items()}, lambda p, conns: {
+            **by_port[p], "count": self.s.soap_count, "warmup": 5, "time_limit": self.s.round_time_s,
+            "connections": conns}, "OIDC code flow (authorize, PKCE S256 -> code -> token -> userinfo)", "flow/s",
+            peer, connections=self.s.oidc_connections)
+
     def _throughput(self, key: str, targets: dict[str, int], make_spec: Callable[[int, int], dict], label: str,
                     unit: str, peer: str, connections: tuple[int, ...] | None = None) -> None:
         results: dict[str, dict[str, list]] = {}
@@ -528,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
             timings["startup"] = time.perf_counter() - t0
         if set(wanted) - {"startup"}:
             harness.start_session()
-            for name in ("idle", "memory", "reset", "soap", "mllp", "smtp"):
+            for name in FIGURES[1:]:
                 if name not in wanted:
                     continue
                 t1 = time.perf_counter()
