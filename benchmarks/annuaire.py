@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_process import start_bench  # noqa: E402
+from benchmarks.bench_process import pct, start_bench, stop_bench, write_json  # noqa: E402
 
 SPECIALTIES = ("SM26", "SM04", "SM40", "SM44", "SM53", "SM54", "SM02", "SM30")
 KEY = {"ESANTE-API-KEY": "mockbench"}
@@ -96,9 +95,6 @@ def load(port: int, total: int, connections: int) -> tuple[float, list[float], i
     return per * connections / (time.perf_counter() - t0), sorted(latencies), max(sizes), max(totals)
 
 
-def pct(values: list[float], p: float) -> float:
-    return values[min(len(values) - 1, int(len(values) * p))] * 1000
-
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -124,11 +120,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"page of 50 + 50 included, {size / 1024:.0f} KiB), {connections} connection(s): "
                       f"{rate:,.0f} searches/s, p50 {pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms")
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=10)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+            stop_bench(proc)
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -32,3 +32,24 @@ def start_bench(tmp: Path, scenario: str | None = None, *, timeout: float = 30.0
                                      data=scenario.encode(), headers={"Content-Type": "application/yaml"})
         urllib.request.urlopen(req, timeout=load_timeout).read()
     return proc, ports
+
+
+def stop_bench(proc: subprocess.Popen) -> None:
+    """SIGTERM, as a user's Ctrl-C would: the bench closes its doors and exits."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def pct(values: list[float], p: float) -> float:
+    """The p-quantile (0..1) of sorted durations in seconds, in milliseconds."""
+    return values[min(len(values) - 1, int(len(values) * p))] * 1000
+
+
+def write_json(path: Path | None, data: object) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

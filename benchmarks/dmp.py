@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_process import start_bench  # noqa: E402
+from benchmarks.bench_process import pct, start_bench, stop_bench, write_json  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests" / "protocols" / "dmp"))
 
@@ -106,9 +105,6 @@ def load(port: int, path: str, make_body, total: int, connections: int) -> tuple
     return per * connections / (time.perf_counter() - t0), sorted(latencies), max(sizes)
 
 
-def pct(values: list[float], p: float) -> float:
-    return values[min(len(values) - 1, int(len(values) * p))] * 1000
-
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -145,11 +141,8 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"TD2.1 of a {len(big) / 1e6:.1f} MB document (inline base64): {rate:,.1f} documents/s, "
                           f"p50 {pct(lat, 0.5):.0f} ms")
             finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=10)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+                stop_bench(proc)
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import argparse
 import base64
 import imaplib
 import json
-import signal
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_process import start_bench  # noqa: E402
+from benchmarks.bench_process import start_bench, stop_bench, write_json  # noqa: E402
 
 MAILBOX = "dpi@chu.mssante.fr"
 WORLD = f"""\
@@ -93,8 +92,7 @@ def main(argv: list[str] | None = None) -> None:
                 single.append(time.perf_counter() - t0)
                 imap.logout()
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=10)
+            stop_bench(proc)
     size = len(send)
     result = {"messages": 1000, "message_bytes_json": size, "deliver_1000_s": load_s,
               "bulk_fetch_s": statistics.median(bulk), "one_by_one_s": statistics.median(single)}
@@ -103,9 +101,7 @@ def main(argv: list[str] | None = None) -> None:
           f"(min {min(bulk) * 1000:.0f}, max {max(bulk) * 1000:.0f}, {rounds} rounds)")
     print(f"1,000 UID FETCH, one message each: median {result['one_by_one_s']:.2f} s "
           f"({1000 / result['one_by_one_s']:,.0f} fetches/s)")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

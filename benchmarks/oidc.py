@@ -18,7 +18,6 @@ import hashlib
 import http.client
 import json
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_process import start_bench  # noqa: E402
+from benchmarks.bench_process import pct, start_bench, stop_bench, write_json  # noqa: E402
 
 WORLD = """\
 id: bench-oidc
@@ -106,9 +105,6 @@ def load(port: int, issuer: str, total: int, connections: int) -> tuple[float, l
     return per * connections / (time.perf_counter() - t0), sorted(latencies)
 
 
-def pct(values: list[float], p: float) -> float:
-    return values[min(len(values) - 1, int(len(values) * p))] * 1000
-
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -130,11 +126,8 @@ def main(argv: list[str] | None = None) -> None:
                           f"connection(s): {rate:,.0f} flows/s, p50 {pct(lat, 0.5):.1f} ms, "
                           f"p99 {pct(lat, 0.99):.1f} ms")
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=10)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+            stop_bench(proc)
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import asyncio
 import base64
 import json
 import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_process import start_bench  # noqa: E402
+from benchmarks.bench_process import start_bench, stop_bench, write_json  # noqa: E402
 from mockbench.formats.cda import minimal_cda  # noqa: E402
 from mockbench.protocols.pfi.mllp import MllpClient  # noqa: E402
 
@@ -118,8 +117,7 @@ def main(argv: list[str] | None = None) -> None:
                 results[connections] = rates
             size = len(batch[0])
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=10)
+            stop_bench(proc)
     print(f"MDM^T02 of {size / 1024:.0f} KiB (CDA {len(cda) / 1024:.0f} KiB), ACK awaited, {count} messages x "
           f"{rounds} rounds, {os.cpu_count()} CPUs")
     table = {}
@@ -130,9 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         target = " (target >= 1000)" if connections == 1 else ""
         print(f"  {connections} connection(s): median {med:,.0f} msg/s (min {min(rates):,.0f}, max "
               f"{max(rates):,.0f}, spread {spread:.0f}%){target}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"message_bytes": size, "rates": table}, indent=2))
+    write_json(args.json, {"message_bytes": size, "rates": table})
 
 
 if __name__ == "__main__":

@@ -60,3 +60,50 @@ class LoopThread:
         if thread is not None:
             thread.join(timeout=10)
         self.loop = self._thread = None
+
+
+class DoorTasks:
+    """A socket door's listening server and the tasks it runs on its loop (one per connection, plus its
+    background work), tracked so that closing the door cancels them all and waits for them."""
+
+    def __init__(self) -> None:
+        self.server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None, "listen() first"
+        return self.server.sockets[0].getsockname()[1]
+
+    async def listen(self, handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+                     host: str, port: int, *, limit: int) -> None:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.add(task)
+            try:
+                await handler(reader, writer)
+            finally:
+                writer.close()
+                try:
+                    await writer.wait_closed()
+                except (OSError, asyncio.CancelledError):
+                    pass  # the peer already dropped the connection, or the door is stopping
+                if task is not None:
+                    self._tasks.discard(task)
+
+        self.server = await asyncio.start_server(serve, host, port, limit=limit)
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.server is not None:
+            await self.server.wait_closed()

@@ -29,7 +29,7 @@ from ...world.journal import finding
 from ...world.model import Mailbox, Message
 from ...world.mss import is_mssante
 from ...world.store import Tx
-from ..loop import LoopThread
+from ..loop import DoorTasks, LoopThread
 from .imap_wire import (
     Atom,
     CommandReader,
@@ -106,36 +106,24 @@ class ImapDoor:
         self.world = bench.world
         self.settings = settings or ImapSettings()
         self._runner = LoopThread("mockbench-imap")
-        self._server: asyncio.base_events.Server | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._net = DoorTasks()
 
     # Lifecycle ----------------------------------------------------------------------------------
     def start(self) -> dict[str, int]:
         self._runner.start(lambda loop: self._open(), self._close, port_name="imap", host=self.settings.host,
                            port=self.settings.port)
-        assert self._server is not None
-        return {"imap": self._server.sockets[0].getsockname()[1]}
+        return {"imap": self._net.port}
 
     async def _open(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.settings.host, self.settings.port,
-                                                  limit=STREAM_LIMIT)
+        await self._net.listen(self._serve, self.settings.host, self.settings.port, limit=STREAM_LIMIT)
 
     async def _close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
+        await self._net.close()
 
     def stop(self) -> None:
         self._runner.stop()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
         session = ImapSession(self, reader, writer)
         try:
             await session.run()
@@ -145,14 +133,6 @@ class ImapDoor:
             pass  # the door is stopping: end the connection quietly
         except Exception:
             log.exception("IMAP connection from %s failed", session.peer)
-        finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError, ssl.SSLError, asyncio.CancelledError):
-                pass
-            if task is not None:
-                self._tasks.discard(task)
 
 
 @dataclass

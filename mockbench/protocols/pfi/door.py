@@ -38,7 +38,7 @@ from ...world import errors, events
 from ...world.journal import finding
 from ...world.model import Actor
 from ...world.store import Tx
-from ..loop import LoopThread
+from ..loop import DoorTasks, LoopThread
 from . import hl7 as wire
 from . import inbound as inbound_mail
 from . import mail
@@ -86,35 +86,26 @@ class PfiDoor:
         self.world = bench.world
         self.settings = settings or PfiSettings()
         self._runner = LoopThread("mockbench-pfi")
-        self._server: asyncio.base_events.Server | None = None
+        self._net = DoorTasks()
         self._outbox: asyncio.Queue | None = None
-        self._tasks: set[asyncio.Task] = set()
         self._unsubscribe: list = []
 
     # Lifecycle ----------------------------------------------------------------------------------
     def start(self) -> dict[str, int]:
         self._runner.start(lambda loop: self._open(), self._close, port_name="mllp", host=self.settings.host,
                            port=self.settings.port)
-        assert self._server is not None
         self._unsubscribe = [self.world.events.subscribe(kind, self._on_mail_event)
                              for kind in (events.MAIL_DSN, events.MAIL_MDN)]
         self._unsubscribe.append(self.world.events.subscribe(events.MAIL_DELIVERED, self._on_mail_delivered))
-        return {"mllp": self._server.sockets[0].getsockname()[1]}
+        return {"mllp": self._net.port}
 
     async def _open(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.settings.host, self.settings.port,
-                                                  limit=STREAM_LIMIT)
+        await self._net.listen(self._serve, self.settings.host, self.settings.port, limit=STREAM_LIMIT)
         self._outbox = asyncio.Queue(maxsize=self.settings.outbound_queue)
-        self._spawn(self._send_outbox())
+        self._net.spawn(self._send_outbox())
 
     async def _close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
+        await self._net.close()
 
     def stop(self) -> None:
         for unsubscribe in self._unsubscribe:
@@ -122,16 +113,8 @@ class PfiDoor:
         self._unsubscribe = []
         self._runner.stop()
 
-    def _spawn(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     # Inbound ------------------------------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
         peer = "{}:{}".format(*writer.get_extra_info("peername")[:2])
         mllp = MllpReader(reader, self.settings.limits)
         try:
@@ -165,14 +148,6 @@ class PfiDoor:
             return  # the door is stopping: end the connection quietly
         except Exception:
             log.exception("PFI connection from %s failed", peer)
-        finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError, asyncio.CancelledError):
-                pass
-            if task is not None:
-                self._tasks.discard(task)
 
     def handle(self, payload: bytes, peer: str = "", junk: int = 0) -> bytes:
         """One inbound message -> the technical ACK to send back, after the world change committed."""
@@ -503,7 +478,7 @@ class PfiDoor:
             try:
                 outbox.put_nowait((payload, operation, meta))
             except asyncio.QueueFull:
-                self._spawn(asyncio.to_thread(self._journal_out, operation, meta, payload, "error",
+                self._net.spawn(asyncio.to_thread(self._journal_out, operation, meta, payload, "error",
                                               "OUTBOX_FULL", "the outbound queue is full"))
 
         loop.call_soon_threadsafe(put)
