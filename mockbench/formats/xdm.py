@@ -4,13 +4,10 @@ IHE_XDM/SUBSET01/METADATA.XML (an ebRS SubmitObjectsRequest) beside DOC0001.XML.
 - `read_package(data)`: a hostile zip is refused (XdmError, with a stable `.code`) before anything is
   inflated: member count, declared sizes, compression ratio and names are checked from the central
   directory, then each member is read with a bounded read. METADATA.XML goes through `parse_xml` and the
-  DMP door's `ebrim.parse_submit_objects`. What an importer decides on (hash or size mismatch, a CDA it
+  ebRIM codec's `ebrim.parse_submit_objects`. What an importer decides on (hash or size mismatch, a CDA it
   cannot read, a missing README.TXT) is a finding, not an exception.
 - `write_package(...)`: the package a PFI mails; `read_package(write_package(...))` has no findings.
 - `subject_is_xdm`, `ans_subject`: the mail subject of an XDM message.
-
-The metadata codec lives in `mockbench.protocols.dmp.ebrim` (the DMP door reads the same
-SubmitObjectsRequest); this module imports it from there until it moves under `formats/`.
 """
 
 from __future__ import annotations
@@ -30,8 +27,8 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from ..protocols.dmp import ebrim
 from ..world.journal import finding
+from . import ebrim
 from .cda import CdaError, CdaHeader, read_cda_header
 from .xml import XmlError, parse_xml
 

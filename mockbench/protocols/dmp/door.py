@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, request
 from lxml import etree
 
+from ...formats import ebrim
 from ...world import errors
 from ...world.journal import finding
 from ...world.model import Actor, Document
 from ...world.store import Tx
-from . import ebrim, hl7v3
+from . import hl7v3
 from .errors import fault_code, registry_code
 from .soap import (
     SoapFault,

@@ -1,5 +1,5 @@
-"""ebRIM 3.0 / IHE XDS.b metadata for the DMP door: reading requests into plain dataclasses and writing
-answers, with no SOAP, MTOM or world calls (the door does those).
+"""ebRIM 3.0 / IHE XDS.b metadata, shared by the DMP door and the XDM packages: reading requests into plain
+dataclasses and writing answers, with no SOAP, MTOM or world calls (the door does those).
 
 - ITI-41 (TD2.1) `parse_provide_and_register`, ITI-57 (TD3.3) `parse_update`, XDM METADATA.XML
   `parse_submit_objects`: validated like a registry; every problem of a request is collected and raised
@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
-from ...world.clock import parse_time
-from ...world.journal import finding
+from ..world.clock import parse_time
+from ..world.journal import finding
 
 if TYPE_CHECKING:
     from lxml.etree import _Element as Element

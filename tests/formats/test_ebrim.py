@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from mockbench.formats import ebrim
+from mockbench.formats.ebrim import LCM, QUERY, RIM, RS, XDS_B
 from mockbench.formats.xml import parse_xml
-from mockbench.protocols.dmp import ebrim
-from mockbench.protocols.dmp.ebrim import LCM, QUERY, RIM, RS, XDS_B
 from mockbench.world.clock import Clock, parse_time
 from mockbench.world.model import Actor, Document, Patient, Professional, Structure
 from mockbench.world.store import Store
