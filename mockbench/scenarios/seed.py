@@ -16,6 +16,7 @@ from typing import Any
 
 from ..formats.cda import minimal_cda
 from ..world import errors, identity
+from ..world.ciba import set_ciba_script
 from ..world.clock import iso, parse_duration, parse_time
 from ..world.model import Actor, Mailbox, Patient, Professional, Structure
 from ..world.store import Tx
@@ -97,8 +98,6 @@ class Seeder:
                 structure=p.get("structure", ""), mssante=mss, directory_only=bool(p.get("directory_only"))),
                 check_digits=p.get("check_digits", True))
             if p.get("ciba"):
-                from ..protocols.oidc.provider import set_ciba_script  # the OIDC door's own checks and format
-
                 set_ciba_script(self.world, self.tx, p["id"], p["ciba"])
         for m in spec.get("mailboxes", []):
             d.add_mailbox(self.tx, Mailbox(address=m["address"], type=m.get("type", "PER"),

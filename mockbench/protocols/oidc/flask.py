@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, request
 
-from .provider import Limits, Provider, Request, profiles_from_config, set_ciba_script
+from ...world.ciba import set_ciba_script
+from .provider import Limits, Provider, Request, profiles_from_config
 
 if TYPE_CHECKING:
     from ...bench import Bench

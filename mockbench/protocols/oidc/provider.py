@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ...world import errors
+from ...world.ciba import scripted_ciba
 from ...world.model import Professional
 from ...world.store import Tx
 from . import claims as claims_mod
@@ -37,8 +38,6 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth", "none")
-CIBA_OUTCOMES = ("approve", "deny", "expire")
-CIBA_META = "oidc:ciba:"                      # + professional id: the scripted CIBA outcome
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -909,35 +908,5 @@ def ciba_script(tx: Tx, professional_id: str, limits: Limits | None = None) -> d
     limits = limits or Limits()
     script = {"outcome": "approve", "after_polls": 1, "expires_in": limits.ciba_expires_in,
               "interval": limits.ciba_interval}
-    script.update(tx.meta_get(CIBA_META + professional_id, {}) or {})
+    script.update(scripted_ciba(tx, professional_id))
     return script
-
-
-def set_ciba_script(world: World, tx: Tx, key: str, body: dict) -> dict:
-    """Validate and store a professional's CIBA outcome; returns it with the professional's ids."""
-    from ...world.clock import parse_duration
-
-    pro = world.directory.professional(tx, key)
-    unknown = set(body) - {"outcome", "after_polls", "expires_in", "interval"}
-    if unknown:
-        raise errors.InvalidRequest(f"unknown field {sorted(unknown)[0]}: outcome, after_polls, expires_in, "
-                                    "interval")
-    outcome = body.get("outcome", "approve")
-    if outcome not in CIBA_OUTCOMES:
-        raise errors.InvalidRequest(f"outcome must be one of {', '.join(CIBA_OUTCOMES)}")
-    script: dict[str, Any] = {"outcome": outcome}
-    after = body.get("after_polls", 1)
-    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-        raise errors.InvalidRequest("after_polls must be a whole number >= 0")
-    script["after_polls"] = after
-    if "expires_in" in body:
-        try:
-            script["expires_in"] = parse_duration(body["expires_in"])
-        except ValueError as exc:
-            raise errors.InvalidRequest(str(exc)) from None
-    if "interval" in body:
-        if not isinstance(body["interval"], int) or isinstance(body["interval"], bool) or body["interval"] < 1:
-            raise errors.InvalidRequest("interval must be a whole number of seconds >= 1")
-        script["interval"] = body["interval"]
-    tx.meta_set(CIBA_META + pro.id, script)
-    return {"idnps": pro.idnps, "professional": pro.id, **script}
