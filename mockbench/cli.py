@@ -56,6 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id", help="catalogue id or YAML file")
     validate = sc.add_parser("validate", help="check scenario files; errors name the file, line and field")
     validate.add_argument("files", nargs="+", type=Path)
+    run = sc.add_parser("run", help="play a scenario on a running bench, its steps shown live",
+                        description="Load a scenario on a running bench and show its steps turning from "
+                                    "pending to passed or failed as the software under test acts. In a "
+                                    "terminal, type the number of a manual transition to fire it, +30s to "
+                                    "advance the clock, q to finish. The run ends when every step is decided, "
+                                    "at --timeout, or on Ctrl-C; it then finishes the steps (pending ones "
+                                    "fail as not observed) and writes the evidence report. Exit status 0 "
+                                    "when every step passed, 1 otherwise.")
+    run.add_argument("id", help="catalogue id or YAML file")
+    run.add_argument("--url", default=os.environ.get("MOCKBENCH_URL", DEFAULT_URL),
+                     help=f"the bench's URL (default $MOCKBENCH_URL or {DEFAULT_URL})")
+    run.add_argument("--attach", action="store_true",
+                     help="watch the scenario already loaded instead of loading it anew (a reset)")
+    run.add_argument("--timeout", type=float, help="finish after this many seconds")
+    run.add_argument("--format", choices=("html", "json"), default="html", help="the report's format")
+    run.add_argument("--out", type=Path, help="where to write the report (default: a file named after the "
+                                              "scenario and the time, in the current folder)")
+    run.add_argument("--no-report", action="store_true", help="write no report at the end")
 
     for name, text in (("reset", "empty the running bench's world"),
                        ("status", "the running bench's doors, scenario and steps")):
@@ -81,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_up(args)
         if args.command == "scenario":
             return {"list": cmd_scenario_list, "show": cmd_scenario_show,
-                    "validate": cmd_scenario_validate}[args.action](args)
+                    "validate": cmd_scenario_validate, "run": cmd_scenario_run}[args.action](args)
         if args.command in ("reset", "status"):
             return cmd_remote(args)
         if args.command == "pki":
@@ -139,20 +157,33 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 # scenario -----------------------------------------------------------------------------------------
+FAMILIES = {"DMP": "DMP : dossier médical partagé", "CDA": "CDA : documents de santé",
+            "MSS": "MSS : messagerie sécurisée de santé", "PSC": "PSC : Pro Santé Connect",
+            "SSI": "SSI : sécurité et identités", "STAT": "STAT : statistiques"}
+
+
 def _family(requirement: str) -> str:
-    return requirement.split("/")[0].split(".")[0] if requirement else "(aucune exigence)"
+    if not requirement:
+        return "(aucune exigence)"
+    prefix = requirement.split("/")[0].split(".")[0].upper()
+    if prefix.startswith("TD") or prefix.startswith("EX_"):
+        prefix = "DMP"  # DMP web-service transactions and their rules
+    return FAMILIES.get(prefix, prefix)
 
 
 def cmd_scenario_list(args: argparse.Namespace) -> int:
     from .scenarios.loader import Catalogue
 
     groups: dict[str, list] = defaultdict(list)
-    for s in Catalogue().all().values():
+    scenarios = list(Catalogue().all().values())
+    for s in scenarios:
         groups[_family(s.requirement)].append(s)
+    id_width = max((len(s.id) for s in scenarios), default=0)
+    req_width = max((len(s.requirement or "") for s in scenarios), default=0)
     for family in sorted(groups):
         print(family)
-        for s in groups[family]:
-            print(f"  {s.id:<30} {s.requirement:<14} {s.title}")
+        for s in sorted(groups[family], key=lambda s: (s.requirement or "", s.id)):
+            print(f"  {s.id:<{id_width}}  {s.requirement or '':<{req_width}}  {s.title}")
     return 0
 
 
@@ -217,6 +248,28 @@ def cmd_scenario_validate(args: argparse.Namespace) -> int:
         else:
             print(f"{path}: ok ({s.id})")
     return 1 if failed else 0
+
+
+def cmd_scenario_run(args: argparse.Namespace) -> int:
+    from .runner import Control, RunError, Runner, terminal
+
+    interactive = terminal(sys.stdout) and sys.stdin.isatty()
+    runner = Runner(Control(args.url.rstrip("/")), args.id, interactive=interactive, colour=interactive,
+                    report_format=args.format, report_out=args.out,
+                    write_report=None if args.no_report else _report_writer())
+    try:
+        if args.attach:
+            runner.attach()
+        else:
+            runner.load()
+        return runner.run(timeout=args.timeout)
+    except RunError as exc:
+        print(f"mockbench: {exc}", file=sys.stderr)
+        return 1
+
+
+def _report_writer():
+    return None
 
 
 # remote commands ----------------------------------------------------------------------------------

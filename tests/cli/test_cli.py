@@ -22,7 +22,7 @@ def run(capsys, *argv):
 def test_scenario_list_groups_by_requirement_family(capsys):
     code, out, _ = run(capsys, "scenario", "list")
     assert code == 0
-    assert "DMP\n" in out and "  hidden-documents " in out and "consent-withdrawal" in out
+    assert "DMP : dossier médical partagé\n" in out and "  hidden-documents " in out and "consent-withdrawal" in out
 
 
 def test_scenario_show(capsys):

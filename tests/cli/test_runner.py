@@ -1,0 +1,181 @@
+"""`mockbench scenario run`, against a running bench: as a CI job runs it (no terminal) and as a workshop host
+types into it (a real pseudo-terminal)."""
+
+import io
+import os
+import pty
+import select
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mockbench.runner import Control, RunError, Runner
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "protocols" / "pfi"))
+from pfi_messages import mdm  # noqa: E402
+
+CLOCK_AND_TRANSITION = """
+id: runner-check
+title: Déroulé piloté depuis le terminal
+requirement: DMP/TD0.2
+world:
+  structures: [{id: chu}]
+  professionals: [{id: dr_a, structure: chu}]
+  patients: [{id: alice, authorizations: [{structure: chu}]}]
+transitions:
+  - id: retrait
+    say: Le patient retire l'autorisation du CHU
+    when: {manual: true}
+    do: [{set_authorization: {patient: alice, structure: chu, status: NON_EXISTE}}]
+steps:
+  - id: retrait_vu
+    say: Le retrait est joué
+    expect: {channel: control, operation: transition}
+    then: {authorization: {patient: alice, structure: chu, status: NON_EXISTE}}
+  - id: horloge
+    say: L'horloge avance
+    expect: {channel: control, operation: clock}
+"""
+
+
+def send_hl7(port: int, *messages: bytes) -> None:
+    from hl7.client import MLLPClient
+
+    with MLLPClient("127.0.0.1", port) as client:
+        client.socket.settimeout(10)
+        for m in messages:
+            client.send_message(m)
+
+
+def conf_03_01_messages(client) -> tuple[bytes, bytes]:
+    patient = client.patient("alice")
+    pro = client.call("GET", "/professionals")[0]
+    finess = client.call("GET", "/structures")[0]["finess"]
+    uid = "1.2.250.1.999.42.1"
+    return mdm("T02", patient, pro, finess, uid, control_id="R1"), mdm("T04", patient, pro, finess, uid,
+                                                                        control_id="R2")
+
+
+def test_a_ci_run_shows_each_step_as_it_is_decided_and_exits_0(mockbench):
+    proc = subprocess.Popen([sys.executable, "-m", "mockbench.cli", "scenario", "run", "dmp-conf-03-01",
+                             "--url", mockbench.url, "--timeout", "30", "--no-report"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("dmp-conf-03-01 — Supprimer un document du DMP")
+        lines = [proc.stdout.readline() for _ in range(4)]
+        assert all(line.startswith("  … ") for line in lines), lines
+        send_hl7(mockbench.ports["mllp"], *conf_03_01_messages(mockbench.client))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out.count("✔") == 4 and "[réussie]" in out
+    assert "4/4 étapes réussies" in out
+
+
+def test_a_run_that_times_out_names_the_nearest_miss_and_exits_1(mockbench):
+    mockbench.client.load("dmp-conf-03-01")
+    c = mockbench.client
+    t02, _ = conf_03_01_messages(c)
+    out = io.StringIO()
+    runner = Runner(Control(mockbench.url), "dmp-conf-03-01", out=out, poll=0.05)
+    runner.load()
+    patient, pro = c.patient("alice"), c.call("GET", "/professionals")[0]
+    t10 = mdm("T10", patient, pro, c.call("GET", "/structures")[0]["finess"], "1.2.250.1.999.42.2",
+              "1.2.250.1.999.42.1", control_id="R3")   # a replacement where a deletion was due
+    send_hl7(mockbench.ports["mllp"], t02, t10)
+    assert runner.run(timeout=0.5) == 1
+    text = out.getvalue()
+    assert "✔ 1." in text and "✔ 2." in text
+    assert "✘ 3. " in text and "not observed: expected MDM^T04 or ORU^R01 for alice; nearest: MDM^T10 for alice on 1.2.250.1.999.42.2 at " in text
+    assert "délai dépassé" in text and "2/4 étapes réussies" in text
+
+
+def test_typed_commands_fire_transitions_and_move_the_clock(mockbench, tmp_path):
+    scenario = tmp_path / "runner-check.yaml"
+    scenario.write_text(CLOCK_AND_TRANSITION)
+    out = io.StringIO()
+    runner = Runner(Control(mockbench.url), str(scenario), out=out, poll=0.05)
+    runner.load()
+    runner.refresh()
+    assert runner.command("7") is False and "pas de transition manuelle n° 7 (1 au total)" in out.getvalue()
+    assert runner.command("t nope") is False and "refusé : POST /_bench/transitions/nope: 404" in out.getvalue()
+    assert runner.command("1") is False and "transition retrait déclenchée" in out.getvalue()
+    assert runner.command("+5m") is False and "horloge avancée de 5m" in out.getvalue()
+    assert runner.command("+bogus") is False and "refusé : POST /_bench/clock: 400" in out.getvalue()
+    assert runner.command("zzz") is False and "commande inconnue « zzz »" in out.getvalue()
+    assert runner.command("q") is True
+    assert runner.run(timeout=5) == 0
+    assert [s["status"] for s in mockbench.client.steps()] == ["passed", "passed"]
+
+
+def test_attach_watches_the_loaded_scenario_without_reloading(mockbench):
+    c = mockbench.client
+    c.load("dmp-conf-03-01")
+    t02, t04 = conf_03_01_messages(c)
+    send_hl7(mockbench.ports["mllp"], t02)
+    runner = Runner(Control(mockbench.url), "dmp-conf-03-01", out=io.StringIO(), poll=0.05)
+    runner.attach()
+    threading.Timer(0.3, send_hl7, (mockbench.ports["mllp"], t04)).start()
+    assert runner.run(timeout=10) == 0
+    with pytest.raises(RunError, match="the bench plays dmp-conf-03-01, not hidden-documents"):
+        Runner(Control(mockbench.url), "hidden-documents").attach()
+
+
+def test_no_bench_is_a_clear_error(capsys):
+    from mockbench.cli import main
+
+    code = main(["scenario", "run", "hidden-documents", "--url", "http://127.0.0.1:9", "--no-report"])
+    assert code == 1
+    assert "no bench answers at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_unknown_scenario_is_refused_by_the_bench(mockbench, capsys):
+    from mockbench.cli import main
+
+    code = main(["scenario", "run", "nope", "--url", mockbench.url, "--no-report"])
+    assert code == 1 and "POST /_bench/scenarios/nope: 404" in capsys.readouterr().err
+
+
+def read_until(fd: int, needle: str, timeout: float = 20) -> str:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle.encode() not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{needle!r} never shown; the terminal shows:\n{seen.decode(errors='replace')}")
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                break
+    return seen.decode("utf-8", "replace")
+
+
+def test_in_a_terminal_the_host_fires_a_transition_by_its_number(mockbench, tmp_path):
+    scenario = tmp_path / "runner-check.yaml"
+    scenario.write_text(CLOCK_AND_TRANSITION)
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "TERM": "xterm"}
+    proc = subprocess.Popen([sys.executable, "-m", "mockbench.cli", "scenario", "run", str(scenario),
+                             "--url", mockbench.url, "--timeout", "30", "--no-report"],
+                            stdin=terminal, stdout=terminal, stderr=terminal, env=env, close_fds=True)
+    os.close(terminal)
+    try:
+        screen = read_until(controller, "[1] retrait (à déclencher)")
+        assert "\x1b[" in screen  # drawn in colour, redrawn in place
+        os.write(controller, b"1\n")
+        read_until(controller, "transition retrait déclenchée")
+        os.write(controller, b"+30s\n")
+        screen = read_until(controller, "2/2 étapes réussies")
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        os.close(controller)
+    assert "horloge avancée de 30s" in screen
