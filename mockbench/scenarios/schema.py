@@ -489,7 +489,8 @@ EXPECT = Map(name="Expect", fields={
 
 THEN_DOCUMENT = Map(name="Then document", one_of=(("id", "submitted_in"),), fields={
     "id": Field(Id(), "document id or unique id"),
-    "submitted_in": Field(Id(), "the document of the entry that decided that earlier step"),
+    "submitted_in": Field(Id(), "the document of the entry that decided that step (this step's own id: the "
+                          "entry deciding it)"),
     "status": Field(Str(choices=("approved", "deprecated", "archived", "deleted")), "expected status"),
     "confidentiality_has": Field(ListOf(item=Str(choices=CONFIDENTIALITY_CODES)), "codes it must carry"),
     "confidentiality_lacks": Field(ListOf(item=Str(choices=CONFIDENTIALITY_CODES)), "codes it must not carry"),
