@@ -388,7 +388,9 @@ class ScenarioEngine:
             return f"expected {wanted}; nothing close was received"
         entry = best[1]
         clock = parse_time(entry["time"]).strftime("%H:%M:%S")
-        return f"expected {wanted}; nearest: {_describe(entry)} at {clock}"
+        outcome = "" if entry["verdict"] == "accepted" else \
+            f" {entry['verdict']}" + (f" ({entry['code']})" if entry.get("code") else "")
+        return f"expected {wanted}; nearest: {_describe(entry)}{outcome} at {clock}"
 
 
 def _describe(d: dict[str, Any]) -> str:

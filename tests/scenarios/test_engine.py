@@ -338,3 +338,14 @@ def test_then_traces_is_validated(then, message):
     with pytest.raises(Exception) as info:
         parse(text)
     assert message in str(info.value)
+
+
+def test_the_nearest_miss_says_when_it_was_refused(engine, world, fake_time):
+    engine.load(parse(STEPS))
+    entry(world, "TD3.1")
+    with world.transaction() as tx:
+        world.journal.append(tx, "dmp", "TD3.2", patient="alice", verdict="refused", code="DOCUMENT_DELETED")
+    import time
+    clock = time.strftime("%H:%M:%S", time.gmtime(fake_time.now))
+    assert engine.finish()[1]["reason"] == (f"not observed: expected TD3.3c for alice; nearest: TD3.2 for alice "
+                                            f"refused (DOCUMENT_DELETED) at {clock}")
