@@ -148,6 +148,26 @@ steps:
     verdict: refused
     then: {patient: {id: alice, dmp: closed}}
 """),
+    ("Access traces (DMP/CONF.14)", """\
+id: exemple-traces
+title: Chaque action tracée par le DMP au nom de l'utilisateur
+world:
+  structures: [{id: chu}]
+  professionals: [{id: dr_martin, structure: chu}, {id: dr_petit, structure: chu}]
+  patients: [{id: alice, authorizations: [{structure: chu}]}]
+steps:
+  - id: alimentation
+    say: Le Dr Martin alimente le DMP d'un CR invisible pour la patiente (TD2.1)
+    expect: {channel: dmp, operation: TD2.1, patient: alice}
+    then:
+      traces:       # recorded since the previous step was decided; submitted_in may name this step
+        - {patient: alice, action: alimentation, submitted_in: alimentation, actor: dr_martin}
+        - {patient: alice, action: invisibilisation, submitted_in: alimentation, actor: dr_martin}
+  - id: lecture
+    say: Le Dr Petit lit le CR (TD3.2) ; la trace porte son nom
+    expect: {channel: dmp, operation: TD3.2, patient: alice}
+    then: {traces: [{patient: alice, action: telechargement, submitted_in: alimentation, actor: dr_petit}]}
+"""),
     ("Mailboxes", """\
 id: exemple-messageries
 title: Boîtes aux lettres MSSanté

@@ -27,6 +27,8 @@ META = "scenario"
 STEPS = "scenario:steps"
 TRANSITIONS = "scenario:transitions"
 CURSOR = "scenario:cursor"
+TRACE_MARK = "scenario:trace_mark"   # the last DMP trace of the seeding: `then: traces` looks past it
+TRACE_SHOWN = 5                      # traces named in the reason of a missing one
 
 
 class ScenarioEngine:
@@ -54,6 +56,7 @@ class ScenarioEngine:
             tx.meta_set(STEPS, [{"id": s["id"], "say": s["say"], "status": "pending", "reason": None,
                                  "entries": []} for s in spec.get("steps", [])])
             tx.meta_set(CURSOR, 0)
+            tx.meta_set(TRACE_MARK, tx.meta_get("seq:trace", 0))
             tx.meta_set(TRANSITIONS, {t["id"]: {"fired": False, "count": 0, "fired_at": None, "error": None}
                                       for t in spec.get("transitions", [])})
             tx.scratch.pop("rng", None)
@@ -230,6 +233,7 @@ class ScenarioEngine:
             return
         step = steps[index]
         step["entries"] = [entry["seq"]]
+        step["document"] = entry.get("document")
         wanted = spec.get("verdict", "accepted")
         problems = []
         if entry["verdict"] != wanted:
@@ -243,7 +247,7 @@ class ScenarioEngine:
         step["status"] = "failed" if problems else "passed"
         step["reason"] = "; ".join(problems) or None
         step["decided_at"] = entry["time"]
-        step["document"] = entry.get("document")
+        step["trace_seq"] = tx.meta_get("seq:trace", 0)
         tx.meta_set(STEPS, steps)
         tx.meta_set(CURSOR, entry["seq"])
 
@@ -287,7 +291,62 @@ class ScenarioEngine:
             if status != want["status"]:
                 problems.append(f"the authorization of {want[kind]} on {want['patient']} is {status}, "
                                 f"{want['status']} was expected")
+        if "traces" in then:
+            problems.extend(self._check_traces(tx, then["traces"], steps))
         return problems
+
+    def _check_traces(self, tx: Tx, wants: list[dict], steps: list[dict]) -> list[str]:
+        """DMP/CONF.14: each wanted access trace was recorded since the previous step was decided."""
+        index = next((i for i, s in enumerate(steps) if s["status"] == "pending"), len(steps))
+        since = steps[index - 1].get("trace_seq") if index > 0 else None
+        window = f"since step {steps[index - 1]['id']}" if since is not None else "since the scenario was loaded"
+        if since is None:
+            since = tx.meta_get(TRACE_MARK, 0)
+        problems: list[str] = []
+        for want in wants:
+            try:
+                patient = self.world.directory.patient(tx, want["patient"])
+            except errors.UnknownPatient:
+                problems.append(f"no patient {want['patient']}")
+                continue
+            documents: set[str] | None = None
+            if want.get("submitted_in"):
+                earlier = next((s for s in steps if s["id"] == want["submitted_in"]), {})
+                if not earlier.get("document"):
+                    problems.append(f"step {want['submitted_in']} recorded no document")
+                    continue
+                documents = {earlier["document"]}
+            elif want.get("document"):
+                documents = self._document_ids(tx, want["document"])
+            actors = self._actor_ids(tx, want["actor"]) if want.get("actor") else None
+            traces = [t for t in self.world.dmp.traces(tx, patient.id) if t.seq > since]
+            if any(t.action == want["action"] and (documents is None or t.document in documents)
+                   and (actors is None or t.actor in actors) and (not want.get("mode") or t.mode == want["mode"])
+                   for t in traces):
+                continue
+            missing = f"no {want['action']} trace"
+            if documents is not None:
+                missing += f" of {self._document_name(tx, sorted(documents)[-1])}"
+            if want.get("actor"):
+                missing += f" by {want['actor']}"
+            if want.get("mode"):
+                missing += f" in mode {want['mode']}"
+            seen = "; ".join(self._describe_trace(tx, t) for t in traces[-TRACE_SHOWN:])
+            problems.append(f"{missing} in {patient.id}'s DMP {window}; "
+                            + (f"traces recorded: {seen}" if traces else "no trace was recorded"))
+        return problems
+
+    def _document_name(self, tx: Tx, key: str) -> str:
+        row = tx.get("documents", unique_id=key, current=1)
+        return row["id"] if row and row.get("id") else key
+
+    def _describe_trace(self, tx: Tx, trace) -> str:
+        text = f"{trace.action} by {trace.actor}"
+        if trace.document:
+            text += f" of {self._document_name(tx, trace.document)}"
+        if trace.mode != "normal":
+            text += f" ({trace.mode})"
+        return text + f" at {parse_time(trace.time).strftime('%H:%M:%S')}"
 
     # Reading and finishing ----------------------------------------------------------------------
     def steps(self, tx: Tx) -> list[dict]:
@@ -329,7 +388,9 @@ class ScenarioEngine:
             return f"expected {wanted}; nothing close was received"
         entry = best[1]
         clock = parse_time(entry["time"]).strftime("%H:%M:%S")
-        return f"expected {wanted}; nearest: {_describe(entry)} at {clock}"
+        outcome = "" if entry["verdict"] == "accepted" else \
+            f" {entry['verdict']}" + (f" ({entry['code']})" if entry.get("code") else "")
+        return f"expected {wanted}; nearest: {_describe(entry)}{outcome} at {clock}"
 
 
 def _describe(d: dict[str, Any]) -> str:

@@ -140,8 +140,15 @@ def _cross_check(spec: dict, v: Validator, root: yaml.Node) -> None:
         if expect.get("patient") and expect["patient"] not in ids["patient"]:
             problem(f"{path}.expect", f"patient {expect['patient']} is not in world.patients")
         doc = ((s.get("then") or {}).get("document") or {})
-        if doc.get("submitted_in") and doc["submitted_in"] not in step_ids:
-            problem(f"{path}.then.document", f"submitted_in {doc['submitted_in']} is not an earlier step")
+        if doc.get("submitted_in") and doc["submitted_in"] not in [*step_ids, s["id"]]:
+            problem(f"{path}.then.document", f"submitted_in {doc['submitted_in']} is neither this step nor an "
+                    "earlier one")
+        for j, trace in enumerate((s.get("then") or {}).get("traces") or []):
+            if trace.get("patient") and trace["patient"] not in ids["patient"]:
+                problem(f"{path}.then.traces[{j}]", f"patient {trace['patient']} is not in world.patients")
+            if trace.get("submitted_in") and trace["submitted_in"] not in [*step_ids, s["id"]]:
+                problem(f"{path}.then.traces[{j}]", f"submitted_in {trace['submitted_in']} is neither this step "
+                        "nor an earlier one")
         step_ids.append(s["id"])
 
 

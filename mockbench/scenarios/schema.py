@@ -19,6 +19,7 @@ from ..world import identity
 from ..world.clock import parse_duration, parse_time
 from ..world.journal import CHANNELS
 from ..world.model import (
+    ACCESS_MODES,
     AUTHORIZATION_STATUSES,
     CONFIDENTIALITY_CODES,
     CONSULTATION_CONSENT,
@@ -27,6 +28,7 @@ from ..world.model import (
     MAILBOX_ROLES,
     MAILBOX_TYPES,
     OPPOSITIONS,
+    TRACE_ACTIONS,
 )
 
 GENERATE = "generate"
@@ -487,11 +489,28 @@ EXPECT = Map(name="Expect", fields={
 
 THEN_DOCUMENT = Map(name="Then document", one_of=(("id", "submitted_in"),), fields={
     "id": Field(Id(), "document id or unique id"),
-    "submitted_in": Field(Id(), "the document of the entry that decided that earlier step"),
+    "submitted_in": Field(Id(), "the document of the entry that decided that step (this step's own id: the "
+                          "entry deciding it)"),
     "status": Field(Str(choices=("approved", "deprecated", "archived", "deleted")), "expected status"),
     "confidentiality_has": Field(ListOf(item=Str(choices=CONFIDENTIALITY_CODES)), "codes it must carry"),
     "confidentiality_lacks": Field(ListOf(item=Str(choices=CONFIDENTIALITY_CODES)), "codes it must not carry"),
     "version": Field(Int(minimum=1), "expected metadata version"),
+})
+
+def _one_document(out: dict, node: yaml.Node, path: str, v: Validator) -> None:
+    if out.get("document") and out.get("submitted_in"):
+        v.problem(node, path, "give document or submitted_in, not both")
+
+
+THEN_TRACE = Map(name="Then trace", post=_one_document, fields={
+    "patient": Field(Id(), "patient id", required=True),
+    "action": Field(Str(choices=TRACE_ACTIONS), "the traced action (the `action` of "
+                    "`GET /_bench/patients/{id}/traces`)", required=True),
+    "document": Field(Str(), "document id or unique id the trace names"),
+    "submitted_in": Field(Id(), "the document of the entry that decided that step (this step's own id: the "
+                          "entry deciding it)"),
+    "actor": Field(Str(), "who acted: a professional id or IDNPS (the VIHF NameID)"),
+    "mode": Field(Str(choices=ACCESS_MODES), "the access mode"),
 })
 
 THEN = Map(name="Then", fields={
@@ -505,6 +524,9 @@ THEN = Map(name="Then", fields={
         "structure": Field(Id(), "structure id"), "professional": Field(Id(), "professional id"),
         "status": Field(Str(choices=AUTHORIZATION_STATUSES), "expected status", required=True)}),
         "an authorization's state"),
+    "traces": Field(ListOf(item=THEN_TRACE), "DMP access traces (DMP/CONF.14) that must have been recorded since "
+                    "the previous step was decided (since loading, for the first step): each one listed is "
+                    "found by its patient, action and the document, actor and mode it names"),
 })
 
 STEP = Map(name="Step", fields={

@@ -227,6 +227,50 @@ class Dmp:
         patient.secret_connection = False
         self.world.directory.save_patient(tx, patient)
 
+    def note_connection(self, tx: Tx, actor: Actor, patient_key: str, *, secret: bool) -> None:
+        """A professional's request on a patient's DMP, with or without a minor's secret connection.
+
+        EX_0.1-1100 (DMP integration guide, as quoted in the ANS homologation tracker): the software lets the
+        user open a secret connection (connexion secrète) with a minor, and from then on every transaction of
+        that connection carries the VIHF confidentiality-code INVISIBLE_REPRESENTANTS_LEGAUX. The DMP has no
+        web service to open or close one: the code on each request is the connection. The world keeps its
+        state on the patient, read from the wire: on from the first professional request that carries the
+        code, off again (the care episode ended) from the first one that no longer does."""
+        if actor.kind != "professional":
+            return
+        try:
+            patient = self._patient(tx, patient_key)
+        except errors.UnknownPatient:
+            return
+        if secret and not patient.minor:
+            tx.scratch.setdefault("findings", []).append(finding(
+                "DMP/EX_0.1-1100", f"the VIHF asks for a secret connection (confidentiality-code "
+                f"{INVISIBLE_REPRESENTANTS_LEGAUX}) but {patient.id} is not a minor: the code is ignored"))
+            return
+        if secret == patient.secret_connection:
+            if secret:
+                tx.scratch.setdefault("findings", []).append(finding(
+                    "DMP/EX_0.1-1100", f"{actor.label} acts in {patient.id}'s secret connection", "info"))
+            return
+        patient.secret_connection = secret
+        self.world.directory.save_patient(tx, patient)
+        tx.scratch.setdefault("findings", []).append(finding(
+            "DMP/EX_0.1-1100",
+            f"{actor.label} opens a secret connection with {patient.id}, a minor: the documents fed in it must be "
+            f"invisible to the legal representatives (EX_2.1-1050)" if secret else
+            f"{actor.label} acts on {patient.id}'s DMP without the secret connection's confidentiality-code: the "
+            "secret connection is over (end of the care episode)", "info"))
+
+    def _secret_feeding_findings(self, tx: Tx, actor: Actor, patient: Patient, doc: Document) -> None:
+        """EX_2.1-1050: in a minor's secret connection, only documents invisible to the legal representatives
+        may be fed. Whether the real DMP refuses the others is not public: the bench feeds and reports."""
+        if (actor.kind == "professional" and patient.minor and patient.secret_connection
+                and INVISIBLE_REPRESENTANTS_LEGAUX not in doc.confidentiality):
+            tx.scratch.setdefault("findings", []).append(finding(
+                "DMP/EX_2.1-1050", f"document {doc.unique_id} is fed in {patient.id}'s secret connection without "
+                f"{INVISIBLE_REPRESENTANTS_LEGAUX}: in a secret connection only documents invisible to the legal "
+                "representatives may be fed", "error"))
+
     # Feeding ------------------------------------------------------------------------------------
     def submit(self, tx: Tx, actor: Actor, patient_key: str, meta: dict, content: bytes, *,
                cause: str | None = None) -> Document:
@@ -234,6 +278,7 @@ class Dmp:
         self.check_access(tx, actor, patient)
         self._consent_findings(tx, patient, feeding=True)
         doc = self._new_document(tx, actor, patient, meta, content)
+        self._secret_feeding_findings(tx, actor, patient, doc)
         self._store_new(tx, doc, content)
         self._trace(tx, actor, patient, "alimentation", doc.unique_id)
         if set(VISIBILITY_AUDIENCES.values()) & set(doc.confidentiality):
@@ -250,6 +295,8 @@ class Dmp:
         self._require_modifier(tx, actor, old)
         self._consent_findings(tx, patient, feeding=True)
         doc = self._new_document(tx, actor, patient, meta, content, replaces=old)
+        self._versioning_findings(tx, old, doc)
+        self._secret_feeding_findings(tx, actor, patient, doc)
         old.status, old.replaced_by = "deprecated", doc.unique_id
         self._save(tx, old)
         self._store_new(tx, doc, content)
@@ -533,6 +580,25 @@ class Dmp:
             tx.scratch.setdefault("findings", []).append(finding(
                 "DMP/CONSENT", f"{patient.id} did not consent to consultation (ZFA-11 INC); the DMP does not "
                 "check it"))
+
+    @staticmethod
+    def _versioning_findings(tx: Tx, old: Document, new: Document) -> None:
+        """A new version whose content is byte-identical to the one it replaces only changes attributes:
+        the DMP keeps attribute changes as metadata versions of the same document (TD3.3a masking, TD3.3b
+        visibility), not as a new document replacing it (the seed's versioning requirement)."""
+        if not old.hash or old.hash != new.hash:
+            return
+        changed = [name for name in ("confidentiality", "title", "type_code", "class_code", "practice_setting",
+                                     "facility_type", "author", "creation_time")
+                   if getattr(old, name) != getattr(new, name)]
+        tx.scratch.setdefault("findings", []).append(finding(
+            "DMP/VERSIONING",
+            f"document {new.unique_id} replaces {old.unique_id} with the same content (SHA-1 {new.hash}): a new "
+            "version only to change an attribute"
+            + (f" ({', '.join(changed)})" if changed else "")
+            + "; change confidentiality by a metadata update instead (TD3.3a to mask or unmask to "
+            "professionals, TD3.3b to make visible to the patient or legal representatives), and send a new "
+            "version only when the content changes"))
 
     def _trace(self, tx: Tx, actor: Actor, patient: Patient, action: str, document: str | None = None) -> None:
         trace = Trace(seq=tx.next_seq("trace"), time=self.world.clock.now_iso(), patient=patient.id,

@@ -257,3 +257,95 @@ def test_loading_resets_everything(engine, world):
         assert [p.id for p in world.directory.patients(tx)] == ["camille"]
         assert [e["operation"] for e in world.journal.query(tx)] == ["load"]
         assert world.clock.offset == 0
+
+
+TRACES = """\
+id: traces
+title: Traces
+world:
+  structures: [{id: chu}]
+  professionals: [{id: dr, structure: chu}, {id: dr2, structure: chu}]
+  patients:
+    - id: alice
+      authorizations: [{structure: chu}]
+      documents: [{id: cr, author: dr}, {id: autre, author: dr}]
+steps:
+  - id: masquage
+    say: Le DPI masque le document
+    expect: {channel: dmp, operation: TD3.3a, patient: alice}
+    then:
+      traces:
+        - {patient: alice, action: masquage, submitted_in: masquage, actor: dr}
+  - id: lecture
+    say: Le second médecin lit le document
+    expect: {channel: dmp, operation: TD3.2, patient: alice}
+    then:
+      traces:
+        - {patient: alice, action: telechargement, document: cr, actor: dr2, mode: normal}
+"""
+
+DR2 = Actor(kind="professional", id="dr2", structure="chu")
+
+
+def test_then_traces_holds_when_the_dmp_traced_the_action(engine, world):
+    engine.load(parse(TRACES))
+    with world.transaction() as tx:
+        doc = world.dmp.set_masked(tx, DR, "cr", True)
+        world.journal.append(tx, "dmp", "TD3.3a", patient="alice", document=doc.unique_id)
+    assert step(engine, world, "masquage")["status"] == "passed"
+    with world.transaction() as tx:
+        world.dmp.read(tx, DR, doc.unique_id)
+        world.journal.append(tx, "dmp", "TD3.2", patient="alice", document=doc.unique_id)
+    s = step(engine, world, "lecture")
+    assert s["status"] == "failed"                        # dr read it, not dr2: the reason names both
+    assert s["reason"].startswith("no telechargement trace of cr by dr2 in mode normal in alice's DMP since "
+                                  "step masquage; traces recorded: telechargement by dr of cr at ")
+
+
+def test_then_traces_looks_only_past_the_previous_step(engine, world):
+    engine.load(parse(TRACES))
+    with world.transaction() as tx:
+        world.dmp.set_masked(tx, DR, "autre", True)      # seeding traces and this one are not the step's
+        doc = world.dmp.current(tx, "cr")
+        world.journal.append(tx, "dmp", "TD3.3a", patient="alice", document=doc.unique_id)
+    s = step(engine, world, "masquage")
+    assert s["status"] == "failed"
+    assert s["reason"].startswith("no masquage trace of cr by dr in alice's DMP since the scenario was loaded; "
+                                  "traces recorded: masquage by dr of autre at ")
+
+
+def test_then_traces_names_an_empty_window(engine, world):
+    engine.load(parse(TRACES))
+    with world.transaction() as tx:
+        world.journal.append(tx, "dmp", "TD3.3a", patient="alice")
+    s = step(engine, world, "masquage")
+    assert s["reason"] == "step masquage recorded no document"
+    engine.load(parse(TRACES.replace("submitted_in: masquage", "document: cr")))
+    entry(world, "TD3.3a")
+    assert step(engine, world, "masquage")["reason"] == ("no masquage trace of cr by dr in alice's DMP since the "
+                                                         "scenario was loaded; no trace was recorded")
+
+
+@pytest.mark.parametrize("then,message", [
+    ("{patient: alice, action: vue}", "'vue' is not one of"),
+    ("{patient: bob, action: masquage}", "patient bob is not in world.patients"),
+    ("{patient: alice, action: masquage, submitted_in: later}", "submitted_in later is neither this step"),
+    ("{patient: alice, action: masquage, document: cr, submitted_in: s}", "give document or submitted_in, not both"),
+])
+def test_then_traces_is_validated(then, message):
+    text = TRACES.replace("{patient: alice, action: masquage, submitted_in: masquage, actor: dr}",
+                          then.replace("submitted_in: s", "submitted_in: masquage"))
+    with pytest.raises(Exception) as info:
+        parse(text)
+    assert message in str(info.value)
+
+
+def test_the_nearest_miss_says_when_it_was_refused(engine, world, fake_time):
+    engine.load(parse(STEPS))
+    entry(world, "TD3.1")
+    with world.transaction() as tx:
+        world.journal.append(tx, "dmp", "TD3.2", patient="alice", verdict="refused", code="DOCUMENT_DELETED")
+    import time
+    clock = time.strftime("%H:%M:%S", time.gmtime(fake_time.now))
+    assert engine.finish()[1]["reason"] == (f"not observed: expected TD3.3c for alice; nearest: TD3.2 for alice "
+                                            f"refused (DOCUMENT_DELETED) at {clock}")

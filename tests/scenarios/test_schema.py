@@ -74,7 +74,7 @@ steps:
     assert "replaces d1, which is not an earlier document of this patient" in found
     assert "by dr_who: not a professional id nor patient" in found
     assert "steps[0].expect: patient bob is not in world.patients" in found
-    assert "submitted_in s3 is not an earlier step" in found
+    assert "submitted_in s3 is neither this step nor an earlier one" in found
 
 
 def test_exactly_one_trigger():

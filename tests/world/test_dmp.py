@@ -598,6 +598,35 @@ def test_replace_fed_invisible_traces_invisibilisation(cast):
                                                       ("invisibilisation", new.unique_id)]
 
 
+def test_replacing_with_the_same_content_is_a_versioning_finding(cast):
+    old = cast.submit(content=b"<same/>")
+    with cast.tx() as tx:
+        new = cast.world.dmp.replace(tx, cast.author, "alice", old.unique_id,
+                                     {**META_, "confidentiality": [MASQUE_PS]}, b"<same/>")
+        findings = list(tx.scratch.get("findings", []))
+    assert new.status == "approved" and cast.doc(old.unique_id).status == "deprecated"   # a warning, not a refusal
+    assert [(f["rule"], f["severity"]) for f in findings] == [("DMP/VERSIONING", "warning")]
+    message = findings[0]["message"]
+    assert old.unique_id in message and new.hash in message and "confidentiality" in message
+    assert "TD3.3a" in message and "TD3.3b" in message
+
+
+def test_replacing_with_new_content_is_no_versioning_finding(cast):
+    old = cast.submit()
+    with cast.tx() as tx:
+        cast.world.dmp.replace(tx, cast.author, "alice", old.unique_id, dict(META_), b"<corrected/>")
+        assert "findings" not in tx.scratch
+
+
+def test_a_refused_replacement_leaves_no_versioning_finding(cast, refused):
+    old = cast.submit(content=b"<same/>")
+    with refused("NOT_AUTHOR"), cast.tx() as tx:
+        try:
+            cast.world.dmp.replace(tx, cast.outsider, "alice", old.unique_id, dict(META_), b"<same/>")
+        finally:
+            assert "findings" not in tx.scratch
+
+
 # --- Delete --------------------------------------------------------------------------------------
 
 
@@ -969,6 +998,58 @@ def test_end_secret_connection(cast, ids, refused):
     assert cast.patient_record("carol").secret_connection is False
     with refused("NO_CHANGE"), cast.tx() as tx:
         cast.world.dmp.end_secret_connection(tx, cast.system, "carol")
+
+
+def _connect(cast, actor, patient, secret):
+    with cast.tx() as tx:
+        cast.world.dmp.note_connection(tx, actor, patient, secret=secret)
+        return list(tx.scratch.get("findings", []))
+
+
+def test_a_secret_connection_is_read_from_each_request(cast, ids):
+    _add_patient(cast, ids, "carol", "2991299123456", minor=True)
+    cast.authorize(structure="chu", patient="carol")
+    assert _connect(cast, cast.author, "carol", False) == []              # an ordinary connection
+    opened = _connect(cast, cast.author, "carol", True)
+    assert [(f["rule"], f["severity"]) for f in opened] == [("DMP/EX_0.1-1100", "info")]
+    assert "opens a secret connection" in opened[0]["message"]
+    assert cast.patient_record("carol").secret_connection is True
+    assert "in carol's secret connection" in _connect(cast, cast.author, "carol", True)[0]["message"]
+    assert cast.patient_record("carol").secret_connection is True
+    ended = _connect(cast, cast.author, "carol", False)                  # the episode is over
+    assert "secret connection is over" in ended[0]["message"]
+    assert cast.patient_record("carol").secret_connection is False
+
+
+def test_a_secret_connection_is_for_minors_and_professionals(cast):
+    adult = _connect(cast, cast.author, "alice", True)
+    assert [(f["rule"], f["severity"]) for f in adult] == [("DMP/EX_0.1-1100", "warning")]
+    assert "alice is not a minor" in adult[0]["message"]
+    assert cast.patient_record("alice").secret_connection is False
+    assert _connect(cast, cast.system, "alice", True) == []
+    assert _connect(cast, cast.author, "nobody", True) == []
+
+
+def test_feeding_in_a_secret_connection_needs_invisible_to_legal_representatives(cast, ids):
+    _add_patient(cast, ids, "carol", "2991299123456", minor=True)
+    cast.authorize(structure="chu", patient="carol")
+    _connect(cast, cast.author, "carol", True)
+    with cast.tx() as tx:
+        hidden = cast.world.dmp.submit(tx, cast.author, "carol", {**META_, "confidentiality":
+                                                                  [INVISIBLE_REPRESENTANTS_LEGAUX]}, b"a")
+        assert [f["rule"] for f in tx.scratch.get("findings", [])] == []
+    with cast.tx() as tx:
+        shown = cast.world.dmp.submit(tx, cast.author, "carol", dict(META_), b"b")
+        findings = list(tx.scratch["findings"])
+    assert [(f["rule"], f["severity"]) for f in findings] == [("DMP/EX_2.1-1050", "error")]
+    assert shown.unique_id in findings[0]["message"] and INVISIBLE_REPRESENTANTS_LEGAUX in findings[0]["message"]
+    with cast.tx() as tx:
+        cast.world.dmp.replace(tx, cast.author, "carol", hidden.unique_id, dict(META_), b"c")
+        assert [f["rule"] for f in tx.scratch["findings"]] == ["DMP/EX_2.1-1050"]
+    _connect(cast, cast.author, "carol", False)
+    with cast.tx() as tx:
+        cast.world.dmp.submit(tx, cast.author, "carol", dict(META_), b"d")
+        assert "findings" not in tx.scratch
 
 
 def test_a_professional_declares_only_its_own_authorization(cast):

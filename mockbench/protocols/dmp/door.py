@@ -177,7 +177,10 @@ class DmpDoor:
                 except VihfError as exc:
                     raise SoapFault("Sender", exc.subcode, exc.reason) from None
                 call = Call(tx, soap, vihf, actor, self._patient_id(tx, vihf), [*vihf.findings, *found])
-                if vihf.confidentiality == "INVISIBLE_REPRESENTANTS_LEGAUX":
+                secret = vihf.confidentiality == "INVISIBLE_REPRESENTANTS_LEGAUX"
+                if call.patient:    # a minor's secret connection is read from every request (EX_0.1-1100)
+                    self.world.dmp.note_connection(tx, actor, call.patient, secret=secret)
+                elif secret:
                     call.findings.append(finding("DMP/EX_0.1-1100", "a minor's secret connection", "info"))
                 try:
                     outcome = handler(self, call)
@@ -492,6 +495,10 @@ class DmpDoor:
         call.findings.extend(update.findings)
         tx, dmp, actor = call.tx, self.world.dmp, call.actor
         operations, document = [], None
+        # what the request asks for, to journal a refusal under its TD (a refused deletion is a TD3.3c)
+        asked = {"TD3.3c" if STATUS_URNS.get(new) == "deleted" else "TD3.3d"
+                 for _target, _original, new in update.status_changes
+                 if STATUS_URNS.get(new) in ("deleted", "archived", "approved")}
         try:
             patient = self._require_patient(call)
             with tx.savepoint():
@@ -520,7 +527,9 @@ class DmpDoor:
                                                        f"{doc.version} of {doc.unique_id}")
                     operations.extend(self._confidentiality_change(call, patient, doc, entry))
         except errors.WorldError as exc:
-            return self._xds_failure(action, "TD3.3" if not operations else operations[0], exc)
+            refused = operations[0] if operations else (asked.pop() if len(asked) == 1 and
+                                                        not update.metadata_updates else "TD3.3")
+            return self._xds_failure(action, refused, exc)
         operation = operations[0] if len(set(operations)) == 1 else ("TD3.3" if not operations else operations[0])
         return Outcome(action, ebrim.render_registry_response([]), operation, document=document)
 

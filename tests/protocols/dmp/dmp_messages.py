@@ -240,3 +240,20 @@ def update_metadata(patient: dict, extrinsic: etree._Element, previous_version: 
         + _slot("SubmissionSetStatus", "Original") + _slot("PreviousVersion", previous_version)
         + "</rim:Association>"))
     return body
+
+
+def existence_test(patient: dict) -> etree._Element:
+    """A TD0.2 body (PRPA_IN201307UV02, reasonCode TEST_EXST) for this patient, shaped like the ANS example."""
+    return etree.fromstring(f"""<PRPA_IN201307UV02 xmlns="{HL7}" ITSVersion="XML_1.0">
+<id root="{uuid.uuid4()}"/><creationTime value="20261120100000"/>
+<interactionId root="2.16.840.1.113883.1.6" extension="PRPA_IN201307UV02"/>
+<processingCode code="P"/><processingModeCode code="T"/><acceptAckCode code="AL"/>
+<receiver typeCode="RCV"><device classCode="DEV" determinerCode="INSTANCE"><id root="1.2.250.1.213.4.1.1.1"/>
+</device></receiver>
+<sender typeCode="SND"><device classCode="DEV" determinerCode="INSTANCE"><id root="1.2.250.1.999"/></device></sender>
+<controlActProcess classCode="CACT" moodCode="EVN"><code code="PRPA_TE201307UV02" codeSystem="2.16.840.1.113883.1.6"/>
+<reasonCode code="TEST_EXST" codeSystem="1.2.250.1.213.1.1.4.11"/>
+<queryByParameter><queryId root="{uuid.uuid4()}"/><statusCode code="new"/><responsePriorityCode code="I"/>
+<parameterList><patientIdentifier><value root="{patient['ins_oid']}" extension="{patient['ins']}"/>
+<semanticsText>Patient.id</semanticsText></patientIdentifier></parameterList></queryByParameter>
+</controlActProcess></PRPA_IN201307UV02>""".encode())

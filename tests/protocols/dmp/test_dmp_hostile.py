@@ -540,7 +540,7 @@ def test_td33c_by_another_structure_than_the_author(w):
     update = update_status(w.patients["alice"], doc["entry_uuid"], APPROVED, DELETED)
     result = xds(w, "registry", update, TD33, security)
     assert result == (FAILURE, ["DMPNotAuthor"])
-    w.assert_refused("NOT_AUTHOR", "TD3.3")
+    w.assert_refused("NOT_AUTHOR", "TD3.3c")   # a refused deletion is journaled as the TD3.3c it was
     assert next(d for d in w.running.client.documents("alice"))["status"] == "approved"
     w.assert_serving()
 

@@ -1,7 +1,8 @@
 """The catalogue's DMP scenarios played through the DMP door, as a DPI would."""
 
+import pytest
 import requests
-from dmp_messages import find_documents, retrieve, vihf
+from dmp_messages import existence_test, find_documents, retrieve, vihf
 from lxml import etree
 
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
@@ -31,6 +32,13 @@ def search(mockbench, pro_id: str, patient_id: str, statuses=ALL[:1]) -> tuple[r
     return response, sorted(names.get(i, i) for i in ids)
 
 
+def all_passed_after_finish(client) -> None:
+    client.finish()
+    assert [(s["id"], s["status"], s["reason"]) for s in client.steps()] == \
+        [(s["id"], "passed", None) for s in client.steps()]
+
+
+@pytest.mark.scenario_play("hidden-documents", "correct")
 def test_hidden_documents(mockbench):
     mockbench.client.load("hidden-documents")
     _, seen = search(mockbench, "dr_petit", "alice")
@@ -39,9 +47,10 @@ def test_hidden_documents(mockbench):
     assert seen == ["cr_consult", "cr_invisible", "cr_masque"]
     _, seen = search(mockbench, "dr_martin", "leo")
     assert seen == ["cr_leo_visible", "cr_secret"]
-    assert [s["status"] for s in mockbench.client.steps()] == ["passed", "passed"]
+    all_passed_after_finish(mockbench.client)
 
 
+@pytest.mark.scenario_play("consent-withdrawal", "correct")
 def test_consent_withdrawal(mockbench):
     c = mockbench.client
     c.load("consent-withdrawal")
@@ -50,19 +59,28 @@ def test_consent_withdrawal(mockbench):
     assert seen == ["cr_bernard"]
     refused, _ = search(mockbench, "dr_durand", "bernard")    # ...fired the automatic withdrawal
     assert b"DMPAuthorizationWithdrawn" in refused.content
-    c.fire("retrait_chu")
+    # the CHU's DPI checks the authorization at each connection (TD0.2): still valid...
+    patient, pro = c.patient("bernard"), next(p for p in c.call("GET", "/professionals") if p["id"] == "dr_martin")
+    idnst = next(s for s in c.call("GET", "/structures") if s["id"] == "chu")["idnst"]
+    answer = post(mockbench, "patients", existence_test(patient), vihf(pro, idnst, patient),
+                  "urn:hl7-org:v3:PRPA_IN201307UV02")
+    assert b'code="VALIDE"' in answer.content
+    c.fire("retrait_chu")                                      # ...until Bernard withdraws it
     assert b"DMPAuthorizationWithdrawn" in search(mockbench, "dr_martin", "bernard")[0].content
+    all_passed_after_finish(c)
 
 
+@pytest.mark.scenario_play("deleted-versions", "correct")
 def test_deleted_versions(mockbench):
     mockbench.client.load("deleted-versions")
     _, seen = search(mockbench, "dr_martin", "camille")
     assert seen == ["bio_v3"]
     _, seen = search(mockbench, "dr_martin", "camille", statuses=ALL)
     assert seen == ["bio_v1", "bio_v2", "bio_v3", "cr_archive"]   # never the deleted one
-    assert [s["status"] for s in mockbench.client.steps()] == ["passed", "passed"]
+    all_passed_after_finish(mockbench.client)
 
 
+@pytest.mark.scenario_play("dmp-cda-dd-05", "correct")
 def test_dmp_cda_dd_05(mockbench):
     c = mockbench.client
     c.load("dmp-cda-dd-05")
@@ -77,6 +95,6 @@ def test_dmp_cda_dd_05(mockbench):
     response = post(mockbench, "repository", retrieve(v2["unique_id"]), vihf(pro, structure["idnst"], patient),
                     "urn:ihe:iti:2007:RetrieveDocumentSet")
     assert response.ok and v2["unique_id"].encode() in response.content
-    assert [s["status"] for s in c.steps()] == ["passed", "passed", "passed"]
+    all_passed_after_finish(c)
     transition = next(e for e in c.journal(channel="control") if e["operation"] == "transition")
     assert transition["verdict"] == "accepted"

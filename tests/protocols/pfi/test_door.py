@@ -195,6 +195,7 @@ def test_dpi_endpoint_is_checked():
             parse_endpoint(bad)
 
 
+@pytest.mark.scenario_play("dmp-conf-03-01", "correct")
 def test_dmp_conf_03_01_played_through_hl7(mockbench):
     c = mockbench.client
     c.load("dmp-conf-03-01")
@@ -203,10 +204,11 @@ def test_dmp_conf_03_01_played_through_hl7(mockbench):
     finess = c.call("GET", "/structures")[0]["finess"]
     uid = "1.2.250.1.999.6.1"
     send(mockbench, mdm("T02", patient, pro, finess, uid), mdm("T04", patient, pro, finess, uid))
-    assert [(s["id"], s["status"]) for s in c.steps()] == [
+    assert [(s["id"], s["status"]) for s in c.finish()] == [
         ("envoi", "passed"), ("alimentation", "passed"), ("suppression", "passed"), ("suppression_dmp", "passed")]
 
 
+@pytest.mark.scenario_play("dmp-conf-03-01", "mistake")
 def test_dmp_conf_03_01_fails_when_the_deletion_is_refused(mockbench):
     c = mockbench.client
     c.load("dmp-conf-03-01")
@@ -222,7 +224,10 @@ def test_dmp_conf_03_01_fails_when_the_deletion_is_refused(mockbench):
     assert steps["suppression_dmp"]["reason"] == "the entry's verdict is refused (DOCUMENT_UNKNOWN), accepted was expected"
 
 
-@pytest.mark.parametrize("finess,status", [("valid", "passed"), (None, "failed"), ("123456789", "failed")])
+@pytest.mark.parametrize("finess,status", [
+    pytest.param("valid", "passed", marks=pytest.mark.scenario_play("dmp-conf-12", "correct")),
+    pytest.param(None, "failed", marks=pytest.mark.scenario_play("dmp-conf-12", "mistake")),
+    pytest.param("123456789", "failed", marks=pytest.mark.scenario_play("dmp-conf-12", "mistake"))])
 def test_dmp_conf_12_checks_prt_8_10(mockbench, finess, status):
     c = mockbench.client
     c.load("dmp-conf-12")
@@ -230,7 +235,9 @@ def test_dmp_conf_12_checks_prt_8_10(mockbench, finess, status):
     pro = c.call("GET", "/professionals")[0]
     real = c.call("GET", "/structures")[0]["finess"]
     send(mockbench, mdm("T02", patient, pro, real if finess == "valid" else finess, "1.2.250.1.999.8.1"))
-    step = c.steps()[0]
-    assert step["status"] == status
+    steps = c.finish()
+    assert steps[0]["status"] == status
     if status == "failed":
-        assert step["reason"].startswith("finding DMP/CONF.12: ")
+        assert steps[0]["reason"].startswith("finding DMP/CONF.12: ")
+    else:
+        assert [(s["status"], s["reason"]) for s in steps] == [("passed", None)] * 2
