@@ -341,6 +341,26 @@ def create_blueprint(bench: Bench) -> Blueprint:
                 since = page[-1]["seq"]
         return jsonify(list(grouped.values()))
 
+    # Evidence report ----------------------------------------------------------------------------
+    @bp.get("/report")
+    def report():
+        """The evidence report (mockbench/report/): read-only, pending steps shown as the finish would
+        leave them but kept pending."""
+        from .. import __version__
+        from ..report import build_report, render_html
+
+        fmt = (request.args.get("format") or "json").lower()
+        if fmt not in ("json", "html"):
+            raise ApiError(400, "INVALID_PARAMETER", "format must be json or html")
+        data = build_report(world, engine, bench={"version": __version__, "url": bench.url})
+        if fmt == "json":
+            return jsonify(data)
+        from ..report.html import CSP
+        response = Response(render_html(data), mimetype="text/html")
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
     # Transitions and clock ----------------------------------------------------------------------
     @bp.get("/transitions")
     def transitions():
