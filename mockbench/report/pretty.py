@@ -228,9 +228,7 @@ def pretty_mime(raw: bytes | str, limits: PrettyLimits = LIMITS) -> dict:
         top_headers = {k: _header_text(v) for k, v in message.items()}
     parts: list[dict] = []
     skipped = 0
-    for part in message.walk():
-        if part.is_multipart():
-            continue
+    for part in _leaves(message):
         if len(parts) >= limits.parts:
             skipped += 1
             continue
@@ -252,14 +250,29 @@ def _header_text(value) -> str:
         return str(value)
 
 
+def _leaves(message: Message, depth: int = 0):
+    """The parts to list, in order: multiparts are opened (to a bounded depth); a message/* part (a report's
+    machine-readable part, a forwarded mail) is one part, shown as text."""
+    if message.get_content_maintype() == "multipart" and message.is_multipart() and depth < 8:
+        for child in message.get_payload():
+            yield from _leaves(child, depth + 1)
+    else:
+        yield message
+
+
 def _mime_part(part: Message, limits: PrettyLimits) -> dict:
     content_type = part.get_content_type()
     headers = {k: _header_text(v) for k, v in part.items() if k.title() in _PART_HEADERS or k in _PART_HEADERS}
     filename = part.get_filename()
-    try:
-        content = part.get_payload(decode=True) or b""
-    except (ValueError, binascii.Error):
-        content = b""
+    payload = part.get_payload()
+    if isinstance(payload, list):     # message/*: the email package parsed it into messages
+        content = "\n".join(m.as_string() if isinstance(m, Message) else str(m) for m in payload).encode(
+            "utf-8", "replace")
+    else:
+        try:
+            content = part.get_payload(decode=True) or b""
+        except (ValueError, binascii.Error):
+            content = b""
     out: dict = {"title": filename or (part.get("Content-ID") or "").strip() or content_type, "content_type": content_type, "filename": filename,
                  "headers": headers, "size": len(content)}
     is_zip = content_type in ("application/zip", "application/x-zip-compressed") or \
