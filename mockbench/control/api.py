@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -327,19 +326,8 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.get("/findings")
     def findings():
-        grouped: OrderedDict[tuple, dict] = OrderedDict()
         with world.transaction() as tx:
-            since = 0
-            while True:
-                page = world.journal.query(tx, since=since, limit=MAX_JOURNAL_PAGE)
-                for entry in page:
-                    for f in entry.get("findings") or []:
-                        key = (f["rule"], f["severity"], f["message"])
-                        grouped.setdefault(key, {**f, "entries": []})["entries"].append(entry["seq"])
-                if len(page) < MAX_JOURNAL_PAGE:
-                    break
-                since = page[-1]["seq"]
-        return jsonify(list(grouped.values()))
+            return jsonify(world.advisor.findings(tx))
 
     # Evidence report ----------------------------------------------------------------------------
     @bp.get("/report")

@@ -88,7 +88,8 @@ SCHEMAS: dict[str, Any] = {
         "document": NS, "verdict": {"enum": ["accepted", "refused", "error"]}, "code": NS,
         "findings": _arr(_ref("Finding")), "raw": S, "raw_truncated": B, "size": I, "ref": NS,
     }),
-    "Finding": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S}),
+    "Finding": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S,
+                     "related": _arr(I)}, required=["rule", "severity", "message"]),
     "FindingGroup": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S,
                           "entries": _arr(I)}),
     "Step": _obj({"id": S, "say": S, "status": {"enum": ["pending", "passed", "failed"]}, "reason": NS,
@@ -267,7 +268,8 @@ PATHS: dict[str, Any] = {
                 _q("to", S, "time <= (ISO)"), _q("limit", I, "at most this many (1-10000, default 1000)")])},
     "/_bench/steps": {"get": _op("The loaded scenario's steps", _json(_arr(_ref("Step"))))},
     "/_bench/steps/finish": {"post": _op("Pending steps become failed: not observed", _json(_arr(_ref("Step"))))},
-    "/_bench/findings": {"get": _op("Conformance findings over the journal", _json(_arr(_ref("FindingGroup"))))},
+    "/_bench/findings": {"get": _op("Conformance findings: the doors' own, grouped, and the advisor's across "
+                                    "exchanges", _json(_arr(_ref("FindingGroup"))))},
     "/_bench/report": {"get": {
         "summary": "The evidence report: scenario, steps with the entries that decided them (raw messages "
                    "pretty-printed), transitions, the world before and after, findings. Read-only: pending "

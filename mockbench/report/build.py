@@ -106,22 +106,8 @@ def _outcome(steps: list[dict]) -> str | None:
 
 
 def _findings(world: World, tx: Tx) -> list[dict]:
-    advisor = getattr(world, "advisor", None)
-    if advisor is not None:
-        return list(advisor.findings(tx))
-    # Before the advisor: the doors' own findings, grouped as GET /_bench/findings groups them.
-    grouped: dict[tuple, dict] = {}
-    since = 0
-    while True:
-        page = world.journal.query(tx, since=since, limit=10_000)
-        for entry in page:
-            for f in entry.get("findings") or []:
-                key = (f["rule"], f["severity"], f["message"])
-                grouped.setdefault(key, {**f, "entries": []})["entries"].append(entry["seq"])
-        if len(page) < 10_000:
-            break
-        since = page[-1]["seq"]
-    return list(grouped.values())
+    """The conformance advisor's findings (world/advisor.py), as GET /_bench/findings gives them."""
+    return list(world.advisor.findings(tx))
 
 
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
