@@ -36,6 +36,7 @@ class ReportLimits:
     timeline: int = 2000          # journal entries listed (one line each, no raw)
     detailed: int = 60            # entries printed in full: those deciding steps first, then those with findings
     findings: int = 500           # finding groups listed
+    mail_bytes: int = 8 * 1024 * 1024   # a mail the journal cut is read whole from its mailbox up to this size
     pretty: PrettyLimits = PrettyLimits()
 
 
@@ -54,7 +55,9 @@ def build_report(world: World, engine: ScenarioEngine, *, limits: ReportLimits |
         timeline = timeline[: limits.timeline]
         findings = _findings(world, tx)
         wanted = _detailed_seqs(steps, findings, limits.detailed)
-        entries = [_detail(world, tx, e, limits.pretty) for e in _entries(world, tx, wanted)]
+        # The raw messages are read here; printing them waits until the transaction is over, so that the
+        # doors are not kept waiting on the store while a large mail is parsed.
+        sources = [_source(world, tx, e, limits.mail_bytes) for e in _entries(world, tx, wanted)]
         report = {
             "report_version": REPORT_VERSION,
             "generated_at": world.clock.now_iso(),
@@ -67,7 +70,7 @@ def build_report(world: World, engine: ScenarioEngine, *, limits: ReportLimits |
             "outcome": _outcome(steps),
             "steps": steps,
             "transitions": _transitions(world, engine, tx, spec),
-            "entries": entries,
+            "entries": [],
             "entries_capped": len(wanted) < len(_all_wanted(steps, findings)),
             "timeline": [{k: e.get(k) for k in ENTRY_FIELDS} for e in timeline],
             "timeline_capped": capped,
@@ -76,6 +79,7 @@ def build_report(world: World, engine: ScenarioEngine, *, limits: ReportLimits |
             "findings": findings[: limits.findings],
             "findings_capped": len(findings) > limits.findings,
         }
+    report["entries"] = [_detail(entry, raw, source, limits.pretty) for entry, raw, source in sources]
     return report
 
 
@@ -135,14 +139,19 @@ def _entries(world: World, tx: Tx, seqs: list[int]) -> list[dict]:
     return found
 
 
-def _detail(world: World, tx: Tx, entry: dict, limits: PrettyLimits) -> dict:
-    out = {k: entry.get(k) for k in ENTRY_FIELDS}
-    raw: str | bytes = entry.get("raw") or ""
-    source = "journal"
-    if entry.get("raw_truncated") and entry["channel"] == "mss" and entry.get("ref"):
+def _source(world: World, tx: Tx, entry: dict, mail_bytes: int) -> tuple[dict, str | bytes, str]:
+    """(entry, what to print, where it comes from): the journal's raw, or for a mail the journal cut (and
+    not larger than `mail_bytes`), the whole message its mailbox kept."""
+    if entry.get("raw_truncated") and entry["channel"] == "mss" and entry.get("ref") and \
+            (entry.get("size") or 0) <= mail_bytes:
         stored = _stored_mail(world, tx, entry["ref"], entry.get("size"))
         if stored is not None:
-            raw, source = stored, "mailbox"
+            return entry, stored, "mailbox"
+    return entry, entry.get("raw") or "", "journal"
+
+
+def _detail(entry: dict, raw: str | bytes, source: str, limits: PrettyLimits) -> dict:
+    out = {k: entry.get(k) for k in ENTRY_FIELDS}
     out["raw"] = entry.get("raw") or ""
     out["pretty"] = pretty_raw(raw, entry["channel"], limits)
     out["pretty_source"] = source

@@ -27,7 +27,7 @@ KIND = {"xml": "XML", "hl7": "HL7 v2", "mime": "MIME", "json": "JSON", "form": "
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
-TEMPLATE = r"""<!DOCTYPE html>
+TEMPLATE = r"""{% macro link(seq) %}{% if seq in anchors %}<a href="{{ anchors[seq] }}">n° {{ seq }}</a>{% else %}n° {{ seq }} <span class="note">(hors de la chronologie listée)</span>{% endif %}{% endmacro %}<!DOCTYPE html>
 <html lang="fr">
 <head>
 <meta charset="utf-8">
@@ -119,7 +119,7 @@ rapport y figurent comme échouées, non observées (le banc les laisse en atten
 {% if s.reason %}<p class="step-reason">Raison : {{ s.reason }}</p>{% endif %}</td>
 <td><span class="badge {{ s.status }}">{{ status.get(s.status, s.status) }}</span>{% if s.not_observed %}<div class="note">non observée</div>{% endif %}</td>
 <td>{{ s.decided_at | when }}</td>
-<td>{% for seq in s.entries %}<a href="{{ seq | entry_href(detailed) }}">n° {{ seq }}</a> {% else %}—{% endfor %}</td>
+<td>{% for seq in s.entries %}{{ link(seq) }} {% else %}—{% endfor %}</td>
 </tr>
 {% endfor %}
 </tbody></table>{% endif %}
@@ -209,7 +209,7 @@ rapport y figurent comme échouées, non observées (le banc les laisse en atten
 <table><thead><tr><th>Gravité</th><th>Règle</th><th>Constat</th><th>Entrées</th></tr></thead><tbody>
 {% for f in r.findings %}<tr><td><span class="badge {{ f.severity }}">{{ severity.get(f.severity, f.severity) }}</span></td>
 <td><strong>{{ f.rule }}</strong></td><td>{{ f.message }}</td>
-<td>{% for seq in f.entries[:20] %}<a href="{{ seq | entry_href(detailed) }}">n° {{ seq }}</a> {% endfor %}{% if f.entries | length > 20 %}… ({{ f.entries | length }}){% endif %}</td></tr>
+<td>{% for seq in f.entries[:20] %}{{ link(seq) }} {% endfor %}{% if f.entries | length > 20 %}… ({{ f.entries | length }}){% endif %}</td></tr>
 {% endfor %}</tbody></table>{% endif %}
 </section>
 
@@ -300,7 +300,6 @@ def _environment() -> Environment:
     env.filters.update(slug=_slug, when=_when, expect=_expect, trigger=_trigger, actions=_actions,
                        json=lambda v: json.dumps(v, indent=2, ensure_ascii=False))
     env.globals["kind"] = KIND
-    env.filters["entry_href"] = lambda seq, detailed: f"#entry-{seq}" if seq in detailed else f"#seq-{seq}"
     return env
 
 
@@ -309,8 +308,12 @@ def render_html(report: dict) -> str:
     env = _environment()
     macros = env.from_string(PRETTY).module
     detailed = {e["seq"] for e in report.get("entries", [])}
+    # Where a journal seq links to: its printed entry, else its timeline line; a seq in neither (dropped from
+    # the bounded journal, or beyond the listed timeline) is shown without a link.
+    anchors = {e["seq"]: f"#seq-{e['seq']}" for e in report.get("timeline", [])}
+    anchors.update({seq: f"#entry-{seq}" for seq in detailed})
     template = env.from_string(TEMPLATE)
-    return template.render(r=report, pretty=macros.show, detailed=detailed, csp=CSP, status=STATUS, outcome=OUTCOME,
+    return template.render(r=report, pretty=macros.show, detailed=detailed, anchors=anchors, csp=CSP, status=STATUS, outcome=OUTCOME,
                            verdict=VERDICT, severity=SEVERITY, doc_status=DOC_STATUS, dmp=DMP, role=ROLE,
                            direction=DIRECTION)
 

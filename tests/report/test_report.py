@@ -265,9 +265,14 @@ def test_the_report_is_bounded_and_says_so(mockbench):
     tree = lxml_html.document_fromstring(render_html(report))
     caps = " ".join(p.text_content() for p in tree.xpath("//p[@class='cap']"))
     assert "Liste plafonnée : 1 entrées détaillées" in caps and "Chronologie plafonnée aux 2 premières" in caps
-    # A step whose entry is not detailed links to its line in the timeline.
-    second = report["steps"][1]["entries"][0]
+    # A step whose entry is not printed links to its timeline line; beyond the listed timeline, to nothing.
+    (row,) = tree.xpath("//tr[@id='step-alimentation']")
+    assert row.xpath(".//a/@href") == [] and "hors de la chronologie listée" in row.text_content()
+    wider = build_report(mockbench.bench.world, mockbench.bench.scenarios, limits=ReportLimits(detailed=1))
+    second = wider["steps"][1]["entries"][0]
+    tree = lxml_html.document_fromstring(render_html(wider))
     assert tree.xpath("//tr[@id='step-alimentation']//a/@href") == [f"#seq-{second}"]
+    assert tree.xpath(f"//tr[@id='seq-{second}']")
 
 
 @pytest.mark.parametrize("fmt", ["xml", "pdf"])
