@@ -13,7 +13,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from . import __version__
@@ -276,9 +276,9 @@ REPORT_TIMEOUT = 60  # seconds: the report reads the whole journal and prints up
 
 
 def default_report_name(scenario: str | None, fmt: str, when: datetime | None = None) -> str:
-    when = when or datetime.now(UTC)
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", scenario or "sans-scenario").strip("-.") or "sans-scenario"
-    return f"mockbench-report-{name}-{when.strftime('%Y%m%d-%H%M%S')}.{fmt}"
+    from .report.build import report_filename
+
+    return report_filename(scenario, fmt, when)
 
 
 def write_report(url: str, fmt: str = "html", out: Path | None = None) -> Path:

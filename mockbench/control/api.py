@@ -343,8 +343,11 @@ def create_blueprint(bench: Bench) -> Blueprint:
         data = build_report(world, engine, bench={"version": __version__, "url": bench.url})
         if fmt == "json":
             return jsonify(data)
+        from ..report import report_filename
         from ..report.html import CSP
         response = Response(render_html(data), mimetype="text/html")
+        name = report_filename((data["scenario"] or {}).get("id"), "html")
+        response.headers["Content-Disposition"] = f'inline; filename="{name}"'
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response

@@ -14,6 +14,7 @@ printed in full, and each printed message is cut (pretty.py); the report says wh
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -81,6 +82,13 @@ def build_report(world: World, engine: ScenarioEngine, *, limits: ReportLimits |
         }
     report["entries"] = [_detail(entry, raw, source, limits.pretty) for entry, raw, source in sources]
     return report
+
+
+def report_filename(scenario: str | None, fmt: str, when: datetime | None = None) -> str:
+    """mockbench-report-<scenario>-<UTC time>.<fmt>, the scenario id reduced to safe file-name characters."""
+    when = when or datetime.now(UTC)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", scenario or "sans-scenario").strip("-.") or "sans-scenario"
+    return f"mockbench-report-{name}-{when.strftime('%Y%m%d-%H%M%S')}.{fmt}"
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -186,4 +194,4 @@ def _transitions(world: World, engine: ScenarioEngine, tx: Tx, spec: dict) -> li
     return out
 
 
-__all__ = ["REPORT_VERSION", "ReportLimits", "build_report"]
+__all__ = ["REPORT_VERSION", "ReportLimits", "build_report", "report_filename"]

@@ -298,3 +298,65 @@ def test_a_cda_in_a_report_is_not_markup(mockbench):
     document = render_html(report)
     assert "<script>" not in document and external_references(document) == []
     assert lxml_html.document_fromstring(document).xpath("//script") == []
+
+
+@pytest.mark.mockbench_scenario("consent-withdrawal")
+def test_transitions_and_the_world_before_and_after_them(mockbench):
+    c = mockbench.client
+    c.fire("retrait_chu")
+    report = c.report("json")
+    validate_report(report)
+    transitions = {t["id"]: t for t in report["transitions"]}
+    fired, waiting = transitions["retrait_chu"], transitions["retrait_clinique"]
+    assert fired["fired"] and fired["fired_at"] and fired["error"] is None
+    assert fired["what"].startswith("retrait_chu (manual): ")
+    assert fired["do"] == [{"withdraw_authorization": {"patient": "bernard", "structure": "chu"}}]
+    line = next(e for e in report["timeline"] if e["seq"] == fired["entry"])
+    assert (line["channel"], line["operation"]) == ("control", "transition")
+    assert not waiting["fired"] and waiting["fired_at"] is None and waiting["what"] is None
+    assert waiting["when"]["after"]["operation"] == "TD3.1"
+
+    def authorizations(state):
+        (bernard,) = state["patients"]
+        return {a["subject"]: a["status"] for a in bernard["authorizations"]}
+    before, after = report["world"]["before"], report["world"]["after"]
+    assert authorizations(before) == {"chu": "VALIDE", "clinique": "VALIDE", "dr_roux": "INTERDIT"}
+    assert authorizations(after).get("chu") != "VALIDE"
+    assert authorizations(after)["clinique"] == "VALIDE"
+    assert [d["id"] for d in before["patients"][0]["documents"]] == ["cr_bernard"]
+
+    tree = lxml_html.document_fromstring(c.report("html"))
+    (row,) = tree.xpath("//tr[@id='transition-retrait_chu']")
+    assert "oui" in row.text_content() and row.xpath(".//a/@href") == [f"#seq-{fired['entry']}"]
+    (row,) = tree.xpath("//tr[@id='transition-retrait_clinique']")
+    assert "non" in row.xpath(".//span[contains(@class, 'badge')]/text()")
+    assert "après 1 × (channel = dmp, operation = TD3.1" in row.text_content()
+    assert "manuelle" in tree.xpath("//tr[@id='transition-retrait_chu']")[0].text_content()
+
+
+@pytest.mark.mockbench_scenario("hidden-documents")
+def test_the_world_summary_is_bounded(mockbench):
+    from mockbench.world.summary import SummaryLimits, world_summary
+
+    world = mockbench.bench.world
+    with world.transaction() as tx:
+        whole = world_summary(world, tx)
+        small = world_summary(world, tx, SummaryLimits(patients=1, documents=1, mailboxes=0))
+    assert [p["id"] for p in whole["patients"]] == ["alice", "leo"]
+    assert whole["patients"][0]["documents_total"] == len(whole["patients"][0]["documents"]) == 3
+    assert [p["id"] for p in small["patients"]] == ["alice"] and small["patients_total"] == 2
+    assert len(small["patients"][0]["documents"]) == 1 and small["patients"][0]["documents_total"] == 3
+    # What the engine recorded at load is the same summary, taken then.
+    with world.transaction() as tx:
+        before = mockbench.bench.scenarios.before(tx)
+    assert {k: v for k, v in before.items() if k != "time"} == {k: v for k, v in whole.items() if k != "time"}
+    report = build_report(world, mockbench.bench.scenarios)
+    report["world"]["after"] = small
+    tree = lxml_html.document_fromstring(render_html(report))
+    caps = [p.text_content() for p in tree.xpath("//p[@class='cap']")]
+    assert "1 autres patients non listés." in caps and "2 autres documents non listés." in caps
+    response = requests.get(f"{mockbench.url}/_bench/report", params={"format": "html"}, timeout=30)
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "script-src" not in response.headers["Content-Security-Policy"]
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert response.headers["Content-Disposition"].startswith('inline; filename="mockbench-report-hidden-documents-')
