@@ -6,12 +6,14 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 from . import __version__
@@ -81,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--url", default=os.environ.get("MOCKBENCH_URL", DEFAULT_URL),
                        help=f"the bench's URL (default $MOCKBENCH_URL or {DEFAULT_URL})")
 
+    report = sub.add_parser("report", help="write the evidence report of the running bench (HTML or JSON)",
+                            description="Fetch GET /_bench/report from the running bench and write it to a file: "
+                                        "one self-contained HTML file (opens with no network) or JSON. Reading "
+                                        "the report does not end the run: pending steps are shown as failed, not "
+                                        "observed, but stay pending. Prints the path written.")
+    report.add_argument("--url", default=os.environ.get("MOCKBENCH_URL", DEFAULT_URL),
+                        help=f"the bench's URL (default $MOCKBENCH_URL or {DEFAULT_URL})")
+    report.add_argument("--format", choices=("html", "json"), default="html", help="html (default) or json")
+    report.add_argument("--out", type=Path,
+                        help="file to write (default mockbench-report-<scenario>-<time>.html|json in the current "
+                             "folder)")
+
     pki = sub.add_parser("pki", help="test certificates").add_subparsers(dest="action", required=True,
                                                                          metavar="ACTION")
     init = pki.add_parser("init", help="a test CA, a server certificate and AUTH_CLI-style client certificates")
@@ -104,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_remote(args)
         if args.command == "pki":
             return cmd_pki_init(args)
+        if args.command == "report":
+            return cmd_report(args)
     except KeyboardInterrupt:
         return 130
     return 2
@@ -305,6 +321,58 @@ def cmd_remote(args: argparse.Namespace) -> int:
     for step in steps:
         mark = {"passed": "✔", "failed": "✘"}.get(step["status"], "…")
         print(f"  {mark} {step['id']}: {step['say']}" + (f" — {step['reason']}" if step.get("reason") else ""))
+    return 0
+
+
+# report -------------------------------------------------------------------------------------------
+REPORT_TIMEOUT = 60  # seconds: the report reads the whole journal and prints up to 60 raw messages
+
+
+def default_report_name(scenario: str | None, fmt: str, when: datetime | None = None) -> str:
+    from .report.build import report_filename
+
+    return report_filename(scenario, fmt, when)
+
+
+def write_report(url: str, fmt: str = "html", out: Path | None = None) -> Path:
+    """Fetch the running bench's evidence report and write it; the path written. Raises urllib.error.URLError
+    (or HTTPError) when the bench does not answer or refuses. Without `out`, the file is
+    mockbench-report-<scenario>-<time>.<fmt> in the current folder."""
+    if fmt not in ("html", "json"):
+        raise ValueError("fmt must be html or json")
+    base = url.rstrip("/")
+    with urllib.request.urlopen(f"{base}/_bench/report?format={fmt}", timeout=REPORT_TIMEOUT) as response:
+        body = response.read()
+    if out is None:
+        if fmt == "json":
+            scenario = (json.loads(body).get("scenario") or {}).get("id")
+        else:
+            match = re.search(rb'<meta name="mockbench-scenario" content="([^"]*)"', body)
+            scenario = match.group(1).decode("utf-8", "replace") if match else None
+        out = Path(default_report_name(scenario, fmt))
+    out = Path(out)
+    if out.parent != Path(""):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(body)
+    return out
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    try:
+        path = write_report(base, args.format, args.out)
+    except urllib.error.HTTPError as exc:
+        print(f"mockbench: {base} answered {exc.code}: {exc.read()[:500].decode('utf-8', 'replace')}",
+              file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"mockbench: no bench answers at {base} ({exc.reason}); start one with `mockbench up`",
+              file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"mockbench: the report was not written: {exc}", file=sys.stderr)
+        return 1
+    print(path)
     return 0
 
 

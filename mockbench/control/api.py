@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -327,19 +326,31 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.get("/findings")
     def findings():
-        grouped: OrderedDict[tuple, dict] = OrderedDict()
         with world.transaction() as tx:
-            since = 0
-            while True:
-                page = world.journal.query(tx, since=since, limit=MAX_JOURNAL_PAGE)
-                for entry in page:
-                    for f in entry.get("findings") or []:
-                        key = (f["rule"], f["severity"], f["message"])
-                        grouped.setdefault(key, {**f, "entries": []})["entries"].append(entry["seq"])
-                if len(page) < MAX_JOURNAL_PAGE:
-                    break
-                since = page[-1]["seq"]
-        return jsonify(list(grouped.values()))
+            return jsonify(world.advisor.findings(tx))
+
+    # Evidence report ----------------------------------------------------------------------------
+    @bp.get("/report")
+    def report():
+        """The evidence report (mockbench/report/): read-only, pending steps shown as the finish would
+        leave them but kept pending."""
+        from .. import __version__
+        from ..report import build_report, render_html
+
+        fmt = (request.args.get("format") or "json").lower()
+        if fmt not in ("json", "html"):
+            raise ApiError(400, "INVALID_PARAMETER", "format must be json or html")
+        data = build_report(world, engine, bench={"version": __version__, "url": bench.url})
+        if fmt == "json":
+            return jsonify(data)
+        from ..report import report_filename
+        from ..report.html import CSP
+        response = Response(render_html(data), mimetype="text/html")
+        name = report_filename((data["scenario"] or {}).get("id"), "html")
+        response.headers["Content-Disposition"] = f'inline; filename="{name}"'
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
     # Transitions and clock ----------------------------------------------------------------------
     @bp.get("/transitions")

@@ -88,7 +88,8 @@ SCHEMAS: dict[str, Any] = {
         "document": NS, "verdict": {"enum": ["accepted", "refused", "error"]}, "code": NS,
         "findings": _arr(_ref("Finding")), "raw": S, "raw_truncated": B, "size": I, "ref": NS,
     }),
-    "Finding": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S}),
+    "Finding": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S,
+                     "related": _arr(I)}, required=["rule", "severity", "message"]),
     "FindingGroup": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S,
                           "entries": _arr(I)}),
     "Step": _obj({"id": S, "say": S, "status": {"enum": ["pending", "passed", "failed"]}, "reason": NS,
@@ -133,6 +134,43 @@ SCHEMAS: dict[str, Any] = {
                           "after_polls": I, "expires_in": {"type": "number"}, "interval": I},
                          required=["idnps", "professional", "outcome", "after_polls"]),
 }
+
+# The evidence report (mockbench/report/build.py). Nested parts are described loosely: they are for the eye.
+_PRETTY = _obj({"kind": {"enum": ["empty", "xml", "hl7", "mime", "json", "form", "text", "binary", "zip"]},
+                "text": NS, "parts": _arr({"type": "object"}), "tokens": _arr(_obj({
+                    "header": {"type": "object"}, "claims": {"type": "object"},
+                    "signature": _obj({"present": B, "verified": {"const": False}, "algorithm": NS})})),
+                "note": NS})
+_SUMMARY = {"type": ["object", "null"], "properties": {
+    "time": S, "structures": I, "professionals": I, "patients_total": I, "mailboxes_total": I,
+    "patients": _arr(_obj({"id": S, "ins": S, "dmp": S, "consent": {"type": "object"}, "documents_total": I,
+                           "documents": _arr(_obj({"id": S, "unique_id": S, "status": S,
+                                                   "confidentiality": _arr(S), "version": I, "replaces": NS,
+                                                   "replaced_by": NS, "versions": _arr({"type": "object"})})),
+                           "authorizations": _arr(_obj({"subject_kind": S, "subject": S, "status": S}))},
+                          required=["id", "documents", "authorizations"])),
+    "mailboxes": _arr(_obj({"address": S, "role": S, "type": S, "owner": S, "messages": I}))},
+    "required": ["time", "patients", "mailboxes"]}
+SCHEMAS["Report"] = _obj({
+    "report_version": I, "generated_at": S, "bench": {"type": "object"},
+    "scenario": {"type": ["object", "null"], "properties": {
+        "id": S, "title": S, "requirement": NS, "description": NS, "source": NS, "loaded_at": NS}},
+    "outcome": {"enum": ["passed", "failed", None]},
+    "steps": _arr(_obj({"id": S, "say": S, "expect": {"type": ["object", "null"]}, "verdict": S,
+                        "status": {"enum": ["passed", "failed"]}, "reason": NS, "decided_at": NS,
+                        "entries": _arr(I), "not_observed": B})),
+    "transitions": _arr(_obj({"id": S, "say": S, "when": {"type": ["object", "null"]}, "do": _arr({"type": "object"}),
+                              "fired": B, "fired_at": NS, "count": I, "error": {"type": ["object", "null"]},
+                              "what": NS, "entry": {"type": ["integer", "null"]}})),
+    "entries": _arr({"allOf": [_ref("JournalEntry"), _obj({"pretty": _PRETTY,
+                                                           "pretty_source": {"enum": ["journal", "mailbox"]}})]}),
+    "entries_capped": B,
+    "timeline": _arr(_obj({"seq": I, "time": S, "channel": S, "operation": S, "verdict": S},
+                          required=["seq", "time", "channel", "operation", "verdict"])),
+    "timeline_capped": B, "journal": _obj({"count": I, "dropped": I}),
+    "world": _obj({"before": _SUMMARY, "after": _SUMMARY}),
+    "findings": _arr(_ref("FindingGroup")), "findings_capped": B,
+})
 
 
 def _json(schema: dict, description: str = "OK") -> dict:
@@ -230,7 +268,16 @@ PATHS: dict[str, Any] = {
                 _q("to", S, "time <= (ISO)"), _q("limit", I, "at most this many (1-10000, default 1000)")])},
     "/_bench/steps": {"get": _op("The loaded scenario's steps", _json(_arr(_ref("Step"))))},
     "/_bench/steps/finish": {"post": _op("Pending steps become failed: not observed", _json(_arr(_ref("Step"))))},
-    "/_bench/findings": {"get": _op("Conformance findings over the journal", _json(_arr(_ref("FindingGroup"))))},
+    "/_bench/findings": {"get": _op("Conformance findings: the doors' own, grouped, and the advisor's across "
+                                    "exchanges", _json(_arr(_ref("FindingGroup"))))},
+    "/_bench/report": {"get": {
+        "summary": "The evidence report: scenario, steps with the entries that decided them (raw messages "
+                   "pretty-printed), transitions, the world before and after, findings. Read-only: pending "
+                   "steps are shown failed (not observed) but stay pending",
+        "parameters": [_q("format", {"enum": ["json", "html"]}, "json (default) or html (one self-contained "
+                          "file, French labels)")],
+        "responses": {"200": {"description": "the report", "content": {
+            "application/json": {"schema": _ref("Report")}, "text/html": {"schema": S}}}, **ERR}}},
     "/_bench/transitions": {"get": _op("The loaded scenario's transitions", _json(_arr(_ref("Transition"))))},
     "/_bench/transitions/{transition_id}": {
         "parameters": [{"name": "transition_id", "in": "path", "required": True, "schema": S}],

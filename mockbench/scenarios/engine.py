@@ -19,6 +19,7 @@ from ..world import errors
 from ..world.clock import parse_duration, parse_time
 from ..world.model import Document
 from ..world.store import Tx
+from ..world.summary import world_summary
 from ..world.world import World
 from .loader import Catalogue, Scenario
 from .seed import Seeder
@@ -29,6 +30,7 @@ TRANSITIONS = "scenario:transitions"
 CURSOR = "scenario:cursor"
 TRACE_MARK = "scenario:trace_mark"   # the last DMP trace of the seeding: `then: traces` looks past it
 TRACE_SHOWN = 5                      # traces named in the reason of a missing one
+BEFORE = "scenario:before"   # the world as seeded, summarized at load (the evidence report's "before")
 
 
 class ScenarioEngine:
@@ -60,6 +62,7 @@ class ScenarioEngine:
             tx.meta_set(TRANSITIONS, {t["id"]: {"fired": False, "count": 0, "fired_at": None, "error": None}
                                       for t in spec.get("transitions", [])})
             tx.scratch.pop("rng", None)
+            tx.meta_set(BEFORE, world_summary(self.world, tx))
             self.world.journal.append(tx, "control", "load", actor="mockbench", raw=scenario.id)
             summary = self.summary(tx)
             next_at = self._compute_next_at(tx)
@@ -355,23 +358,37 @@ class ScenarioEngine:
     def finish(self) -> list[dict]:
         with self.world.transaction() as tx:
             state = self.loaded(tx)
-            steps = tx.meta_get(STEPS, [])
             if not state:
                 return []
-            cursor = tx.meta_get(CURSOR, 0)
-            first_pending = None
-            for i, step in enumerate(steps):
-                if step["status"] != "pending":
-                    continue
-                expect = state["spec"]["steps"][i]["expect"]
-                reason = self._nearest(tx, expect, cursor)
-                if first_pending is not None:
-                    reason = f"the earlier step {first_pending} was never decided; {reason}"
-                first_pending = first_pending or step["id"]
-                step["status"] = "failed"
-                step["reason"] = "not observed: " + reason
-            tx.meta_set(STEPS, steps)
+            tx.meta_set(STEPS, self.finished_steps(tx))
             return self.steps(tx)
+
+    def finished_steps(self, tx: Tx) -> list[dict]:
+        """The steps as finishing would leave them, without storing anything: pending ones are failed, not
+        observed, with the nearest miss. Each step's record in full (with `decided_at` and, for those this
+        view failed, `not_observed: True`). The evidence report shows this view and leaves the run open."""
+        state = self.loaded(tx)
+        steps = tx.meta_get(STEPS, [])
+        if not state:
+            return []
+        cursor = tx.meta_get(CURSOR, 0)
+        first_pending = None
+        for i, step in enumerate(steps):
+            if step["status"] != "pending":
+                continue
+            expect = state["spec"]["steps"][i]["expect"]
+            reason = self._nearest(tx, expect, cursor)
+            if first_pending is not None:
+                reason = f"the earlier step {first_pending} was never decided; {reason}"
+            first_pending = first_pending or step["id"]
+            step["status"] = "failed"
+            step["reason"] = "not observed: " + reason
+            step["not_observed"] = True
+        return steps
+
+    def before(self, tx: Tx) -> dict | None:
+        """The world as the loaded scenario seeded it (world/summary.py), recorded at load."""
+        return tx.meta_get(BEFORE)
 
     def _nearest(self, tx: Tx, expect: dict, cursor: int) -> str:
         wanted = _describe(expect)

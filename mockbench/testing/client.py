@@ -79,6 +79,10 @@ class BenchClient:
     def finish(self) -> list[dict]:
         return self.call("POST", "/steps/finish")
 
+    def report(self, fmt: str = "json") -> Any:
+        """The evidence report: a dict (json), or the HTML document's bytes (html). Read-only."""
+        return self.call("GET", "/report", format=fmt)
+
     def fire(self, transition: str) -> dict:
         return self.call("POST", f"/transitions/{urllib.parse.quote(transition)}")
 

@@ -484,6 +484,7 @@ class Dmp:
         that this actor may see. Deleted, masked or invisible ones are left out, as find leaves them out."""
         patient = self._patient(tx, patient_key)
         self.check_access(tx, actor, patient)
+        self._consent_findings(tx, patient, feeding=False)   # a consultation too (the advisor's DMP/CONSENT)
         wanted = set(keys)
         found = [doc for doc in self.documents(tx, patient.id, history=True)
                  if (doc.unique_id in wanted and doc.current) or doc.entry_uuid in wanted]

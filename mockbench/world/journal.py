@@ -45,6 +45,9 @@ class Journal:
         self.world = world
         self.limits = limits or JournalLimits()
         self.hooks: list[JournalHook] = []            # run inside the transaction (scenario engine)
+        # Run on each entry before it is stored, in the same transaction: they may add findings to
+        # entry["findings"] (the conformance advisor), so that the stored entry and the hooks see them.
+        self.annotators: list[JournalHook] = []
         self.listeners: list[Callable[[dict], None]] = []  # run after commit (log lines, live views)
 
     def append(
@@ -97,6 +100,8 @@ class Journal:
             "size": size,
             "ref": ref,
         }
+        for annotate in list(self.annotators):
+            annotate(tx, entry)
         stored = len(kept) + 256
         tx.put("journal", entry, seq=entry["seq"], time=entry["time"], channel=channel, operation=operation,
                patient=patient, size=stored)

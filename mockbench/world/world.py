@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from .advisor import Advisor
 from .clock import Clock
 from .directory import Directory
 from .dmp import Dmp
@@ -28,6 +29,7 @@ class World:
         self.dmp = Dmp(self)
         self.tokens = Tokens(self)
         self.mss = Mss(self)
+        self.advisor = Advisor(self)   # the findings across exchanges (GET /_bench/findings)
         # Run at the start of every outermost transaction, with the transaction open: the scenario
         # engine fires the `at:` transitions that the virtual clock has reached.
         self.tick_hooks: list[Callable[[Tx], None]] = [self.mss.on_tick]  # MSSanté answers after read_after

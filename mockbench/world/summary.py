@@ -1,0 +1,75 @@
+"""A bounded summary of the world's state, for the eye: patients with their documents (status,
+confidentiality, versions) and authorizations, mailboxes with their message counts.
+
+The scenario engine records it when a scenario is loaded (the world "before"); the evidence report shows it
+beside the same summary taken now (the world "after"). Bounded, so that a large seeded world neither bloats
+the record nor the report: what is left out is counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .model import Document
+from .store import Tx
+
+if TYPE_CHECKING:
+    from .world import World
+
+
+@dataclass(frozen=True)
+class SummaryLimits:
+    patients: int = 100               # patients listed (the catalogue seeds one to three)
+    documents: int = 50               # documents listed per patient
+    versions: int = 20                # metadata versions listed per document
+    mailboxes: int = 100
+
+
+def world_summary(world: World, tx: Tx, limits: SummaryLimits | None = None) -> dict:
+    limits = limits or SummaryLimits()
+    now = world.clock.now_iso()
+    patients = world.directory.patients(tx)
+    mailboxes = world.directory.mailboxes(tx)
+    return {
+        "time": now,
+        "structures": tx.count("structures"),
+        "professionals": tx.count("professionals"),
+        "patients": [_patient(world, tx, p, limits, now) for p in patients[: limits.patients]],
+        "patients_total": len(patients),
+        "mailboxes": [{"address": m.address, "role": m.role, "type": m.type, "owner": m.owner,
+                       "messages": tx.count("messages", mailbox=m.address)}
+                      for m in mailboxes[: limits.mailboxes]],
+        "mailboxes_total": len(mailboxes),
+    }
+
+
+def _patient(world: World, tx: Tx, p, limits: SummaryLimits, now: str) -> dict:
+    rows = [Document.from_dict(r) for r in tx.select("documents", order="rowid", patient=p.id)]
+    versions: dict[str, list[Document]] = {}
+    for doc in rows:
+        versions.setdefault(doc.unique_id, []).append(doc)
+    current = [d for d in rows if d.current]
+    documents = []
+    for doc in current[: limits.documents]:
+        chain = sorted(versions.get(doc.unique_id, [doc]), key=lambda d: d.version)
+        documents.append({
+            "id": doc.id, "unique_id": doc.unique_id, "title": doc.title, "type_code": doc.type_code,
+            "status": doc.status, "confidentiality": list(doc.confidentiality), "version": doc.version,
+            "replaces": doc.replaces, "replaced_by": doc.replaced_by, "author": doc.author,
+            "versions": [{"version": v.version, "status": v.status, "confidentiality": list(v.confidentiality),
+                          "entry_uuid": v.entry_uuid} for v in chain[-limits.versions:]],
+        })
+    authorizations = []
+    for a in world.dmp.authorizations(tx, p.id):
+        status = "EXPIRE" if a.status == "VALIDE" and a.until and a.until <= now else a.status
+        authorizations.append({"subject_kind": a.subject_kind, "subject": a.subject, "status": status,
+                               "since": a.since, "until": a.until})
+    return {
+        "id": p.id, "ins": p.ins, "family_name": p.family_name, "given_name": p.given_name, "minor": p.minor,
+        "dmp": p.dmp, "consent": dict(p.consent), "secret_connection": p.secret_connection,
+        "documents": documents, "documents_total": len(current), "authorizations": authorizations,
+    }
+
+
+__all__ = ["SummaryLimits", "world_summary"]
