@@ -33,6 +33,7 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
 from .clock import parse_time
+from .errors import DocumentMasked
 from .journal import finding
 from .model import INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX, MASQUE_PS
 from .store import Tx
@@ -83,6 +84,15 @@ INVISIBLE = (INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX)
 _DISPOSITION = re.compile(r"^Disposition:[ \t]*((?:[^\r\n]*)(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE)
 _ERROR_MODIFIER = re.compile(r";\s*[a-z-]+\s*/\s*error\b", re.IGNORECASE)
 _ORIGINAL_ID = re.compile(r"^Original-Message-ID:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+def _world_code(code: Any) -> str:
+    """The world's error code behind a door's: `DMPDocumentMasked` (the DMP door's derived code) or
+    `DOCUMENT_MASKED` -> `DOCUMENT_MASKED`."""
+    text = str(code or "")
+    if "_" in text or text.isupper():
+        return text
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", text.removeprefix("DMP")).upper()
 
 
 def _ts(text: Any) -> float | None:
@@ -171,7 +181,7 @@ class Advisor:
                             f"{self._when(tx, entry['patient'], unique_id, 'suppression')}: the DPI must show it as "
                             "deleted rather than offer it", "warning")]
         masked_to_reader = (MASQUE_PS in (row.get("confidentiality") or []) and entry.get("verdict") != "accepted"
-                            and entry.get("code"))
+                            and _world_code(entry.get("code")) == DocumentMasked.code)
         if masked_to_reader:
             return [finding(RULE_READ_GONE, f"TD3.2 asks for {unique_id}, masked to professionals in "
                             f"{entry['patient']}'s DMP{self._when(tx, entry['patient'], unique_id, 'masquage')}: the "

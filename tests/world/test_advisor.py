@@ -143,6 +143,8 @@ def test_reading_a_masked_document(cast):
     assert "masked to professionals" in refused["findings"][0]["message"]
     allowed = read(cast, cast.author, uid)           # its author still reads it: nothing to show
     assert allowed["verdict"] == "accepted" and rules_of(allowed) == []
+    unauthorized = read(cast, cast.stranger, uid)    # refused for another reason: not this rule
+    assert unauthorized["code"] == "AUTHORIZATION_MISSING" and rules_of(unauthorized) == []
 
 
 def test_reading_a_current_document_and_a_replaced_one(cast):
