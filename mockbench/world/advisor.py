@@ -157,8 +157,8 @@ class Advisor:
                 feed = (seq, now - ts)
             elif operation == "TD3.1" and now - ts <= STORM_WINDOW_SECONDS:
                 searches += 1
-            if searches >= STORM_COUNT or (feed is not None and now - ts > STORM_WINDOW_SECONDS):
-                # A storm: its first searches already named a feed before them (the scan is newest first).
+            if searches >= STORM_COUNT:
+                # A storm: its first searches already named the feed before them (the scan is newest first).
                 break
         if feed is not None:
             f = finding(RULE_AUTO_SEARCH, f"TD3.1 by {actor} for {patient} {feed[1]:.1f} s after its own TD2.1 "
