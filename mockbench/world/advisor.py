@@ -19,7 +19,9 @@ Rules (the README's section on findings lists them with one line each):
   operations (world/dmp.py `_consent_findings`, for TD2.1 through the DMP door or the PFI, TD3.1, TD3.1b, TD3.2)
   and carried by the doors onto the entry.
 - MSS/UX.12: an error MDN submitted by a hospital or applicative mailbox with no copy delivered to a mailbox of
-  role `error` of the same structure within UX12_COPY_WINDOW_SECONDS (in the same message or another). End.
+  role `error` of the same structure within UX12_COPY_WINDOW_SECONDS (in the same message or another); or a
+  package the bench found broken, fetched by such a mailbox, then neither an error MDN answering it nor any
+  mail to the error mailbox within the window. End.
 - DMP/CONF.14: each accepted DMP action of the journal must have left its access trace (user, document, time,
   action); a missing one is an error; one info per patient summarizes what the DPI must be able to show. End.
 """
@@ -33,6 +35,7 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
 from .clock import parse_time
+from .errors import DocumentMasked
 from .journal import finding
 from .model import INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX, MASQUE_PS
 from .store import Tx
@@ -83,6 +86,15 @@ INVISIBLE = (INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX)
 _DISPOSITION = re.compile(r"^Disposition:[ \t]*((?:[^\r\n]*)(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE)
 _ERROR_MODIFIER = re.compile(r";\s*[a-z-]+\s*/\s*error\b", re.IGNORECASE)
 _ORIGINAL_ID = re.compile(r"^Original-Message-ID:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+def _world_code(code: Any) -> str:
+    """The world's error code behind a door's: `DMPDocumentMasked` (the DMP door's derived code) or
+    `DOCUMENT_MASKED` -> `DOCUMENT_MASKED`."""
+    text = str(code or "")
+    if "_" in text or text.isupper():
+        return text
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", text.removeprefix("DMP")).upper()
 
 
 def _ts(text: Any) -> float | None:
@@ -147,8 +159,9 @@ class Advisor:
                 feed = (seq, now - ts)
             elif operation == "TD3.1" and now - ts <= STORM_WINDOW_SECONDS:
                 searches += 1
-            if searches >= STORM_COUNT and (feed is not None or now - ts > AUTO_SEARCH_SECONDS):
-                break                                  # both questions answered
+            if searches >= STORM_COUNT:
+                # A storm: its first searches already named the feed before them (the scan is newest first).
+                break
         if feed is not None:
             f = finding(RULE_AUTO_SEARCH, f"TD3.1 by {actor} for {patient} {feed[1]:.1f} s after its own TD2.1 "
                         f"(entry {feed[0]}): a search must come from an explicit user action, not follow a feed "
@@ -171,7 +184,7 @@ class Advisor:
                             f"{self._when(tx, entry['patient'], unique_id, 'suppression')}: the DPI must show it as "
                             "deleted rather than offer it", "warning")]
         masked_to_reader = (MASQUE_PS in (row.get("confidentiality") or []) and entry.get("verdict") != "accepted"
-                            and entry.get("code"))
+                            and _world_code(entry.get("code")) == DocumentMasked.code)
         if masked_to_reader:
             return [finding(RULE_READ_GONE, f"TD3.2 asks for {unique_id}, masked to professionals in "
                             f"{entry['patient']}'s DMP{self._when(tx, entry['patient'], unique_id, 'masquage')}: the "
@@ -197,6 +210,7 @@ class Advisor:
         dmp_entries: list[dict] = []
         mdn_submits: list[dict] = []
         deliveries: list[dict] = []
+        fetches: list[dict] = []
         since = 0
         while True:
             rows = tx.conn.execute(
@@ -221,21 +235,24 @@ class Advisor:
                     mdn_submits.append(entry)
                 elif channel == "mss" and operation == "DELIVER":
                     deliveries.append(entry)
+                elif channel == "mss" and operation == "IMAP_FETCH":
+                    fetches.append(entry)
             if len(rows) < PAGE:
                 break
             since = rows[-1][0]
         out = [{**g, "entries": sorted(g["entries"])} for g in grouped.values()]
-        out.extend(self._error_copies(tx, mdn_submits, deliveries))
+        out.extend(self._error_copies(tx, mdn_submits, deliveries, fetches))
         out.extend(self._traces(tx, dmp_entries))
         return out
 
     # MSS/UX.12 ------------------------------------------------------------------------------------
-    def _error_copies(self, tx: Tx, submits: list[dict], deliveries: list[dict]) -> list[dict]:
+    def _error_copies(self, tx: Tx, submits: list[dict], deliveries: list[dict], fetches: list[dict]) -> list[dict]:
         boxes = {m.address.lower(): m for m in self.world.directory.mailboxes(tx)}
-        senders = {a for a, m in boxes.items()
-                   if m.role == "hospital" or (m.type == "APP" and m.role not in ("outside", "error"))}
-        candidates = [e for e in submits if str(e.get("actor") or "").lower() in senders]
-        if not candidates:
+        hospital = {a for a, m in boxes.items()
+                    if m.role == "hospital" or (m.type == "APP" and m.role not in ("outside", "error"))}
+        submits = [e for e in submits if str(e.get("actor") or "").lower() in hospital]
+        fetches = [e for e in fetches if str(e.get("actor") or "").lower() in hospital and e.get("ref")]
+        if not submits and not fetches:
             return []
         errors_of: dict[str, list[str]] = defaultdict(list)   # structure -> its error mailboxes
         for address, box in boxes.items():
@@ -255,8 +272,15 @@ class Advisor:
             ts = _ts(entry.get("time"))
             if address in boxes and boxes[address].role == "error" and ts is not None:
                 received[address].append(ts)
+
+        def copied(owner: str, ts: float | None, *, after: bool = False) -> bool:
+            return ts is not None and any(
+                (0 if after else -UX12_COPY_WINDOW_SECONDS) <= t - ts <= UX12_COPY_WINDOW_SECONDS
+                for address in errors_of.get(owner, []) for t in received.get(address, []))
+
         out: list[dict] = []
-        for entry in candidates:
+        answered: set[tuple[str, str]] = set()   # (structure, original Message-ID) an error MDN answered
+        for entry in submits:
             raw = self._raw(tx, entry["seq"])
             if "disposition-notification" not in raw.lower():
                 continue
@@ -266,21 +290,38 @@ class Advisor:
             sender = str(entry["actor"]).lower()
             owner = boxes[sender].owner
             original = _ORIGINAL_ID.search(raw)
+            if original:
+                answered.add((owner, original.group(1)))
             about = f" answering {original.group(1)}" if original else ""
-            ts = _ts(entry.get("time"))
-            error_boxes = errors_of.get(owner, [])
-            if not error_boxes:
+            if not errors_of.get(owner):
                 whose = owner or "its structure"
                 out.append({**finding(RULE_ERROR_COPY, f"{sender} sent an error MDN{about}, but {whose} has no "
                                       "mailbox of role error to receive the copy", "error"),
                             "entries": [entry["seq"]]})
-                continue
-            copied = ts is not None and any(abs(t - ts) <= UX12_COPY_WINDOW_SECONDS
-                                            for address in error_boxes for t in received.get(address, []))
-            if not copied:
+            elif not copied(owner, _ts(entry.get("time"))):
                 out.append({**finding(RULE_ERROR_COPY, f"{sender} sent an error MDN{about} with no copy delivered to "
-                            f"the error mailbox ({', '.join(sorted(error_boxes))}) within "
-                            f"{UX12_COPY_WINDOW_SECONDS:g} s", "error"), "entries": [entry["seq"]]})
+                                      f"the error mailbox ({', '.join(sorted(errors_of[owner]))}) within "
+                                      f"{UX12_COPY_WINDOW_SECONDS:g} s", "error"), "entries": [entry["seq"]]})
+        # A package the bench found broken, fetched by the hospital's software, then neither an error MDN nor a
+        # mail to the error mailbox (DOMAIN.md section 3: without an MDN request, a standard mail is expected).
+        inbox: dict[str, dict[str, Any]] = {}
+        seen: set[tuple[str, str]] = set()
+        for entry in fetches:
+            address, ref = str(entry["actor"]).lower(), str(entry["ref"]).strip()
+            if (address, ref) in seen:
+                continue
+            seen.add((address, ref))
+            if address not in inbox:
+                inbox[address] = {m.message_id.strip(): m for m in self.world.mss.messages(tx, address)}
+            message = inbox[address].get(ref)
+            broken = [f for f in (message.findings if message else []) if f.get("severity") == "error"]
+            owner = boxes[address].owner
+            if not broken or (owner, ref) in answered or copied(owner, _ts(entry.get("time")), after=True):
+                continue
+            reasons = "; ".join(str(f.get("message")) for f in broken[:2])
+            out.append({**finding(RULE_ERROR_COPY, f"{address} fetched {ref}, whose package cannot be integrated "
+                                  f"({reasons}), and neither answered an error MDN nor wrote to an error mailbox",
+                                  "error"), "entries": [entry["seq"]]})
         return out
 
     @staticmethod

@@ -143,6 +143,8 @@ def test_reading_a_masked_document(cast):
     assert "masked to professionals" in refused["findings"][0]["message"]
     allowed = read(cast, cast.author, uid)           # its author still reads it: nothing to show
     assert allowed["verdict"] == "accepted" and rules_of(allowed) == []
+    unauthorized = read(cast, cast.stranger, uid)    # refused for another reason: not this rule
+    assert unauthorized["code"] == "AUTHORIZATION_MISSING" and rules_of(unauthorized) == []
 
 
 def test_reading_a_current_document_and_a_replaced_one(cast):
@@ -360,3 +362,20 @@ def test_findings_over_ten_thousand_entries(cast):
     assert len(by_rule[("DMP/CONSENT", "warning")]["entries"]) == 10_000
     assert len(by_rule[("DMP/CONF.14", "info")]["entries"]) == 10_001
     assert ("DMP/CONF.14", "error") not in by_rule and ("EX_3.1-2030", "warning") not in by_rule
+
+
+def test_a_burst_of_searches(cast):
+    """10,000 TD3.1 in the same virtual second: each looks back at a few entries only (printed, not asserted)."""
+    fed = feed(cast)
+    start = time.perf_counter()
+    with cast.tx() as tx:
+        for _ in range(10_000):
+            cast.world.journal.append(tx, "dmp", "TD3.1", actor=fed["actor"], patient="alice")
+    took = time.perf_counter() - start
+    print(f"\nadvisor: a burst of 10,000 TD3.1 journaled with annotation in {took:.2f} s")
+    found = {f["message"].split(":")[0]: f["entries"] for f in all_findings(cast, "EX_3.1-2030")}
+    storm = found[f"a storm of TD3.1 by {fed['actor']} for alice"]
+    assert storm == list(range(fed["seq"] + rules.STORM_COUNT, fed["seq"] + 10_001))
+    (after_feed,) = [v for k, v in found.items() if k.startswith("TD3.1")]
+    # The first searches name the feed; from the storm on, the scan stops at STORM_COUNT searches.
+    assert after_feed == list(range(fed["seq"], fed["seq"] + rules.STORM_COUNT))

@@ -95,6 +95,15 @@ def test_reading_a_deleted_document_and_the_traces(dmp_world):
     assert "1 alimentation, 1 consultation, 1 suppression, 1 telechargement" in traces[0]["message"]
 
 
+def test_reading_a_document_masked_to_the_reader(dmp_world):
+    bench, dpi = dmp_world["bench"], Dpi(dmp_world)
+    (masked,) = [d for d in bench.client.documents("alice") if d["id"] == "cr_masque"]
+    dpi.read(masked["unique_id"])                # dr_b's document, masked to dr_a
+    (entry,) = bench.client.journal(channel="dmp", operation="TD3.2")
+    assert (entry["verdict"], entry["code"], advised(entry)) == ("refused", "DMPDocumentMasked", ["DMP/TD3.3c"])
+    assert "masked to professionals" in entry["findings"][-1]["message"]
+
+
 @pytest.mark.parametrize("consent", ["INC", "IC"])
 def test_consultation_against_zfa_consent(dmp_world, consent):
     bench, dpi = dmp_world["bench"], Dpi(dmp_world)
