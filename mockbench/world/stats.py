@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import email
+import json
 import email.policy
 import io
 import re
@@ -238,7 +239,15 @@ def _dmp_type(world: World, tx: Tx, entry: dict) -> str:
             pass
     tag = _TYPE_CODE_TAG.search(entry.get("raw") or "")
     node = _NODE.search(tag.group(0)) if tag else None
-    return node.group(1) if node else UNKNOWN_TYPE
+    if node:
+        return node.group(1)
+    if entry.get("ref"):   # the PFI's feed: its TD2.1 has the HL7 message's MSH-10 as ref
+        row = tx.conn.execute("SELECT data FROM journal WHERE ns = ? AND channel = 'pfi' AND "
+                              "json_extract(data, '$.ref') = ? ORDER BY seq DESC LIMIT 1",
+                              (tx.ns, entry["ref"])).fetchone()
+        if row is not None:
+            return _hl7_type(json.loads(row[0]).get("raw") or "")
+    return UNKNOWN_TYPE
 
 
 def _mail_raw(world: World, tx: Tx, entry: dict) -> bytes:
@@ -275,16 +284,25 @@ def _mail_type(world: World, tx: Tx, entry: dict) -> str:
     return _dmp_type(world, tx, {"document": entry.get("document")})
 
 
-def _hl7_sends(entry: dict) -> list[tuple[str, str]]:
-    """(flux, type) for each destination of a refused HL7 document message."""
-    segments = [s.split("|") for s in re.split(r"\r\n|\r|\n", entry.get("raw") or "") if s]
+def _segments(raw: str) -> list[list[str]]:
+    return [s.split("|") for s in re.split(r"\r\n|\r|\n", raw) if s]
+
+
+def _hl7_type(raw: str) -> str:
+    """TXA-2 of an HL7 document message, else OBR-4 (ORU^R01), else UNKNOWN_TYPE."""
     doc_type = UNKNOWN_TYPE
-    for seg in segments:
+    for seg in _segments(raw):
         if seg[0] == "TXA" and len(seg) > 2 and seg[2].split("^")[0]:
-            doc_type = seg[2].split("^")[0]
-            break
+            return seg[2].split("^")[0]
         if seg[0] == "OBR" and len(seg) > 4 and seg[4].split("^")[0]:
             doc_type = seg[4].split("^")[0]
+    return doc_type
+
+
+def _hl7_sends(entry: dict) -> list[tuple[str, str]]:
+    """(flux, type) for each destination of a refused HL7 document message."""
+    segments = _segments(entry.get("raw") or "")
+    doc_type = _hl7_type(entry.get("raw") or "")
     wanted = {seg[3].split("^")[0] for seg in segments
               if seg[0] == "OBX" and len(seg) > 5 and seg[5].upper().startswith("Y")}
     fluxes = []
