@@ -108,7 +108,7 @@ class VendorRow:
 # --- The vendor's CSV ------------------------------------------------------------------------------------
 
 def _norm(name: str) -> str:
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    text = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c)).lower()
     return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
 
 
