@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import csv
 import email
-import json
 import email.policy
 import io
+import json
 import re
 import unicodedata
+import zipfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -56,6 +57,7 @@ RULE = "STAT/ES.01"
 MAX_BYTES = 1024 * 1024       # a year of a big hospital's statistics is a few hundred rows
 MAX_ROWS = 10_000
 MAX_FIELD = 256
+MAX_METADATA = 4 * 1024 * 1024   # the METADATA.XML read from a mail's package to find its typeCode
 UNKNOWN_TYPE = "inconnu"
 FLUXES = {"dmp": "DMP", "mssante": "MSSanté", "mss": "MSSanté"}
 DOCUMENT_MESSAGES = ("MDM^T02", "MDM^T10", "ORU^R01")
@@ -264,20 +266,31 @@ def _mail_raw(world: World, tx: Tx, entry: dict) -> bytes:
     return b""
 
 
-def _mail_type(world: World, tx: Tx, entry: dict) -> str:
-    from ..formats.xdm import XdmError, read_package
+def _xdm_type(package: bytes) -> str | None:
+    """The typeCode in an IHE_XDM.ZIP's METADATA.XML, read with zipfile and a pattern (the world reads no
+    XML; the SMTP door has already checked the package)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(package)) as zf:
+            for info in zf.infolist():
+                if info.filename.upper().endswith("METADATA.XML") and info.file_size <= MAX_METADATA:
+                    with zf.open(info) as member:
+                        text = member.read(MAX_METADATA).decode("utf-8", "replace")
+                    tag = _TYPE_CODE_TAG.search(text)
+                    node = _NODE.search(tag.group(0)) if tag else None
+                    if node:
+                        return node.group(1)
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
+        return None
+    return None
 
+
+def _mail_type(world: World, tx: Tx, entry: dict) -> str:
     raw = _mail_raw(world, tx, entry)
     if raw:
         message = email.message_from_bytes(raw, policy=email.policy.compat32)
         for part in message.walk():
             if str(part.get_filename() or "").upper() == "IHE_XDM.ZIP":
-                try:
-                    package = read_package(part.get_payload(decode=True) or b"")
-                except (XdmError, ValueError):
-                    break
-                found = next((d.entry.meta.get("type_code") for d in package.documents
-                              if d.entry.meta.get("type_code")), None)
+                found = _xdm_type(part.get_payload(decode=True) or b"")
                 if found:
                     return found
                 break

@@ -37,7 +37,7 @@ def test_an_empty_month_matches_and_answers_its_schema(mockbench, spec):
 
 @pytest.mark.mockbench_scenario("stat-es-01")
 def test_errors_name_the_line(mockbench, spec):
-    bad = check(spec, post(mockbench, "Mois;Type;Envois\n".encode()), PATH, "post")
+    bad = check(spec, post(mockbench, b"Mois;Type;Envois\n"), PATH, "post")
     assert bad == {"error": "CSV_INVALID", "message": bad["message"]} and bad["message"].startswith("line 1: ")
     bad = check(spec, post(mockbench, b"Mois;Type de document;Envois;Echecs\n2026-11;11488-4;deux;0\n"), PATH, "post")
     assert bad["message"] == "line 2: Nombre d'envois 'deux' is not a whole number >= 0"

@@ -64,7 +64,7 @@ def test_headers_are_matched_without_case_accents_or_punctuation():
 
 @pytest.mark.parametrize(("data", "line", "words"), [
     (b"", 1, "no header line"),
-    ("Mois;Type de document;Nombre d'envois\n".encode(), 1, "missing column Nombre d'échecs"),
+    (b"Mois;Type de document;Nombre d'envois\n", 1, "missing column Nombre d'échecs"),
     ("Mois;Type de document;Envois;Échecs;Remarque\n".encode(), 1, "unknown column 'Remarque'"),
     ("Mois;Type de document;Envois;Échecs\n2026-11;11488-4;2;1\n2026-13;11488-4;1;0\n".encode(), 3,
      "'2026-13' is not a month"),
