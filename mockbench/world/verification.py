@@ -10,6 +10,7 @@ finding with rule `SSI/IE.31` when it is not:
   is not the address itself: a link that only repeats the address can be forged by anyone); a code shorter
   than 6 characters is a warning (guessable);
 - no code or link is reused: each verification has its own secret, across addresses and across resends;
+- a link is https (an http link outside the loopback is a warning: its token travels in clear);
 - the mail goes to the address being verified alone (several recipients do not prove who owns it);
 - the mail carries nothing of the patient's health record: the address is not verified yet (no
   attachment, no INS of a patient of the world).
@@ -84,8 +85,9 @@ def read_mail(raw: bytes) -> MailText:
             continue
         try:
             body = part.get_content()
-        except (LookupError, ValueError):   # an unknown charset: read it as Latin-1, never fail
-            body = (part.get_payload(decode=True) or b"").decode("latin-1")
+        except Exception:   # an unknown charset or transfer encoding: read it as Latin-1, never fail
+            payload = part.get_payload(decode=True)
+            body = payload.decode("latin-1") if isinstance(payload, bytes) else str(part.get_payload())
         body = str(body)[:MAX_TEXT]
         if ctype == "text/html":
             links.extend(html.unescape(h) for h in _HREF.findall(body))
@@ -139,6 +141,11 @@ def check(world: World, tx: Tx, sender: str, addresses: list[str], raw: bytes, m
                        "characters other than the address), so anyone could forge it")
         out.append(finding(RULE, f"the mail from {sender} to {shown} (outside MSSanté) carries neither a "
                            "verification code nor a unique link to verify the address" + because, "error"))
+    for link in secrets.links:
+        host = (urllib.parse.urlsplit(link).hostname or "").lower()
+        if link.lower().startswith("http:") and host not in ("localhost", "127.0.0.1", "::1"):
+            out.append(finding(RULE, f"the verification link {link} is not https: its token travels in clear",
+                               "warning"))
     for code in secrets.codes:
         if len(code) < MIN_CODE:
             out.append(finding(RULE, f"the verification code {code} has {len(code)} characters: at least "

@@ -5,6 +5,8 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mockbench.world import verification
 
@@ -89,3 +91,17 @@ def test_a_reset_forgets_the_secrets(cast):
         cast.world.reset(tx)
     assert deliver(cast.world, mail("Code de vérification : 123456")) == [
         {"rule": "MSS/OUTSIDE", "severity": "info", "message": f"verification of {TO} by code 123456"}]
+
+
+def test_an_http_link_is_a_warning(cast):
+    findings = deliver(cast.world, mail("Confirmez : http://dpi.chu-test.fr/v/Zk3q9LmP0aB7xY2wR5tU"))
+    assert rules(findings) == [("SSI/IE.31", "warning")] and "is not https" in findings[0]["message"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=600) | st.text(max_size=300).map(lambda t: ("Subject: x\r\nContent-Type: text/html; "
+                                                                     "charset=x-unknown\r\n\r\n" + t).encode()))
+def test_any_mail_is_read_without_failing(data):
+    mail_text = verification.read_mail(data)
+    secrets = verification.read_secrets(mail_text, [TO])
+    assert all(isinstance(c, str) and c for c in secrets.codes)
