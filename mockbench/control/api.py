@@ -33,6 +33,7 @@ PROFESSIONAL_FIELDS = ("id", "rpps", "idnps", "family_name", "given_name", "prof
 STRUCTURE_FIELDS = ("id", "finess", "finess_ej", "idnst", "name", "address")
 DOCUMENT_HIDDEN = ("current", "extra")
 MAX_JOURNAL_PAGE = 10_000
+STAT_CSV_TYPES = ("text/csv", "application/csv", "text/plain")
 
 
 class ApiError(Exception):
@@ -381,6 +382,28 @@ def create_blueprint(bench: Bench) -> Blueprint:
             world.advance_clock(tx, seconds)
             world.journal.append(tx, "control", "clock", actor="control", raw=f"advance {body['advance']}")
         return jsonify(now=world.clock.now_iso(), offset=world.clock.offset)
+
+    # Statistics (STAT/ES.01) ----------------------------------------------------------------------
+    @bp.post("/stat/check")
+    def stat_check():
+        """A vendor's CSV of sends per document type and month, compared with what the journal saw
+        (world/stats.py says what counts); journaled as control stat_check."""
+        from ..world import stats
+
+        kind = (request.mimetype or "").lower()
+        if kind and kind not in STAT_CSV_TYPES:
+            raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", f"send the CSV as text/csv, not {kind}")
+        if (request.content_length or 0) > stats.MAX_BYTES:
+            raise ApiError(400, "CSV_TOO_LARGE", f"the CSV has {request.content_length} bytes; at most "
+                           f"{stats.MAX_BYTES} are read")
+        data = request.stream.read(stats.MAX_BYTES + 1)
+        if len(data) > stats.MAX_BYTES:
+            raise ApiError(400, "CSV_TOO_LARGE", f"the CSV is larger than the {stats.MAX_BYTES} bytes read")
+        try:
+            with world.transaction() as tx:
+                return jsonify(stats.check(world, tx, data, actor=request.remote_addr or ""))
+        except stats.StatCsvError as exc:
+            raise ApiError(400, "CSV_INVALID", str(exc)) from None
 
     # OIDC door ----------------------------------------------------------------------------------
     @bp.put("/oidc/ciba/<key>")

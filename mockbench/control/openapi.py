@@ -129,6 +129,18 @@ SCHEMAS: dict[str, Any] = {
         "expires_in": {"type": ["string", "number"], "description": "the request's lifetime (default 120s)"},
         "interval": {"type": "integer", "minimum": 1, "description": "the polling interval in seconds (default 5)"},
     }, required=[], extra=False),
+    "StatCounts": _obj({"sends": I, "successes": I, "failures": I}),
+    "StatCheck": _obj({
+        "verdict": {"enum": ["accepted", "refused"], "description": "accepted when every row matches"},
+        "months": _arr(S), "by_flux": B, "entry": {"type": "integer", "description": "the journal entry"},
+        "rows": _arr(_obj({
+            "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+            "flux": {"enum": ["DMP", "MSSanté", None]}, "type": S,
+            "line": {"type": ["integer", "null"], "description": "the CSV line, null for a row only the bench has"},
+            "vendor": {"oneOf": [_ref("StatCounts"), {"type": "null"}]}, "bench": _ref("StatCounts"),
+            "verdict": {"enum": ["match", "mismatch"]}})),
+        "findings": _arr(_ref("Finding")),
+    }),
     "KeysRotated": _obj({"kids": _arr(S), "grace": {"type": "number"}}),
     "CibaScripted": _obj({"idnps": S, "professional": S, "outcome": {"enum": ["approve", "deny", "expire"]},
                           "after_polls": I, "expires_in": {"type": "number"}, "interval": I},
@@ -287,6 +299,13 @@ PATHS: dict[str, Any] = {
         "get": _op("The virtual clock", _json(_ref("Clock"))),
         "post": _op("Move the virtual clock forward", _json(_ref("Clock")), body=_ref("ClockAdvance")),
     },
+    "/_bench/stat/check": {"post": {
+        "summary": "STAT/ES.01: a vendor's CSV of sends per document type and month (columns Mois; Type de "
+                   "document; [Flux]; Nombre d'envois and/or Nombre de succès; Nombre d'échecs; UTF-8 with or "
+                   "without BOM, `;` or `,`), compared with the sends the journal saw; journaled as control "
+                   "stat_check. A CSV that cannot be read is a 400 naming the line.",
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": S}}},
+        "responses": {"200": _json(_ref("StatCheck")), **ERR}}},
     "/_bench/oidc/ciba/{key}": {
         "put": _op("The scripted CIBA outcome for a professional (IDNPS, RPPS or scenario id)",
                    _json(_ref("CibaScripted")), body=_ref("CibaScript"),

@@ -242,10 +242,11 @@ class ScenarioEngine:
         if entry["verdict"] != wanted:
             problems.append(f"the entry's verdict is {entry['verdict']}"
                             + (f" ({entry['code']})" if entry.get("code") else "") + f", {wanted} was expected")
-        else:
-            forbidden = set(spec.get("forbid_findings") or [])
-            problems.extend(f"finding {f['rule']}: {f['message']}" for f in entry.get("findings") or []
-                            if f["rule"] in forbidden)
+        # Forbidden findings name what went wrong, whatever the verdict (a refusal's own finding says why).
+        forbidden = set(spec.get("forbid_findings") or [])
+        problems.extend(f"finding {f['rule']}: {f['message']}" for f in entry.get("findings") or []
+                        if f["rule"] in forbidden)
+        if entry["verdict"] == wanted:
             problems.extend(self._check_then(tx, spec.get("then") or {}, steps, state))
         step["status"] = "failed" if problems else "passed"
         step["reason"] = "; ".join(problems) or None

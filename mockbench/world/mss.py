@@ -18,7 +18,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from ..formats.mime import addresses, dsn, header_summary, mdn
-from . import errors, events
+from . import errors, events, verification
 from .clock import parse_duration
 from .model import Mailbox, Message
 from .store import Tx
@@ -100,13 +100,18 @@ class Mss:
         an unknown MSSanté recipient refuses the whole delivery (the SMTP door checks at RCPT already)."""
         boxes = [self.mailbox_for(tx, r) for r in recipients]
         summary = header_summary(raw)
+        # SSI/IE.31: a mail to addresses outside MSSanté is read as an address verification, once per mail.
+        outside = [r.strip().lower() for r, b in zip(recipients, boxes, strict=True) if b.role == "outside"]
+        verified = verification.check(self.world, tx, sender, list(dict.fromkeys(outside)), raw,
+                                      summary.get("Message-ID", "")) if outside and behave else []
         stored = []
         for box in boxes:
             message = Message(
                 id=str(uuid.uuid4()), mailbox=box.address, sender=sender.lower(), subject=summary.get("Subject", ""),
                 received_at=self.world.clock.now_iso(), size=len(raw), headers=summary,
                 uid=tx.next_seq(f"mss-uid:{box.address}"), message_id=summary.get("Message-ID", ""),
-                recipients=[r.lower() for r in recipients], findings=list(findings or []), document=document or "")
+                recipients=[r.lower() for r in recipients], document=document or "",
+                findings=[*(findings or []), *(verified if box.role == "outside" else [])])
             tx.put("messages", message.to_dict(), id=message.id, mailbox=box.address)
             tx.put("mailraw", raw, id=message.id)
             stored.append(message)

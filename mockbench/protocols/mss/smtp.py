@@ -400,6 +400,18 @@ class MssSmtp(SMTP):
                                                    tls=self._tls_protocol is not None))
 
 
+def mechanism_findings(identity: Identity) -> list[dict]:
+    """MSS/CONF.01 on an accepted authentication: an applicative (APP) mailbox authenticates with its client
+    certificate (AUTH EXTERNAL after STARTTLS). The bench's password opens it too, for convenience, but a DPI
+    that uses it for its APP mailbox would not pass on a real operator: a warning, which a scenario step can
+    forbid. (Certificates on PER and ORG mailboxes are refused outright, in `_by_certificate`.)"""
+    if identity.type in CERT_TYPES and identity.mechanism != "EXTERNAL":
+        return [finding("MSS/CONF.01", f"the applicative mailbox {identity.address} authenticated with "
+                        f"{identity.mechanism}; an APP mailbox authenticates with its client certificate "
+                        "(STARTTLS, then AUTH EXTERNAL)", "warning")]
+    return []
+
+
 def _bearer_token(auth: str) -> str:
     scheme, _, token = auth.strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
@@ -527,10 +539,10 @@ class SmtpDoor:
             self.world.journal.append(tx, "mss", "SMTP_AUTH", actor=identity.address, raw=mechanism,
                                       findings=[finding("MSS/SMTP", f"{mechanism} as {identity.address} "
                                                         f"({identity.type}{', ' + identity.subject if identity.subject else ''})",
-                                                        "info")])
+                                                        "info"), *mechanism_findings(identity)])
             return Outcome(True, status.AUTH_OK.line(), identity)
 
-        if mechanism == "EXTERNAL" and peercert:
+        if mechanism == "EXTERNAL" and peercert and not address:  # no authzid: the certificate names the mailbox
             from ...pki import describe_peer
 
             address = (describe_peer(peercert)["email"] or address).lower()
@@ -541,6 +553,15 @@ class SmtpDoor:
             raise Refusal(status.AUTH_INVALID, "MAILBOX_UNKNOWN", f"{address or '(no user)'} is not an MSSanté "
                           "mailbox of this world")
         return self.world.mss.mailbox_for(tx, address)
+
+    def _known_mailbox(self, tx: Tx, address: str) -> Any:
+        """The world's mailbox for an MSSanté address, None when there is none."""
+        if not is_mssante(address):
+            return None
+        try:
+            return self.world.mss.mailbox_for(tx, address)
+        except errors.WorldError:
+            return None
 
     def _by_token(self, tx: Tx, box: Any, mechanism: str, token: str) -> Identity:
         if box.type not in TOKEN_TYPES:
@@ -573,6 +594,11 @@ class SmtpDoor:
                           f"the client certificate ({peer['common_name']}) names no mailbox in an email SAN",
                           rule="MSS/CONF.01")
         if authzid and authzid != address:
+            wanted = self._known_mailbox(tx, authzid)
+            if wanted is not None and wanted.type not in CERT_TYPES:   # the rule first: MSS/CONF.01
+                raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NOT_ALLOWED",
+                              f"client certificate authentication is for applicative (APP) mailboxes only; "
+                              f"{wanted.address} is {wanted.type} (MSS/CONF.01)", rule="MSS/CONF.01")
             raise Refusal(status.AUTH_INVALID, "CERTIFICATE_MISMATCH",
                           f"the client certificate is for {address}, not {authzid}", rule="MSS/CONF.01")
         box = self._mailbox(tx, address)
@@ -616,11 +642,15 @@ class SmtpDoor:
                 findings.extend(mdn_findings(shape, self._original_errors(tx, sender, shape.original)))
             stored = self.world.mss.deliver(tx, sender, recipients, raw, findings=findings, document=unique_id)
             ref = stored[0].message_id if stored else None
-            self.world.journal.append(tx, "mss", "SUBMIT", actor=sender, document=unique_id, findings=findings,
+            # What the world found on delivery (SSI/IE.31 on a mail outside MSSanté) goes in the SUBMIT too.
+            added = [f for m in stored for f in m.findings if f not in findings]
+            self.world.journal.append(tx, "mss", "SUBMIT", actor=sender, document=unique_id,
+                                      findings=[*findings, *[f for i, f in enumerate(added) if f not in added[:i]]],
                                       raw=raw, ref=ref)
             for message in stored:
                 self.world.journal.append(tx, "mss", "DELIVER", direction="out", actor=message.mailbox,
                                           document=unique_id, ref=ref,
+                                          findings=[f for f in message.findings if f not in findings],
                                           raw=f"message {message.id} from {sender} into {message.mailbox}")
             boxes = len(stored)
             return Outcome(True, status.ACCEPTED.line(

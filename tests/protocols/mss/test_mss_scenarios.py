@@ -56,6 +56,7 @@ def attachment(raw: bytes) -> bytes:
     return part.get_content()
 
 
+@pytest.mark.scenario_play("mss-ux-05-bis-01", "correct")
 def test_mss_ux_05_bis_01_three_versions_read_in_order(mockbench, corpus):
     mockbench.client.load("mss-ux-05-bis-01")
     conn = dpi_imap(mockbench)
@@ -71,6 +72,7 @@ def test_mss_ux_05_bis_01_three_versions_read_in_order(mockbench, corpus):
         ("lecture_v1", "passed"), ("lecture_v2", "passed"), ("lecture_suppression", "passed")], steps
 
 
+@pytest.mark.scenario_play("mss-ux-05-bis-01", "mistake")
 def test_mss_ux_05_bis_01_a_version_never_read_fails(mockbench, corpus):
     mockbench.client.load("mss-ux-05-bis-01")
     conn = dpi_imap(mockbench)
@@ -99,6 +101,7 @@ def play_mss_ux_12(bench, *, copy_to_errors: bool, error: str | None = "E12^Empr
     return bench.client.finish()
 
 
+@pytest.mark.scenario_play("mss-ux-12", "correct")
 def test_mss_ux_12_error_mdn_and_copy(mockbench):
     steps = play_mss_ux_12(mockbench, copy_to_errors=True)
     assert [(s["id"], s["status"]) for s in steps] == [
@@ -107,12 +110,14 @@ def test_mss_ux_12_error_mdn_and_copy(mockbench):
     assert back["subject"].startswith("[KO Intégration système !][E12] XDM/1.0/DDM+Lettre")
 
 
+@pytest.mark.scenario_play("mss-ux-12", "mistake")
 def test_mss_ux_12_forgetting_the_error_mailbox_fails_the_last_step(mockbench):
     steps = play_mss_ux_12(mockbench, copy_to_errors=False)
     assert [s["status"] for s in steps] == ["passed", "passed", "passed", "failed"]
     assert steps[-1]["reason"] == f"not observed: expected DELIVER with actor {ERRORS}; nothing close was received"
 
 
+@pytest.mark.scenario_play("mss-ux-12", "mistake")
 def test_mss_ux_12_a_success_mdn_for_a_broken_package_is_a_finding(mockbench):
     steps = play_mss_ux_12(mockbench, copy_to_errors=True, error=None)
     assert steps[1]["id"] == "mdn_erreur" and steps[1]["status"] == "failed"

@@ -86,31 +86,65 @@ def test_ciba_script_refusals(oidc_world):
     assert requests.put(bench.url + "/_bench/oidc/ciba/nobody", json={}, timeout=10).status_code == 404
 
 
-@pytest.mark.mockbench_scenario("psc-01-ciba")
-def test_scenario_psc_01_ciba(mockbench):
+def play_psc_01_ciba(mockbench, *, read_userinfo: bool) -> list[dict]:
     psc = mockbench.url + PSC
     idnps = next(p["idnps"] for p in mockbench.client.call("GET", "/professionals"))
     session, meta, token = login(psc, idnps)
     assert id_claims(meta, token)["acr"] == "eidas1"
-    session.get(meta["userinfo_endpoint"], timeout=10)
+    if read_userinfo:
+        assert session.get(meta["userinfo_endpoint"], timeout=10).json()["SubjectNameID"] == idnps
     req_id = ciba(psc, idnps).json()["auth_req_id"]
     assert poll(psc, req_id).json()["error"] == "authorization_pending"
     mockbench.client.advance("5s")
     assert poll(psc, req_id).status_code == 200
-    steps = mockbench.client.steps()
+    return mockbench.client.finish()
+
+
+@pytest.mark.scenario_play("psc-01-ciba", "correct")
+@pytest.mark.mockbench_scenario("psc-01-ciba")
+def test_scenario_psc_01_ciba(mockbench):
+    steps = play_psc_01_ciba(mockbench, read_userinfo=True)
     assert [(s["id"], s["status"]) for s in steps] == [
         ("code_autorisation", "passed"), ("userinfo", "passed"), ("ciba_demande", "passed"),
         ("ciba_jetons", "passed")], steps
 
 
-@pytest.mark.mockbench_scenario("ssi-iam-80")
-def test_scenario_ssi_iam_80(mockbench):
+@pytest.mark.scenario_play("psc-01-ciba", "mistake")
+@pytest.mark.mockbench_scenario("psc-01-ciba")
+def test_scenario_psc_01_ciba_identifying_by_the_id_token_alone_fails(mockbench):
+    """The DPI trusts the ID token's sub and never reads userinfo (SubjectNameID): the userinfo step fails,
+    and the steps after it are never decided."""
+    steps = play_psc_01_ciba(mockbench, read_userinfo=False)
+    assert [(s["id"], s["status"]) for s in steps] == [
+        ("code_autorisation", "passed"), ("userinfo", "failed"), ("ciba_demande", "failed"),
+        ("ciba_jetons", "failed")], steps
+    assert steps[1]["reason"].startswith("not observed: expected userinfo with actor dr_martin; nearest: ")
+
+
+def play_ssi_iam_80(mockbench, issuers: tuple[str, ...]) -> list[dict]:
     pros = {p["id"]: p for p in mockbench.client.call("GET", "/professionals")}
     for issuer, who, scope in ((PSC, "dr_martin", "openid scope_all"), (ETAB, "inf_durand", "openid profile")):
+        if issuer not in issuers:
+            continue
         session, meta, token = login(mockbench.url + issuer, pros[who]["idnps"], scope=scope)
         assert session.get(meta["userinfo_endpoint"], timeout=10).json()["sub"] == pros[who]["idnps"]
-    steps = mockbench.client.steps()
+    return mockbench.client.finish()
+
+
+@pytest.mark.scenario_play("ssi-iam-80", "correct")
+@pytest.mark.mockbench_scenario("ssi-iam-80")
+def test_scenario_ssi_iam_80(mockbench):
+    steps = play_ssi_iam_80(mockbench, (PSC, ETAB))
     assert all(s["status"] == "passed" for s in steps), steps
+
+
+@pytest.mark.scenario_play("ssi-iam-80", "mistake")
+@pytest.mark.mockbench_scenario("ssi-iam-80")
+def test_scenario_ssi_iam_80_a_single_provider_fails(mockbench):
+    """The DPI has only Pro Santé Connect configured: the establishment's provider is never used."""
+    steps = play_ssi_iam_80(mockbench, (PSC,))
+    assert [s["status"] for s in steps] == ["passed", "passed", "failed", "failed"], steps
+    assert steps[2]["reason"] == "not observed: expected token with actor inf_durand; nothing close was received"
 
 
 def test_ciba_outcomes_from_the_scenario(mockbench):
