@@ -285,7 +285,18 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
 
 
 def _report_writer():
-    return None
+    """write_report for the runner: a failure to fetch or write becomes a RunError it can show."""
+    from .runner import RunError
+
+    def write(url: str, fmt: str, out: Path | None) -> Path:
+        try:
+            return write_report(url, fmt, out)
+        except urllib.error.HTTPError as exc:
+            raise RunError(f"{url} answered {exc.code} to the report") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise RunError(f"the report could not be fetched or written ({getattr(exc, 'reason', exc)})") from None
+
+    return write
 
 
 # remote commands ----------------------------------------------------------------------------------

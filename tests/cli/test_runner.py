@@ -2,9 +2,11 @@
 types into it (a real pseudo-terminal)."""
 
 import io
+import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -179,3 +181,39 @@ def test_in_a_terminal_the_host_fires_a_transition_by_its_number(mockbench, tmp_
         proc.kill()
         os.close(controller)
     assert "horloge avancée de 30s" in screen
+
+
+def test_a_finished_run_leaves_the_evidence_report(mockbench, tmp_path):
+    out = tmp_path / "preuve.html"
+    proc = subprocess.Popen([sys.executable, "-m", "mockbench.cli", "scenario", "run", "dmp-conf-03-01",
+                             "--url", mockbench.url, "--timeout", "30", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdout.readline()
+        send_hl7(mockbench.ports["mllp"], *conf_03_01_messages(mockbench.client))
+        stdout, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert f"rapport : {out}" in stdout
+    html = out.read_text(encoding="utf-8")
+    assert "dmp-conf-03-01" in html and "MDM^T04" in html
+
+
+def test_ctrl_c_finishes_the_run_and_leaves_a_report(mockbench, tmp_path):
+    out = tmp_path / "preuve.json"
+    proc = subprocess.Popen([sys.executable, "-m", "mockbench.cli", "scenario", "run", "dmp-conf-03-01",
+                             "--url", mockbench.url, "--format", "json", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(5):
+            proc.stdout.readline()     # the title and the four pending steps: the run is watching
+        proc.send_signal(signal.SIGINT)
+        stdout, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    assert "interrompu" in stdout and "0/4 étapes réussies" in stdout
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["scenario"]["id"] == "dmp-conf-03-01"
+    assert {s["status"] for s in mockbench.client.steps()} == {"failed"}
