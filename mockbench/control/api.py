@@ -286,12 +286,12 @@ def create_blueprint(bench: Bench) -> Blueprint:
                        disposition_notification_to=body["from"] if body.get("mdn") else None)
         # The package's findings and first document, as the SMTP door records them: sent as it is, broken
         # or not (the recipient judges it; MSS/UX.12 checks its answer against these findings).
-        findings, document = xdm_check(raw)
+        findings, document, ins = xdm_check(raw)
         with world.transaction() as tx:
             stored = world.mss.deliver(tx, body["from"], to, raw, cause="control:mss-send", findings=findings,
                                        document=document)
             world.journal.append(tx, "mss", "DELIVER", direction="out", actor=body["from"], document=document,
-                                 findings=findings, raw=raw, ref=stored[0].message_id if stored else None)
+                                 patient_ins=ins, findings=findings, raw=raw, ref=stored[0].message_id if stored else None)
             return jsonify([_message_row(m) for m in stored])
 
     @bp.get("/journal")

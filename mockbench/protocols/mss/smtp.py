@@ -125,15 +125,16 @@ class Outcome:
 
 # --- XDM ---------------------------------------------------------------------------------------------------
 
-def xdm_check(raw: bytes) -> tuple[list[dict], str | None]:
-    """Findings about the mail's IHE_XDM.ZIP (formats/xdm.py), and the first document's unique id. A
-    problem is a finding, never a refusal: the operator carries the mail, the recipient judges it."""
+def xdm_check(raw: bytes) -> tuple[list[dict], str | None, str | None]:
+    """Findings about the mail's IHE_XDM.ZIP (formats/xdm.py), the first document's unique id and its
+    patient's INS (for the journal). A problem is a finding, never a refusal: the operator carries the mail,
+    the recipient judges it."""
     from ...formats.xdm import XdmError, read_package, subject_is_xdm
 
     try:
         message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
     except Exception as exc:  # the email package is lenient; anything left is a finding
-        return [finding("MIME", f"the message cannot be parsed as MIME: {exc}", "error")], None
+        return [finding("MIME", f"the message cannot be parsed as MIME: {exc}", "error")], None, None
     try:  # compat32 leaves RFC 2047 encoded words as they are; an ANS subject is usually one
         subject = str(email.header.make_header(email.header.decode_header(str(message.get("Subject", "")))))
     except (ValueError, LookupError):
@@ -149,17 +150,18 @@ def xdm_check(raw: bytes) -> tuple[list[dict], str | None]:
     if package is None:
         if subject_is_xdm(subject):
             return [finding("MSS/XDM", f"the subject announces XDM/1.0/DDM but no {XDM_ATTACHMENT} is attached",
-                            "error")], None
-        return [], None
+                            "error")], None, None
+        return [], None, None
     findings = []
     if not subject_is_xdm(subject):
         findings.append(finding("MSS/XDM", f"{XDM_ATTACHMENT} is attached but the subject lacks XDM/1.0/DDM"))
     try:
         pkg = read_package(package)
     except XdmError as exc:
-        return [*findings, finding(f"XDM/{exc.code}", exc.message, "error")], None
+        return [*findings, finding(f"XDM/{exc.code}", exc.message, "error")], None, None
     unique_id = next((d.entry.meta.get("unique_id") for d in pkg.documents if d.entry.meta.get("unique_id")), None)
-    return [*findings, *pkg.findings], unique_id
+    ins = next((d.entry.patient_ins for d in pkg.documents if d.entry.patient_ins), None)
+    return [*findings, *pkg.findings], unique_id, ins
 
 
 # --- MDNs the software under test sends (MSS/UX.12) ----------------------------------------------------------
@@ -622,11 +624,11 @@ class SmtpDoor:
         """DATA: the XDM check, then delivery and its journal in one transaction; 250 after the commit."""
         limit = self.settings.limits.header_fields
         findings: list[dict] = []
-        unique_id = None
+        unique_id = ins = None
         flood = count_header_fields(raw, limit) > limit
         shape = None
         if not flood:
-            findings, unique_id = xdm_check(raw)
+            findings, unique_id, ins = xdm_check(raw)
             try:
                 shape = read_mdn(raw)
             except Exception as exc:  # the email package is lenient; anything left is a finding
@@ -644,12 +646,12 @@ class SmtpDoor:
             ref = stored[0].message_id if stored else None
             # What the world found on delivery (SSI/IE.31 on a mail outside MSSanté) goes in the SUBMIT too.
             added = [f for m in stored for f in m.findings if f not in findings]
-            self.world.journal.append(tx, "mss", "SUBMIT", actor=sender, document=unique_id,
+            self.world.journal.append(tx, "mss", "SUBMIT", actor=sender, document=unique_id, patient_ins=ins,
                                       findings=[*findings, *[f for i, f in enumerate(added) if f not in added[:i]]],
                                       raw=raw, ref=ref)
             for message in stored:
                 self.world.journal.append(tx, "mss", "DELIVER", direction="out", actor=message.mailbox,
-                                          document=unique_id, ref=ref,
+                                          document=unique_id, patient_ins=ins, ref=ref,
                                           findings=[f for f in message.findings if f not in findings],
                                           raw=f"message {message.id} from {sender} into {message.mailbox}")
             boxes = len(stored)

@@ -70,6 +70,8 @@ def test_mss_ux_05_bis_01_three_versions_read_in_order(mockbench, corpus):
     steps = mockbench.client.finish()
     assert [(s["id"], s["status"]) for s in steps] == [
         ("lecture_v1", "passed"), ("lecture_v2", "passed"), ("lecture_suppression", "passed")], steps
+    # the three deliveries are on Dominique's timeline: the packages' patientId is hers
+    assert len(mockbench.client.journal(channel="mss", operation="DELIVER", patient="dominique")) == 3
 
 
 @pytest.mark.scenario_play("mss-ux-05-bis-01", "mistake")

@@ -208,6 +208,9 @@ def test_a_valid_xdm_package_has_no_findings_and_names_its_document(bench, smtp)
     submit = journal(bench, operation="SUBMIT")[-1]
     assert submit["verdict"] == "accepted" and submit["document"] == "1.2.250.1.999.2.1"
     assert not [f for f in submit["findings"] if f["severity"] == "error"]
+    deliver = journal(bench, operation="DELIVER")[-1]
+    for entry in (submit, deliver):   # the package's patient (not one of this world's, so no scenario id)
+        assert (entry["patient"], entry["patient_ins"]) == (None, "279035121518989")
     assert raw_of(bench, messages(bench, SECRETARIAT)[0].id) == raw
 
 
