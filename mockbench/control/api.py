@@ -20,6 +20,7 @@ from ..scenarios.seed import Seeder
 from ..world import errors
 from ..world.clock import parse_duration
 from ..world.journal import CHANNELS
+from .events import EventHub, TooManySubscribers
 from .openapi import openapi_document
 
 if TYPE_CHECKING:
@@ -370,6 +371,40 @@ def create_blueprint(bench: Bench) -> Blueprint:
             world.advance_clock(tx, seconds)
             world.journal.append(tx, "control", "clock", actor="control", raw=f"advance {body['advance']}")
         return jsonify(now=world.clock.now_iso(), offset=world.clock.offset)
+
+    # Live timeline (server-sent events) ----------------------------------------------------------
+    hub = EventHub(world)
+    bp.record_once(lambda state: state.app.extensions.setdefault("mockbench.events", hub))
+
+    @bp.get("/events")
+    def events():
+        last_id = request.headers.get("Last-Event-ID", "").strip()
+        if last_id:
+            if not last_id.isdigit():
+                raise ApiError(400, "INVALID_PARAMETER", "Last-Event-ID must be a journal sequence number")
+            since = int(last_id)
+        else:
+            since = _int_arg("since")
+        tail = _int_arg("tail")
+        if tail is not None and not 0 <= tail <= hub.limits.max_tail:
+            raise ApiError(400, "INVALID_PARAMETER", f"tail must be between 0 and {hub.limits.max_tail}")
+        try:
+            sub = hub.subscribe()
+        except TooManySubscribers as exc:
+            response = jsonify(error="TOO_MANY_SUBSCRIBERS", message=str(exc))
+            response.status_code = 429
+            response.headers["Retry-After"] = "5"
+            return response
+        try:
+            start = hub.start_point(since, tail)
+        except BaseException:
+            hub.unsubscribe(sub)
+            raise
+        response = Response(hub.stream(sub, start), mimetype="text/event-stream")
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Accel-Buffering"] = "no"
+        response.call_on_close(lambda: hub.unsubscribe(sub))
+        return response
 
     # OIDC door ----------------------------------------------------------------------------------
     @bp.put("/oidc/ciba/<key>")

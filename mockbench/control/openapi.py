@@ -88,6 +88,12 @@ SCHEMAS: dict[str, Any] = {
         "document": NS, "verdict": {"enum": ["accepted", "refused", "error"]}, "code": NS,
         "findings": _arr(_ref("Finding")), "raw": S, "raw_truncated": B, "size": I, "ref": NS,
     }),
+    "JournalEvent": _obj({
+        "seq": I, "time": S, "channel": {"enum": ["dmp", "pfi", "mss", "oidc", "annuaire", "control"]},
+        "operation": S, "direction": {"enum": ["in", "out"]}, "actor": S, "patient": NS, "patient_ins": NS,
+        "document": NS, "verdict": {"enum": ["accepted", "refused", "error"]}, "code": NS,
+        "findings": _arr(_ref("Finding")), "size": I, "ref": NS,
+    }),
     "Finding": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S}),
     "FindingGroup": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S,
                           "entries": _arr(I)}),
@@ -240,6 +246,23 @@ PATHS: dict[str, Any] = {
         "get": _op("The virtual clock", _json(_ref("Clock"))),
         "post": _op("Move the virtual clock forward", _json(_ref("Clock")), body=_ref("ClockAdvance")),
     },
+    "/_bench/events": {"get": {
+        "summary": "The timeline, live: server-sent events, one `entry` event per journal entry (its raw message "
+                   "left out: GET /_bench/journal gives it), `id` the sequence number, a comment line as heartbeat",
+        "parameters": [
+            {"name": "Last-Event-ID", "in": "header", "required": False, "schema": S,
+             "description": "resume after this sequence number (browsers send it on reconnection)"},
+            _q("since", I, "entries after this sequence number first (beyond the journal's end: from the start, "
+                           "the journal was reset)"),
+            _q("tail", I, "without since: the newest N entries first (0-10000; default none, live only)")],
+        "responses": {
+            "200": {"description": "an endless text/event-stream; each `data` is a JSON object",
+                    "content": {"text/event-stream": {"schema": S,
+                                                      "x-event-data": _ref("JournalEvent")}}},
+            "429": {"description": "too many clients follow the timeline already; see Retry-After",
+                    "content": {"application/json": {"schema": _ref("Error")}}},
+            **ERR},
+    }},
     "/_bench/oidc/ciba/{key}": {
         "put": _op("The scripted CIBA outcome for a professional (IDNPS, RPPS or scenario id)",
                    _json(_ref("CibaScripted")), body=_ref("CibaScript"),
