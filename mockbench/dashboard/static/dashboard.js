@@ -11,7 +11,7 @@ const CHANNELS = { dmp: "DMP", pfi: "PFI (HL7)", mss: "MSSanté", oidc: "PSC / O
 const VERDICTS = { accepted: "accepté", refused: "refusé", error: "erreur" };
 const DIRECTIONS = { in: "reçu par le banc", out: "envoyé par le banc" };
 const STEP_STATUS = { pending: "en attente", passed: "réussie", failed: "échouée" };
-const STEP_MARK = { pending: "…", passed: "✓", failed: "✗" };
+const STEP_MARK = { pending: "○", passed: "✓", failed: "✗" };
 const DOC_STATUS = { approved: "Actif", deprecated: "Remplacé", archived: "Archivé", deleted: "Supprimé" };
 const CONFIDENTIALITY = { MASQUE_PS: "Masqué aux PS", INVISIBLE_PATIENT: "Invisible au patient",
                           INVISIBLE_REPRESENTANTS_LEGAUX: "Invisible aux représentants légaux" };
@@ -43,6 +43,18 @@ function el(tag, attrs, ...children) {
   return node;
 }
 const $ = (id) => document.getElementById(id);
+
+// Live redraws must not take the keyboard focus away: an element that can hold it carries data-key, and
+// its new copy gets the focus back.
+function redraw(container, children) {
+  const focused = document.activeElement;
+  const key = focused && container.contains(focused) ? focused.dataset.key : null;
+  container.replaceChildren(...children);
+  if (key) {
+    const again = Array.from(container.querySelectorAll("[data-key]")).find((n) => n.dataset.key === key);
+    if (again) again.focus({ preventScroll: true });
+  }
+}
 
 async function api(method, path, body) {
   const init = { method, headers: { Accept: "application/json" } };
@@ -104,7 +116,7 @@ function entryRow(e) {
     el("span", {}, el("span", { class: `chan chan-${e.channel}`, text: CHANNELS[e.channel] || e.channel })),
     el("span", { class: "op" }, e.operation, " ", el("span", { class: "dir", text: e.direction === "out" ? "→" : "←" }),
        findings ? el("span", { class: "nfind", text: ` ${findings} constat${findings > 1 ? "s" : ""}` }) : null),
-    el("span", { class: "patient", text: patientLabel(e.patient) }),
+    el("span", { class: "who", text: patientLabel(e.patient) }),
     el("span", { class: `verdict v-${e.verdict}`, text: VERDICTS[e.verdict] || e.verdict }));
   return el("li", {}, button);
 }
@@ -233,12 +245,13 @@ async function refreshScenario() {
   $("steps-mini").replaceChildren(...steps.map((s) => stepItem(s, true)));
   $("steps-mini-empty").hidden = steps.length > 0;
   const transitions = loaded.transitions || [];
-  $("transitions").replaceChildren(...transitions.map((t) => el("li", {
+  redraw($("transitions"), transitions.map((t) => el("li", {
       class: "transition" + (t.fired ? " fired" : ""), dataTransition: t.id, dataFired: String(Boolean(t.fired)) },
     el("span", { class: "say" }, t.say || t.id, " ", el("span", { class: "when", text: `(${t.id} · ${whenText(t.when)}` +
       (t.count ? ` · déclenchée ${t.count} fois` : "") + ")" })),
     t.when && t.when.manual ? el("button", { type: "button", class: "primary fire", dataTransition: t.id,
-                                             onclick: () => fire(t.id) }, "Déclencher") : null)));
+                                             dataKey: "fire:" + t.id, onclick: () => fire(t.id) },
+                                 "Déclencher") : null)));
   $("transitions-empty").hidden = transitions.length > 0;
   const select = $("scenario-select");
   if (loaded.id && document.activeElement !== select) select.value = loaded.id;
@@ -314,7 +327,7 @@ function docCards(versions) {
     const conf = (d.confidentiality || []).filter((c) => c !== "N");
     const card = el("article", { class: `doc st-${d.status}` + (conf.includes("MASQUE_PS") ? " masked" : ""),
                                  dataDoc: d.id, dataUniqueId: uid, dataStatus: d.status,
-                                 dataConfidentiality: conf.join(" "), tabindex: "0",
+                                 dataConfidentiality: conf.join(" "), tabindex: "0", dataKey: "doc:" + uid,
                                  "aria-label": `Document ${d.title || d.id} : ${DOC_STATUS[d.status] || d.status}` +
                                                (conf.length ? ", " + conf.map((c) => CONFIDENTIALITY[c] || c).join(", ") : "") },
       el("h4", { text: d.title || d.type_code || d.id }),
@@ -374,7 +387,7 @@ async function refreshWorld() {
           text: `${subjectName(a)} : ${AUTH_STATUS[a.status] || a.status}` })) : el("li", { class: "empty", text: "aucune autorisation" })),
       docs.length ? el("div", { class: "cards" }, docCards(docs)) : el("p", { class: "empty", text: "Aucun document dans le DMP." }));
   }));
-  $("patients").replaceChildren(...(blocks.length ? blocks : [el("p", { class: "empty", text: "Aucun patient." })]));
+  redraw($("patients"), (blocks.length ? blocks : [el("p", { class: "empty", text: "Aucun patient." })]));
   $("professionals").tBodies[0].replaceChildren(...pros.map((p) => el("tr", { dataProfessional: p.id },
     el("td", { text: `${p.given_name} ${p.family_name}` }), el("td", { text: p.rpps }),
     el("td", { text: [p.profession, p.specialty].filter(Boolean).join(" / ") }),
@@ -382,7 +395,7 @@ async function refreshWorld() {
   $("structures").tBodies[0].replaceChildren(...structures.map((s) => el("tr", { dataStructure: s.id },
     el("td", { text: s.name }), el("td", { text: s.finess }), el("td", { text: `${s.address.postal_code} ${s.address.city}`.trim() }))));
   const boxes = await Promise.all(mailboxes.map(mailboxBlock));
-  $("mailboxes").replaceChildren(...(boxes.length ? boxes : [el("p", { class: "empty", text: "Aucune boîte aux lettres." })]));
+  redraw($("mailboxes"), (boxes.length ? boxes : [el("p", { class: "empty", text: "Aucune boîte aux lettres." })]));
 }
 
 async function mailboxBlock(m) {
@@ -390,7 +403,7 @@ async function mailboxBlock(m) {
   const block = el("div", { class: "mailbox", dataMailbox: m.address },
     el("span", { class: "who", text: m.address }), " ",
     el("span", { class: "hint", text: `${MAILBOX_ROLE[m.role] || m.role} · ${m.type}` }), " ",
-    el("button", { type: "button", "aria-expanded": String(open), onclick: () => {
+    el("button", { type: "button", "aria-expanded": String(open), dataKey: "mailbox:" + m.address, onclick: () => {
       if (open) state.openMailboxes.delete(m.address); else state.openMailboxes.add(m.address);
       refreshWorld();
     } }, open ? "Masquer les messages" : "Voir les messages"));

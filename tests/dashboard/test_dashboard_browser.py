@@ -1,0 +1,275 @@
+"""The dashboard end to end in headless Chromium: load a scenario, send through a door, watch the timeline and
+the steps, open an exchange, fire transitions, move the clock, all from the keyboard where a workshop host
+would. Screenshots of the main views go to .artifacts/screenshots/."""
+
+import requests
+from hl7.client import MLLPClient
+from pfi_messages import mdm, parse_ack
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+QUERY = (b'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope">'
+         b'<soap:Header/><soap:Body><query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0">'
+         b'<query:ResponseOption returnType="LeafClass"/></query:AdhocQueryRequest></soap:Body></soap:Envelope>')
+MASKING = """\
+id: dashboard-masking
+title: Un document masqué par une transition manuelle
+seed: 11
+world:
+  structures: [{id: chu, name: CHU de Test}]
+  professionals: [{id: dr_martin, family_name: MARTIN, given_name: Jeanne, structure: chu}]
+  patients:
+    - id: alice
+      sex: F
+      given_name: Alice
+      authorizations: [{structure: chu, status: VALIDE}]
+      documents:
+        - {id: cr_alice, type: 11488-4, author: dr_martin}
+transitions:
+  - id: masquage
+    say: Alice masque son compte rendu aux professionnels
+    when: {manual: true}
+    do: [{mask_document: {document: cr_alice, by: patient}}]
+steps:
+  - id: recherche
+    say: Le DPI cherche les documents d'Alice
+    expect: {channel: dmp, operation: TD3.1, patient: alice}
+"""
+
+
+def wait(driver, condition, timeout: float = 10.0, message: str = ""):
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+    except TimeoutException:
+        raise AssertionError(f"timed out waiting: {message}") from None
+
+
+def present(selector: str):
+    def found(driver):
+        elements = driver.find_elements(By.CSS_SELECTOR, selector)
+        return elements[0] if elements else False
+    return found
+
+
+def keys(driver, *sequence) -> None:
+    ActionChains(driver).send_keys(*sequence).perform()
+
+
+def active(driver):
+    return driver.switch_to.active_element
+
+
+def open_dashboard(driver, bench) -> None:
+    driver.get(bench.url + "/")
+    wait(driver, present("#live.on"), message="the live timeline connects")
+    assert driver.find_element(By.CSS_SELECTOR, "html").get_attribute("lang") == "fr"
+
+
+def view_shown(driver, view: str) -> bool:
+    return driver.find_element(By.ID, f"view-{view}").is_displayed()
+
+
+def send_hl7(bench, *messages: bytes) -> list[str]:
+    with MLLPClient("127.0.0.1", bench.ports["mllp"]) as client:
+        client.socket.settimeout(10)
+        return [str(parse_ack(client.send_message(m)).segment("MSA")[1]) for m in messages]
+
+
+def click(driver, selector: str) -> None:
+    """Click what the selector finds, again if a live redraw replaced it in between."""
+    for _ in range(20):
+        try:
+            wait(driver, present(selector), message=selector).click()
+            return
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{selector} kept being redrawn")
+
+
+def tab_to(driver, selector: str, limit: int = 80):
+    """Press Tab until the element matching `selector` has the focus, as a keyboard user would."""
+    target = driver.find_element(By.CSS_SELECTOR, selector)
+    for _ in range(limit):
+        if active(driver) == target:
+            return target
+        keys(driver, Keys.TAB)
+    raise AssertionError(f"{selector} is not reachable with Tab")
+
+
+def test_load_send_and_watch_the_timeline_and_steps(mockbench, browser, screenshot):
+    c = mockbench.client
+    open_dashboard(browser, mockbench)
+    assert view_shown(browser, "timeline")
+    keys(browser, "3")
+    assert view_shown(browser, "scenario") and not view_shown(browser, "timeline")
+    wait(browser, present('#scenario-select option[value="dmp-conf-03-01"]'), message="the catalogue is listed")
+    Select(browser.find_element(By.ID, "scenario-select")).select_by_value("dmp-conf-03-01")
+    browser.find_element(By.ID, "load-button").click()
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#steps .step[data-status=pending]")) == 4,
+         message="four pending steps")
+    assert "Supprimer un document" in browser.find_element(By.ID, "scenario-title").text
+    assert c.health()["scenario"] == "dmp-conf-03-01"
+    screenshot("scenario")
+
+    keys(browser, "1")
+    assert view_shown(browser, "timeline")
+    patient = c.patient("alice")
+    pro = c.call("GET", "/professionals")[0]
+    finess = c.call("GET", "/structures")[0]["finess"]
+    uid = "1.2.250.1.999.42.1"
+    assert send_hl7(mockbench, mdm("T02", patient, pro, finess, uid, control_id="D1")) == ["AA"]
+    wait(browser, present('#timeline .entry[data-channel="pfi"][data-operation="MDM^T02"][data-verdict="accepted"]'),
+         message="the MDM^T02 in the timeline")
+    wait(browser, present('#timeline .entry[data-channel="dmp"][data-operation="TD2.1"]'), message="the TD2.1")
+    wait(browser, present('#steps-mini .step[data-step="envoi"][data-status="passed"]'), message="envoi green")
+    wait(browser, present('#steps-mini .step[data-step="alimentation"][data-status="passed"]'),
+         message="alimentation green")
+    row = browser.find_element(By.CSS_SELECTOR, '#timeline .entry[data-operation="MDM^T02"]')
+    assert "Alice" in row.text and "accepté" in row.text and "PFI (HL7)" in row.text
+    screenshot("timeline")
+
+    # From the keyboard: down the timeline to the MDM^T02, Enter opens it, Escape closes it.
+    for _ in range(10):
+        keys(browser, "j")
+        if active(browser).get_attribute("data-operation") == "MDM^T02":
+            break
+    assert active(browser) == row
+    keys(browser, Keys.ENTER)
+    wait(browser, present("#detail[open]"), message="the exchange's detail opens")
+    raw = wait(browser, lambda d: d.find_element(By.ID, "detail-raw").text.strip() or False)
+    segments = raw.splitlines()
+    assert segments[0].startswith("MSH|") and segments[1].startswith("EVN|") and segments[2].startswith("PID|")
+    assert "MDM^T02" in browser.find_element(By.ID, "detail-title").text
+    assert "accepté" in browser.find_element(By.ID, "detail-meta").text
+    screenshot("detail")
+    keys(browser, Keys.ESCAPE)
+    wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#detail[open]"), message="the detail closes")
+    assert active(browser) == row
+
+    # A SOAP exchange's detail is indented XML; a refused one shows its code.
+    response = requests.post(mockbench.url + "/si-dmp-server/v2/services/registry", data=QUERY, timeout=10,
+                             headers={"Content-Type": "application/soap+xml; charset=utf-8"})
+    assert response.status_code == 400
+    soap_row = wait(browser, present('#timeline .entry[data-channel="dmp"][data-verdict="refused"]'),
+                    message="the refused SOAP request in the timeline")
+    assert "refusé" in soap_row.text
+    keys(browser, "k")      # the newest line is at the top: up from the MDM^T02 row is the SOAP request
+    keys(browser, "k")
+    assert active(browser) == soap_row
+    keys(browser, Keys.ENTER)
+    wait(browser, present("#detail[open]"))
+    xml = wait(browser, lambda d: d.find_element(By.ID, "detail-raw").text.strip() or False).splitlines()
+    assert xml[0].startswith("<soap:Envelope") and xml[1].startswith("  <soap:Header")
+    assert any(line.startswith("    <query:AdhocQueryRequest") for line in xml)
+    assert "refusé" in browser.find_element(By.ID, "detail-meta").text
+    screenshot("detail-soap")
+    keys(browser, Keys.ESCAPE)
+    wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#detail[open]"))
+
+    keys(browser, "2")
+    card = f'.doc[data-unique-id="{uid}"]'
+    wait(browser, present(f'[data-patient="alice"] {card}[data-status="approved"]'), message="the document's card")
+    assert "Actif" in browser.find_element(By.CSS_SELECTOR, card).text
+    screenshot("world")
+    assert send_hl7(mockbench, mdm("T04", patient, pro, finess, uid, control_id="D2")) == ["AA"]
+    wait(browser, present(f'{card}[data-status="deleted"]'), message="the card shows the deletion")
+    assert "Supprimé" in browser.find_element(By.CSS_SELECTOR, card).text
+    assert [(s["id"], s["status"]) for s in c.steps()] == [
+        ("envoi", "passed"), ("alimentation", "passed"), ("suppression", "passed"), ("suppression_dmp", "passed")]
+    keys(browser, "1")
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#steps-mini .step[data-status=passed]")) == 4,
+         message="every step green")
+    screenshot("timeline-all-green")
+
+
+def test_fire_a_manual_transition_from_the_keyboard(mockbench, browser, screenshot):
+    open_dashboard(browser, mockbench)
+    keys(browser, "g")
+    assert active(browser).get_attribute("id") == "scenario-select"
+    wait(browser, present('#scenario-select option[value="consent-withdrawal"]'))
+    Select(active(browser)).select_by_value("consent-withdrawal")
+    keys(browser, Keys.TAB, Keys.ENTER)                       # the "Charger" button
+    wait(browser, present('#transitions [data-transition="retrait_chu"][data-fired="false"]'),
+         message="the manual transition is listed")
+    assert mockbench.client.health()["scenario"] == "consent-withdrawal"
+    # The automatic transition has no button, the manual one has.
+    assert not browser.find_elements(By.CSS_SELECTOR, 'button.fire[data-transition="retrait_clinique"]')
+    keys(browser, "2")
+    chu = '[data-patient="bernard"] .auth[data-subject="chu"]'
+    wait(browser, present(f'{chu}[data-status="VALIDE"]'), message="the CHU's authorization is valid")
+    assert "valide" in browser.find_element(By.CSS_SELECTOR, chu).text
+    keys(browser, "3")
+    button = tab_to(browser, 'button.fire[data-transition="retrait_chu"]')
+    mockbench.client.advance("1s")           # something happens: the live redraw keeps the focus in place
+    wait(browser, staleness_of(button), message="the transitions are redrawn")
+    assert active(browser).get_attribute("data-key") == "fire:retrait_chu"
+    keys(browser, Keys.ENTER)
+    wait(browser, present('#transitions [data-transition="retrait_chu"][data-fired="true"]'),
+         message="the transition shows as fired")
+    assert "retrait_chu" in browser.find_element(By.ID, "action-message").text
+    screenshot("scenario-transition-fired")
+    keys(browser, "2")
+    wait(browser, present(f'{chu}[data-status="NON_EXISTE"]'), message="the authorization card changes")
+    roux = browser.find_element(By.CSS_SELECTOR, '[data-patient="bernard"] .auth[data-subject="dr_roux"]')
+    assert roux.get_attribute("data-status") == "INTERDIT" and "bloqué" in roux.text
+    assert {a["subject"]: a["status"] for a in mockbench.client.call("GET", "/patients/bernard/authorizations")} \
+        == {"chu": "NON_EXISTE", "clinique": "VALIDE", "dr_roux": "INTERDIT"}
+
+
+def test_a_transition_masking_a_document_changes_its_card(mockbench, browser, screenshot):
+    mockbench.client.load_yaml(MASKING)
+    open_dashboard(browser, mockbench)
+    keys(browser, "2")
+    card = '[data-patient="alice"] .doc[data-doc="cr_alice"]'
+    element = wait(browser, present(card), message="the document's card")
+    assert element.get_attribute("data-confidentiality") == "" and "masked" not in element.get_attribute("class")
+    keys(browser, "3")
+    click(browser, 'button.fire[data-transition="masquage"]')
+    keys(browser, "2")
+    masked = wait(browser, present(f'{card}.masked[data-confidentiality="MASQUE_PS"]'), message="the card masked")
+    assert "Masqué aux PS" in masked.text
+    assert "MASQUE_PS" in mockbench.client.documents("alice")[0]["confidentiality"]
+    screenshot("world-masked")
+
+
+def test_advance_the_clock_and_use_the_help(mockbench, browser, screenshot):
+    mockbench.client.load("hidden-documents")
+    open_dashboard(browser, mockbench)
+    keys(browser, "?")
+    wait(browser, present("#help[open]"), message="the help opens")
+    assert "Raccourcis clavier" in browser.find_element(By.ID, "help").text
+    keys(browser, Keys.ESCAPE)
+    wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#help[open]"))
+    keys(browser, "h")
+    field = active(browser)
+    assert field.get_attribute("id") == "clock-input" and view_shown(browser, "scenario")
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys("2h", Keys.ENTER)
+    wait(browser, lambda d: "avance de 2 h" in d.find_element(By.ID, "clock-offset").text, message="offset 2 h")
+    assert mockbench.client.call("GET", "/clock")["offset"] == 7200
+    click(browser, 'button.advance[data-advance="1d"]')
+    wait(browser, lambda d: "avance de 1 j 2 h" in d.find_element(By.ID, "clock-offset").text,
+         message="offset 1 day 2 h")
+    assert mockbench.client.call("GET", "/clock")["offset"] == 93600
+    keys(browser, Keys.TAB)   # leave the form: shortcuts are off while typing
+    screenshot("scenario-clock")
+    tab = browser.find_element(By.ID, "tab-scenario")
+    tab.send_keys(Keys.ARROW_RIGHT)              # arrows move between tabs, wrapping around
+    assert view_shown(browser, "timeline") and active(browser).get_attribute("id") == "tab-timeline"
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, '#timeline .entry[data-operation="clock"]')) == 2,
+         message="both clock moves in the timeline")
+
+
+def test_the_page_and_its_assets_come_from_the_package_with_no_network(mockbench):
+    page = requests.get(mockbench.url + "/", timeout=5)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    for path in ("/_dashboard/dashboard.js", "/_dashboard/dashboard.css"):
+        assert f'"{path}"' in page.text
+        asset = requests.get(mockbench.url + path, timeout=5)
+        assert asset.status_code == 200 and len(asset.content) > 1000
+        assert b"://" not in asset.content                  # no CDN, no remote font: nothing to fetch
+    assert "://" not in page.text
