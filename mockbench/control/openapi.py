@@ -126,6 +126,12 @@ SCHEMAS: dict[str, Any] = {
     "MailSend": _obj({"from": S, "to": {"type": ["array", "string"]}, "package": {"type": "string",
                       "description": "the IHE_XDM.ZIP in base64"}, "subject": S, "text": S, "mdn": B},
                      required=["from", "to", "package"]),
+    "XdmContents": _obj({
+        "package": NS, "size": I, "files": _arr(_obj({"name": S, "size": I})),
+        "documents": _arr(_obj({"path": S, "unique_id": S, "title": S, "type_code": S, "mime_type": S, "size": I,
+                                "hash_ok": B, "size_ok": B, "action": NS})),
+        "findings": _arr(_ref("Finding")), "error": {"type": ["object", "null"]},
+    }),
     "Snapshot": _obj({"status": {"enum": ["saved", "restored"]}, "snapshot": S}),
     "CibaScript": _obj({
         "outcome": {"enum": ["approve", "deny", "expire"], "description": "what the professional answers"},
@@ -225,6 +231,11 @@ PATHS: dict[str, Any] = {
         "parameters": [{"name": "message_id", "in": "path", "required": True, "schema": S}],
         "get": _op("One message, parsed (`?raw=1`: the bytes as delivered, message/rfc822)",
                    _json(_ref("MailMessageParsed"))),
+    },
+    "/_bench/mss/messages/{message_id}/xdm": {
+        "parameters": [{"name": "message_id", "in": "path", "required": True, "schema": S}],
+        "get": _op("What the message's IHE_XDM.ZIP holds: files, documents and the checks' findings (package "
+                   "null when the mail carries none)", _json(_ref("XdmContents"))),
     },
     "/_bench/mss/send": {"post": _op("A professional of the world sends an XDM package", _json(_arr(_ref(
         "MailMessage"))), body=_ref("MailSend"))},

@@ -14,8 +14,10 @@ SCREENSHOTS = ROOT / ".artifacts" / "screenshots"
 CHROMIUM = os.environ.get("MOCKBENCH_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("MOCKBENCH_CHROMEDRIVER", "/usr/bin/chromedriver")
 
-# The PFI tests' MDM builders (tests import by folder, there is no package).
-sys.path.insert(0, str(ROOT / "tests" / "protocols" / "pfi"))
+# The PFI tests' MDM builders and the XDM package builder (tests import by folder, there is no package).
+for folder in ("protocols/pfi", "control"):
+    if str(ROOT / "tests" / folder) not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests" / folder))
 
 
 def _missing() -> list[str]:

@@ -11,6 +11,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
+from test_mss_xdm_contents import HOSPITAL, xdm_package
+from test_mss_xdm_contents import send as send_mail
 
 QUERY = (b'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope">'
          b'<soap:Header/><soap:Body><query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0">'
@@ -63,6 +65,11 @@ def active(driver):
     return driver.switch_to.active_element
 
 
+def focused(driver, attribute: str) -> str | None:
+    """An attribute of the focused element, read in one step (a live redraw may replace it any time)."""
+    return driver.execute_script("return document.activeElement.getAttribute(arguments[0])", attribute)
+
+
 def open_dashboard(driver, bench) -> None:
     driver.get(bench.url + "/")
     wait(driver, present("#live.on"), message="the live timeline connects")
@@ -90,12 +97,22 @@ def click(driver, selector: str) -> None:
     raise AssertionError(f"{selector} kept being redrawn")
 
 
+def text(driver, selector: str) -> str:
+    """The text of what the selector finds, read again if a live redraw replaced it in between."""
+    for _ in range(20):
+        try:
+            return wait(driver, present(selector), message=selector).text
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{selector} kept being redrawn")
+
+
 def tab_to(driver, selector: str, limit: int = 80):
-    """Press Tab until the element matching `selector` has the focus, as a keyboard user would."""
-    target = driver.find_element(By.CSS_SELECTOR, selector)
+    """Press Tab until an element matching `selector` has the focus, as a keyboard user would."""
+    wait(driver, present(selector), message=selector)
     for _ in range(limit):
-        if active(driver) == target:
-            return target
+        if driver.execute_script("return document.activeElement.matches(arguments[0])", selector):
+            return active(driver)
         keys(driver, Keys.TAB)
     raise AssertionError(f"{selector} is not reachable with Tab")
 
@@ -135,7 +152,7 @@ def test_load_send_and_watch_the_timeline_and_steps(mockbench, browser, screensh
     # From the keyboard: down the timeline to the MDM^T02, Enter opens it, Escape closes it.
     for _ in range(10):
         keys(browser, "j")
-        if active(browser).get_attribute("data-operation") == "MDM^T02":
+        if focused(browser, "data-operation") == "MDM^T02":
             break
     assert active(browser) == row
     keys(browser, Keys.ENTER)
@@ -173,11 +190,11 @@ def test_load_send_and_watch_the_timeline_and_steps(mockbench, browser, screensh
     keys(browser, "2")
     card = f'.doc[data-unique-id="{uid}"]'
     wait(browser, present(f'[data-patient="alice"] {card}[data-status="approved"]'), message="the document's card")
-    assert "Actif" in browser.find_element(By.CSS_SELECTOR, card).text
+    assert "Actif" in text(browser, card)
     screenshot("world")
     assert send_hl7(mockbench, mdm("T04", patient, pro, finess, uid, control_id="D2")) == ["AA"]
     wait(browser, present(f'{card}[data-status="deleted"]'), message="the card shows the deletion")
-    assert "Supprimé" in browser.find_element(By.CSS_SELECTOR, card).text
+    assert "Supprimé" in text(browser, card)
     assert [(s["id"], s["status"]) for s in c.steps()] == [
         ("envoi", "passed"), ("alimentation", "passed"), ("suppression", "passed"), ("suppression_dmp", "passed")]
     keys(browser, "1")
@@ -189,7 +206,7 @@ def test_load_send_and_watch_the_timeline_and_steps(mockbench, browser, screensh
 def test_fire_a_manual_transition_from_the_keyboard(mockbench, browser, screenshot):
     open_dashboard(browser, mockbench)
     keys(browser, "g")
-    assert active(browser).get_attribute("id") == "scenario-select"
+    assert focused(browser, "id") == "scenario-select"
     wait(browser, present('#scenario-select option[value="consent-withdrawal"]'))
     Select(active(browser)).select_by_value("consent-withdrawal")
     keys(browser, Keys.TAB, Keys.ENTER)                       # the "Charger" button
@@ -201,12 +218,12 @@ def test_fire_a_manual_transition_from_the_keyboard(mockbench, browser, screensh
     keys(browser, "2")
     chu = '[data-patient="bernard"] .auth[data-subject="chu"]'
     wait(browser, present(f'{chu}[data-status="VALIDE"]'), message="the CHU's authorization is valid")
-    assert "valide" in browser.find_element(By.CSS_SELECTOR, chu).text
+    assert "valide" in text(browser, chu)
     keys(browser, "3")
     button = tab_to(browser, 'button.fire[data-transition="retrait_chu"]')
     mockbench.client.advance("1s")           # something happens: the live redraw keeps the focus in place
     wait(browser, staleness_of(button), message="the transitions are redrawn")
-    assert active(browser).get_attribute("data-key") == "fire:retrait_chu"
+    assert focused(browser, "data-key") == "fire:retrait_chu"
     keys(browser, Keys.ENTER)
     wait(browser, present('#transitions [data-transition="retrait_chu"][data-fired="true"]'),
          message="the transition shows as fired")
@@ -214,8 +231,7 @@ def test_fire_a_manual_transition_from_the_keyboard(mockbench, browser, screensh
     screenshot("scenario-transition-fired")
     keys(browser, "2")
     wait(browser, present(f'{chu}[data-status="NON_EXISTE"]'), message="the authorization card changes")
-    roux = browser.find_element(By.CSS_SELECTOR, '[data-patient="bernard"] .auth[data-subject="dr_roux"]')
-    assert roux.get_attribute("data-status") == "INTERDIT" and "bloqué" in roux.text
+    assert "bloqué" in text(browser, '[data-patient="bernard"] .auth[data-subject="dr_roux"][data-status="INTERDIT"]')
     assert {a["subject"]: a["status"] for a in mockbench.client.call("GET", "/patients/bernard/authorizations")} \
         == {"chu": "NON_EXISTE", "clinique": "VALIDE", "dr_roux": "INTERDIT"}
 
@@ -225,15 +241,36 @@ def test_a_transition_masking_a_document_changes_its_card(mockbench, browser, sc
     open_dashboard(browser, mockbench)
     keys(browser, "2")
     card = '[data-patient="alice"] .doc[data-doc="cr_alice"]'
-    element = wait(browser, present(card), message="the document's card")
-    assert element.get_attribute("data-confidentiality") == "" and "masked" not in element.get_attribute("class")
+    wait(browser, present(f'{card}[data-status="approved"][data-confidentiality=""]:not(.masked)'),
+         message="the document's card, not masked")
     keys(browser, "3")
     click(browser, 'button.fire[data-transition="masquage"]')
     keys(browser, "2")
-    masked = wait(browser, present(f'{card}.masked[data-confidentiality="MASQUE_PS"]'), message="the card masked")
-    assert "Masqué aux PS" in masked.text
+    wait(browser, present(f'{card}.masked[data-confidentiality="MASQUE_PS"]'), message="the card masked")
+    assert "Masqué aux PS" in text(browser, card)
     assert "MASQUE_PS" in mockbench.client.documents("alice")[0]["confidentiality"]
     screenshot("world-masked")
+
+
+def test_mailboxes_show_their_messages_and_xdm_contents(mockbench, browser, screenshot):
+    mockbench.client.load("mss-ux-05-bis-01")
+    patient = mockbench.client.patient("dominique")
+    send_mail(mockbench, xdm_package(patient, "1.2.250.1.999.78.1"))
+    open_dashboard(browser, mockbench)
+    wait(browser, present('#timeline .entry[data-channel="mss"][data-operation="DELIVER"]'),
+         message="the delivery in the timeline")
+    keys(browser, "2")
+    toggle = f'[data-mailbox="{HOSPITAL}"] button[aria-expanded]'
+    wait(browser, present(toggle), message="the hospital mailbox")
+    tab_to(browser, toggle)
+    keys(browser, Keys.ENTER)
+    doc = text(browser, f'[data-mailbox="{HOSPITAL}"] .xdm li[data-unique-id="1.2.250.1.999.78.1"]')
+    assert "CR de microbiologie" in doc and "envoi initial" in doc
+    box = text(browser, f'[data-mailbox="{HOSPITAL}"]')
+    assert "IHE_XDM/SUBSET01/METADATA.XML" in box and "biolo@labo.mssante.fr" in box
+    assert focused(browser, "aria-expanded") == "true"   # the redraw kept the focus on the toggle
+    browser.execute_script("document.querySelector('#mailboxes').scrollIntoView()")
+    screenshot("world-mailbox")
 
 
 def test_advance_the_clock_and_use_the_help(mockbench, browser, screenshot):
@@ -246,7 +283,7 @@ def test_advance_the_clock_and_use_the_help(mockbench, browser, screenshot):
     wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#help[open]"))
     keys(browser, "h")
     field = active(browser)
-    assert field.get_attribute("id") == "clock-input" and view_shown(browser, "scenario")
+    assert focused(browser, "id") == "clock-input" and view_shown(browser, "scenario")
     field.send_keys(Keys.CONTROL, "a")
     field.send_keys("2h", Keys.ENTER)
     wait(browser, lambda d: "avance de 2 h" in d.find_element(By.ID, "clock-offset").text, message="offset 2 h")
@@ -259,7 +296,7 @@ def test_advance_the_clock_and_use_the_help(mockbench, browser, screenshot):
     screenshot("scenario-clock")
     tab = browser.find_element(By.ID, "tab-scenario")
     tab.send_keys(Keys.ARROW_RIGHT)              # arrows move between tabs, wrapping around
-    assert view_shown(browser, "timeline") and active(browser).get_attribute("id") == "tab-timeline"
+    assert view_shown(browser, "timeline") and focused(browser, "id") == "tab-timeline"
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, '#timeline .entry[data-operation="clock"]')) == 2,
          message="both clock moves in the timeline")
 

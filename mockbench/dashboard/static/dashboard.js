@@ -6,6 +6,7 @@
 const API = "/_bench";
 const MAX_ROWS = 500;          // timeline lines kept in the page
 const TAIL = 300;              // entries shown on first connection
+const MAX_MESSAGES = 50;       // newest messages shown per open mailbox
 
 const CHANNELS = { dmp: "DMP", pfi: "PFI (HL7)", mss: "MSSanté", oidc: "PSC / OIDC", annuaire: "Annuaire", control: "Pilotage" };
 const VERDICTS = { accepted: "accepté", refused: "refusé", error: "erreur" };
@@ -71,6 +72,19 @@ function say(message, isError) {
   const node = $("action-message");
   node.textContent = message;
   node.classList.toggle("error", Boolean(isError));
+}
+
+// One run at a time; calls made meanwhile fold into one more run after it, so that an older answer never
+// draws over a newer one.
+function serialized(fn) {
+  let running = null, again = false;
+  return () => {
+    if (running) { again = true; return running; }
+    running = (async () => {
+      try { do { again = false; await fn(); } while (again); } finally { running = null; }
+    })();
+    return running;
+  };
 }
 
 function later(name, fn, ms) {     // debounce: many entries in a burst make one refresh
@@ -234,7 +248,7 @@ function whenText(when) {
   return JSON.stringify(when);
 }
 
-async function refreshScenario() {
+const refreshScenario = serialized(async () => {
   let loaded;
   try { loaded = await api("GET", "/scenario"); } catch (err) { return; }
   const title = loaded.id ? `${loaded.title}` : "Aucun scénario chargé";
@@ -255,7 +269,7 @@ async function refreshScenario() {
   $("transitions-empty").hidden = transitions.length > 0;
   const select = $("scenario-select");
   if (loaded.id && document.activeElement !== select) select.value = loaded.id;
-}
+});
 
 async function fire(id) {
   try {
@@ -357,7 +371,7 @@ function subjectName(a) {
   return professionalName(a.subject);
 }
 
-async function refreshWorld() {
+const refreshWorld = serialized(async () => {
   let patients, pros, structures, mailboxes;
   try {
     [patients, pros, structures, mailboxes] = await Promise.all([
@@ -396,7 +410,7 @@ async function refreshWorld() {
     el("td", { text: s.name }), el("td", { text: s.finess }), el("td", { text: `${s.address.postal_code} ${s.address.city}`.trim() }))));
   const boxes = await Promise.all(mailboxes.map(mailboxBlock));
   redraw($("mailboxes"), (boxes.length ? boxes : [el("p", { class: "empty", text: "Aucune boîte aux lettres." })]));
-}
+});
 
 async function mailboxBlock(m) {
   const open = state.openMailboxes.has(m.address);
@@ -410,19 +424,41 @@ async function mailboxBlock(m) {
   if (!open) return block;
   let messages = [];
   try { messages = await api("GET", `/mss/mailboxes/${encodeURIComponent(m.address)}/messages`); } catch (err) { /* gone */ }
-  const details = await Promise.all(messages.map((msg) => api("GET", `/mss/messages/${encodeURIComponent(msg.id)}`).catch(() => msg)));
-  block.append(el("ul", { class: "messages" }, messages.length ? details.map((msg) => el("li", { dataMessage: msg.id },
+  const hidden = Math.max(messages.length - MAX_MESSAGES, 0);
+  messages = messages.slice(hidden);
+  const xdms = await Promise.all(messages.map((msg) =>
+    api("GET", `/mss/messages/${encodeURIComponent(msg.id)}/xdm`).catch(() => null)));
+  block.append(el("ul", { class: "messages" }, messages.length ? messages.map((msg, i) => el("li", { dataMessage: msg.id },
     el("strong", { text: msg.subject || "(sans objet)" }),
     el("div", { text: `de ${msg.sender} · reçu ${msg.received_at} · ${msg.size} octets` +
                       ((msg.flags || []).length ? ` · ${msg.flags.join(" ")}` : "") }),
-    msg.document ? el("div", { text: `document XDM : ${msg.document}` }) : null,
-    (msg.parts || []).length ? el("div", { class: "parts", text: "pièces : " + msg.parts.map((p) =>
-      `${p.filename || p.content_type} (${p.size} octets)`).join(", ") }) : null,
-    (msg.findings || []).length ? el("ul", { class: "findings" }, msg.findings.map((f) => el("li", {},
-      el("span", { class: `sev sev-${f.severity}`, text: SEVERITY[f.severity] || f.severity || "" }), " ",
-      el("strong", { text: f.rule || "" }), " : ", f.message || ""))) : null))
+    xdmBlock(xdms[i]),
+    xdms[i] && xdms[i].package ? null : findingList(msg.findings)))
     : el("li", { class: "empty", text: "Aucun message." })));
+  if (hidden) block.append(el("p", { class: "hint", text: `${hidden} messages plus anciens non affichés` }));
   return block;
+}
+
+const XDM_ACTION = { C: "remplacement", D: "suppression" };
+
+function findingList(findings) {
+  if (!(findings || []).length) return null;
+  return el("ul", { class: "findings" }, findings.map((f) => el("li", {},
+    el("span", { class: `sev sev-${f.severity}`, text: SEVERITY[f.severity] || f.severity || "" }), " ",
+    el("strong", { text: f.rule || "" }), " : ", f.message || "")));
+}
+
+function xdmBlock(xdm) {
+  if (!xdm || !xdm.package) return el("div", { class: "parts", text: "pas de paquet XDM" });
+  return el("div", { class: "xdm", dataXdm: xdm.package },
+    el("div", { text: `${xdm.package} (${xdm.size} octets)` +
+                      (xdm.error ? ` : illisible, ${xdm.error.code} ${xdm.error.message}` : "") }),
+    xdm.documents.length ? el("ul", { class: "xdm-docs" }, xdm.documents.map((d) => el("li", { dataUniqueId: d.unique_id },
+      el("strong", { text: d.title || d.path }),
+      ` · ${d.type_code} · ${d.unique_id} · ${XDM_ACTION[d.action] || (d.action ? "action " + d.action : "envoi initial")}` +
+      (d.hash_ok && d.size_ok ? "" : " · empreinte ou taille fausse")))) : null,
+    xdm.files.length ? el("div", { class: "parts", text: "fichiers : " + xdm.files.map((f) => `${f.name} (${f.size})`).join(", ") }) : null,
+    findingList(xdm.findings));
 }
 
 function refreshAll() { refreshClock(); refreshScenario(); refreshWorld(); }
