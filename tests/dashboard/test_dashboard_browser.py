@@ -252,6 +252,26 @@ def test_a_transition_masking_a_document_changes_its_card(mockbench, browser, sc
     screenshot("world-masked")
 
 
+def test_document_cards_show_status_and_the_version_chain(mockbench, browser, screenshot):
+    mockbench.client.load("deleted-versions")
+    open_dashboard(browser, mockbench)
+    keys(browser, "2")
+    cards = '[data-patient="camille"] .doc'
+    expected = {"bio_v1": "deprecated", "bio_v2": "deprecated", "bio_v3": "approved", "cr_supprime": "deleted",
+                "cr_archive": "archived"}
+    for doc, status in expected.items():
+        wait(browser, present(f'{cards}[data-doc="{doc}"][data-status="{status}"]'), message=f"{doc} {status}")
+    assert "Remplacé" in text(browser, f'{cards}[data-doc="bio_v1"]')
+    assert "remplacé par bio_v2" in text(browser, f'{cards}[data-doc="bio_v1"]')
+    middle = text(browser, f'{cards}[data-doc="bio_v2"]')
+    assert "remplace bio_v1" in middle and "remplacé par bio_v3" in middle
+    assert "Supprimé" in text(browser, f'{cards}[data-doc="cr_supprime"]')
+    assert "Archivé" in text(browser, f'{cards}[data-doc="cr_archive"]')
+    tab_to(browser, f'{cards}[data-doc="bio_v3"]')        # cards take the focus, their label says it all
+    assert focused(browser, "aria-label").startswith("Document ") and "Actif" in focused(browser, "aria-label")
+    screenshot("world-versions")
+
+
 def test_mailboxes_show_their_messages_and_xdm_contents(mockbench, browser, screenshot):
     mockbench.client.load("mss-ux-05-bis-01")
     patient = mockbench.client.patient("dominique")
