@@ -14,6 +14,8 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from test_mss_xdm_contents import HOSPITAL, xdm_package
 from test_mss_xdm_contents import send as send_mail
 
+from mockbench.control.events import EventLimits
+
 QUERY = (b'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope">'
          b'<soap:Header/><soap:Body><query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0">'
          b'<query:ResponseOption returnType="LeafClass"/></query:AdhocQueryRequest></soap:Body></soap:Envelope>')
@@ -319,6 +321,18 @@ def test_advance_the_clock_and_use_the_help(mockbench, browser, screenshot):
     assert view_shown(browser, "timeline") and focused(browser, "id") == "tab-timeline"
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, '#timeline .entry[data-operation="clock"]')) == 2,
          message="both clock moves in the timeline")
+
+
+def test_the_page_recovers_when_the_timeline_refused_it(mockbench_factory, browser):
+    running = mockbench_factory()
+    hub = running.bench.app.extensions["mockbench.events"]
+    hub.limits = EventLimits(max_subscribers=0)          # every screen refused: 429
+    browser.get(running.url + "/")
+    wait(browser, present("#live.off"), message="the page shows it is not live")
+    hub.limits = EventLimits()
+    wait(browser, present("#live.on"), timeout=15, message="the page connects again by itself")
+    running.client.advance("1s")
+    wait(browser, present('#timeline .entry[data-operation="clock"]'), message="and follows the timeline")
 
 
 def test_the_page_and_its_assets_come_from_the_package_with_no_network(mockbench):

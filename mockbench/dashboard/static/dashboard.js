@@ -148,13 +148,20 @@ function addEntry(e) {
 }
 
 function connect() {
+  // The browser reconnects by itself with Last-Event-ID; when it gives up (the bench restarted, or too many
+  // screens follow already: 429), start again after a pause from the last entry shown.
   if (state.source) state.source.close();
-  const source = new EventSource(`${API}/events?tail=${TAIL}`);
+  const from = state.lastSeq ? `since=${state.lastSeq}` : `tail=${TAIL}`;
+  const source = new EventSource(`${API}/events?${from}`);
   state.source = source;
   source.onopen = () => { const n = $("live"); n.textContent = "En direct"; n.className = "live on"; };
-  source.onerror = () => { const n = $("live"); n.textContent = "Reconnexion…"; n.className = "live off"; };
+  source.onerror = () => {
+    const n = $("live"); n.textContent = "Reconnexion…"; n.className = "live off";
+    if (source.readyState === EventSource.CLOSED) later("connect", connect, 5000);
+  };
   source.addEventListener("entry", (message) => {
     const e = JSON.parse(message.data);
+    state.lastSeq = e.seq;
     addEntry(e);
     const restart = e.channel === "control" && RESTART.includes(e.operation);
     later("scenario", refreshScenario, restart ? 0 : 150);
