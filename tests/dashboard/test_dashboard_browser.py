@@ -223,7 +223,10 @@ def test_fire_a_manual_transition_from_the_keyboard(mockbench, browser, screensh
     assert "valide" in text(browser, chu)
     keys(browser, "3")
     button = tab_to(browser, 'button.fire[data-transition="retrait_chu"]')
-    mockbench.client.advance("1s")           # something happens: the live redraw keeps the focus in place
+    # Something happens and the scenario is redrawn (forgetting what it drew forces the redraw a change causes):
+    # the focus stays on the button.
+    browser.execute_script("state.scenarioSeen = null")
+    mockbench.client.advance("1s")
     wait(browser, staleness_of(button), message="the transitions are redrawn")
     assert focused(browser, "data-key") == "fire:retrait_chu"
     keys(browser, Keys.ENTER)
@@ -252,6 +255,13 @@ def test_a_transition_masking_a_document_changes_its_card(mockbench, browser, sc
     assert "Masqué aux PS" in text(browser, card)
     assert "MASQUE_PS" in mockbench.client.documents("alice")[0]["confidentiality"]
     screenshot("world-masked")
+    # Ending the play: the step never observed turns red, with its reason.
+    keys(browser, "3")
+    click(browser, "#finish-button")
+    wait(browser, present('#steps .step[data-step="recherche"][data-status="failed"]'), message="the step red")
+    assert "not observed" in text(browser, '#steps .step[data-step="recherche"] .reason')
+    assert "0 réussie(s), 1 échouée(s)" in text(browser, "#action-message")
+    screenshot("scenario-step-failed")
 
 
 def test_document_cards_show_status_and_the_version_chain(mockbench, browser, screenshot):

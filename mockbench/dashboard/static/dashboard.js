@@ -258,6 +258,9 @@ function whenText(when) {
 const refreshScenario = serialized(async () => {
   let loaded;
   try { loaded = await api("GET", "/scenario"); } catch (err) { return; }
+  const seen = JSON.stringify(loaded);
+  if (seen === state.scenarioSeen) return;     // nothing changed: no redraw
+  state.scenarioSeen = seen;
   const title = loaded.id ? `${loaded.title}` : "Aucun scénario chargé";
   $("scenario-title").textContent = loaded.id ? `· ${title}` : title;
   $("scenario-detail").textContent = loaded.id ? `${loaded.id} · exigence ${loaded.requirement} · ${loaded.title}` : "Aucun scénario chargé.";
@@ -324,6 +327,15 @@ async function loadScenario(id) {
   try { await api("POST", `/scenarios/${encodeURIComponent(id)}`); say(`Scénario ${id} chargé.`); }
   catch (err) { say(err.message, true); }
   refreshAll();
+}
+
+async function finishSteps() {
+  try {
+    const steps = await api("POST", "/steps/finish");
+    const failed = steps.filter((st) => st.status === "failed").length;
+    say(`Étapes closes : ${steps.length - failed} réussie(s), ${failed} échouée(s).`);
+  } catch (err) { say(err.message, true); }
+  refreshScenario();
 }
 
 async function resetBench() {
@@ -510,6 +522,7 @@ function start() {
   $("detail").addEventListener("close", () => { if (state.detailOrigin && state.detailOrigin.isConnected) state.detailOrigin.focus(); });
   $("load-form").addEventListener("submit", (event) => { event.preventDefault(); loadScenario($("scenario-select").value); });
   $("reset-button").addEventListener("click", resetBench);
+  $("finish-button").addEventListener("click", finishSteps);
   $("clock-form").addEventListener("submit", (event) => { event.preventDefault(); advance($("clock-input").value.trim()); });
   for (const button of document.querySelectorAll(".advance")) button.addEventListener("click", () => advance(button.dataset.advance));
   document.addEventListener("keydown", onKey);
@@ -517,7 +530,7 @@ function start() {
   loadScenarios().then(refreshScenario);
   refreshClock();
   refreshWorld().then(connect);
-  setInterval(refreshClock, 5000);
+  setInterval(() => { refreshClock(); refreshScenario(); }, 5000);   // what no journal entry announces
 }
 
 document.addEventListener("DOMContentLoaded", start);
