@@ -67,6 +67,12 @@ def active(driver):
     return driver.switch_to.active_element
 
 
+def timeline_operations(driver) -> list[str]:
+    """The timeline's operations, newest first, read in one step."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#timeline .entry')).map((e) => e.dataset.operation)")
+
+
 def focused(driver, attribute: str) -> str | None:
     """An attribute of the focused element, read in one step (a live redraw may replace it any time)."""
     return driver.execute_script("return document.activeElement.getAttribute(arguments[0])", attribute)
@@ -331,6 +337,14 @@ def test_advance_the_clock_and_use_the_help(mockbench, browser, screenshot):
     assert view_shown(browser, "timeline") and focused(browser, "id") == "tab-timeline"
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, '#timeline .entry[data-operation="clock"]')) == 2,
          message="both clock moves in the timeline")
+    # Reset: an empty world, a journal holding only the reset, no scenario.
+    keys(browser, "3")
+    click(browser, "#reset-button")
+    wait(browser, lambda d: timeline_operations(d) == ["reset"], message="the timeline starts again with the reset")
+    wait(browser, lambda d: d.find_element(By.ID, "scenario-title").text == "Aucun scénario chargé")
+    assert mockbench.client.health()["scenario"] is None and mockbench.client.patients() == []
+    keys(browser, "2")
+    wait(browser, lambda d: d.find_element(By.ID, "patients").text == "Aucun patient.", message="no patient")
 
 
 def test_the_page_recovers_when_the_timeline_refused_it(mockbench_factory, browser):

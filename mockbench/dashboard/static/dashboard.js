@@ -87,9 +87,10 @@ function serialized(fn) {
   };
 }
 
-function later(name, fn, ms) {     // debounce: many entries in a burst make one refresh
+function later(name, fn, ms) {     // throttle: a burst of entries makes one refresh, and a steady stream one per `ms`
+  if (state.timers[name] && ms > 0) return;
   clearTimeout(state.timers[name]);
-  state.timers[name] = setTimeout(fn, ms);
+  state.timers[name] = setTimeout(() => { state.timers[name] = null; fn(); }, ms);
 }
 
 function hhmmss(iso) {
@@ -165,7 +166,10 @@ function connect() {
     addEntry(e);
     const restart = e.channel === "control" && RESTART.includes(e.operation);
     later("scenario", refreshScenario, restart ? 0 : 150);
-    later("world", refreshWorld, restart ? 0 : 300);
+    // The world is read again when it is on screen, or when the timeline names a patient not known yet.
+    if (restart || state.view === "world" || (e.patient && !state.patients[e.patient])) {
+      later("world", refreshWorld, restart ? 0 : 300);
+    }
     if (e.channel === "control") later("clock", refreshClock, 0);
   });
 }
