@@ -267,7 +267,9 @@ const refreshScenario = serialized(async () => {
   state.scenarioSeen = seen;
   const title = loaded.id ? `${loaded.title}` : "Aucun scénario chargé";
   $("scenario-title").textContent = loaded.id ? `· ${title}` : title;
-  $("scenario-detail").textContent = loaded.id ? `${loaded.id} · exigence ${loaded.requirement} · ${loaded.title}` : "Aucun scénario chargé.";
+  $("scenario-detail").textContent = loaded.id
+    ? [loaded.id, loaded.requirement && `exigence ${loaded.requirement}`, loaded.title].filter(Boolean).join(" · ")
+    : "Aucun scénario chargé.";
   const steps = loaded.steps || [];
   $("steps").replaceChildren(...steps.map((s) => stepItem(s, false)));
   $("steps-mini").replaceChildren(...steps.map((s) => stepItem(s, true)));
@@ -282,7 +284,8 @@ const refreshScenario = serialized(async () => {
                                  "Déclencher") : null)));
   $("transitions-empty").hidden = transitions.length > 0;
   const select = $("scenario-select");
-  if (loaded.id && document.activeElement !== select) select.value = loaded.id;
+  const listed = Array.from(select.options).some((o) => o.value === loaded.id);
+  if (listed && document.activeElement !== select) select.value = loaded.id;
 });
 
 async function fire(id) {
