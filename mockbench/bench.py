@@ -225,6 +225,9 @@ class Bench:
 
     def stop(self) -> None:
         self._stop.set()
+        events = self.app.extensions.get("mockbench.events")
+        if events is not None:
+            events.close()  # ends the live timeline streams, so that their threads end
         for door in reversed(self.doors):
             try:
                 door.stop()

@@ -1,4 +1,4 @@
-"""The wheel carries the scenario catalogue, the console script and the pytest plugin."""
+"""The wheel carries the scenario catalogue, the dashboard's page, the console script and the pytest plugin."""
 
 import subprocess
 import sys
@@ -16,6 +16,9 @@ def test_wheel_ships_the_catalogue_and_entry_points(tmp_path):
     shipped = {Path(n).name for n in names if n.startswith("mockbench/catalogue/") and n.endswith(".yaml")}
     assert shipped == {p.name for p in (ROOT / "mockbench" / "catalogue").glob("*.yaml")}
     assert {"hidden-documents.yaml", "consent-withdrawal.yaml", "deleted-versions.yaml"} <= shipped
+    dashboard = {Path(n).name for n in names if n.startswith("mockbench/dashboard/static/")}
+    assert dashboard == {p.name for p in (ROOT / "mockbench" / "dashboard" / "static").iterdir()}
+    assert {"index.html", "dashboard.js", "dashboard.css"} <= dashboard
     entry_points = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "mockbench = mockbench.cli:main" in entry_points

@@ -19,6 +19,7 @@ from ..scenarios.seed import Seeder
 from ..world import errors
 from ..world.clock import parse_duration
 from ..world.journal import CHANNELS
+from .events import EventHub, TooManySubscribers
 from .openapi import openapi_document
 
 if TYPE_CHECKING:
@@ -262,6 +263,14 @@ def create_blueprint(bench: Bench) -> Blueprint:
             return Response(raw, mimetype="message/rfc822")
         return jsonify({**_message_row(message), "parts": _parts(raw)})
 
+    @bp.get("/mss/messages/<message_id>/xdm")
+    def mail_xdm(message_id: str):
+        """What the message's IHE_XDM.ZIP holds: its files, its documents' metadata and the checks' findings."""
+        with world.transaction() as tx:
+            world.mss.message(tx, message_id)   # 404 MESSAGE_UNKNOWN first
+            raw = world.mss.raw(tx, message_id)
+        return jsonify(_xdm_contents(raw))
+
     @bp.post("/mss/send")
     def mail_send():
         """A professional of the world sends an XDM package (base64) to mailboxes, through the world's
@@ -404,6 +413,39 @@ def create_blueprint(bench: Bench) -> Blueprint:
                 return jsonify(stats.check(world, tx, data, actor=request.remote_addr or ""))
         except stats.StatCsvError as exc:
             raise ApiError(400, "CSV_INVALID", str(exc)) from None
+    # Live timeline (server-sent events) ----------------------------------------------------------
+    hub = EventHub(world)
+    bp.record_once(lambda state: state.app.extensions.setdefault("mockbench.events", hub))
+
+    @bp.get("/events")
+    def events():
+        last_id = request.headers.get("Last-Event-ID", "").strip()
+        if last_id:
+            if not last_id.isdigit():
+                raise ApiError(400, "INVALID_PARAMETER", "Last-Event-ID must be a journal sequence number")
+            since = int(last_id)
+        else:
+            since = _int_arg("since")
+        tail = _int_arg("tail")
+        if tail is not None and not 0 <= tail <= hub.limits.max_tail:
+            raise ApiError(400, "INVALID_PARAMETER", f"tail must be between 0 and {hub.limits.max_tail}")
+        try:
+            sub = hub.subscribe()
+        except TooManySubscribers as exc:
+            response = jsonify(error="TOO_MANY_SUBSCRIBERS", message=str(exc))
+            response.status_code = 429
+            response.headers["Retry-After"] = "5"
+            return response
+        try:
+            start = hub.start_point(since, tail)
+        except BaseException:
+            hub.unsubscribe(sub)
+            raise
+        response = Response(hub.stream(sub, start), mimetype="text/event-stream")
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Accel-Buffering"] = "no"
+        response.call_on_close(lambda: hub.unsubscribe(sub))
+        return response
 
     # OIDC door ----------------------------------------------------------------------------------
     @bp.put("/oidc/ciba/<key>")
@@ -431,6 +473,49 @@ def _message_row(m) -> dict:
     return {"id": m.id, "mailbox": m.mailbox, "uid": m.uid, "sender": m.sender, "recipients": m.recipients,
             "subject": m.subject, "message_id": m.message_id, "received_at": m.received_at, "size": m.size,
             "flags": m.flags, "headers": m.headers, "findings": m.findings, "document": m.document}
+
+
+MAX_XDM_FILES = 500
+
+
+def _xdm_contents(raw: bytes) -> dict:
+    """The IHE_XDM.ZIP of a mail, for the eye: files (name, size), documents, findings; `package` null when
+    the mail carries none, `error` when the package cannot be read at all."""
+    import email
+    import io
+    import zipfile
+    from email import policy
+
+    from ..formats.xdm import XdmError, read_package
+    from ..protocols.mss.smtp import XDM_ATTACHMENT
+
+    parsed = email.message_from_bytes(raw, policy=policy.compat32)
+    package = next((part.get_payload(decode=True) or b"" for part in parsed.walk()
+                    if str(part.get_filename() or part.get_param("name") or "").upper() == XDM_ATTACHMENT), None)
+    result: dict[str, Any] = {"package": None, "size": 0, "files": [], "documents": [], "findings": [],
+                              "error": None}
+    if package is None:
+        return result
+    result.update(package=XDM_ATTACHMENT, size=len(package))
+    try:
+        with zipfile.ZipFile(io.BytesIO(package)) as zf:
+            result["files"] = [{"name": i.filename, "size": i.file_size} for i in zf.infolist()[:MAX_XDM_FILES]
+                               if not i.is_dir()]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError):
+        pass  # read_package says why below
+    try:
+        pkg = read_package(package)
+    except XdmError as exc:
+        result["error"] = {"code": exc.code, "message": exc.message}
+        return result
+    result["findings"] = pkg.findings
+    for doc in pkg.documents:
+        meta = doc.entry.meta
+        result["documents"].append({
+            "path": doc.path, "unique_id": meta.get("unique_id") or "", "title": meta.get("title") or "",
+            "type_code": meta.get("type_code") or "", "mime_type": meta.get("mime_type") or "",
+            "size": len(doc.content), "hash_ok": doc.hash_ok, "size_ok": doc.size_ok, "action": doc.action})
+    return result
 
 
 def _parts(raw: bytes) -> list[dict]:

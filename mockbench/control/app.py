@@ -24,6 +24,9 @@ def create_app(bench: Bench) -> Flask:
     app.register_blueprint(create_blueprint(bench), url_prefix="/_bench")
     for prefix, blueprint in bench.http_doors.values():
         app.register_blueprint(blueprint, url_prefix=prefix)
+    from ..dashboard import create_blueprint as dashboard_blueprint
+
+    app.register_blueprint(dashboard_blueprint())
 
     # Routing errors (404, 405) never reach a blueprint's handlers: answer them here, on the wire of
     # the prefix they fell under.

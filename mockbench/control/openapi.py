@@ -90,6 +90,13 @@ SCHEMAS: dict[str, Any] = {
     }),
     "Finding": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S,
                      "related": _arr(I)}, required=["rule", "severity", "message"]),
+    "JournalEvent": _obj({
+        "seq": I, "time": S, "channel": {"enum": ["dmp", "pfi", "mss", "oidc", "annuaire", "control"]},
+        "operation": S, "direction": {"enum": ["in", "out"]}, "actor": S, "patient": NS, "patient_ins": NS,
+        "document": NS, "verdict": {"enum": ["accepted", "refused", "error"]}, "code": NS,
+        "findings": _arr(_ref("Finding")), "size": I, "ref": NS,
+    }),
+    "Finding": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S}),
     "FindingGroup": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S,
                           "entries": _arr(I)}),
     "Step": _obj({"id": S, "say": S, "status": {"enum": ["pending", "passed", "failed"]}, "reason": NS,
@@ -121,6 +128,12 @@ SCHEMAS: dict[str, Any] = {
     "MailSend": _obj({"from": S, "to": {"type": ["array", "string"]}, "package": {"type": "string",
                       "description": "the IHE_XDM.ZIP in base64"}, "subject": S, "text": S, "mdn": B},
                      required=["from", "to", "package"]),
+    "XdmContents": _obj({
+        "package": NS, "size": I, "files": _arr(_obj({"name": S, "size": I})),
+        "documents": _arr(_obj({"path": S, "unique_id": S, "title": S, "type_code": S, "mime_type": S, "size": I,
+                                "hash_ok": B, "size_ok": B, "action": NS})),
+        "findings": _arr(_ref("Finding")), "error": {"type": ["object", "null"]},
+    }),
     "Snapshot": _obj({"status": {"enum": ["saved", "restored"]}, "snapshot": S}),
     "CibaScript": _obj({
         "outcome": {"enum": ["approve", "deny", "expire"], "description": "what the professional answers"},
@@ -270,6 +283,11 @@ PATHS: dict[str, Any] = {
         "get": _op("One message, parsed (`?raw=1`: the bytes as delivered, message/rfc822)",
                    _json(_ref("MailMessageParsed"))),
     },
+    "/_bench/mss/messages/{message_id}/xdm": {
+        "parameters": [{"name": "message_id", "in": "path", "required": True, "schema": S}],
+        "get": _op("What the message's IHE_XDM.ZIP holds: files, documents and the checks' findings (package "
+                   "null when the mail carries none)", _json(_ref("XdmContents"))),
+    },
     "/_bench/mss/send": {"post": _op("A professional of the world sends an XDM package", _json(_arr(_ref(
         "MailMessage"))), body=_ref("MailSend"))},
     "/_bench/journal": {"get": _op(
@@ -306,6 +324,23 @@ PATHS: dict[str, Any] = {
                    "stat_check. A CSV that cannot be read is a 400 naming the line.",
         "requestBody": {"required": True, "content": {"text/csv": {"schema": S}}},
         "responses": {"200": _json(_ref("StatCheck")), **ERR}}},
+    "/_bench/events": {"get": {
+        "summary": "The timeline, live: server-sent events, one `entry` event per journal entry (its raw message "
+                   "left out: GET /_bench/journal gives it), `id` the sequence number, a comment line as heartbeat",
+        "parameters": [
+            {"name": "Last-Event-ID", "in": "header", "required": False, "schema": S,
+             "description": "resume after this sequence number (browsers send it on reconnection)"},
+            _q("since", I, "entries after this sequence number first (beyond the journal's end: from the start, "
+                           "the journal was reset)"),
+            _q("tail", I, "without since: the newest N entries first (0-10000; default none, live only)")],
+        "responses": {
+            "200": {"description": "an endless text/event-stream; each `data` is a JSON object",
+                    "content": {"text/event-stream": {"schema": S,
+                                                      "x-event-data": _ref("JournalEvent")}}},
+            "429": {"description": "too many clients follow the timeline already; see Retry-After",
+                    "content": {"application/json": {"schema": _ref("Error")}}},
+            **ERR},
+    }},
     "/_bench/oidc/ciba/{key}": {
         "put": _op("The scripted CIBA outcome for a professional (IDNPS, RPPS or scenario id)",
                    _json(_ref("CibaScripted")), body=_ref("CibaScript"),

@@ -1,0 +1,543 @@
+/* mockbench dashboard: follows /_bench/events, reads and steers the bench through the control API.
+   Plain JavaScript, no dependency. Everything shown is built with textContent: messages come from the
+   software under test and are never interpreted as HTML. */
+"use strict";
+
+const API = "/_bench";
+const MAX_ROWS = 500;          // timeline lines kept in the page
+const TAIL = 300;              // entries shown on first connection
+const MAX_MESSAGES = 50;       // newest messages shown per open mailbox
+
+const CHANNELS = { dmp: "DMP", pfi: "PFI (HL7)", mss: "MSSanté", oidc: "PSC / OIDC", annuaire: "Annuaire", control: "Pilotage" };
+const VERDICTS = { accepted: "accepté", refused: "refusé", error: "erreur" };
+const DIRECTIONS = { in: "reçu par le banc", out: "envoyé par le banc" };
+const STEP_STATUS = { pending: "en attente", passed: "réussie", failed: "échouée" };
+const STEP_MARK = { pending: "○", passed: "✓", failed: "✗" };
+const DOC_STATUS = { approved: "Actif", deprecated: "Remplacé", archived: "Archivé", deleted: "Supprimé" };
+const CONFIDENTIALITY = { MASQUE_PS: "Masqué aux PS", INVISIBLE_PATIENT: "Invisible au patient",
+                          INVISIBLE_REPRESENTANTS_LEGAUX: "Invisible aux représentants légaux" };
+const AUTH_STATUS = { VALIDE: "valide", INTERDIT: "bloqué par le patient", EXPIRE: "expirée", NON_EXISTE: "aucune (retirée)" };
+const DMP_STATUS = { active: "DMP actif", closed: "DMP fermé", absent: "pas de DMP" };
+const MAILBOX_ROLE = { hospital: "boîte de l'hôpital (lue par le DPI)", correspondent: "correspondant simulé",
+                       error: "boîte d'erreur", outside: "hors MSSanté (fourre-tout)" };
+const SEVERITY = { info: "info", warning: "avertissement", error: "erreur" };
+const RESTART = ["reset", "load"];
+
+const state = { view: "timeline", patients: {}, structures: {}, professionals: {}, openMailboxes: new Set(),
+                source: null, timers: {} };
+
+// Small DOM helpers ------------------------------------------------------------------------------
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k.startsWith("data")) node.setAttribute(k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase()), v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+const $ = (id) => document.getElementById(id);
+
+// Live redraws must not take the keyboard focus away: an element that can hold it carries data-key, and
+// its new copy gets the focus back.
+function redraw(container, children) {
+  const focused = document.activeElement;
+  const key = focused && container.contains(focused) ? focused.dataset.key : null;
+  container.replaceChildren(...children);
+  if (key) {
+    const again = Array.from(container.querySelectorAll("[data-key]")).find((n) => n.dataset.key === key);
+    if (again) again.focus({ preventScroll: true });
+  }
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: { Accept: "application/json" } };
+  if (body !== undefined) { init.body = JSON.stringify(body); init.headers["Content-Type"] = "application/json"; }
+  const response = await fetch(API + path, init);
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (e) { data = { message: text }; }
+  if (!response.ok) throw new Error((data && (data.message || data.error)) || `HTTP ${response.status}`);
+  return data;
+}
+
+function say(message, isError) {
+  const node = $("action-message");
+  node.textContent = message;
+  node.classList.toggle("error", Boolean(isError));
+}
+
+// One run at a time; calls made meanwhile fold into one more run after it, so that an older answer never
+// draws over a newer one.
+function serialized(fn) {
+  let running = null, again = false;
+  return () => {
+    if (running) { again = true; return running; }
+    running = (async () => {
+      try { do { again = false; await fn(); } while (again); } finally { running = null; }
+    })();
+    return running;
+  };
+}
+
+function later(name, fn, ms) {     // throttle: a burst of entries makes one refresh, and a steady stream one per `ms`
+  if (state.timers[name] && ms > 0) return;
+  clearTimeout(state.timers[name]);
+  state.timers[name] = setTimeout(() => { state.timers[name] = null; fn(); }, ms);
+}
+
+function hhmmss(iso) {
+  if (!iso) return "";
+  const m = /T(\d\d:\d\d:\d\d)/.exec(iso);
+  return m ? m[1] : iso;
+}
+
+function patientLabel(id) {
+  if (!id) return "";
+  const p = state.patients[id];
+  return p ? `${p.given_name} ${p.family_name}`.trim() + ` (${id})` : id;
+}
+
+// Views ------------------------------------------------------------------------------------------
+function show(view) {
+  state.view = view;
+  for (const tab of document.querySelectorAll(".tabs [role=tab]")) {
+    const selected = tab.dataset.view === view;
+    tab.setAttribute("aria-selected", String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+  }
+  for (const section of document.querySelectorAll(".view")) section.hidden = section.id !== "view-" + view;
+  if (view === "world") refreshWorld();
+  if (view === "scenario") refreshScenario();
+}
+
+// Timeline ---------------------------------------------------------------------------------------
+function entryRow(e) {
+  const findings = (e.findings || []).length;
+  const label = `Échange ${e.seq} : ${CHANNELS[e.channel] || e.channel} ${e.operation}, ` +
+                `${e.patient ? "patient " + patientLabel(e.patient) + ", " : ""}${VERDICTS[e.verdict] || e.verdict}`;
+  const button = el("button", { class: "entry", type: "button", dataSeq: e.seq, dataChannel: e.channel,
+                                dataOperation: e.operation, dataVerdict: e.verdict, "aria-label": label,
+                                onclick: () => openEntry(e.seq, button) },
+    el("span", { class: "seq", text: e.seq }),
+    el("span", { class: "time", text: hhmmss(e.time) }),
+    el("span", {}, el("span", { class: `chan chan-${e.channel}`, text: CHANNELS[e.channel] || e.channel })),
+    el("span", { class: "op" }, e.operation, " ", el("span", { class: "dir", text: e.direction === "out" ? "→" : "←" }),
+       findings ? el("span", { class: "nfind", text: ` ${findings} constat${findings > 1 ? "s" : ""}` }) : null),
+    el("span", { class: "who", text: patientLabel(e.patient) }),
+    el("span", { class: `verdict v-${e.verdict}`, text: VERDICTS[e.verdict] || e.verdict }));
+  return el("li", {}, button);
+}
+
+function addEntry(e) {
+  const list = $("timeline");
+  if (e.channel === "control" && RESTART.includes(e.operation)) list.replaceChildren();
+  const existing = list.querySelector(`.entry[data-seq="${e.seq}"]`);
+  if (existing) existing.parentElement.remove();
+  const row = entryRow(e);
+  row.firstChild.classList.add("fresh");
+  list.prepend(row);
+  while (list.children.length > MAX_ROWS) list.lastElementChild.remove();
+  $("timeline-empty").hidden = list.children.length > 0;
+}
+
+function connect() {
+  // The browser reconnects by itself with Last-Event-ID; when it gives up (the bench restarted, or too many
+  // screens follow already: 429), start again after a pause from the last entry shown.
+  if (state.source) state.source.close();
+  const from = state.lastSeq ? `since=${state.lastSeq}` : `tail=${TAIL}`;
+  const source = new EventSource(`${API}/events?${from}`);
+  state.source = source;
+  source.onopen = () => { const n = $("live"); n.textContent = "En direct"; n.className = "live on"; };
+  source.onerror = () => {
+    const n = $("live"); n.textContent = "Reconnexion…"; n.className = "live off";
+    if (source.readyState === EventSource.CLOSED) later("connect", connect, 5000);
+  };
+  source.addEventListener("entry", (message) => {
+    const e = JSON.parse(message.data);
+    state.lastSeq = e.seq;
+    addEntry(e);
+    const restart = e.channel === "control" && RESTART.includes(e.operation);
+    later("scenario", refreshScenario, restart ? 0 : 150);
+    // The world is read again when it is on screen, or when the timeline names a patient not known yet.
+    if (restart || state.view === "world" || (e.patient && !state.patients[e.patient])) {
+      later("world", refreshWorld, restart ? 0 : 300);
+    }
+    if (e.channel === "control") later("clock", refreshClock, 0);
+  });
+}
+
+// The detail of one exchange ---------------------------------------------------------------------
+async function openEntry(seq, origin) {
+  const dialog = $("detail");
+  state.detailOrigin = origin || null;
+  let entry;
+  try {
+    const page = await api("GET", `/journal?since=${seq - 1}&limit=1`);
+    entry = page[0];
+  } catch (err) { say(err.message, true); return; }
+  if (!entry || entry.seq !== seq) { say(`L'échange ${seq} n'est plus dans le journal.`, true); return; }
+  $("detail-title").textContent = `Échange ${entry.seq} · ${CHANNELS[entry.channel] || entry.channel} ${entry.operation}`;
+  const meta = [["Heure", entry.time], ["Sens", DIRECTIONS[entry.direction] || entry.direction], ["Acteur", entry.actor],
+                ["Patient", patientLabel(entry.patient)], ["INS", entry.patient_ins], ["Document", entry.document],
+                ["Verdict", VERDICTS[entry.verdict] || entry.verdict], ["Code", entry.code],
+                ["Taille", `${entry.size} octets`]];
+  $("detail-meta").replaceChildren(...meta.filter(([, v]) => v).flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
+  const findings = entry.findings || [];
+  $("detail-findings").replaceChildren(...(findings.length ? findings.map((f) => el("li", {},
+    el("span", { class: `sev sev-${f.severity}`, text: SEVERITY[f.severity] || f.severity }), " ",
+    el("strong", { text: f.rule }), " : ", f.message)) : [el("li", { class: "empty", text: "Aucun constat." })]));
+  $("detail-truncated").textContent = entry.raw_truncated ? `(tronqué : ${entry.size} octets au total)` : "";
+  $("detail-raw").textContent = pretty(entry.raw || "") || "(vide)";
+  if (!dialog.open) dialog.showModal();
+  $("detail-close").focus();
+}
+
+function closeDetail() {
+  const dialog = $("detail");
+  if (dialog.open) dialog.close();
+}
+
+// Pretty-printing: one HL7 segment per line, XML indented, JSON indented; anything else as it is.
+function pretty(raw) {
+  const text = raw.replace(/^\x0b/, "").replace(/\x1c\r?$/, "");
+  if (/^(MSH|FHS|BHS)\|/.test(text)) return text.split(/\r\n|\r|\n/).filter((s) => s).join("\n");
+  const trimmed = text.trim();
+  if (trimmed.startsWith("{") || trimmed.startsWith("[")) {
+    try { return JSON.stringify(JSON.parse(trimmed), null, 2); } catch (e) { /* not JSON */ }
+  }
+  if (trimmed.startsWith("<")) return indentXml(trimmed) || text;
+  // XML inside MIME (MTOM, mail): indent each well-formed XML document between the MIME headers.
+  return text.replace(/<\?xml[\s\S]*?(?=\r?\n--|$)|<([\w.-]+:)?Envelope[\s\S]*?<\/([\w.-]+:)?Envelope>/g,
+                      (xml) => indentXml(xml.trim()) || xml);
+}
+
+function indentXml(xml) {
+  const doc = new DOMParser().parseFromString(xml, "application/xml");
+  if (doc.getElementsByTagName("parsererror").length) return null;
+  const lines = [];
+  const attrs = (node) => Array.from(node.attributes).map((a) => ` ${a.name}="${a.value}"`).join("");
+  const walk = (node, depth) => {
+    const pad = "  ".repeat(depth);
+    const kids = Array.from(node.childNodes).filter((c) => c.nodeType !== 3 || c.nodeValue.trim());
+    if (!kids.length) { lines.push(`${pad}<${node.nodeName}${attrs(node)}/>`); return; }
+    if (kids.length === 1 && kids[0].nodeType === 3) {
+      lines.push(`${pad}<${node.nodeName}${attrs(node)}>${kids[0].nodeValue.trim()}</${node.nodeName}>`); return;
+    }
+    lines.push(`${pad}<${node.nodeName}${attrs(node)}>`);
+    for (const kid of kids) {
+      if (kid.nodeType === 1) walk(kid, depth + 1);
+      else if (kid.nodeType === 3 || kid.nodeType === 4) lines.push(pad + "  " + kid.nodeValue.trim());
+      else if (kid.nodeType === 8) lines.push(`${pad}  <!--${kid.nodeValue}-->`);
+    }
+    lines.push(`${pad}</${node.nodeName}>`);
+  };
+  walk(doc.documentElement, 0);
+  return lines.join("\n");
+}
+
+// Scenario: steps, transitions, clock ------------------------------------------------------------
+function stepItem(s, compact) {
+  return el("li", { class: `step st-${s.status}`, dataStep: s.id, dataStatus: s.status,
+                    "aria-label": `Étape ${s.id} : ${STEP_STATUS[s.status] || s.status}` },
+    el("span", { class: "mark", "aria-hidden": "true", text: STEP_MARK[s.status] || "" }),
+    s.say, compact ? null : el("span", { class: "stepid", text: ` (${s.id}, ${STEP_STATUS[s.status] || s.status})` }),
+    s.status === "failed" && s.reason ? el("span", { class: "reason", text: s.reason }) : null);
+}
+
+function whenText(when) {
+  if (when.manual) return "déclenchement manuel";
+  if (when.at) return `à ${when.at}`;
+  if (when.after) return `après ${when.after.channel || ""} ${when.after.operation || ""}`.trim();
+  return JSON.stringify(when);
+}
+
+const refreshScenario = serialized(async () => {
+  let loaded;
+  try { loaded = await api("GET", "/scenario"); } catch (err) { return; }
+  const seen = JSON.stringify(loaded);
+  if (seen === state.scenarioSeen) return;     // nothing changed: no redraw
+  state.scenarioSeen = seen;
+  const title = loaded.id ? `${loaded.title}` : "Aucun scénario chargé";
+  $("scenario-title").textContent = loaded.id ? `· ${title}` : title;
+  $("scenario-detail").textContent = loaded.id
+    ? [loaded.id, loaded.requirement && `exigence ${loaded.requirement}`, loaded.title].filter(Boolean).join(" · ")
+    : "Aucun scénario chargé.";
+  const steps = loaded.steps || [];
+  $("steps").replaceChildren(...steps.map((s) => stepItem(s, false)));
+  $("steps-mini").replaceChildren(...steps.map((s) => stepItem(s, true)));
+  $("steps-mini-empty").hidden = steps.length > 0;
+  const transitions = loaded.transitions || [];
+  redraw($("transitions"), transitions.map((t) => el("li", {
+      class: "transition" + (t.fired ? " fired" : ""), dataTransition: t.id, dataFired: String(Boolean(t.fired)) },
+    el("span", { class: "say" }, t.say || t.id, " ", el("span", { class: "when", text: `(${t.id} · ${whenText(t.when)}` +
+      (t.count ? ` · déclenchée ${t.count} fois` : "") + ")" })),
+    t.when && t.when.manual ? el("button", { type: "button", class: "primary fire", dataTransition: t.id,
+                                             dataKey: "fire:" + t.id, onclick: () => fire(t.id) },
+                                 "Déclencher") : null)));
+  $("transitions-empty").hidden = transitions.length > 0;
+  const select = $("scenario-select");
+  const listed = Array.from(select.options).some((o) => o.value === loaded.id);
+  if (listed && document.activeElement !== select) select.value = loaded.id;
+});
+
+async function fire(id) {
+  try {
+    const result = await api("POST", `/transitions/${encodeURIComponent(id)}`);
+    if (result.error) say(`Transition ${id} : ${result.error.message || result.error.code}`, true);
+    else say(`Transition ${id} déclenchée : ${(result.actions || []).join(" ; ")}`);
+  } catch (err) { say(err.message, true); }
+  refreshScenario(); refreshWorld();
+}
+
+async function refreshClock() {
+  try {
+    const clock = await api("GET", "/clock");
+    const when = new Date(clock.now);
+    const text = when.toLocaleString("fr-FR", { dateStyle: "short", timeStyle: "medium", timeZone: "UTC" }) + " UTC";
+    $("clock").textContent = text;
+    $("clock-big").textContent = text;
+    $("clock-offset").textContent = clock.offset ? `(avance de ${duration(clock.offset)} sur l'heure réelle)` : "(heure réelle)";
+  } catch (err) { /* the next event retries */ }
+}
+
+function duration(seconds) {
+  const d = Math.floor(seconds / 86400), h = Math.floor(seconds % 86400 / 3600), m = Math.floor(seconds % 3600 / 60);
+  const s = Math.round(seconds % 60);
+  return [d && `${d} j`, h && `${h} h`, m && `${m} min`, s && `${s} s`].filter(Boolean).join(" ") || "0 s";
+}
+
+async function advance(value) {
+  try {
+    await api("POST", "/clock", { advance: value });
+    say(`Horloge avancée de ${value}.`);
+  } catch (err) { say(err.message, true); }
+  refreshClock(); refreshScenario(); refreshWorld();
+}
+
+async function loadScenarios() {
+  try {
+    const list = await api("GET", "/scenarios");
+    $("scenario-select").replaceChildren(...list.map((s) => el("option", { value: s.id, text: `${s.id} · ${s.title}` })));
+  } catch (err) { say(err.message, true); }
+}
+
+async function loadScenario(id) {
+  say(`Chargement de ${id}…`);
+  try { await api("POST", `/scenarios/${encodeURIComponent(id)}`); say(`Scénario ${id} chargé.`); }
+  catch (err) { say(err.message, true); }
+  refreshAll();
+}
+
+async function finishSteps() {
+  try {
+    const steps = await api("POST", "/steps/finish");
+    const failed = steps.filter((st) => st.status === "failed").length;
+    say(`Étapes closes : ${steps.length - failed} réussie(s), ${failed} échouée(s).`);
+  } catch (err) { say(err.message, true); }
+  refreshScenario();
+}
+
+async function resetBench() {
+  try { await api("POST", "/reset"); say("Banc réinitialisé : monde vide, journal vide."); }
+  catch (err) { say(err.message, true); }
+  refreshAll();
+}
+
+// World ------------------------------------------------------------------------------------------
+function docCards(versions) {
+  // One card per document (unique id), its metadata versions listed; RPLC links name the neighbours.
+  const byUid = new Map();
+  for (const d of versions) {
+    if (!byUid.has(d.unique_id)) byUid.set(d.unique_id, []);
+    byUid.get(d.unique_id).push(d);
+  }
+  const names = new Map(versions.map((d) => [d.unique_id, d.id !== d.unique_id ? d.id : (d.title || d.unique_id)]));
+  const cards = [];
+  for (const [uid, list] of byUid) {
+    list.sort((a, b) => a.version - b.version);
+    const d = list[list.length - 1];
+    const conf = (d.confidentiality || []).filter((c) => c !== "N");
+    const card = el("article", { class: `doc st-${d.status}` + (conf.includes("MASQUE_PS") ? " masked" : ""),
+                                 dataDoc: d.id, dataUniqueId: uid, dataStatus: d.status,
+                                 dataConfidentiality: conf.join(" "), tabindex: "0", dataKey: "doc:" + uid,
+                                 "aria-label": `Document ${d.title || d.id} : ${DOC_STATUS[d.status] || d.status}` +
+                                               (conf.length ? ", " + conf.map((c) => CONFIDENTIALITY[c] || c).join(", ") : "") },
+      el("h4", { text: d.title || d.type_code || d.id }),
+      el("div", { class: "badges" },
+        el("span", { class: `badge st-${d.status}`, text: DOC_STATUS[d.status] || d.status }),
+        conf.map((c) => el("span", { class: `badge conf-${c}`, text: CONFIDENTIALITY[c] || c })),
+        list.length > 1 || d.version > 1 ? el("span", { class: "badge", text: `métadonnées v${d.version}` }) : null),
+      d.replaces ? el("div", { class: "chain", text: `↑ remplace ${names.get(d.replaces) || d.replaces}` }) : null,
+      d.replaced_by ? el("div", { class: "chain", text: `↓ remplacé par ${names.get(d.replaced_by) || d.replaced_by}` }) : null,
+      el("div", { class: "ids", text: `${d.id !== uid ? d.id + " · " : ""}${d.type_code || ""} · ${uid}` }),
+      el("div", { class: "ids", text: `auteur ${professionalName(d.author)} · ${d.submission_time || d.creation_time || ""}` }),
+      list.length > 1 ? el("ol", { class: "versions" }, list.map((v) => el("li", {
+        text: `v${v.version} : ${DOC_STATUS[v.status] || v.status}` +
+              `${(v.confidentiality || []).filter((c) => c !== "N").map((c) => ", " + (CONFIDENTIALITY[c] || c)).join("")}` }))) : null);
+    cards.push(card);
+  }
+  return cards;
+}
+
+function professionalName(key) {
+  const p = state.professionals[key] || Object.values(state.professionals).find((x) => x.idnps === key || x.rpps === key);
+  return p ? `${p.given_name} ${p.family_name}` : (key || "?");
+}
+
+function subjectName(a) {
+  if (a.subject_kind === "structure") return (state.structures[a.subject] || {}).name || a.subject;
+  return professionalName(a.subject);
+}
+
+const refreshWorld = serialized(async () => {
+  let patients, pros, structures, mailboxes;
+  try {
+    [patients, pros, structures, mailboxes] = await Promise.all([
+      api("GET", "/patients"), api("GET", "/professionals"), api("GET", "/structures"), api("GET", "/mss/mailboxes")]);
+  } catch (err) { return; }
+  state.patients = Object.fromEntries(patients.map((p) => [p.id, p]));
+  state.professionals = Object.fromEntries(pros.map((p) => [p.id, p]));
+  state.structures = Object.fromEntries(structures.map((s) => [s.id, s]));
+  if (state.view !== "world") return;
+  const blocks = await Promise.all(patients.map(async (p) => {
+    let docs = [], auths = [];
+    try {
+      [docs, auths] = await Promise.all([api("GET", `/patients/${encodeURIComponent(p.id)}/documents?history=1`),
+                                         api("GET", `/patients/${encodeURIComponent(p.id)}/authorizations`)]);
+    } catch (err) { /* the patient went away under us: the next refresh redraws */ }
+    const facts = [el("span", { class: "fact" + (p.dmp === "active" ? "" : " warn"), text: DMP_STATUS[p.dmp] || p.dmp }),
+                   el("span", { class: "fact", text: `INS ${p.ins}` }),
+                   el("span", { class: "fact", text: `${p.sex === "F" ? "née" : "né"} le ${p.birth_date}` }),
+                   p.minor ? el("span", { class: "fact", text: "mineur" }) : null,
+                   p.secret_connection ? el("span", { class: "fact warn", text: "connexion secrète" }) : null,
+                   (p.oppositions || []).length ? el("span", { class: "fact warn", text: `oppositions : ${p.oppositions.join(", ")}` }) : null];
+    return el("section", { class: "patient", dataPatient: p.id, "aria-label": `Patient ${p.given_name} ${p.family_name}` },
+      el("h3", { text: `${p.given_name} ${p.family_name}` }, el("span", { class: "hint", text: ` ${p.id}` })),
+      el("div", { class: "facts" }, facts),
+      el("ul", { class: "auths", "aria-label": "Autorisations d'accès au DMP" },
+        auths.length ? auths.map((a) => el("li", { class: `auth a-${a.status}`, dataSubject: a.subject, dataStatus: a.status,
+          text: `${subjectName(a)} : ${AUTH_STATUS[a.status] || a.status}` })) : el("li", { class: "empty", text: "aucune autorisation" })),
+      docs.length ? el("div", { class: "cards" }, docCards(docs)) : el("p", { class: "empty", text: "Aucun document dans le DMP." }));
+  }));
+  redraw($("patients"), (blocks.length ? blocks : [el("p", { class: "empty", text: "Aucun patient." })]));
+  $("professionals").tBodies[0].replaceChildren(...pros.map((p) => el("tr", { dataProfessional: p.id },
+    el("td", { text: `${p.given_name} ${p.family_name}` }), el("td", { text: p.rpps }),
+    el("td", { text: [p.profession, p.specialty].filter(Boolean).join(" / ") }),
+    el("td", { text: (state.structures[p.structure] || {}).name || p.structure || "" }), el("td", { text: p.mssante || "" }))));
+  $("structures").tBodies[0].replaceChildren(...structures.map((s) => el("tr", { dataStructure: s.id },
+    el("td", { text: s.name }), el("td", { text: s.finess }), el("td", { text: `${s.address.postal_code} ${s.address.city}`.trim() }))));
+  const boxes = await Promise.all(mailboxes.map(mailboxBlock));
+  redraw($("mailboxes"), (boxes.length ? boxes : [el("p", { class: "empty", text: "Aucune boîte aux lettres." })]));
+});
+
+async function mailboxBlock(m) {
+  const open = state.openMailboxes.has(m.address);
+  const block = el("div", { class: "mailbox", dataMailbox: m.address },
+    el("span", { class: "who", text: m.address }), " ",
+    el("span", { class: "hint", text: `${MAILBOX_ROLE[m.role] || m.role} · ${m.type}` }), " ",
+    el("button", { type: "button", "aria-expanded": String(open), dataKey: "mailbox:" + m.address, onclick: () => {
+      if (open) state.openMailboxes.delete(m.address); else state.openMailboxes.add(m.address);
+      refreshWorld();
+    } }, open ? "Masquer les messages" : "Voir les messages"));
+  if (!open) return block;
+  let messages = [];
+  try { messages = await api("GET", `/mss/mailboxes/${encodeURIComponent(m.address)}/messages`); } catch (err) { /* gone */ }
+  const hidden = Math.max(messages.length - MAX_MESSAGES, 0);
+  messages = messages.slice(hidden);
+  const xdms = await Promise.all(messages.map((msg) =>
+    api("GET", `/mss/messages/${encodeURIComponent(msg.id)}/xdm`).catch(() => null)));
+  block.append(el("ul", { class: "messages" }, messages.length ? messages.map((msg, i) => el("li", { dataMessage: msg.id },
+    el("strong", { text: msg.subject || "(sans objet)" }),
+    el("div", { text: `de ${msg.sender} · reçu ${msg.received_at} · ${msg.size} octets` +
+                      ((msg.flags || []).length ? ` · ${msg.flags.join(" ")}` : "") }),
+    xdmBlock(xdms[i]),
+    xdms[i] && xdms[i].package ? null : findingList(msg.findings)))
+    : el("li", { class: "empty", text: "Aucun message." })));
+  if (hidden) block.append(el("p", { class: "hint", text: `${hidden} messages plus anciens non affichés` }));
+  return block;
+}
+
+const XDM_ACTION = { C: "remplacement", D: "suppression" };
+
+function findingList(findings) {
+  if (!(findings || []).length) return null;
+  return el("ul", { class: "findings" }, findings.map((f) => el("li", {},
+    el("span", { class: `sev sev-${f.severity}`, text: SEVERITY[f.severity] || f.severity || "" }), " ",
+    el("strong", { text: f.rule || "" }), " : ", f.message || "")));
+}
+
+function xdmBlock(xdm) {
+  if (!xdm || !xdm.package) return el("div", { class: "parts", text: "pas de paquet XDM" });
+  return el("div", { class: "xdm", dataXdm: xdm.package },
+    el("div", { text: `${xdm.package} (${xdm.size} octets)` +
+                      (xdm.error ? ` : illisible, ${xdm.error.code} ${xdm.error.message}` : "") }),
+    xdm.documents.length ? el("ul", { class: "xdm-docs" }, xdm.documents.map((d) => el("li", { dataUniqueId: d.unique_id },
+      el("strong", { text: d.title || d.path }),
+      ` · ${d.type_code} · ${d.unique_id} · ${XDM_ACTION[d.action] || (d.action ? "action " + d.action : "envoi initial")}` +
+      (d.hash_ok && d.size_ok ? "" : " · empreinte ou taille fausse")))) : null,
+    xdm.files.length ? el("div", { class: "parts", text: "fichiers : " + xdm.files.map((f) => `${f.name} (${f.size})`).join(", ") }) : null,
+    findingList(xdm.findings));
+}
+
+function refreshAll() { refreshClock(); refreshScenario(); refreshWorld(); }
+
+// Keyboard ---------------------------------------------------------------------------------------
+function moveInTimeline(delta) {
+  const rows = Array.from(document.querySelectorAll("#timeline .entry"));
+  if (!rows.length) return;
+  const index = rows.indexOf(document.activeElement);
+  const next = index < 0 ? 0 : Math.max(0, Math.min(rows.length - 1, index + delta));
+  rows[next].focus();
+  rows[next].scrollIntoView({ block: "nearest" });
+}
+
+function onKey(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  const typing = target && (target.tagName === "INPUT" || target.tagName === "SELECT" || target.tagName === "TEXTAREA");
+  if (document.querySelector("dialog[open]")) return;    // dialogs handle Escape and Tab themselves
+  if (typing) return;
+  const key = event.key;
+  const views = { "1": "timeline", "2": "world", "3": "scenario" };
+  if (views[key]) { show(views[key]); $("tab-" + views[key]).focus(); event.preventDefault(); return; }
+  if (key === "?") { $("help").showModal(); event.preventDefault(); return; }
+  if (key === "h") { show("scenario"); $("clock-input").focus(); $("clock-input").select(); event.preventDefault(); return; }
+  if (key === "g") { show("scenario"); $("scenario-select").focus(); event.preventDefault(); return; }
+  if (state.view === "timeline" && (key === "j" || key === "ArrowDown")) { moveInTimeline(1); event.preventDefault(); return; }
+  if (state.view === "timeline" && (key === "k" || key === "ArrowUp")) { moveInTimeline(-1); event.preventDefault(); return; }
+  if (target && target.getAttribute("role") === "tab" && (key === "ArrowRight" || key === "ArrowLeft")) {
+    const tabs = Array.from(document.querySelectorAll(".tabs [role=tab]"));
+    const next = tabs[(tabs.indexOf(target) + (key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
+    show(next.dataset.view); next.focus(); event.preventDefault();
+  }
+}
+
+// Start ------------------------------------------------------------------------------------------
+function start() {
+  for (const tab of document.querySelectorAll(".tabs [role=tab]")) tab.addEventListener("click", () => show(tab.dataset.view));
+  $("help-button").addEventListener("click", () => $("help").showModal());
+  for (const button of document.querySelectorAll("[data-close]")) button.addEventListener("click", () => $(button.dataset.close).close());
+  $("detail-close").addEventListener("click", closeDetail);
+  $("detail").addEventListener("close", () => { if (state.detailOrigin && state.detailOrigin.isConnected) state.detailOrigin.focus(); });
+  $("load-form").addEventListener("submit", (event) => { event.preventDefault(); loadScenario($("scenario-select").value); });
+  $("reset-button").addEventListener("click", resetBench);
+  $("finish-button").addEventListener("click", finishSteps);
+  $("clock-form").addEventListener("submit", (event) => { event.preventDefault(); advance($("clock-input").value.trim()); });
+  for (const button of document.querySelectorAll(".advance")) button.addEventListener("click", () => advance(button.dataset.advance));
+  document.addEventListener("keydown", onKey);
+  $("timeline-empty").hidden = false;
+  loadScenarios().then(refreshScenario);
+  refreshClock();
+  refreshWorld().then(connect);
+  setInterval(() => { refreshClock(); refreshScenario(); }, 5000);   // what no journal entry announces
+}
+
+document.addEventListener("DOMContentLoaded", start);

@@ -1,0 +1,370 @@
+"""The dashboard end to end in headless Chromium: load a scenario, send through a door, watch the timeline and
+the steps, open an exchange, fire transitions, move the clock, all from the keyboard where a workshop host
+would. Screenshots of the main views go to .artifacts/screenshots/."""
+
+import requests
+from hl7.client import MLLPClient
+from pfi_messages import mdm, parse_ack
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.ui import Select, WebDriverWait
+from test_mss_xdm_contents import HOSPITAL, xdm_package
+from test_mss_xdm_contents import send as send_mail
+
+from mockbench.control.events import EventLimits
+
+QUERY = (b'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope">'
+         b'<soap:Header/><soap:Body><query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0">'
+         b'<query:ResponseOption returnType="LeafClass"/></query:AdhocQueryRequest></soap:Body></soap:Envelope>')
+MASKING = """\
+id: dashboard-masking
+title: Un document masqué par une transition manuelle
+seed: 11
+world:
+  structures: [{id: chu, name: CHU de Test}]
+  professionals: [{id: dr_martin, family_name: MARTIN, given_name: Jeanne, structure: chu}]
+  patients:
+    - id: alice
+      sex: F
+      given_name: Alice
+      authorizations: [{structure: chu, status: VALIDE}]
+      documents:
+        - {id: cr_alice, type: 11488-4, author: dr_martin}
+transitions:
+  - id: masquage
+    say: Alice masque son compte rendu aux professionnels
+    when: {manual: true}
+    do: [{mask_document: {document: cr_alice, by: patient}}]
+steps:
+  - id: recherche
+    say: Le DPI cherche les documents d'Alice
+    expect: {channel: dmp, operation: TD3.1, patient: alice}
+"""
+
+
+def wait(driver, condition, timeout: float = 10.0, message: str = ""):
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+    except TimeoutException:
+        raise AssertionError(f"timed out waiting: {message}") from None
+
+
+def present(selector: str):
+    def found(driver):
+        elements = driver.find_elements(By.CSS_SELECTOR, selector)
+        return elements[0] if elements else False
+    return found
+
+
+def keys(driver, *sequence) -> None:
+    ActionChains(driver).send_keys(*sequence).perform()
+
+
+def active(driver):
+    return driver.switch_to.active_element
+
+
+def timeline_operations(driver) -> list[str]:
+    """The timeline's operations, newest first, read in one step."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#timeline .entry')).map((e) => e.dataset.operation)")
+
+
+def focused(driver, attribute: str) -> str | None:
+    """An attribute of the focused element, read in one step (a live redraw may replace it any time)."""
+    return driver.execute_script("return document.activeElement.getAttribute(arguments[0])", attribute)
+
+
+def open_dashboard(driver, bench) -> None:
+    driver.get(bench.url + "/")
+    wait(driver, present("#live.on"), message="the live timeline connects")
+    assert driver.find_element(By.CSS_SELECTOR, "html").get_attribute("lang") == "fr"
+
+
+def view_shown(driver, view: str) -> bool:
+    return driver.find_element(By.ID, f"view-{view}").is_displayed()
+
+
+def send_hl7(bench, *messages: bytes) -> list[str]:
+    with MLLPClient("127.0.0.1", bench.ports["mllp"]) as client:
+        client.socket.settimeout(10)
+        return [str(parse_ack(client.send_message(m)).segment("MSA")[1]) for m in messages]
+
+
+def click(driver, selector: str) -> None:
+    """Click what the selector finds, again if a live redraw replaced it in between."""
+    for _ in range(20):
+        try:
+            wait(driver, present(selector), message=selector).click()
+            return
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{selector} kept being redrawn")
+
+
+def text(driver, selector: str) -> str:
+    """The text of what the selector finds, read again if a live redraw replaced it in between."""
+    for _ in range(20):
+        try:
+            return wait(driver, present(selector), message=selector).text
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{selector} kept being redrawn")
+
+
+def tab_to(driver, selector: str, limit: int = 80):
+    """Press Tab until an element matching `selector` has the focus, as a keyboard user would."""
+    wait(driver, present(selector), message=selector)
+    for _ in range(limit):
+        if driver.execute_script("return document.activeElement.matches(arguments[0])", selector):
+            return active(driver)
+        keys(driver, Keys.TAB)
+    raise AssertionError(f"{selector} is not reachable with Tab")
+
+
+def test_load_send_and_watch_the_timeline_and_steps(mockbench, browser, screenshot):
+    c = mockbench.client
+    open_dashboard(browser, mockbench)
+    assert view_shown(browser, "timeline")
+    keys(browser, "3")
+    assert view_shown(browser, "scenario") and not view_shown(browser, "timeline")
+    wait(browser, present('#scenario-select option[value="dmp-conf-03-01"]'), message="the catalogue is listed")
+    Select(browser.find_element(By.ID, "scenario-select")).select_by_value("dmp-conf-03-01")
+    browser.find_element(By.ID, "load-button").click()
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#steps .step[data-status=pending]")) == 4,
+         message="four pending steps")
+    assert "Supprimer un document" in browser.find_element(By.ID, "scenario-title").text
+    assert c.health()["scenario"] == "dmp-conf-03-01"
+    screenshot("scenario")
+
+    keys(browser, "1")
+    assert view_shown(browser, "timeline")
+    patient = c.patient("alice")
+    pro = c.call("GET", "/professionals")[0]
+    finess = c.call("GET", "/structures")[0]["finess"]
+    uid = "1.2.250.1.999.42.1"
+    assert send_hl7(mockbench, mdm("T02", patient, pro, finess, uid, control_id="D1")) == ["AA"]
+    wait(browser, present('#timeline .entry[data-channel="pfi"][data-operation="MDM^T02"][data-verdict="accepted"]'),
+         message="the MDM^T02 in the timeline")
+    wait(browser, present('#timeline .entry[data-channel="dmp"][data-operation="TD2.1"]'), message="the TD2.1")
+    wait(browser, present('#steps-mini .step[data-step="envoi"][data-status="passed"]'), message="envoi green")
+    wait(browser, present('#steps-mini .step[data-step="alimentation"][data-status="passed"]'),
+         message="alimentation green")
+    row = browser.find_element(By.CSS_SELECTOR, '#timeline .entry[data-operation="MDM^T02"]')
+    assert "Alice" in row.text and "accepté" in row.text and "PFI (HL7)" in row.text
+    screenshot("timeline")
+
+    # From the keyboard: down the timeline to the MDM^T02, Enter opens it, Escape closes it.
+    for _ in range(10):
+        keys(browser, "j")
+        if focused(browser, "data-operation") == "MDM^T02":
+            break
+    assert active(browser) == row
+    keys(browser, Keys.ENTER)
+    wait(browser, present("#detail[open]"), message="the exchange's detail opens")
+    raw = wait(browser, lambda d: d.find_element(By.ID, "detail-raw").text.strip() or False)
+    segments = raw.splitlines()
+    assert segments[0].startswith("MSH|") and segments[1].startswith("EVN|") and segments[2].startswith("PID|")
+    assert "MDM^T02" in browser.find_element(By.ID, "detail-title").text
+    assert "accepté" in browser.find_element(By.ID, "detail-meta").text
+    screenshot("detail")
+    keys(browser, Keys.ESCAPE)
+    wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#detail[open]"), message="the detail closes")
+    assert active(browser) == row
+
+    # A SOAP exchange's detail is indented XML; a refused one shows its code.
+    response = requests.post(mockbench.url + "/si-dmp-server/v2/services/registry", data=QUERY, timeout=10,
+                             headers={"Content-Type": "application/soap+xml; charset=utf-8"})
+    assert response.status_code == 400
+    soap_row = wait(browser, present('#timeline .entry[data-channel="dmp"][data-verdict="refused"]'),
+                    message="the refused SOAP request in the timeline")
+    assert "refusé" in soap_row.text
+    keys(browser, "k")      # the newest line is at the top: up from the MDM^T02 row is the SOAP request
+    keys(browser, "k")
+    assert active(browser) == soap_row
+    keys(browser, Keys.ENTER)
+    wait(browser, present("#detail[open]"))
+    xml = wait(browser, lambda d: d.find_element(By.ID, "detail-raw").text.strip() or False).splitlines()
+    assert xml[0].startswith("<soap:Envelope") and xml[1].startswith("  <soap:Header")
+    assert any(line.startswith("    <query:AdhocQueryRequest") for line in xml)
+    assert "refusé" in browser.find_element(By.ID, "detail-meta").text
+    screenshot("detail-soap")
+    keys(browser, Keys.ESCAPE)
+    wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#detail[open]"))
+
+    keys(browser, "2")
+    card = f'.doc[data-unique-id="{uid}"]'
+    wait(browser, present(f'[data-patient="alice"] {card}[data-status="approved"]'), message="the document's card")
+    assert "Actif" in text(browser, card)
+    screenshot("world")
+    assert send_hl7(mockbench, mdm("T04", patient, pro, finess, uid, control_id="D2")) == ["AA"]
+    wait(browser, present(f'{card}[data-status="deleted"]'), message="the card shows the deletion")
+    assert "Supprimé" in text(browser, card)
+    assert [(s["id"], s["status"]) for s in c.steps()] == [
+        ("envoi", "passed"), ("alimentation", "passed"), ("suppression", "passed"), ("suppression_dmp", "passed")]
+    keys(browser, "1")
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#steps-mini .step[data-status=passed]")) == 4,
+         message="every step green")
+    screenshot("timeline-all-green")
+
+
+def test_fire_a_manual_transition_from_the_keyboard(mockbench, browser, screenshot):
+    open_dashboard(browser, mockbench)
+    keys(browser, "g")
+    assert focused(browser, "id") == "scenario-select"
+    wait(browser, present('#scenario-select option[value="consent-withdrawal"]'))
+    Select(active(browser)).select_by_value("consent-withdrawal")
+    keys(browser, Keys.TAB, Keys.ENTER)                       # the "Charger" button
+    wait(browser, present('#transitions [data-transition="retrait_chu"][data-fired="false"]'),
+         message="the manual transition is listed")
+    assert mockbench.client.health()["scenario"] == "consent-withdrawal"
+    # The automatic transition has no button, the manual one has.
+    assert not browser.find_elements(By.CSS_SELECTOR, 'button.fire[data-transition="retrait_clinique"]')
+    keys(browser, "2")
+    chu = '[data-patient="bernard"] .auth[data-subject="chu"]'
+    wait(browser, present(f'{chu}[data-status="VALIDE"]'), message="the CHU's authorization is valid")
+    assert "valide" in text(browser, chu)
+    keys(browser, "3")
+    button = tab_to(browser, 'button.fire[data-transition="retrait_chu"]')
+    # Something happens and the scenario is redrawn (forgetting what it drew forces the redraw a change causes):
+    # the focus stays on the button.
+    browser.execute_script("state.scenarioSeen = null")
+    mockbench.client.advance("1s")
+    wait(browser, staleness_of(button), message="the transitions are redrawn")
+    assert focused(browser, "data-key") == "fire:retrait_chu"
+    keys(browser, Keys.ENTER)
+    wait(browser, present('#transitions [data-transition="retrait_chu"][data-fired="true"]'),
+         message="the transition shows as fired")
+    assert "retrait_chu" in browser.find_element(By.ID, "action-message").text
+    screenshot("scenario-transition-fired")
+    keys(browser, "2")
+    wait(browser, present(f'{chu}[data-status="NON_EXISTE"]'), message="the authorization card changes")
+    assert "bloqué" in text(browser, '[data-patient="bernard"] .auth[data-subject="dr_roux"][data-status="INTERDIT"]')
+    assert {a["subject"]: a["status"] for a in mockbench.client.call("GET", "/patients/bernard/authorizations")} \
+        == {"chu": "NON_EXISTE", "clinique": "VALIDE", "dr_roux": "INTERDIT"}
+
+
+def test_a_transition_masking_a_document_changes_its_card(mockbench, browser, screenshot):
+    mockbench.client.load_yaml(MASKING)
+    open_dashboard(browser, mockbench)
+    keys(browser, "2")
+    card = '[data-patient="alice"] .doc[data-doc="cr_alice"]'
+    wait(browser, present(f'{card}[data-status="approved"][data-confidentiality=""]:not(.masked)'),
+         message="the document's card, not masked")
+    keys(browser, "3")
+    click(browser, 'button.fire[data-transition="masquage"]')
+    keys(browser, "2")
+    wait(browser, present(f'{card}.masked[data-confidentiality="MASQUE_PS"]'), message="the card masked")
+    assert "Masqué aux PS" in text(browser, card)
+    assert "MASQUE_PS" in mockbench.client.documents("alice")[0]["confidentiality"]
+    screenshot("world-masked")
+    # Ending the play: the step never observed turns red, with its reason.
+    keys(browser, "3")
+    click(browser, "#finish-button")
+    wait(browser, present('#steps .step[data-step="recherche"][data-status="failed"]'), message="the step red")
+    assert "not observed" in text(browser, '#steps .step[data-step="recherche"] .reason')
+    assert "0 réussie(s), 1 échouée(s)" in text(browser, "#action-message")
+    screenshot("scenario-step-failed")
+
+
+def test_document_cards_show_status_and_the_version_chain(mockbench, browser, screenshot):
+    mockbench.client.load("deleted-versions")
+    open_dashboard(browser, mockbench)
+    keys(browser, "2")
+    cards = '[data-patient="camille"] .doc'
+    expected = {"bio_v1": "deprecated", "bio_v2": "deprecated", "bio_v3": "approved", "cr_supprime": "deleted",
+                "cr_archive": "archived"}
+    for doc, status in expected.items():
+        wait(browser, present(f'{cards}[data-doc="{doc}"][data-status="{status}"]'), message=f"{doc} {status}")
+    assert "Remplacé" in text(browser, f'{cards}[data-doc="bio_v1"]')
+    assert "remplacé par bio_v2" in text(browser, f'{cards}[data-doc="bio_v1"]')
+    middle = text(browser, f'{cards}[data-doc="bio_v2"]')
+    assert "remplace bio_v1" in middle and "remplacé par bio_v3" in middle
+    assert "Supprimé" in text(browser, f'{cards}[data-doc="cr_supprime"]')
+    assert "Archivé" in text(browser, f'{cards}[data-doc="cr_archive"]')
+    tab_to(browser, f'{cards}[data-doc="bio_v3"]')        # cards take the focus, their label says it all
+    assert focused(browser, "aria-label").startswith("Document ") and "Actif" in focused(browser, "aria-label")
+    screenshot("world-versions")
+
+
+def test_mailboxes_show_their_messages_and_xdm_contents(mockbench, browser, screenshot):
+    mockbench.client.load("mss-ux-05-bis-01")
+    patient = mockbench.client.patient("dominique")
+    send_mail(mockbench, xdm_package(patient, "1.2.250.1.999.78.1"))
+    open_dashboard(browser, mockbench)
+    wait(browser, present('#timeline .entry[data-channel="mss"][data-operation="DELIVER"]'),
+         message="the delivery in the timeline")
+    keys(browser, "2")
+    toggle = f'[data-mailbox="{HOSPITAL}"] button[aria-expanded]'
+    wait(browser, present(toggle), message="the hospital mailbox")
+    tab_to(browser, toggle)
+    keys(browser, Keys.ENTER)
+    doc = text(browser, f'[data-mailbox="{HOSPITAL}"] .xdm li[data-unique-id="1.2.250.1.999.78.1"]')
+    assert "CR de microbiologie" in doc and "envoi initial" in doc
+    box = text(browser, f'[data-mailbox="{HOSPITAL}"]')
+    assert "IHE_XDM/SUBSET01/METADATA.XML" in box and "biolo@labo.mssante.fr" in box
+    assert focused(browser, "aria-expanded") == "true"   # the redraw kept the focus on the toggle
+    browser.execute_script("document.querySelector('#mailboxes').scrollIntoView()")
+    screenshot("world-mailbox")
+
+
+def test_advance_the_clock_and_use_the_help(mockbench, browser, screenshot):
+    mockbench.client.load("hidden-documents")
+    open_dashboard(browser, mockbench)
+    keys(browser, "?")
+    wait(browser, present("#help[open]"), message="the help opens")
+    assert "Raccourcis clavier" in browser.find_element(By.ID, "help").text
+    keys(browser, Keys.ESCAPE)
+    wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#help[open]"))
+    keys(browser, "h")
+    field = active(browser)
+    assert focused(browser, "id") == "clock-input" and view_shown(browser, "scenario")
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys("2h", Keys.ENTER)
+    wait(browser, lambda d: "avance de 2 h" in d.find_element(By.ID, "clock-offset").text, message="offset 2 h")
+    assert mockbench.client.call("GET", "/clock")["offset"] == 7200
+    click(browser, 'button.advance[data-advance="1d"]')
+    wait(browser, lambda d: "avance de 1 j 2 h" in d.find_element(By.ID, "clock-offset").text,
+         message="offset 1 day 2 h")
+    assert mockbench.client.call("GET", "/clock")["offset"] == 93600
+    keys(browser, Keys.TAB)   # leave the form: shortcuts are off while typing
+    screenshot("scenario-clock")
+    tab = browser.find_element(By.ID, "tab-scenario")
+    tab.send_keys(Keys.ARROW_RIGHT)              # arrows move between tabs, wrapping around
+    assert view_shown(browser, "timeline") and focused(browser, "id") == "tab-timeline"
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, '#timeline .entry[data-operation="clock"]')) == 2,
+         message="both clock moves in the timeline")
+    # Reset: an empty world, a journal holding only the reset, no scenario.
+    keys(browser, "3")
+    click(browser, "#reset-button")
+    wait(browser, lambda d: timeline_operations(d) == ["reset"], message="the timeline starts again with the reset")
+    wait(browser, lambda d: d.find_element(By.ID, "scenario-title").text == "Aucun scénario chargé")
+    assert mockbench.client.health()["scenario"] is None and mockbench.client.patients() == []
+    keys(browser, "2")
+    wait(browser, lambda d: d.find_element(By.ID, "patients").text == "Aucun patient.", message="no patient")
+
+
+def test_the_page_recovers_when_the_timeline_refused_it(mockbench_factory, browser):
+    running = mockbench_factory()
+    hub = running.bench.app.extensions["mockbench.events"]
+    hub.limits = EventLimits(max_subscribers=0)          # every screen refused: 429
+    browser.get(running.url + "/")
+    wait(browser, present("#live.off"), message="the page shows it is not live")
+    hub.limits = EventLimits()
+    wait(browser, present("#live.on"), timeout=15, message="the page connects again by itself")
+    running.client.advance("1s")
+    wait(browser, present('#timeline .entry[data-operation="clock"]'), message="and follows the timeline")
+
+
+def test_the_page_and_its_assets_come_from_the_package_with_no_network(mockbench):
+    page = requests.get(mockbench.url + "/", timeout=5)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    for path in ("/_dashboard/dashboard.js", "/_dashboard/dashboard.css"):
+        assert f'"{path}"' in page.text
+        asset = requests.get(mockbench.url + path, timeout=5)
+        assert asset.status_code == 200 and len(asset.content) > 1000
+        assert b"://" not in asset.content                  # no CDN, no remote font: nothing to fetch
+    assert "://" not in page.text
