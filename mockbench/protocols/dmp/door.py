@@ -424,7 +424,11 @@ class DmpDoor:
                                          + ", ".join(sorted(query.unsupported)), "info"))
         patient_row = self.world.directory.patient(tx, patient)
         cx = f"{patient_row.ins}^^^&{patient_row.ins_oid}&ISO^NH"
-        entries = [self._rendered(tx, d, cx, query.return_type == "ObjectRef") for d in docs]
+        authors: dict[str, str] = {}   # author -> IDNPS, looked up once per request (most entries share a few)
+        for d in docs:
+            if d.author not in authors:
+                authors[d.author] = self._idnps(tx, d.author)
+        entries = [self._rendered(d, cx, query.return_type == "ObjectRef", authors[d.author]) for d in docs]
         if not entries:
             return Outcome(action, ebrim.render_query_response([]), operation)
         # The envelope is rendered around a marker, and the entries' bytes take its place: copying and
@@ -435,12 +439,11 @@ class DmpDoor:
         body.find(f"{{{ebrim.RIM}}}RegistryObjectList").text = marker
         return Outcome(action, body, operation, entries=(marker, entries))
 
-    def _rendered(self, tx: Tx, doc: Document, cx: str, object_ref: bool) -> bytes:
+    def _rendered(self, doc: Document, cx: str, object_ref: bool, idnps: str) -> bytes:
         """An entry's ExtrinsicObject as bytes, serialized as it appears in rim:RegistryObjectList, from a
         bounded cache keyed by everything the rendering reads (the whole record, so that a reset or a restored
         snapshot reusing an entryUUID cannot show a stale entry): rendering with lxml was half of a TD3.1's
         time."""
-        idnps = self._idnps(tx, doc.author)
         key = (repr(doc), cx, object_ref, idnps)
         cached = self._render_cache.get(key)
         if cached is None:
