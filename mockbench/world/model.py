@@ -37,6 +37,8 @@ class Record:
         if names is None:   # computed once per class: dataclasses.fields() was a tenth of a TD3.1's time
             names = frozenset(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
             cls._field_names = names  # type: ignore[attr-defined]
+        if names.issuperset(data):   # the usual case, a row this class wrote: no filtering copy
+            return cls(**data)
         return cls(**{k: v for k, v in data.items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
