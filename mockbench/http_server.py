@@ -85,6 +85,7 @@ class _Server(wsgi.Server):
                          request_queue_size=128, timeout=IDLE_TIMEOUT, shutdown_timeout=SHUTDOWN_TIMEOUT)
         self.requests = _Workers(self, min=WORKERS, max=WORKERS)
         self.keep_alive_conn_limit = KEEP_ALIVE_IDLE
+        self.expiration_interval = 0.2   # the selector's wake-up: a stop waits for it (cheroot's 0.5 s)
 
     def bind(self, family: int, type: int, proto: int = 0) -> None:  # noqa: A002 - cheroot's signature
         """The socket the bench bound itself (it reports a taken port its own way)."""
