@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from werkzeug.serving import BaseWSGIServer, make_server
-
 from . import __version__
 from .config import Config
+from .http_server import HttpServer
 from .scenarios.engine import ScenarioEngine
 from .scenarios.loader import Catalogue, resolve
 from .world import errors
@@ -78,7 +77,7 @@ class Bench:
         self.http_doors: dict[str, tuple[str, Any]] = {}  # name -> (URL prefix, Flask blueprint)
         self.ports: dict[str, int] = {}
         self.started_at: float | None = None
-        self._servers: list[tuple[BaseWSGIServer, threading.Thread]] = []
+        self._servers: list[HttpServer] = []
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self.world.journal.listeners.append(self._log_exchange)
@@ -186,28 +185,20 @@ class Bench:
         return dict(self.ports)
 
     def _serve(self, name: str, port: int, ssl_context: Any) -> None:
-        # Bind the socket ourselves: werkzeug's make_server exits the process when a port is taken.
         host = self.config.host
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
-            sock.listen(128)
         except OSError as exc:
             sock.close()
             raise BenchError(f"cannot listen on {host}:{port} for {name}: {exc.strerror}; choose another port "
                              f"with --{name}-port (0 takes any free port)") from None
-        try:
-            server = make_server(host, port, self.app, threaded=True, ssl_context=ssl_context, fd=sock.fileno())
-        finally:
-            sock.close()  # make_server duplicated the descriptor
-        server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                                  name=f"mockbench-{name}", daemon=True)
-        thread.start()
-        self._servers.append((server, thread))
-        self.ports[name] = server.socket.getsockname()[1]
+        server = HttpServer(sock, self.app, ssl_context=ssl_context, name=name)
+        self._servers.append(server)   # before start: stop() closes the socket even if starting fails
+        server.start()
+        self.ports[name] = server.port
 
     def _write_port_file(self, path: Path) -> None:
         tmp = path.with_name(path.name + ".tmp")
@@ -233,10 +224,8 @@ class Bench:
                 door.stop()
             except Exception:
                 log.exception("door %s did not stop cleanly", getattr(door, "name", door))
-        for server, thread in self._servers:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
+        for server in self._servers:
+            server.stop()
         self._servers.clear()
         if self._ticker is not None:
             self._ticker.join(timeout=5)

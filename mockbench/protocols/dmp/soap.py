@@ -58,6 +58,8 @@ _MAX_BOUNDARY = 70
 _IDENTITY_ENCODINGS = frozenset({"", "binary", "8bit", "7bit"})
 _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _NOT_NCNAME_CHAR = re.compile(r"[^A-Za-z0-9_.\-]")
+# The ASCII characters str.split() takes for white space: what base64 text may be wrapped and indented with.
+_ASCII_SPACE = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 
 
 @dataclass(frozen=True)
@@ -147,9 +149,11 @@ class SoapRequest:
             known = ", ".join(f"<{_clip(c, 60)}>" for c in self.attachments) or "none"
             raise _sender("DMPMtomError", f"the xop:Include href {_clip(href)!r} in <{name}> names no MIME part "
                                           f"of the package (attachment Content-IDs: {known})")
-        text = "".join((element.text or "").split())
+        text = element.text or ""
         try:
-            return base64.b64decode(text.encode("ascii"), validate=True)
+            if text.isascii():   # a megabyte's base64: bytes.translate is three times str.split's speed
+                return binascii.a2b_base64(text.encode("ascii").translate(None, _ASCII_SPACE), strict_mode=True)
+            return base64.b64decode("".join(text.split()).encode("ascii"), validate=True)
         except (UnicodeEncodeError, binascii.Error) as err:
             raise _sender("DMPMtomError", f"the content of <{name}> is neither an xop:Include nor valid "
                                           f"base64 ({err})") from None

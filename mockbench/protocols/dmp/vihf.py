@@ -165,7 +165,8 @@ def _elements(node: etree._Element) -> list[etree._Element]:
 def _string(node: etree._Element) -> str:
     """All the text directly in `node`, comments skipped: `.text` would stop at a comment, and a comment
     inside a signed value is the classic way to make a parser read less than the signer signed."""
-    return "".join(node.xpath("text()")).strip()
+    # the text() nodes: the text before the first child, then the tail of every child (comments included)
+    return "".join([node.text or "", *(child.tail or "" for child in node)]).strip()
 
 
 def _local(tag: str) -> str:

@@ -203,3 +203,39 @@ def test_mask_unmask_and_make_visible_are_new_metadata_versions(dmp_world):
     assert hide.get("status").endswith(":Failure") and b"DMPStatusChangeInvalid" in etree.tostring(hide)
     actions = [t["action"] for t in dmp_world["bench"].client.traces("alice") if t["document"] == uid]
     assert actions == ["alimentation", "invisibilisation", "remise_en_visibilite", "masquage", "demasquage"]
+
+
+
+def test_td31_answer_is_the_tree_rendering_byte_for_byte(dmp_world):
+    """TD3.1's entries are spliced into the envelope as cached bytes: the answer must be the very bytes that
+    rendering the whole tree gives (MessageID aside), for LeafClass, ObjectRef and empty answers."""
+    from mockbench.formats import ebrim
+    from mockbench.protocols.dmp.soap import parse_request, render_response
+    from mockbench.protocols.dmp.vihf import actor_for, parse_vihf
+
+    bench = dmp_world["bench"].bench
+    url, patient, dr_a = dmp_world["url"], dmp_world["patient"], dmp_world["pros"]["dr_a"]
+    security = vihf(dr_a, dmp_world["structures"]["chu"]["idnst"], patient)
+    for i in range(3):
+        uid = f"1.2.250.1.999.10.{i}"
+        body, _ = provide_and_register(patient, dr_a, uid, cda(patient, dr_a, uid))
+        assert post(f"{url}/repository", body, security, "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b").ok
+    for return_type, status, expected in (("LeafClass", "approved", 3), ("ObjectRef", "approved", 3),
+                                          ("LeafClass", "deprecated", 0)):
+        query = find_documents(patient, statuses=(f"urn:oasis:names:tc:ebxml-regrep:StatusType:{status.title()}",),
+                               return_type=return_type)
+        sent = post(f"{url}/registry", query, security, "urn:ihe:iti:2007:RegistryStoredQuery")
+        assert sent.status_code == 200
+        request = parse_request("application/soap+xml", sent.request.body, bench.dmp.limits)
+        with bench.world.transaction() as tx:
+            actor, _ = actor_for(bench.world, tx, parse_vihf(request.security))
+            alice = bench.world.directory.patient(tx, "alice")
+            docs = bench.world.dmp.find(tx, actor, "alice", statuses=[status], trace=False)
+            cx = f"{alice.ins}^^^&{alice.ins_oid}&ISO^NH"
+            objects = [ebrim.render_extrinsic_object(d, cx, author_idnps=dr_a["idnps"],
+                                                     object_ref=return_type == "ObjectRef") for d in docs]
+        assert len(objects) == expected
+        message_id = etree.fromstring(sent.content).findtext(".//{http://www.w3.org/2005/08/addressing}MessageID")
+        _, want = render_response(request, "urn:ihe:iti:2007:RegistryStoredQueryResponse",
+                                  ebrim.render_query_response(objects), message_id=message_id)
+        assert sent.content == want

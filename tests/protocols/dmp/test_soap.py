@@ -227,6 +227,25 @@ def test_lf_only_package_and_inline_base64() -> None:
     assert plain.binary(plain.body) == b"hello"
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("aGVs\r\n\tbG8=", b"hello"),                     # wrapped and indented: white space is not data
+    ("aGVs\u00a0bG8=", b"hello"),                       # a non-ASCII space (no-break) is white space too
+    ("", b""),
+    ("aGVsbG8", None),                                   # padding missing
+    ("aG=VsbG8=", None),                                 # padding in the middle
+    ("aGVsbG8=QQ==", None),                              # data after the padding
+    ("=aGVsbG8", None),
+    ("aGVs*bG8=", None),                                 # not in the alphabet
+    ("aGVsbG8é", None),
+])
+def test_inline_base64_is_strict_and_ignores_white_space(text, expected) -> None:
+    request = parse_request(SOAP_XML, envelope(f"<x:Document xmlns:x='{XDS}'>{text}</x:Document>"))
+    if expected is None:
+        assert "base64" in pytest.raises(SoapFault, request.binary, request.body).value.reason
+    else:
+        assert request.binary(request.body) == expected
+
+
 def test_preamble_epilogue_padding_and_near_delimiters() -> None:
     content = b"line\r\n--MIME_boundary_42X\r\nX--MIME_boundary_42 y\r\n--MIME_boundary_4"
     content_type, body = package(itti41_root(["a@x"]), {"a@x": content})
