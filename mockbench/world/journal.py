@@ -76,12 +76,15 @@ class Journal:
         raw_bytes = raw.encode("utf-8", "replace") if isinstance(raw, str) else bytes(raw)
         size = len(raw_bytes)
         kept = raw_bytes[: self.limits.raw_bytes]
+        # The key columns alone: no need to decode the patient's record for its id or INS.
         if patient is None and patient_ins:
-            row = tx.get("patients", ins=patient_ins)
-            patient = row["id"] if row else None
+            row = tx.conn.execute("SELECT id FROM patients WHERE ns = ? AND ins = ? LIMIT 1",
+                                  (tx.ns, patient_ins)).fetchone()
+            patient = row[0] if row else None
         elif patient is not None and patient_ins is None:
-            row = tx.get("patients", id=patient)
-            patient_ins = row["ins"] if row else None
+            row = tx.conn.execute("SELECT ins FROM patients WHERE ns = ? AND id = ? LIMIT 1",
+                                  (tx.ns, patient)).fetchone()
+            patient_ins = row[0] if row else None
         entry: dict[str, Any] = {
             "seq": tx.next_seq("journal"),
             "time": self.world.clock.now_iso(),

@@ -56,29 +56,37 @@ class Inbound:
     all: list[Segment]
     findings: list[dict] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # Read once: the door asks for a few dozen values per message, each needing the separators.
+        self._enc = self.all[0][2]
+        self._sep = self.all[0][1]
+        self._by_name: dict[str, list[Segment]] = {}
+        for segment in self.all:
+            self._by_name.setdefault(segment[0], []).append(segment)
+
     @property
     def msh(self) -> Segment:
         return self.all[0]
 
     @property
     def encoding_characters(self) -> str:
-        return self.msh[2]
+        return self._enc
 
     def segments(self, name: str) -> list[Segment]:
-        return [s for s in self.all if s[0] == name]
+        return list(self._by_name.get(name, ()))
 
     def names(self) -> list[str]:
         return [s[0] for s in self.all]
 
     def get(self, segment: str, fld: int, rep: int = 1, comp: int = 1, sub: int = 1, *, index: int = 0) -> str:
-        segs = self.segments(segment)
-        return self.value(segs[index], fld, rep, comp, sub) if len(segs) > index else ""
+        segs = self._by_name.get(segment, ())
+        return value(segs[index], fld, rep, comp, sub, self._enc, self._sep) if len(segs) > index else ""
 
     def value(self, segment: Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
-        return value(segment, fld, rep, comp, sub, self.encoding_characters, self.msh[1])
+        return value(segment, fld, rep, comp, sub, self._enc, self._sep)
 
     def repetitions(self, segment: Segment, fld: int) -> int:
-        return len(segment[fld].split(self.encoding_characters[1])) if fld < len(segment) else 0
+        return segment[fld].count(self._enc[1]) + 1 if fld < len(segment) else 0
 
     @property
     def control_id(self) -> str:
@@ -125,7 +133,7 @@ def value(segment: Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1,
         text = parts[sub - 1]
     elif sub > 1:
         return ""
-    return unescape(text, enc, field_sep)
+    return unescape(text, enc, field_sep) if enc[2] in text else text
 
 
 def unescape(text: str, enc: str = "^~\\&", field_sep: str = "|") -> str:
