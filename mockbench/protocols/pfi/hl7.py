@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ...world.journal import finding
 
@@ -88,15 +89,15 @@ class Inbound:
     def repetitions(self, segment: Segment, fld: int) -> int:
         return segment[fld].count(self._enc[1]) + 1 if fld < len(segment) else 0
 
-    @property
+    @cached_property
     def control_id(self) -> str:
         return self.value(self.msh, 10)
 
-    @property
+    @cached_property
     def message_type(self) -> tuple[str, str, str]:
         return self.value(self.msh, 9, 1, 1), self.value(self.msh, 9, 1, 2), self.value(self.msh, 9, 1, 3)
 
-    @property
+    @cached_property
     def operation(self) -> str:
         code, event, _ = self.message_type
         return f"{code}^{event}" if event else code
