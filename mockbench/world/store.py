@@ -85,6 +85,11 @@ def _ddl(table: str, keys: tuple[str, ...]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({pk}))"
 
 
+# Each table's INSERT, written once.
+_INSERT = {table: f"INSERT OR REPLACE INTO {table} (ns, {', '.join(cols)}, data) VALUES "
+                  f"({', '.join('?' * (len(cols) + 2))})" for table, cols in TABLES.items()}
+
+
 class Tx:
     """One open transaction on one namespace. Rows go in and out as dicts."""
 
@@ -122,11 +127,7 @@ class Tx:
         values = [keys.get(c) for c in cols]
         blob = data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":"), ensure_ascii=False)
         self.written += len(blob)
-        placeholders = ", ".join("?" * (len(cols) + 2))
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO {table} (ns, {', '.join(cols)}, data) VALUES ({placeholders})",
-            [self.ns, *values, blob],
-        )
+        self.conn.execute(_INSERT[table], [self.ns, *values, blob])
 
     def get(self, table: str, **where: Any) -> dict | None:
         rows = self.select(table, limit=1, **where)

@@ -214,7 +214,7 @@ def parse(payload: bytes) -> Inbound:
     sep = text[3]
     segments: list[Segment] = []
     for i, line in enumerate(text.split("\r")):
-        if not line.strip():
+        if not line or line.isspace():   # as `not line.strip()`, without copying a segment of 300 KB
             continue
         fields = line.split(sep)
         name = fields[0]
