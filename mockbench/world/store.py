@@ -129,6 +129,12 @@ class Tx:
         self.written += len(blob)
         self.conn.execute(_INSERT[table], [self.ns, *values, blob])
 
+    def put_json(self, table: str, text: str, **keys: Any) -> None:
+        """`put` of a row whose JSON the caller already wrote (the journal: see journal.entry_json)."""
+        cols = TABLES[table]
+        self.written += len(text)
+        self.conn.execute(_INSERT[table], [self.ns, *[keys.get(c) for c in cols], text])
+
     def get(self, table: str, **where: Any) -> dict | None:
         rows = self.select(table, limit=1, **where)
         return rows[0] if rows else None
