@@ -96,7 +96,6 @@ SCHEMAS: dict[str, Any] = {
         "document": NS, "verdict": {"enum": ["accepted", "refused", "error"]}, "code": NS,
         "findings": _arr(_ref("Finding")), "size": I, "ref": NS,
     }),
-    "Finding": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S}),
     "FindingGroup": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S,
                           "entries": _arr(I)}),
     "Step": _obj({"id": S, "say": S, "status": {"enum": ["pending", "passed", "failed"]}, "reason": NS,

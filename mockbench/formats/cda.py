@@ -160,7 +160,40 @@ def read_cda_header(data: bytes) -> CdaHeader:
 
 
 def _one(el: etree._Element | None, path: str) -> etree._Element | None:
-    return el.find(path, _NS) if el is not None else None
+    """The first element at `path` ("h:a/h:b", children of `el`), as `el.find(path, _NS)` finds it: walked
+    child by child, which costs a fraction of ElementPath's own machinery for the few paths a header needs."""
+    if el is None:
+        return None
+    tags = _tags(path)
+    if len(tags) == 1:
+        return next(el.iterchildren(tags[0]), None)
+    return next(_iter_path(el, tags), None)
+
+
+def _split(path: str) -> tuple[str, ...]:
+    return tuple(f"{{{_HL7}}}{step.removeprefix('h:')}" for step in path.split("/"))
+
+
+# The header's paths, split once (a constant table, not a cache).
+_PATHS = {path: _split(path) for path in (
+    "h:id", "h:setId", "h:code", "h:title", "h:effectiveTime", "h:confidentialityCode", "h:versionNumber",
+    "h:component", "h:structuredBody", "h:nonXMLBody", "h:birthTime", "h:administrativeGenderCode",
+    "h:recordTarget/h:patientRole/h:patient", "h:recordTarget/h:patientRole/h:id", "h:author/h:assignedAuthor/h:id",
+    "h:custodian/h:assignedCustodian/h:representedCustodianOrganization/h:id", "h:name/h:family", "h:name/h:given",
+    "h:relatedDocument", "h:parentDocument/h:id")}
+
+
+def _tags(path: str) -> tuple[str, ...]:
+    return _PATHS.get(path) or _split(path)
+
+
+def _iter_path(el: etree._Element, tags: tuple[str, ...]):
+    """The elements at a path of child steps, in document order (ElementPath's order for such a path)."""
+    if len(tags) == 1:
+        yield from el.iterchildren(tags[0])
+        return
+    for child in el.iterchildren(tags[0]):
+        yield from _iter_path(child, tags[1:])
 
 
 def _attr(el: etree._Element | None, name: str) -> str | None:
@@ -170,7 +203,11 @@ def _attr(el: etree._Element | None, name: str) -> str | None:
 
 def _text(el: etree._Element | None) -> str | None:
     # string(): the text of the element and its descendants, without comments; trimmed of indentation.
-    return (el.xpath("string()").strip() or None) if el is not None else None
+    if el is None:
+        return None
+    if len(el) == 0:   # no child node: string() is the element's own text
+        return (el.text or "").strip() or None
+    return el.xpath("string()").strip() or None
 
 
 def _ii(el: etree._Element) -> tuple[str, str]:
@@ -179,12 +216,12 @@ def _ii(el: etree._Element) -> tuple[str, str]:
 
 def _ids(doc: etree._Element, path: str) -> tuple[tuple[str, str], ...]:
     # An id with only a nullFlavor identifies nothing: it is left out.
-    return tuple(pair for pair in (_ii(el) for el in doc.iterfind(path, _NS)) if pair[0])
+    return tuple(pair for pair in (_ii(el) for el in _iter_path(doc, _tags(path))) if pair[0])
 
 
 def _name_part(patient: etree._Element | None, part: str, qualifiers: tuple[str, ...]) -> str | None:
     """The first name/`part` whose qualifier comes first in `qualifiers` ("" for none), else the first one."""
-    parts = patient.findall(f"h:name/h:{part}", _NS) if patient is not None else []
+    parts = list(_iter_path(patient, _tags(f"h:name/h:{part}"))) if patient is not None else []
     for wanted in qualifiers:
         for el in parts:
             # qualifier is a space-separated set of codes (EntityNamePartQualifier).
@@ -206,8 +243,8 @@ def _version(doc: etree._Element) -> int | None:
 
 def _related(doc: etree._Element) -> tuple[tuple[str, str], ...]:
     related = []
-    for rel in doc.iterfind("h:relatedDocument", _NS):
-        parents = [_ii(el) for el in rel.iterfind("h:parentDocument/h:id", _NS)]
+    for rel in _iter_path(doc, _tags("h:relatedDocument")):
+        parents = [_ii(el) for el in _iter_path(rel, _tags("h:parentDocument/h:id"))]
         type_code = (rel.get("typeCode") or "").strip()
         if not any(root for root, _ in parents):
             # A replacement that does not say what it replaces cannot be applied: refuse it here.

@@ -97,7 +97,23 @@ def _syntax_error(err: etree.XMLSyntaxError, max_depth: int) -> XmlError:
     return XmlError(f"the document is not well-formed XML: {msg}{where}", line=line)
 
 
+def _depth_xpath(max_depth: int) -> str:
+    """The nodes one level too deep (elements, comments, processing instructions: what iterating an element
+    yields, text aside), the root element being at depth 1."""
+    return "/*" * max_depth + "/node()[not(self::text())]"
+
+
+# Compiled once, like a regular expression (lxml's XPath objects lock around each evaluation).
+_DEFAULT_DEPTH_XPATH = etree.XPath(_depth_xpath(256))
+
+
 def _check_tree(root: etree._Element, max_depth: int) -> None:
+    # Most documents have neither an unresolved entity nor a node too deep: lxml and libxml2 tell so in C,
+    # without a Python step per node (a walk in Python was most of the time spent on a large CDA).
+    # Otherwise the walk below finds the same problem it always reported.
+    too_deep = _DEFAULT_DEPTH_XPATH(root) if max_depth == 256 else root.xpath(_depth_xpath(max_depth))
+    if not too_deep and next(root.iter(etree.Entity), None) is None:
+        return
     # Iterative walk: a recursive one would meet Python's recursion limit before the document's depth.
     stack = [(root, 1)]
     while stack:

@@ -13,6 +13,7 @@ triggered it. All state lives in the store, so a restarted bench resumes its sce
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..world import errors
@@ -38,6 +39,7 @@ class ScenarioEngine:
         self.world = world
         self.catalogue = catalogue or Catalogue()
         self._next_at: float | None = None
+        self._entry_cache: tuple[str, Any, dict] | None = None   # (namespace, stored text, decoded) of META
         world.journal.hooks.append(self._on_entry)
         world.tick_hooks.append(self._on_tick)
         with world.transaction() as tx:
@@ -174,12 +176,15 @@ class ScenarioEngine:
 
     # Journal entries: transitions `after` and steps ---------------------------------------------
     def _on_entry(self, tx: Tx, entry: dict) -> None:
-        state = self.loaded(tx)
+        state = self._loaded_readonly(tx)
         if not state:
             return
-        self._decide_steps(tx, state, entry)
+        if state["spec"].get("steps"):
+            self._decide_steps(tx, state, entry)
         if entry["channel"] == "control" and entry["operation"] in ("transition", "load", "reset"):
             return
+        if not any(t["when"].get("after") for t in state["spec"].get("transitions", [])):
+            return   # no transition waits for an entry: no need to read their state
         status = tx.meta_get(TRANSITIONS, {})
         for spec in state["spec"].get("transitions", []):
             after = spec["when"].get("after")
@@ -191,6 +196,19 @@ class ScenarioEngine:
             if record["count"] >= after.get("count", 1):
                 self._fire(tx, spec, f"after {record['count']} {after.get('operation') or after.get('channel')}")
                 status = tx.meta_get(TRANSITIONS, {})
+
+    def _loaded_readonly(self, tx: Tx) -> dict | None:
+        """`loaded(tx)` for the journal hook, which runs on every entry: the record is decoded again only when
+        its stored text changed (another scenario, a reset, a restored snapshot). Callers must not modify it."""
+        row = tx.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (tx.ns, META)).fetchone()
+        if row is None:
+            return None
+        cached = self._entry_cache
+        if cached is not None and cached[0] == tx.ns and cached[1] == row[0]:
+            return cached[2]
+        state = json.loads(row[0])
+        self._entry_cache = (tx.ns, row[0], state)
+        return state
 
     def _matches_after(self, tx: Tx, after: dict, entry: dict) -> bool:
         if after.get("verdict") and entry["verdict"] != after["verdict"]:

@@ -5,6 +5,12 @@ One world change is one transaction (BEGIN IMMEDIATE ... COMMIT) taken under a l
 never see half a change, and an acknowledgement is sent only after COMMIT returned. WAL with
 synchronous=NORMAL survives a killed process (kill -9) without an fsync per commit; only a power loss may
 lose the last commits, which a test bench can afford.
+
+Checkpoints (copying the WAL back into the database file, with its two fsyncs) are taken off the request
+path: a `Checkpointer` thread with a connection of its own copies the WAL while writers go on, then takes the
+store's lock only to copy what was committed meanwhile, so the next writer starts the WAL over. SQLite's own
+checkpoint after a commit stays as a bound (`WAL_LIMIT_PAGES`) should that thread fall behind. A checkpoint
+changes nothing a reader sees and is crash-safe whenever it is cut short.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,6 +69,12 @@ INDEXES = [
     "CREATE INDEX IF NOT EXISTS ix_journal_channel ON journal(ns, channel, seq)",
     "CREATE INDEX IF NOT EXISTS ix_journal_patient ON journal(ns, patient, seq)",
 ]
+# A background checkpoint once about this many bytes were written since the last one (the data stored plus
+# a few pages per commit for the tables' indexes and meta rows): SQLite's default is 1000 pages of 4 KiB.
+CHECKPOINT_BYTES = 4 * 1024 * 1024
+COMMIT_OVERHEAD_BYTES = 4 * 4096
+WAL_LIMIT_PAGES = 10_000   # the writer checkpoints by itself past this WAL size (40 MiB)
+CHECKPOINTER_IDLE = 5.0    # seconds without work before the checkpoint thread ends (started again on demand)
 # Kept by reset: the bench's own infrastructure (signing keys), not the world's content.
 KEEP_ON_RESET = {"meta": "key LIKE 'keep:%'"}
 
@@ -70,6 +83,11 @@ def _ddl(table: str, keys: tuple[str, ...]) -> str:
     cols = ", ".join(["ns TEXT NOT NULL", *[f"{k}" for k in keys], "data BLOB"])
     pk = ", ".join(("ns", *PRIMARY_KEYS[table]))
     return f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({pk}))"
+
+
+# Each table's INSERT, written once.
+_INSERT = {table: f"INSERT OR REPLACE INTO {table} (ns, {', '.join(cols)}, data) VALUES "
+                  f"({', '.join('?' * (len(cols) + 2))})" for table, cols in TABLES.items()}
 
 
 class Tx:
@@ -81,6 +99,7 @@ class Tx:
         self._after_commit: list[Callable[[], None]] = []
         self.scratch: dict[str, Any] = {}  # per-transaction memo for the world's services
         self._savepoints = 0
+        self.written = 0   # bytes of data put, to tell when a checkpoint is due
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         self._after_commit.append(fn)
@@ -107,11 +126,14 @@ class Tx:
         cols = TABLES[table]
         values = [keys.get(c) for c in cols]
         blob = data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        placeholders = ", ".join("?" * (len(cols) + 2))
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO {table} (ns, {', '.join(cols)}, data) VALUES ({placeholders})",
-            [self.ns, *values, blob],
-        )
+        self.written += len(blob)
+        self.conn.execute(_INSERT[table], [self.ns, *values, blob])
+
+    def put_json(self, table: str, text: str, **keys: Any) -> None:
+        """`put` of a row whose JSON the caller already wrote (the journal: see journal.entry_json)."""
+        cols = TABLES[table]
+        self.written += len(text)
+        self.conn.execute(_INSERT[table], [self.ns, *[keys.get(c) for c in cols], text])
 
     def get(self, table: str, **where: Any) -> dict | None:
         rows = self.select(table, limit=1, **where)
@@ -176,6 +198,7 @@ class Store:
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_PAGES}")
         self._conn.execute("PRAGMA foreign_keys=OFF")
         self._conn.execute("PRAGMA busy_timeout=10000")
         with self._lock:
@@ -187,7 +210,11 @@ class Store:
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self._conn.execute("COMMIT")
 
+        self._written = 0   # bytes written since the last checkpoint was asked for (under the lock)
+        self._checkpointer = Checkpointer(self)
+
     def close(self) -> None:
+        self._checkpointer.close()
         with self._lock:
             self._conn.close()
 
@@ -209,6 +236,10 @@ class Store:
                 raise
             else:
                 self._conn.execute("COMMIT")
+                self._written += tx.written + COMMIT_OVERHEAD_BYTES
+                if self._written >= CHECKPOINT_BYTES:
+                    self._written = 0
+                    self._checkpointer.request()
             finally:
                 self._local.tx = None
         for fn in tx._after_commit:
@@ -259,3 +290,66 @@ class Store:
     def holds_world(self) -> bool:
         with self.transaction() as tx:
             return tx.meta_get("world:created") is not None
+
+
+class Checkpointer:
+    """Checkpoints a store's WAL from a thread of its own, started when a checkpoint is asked for and ended
+    after CHECKPOINTER_IDLE seconds without one (a bench left idle, or never closed by a test, keeps no
+    thread). Failures are logged, never raised: SQLite's own checkpoint after a commit is the fallback."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cond = threading.Condition()
+        self._wanted = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._wanted = True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="mockbench-checkpoint", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            thread = self._thread
+            self._cond.notify()
+        if thread is not None:
+            thread.join(timeout=30)
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                with self._cond:
+                    deadline = time.monotonic() + CHECKPOINTER_IDLE
+                    while not self._wanted and not self._closed:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._cond.wait(left)
+                    if self._closed or not self._wanted:
+                        self._thread = None
+                        return
+                    self._wanted = False
+                if conn is None:
+                    conn = sqlite3.connect(str(self.store.path), check_same_thread=False, isolation_level=None,
+                                           timeout=10)
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                # The bulk, while writers go on; then what they committed meanwhile, under the store's lock, so
+                # that the whole WAL is copied and the next writer starts it over instead of growing it.
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                with self.store._lock:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            log.warning("background checkpoint failed; SQLite checkpoints after commits instead", exc_info=True)
+            with self._cond:
+                self._thread = None
+        finally:
+            if conn is not None:
+                conn.close()

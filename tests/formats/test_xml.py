@@ -238,6 +238,14 @@ def test_depth_refusal_names_the_line():
     assert caught.value.line == 4
 
 
+def test_a_comment_or_pi_too_deep_counts_as_a_level():
+    with pytest.raises(XmlError, match="deeper than 3 levels"):
+        parse_xml(b"<a><a><a><!-- c --></a></a></a>", max_depth=3)
+    with pytest.raises(XmlError, match="deeper than 3 levels"):
+        parse_xml(b"<a><a><a><?pi x?></a></a></a>", max_depth=3)
+    assert parse_xml(b"<a><a><a>text</a></a></a>", max_depth=3).tag == "a"
+
+
 def test_very_deep_nesting_neither_recurses_nor_hangs():
     started = time.monotonic()
     with pytest.raises(XmlError, match="deeper than"):

@@ -149,3 +149,41 @@ def test_seq_continues_after_rollback_without_gap(world):
     _append(world, 1)
     with world.transaction() as tx:
         assert [e["seq"] for e in world.journal.query(tx)] == [1, 2, 3]
+
+
+# --- The stored JSON of an entry ----------------------------------------------------------------------
+
+
+def _reference(entry: dict) -> str:
+    import json
+
+    return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
+
+
+@pytest.mark.parametrize("raw", [
+    "MSH|^~\\&|DPI|CHU\r" * 40 + "OBX|1|ED|^text^XML^Base64^" + "QUJD" * 5000 + "\r",   # an HL7 message
+    'quotes " and \\ backslashes\r\n\tand tabs ' * 200,
+    "accents é€ and DEL \x7f and U+2028 \u2028 " * 200,
+    "a control character \x01 makes json escape it " * 200,                               # the fallback
+    "short",
+    "x" * 5000 + "\udc80",                                                                  # a lone surrogate
+])
+def test_entry_json_is_the_text_json_dumps_writes(raw):
+    from mockbench.world.journal import entry_json
+
+    entry = {"seq": 1, "time": "2026-01-01T00:00:00.000Z", "actor": 'é"\\', "findings": [{"m": "a\rb"}],
+             "raw": raw, "raw_truncated": False, "ref": None}
+    assert entry_json(entry) == _reference(entry)
+    moved = {"raw": raw, **{k: v for k, v in entry.items() if k != "raw"}}      # raw first, then last
+    assert entry_json(moved) == _reference(moved)
+    last = {**{k: v for k, v in entry.items() if k != "raw"}, "raw": raw}
+    assert entry_json(last) == _reference(last)
+
+
+def test_a_large_raw_message_round_trips_through_the_store(world):
+    raw = ("MSH|^~\\&|DPI|CHU\r" + "PID|||1\\S\\2\r" + "OBX|1|ED|" + '"q"' + "Zm9v" * 4000 + "\r").encode()
+    with world.transaction() as tx:
+        world.journal.append(tx, "pfi", "MDM^T02", raw=raw)
+    with world.transaction() as tx:
+        stored = world.journal.query(tx, channel="pfi")[-1]
+    assert stored["raw"].encode() == raw and stored["size"] == len(raw)

@@ -349,3 +349,51 @@ def test_a_failing_after_commit_callback_does_not_fail_the_committed_change(stor
     assert seen == ["second"]
     with store.transaction() as tx:
         assert tx.meta_get("k") == 1
+
+
+# --- Background checkpoints ----------------------------------------------------------------------
+
+
+def _wal_frames(path) -> int:
+    """Frames in the WAL right now (a passive checkpoint reports them before copying)."""
+    conn = sqlite3.connect(str(path))
+    try:
+        return conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    finally:
+        conn.close()
+
+
+def test_background_checkpoints_keep_the_wal_short(tmp_path, monkeypatch):
+    from mockbench.world import store as store_module
+
+    monkeypatch.setattr(store_module, "CHECKPOINTER_IDLE", 0.2)
+    s = Store(tmp_path / "w.db")
+    try:
+        blob = bytes(range(256)) * 256      # 64 KiB: 320 commits write 20 MiB, half of SQLite's own bound
+        for i in range(320):
+            with s.transaction() as tx:
+                tx.put("contents", blob, unique_id=str(i))
+        deadline = time.monotonic() + 30
+        while s._checkpointer._thread is not None and time.monotonic() < deadline:
+            time.sleep(0.05)             # the thread ends once idle: every checkpoint asked for is done
+        assert s._checkpointer._thread is None
+        with s.transaction() as tx:      # the first writer after a complete checkpoint starts the WAL over
+            tx.meta_set("x", 1)
+        assert _wal_frames(tmp_path / "w.db") < 100
+        with s.transaction() as tx:
+            assert tx.count("contents") == 320
+            assert tx.get_blob("contents", unique_id="319") == blob
+    finally:
+        s.close()
+    assert s._checkpointer._thread is None
+
+
+def test_close_stops_the_checkpoint_thread(tmp_path):
+    s = Store(tmp_path / "w.db")
+    s._checkpointer.request()
+    thread = s._checkpointer._thread
+    assert thread is not None
+    s.close()
+    assert not thread.is_alive()
+    s._checkpointer.request()            # asked after close: ignored, no thread
+    assert s._checkpointer._thread is None

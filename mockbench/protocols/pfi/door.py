@@ -137,7 +137,10 @@ class PfiDoor:
                 else:  # a large message must not hold up every other connection while it is parsed
                     answer = await asyncio.to_thread(self.handle, frame.payload, peer, frame.junk_skipped)
                 try:
-                    await asyncio.wait_for(write_frame(writer, answer), self.settings.limits.frame_timeout)
+                    # A timeout scope rather than wait_for: no task per ACK (the write is done at once unless the
+                    # peer stopped reading).
+                    async with asyncio.timeout(self.settings.limits.frame_timeout):
+                        await write_frame(writer, answer)
                 except TimeoutError:
                     await asyncio.to_thread(self._framing_error, MllpFramingError(
                         "the peer did not read its ACK within the frame timeout"), peer)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ...world.journal import finding
 
@@ -56,39 +57,47 @@ class Inbound:
     all: list[Segment]
     findings: list[dict] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # Read once: the door asks for a few dozen values per message, each needing the separators.
+        self._enc = self.all[0][2]
+        self._sep = self.all[0][1]
+        self._by_name: dict[str, list[Segment]] = {}
+        for segment in self.all:
+            self._by_name.setdefault(segment[0], []).append(segment)
+
     @property
     def msh(self) -> Segment:
         return self.all[0]
 
     @property
     def encoding_characters(self) -> str:
-        return self.msh[2]
+        return self._enc
 
     def segments(self, name: str) -> list[Segment]:
-        return [s for s in self.all if s[0] == name]
+        return list(self._by_name.get(name, ()))
 
     def names(self) -> list[str]:
         return [s[0] for s in self.all]
 
     def get(self, segment: str, fld: int, rep: int = 1, comp: int = 1, sub: int = 1, *, index: int = 0) -> str:
-        segs = self.segments(segment)
-        return self.value(segs[index], fld, rep, comp, sub) if len(segs) > index else ""
+        segs = self._by_name.get(segment, ())
+        return value(segs[index], fld, rep, comp, sub, self._enc, self._sep) if len(segs) > index else ""
 
     def value(self, segment: Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
-        return value(segment, fld, rep, comp, sub, self.encoding_characters, self.msh[1])
+        return value(segment, fld, rep, comp, sub, self._enc, self._sep)
 
     def repetitions(self, segment: Segment, fld: int) -> int:
-        return len(segment[fld].split(self.encoding_characters[1])) if fld < len(segment) else 0
+        return segment[fld].count(self._enc[1]) + 1 if fld < len(segment) else 0
 
-    @property
+    @cached_property
     def control_id(self) -> str:
         return self.value(self.msh, 10)
 
-    @property
+    @cached_property
     def message_type(self) -> tuple[str, str, str]:
         return self.value(self.msh, 9, 1, 1), self.value(self.msh, 9, 1, 2), self.value(self.msh, 9, 1, 3)
 
-    @property
+    @cached_property
     def operation(self) -> str:
         code, event, _ = self.message_type
         return f"{code}^{event}" if event else code
@@ -125,7 +134,7 @@ def value(segment: Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1,
         text = parts[sub - 1]
     elif sub > 1:
         return ""
-    return unescape(text, enc, field_sep)
+    return unescape(text, enc, field_sep) if enc[2] in text else text
 
 
 def unescape(text: str, enc: str = "^~\\&", field_sep: str = "|") -> str:
@@ -205,7 +214,7 @@ def parse(payload: bytes) -> Inbound:
     sep = text[3]
     segments: list[Segment] = []
     for i, line in enumerate(text.split("\r")):
-        if not line.strip():
+        if not line or line.isspace():   # as `not line.strip()`, without copying a segment of 300 KB
             continue
         fields = line.split(sep)
         name = fields[0]
