@@ -380,7 +380,8 @@ MAILBOX = Map(name="Mailbox", fields={
                             "what a correspondent does with a mail", default="integrate"),
         "mdn": Field(Bool(), "answer an MDN even when the mail does not ask"),
         "error": Field(Str(pattern=r"[^^]+\^.+", doc="code^label"), "the error of a failed integration (MDN "
-                       "processed/Error: code^label)"),
+                       "processed/Error: code^label); with `bounce`, the DSN's SMTP reply (`552^5.2.2 mailbox "
+                       "full`; default `550^5.1.1 mailbox unavailable`), which the PFI's ZAM^Z02 carries"),
         "read_after": Field(Str(check=_check_duration, doc="a duration: `30s`, `2m`"),
                             "answer the MDN only this long after the delivery, on the virtual clock"),
     }), "how a correspondent answers (PUT /_bench/mss/mailboxes/{address}/behaviour changes it live)"),

@@ -14,6 +14,7 @@ turn into ZAM^Z02 / Z03.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 PATIENT_DOMAIN = "patient.mssante.fr"
 OUTSIDE_MAILBOX = "outside@mockbench.invalid"
 BEHAVIOURS = ("integrate", "fail_integration", "bounce", "ignore")
+DEFAULT_BOUNCE = "550^5.1.1 mailbox unavailable"   # a bounce's DSN unless the behaviour's error says otherwise
 PENDING = "mss:pending"   # store meta: MDNs waiting for their correspondent's read_after delay
 
 
@@ -81,6 +83,9 @@ class Mss:
         error = behaviour.get("error")
         if error is not None and "^" not in str(error):
             raise errors.InvalidRequest("error is written code^label, as in the MDN's processed/Error")
+        if error is not None and on_receive == "bounce" and not re.fullmatch(r"5\d\d", str(error).split("^")[0]):
+            raise errors.InvalidRequest("a bounce's error is the DSN's SMTP reply: a 5xx code^text, e.g. "
+                                        "552^5.2.2 mailbox full")
         read_after = behaviour.get("read_after")
         if read_after is not None:
             try:
@@ -133,8 +138,13 @@ class Mss:
         if on_receive == "ignore" or not message.sender:
             return
         if on_receive == "bounce":  # the operator's DSN: at once, whatever read_after says
-            report = dsn(original=original, recipient=box.address, to=message.sender)
-            self._send_report(tx, "postmaster@mockbench.invalid", message.sender, report, events.MAIL_DSN, message)
+            error = behaviour.get("error") or DEFAULT_BOUNCE
+            code, _, text = error.partition("^")
+            enhanced = re.match(r"[245]\.\d{1,3}\.\d{1,3}\b", text)
+            report = dsn(original=original, recipient=box.address, to=message.sender,
+                         status=enhanced.group(0) if enhanced else f"{code[0]}.0.0", diagnostic=f"{code} {text}")
+            self._send_report(tx, "postmaster@mockbench.invalid", message.sender, report, events.MAIL_DSN, message,
+                              error=error)
             return
         delay = parse_duration(behaviour["read_after"]) if behaviour.get("read_after") else 0.0
         if not now and delay > 0 and (wants_mdn or on_receive == "fail_integration"):

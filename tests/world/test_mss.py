@@ -119,4 +119,22 @@ def test_answers_are_journaled(mss):
         mss.world.mss.deliver(tx, "dpi@chu.mssante.fr", ["dr.roux@clinique.mssante.fr"], mail())
     with mss.tx() as tx:
         entries = [(e["operation"], e["direction"], e["code"], e["ref"]) for e in mss.world.journal.query(tx, channel="mss")]
-    assert entries[0] == ("MDN", "out", "E7", sent.message_id) and entries[1][:3] == ("DSN", "out", None)
+    assert entries[0] == ("MDN", "out", "E7", sent.message_id) and entries[1][:3] == ("DSN", "out", "550")
+
+
+def test_a_bounce_answers_the_configured_smtp_reply_in_its_dsn(mss):
+    seen = []
+    mss.world.events.subscribe(events.MAIL_DSN, seen.append)
+    with mss.tx() as tx:
+        mss.world.mss.set_behaviour(tx, "dr.roux@clinique.mssante.fr", {"on_receive": "bounce",
+                                                                        "error": "552^5.2.2 mailbox full"})
+        mss.world.mss.deliver(tx, "dpi@chu.mssante.fr", ["dr.roux@clinique.mssante.fr"], mail(mdn=False))
+    with mss.tx() as tx:
+        (report,) = mss.world.mss.messages(tx, "dpi@chu.mssante.fr")
+        raw = mss.world.mss.raw(tx, report.id)
+        (entry,) = mss.world.journal.query(tx, channel="mss", operation="DSN")
+    assert b"Status: 5.2.2" in raw and b"Diagnostic-Code: smtp; 552 5.2.2 mailbox full" in raw
+    assert entry["code"] == "552" and seen[0].data["error"] == "552^5.2.2 mailbox full"
+    with mss.tx() as tx, pytest.raises(errors.InvalidRequest, match="a 5xx code"):
+        mss.world.mss.set_behaviour(tx, "dr.roux@clinique.mssante.fr", {"on_receive": "bounce",
+                                                                        "error": "E12^Document illisible"})

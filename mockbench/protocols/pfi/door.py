@@ -403,9 +403,11 @@ class PfiDoor:
                     address = self.world.mss.message(tx, data.get("original") or "").mailbox
                 except errors.WorldError:
                     address = ""
+                code, _, text = str(data.get("error") or "").partition("^")
+                application = f"{_hl7(code)}^{_hl7(text)}^SMTPERRORCODE" if code and text else SMTP_550
                 self._queue_zam(tx, original, "Z02", info, success=False, address=address, error=wire.ErrorItem(
-                    wire.E_APPLICATION, f"the delivery to {address or 'a recipient'} failed (DSN)",
-                    application=SMTP_550))
+                    wire.E_APPLICATION, f"the delivery to {address or 'a recipient'} failed (DSN"
+                    + (f": {code} {text})" if code and text else ")"), application=application))
                 return
             error = data.get("error")
             if not error and not info.get("ack_lecture"):

@@ -126,6 +126,7 @@ def test_without_a_personal_address_the_structure_mailbox_sends_else_a_finding(p
 @pytest.mark.parametrize("behaviour,flags,expected", [
     ("fail_integration", {"ACK_LECTURE_MSS": "Y"}, ("ZAM^Z03", "N", "I01", "LECTEUR_MSS")),
     ("bounce", {}, ("ZAM^Z02", "N", "550", "DESTINATAIRE_MSS")),
+    ("bounce:552^5.2.2 mailbox full", {}, ("ZAM^Z02", "N", "552", "DESTINATAIRE_MSS")),  # the DSN's own reply
     ("integrate", {"ACK_LECTURE_MSS": "Y"}, ("ZAM^Z03", "Y", "", "LECTEUR_MSS")),
     ("integrate", {"ACK_RECEPTION": "Y"}, ("ZAM^Z02", "Y", "", "DESTINATAIRE_MSS")),
     ("unknown", {}, ("ZAM^Z02", "N", "550", "DESTINATAIRE_MSS")),
@@ -135,8 +136,9 @@ def test_dsn_and_mdn_become_zam_z02_and_z03(people, behaviour, flags, expected):
     to = "nobody@chu.mssante.fr" if behaviour == "unknown" else dr_b["mssante"]
     if behaviour != "unknown":
         w = world(bench)
+        on_receive, _, error = behaviour.partition(":")
         with w.transaction() as tx:
-            w.mss.set_behaviour(tx, to, {"on_receive": behaviour})
+            w.mss.set_behaviour(tx, to, {"on_receive": on_receive, **({"error": error} if error else {})})
     dpi = FakeDpi()
     door = PfiDoor(bench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
     port = door.start()["mllp"]
