@@ -212,3 +212,26 @@ def test_keys_survive_reset_and_reopening(world, make_world):
         assert world.tokens.decode(tx, token) == {"sub": "x"}
         assert tx.count("tokens") == 0
     assert _jwks(make_world()) == _issue_free  # same file, new World
+
+
+def test_long_expired_rows_are_purged_as_tokens_are_issued(cast, refused):
+    from mockbench.world.tokens import PURGE_EVERY, PURGE_GRACE
+
+    def rows():
+        with cast.world.transaction() as tx:
+            return tx.conn.execute("SELECT COUNT(*) FROM tokens WHERE ns = ?", (tx.ns,)).fetchone()[0]
+
+    old = [_issue(cast.world, ttl=60) for _ in range(10)]
+    before = rows()
+    _advance(cast.world, 60 + PURGE_GRACE / 2)
+    with refused("TOKEN_EXPIRED"):                                 # within the grace: still said expired
+        _verify(cast.world, old[0])
+    for _ in range(PURGE_EVERY):
+        _issue(cast.world, ttl=60)
+    assert rows() == before + PURGE_EVERY                         # nothing old enough to purge yet
+    _advance(cast.world, 2 * PURGE_GRACE)
+    fresh = [_issue(cast.world, ttl=3600) for _ in range(PURGE_EVERY)]
+    assert rows() == PURGE_EVERY                                  # the 266 expired a day ago are gone
+    assert _verify(cast.world, fresh[-1])["client_id"] == "dpi"
+    with refused("TOKEN_INVALID"):
+        _verify(cast.world, old[0])
