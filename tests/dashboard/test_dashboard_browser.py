@@ -347,6 +347,20 @@ def test_advance_the_clock_and_use_the_help(mockbench, browser, screenshot):
     wait(browser, lambda d: d.find_element(By.ID, "patients").text == "Aucun patient.", message="no patient")
 
 
+def test_a_view_can_be_bookmarked_by_its_fragment(mockbench, browser):
+    mockbench.client.load("hidden-documents")
+    browser.get(mockbench.url + "/#monde")               # what a workshop host projects
+    wait(browser, present("#live.on"), message="the live timeline connects")
+    wait(browser, lambda d: view_shown(d, "world"), message="the world view opens from the URL")
+    keys(browser, "3")
+    wait(browser, lambda d: d.current_url.endswith("#scenario"), message="the URL follows the view")
+    browser.execute_script("location.hash = '#chronologie'")
+    wait(browser, lambda d: view_shown(d, "timeline"), message="a changed fragment switches the view")
+    browser.get(mockbench.url + "/#nope")
+    wait(browser, present("#live.on"))
+    assert view_shown(browser, "timeline")               # an unknown fragment falls back to the timeline
+
+
 def test_the_page_recovers_when_the_timeline_refused_it(mockbench_factory, browser):
     running = mockbench_factory()
     hub = running.bench.app.extensions["mockbench.events"]

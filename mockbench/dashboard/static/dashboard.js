@@ -106,8 +106,17 @@ function patientLabel(id) {
 }
 
 // Views ------------------------------------------------------------------------------------------
+// The URL's fragment names the view, so that a workshop host can bookmark or project one (/#monde).
+const FRAGMENTS = { timeline: "chronologie", world: "monde", scenario: "scenario" };
+
+function viewOfFragment() {
+  const wanted = decodeURIComponent(location.hash.replace(/^#/, "")).toLowerCase();
+  return Object.keys(FRAGMENTS).find((view) => FRAGMENTS[view] === wanted) || null;
+}
+
 function show(view) {
   state.view = view;
+  if (viewOfFragment() !== view) history.replaceState(null, "", "#" + FRAGMENTS[view]);
   for (const tab of document.querySelectorAll(".tabs [role=tab]")) {
     const selected = tab.dataset.view === view;
     tab.setAttribute("aria-selected", String(selected));
@@ -533,6 +542,8 @@ function start() {
   $("clock-form").addEventListener("submit", (event) => { event.preventDefault(); advance($("clock-input").value.trim()); });
   for (const button of document.querySelectorAll(".advance")) button.addEventListener("click", () => advance(button.dataset.advance));
   document.addEventListener("keydown", onKey);
+  window.addEventListener("hashchange", () => { const view = viewOfFragment(); if (view && view !== state.view) show(view); });
+  if (viewOfFragment()) show(viewOfFragment());
   $("timeline-empty").hidden = false;
   loadScenarios().then(refreshScenario);
   refreshClock();
