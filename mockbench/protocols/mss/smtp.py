@@ -38,6 +38,7 @@ from ...world.mss import is_mssante
 from ...world.store import Tx
 from ..loop import LoopThread
 from . import errors as status
+from .data import NOMINAL, TOO_LONG, DataReader
 from .errors import Refusal, status_for
 
 if TYPE_CHECKING:
@@ -313,6 +314,61 @@ class MssSmtp(SMTP):
         if self.envelope is not None and self.envelope.mail_from:
             return self.envelope.mail_from
         return "{}:{}".format(*self.session.peer[:2]) if self.session and self.session.peer else ""
+
+    # DATA -----------------------------------------------------------------------------------------------
+    DATA_BLOCK = 256 * 1024   # the most one read takes from the stream (asyncio's transports read 256 KiB)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's `smtp_DATA` with the body read in blocks (data.py): the same checks and replies, in the
+        same order. The bytes read past the terminator (pipelined commands) go back to the stream's buffer,
+        where the command loop reads them; without that buffer (another asyncio), aiosmtpd's own loop."""
+        if self._decode_data or not isinstance(getattr(self._reader, "_buffer", None), bytearray):
+            await super().smtp_DATA(arg)
+            return
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        reader = DataReader(self.data_size_limit, self.line_length_limit)
+        while self.transport is not None:
+            try:
+                chunk = await self._reader.read(self.DATA_BLOCK)
+            except asyncio.CancelledError:   # eof_received cancels the handler: the client left mid-DATA
+                log.info("Connection lost during DATA")
+                self._writer.close()
+                raise
+            if not chunk:                    # end of stream without the cancellation: nothing is stored
+                log.info("Connection lost during DATA")
+                self._writer.close()
+                return
+            rest = reader.feed(chunk)
+            if rest is not None:
+                if rest:
+                    self._reader._buffer[:0] = rest
+                break
+        if not reader.done:
+            return
+        if reader.state != NOMINAL:
+            if reader.state == TOO_LONG:
+                await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+            else:
+                await self.push("552 Error: Too much mail data")
+            self._set_post_data_state()
+            return
+        content = reader.content()
+        self.envelope.content = content
+        self.envelope.original_content = content
+        status_line = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status_line is MISSING else status_line)
 
     # Authentication -------------------------------------------------------------------------------------
     async def check_auth_needed(self, caller_method: str) -> bool:
