@@ -4,11 +4,14 @@ DSN (RFC 3464) reports a recipient sends back. No wire and no rules: the world d
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from email import policy
+from email.feedparser import headerRE
 from email.header import Header
-from email.parser import BytesHeaderParser
-from email.utils import formatdate, getaddresses
+from email.message import Message
+from email.parser import BytesHeaderParser, BytesParser
+from email.utils import collapse_rfc2231_value, formatdate, getaddresses
 
 SUMMARY_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID", "Disposition-Notification-To",
                    "Return-Receipt-To", "X-MSS-CODECDA", "X-MSS-INS", "X-MSS-MES", "Content-Type")
@@ -25,6 +28,93 @@ def header_summary(raw: bytes) -> dict[str, str]:
         if value is not None:
             out[name] = str(value)
     return out
+
+
+def _name(part: Message) -> str:
+    name = part.get_filename() or part.get_param("name") or ""
+    if isinstance(name, tuple):  # RFC 2231 continuation
+        name = collapse_rfc2231_value(name)
+    return str(name)
+
+
+def find_attachment(raw: bytes, filename: str) -> tuple[Message, bytes | None]:
+    """The message (compat32) and the decoded payload of its first part, in `walk()` order, named `filename`
+    (case-insensitive, Content-Disposition filename or Content-Type name), None when there is none.
+
+    The email package's feed parser reads the whole message line by line (most of the time a mail with a
+    100 KB attachment takes here). A mail with CRLF line ends and one level of parts is split on its boundary
+    instead, each part's header block parsed alone, the payload decoded by the same `get_payload(decode=True)`:
+    the same answer (a test compares the two). Anything else goes through the feed parser, whose errors are
+    the caller's. The message returned by the split carries the top-level headers only."""
+    wanted = filename.upper()
+    found = _split_attachment(raw, wanted)
+    if found is not None:
+        return found
+    message = BytesParser(policy=policy.compat32).parsebytes(raw)
+    for part in message.walk():
+        if _name(part).upper() == wanted:
+            return message, part.get_payload(decode=True) or b""
+    return message, None
+
+
+def _clean_header_block(block: bytes) -> bool:
+    """Whether the feed parser would read every line of `block` (CRLF-ended lines) as a header line."""
+    for line in block.split(b"\r\n")[:-1]:
+        if line.startswith(b"From ") or not headerRE.match(line.decode("ascii", "surrogateescape")):
+            return False
+    return True
+
+
+def _split_attachment(raw: bytes, wanted: str) -> tuple[Message, bytes | None] | None:
+    """`find_attachment` by splitting on the boundary; None when the message is not of the simple shape."""
+    crlf = raw.count(b"\r\n")
+    if raw.count(b"\r") != crlf or raw.count(b"\n") != crlf:
+        return None                                    # bare CR or LF: the feed parser's line ends differ
+    end = raw.find(b"\r\n\r\n")
+    if end < 0 or raw.startswith(b"\r\n") or not _clean_header_block(raw[:end + 2]):
+        return None
+    parser = BytesHeaderParser(policy=policy.compat32)
+    top = parser.parsebytes(raw[:end + 4])
+    maintype = top.get_content_maintype()
+    if maintype == "message" or _name(top).upper() == wanted:
+        return None
+    if maintype != "multipart":
+        return top, None                               # walk() visits the message alone
+    boundary = top.get_boundary()
+    if boundary is None:
+        return None
+    body = raw[end + 4:]
+    delimiter = re.compile(rb"^--" + re.escape(boundary.encode("ascii", "surrogateescape")) +
+                           rb"(--)?[ \t]*(?:\r\n|\Z)", re.MULTILINE)
+    previous = None
+    for match in delimiter.finditer(body):
+        if previous is None:
+            if match.group(1):
+                return None                            # a close delimiter first: no parts
+            previous = match
+            continue
+        part = body[previous.end():match.start()]
+        if not part:
+            return None                                # repeated delimiters: the feed parser merges them
+        if part.startswith(b"\r\n"):
+            head, payload = b"", part[2:]
+        else:
+            cut = part.find(b"\r\n\r\n")
+            if cut < 0 or not _clean_header_block(part[:cut + 2]):
+                return None
+            head, payload = part[:cut + 4], part[cut + 4:]
+        headers = parser.parsebytes(head)
+        if headers.get_content_maintype() in ("multipart", "message"):
+            return None                                # nested: walk() would go into it
+        if _name(headers).upper() == wanted:
+            if payload.endswith(b"\r\n"):            # RFC 2046: the CRLF before a delimiter is the delimiter's
+                payload = payload[:-2]
+            headers.set_payload(payload.decode("ascii", "surrogateescape"))
+            return top, headers.get_payload(decode=True) or b""
+        if match.group(1):
+            return top, None                           # the close delimiter: the rest is the epilogue
+        previous = match
+    return None                                        # no close delimiter
 
 
 def addresses(value: str) -> list[str]:

@@ -130,24 +130,17 @@ def xdm_check(raw: bytes) -> tuple[list[dict], str | None, str | None]:
     """Findings about the mail's IHE_XDM.ZIP (formats/xdm.py), the first document's unique id and its
     patient's INS (for the journal). A problem is a finding, never a refusal: the operator carries the mail,
     the recipient judges it."""
+    from ...formats.mime import find_attachment
     from ...formats.xdm import XdmError, read_package, subject_is_xdm
 
     try:
-        message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
+        message, package = find_attachment(raw, XDM_ATTACHMENT)
     except Exception as exc:  # the email package is lenient; anything left is a finding
         return [finding("MIME", f"the message cannot be parsed as MIME: {exc}", "error")], None, None
     try:  # compat32 leaves RFC 2047 encoded words as they are; an ANS subject is usually one
         subject = str(email.header.make_header(email.header.decode_header(str(message.get("Subject", "")))))
     except (ValueError, LookupError):
         subject = str(message.get("Subject", ""))
-    package = None
-    for part in message.walk():
-        name = part.get_filename() or part.get_param("name") or ""
-        if isinstance(name, tuple):  # RFC 2231 continuation
-            name = email.utils.collapse_rfc2231_value(name)
-        if str(name).upper() == XDM_ATTACHMENT:
-            package = part.get_payload(decode=True) or b""
-            break
     if package is None:
         if subject_is_xdm(subject):
             return [finding("MSS/XDM", f"the subject announces XDM/1.0/DDM but no {XDM_ATTACHMENT} is attached",
