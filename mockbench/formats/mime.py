@@ -12,16 +12,27 @@ from email.header import Header
 from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import collapse_rfc2231_value, formatdate, getaddresses
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SUMMARY_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID", "Disposition-Notification-To",
                    "Return-Receipt-To", "X-MSS-CODECDA", "X-MSS-INS", "X-MSS-MES", "Content-Type")
 
 
+def header_end(raw: bytes) -> int | None:
+    """Where the first empty line (CRLF CRLF, or LF LF) starts, None when there is none."""
+    crlf = raw.find(b"\r\n\r\n")
+    lf = raw.find(b"\n\n", 0, len(raw) if crlf < 0 else crlf)   # one before the CRLF pair, if any
+    return lf if lf >= 0 else crlf if crlf >= 0 else None
+
+
 def header_summary(raw: bytes) -> dict[str, str]:
     """The headers the bench shows and reasons on, decoded; absent ones left out."""
-    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    end = header_end(raw)
     # The header block only: the parser would otherwise read the whole body line by line to skip it.
-    headers = BytesHeaderParser(policy=policy.default).parsebytes(raw[:min(ends) + 2] if ends else raw)
+    headers = BytesHeaderParser(policy=policy.default).parsebytes(raw if end is None else raw[:end + 2])
     out = {}
     for name in SUMMARY_HEADERS:
         value = headers.get(name)
@@ -65,6 +76,19 @@ def _clean_header_block(block: bytes) -> bool:
     return True
 
 
+def _delimiters(body: bytes, boundary: bytes) -> Iterator[re.Match]:
+    """The delimiter lines of a CRLF-only body, as the feed parser matches them: `--boundary`, then `--` for
+    the close delimiter, spaces or tabs, the line end (RFC 2046 5.1.1)."""
+    line = re.compile(rb"--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r\n|\Z)")
+    needle = b"\r\n--" + boundary
+    start = 0 if body.startswith(needle[2:]) else body.find(needle) + 2   # 1: none
+    while start != 1:
+        match = line.match(body, start)
+        if match:
+            yield match
+        start = body.find(needle, start) + 2
+
+
 def _split_attachment(raw: bytes, wanted: str) -> tuple[Message, bytes | None] | None:
     """`find_attachment` by splitting on the boundary; None when the message is not of the simple shape."""
     crlf = raw.count(b"\r\n")
@@ -84,10 +108,8 @@ def _split_attachment(raw: bytes, wanted: str) -> tuple[Message, bytes | None] |
     if boundary is None:
         return None
     body = raw[end + 4:]
-    delimiter = re.compile(rb"^--" + re.escape(boundary.encode("ascii", "surrogateescape")) +
-                           rb"(--)?[ \t]*(?:\r\n|\Z)", re.MULTILINE)
     previous = None
-    for match in delimiter.finditer(body):
+    for match in _delimiters(body, boundary.encode("ascii", "surrogateescape")):
         if previous is None:
             if match.group(1):
                 return None                            # a close delimiter first: no parts

@@ -9,7 +9,7 @@ from email.utils import collapse_rfc2231_value
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockbench.formats.mime import _split_attachment, find_attachment, xdm_mail
+from mockbench.formats.mime import _split_attachment, find_attachment, header_end, xdm_mail
 
 NAME = "IHE_XDM.ZIP"
 
@@ -95,3 +95,9 @@ def test_a_real_mail_and_junk():
                  b"Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n"
                  b"Content-Type: text/plain; name=ihe_xdm.zip\r\n\r\nx\r\n--q\r\n"):
         _same(junk)
+
+
+@given(st.binary(max_size=12).map(lambda b: b.replace(b"a", b"\r").replace(b"b", b"\n")))
+def test_header_end_is_the_first_empty_line(raw):
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    assert header_end(raw) == (min(ends) if ends else None)

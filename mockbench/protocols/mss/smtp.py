@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, Session, TLSSetupException
 
+from ...formats.mime import header_end
 from ...world import errors
 from ...world.journal import finding
 from ...world.mss import is_mssante
@@ -177,9 +178,9 @@ class MdnShape:
 
 def read_mdn(raw: bytes) -> MdnShape | None:
     """The shape of a multipart/report; report-type=disposition-notification, None for any other message."""
-    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    end = header_end(raw)
     head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(  # the body only for MDNs
-        raw[:min(ends) + 4] if ends else raw)
+        raw if end is None else raw[:end + 4])
     if head.get_content_type() != "multipart/report" or \
             str(head.get_param("report-type", "")).lower() != "disposition-notification":
         return None
