@@ -4,6 +4,7 @@ DSN (RFC 3464) reports a recipient sends back. No wire and no rules: the world d
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import uuid
 from email import policy
@@ -33,12 +34,22 @@ def header_summary(raw: bytes) -> dict[str, str]:
     end = header_end(raw)
     # The header block only: the parser would otherwise read the whole body line by line to skip it.
     headers = BytesHeaderParser(policy=policy.default).parsebytes(raw if end is None else raw[:end + 2])
+    first: dict[str, tuple[str, str]] = {}
+    for name, value in headers.raw_items():     # what Message.get would pick: the first field of a name
+        first.setdefault(name.lower(), (name, value))
     out = {}
     for name in SUMMARY_HEADERS:
-        value = headers.get(name)
-        if value is not None:
-            out[name] = str(value)
+        found = first.get(name.lower())
+        if found is not None:
+            out[name] = _decoded(*found)
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _decoded(name: str, value: str) -> str:
+    """A field's text as `policy.default` decodes it (`Message.get`, then str): a function of the name and
+    the raw value, kept for the values that come back (a sender's From, the X-MSS fields)."""
+    return str(policy.default.header_fetch_parse(name, value))
 
 
 def _name(part: Message) -> str:

@@ -3,13 +3,20 @@
 import base64
 import email.policy
 import os
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.utils import collapse_rfc2231_value
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockbench.formats.mime import _split_attachment, find_attachment, header_end, xdm_mail
+from mockbench.formats.mime import (
+    SUMMARY_HEADERS,
+    _split_attachment,
+    find_attachment,
+    header_end,
+    header_summary,
+    xdm_mail,
+)
 
 NAME = "IHE_XDM.ZIP"
 
@@ -101,3 +108,18 @@ def test_a_real_mail_and_junk():
 def test_header_end_is_the_first_empty_line(raw):
     ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
     assert header_end(raw) == (min(ends) if ends else None)
+
+
+_FIELDS = st.sampled_from([b"From: Jeanne <j@chu.mssante.fr>", b"from: =?utf-8?q?J=C3=A9?= <j@x.fr>",
+                           b"To: a@b.fr,\r\n c@d.fr", b"Subject: =?utf-8?q?XDM/1=2E0/DDM?= x", b"Subject: second",
+                           b"Date: Thu, 26 Nov 2026 02:48:56 -0000", b"Date: not a date",
+                           b"Message-ID: <x@y>", b"Content-Type: multipart/mixed; boundary=\"q\"",
+                           b"X-MSS-INS: O", b"CC: \xc3\xa9 <e@f.fr>", b"Return-Receipt-To: <r@s>"])
+
+
+@given(st.lists(_FIELDS, max_size=10))
+def test_header_summary_as_message_get(fields):
+    raw = b"\r\n".join(fields) + b"\r\n\r\nbody\r\n"
+    headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+    expected = {name: str(headers.get(name)) for name in SUMMARY_HEADERS if headers.get(name) is not None}
+    assert header_summary(raw) == expected

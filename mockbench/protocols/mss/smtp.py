@@ -230,16 +230,24 @@ def mdn_findings(shape: MdnShape, original_errors: list[dict] | None) -> list[di
 
 
 def count_header_fields(raw: bytes, stop_after: int) -> int:
-    """Header fields before the first empty line (continuation lines do not count), up to `stop_after`+1."""
+    """Header fields before the first empty line (continuation lines do not count), up to `stop_after`+1.
+    Lines are LF-ended, trailing CRs ignored; at most stop_after*4 lines and the rest are looked at. The lines
+    are found one by one: splitting the whole message would cut its body too."""
     count = 0
-    for line in raw.split(b"\n", stop_after * 4):
-        line = line.rstrip(b"\r")
+    start = 0
+    pieces = stop_after * 4
+    for n in range(pieces + 1):
+        end = raw.find(b"\n", start) if n < pieces else -1
+        line = (raw[start:] if end < 0 else raw[start:end]).rstrip(b"\r")
         if not line:
             break
         if line[:1] not in (b" ", b"\t"):
             count += 1
             if count > stop_after:
                 break
+        if end < 0:
+            break
+        start = end + 1
     return count
 
 

@@ -9,11 +9,11 @@ import smtplib
 import socket
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mockbench.protocols.mss.data import NOMINAL, TOO_LONG, TOO_MUCH, DataReader
-from mockbench.protocols.mss.smtp import MssSmtp
+from mockbench.protocols.mss.smtp import MssSmtp, count_header_fields
 
 LINE_LIMIT = 40
 
@@ -163,3 +163,26 @@ world:
     assert raw.content == body.replace(b"\r\n.", b"\r\n")
     with smtplib.SMTP("127.0.0.1", mockbench.ports["smtp"], timeout=10) as smtp:   # still serving
         assert smtp.noop()[0] == 250
+
+
+def _count_header_fields_by_split(raw: bytes, stop_after: int) -> int:
+    """The former count_header_fields, which split the whole message."""
+    count = 0
+    for line in raw.split(b"\n", stop_after * 4):
+        line = line.rstrip(b"\r")
+        if not line:
+            break
+        if line[:1] not in (b" ", b"\t"):
+            count += 1
+            if count > stop_after:
+                break
+    return count
+
+
+@settings(max_examples=500, deadline=None)
+@example(b"A: 1\n c\n c\n c\nB:2", 1)
+@example(b"A: 1\n c\n\r\nB:2", 3)
+@given(st.lists(st.sampled_from([b"A: 1", b" cont", b"\tc", b"", b"\r", b"B:2\r", b"x"]), max_size=20)
+       .map(lambda lines: b"\n".join(lines)), st.integers(0, 4))
+def test_count_header_fields_as_the_split_did(raw, stop_after):
+    assert count_header_fields(raw, stop_after) == _count_header_fields_by_split(raw, stop_after)
