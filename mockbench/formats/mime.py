@@ -8,6 +8,7 @@ import functools
 import re
 import uuid
 from email import policy
+from email._encoded_words import decode_b
 from email.feedparser import headerRE
 from email.header import Header
 from email.message import Message
@@ -142,6 +143,9 @@ def _split_attachment(raw: bytes, wanted: str) -> tuple[Message, bytes | None] |
         if _name(headers).upper() == wanted:
             if payload.endswith(b"\r\n"):            # RFC 2046: the CRLF before a delimiter is the delimiter's
                 payload = payload[:-2]
+            if str(headers.get("content-transfer-encoding", "")).lower() == "base64":
+                # get_payload(decode=True)'s own base64 step, without its round trip through str
+                return top, decode_b(b"".join(payload.splitlines()))[0] or b""
             headers.set_payload(payload.decode("ascii", "surrogateescape"))
             return top, headers.get_payload(decode=True) or b""
         if match.group(1):

@@ -50,6 +50,8 @@ _PARTS = {
           b"\r\nab=3D=\r\ncd\r\n",
     "badb64": b"Content-Type: application/zip; name=IHE_XDM.ZIP\r\nContent-Transfer-Encoding: base64\r\n"
               b"\r\n!!!notbase64\r\n",
+    "b64bytes": b"Content-Type: application/zip; name=IHE_XDM.ZIP\r\nContent-Transfer-Encoding: BASE64\r\n"
+                b"\r\nQU\xe9JD\r\nRE=VG\r\nQQ\r\n",
     "empty": b"Content-Type: application/zip; name=IHE_XDM.ZIP\r\n\r\n",
     "nested": b'Content-Type: multipart/alternative; boundary="in"\r\n\r\n--in\r\n'
               b"Content-Type: application/zip; name=IHE_XDM.ZIP\r\n\r\ninner\r\n--in--\r\n",
