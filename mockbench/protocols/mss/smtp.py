@@ -1,7 +1,8 @@
 """The MSSanté SMTP door: submission from the software under test into the world's mailboxes.
 
-aiosmtpd's `SMTP` engine owns the wire (command order, dot-unstuffing, the limits below); `MssSmtp`, a
-thin subclass, adds what is session policy: the SASL mechanisms MSSanté uses (PLAIN/LOGIN with the bench
+aiosmtpd's `SMTP` engine owns the wire (command order, the limits below); `MssSmtp`, a thin subclass,
+reads DATA in blocks with aiosmtpd's own rules and replies (data.py: dot-unstuffing, line length, size), and
+adds what is session policy: the SASL mechanisms MSSanté uses (PLAIN/LOGIN with the bench
 password, XOAUTH2 and OAUTHBEARER with a bearer token from the world's token service, EXTERNAL with the TLS
 client certificate), the binding of MAIL FROM to the authenticated mailbox, the status table's wording,
 and `handle_exception`. `MssHandler` implements only `handle_RCPT` and `handle_DATA`; each is one call to
