@@ -4,27 +4,154 @@ DSN (RFC 3464) reports a recipient sends back. No wire and no rules: the world d
 from __future__ import annotations
 
 import base64
+import functools
+import re
 import uuid
 from email import policy
+from email._encoded_words import decode_b
+from email.feedparser import headerRE
 from email.header import Header
-from email.parser import BytesHeaderParser
-from email.utils import formatdate, getaddresses
+from email.message import Message
+from email.parser import BytesHeaderParser, BytesParser
+from email.utils import collapse_rfc2231_value, formatdate, getaddresses
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SUMMARY_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID", "Disposition-Notification-To",
                    "Return-Receipt-To", "X-MSS-CODECDA", "X-MSS-INS", "X-MSS-MES", "Content-Type")
 
 
+def header_end(raw: bytes) -> int | None:
+    """Where the first empty line (CRLF CRLF, or LF LF) starts, None when there is none."""
+    crlf = raw.find(b"\r\n\r\n")
+    lf = raw.find(b"\n\n", 0, len(raw) if crlf < 0 else crlf)   # one before the CRLF pair, if any
+    return lf if lf >= 0 else crlf if crlf >= 0 else None
+
+
 def header_summary(raw: bytes) -> dict[str, str]:
     """The headers the bench shows and reasons on, decoded; absent ones left out."""
-    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    end = header_end(raw)
     # The header block only: the parser would otherwise read the whole body line by line to skip it.
-    headers = BytesHeaderParser(policy=policy.default).parsebytes(raw[:min(ends) + 2] if ends else raw)
+    headers = BytesHeaderParser(policy=policy.default).parsebytes(raw if end is None else raw[:end + 2])
+    first: dict[str, tuple[str, str]] = {}
+    for name, value in headers.raw_items():     # what Message.get would pick: the first field of a name
+        first.setdefault(name.lower(), (name, value))
     out = {}
     for name in SUMMARY_HEADERS:
-        value = headers.get(name)
-        if value is not None:
-            out[name] = str(value)
+        found = first.get(name.lower())
+        if found is not None:
+            out[name] = _decoded(*found)
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _decoded(name: str, value: str) -> str:
+    """A field's text as `policy.default` decodes it (`Message.get`, then str): a function of the name and
+    the raw value, kept for the values that come back (a sender's From, the X-MSS fields)."""
+    return str(policy.default.header_fetch_parse(name, value))
+
+
+def _name(part: Message) -> str:
+    name = part.get_filename() or part.get_param("name") or ""
+    if isinstance(name, tuple):  # RFC 2231 continuation
+        name = collapse_rfc2231_value(name)
+    return str(name)
+
+
+def find_attachment(raw: bytes, filename: str) -> tuple[Message, bytes | None]:
+    """The message (compat32) and the decoded payload of its first part, in `walk()` order, named `filename`
+    (case-insensitive, Content-Disposition filename or Content-Type name), None when there is none.
+
+    The email package's feed parser reads the whole message line by line (most of the time a mail with a
+    100 KB attachment takes here). A mail with CRLF line ends and one level of parts is split on its boundary
+    instead, each part's header block parsed alone, the payload decoded by the same `get_payload(decode=True)`:
+    the same answer (a test compares the two). Anything else goes through the feed parser, whose errors are
+    the caller's. The message returned by the split carries the top-level headers only."""
+    wanted = filename.upper()
+    found = _split_attachment(raw, wanted)
+    if found is not None:
+        return found
+    message = BytesParser(policy=policy.compat32).parsebytes(raw)
+    for part in message.walk():
+        if _name(part).upper() == wanted:
+            return message, part.get_payload(decode=True) or b""
+    return message, None
+
+
+def _clean_header_block(block: bytes) -> bool:
+    """Whether the feed parser would read every line of `block` (CRLF-ended lines) as a header line."""
+    for line in block.split(b"\r\n")[:-1]:
+        if line.startswith(b"From ") or not headerRE.match(line.decode("ascii", "surrogateescape")):
+            return False
+    return True
+
+
+def _delimiters(body: bytes, boundary: bytes) -> Iterator[re.Match]:
+    """The delimiter lines of a CRLF-only body, as the feed parser matches them: `--boundary`, then `--` for
+    the close delimiter, spaces or tabs, the line end (RFC 2046 5.1.1)."""
+    line = re.compile(rb"--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r\n|\Z)")
+    needle = b"\r\n--" + boundary
+    start = 0 if body.startswith(needle[2:]) else body.find(needle) + 2   # 1: none
+    while start != 1:
+        match = line.match(body, start)
+        if match:
+            yield match
+        start = body.find(needle, start) + 2
+
+
+def _split_attachment(raw: bytes, wanted: str) -> tuple[Message, bytes | None] | None:
+    """`find_attachment` by splitting on the boundary; None when the message is not of the simple shape."""
+    crlf = raw.count(b"\r\n")
+    if raw.count(b"\r") != crlf or raw.count(b"\n") != crlf:
+        return None                                    # bare CR or LF: the feed parser's line ends differ
+    end = raw.find(b"\r\n\r\n")
+    if end < 0 or raw.startswith(b"\r\n") or not _clean_header_block(raw[:end + 2]):
+        return None
+    parser = BytesHeaderParser(policy=policy.compat32)
+    top = parser.parsebytes(raw[:end + 4])
+    maintype = top.get_content_maintype()
+    if maintype == "message" or _name(top).upper() == wanted:
+        return None
+    if maintype != "multipart":
+        return top, None                               # walk() visits the message alone
+    boundary = top.get_boundary()
+    if boundary is None:
+        return None
+    body = raw[end + 4:]
+    previous = None
+    for match in _delimiters(body, boundary.encode("ascii", "surrogateescape")):
+        if previous is None:
+            if match.group(1):
+                return None                            # a close delimiter first: no parts
+            previous = match
+            continue
+        part = body[previous.end():match.start()]
+        if not part:
+            return None                                # repeated delimiters: the feed parser merges them
+        if part.startswith(b"\r\n"):
+            head, payload = b"", part[2:]
+        else:
+            cut = part.find(b"\r\n\r\n")
+            if cut < 0 or not _clean_header_block(part[:cut + 2]):
+                return None
+            head, payload = part[:cut + 4], part[cut + 4:]
+        headers = parser.parsebytes(head)
+        if headers.get_content_maintype() in ("multipart", "message"):
+            return None                                # nested: walk() would go into it
+        if _name(headers).upper() == wanted:
+            if payload.endswith(b"\r\n"):            # RFC 2046: the CRLF before a delimiter is the delimiter's
+                payload = payload[:-2]
+            if str(headers.get("content-transfer-encoding", "")).lower() == "base64":
+                # get_payload(decode=True)'s own base64 step, without its round trip through str
+                return top, decode_b(b"".join(payload.splitlines()))[0] or b""
+            headers.set_payload(payload.decode("ascii", "surrogateescape"))
+            return top, headers.get_payload(decode=True) or b""
+        if match.group(1):
+            return top, None                           # the close delimiter: the rest is the epilogue
+        previous = match
+    return None                                        # no close delimiter
 
 
 def addresses(value: str) -> list[str]:

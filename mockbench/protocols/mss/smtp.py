@@ -1,7 +1,8 @@
 """The MSSanté SMTP door: submission from the software under test into the world's mailboxes.
 
-aiosmtpd's `SMTP` engine owns the wire (command order, dot-unstuffing, the limits below); `MssSmtp`, a
-thin subclass, adds what is session policy: the SASL mechanisms MSSanté uses (PLAIN/LOGIN with the bench
+aiosmtpd's `SMTP` engine owns the wire (command order, the limits below); `MssSmtp`, a thin subclass,
+reads DATA in blocks with aiosmtpd's own rules and replies (data.py: dot-unstuffing, line length, size), and
+adds what is session policy: the SASL mechanisms MSSanté uses (PLAIN/LOGIN with the bench
 password, XOAUTH2 and OAUTHBEARER with a bearer token from the world's token service, EXTERNAL with the TLS
 client certificate), the binding of MAIL FROM to the authenticated mailbox, the status table's wording,
 and `handle_exception`. `MssHandler` implements only `handle_RCPT` and `handle_DATA`; each is one call to
@@ -32,12 +33,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, Session, TLSSetupException
 
+from ...formats.mime import header_end
 from ...world import errors
 from ...world.journal import finding
 from ...world.mss import is_mssante
 from ...world.store import Tx
 from ..loop import LoopThread
 from . import errors as status
+from .data import NOMINAL, TOO_LONG, DataReader
 from .errors import Refusal, status_for
 
 if TYPE_CHECKING:
@@ -129,24 +132,17 @@ def xdm_check(raw: bytes) -> tuple[list[dict], str | None, str | None]:
     """Findings about the mail's IHE_XDM.ZIP (formats/xdm.py), the first document's unique id and its
     patient's INS (for the journal). A problem is a finding, never a refusal: the operator carries the mail,
     the recipient judges it."""
+    from ...formats.mime import find_attachment
     from ...formats.xdm import XdmError, read_package, subject_is_xdm
 
     try:
-        message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
+        message, package = find_attachment(raw, XDM_ATTACHMENT)
     except Exception as exc:  # the email package is lenient; anything left is a finding
         return [finding("MIME", f"the message cannot be parsed as MIME: {exc}", "error")], None, None
     try:  # compat32 leaves RFC 2047 encoded words as they are; an ANS subject is usually one
         subject = str(email.header.make_header(email.header.decode_header(str(message.get("Subject", "")))))
     except (ValueError, LookupError):
         subject = str(message.get("Subject", ""))
-    package = None
-    for part in message.walk():
-        name = part.get_filename() or part.get_param("name") or ""
-        if isinstance(name, tuple):  # RFC 2231 continuation
-            name = email.utils.collapse_rfc2231_value(name)
-        if str(name).upper() == XDM_ATTACHMENT:
-            package = part.get_payload(decode=True) or b""
-            break
     if package is None:
         if subject_is_xdm(subject):
             return [finding("MSS/XDM", f"the subject announces XDM/1.0/DDM but no {XDM_ATTACHMENT} is attached",
@@ -183,9 +179,9 @@ class MdnShape:
 
 def read_mdn(raw: bytes) -> MdnShape | None:
     """The shape of a multipart/report; report-type=disposition-notification, None for any other message."""
-    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    end = header_end(raw)
     head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(  # the body only for MDNs
-        raw[:min(ends) + 4] if ends else raw)
+        raw if end is None else raw[:end + 4])
     if head.get_content_type() != "multipart/report" or \
             str(head.get_param("report-type", "")).lower() != "disposition-notification":
         return None
@@ -235,16 +231,24 @@ def mdn_findings(shape: MdnShape, original_errors: list[dict] | None) -> list[di
 
 
 def count_header_fields(raw: bytes, stop_after: int) -> int:
-    """Header fields before the first empty line (continuation lines do not count), up to `stop_after`+1."""
+    """Header fields before the first empty line (continuation lines do not count), up to `stop_after`+1.
+    Lines are LF-ended, trailing CRs ignored; at most stop_after*4 lines and the rest are looked at. The lines
+    are found one by one: splitting the whole message would cut its body too."""
     count = 0
-    for line in raw.split(b"\n", stop_after * 4):
-        line = line.rstrip(b"\r")
+    start = 0
+    pieces = stop_after * 4
+    for n in range(pieces + 1):
+        end = raw.find(b"\n", start) if n < pieces else -1
+        line = (raw[start:] if end < 0 else raw[start:end]).rstrip(b"\r")
         if not line:
             break
         if line[:1] not in (b" ", b"\t"):
             count += 1
             if count > stop_after:
                 break
+        if end < 0:
+            break
+        start = end + 1
     return count
 
 
@@ -313,6 +317,61 @@ class MssSmtp(SMTP):
         if self.envelope is not None and self.envelope.mail_from:
             return self.envelope.mail_from
         return "{}:{}".format(*self.session.peer[:2]) if self.session and self.session.peer else ""
+
+    # DATA -----------------------------------------------------------------------------------------------
+    DATA_BLOCK = 256 * 1024   # the most one read takes from the stream (asyncio's transports read 256 KiB)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's `smtp_DATA` with the body read in blocks (data.py): the same checks and replies, in the
+        same order. The bytes read past the terminator (pipelined commands) go back to the stream's buffer,
+        where the command loop reads them; without that buffer (another asyncio), aiosmtpd's own loop."""
+        if self._decode_data or not isinstance(getattr(self._reader, "_buffer", None), bytearray):
+            await super().smtp_DATA(arg)
+            return
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        reader = DataReader(self.data_size_limit, self.line_length_limit)
+        while self.transport is not None:
+            try:
+                chunk = await self._reader.read(self.DATA_BLOCK)
+            except asyncio.CancelledError:   # eof_received cancels the handler: the client left mid-DATA
+                log.info("Connection lost during DATA")
+                self._writer.close()
+                raise
+            if not chunk:                    # end of stream without the cancellation: nothing is stored
+                log.info("Connection lost during DATA")
+                self._writer.close()
+                return
+            rest = reader.feed(chunk)
+            if rest is not None:
+                if rest:
+                    self._reader._buffer[:0] = rest
+                break
+        if not reader.done:
+            return
+        if reader.state != NOMINAL:
+            if reader.state == TOO_LONG:
+                await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+            else:
+                await self.push("552 Error: Too much mail data")
+            self._set_post_data_state()
+            return
+        content = reader.content()
+        self.envelope.content = content
+        self.envelope.original_content = content
+        status_line = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status_line is MISSING else status_line)
 
     # Authentication -------------------------------------------------------------------------------------
     async def check_auth_needed(self, caller_method: str) -> bool:
