@@ -1,5 +1,7 @@
-"""MIME helpers shared by the mail paths: a summary of a message's headers, and the MDN (RFC 8098) and
-DSN (RFC 3464) reports a recipient sends back. No wire and no rules: the world decides when to send them."""
+"""MIME helpers shared by the mail paths: a summary of a message's headers, the MDN (RFC 8098) and DSN
+(RFC 3464) reports a recipient sends back, and the reading of an MDN's shape (the SMTP door judges the MDNs
+a DPI submits; the world's advisor recognizes error MDNs). No wire and no rules: the world decides when to
+send them, the door and the advisor what a shape means."""
 
 from __future__ import annotations
 
@@ -7,12 +9,13 @@ import base64
 import functools
 import re
 import uuid
+from dataclasses import dataclass
 from email import policy
 from email._encoded_words import decode_b
 from email.feedparser import headerRE
 from email.header import Header
 from email.message import Message
-from email.parser import BytesHeaderParser, BytesParser
+from email.parser import BytesHeaderParser, BytesParser, Parser
 from email.utils import collapse_rfc2231_value, formatdate, getaddresses
 from typing import TYPE_CHECKING
 
@@ -226,3 +229,56 @@ def xdm_mail(*, sender: str, to: list[str], subject: str, package: bytes, text: 
              'Content-Type: application/zip; name="IHE_XDM.ZIP"', "Content-Transfer-Encoding: base64",
              'Content-Disposition: attachment; filename="IHE_XDM.ZIP"', "", *attachment, f"--{boundary}--", ""]
     return "\r\n".join(lines).encode("utf-8")
+
+
+# Reading disposition notifications -----------------------------------------------------------------
+
+# RFC 8098 3.2.6: action-mode/sending-mode; disposition-type[/modifier]; the ANS error form is
+# `processed/Error: code^label` (DOMAIN.md section 3); IHE's `displayed` and `deleted` are accepted too.
+_DISPOSITION = re.compile(r"\s*(manual-action|automatic-action)\s*/\s*(MDN-sent-manually|MDN-sent-automatically)\s*;"
+                          r"\s*(displayed|deleted|dispatched|processed)\s*(/\s*([A-Za-z-]+)\s*(:.*)?)?\s*",
+                          re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class MdnShape:
+    """What a disposition notification says, and how it departs from RFC 8098."""
+    problems: tuple[str, ...]       # how it departs from RFC 8098 (empty: well formed)
+    error: str | None               # the error modifier's text (`E12^Document illisible`), None for no error
+    original: str                   # Original-Message-ID, else In-Reply-To
+
+
+def read_mdn(raw: bytes) -> MdnShape | None:
+    """The shape of a multipart/report; report-type=disposition-notification, None for any other message."""
+    end = header_end(raw)
+    head = BytesHeaderParser(policy=policy.compat32).parsebytes(  # the body only for MDNs
+        raw if end is None else raw[:end + 4])
+    if head.get_content_type() != "multipart/report" or \
+            str(head.get_param("report-type", "")).lower() != "disposition-notification":
+        return None
+    message = BytesParser(policy=policy.compat32).parsebytes(raw)
+    problems = []
+    parts = message.get_payload() if message.is_multipart() else []
+    if not parts or parts[0].get_content_type() != "text/plain":
+        problems.append("the first part is not the human-readable text/plain (RFC 6522 3)")
+    notification = next((p for p in parts if p.get_content_type() == "message/disposition-notification"), None)
+    if notification is None:
+        return MdnShape((*problems, "no message/disposition-notification part (RFC 8098 3)"), None,
+                        str(message.get("In-Reply-To", "")).strip())
+    body = notification.get_payload()
+    text = "".join(b.as_string() for b in body) if isinstance(body, list) else str(body)
+    fields = Parser(policy=policy.compat32).parsestr(text.lstrip("\r\n"), headersonly=True)
+    if not fields.get("Final-Recipient"):
+        problems.append("the notification has no Final-Recipient field (RFC 8098 3.1)")
+    disposition = " ".join(str(fields.get("Disposition", "")).split())
+    error = None
+    match = _DISPOSITION.fullmatch(disposition)
+    if not disposition:
+        problems.append("the notification has no Disposition field (RFC 8098 3.1)")
+    elif match is None:
+        problems.append(f"Disposition {disposition!r} is not action-mode/sending-mode; type[/modifier] "
+                        "(RFC 8098 3.2.6)")
+    elif (match.group(5) or "").lower() == "error":
+        error = (match.group(6) or ":").lstrip(":").strip()
+    original = str(fields.get("Original-Message-ID") or message.get("In-Reply-To") or "").strip()
+    return MdnShape(tuple(problems), error, original)

@@ -34,6 +34,7 @@ import re
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
+from ..formats.mime import read_mdn
 from .clock import parse_time
 from .errors import DocumentMasked
 from .journal import finding
@@ -81,11 +82,6 @@ TRACED_ACTIONS: dict[str, tuple[str, ...]] = {
 UNDOCUMENTED_ACTIONS = ("consultation",)   # traces that name no document
 INVISIBLE = (INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX)
 
-# The Disposition field of an MDN's message/disposition-notification part (RFC 8098 3.2.6), at a line start
-# so that Disposition-Notification-To and Content-Disposition do not match; folded lines joined.
-_DISPOSITION = re.compile(r"^Disposition:[ \t]*((?:[^\r\n]*)(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE)
-_ERROR_MODIFIER = re.compile(r";\s*[a-z-]+\s*/\s*error\b", re.IGNORECASE)
-_ORIGINAL_ID = re.compile(r"^Original-Message-ID:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
 def _world_code(code: Any) -> str:
@@ -284,15 +280,14 @@ class Advisor:
             raw = self._raw(tx, entry["seq"])
             if "disposition-notification" not in raw.lower():
                 continue
-            match = _DISPOSITION.search(raw)
-            if match is None or not _ERROR_MODIFIER.search(" ".join(match.group(1).split())):
+            shape = read_mdn(raw.encode("utf-8"))   # the SMTP door's reading of the same MDN
+            if shape is None or shape.error is None:
                 continue
             sender = str(entry["actor"]).lower()
             owner = boxes[sender].owner
-            original = _ORIGINAL_ID.search(raw)
-            if original:
-                answered.add((owner, original.group(1)))
-            about = f" answering {original.group(1)}" if original else ""
+            if shape.original:
+                answered.add((owner, shape.original))
+            about = f" answering {shape.original}" if shape.original else ""
             if not errors_of.get(owner):
                 whose = owner or "its structure"
                 out.append({**finding(RULE_ERROR_COPY, f"{sender} sent an error MDN{about}, but {whose} has no "

@@ -25,7 +25,6 @@ import email.utils
 import hmac
 import json
 import logging
-import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, Session, TLSSetupException
 
-from ...formats.mime import header_end
+from ...formats.mime import MdnShape, read_mdn
 from ...world import errors
 from ...world.journal import finding
 from ...world.mss import is_mssante
@@ -161,57 +160,6 @@ def xdm_check(raw: bytes) -> tuple[list[dict], str | None, str | None]:
 
 
 # --- MDNs the software under test sends (MSS/UX.12) ----------------------------------------------------------
-
-# RFC 8098 3.2.6: action-mode/sending-mode; disposition-type[/modifier]; the ANS error form is
-# `processed/Error: code^label` (DOMAIN.md section 3); IHE's `displayed` and `deleted` are accepted too.
-_DISPOSITION = re.compile(r"\s*(manual-action|automatic-action)\s*/\s*(MDN-sent-manually|MDN-sent-automatically)\s*;"
-                          r"\s*(displayed|deleted|dispatched|processed)\s*(/\s*([A-Za-z-]+)\s*(:.*)?)?\s*",
-                          re.IGNORECASE | re.DOTALL)
-
-
-@dataclass(frozen=True)
-class MdnShape:
-    """What the door read from a submitted disposition notification."""
-    problems: tuple[str, ...]       # how it departs from RFC 8098 (empty: well formed)
-    error: str | None               # the error modifier's text (`E12^Document illisible`), None for no error
-    original: str                   # Original-Message-ID, else In-Reply-To
-
-
-def read_mdn(raw: bytes) -> MdnShape | None:
-    """The shape of a multipart/report; report-type=disposition-notification, None for any other message."""
-    end = header_end(raw)
-    head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(  # the body only for MDNs
-        raw if end is None else raw[:end + 4])
-    if head.get_content_type() != "multipart/report" or \
-            str(head.get_param("report-type", "")).lower() != "disposition-notification":
-        return None
-    message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
-    problems = []
-    parts = message.get_payload() if message.is_multipart() else []
-    if not parts or parts[0].get_content_type() != "text/plain":
-        problems.append("the first part is not the human-readable text/plain (RFC 6522 3)")
-    notification = next((p for p in parts if p.get_content_type() == "message/disposition-notification"), None)
-    if notification is None:
-        return MdnShape((*problems, "no message/disposition-notification part (RFC 8098 3)"), None,
-                        str(message.get("In-Reply-To", "")).strip())
-    body = notification.get_payload()
-    text = "".join(b.as_string() for b in body) if isinstance(body, list) else str(body)
-    fields = email.parser.Parser(policy=email.policy.compat32).parsestr(text.lstrip("\r\n"), headersonly=True)
-    if not fields.get("Final-Recipient"):
-        problems.append("the notification has no Final-Recipient field (RFC 8098 3.1)")
-    disposition = " ".join(str(fields.get("Disposition", "")).split())
-    error = None
-    match = _DISPOSITION.fullmatch(disposition)
-    if not disposition:
-        problems.append("the notification has no Disposition field (RFC 8098 3.1)")
-    elif match is None:
-        problems.append(f"Disposition {disposition!r} is not action-mode/sending-mode; type[/modifier] "
-                        "(RFC 8098 3.2.6)")
-    elif (match.group(5) or "").lower() == "error":
-        error = (match.group(6) or ":").lstrip(":").strip()
-    original = str(fields.get("Original-Message-ID") or message.get("In-Reply-To") or "").strip()
-    return MdnShape(tuple(problems), error, original)
-
 
 def mdn_findings(shape: MdnShape, original_errors: list[dict] | None) -> list[dict]:
     """MSS/UX.12 findings on an MDN the software under test submits: not RFC 8098-shaped; answering a message

@@ -134,7 +134,7 @@ def test_mss_ux_12_a_success_mdn_for_a_broken_package_is_a_finding(mockbench):
     ("", "no Disposition field"),
 ])
 def test_the_door_reads_the_disposition(disposition, problem):
-    from mockbench.protocols.mss.smtp import read_mdn
+    from mockbench.formats.mime import read_mdn
 
     report = mdn(original={"Subject": "s", "Message-ID": "<o@t>"}, reporter=DPI, to=BIOLO)
     line = b"Disposition: automatic-action/MDN-sent-automatically; processed"
