@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _up_parser(sub)
 
-    sc = sub.add_parser("scenario", help="list, show or validate scenarios").add_subparsers(
+    sc = sub.add_parser("scenario", help="list, show, validate or run scenarios").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     sc.add_parser("list", help="the scenario catalogue, grouped by requirement family")
     show = sc.add_parser("show", help="what a scenario seeds, scripts and checks")
