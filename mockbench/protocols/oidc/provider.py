@@ -350,27 +350,27 @@ class Provider:
             tx.scratch["oidc"] = {"actor": req.params.get("client_id", ""), "code": None}
             # Refusals keep what the handler wrote (a reused code revokes its tokens, a CIBA poll counts);
             # an unexpected failure undoes it.
-            tx.conn.execute("SAVEPOINT oidc")
+            # (tx.savepoint, not a SAVEPOINT of our own: the transaction's memo of meta values is undone with it)
             try:
-                status, body, headers = self.handlers[endpoint](tx, req)
-                verdict = "accepted"
-            except _Refusal as refusal:
-                exc = refusal.error
-                status, body, headers = _redirect(_with_query(refusal.redirect_uri, {
-                    "error": exc.error, "error_description": exc.description or None, "state": refusal.state,
-                    "iss": self.issuer}))
-                verdict, tx.scratch["oidc"]["code"] = "refused", exc.error
-            except (OAuthError, errors.WorldError) as exc:
-                err = exc if isinstance(exc, OAuthError) else from_world(exc)
-                status, body, headers = self._error(err, req)
-                verdict = "error" if err.status >= 500 else "refused"
-                tx.scratch["oidc"]["code"] = err.error
+                with tx.savepoint():
+                    try:
+                        status, body, headers = self.handlers[endpoint](tx, req)
+                        verdict = "accepted"
+                    except _Refusal as refusal:
+                        exc = refusal.error
+                        status, body, headers = _redirect(_with_query(refusal.redirect_uri, {
+                            "error": exc.error, "error_description": exc.description or None,
+                            "state": refusal.state, "iss": self.issuer}))
+                        verdict, tx.scratch["oidc"]["code"] = "refused", exc.error
+                    except (OAuthError, errors.WorldError) as exc:
+                        err = exc if isinstance(exc, OAuthError) else from_world(exc)
+                        status, body, headers = self._error(err, req)
+                        verdict = "error" if err.status >= 500 else "refused"
+                        tx.scratch["oidc"]["code"] = err.error
             except Exception:  # the one place where an unexpected failure becomes server_error
-                tx.conn.execute("ROLLBACK TO oidc")
                 log.exception("OIDC %s %s failed", self.profile.name, endpoint)
                 status, body, headers = self._error(ServerError("the bench failed; see its log"), req)
                 verdict, tx.scratch["oidc"]["code"] = "error", "server_error"
-            tx.conn.execute("RELEASE oidc")
             info = tx.scratch.pop("oidc")
             if journal_op is not None:
                 self.world.journal.append(
