@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_process import pct, start_bench, stop_bench, write_json  # noqa: E402
+from benchmarks.bench_process import pct, run_workers, start_bench, stop_bench, write_json  # noqa: E402
 
 SPECIALTIES = ("SM26", "SM04", "SM40", "SM44", "SM53", "SM54", "SM02", "SM30")
 KEY = {"ESANTE-API-KEY": "mockbench"}
@@ -86,13 +86,8 @@ def load(port: int, total: int, connections: int) -> tuple[float, list[float], i
         with lock:
             latencies.extend(mine)
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return per * connections / (time.perf_counter() - t0), sorted(latencies), max(sizes), max(totals)
+    elapsed = run_workers(worker, connections)
+    return per * connections / elapsed, sorted(latencies), max(sizes), max(totals)
 
 
 

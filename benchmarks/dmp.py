@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_process import pct, start_bench, stop_bench, write_json  # noqa: E402
+from benchmarks.bench_process import pct, run_workers, start_bench, stop_bench, write_json  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests" / "protocols" / "dmp"))
 
@@ -96,13 +96,8 @@ def load(port: int, path: str, make_body, total: int, connections: int) -> tuple
         with lock:
             latencies.extend(mine)
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return per * connections / (time.perf_counter() - t0), sorted(latencies), max(sizes)
+    elapsed = run_workers(worker, connections)
+    return per * connections / elapsed, sorted(latencies), max(sizes)
 
 
 

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_process import pct, start_bench, stop_bench, write_json  # noqa: E402
+from benchmarks.bench_process import pct, run_workers, start_bench, stop_bench, write_json  # noqa: E402
 
 WORLD = """\
 id: bench-oidc
@@ -85,7 +85,7 @@ def load(port: int, issuer: str, total: int, connections: int) -> tuple[float, l
     lock = threading.Lock()
     per = total // connections
 
-    def worker() -> None:
+    def worker(_: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         mine = []
         for _ in range(per):
@@ -96,13 +96,8 @@ def load(port: int, issuer: str, total: int, connections: int) -> tuple[float, l
         with lock:
             latencies.extend(mine)
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return per * connections / (time.perf_counter() - t0), sorted(latencies)
+    elapsed = run_workers(worker, connections)
+    return per * connections / elapsed, sorted(latencies)
 
 
 
