@@ -113,27 +113,14 @@ def value(segment: Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1,
     if segment[0] == "MSH" and fld in (1, 2):
         return text
     comp_sep, rep_sep, _, sub_sep = enc
-    if rep_sep in text:
-        parts = text.split(rep_sep)
-        if rep > len(parts):
+    for sep, index in ((rep_sep, rep), (comp_sep, comp), (sub_sep, sub)):   # repetition, component, subcomponent
+        if sep in text:
+            parts = text.split(sep)
+            if index > len(parts):
+                return ""
+            text = parts[index - 1]
+        elif index > 1:
             return ""
-        text = parts[rep - 1]
-    elif rep > 1:
-        return ""
-    if comp_sep in text:
-        parts = text.split(comp_sep)
-        if comp > len(parts):
-            return ""
-        text = parts[comp - 1]
-    elif comp > 1:
-        return ""
-    if sub_sep in text:
-        parts = text.split(sub_sep)
-        if sub > len(parts):
-            return ""
-        text = parts[sub - 1]
-    elif sub > 1:
-        return ""
     return unescape(text, enc, field_sep) if enc[2] in text else text
 
 
