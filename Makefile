@@ -5,32 +5,42 @@ BIN := $(VENV)/bin
 STATE ?= .mockbench/state
 SCENARIO ?= hidden-documents
 ARGS ?=
+# The ANS corpus beside the clone, as CI lays it out (../shared/corpus); without it the corpus tests skip and
+# pytest's summary says why.
+MOCKBENCH_CORPUS ?= $(abspath $(wildcard ../shared/corpus))
+export MOCKBENCH_CORPUS
 
-.PHONY: install up test lint bench docs clean
+.PHONY: install install-test up test lint bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed ## create .venv and install mockbench with its test extras
+install: $(VENV)/.installed ## create .venv and install mockbench (the runtime only)
+
+install-test: $(VENV)/.installed-test ## add the test extras (pytest, the real clients, the browser driver...)
 
 up: install ## start every door on localhost with the default scenario (fresh world each time)
 	$(BIN)/mockbench up --state $(STATE) --reset --scenario $(SCENARIO) $(ARGS)
 
-test: install ## the whole test suite
+test: install-test ## the whole test suite
 	$(BIN)/python -m pytest $(ARGS)
 
-lint: install
+lint: install-test
 	$(BIN)/ruff check mockbench tests benchmarks
 
 docs: install ## regenerate docs/scenarios.md from the scenario schema
 	$(BIN)/python -m mockbench.scenarios.docs > docs/scenarios.md
 
-bench: install ## mockbench side by side with its peers, installed into .bench/ (QUICK=1: under two minutes)
+bench: install-test ## mockbench side by side with its peers, installed into .bench/ (QUICK=1: under two minutes)
 	$(BIN)/python -m benchmarks.harness $(if $(QUICK),--quick,) $(ARGS)
 
 clean:

@@ -3,6 +3,7 @@ starts and stops them. Nothing here is module-level: two benches run side by sid
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ log = logging.getLogger("mockbench")
 exchange_log = logging.getLogger("mockbench.exchange")
 
 DB_NAME = "world.db"
+LOCK_NAME = "bench.lock"
 
 
 class UnknownSnapshot(errors.NotFound):
@@ -59,6 +61,7 @@ class Bench:
             self.state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BenchError(f"cannot create the state folder {self.state_dir}: {exc.strerror}") from None
+        self._lock = lock_state(self.state_dir)
         db = self.state_dir / DB_NAME
         self.resumed = db.exists()
         self.store = Store(db)
@@ -129,13 +132,16 @@ class Bench:
         self.http_doors["annuaire"] = (FHIR_PREFIX, self.annuaire.blueprint())
 
     # Scenarios ----------------------------------------------------------------------------------
+    def _check_prepare(self) -> None:
+        if self.config.scenario and self.resumed and not self.config.reset:
+            raise BenchError(
+                f"the state folder {self.state_dir} already holds a world; `up` resumes it. To load "
+                f"{self.config.scenario} over it, add --reset")
+
     def prepare(self) -> None:
         """Apply --reset and --scenario to the state folder, or resume the world it holds."""
+        self._check_prepare()
         if self.config.scenario:
-            if self.resumed and not self.config.reset:
-                raise BenchError(
-                    f"the state folder {self.state_dir} already holds a world; `up` resumes it. To load "
-                    f"{self.config.scenario} over it, add --reset")
             self.load_scenario(self.config.scenario)
         elif self.config.reset:
             self.reset()
@@ -163,17 +169,24 @@ class Bench:
     # Running ------------------------------------------------------------------------------------
     def start(self) -> dict[str, int]:
         t0 = time.perf_counter()
-        self.prepare()
         cfg = self.config
+        # Every port is checked before --reset or --scenario touch the world, so that a start that cannot
+        # listen changes nothing, and names all the busy ports at once.
+        self._check_prepare()
+        http_sockets = self._bind_ports()
         try:
-            self._serve("http", cfg.http_port, None)
+            self.prepare()
+            self._serve("http", http_sockets.pop("http"), None)
             if self.tls is not None:
                 from .pki import server_context
 
-                self._serve("https", cfg.https_port, server_context(self.tls, require_client_cert=False))
+                self._serve("https", http_sockets.pop("https"),
+                            server_context(self.tls, require_client_cert=False))
             for door in self.doors:
                 self.ports.update(door.start())
         except BaseException:
+            for sock in http_sockets.values():
+                sock.close()
             self.stop()
             raise
         self._ticker = threading.Thread(target=self._tick, name="mockbench-ticker", daemon=True)
@@ -184,17 +197,34 @@ class Bench:
         log.debug("started in %.1f ms", (time.perf_counter() - t0) * 1000)
         return dict(self.ports)
 
-    def _serve(self, name: str, port: int, ssl_context: Any) -> None:
-        host = self.config.host
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-        except OSError as exc:
-            sock.close()
-            raise BenchError(f"cannot listen on {host}:{port} for {name}: {exc.strerror}; choose another port "
-                             f"with --{name}-port (0 takes any free port)") from None
+    def _bind_ports(self) -> dict[str, socket.socket]:
+        """Bind the HTTP (and HTTPS) sockets, which the servers then use, and try each socket door's port
+        (bound again by the door a moment later): one message names every port that is taken."""
+        cfg = self.config
+        wanted = {"http": cfg.http_port}
+        if self.tls is not None:
+            wanted["https"] = cfg.https_port
+        probes = {"mllp": cfg.mllp_port, "smtp": cfg.smtp_port, "imap": cfg.imap_port}
+        bound: dict[str, socket.socket] = {}
+        busy: list[tuple[str, int, str]] = []
+        for name, port in {**wanted, **{k: v for k, v in probes.items() if v}}.items():
+            try:
+                bound[name] = _bind(cfg.host, port)
+            except OSError as exc:
+                busy.append((name, port, exc.strerror or str(exc)))
+        for name in probes:
+            if name in bound:
+                bound.pop(name).close()
+        if busy:
+            for sock in bound.values():
+                sock.close()
+            what = "; ".join(f"{port} for {name}: {reason}" for name, port, reason in busy)
+            flags = " ".join(f"--{name}-port" for name, _, _ in busy)
+            raise BenchError(f"cannot listen on {cfg.host} ({what}); stop what holds them or choose other "
+                             f"ports with {flags} (0 takes any free port)")
+        return bound
+
+    def _serve(self, name: str, sock: socket.socket, ssl_context: Any) -> None:
         server = HttpServer(sock, self.app, ssl_context=ssl_context, name=name)
         self._servers.append(server)   # before start: stop() closes the socket even if starting fails
         server.start()
@@ -236,6 +266,7 @@ class Bench:
         self.store.close()
         if self._own_state:
             shutil.rmtree(self.state_dir, ignore_errors=True)
+        self._lock.close()  # releases the state folder for the next bench
 
     def __enter__(self) -> Bench:
         self.start()
@@ -275,3 +306,39 @@ class Bench:
         if entry.get("actor"):
             parts.append(f"by {entry['actor']}")
         exchange_log.info(" ".join(parts))
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def lock_state(state_dir: Path):
+    """Hold the state folder for this bench's lifetime (an advisory lock that the kernel drops when the
+    process ends, even by kill -9): a second bench on the same folder is refused before it opens, resets
+    or loads anything, and is told which process holds it."""
+    path = state_dir / LOCK_NAME
+    try:
+        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held until close())
+    except OSError as exc:
+        raise BenchError(f"cannot open {path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise BenchError(
+            f"the state folder {state_dir} is in use by another bench (pid {holder}); stop it first, or give "
+            f"this bench a folder of its own (--state OTHER_DIR, or no --state for a temporary world)") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
