@@ -286,7 +286,11 @@ class Bench:
         with self.world.transaction() as tx:
             loaded = self.scenarios.loaded(tx)
             stats = self.world.journal.stats(tx)
-        return {"status": "ok", "doors": doors, "version": __version__, "ports": dict(self.ports),
+        # `ports` as clients reach them (public_ports, e.g. a container's published ports); `bound_ports`
+        # only when they differ.
+        published = {**self.ports, **{k: v for k, v in self.config.published_ports().items() if k in self.ports}}
+        extra = {"bound_ports": dict(self.ports)} if published != self.ports else {}
+        return {"status": "ok", "doors": doors, "version": __version__, "ports": published, **extra,
                 "state": str(self.state_dir), "scenario": loaded["id"] if loaded else None,
                 "journal": stats, "uptime": round(time.time() - self.started_at, 3) if self.started_at else 0}
 

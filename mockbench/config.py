@@ -27,6 +27,9 @@ class Config:
     scenario: str | None = None
     tls_dir: Path | None = None
     public_url: str | None = None
+    # The ports as clients reach them when they differ from the bound ones (a container's published ports):
+    # "http=18080,mllp=12575". Health reports them; the bench still binds the *_port settings.
+    public_ports: str | None = None
     port_file: Path | None = None
     dpi_mllp: str | None = None
     log_level: str = "INFO"
@@ -40,6 +43,24 @@ class Config:
     @property
     def ports(self) -> dict[str, int]:
         return {"http": self.http_port, "mllp": self.mllp_port, "smtp": self.smtp_port, "imap": self.imap_port}
+
+    def published_ports(self) -> dict[str, int]:
+        """`public_ports` as a dict; ConfigError names what is wrong."""
+        out: dict[str, int] = {}
+        for part in filter(None, (p.strip() for p in (self.public_ports or "").split(","))):
+            name, sep, value = part.partition("=")
+            name = name.strip()
+            if not sep or name not in ("http", "https", "mllp", "smtp", "imap"):
+                raise ConfigError(f"public_ports: {part!r} is not NAME=PORT with NAME one of http, https, mllp, "
+                                  f"smtp, imap")
+            try:
+                port = int(value)
+            except ValueError:
+                port = -1
+            if not 1 <= port <= 65535:
+                raise ConfigError(f"public_ports: {value.strip()!r} is not a port number (1-65535) for {name}")
+            out[name] = port
+        return out
 
     def advertised_url(self, http_port: int) -> str:
         return (self.public_url or f"http://{_url_host(self.host)}:{http_port}").rstrip("/")
@@ -108,6 +129,7 @@ def load(file: Path | None = None, env: dict[str, str] | None = None, flags: dic
         if value is not None:
             values[name] = _coerce(name, value)
     config = Config(**values)
+    config.published_ports()   # raises ConfigError on a malformed value
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log_level: {config.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
     return config

@@ -149,3 +149,13 @@ def test_no_module_level_mutable_state():
                 if isinstance(value, ast.List | ast.Set) or (isinstance(value, ast.Call) and
                                                             getattr(value.func, "id", "") in ("list", "set")):
                     assert all(n.isupper() or n == "__all__" for n in names), f"{path}: {names} is mutable state"
+
+
+def test_health_reports_published_ports_beside_the_bound_ones(tmp_path):
+    with Bench(Config(**FREE, state=tmp_path / "s", public_ports="http=18080, mllp=12575")) as bench:
+        health = requests.get(f"{bench.url}/_bench/health", timeout=5).json()
+    assert health["ports"] == {**bench.ports, "http": 18080, "mllp": 12575}
+    assert health["bound_ports"] == bench.ports
+    with Bench(Config(**FREE, state=tmp_path / "t")) as bench:
+        health = requests.get(f"{bench.url}/_bench/health", timeout=5).json()
+    assert health["ports"] == bench.ports and "bound_ports" not in health

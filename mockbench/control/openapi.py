@@ -33,9 +33,10 @@ SCHEMAS: dict[str, Any] = {
     "Health": _obj({
         "status": {"const": "ok"},
         "doors": {"type": "object", "additionalProperties": {"enum": ["up", "down"]}},
-        "version": S, "ports": {"type": "object", "additionalProperties": I}, "state": S,
+        "version": S, "ports": {"type": "object", "additionalProperties": I},
+        "bound_ports": {"type": "object", "additionalProperties": I}, "state": S,
         "scenario": NS, "journal": _obj({"count": I, "bytes": I, "dropped": I}), "uptime": {"type": "number"},
-    }),
+    }, required=["status", "doors", "version", "ports", "state", "scenario", "journal", "uptime"]),
     "ScenarioSummary": _obj({"id": S, "title": S, "requirement": S}),
     "ScenarioDetail": _obj({"id": S, "title": S, "requirement": S, "spec": {"type": "object"}}),
     "Loaded": _obj({k: _arr(S) for k in ("structures", "professionals", "patients", "documents", "mailboxes",

@@ -18,6 +18,29 @@ class BenchHTTPError(RuntimeError):
         super().__init__(f"{status}: {body}")
 
 
+class StepsNotPassed(AssertionError):
+    """Steps of the loaded scenario that did not pass, each with its reason (and the nearest miss for a step
+    that was never observed). `steps` holds their records as the control API gives them."""
+
+    def __init__(self, steps: list[dict], scenario: str | None, total: int) -> None:
+        self.steps = steps
+        lines = [f"{len(steps)} of {total} steps of {scenario or 'the loaded scenario'} did not pass:"]
+        for step in steps:
+            lines.append(f"  - {step['id']} [{step['status']}] {step.get('say') or ''}".rstrip())
+            if step.get("reason"):
+                lines.append(f"      {step['reason']}")
+        super().__init__("\n".join(lines))
+
+
+class StepTimeout(AssertionError):
+    """A step still pending when the wait ended; the message says what the bench saw instead."""
+
+    def __init__(self, step: dict, timeout: float, reason: str | None) -> None:
+        self.step = step
+        super().__init__(f"step {step['id']} ({step.get('say') or ''}) still pending after {timeout:g} s"
+                         + (f": {reason}" if reason else ""))
+
+
 class BenchClient:
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
@@ -98,13 +121,36 @@ class BenchClient:
     def restore(self, name: str) -> None:
         self.call("POST", f"/snapshots/{urllib.parse.quote(name)}/restore")
 
+    def findings(self) -> list[dict]:
+        """The conformance findings: `{"rule", "severity", "message", "entries"}` each."""
+        return self.call("GET", "/findings")
+
+    def assert_steps_passed(self, *, finish: bool = True) -> list[dict]:
+        """Fail, with each failed step's reason and nearest miss, unless every step passed. With `finish`
+        (the default) the run ends first, as `POST /_bench/steps/finish` does: pending steps fail as not
+        observed. Without it nothing changes on the bench: the report's read-only view is used. Returns the
+        steps."""
+        if finish:
+            steps = self.finish()
+        else:
+            steps = self.report()["steps"]
+        scenario = (self.health() or {}).get("scenario")
+        bad = [s for s in steps if s["status"] != "passed"]
+        if bad:
+            raise StepsNotPassed(bad, scenario, len(steps))
+        return steps
+
     def wait_for_step(self, step_id: str, timeout: float = 10.0) -> dict:
-        """Wait until a step is decided (passed or failed); returns it."""
+        """Wait until a step is decided (passed or failed) and return it. Still pending after `timeout`
+        seconds: raise StepTimeout, saying what the bench saw nearest to what the step expects."""
         deadline = time.monotonic() + timeout
         while True:
             step = next((s for s in self.steps() if s["id"] == step_id), None)
             if step is None:
                 raise KeyError(f"the loaded scenario has no step {step_id}")
-            if step["status"] != "pending" or time.monotonic() > deadline:
+            if step["status"] != "pending":
                 return step
+            if time.monotonic() > deadline:
+                seen = next((s for s in self.report()["steps"] if s["id"] == step_id), {})
+                raise StepTimeout(step, timeout, seen.get("reason"))
             time.sleep(0.05)

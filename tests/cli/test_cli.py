@@ -104,6 +104,9 @@ def test_config_precedence(tmp_path):
     ("http_port = [", "not valid TOML"),
     ("http_port = 70000", "http_port: 70000 is not a valid int"),
     ("log_level = 'LOUD'", "log_level: 'LOUD' is not one of"),
+    ("public_ports = 'mllp:12575'", "public_ports: 'mllp:12575' is not NAME=PORT"),
+    ("public_ports = 'ftp=21'", "public_ports: 'ftp=21' is not NAME=PORT"),
+    ("public_ports = 'http=0'", "public_ports: '0' is not a port number"),
 ])
 def test_config_errors(tmp_path, text, message):
     file = tmp_path / "bench.toml"
