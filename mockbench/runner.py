@@ -8,10 +8,13 @@ the run (pending steps become `failed: not observed`) and leaves the evidence re
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import queue
+import shutil
 import sys
+import textwrap
 import threading
 import time
 import urllib.error
@@ -87,7 +90,7 @@ class Runner:
     state: dict = field(default_factory=dict)
     _seen: dict = field(default_factory=dict)
     _commands: queue.Queue = field(default_factory=queue.Queue)
-    _lines_drawn: int = 0
+    _view: TerminalView | None = None
 
     # Loading ------------------------------------------------------------------------------------
     def load(self) -> dict:
@@ -108,21 +111,36 @@ class Runner:
         """Watch until every step is decided, the timeout passes, or the user quits; 0 when all passed."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.interactive:
-            threading.Thread(target=self._read_keyboard, daemon=True).start()
+            self._view = TerminalView(self.out, sys.stdin, self._commands)
+            self._view.open()
         try:
-            while True:
-                self.refresh()
-                if self._decided():
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
-                    self._say(f"délai dépassé ({timeout:g} s) : fin du déroulé")
-                    break
-                if self._handle_commands():
-                    break
-                time.sleep(self.poll)
-        except KeyboardInterrupt:
-            self._say("interrompu : fin du déroulé")
-        return self.finish()
+            try:
+                while True:
+                    self.refresh()
+                    if self._decided():
+                        break
+                    if deadline is not None and time.monotonic() >= deadline:
+                        self._say(f"délai dépassé ({timeout:g} s) : fin du déroulé")
+                        break
+                    if self._handle_commands():
+                        break
+                    time.sleep(self.poll)
+            except KeyboardInterrupt:
+                self._say("interrompu : fin du déroulé")
+            return self.finish()
+        finally:
+            self._close_view()
+
+    def _close_view(self) -> None:
+        """Back to the normal screen, the final state printed once so that it stays in the scrollback."""
+        view, self._view = self._view, None
+        if view is not None:
+            messages = view.close()
+            for text, style, _ in self._lines(prompt=False):
+                self.out.write((style + text + RESET if style else text) + "\n")
+            for text in messages:
+                self.out.write(text + "\n")
+            self.out.flush()
 
     def refresh(self) -> None:
         state = self.control.call("GET", "/_bench/scenario")
@@ -135,6 +153,7 @@ class Runner:
         steps = self.control.call("POST", "/_bench/steps/finish")
         self.state["steps"] = steps
         self.render()
+        self._close_view()
         passed = sum(s["status"] == "passed" for s in steps)
         self._say(f"{passed}/{len(steps)} étapes réussies")
         if self.write_report is not None:
@@ -151,10 +170,6 @@ class Runner:
         return bool(steps) and all(s["status"] != "pending" for s in steps)
 
     # Keyboard -----------------------------------------------------------------------------------
-    def _read_keyboard(self) -> None:
-        for line in sys.stdin:
-            self._commands.put(line[:MAX_INPUT_LINE].strip())
-
     def command(self, text: str) -> bool:
         """Run one typed command; True when the run should end."""
         text = text.strip()
@@ -199,55 +214,48 @@ class Runner:
 
     # Drawing ------------------------------------------------------------------------------------
     def render(self) -> None:
-        if self.interactive:
-            self._redraw()
+        if self._view is not None:
+            self._view.draw(self._lines())
         else:
             self._log_changes()
 
     def _style(self, text: str, *codes: str) -> str:
         return "".join(codes) + text + RESET if self.colour else text
 
-    def _step_line(self, i: int, step: dict, current: bool) -> str:
+    def _step_lines(self, i: int, step: dict, current: bool) -> list[tuple[str, str, str]]:
         status = step["status"]
-        head = f"{MARKS[status]} {i}. {step['say']}"
-        line = self._style(head, COLOURS[status], BOLD if current else "")
-        line += self._style(f"  [{LABELS[status]}]", DIM)
+        head = f"{MARKS[status]} {i}. {step['say']}  [{LABELS[status]}]"
+        lines = [(head, COLOURS[status] + (BOLD if current else ""), "  ")]
         if step.get("reason"):
-            line += "\n     " + self._style(step["reason"], COLOURS[status])
-        return line
+            lines.append(("     " + step["reason"], COLOURS[status], "     "))
+        return lines
 
-    def _lines(self) -> list[str]:
+    def _lines(self, *, prompt: bool = True) -> list[tuple[str, str, str]]:
+        """The block shown in a terminal, as (text, style, indent of its wrapped continuation) lines."""
         s = self.state
-        lines = [self._style(f"{s.get('id')} — {s.get('title') or ''}", BOLD)]
+        lines = [(f"{s.get('id')} — {s.get('title') or ''}", BOLD, "")]
         if s.get("requirement"):
-            lines.append(f"exigence : {s['requirement']}")
-        lines.append("")
+            lines.append((f"exigence : {s['requirement']}", "", ""))
+        lines.append(("", "", ""))
         steps = s.get("steps") or []
         current = next((i for i, st in enumerate(steps) if st["status"] == "pending"), None)
         for i, step in enumerate(steps):
-            lines.extend(self._step_line(i + 1, step, i == current).split("\n"))
+            lines.extend(self._step_lines(i + 1, step, i == current))
         manual = [t for t in s.get("transitions") or [] if t["when"].get("manual")]
         others = [t for t in s.get("transitions") or [] if not t["when"].get("manual")]
         if manual or others:
-            lines.append("")
-            lines.append("transitions :")
+            lines.append(("", "", ""))
+            lines.append(("transitions :", "", ""))
         for n, t in enumerate(manual, 1):
             done = "déclenchée" if t.get("fired") else "à déclencher"
-            lines.append(f"  [{n}] {t['id']} ({done}) {t.get('say') or ''}".rstrip())
+            lines.append((f"  [{n}] {t['id']} ({done}) {t.get('say') or ''}".rstrip(), "", "      "))
         for t in others:
             done = f"déclenchée {t.get('fired_at')}" if t.get("fired") else "en attente"
-            lines.append(f"   ·  {t['id']} ({done}) {t.get('say') or ''}".rstrip())
-        lines.append("")
-        lines.append(self._style(HELP, DIM))
-        return lines
-
-    def _redraw(self) -> None:
-        lines = self._lines()
-        if self._lines_drawn:
-            self.out.write(f"\x1b[{self._lines_drawn}F\x1b[J")
-        self.out.write("\n".join(lines) + "\n")
-        self.out.flush()
-        self._lines_drawn = len(lines)
+            lines.append((f"   ·  {t['id']} ({done}) {t.get('say') or ''}".rstrip(), "", "      "))
+        if prompt:
+            lines.append(("", "", ""))
+            lines.append((HELP, DIM, "  "))
+        return [(text, style if self.colour else "", indent) for text, style, indent in lines]
 
     def _log_changes(self) -> None:
         s = self.state
@@ -269,15 +277,128 @@ class Runner:
         self._seen.setdefault(("started",), True)
 
     def _say(self, text: str) -> None:
-        if self.interactive and self._lines_drawn:
-            # a message goes above the redrawn block, which is then drawn anew below it
-            self.out.write(f"\x1b[{self._lines_drawn}F\x1b[J")
-            self._lines_drawn = 0
-            self.out.write(text + "\n")
-            self._redraw()
+        if self._view is not None:
+            self._view.say(text)
+            self._view.draw(self._lines())
             return
         self.out.write(text + "\n")
         self.out.flush()
+
+
+class TerminalView:
+    """The runner's screen in a terminal: drawn whole on the alternate screen at the terminal's current size
+    (long lines wrapped here, so that the block's height is known), redrawn only when it changes, with the
+    latest messages and the line being typed at the bottom. The keyboard is read key by key (no echo by the
+    terminal), so typing never moves what is drawn; Ctrl-C still interrupts."""
+
+    MESSAGES = 6
+
+    def __init__(self, out: TextIO, keyboard: TextIO, commands: queue.Queue) -> None:
+        self.out, self.keyboard, self.commands = out, keyboard, commands
+        self.typed = ""
+        self.messages: list[str] = []
+        self._all_messages: list[str] = []
+        self._block: list[tuple[str, str, str]] = []
+        self._frame: list[str] | None = None
+        self._lock = threading.RLock()
+        self._saved_tty: Any = None
+        self._stop = threading.Event()
+
+    def open(self) -> None:
+        try:
+            import termios
+            import tty
+
+            fd = self.keyboard.fileno()
+            self._saved_tty = termios.tcgetattr(fd)
+            tty.setcbreak(fd)   # keys one by one, no echo; ISIG kept, so Ctrl-C is still SIGINT
+        except (ImportError, OSError, ValueError, AttributeError):
+            self._saved_tty = None
+        self.out.write("\x1b[?1049h")   # the alternate screen: the shell's screen comes back at the end
+        self.out.flush()
+        threading.Thread(target=self._read_keys, name="runner-keyboard", daemon=True).start()
+
+    def close(self) -> list[str]:
+        """Leave the alternate screen and give the keyboard back; returns every message said meanwhile."""
+        self._stop.set()
+        with self._lock:
+            self.out.write("\x1b[?1049l")
+            self.out.flush()
+            if self._saved_tty is not None:
+                import termios
+
+                try:
+                    termios.tcsetattr(self.keyboard.fileno(), termios.TCSADRAIN, self._saved_tty)
+                except (OSError, ValueError):
+                    pass
+            return list(self._all_messages)
+
+    def say(self, text: str) -> None:
+        with self._lock:
+            self._all_messages.append(text)
+            self.messages = self._all_messages[-self.MESSAGES:]
+
+    def draw(self, block: list[tuple[str, str, str]] | None = None) -> None:
+        with self._lock:
+            if block is not None:
+                self._block = block
+            if self._stop.is_set():
+                return
+            size = shutil.get_terminal_size((100, 30))
+            frame = self._compose(max(size.columns, 20), max(size.lines, 5))
+            if frame == self._frame:
+                return   # nothing changed: no flicker, and the typed line stays as it is
+            self._frame = frame
+            # home, each line erased to its end, the rest of the screen erased, the cursor after the prompt
+            self.out.write("\x1b[H" + "\r\n".join(line + "\x1b[K" for line in frame) + "\x1b[J")
+            self.out.flush()
+
+    def _compose(self, width: int, height: int) -> list[str]:
+        usable = width - 1   # never write in the last column: some terminals wrap there
+        rows: list[str] = []
+        for text, style, indent in self._block + [("", "", "")] + [(m, "", "  ") for m in self.messages]:
+            pieces = textwrap.wrap(text, usable, subsequent_indent=indent, drop_whitespace=True,
+                                   break_on_hyphens=False) if text else [""]
+            rows.extend(style + piece + RESET if style else piece for piece in pieces)
+        prompt = "> " + self.typed
+        if len(prompt) > usable:
+            prompt = "> …" + self.typed[-(usable - 3):]
+        if len(rows) > height - 1:
+            hidden = len(rows) - (height - 2)
+            rows = rows[: height - 2] + [f"… ({hidden} lignes de plus : agrandir la fenêtre)"[:usable]]
+        return rows + [prompt]
+
+    def _read_keys(self) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        try:
+            fd = self.keyboard.fileno()
+        except (OSError, ValueError, AttributeError):
+            return
+        while not self._stop.is_set():
+            try:
+                data = os.read(fd, 64)
+            except OSError:
+                return
+            if not data:
+                return
+            for char in decoder.decode(data):
+                self._key(char)
+
+    def _key(self, char: str) -> None:
+        with self._lock:
+            if char in "\r\n":
+                line, self.typed = self.typed.strip(), ""
+                if line:
+                    self.commands.put(line)
+            elif char in ("\x7f", "\b"):
+                self.typed = self.typed[:-1]
+            elif char == "\x15":   # Ctrl-U
+                self.typed = ""
+            elif char.isprintable() and len(self.typed) < MAX_INPUT_LINE:
+                self.typed += char
+            else:
+                return
+            self.draw()
 
 
 def terminal(stream: TextIO) -> bool:

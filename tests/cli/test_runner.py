@@ -217,3 +217,106 @@ def test_ctrl_c_finishes_the_run_and_leaves_a_report(mockbench, tmp_path):
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["scenario"]["id"] == "dmp-conf-03-01"
     assert {s["status"] for s in mockbench.client.steps()} == {"failed"}
+
+
+LONG_SAYS = """
+id: runner-wide
+title: Un déroulé dont les textes sont plus longs qu'une ligne de terminal de quatre-vingts colonnes
+requirement: DMP/TD0.2
+world:
+  structures: [{id: chu}]
+  professionals: [{id: dr_a, structure: chu}]
+  patients: [{id: alice, authorizations: [{structure: chu}]}]
+transitions:
+  - id: retrait
+    say: Le patient retire l'autorisation d'accès du centre hospitalier universitaire depuis son espace personnel en ligne
+    when: {manual: true}
+    do: [{set_authorization: {patient: alice, structure: chu, status: NON_EXISTE}}]
+steps:
+  - id: retrait_vu
+    say: Le retrait de l'autorisation est joué par le tiers et le DPI en est informé à la prochaine consultation du dossier
+    expect: {channel: control, operation: transition}
+  - id: horloge
+    say: L'horloge du banc avance d'une demi-minute pendant que l'animateur de l'atelier commente la suite du déroulé
+    expect: {channel: control, operation: clock}
+"""
+
+
+class Terminal:
+    """A real pseudo-terminal of a given size, its output read into a terminal emulator (pyte), so that a
+    test sees the screen as the workshop host does."""
+
+    def __init__(self, argv: list[str], columns: int, rows: int) -> None:
+        import fcntl
+        import struct
+        import termios
+
+        import pyte
+
+        self.screen = pyte.Screen(columns, rows)
+        self.stream = pyte.ByteStream(self.screen)
+        self.controller, terminal = pty.openpty()
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        self.proc = subprocess.Popen(argv, stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True,
+                                     env={**os.environ, "TERM": "xterm", "COLUMNS": "", "LINES": ""})
+        os.close(terminal)
+
+    def type(self, text: str) -> None:
+        os.write(self.controller, text.encode())
+
+    def wait_for(self, predicate, what: str, timeout: float = 20) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [line.rstrip() for line in self.screen.display]
+            if predicate(lines):
+                return lines
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{what} never shown; the screen shows:\n" + "\n".join(lines))
+            ready, _, _ = select.select([self.controller], [], [], min(left, 0.2))
+            if ready:
+                try:
+                    self.stream.feed(os.read(self.controller, 65536))
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        os.close(self.controller)
+
+
+def whole(lines: list[str]) -> bool:
+    """The block is drawn once: its title on one row and every step on one row, no leftovers of a former
+    drawing above or below."""
+    text = "\n".join(lines)
+    return (sum("runner-wide — " in line for line in lines) == 1 and text.count("1. Le retrait") == 1
+            and text.count("2. L'horloge") == 1 and text.count("transitions :") == 1)
+
+
+@pytest.mark.parametrize("columns,rows", [(80, 40), (200, 50)])
+def test_the_screen_stays_whole_at_any_width_while_the_host_types(mockbench, tmp_path, columns, rows):
+    scenario = tmp_path / "runner-wide.yaml"
+    scenario.write_text(LONG_SAYS)
+    term = Terminal([sys.executable, "-m", "mockbench.cli", "scenario", "run", str(scenario), "--url",
+                     mockbench.url, "--timeout", "60", "--no-report"], columns, rows)
+    try:
+        lines = term.wait_for(lambda ls: any("[1] retrait (à déclencher)" in line for line in ls), "the block")
+        assert whole(lines)
+        assert all(len(line) < columns for line in lines)     # wrapped by the runner, never by the terminal
+        term.type("zz")                                          # half a command: shown, nothing redrawn over it
+        lines = term.wait_for(lambda ls: ls[-1].startswith("> zz") or "> zz" in ls, "the typed text")
+        assert whole(lines)
+        term.type("z\r")
+        lines = term.wait_for(lambda ls: "commande inconnue « zzz »" in "\n".join(ls), "the unknown command")
+        assert whole(lines)
+        term.type("1\r")
+        lines = term.wait_for(lambda ls: "transition retrait déclenchée" in "\n".join(ls)
+                              and "✔ 1." in "\n".join(ls), "the fired transition")
+        assert whole(lines) and "commande inconnue « zzz »" in "\n".join(lines)   # earlier messages kept
+        term.type("+30s\r")
+        assert term.proc.wait(timeout=20) == 0
+        lines = term.wait_for(lambda ls: "2/2 étapes réussies" in "\n".join(ls), "the end of the run")
+        assert "✔ 2." in "\n".join(lines)
+    finally:
+        term.close()
