@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="where to write the report (default: a file named after the "
                                               "scenario and the time, in the current folder)")
     run.add_argument("--no-report", action="store_true", help="write no report at the end")
+    run.add_argument("--junit", type=Path, metavar="FILE",
+                     help="also write the steps as JUnit XML (one testcase per step), for CI servers")
 
     for name, text in (("reset", "empty the running bench's world"),
                        ("status", "the running bench's doors, scenario and steps")):
@@ -274,7 +276,7 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
 
     interactive = terminal(sys.stdout) and sys.stdin.isatty()
     runner = Runner(Control(args.url.rstrip("/")), args.id, interactive=interactive, colour=interactive,
-                    report_format=args.format, report_out=args.out,
+                    report_format=args.format, report_out=args.out, junit_out=args.junit,
                     write_report=None if args.no_report else _report_writer())
     try:
         if args.attach:

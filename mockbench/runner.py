@@ -86,6 +86,7 @@ class Runner:
     report_format: str = "html"
     report_out: Path | None = None
     write_report: Callable[[str, str, Path | None], Path] | None = None
+    junit_out: Path | None = None
     poll: float = POLL_SECONDS
     state: dict = field(default_factory=dict)
     _seen: dict = field(default_factory=dict)
@@ -109,6 +110,7 @@ class Runner:
     # The loop -----------------------------------------------------------------------------------
     def run(self, *, timeout: float | None = None) -> int:
         """Watch until every step is decided, the timeout passes, or the user quits; 0 when all passed."""
+        self._started = time.monotonic()
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.interactive:
             self._view = TerminalView(self.out, sys.stdin, self._commands)
@@ -156,6 +158,14 @@ class Runner:
         self._close_view()
         passed = sum(s["status"] == "passed" for s in steps)
         self._say(f"{passed}/{len(steps)} étapes réussies")
+        if self.junit_out is not None:
+            elapsed = time.monotonic() - getattr(self, "_started", time.monotonic())
+            try:
+                self.junit_out.write_bytes(junit_xml(self.state, steps, elapsed))
+            except OSError as exc:
+                self._say(f"résultats JUnit non écrits : {exc.strerror or exc}")
+            else:
+                self._say(f"résultats JUnit : {self.junit_out}")
         if self.write_report is not None:
             try:
                 written = self.write_report(self.control.base, self.report_format, self.report_out)
@@ -401,8 +411,36 @@ class TerminalView:
             self.draw()
 
 
+def junit_xml(state: dict, steps: list[dict], elapsed: float) -> bytes:
+    """The finished run as JUnit XML, one testcase per step (the format CI servers read: Jenkins, GitLab,
+    GitHub Actions reporters): a failed step is a <failure> whose message is its reason."""
+    from xml.etree import ElementTree as ET
+
+    scenario = state.get("id") or "scenario"
+    failures = sum(s["status"] != "passed" for s in steps)
+    suites = ET.Element("testsuites", name="mockbench", tests=str(len(steps)), failures=str(failures),
+                        errors="0", time=f"{elapsed:.3f}")
+    suite = ET.SubElement(suites, "testsuite", name=scenario, tests=str(len(steps)), failures=str(failures),
+                          errors="0", skipped="0", time=f"{elapsed:.3f}")
+    properties = ET.SubElement(suite, "properties")
+    for name in ("title", "requirement"):
+        if state.get(name):
+            ET.SubElement(properties, "property", name=name, value=str(state[name]))
+    for step in steps:
+        case = ET.SubElement(suite, "testcase", classname=f"mockbench.{scenario}",
+                             name=f"{step['id']} — {step.get('say') or ''}".rstrip(" —"), time="0")
+        if step["status"] != "passed":
+            reason = step.get("reason") or "failed"
+            kind = "not_observed" if reason.startswith("not observed") else "failed"
+            failure = ET.SubElement(case, "failure", message=reason[:1000], type=kind)
+            entries = step.get("entries") or []
+            failure.text = reason + (f"\njournal entries: {', '.join(map(str, entries))}" if entries else "")
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
 def terminal(stream: TextIO) -> bool:
     return stream.isatty() and os.environ.get("TERM") != "dumb"
 
 
-__all__ = ["Control", "RunError", "Runner", "terminal"]
+__all__ = ["Control", "RunError", "Runner", "junit_xml", "terminal"]

@@ -320,3 +320,35 @@ def test_the_screen_stays_whole_at_any_width_while_the_host_types(mockbench, tmp
         assert "✔ 2." in "\n".join(lines)
     finally:
         term.close()
+
+
+def test_junit_results_one_testcase_per_step(mockbench, tmp_path):
+    from junitparser import Failure, JUnitXml
+
+    junit = tmp_path / "steps.xml"
+    proc = subprocess.Popen([sys.executable, "-m", "mockbench.cli", "scenario", "run", "dmp-conf-03-01",
+                             "--url", mockbench.url, "--timeout", "30", "--no-report", "--junit", str(junit)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdout.readline()
+        t02, _ = conf_03_01_messages(mockbench.client)
+        send_hl7(mockbench.ports["mllp"], t02)   # the feed, never the deletion
+        mockbench.client.wait_for_step(mockbench.client.steps()[1]["id"])
+        proc.send_signal(signal.SIGINT)
+        stdout, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    assert f"résultats JUnit : {junit}" in stdout
+    xml = JUnitXml.fromfile(str(junit))
+    suite = next(iter(xml))
+    assert suite.name == "dmp-conf-03-01" and suite.tests == 4 and suite.failures == 2
+    cases = list(suite)
+    steps = mockbench.client.steps()
+    assert [c.name.split(" — ")[0] for c in cases] == [s["id"] for s in steps]
+    assert all(c.classname == "mockbench.dmp-conf-03-01" for c in cases)
+    assert [c.is_passed for c in cases] == [True, True, False, False]
+    failure = cases[2].result[0]
+    assert isinstance(failure, Failure) and failure.type == "not_observed"
+    assert failure.message.startswith("not observed: expected MDM^T04 or ORU^R01 for alice")
+    assert {p.name: p.value for p in suite.properties()}["requirement"] == "DMP/CONF.03"
