@@ -152,6 +152,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
             if not state:
                 return jsonify(id=None)
             return jsonify(id=state["id"], title=state["title"], requirement=state["requirement"],
+                           description=(state["spec"].get("description") or "").strip() or None,
                            source=state["source"], transitions=engine.transitions(tx), steps=engine.steps(tx))
 
     # World --------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ SCHEMAS: dict[str, Any] = {
     "ScenarioDetail": _obj({"id": S, "title": S, "requirement": S, "spec": {"type": "object"}}),
     "Loaded": _obj({k: _arr(S) for k in ("structures", "professionals", "patients", "documents", "mailboxes",
                                           "transitions", "steps")} | {"scenario": NS}),
-    "LoadedScenario": _obj({"id": NS, "title": S, "requirement": S, "source": S,
+    "LoadedScenario": _obj({"id": NS, "title": S, "requirement": S, "description": NS, "source": S,
                             "transitions": _arr(_ref("Transition")), "steps": _arr(_ref("Step"))},
                            required=["id"]),
     "Patient": _obj({

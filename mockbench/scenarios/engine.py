@@ -115,6 +115,13 @@ class ScenarioEngine:
                 raise errors.UnknownTransition(f"the loaded scenario has no transition {transition_id}")
             if not spec["when"].get("manual"):
                 raise errors.TransitionNotManual(f"transition {transition_id} fires by itself ({spec['when']})")
+            # A scripted change happens once, as the third party's act it stands for; a firing that failed
+            # may be tried again.
+            record = tx.meta_get(TRANSITIONS, {}).get(transition_id) or {}
+            if record.get("fired") and not record.get("error"):
+                raise errors.TransitionAlreadyFired(
+                    f"transition {transition_id} already fired at {record.get('fired_at')}; load the scenario "
+                    f"again to replay it")
             return self._fire(tx, spec, "manual")
 
     def _fire(self, tx: Tx, spec: dict, why: str) -> dict:
@@ -133,7 +140,7 @@ class ScenarioEngine:
         tx.meta_set(TRANSITIONS, status)
         self.world.journal.append(
             tx, "control", "transition", actor="mockbench", verdict="accepted" if error is None else "error",
-            code=None if error is None else error.code,
+            code=None if error is None else error.code, ref=spec["id"],
             raw=f"{spec['id']} ({why}): " + ("; ".join(done) if error is None else f"failed: {error.message}"))
         next_at = self._compute_next_at(tx)
         tx.after_commit(lambda: setattr(self, "_next_at", next_at))

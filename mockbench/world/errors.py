@@ -213,3 +213,8 @@ class UnknownTransition(NotFound):
 class TransitionNotManual(WorldError):
     code = "TRANSITION_NOT_MANUAL"
     message = "that transition is not manual"
+
+
+class TransitionAlreadyFired(WorldError):
+    code = "TRANSITION_ALREADY_FIRED"
+    message = "that manual transition has already fired; load the scenario again to replay it"

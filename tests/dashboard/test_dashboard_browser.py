@@ -339,7 +339,15 @@ def test_advance_the_clock_and_use_the_help(mockbench, browser, screenshot):
          message="both clock moves in the timeline")
     # Reset: an empty world, a journal holding only the reset, no scenario.
     keys(browser, "3")
+    click(browser, "#reset-button")                 # asks first; Escape keeps everything
+    wait(browser, lambda d: d.find_element(By.ID, "confirm-reset").is_displayed(), message="the confirmation")
+    assert focused(browser, "id") == "confirm-reset-cancel"
+    keys(browser, Keys.ESCAPE)
+    wait(browser, lambda d: not d.find_element(By.ID, "confirm-reset").is_displayed(), message="dismissed")
+    assert "reset" not in [e["operation"] for e in mockbench.client.journal()]
+    assert "reset" not in timeline_operations(browser)
     click(browser, "#reset-button")
+    click(browser, "#confirm-reset-ok")
     wait(browser, lambda d: timeline_operations(d) == ["reset"], message="the timeline starts again with the reset")
     wait(browser, lambda d: d.find_element(By.ID, "scenario-title").text == "Aucun scénario chargé")
     assert mockbench.client.health()["scenario"] is None and mockbench.client.patients() == []
@@ -382,3 +390,102 @@ def test_the_page_and_its_assets_come_from_the_package_with_no_network(mockbench
         assert asset.status_code == 200 and len(asset.content) > 1000
         assert b"://" not in asset.content                  # no CDN, no remote font: nothing to fetch
     assert "://" not in page.text
+
+
+def paris_time(iso: str) -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(ZoneInfo("Europe/Paris")).strftime("%H:%M:%S")
+
+
+def viewport(driver, width: int, height: int) -> None:
+    """The page's own size (a projector's 1280x720), whatever the headless window's frame takes."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+
+
+def in_view(driver, selector: str) -> bool:
+    """The element is wholly inside the window, without scrolling."""
+    return driver.execute_script(
+        "const r = document.querySelector(arguments[0]).getBoundingClientRect();"
+        "return r.width > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth",
+        selector)
+
+
+def test_search_and_filter_the_timeline(mockbench, browser, screenshot):
+    c = mockbench.client
+    c.load("dmp-conf-03-01")
+    open_dashboard(browser, mockbench)
+    patient, pro = c.patient("alice"), c.call("GET", "/professionals")[0]
+    finess = c.call("GET", "/structures")[0]["finess"]
+    assert send_hl7(mockbench, mdm("T02", patient, pro, finess, "1.2.250.1.999.7.1", control_id="F1")) == ["AA"]
+    c.advance("5m")
+    requests.post(f"{mockbench.url}/si-dmp-server/v2/services/registry", data=QUERY, timeout=5,
+                  headers={"Content-Type": "application/soap+xml"})   # no VIHF: refused
+    wait(browser, lambda d: len(timeline_operations(d)) >= 5, message="the exchanges arrive")
+    total = len(timeline_operations(browser))
+    visible = lambda d: d.execute_script(  # noqa: E731
+        "return Array.from(document.querySelectorAll('#timeline li:not([hidden]) .entry'))"
+        ".map((e) => e.dataset.channel + ' ' + e.dataset.operation + ' ' + e.dataset.verdict)")
+    Select(browser.find_element(By.ID, "filter-channel")).select_by_value("pfi")
+    wait(browser, lambda d: visible(d) == ["pfi MDM^T02 accepted"], message="only the PFI's message")
+    assert browser.find_element(By.ID, "filter-count").text == f"1 échange sur {total}"
+    Select(browser.find_element(By.ID, "filter-channel")).select_by_value("")
+    Select(browser.find_element(By.ID, "filter-verdict")).select_by_value("refused")
+    wait(browser, lambda d: visible(d) and all(v.endswith(" refused") for v in visible(d)), message="refusals")
+    assert any(v.startswith("dmp ") for v in visible(browser))
+    browser.find_element(By.ID, "filter-clear").click()
+    wait(browser, lambda d: len(visible(d)) == total, message="everything again")
+    # "/" goes to the search field; words are ANDed over operation, patient, code, actor, document...
+    browser.find_element(By.TAG_NAME, "body").click()
+    keys(browser, "/")
+    assert focused(browser, "id") == "filter-text"
+    keys(browser, "alice td2.1")
+    wait(browser, lambda d: visible(d) == ["dmp TD2.1 accepted"], message="the feed of Alice's document")
+    keys(browser, Keys.ESCAPE)
+    Select(browser.find_element(By.ID, "filter-patient")).select_by_value("alice")
+    browser.find_element(By.ID, "filter-text").clear()
+    browser.find_element(By.ID, "filter-text").send_keys(" ")
+    wait(browser, lambda d: visible(d) and all(" clock " not in f" {v} " for v in visible(d)),
+         message="only Alice's exchanges")
+    screenshot("timeline-filtered")
+    # j/k move among the rows shown only
+    browser.find_element(By.ID, "filter-clear").click()
+    Select(browser.find_element(By.ID, "filter-channel")).select_by_value("control")
+    wait(browser, lambda d: visible(d) and all(v.startswith("control ") for v in visible(d)), message="control")
+    browser.find_element(By.TAG_NAME, "body").click()
+    keys(browser, "j")
+    assert focused(browser, "data-channel") == "control"
+    keys(browser, "j", "j", "j")
+    assert focused(browser, "data-channel") == "control"
+
+
+def test_transitions_fire_once_and_show_their_text_times_in_paris(mockbench, browser, screenshot):
+    c = mockbench.client
+    c.load("consent-withdrawal")
+    viewport(browser, 1280, 720)
+    open_dashboard(browser, mockbench)
+    keys(browser, "3")
+    description = wait(browser, lambda d: d.find_element(By.ID, "scenario-description").text, message="description")
+    spec = c.call("GET", "/scenario")
+    assert description == spec["description"].strip()
+    click(browser, 'button.fire[data-transition="retrait_chu"]')
+    wait(browser, present('button.fire[data-transition="retrait_chu"][disabled]'), message="fired once")
+    fired_at = next(t for t in c.call("GET", "/scenario")["transitions"] if t["id"] == "retrait_chu")["fired_at"]
+    assert text(browser, 'button.fire[data-transition="retrait_chu"]') == f"Déclenchée à {paris_time(fired_at)}"
+    again = requests.post(f"{mockbench.url}/_bench/transitions/retrait_chu", timeout=5)
+    assert again.status_code == 409 and again.json()["error"] == "TRANSITION_ALREADY_FIRED"
+    screenshot("scenario-1280x720")
+    for name in ("reset-button", "finish-button", "load-button", "clock-button"):
+        assert in_view(browser, f"#{name}"), f"#{name} is out of view at 1280x720"
+    keys(browser, "1")
+    say = next(t["say"] for t in spec["transitions"] if t["id"] == "retrait_chu")
+    row = '#timeline .entry[data-operation="transition"]'
+    wait(browser, lambda d: say in d.find_element(By.CSS_SELECTOR, row).text, message="the transition's text")
+    entry = [e for e in c.journal() if e["operation"] == "transition"][0]
+    assert paris_time(entry["time"]) in text(browser, row)
+    assert "(Paris)" in browser.find_element(By.ID, "clock").text
+    assert in_view(browser, "#filter-text") and in_view(browser, "#steps-mini")
+    screenshot("timeline-1280x720")
+    viewport(browser, 1920, 1080)
+    screenshot("timeline-1920x1080")

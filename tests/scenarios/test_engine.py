@@ -218,6 +218,26 @@ def test_manual_transition(engine, world):
         engine.fire_manual("masquage")
     with pytest.raises(errors.UnknownTransition):
         engine.fire_manual("nope")
+    with world.transaction() as tx:
+        entry = world.journal.query(tx, channel="control")[-1]
+    assert (entry["operation"], entry["ref"]) == ("transition", "retrait")   # the dashboard names it
+
+
+def test_a_manual_transition_fires_once_and_says_why_again(engine, world):
+    engine.load(parse(STEPS))
+    first = engine.fire_manual("retrait")
+    with pytest.raises(errors.TransitionAlreadyFired, match=f"already fired at {first['fired_at']}"):
+        engine.fire_manual("retrait")
+    with world.transaction() as tx:
+        assert len([e for e in world.journal.query(tx, channel="control") if e["operation"] == "transition"]) == 1
+    engine.load(parse(STEPS))   # a new run replays it
+    assert engine.fire_manual("retrait")["fired"] is True
+
+
+def test_a_failed_manual_transition_may_be_tried_again(engine, world):
+    engine.load(parse(STEPS))
+    assert engine.fire_manual("casse")["error"]["code"] == "NO_CHANGE"
+    assert engine.fire_manual("casse")["error"]["code"] == "NO_CHANGE"   # tried again, not refused
 
 
 def test_a_failing_transition_is_rolled_back_alone_and_journaled(engine, world):

@@ -23,8 +23,11 @@ const MAILBOX_ROLE = { hospital: "boîte de l'hôpital (lue par le DPI)", corres
 const SEVERITY = { info: "info", warning: "avertissement", error: "erreur" };
 const RESTART = ["reset", "load"];
 
+const TIME_ZONE = "Europe/Paris";   // the users' time, whatever the machine's or the journal's (UTC)
+
 const state = { view: "timeline", patients: {}, structures: {}, professionals: {}, openMailboxes: new Set(),
-                source: null, timers: {} };
+                source: null, timers: {}, entries: new Map(), transitionSay: {},
+                filter: { text: "", channel: "", verdict: "", patient: "" } };
 
 // Small DOM helpers ------------------------------------------------------------------------------
 function el(tag, attrs, ...children) {
@@ -64,7 +67,11 @@ async function api(method, path, body) {
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = { message: text }; }
-  if (!response.ok) throw new Error((data && (data.message || data.error)) || `HTTP ${response.status}`);
+  if (!response.ok) {
+    const error = new Error((data && (data.message || data.error)) || `HTTP ${response.status}`);
+    error.code = data && data.error;
+    throw error;
+  }
   return data;
 }
 
@@ -95,8 +102,16 @@ function later(name, fn, ms) {     // throttle: a burst of entries makes one ref
 
 function hhmmss(iso) {
   if (!iso) return "";
-  const m = /T(\d\d:\d\d:\d\d)/.exec(iso);
-  return m ? m[1] : iso;
+  const when = new Date(iso);
+  if (isNaN(when)) return iso;
+  return when.toLocaleTimeString("fr-FR", { timeZone: TIME_ZONE, hour12: false });
+}
+
+function dateTime(iso) {
+  if (!iso) return "";
+  const when = new Date(iso);
+  if (isNaN(when)) return iso;
+  return when.toLocaleString("fr-FR", { dateStyle: "short", timeStyle: "medium", timeZone: TIME_ZONE }) + " (Paris)";
 }
 
 function patientLabel(id) {
@@ -128,9 +143,15 @@ function show(view) {
 }
 
 // Timeline ---------------------------------------------------------------------------------------
+function transitionText(e) {
+  return e.channel === "control" && e.operation === "transition" && e.ref ? (state.transitionSay[e.ref] || e.ref) : "";
+}
+
 function entryRow(e) {
   const findings = (e.findings || []).length;
+  const said = transitionText(e);
   const label = `Échange ${e.seq} : ${CHANNELS[e.channel] || e.channel} ${e.operation}, ` +
+                `${said ? said + ", " : ""}` +
                 `${e.patient ? "patient " + patientLabel(e.patient) + ", " : ""}${VERDICTS[e.verdict] || e.verdict}`;
   const button = el("button", { class: "entry", type: "button", dataSeq: e.seq, dataChannel: e.channel,
                                 dataOperation: e.operation, dataVerdict: e.verdict, "aria-label": label,
@@ -140,20 +161,77 @@ function entryRow(e) {
     el("span", {}, el("span", { class: `chan chan-${e.channel}`, text: CHANNELS[e.channel] || e.channel })),
     el("span", { class: "op" }, e.operation, " ", el("span", { class: "dir", text: e.direction === "out" ? "→" : "←" }),
        findings ? el("span", { class: "nfind", text: ` ${findings} constat${findings > 1 ? "s" : ""}` }) : null),
-    el("span", { class: "who", text: patientLabel(e.patient) }),
+    said ? el("span", { class: "who say", text: said }) : el("span", { class: "who", text: patientLabel(e.patient) }),
     el("span", { class: `verdict v-${e.verdict}`, text: VERDICTS[e.verdict] || e.verdict }));
-  return el("li", {}, button);
+  const row = el("li", {}, button);
+  row.hidden = !matches(e);
+  return row;
+}
+
+// Search and filters: over the entries the page holds (the newest MAX_ROWS), as a mail catcher's list does.
+function searchText(e) {
+  return [e.seq, e.channel, CHANNELS[e.channel], e.operation, e.patient, patientLabel(e.patient), e.patient_ins,
+          e.document, e.actor, e.code, e.verdict, VERDICTS[e.verdict], e.ref, transitionText(e),
+          ...(e.findings || []).map((f) => `${f.rule} ${f.message}`)]
+    .filter((v) => v !== null && v !== undefined && v !== "").join(" ").toLowerCase();
+}
+
+function matches(e) {
+  const f = state.filter;
+  if (f.channel && e.channel !== f.channel) return false;
+  if (f.verdict && e.verdict !== f.verdict) return false;
+  if (f.patient && e.patient !== f.patient) return false;
+  if (f.text) return f.text.split(/\s+/).every((word) => searchText(e).includes(word));
+  return true;
+}
+
+function applyFilter() {
+  const f = state.filter;
+  f.text = $("filter-text").value.trim().toLowerCase();
+  f.channel = $("filter-channel").value;
+  f.verdict = $("filter-verdict").value;
+  f.patient = $("filter-patient").value;
+  let shown = 0, total = 0;
+  for (const button of document.querySelectorAll("#timeline .entry")) {
+    const e = state.entries.get(Number(button.dataset.seq));
+    if (!e) continue;
+    total += 1;
+    button.parentElement.hidden = !matches(e);
+    if (!button.parentElement.hidden) shown += 1;
+  }
+  const active = f.text || f.channel || f.verdict || f.patient;
+  $("filter-count").textContent = active ? `${shown} échange${shown > 1 ? "s" : ""} sur ${total}` : "";
+  $("timeline-empty").hidden = total > 0;
+}
+
+function clearFilter() {
+  $("filter-text").value = ""; $("filter-channel").value = ""; $("filter-verdict").value = ""; $("filter-patient").value = "";
+  applyFilter();
+}
+
+function patientOptions() {
+  const select = $("filter-patient");
+  const chosen = select.value;
+  const options = Object.values(state.patients).map((p) => el("option", { value: p.id, text: patientLabel(p.id) }));
+  select.replaceChildren(el("option", { value: "", text: "Tous les patients" }), ...options);
+  select.value = Object.prototype.hasOwnProperty.call(state.patients, chosen) ? chosen : "";
+  if (select.value !== chosen) applyFilter();
 }
 
 function addEntry(e) {
   const list = $("timeline");
-  if (e.channel === "control" && RESTART.includes(e.operation)) list.replaceChildren();
+  if (e.channel === "control" && RESTART.includes(e.operation)) { list.replaceChildren(); state.entries.clear(); }
   const existing = list.querySelector(`.entry[data-seq="${e.seq}"]`);
   if (existing) existing.parentElement.remove();
+  state.entries.set(e.seq, e);
   const row = entryRow(e);
   row.firstChild.classList.add("fresh");
   list.prepend(row);
-  while (list.children.length > MAX_ROWS) list.lastElementChild.remove();
+  while (list.children.length > MAX_ROWS) {
+    state.entries.delete(Number(list.lastElementChild.firstChild.dataset.seq));
+    list.lastElementChild.remove();
+  }
+  later("filter-count", applyFilter, 200);
   $("timeline-empty").hidden = list.children.length > 0;
 }
 
@@ -194,7 +272,7 @@ async function openEntry(seq, origin) {
   } catch (err) { say(err.message, true); return; }
   if (!entry || entry.seq !== seq) { say(`L'échange ${seq} n'est plus dans le journal.`, true); return; }
   $("detail-title").textContent = `Échange ${entry.seq} · ${CHANNELS[entry.channel] || entry.channel} ${entry.operation}`;
-  const meta = [["Heure", entry.time], ["Sens", DIRECTIONS[entry.direction] || entry.direction], ["Acteur", entry.actor],
+  const meta = [["Heure", dateTime(entry.time)], ["Transition", transitionText(entry)], ["Sens", DIRECTIONS[entry.direction] || entry.direction], ["Acteur", entry.actor],
                 ["Patient", patientLabel(entry.patient)], ["INS", entry.patient_ins], ["Document", entry.document],
                 ["Verdict", VERDICTS[entry.verdict] || entry.verdict], ["Code", entry.code],
                 ["Taille", `${entry.size} octets`]];
@@ -274,11 +352,18 @@ const refreshScenario = serialized(async () => {
   const seen = JSON.stringify(loaded);
   if (seen === state.scenarioSeen) return;     // nothing changed: no redraw
   state.scenarioSeen = seen;
+  state.transitionSay = Object.fromEntries((loaded.transitions || []).map((t) => [t.id, t.say || t.id]));
   const title = loaded.id ? `${loaded.title}` : "Aucun scénario chargé";
   $("scenario-title").textContent = loaded.id ? `· ${title}` : title;
   $("scenario-detail").textContent = loaded.id
     ? [loaded.id, loaded.requirement && `exigence ${loaded.requirement}`, loaded.title].filter(Boolean).join(" · ")
     : "Aucun scénario chargé.";
+  const description = loaded.description || "";
+  $("scenario-description").textContent = description;
+  $("scenario-description").hidden = !description;
+  $("description-heading").hidden = !description;
+  $("description-mini-text").textContent = description;
+  $("description-mini").hidden = !description;
   const steps = loaded.steps || [];
   $("steps").replaceChildren(...steps.map((s) => stepItem(s, false)));
   $("steps-mini").replaceChildren(...steps.map((s) => stepItem(s, true)));
@@ -288,29 +373,37 @@ const refreshScenario = serialized(async () => {
       class: "transition" + (t.fired ? " fired" : ""), dataTransition: t.id, dataFired: String(Boolean(t.fired)) },
     el("span", { class: "say" }, t.say || t.id, " ", el("span", { class: "when", text: `(${t.id} · ${whenText(t.when)}` +
       (t.count ? ` · déclenchée ${t.count} fois` : "") + ")" })),
-    t.when && t.when.manual ? el("button", { type: "button", class: "primary fire", dataTransition: t.id,
-                                             dataKey: "fire:" + t.id, onclick: () => fire(t.id) },
-                                 "Déclencher") : null)));
+    t.when && t.when.manual ? fireButton(t) : null)));
   $("transitions-empty").hidden = transitions.length > 0;
   const select = $("scenario-select");
   const listed = Array.from(select.options).some((o) => o.value === loaded.id);
   if (listed && document.activeElement !== select) select.value = loaded.id;
 });
 
+// A manual transition fires once (a third party acts once); one whose firing failed may be fired again.
+function fireButton(t) {
+  const done = t.fired && !t.error;
+  return el("button", { type: "button", class: done ? "fire" : "primary fire", dataTransition: t.id,
+                        dataKey: "fire:" + t.id, disabled: done, onclick: () => fire(t.id) },
+            done ? `Déclenchée à ${hhmmss(t.fired_at)}` : (t.error ? "Déclencher à nouveau" : "Déclencher"));
+}
+
 async function fire(id) {
   try {
     const result = await api("POST", `/transitions/${encodeURIComponent(id)}`);
-    if (result.error) say(`Transition ${id} : ${result.error.message || result.error.code}`, true);
+    if (result.error) say(`Transition ${id} : échec, ${result.error.message || result.error.code}`, true);
     else say(`Transition ${id} déclenchée : ${(result.actions || []).join(" ; ")}`);
-  } catch (err) { say(err.message, true); }
+  } catch (err) {
+    if (err.code === "TRANSITION_ALREADY_FIRED") say(`La transition ${id} a déjà été déclenchée : rechargez le scénario pour la rejouer.`, true);
+    else say(err.message, true);
+  }
   refreshScenario(); refreshWorld();
 }
 
 async function refreshClock() {
   try {
     const clock = await api("GET", "/clock");
-    const when = new Date(clock.now);
-    const text = when.toLocaleString("fr-FR", { dateStyle: "short", timeStyle: "medium", timeZone: "UTC" }) + " UTC";
+    const text = dateTime(clock.now);
     $("clock").textContent = text;
     $("clock-big").textContent = text;
     $("clock-offset").textContent = clock.offset ? `(avance de ${duration(clock.offset)} sur l'heure réelle)` : "(heure réelle)";
@@ -415,6 +508,7 @@ const refreshWorld = serialized(async () => {
   state.patients = Object.fromEntries(patients.map((p) => [p.id, p]));
   state.professionals = Object.fromEntries(pros.map((p) => [p.id, p]));
   state.structures = Object.fromEntries(structures.map((s) => [s.id, s]));
+  patientOptions();
   if (state.view !== "world") return;
   const blocks = await Promise.all(patients.map(async (p) => {
     let docs = [], auths = [];
@@ -500,7 +594,7 @@ function refreshAll() { refreshClock(); refreshScenario(); refreshWorld(); }
 
 // Keyboard ---------------------------------------------------------------------------------------
 function moveInTimeline(delta) {
-  const rows = Array.from(document.querySelectorAll("#timeline .entry"));
+  const rows = Array.from(document.querySelectorAll("#timeline li:not([hidden]) .entry"));
   if (!rows.length) return;
   const index = rows.indexOf(document.activeElement);
   const next = index < 0 ? 0 : Math.max(0, Math.min(rows.length - 1, index + delta));
@@ -518,6 +612,7 @@ function onKey(event) {
   const views = { "1": "timeline", "2": "world", "3": "scenario" };
   if (views[key]) { show(views[key]); $("tab-" + views[key]).focus(); event.preventDefault(); return; }
   if (key === "?") { $("help").showModal(); event.preventDefault(); return; }
+  if (key === "/") { show("timeline"); $("filter-text").focus(); event.preventDefault(); return; }
   if (key === "h") { show("scenario"); $("clock-input").focus(); $("clock-input").select(); event.preventDefault(); return; }
   if (key === "g") { show("scenario"); $("scenario-select").focus(); event.preventDefault(); return; }
   if (state.view === "timeline" && (key === "j" || key === "ArrowDown")) { moveInTimeline(1); event.preventDefault(); return; }
@@ -537,7 +632,13 @@ function start() {
   $("detail-close").addEventListener("click", closeDetail);
   $("detail").addEventListener("close", () => { if (state.detailOrigin && state.detailOrigin.isConnected) state.detailOrigin.focus(); });
   $("load-form").addEventListener("submit", (event) => { event.preventDefault(); loadScenario($("scenario-select").value); });
-  $("reset-button").addEventListener("click", resetBench);
+  $("reset-button").addEventListener("click", () => { $("confirm-reset").returnValue = ""; $("confirm-reset").showModal(); });
+  $("confirm-reset").addEventListener("close", () => { if ($("confirm-reset").returnValue === "reset") resetBench(); });
+  $("filter-channel").append(...Object.entries(CHANNELS).map(([value, text]) => el("option", { value, text })));
+  for (const id of ["filter-channel", "filter-verdict", "filter-patient"]) $(id).addEventListener("change", applyFilter);
+  $("filter-text").addEventListener("input", () => later("filter", applyFilter, 120));
+  $("filter").addEventListener("submit", (event) => { event.preventDefault(); applyFilter(); });
+  $("filter-clear").addEventListener("click", clearFilter);
   $("finish-button").addEventListener("click", finishSteps);
   $("clock-form").addEventListener("submit", (event) => { event.preventDefault(); advance($("clock-input").value.trim()); });
   for (const button of document.querySelectorAll(".advance")) button.addEventListener("click", () => advance(button.dataset.advance));
