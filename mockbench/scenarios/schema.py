@@ -272,7 +272,7 @@ ANNUAIRE_META = Map(name="Annuaire meta", fields={
     "lastUpdated": Field(Str(check=lambda t: _check_time(t) if "T" in t else _check_date(t)),
                          "meta.lastUpdated (the scenario's loading time if absent); `_lastUpdated` searches it"),
     "source": Field(Str(), "meta.source (https://annuaire.esante.gouv.fr if absent)"),
-    "profile": Field(ListOf(Str()), "meta.profile (the as-dp and fr-core profiles of the IG's examples if absent)"),
+    "profile": Field(ListOf(item=Str()), "meta.profile (the as-dp and fr-core profiles of the IG's examples if absent)"),
 })
 
 ANNUAIRE_ADDRESS = Map(name="Annuaire address", fields={
@@ -321,18 +321,30 @@ ANNUAIRE_PROFESSIONAL = Map(name="Annuaire professional", fields={
                 "(an opaque 003-... derived from the IDNPS if absent)"),
     "meta": Field(ANNUAIRE_META, "the Practitioner's meta"),
     "prefix": Field(Str(), "civility (name.prefix), e.g. M, MME"),
-    "degrees": Field(ListOf(ANNUAIRE_DEGREE), "diplomas (qualification, degree slice)"),
-    "roles": Field(ListOf(ANNUAIRE_ROLE), "the exercise situations (PractitionerRole), instead of the one "
+    "degrees": Field(ListOf(item=ANNUAIRE_DEGREE), "diplomas (qualification, degree slice)"),
+    "roles": Field(ListOf(item=ANNUAIRE_ROLE), "the exercise situations (PractitionerRole), instead of the one "
                    "derived from `structure`"),
     "mailbox_rank": Field(Int(minimum=1), "ContactPoint.rank of the MSSanté address"),
     "mailbox_metadata": Field(Bool(), "false: the address carries no mailbox metadata extension (type PER)",
                               default=True),
 })
 
-STRUCTURE = Map(name="Structure", fields={
+def _structure_finess(out: dict, node: yaml.Node, path: str, v: Validator) -> None:
+    """The FINESS's check digit, unless `check_digits: false` (then only its form, by the field's pattern)."""
+    finess = out.get("finess")
+    if out.get("check_digits", True) and finess and finess != GENERATE:
+        try:
+            identity.check_finess(finess)
+        except ValueError as exc:
+            v.problem(node, f"{path}.finess" if path else "finess", str(exc))
+
+
+STRUCTURE = Map(name="Structure", post=_structure_finess, fields={
     "id": Field(Id(), "the scenario's name for it", required=True),
-    "finess": Field(Str(check=_generated_or(identity.check_finess)), "FINESS (EG), or `generate`",
-                    default=GENERATE),
+    "finess": Field(Str(pattern=r"[0-9A-Z]{9}|generate", doc="9 characters or generate"), "FINESS (EG), or "
+                    "`generate`", default=GENERATE),
+    "check_digits": Field(Bool(), "false admits a FINESS whose check digit is wrong, as some ANS examples "
+                          "carry", default=True),
     "finess_ej": Field(Str(check=_generated_or(identity.check_finess)), "FINESS of the legal entity (EJ), "
                        "or `generate`"),
     "name": Field(Str(), "raison sociale; generated if absent"),

@@ -81,7 +81,8 @@ class Seeder:
             d.add_structure(self.tx, Structure(id=s["id"], finess=finess, finess_ej=ej, name=name,
                                                address=address, siret=s.get("siret") or "",
                                                directory_only=bool(s.get("directory_only")),
-                                               annuaire=s.get("annuaire") or {}))
+                                               annuaire=s.get("annuaire") or {}),
+                            check_digits=s.get("check_digits", True))
         for p in spec.get("professionals", []):
             rpps = "" if p.get("idnps") and p.get("rpps") in (None, "generate") else \
                 self._value(p.get("rpps"), self.faker.rpps)

@@ -190,4 +190,17 @@ def read_instance(path: Path) -> dict:
             context.append((indent, path_text.replace("[+]", "[=]")))
             continue
         inst.set(full, _value(value))
+    _primitive_extensions(inst.root)
     return inst.root
+
+
+def _primitive_extensions(node) -> None:
+    """A primitive given only extensions (`* line` then `* extension[...]`) is null beside its `_line`."""
+    if isinstance(node, dict):
+        for key in [k for k in node if k.startswith("_") and k[1:] in node]:
+            node[key[1:]] = [None] * len(node[key])
+        for value in node.values():
+            _primitive_extensions(value)
+    elif isinstance(node, list):
+        for value in node:
+            _primitive_extensions(value)
