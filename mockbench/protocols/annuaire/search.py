@@ -469,15 +469,19 @@ def _folded(d: Directory, kind: str, p: Param) -> list[tuple[list[str], list[str
     return d.memo[key]
 
 
-def _string_matches(c: Criterion, raw: list[str], folded: list[str]) -> bool:
+def _string_matcher(c: Criterion) -> Callable[[list[str], list[str]], bool]:
+    """A test of one row's (raw, folded) values, the alternatives folded once per query."""
     if c.modifier == "exact":   # case and accents count
-        return any(alt == v for alt in c.alternatives for v in raw)
+        exact = set(c.alternatives)
+        return lambda raw, folded: any(v in exact for v in raw)
     alternatives = [_fold(a) for a in c.alternatives]
     if c.modifier == "contains":
-        return any(alt in v for alt in alternatives for v in folded)
+        return lambda raw, folded: any(alt in v for v in folded for alt in alternatives)
     if c.modifier == "text":    # any word starts with the text
-        return any(w.startswith(alt) for alt in alternatives for v in folded for w in re.split(r"[\s'-]+", v))
-    return any(v.startswith(alt) for alt in alternatives for v in folded)
+        return lambda raw, folded: any(w.startswith(alt) for v in folded for w in re.split(r"[\s'-]+", v)
+                                       for alt in alternatives)
+    starts = tuple(alternatives)
+    return lambda raw, folded: any(v.startswith(starts) for v in folded)
 
 
 def _date_matches(c: Criterion, values: list[str], now: datetime) -> bool:
@@ -511,7 +515,8 @@ def search(d: Directory, q: Query, now: datetime | None = None) -> list:
     for c in rest:
         if c.param.kind == "string":
             folded = _folded(d, q.kind, c.param)
-            numbers = [i for i in numbers if _string_matches(c, *folded[i])]
+            matches = _string_matcher(c)
+            numbers = [i for i in numbers if matches(*folded[i])]
         elif c.param.kind == "date":
             numbers = [i for i in numbers if _date_matches(c, c.param.values(d, all_rows[i]), now)]
         else:   # uri (_profile on HealthcareService): exact
