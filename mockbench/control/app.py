@@ -50,9 +50,10 @@ def create_app(bench: Bench) -> Flask:
                           "GET it with ?wsdl")
             return dmp.routing_fault(exc.code or 404, reason)
         annuaire = getattr(bench, "annuaire", None)
-        if annuaire is not None and request.path.startswith("/fhir/v1"):
+        if annuaire is not None and request.path.startswith("/fhir/"):
             return annuaire.routing_error(exc.code or 404, f"{request.method} {request.path} is not served: GET "
-                                          "/fhir/v1/{type}?params, /fhir/v1/{type}/{id} or /fhir/v1/metadata")
+                                          "/fhir/v2/{type}?params, POST /fhir/v2/{type}/_search, "
+                                          "/fhir/v2/{type}/{id} or /fhir/v2/metadata")
         return exc
 
     return app

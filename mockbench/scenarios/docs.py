@@ -186,7 +186,7 @@ world:
 id: exemple-annuaire
 title: Des correspondants de ville dans l'Annuaire Santé
 description: >
-  Les professionnels et structures `directory_only` ne sont que dans l'Annuaire Santé (/fhir/v1) : des
+  Les professionnels et structures `directory_only` ne sont que dans l'Annuaire Santé (/fhir/v2) : des
   correspondants à chercher par RPPS, spécialité, organisation, code postal ou ville.
 world:
   structures:
@@ -203,7 +203,7 @@ world:
 steps:
   - id: recherche
     say: Le DPI cherche les médecins généralistes de Lyon 1er et obtient leur adresse MSSanté
-    expect: {channel: annuaire, operation: search:PractitionerRole}
+    expect: {channel: annuaire, operation: [search:Practitioner, search:Organization]}
 """),
     ("Pro Santé Connect CIBA", """\
 id: exemple-ciba

@@ -267,10 +267,84 @@ ADDRESS = Map(name="Address", fields={
     "city": Field(Str(), "city"),
 })
 
-STRUCTURE = Map(name="Structure", fields={
+ANNUAIRE_META = Map(name="Annuaire meta", fields={
+    "versionId": Field(Str(), "meta.versionId (1 if absent)"),
+    "lastUpdated": Field(Str(check=lambda t: _check_time(t) if "T" in t else _check_date(t)),
+                         "meta.lastUpdated (the scenario's loading time if absent); `_lastUpdated` searches it"),
+    "source": Field(Str(), "meta.source (https://annuaire.esante.gouv.fr if absent)"),
+    "profile": Field(ListOf(item=Str()), "meta.profile (the as-dp and fr-core profiles of the IG's examples if absent)"),
+})
+
+ANNUAIRE_ADDRESS = Map(name="Annuaire address", fields={
+    "insee": Field(Str(pattern=r"[0-9AB]{5}", doc="5 characters"), "INSEE commune code (TRE-R13)"),
+    "houseNumber": Field(Str(), "street number (ISO 21090 ADXP part)"),
+    "streetNameType": Field(Str(), "street type, e.g. R (rue)"),
+    "streetNameBase": Field(Str(), "street name"),
+})
+
+ANNUAIRE_STRUCTURE = Map(name="Annuaire structure", fields={
+    "id": Field(Str(pattern=r"[A-Za-z0-9\-.]{1,64}", doc="a FHIR id"), "the Organization's resource id "
+                "(an opaque 001-... derived from the FINESS if absent)"),
+    "meta": Field(ANNUAIRE_META, "the Organization's meta"),
+    "kind": Field(Str(choices=("GEOGRAPHICAL-ENTITY", "LEGAL-ENTITY")), "EG (the default) or EJ"),
+    "idnst": Field(Str(), "the IDNST when it is not 1 + FINESS"),
+    "finess_listed": Field(Bool(), "false: the directory does not list the FINESS (a cabinet known from the "
+                           "RPPS only)", default=True),
+    "rpps_rang": Field(Str(), "the RPPS rang identifier (https://rppsrang.esante.gouv.fr)"),
+    "alias": Field(Str(), "the commercial name (Organization.alias)"),
+    "sector": Field(Str(pattern=r"SA\d{2}", doc="SAnn"), "the secteur d'activité (TRE-R02), SA01 for a "
+                    "structure of the hospital and SA07 for a directory-only one if absent"),
+    "opened": Field(Str(check=_check_date), "opening date (the organization-period extension)"),
+    "phone": Field(Str(), "telephone (rank 1)"),
+    "fax": Field(Str(), "fax"),
+    "address": Field(ANNUAIRE_ADDRESS, "the street in parts and the INSEE code"),
+})
+
+ANNUAIRE_DEGREE = Map(name="Annuaire degree", fields={
+    "code": Field(Str(), "diploma code (TRE-R48, e.g. DE01)", required=True),
+    "type": Field(Str(), "diploma type (TRE-R14)", default="DE"),
+})
+
+ANNUAIRE_ROLE = Map(name="Annuaire role", fields={
+    "structure": Field(Id(), "the structure (EG or EJ) of this exercise situation", required=True),
+    "id": Field(Str(pattern=r"[A-Za-z0-9\-.]{1,64}", doc="a FHIR id"), "the PractitionerRole's resource id"),
+    "identifier": Field(Str(), "the RPPS activity identifier (idSituationExercice)"),
+    "meta": Field(ANNUAIRE_META, "the PractitionerRole's meta"),
+    "genre": Field(Str(), "genre d'activité (TRE-R22)", default="GENR01"),
+    "mode": Field(Str(), "mode d'exercice (TRE-R23): L libéral, S salarié", default="S"),
+    "function": Field(Str(), "fonction (TRE-R21)", default="FON-AU"),
+    "mailboxes": Field(Bool(), "the professional's MSSanté addresses on this role too", default=False),
+})
+
+ANNUAIRE_PROFESSIONAL = Map(name="Annuaire professional", fields={
+    "id": Field(Str(pattern=r"[A-Za-z0-9\-.]{1,64}", doc="a FHIR id"), "the Practitioner's resource id "
+                "(an opaque 003-... derived from the IDNPS if absent)"),
+    "meta": Field(ANNUAIRE_META, "the Practitioner's meta"),
+    "prefix": Field(Str(), "civility (name.prefix), e.g. M, MME"),
+    "degrees": Field(ListOf(item=ANNUAIRE_DEGREE), "diplomas (qualification, degree slice)"),
+    "roles": Field(ListOf(item=ANNUAIRE_ROLE), "the exercise situations (PractitionerRole), instead of the one "
+                   "derived from `structure`"),
+    "mailbox_rank": Field(Int(minimum=1), "ContactPoint.rank of the MSSanté address"),
+    "mailbox_metadata": Field(Bool(), "false: the address carries no mailbox metadata extension (type PER)",
+                              default=True),
+})
+
+def _structure_finess(out: dict, node: yaml.Node, path: str, v: Validator) -> None:
+    """The FINESS's check digit, unless `check_digits: false` (then only its form, by the field's pattern)."""
+    finess = out.get("finess")
+    if out.get("check_digits", True) and finess and finess != GENERATE:
+        try:
+            identity.check_finess(finess)
+        except ValueError as exc:
+            v.problem(node, f"{path}.finess" if path else "finess", str(exc))
+
+
+STRUCTURE = Map(name="Structure", post=_structure_finess, fields={
     "id": Field(Id(), "the scenario's name for it", required=True),
-    "finess": Field(Str(check=_generated_or(identity.check_finess)), "FINESS (EG), or `generate`",
-                    default=GENERATE),
+    "finess": Field(Str(pattern=r"[0-9A-Z]{9}|generate", doc="9 characters or generate"), "FINESS (EG), or "
+                    "`generate`", default=GENERATE),
+    "check_digits": Field(Bool(), "false admits a FINESS whose check digit is wrong, as some ANS examples "
+                          "carry", default=True),
     "finess_ej": Field(Str(check=_generated_or(identity.check_finess)), "FINESS of the legal entity (EJ), "
                        "or `generate`"),
     "name": Field(Str(), "raison sociale; generated if absent"),
@@ -278,6 +352,7 @@ STRUCTURE = Map(name="Structure", fields={
     "siret": Field(Str(check=identity.check_siret), "SIRET (14 digits, Luhn), served by the Annuaire door"),
     "directory_only": Field(Bool(), "a structure outside the hospital under test, only listed in the Annuaire "
                             "Santé (a correspondent's cabinet or clinic)", default=False),
+    "annuaire": Field(ANNUAIRE_STRUCTURE, "what the Annuaire Santé V2 lists beyond the world's fields"),
 })
 
 CIBA = Map(name="Ciba", fields={
@@ -307,9 +382,10 @@ PROFESSIONAL = Map(name="Professional", fields={
     "ciba": Field(CIBA, "how the professional answers CIBA requests (the OIDC door; also "
                   "`PUT /_bench/oidc/ciba/{idnps}`)"),
     "directory_only": Field(Bool(), "a professional outside the hospital under test, only listed in the "
-                            "Annuaire Santé (the `/fhir/v1` door), e.g. a correspondent to search for; give "
+                            "Annuaire Santé (the `/fhir/v2` door), e.g. a correspondent to search for; give "
                             "it its own structure (a cabinet, a clinic) with `directory_only` too",
                             default=False),
+    "annuaire": Field(ANNUAIRE_PROFESSIONAL, "what the Annuaire Santé V2 lists beyond the world's fields"),
 })
 
 AUTHORIZATION = Map(name="Authorization", one_of=(("structure", "professional"),), fields={

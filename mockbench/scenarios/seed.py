@@ -80,7 +80,9 @@ class Seeder:
             name = s.get("name") or f"Centre hospitalier de {address.get('city') or city}"
             d.add_structure(self.tx, Structure(id=s["id"], finess=finess, finess_ej=ej, name=name,
                                                address=address, siret=s.get("siret") or "",
-                                               directory_only=bool(s.get("directory_only"))))
+                                               directory_only=bool(s.get("directory_only")),
+                                               annuaire=s.get("annuaire") or {}),
+                            check_digits=s.get("check_digits", True))
         for p in spec.get("professionals", []):
             rpps = "" if p.get("idnps") and p.get("rpps") in (None, "generate") else \
                 self._value(p.get("rpps"), self.faker.rpps)
@@ -95,7 +97,8 @@ class Seeder:
             d.add_professional(self.tx, Professional(
                 id=p["id"], idnps=p.get("idnps") or "8" + rpps, rpps=rpps, family_name=family,
                 given_name=given, profession=p.get("profession", "10"), specialty=p.get("specialty", ""),
-                structure=p.get("structure", ""), mssante=mss, directory_only=bool(p.get("directory_only"))),
+                structure=p.get("structure", ""), mssante=mss, directory_only=bool(p.get("directory_only")),
+                annuaire=p.get("annuaire") or {}),
                 check_digits=p.get("check_digits", True))
             if p.get("ciba"):
                 set_ciba_script(self.world, self.tx, p["id"], p["ciba"])

@@ -34,11 +34,18 @@ class Directory:
         self.world = world
 
     # Structures ---------------------------------------------------------------------------------
-    def add_structure(self, tx: Tx, s: Structure) -> Structure:
-        _check(identity.check_finess, s.finess, f"structure {s.id} finess")
-        if s.finess_ej:
-            _check(identity.check_finess, s.finess_ej, f"structure {s.id} finess_ej")
-        s.idnst = s.idnst or identity.idnst_from_finess(s.finess)
+    def add_structure(self, tx: Tx, s: Structure, *, check_digits: bool = True) -> Structure:
+        """`check_digits=False` admits a FINESS whose check digit is wrong, as some ANS examples carry (the
+        Annuaire IG's PP19DP); its form (9 characters) is still checked."""
+        for what, finess in (("finess", s.finess), ("finess_ej", s.finess_ej)):
+            if not finess:
+                continue
+            if check_digits:
+                _check(identity.check_finess, finess, f"structure {s.id} {what}")
+            elif not (len(finess) == 9 and finess.isalnum()):
+                raise errors.InvalidIdentifier(f"structure {s.id} {what}: {finess} does not have the form of a "
+                                               "FINESS (9 characters)")
+        s.idnst = s.idnst or (identity.idnst_from_finess(s.finess) if check_digits else "1" + s.finess)
         if tx.get("structures", id=s.id):
             raise errors.DuplicateIdentifier(f"a structure with id {s.id} already exists")
         tx.put("structures", s.to_dict(), id=s.id, finess=s.finess)

@@ -76,6 +76,7 @@ class Structure(Record):
     siret: str = ""
     address: dict = field(default_factory=dict)
     directory_only: bool = False    # listed in the Annuaire Santé only (outside the hospital under test)
+    annuaire: dict = field(default_factory=dict)   # Annuaire Santé V2 attributes a scenario gives (see schema)
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Professional(Record):
     structure: str = ""             # structure id
     mssante: str = ""               # MSSanté address
     directory_only: bool = False    # listed in the Annuaire Santé only (outside the hospital under test)
+    annuaire: dict = field(default_factory=dict)   # Annuaire Santé V2 attributes a scenario gives (see schema)
 
 
 @dataclass

@@ -1,5 +1,15 @@
-"""The Annuaire door: the Annuaire Santé's FHIR R4 API (read and search on Practitioner, PractitionerRole,
-Organization, HealthcareService; `metadata`) under /fhir/v1, behind the `ESANTE-API-KEY` header.
+"""The Annuaire door: the Annuaire Santé's FHIR R4 API V2 under /fhir/v2, behind the `ESANTE-API-KEY` header;
+/fhir/v1, retired by the ANS, answers 410 Gone.
+
+Sources (corpus specs/annuaire-v2/):
+- getting-started_api-basics.md: base `.../fhir/v2`, endpoints metadata / Practitioner / PractitionerRole /
+  Organization / HealthcareService / Device, the ESANTE-API-KEY header, GET and POST `[type]/_search`,
+  errors as OperationOutcome, 410 "La ressource n'est plus accessible".
+- changelog.md: V1 available until July 2026, calls redirected to V2 from Dec. 2025 / Jan. 2026; the bench
+  plays the world after that: V1 is gone.
+- use-case_uc-call-type.md §1-2: paging by a `next` link `[base]/_page?id=<opaque>` next to `self`, no
+  `previous`; `total` on the first page.
+- ig-fsh/AsServerDPCapabilityStatement.fsh through capability.py: what `metadata` lists and search serves.
 
 resources.py turns the world into FHIR JSON, search.py parses and matches the search parameters; this module
 checks the key, reads the directory and journals the exchange in one transaction, and renders the answer.
@@ -8,11 +18,17 @@ Every error becomes an OperationOutcome in one place (`_serve`).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import logging
+import secrets
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -21,36 +37,43 @@ from flask import Blueprint, Response, request
 from ... import __version__
 from ...world.store import Tx
 from . import resources as res
+from .capability import IG_DATE, RESOURCES
 from .resources import Directory
-from .search import INCLUDES, PARAMS, REVINCLUDES, Query, SearchError, parse, rows, search
+from .search import KINDS, Query, SearchError, parse, referenced, referencing, search
 
 if TYPE_CHECKING:
     from ...bench import Bench
 
 log = logging.getLogger("mockbench.annuaire")
 
-PREFIX = "/fhir/v1"
+PREFIX = "/fhir"
+VERSION = "/v2"
 CONTENT_TYPE = "application/fhir+json; charset=utf-8"
 KEY_HEADER = "ESANTE-API-KEY"
 DEFAULT_KEYS = ("mockbench",)
-KINDS = tuple(PARAMS)
+IG_CAPABILITY = "https://interop.esante.gouv.fr/ig/fhir/annuaire/CapabilityStatement/AsServerDPCapabilityStatement"
+MAX_PAGE_TOKEN = 8192
 RENDER: dict[str, Callable[[Directory, Any], dict]] = {
     "Practitioner": res.practitioner,
-    "PractitionerRole": lambda d, row: res.practitioner_role(d, *row),
+    "PractitionerRole": res.practitioner_role,
     "Organization": res.organization,
-    "HealthcareService": res.healthcare_service,
 }
 IDS: dict[str, Callable[[Any], str]] = {
     "Practitioner": res.practitioner_id,
-    "PractitionerRole": lambda row: res.role_id(*row),
+    "PractitionerRole": res.role_id,
     "Organization": res.organization_id,
-    "HealthcareService": res.service_id,
 }
+# Kept by _elements besides the ones asked: what the DP profiles make mandatory (advanced_modifying-search-
+# results.md §5 shows `identifier` and `active` in an answer to `_elements=name`).
+MANDATORY = {"Practitioner": ("identifier", "active"), "PractitionerRole": ("identifier", "active", "practitioner"),
+             "Organization": ("identifier", "active")}
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED",
+             "display": "Resource encoded in summary mode"}
 # OperationOutcome.issue.code (FHIR IssueType) for each of the door's error codes.
 ISSUE_TYPES = {
     "UNAUTHORIZED": "login", "PARAMETER_UNKNOWN": "not-supported", "PARAMETER_INVALID": "invalid",
-    "PARAMETER_NOT_SEARCHABLE": "not-supported", "RESOURCE_UNKNOWN": "not-found", "TYPE_UNKNOWN": "not-supported",
-    "INTERNAL": "exception",
+    "RESOURCE_UNKNOWN": "not-found", "TYPE_UNKNOWN": "not-supported", "PAGE_UNKNOWN": "not-found",
+    "API_VERSION_GONE": "not-supported", "INTERNAL": "exception",
 }
 
 
@@ -70,18 +93,27 @@ class AnnuaireDoor:
         self.world = bench.world
         self.api_keys = frozenset(api_keys)
         self._cache: tuple[tuple, Directory] | None = None
+        self._page_key = secrets.token_bytes(32)   # signs the paging ids: they die with this bench process
 
     def blueprint(self) -> Blueprint:
         bp = Blueprint("annuaire", __name__)
-        bp.add_url_rule("/metadata", "metadata", lambda: self._serve("read:CapabilityStatement", self._metadata))
-        bp.add_url_rule("/<kind>", "search", lambda kind: self._serve(f"search:{kind}", self._search, kind))
-        bp.add_url_rule("/<kind>/<rid>", "read",
+        v2 = VERSION
+        bp.add_url_rule(f"{v2}/metadata", "metadata",
+                        lambda: self._serve("read:CapabilityStatement", self._metadata))
+        bp.add_url_rule(f"{v2}/_page", "page", lambda: self._serve("search:page", self._page))
+        bp.add_url_rule(f"{v2}/<kind>", "search", lambda kind: self._serve(f"search:{kind}", self._search, kind))
+        bp.add_url_rule(f"{v2}/<kind>/_search", "post_search", methods=["POST"],
+                        view_func=lambda kind: self._serve(f"search:{kind}", self._search, kind))
+        bp.add_url_rule(f"{v2}/<kind>/<rid>", "read",
                         lambda kind, rid: self._serve(f"read:{kind}", self._read, kind, rid))
+        gone = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+        bp.add_url_rule("/v1", "v1_root", methods=gone, view_func=lambda: self._serve("v1", self._v1))
+        bp.add_url_rule("/v1/<path:rest>", "v1", methods=gone, view_func=lambda rest: self._serve("v1", self._v1))
         return bp
 
     @property
     def base(self) -> str:
-        return self.bench.url + PREFIX
+        return self.bench.url + PREFIX + VERSION
 
     # The one place where an exchange is checked, journaled and its errors rendered -----------------------
     def _serve(self, operation: str, handler: Callable[..., dict], *args: str) -> Response:
@@ -99,7 +131,8 @@ class AnnuaireDoor:
                 except Refusal as exc:
                     refusal = exc
                 else:
-                    self.world.journal.append(tx, "annuaire", operation, actor=key, raw=raw)
+                    op = f"search:{body.pop('_kind')}" if operation == "search:page" else operation
+                    self.world.journal.append(tx, "annuaire", op, actor=key, raw=raw)
                     return _json(200, body)
                 self.world.journal.append(tx, "annuaire", operation, actor=key if refusal.status != 401 else "",
                                           verdict="refused", code=refusal.code, raw=raw)
@@ -122,24 +155,40 @@ class AnnuaireDoor:
     # Handlers ---------------------------------------------------------------------------------------------
     def _kind(self, kind: str) -> None:
         if kind not in KINDS:
-            raise Refusal(404, "TYPE_UNKNOWN", f"the Annuaire door serves {', '.join(KINDS)} and metadata, not "
-                          f"{kind}")
+            raise Refusal(404, "TYPE_UNKNOWN", f"Unknown resource type '{kind[:60]}' - the Annuaire Santé V2 "
+                          f"serves {', '.join(KINDS)} and metadata")
+
+    def _v1(self, tx: Tx) -> dict:
+        raise Refusal(410, "API_VERSION_GONE", "the Annuaire Santé FHIR API V1 is retired (decommissioned July "
+                      f"2026, calls redirected to V2 since January 2026): use {self.base}, e.g. "
+                      f"{self.base}/Practitioner?identifier=<RPPS>")
 
     def _search(self, tx: Tx, kind: str) -> dict:
         self._kind(kind)
-        q = parse(kind, request.args.items(multi=True))
-        d = self.directory(tx)
-        matches = search(d, q)
-        return self._bundle(d, q, matches)
+        args = list(request.args.items(multi=True))
+        if request.method == "POST":
+            args += list(request.form.items(multi=True))
+        lenient = _lenient()
+        return self._bundle(tx, parse(kind, args, lenient=lenient), 0, lenient)
+
+    def _page(self, tx: Tx) -> dict:
+        token = request.args.get("id", "")
+        if not token:
+            raise Refusal(400, "PARAMETER_INVALID", "_page: the id parameter is missing", "id")
+        state = self._unseal(token)
+        q = parse(state["k"], [tuple(kv) for kv in state["p"]], lenient=state["l"])
+        body = self._bundle(tx, q, state["o"], state["l"], self_url=f"{self.base}/_page?id={token}")
+        body["_kind"] = state["k"]
+        return body
 
     def _read(self, tx: Tx, kind: str, rid: str) -> dict:
         self._kind(kind)
         d = self.directory(tx)
-        ident = IDS[kind]
-        for row in rows(d, kind):
-            if ident(row) == rid:
-                return RENDER[kind](d, row)
-        raise Refusal(404, "RESOURCE_UNKNOWN", f"no {kind} with id {rid}")
+        if kind in IDS:
+            found = d.by_ref().get(f"{kind}/{rid}")
+            if found is not None:
+                return RENDER[kind](d, found)
+        raise Refusal(404, "RESOURCE_UNKNOWN", f"Resource {kind}/{rid[:80]} is not known")
 
     def _metadata(self, tx: Tx) -> dict:
         return capability_statement(self.base, self.world.clock.now_iso())
@@ -156,21 +205,50 @@ class AnnuaireDoor:
         self._cache = (key, built)
         return built
 
+    # Paging ids: the query and the offset, compressed and signed (opaque to the client, like the real one's)
+    def _seal(self, q: Query, offset: int, lenient: bool) -> str:
+        body = zlib.compress(json.dumps({"k": q.kind, "p": q.kept, "o": offset, "l": lenient},
+                                        separators=(",", ":")).encode())
+        mac = hmac.new(self._page_key, body, hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(mac + body).decode().rstrip("=")
+
+    def _unseal(self, token: str) -> dict:
+        gone = Refusal(410, "PAGE_UNKNOWN", f"Search id {token[:40]}... does not exist and may have expired: "
+                       "start the search again", "id")
+        if len(token) > MAX_PAGE_TOKEN:
+            raise gone
+        try:
+            blob = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except ValueError:
+            raise gone from None
+        mac, body = blob[:16], blob[16:]
+        if not hmac.compare_digest(mac, hmac.new(self._page_key, body, hashlib.sha256).digest()[:16]):
+            raise gone
+        inflate = zlib.decompressobj()
+        try:
+            text = inflate.decompress(body, MAX_PAGE_TOKEN * 4)
+        except zlib.error:
+            raise gone from None
+        if inflate.unconsumed_tail:
+            raise gone
+        return json.loads(text)
+
     # Bundles ----------------------------------------------------------------------------------------------
-    def _bundle(self, d: Directory, q: Query, matches: list) -> dict:
-        page = matches[q.offset:q.offset + q.count]
-        url = f"{self.base}/{q.kind}"
-        links = [{"relation": "self", "url": _page_url(url, q, q.offset)}]
-        if q.offset + q.count < len(matches) and q.count:
-            links.append({"relation": "next", "url": _page_url(url, q, q.offset + q.count)})
-        if q.offset > 0 and q.count:
-            links.append({"relation": "previous", "url": _page_url(url, q, max(0, q.offset - q.count))})
-        entries = [self._entry(d, q.kind, row, "match") for row in page]
-        seen = {(q.kind, IDS[q.kind](row)) for row in page}
+    def _bundle(self, tx: Tx, q: Query, offset: int, lenient: bool, self_url: str | None = None) -> dict:
+        d = self.directory(tx)
+        matches = search(d, q, datetime.fromisoformat(self.world.clock.now_iso().replace("Z", "+00:00")))
+        page = matches[offset:offset + q.count]
+        links = []
+        if q.count and offset + q.count < len(matches):
+            links.append({"relation": "next", "url": f"{self.base}/_page?id="
+                          f"{self._seal(q, offset + q.count, lenient)}"})
+        links.append({"relation": "self", "url": self_url or _self_url(f"{self.base}/{q.kind}", q)})
+        entries = [self._entry(d, q.kind, row, "match", q.elements) for row in page]
+        seen = {(q.kind, IDS[q.kind](row)) for row in page} if q.kind in IDS else set()
         for kind, row in _included(d, q, page):
             if (kind, IDS[kind](row)) not in seen:
                 seen.add((kind, IDS[kind](row)))
-                entries.append(self._entry(d, kind, row, "include"))
+                entries.append(self._entry(d, kind, row, "include", []))
         bundle: dict = {"resourceType": "Bundle", "id": str(uuid.uuid4()),
                         "meta": {"lastUpdated": self.world.clock.now_iso()}, "type": "searchset"}
         if q.total != "none":
@@ -180,39 +258,40 @@ class AnnuaireDoor:
             bundle["entry"] = entries
         return bundle
 
-    def _entry(self, d: Directory, kind: str, row: Any, mode: str) -> dict:
-        return {"fullUrl": f"{self.base}/{kind}/{IDS[kind](row)}", "resource": RENDER[kind](d, row),
-                "search": {"mode": mode}}
+    def _entry(self, d: Directory, kind: str, row: Any, mode: str, elements: list[str]) -> dict:
+        resource = RENDER[kind](d, row)
+        if elements:
+            keep = {"resourceType", "id", "meta", *MANDATORY[kind], *elements}
+            resource = {k: v for k, v in resource.items() if k in keep}
+            resource["meta"] = {**resource["meta"], "tag": [SUBSETTED]}
+        return {"fullUrl": f"{self.base}/{kind}/{IDS[kind](row)}", "resource": resource, "search": {"mode": mode}}
+
+
+def _lenient() -> bool:
+    """FHIR R4 http.html#search: `Prefer: handling=lenient` has unknown parameters ignored."""
+    prefer = request.headers.get("Prefer", "")
+    return any(p.strip().replace(" ", "") == "handling=lenient" for p in prefer.split(","))
 
 
 def _included(d: Directory, q: Query, page: list) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
+    includes = []
     for inc in q.include:
-        if inc == "PractitionerRole:practitioner":
-            out += [("Practitioner", p) for p, _ in page]
-        elif inc == "PractitionerRole:organization":
-            out += [("Organization", s) for _, s in page]
-        elif inc == "HealthcareService:organization":
-            out += [("Organization", s) for s in page]
-    for rev in q.revinclude:
-        if rev == "PractitionerRole:practitioner":
-            ids = {p.id for p in page}
-            out += [("PractitionerRole", row) for row in rows(d, "PractitionerRole") if row[0].id in ids]
-        elif rev == "PractitionerRole:organization":
-            ids = {s.id for s in page}
-            out += [("PractitionerRole", row) for row in rows(d, "PractitionerRole") if row[1].id in ids]
-        elif rev == "HealthcareService:organization":
-            out += [("HealthcareService", s) for s in page]
+        includes += [i for i in RESOURCES[q.kind]["searchInclude"] if i != "*"] if inc == "*" else [inc]
+    for inc in dict.fromkeys(includes):
+        source, name = inc.split(":")
+        out += referenced(d, source, name, page)
+    if q.revinclude and page:
+        targets = [f"{q.kind}/{IDS[q.kind](row)}" for row in page]
+        for rev in q.revinclude:
+            source, name = rev.split(":")
+            if source in IDS:    # Device and HealthcareService: none in a world
+                out += referencing(d, source, name, targets)
     return out
 
 
-def _page_url(url: str, q: Query, offset: int) -> str:
-    params = [(k, v) for k, v in q.kept]
-    if not any(k == "_count" for k, _ in params):
-        params.append(("_count", str(q.count)))
-    if offset:
-        params.append(("_offset", str(offset)))
-    return f"{url}?{urlencode(params)}" if params else url
+def _self_url(url: str, q: Query) -> str:
+    return f"{url}?{urlencode(q.kept)}" if q.kept else url
 
 
 def outcome(code: str, message: str, parameter: str | None = None) -> dict:
@@ -226,24 +305,36 @@ def outcome(code: str, message: str, parameter: str | None = None) -> dict:
 
 
 def capability_statement(base: str, now: str) -> dict:
+    """The IG's CapabilityStatement (capability.py), as an instance: the same resources, interactions,
+    includes and search parameters, with the bench's software and address."""
     resources = []
-    for kind, params in PARAMS.items():
-        entry: dict = {"type": kind, "profile": res.PROFILE[kind],
-                       "interaction": [{"code": "read"}, {"code": "search-type"}]}
-        if INCLUDES.get(kind):
-            entry["searchInclude"] = list(INCLUDES[kind])
-        if REVINCLUDES.get(kind):
-            entry["searchRevInclude"] = list(REVINCLUDES[kind])
-        entry["searchParam"] = [{"name": p.name, "type": p.kind, "documentation": p.doc} for p in params.values()]
+    for kind, spec in RESOURCES.items():
+        entry: dict = {"type": kind, "profile": spec["profile"],
+                       "interaction": [{"code": c} for c in spec["interaction"]]}
+        if spec["searchInclude"]:
+            entry["searchInclude"] = list(spec["searchInclude"])
+        if spec["searchRevInclude"]:
+            entry["searchRevInclude"] = list(spec["searchRevInclude"])
+        params = []
+        for name, kind_, definition, documentation in spec["searchParam"]:
+            p = {"name": name, "type": kind_}
+            if definition:
+                p["definition"] = definition
+            p["documentation"] = documentation
+            params.append(p)
+        entry["searchParam"] = params
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement", "status": "active", "date": now, "publisher": "mockbench",
-        "kind": "instance", "software": {"name": "mockbench", "version": __version__},
-        "implementation": {"description": "mockbench: the Annuaire Santé FHIR API (test double)", "url": base},
-        "fhirVersion": "4.0.1", "format": ["application/fhir+json", "json"],
+        "kind": "instance", "instantiates": [IG_CAPABILITY],
+        "software": {"name": "mockbench", "version": __version__},
+        "implementation": {"description": f"mockbench: the Annuaire Santé FHIR API V2 (test double; IG "
+                                          f"CapabilityStatement of {IG_DATE[:10]})", "url": base},
+        "fhirVersion": "4.0.1", "format": ["json"],
         "rest": [{"mode": "server",
-                  "documentation": "Search results take _count (at most 1000, 50 by default), _total "
-                                   "(none, estimate, accurate) and the paging links of Bundle.link.",
+                  "documentation": "Search results take _count (50 by default, at most 10000), _total (none, "
+                                   "estimate, accurate), _elements, and page through the next link "
+                                   "([base]/_page?id=...). POST [type]/_search takes the same parameters.",
                   "security": {"description": f"An API key in the {KEY_HEADER} header."},
                   "resource": resources}],
     }

@@ -1,6 +1,9 @@
-"""The search module without HTTP: parsing a query into criteria and matching them over a directory."""
+"""The search module without HTTP: parsing a query into criteria and matching them over a directory
+(sources: specs/annuaire-v2/advanced_common-search-params.md §2-4 and §7, the IG's CapabilityStatement)."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mockbench.protocols.annuaire.resources import Directory
 from mockbench.protocols.annuaire.search import SearchError, parse, search
@@ -12,7 +15,7 @@ CREATED = "2026-03-01T10:00:00.000Z"
 @pytest.fixture
 def directory() -> Directory:
     structures = [Structure(id="chu", finess="750000001", idnst="1750000001", name="Hôpital Saint-Éloi",
-                            address={"postal_code": "34000", "city": "Montpellier"}),
+                            finess_ej="750000019", address={"postal_code": "34000", "city": "Montpellier"}),
                   Structure(id="cab", finess="690000001", idnst="1690000001", name="Cabinet, Dupont & Fils",
                             address={"postal_code": "69001", "city": "Lyon"}, directory_only=True)]
     pros = [Professional(id="a", idnps="810000000001", rpps="10000000001", family_name="ÉLOI", given_name="Zoé",
@@ -23,26 +26,31 @@ def directory() -> Directory:
 
 
 def ids(rows) -> list[str]:
-    return [getattr(r, "id", None) or r[0].id for r in rows]
+    return [getattr(r, "id", None) or getattr(r, "finess", None) or r.pro.id for r in rows]
 
 
 def test_strings_ignore_case_and_accents_unless_exact(directory):
     assert ids(search(directory, parse("Practitioner", [("name", "eloi")]))) == ["a"]
-    assert ids(search(directory, parse("Practitioner", [("name:exact", "ÉLOI")]))) == ["a"]
-    assert ids(search(directory, parse("Practitioner", [("name:exact", "ELOI")]))) == []
-    assert ids(search(directory, parse("Organization", [("name:contains", "saint-eloi")]))) == ["chu"]
+    assert ids(search(directory, parse("Practitioner", [("family:exact", "ÉLOI")]))) == ["a"]
+    assert ids(search(directory, parse("Practitioner", [("family:exact", "ELOI")]))) == []
+    assert ids(search(directory, parse("Organization", [("name:contains", "saint-eloi")]))) == ["chu", "750000019"]
 
 
 def test_escaped_comma_is_not_or(directory):
     assert ids(search(directory, parse("Organization", [("name", "Cabinet\\, Dupont")]))) == ["cab"]
-    assert ids(search(directory, parse("Organization", [("name", "Cabinet,Hôpital")]))) == ["chu", "cab"]
+    assert ids(search(directory, parse("Organization", [("name", "Cabinet,Hôpital")]))) == \
+        ["chu", "cab", "750000019"]
 
 
 def test_tokens_with_and_without_system(directory):
-    assert ids(search(directory, parse("Practitioner", [("identifier", "http://rpps.fr|10000000002")]))) == ["b"]
+    rpps = "https://rpps.esante.gouv.fr"
+    assert ids(search(directory, parse("Practitioner", [("identifier", f"{rpps}|10000000002")]))) == ["b"]
     assert ids(search(directory, parse("Practitioner", [("identifier", "|10000000002")]))) == []  # no system
-    assert ids(search(directory, parse("PractitionerRole", [("role", "21")]))) == ["b"]
-    assert ids(search(directory, parse("PractitionerRole", [("role", "10,21"), ("specialty", "SM26")]))) == ["a"]
+    assert ids(search(directory, parse("Practitioner", [("identifier", f"{rpps}|")]))) == ["a", "b"]
+    assert ids(search(directory, parse("Practitioner", [("qualification-code", "21")]))) == ["b"]
+    assert ids(search(directory, parse("Practitioner", [("qualification-code", "10,21"),
+                                                         ("qualification-code", "SM26")]))) == ["a"]
+    assert ids(search(directory, parse("PractitionerRole", [("role", "L")]))) == ["b"]      # libéral cabinet
 
 
 def test_mailboxes_of_the_world_are_searchable(directory):
@@ -51,18 +59,34 @@ def test_mailboxes_of_the_world_are_searchable(directory):
 
 @pytest.mark.parametrize("value, expected", [("2026", 2), ("2026-03", 2), ("2026-02", 0), ("gt2026-03-01", 0),
                                              ("ge2026-03-01", 2), ("lt2026-03-01T10:00:00Z", 0),
-                                             ("le2026-03-01T10:00:00Z", 2), ("eq2026-03-01T10:00:00.000Z", 2)])
+                                             ("le2026-03-01T10:00:00Z", 2), ("eq2026-03-01T10:00:00.000Z", 2),
+                                             ("ne2026", 0), ("ap2026-03-01", 2)])
 def test_date_precision_and_prefixes(directory, value, expected):
     assert len(search(directory, parse("Practitioner", [("_lastUpdated", value)]))) == expected
 
 
 def test_errors_name_the_parameter():
-    with pytest.raises(SearchError) as caught:
-        parse("Organization", [("address-line", "rue")])
-    assert (caught.value.code, caught.value.parameter) == ("PARAMETER_NOT_SEARCHABLE", "address-line")
-    with pytest.raises(SearchError) as caught:
-        parse("PractitionerRole", [("specialty.name", "x")])
-    assert caught.value.parameter == "specialty.name"
-    with pytest.raises(SearchError) as caught:
-        parse("Practitioner", [("_count", "1"), ("_count", "2")])
-    assert caught.value.parameter == "_count"
+    for kind, args, named in [("PractitionerRole", [("specialty", "SM26")], "specialty"),
+                              ("PractitionerRole", [("organization.name", "x")], "organization.name"),
+                              ("Practitioner", [("_count", "1"), ("_count", "2")], "_count"),
+                              ("Practitioner", [("family:below", "x")], "family:below")]:
+        with pytest.raises(SearchError) as caught:
+            parse(kind, args)
+        assert caught.value.parameter == named
+
+
+def test_lenient_parsing_records_what_it_ignored():
+    q = parse("Practitioner", [("colour", "x"), ("family:soundex", "y"), ("family", "z")], lenient=True)
+    assert q.ignored == ["colour", "family:soundex"] and q.kept == [("family", "z")]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["family", "name:contains", "identifier", "qualification-code",
+                                           "_lastUpdated", "active", "_count", "colour", "_elements"]),
+                          st.text(max_size=20)), max_size=4))
+def test_any_query_parses_or_names_its_parameter(args):
+    try:
+        q = parse("Practitioner", args)
+    except SearchError as exc:
+        assert exc.parameter in {k for k, _ in args} and exc.status == 400
+    else:
+        assert len(q.kept) == len(args)
