@@ -274,3 +274,20 @@ def test_ciba_channel_is_the_userinfo_auth_mode(oidc_world, channel):
     info = requests.get(meta["userinfo_endpoint"], headers={"Authorization": f"Bearer {tokens['access_token']}"},
                         timeout=10).json()
     assert info["authMode"] == channel
+
+
+def test_the_establishment_provider_stays_generic(oidc_world):
+    """CIBA Core 13 on /oidc/etab: unknown_user_id, invalid_binding_message; sub is the IDNPS there."""
+    etab = oidc_world["etab"]
+    martin = oidc_world["pros"]["dr_martin"]
+
+    def etab_ciba(**form):
+        return requests.post(etab + "/ciba", auth=AUTH, timeout=10, data={"scope": "openid", **form})
+
+    assert etab_ciba(login_hint="nobody").json()["error"] == "unknown_user_id"
+    assert etab_ciba(login_hint="dr_martin", binding_message="x" * 65).json()["error"] == "invalid_binding_message"
+    assert etab_ciba(login_hint="dr_martin").status_code == 200            # no channel, acr or scope_all needed
+    _, meta, token = login(etab, "dr_martin", scope="openid profile")
+    assert id_claims(meta, token)["sub"] == martin["idnps"] and token["expires_in"] == 300
+    assert token["access_token"].count(".") == 0                          # opaque
+    assert discover(etab)["authorization_endpoint"] == etab + "/authorize"
