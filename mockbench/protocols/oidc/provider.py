@@ -942,7 +942,10 @@ class Provider:
         pro = self.world.directory.professional(tx, row["professional"])
         self._note(tx, actor=client.client_id)
         if self.profile.psc:
-            return 200, self._psc_introspection(tx, token, row, pro), dict(NO_STORE)
+            try:
+                return 200, self._psc_introspection(tx, token, row, pro), dict(NO_STORE)
+            except errors.TokenInvalid:      # signed with a key retired since: no longer verifiable
+                return 200, {"active": False}, dict(NO_STORE)
         result.update(sub=pro.idnps, username=pro.idnps, iss=self.issuer, aud=row["client_id"])
         if self.profile.acr:
             result["acr"] = self.profile.acr

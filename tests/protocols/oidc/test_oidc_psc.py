@@ -10,6 +10,7 @@
   Keycloak's CIBA endpoint (BackchannelAuthenticationEndpoint) checks it.
 """
 
+import base64
 import json
 import os
 import re
@@ -18,6 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from oidc_helpers import CALLBACK, PSC, WORLD, discover, id_claims, login
@@ -291,3 +294,21 @@ def test_the_establishment_provider_stays_generic(oidc_world):
     assert id_claims(meta, token)["sub"] == martin["idnps"] and token["expires_in"] == 300
     assert token["access_token"].count(".") == 0                          # opaque
     assert discover(etab)["authorization_endpoint"] == etab + "/authorize"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(message=st.text(min_size=0, max_size=60))
+def test_binding_message_rule_is_keycloaks(oidc_world, message):
+    """Keycloak's BINDING_MESSAGE_VALIDATION, ^[a-zA-Z0-9-._+/!?#]{1,50}$, through the core (no HTTP)."""
+    from mockbench.protocols.oidc.provider import Request
+
+    provider = oidc_world["bench"].bench.oidc.providers["psc"]
+    idnps = oidc_world["pros"]["dr_martin"]["idnps"]
+    basic = "Basic " + base64.b64encode(b"mockbench:mockbench-secret").decode()
+    status, body, _ = provider.handle("ciba", Request("POST", headers={"authorization": basic}, form={
+        "scope": "openid scope_all", "acr_values": "eidas1", "login_hint": idnps, "channel": "CARD",
+        "binding_message": message}))
+    valid = re.fullmatch(r"[a-zA-Z0-9\-._+/!?#]{1,50}", message) is not None
+    assert (status == 200) is valid, (message, body)
+    if not valid:
+        assert body["error"] == "invalid_binding_message"
