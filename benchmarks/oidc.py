@@ -40,9 +40,10 @@ world:
   professionals: [{id: dr, family_name: MARTIN, given_name: Jeanne, specialty: SM26, structure: chu}]
   patients: [{id: alice, sex: F}]
 """
-ISSUERS = {"psc": ("/oidc/psc/auth/realms/esante-wallet", "/protocol/openid-connect/auth",
+# PSC's authorization endpoint is on the wallet base, apart from the issuer (as the discovery says)
+ISSUERS = {"psc": ("/oidc/psc/auth/realms/esante-wallet", "/oidc/psc-wallet/auth",
                    "/protocol/openid-connect/token", "/protocol/openid-connect/userinfo"),
-           "etab": ("/oidc/etab", "/authorize", "/token", "/userinfo")}
+           "etab": ("/oidc/etab", "/oidc/etab/authorize", "/token", "/userinfo")}
 BASIC = "Basic " + base64.b64encode(b"mockbench:mockbench-secret").decode()
 REDIRECT = "http://127.0.0.1:8765/callback"
 
@@ -58,7 +59,7 @@ def flow(conn: http.client.HTTPConnection, issuer: str) -> None:
     query = urlencode({"client_id": "mockbench", "response_type": "code", "scope": "openid scope_all",
                        "redirect_uri": REDIRECT, "state": "s", "nonce": "n", "login_hint": "dr",
                        "code_challenge": challenge, "code_challenge_method": "S256"})
-    conn.request("GET", f"{base}{auth}?{query}")
+    conn.request("GET", f"{auth}?{query}")
     response = conn.getresponse()
     response.read()
     if response.status != 302:

@@ -439,7 +439,7 @@ class Harness:
         base, authorize, token, userinfo = oidc.ISSUERS["psc"]
         common = {"kind": "oidc", "client_id": "mockbench", "client_secret": "mockbench-secret",
                   "redirect_uri": "http://127.0.0.1/callback", "login_hint": login_hint}
-        flows = {"mockbench": {**common, "port": port, "authorize": base + authorize, "token": base + token,
+        flows = {"mockbench": {**common, "port": port, "authorize": authorize, "token": base + token,
                                "userinfo": base + userinfo, "scope": "openid scope_all"}}
         peer = "oidc-provider"
         if peer not in self.missing:

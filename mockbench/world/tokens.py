@@ -68,12 +68,13 @@ class Tokens:
 
     # Tokens -------------------------------------------------------------------------------------
     def issue(self, tx: Tx, *, professional: str, client_id: str, scopes: list[str] | tuple[str, ...] = (),
-              kind: str = "access", ttl: float = 300.0, data: dict | None = None) -> str:
+              kind: str = "access", ttl: float = 300.0, data: dict | None = None, token: str | None = None) -> str:
+        """A new token (random unless `token` gives its value, e.g. a signed JWT), stored by its hash."""
         if kind not in ("access", "refresh"):
             raise ValueError("a token is an access or a refresh token")
         if professional:
             self.world.directory.professional(tx, professional)
-        token = secrets.token_urlsafe(32)
+        token = token or secrets.token_urlsafe(32)
         now = self.world.clock.timestamp()
         row = {"kind": kind, "professional": professional, "client_id": client_id, "scopes": list(scopes),
                "issued_at": now, "expires_at": now + ttl, "revoked": False, "data": data or {}}

@@ -208,6 +208,9 @@ class _Session(Session):
 
 # --- The engine --------------------------------------------------------------------------------------------
 
+AUTH_LINE_LIMIT = 12288
+
+
 class MssSmtp(SMTP):
     """aiosmtpd's engine with the door's authentication and replies; one per connection."""
 
@@ -215,7 +218,10 @@ class MssSmtp(SMTP):
         s = door.settings
         self.door = door
         # Instance attributes, read by the engine's __init__: its class-level dict is shared by all connections.
-        self.line_length_limit = s.limits.line_length
+        # The engine sizes its command line reader with line_length_limit: room for an AUTH line (below);
+        # DATA lines keep the RFC 5321 limit through data_line_limit.
+        self.line_length_limit = max(s.limits.line_length, AUTH_LINE_LIMIT)
+        self.data_line_limit = s.limits.line_length
         self.command_size_limit = s.limits.command_length
         self.command_size_limits = collections.defaultdict(lambda: s.limits.command_length)
         super().__init__(
@@ -224,6 +230,10 @@ class MssSmtp(SMTP):
             timeout=s.limits.timeout, auth_required=False,  # checked by check_auth_needed below
             auth_require_tls=False, authenticator=self._password,
             auth_exclude_mechanism=[] if s.password is not None else ["PLAIN", "LOGIN"], loop=loop)
+        # RFC 4954 section 4: an AUTH line may reach 12288 octets (an XOAUTH2/OAUTHBEARER initial response
+        # carries a whole access token; Pro Santé Connect's are signed JWTs). The engine's __init__ cleared the
+        # per-command limits; other commands stay at command_length.
+        self.command_size_limits["AUTH"] = AUTH_LINE_LIMIT
 
     def _create_session(self) -> Session:
         return _Session(self.loop)
@@ -288,7 +298,7 @@ class MssSmtp(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        reader = DataReader(self.data_size_limit, self.line_length_limit)
+        reader = DataReader(self.data_size_limit, self.data_line_limit)
         while self.transport is not None:
             try:
                 chunk = await self._reader.read(self.DATA_BLOCK)

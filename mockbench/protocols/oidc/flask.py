@@ -27,11 +27,16 @@ class OidcDoor:
                           for p in profiles_from_config(settings or {})}
 
     def provider_for(self, path: str) -> tuple[Provider, str] | None:
-        """The provider and endpoint name for a path under /oidc."""
+        """The provider and endpoint name for a path under /oidc (an issuer's, or PSC's wallet base)."""
         for provider in self.providers.values():
             base = provider.profile.path[len(PREFIX):]
             if path.startswith(base):
                 endpoint = provider.route(path[len(base):])
+                if endpoint is not None:
+                    return provider, endpoint
+            wallet = provider.profile.wallet_path[len(PREFIX):]
+            if wallet and path.startswith(wallet):
+                endpoint = provider.route_wallet(path[len(wallet):])
                 if endpoint is not None:
                     return provider, endpoint
         return None

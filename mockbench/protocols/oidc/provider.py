@@ -15,7 +15,9 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ...world import errors
 from ...world.ciba import scripted_ciba
+from ...world.clock import parse_duration
 from ...world.model import Professional
 from ...world.store import Tx
 from . import claims as claims_mod
@@ -39,6 +42,12 @@ CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth", "none")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+SIGNING_ALGS = ("RS256", "ES256")             # the world's signing keys (world/tokens.py)
+CIBA_CHANNELS = ("CARD", "MOBILE")
+# Keycloak's BackchannelAuthenticationEndpoint (keycloak/keycloak, services/src/main/java/org/keycloak/protocol/
+# oidc/grants/ciba/endpoints/BackchannelAuthenticationEndpoint.java, BINDING_MESSAGE_VALIDATION): PSC is a
+# Keycloak realm (specs/psc/mock_discovery_response.json), so its binding_message rule is this one.
+BINDING_MESSAGE = re.compile(r"[a-zA-Z0-9\-._+/!?#]{1,50}")
 
 
 # Errors ---------------------------------------------------------------------------------------------
@@ -123,6 +132,19 @@ class ServerError(OAuthError):
     status = 500
 
 
+class InvalidBindingMessage(OAuthError):
+    """CIBA Core section 13: the binding_message is invalid or unacceptable."""
+
+    error = "invalid_binding_message"
+
+
+class EndpointNotHere(OAuthError):
+    """A well-known endpoint asked for at a path where this issuer does not serve it."""
+
+    error = "invalid_request"
+    status = 404
+
+
 def from_world(exc: errors.WorldError) -> OAuthError:
     """The OIDC wire form of every world error (STYLE.md: each door maps them all)."""
     if isinstance(exc, errors.TokenInvalid):
@@ -152,6 +174,7 @@ class Client:
     jwks: dict | None = None                   # public keys for private_key_jwt
     id_token_alg: str = "RS256"
     tls_subject_dn: str = ""                   # RFC 8705 tls_client_auth_subject_dn (RFC 4514 form)
+    userinfo_alg: str = ""                     # userinfo_signed_response_alg: "" answers plain JSON
 
     @classmethod
     def from_config(cls, data: dict) -> Client:
@@ -168,12 +191,16 @@ class Client:
                              f"(known: {', '.join(AUTH_METHODS)})")
         if "tls_client_auth" in methods and not data.get("tls_client_auth_subject_dn"):
             raise ValueError(f"OIDC client {data['client_id']}: tls_client_auth needs tls_client_auth_subject_dn")
+        for key in ("id_token_signed_response_alg", "userinfo_signed_response_alg"):
+            if data.get(key, "RS256") not in SIGNING_ALGS:
+                raise ValueError(f"OIDC client {data['client_id']}: {key} must be one of {', '.join(SIGNING_ALGS)}")
         return cls(client_id=data["client_id"], client_secret=data.get("client_secret", ""),
                    redirect_uris=list(data.get("redirect_uris", [])),
                    post_logout_redirect_uris=list(data.get("post_logout_redirect_uris", [])),
                    auth_methods=tuple(methods), jwks=data.get("jwks"),
                    id_token_alg=data.get("id_token_signed_response_alg", "RS256"),
-                   tls_subject_dn=data.get("tls_client_auth_subject_dn", ""))
+                   tls_subject_dn=data.get("tls_client_auth_subject_dn", ""),
+                   userinfo_alg=data.get("userinfo_signed_response_alg", ""))
 
     @property
     def public(self) -> bool:
@@ -211,7 +238,7 @@ DEFAULT_CLIENT = {
 class Limits:
     code_ttl: float = 60.0          # RFC 6749 section 4.1.2: a maximum lifetime of 10 minutes is recommended
     login_ttl: float = 600.0        # a pending login page
-    access_ttl: float = 300.0
+    access_ttl: float = 300.0       # the establishment's defaults; PSC's come with its Profile
     refresh_ttl: float = 1800.0
     id_token_ttl: float = 300.0
     ciba_expires_in: float = 120.0  # CIBA section 7.3
@@ -232,25 +259,80 @@ class Profile:
     discovery: tuple[str, ...] = ("/.well-known/openid-configuration",)
     acr: str | None = None
     scopes: tuple[str, ...] = ("openid", "profile", "email", "offline_access")
+    # Endpoints served under another base than the issuer (PSC's wallet host): name -> path under wallet_path
+    wallet_endpoints: dict[str, str] = field(default_factory=dict)
+    wallet_path: str = ""             # the bench path serving them, e.g. /oidc/psc-wallet
+    wallet_url: str = ""              # their advertised base; "" = the bench's URL + wallet_path
+    # Lifetimes in seconds; None = the door's Limits
+    access_ttl: float | None = None
+    refresh_ttl: float | None = None
+    id_token_ttl: float | None = None
+    session_max: float | None = None  # after auth_time, no refresh (the SSO session's maximum)
 
 
 PSC_ENDPOINTS = {
-    "authorize": "/protocol/openid-connect/auth", "login": "/protocol/openid-connect/auth/login",
+    # Not served here: PSC's authorization endpoint is on the wallet host (PSC_WALLET_ENDPOINTS). The path
+    # answers 404 so that a client that builds it from the issuer fails as it would in production.
+    "issuer_authorize": "/protocol/openid-connect/auth",
     "token": "/protocol/openid-connect/token", "userinfo": "/protocol/openid-connect/userinfo",
     "jwks": "/protocol/openid-connect/certs", "logout": "/protocol/openid-connect/logout",
     "introspect": "/protocol/openid-connect/token/introspect", "revoke": "/protocol/openid-connect/revoke",
     "ciba": "/protocol/openid-connect/ext/ciba/auth",
 }
+# specs/psc/mock_discovery_response.json and the CIBA page's endpoint table (industriels.esante.gouv.fr,
+# "Pro Santé Connect - CIBA", "Les endpoints de ProSantéConnect"): authorization_endpoint is
+# https://wallet.bas.psc.esante.gouv.fr/auth while the issuer is https://auth.bas.psc.esante.gouv.fr/auth/realms/
+# esante-wallet. On the bench the wallet is another base (configurable, default /oidc/psc-wallet).
+PSC_WALLET_PATH = "/oidc/psc-wallet"
+PSC_WALLET_ENDPOINTS = {"authorize": "/auth", "login": "/auth/login"}
+# The transport-security IG (ansforge/IG-securisation-transport-api-rest, input/pagecontent/
+# api_prosanteconnectee_web_erreurs.md, "Cas d'erreur 1a" and "1b"): PSC's access token (the subject_token)
+# lives 2 minutes, its refresh token 30 minutes, the session 4 hours at most.
+PSC_ACCESS_TTL = 120.0
+PSC_REFRESH_TTL = 1800.0
+PSC_SESSION_MAX = 4 * 3600.0
 ETAB_ENDPOINTS = {
     "authorize": "/authorize", "login": "/login", "token": "/token", "userinfo": "/userinfo", "jwks": "/jwks",
     "logout": "/logout", "introspect": "/introspect", "revoke": "/revoke", "ciba": "/ciba",
 }
 
 
+def _lifetimes(name: str, own: dict, defaults: dict[str, float | None]) -> dict[str, float | None]:
+    """`access_token_lifetime`, `refresh_token_lifetime`, `id_token_lifetime`, `session_lifetime` (30s, 2m...)."""
+    out = dict(defaults)
+    for key, attr in (("access_token_lifetime", "access_ttl"), ("refresh_token_lifetime", "refresh_ttl"),
+                      ("id_token_lifetime", "id_token_ttl"), ("session_lifetime", "session_max")):
+        if key in own:
+            try:
+                out[attr] = parse_duration(own[key])
+            except ValueError as exc:
+                raise ValueError(f"{name}.{key}: {exc}") from None
+            if out[attr] <= 0:
+                raise ValueError(f"{name}.{key} must be positive")
+    return out
+
+
+def _wallet_url(own: dict) -> tuple[str, str]:
+    """(advertised wallet base, bench path serving it) from `[doors.oidc.psc] wallet_url`."""
+    url = str(own.get("wallet_url", "") or "").rstrip("/")
+    if not url:
+        return "", PSC_WALLET_PATH
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"psc.wallet_url {url!r} must be an absolute http(s) URL without query")
+    if not parts.path.startswith("/oidc/") or parts.path.startswith("/oidc/psc/") or \
+            parts.path.startswith("/oidc/etab"):
+        raise ValueError(f"psc.wallet_url {url!r}: its path must be under /oidc/ (the bench serves it there) "
+                         "and apart from the issuers' paths, e.g. http://wallet.localhost:8080/oidc/psc-wallet")
+    return url, parts.path
+
+
 def profiles_from_config(settings: dict) -> list[Profile]:
     """`[doors.oidc]`: `default_client = false` drops the `mockbench` client; `[[doors.oidc.psc.clients]]`
     and `[[doors.oidc.etab.clients]]` add clients (client_id, client_secret, redirect_uris,
-    post_logout_redirect_uris, token_endpoint_auth_method(s), jwks, id_token_signed_response_alg)."""
+    post_logout_redirect_uris, token_endpoint_auth_method(s), jwks, id_token_signed_response_alg,
+    userinfo_signed_response_alg). `[doors.oidc.psc] wallet_url` moves PSC's authorization endpoint; both
+    issuers take `access_token_lifetime`, `refresh_token_lifetime`, `id_token_lifetime`, `session_lifetime`."""
     out = []
     for name, path, title, endpoints, psc in (
             ("psc", "/oidc/psc/auth/realms/esante-wallet", "Pro Santé Connect", PSC_ENDPOINTS, True),
@@ -263,12 +345,20 @@ def profiles_from_config(settings: dict) -> list[Profile]:
             client = Client.from_config(c)
             clients[client.client_id] = client
         if psc:
+            wallet_url, wallet_path = _wallet_url(own)
             out.append(Profile(name, path, title, endpoints, clients, psc=True, acr="eidas1",
                                discovery=("/.well-known/wallet-openid-configuration",
                                           "/.well-known/openid-configuration"),
-                               scopes=("openid", "scope_all", "offline_access")))
+                               scopes=("openid", "scope_all", "offline_access"),
+                               wallet_endpoints=dict(PSC_WALLET_ENDPOINTS), wallet_path=wallet_path,
+                               wallet_url=wallet_url,
+                               **_lifetimes(name, own, {"access_ttl": PSC_ACCESS_TTL, "refresh_ttl": PSC_REFRESH_TTL,
+                                                        "id_token_ttl": PSC_ACCESS_TTL,
+                                                        "session_max": PSC_SESSION_MAX})))
         else:
-            out.append(Profile(name, path, title, endpoints, clients))
+            out.append(Profile(name, path, title, endpoints, clients,
+                               **_lifetimes(name, own, {"access_ttl": None, "refresh_ttl": None,
+                                                        "id_token_ttl": None, "session_max": None})))
     return out
 
 
@@ -321,7 +411,7 @@ class Provider:
         self.handlers: dict[str, Callable[[Tx, Request], Result]] = {
             "authorize": self.authorize, "login": self.login, "token": self.token, "userinfo": self.userinfo,
             "jwks": self.jwks, "logout": self.logout, "introspect": self.introspect, "revoke": self.revoke,
-            "ciba": self.ciba,
+            "ciba": self.ciba, "issuer_authorize": self.issuer_authorize,
         }
 
     # URLs ---------------------------------------------------------------------------------------
@@ -329,7 +419,14 @@ class Provider:
     def issuer(self) -> str:
         return self._base_url() + self.profile.path
 
+    @property
+    def wallet(self) -> str:
+        """The base of the endpoints served apart from the issuer (PSC's wallet host)."""
+        return self.profile.wallet_url or self._base_url() + self.profile.wallet_path
+
     def url(self, endpoint: str) -> str:
+        if endpoint in self.profile.wallet_endpoints:
+            return self.wallet + self.profile.wallet_endpoints[endpoint]
         return self.issuer + self.profile.endpoints[endpoint]
 
     def route(self, subpath: str) -> str | None:
@@ -341,11 +438,23 @@ class Provider:
                 return name
         return None
 
+    def route_wallet(self, subpath: str) -> str | None:
+        """The endpoint name for a path under the wallet base, or None."""
+        for name, path in self.profile.wallet_endpoints.items():
+            if path == subpath:
+                return name
+        return None
+
+    def ttl(self, kind: str) -> float:
+        """access, refresh or id_token lifetime: the profile's, else the door's Limits."""
+        own = getattr(self.profile, f"{kind}_ttl")
+        return float(own if own is not None else getattr(self.limits, f"{kind}_ttl"))
+
     # Dispatch -----------------------------------------------------------------------------------
     def handle(self, endpoint: str, req: Request) -> Result:
         if endpoint == "discovery":
             return 200, self.discovery(), {}
-        journal_op = {"jwks": None, "login": "login"}.get(endpoint, endpoint)
+        journal_op = {"jwks": None, "login": "login", "issuer_authorize": "authorize"}.get(endpoint, endpoint)
         with self.world.transaction() as tx:
             tx.scratch["oidc"] = {"actor": req.params.get("client_id", ""), "code": None}
             # Refusals keep what the handler wrote (a reused code revokes its tokens, a CIBA poll counts);
@@ -424,6 +533,7 @@ class Provider:
             "request_parameter_supported": False,
             "authorization_response_iss_parameter_supported": True,
             "tls_client_certificate_bound_access_tokens": False,
+            "userinfo_signing_alg_values_supported": list(SIGNING_ALGS),
         }
         if p.acr:
             doc["acr_values_supported"] = [p.acr]
@@ -440,6 +550,12 @@ class Provider:
         return 200, self.world.tokens.jwks(tx), {"Cache-Control": "max-age=60"}
 
     # Authorization endpoint and login page ------------------------------------------------------
+    def issuer_authorize(self, tx: Tx, req: Request) -> Result:
+        """The authorization path under PSC's issuer: PSC serves it on the wallet host instead (see
+        PSC_WALLET_ENDPOINTS), so a client that builds URLs from the issuer is refused and told where."""
+        raise EndpointNotHere(f"{self.profile.title} has no authorization endpoint under its issuer: use the "
+                              f"discovery's authorization_endpoint, {self.url('authorize')}")
+
     def authorize(self, tx: Tx, req: Request) -> Result:
         params = req.params
         client = self.profile.clients.get(params.get("client_id", ""))
@@ -696,26 +812,44 @@ class Provider:
         scopes = form.get("scope", "").split() or row["scopes"]
         if not set(scopes) <= set(row["scopes"]):
             raise InvalidScope("a refresh cannot widen the scopes")
+        if self.profile.session_max is not None and data.get("auth_time") is not None and \
+                self.world.clock.timestamp() >= data["auth_time"] + self.profile.session_max:
+            # the IG's "Cas d'erreur 1b": past the session's maximum the professional logs in again
+            raise InvalidGrant("Session not active: the session is older than its maximum; authenticate again")
         return self._tokens(tx, client, pro, scopes, sid=data.get("sid"), auth_time=data.get("auth_time"),
-                            refresh=token)
+                            refresh=token, auth_mode=data.get("auth_mode", "CARD"))
 
     def _tokens(self, tx: Tx, client: Client, pro: Professional, scopes: list[str], *, nonce: str | None = None,
-                sid: str | None = None, auth_time: int | None = None, refresh: str | None = None) -> dict:
+                sid: str | None = None, auth_time: int | None = None, refresh: str | None = None,
+                auth_mode: str = "CARD") -> dict:
+        """The token response. PSC (a Keycloak realm) answers a refresh with a new refresh token whose life
+        slides (30 minutes, capped by the session's maximum) and adds `session_state`; its access token is a
+        signed JWT (`_psc_access_token`). The establishment's provider keeps its refresh token and opaque
+        access tokens."""
         tokens = self.world.tokens
-        lim = self.limits
-        data = {"issuer": self.profile.name, "sid": sid, "auth_time": auth_time}
-        body: dict[str, Any] = {}
-        if refresh is None:
-            refresh = tokens.issue(tx, professional=pro.id, client_id=client.client_id, scopes=scopes,
-                                   kind="refresh", ttl=lim.refresh_ttl, data=data)
-            body["refresh_token"] = refresh
-            body["refresh_expires_in"] = int(lim.refresh_ttl)
-        access = tokens.issue(tx, professional=pro.id, client_id=client.client_id, scopes=scopes, kind="access",
-                              ttl=lim.access_ttl, data={**data, "refresh": tokens.refresh_hash(refresh)})
         now = int(self.world.clock.timestamp())
-        claims = {"iss": self.issuer, "sub": pro.idnps, "aud": client.client_id, "azp": client.client_id,
-                  "iat": now, "exp": now + int(lim.id_token_ttl), "auth_time": auth_time or now,
-                  "at_hash": _b64url(hashlib.sha256(access.encode()).digest()[:16]),
+        auth_time = auth_time or now
+        data = {"issuer": self.profile.name, "sid": sid, "auth_time": auth_time, "auth_mode": auth_mode}
+        if nonce:
+            data["nonce"] = nonce
+        body: dict[str, Any] = {}
+        if refresh is None or self.profile.psc:
+            refresh_ttl = self.ttl("refresh")
+            if self.profile.session_max is not None:
+                refresh_ttl = max(1.0, min(refresh_ttl, auth_time + self.profile.session_max - now))
+            refresh = tokens.issue(tx, professional=pro.id, client_id=client.client_id, scopes=scopes,
+                                   kind="refresh", ttl=refresh_ttl, data=data)
+            body["refresh_token"] = refresh
+            body["refresh_expires_in"] = int(refresh_ttl)
+        access_ttl = self.ttl("access")
+        access_data = {**data, "refresh": tokens.refresh_hash(refresh)}
+        value = self._psc_access_token(tx, client, pro, scopes, access_data, now, access_ttl) \
+            if self.profile.psc else None
+        access = tokens.issue(tx, professional=pro.id, client_id=client.client_id, scopes=scopes, kind="access",
+                              ttl=access_ttl, data=access_data, token=value)
+        claims = {"iss": self.issuer, "sub": self._subject(pro), "aud": client.client_id,
+                  "azp": client.client_id, "iat": now, "exp": now + int(self.ttl("id_token")),
+                  "auth_time": auth_time, "at_hash": _b64url(hashlib.sha256(access.encode()).digest()[:16]),
                   "preferred_username": pro.idnps if self.profile.psc else pro.id,
                   "given_name": pro.given_name, "family_name": pro.family_name}
         if sid:
@@ -725,10 +859,29 @@ class Provider:
         if self.profile.acr:
             claims["acr"] = self.profile.acr
         if self.profile.psc:
-            claims["SubjectNameID"] = pro.idnps
+            claims.update(typ="ID", session_state=sid, SubjectNameID=pro.idnps)
+            body["session_state"] = sid      # read by the ANS's CIBA proxy (psc-edc-proxy-esante)
         id_token = tokens.sign(tx, claims, client.id_token_alg)
-        return {"access_token": access, "token_type": "Bearer", "expires_in": int(lim.access_ttl),
+        return {"access_token": access, "token_type": "Bearer", "expires_in": int(access_ttl),
                 "id_token": id_token, "scope": " ".join(scopes), **body}
+
+    def _subject(self, pro: Professional) -> str:
+        """PSC's opaque sub (claims.psc_subject); the establishment's provider keys on the IDNPS."""
+        return claims_mod.psc_subject(pro) if self.profile.psc else pro.idnps
+
+    def _psc_access_token(self, tx: Tx, client: Client, pro: Professional, scopes: list[str], data: dict,
+                          now: int, ttl: float) -> str:
+        """PSC's access token is a signed JWT, as the ANS's CIBA proxy reads it (ansforge/psc-edc-proxy-esante,
+        SessionTests: `session_state`, `azp`, `typ` Bearer), with the claims that PSC's introspection page
+        lists (industriels.esante.gouv.fr, "Pro Santé Connect - Introspection", "La réponse du serveur":
+        exp, iat, auth_time, jti, iss, sub, typ, azp, nonce; SubjectNameID for an access token)."""
+        claims = {"exp": now + int(ttl), "iat": now, "auth_time": data["auth_time"], "jti": str(uuid.uuid4()),
+                  "iss": self.issuer, "sub": self._subject(pro), "typ": "Bearer", "azp": client.client_id,
+                  "session_state": data.get("sid"), "sid": data.get("sid"), "acr": self.profile.acr,
+                  "scope": " ".join(scopes), "SubjectNameID": pro.idnps, "preferred_username": pro.idnps}
+        if data.get("nonce"):
+            claims["nonce"] = data["nonce"]
+        return self.world.tokens.sign(tx, claims, "RS256")
 
     def _revoke_hash(self, tx: Tx, token_hash: str) -> None:
         row = tx.get("tokens", token_hash=token_hash)
@@ -753,11 +906,21 @@ class Provider:
         return row, pro
 
     def userinfo(self, tx: Tx, req: Request) -> Result:
+        """Plain JSON, or a JWT signed with the client's `userinfo_signed_response_alg` (OIDC Core 5.3.2:
+        `application/jwt`, with iss and aud; OIDC Dynamic Client Registration 2)."""
         row, pro = self._bearer(tx, req)
         if "openid" not in row["scopes"]:
             raise InvalidToken("the token lacks the openid scope")
-        maker = claims_mod.psc_userinfo if self.profile.psc else claims_mod.standard_userinfo
-        return 200, maker(self.world, tx, pro), dict(NO_STORE)
+        if self.profile.psc:
+            info = claims_mod.psc_userinfo(self.world, tx, pro, row.get("data", {}).get("auth_mode", "CARD"))
+        else:
+            info = claims_mod.standard_userinfo(self.world, tx, pro)
+        client = self.profile.clients.get(row["client_id"])
+        if client is not None and client.userinfo_alg:
+            signed = self.world.tokens.sign(tx, {**info, "iss": self.issuer, "aud": client.client_id},
+                                            client.userinfo_alg)
+            return 200, signed, {**NO_STORE, "Content-Type": "application/jwt"}
+        return 200, info, dict(NO_STORE)
 
     # Introspection and revocation ---------------------------------------------------------------
     def _token_row(self, tx: Tx, token: str) -> dict | None:
@@ -778,10 +941,32 @@ class Provider:
             return 200, {"active": False}, dict(NO_STORE)
         pro = self.world.directory.professional(tx, row["professional"])
         self._note(tx, actor=client.client_id)
+        if self.profile.psc:
+            try:
+                return 200, self._psc_introspection(tx, token, row, pro), dict(NO_STORE)
+            except errors.TokenInvalid:      # signed with a key retired since: no longer verifiable
+                return 200, {"active": False}, dict(NO_STORE)
         result.update(sub=pro.idnps, username=pro.idnps, iss=self.issuer, aud=row["client_id"])
         if self.profile.acr:
             result["acr"] = self.profile.acr
         return 200, result, dict(NO_STORE)
+
+    def _psc_introspection(self, tx: Tx, token: str, row: dict, pro: Professional) -> dict:
+        """As PSC's introspection page says (industriels.esante.gouv.fr, "Pro Santé Connect - Introspection",
+        "La réponse du serveur"): exp, iat, auth_time, jti, iss, sub, typ, azp, nonce; SubjectNameID only when
+        the token introspected is the access token ("Le champ SubjectNameID")."""
+        data = row.get("data", {})
+        if row["kind"] == "access":
+            claims = self.world.tokens.decode(tx, token)     # the access token's own claims
+        else:
+            claims = {"exp": int(row["expires_at"]), "iat": int(row["issued_at"]),
+                      "auth_time": data.get("auth_time"), "jti": _hash(token)[:36], "iss": self.issuer,
+                      "sub": self._subject(pro), "typ": "Refresh", "azp": row["client_id"],
+                      "session_state": data.get("sid"), "sid": data.get("sid"), "scope": " ".join(row["scopes"])}
+            if data.get("nonce"):
+                claims["nonce"] = data["nonce"]
+        return {**claims, "active": True, "client_id": row["client_id"], "username": pro.idnps,
+                "token_type": "Bearer" if row["kind"] == "access" else "Refresh"}
 
     def revoke(self, tx: Tx, req: Request) -> Result:
         client = self._authenticate(tx, req, "revoke")
@@ -813,7 +998,7 @@ class Provider:
                 raise InvalidRequest("client_id differs from the id_token_hint's audience")
             client_id = client_id or claims.get("aud")
             sid = claims.get("sid")
-            self._note(tx, actor=claims.get("sub", ""))
+            self._note(tx, actor=claims.get("SubjectNameID") or claims.get("sub", ""))
         uri = params.get("post_logout_redirect_uri")
         if uri:
             client = self.profile.clients.get(client_id or "")
@@ -840,6 +1025,26 @@ class Provider:
     def ciba(self, tx: Tx, req: Request) -> Result:
         client = self._authenticate(tx, req, "ciba")
         form = req.form
+        if self.profile.psc:
+            pro, channel = self._psc_ciba_request(tx, form)
+        else:
+            pro, channel = self._generic_ciba_request(tx, form), ""
+        scopes = form.get("scope", "").split()
+        message = form.get("binding_message", "")
+        script = ciba_script(tx, pro.id, self.limits)
+        auth_req_id = secrets.token_urlsafe(32)
+        now = self.world.clock.timestamp()
+        row = {"kind": "oidc-ciba", "issuer": self.profile.name, "client_id": client.client_id,
+               "professional": pro.id, "scopes": scopes, "binding_message": message,
+               "channel": channel, "outcome": script["outcome"],
+               "after_polls": script["after_polls"], "polls": 0, "last_poll": None,
+               "interval": script["interval"], "expires_at": now + script["expires_in"], "done": False}
+        tx.put("tokens", row, token_hash=_hash(auth_req_id), kind="oidc-ciba")
+        return 200, {"auth_req_id": auth_req_id, "expires_in": int(script["expires_in"]),
+                     "interval": script["interval"]}, dict(NO_STORE)
+
+    def _generic_ciba_request(self, tx: Tx, form: dict[str, str]) -> Professional:
+        """CIBA Core 7.1 and 13 (the establishment's provider)."""
         scopes = form.get("scope", "").split()
         if "openid" not in scopes:
             raise InvalidScope("scope must contain openid")
@@ -852,20 +1057,49 @@ class Provider:
         except errors.UnknownProfessional:
             raise UnknownUserId(f"no professional {hint}") from None
         self._note(tx, actor=pro.idnps)
-        message = form.get("binding_message", "")
-        if len(message) > 64:
-            raise InvalidRequest("binding_message is limited to 64 characters here", )
-        script = ciba_script(tx, pro.id, self.limits)
-        auth_req_id = secrets.token_urlsafe(32)
-        now = self.world.clock.timestamp()
-        row = {"kind": "oidc-ciba", "issuer": self.profile.name, "client_id": client.client_id,
-               "professional": pro.id, "scopes": scopes, "binding_message": message,
-               "channel": form.get("channel", ""), "outcome": script["outcome"],
-               "after_polls": script["after_polls"], "polls": 0, "last_poll": None,
-               "interval": script["interval"], "expires_at": now + script["expires_in"], "done": False}
-        tx.put("tokens", row, token_hash=_hash(auth_req_id), kind="oidc-ciba")
-        return 200, {"auth_req_id": auth_req_id, "expires_in": int(script["expires_in"]),
-                     "interval": script["interval"]}, dict(NO_STORE)
+        if len(form.get("binding_message", "")) > 64:
+            raise InvalidBindingMessage("binding_message is limited to 64 characters here")
+        return pro
+
+    def _psc_ciba_request(self, tx: Tx, form: dict[str, str]) -> tuple[Professional, str]:
+        """PSC's CIBA request. PSC is a Keycloak realm: Keycloak's checks, in its order and words
+        (BackchannelAuthenticationEndpoint: `missing parameter : login_hint`, `missing parameter : scope`,
+        `invalid user`, the binding_message pattern and `invalid_binding_message`), then what PSC requires as
+        the ANS's own CIBA client sends it (ansforge/psc-edc-proxy-esante, PSCSessionService.cibaAuthentication
+        and model/Connection.validate): scope `openid scope_all`, `acr_values=eidas1`, a binding_message,
+        `channel` CARD (CPS card through CPS-Gestion) or MOBILE (e-CPS), as the CIBA page says both
+        (industriels.esante.gouv.fr, "Pro Santé Connect - CIBA", "A propos de l'utilisation de CIBA")."""
+        if "login_hint" not in form:
+            raise InvalidRequest("missing parameter : login_hint")
+        if "scope" not in form:
+            raise InvalidRequest("missing parameter : scope")
+        hint = form["login_hint"].strip()
+        try:
+            pro = self.world.directory.professional(tx, hint) if hint else None
+        except errors.UnknownProfessional:
+            pro = None
+        if pro is None:
+            raise InvalidRequest(f"invalid user: login_hint {hint!r} is no professional's national id")
+        self._note(tx, actor=pro.idnps)
+        scopes = form["scope"].split()
+        if not {"openid", "scope_all"} <= set(scopes):
+            raise InvalidScope(f"Invalid scopes: {form['scope']} (Pro Santé Connect's CIBA takes "
+                               "scope=openid scope_all)")
+        message = form.get("binding_message")
+        if not message:
+            raise InvalidBindingMessage("binding_message is required: the code shown to the professional on "
+                                        "the card reader or the e-CPS")
+        if not BINDING_MESSAGE.fullmatch(message):
+            raise InvalidBindingMessage("the binding_message value has to be max 50 characters in length and must "
+                                        "contain only basic plain-text characters without spaces")
+        acr = form.get("acr_values", "").split()
+        if acr != ["eidas1"]:
+            raise InvalidRequest(f"acr_values must be eidas1, not {form.get('acr_values', '')!r}")
+        channel = form.get("channel", "")
+        if channel not in CIBA_CHANNELS:
+            raise InvalidRequest(f"channel must be CARD (CPS card) or MOBILE (e-CPS), not {channel!r}"
+                                 if channel else "missing parameter : channel (CARD or MOBILE)")
+        return pro, channel
 
     def _ciba_grant(self, tx: Tx, client: Client, form: dict[str, str]) -> dict:
         digest = _hash(form.get("auth_req_id", ""))
@@ -900,7 +1134,8 @@ class Provider:
             tx.put("tokens", row, token_hash=digest, kind="oidc-ciba")
             raise
         tx.put("tokens", row, token_hash=digest, kind="oidc-ciba")
-        return self._tokens(tx, client, pro, row["scopes"], sid=secrets.token_hex(8), auth_time=int(now))
+        return self._tokens(tx, client, pro, row["scopes"], sid=secrets.token_hex(8), auth_time=int(now),
+                            auth_mode=row.get("channel") or "MOBILE")
 
 
 # Scripted CIBA outcomes (the control API's PUT /_bench/oidc/ciba/{idnps}) ---------------------------

@@ -390,6 +390,10 @@ def test_line_past_the_rfc_limit_is_500_and_the_session_goes_on(bench):
     client.envelope(JEANNE, SECRETARIAT)
     assert client.cmd(b"Subject: ok\r\n\r\nfine\r\n.").startswith(b"250")
     assert client.cmd(b"A" * 600).startswith(b"500 5.5.2 Command line too long")
+    assert client.cmd(b"NOOP " + b"A" * 5000).startswith(b"500 5.5.2 Command line too long")
+    # RFC 4954 section 4: an AUTH line may reach 12288 octets (a token in the initial response), not more
+    assert client.cmd(b"AUTH XOAUTH2 " + b"A" * 12300).startswith(b"500 5.5.2 Command line too long")
+    assert client.cmd("NOOP").startswith(b"250")
 
 
 def test_client_stopping_mid_data_stores_nothing(bench):

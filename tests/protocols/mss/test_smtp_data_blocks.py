@@ -35,6 +35,7 @@ class _Engine:
         self.transport = object()
         self.data_size_limit = size_limit
         self.line_length_limit = LINE_LIMIT
+        self.data_line_limit = LINE_LIMIT           # what smtp_DATA reads (line_length_limit sizes command lines)
         self._decode_data = False
         self.DATA_BLOCK = block
         self.envelope = Envelope()

@@ -17,6 +17,10 @@ def test_psc_discovery_both_paths_and_keys(oidc_world):
     wallet, standard = discover(oidc_world["psc"], wallet=True), discover(oidc_world["psc"])
     assert wallet == standard
     assert wallet["issuer"] == oidc_world["psc"]
+    # specs/psc/mock_discovery_response.json: the authorization endpoint is on the wallet host, not the issuer
+    assert wallet["authorization_endpoint"] == oidc_world["bench"].url + "/oidc/psc-wallet/auth"
+    assert not wallet["authorization_endpoint"].startswith(wallet["issuer"])
+    assert wallet["userinfo_signing_alg_values_supported"] == ["RS256", "ES256"]
     assert wallet["token_endpoint"] == oidc_world["psc"] + "/protocol/openid-connect/token"
     assert wallet["backchannel_authentication_endpoint"].endswith("/protocol/openid-connect/ext/ciba/auth")
     assert wallet["acr_values_supported"] == ["eidas1"]
@@ -39,8 +43,11 @@ def test_psc_code_flow_with_authlib(oidc_world):
     session, meta, token = login(oidc_world["psc"], martin["idnps"])
     assert token["token_type"] == "Bearer" and token["refresh_token"]
     claims = id_claims(meta, token)
-    assert claims["acr"] == "eidas1" and claims["sub"] == martin["idnps"] and claims["aud"] == "mockbench"
+    assert claims["acr"] == "eidas1" and claims["aud"] == "mockbench"
+    # specs/psc/sandbox_userinfo_2023-05-12.json: sub is opaque, the national id is SubjectNameID
+    assert claims["sub"] != martin["idnps"] and claims["SubjectNameID"] == martin["idnps"]
     info = session.get(meta["userinfo_endpoint"], timeout=10).json()
+    assert info["sub"] == claims["sub"]
     assert info["SubjectNameID"] == martin["idnps"] == info["preferred_username"]
     assert (info["given_name"], info["family_name"]) == ("Jeanne", "MARTIN")
     assert info["SubjectRole"] == ["10^1.2.250.1.213.1.1.5.5"]
@@ -54,12 +61,14 @@ def test_psc_code_flow_with_authlib(oidc_world):
 
     refreshed = session.refresh_token(meta["token_endpoint"])
     assert refreshed["access_token"] != token["access_token"]
+    assert refreshed["refresh_token"] != token["refresh_token"]          # Keycloak answers a new one
     assert session.get(meta["userinfo_endpoint"], timeout=10).status_code == 200
 
     auth = ("mockbench", "mockbench-secret")
     seen = requests.post(meta["introspection_endpoint"], data={"token": refreshed["access_token"]}, auth=auth,
                          timeout=10).json()
-    assert seen["active"] and seen["sub"] == martin["idnps"] and seen["iss"] == meta["issuer"]
+    assert seen["active"] and seen["sub"] == claims["sub"] and seen["iss"] == meta["issuer"]
+    assert seen["SubjectNameID"] == martin["idnps"]
     assert requests.post(meta["revocation_endpoint"], data={"token": refreshed["access_token"]}, auth=auth,
                          timeout=10).status_code == 200
     assert requests.post(meta["introspection_endpoint"], data={"token": refreshed["access_token"]}, auth=auth,
@@ -71,7 +80,7 @@ def test_psc_code_flow_with_authlib(oidc_world):
     assert out.status_code == 302
     assert parse_qs(urlsplit(out.headers["Location"]).query) == {"state": ["bye"]}
     again = requests.post(meta["token_endpoint"], data={"grant_type": "refresh_token",
-                                                        "refresh_token": token["refresh_token"]},
+                                                        "refresh_token": refreshed["refresh_token"]},
                           auth=auth, timeout=10)
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
 
@@ -104,7 +113,8 @@ def test_login_page_lists_professionals_and_logs_in(oidc_world):
     assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
     assert "MARTIN" in page.text and "DURAND" in page.text and "Se connecter" in page.text
     request_id = page.text.split('name="request_id" value="')[1].split('"')[0]
-    login_url = oidc_world["psc"] + "/protocol/openid-connect/auth/login"
+    login_url = page.text.split('form method="post" action="')[1].split('"')[0]
+    assert login_url == meta["authorization_endpoint"] + "/login"          # on the wallet base too
     wrong = requests.post(login_url, data={"request_id": request_id, "identifier": "nobody"},
                           allow_redirects=False, timeout=10)
     assert wrong.status_code == 200 and "Aucun professionnel" in wrong.text

@@ -207,7 +207,7 @@ def test_configured_clients(mockbench_factory):
     assert parse_qs(urlsplit(no_pkce.headers["Location"]).query)["error"] == ["invalid_request"]
     # the default client is off
     assert requests.get(etab + "/authorize", params={"client_id": "mockbench"}, timeout=10).status_code == 400
-    assert requests.get(running.url + PSC + "/protocol/openid-connect/auth", params={"client_id": "mockbench"},
+    assert requests.get(running.url + "/oidc/psc-wallet/auth", params={"client_id": "mockbench"},
                         timeout=10).status_code == 400
 
 
