@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..scenarios.verdicts import CODES as VERDICT_CODES
+
 
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -100,7 +102,11 @@ SCHEMAS: dict[str, Any] = {
     "FindingGroup": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S,
                           "entries": _arr(I)}),
     "Step": _obj({"id": S, "say": S, "status": {"enum": ["pending", "passed", "failed"]}, "reason": NS,
-                  "entries": _arr(I)}),
+                  "reason_fr": NS, "reason_code": {"enum": [*VERDICT_CODES, None]},
+                  "problems": {"type": ["array", "null"], "items": _obj({"code": {"enum": list(VERDICT_CODES)}},
+                                                                        required=["code"])},
+                  "nearest_seq": {"type": ["integer", "null"]}, "entries": _arr(I)},
+                 required=["id", "say", "status", "reason", "entries"]),
     "Transition": _obj({"id": S, "say": S, "when": {"type": "object"}, "fired": B, "count": I, "fired_at": NS,
                         "error": {"type": ["object", "null"]}}),
     "TransitionResult": _obj({"id": S, "fired": B, "count": I, "fired_at": NS,

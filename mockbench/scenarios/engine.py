@@ -24,6 +24,7 @@ from ..world.summary import world_summary
 from ..world.world import World
 from .loader import Catalogue, Scenario
 from .seed import Seeder
+from .verdicts import annotate, problem
 
 META = "scenario"
 STEPS = "scenario:steps"
@@ -31,6 +32,10 @@ TRANSITIONS = "scenario:transitions"
 CURSOR = "scenario:cursor"
 TRACE_MARK = "scenario:trace_mark"   # the last DMP trace of the seeding: `then: traces` looks past it
 TRACE_SHOWN = 5                      # traces named in the reason of a missing one
+# What GET /_bench/steps gives of each step: `reason` in English (stable for scripts), `reason_fr` in French
+# (what people read), `reason_code` and `problems` as data (scenarios/verdicts.py), `nearest_seq` the journal
+# entry closest to what a step never observed.
+STEP_FIELDS = ("id", "say", "status", "reason", "reason_fr", "reason_code", "problems", "nearest_seq", "entries")
 BEFORE = "scenario:before"   # the world as seeded, summarized at load (the evidence report's "before")
 
 
@@ -263,25 +268,25 @@ class ScenarioEngine:
         step["entries"] = [entry["seq"]]
         step["document"] = entry.get("document")
         wanted = spec.get("verdict", "accepted")
-        problems = []
+        problems: list[dict] = []
         if entry["verdict"] != wanted:
-            problems.append(f"the entry's verdict is {entry['verdict']}"
-                            + (f" ({entry['code']})" if entry.get("code") else "") + f", {wanted} was expected")
+            problems.append(problem("VERDICT", verdict=entry["verdict"], entry_code=entry.get("code"),
+                                    wanted=wanted))
         # Forbidden findings name what went wrong, whatever the verdict (a refusal's own finding says why).
         forbidden = set(spec.get("forbid_findings") or [])
-        problems.extend(f"finding {f['rule']}: {f['message']}" for f in entry.get("findings") or []
-                        if f["rule"] in forbidden)
+        problems.extend(problem("FINDING", rule=f["rule"], message=f["message"])
+                        for f in entry.get("findings") or [] if f["rule"] in forbidden)
         if entry["verdict"] == wanted:
             problems.extend(self._check_then(tx, spec.get("then") or {}, steps, state))
         step["status"] = "failed" if problems else "passed"
-        step["reason"] = "; ".join(problems) or None
+        annotate(step, problems)
         step["decided_at"] = entry["time"]
         step["trace_seq"] = tx.meta_get("seq:trace", 0)
         tx.meta_set(STEPS, steps)
         tx.meta_set(CURSOR, entry["seq"])
 
-    def _check_then(self, tx: Tx, then: dict, steps: list[dict], state: dict) -> list[str]:
-        problems: list[str] = []
+    def _check_then(self, tx: Tx, then: dict, steps: list[dict], state: dict) -> list[dict]:
+        problems: list[dict] = []
         if "document" in then:
             want = then["document"]
             key = want.get("id")
@@ -289,60 +294,61 @@ class ScenarioEngine:
                 earlier = next((s for s in steps if s["id"] == want["submitted_in"]), {})
                 key = earlier.get("document")
                 if not key:
-                    return [f"step {want['submitted_in']} recorded no document"]
+                    return [problem("NO_DOCUMENT_FROM_STEP", step=want["submitted_in"])]
             try:
                 doc: Document = self.world.dmp.current(tx, key)
             except errors.UnknownDocument:
-                return [f"document {key} is not in the DMP"]
+                return [problem("DOCUMENT_ABSENT", document=key)]
             if want.get("status") and doc.status != want["status"]:
-                problems.append(f"document {doc.id} is {doc.status}, {want['status']} was expected")
+                problems.append(problem("DOCUMENT_STATUS", document=doc.id, status=doc.status,
+                                        wanted=want["status"]))
             for code in want.get("confidentiality_has") or []:
                 if code not in doc.confidentiality:
-                    problems.append(f"document {doc.id} lacks {code}")
+                    problems.append(problem("DOCUMENT_LACKS_CODE", document=doc.id, confidentiality=code))
             for code in want.get("confidentiality_lacks") or []:
                 if code in doc.confidentiality:
-                    problems.append(f"document {doc.id} still carries {code}")
+                    problems.append(problem("DOCUMENT_KEEPS_CODE", document=doc.id, confidentiality=code))
             if want.get("version") and doc.version != want["version"]:
-                problems.append(f"document {doc.id} is at version {doc.version}, {want['version']} was expected")
+                problems.append(problem("DOCUMENT_VERSION", document=doc.id, version=doc.version,
+                                        wanted=want["version"]))
         if "patient" in then:
             want = then["patient"]
             patient = self.world.directory.patient(tx, want["id"])
             if want.get("dmp") and patient.dmp != want["dmp"]:
-                problems.append(f"{patient.id}'s DMP is {patient.dmp}, {want['dmp']} was expected")
+                problems.append(problem("PATIENT_DMP", patient=patient.id, dmp=patient.dmp, wanted=want["dmp"]))
             if "secret_connection" in want and patient.secret_connection != want["secret_connection"]:
-                problems.append(f"{patient.id}'s secret connection is "
-                                f"{'on' if patient.secret_connection else 'off'}")
+                problems.append(problem("SECRET_CONNECTION", patient=patient.id, on=patient.secret_connection))
         if "authorization" in then:
             want = then["authorization"]
             kind = "structure" if want.get("structure") else "professional"
             row = tx.get("authorizations", patient=want["patient"], subject_kind=kind, subject=want[kind])
             status = row["status"] if row else "NON_EXISTE"
             if status != want["status"]:
-                problems.append(f"the authorization of {want[kind]} on {want['patient']} is {status}, "
-                                f"{want['status']} was expected")
+                problems.append(problem("AUTHORIZATION", subject=want[kind], patient=want["patient"],
+                                        status=status, wanted=want["status"]))
         if "traces" in then:
             problems.extend(self._check_traces(tx, then["traces"], steps))
         return problems
 
-    def _check_traces(self, tx: Tx, wants: list[dict], steps: list[dict]) -> list[str]:
+    def _check_traces(self, tx: Tx, wants: list[dict], steps: list[dict]) -> list[dict]:
         """DMP/CONF.14: each wanted access trace was recorded since the previous step was decided."""
         index = next((i for i, s in enumerate(steps) if s["status"] == "pending"), len(steps))
         since = steps[index - 1].get("trace_seq") if index > 0 else None
-        window = f"since step {steps[index - 1]['id']}" if since is not None else "since the scenario was loaded"
+        since_step = steps[index - 1]["id"] if since is not None else None
         if since is None:
             since = tx.meta_get(TRACE_MARK, 0)
-        problems: list[str] = []
+        problems: list[dict] = []
         for want in wants:
             try:
                 patient = self.world.directory.patient(tx, want["patient"])
             except errors.UnknownPatient:
-                problems.append(f"no patient {want['patient']}")
+                problems.append(problem("NO_PATIENT", patient=want["patient"]))
                 continue
             documents: set[str] | None = None
             if want.get("submitted_in"):
                 earlier = next((s for s in steps if s["id"] == want["submitted_in"]), {})
                 if not earlier.get("document"):
-                    problems.append(f"step {want['submitted_in']} recorded no document")
+                    problems.append(problem("NO_DOCUMENT_FROM_STEP", step=want["submitted_in"]))
                     continue
                 documents = {earlier["document"]}
             elif want.get("document"):
@@ -353,33 +359,22 @@ class ScenarioEngine:
                    and (actors is None or t.actor in actors) and (not want.get("mode") or t.mode == want["mode"])
                    for t in traces):
                 continue
-            missing = f"no {want['action']} trace"
-            if documents is not None:
-                missing += f" of {self._document_name(tx, sorted(documents)[-1])}"
-            if want.get("actor"):
-                missing += f" by {want['actor']}"
-            if want.get("mode"):
-                missing += f" in mode {want['mode']}"
-            seen = "; ".join(self._describe_trace(tx, t) for t in traces[-TRACE_SHOWN:])
-            problems.append(f"{missing} in {patient.id}'s DMP {window}; "
-                            + (f"traces recorded: {seen}" if traces else "no trace was recorded"))
+            seen = [{"action": t.action, "actor": t.actor, "mode": t.mode, "time": t.time,
+                     "document": self._document_name(tx, t.document) if t.document else None}
+                    for t in traces[-TRACE_SHOWN:]]
+            problems.append(problem(
+                "TRACE_MISSING", action=want["action"], patient=patient.id, since_step=since_step,
+                document=self._document_name(tx, sorted(documents)[-1]) if documents is not None else None,
+                actor=want.get("actor"), mode=want.get("mode"), seen=seen))
         return problems
 
     def _document_name(self, tx: Tx, key: str) -> str:
         row = tx.get("documents", unique_id=key, current=1)
         return row["id"] if row and row.get("id") else key
 
-    def _describe_trace(self, tx: Tx, trace) -> str:
-        text = f"{trace.action} by {trace.actor}"
-        if trace.document:
-            text += f" of {self._document_name(tx, trace.document)}"
-        if trace.mode != "normal":
-            text += f" ({trace.mode})"
-        return text + f" at {parse_time(trace.time).strftime('%H:%M:%S')}"
-
     # Reading and finishing ----------------------------------------------------------------------
     def steps(self, tx: Tx) -> list[dict]:
-        return [{k: s.get(k) for k in ("id", "say", "status", "reason", "entries")} for s in tx.meta_get(STEPS, [])]
+        return [{k: s.get(k) for k in STEP_FIELDS} for s in tx.meta_get(STEPS, [])]
 
     def finish(self) -> list[dict]:
         with self.world.transaction() as tx:
@@ -403,12 +398,12 @@ class ScenarioEngine:
             if step["status"] != "pending":
                 continue
             expect = state["spec"]["steps"][i]["expect"]
-            reason = self._nearest(tx, expect, cursor)
+            missed = self._nearest(tx, expect, cursor)
             if first_pending is not None:
-                reason = f"the earlier step {first_pending} was never decided; {reason}"
+                missed["earlier"] = first_pending
             first_pending = first_pending or step["id"]
             step["status"] = "failed"
-            step["reason"] = "not observed: " + reason
+            annotate(step, [missed])
             step["not_observed"] = True
         return steps
 
@@ -416,10 +411,8 @@ class ScenarioEngine:
         """The world as the loaded scenario seeded it (world/summary.py), recorded at load."""
         return tx.meta_get(BEFORE)
 
-    def _nearest(self, tx: Tx, expect: dict, cursor: int) -> str:
-        wanted = _describe(expect)
-        if isinstance(expect.get("actor"), str):
-            wanted += f" with actor {expect['actor']}"
+    def _nearest(self, tx: Tx, expect: dict, cursor: int) -> dict:
+        """The NOT_OBSERVED problem of a step that expects `expect`: the entry closest to it since `cursor`."""
         best: tuple[int, dict] | None = None
         for entry in self.world.journal.query(tx, since=cursor, limit=100_000):
             if entry["channel"] == "control" and expect.get("channel") != "control":
@@ -427,25 +420,13 @@ class ScenarioEngine:
             _, hits = self._score(tx, expect, entry)
             if hits and (best is None or hits >= best[0]):
                 best = (hits, entry)
-        if best is None:
-            return f"expected {wanted}; nothing close was received"
-        entry = best[1]
-        clock = parse_time(entry["time"]).strftime("%H:%M:%S")
-        outcome = "" if entry["verdict"] == "accepted" else \
-            f" {entry['verdict']}" + (f" ({entry['code']})" if entry.get("code") else "")
-        return f"expected {wanted}; nearest: {_describe(entry)}{outcome} at {clock}"
-
-
-def _describe(d: dict[str, Any]) -> str:
-    operation = d.get("operation")
-    if isinstance(operation, list):
-        operation = " or ".join(operation)
-    text = operation or d.get("channel") or "an exchange"
-    if d.get("patient"):
-        text += f" for {d['patient']}"
-    if d.get("document"):
-        text += f" on {d['document']}"
-    return text
+        expected = {k: expect.get(k) for k in ("operation", "channel", "patient", "document") if expect.get(k)}
+        actor = expect.get("actor") if isinstance(expect.get("actor"), str) else None
+        nearest = None
+        if best is not None:
+            nearest = {k: best[1].get(k) for k in ("seq", "time", "operation", "channel", "patient", "document",
+                                                    "verdict", "code")}
+        return problem("NOT_OBSERVED", expected=expected, actor=actor, nearest=nearest)
 
 
 

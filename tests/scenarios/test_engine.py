@@ -119,7 +119,9 @@ def test_steps_pass_in_order_and_then_is_checked(engine, world):
     assert step(engine, world, "suppression")["status"] == "pending"
     e1 = entry(world, "TD3.1")
     assert step(engine, world, "recherche") == {"id": "recherche", "say": "Le DPI recherche",
-                                                "status": "passed", "reason": None, "entries": [e1["seq"]]}
+                                                "status": "passed", "reason": None, "reason_fr": None,
+                                                "reason_code": None, "problems": [], "nearest_seq": None,
+                                                "entries": [e1["seq"]]}
     entry(world, "TD3.3c")                      # the document is not deleted yet: then fails
     s = step(engine, world, "suppression")
     assert s["status"] == "failed" and s["reason"] == "document cr is approved, deleted was expected"
