@@ -36,6 +36,8 @@ def _up_parser(sub: argparse._SubParsersAction) -> None:
     for name, default in (("http", 8080), ("https", 8443), ("mllp", 2575), ("smtp", 2525), ("imap", 1143)):
         p.add_argument(f"--{name}-port", type=int, help=f"{name} port (default {default}; 0: any free port)")
     p.add_argument("--public-url", help="base URL that issuers, WSDLs and links advertise")
+    p.add_argument("--public-https-url", help="the same for what is fetched over HTTPS (with --tls-dir); "
+                                              "default https://HOST:HTTPS-PORT")
     p.add_argument("--port-file", type=Path, help="write the bound ports here as JSON once ready")
     p.add_argument("--dpi-mllp", help="HOST:PORT of the DPI's MLLP listener, for outbound HL7")
     p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING or ERROR")
@@ -140,7 +142,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     flags = {k: getattr(args, k) for k in ("state", "reset", "scenario", "host", "tls_dir", "http_port",
                                            "https_port", "mllp_port", "smtp_port", "imap_port", "public_url",
-                                           "port_file", "dpi_mllp", "log_level", "quiet")}
+                                           "public_https_url", "port_file", "dpi_mllp", "log_level", "quiet")}
     try:
         config = load(args.config, flags=flags)
     except ConfigError as exc:
