@@ -165,6 +165,9 @@ class Bench:
             with self._pki_lock:
                 if self._anchors is None:
                     ca = ensure_pki(self.pki_dir) if not self.tls else self.tls.ca_cert
+                    log.info("VIHF signatures must chain to %s%s; seal certificates: %s", ca,
+                             " and [doors.dmp] vihf_trust_anchors" if self._extra_anchors else "",
+                             self.pki_dir / "signing")
                     self._anchors = ca.read_bytes().rstrip() + b"\n" + self._extra_anchors
         return self._anchors
 
