@@ -401,8 +401,11 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
     except PkiError as exc:
         print(f"mockbench: {exc}", file=sys.stderr)
         return 1
+    from .pki import TEST_IDNST
+
     print(f"test PKI written to {args.dir}: CA {files.ca_cert.name}, server {files.server_cert.name}, "
-          f"clients {', '.join(sorted(files.clients))}; use it with `mockbench up --tls-dir {args.dir}`")
+          f"clients {', '.join(sorted(files.clients))}, VIHF seal certificate signing/{TEST_IDNST}/ (others "
+          f"issued on first use); use it with `mockbench up --tls-dir {args.dir}`")
     return 0
 
 

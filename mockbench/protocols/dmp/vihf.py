@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -581,9 +582,15 @@ def _verify(key, kind: str, algorithm, signature: bytes, data: bytes) -> None:
         raise InvalidSignature(f"the certificate's key does not fit a {kind} signature")
 
 
+@functools.lru_cache(maxsize=8)
+def _anchors(ca_pem: bytes) -> tuple[x509.Certificate, ...]:
+    """The trust anchors of a PEM bundle, parsed once per bundle (the door passes the same bytes each time)."""
+    return tuple(x509.load_pem_x509_certificates(ca_pem))
+
+
 def _chain_problem(leaf: x509.Certificate, extra: list[x509.Certificate], ca_pem: bytes) -> str:
     try:
-        anchors = x509.load_pem_x509_certificates(ca_pem)
+        anchors = _anchors(bytes(ca_pem))
     except ValueError as exc:
         return f"the CA certificates cannot be read: {exc}"
     current = leaf

@@ -43,12 +43,16 @@ def vihf(pro: dict, structure_idnst: str, patient: dict, *, signer, mode: str = 
         el.set(f"{{{XSI}}}type", "CE")
         return el
 
+    profession = pro.get("profession", "10")
+    # trans-cda-r2/mapping.md, VIHF table: a second role for doctors (TRE_R01) and pharmacists (TRE_G05)
+    second = {"10": ("SM26", "1.2.250.1.71.4.2.5"), "21": ("A", "1.2.250.1.71.4.2.6")}.get(profession)
+    roles = [ce("Role", profession, "1.2.250.1.71.1.2.7"), *([ce("Role", *second)] if second else [])]
     attributes = [
         attr("Identifiant_Structure", structure_idnst),
         attr("Secteur_Activite", "SA01^1.2.250.1.71.4.2.4"),
-        f'<saml2:Attribute Name="urn:oasis:names:tc:xacml:2.0:subject:role"><saml2:AttributeValue>'
-        f'{etree.tostring(ce("Role", pro.get("profession", "10"), "1.2.250.1.71.1.2.7")).decode()}'
-        "</saml2:AttributeValue></saml2:Attribute>",
+        '<saml2:Attribute Name="urn:oasis:names:tc:xacml:2.0:subject:role">'
+        + "".join(f"<saml2:AttributeValue>{etree.tostring(r).decode()}</saml2:AttributeValue>" for r in roles)
+        + "</saml2:Attribute>",
         attr("VIHF_Version", "3.0"),
         attr("Authentification_Mode", authentication),
         attr("urn:oasis:names:tc:xacml:2.0:resource:resource-id",

@@ -246,11 +246,18 @@ def test_lps_id_is_optional(world):
 
 def test_a_doctor_without_the_second_role_is_a_finding(world):
     """mapping.md, role "2e occurrence uniquement et obligatoirement pour les médecins et pharmaciens": dr_a is
-    a doctor (profession 10) and the builder sends one role only: accepted, with the finding."""
+    a doctor (profession 10); with the builder's two roles no finding, without the second one accepted with
+    the finding."""
     assert world["pro"].get("profession", "10") == "10"
     registry, history = zeep_client(world["bench"].url, "registry")
-    security = vihf(world["pro"], world["idnst"], world["patient"], signer=world["bench"])
-    assert zeep_td31(registry, history, world["patient"], security).get("status").endswith("Success")
+    security = vihf(world["pro"], world["idnst"], world["patient"], signer=None)
+    assert zeep_td31(registry, history, world["patient"], sign_vihf(security, world["bench"])).get(
+        "status").endswith("Success")
+    assert "VIHF/Role" not in rules(last_dmp(world["client"]))
+    role = next(a for a in security.iter(f"{{{SAML}}}Attribute") if a.get("Name").endswith("subject:role"))
+    role.remove(role[1])
+    assert zeep_td31(registry, history, world["patient"], sign_vihf(security, world["bench"])).get(
+        "status").endswith("Success")
     messages = rules(last_dmp(world["client"]))["VIHF/Role"]
     assert any("needs a second role occurrence from TRE_R01" in m for m in messages), messages
 
