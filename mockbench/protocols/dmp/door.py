@@ -34,7 +34,7 @@ from .soap import (
     render_response,
     xop_include,
 )
-from .vihf import Vihf, VihfError, actor_for, parse_vihf, signature_problem
+from .vihf import Vihf, VihfError, actor_for, parse_vihf, signature_problem, signer_findings
 
 if TYPE_CHECKING:
     from ...bench import Bench
@@ -199,6 +199,8 @@ class DmpDoor:
                         raise VihfError("DMPInvalidCertificate", reason)
                     found_before.append(finding("VIHF/Signature", f"{reason}; accepted: check_signatures = false",
                                                 "warning"))
+                else:
+                    found_before.extend(signer_findings(soap.security, vihf))
             except VihfError as exc:
                 raise SoapFault("Sender", exc.subcode, exc.reason + (f" ({exc.attribute})" if exc.attribute and
                                                                      exc.attribute not in exc.reason else "")) from None

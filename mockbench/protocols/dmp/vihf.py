@@ -65,6 +65,7 @@ __all__ = [
     "parse_vihf",
     "patient_of",
     "signature_problem",
+    "signer_findings",
 ]
 
 NS_WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -696,3 +697,34 @@ def check_signature(assertion_or_security: etree._Element | None, ca_pem: bytes)
     """Whether the VIHF's enveloped XML signature verifies (see `signature_problem` for what is checked and
     for the reason when it does not). The door answers DMPInvalidCertificate when this is False."""
     return not signature_problem(assertion_or_security, ca_pem)
+
+
+def signer_findings(assertion_or_security: etree._Element | None, vihf: Vihf) -> list[dict]:
+    """Findings on who signed a VIHF whose signature verified: the VIHF table has it signed with "le certificat
+    de cachet de la structure de soins" and its Issuer be "DN du certificat de cachet"
+    [trans-cda-r2/mapping.md, rows //Assertion/ds:Signature and //Assertion/Issuer]. A seal certificate whose
+    OU (the IDNST, as in the ANS example VIHF_INDIRECTE_signed.xml and in IGC Santé ORG certificates) is not
+    the Identifiant_Structure is a warning; an Issuer that is not the certificate's DN an info."""
+    try:
+        assertion = _assertion(assertion_or_security)
+        element = assertion.find(f"{{{NS_DS}}}Signature/{{{NS_DS}}}KeyInfo/{{{NS_DS}}}X509Data/"
+                                 f"{{{NS_DS}}}X509Certificate")
+        cert = x509.load_der_x509_certificate(_b64(element.text)) if element is not None else None
+    except (VihfError, ValueError, binascii.Error):
+        return []
+    if cert is None:
+        return []
+    out: list[dict] = []
+    units = [str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATIONAL_UNIT_NAME)]
+    if units and vihf.structure_id and vihf.structure_id not in units:
+        out.append(finding("VIHF/Signature", f"signed by the seal certificate of OU={', '.join(units)}, not of the "
+                           f"VIHF's Identifiant_Structure {vihf.structure_id} (mapping.md: the structure's seal "
+                           "certificate signs)"))
+
+    def norm(dn: str) -> str:
+        return ",".join(part.strip().lower() for part in dn.split(","))
+
+    if norm(vihf.issuer) != norm(cert.subject.rfc4514_string()):
+        out.append(finding("VIHF/Issuer", f"Issuer {vihf.issuer!r} is not the seal certificate's DN "
+                           f"{cert.subject.rfc4514_string()!r} (mapping.md, row //Assertion/Issuer)", "info"))
+    return out

@@ -141,7 +141,7 @@ def test_signed_vihf_feeds_and_finds_through_zeep(world):
     found = zeep_td31(registry, history, patient, security)
     assert len(found.findall(f".//{{{RIM}}}ExtrinsicObject")) == 1
     entry = last_dmp(world["client"])
-    assert entry["verdict"] == "accepted" and "VIHF/Signature" not in rules(entry)
+    assert entry["verdict"] == "accepted" and not {"VIHF/Signature", "VIHF/Issuer"} & set(rules(entry))
     assert rules(entry)["VIHF/VIHF_Version"] == ["VIHF 3.0"]
 
 
@@ -172,6 +172,19 @@ def test_vihf_signed_by_an_untrusted_ca_or_altered_is_refused(world, tmp_path):
     assert fault12(response)["values"][1] == "dmp:DMPInvalidCertificate"
     assert "digest does not match" in fault12(response)["reason"]
     assert last_dmp(world["client"])["code"] == "DMPInvalidCertificate"
+
+
+def test_signed_by_another_structures_seal_is_a_finding(world):
+    """mapping.md, //Assertion/ds:Signature: the structure's own seal certificate signs. The clinique's seal on
+    a VIHF of the CHU chains to the bench's CA (accepted) with a warning naming both."""
+    clinique = next(s for s in world["client"].call("GET", "/structures") if s["id"] == "clinique")["idnst"]
+    security = vihf(world["pro"], world["idnst"], world["patient"], signer=None)
+    registry, history = zeep_client(world["bench"].url, "registry")
+    found = zeep_td31(registry, history, world["patient"], sign_vihf(security, world["bench"], structure=clinique))
+    assert found.get("status").endswith("Success")
+    messages = rules(last_dmp(world["client"]))["VIHF/Signature"]
+    assert messages == [f"signed by the seal certificate of OU={clinique}, not of the VIHF's Identifiant_Structure "
+                        f"{world['idnst']} (mapping.md: the structure's seal certificate signs)"]
 
 
 def test_more_trust_anchors_by_configuration(mockbench_factory, tmp_path):

@@ -32,6 +32,7 @@ from mockbench.protocols.dmp.vihf import (
     parse_vihf,
     patient_of,
     signature_problem,
+    signer_findings,
 )
 from mockbench.world import errors, identity
 from mockbench.world.model import Patient, Professional, Structure
@@ -755,3 +756,15 @@ def test_roles_as_the_table_wants_them(roles):
 def test_roles_the_table_does_not_want_are_findings(roles, words):
     found = role_findings(*roles)
     assert len(found) == 1 and words in found[0], found
+
+
+def test_the_ans_signed_example_names_its_seal_certificate(corpus):
+    """mapping.md, rows //Assertion/ds:Signature and //Assertion/Issuer: VIHF_INDIRECTE_signed.xml is signed by
+    the certificate whose OU is its Identifiant_Structure and whose DN is its Issuer: no finding."""
+    sec = load_corpus(corpus / "dmp-wire" / "VIHF_INDIRECTE_signed.xml")
+    vihf = parse_vihf(sec)
+    assert signer_findings(sec, vihf) == []
+    other = Vihf(name_id=vihf.name_id, issuer="CN=someone else", structure_id="1010000024")
+    assert [(f["rule"], f["severity"]) for f in signer_findings(sec, other)] == [
+        ("VIHF/Signature", "warning"), ("VIHF/Issuer", "info")]
+    assert signer_findings(token(), vihf) == []   # unsigned: nothing to say about a signer
