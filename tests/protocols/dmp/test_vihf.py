@@ -9,6 +9,7 @@ import base64
 import datetime
 import hashlib
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import pytest
 from cryptography import x509
@@ -16,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from mockbench.formats.xml import XmlError, parse_xml
@@ -768,3 +771,35 @@ def test_the_ans_signed_example_names_its_seal_certificate(corpus):
     assert [(f["rule"], f["severity"]) for f in signer_findings(sec, other)] == [
         ("VIHF/Signature", "warning"), ("VIHF/Issuer", "info")]
     assert signer_findings(token(), vihf) == []   # unsigned: nothing to say about a signer
+
+
+# --- mockbench.testing.sign_vihf against the verifier -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bench_pki(tmp_path_factory):
+    from mockbench.pki import init_pki
+
+    files = init_pki(tmp_path_factory.mktemp("sign-pki"))
+    return files.ca_cert.parent, files.ca_cert.read_bytes()
+
+
+_XML_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40).filter(
+    lambda t: t.strip() and t == t.strip())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=_XML_TEXT, other=_XML_TEXT)
+def test_sign_vihf_verifies_and_any_change_is_caught(bench_pki, value, other):
+    """What sign_vihf makes, signature_problem accepts (exclusive c14n, ECDSA r||s, the KeyInfo certificate
+    chaining to the PKI's CA), whatever the attribute text; changing a signed value is caught."""
+    from mockbench.testing import sign_vihf
+
+    folder, ca_pem = bench_pki
+    sec = sign_vihf(token(with_attr("LPS_Nom", escape(value))), folder, structure="1010000024")
+    assert signature_problem(sec, ca_pem) == ""
+    assert parse_vihf(sec).lps_name == value
+    assert signer_findings(sec, parse_vihf(sec)) == []
+    if other != value:
+        attribute = next(a for a in sec.iter(f"{{{NS_SAML}}}Attribute") if a.get("Name") == "LPS_Nom")
+        attribute[0].text = other
+        assert "digest does not match" in signature_problem(sec, ca_pem)
