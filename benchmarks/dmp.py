@@ -32,6 +32,8 @@ sys.path.insert(0, str(ROOT / "tests" / "protocols" / "dmp"))
 from dmp_messages import cda, find_documents, provide_and_register, vihf  # noqa: E402
 from lxml import etree  # noqa: E402
 
+from mockbench.pki import ensure_pki  # noqa: E402
+
 WORLD = """\
 id: bench-dmp
 title: Banc DMP
@@ -54,6 +56,13 @@ def world(entries: int) -> str:
     """The scenario (YAML): Alice's DMP holding `entries` documents by Dr Martin, whose structure she authorized."""
     docs = ", ".join(f"{{id: d{i}, author: dr, text: '{'Résultat normal. ' * 20}'}}" for i in range(entries))
     return WORLD.replace("{DOCS}", docs)
+
+
+def signed_vihf(state: Path, pro: dict, idnst: str, patient: dict) -> etree._Element:
+    """A VIHF signed by the structure's seal certificate of the bench's own PKI (`pki/` in its state folder,
+    made here first if the bench has not made it yet): the DMP door requires the signature."""
+    ensure_pki(state / "pki")
+    return vihf(pro, idnst, patient, signer=state / "pki")
 
 
 def start(tmp: Path, entries: int) -> tuple[subprocess.Popen, dict]:
@@ -114,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             try:
                 patient, pro = get(ports, "/patients/alice"), get(ports, "/professionals")[0]
                 idnst = get(ports, "/structures")[0]["idnst"]
-                security = vihf(pro, idnst, patient)
+                security = signed_vihf(Path(tmp) / "state", pro, idnst, patient)
                 query = envelope(find_documents(patient), security, "urn:ihe:iti:2007:RegistryStoredQuery")
                 for connections in (1, 8):
                     rate, lat, size = load(ports["http"], "/si-dmp-server/v2/services/registry",

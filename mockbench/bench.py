@@ -110,9 +110,13 @@ class Bench:
         from .protocols.dmp.door import PREFIX, DmpDoor
 
         dmp_settings = cfg.doors.get("dmp", {})
+        self._extra_anchors = self._read_trust_anchors(dmp_settings.get("vihf_trust_anchors", []))
+        self._anchors: bytes | None = None
+        self._pki_lock = threading.Lock()
         self.dmp = DmpDoor(self, accept_unknown_professionals=bool(dmp_settings.get("accept_unknown_professionals")),
-                           check_signatures=bool(dmp_settings.get("check_signatures")),
-                           signature_ca=self.tls.ca_cert.read_bytes() if self.tls else None)
+                           check_signatures=bool(dmp_settings.get("check_signatures", True)),
+                           accept_plain_http=bool(dmp_settings.get("accept_plain_http")),
+                           trust_anchors=self.vihf_trust_anchors)
         self.http_doors["dmp"] = (PREFIX, self.dmp.blueprint())
         from .protocols.oidc.flask import PREFIX as OIDC_PREFIX
         from .protocols.oidc.flask import OidcDoor
@@ -130,6 +134,54 @@ class Bench:
             raise BenchError("[doors.annuaire] api_keys must be a list of strings")
         self.annuaire = AnnuaireDoor(self, api_keys=keys)
         self.http_doors["annuaire"] = (FHIR_PREFIX, self.annuaire.blueprint())
+
+    # VIHF signatures ----------------------------------------------------------------------------
+    @property
+    def pki_dir(self) -> Path:
+        """The PKI whose CA the DMP door trusts for VIHF signatures and whose seal certificates sign them:
+        --tls-dir when given, else `pki/` in the state folder, made on first use (issue 17 point 7: the
+        trust anchors are always explicit; a bench without --tls-dir still has a CA of its own)."""
+        return Path(self.config.tls_dir) if self.config.tls_dir else self.state_dir / "pki"
+
+    def _read_trust_anchors(self, paths: Any) -> bytes:
+        if isinstance(paths, str) or not isinstance(paths, list | tuple) or \
+                not all(isinstance(p, str) for p in paths):
+            raise BenchError("[doors.dmp] vihf_trust_anchors must be a list of PEM file paths")
+        pems = []
+        for name in paths:
+            path = Path(name).expanduser()
+            try:
+                pem = path.read_bytes()
+            except OSError as exc:
+                raise BenchError(f"[doors.dmp] vihf_trust_anchors: cannot read {path}: {exc.strerror}") from None
+            if b"-----BEGIN CERTIFICATE-----" not in pem:
+                raise BenchError(f"[doors.dmp] vihf_trust_anchors: {path} holds no PEM certificate")
+            pems.append(pem.rstrip() + b"\n")
+        return b"".join(pems)
+
+    def vihf_trust_anchors(self) -> bytes:
+        """The CA certificates (PEM) a VIHF signature must chain to: the bench's PKI CA, then the configured
+        [doors.dmp] vihf_trust_anchors."""
+        if self._anchors is None:
+            from .pki import ensure_pki  # cryptography: only once a VIHF arrives
+
+            with self._pki_lock:
+                if self._anchors is None:
+                    ca = ensure_pki(self.pki_dir) if not self.tls else self.tls.ca_cert
+                    log.info("VIHF signatures must chain to %s%s; seal certificates: %s", ca,
+                             " and [doors.dmp] vihf_trust_anchors" if self._extra_anchors else "",
+                             self.pki_dir / "signing")
+                    self._anchors = ca.read_bytes().rstrip() + b"\n" + self._extra_anchors
+        return self._anchors
+
+    def vihf_signing_identity(self, idnst: str):
+        """The seal certificate and key (`mockbench.pki.SigningIdentity`) with which the structure `idnst`
+        signs VIHFs that this bench trusts; issued by the bench's PKI on first use."""
+        from .pki import signing_identity
+
+        self.vihf_trust_anchors()   # makes the PKI when the bench has none yet
+        with self._pki_lock:
+            return signing_identity(self.pki_dir, idnst)
 
     # Scenarios ----------------------------------------------------------------------------------
     def _check_prepare(self) -> None:
@@ -279,6 +331,13 @@ class Bench:
     @property
     def url(self) -> str:
         return self.config.advertised_url(self.ports.get("http", self.config.http_port))
+
+    @property
+    def https_url(self) -> str | None:
+        """The HTTPS port's advertised base URL (--public-https-url), None without TLS."""
+        if self.tls is None:
+            return None
+        return self.config.advertised_https_url(self.ports.get("https", self.config.https_port))
 
     def health(self) -> dict:
         doors = {name: "up" for name in self.http_doors}

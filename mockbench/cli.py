@@ -39,6 +39,8 @@ def _up_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--public-ports", metavar="NAME=PORT,...",
                    help="the ports as clients reach them, when they differ from the bound ones (a container's "
                         "published ports), e.g. http=18080,mllp=12575; health reports them")
+    p.add_argument("--public-https-url", help="the same for what is fetched over HTTPS (with --tls-dir); "
+                                              "default https://HOST:HTTPS-PORT")
     p.add_argument("--port-file", type=Path, help="write the bound ports here as JSON once ready")
     p.add_argument("--dpi-mllp", help="HOST:PORT of the DPI's MLLP listener, for outbound HL7")
     p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING or ERROR")
@@ -145,7 +147,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     flags = {k: getattr(args, k) for k in ("state", "reset", "scenario", "host", "tls_dir", "http_port",
                                            "https_port", "mllp_port", "smtp_port", "imap_port", "public_url", "public_ports",
-                                           "port_file", "dpi_mllp", "log_level", "quiet")}
+                                           "public_https_url", "port_file", "dpi_mllp", "log_level", "quiet")}
     try:
         config = load(args.config, flags=flags)
     except ConfigError as exc:
@@ -404,8 +406,11 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
     except PkiError as exc:
         print(f"mockbench: {exc}", file=sys.stderr)
         return 1
+    from .pki import TEST_IDNST
+
     print(f"test PKI written to {args.dir}: CA {files.ca_cert.name}, server {files.server_cert.name}, "
-          f"clients {', '.join(sorted(files.clients))}; use it with `mockbench up --tls-dir {args.dir}`")
+          f"clients {', '.join(sorted(files.clients))}, VIHF seal certificate signing/{TEST_IDNST}/ (others "
+          f"issued on first use); use it with `mockbench up --tls-dir {args.dir}`")
     return 0
 
 

@@ -30,6 +30,7 @@ class Config:
     # The ports as clients reach them when they differ from the bound ones (a container's published ports):
     # "http=18080,mllp=12575". Health reports them; the bench still binds the *_port settings.
     public_ports: str | None = None
+    public_https_url: str | None = None
     port_file: Path | None = None
     dpi_mllp: str | None = None
     log_level: str = "INFO"
@@ -64,6 +65,10 @@ class Config:
 
     def advertised_url(self, http_port: int) -> str:
         return (self.public_url or f"http://{_url_host(self.host)}:{http_port}").rstrip("/")
+
+    def advertised_https_url(self, https_port: int) -> str:
+        """What is fetched over HTTPS advertises this base (WSDL addresses, OIDC discovery)."""
+        return (self.public_https_url or f"https://{_url_host(self.host)}:{https_port}").rstrip("/")
 
 
 def _url_host(host: str) -> str:

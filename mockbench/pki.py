@@ -9,6 +9,10 @@ Layout written in DIR (all PEM)::
     ca.crt, ca.key            the test CA (trust anchor for both sides)
     server.crt, server.key    the certificate every door presents
     clients/<name>.crt/.key   one client-authentication certificate per ClientSpec
+    signing/<IDNST>/org-sign.crt, org-sign.key
+                              a structure's seal certificate (ORG_SIGN-like), which signs its VIHFs; issued
+                              for the default structure by init_pki, for any other on first use by
+                              :func:`signing_identity` (it needs ca.key)
     README.txt                what each file is, with curl examples
 
 Certificate shapes, chosen to mimic the IGC Santé (ANS) software certificates without claiming to be
@@ -27,6 +31,11 @@ them:
 * Keys are ECDSA P-256 (fast to generate), signatures ECDSA-SHA256. Certificates satisfy
   OpenSSL's VERIFY_X509_STRICT (the default for Python >= 3.13 clients).
 
+* Seal certificates mimic "ORG_SIGN" (the structure's cachet, which signs the VIHF's XML-DSig
+  [trans-cda-r2/mapping.md, "Mapping VIHF pour le DMP", //Assertion/ds:Signature]): subject C=FR,
+  O=<structure name>, OU=<IDNST>, CN=<structure name>; keyUsage digitalSignature + contentCommitment, no
+  extendedKeyUsage (a signing certificate is not a TLS one).
+
 The default structure's FINESS is 010000024 (check digit computed with Luhn, as FINESS numbers
 are); its IDNST is therefore "1010000024".
 """
@@ -37,7 +46,9 @@ import datetime
 import ipaddress
 import os
 import re
+import shutil
 import ssl
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,13 +64,16 @@ __all__ = [
     "TEST_FINESS",
     "ClientSpec",
     "PkiError",
+    "SigningIdentity",
     "TlsFiles",
     "client_context",
     "describe_peer",
     "finess_check_digit",
     "init_pki",
+    "ensure_pki",
     "load_tls_files",
     "server_context",
+    "signing_identity",
 ]
 
 CA_CERT = "ca.crt"
@@ -67,11 +81,16 @@ CA_KEY = "ca.key"
 SERVER_CERT = "server.crt"
 SERVER_KEY = "server.key"
 CLIENTS_DIR = "clients"
+SIGNING_DIR = "signing"
+SIGNING_CERT = "org-sign.crt"
+SIGNING_KEY = "org-sign.key"
 README = "README.txt"
 
 DEFAULT_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 DEFAULT_ORGANIZATION = "CHU de Test"
 
+# An IDNST as a folder name: digits and letters (FINESS, SIRET, local ids), no path separator.
+_IDNST = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # Safe as a file name on every OS and in a shell command line.
 _CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # Certificates are back-dated so a bench container with a slightly late clock still accepts them.
@@ -180,6 +199,7 @@ def init_pki(
     if overwrite:
         for stale in sorted(clients_dir.glob("*.crt")) + sorted(clients_dir.glob("*.key")):
             stale.unlink()
+        shutil.rmtree(directory / SIGNING_DIR, ignore_errors=True)   # seal certificates of the old CA
 
     now = datetime.datetime.now(datetime.UTC)
     not_before, not_after = now - _BACKDATE, now + datetime.timedelta(days=days)
@@ -209,8 +229,96 @@ def init_pki(
         _write_cert(cert_path, cert)
         files.clients[spec.name] = (cert_path, key_path)
 
+    _issue_signing(directory, ca_cert, ca_key, TEST_IDNST, DEFAULT_ORGANIZATION, not_before, not_after)
     (directory / README).write_text(_readme(directory, hosts, specs, days), encoding="utf-8")
     return files
+
+
+@dataclass(frozen=True)
+class SigningIdentity:
+    """A structure's seal certificate and key (PEM files) under ``signing/<IDNST>/``."""
+
+    idnst: str
+    cert: Path
+    key: Path
+
+    def cert_pem(self) -> bytes:
+        return self.cert.read_bytes()
+
+    def key_pem(self) -> bytes:
+        return self.key.read_bytes()
+
+
+def ensure_pki(directory: Path) -> Path:
+    """The PKI in ``directory``, made by :func:`init_pki` (no client certificate) when it holds none: the
+    bench's own trust anchor for VIHF signatures when it runs without ``--tls-dir``. Returns ca.crt."""
+    directory = Path(directory)
+    if not (directory / CA_CERT).is_file():
+        try:
+            init_pki(directory, clients=())
+        except PkiError:
+            if not (directory / CA_CERT).is_file():   # another process made it meanwhile: use theirs
+                raise
+    return directory / CA_CERT
+
+
+def signing_identity(directory: Path, idnst: str, organization: str | None = None) -> SigningIdentity:
+    """The seal certificate of the structure whose IDNST is ``idnst`` in the PKI at ``directory``, issued
+    by its CA on first use (the CA key ``ca.key`` must be there then). ``organization`` is the structure's
+    name for the certificate's O and CN (the IDNST when not given)."""
+    directory = Path(directory)
+    if not _IDNST.fullmatch(idnst or ""):
+        raise PkiError(f"{idnst!r} is not an IDNST usable as a folder name (letters, digits, '.', '_', '-')")
+    folder = directory / SIGNING_DIR / idnst
+    identity = SigningIdentity(idnst, folder / SIGNING_CERT, folder / SIGNING_KEY)
+    if identity.cert.is_file() and identity.key.is_file():
+        return identity
+    try:
+        ca_cert = x509.load_pem_x509_certificate((directory / CA_CERT).read_bytes())
+        ca_key = serialization.load_pem_private_key((directory / CA_KEY).read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise PkiError(f"cannot issue a seal certificate for {idnst}: the CA of {directory} (ca.crt and ca.key) "
+                       f"cannot be read ({exc}); run `mockbench pki init {directory}`") from None
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise PkiError(f"{directory / CA_KEY} is not the EC key `mockbench pki init` makes")
+    now = datetime.datetime.now(datetime.UTC)
+    return _issue_signing(directory, ca_cert, ca_key, idnst, organization or idnst, now - _BACKDATE,
+                          min(ca_cert.not_valid_after_utc, now + datetime.timedelta(days=825)))
+
+
+def _issue_signing(directory: Path, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, idnst: str,
+                   organization: str, not_before: datetime.datetime, not_after: datetime.datetime
+                   ) -> SigningIdentity:
+    """Write signing/<idnst>/ at once: the pair is made in a fresh folder renamed into place, so that two
+    writers never leave one's key beside the other's certificate (the loser keeps the winner's pair)."""
+    signing = directory / SIGNING_DIR
+    signing.mkdir(parents=True, exist_ok=True)
+    final = signing / idnst
+    name = organization[:64] or idnst
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = _name((NameOID.COUNTRY_NAME, "FR"), (NameOID.ORGANIZATION_NAME, name),
+                    (NameOID.ORGANIZATIONAL_UNIT_NAME, idnst), (NameOID.COMMON_NAME, name))
+    cert = (
+        _builder(subject, ca_cert.subject, key.public_key(), not_before, not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    staging = Path(tempfile.mkdtemp(prefix=f".{idnst}-", dir=signing))
+    try:
+        _write_key(staging / SIGNING_KEY, key)
+        _write_cert(staging / SIGNING_CERT, cert)
+        try:
+            os.rename(staging, final)
+        except OSError:
+            if not (final / SIGNING_CERT).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return SigningIdentity(idnst, final / SIGNING_CERT, final / SIGNING_KEY)
 
 
 def _check_arguments(
@@ -400,6 +508,8 @@ def _readme(directory: Path, hosts: Sequence[str], specs: tuple[ClientSpec, ...]
         if spec.email:
             about += f"; mail address (rfc822Name SAN) {spec.email}"
         entries += [(f"clients/{spec.name}.crt", about), (f"clients/{spec.name}.key", "its private key")]
+    entries += [(f"signing/{TEST_IDNST}/org-sign.crt", f"seal certificate (ORG_SIGN-like) of structure {TEST_IDNST}: "
+                 "signs its VIHFs"), (f"signing/{TEST_IDNST}/org-sign.key", "its private key")]
     width = max(len(name) for name, _ in entries)
 
     example = specs[0].name if specs else "NAME"
@@ -424,6 +534,11 @@ def _readme(directory: Path, hosts: Sequence[str], specs: tuple[ClientSpec, ...]
         "  openssl s_client -starttls smtp -connect localhost:PORT -CAfile ca.crt "
         f"-cert clients/{example}.crt -key clients/{example}.key",
         f"  curl --ssl-reqd {cert_opts} imap://localhost:PORT/",
+        "",
+        "VIHF signatures (the DMP door trusts ca.crt): sign the VIHF's SAML Assertion (enveloped XML-DSig,",
+        "exclusive c14n) with signing/<IDNST>/org-sign.key and put org-sign.crt in its KeyInfo; from Python:",
+        "  mockbench.testing.sign_vihf(security, mockbench.pki.signing_identity(DIR, IDNST)).",
+        "A structure other than the default one gets its folder on first use (needs ca.key).",
         "",
         "Python: ssl.create_default_context(cafile='ca.crt') then",
         f"        context.load_cert_chain('clients/{example}.crt', 'clients/{example}.key')",

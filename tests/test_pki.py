@@ -57,6 +57,7 @@ def test_init_writes_every_file_with_private_keys_0600(pki: TlsFiles) -> None:
         "ca.crt", "ca.key", "server.crt", "server.key", "README.txt",
         "clients/org-auth-cli.crt", "clients/org-auth-cli.key",
         "clients/app-mailbox.crt", "clients/app-mailbox.key",
+        "signing/1010000024/org-sign.crt", "signing/1010000024/org-sign.key",   # the default structure's seal
     }
     written = {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()}
     assert written == expected

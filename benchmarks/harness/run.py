@@ -333,7 +333,7 @@ class Harness:
         patient = call_json(port, "GET", "/_bench/patients/alice")
         pro = call_json(port, "GET", "/_bench/professionals")[0]
         idnst = call_json(port, "GET", "/_bench/structures")[0]["idnst"]
-        query = dmp.envelope(dmp.find_documents(patient), dmp.vihf(pro, idnst, patient),
+        query = dmp.envelope(dmp.find_documents(patient), dmp.signed_vihf(bench.workdir / "state", pro, idnst, patient),
                              "urn:ihe:iti:2007:RegistryStoredQuery")
         path = "/si-dmp-server/v2/services/registry"
         headers = {"Content-Type": "application/soap+xml"}

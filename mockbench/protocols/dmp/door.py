@@ -34,7 +34,7 @@ from .soap import (
     render_response,
     xop_include,
 )
-from .vihf import Vihf, VihfError, actor_for, parse_vihf, signature_problem
+from .vihf import Vihf, VihfError, actor_for, parse_vihf, signature_problem, signer_findings
 
 if TYPE_CHECKING:
     from ...bench import Bench
@@ -87,15 +87,20 @@ class DmpDoor:
     name = "dmp"
 
     def __init__(self, bench: Bench, *, limits: SoapLimits | None = None, accept_unknown_professionals: bool = False,
-                 signature_ca: bytes | None = None, check_signatures: bool = False) -> None:
+                 trust_anchors: Callable[[], bytes] | None = None, check_signatures: bool = True,
+                 accept_plain_http: bool = False) -> None:
         self.bench = bench
         self.world = bench.world
         self.limits = limits or SoapLimits()
         self.accept_unknown = accept_unknown_professionals
-        # With check_signatures, a VIHF must be signed by a certificate under signature_ca (the bench's test
-        # CA when TLS is on); without, an unsigned or badly signed VIHF is only a finding.
+        # The VIHF's signature by the structure's seal certificate is required [trans-cda-r2/mapping.md, VIHF
+        # table, //Assertion/ds:Signature]: unsigned or not chaining to a trust anchor is DMPInvalidCertificate.
+        # check_signatures = false (lenient, a DPI's first day) turns that refusal into a warning finding.
+        # `trust_anchors` gives the anchors' PEM, read when first needed (the bench's PKI is made lazily).
         self.check_signatures = check_signatures
-        self.signature_ca = signature_ca
+        self.trust_anchors = trust_anchors or (lambda: b"")
+        # With TLS on, the plain-HTTP door is refused (the real DMP has none) unless accept_plain_http.
+        self.accept_plain_http = accept_plain_http
         self._render_cache: OrderedDict[tuple, bytes] = OrderedDict()
         # WS-A Action -> (service, operation as journaled, handler)
         self.routes: dict[str, tuple[str, str, Handler]] = {
@@ -123,6 +128,19 @@ class DmpDoor:
         if request.method == "GET":
             return self._wsdl(service)
         body = request.get_data(cache=False)
+        transport: list[dict] = []
+        if request.environ.get("wsgi.url_scheme") != "https" and self.bench.tls is not None:
+            https = self.bench.https_url + PREFIX + "/" + service
+            if not self.accept_plain_http:
+                # The DMP is served over mutual TLS only (DOMAIN.md, "DMP": AUTH_CLI certificate); a plain-HTTP
+                # door on a bench that has TLS would let a DPI skip the certificate it needs in production.
+                fault = SoapFault("Sender", "DMPInvalidCertificate", "plain HTTP: the DMP is served over HTTPS "
+                                  f"with a client certificate (mutual TLS) only; call {https}", status=403)
+                self._journal_fault("UNKNOWN", fault, body, None)
+                status, content_type, payload = render_fault(None, fault)
+                return Response(payload, status=status, content_type=content_type)
+            transport.append(finding("DMP/TLS", f"called over plain HTTP, which the real DMP does not serve "
+                                     f"(accepted: accept_plain_http = true); use {https}", "warning"))
         if request.environ.get("wsgi.url_scheme") == "https" and not request.environ.get("SSL_CLIENT_CERT"):
             # The real DMP takes only mutual TLS with an AUTH_CLI certificate; the TLS layer lets the handshake
             # through without one so that the refusal is a DMP fault, not a bare connection reset.
@@ -132,7 +150,8 @@ class DmpDoor:
             status, content_type, payload = render_fault(None, fault)
             return Response(payload, status=status, content_type=content_type)
         status, content_type, payload = self.handle(service, request.headers.get("Content-Type", ""), body,
-                                                    soap_action=request.headers.get("SOAPAction", "").strip('"'))
+                                                    soap_action=request.headers.get("SOAPAction", "").strip('"'),
+                                                    transport_findings=transport)
         return Response(payload, status=status, content_type=content_type)
 
     def _wsdl(self, service: str) -> Response:
@@ -143,10 +162,15 @@ class DmpDoor:
                             content_type="text/plain")
         with self.world.transaction() as tx:
             self.world.journal.append(tx, "dmp", "WSDL", actor=request.remote_addr or "", raw=service)
-        return Response(wsdl_for(service, self.bench.url + PREFIX + "/" + service), content_type="text/xml")
+        # The address of the port the WSDL was fetched on: fetched over HTTPS, a WSDL-driven client must call
+        # over HTTPS (where the client certificate is checked), not the plain-HTTP port (issue 14 point 6).
+        https = request.environ.get("wsgi.url_scheme") == "https" and self.bench.https_url
+        base = self.bench.https_url if https else self.bench.url
+        return Response(wsdl_for(service, base + PREFIX + "/" + service), content_type="text/xml")
 
     # SOAP ---------------------------------------------------------------------------------------
-    def handle(self, service: str, content_type: str, body: bytes, *, soap_action: str = "") -> tuple[int, str, bytes]:
+    def handle(self, service: str, content_type: str, body: bytes, *, soap_action: str = "",
+               transport_findings: list[dict] | None = None) -> tuple[int, str, bytes]:
         """One SOAP request -> (HTTP status, content type, body)."""
         soap: SoapRequest | None = None
         operation = "UNKNOWN"
@@ -163,12 +187,20 @@ class DmpDoor:
             if expected != service:
                 raise SoapFault("Sender", "DMPWrongService", f"{soap.action} is served at {PREFIX}/{expected}, "
                                 f"not {PREFIX}/{service}")
+            found_before = [*(transport_findings or ()),
+                            *(finding("DMP/WS-Addressing", note, "info") for note in soap.notes)]
             try:
                 vihf = parse_vihf(soap.security)
-                if self.check_signatures:
-                    problem = signature_problem(soap.security, self.signature_ca)
-                    if problem:
-                        raise VihfError("VIHFSignatureInvalid", f"the VIHF signature does not verify: {problem}")
+                problem = signature_problem(soap.security, self.trust_anchors())
+                if problem:
+                    reason = (f"{problem}: the DMP requires the VIHF signed (XML-DSig) by the structure's seal "
+                              "certificate, trusted by the DMP (trans-cda-r2/mapping.md, VIHF table, ds:Signature)")
+                    if self.check_signatures:
+                        raise VihfError("DMPInvalidCertificate", reason)
+                    found_before.append(finding("VIHF/Signature", f"{reason}; accepted: check_signatures = false",
+                                                "warning"))
+                else:
+                    found_before.extend(signer_findings(soap.security, vihf))
             except VihfError as exc:
                 raise SoapFault("Sender", exc.subcode, exc.reason + (f" ({exc.attribute})" if exc.attribute and
                                                                      exc.attribute not in exc.reason else "")) from None
@@ -177,7 +209,7 @@ class DmpDoor:
                     actor, found = actor_for(self.world, tx, vihf, accept_unknown=self.accept_unknown)
                 except VihfError as exc:
                     raise SoapFault("Sender", exc.subcode, exc.reason) from None
-                call = Call(tx, soap, vihf, actor, self._patient_id(tx, vihf), [*vihf.findings, *found])
+                call = Call(tx, soap, vihf, actor, self._patient_id(tx, vihf), [*found_before, *vihf.findings, *found])
                 secret = vihf.confidentiality == "INVISIBLE_REPRESENTANTS_LEGAUX"
                 if call.patient:    # a minor's secret connection is read from every request (EX_0.1-1100)
                     self.world.dmp.note_connection(tx, actor, call.patient, secret=secret)
@@ -229,7 +261,7 @@ class DmpDoor:
     def _journal_fault(self, operation: str, fault: SoapFault, body: bytes, soap: SoapRequest | None) -> None:
         with self.world.transaction() as tx:
             self.world.journal.append(tx, "dmp", operation, actor=request.remote_addr if request else "",
-                                      verdict="refused", code=fault.subcode,
+                                      verdict="refused", code=fault.journal_code,
                                       findings=[finding("DMP/SOAP", fault.reason, "error")], raw=body,
                                       ref=soap.message_id if soap else None)
 

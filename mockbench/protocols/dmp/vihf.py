@@ -7,19 +7,28 @@ hands over the wsse:Security element (or None), already parsed by `mockbench.for
 
 Choices, each also stated where it is made:
 
-* Required: the Issuer, the NameID and every attribute that all corpus tokens carry (the four
-  `VIHF_*.xml` and the sixteen DMP `*_request.xml` of the ANS/GIE examples): Identifiant_Structure,
-  Secteur_Activite, the xacml role, VIHF_Version, Authentification_Mode, the resource-id, Ressource_URN,
-  the purposeofuse, LPS_ID, LPS_Nom, LPS_Version and LPS_ID_HOMOLOGATION_DMP. Optional: the subject-id
-  (absent from `VIHF_DIRECTE_*` and from every request example) and the confidentiality-code (in no
-  example; [GI EX_0.1-1100] describes it). An attribute present with an empty value counts as missing.
-* `VIHF_Version` must be "3.0" (every example, DRIMbox `VIHFField.java`); anything else is refused as
-  VIHFInvalidAttribute rather than noted, so that a DPI still sending an older token hears it at once.
+* Required: the Issuer, the NameID and every attribute that the VIHF table of the PFI guide
+  [specs/trans-cda-r2/mapping.md, "Mapping VIHF pour le DMP"] does not call optional and that all corpus
+  tokens carry (the four `VIHF_*.xml` and the sixteen DMP `*_request.xml` of the ANS/GIE examples):
+  Identifiant_Structure, Secteur_Activite, the xacml role, VIHF_Version, Authentification_Mode, the
+  resource-id, Ressource_URN, the purposeofuse, LPS_Nom, LPS_Version and LPS_ID_HOMOLOGATION_DMP. Optional:
+  LPS_ID (the table: "Facultatif"), the subject-id (absent from `VIHF_DIRECTE_*` and from every request
+  example) and the confidentiality-code (required only for a minor's secret connection). An attribute
+  present with an empty value counts as missing.
+* `VIHF_Version`: "3.0" (every ANS example, DRIMbox `VIHFField.java`) or "4.0" (the table's constant); the
+  version read is journaled as an info finding, anything else is refused as VIHFInvalidAttribute naming the
+  attribute, so that a DPI still sending an older token hears it at once.
 * `Authentification_Mode` is read under both spellings; the lower-case `Authentification_mode` of every
   ANS example is noted as an info finding. Both spellings with different values are refused.
-* `signed` says that the Assertion holds a ds:Signature, not that it verifies: `check_signature` does.
-  An unsigned token is a finding (info in DIRECTE mode, warning in the indirect modes, which the guide
-  says are signed with the structure's ORG_SIGN certificate [GI EX_GEN-1450]); it is never refused here.
+* Roles [mapping.md, the three `urn:oasis:names:tc:xacml:2.0:subject:role` rows], checked as findings: the
+  first occurrence takes a profession code system (TRE_G15 or TRE_G16 for a health professional; TRE_A00,
+  TRE_R95, TRE_R94 or TRE_R291 for the others; AUTOMATE for an automated process); a second occurrence is
+  required for doctors (TRE_R01 savoir-faire) and pharmacists (TRE_G05 CNOP sub-section), and for the
+  professionals characterized by their role (TRE_R85), and not expected for anyone else.
+* `signed` says that the Assertion holds a ds:Signature, not that it verifies: `signature_problem` does,
+  against trust anchors that are always explicit. The table requires the signature ("Signature XML-DSIG
+  avec le certificat de cachet de la structure de soins"); the door, not the parser, refuses an unsigned or
+  untrusted VIHF (DMPInvalidCertificate), or notes it when configured to be lenient.
 * The rules of the access modes (bris de glace needs DIRECTE, centre 15 skips the authorization...) are the
   world's (`mockbench.world.dmp`), not the parser's: any of the three modes parses with any authentication.
 """
@@ -29,6 +38,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -55,6 +65,7 @@ __all__ = [
     "parse_vihf",
     "patient_of",
     "signature_problem",
+    "signer_findings",
 ]
 
 NS_WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -65,7 +76,7 @@ NS_EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 
 SUBCODES = (
     "VIHFMissing", "VIHFInvalid", "VIHFMissingAttribute", "VIHFInvalidAttribute", "VIHFUnknownProfessional",
-    "VIHFUnknownStructure", "VIHFPatientMismatch", "VIHFSignatureInvalid",
+    "VIHFUnknownStructure", "VIHFPatientMismatch", "DMPInvalidCertificate",
 )
 
 # Attribute names, as on the wire.
@@ -88,12 +99,13 @@ A_CONFIDENTIALITY = "urn:oasis:names:tc:xspa:1.0:resource:patient:hl7:confidenti
 # In the order they are checked (and named when several are missing). Issuer and NameID are elements.
 REQUIRED_ATTRIBUTES = (
     A_VERSION, A_STRUCTURE, A_SECTOR, A_ROLE, A_AUTHENTICATION, A_RESOURCE_ID, A_RESOURCE_URN, A_PURPOSE,
-    A_LPS_ID, A_LPS_NAME, A_LPS_VERSION, A_LPS_HOMOLOGATION,
+    A_LPS_NAME, A_LPS_VERSION, A_LPS_HOMOLOGATION,
 )
-OPTIONAL_ATTRIBUTES = (A_SUBJECT_ID, A_CONFIDENTIALITY)
+OPTIONAL_ATTRIBUTES = (A_LPS_ID, A_SUBJECT_ID, A_CONFIDENTIALITY)
 _KNOWN_ATTRIBUTES = frozenset((*REQUIRED_ATTRIBUTES, *OPTIONAL_ATTRIBUTES, A_AUTHENTICATION_LOWER))
 
-VIHF_VERSION = "3.0"
+VIHF_VERSION = "3.0"                 # what the bench's own examples send
+VIHF_VERSIONS = ("3.0", "4.0")       # the ANS examples' and the VIHF table's (mapping.md: Constante "4.0")
 RESOURCE_URN = "urn:dmp"
 AUTHENTICATION_MODES = ("DIRECTE", "INDIRECTE", "INDIRECTE_RENFORCEE")
 OID_PROFESSION = "1.2.250.1.71.1.2.7"
@@ -101,7 +113,23 @@ OID_SPECIALTY = "1.2.250.1.71.4.2.5"
 OID_AUTOMATE = "1.2.250.1.213.1.1.4.6"
 OID_ACCESS_MODE = "1.2.250.1.213.1.1.4.248"
 OID_CONFIDENTIALITY = "1.2.250.1.213.1.1.4.13"
-ROLE_SYSTEMS = (OID_PROFESSION, OID_SPECIALTY, OID_AUTOMATE)
+# The code systems of the role rows of mapping.md's VIHF table (OIDs from the NOS terminologies).
+OID_PROFESSION_TRAINING = "1.2.250.1.71.1.2.8"    # TRE_G16-ProfessionFormation
+OID_SAVOIR_FAIRE = OID_SPECIALTY                  # TRE_R01-EnsembleSavoirFaire-CISIS
+OID_CNOP = "1.2.250.1.71.4.2.6"                   # TRE_G05-SousSectionTableauCNOP
+OID_ROLE_PRISE_CHARGE = "1.2.250.1.213.1.6.1.107"  # TRE_R85-RolePriseCharge
+OID_USAGER_TITRE = "1.2.250.1.213.1.6.1.109"       # TRE_R95-UsagerTitre
+OID_PROFESSION_SOCIAL = "1.2.250.1.213.1.6.1.4"    # TRE_R94-ProfessionSocial
+OID_AUTRE_PROFESSION = "1.2.250.1.213.1.6.1.140"   # TRE_R291-AutreProfession
+FIRST_ROLE_SYSTEMS = {
+    OID_PROFESSION: "TRE_G15-ProfessionSante", OID_PROFESSION_TRAINING: "TRE_G16-ProfessionFormation",
+    OID_AUTOMATE: "TRE_A00-ProducteurDocNonPS", OID_USAGER_TITRE: "TRE_R95-UsagerTitre",
+    OID_PROFESSION_SOCIAL: "TRE_R94-ProfessionSocial", OID_AUTRE_PROFESSION: "TRE_R291-AutreProfession",
+}
+# profession code (G15/G16) -> (code system of the required second role, its name, who)
+SECOND_ROLE = {"10": (OID_SAVOIR_FAIRE, "TRE_R01-EnsembleSavoirFaire-CISIS", "a doctor"),
+               "21": (OID_CNOP, "TRE_G05-SousSectionTableauCNOP", "a pharmacist")}
+ROLE_SYSTEMS = (*FIRST_ROLE_SYSTEMS, OID_SAVOIR_FAIRE, OID_CNOP, OID_ROLE_PRISE_CHARGE)
 AUTOMATE = ("AUTOMATE", OID_AUTOMATE)
 _INS_OIDS = (identity.OID_INS_NIR, identity.OID_INS_NIA, identity.OID_INS_NIR_TEST, identity.OID_INS_NIR_DEMO,
              identity.OID_INS_C)
@@ -293,9 +321,10 @@ def parse_vihf(security: etree._Element | None) -> Vihf:
                                 "3 or 5 + a local id, with its check digit)"))
 
     version = _text(attrs, A_VERSION)
-    if version != VIHF_VERSION:
-        raise VihfError("VIHFInvalidAttribute", f"VIHF_Version is {version!r}, the DMP accepts {VIHF_VERSION}",
-                        attribute=A_VERSION)
+    if version not in VIHF_VERSIONS:
+        raise VihfError("VIHFInvalidAttribute", f"VIHF_Version is {version!r}, the DMP accepts "
+                                                f"{' or '.join(VIHF_VERSIONS)}", attribute=A_VERSION)
+    findings.append(finding("VIHF/VIHF_Version", f"VIHF {version}", "info"))
 
     # Authentication mode.
     authentication = _text(attrs, auth_name)
@@ -317,13 +346,7 @@ def parse_vihf(security: etree._Element | None) -> Vihf:
     # Roles: profession, specialty, or AUTOMATE for an automated process.
     roles = tuple(_coded(v, A_ROLE, "Role", findings) for v in attrs[A_ROLE] if _elements(v) or
                   _string(v))
-    for code, system in roles:
-        if system not in ROLE_SYSTEMS:
-            findings.append(finding("VIHF/Role", f"role {code}^{system or '(no codeSystem)'}: code system not "
-                                    f"one of profession {OID_PROFESSION}, specialty {OID_SPECIALTY}, "
-                                    f"AUTOMATE {OID_AUTOMATE}"))
-    if not any(system in (OID_PROFESSION, OID_AUTOMATE) for _, system in roles):
-        findings.append(finding("VIHF/Role", f"no profession role ({OID_PROFESSION}) and no AUTOMATE role"))
+    findings.extend(_role_findings(roles))
 
     # The patient.
     resource_id = _text(attrs, A_RESOURCE_ID)
@@ -377,11 +400,6 @@ def parse_vihf(security: etree._Element | None) -> Vihf:
                                     "connection)"))
 
     signed = assertion.find(f"{{{NS_DS}}}Signature") is not None
-    if not signed:
-        direct = authentication == "DIRECTE"
-        findings.append(finding("VIHF/Signature", "the VIHF is not signed" + (
-            "" if direct else f"; in {authentication} mode the guide has it signed with the structure's "
-            "ORG_SIGN certificate [GI EX_GEN-1450]"), "info" if direct else "warning"))
 
     unknown = sorted(set(attrs) - _KNOWN_ATTRIBUTES)
     if unknown:
@@ -396,6 +414,42 @@ def parse_vihf(security: etree._Element | None) -> Vihf:
         lps_version=_text(attrs, A_LPS_VERSION), lps_homologation=_text(attrs, A_LPS_HOMOLOGATION),
         confidentiality=confidentiality, signed=signed, findings=tuple(findings),
     )
+
+
+def _role_findings(roles: tuple[tuple[str, str], ...]) -> list[dict]:
+    """The role rows of mapping.md's VIHF table, as findings: the first occurrence's code system, the second
+    occurrence required for doctors, pharmacists and the professionals characterized by their role."""
+    out: list[dict] = []
+    if not roles:
+        return out
+    if AUTOMATE in roles:
+        return out     # an automated process: "Valeur AUTOMATE quand les autres cas ne sont pas possibles"
+    (code, system), rest = roles[0], roles[1:]
+    if system not in FIRST_ROLE_SYSTEMS:
+        out.append(finding("VIHF/Role", f"first role {code}^{system or '(no codeSystem)'}: the VIHF table "
+                           f"(trans-cda-r2/mapping.md) takes its code system from "
+                           f"{', '.join(f'{n} ({o})' for o, n in FIRST_ROLE_SYSTEMS.items() if o != OID_AUTOMATE)}"
+                           " or AUTOMATE"))
+        return out
+    if system in (OID_PROFESSION, OID_PROFESSION_TRAINING) and code in SECOND_ROLE:
+        wanted, name, who = SECOND_ROLE[code]
+    elif system == OID_AUTRE_PROFESSION or (system == OID_PROFESSION_SOCIAL and code == "41"):
+        wanted, name, who = OID_ROLE_PRISE_CHARGE, "TRE_R85-RolePriseCharge", "a professional characterized by role"
+    else:
+        if rest:
+            out.append(finding("VIHF/Role", f"a second role ({', '.join(f'{c}^{s}' for c, s in rest)}) for profession "
+                               f"{code}^{system}: the VIHF table (trans-cda-r2/mapping.md) has a second occurrence "
+                               "only for doctors, pharmacists and professionals characterized by role", "info"))
+        return out
+    if not rest:
+        out.append(finding("VIHF/Role", f"{who} (role {code}^{system}) needs a second role occurrence from {name} "
+                           f"({wanted}) (trans-cda-r2/mapping.md, \"2e occurrence\")"))
+    elif rest[0][1] != wanted:
+        out.append(finding("VIHF/Role", f"the second role {rest[0][0]}^{rest[0][1] or '(no codeSystem)'} of {who} "
+                           f"takes its code from {name} ({wanted}) (trans-cda-r2/mapping.md)"))
+    if len(rest) > 1:
+        out.append(finding("VIHF/Role", f"{len(roles)} role occurrences; the VIHF table has at most two", "info"))
+    return out
 
 
 def patient_of(vihf: Vihf) -> tuple[str, str]:
@@ -529,9 +583,15 @@ def _verify(key, kind: str, algorithm, signature: bytes, data: bytes) -> None:
         raise InvalidSignature(f"the certificate's key does not fit a {kind} signature")
 
 
+@functools.lru_cache(maxsize=8)
+def _anchors(ca_pem: bytes) -> tuple[x509.Certificate, ...]:
+    """The trust anchors of a PEM bundle, parsed once per bundle (the door passes the same bytes each time)."""
+    return tuple(x509.load_pem_x509_certificates(ca_pem))
+
+
 def _chain_problem(leaf: x509.Certificate, extra: list[x509.Certificate], ca_pem: bytes) -> str:
     try:
-        anchors = x509.load_pem_x509_certificates(ca_pem)
+        anchors = _anchors(bytes(ca_pem))
     except ValueError as exc:
         return f"the CA certificates cannot be read: {exc}"
     current = leaf
@@ -558,16 +618,16 @@ def _chain_problem(leaf: x509.Certificate, extra: list[x509.Certificate], ca_pem
     return "the certificate chain is too long"
 
 
-def signature_problem(assertion_or_security: etree._Element | None, ca_pem: bytes | None) -> str:
+def signature_problem(assertion_or_security: etree._Element | None, ca_pem: bytes) -> str:
     """Why the VIHF's enveloped XML signature does not verify, or "" when it does.
 
     Checked: one ds:Signature child of the Assertion, one Reference whose URI is "#" + the Assertion's ID,
     the transforms enveloped-signature and exclusive c14n (InclusiveNamespaces honoured), the digest
     (SHA-1/256/384/512), the SignatureValue over the exclusive-c14n SignedInfo (RSA PKCS#1 v1.5 or ECDSA)
-    with the first X509Certificate of the KeyInfo, and, when `ca_pem` is given, that this certificate is,
-    or chains through the other KeyInfo certificates to, one of the CA certificates in `ca_pem`. Without
-    `ca_pem`, only integrity is checked (any embedded certificate is believed). Certificate validity dates
-    and revocation are not checked: the bench's clock is virtual and its PKI a test one."""
+    with the first X509Certificate of the KeyInfo, and that this certificate is, or chains through the other
+    KeyInfo certificates to, one of the CA certificates in `ca_pem` (the trust anchors, PEM, always explicit:
+    with none, nothing is trusted; issue 17 point 7). Certificate validity dates and revocation are not
+    checked: the bench's clock is virtual and its PKI a test one."""
     try:
         assertion = _assertion(assertion_or_security)
     except VihfError as exc:
@@ -628,12 +688,43 @@ def signature_problem(assertion_or_security: etree._Element | None, ca_pem: byte
         _verify(certificates[0].public_key(), kind_alg[0], kind_alg[1], value, signed_bytes)
     except InvalidSignature:
         return "the SignatureValue does not verify with the signing certificate"
-    if ca_pem is not None:
-        return _chain_problem(certificates[0], certificates[1:], ca_pem)
-    return ""
+    if not ca_pem or not ca_pem.strip():
+        return "no trust anchor is configured: no VIHF signature can be trusted"
+    return _chain_problem(certificates[0], certificates[1:], ca_pem)
 
 
-def check_signature(assertion_or_security: etree._Element | None, ca_pem: bytes | None) -> bool:
+def check_signature(assertion_or_security: etree._Element | None, ca_pem: bytes) -> bool:
     """Whether the VIHF's enveloped XML signature verifies (see `signature_problem` for what is checked and
-    for the reason when it does not). The door answers VIHFSignatureInvalid when this is False."""
+    for the reason when it does not). The door answers DMPInvalidCertificate when this is False."""
     return not signature_problem(assertion_or_security, ca_pem)
+
+
+def signer_findings(assertion_or_security: etree._Element | None, vihf: Vihf) -> list[dict]:
+    """Findings on who signed a VIHF whose signature verified: the VIHF table has it signed with "le certificat
+    de cachet de la structure de soins" and its Issuer be "DN du certificat de cachet"
+    [trans-cda-r2/mapping.md, rows //Assertion/ds:Signature and //Assertion/Issuer]. A seal certificate whose
+    OU (the IDNST, as in the ANS example VIHF_INDIRECTE_signed.xml and in IGC Santé ORG certificates) is not
+    the Identifiant_Structure is a warning; an Issuer that is not the certificate's DN an info."""
+    try:
+        assertion = _assertion(assertion_or_security)
+        element = assertion.find(f"{{{NS_DS}}}Signature/{{{NS_DS}}}KeyInfo/{{{NS_DS}}}X509Data/"
+                                 f"{{{NS_DS}}}X509Certificate")
+        cert = x509.load_der_x509_certificate(_b64(element.text)) if element is not None else None
+    except (VihfError, ValueError, binascii.Error):
+        return []
+    if cert is None:
+        return []
+    out: list[dict] = []
+    units = [str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATIONAL_UNIT_NAME)]
+    if units and vihf.structure_id and vihf.structure_id not in units:
+        out.append(finding("VIHF/Signature", f"signed by the seal certificate of OU={', '.join(units)}, not of the "
+                           f"VIHF's Identifiant_Structure {vihf.structure_id} (mapping.md: the structure's seal "
+                           "certificate signs)"))
+
+    def norm(dn: str) -> str:
+        return ",".join(part.strip().lower() for part in dn.split(","))
+
+    if norm(vihf.issuer) != norm(cert.subject.rfc4514_string()):
+        out.append(finding("VIHF/Issuer", f"Issuer {vihf.issuer!r} is not the seal certificate's DN "
+                           f"{cert.subject.rfc4514_string()!r} (mapping.md, row //Assertion/Issuer)", "info"))
+    return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, has_request_context, request
 
 from ...world.ciba import set_ciba_script
 from .provider import Limits, Provider, Request, profiles_from_config
@@ -15,6 +15,14 @@ if TYPE_CHECKING:
     from ...bench import Bench
 
 PREFIX = "/oidc"
+# RFC 8705 section 5: the endpoints where a client authenticates with its certificate (tls_client_auth)
+MTLS_ENDPOINTS = {"token_endpoint": "token", "introspection_endpoint": "introspect",
+                  "revocation_endpoint": "revoke", "backchannel_authentication_endpoint": "ciba",
+                  "userinfo_endpoint": "userinfo"}
+
+
+def _over_https() -> bool:
+    return has_request_context() and request.environ.get("wsgi.url_scheme") == "https"
 
 
 class OidcDoor:
@@ -23,8 +31,15 @@ class OidcDoor:
     def __init__(self, bench: Bench, settings: dict | None = None, limits: Limits | None = None) -> None:
         self.bench = bench
         self.world = bench.world
-        self.providers = {p.name: Provider(bench.world, p, lambda: bench.url, limits)
+        # The issuer's base is the one of the port the request came in on: discovery fetched over HTTPS
+        # advertises HTTPS endpoints and an HTTPS issuer (OIDC Discovery 1.0 section 4.3: the issuer is the
+        # URL the configuration was fetched from), and the tokens minted there carry that issuer.
+        self.providers = {p.name: Provider(bench.world, p, self._base_url, limits)
                           for p in profiles_from_config(settings or {})}
+
+    def _base_url(self) -> str:
+        https = self.bench.https_url if _over_https() else None
+        return https or self.bench.url
 
     def provider_for(self, path: str) -> tuple[Provider, str] | None:
         """The provider and endpoint name for a path under /oidc (an issuer's, or PSC's wallet base)."""
@@ -71,6 +86,12 @@ class OidcDoor:
                       client_cert=request.environ.get("SSL_CLIENT_CERT")
                       if request.environ.get("wsgi.url_scheme") == "https" else None)
         status, body, headers = provider.handle(endpoint, req)
+        if endpoint == "discovery" and isinstance(body, dict) and self.bench.https_url:
+            # RFC 8705 section 5: where to authenticate with a client certificate (the HTTPS port)
+            base = self.bench.https_url + provider.profile.path
+            body["mtls_endpoint_aliases"] = {key: base + provider.profile.endpoints[name]
+                                             for key, name in MTLS_ENDPOINTS.items()
+                                             if name in provider.profile.endpoints}
         if isinstance(body, dict):
             return Response(json.dumps(body, ensure_ascii=False), status=status, headers=headers,
                             content_type="application/json")

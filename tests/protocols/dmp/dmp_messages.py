@@ -8,6 +8,7 @@ import uuid
 from lxml import etree
 
 from mockbench.formats.cda import minimal_cda
+from mockbench.testing import sign_vihf
 
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -19,9 +20,12 @@ QUERY = "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"
 XDS_B = "urn:ihe:iti:xds-b:2007"
 
 
-def vihf(pro: dict, structure_idnst: str, patient: dict, *, mode: str = "normal",
+def vihf(pro: dict, structure_idnst: str, patient: dict, *, signer, mode: str = "normal",
          authentication: str = "INDIRECTE_RENFORCEE", secret: bool = False) -> etree._Element:
-    """A wsse:Security holding an unsigned VIHF 3.0 for this professional, structure and patient."""
+    """A wsse:Security holding a VIHF 3.0 for this professional, structure and patient, signed by the
+    structure's seal certificate of `signer`'s PKI (a running bench, through `mockbench.testing.sign_vihf`,
+    as a vendor's tests would), or unsigned when `signer` is None (the DMP refuses it: DMPInvalidCertificate,
+    unless the bench is lenient)."""
     def attr(name: str, value: str | None = None, element: etree._Element | None = None) -> str:
         if element is not None:
             inner = etree.tostring(element).decode()
@@ -39,12 +43,16 @@ def vihf(pro: dict, structure_idnst: str, patient: dict, *, mode: str = "normal"
         el.set(f"{{{XSI}}}type", "CE")
         return el
 
+    profession = pro.get("profession", "10")
+    # trans-cda-r2/mapping.md, VIHF table: a second role for doctors (TRE_R01) and pharmacists (TRE_G05)
+    second = {"10": ("SM26", "1.2.250.1.71.4.2.5"), "21": ("A", "1.2.250.1.71.4.2.6")}.get(profession)
+    roles = [ce("Role", profession, "1.2.250.1.71.1.2.7"), *([ce("Role", *second)] if second else [])]
     attributes = [
         attr("Identifiant_Structure", structure_idnst),
         attr("Secteur_Activite", "SA01^1.2.250.1.71.4.2.4"),
-        f'<saml2:Attribute Name="urn:oasis:names:tc:xacml:2.0:subject:role"><saml2:AttributeValue>'
-        f'{etree.tostring(ce("Role", pro.get("profession", "10"), "1.2.250.1.71.1.2.7")).decode()}'
-        "</saml2:AttributeValue></saml2:Attribute>",
+        '<saml2:Attribute Name="urn:oasis:names:tc:xacml:2.0:subject:role">'
+        + "".join(f"<saml2:AttributeValue>{etree.tostring(r).decode()}</saml2:AttributeValue>" for r in roles)
+        + "</saml2:Attribute>",
         attr("VIHF_Version", "3.0"),
         attr("Authentification_Mode", authentication),
         attr("urn:oasis:names:tc:xacml:2.0:resource:resource-id",
@@ -66,7 +74,8 @@ def vihf(pro: dict, structure_idnst: str, patient: dict, *, mode: str = "normal"
            "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI</saml2:AuthnContextClassRef></saml2:AuthnContext>"
            f'</saml2:AuthnStatement><saml2:AttributeStatement>{"".join(attributes)}</saml2:AttributeStatement>'
            "</saml2:Assertion></wsse:Security>")
-    return etree.fromstring(xml.replace('<xs:string xmlns:xs="x"/>', ""))
+    security = etree.fromstring(xml.replace('<xs:string xmlns:xs="x"/>', ""))
+    return security if signer is None else sign_vihf(security, signer)
 
 
 def cda(patient: dict, pro: dict, unique_id: str, *, text: str = "Examen normal.") -> bytes:

@@ -17,7 +17,8 @@ class Dpi:
     def __init__(self, dmp_world) -> None:
         url = dmp_world["url"]
         self.patient, self.pro = dmp_world["patient"], dmp_world["pros"]["dr_a"]
-        self.security = vihf(self.pro, dmp_world["structures"]["chu"]["idnst"], self.patient)
+        self.security = vihf(self.pro, dmp_world["structures"]["chu"]["idnst"], self.patient,
+                             signer=dmp_world["bench"])
         self.history = HistoryPlugin()
         self.repository = zeep.Client(f"{url}/repository?wsdl", plugins=[self.history])
         self.registry = zeep.Client(f"{url}/registry?wsdl", plugins=[self.history])

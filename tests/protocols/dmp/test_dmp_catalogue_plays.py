@@ -46,7 +46,8 @@ class Dpi:
 
     def security(self, pro: str, patient: str, *, mode: str = "normal", secret: bool = False) -> etree._Element:
         p = self.pros[pro]
-        return vihf(p, self.structures[p["structure"]]["idnst"], self.c.patient(patient), mode=mode, secret=secret)
+        return vihf(p, self.structures[p["structure"]]["idnst"], self.c.patient(patient), mode=mode, secret=secret,
+                    signer=self.bench)
 
     def post(self, service: str, action: str, body: etree._Element, security: etree._Element) -> requests.Response:
         envelope = f"""<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"

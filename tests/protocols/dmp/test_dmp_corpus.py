@@ -36,6 +36,8 @@ import pytest
 import requests
 from lxml import etree
 
+from mockbench.testing.plugin import start_bench
+
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 HL7 = "urn:hl7-org:v3"
@@ -95,10 +97,22 @@ def wire(corpus: Path) -> Path:
     return corpus / "dmp-wire"
 
 
+@pytest.fixture(scope="module")
+def lenient(tmp_path_factory):
+    """A bench with `check_signatures = false`, set on purpose: this file is about the examples' wire format,
+    and their VIHF signatures cannot be trusted (two are unsigned; the signed ones chain to the IGC Santé test
+    CA, which the bench does not hold, and their digests no longer match: test_vihf.py). The signature
+    requirement itself is tested in test_dmp_vihf_wire.py; here each exchange carries its warning finding."""
+    running = start_bench(tmp_path_factory.mktemp("lenient"), doors={"dmp": {"check_signatures": False}})
+    yield running
+    running.bench.close()
+
+
 @pytest.fixture
-def bench(mockbench):
-    mockbench.client.load_yaml(WORLD)
-    return mockbench
+def bench(lenient):
+    lenient.bench.reset()
+    lenient.client.load_yaml(WORLD)
+    return lenient
 
 
 def post(bench, service: str, data: bytes, content_type: str = "application/soap+xml") -> requests.Response:

@@ -6,7 +6,7 @@ import hashlib
 import pytest
 import requests
 import zeep
-from dmp_messages import WORLD, cda, find_documents, provide_and_register, retrieve, update_status, vihf
+from dmp_messages import cda, find_documents, provide_and_register, retrieve, update_status, vihf
 from lxml import etree
 from zeep.plugins import HistoryPlugin
 
@@ -46,7 +46,7 @@ def unique_id_of(extrinsic: etree._Element) -> str:
 
 def test_feed_find_read_delete_with_zeep(dmp_world):
     url, patient, dr_a = dmp_world["url"], dmp_world["patient"], dmp_world["pros"]["dr_a"]
-    security = vihf(dr_a, dmp_world["structures"]["chu"]["idnst"], patient)
+    security = vihf(dr_a, dmp_world["structures"]["chu"]["idnst"], patient, signer=dmp_world["bench"])
     repository, repo_history = client(url, "repository")
     registry, reg_history = client(url, "registry")
     uid = "1.2.250.1.999.10.1"
@@ -91,7 +91,7 @@ def post(url: str, body: etree._Element, security: etree._Element, action: str) 
 
 def test_retrieve_answers_mtom_with_the_bytes_fed(dmp_world):
     url, patient, dr_a = dmp_world["url"], dmp_world["patient"], dmp_world["pros"]["dr_a"]
-    security = vihf(dr_a, dmp_world["structures"]["chu"]["idnst"], patient)
+    security = vihf(dr_a, dmp_world["structures"]["chu"]["idnst"], patient, signer=dmp_world["bench"])
     uid = "1.2.250.1.999.11.1"
     body, content = provide_and_register(patient, dr_a, uid, cda(patient, dr_a, uid, text="é" * 5000))
     assert post(f"{url}/repository", body, security, "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b").ok
@@ -108,7 +108,7 @@ def test_retrieve_answers_mtom_with_the_bytes_fed(dmp_world):
 def test_refusals_are_registry_errors_or_faults(dmp_world, who, code):
     url, patient = dmp_world["url"], dmp_world["patient"]
     pro = dmp_world["pros"].get(who) or {"idnps": "810000000009", "family_name": "X", "given_name": "Y"}
-    security = vihf(pro, dmp_world["structures"]["clinique"]["idnst"], patient)
+    security = vihf(pro, dmp_world["structures"]["clinique"]["idnst"], patient, signer=dmp_world["bench"])
     response = post(f"{url}/registry", find_documents(patient), security, "urn:ihe:iti:2007:RegistryStoredQuery")
     assert code.encode() in response.content
     last = dmp_world["bench"].client.journal(channel="dmp")[-1]
@@ -155,21 +155,10 @@ def test_the_https_port_wants_a_client_certificate(tmp_path, dmp_world):
         assert answered.value.code == 400 and b"DMPInvalidCertificate" not in answered.value.read()
 
 
-def test_signature_checking_is_a_configuration_option(mockbench_factory):
-    strict = mockbench_factory(doors={"dmp": {"check_signatures": True}})
-    strict.client.load_yaml(WORLD)
-    patient = strict.client.patient("alice")
-    pro = next(p for p in strict.client.call("GET", "/professionals") if p["id"] == "dr_a")
-    idnst = next(s for s in strict.client.call("GET", "/structures") if s["id"] == "chu")["idnst"]
-    response = post(f"{strict.url}/si-dmp-server/v2/services/registry", find_documents(patient),
-                    vihf(pro, idnst, patient), "urn:ihe:iti:2007:RegistryStoredQuery")
-    assert response.status_code == 400 and b"VIHFSignatureInvalid" in response.content
-
-
 def test_mask_unmask_and_make_visible_are_new_metadata_versions(dmp_world):
     from dmp_messages import update_metadata
     url, patient, dr_a = dmp_world["url"], dmp_world["patient"], dmp_world["pros"]["dr_a"]
-    security = vihf(dr_a, dmp_world["structures"]["chu"]["idnst"], patient)
+    security = vihf(dr_a, dmp_world["structures"]["chu"]["idnst"], patient, signer=dmp_world["bench"])
     registry, history = client(url, "registry")
     uid = "1.2.250.1.999.12.1"
     body, _ = provide_and_register(patient, dr_a, uid, cda(patient, dr_a, uid), confidentiality=("INVISIBLE_PATIENT",))
@@ -215,7 +204,7 @@ def test_td31_answer_is_the_tree_rendering_byte_for_byte(dmp_world):
 
     bench = dmp_world["bench"].bench
     url, patient, dr_a = dmp_world["url"], dmp_world["patient"], dmp_world["pros"]["dr_a"]
-    security = vihf(dr_a, dmp_world["structures"]["chu"]["idnst"], patient)
+    security = vihf(dr_a, dmp_world["structures"]["chu"]["idnst"], patient, signer=dmp_world["bench"])
     for i in range(3):
         uid = f"1.2.250.1.999.10.{i}"
         body, _ = provide_and_register(patient, dr_a, uid, cda(patient, dr_a, uid))

@@ -94,7 +94,7 @@ class World:
 
     def security(self, pro: str = "dr_a", patient: str = "alice", **kw) -> etree._Element:
         person = self.pros[pro]
-        return vihf(person, self.structures[person["structure"]], self.patients[patient], **kw)
+        return vihf(person, self.structures[person["structure"]], self.patients[patient], signer=self.running, **kw)
 
     def td31(self, action: str | None = TD31, *, security: etree._Element | None = None, **kw) -> bytes:
         """A FindDocuments envelope on alice by dr_a (or with `security`), under `action`."""
@@ -347,7 +347,8 @@ def test_billion_laughs_is_refused_quickly(w):
 
 
 def test_body_past_the_size_limit(w):
-    door = DmpDoor(w.running.bench, limits=SoapLimits(max_body_bytes=10_000))
+    door = DmpDoor(w.running.bench, limits=SoapLimits(max_body_bytes=10_000),
+                   trust_anchors=w.running.bench.vihf_trust_anchors)
     valid = w.td31()
     assert len(valid) < 10_000
     status, content_type, payload = door.handle("registry", SOAP_XML, valid)
@@ -431,9 +432,12 @@ def test_broken_mtom_package(w, breakage, reason):
 # WS-Addressing and VIHF -------------------------------------------------------------------------------------
 
 def test_missing_action(w):
+    """IHE ITI TF-2x Appendix V (WS-Addressing required); WS-Addressing 1.0 SOAP Binding section 6.4.2."""
     response = post(f"{w.services}/registry", w.td31(None))
-    assert_fault(response, 400, "Sender", "DMPMissingHeader", "WS-Addressing Action")
-    w.assert_refused("DMPMissingHeader")
+    assert response.status_code == 400
+    assert fault12(response)[:2] == ("soap:Sender", "wsa:MessageAddressingHeaderRequired")
+    assert "WS-Addressing Action" in fault12(response)[2]
+    w.assert_refused("wsa:MessageAddressingHeaderRequired")
     w.assert_serving()
 
 
@@ -457,7 +461,7 @@ def test_missing_vihf_attribute_is_named(w, attribute):
 def test_unknown_professional(w):
     stranger = {**w.pros["dr_a"], "idnps": "810000000009"}
     response = post(f"{w.services}/registry",
-                    w.td31(security=vihf(stranger, w.structures["chu"], w.patients["alice"])))
+                    w.td31(security=vihf(stranger, w.structures["chu"], w.patients["alice"], signer=w.running)))
     assert_fault(response, 400, "Sender", "VIHFUnknownProfessional", "810000000009")
     w.assert_refused("VIHFUnknownProfessional", "TD3.1")
     w.assert_serving()

@@ -25,7 +25,7 @@ def search(mockbench, pro_id: str, patient_id: str, statuses=ALL[:1]) -> tuple[r
     pro = next(p for p in c.call("GET", "/professionals") if p["id"] == pro_id)
     structure = next(s for s in c.call("GET", "/structures") if s["id"] == pro["structure"])
     response = post(mockbench, "registry", find_documents(patient, statuses=statuses),
-                    vihf(pro, structure["idnst"], patient), "urn:ihe:iti:2007:RegistryStoredQuery")
+                    vihf(pro, structure["idnst"], patient, signer=mockbench), "urn:ihe:iti:2007:RegistryStoredQuery")
     ids = [e.get("value") for e in etree.fromstring(response.content).iter(f"{{{RIM}}}ExternalIdentifier")
            if e.get("identificationScheme") == "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab"]
     names = {d["unique_id"]: d["id"] for d in c.documents(patient_id, history=True)}
@@ -62,7 +62,7 @@ def test_consent_withdrawal(mockbench):
     # the CHU's DPI checks the authorization at each connection (TD0.2): still valid...
     patient, pro = c.patient("bernard"), next(p for p in c.call("GET", "/professionals") if p["id"] == "dr_martin")
     idnst = next(s for s in c.call("GET", "/structures") if s["id"] == "chu")["idnst"]
-    answer = post(mockbench, "patients", existence_test(patient), vihf(pro, idnst, patient),
+    answer = post(mockbench, "patients", existence_test(patient), vihf(pro, idnst, patient, signer=mockbench),
                   "urn:hl7-org:v3:PRPA_IN201307UV02")
     assert b'code="VALIDE"' in answer.content
     c.fire("retrait_chu")                                      # ...until Bernard withdraws it
@@ -92,7 +92,7 @@ def test_dmp_cda_dd_05(mockbench):
     pro = next(p for p in c.call("GET", "/professionals") if p["id"] == "dr_martin")
     structure = next(s for s in c.call("GET", "/structures") if s["id"] == "chu")
     v2 = next(d for d in c.documents("alice") if d["id"] == "cr_bio_v2")
-    response = post(mockbench, "repository", retrieve(v2["unique_id"]), vihf(pro, structure["idnst"], patient),
+    response = post(mockbench, "repository", retrieve(v2["unique_id"]), vihf(pro, structure["idnst"], patient, signer=mockbench),
                     "urn:ihe:iti:2007:RetrieveDocumentSet")
     assert response.ok and v2["unique_id"].encode() in response.content
     all_passed_after_finish(c)

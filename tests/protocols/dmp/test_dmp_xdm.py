@@ -139,7 +139,7 @@ class Door:
     def __init__(self, mockbench, package: Package) -> None:
         self.bench = mockbench.bench
         self.security = vihf({"idnps": package.authors[0], "family_name": "AUTEUR0", "given_name": "Test"},
-                             "lab", {"ins": package.ins, "ins_oid": package.ins_oid})
+                             "lab", {"ins": package.ins, "ins_oid": package.ins_oid}, signer=mockbench)
 
     def call(self, service: str, action: str, body: bytes) -> tuple[int, str, bytes]:
         return self.bench.dmp.handle(service, "application/soap+xml", envelope(body, self.security, action))

@@ -176,6 +176,8 @@ def test_td21_package_as_published(corpus: Path) -> None:
     request = parse_request(content_type, raw)
     assert (request.version, request.mtom, request.action, request.message_id) == (
         "1.1", True, TD21_ACTION, TD21_MESSAGE_ID)  # SOAP 1.1 envelope inside application/soap+xml MTOM
+    # SoapUI's operation name as the root part's action: noted, not an ActionMismatch (the DMP answered Success)
+    assert len(request.notes) == 1 and "DocumentRepository_ProvideAndRegisterDocumentSet-b" in request.notes[0]
     assert request.body.tag == f"{{{XDS}}}ProvideAndRegisterDocumentSetRequest"
     assert sorted(request.attachments) == ["WS_DMP_TD2.1-DocumentME2.xml", "WS_DMP_TD2.1-SignatureXades.xml"]
     document, signature = (request.binary(d) for d in documents(request))
@@ -303,7 +305,8 @@ def test_response_round_trip(ns: str) -> None:
 
 
 def test_response_message_ids_are_fresh_uuids() -> None:
-    request = parse_request(SOAP_XML, envelope(message_id=""))
+    request = parse_request(SOAP_XML, envelope())
+    request.message_id = ""   # a request parse_request refuses now (MessageID required); render_response copes
     ids = set()
     for _ in range(2):
         root = parse_xml(render_response(request, "urn:a", etree.Element("{urn:test}r"))[1])
@@ -490,13 +493,14 @@ def test_broken_mtom(mangle, words: str) -> None:
     (SOAP_XML, envelope("").replace(b"<soap:Body></soap:Body>", b""), "DMPInvalidRequest", "no Body"),
     (SOAP_XML, envelope(""), "DMPInvalidRequest", "Body is empty"),
     (SOAP_XML, envelope("<!-- only a comment -->text"), "DMPInvalidRequest", "Body is empty"),
-    (SOAP_XML, envelope(action=None), "DMPMissingHeader", "Action header"),
-    (SOAP_XML, envelope(action=" "), "DMPMissingHeader", "is empty"),
+    (SOAP_XML, envelope(action=None), "MessageAddressingHeaderRequired", "Action header"),
+    (SOAP_XML, envelope(action=" "), "MessageAddressingHeaderRequired", "is empty"),
+    (SOAP_XML, envelope(message_id=""), "MessageAddressingHeaderRequired", "MessageID header"),
     (SOAP_XML, envelope(action="urn:a", extra_header=f"<Action xmlns='{WSA}'>urn:b</Action>"),
      "DMPInvalidRequest", "2 WS-Addressing Action"),
     (SOAP_XML, envelope(action=None, extra_header="<Action xmlns='http://schemas.xmlsoap.org/ws/2004/08/"
                                                    "addressing'>urn:a</Action>"),
-     "DMPMissingHeader", "ws/2004/08/addressing"),
+     "MessageAddressingHeaderRequired", "ws/2004/08/addressing"),
     (SOAP_XML, envelope().replace(b"<soap:Header>", b"<soap:Header/><soap:Header>"), "DMPInvalidRequest",
      "2 Header"),
     ("application/json", envelope(), "DMPInvalidRequest", "is not SOAP"),
@@ -509,14 +513,37 @@ def test_refused_requests(content_type: str, body: bytes, subcode: str, words: s
     render_fault(None, fault, version=fault.version or "1.2")  # every refusal renders
 
 
-def test_action_fallbacks_and_unsupported_media_status() -> None:
+def test_no_action_fallback_and_action_mismatch() -> None:
+    """IHE ITI TF-2x Appendix V: WS-Addressing is required, the Action is never taken from elsewhere. WS-Addressing
+    1.0 SOAP Binding: a Content-Type action (SOAP 1.2, section 5.1) or a non-empty SOAPAction (SOAP 1.1, section
+    4.1) that differs from wsa:Action is an ActionMismatch (section 6.4.1: Subcode wsa:InvalidAddressingHeader,
+    Subsubcode wsa:ActionMismatch, detail wsa:ProblemAction)."""
     no_action = envelope(action=None)
-    assert parse_request('application/soap+xml; action="urn:from:ct"', no_action).action == "urn:from:ct"
-    assert parse_request("text/xml", envelope(ns=SOAP11, action=None), soap_action='"urn:soapaction"').action \
-        == "urn:soapaction"
-    # The WS-A header wins over both.
-    assert parse_request('application/soap+xml; action="urn:ct"', envelope(), soap_action="urn:sa").action \
-        == "urn:test:ping"
+    fault = refused('application/soap+xml; action="urn:from:ct"', no_action)
+    assert (fault.subcode, fault.subcode_ns, fault.problem) == ("MessageAddressingHeaderRequired", WSA,
+                                                                ("ProblemHeaderQName", "wsa:Action"))
+    fault = refused("text/xml", envelope(ns=SOAP11, action=None), soap_action='"urn:soapaction"')
+    assert fault.subcode == "MessageAddressingHeaderRequired"
+    # Agreeing (or empty) Content-Type action and SOAPAction are fine.
+    assert parse_request('application/soap+xml; action="urn:test:ping"', envelope(),
+                         soap_action="urn:test:ping").action == "urn:test:ping"
+    assert parse_request("text/xml", envelope(ns=SOAP11), soap_action='""').action == "urn:test:ping"
+    for content_type, soap_action in (('application/soap+xml; action="urn:ct"', ""),
+                                      ("application/soap+xml", "urn:sa")):
+        fault = refused(content_type, envelope(), soap_action=soap_action)
+        assert (fault.code, fault.subcode, fault.subsubcode) == ("Sender", "InvalidAddressingHeader",
+                                                                 "ActionMismatch")
+        assert fault.problem == ("ProblemAction", "urn:test:ping") and fault.journal_code == "wsa:ActionMismatch"
+        status, content_type_out, payload = render_fault(None, fault, version="1.2")
+        root = parse_xml(payload)
+        assert status == 400 and 'action="http://www.w3.org/2005/08/addressing/fault"' in content_type_out
+        assert wsa(root, "Action") == "http://www.w3.org/2005/08/addressing/fault"
+        values = [v.text for v in root.iter(f"{{{SOAP12}}}Value")]
+        assert values == ["soap:Sender", "wsa:InvalidAddressingHeader", "wsa:ActionMismatch"]
+        assert root.findtext(f".//{{{WSA}}}ProblemAction") == "urn:test:ping"
+    fault = refused("text/xml", envelope(ns=SOAP11), soap_action="urn:other")
+    status, _type, payload = render_fault(None, fault, version="1.1")
+    assert status == 500 and parse_xml(payload).findtext(".//faultcode") == "wsa:ActionMismatch"
     assert refused("application/json", envelope()).status == 415
 
 

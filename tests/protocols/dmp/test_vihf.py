@@ -9,6 +9,7 @@ import base64
 import datetime
 import hashlib
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import pytest
 from cryptography import x509
@@ -16,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from mockbench.formats.xml import XmlError, parse_xml
@@ -32,6 +35,7 @@ from mockbench.protocols.dmp.vihf import (
     parse_vihf,
     patient_of,
     signature_problem,
+    signer_findings,
 )
 from mockbench.world import errors, identity
 from mockbench.world.model import Patient, Professional, Structure
@@ -172,7 +176,9 @@ def test_corpus_vihf_files(corpus, name):
     assert vihf.confidentiality == ""
     # Every ANS example spells Authentification_mode with a lower-case m.
     assert rules(vihf)["VIHF/Authentification_Mode"] == "info"
-    assert ("VIHF/Signature" in rules(vihf)) is (not expected["signed"])
+    # signed or not, the parser only reads: the door checks the signature against its trust anchors
+    assert "VIHF/Signature" not in rules(vihf)
+    assert rules(vihf)["VIHF/VIHF_Version"] == "info"   # the version read is journaled
 
 
 def test_corpus_direct_tokens_are_latin1_without_declaration(corpus):
@@ -203,7 +209,7 @@ def test_corpus_request_tokens(corpus):
             IDNPS, "499900063480001", "DIRECTE", "normal"), path.name
         assert patient_of(vihf) == (expected_ins, NIR_TEST), path.name
         assert vihf.signed is False and vihf.subject_id == "", path.name
-        assert rules(vihf) == {"VIHF/Authentification_Mode": "info", "VIHF/Signature": "info"}, path.name
+        assert rules(vihf) == {"VIHF/Authentification_Mode": "info", "VIHF/VIHF_Version": "info"}, path.name
         seen.append(path.name.split("_")[0])
     assert seen == ["TD0.2", "TD0.3", "TD0.4", "TD0.5", "TD1.3a", "TD1.3b", "TD1.4", "TD1.5a", "TD1.5b", "TD1.5d",
                     "TD1.6", "TD2.1", "TD3.1", "TD3.2", "TD3.3c", "TD3.3d"]
@@ -228,8 +234,8 @@ def test_corpus_signatures_do_not_verify(corpus, name):
     # The example tokens were edited after signing: the reference digest no longer matches (for the two
     # IGC-Santé signed ones the SignedInfo signature itself does verify with the embedded key).
     sec = load_corpus(corpus / "dmp-wire" / name)
-    assert "digest does not match" in signature_problem(sec, None)
-    assert check_signature(sec, None) is False
+    assert "digest does not match" in signature_problem(sec, b"")
+    assert check_signature(sec, b"") is False
 
 
 def test_corpus_actor(corpus, world):
@@ -258,7 +264,7 @@ def test_template_token_parses():
         patient_ins_oid=NIR_TEST, resource_urn="urn:dmp", mode="normal", lps_id="MB-42", lps_name="DPI de test",
         lps_version="2.1", lps_homologation="HOMOL-1", confidentiality="", signed=False,
         findings=vihf.findings)
-    assert rules(vihf) == {"VIHF/Signature": "warning"}  # unsigned in an indirect mode
+    assert rules(vihf) == {"VIHF/VIHF_Version": "info"}  # unsigned: the door's business, not the parser's
 
 
 def test_bare_assertion_is_accepted():
@@ -280,7 +286,7 @@ def test_each_required_attribute_missing(name):
     assert "also missing" not in err.value.reason
 
 
-@pytest.mark.parametrize("name", ["LPS_ID", "Identifiant_Structure", ROLE, PURPOSE])
+@pytest.mark.parametrize("name", ["LPS_Nom", "Identifiant_Structure", ROLE, PURPOSE])
 def test_empty_attribute_counts_as_missing(name):
     with pytest.raises(VihfError) as err:
         parse_vihf(token(with_attr(name, "  ")))
@@ -295,9 +301,9 @@ def test_empty_name_id_counts_as_missing():
 
 def test_several_missing_are_all_listed():
     with pytest.raises(VihfError) as err:
-        parse_vihf(token(without("LPS_ID", "Ressource_URN")))
+        parse_vihf(token(without("LPS_Nom", "Ressource_URN")))
     assert err.value.attribute == "Ressource_URN"
-    assert "also missing: LPS_ID" in err.value.reason
+    assert "also missing: LPS_Nom" in err.value.reason
 
 
 @pytest.mark.parametrize("name", OPTIONAL_ATTRIBUTES)
@@ -432,7 +438,7 @@ def test_unknown_role_system_and_no_profession():
     vihf = parse_vihf(token(with_attr(ROLE, role("X1", "1.2.3"))))
     assert vihf.roles == (("X1", "1.2.3"),)
     messages = [f["message"] for f in vihf.findings if f["rule"] == "VIHF/Role"]
-    assert len(messages) == 2 and "1.2.3" in messages[0] and "no profession role" in messages[1]
+    assert len(messages) == 1 and "first role X1^1.2.3" in messages[0] and "TRE_G15" in messages[0]
 
 
 def test_role_in_text_form_is_read_with_a_finding():
@@ -466,11 +472,11 @@ def test_ins_c_is_accepted_with_a_finding():
     assert "VIHF/resource-id" in rules(vihf)
 
 
-def test_unsigned_direct_token_is_info_and_unknown_attributes_noted():
+def test_unknown_attributes_noted():
     attrs = with_attr("identifiantFacturation", "991130972")
     attrs["Authentification_Mode"] = ["DIRECTE"]
     vihf = parse_vihf(token(attrs))
-    assert rules(vihf) == {"VIHF/Signature": "info", "VIHF/Attribute": "info"}
+    assert rules(vihf) == {"VIHF/VIHF_Version": "info", "VIHF/Attribute": "info"}
 
 
 def test_name_id_not_an_idnps_is_noted():
@@ -637,7 +643,7 @@ def signed_in_envelope(pki, kind: str = "rsa", **kw) -> etree._Element:
 @pytest.mark.parametrize("kind", ["rsa", "ec"])
 def test_signature_verifies(pki, kind):
     sec = signed_in_envelope(pki, kind)
-    assert signature_problem(sec, None) == ""
+    assert signature_problem(sec, pki["ca_pem"]) == ""
     assert check_signature(sec, pki["ca_pem"]) is True
     assert parse_vihf(sec).signed is True
     assert "VIHF/Signature" not in rules(parse_vihf(sec))
@@ -659,16 +665,16 @@ def test_altered_token(pki):
 def test_altered_signed_info(pki):
     sec = signed_in_envelope(pki, "ec")
     sec.find(f".//{{{NS_DS}}}CanonicalizationMethod").set("Extra", "1")
-    assert "SignatureValue does not verify" in signature_problem(sec, None)
+    assert "SignatureValue does not verify" in signature_problem(sec, pki["ca_pem"])
 
 
 def test_reference_to_something_else(pki):
     sec = signed_in_envelope(pki, reference="#other")
-    assert "is not the Assertion" in signature_problem(sec, None)
+    assert "is not the Assertion" in signature_problem(sec, pki["ca_pem"])
 
 
 def test_unsigned_and_missing(pki):
-    assert signature_problem(token(), None) == "the VIHF is not signed"
+    assert signature_problem(token(), pki["ca_pem"]) == "the VIHF is not signed"
     assert check_signature(None, pki["ca_pem"]) is False
 
 
@@ -682,3 +688,118 @@ def test_comment_inside_a_value_does_not_truncate_it(pki):
     name_id[-1].tail = "00063480"
     assert check_signature(sec, pki["ca_pem"]) is True
     assert parse_vihf(sec).name_id == IDNPS
+
+
+def test_trust_anchors_are_always_explicit(pki):
+    """Issue 17 point 7: a signature that verifies with its own embedded certificate is not trusted without
+    an anchor; before, `check_signatures` without --tls-dir believed any key."""
+    sec = signed_in_envelope(pki, "ec")
+    assert signature_problem(sec, b"") == "no trust anchor is configured: no VIHF signature can be trusted"
+    assert check_signature(sec, b"  \n") is False
+    assert check_signature(sec, pki["other_ca_pem"] + pki["ca_pem"]) is True   # one anchor among several
+
+
+# --- VIHF table of the PFI guide (specs/trans-cda-r2/mapping.md, "Mapping VIHF pour le DMP") -----------------
+
+def test_lps_id_is_optional():
+    """mapping.md, row LPS_ID: "Facultatif"."""
+    vihf = parse_vihf(token(without("LPS_ID")))
+    assert vihf.lps_id == "" and "LPS_ID" in OPTIONAL_ATTRIBUTES and "LPS_ID" not in REQUIRED_ATTRIBUTES
+    assert not any(f["severity"] != "info" for f in vihf.findings)
+
+
+@pytest.mark.parametrize("version", ["3.0", "4.0"])
+def test_vihf_versions_accepted_and_noted(version):
+    """mapping.md, row VIHF_Version: Constante "4.0"; the ANS examples (corpus dmp-wire) carry 3.0."""
+    vihf = parse_vihf(token(with_attr("VIHF_Version", version)))
+    assert vihf.version == version
+    assert [f["message"] for f in vihf.findings if f["rule"] == "VIHF/VIHF_Version"] == [f"VIHF {version}"]
+
+
+@pytest.mark.parametrize("version", ["2.0", "4", "5.0", "3.0.1"])
+def test_other_vihf_versions_refused_naming_the_attribute(version):
+    with pytest.raises(VihfError) as err:
+        parse_vihf(token(with_attr("VIHF_Version", version)))
+    assert (err.value.subcode, err.value.attribute) == ("VIHFInvalidAttribute", "VIHF_Version")
+    assert "3.0 or 4.0" in err.value.reason
+
+
+def role_findings(*roles: str) -> list[str]:
+    vihf = parse_vihf(token(with_attr(ROLE, *roles)))
+    return [f["message"] for f in vihf.findings if f["rule"] == "VIHF/Role"]
+
+
+G15, G16, R01, G05 = "1.2.250.1.71.1.2.7", "1.2.250.1.71.1.2.8", "1.2.250.1.71.4.2.5", "1.2.250.1.71.4.2.6"
+
+
+@pytest.mark.parametrize("roles", [
+    (role("10", G15), role("SM26", R01)),        # a doctor with a savoir-faire (every ANS example)
+    (role("10", G16), role("SM26", R01)),        # a doctor in training (CPF card)
+    (role("21", G15), role("A", G05)),           # a pharmacist with a CNOP sub-section
+    (role("60", G15),),                          # a nurse: one occurrence
+    (role("99", "1.2.250.1.213.1.6.1.140"), role("330", "1.2.250.1.213.1.6.1.107")),  # characterized by role
+])
+def test_roles_as_the_table_wants_them(roles):
+    """mapping.md: role 1st occurrence (TRE_G15/G16 for health professionals), 2nd occurrence "uniquement et
+    obligatoirement pour les médecins et pharmaciens" (TRE_R01, TRE_G05), and for professionals characterized
+    by their role (TRE_R85)."""
+    assert role_findings(*roles) == []
+
+
+@pytest.mark.parametrize(("roles", "words"), [
+    ((role("10", G15),), "a doctor (role 10^1.2.250.1.71.1.2.7) needs a second role occurrence from TRE_R01"),
+    ((role("21", G15),), "a pharmacist (role 21^1.2.250.1.71.1.2.7) needs a second role occurrence from TRE_G05"),
+    ((role("21", G15), role("SM26", R01)), "the second role SM26^1.2.250.1.71.4.2.5 of a pharmacist takes its code "
+                                           "from TRE_G05"),
+    ((role("10", G15), role("A", G05)), "of a doctor takes its code from TRE_R01"),
+    ((role("99", "1.2.250.1.213.1.6.1.140"),), "needs a second role occurrence from TRE_R85"),
+    ((role("60", G15), role("SM26", R01)), "has a second occurrence only for doctors, pharmacists"),
+    ((role("SM26", R01),), "first role SM26^1.2.250.1.71.4.2.5"),
+])
+def test_roles_the_table_does_not_want_are_findings(roles, words):
+    found = role_findings(*roles)
+    assert len(found) == 1 and words in found[0], found
+
+
+def test_the_ans_signed_example_names_its_seal_certificate(corpus):
+    """mapping.md, rows //Assertion/ds:Signature and //Assertion/Issuer: VIHF_INDIRECTE_signed.xml is signed by
+    the certificate whose OU is its Identifiant_Structure and whose DN is its Issuer: no finding."""
+    sec = load_corpus(corpus / "dmp-wire" / "VIHF_INDIRECTE_signed.xml")
+    vihf = parse_vihf(sec)
+    assert signer_findings(sec, vihf) == []
+    other = Vihf(name_id=vihf.name_id, issuer="CN=someone else", structure_id="1010000024")
+    assert [(f["rule"], f["severity"]) for f in signer_findings(sec, other)] == [
+        ("VIHF/Signature", "warning"), ("VIHF/Issuer", "info")]
+    assert signer_findings(token(), vihf) == []   # unsigned: nothing to say about a signer
+
+
+# --- mockbench.testing.sign_vihf against the verifier -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bench_pki(tmp_path_factory):
+    from mockbench.pki import init_pki
+
+    files = init_pki(tmp_path_factory.mktemp("sign-pki"))
+    return files.ca_cert.parent, files.ca_cert.read_bytes()
+
+
+_XML_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40).filter(
+    lambda t: t.strip() and t == t.strip())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=_XML_TEXT, other=_XML_TEXT)
+def test_sign_vihf_verifies_and_any_change_is_caught(bench_pki, value, other):
+    """What sign_vihf makes, signature_problem accepts (exclusive c14n, ECDSA r||s, the KeyInfo certificate
+    chaining to the PKI's CA), whatever the attribute text; changing a signed value is caught."""
+    from mockbench.testing import sign_vihf
+
+    folder, ca_pem = bench_pki
+    sec = sign_vihf(token(with_attr("LPS_Nom", escape(value))), folder, structure="1010000024")
+    assert signature_problem(sec, ca_pem) == ""
+    assert parse_vihf(sec).lps_name == value
+    assert signer_findings(sec, parse_vihf(sec)) == []
+    if other != value:
+        attribute = next(a for a in sec.iter(f"{{{NS_SAML}}}Attribute") if a.get("Name") == "LPS_Nom")
+        attribute[0].text = other
+        assert "digest does not match" in signature_problem(sec, ca_pem)
