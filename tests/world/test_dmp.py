@@ -1180,3 +1180,21 @@ def test_masking_and_visibility_need_direct_authentication(cast, refused, authen
         cast.world.dmp.make_visible(tx, actor, doc.unique_id, "patient")
         cast.world.dmp.set_masked(tx, actor, doc.unique_id, True)
     assert cast.doc(doc.unique_id).confidentiality == ["N", "MASQUE_PS"]
+
+
+@pytest.mark.parametrize("mode,authentication", [("bris_de_glace", "DIRECTE"), ("centre_15", "INDIRECTE_RENFORCEE")])
+def test_emergency_modes_consult_without_authorization_and_are_traced(cast, ids, refused, mode, authentication):
+    """specs/pdsm4dmp/transaction_td02.md: the authorization is checked for consultation, except in the access
+    modes that go without it (centre de régulation; bris de glace in direct authentication); the trace says
+    which mode was used."""
+    doc = cast.submit(cast.author)
+    with refused("AUTHORIZATION_MISSING"):
+        cast.find(cast.stranger)
+    actor = cast.pro("dr-d", mode, authentication)
+    with cast.tx() as tx:
+        assert [d.unique_id for d in cast.world.dmp.find(tx, actor, "alice")] == [doc.unique_id]
+        read, content = cast.world.dmp.read(tx, actor, doc.unique_id)
+        traces = cast.world.dmp.traces(tx, "alice")
+    assert read.unique_id == doc.unique_id and content == ids.content
+    assert [(t.action, t.actor, t.mode) for t in traces[-2:]] == [("consultation", "dr-d", mode),
+                                                                   ("telechargement", "dr-d", mode)]
