@@ -248,3 +248,24 @@ def test_replacing_an_entry_the_registry_does_not_hold(dmp):
         "TD2.1", "refused", "UnresolvedReferenceException")
     assert "1.2.250.1.999.14.9" not in {d["unique_id"] for d in dmp.bench.client.documents("alice")}
     assert status_and_codes(dmp.feed("dr_a", "1.2.250.1.999.14.10")) == (SUCCESS, [])
+
+
+def test_making_visible_needs_direct_authentication(dmp):
+    """specs/trans-cda-r2/def-proc-collab.md: TD3.3b (visibility to the patient) in INDIRECTE authentication is
+    refused, naming the rule; the same request in DIRECTE authentication makes the document visible."""
+    pro, uid = dmp.pros["dr_a"], "1.2.250.1.999.14.20"
+    body, _ = provide_and_register(dmp.patient, pro, uid, cda(dmp.patient, pro, uid),
+                                   confidentiality=("INVISIBLE_PATIENT",))
+    assert status_and_codes(dmp.call(dmp.repository, "ProvideAndRegisterDocumentSet-b", body, "dr_a")) == (
+        SUCCESS, [])
+    entry = next(e for e in dmp.find("dr_a").iter(f"{{{RIM}}}ExtrinsicObject")
+                 if e.get("id") == dmp.doc(uid)["entry_uuid"])
+    refused = dmp.call(dmp.registry, "UpdateDocumentSet", update_metadata(dmp.patient, entry, "1", ("N",)),
+                       "dr_a", "INDIRECTE")
+    assert status_and_codes(refused) == (FAILURE, ["DMPAccessModeRefused"])
+    assert "a visibility change (TD3.3b) needs direct authentication" in context(refused)
+    assert dmp.doc(uid)["confidentiality"] == ["INVISIBLE_PATIENT"]
+    accepted = dmp.call(dmp.registry, "UpdateDocumentSet", update_metadata(dmp.patient, entry, "1", ("N",)),
+                        "dr_a", "DIRECTE")
+    assert status_and_codes(accepted) == (SUCCESS, []) and dmp.last()["operation"] == "TD3.3b"
+    assert dmp.doc(uid)["confidentiality"] == ["N"]
