@@ -1,12 +1,18 @@
 """The DMP's rules, once: every door and the scenario engine call these functions.
 
-Facts behind the rules (see the project's DOMAIN.md, section 1): nothing is physically deleted; only the
-author or the author's structure may delete or replace; a replacement (RPLC) deprecates the replaced
-entry; masking and visibility changes are new metadata versions (same lid, new entryUUID); MASQUE_PS and
-INVISIBLE_PATIENT cannot be combined while the DMP parameter is false; only `normal` mode may be used
-without an authorization check failing; bris de glace needs direct authentication; in centre 15 the
-authorization is not checked; masked documents are readable in those modes only if the patient allowed it.
-Consent held by the hospital (PAM.fr ZFA) is not checked by the DMP: going against it is a finding.
+Facts behind the rules (see the project's DOMAIN.md, section 1, and the texts under
+/work/shared/corpus/specs/pdsm4dmp/, cited per rule): nothing is physically deleted; access authorizations
+are used only to consult a DMP (transaction_td02.md NB2): feeding (TD2.1), replacing, deleting and changing
+a document's attributes need none (transaction_td3.3c.md NB1; td3.3a, td3.3b, td3.3d "sauf si le LPS
+implémente le profil Alimentation"), while searching (TD3.1a) and reading (TD3.2) need a VALIDE one, or an
+access mode the guide allows without it (bris de glace, centre 15); a professional whom the patient blocked
+is refused everything, with or without an authorization (transaction_td02.md NB1); only the document's
+author deletes it (transaction_td3.3c.md NB2); masking and visibility changes (TD3.3a/b) need direct
+authentication (trans-cda-r2/def-proc-collab.md); a replacement (RPLC) deprecates the replaced entry; masking
+and visibility changes are new metadata versions (same lid, new entryUUID); MASQUE_PS and INVISIBLE_PATIENT
+cannot be combined while the DMP parameter is false; bris de glace needs direct authentication; in centre 15
+the authorization is not checked; masked documents are readable in those modes only if the patient allowed
+it. Consent held by the hospital (PAM.fr ZFA) is not checked by the DMP: going against it is a finding.
 """
 
 from __future__ import annotations
@@ -162,8 +168,16 @@ class Dmp:
         return found[0] if found else Authorization(patient=patient.id, subject_kind="structure",
                                                     subject=actor.structure, status="NON_EXISTE")
 
-    def check_access(self, tx: Tx, actor: Actor, patient: Patient, *, closed_ok: bool = False) -> None:
-        """Raise the domain error that refuses this actor access to this DMP, if any."""
+    def check_access(self, tx: Tx, actor: Actor, patient: Patient, *, closed_ok: bool = False,
+                     consultation: bool = True) -> None:
+        """Raise the domain error that refuses this actor access to this DMP, if any.
+
+        `consultation` is True for what consults the DMP (TD3.1a search, TD3.2 read, TD1.6): those need a
+        VALIDE access authorization, or an access mode that goes without it (bris de glace, centre 15).
+        The authorizations are used only for consultation (specs/pdsm4dmp/transaction_td02.md NB2):
+        feeding, replacing, deleting and the attribute changes (TD2.1, TD3.3a-d) pass `consultation=False`
+        and need none (transaction_td3.3c.md NB1, and the same prerequisite in td3.3a, td3.3b, td3.3d).
+        A professional whom the patient blocked is refused either way (transaction_td02.md NB1)."""
         self._require_dmp(patient, allow_closed=closed_ok)
         if actor.kind == "system":
             return
@@ -175,25 +189,36 @@ class Dmp:
         self.world.directory.professional(tx, actor.id)
         auth = self.authorization_status(tx, patient, actor)
         if auth.status == "INTERDIT":
-            raise errors.ProfessionalBlocked(f"the patient blocked {actor.id}")
+            raise errors.ProfessionalBlocked(f"the patient blocked {actor.id}: a blocked professional is refused "
+                                             "every access, with or without an authorization (TD0.2 NB1)")
+        if actor.mode not in ("normal", "centre_15", "bris_de_glace"):
+            raise errors.AccessModeRefused(f"unknown access mode {actor.mode}")
+        if actor.mode == "bris_de_glace" and actor.authentication != "DIRECTE":
+            raise errors.AccessModeRefused("bris de glace needs direct authentication with a CPS card")
+        if not consultation:
+            return
         if actor.mode == "centre_15":
             if "OPPOSITION_ACCES_URGENCE" in patient.oppositions:
                 raise errors.PatientOpposition("the patient opposed access by the centre 15")
             return
         if actor.mode == "bris_de_glace":
-            if actor.authentication != "DIRECTE":
-                raise errors.AccessModeRefused("bris de glace needs direct authentication with a CPS card")
             if "OPPOSITION_BRIS_DE_GLACE" in patient.oppositions:
                 raise errors.PatientOpposition("the patient opposed bris de glace access")
             return
-        if actor.mode != "normal":
-            raise errors.AccessModeRefused(f"unknown access mode {actor.mode}")
         if auth.status == "EXPIRE":
             raise errors.AuthorizationExpired(f"{actor.id}'s authorization on {patient.id}'s DMP has expired")
         if auth.status == "NON_EXISTE" and auth.reason == "withdrawn":
             raise errors.AuthorizationWithdrawn(f"{patient.id} withdrew the authorization of {auth.subject}")
         if auth.status != "VALIDE":
             raise errors.AuthorizationMissing(f"{actor.id} is not authorized on {patient.id}'s DMP")
+
+    def may_consult(self, tx: Tx, actor: Actor, patient: Patient) -> bool:
+        """Whether check_access would let this actor consult the DMP (no exception, no trace)."""
+        try:
+            self.check_access(tx, actor, patient)
+        except errors.WorldError:
+            return False
+        return True
 
     @staticmethod
     def _require_dmp(patient: Patient, *, allow_closed: bool) -> None:
@@ -274,8 +299,10 @@ class Dmp:
     # Feeding ------------------------------------------------------------------------------------
     def submit(self, tx: Tx, actor: Actor, patient_key: str, meta: dict, content: bytes, *,
                cause: str | None = None) -> Document:
+        """TD2.1: feed a new document. No access authorization is needed (transaction_td02.md NB2: they
+        are used only for consultation); a blocked professional is still refused (NB1)."""
         patient = self._patient(tx, patient_key)
-        self.check_access(tx, actor, patient)
+        self.check_access(tx, actor, patient, consultation=False)
         self._consent_findings(tx, patient, feeding=True)
         doc = self._new_document(tx, actor, patient, meta, content)
         self._secret_feeding_findings(tx, actor, patient, doc)
@@ -288,8 +315,10 @@ class Dmp:
 
     def replace(self, tx: Tx, actor: Actor, patient_key: str, target: str, meta: dict, content: bytes, *,
                 cause: str | None = None) -> Document:
+        """TD2.1 with an RPLC association: a new version that deprecates `target`. Like feeding, it needs no
+        access authorization (transaction_td02.md NB2); the author or the author's structure replaces."""
         patient = self._patient(tx, patient_key)
-        self.check_access(tx, actor, patient)
+        self.check_access(tx, actor, patient, consultation=False)
         old = self.current(tx, target, patient)
         self._require_current_approved(old)
         self._require_modifier(tx, actor, old)
@@ -363,13 +392,18 @@ class Dmp:
     # Status changes (ITI-57 UpdateAvailabilityStatus) -------------------------------------------
     def delete(self, tx: Tx, actor: Actor, target: str, *, patient_key: str | None = None,
                cause: str | None = None) -> Document:
+        """TD3.3c: only the document's author deletes it (specs/pdsm4dmp/transaction_td3.3c.md NB2, "seul
+        l'auteur du document peut supprimer le document (contrôle effectué par le système DMP)"), without an
+        access authorization (NB1). "The author or a member of the author's organisation" is the PFI
+        guide's consumer-side rule (trans-cda-r2/error-codes.md, error 901), not the DMP's. The patient
+        may delete from their own DMP."""
         doc, patient = self._target(tx, actor, target, patient_key)
         if doc.status == "deleted":
             raise errors.DocumentDeleted(f"document {doc.unique_id} is already deleted")
         if doc.status == "deprecated":
             raise errors.NotCurrentVersion(
                 f"document {doc.unique_id} was replaced by {doc.replaced_by}: delete the current version")
-        self._require_modifier(tx, actor, doc, patient_may=True)
+        self._require_modifier(tx, actor, doc, patient_may=True, author_only=True)
         return self._set_status(tx, actor, patient, doc, "deleted", "suppression", events.DOCUMENT_DELETED, cause)
 
     def archive(self, tx: Tx, actor: Actor, target: str, *, patient_key: str | None = None,
@@ -401,7 +435,9 @@ class Dmp:
     # Metadata versions (ITI-57 with a new ExtrinsicObject version) ------------------------------
     def set_masked(self, tx: Tx, actor: Actor, target: str, masked: bool, *, patient_key: str | None = None,
                    cause: str | None = None) -> Document:
+        """TD3.3a: mask or unmask to professionals (a new metadata version), in direct authentication."""
         doc, patient = self._target(tx, actor, target, patient_key)
+        self._require_direct_authentication(actor, "masking or unmasking (TD3.3a)")
         self._require_current_approved(doc)
         self._require_modifier(tx, actor, doc, patient_may=True)
         codes = [c for c in doc.confidentiality if c != MASQUE_PS]
@@ -418,6 +454,7 @@ class Dmp:
         if to not in VISIBILITY_AUDIENCES:
             raise errors.InvalidRequest(f"visibility is given to {' or '.join(VISIBILITY_AUDIENCES)}")
         doc, patient = self._target(tx, actor, target, patient_key)
+        self._require_direct_authentication(actor, "a visibility change (TD3.3b)")
         self._require_current_approved(doc)
         self._require_modifier(tx, actor, doc)
         code = VISIBILITY_AUDIENCES[to]
@@ -428,6 +465,7 @@ class Dmp:
 
     def hide(self, tx: Tx, actor: Actor, target: str, to: str) -> Document:
         """TD3.3b the other way: always refused (the DMP's rule), said in the DMP's terms."""
+        self._require_direct_authentication(actor, "a visibility change (TD3.3b)")
         raise errors.InvalidStatusChange(
             f"a document already visible to the {to.replace('_', ' ')} cannot be hidden again; "
             "invisibility is chosen when the document is fed")
@@ -481,13 +519,23 @@ class Dmp:
     def get(self, tx: Tx, actor: Actor, patient_key: str, keys: Iterable[str], *, trace: bool = True
             ) -> list[Document]:
         """TD3.1b (GetDocuments): the documents named by unique id or entryUUID (of any metadata version)
-        that this actor may see. Deleted, masked or invisible ones are left out, as find leaves them out."""
+        that this actor may see. Deleted, masked or invisible ones are left out, as find leaves them out.
+
+        TD3.1b is how a feeding LPS finds the entryUUID of its own document to replace, delete or archive
+        it; its prerequisite is a VALIDE authorization "sauf si le LPS implémente le profil Alimentation"
+        (specs/pdsm4dmp/transaction_td3.1b.md). So a professional without one (not blocked) is answered
+        too, but only about the documents that it, or its structure, authored: the ones it may act on.
+        (INF: which entries the real DMP returns in that case is not published.)"""
         patient = self._patient(tx, patient_key)
-        self.check_access(tx, actor, patient)
+        consults = self.may_consult(tx, actor, patient)
+        if not consults:
+            self.check_access(tx, actor, patient, consultation=False)   # raises the refusal that applies
         self._consent_findings(tx, patient, feeding=False)   # a consultation too (the advisor's DMP/CONSENT)
         wanted = set(keys)
         found = [doc for doc in self.documents(tx, patient.id, history=True)
-                 if (doc.unique_id in wanted and doc.current) or doc.entry_uuid in wanted]
+                 if ((doc.unique_id in wanted and doc.current) or doc.entry_uuid in wanted)
+                 and (consults or doc.author == actor.id
+                      or (actor.structure and doc.author_structure == actor.structure))]
         if trace:
             self._trace(tx, actor, patient, "consultation")
         return [doc for doc in found if self._hidden_from(actor, patient, doc) is None]
@@ -549,7 +597,9 @@ class Dmp:
         patient = self._patient(tx, patient_key) if patient_key else None
         doc = self.current(tx, target, patient)
         patient = patient or self._patient(tx, doc.patient)
-        self.check_access(tx, actor, patient)
+        # TD3.3a-d change attributes: no access authorization needed (transaction_td3.3c.md NB1, and the
+        # same prerequisite in td3.3a, td3.3b, td3.3d), a blocked professional still refused (td02 NB1)
+        self.check_access(tx, actor, patient, consultation=False)
         return doc, patient
 
     @staticmethod
@@ -561,16 +611,38 @@ class Dmp:
         if doc.status != "approved":
             raise errors.InvalidStatusChange(f"document {doc.unique_id} is {doc.status}")
 
-    def _require_modifier(self, tx: Tx, actor: Actor, doc: Document, *, patient_may: bool = False) -> None:
+    def _require_modifier(self, tx: Tx, actor: Actor, doc: Document, *, patient_may: bool = False,
+                          author_only: bool = False) -> None:
         if actor.kind == "system":
             return
         if actor.kind == "patient" and patient_may:
             return
-        if actor.kind == "professional" and (actor.id == doc.author or
-                                             (actor.structure and actor.structure == doc.author_structure)):
+        if actor.kind == "professional" and actor.id == doc.author:
+            return
+        if author_only:
+            raise errors.NotAuthor(f"{actor.label} is not the author of {doc.unique_id} ({doc.author or '?'}): "
+                                   "only the document's author deletes it (TD3.3c NB2)")
+        if actor.kind == "professional" and actor.structure and actor.structure == doc.author_structure:
             return
         raise errors.NotAuthor(f"{actor.label} is neither the author of {doc.unique_id} ({doc.author or '?'}) "
                                f"nor of its structure ({doc.author_structure or '?'})")
+
+    @staticmethod
+    def _require_direct_authentication(actor: Actor, what: str) -> None:
+        """TD3.3a and TD3.3b need direct authentication: "la PFI, en authentification indirecte vis-à-vis du
+        DMP, n'a pas la possibilité d'utiliser la transaction « TD3.3 Gestion des attributs d'un document »
+        [...] car celle-ci nécessite une authentification directe" (specs/trans-cda-r2/def-proc-collab.md,
+        process « Demande de remplacement de document(s) »): in indirect authentication a masking or
+        visibility change is a new version (RPLC). The reinforced indirect mode (AIR) is not held to the
+        indirect mode's limits (pdsm4dmp/transaction_td3.1b.md: "en authentification indirecte (hors mode
+        AIR)"), so only INDIRECTE is refused. The pdsm4dmp texts give the DMP's error code for this case
+        nowhere (they name only FHIR 4xx answers): the refusal is the bench's documented AccessModeRefused
+        (DMPAccessModeRefused on the wire), the code it already gives bris de glace without direct
+        authentication, with a message that names the rule."""
+        if actor.kind == "professional" and actor.authentication == "INDIRECTE":
+            raise errors.AccessModeRefused(
+                f"{what} needs direct authentication: Authentification_Mode INDIRECTE cannot use TD3.3a/b "
+                "(def-proc-collab.md); send a new version of the document (RPLC) instead")
 
     def _consent_findings(self, tx: Tx, patient: Patient, *, feeding: bool) -> None:
         consent = patient.consent or {}

@@ -122,7 +122,7 @@ class PatientOpposition(AccessModeRefused):
 
 class NotAuthor(WorldError):
     code = "NOT_AUTHOR"
-    message = "only the document's author or the author's structure may do this"
+    message = "not the document's author (the only one who deletes it) nor of its structure (which may replace, archive or mask it)"
 
 
 class DocumentDeleted(WorldError):

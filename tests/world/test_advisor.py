@@ -83,7 +83,8 @@ def test_search_right_after_own_feed(cast):
 
 @pytest.mark.parametrize("case", ["later", "other_actor", "other_patient", "feed_refused"])
 def test_search_not_right_after_a_feed(cast, case):
-    if case == "feed_refused":      # dr-d is not authorized: its TD2.1 fails, nothing was fed
+    if case == "feed_refused":      # dr-d's structure is blocked by the patient: its TD2.1 fails, nothing was fed
+        cast.authorize("INTERDIT", structure="lab")
         feed(cast, actor=cast.stranger)
         with cast.tx() as tx:
             cast.world.dmp.set_authorization(tx, cast.system, "alice", status="VALIDE", structure="lab")

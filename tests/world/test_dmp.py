@@ -177,13 +177,79 @@ def test_dmp_closed_refuses_find_and_submit(cast, refused):
         cast.find(cast.patient)
 
 
-def test_no_authorization(cast, refused):
+def test_no_authorization_refuses_consultation_only(cast, refused):
+    """specs/pdsm4dmp/transaction_td02.md NB2: the access authorizations are used only to consult a DMP.
+    TD3.1a (transaction_td3.1a.md) and TD3.2 (transaction_td3.2.md) need a VALIDE one; TD2.1 needs none."""
     with refused("AUTHORIZATION_MISSING"):
         cast.find(cast.stranger)
     with refused("AUTHORIZATION_MISSING"):
-        cast.submit(cast.stranger)
-    with refused("AUTHORIZATION_MISSING"):
         cast.find(cast.author, "bob")
+    fed = cast.submit(cast.stranger)
+    bobs = cast.submit(cast.author, patient="bob")
+    assert (fed.status, bobs.status, fed.author) == ("approved", "approved", "dr-d")
+    with refused("AUTHORIZATION_MISSING"), cast.tx() as tx:
+        cast.world.dmp.read(tx, cast.stranger, fed.unique_id)
+    with cast.tx() as tx:
+        assert [t.action for t in cast.world.dmp.traces(tx, "bob")] == ["alimentation"]
+
+
+def test_feeder_without_authorization_replaces_deletes_and_archives(cast, refused):
+    """transaction_td3.3c.md NB1 (and the same prerequisite in td3.3a, td3.3b, td3.3d): with the feeding
+    profile no access authorization is needed to replace, delete, archive or change one's own documents."""
+    masker = cast.pro("dr-d", authentication="DIRECTE")
+    doc = cast.submit(cast.stranger)
+    new = _replace(cast, cast.stranger, doc.unique_id)
+    with cast.tx() as tx:
+        cast.world.dmp.set_masked(tx, masker, new.unique_id, True)
+        cast.world.dmp.set_masked(tx, masker, new.unique_id, False)
+        cast.world.dmp.archive(tx, cast.stranger, new.unique_id)
+        cast.world.dmp.unarchive(tx, cast.stranger, new.unique_id)
+    deleted = _delete(cast, cast.stranger, new.unique_id)
+    assert deleted.status == "deleted"
+    assert cast.actions()[-6:] == ["remplacement", "masquage", "demasquage", "archivage", "desarchivage",
+                                   "suppression"]
+    with refused("AUTHORIZATION_MISSING"):     # consultation still needs one
+        cast.find(cast.stranger)
+
+
+def test_feeder_without_authorization_finds_its_own_documents_by_id(cast, refused):
+    """transaction_td3.1b.md: TD3.1b (the technical id of a document from its unique id) needs a VALIDE
+    authorization "sauf si le LPS implémente le profil Alimentation": without one, a professional is told
+    about its own (or its structure's) documents only."""
+    own = cast.submit(cast.stranger)
+    other = cast.submit(cast.author)
+    with cast.tx() as tx:
+        got = cast.world.dmp.get(tx, cast.stranger, "alice", [own.unique_id, other.unique_id, other.entry_uuid])
+    assert [d.unique_id for d in got] == [own.unique_id]
+    with cast.tx() as tx:
+        got = cast.world.dmp.get(tx, cast.author, "alice", [own.unique_id, other.unique_id])
+    assert sorted(d.unique_id for d in got) == sorted([own.unique_id, other.unique_id])   # chu is authorized
+    cast.authorize("INTERDIT", structure="lab")
+    with refused("PROFESSIONAL_BLOCKED"), cast.tx() as tx:
+        cast.world.dmp.get(tx, cast.stranger, "alice", [own.unique_id])
+
+
+@pytest.mark.parametrize("with_authorization", [True, False])
+def test_blocked_professional_refused_everything(cast, refused, with_authorization):
+    """transaction_td02.md NB1: a professional whom the patient blocked cannot access the DMP, with or
+    without the patient's authorization: feeding, replacing, deleting, masking and consulting alike."""
+    doc = cast.submit(cast.stranger)
+    if with_authorization:
+        cast.authorize(structure="lab")
+    cast.authorize("INTERDIT", professional="dr-d")
+    with refused("PROFESSIONAL_BLOCKED"):
+        cast.submit(cast.stranger)
+    with refused("PROFESSIONAL_BLOCKED"):
+        _replace(cast, cast.stranger, doc.unique_id)
+    with refused("PROFESSIONAL_BLOCKED"):
+        _delete(cast, cast.stranger, doc.unique_id)
+    with refused("PROFESSIONAL_BLOCKED"), cast.tx() as tx:
+        cast.world.dmp.set_masked(tx, cast.pro("dr-d", authentication="DIRECTE"), doc.unique_id, True)
+    with refused("PROFESSIONAL_BLOCKED"), cast.tx() as tx:
+        cast.world.dmp.archive(tx, cast.stranger, doc.unique_id)
+    with refused("PROFESSIONAL_BLOCKED"):
+        cast.find(cast.stranger)
+    assert cast.doc(doc.unique_id).status == "approved"
 
 
 def test_structure_authorization_covers_its_professionals(cast):
@@ -200,11 +266,10 @@ def test_professional_authorization_then_withdrawn(cast, refused):
         auth = cast.world.dmp.withdraw_authorization(tx, cast.patient, "alice", professional="dr-d")
     assert (auth.status, auth.reason, auth.subject_kind, auth.subject) == ("NON_EXISTE", "withdrawn",
                                                                           "professional", "dr-d")
+    assert cast.actions()[-1] == "retrait_autorisation"
     with refused("AUTHORIZATION_WITHDRAWN"):
         cast.find(cast.stranger)
-    with refused("AUTHORIZATION_WITHDRAWN"):
-        cast.submit(cast.stranger)
-    assert cast.actions()[-1] == "retrait_autorisation"
+    assert cast.submit(cast.stranger).status == "approved"   # feeding needs no authorization (td02 NB2)
 
 
 def test_structure_authorization_withdrawn(cast, refused):
@@ -225,8 +290,7 @@ def test_authorization_expires_on_virtual_clock(cast, refused):
         cast.world.advance_clock(tx, 1)  # until <= now: expired
     with refused("AUTHORIZATION_EXPIRED"):
         cast.find(cast.stranger)
-    with refused("AUTHORIZATION_EXPIRED"):
-        cast.submit(cast.stranger)
+    assert cast.submit(cast.stranger).status == "approved"   # feeding needs no authorization (td02 NB2)
     with cast.tx() as tx:
         status = cast.world.dmp.authorization_status(tx, cast.patient_record(), cast.stranger)
     assert status.status == "EXPIRE"
@@ -635,7 +699,7 @@ def _delete(cast, actor, target, **kw):
         return cast.world.dmp.delete(tx, actor, target, **kw)
 
 
-@pytest.mark.parametrize("who", ["author", "colleague", "patient"])
+@pytest.mark.parametrize("who", ["author", "patient"])
 def test_delete_allowed(cast, who):
     doc = cast.submit()
     deleted = _delete(cast, getattr(cast, who), doc.unique_id)
@@ -643,11 +707,14 @@ def test_delete_allowed(cast, who):
     assert cast.actions()[-1] == "suppression"
 
 
-@pytest.mark.parametrize("who", ["outsider", "representative"])
+@pytest.mark.parametrize("who", ["colleague", "outsider", "representative"])
 def test_delete_refused_to_others(cast, refused, who):
+    """specs/pdsm4dmp/transaction_td3.3c.md NB2: only the document's author deletes it; a colleague of the
+    author's structure is refused too ("author or organisation" is the PFI's error 901, not the DMP's)."""
     doc = cast.submit()
-    with refused("NOT_AUTHOR"):
+    with refused("NOT_AUTHOR") as info:
         _delete(cast, getattr(cast, who), doc.unique_id)
+    assert "only the document's author deletes it (TD3.3c NB2)" in info.value.message
     assert cast.doc(doc.unique_id).status == "approved"
 
 
@@ -1083,3 +1150,51 @@ def test_get_documents_by_unique_id_or_entry_uuid_honours_visibility(cast):
         by_colleague = cast.world.dmp.get(tx, cast.colleague, "alice", ["1.2.3.1", masked.unique_id])
     assert sorted((d.unique_id, d.version) for d in by_author) == [("1.2.3.1", 1), ("1.2.3.1", 3), ("1.2.3.2", 1)]
     assert [d.unique_id for d in by_colleague] == ["1.2.3.1"]
+
+
+# --- Direct authentication for attribute changes (TD3.3a/b) ---------------------------------------
+
+
+@pytest.mark.parametrize("authentication", ["INDIRECTE", "INDIRECTE_RENFORCEE", "DIRECTE"])
+def test_masking_and_visibility_need_direct_authentication(cast, refused, authentication):
+    """specs/trans-cda-r2/def-proc-collab.md (« Demande de remplacement de document(s) »): in indirect
+    authentication TD3.3 (masking, visibility) cannot be used, "car celle-ci nécessite une authentification
+    directe"; the reinforced indirect mode (AIR) is not held to it (pdsm4dmp/transaction_td3.1b.md, "hors mode
+    AIR"). Deleting and archiving (TD3.3c/d) stay open to indirect authentication (the PFI deletes, same page)."""
+    actor = cast.pro("dr-a", authentication=authentication)
+    doc = cast.submit(confidentiality=["N", "INVISIBLE_PATIENT"])
+    if authentication == "INDIRECTE":
+        for change in (lambda tx: cast.world.dmp.set_masked(tx, actor, doc.unique_id, True),
+                       lambda tx: cast.world.dmp.make_visible(tx, actor, doc.unique_id, "patient"),
+                       lambda tx: cast.world.dmp.hide(tx, actor, doc.unique_id, "patient")):
+            with refused("ACCESS_MODE_REFUSED") as info, cast.tx() as tx:
+                change(tx)
+            assert "needs direct authentication" in info.value.message and "RPLC" in info.value.message
+        assert cast.doc(doc.unique_id).version == 1 and cast.doc(doc.unique_id).confidentiality == [
+            "N", "INVISIBLE_PATIENT"]
+        with cast.tx() as tx:
+            cast.world.dmp.archive(tx, actor, doc.unique_id)
+        assert _delete(cast, actor, doc.unique_id).status == "deleted"
+        return
+    with cast.tx() as tx:
+        cast.world.dmp.make_visible(tx, actor, doc.unique_id, "patient")
+        cast.world.dmp.set_masked(tx, actor, doc.unique_id, True)
+    assert cast.doc(doc.unique_id).confidentiality == ["N", "MASQUE_PS"]
+
+
+@pytest.mark.parametrize("mode,authentication", [("bris_de_glace", "DIRECTE"), ("centre_15", "INDIRECTE_RENFORCEE")])
+def test_emergency_modes_consult_without_authorization_and_are_traced(cast, ids, refused, mode, authentication):
+    """specs/pdsm4dmp/transaction_td02.md: the authorization is checked for consultation, except in the access
+    modes that go without it (centre de régulation; bris de glace in direct authentication); the trace says
+    which mode was used."""
+    doc = cast.submit(cast.author)
+    with refused("AUTHORIZATION_MISSING"):
+        cast.find(cast.stranger)
+    actor = cast.pro("dr-d", mode, authentication)
+    with cast.tx() as tx:
+        assert [d.unique_id for d in cast.world.dmp.find(tx, actor, "alice")] == [doc.unique_id]
+        read, content = cast.world.dmp.read(tx, actor, doc.unique_id)
+        traces = cast.world.dmp.traces(tx, "alice")
+    assert read.unique_id == doc.unique_id and content == ids.content
+    assert [(t.action, t.actor, t.mode) for t in traces[-2:]] == [("consultation", "dr-d", mode),
+                                                                   ("telechargement", "dr-d", mode)]

@@ -1,9 +1,15 @@
 """A Hypothesis state machine over one patient's DMP.
 
-Random actors (the author, a colleague of the author's structure, a professional of another structure, the
-patient, a legal representative; modes normal, bris de glace, centre 15) submit, replace, delete, archive,
-unarchive, mask, unmask, make visible and change authorizations. A small model predicts each outcome: the
-stable error code, or success. After every step the invariants compare the world with the model.
+Random actors (the author, a colleague of the author's structure, a professional of another structure, a
+professional with no authorization at all, the author in indirect authentication, the patient, a legal
+representative; modes normal, bris de glace, centre 15) submit, replace, delete, archive, unarchive, mask,
+unmask, make visible and change authorizations. A small model predicts each outcome: the stable error code, or
+success. After every step the invariants compare the world with the model.
+
+The model's rules, with their sources (/work/shared/corpus/specs/): authorizations are for consultation only
+(pdsm4dmp/transaction_td02.md NB2; transaction_td3.3c.md NB1): writes need none; a blocked professional is
+refused everything (td02 NB1); only the author deletes (td3.3c NB2); masking and visibility changes need direct
+authentication, INDIRECTE is refused (trans-cda-r2/def-proc-collab.md).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ INVISIBLE = {INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX}
 AUDIENCE = {"patient": INVISIBLE_PATIENT, "legal_representatives": INVISIBLE_REPRESENTANTS_LEGAUX}
 ALL_STATUSES = ("approved", "deprecated", "archived", "deleted")
 PATIENT = "alice"
-STRUCTURE = {"dr-a": "chu", "dr-b": "chu", "dr-c": "clinic"}
+STRUCTURE = {"dr-a": "chu", "dr-b": "chu", "dr-c": "clinic", "dr-d": "lab"}
 
 
 def _pro(pid: str, mode: str = "normal", authentication: str = "INDIRECTE_RENFORCEE") -> Actor:
@@ -46,10 +52,12 @@ ACTORS = {
     "other_bdg_indirect": _pro("dr-c", "bris_de_glace"),
     "colleague_c15": _pro("dr-b", "centre_15"),
     "other_c15": _pro("dr-c", "centre_15"),
+    "stranger": _pro("dr-d"),                                   # lab: never authorized on alice's DMP
+    "author_indirect": _pro("dr-a", authentication="INDIRECTE"),
     "patient": Actor(kind="patient", id=PATIENT),
     "representative": Actor(kind="legal_representative", id=PATIENT),
 }
-OBSERVERS = ("author", "colleague", "other", "other_bdg", "other_c15", "patient", "representative")
+OBSERVERS = ("author", "colleague", "other", "stranger", "other_bdg", "other_c15", "patient", "representative")
 CONFIDENTIALITY = st.sampled_from([
     [], ["N"], [MASQUE_PS], [INVISIBLE_PATIENT], [INVISIBLE_REPRESENTANTS_LEGAUX], [MASQUE_PS, INVISIBLE_PATIENT],
     [MASQUE_PS, INVISIBLE_REPRESENTANTS_LEGAUX],
@@ -83,12 +91,16 @@ class Model:
     docs: dict[str, ModelDoc] = field(default_factory=dict)
     traces: int = 2  # the cast's two structure authorizations
 
-    def access_error(self, actor: Actor) -> str | None:
+    def access_error(self, actor: Actor, consultation: bool = True) -> str | None:
+        """Consultation needs a VALIDE authorization or an emergency mode; writes need none (td02 NB2)."""
         if actor.kind != "professional":
             return None
         found = [self.auth[k] for k in (("professional", actor.id), ("structure", actor.structure)) if k in self.auth]
         if any(status == "INTERDIT" for status, _ in found):
             return "PROFESSIONAL_BLOCKED"
+        if not consultation:
+            return "ACCESS_MODE_REFUSED" if actor.mode == "bris_de_glace" and actor.authentication != "DIRECTE" \
+                else None
         if actor.mode == "centre_15":
             return "PATIENT_OPPOSITION" if "OPPOSITION_ACCES_URGENCE" in self.oppositions else None
         if actor.mode == "bris_de_glace":
@@ -105,10 +117,16 @@ class Model:
         return MASQUE_PS in codes and INVISIBLE_PATIENT in codes and not self.allow_cumul
 
     @staticmethod
-    def may_modify(actor: Actor, doc: ModelDoc, patient_may: bool) -> bool:
+    def may_modify(actor: Actor, doc: ModelDoc, patient_may: bool, author_only: bool = False) -> bool:
         if actor.kind == "patient":
             return patient_may
+        if author_only:
+            return actor.kind == "professional" and actor.id == doc.author
         return actor.kind == "professional" and (actor.id == doc.author or actor.structure == doc.structure)
+
+    @staticmethod
+    def direct_error(actor: Actor) -> str | None:
+        return "ACCESS_MODE_REFUSED" if actor.kind == "professional" and actor.authentication == "INDIRECTE" else None
 
     @staticmethod
     def current_approved_error(doc: ModelDoc) -> str | None:
@@ -185,8 +203,8 @@ class DmpMachine(RuleBasedStateMachine):
         self.counter += 1
         uid = f"1.2.250.1.{self.counter}"
         codes = list(dict.fromkeys(conf or ["N"]))
-        expected = self.model.access_error(actor) or ("CONFIDENTIALITY_CONFLICT" if self.model.conflict(codes)
-                                                      else None)
+        expected = self.model.access_error(actor, False) or ("CONFIDENTIALITY_CONFLICT" if self.model.conflict(codes)
+                                                             else None)
         doc = self.attempt(expected, lambda tx: self.world.dmp.submit(
             tx, actor, PATIENT, {"type_code": "11488-4", "unique_id": uid, "confidentiality": conf}, b"v1"))
         if doc is not None:
@@ -202,7 +220,7 @@ class DmpMachine(RuleBasedStateMachine):
         self.counter += 1
         uid = f"1.2.250.1.{self.counter}"
         codes = list(dict.fromkeys(conf or ["N"]))
-        expected = (self.model.access_error(actor) or self.model.current_approved_error(old)
+        expected = (self.model.access_error(actor, False) or self.model.current_approved_error(old)
                     or (None if self.model.may_modify(actor, old, False) else "NOT_AUTHOR")
                     or ("CONFIDENTIALITY_CONFLICT" if self.model.conflict(codes) else None))
         doc = self.attempt(expected, lambda tx: self.world.dmp.replace(
@@ -217,8 +235,8 @@ class DmpMachine(RuleBasedStateMachine):
     def delete(self, who, index):
         actor, doc = ACTORS[who], self.pick(index)
         status_error = {"deleted": "DOCUMENT_DELETED", "deprecated": "NOT_CURRENT_VERSION"}.get(doc.status)
-        expected = (self.model.access_error(actor) or status_error
-                    or (None if self.model.may_modify(actor, doc, True) else "NOT_AUTHOR"))
+        expected = (self.model.access_error(actor, False) or status_error
+                    or (None if self.model.may_modify(actor, doc, True, author_only=True) else "NOT_AUTHOR"))
         if self.attempt(expected, lambda tx: self.world.dmp.delete(tx, actor, doc.uid)) is not None:
             doc.status = "deleted"
             self.model.traces += 1
@@ -228,7 +246,7 @@ class DmpMachine(RuleBasedStateMachine):
     def archive_or_unarchive(self, who, index, archive):
         actor, doc = ACTORS[who], self.pick(index)
         wanted = "approved" if archive else "archived"
-        expected = (self.model.access_error(actor) or (None if doc.status == wanted else "STATUS_CHANGE_INVALID")
+        expected = (self.model.access_error(actor, False) or (None if doc.status == wanted else "STATUS_CHANGE_INVALID")
                     or (None if self.model.may_modify(actor, doc, True) else "NOT_AUTHOR"))
         op = self.world.dmp.archive if archive else self.world.dmp.unarchive
         if self.attempt(expected, lambda tx: op(tx, actor, doc.uid)) is not None:
@@ -240,7 +258,8 @@ class DmpMachine(RuleBasedStateMachine):
     def mask_or_unmask(self, who, index, masked):
         actor, doc = ACTORS[who], self.pick(index)
         codes = [c for c in doc.conf if c != MASQUE_PS] + ([MASQUE_PS] if masked else [])
-        expected = (self.model.access_error(actor) or self.model.current_approved_error(doc)
+        expected = (self.model.access_error(actor, False) or self.model.direct_error(actor)
+                    or self.model.current_approved_error(doc)
                     or (None if self.model.may_modify(actor, doc, True) else "NOT_AUTHOR")
                     or ("NO_CHANGE" if masked == (MASQUE_PS in doc.conf) else None)
                     or ("CONFIDENTIALITY_CONFLICT" if self.model.conflict(codes) else None))
@@ -254,7 +273,8 @@ class DmpMachine(RuleBasedStateMachine):
     @rule(who=actors, index=doc_index, to=st.sampled_from(sorted(AUDIENCE)))
     def make_visible(self, who, index, to):
         actor, doc = ACTORS[who], self.pick(index, lambda d: d.status == "approved" and INVISIBLE & set(d.conf))
-        expected = (self.model.access_error(actor) or self.model.current_approved_error(doc)
+        expected = (self.model.access_error(actor, False) or self.model.direct_error(actor)
+                    or self.model.current_approved_error(doc)
                     or (None if self.model.may_modify(actor, doc, False) else "NOT_AUTHOR")
                     or (None if AUDIENCE[to] in doc.conf else "NO_CHANGE"))
         result = self.attempt(expected, lambda tx: self.world.dmp.make_visible(tx, actor, doc.uid, to))

@@ -361,7 +361,9 @@ class DmpDoor:
         if isinstance(exc, ebrim.RegistryErrors):
             errs, code = exc.errors, exc.errors[0].error_code if exc.errors else "XDSRegistryError"
         else:
-            errs, code = [ebrim.RegistryError(registry_code(exc), exc.message, code_context=exc.code)], exc.code
+            # codeContext names the world's rule and says why, so that the refusal explains itself on the wire
+            errs, code = [ebrim.RegistryError(registry_code(exc), exc.message,
+                                              code_context=f"{exc.code}: {exc.message}")], exc.code
         if query:
             body = ebrim.render_query_response([], status="Failure", errors=errs)
         elif retrieve:
@@ -396,14 +398,27 @@ class DmpDoor:
                     meta = self._meta(call, entry, submission, signatures)
                     target = replacements.get(entry.symbolic_id)
                     if target:
-                        fed.append(dmp.replace(tx, call.actor, patient, target, meta, content,
-                                               cause=call.request.message_id))
+                        fed.append(self._replace(call, patient, target, meta, content))
                     else:
                         fed.append(dmp.submit(tx, call.actor, patient, meta, content, cause=call.request.message_id))
-        except errors.WorldError as exc:
+        except (errors.WorldError, ebrim.RegistryErrors) as exc:
             return self._xds_failure(action, "TD2.1", exc)
         return Outcome(action, ebrim.render_registry_response([]), "TD2.1",
                        document=fed[0].unique_id if fed else None)
+
+    def _replace(self, call: Call, patient: str, target: str, meta: dict, content: bytes) -> Document:
+        """An RPLC association whose target the registry does not hold is refused with
+        UnresolvedReferenceException: IHE ITI TF-3 4.2.4.1, Table 4.2.4.1-2 ("The recipient cannot resolve
+        an entryUUID reference in the transaction"), the registry's answer when a Register's association
+        (ITI TF-2 3.42.4.1.3.5, document replacement) names no entry it has. XDSDocumentUniqueIdError is the
+        Retrieve Document Set's (ITI-43) error for a document it cannot return, not a registration's."""
+        try:
+            return self.world.dmp.replace(call.tx, call.actor, patient, target, meta, content,
+                                          cause=call.request.message_id)
+        except errors.UnknownDocument as exc:
+            raise ebrim.RegistryErrors([ebrim.RegistryError(
+                "UnresolvedReferenceException", f"the RPLC association targets {target}, which is no entry of "
+                f"this DMP ({exc.message})", location=target)]) from None
 
     def _meta(self, call: Call, entry: ebrim.DocumentEntry, submission: ebrim.Submission,
               signatures: set[str]) -> dict:
@@ -519,7 +534,8 @@ class DmpDoor:
                 errs.append(exc)
                 continue
             except errors.WorldError as exc:
-                errs.append(ebrim.RegistryError(registry_code(exc), exc.message, code_context=exc.code,
+                errs.append(ebrim.RegistryError(registry_code(exc), exc.message,
+                                                code_context=f"{exc.code}: {exc.message}",
                                                 location=unique_id))
                 continue
             found.append((repository or REPOSITORY_ID, unique_id, doc.mime_type))

@@ -517,12 +517,18 @@ def test_td21_masked_and_invisible_to_the_patient(w):
 
 
 def test_td21_replacing_an_unknown_entry(w):
+    """IHE ITI TF-3 4.2.4.1, Table 4.2.4.1-2: a registry that cannot resolve an entryUUID reference of the
+    submission (here the RPLC association's target, ITI TF-2 3.42.4.1.3.5) answers
+    UnresolvedReferenceException; XDSDocumentUniqueIdError is the Retrieve Document Set's error."""
     patient, pro = w.patients["alice"], w.pros["dr_a"]
     uid = "1.2.250.1.999.78.3"
-    body, _ = provide_and_register(patient, pro, uid, cda(patient, pro, uid),
-                                   replaces_entry=f"urn:uuid:{uuid.uuid4()}")
-    assert xds(w, "repository", body, TD21) == (FAILURE, ["XDSDocumentUniqueIdError"])
-    w.assert_refused("DOCUMENT_UNKNOWN", "TD2.1")
+    target = f"urn:uuid:{uuid.uuid4()}"
+    body, _ = provide_and_register(patient, pro, uid, cda(patient, pro, uid), replaces_entry=target)
+    response = post(f"{w.services}/repository", envelope(body, w.security(), TD21))
+    assert xds_result(response) == (FAILURE, ["UnresolvedReferenceException"])
+    error = answer(response).find(f".//{{{RS}}}RegistryError")
+    assert error.get("location") == target and target in error.get("codeContext")
+    w.assert_refused("UnresolvedReferenceException", "TD2.1")
     assert uid not in {d["unique_id"] for d in w.running.client.documents("alice")}
     w.assert_serving()
 

@@ -1,5 +1,6 @@
 """STAT/ES.01 played end to end: python-hl7's MLLP client stands in for the DPI feeding the DMP through the
-PFI (one feed accepted, one refused after the patient withdrew the authorization), smtplib for its MSSanté
+PFI (one feed accepted, one refused because the DMP was closed meanwhile: an authorization withdrawn would
+not refuse a feed, specs/pdsm4dmp/transaction_td02.md NB2), smtplib for its MSSanté
 send of an IHE_XDM.ZIP; then the DPI's CSV goes to POST /_bench/stat/check."""
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def post_csv(bench, text: str, *, bom: bool = False) -> requests.Response:
 def test_stat_es_01_the_csv_matches_what_the_bench_saw(mockbench):
     month = play(mockbench)
     td21 = mockbench.client.journal(channel="dmp", operation="TD2.1")
-    assert [(e["verdict"], e["code"]) for e in td21] == [("accepted", None), ("refused", "AUTHORIZATION_WITHDRAWN")]
+    assert [(e["verdict"], e["code"]) for e in td21] == [("accepted", None), ("refused", "DMP_CLOSED")]
     answer = post_csv(mockbench, f"{HEADER}\r\n{month};11488-4 - CR de consultation;2;1;1\r\n{month};11490-0;1;1;0\r\n",
                       bom=True)
     assert answer.status_code == 200, answer.text
