@@ -79,7 +79,8 @@ class Dmp:
 
     def security(self, who: str, authentication: str = "INDIRECTE_RENFORCEE") -> etree._Element:
         pro = self.pros[who]
-        return vihf(pro, self.structures[pro["structure"]]["idnst"], self.patient, authentication=authentication)
+        return vihf(pro, self.structures[pro["structure"]]["idnst"], self.patient, authentication=authentication,
+                    signer=self.bench)
 
     def call(self, client: zeep.Client, operation: str, body: etree._Element, who: str,
              authentication: str = "INDIRECTE_RENFORCEE") -> etree._Element:
