@@ -172,7 +172,8 @@ class Dmp:
             if actor.id not in (patient.id, patient.ins):
                 raise errors.AuthorizationMissing("a patient may only act on their own DMP")
             return
-        self.world.directory.professional(tx, actor.id)
+        if actor.kind != "device":   # a device acts for its structure (SC.DMP/CONF.12: "du professionnel ou du dispositif")
+            self.world.directory.professional(tx, actor.id)
         auth = self.authorization_status(tx, patient, actor)
         if auth.status == "INTERDIT":
             raise errors.ProfessionalBlocked(f"the patient blocked {actor.id}")
@@ -566,7 +567,7 @@ class Dmp:
             return
         if actor.kind == "patient" and patient_may:
             return
-        if actor.kind == "professional" and (actor.id == doc.author or
+        if actor.kind in ("professional", "device") and (actor.id == doc.author or
                                              (actor.structure and actor.structure == doc.author_structure)):
             return
         raise errors.NotAuthor(f"{actor.label} is neither the author of {doc.unique_id} ({doc.author or '?'}) "

@@ -267,7 +267,7 @@ class PfiDoor:
             # device (trans-cda-r2/profils-messages.md, footnote [2], SC.DMP/CONF.12).
             author = msg.sender.label
             structure = self.world.directory.structure(tx, msg.sender.finess).id
-        actor = Actor(kind="professional", id=author, structure=structure)
+        actor = Actor(kind="professional" if msg.sender.idnps else "device", id=author, structure=structure)
         dmp = self.world.dmp
         if msg.action == "delete":
             dmp.delete(tx, actor, msg.unique_id, patient_key=patient.id, cause=msg.inbound.control_id)

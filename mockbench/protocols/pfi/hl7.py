@@ -20,7 +20,7 @@ from ...world.journal import finding
 CHARSETS = {"UNICODE UTF-8": "utf-8", "8859/15": "iso-8859-15", "8859/1": "iso-8859-1", "ASCII": "ascii", "": "utf-8"}
 DEFAULT_ENCODING = "UNICODE UTF-8"
 
-# Table 0357 (message error condition), as the ANS guide lists it.
+# Table 0357 (symbolic name messageErrorCondition), codes and labels as trans-cda-r2/error-codes.md lists them.
 E_SEGMENT_SEQUENCE = "100"
 E_REQUIRED_FIELD = "101"
 E_DATA_TYPE = "102"
@@ -35,7 +35,7 @@ TABLE_0357 = {
     "0": "Message accepted", "100": "Segment sequence error", "101": "Required field missing",
     "102": "Data type error", "103": "Table value not found", "198": "Non-conformant cardinality",
     "199": "Other HL7 Error", "200": "Unsupported message type", "201": "Unsupported event code",
-    "202": "Unsupported processing id", "203": "Unsupported version id", "207": "Application error",
+    "202": "Unsupported processing", "203": "Unsupported version", "207": "Application error",
 }
 
 

@@ -34,12 +34,12 @@ def table_defaults(flags: dict) -> dict:
 
 def mdm(event: str, patient: dict, author: dict, finess: str | None, unique_id: str, parent_id: str = "", *,
         control_id: str = "1", flags: dict | None = None, recipients: tuple[str, ...] = ("dr.b@chu.mssante.fr",),
-        cda: bytes | None = None) -> bytes:
+        cda: bytes | None = None, org_type: str = "FINEG") -> bytes:
     orc, status = EVENTS[event]
     values = {code: "N" for code in META} | {"DESTDMP": "Y"} | table_defaults(flags or {}) | (flags or {})
     content = cda if cda is not None else cda_for(patient, unique_id, author)
     b64 = base64.b64encode(content).decode()
-    org = f"CHU^^^^^ASIP-SANTE-ST&1.2.250.1.71.4.2.2&ISO^FINEG^^^{finess}" if finess is not None else "CHU"
+    org = f"CHU^^^^^ASIP-SANTE-ST&1.2.250.1.71.4.2.2&ISO^{org_type}^^^{finess}" if finess is not None else "CHU"
     birth = patient["birth_date"].replace("-", "")
     lines = [
         f"MSH|^~\\&|DPI|CHU|PFI|CHU|20261120100000||MDM^{event}^MDM_T02|{control_id}|P|2.6|||||FRA|UNICODE UTF-8|||"

@@ -240,17 +240,23 @@ def test_dmp_conf_03_01_fails_when_the_deletion_is_refused(mockbench):
 @pytest.mark.parametrize("finess,status", [
     pytest.param("valid", "passed", marks=pytest.mark.scenario_play("dmp-conf-12", "correct")),
     pytest.param(None, "failed", marks=pytest.mark.scenario_play("dmp-conf-12", "mistake")),
-    pytest.param("123456789", "failed", marks=pytest.mark.scenario_play("dmp-conf-12", "mistake"))])
+    pytest.param("123456789", "failed", marks=pytest.mark.scenario_play("dmp-conf-12", "mistake")),
+    # the footnote [2] of trans-cda-r2/profils-messages.md (PRT expéditeur) quotes SC.DMP/CONF.12: the geographic
+    # FINESS; a legal-entity FINESS (PRT-8.7 FINEJ), valid as it may be, is a finding
+    pytest.param("FINEJ", "failed", marks=pytest.mark.scenario_play("dmp-conf-12", "mistake"))])
 def test_dmp_conf_12_checks_prt_8_10(mockbench, finess, status):
     c = mockbench.client
     c.load("dmp-conf-12")
     patient = c.patient("alice")
     pro = c.call("GET", "/professionals")[0]
     real = c.call("GET", "/structures")[0]["finess"]
-    send(mockbench, mdm("T02", patient, pro, real if finess == "valid" else finess, "1.2.250.1.999.8.1"))
+    value = real if finess in ("valid", "FINEJ") else finess
+    kind = "FINEJ" if finess == "FINEJ" else "FINEG"
+    send(mockbench, mdm("T02", patient, pro, value, "1.2.250.1.999.8.1", org_type=kind))
     steps = c.finish()
     assert steps[0]["status"] == status
     if status == "failed":
         assert steps[0]["reason"].startswith("finding DMP/CONF.12: ")
+        assert finess != "FINEJ" or "FINEG" in steps[0]["reason"]
     else:
         assert [(s["status"], s["reason"]) for s in steps] == [("passed", None)] * 2
