@@ -2,8 +2,9 @@
 
 Inbound, each frame is read (mllp.py), parsed and checked for itself (hl7.py, messages.py), applied to
 the world in one transaction, and acknowledged only after that transaction committed. What is wrong with
-the message itself is a technical ACK AE/AR; what the DMP or the patient's identity refuses is an AA now and
-a ZAM^Z01 error later (to the DPI's listener when one is configured) and, in every case, a journal entry.
+the message itself is a technical ACK AE (AR only when the store is unavailable); what the DMP or the
+patient's identity refuses is an AA now and a ZAM^Z01 error later (to the DPI's listener when one is
+configured) and, in every case, a journal entry.
 
 MSSanté: a message with DESTMSSANTEPS=Y and/or DESTMSSANTEPAT=Y is also sent as a real MSSanté mail through
 the world (mail.py builds it: IHE_XDM.ZIP, ANS subject, X-MSS-* headers), in the same transaction as its other

@@ -2,7 +2,7 @@
 replace or delete (MDM^T02/T10/T04, ORU^R01, as the ANS guide "Transmission de documents CDA en HL7v2"
 describes them), or a patient's hospital-side DMP consent (PAM.fr ADT with a ZFA segment).
 
-Problems with the message itself raise Hl7Reject (technical ACK AE/AR). What depends on the world (the
+Problems with the message itself raise Hl7Reject (technical ACK AE). What depends on the world (the
 patient, the sender's rights, the current version) is the door's business, answered later by a ZAM.
 """
 
