@@ -231,6 +231,9 @@ class PfiDoor:
             others = [d.unique_id for d in msg.others]
             extra_findings = [finding("CDA-HL7/OBX", f"the message carries {len(msg.documents)} documents: "
                                       + ", ".join([msg.unique_id, *others]), "info")] if others else []
+            if others and (msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT")):
+                extra_findings.append(finding("PFI/MSS", f"the MSSanté mail carries the first document ({msg.unique_id})"
+                                              f" only, not {', '.join(others)}", "warning"))
             self.world.journal.append(
                 tx, "pfi", inbound.operation, actor=msg.sender.label, patient_ins=msg.patient.ins or None,
                 document=msg.unique_id, verdict="accepted", findings=inbound.findings + msg.findings + extra_findings,

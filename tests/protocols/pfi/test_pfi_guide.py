@@ -219,6 +219,18 @@ def test_an_oru_with_two_documents_feeds_each_and_sends_a_z01_for_each(pfi_world
         dpi.close()
 
 
+def test_an_oru_with_two_documents_sent_by_mssante_says_which_one_the_mail_carries(pfi_world):
+    bench, patient, pros = pfi_world["bench"], pfi_world["patient"], pfi_world["pros"]
+    dr_a = pros["dr_a"]
+    d1, d2 = "1.2.250.1.999.45.1", "1.2.250.1.999.45.2"
+    [ack] = send(bench, oru(patient, dr_a, dr_a["finess"], [cda_for(patient, d1, dr_a), cda_for(patient, d2, dr_a)],
+                            control_id="TWO-MSS", flags={"DESTMSSANTEPS": "Y", "INVISIBLE_PATIENT": "Y"},
+                            recipients=(pros["dr_b"]["mssante"],)))
+    assert msa(ack) == ("AA", "TWO-MSS")
+    said = [f["message"] for f in last_pfi(bench)["findings"] if f["rule"] == "PFI/MSS"]
+    assert said == [f"the MSSanté mail carries the first document ({d1}) only, not {d2}"]
+
+
 def test_an_oru_whose_second_document_cannot_be_taken_is_refused_naming_it(pfi_world):
     bench, patient, dr_a = pfi_world["bench"], pfi_world["patient"], pfi_world["pros"]["dr_a"]
     [ack] = send(bench, oru(patient, dr_a, dr_a["finess"], [
