@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -179,7 +180,8 @@ class PfiDoor:
             log.error("PFI: the store is unavailable, message answered AR: %s", exc)
             if inbound is None:
                 inbound = wire.read_header(payload)
-            ack = wire.build_ack(inbound, "AR", f"MBAR{id(payload) & 0xFFFFFF:06X}", self._now(), [wire.ErrorItem(
+            # no sequence from the store for MSH-10: a random id, unique enough for one answer
+            ack = wire.build_ack(inbound, "AR", f"MBAR{uuid.uuid4().hex[:12]}", self._now(), [wire.ErrorItem(
                 wire.E_APPLICATION, "the PFI cannot store the message now (its store is unavailable): send it again "
                 "later")])
             return self._encode(ack, inbound)

@@ -149,8 +149,9 @@ def test_zam_z01_goes_to_the_dpi_and_waits_for_its_ack(pfi_world, answer, verdic
         v1 = "1.2.250.1.999.4.1"
         with MLLPClient("127.0.0.1", port) as client:
             client.socket.settimeout(10)
-            client.send_message(mdm("T02", patient, pros["dr_a"], pros["dr_a"]["finess"], v1, control_id="Z-OK"))
-            client.send_message(mdm("T04", patient, pros["dr_c"], pros["dr_c"]["finess"], v1, control_id="Z-KO"))
+            for message in (mdm("T02", patient, pros["dr_a"], pros["dr_a"]["finess"], v1, control_id="Z-OK"),
+                            mdm("T04", patient, pros["dr_c"], pros["dr_c"]["finess"], v1, control_id="Z-KO")):
+                assert msa(parse_ack(client.send_message(message)))[0] == "AA"
         assert wait_for(lambda: len([e for e in bench.client.journal(channel="pfi") if e["direction"] == "out"]) == 2)
         zams = [parse_hl7(p) for p in dpi.received]
         assert [z.operation for z in zams] == ["ZAM^Z01", "ZAM^Z01"]
