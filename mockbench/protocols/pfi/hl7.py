@@ -175,7 +175,7 @@ def codec_for(charset: str) -> str:
 def known_charset(charset: str) -> str:
     """MSH-18 for an answer: the message's own when the PFI knows it, else UNICODE UTF-8."""
     label = (charset or "").split("~")[0].strip()
-    return label if label and (label in CHARSETS or label.upper() in CHARSETS) else DEFAULT_ENCODING
+    return label.upper() if label and label.upper() in CHARSETS else DEFAULT_ENCODING
 
 
 def decode(payload: bytes) -> tuple[str, str, list[dict]]:

@@ -182,10 +182,11 @@ def guide_version(inbound: Inbound) -> tuple[str, list[dict]]:
     """The guide version whose rules read this message, from MSH-21 (`2.1^CISIS_CDA_HL7_V2`, or `2.0^...`).
 
     trans-cda-r2/profils-messages.md, "Le segment MSH": MSH-21.1 the version of the guide, MSH-21.2
-    CISIS_CDA_HL7_V2 (required). trans-cda-r2/change-log.md: version 2.1 added the ORC section and its rule that
-    ORC-1 (NW / RO / CA) agrees with OBX-11 and the event; under 2.0 a document message carries ORC-1 SC for
-    every action. A message without MSH-21 is read by the 2.1 rules, with a finding; one that names another
-    profile or version is refused (AE 103)."""
+    CISIS_CDA_HL7_V2 (required). trans-cda-r2/change-log.md, version 2.1: "Section 12.2.4 : description du
+    segment ORC" and "préciser que la valeur ORC-1 doit être cohérente avec la valeur du champ OBX-11": the
+    NW / RO / CA rule is 2.1's. Guide 2.0's own text is not in the corpus; the bench follows issue 15's reading
+    of it, ORC-1 SC for every action (another value is a finding, not a refusal). A message without MSH-21 is
+    read by the 2.1 rules, with a finding; one that names another profile or version is refused (AE 103)."""
     findings: list[dict] = []
     version = inbound.value(inbound.msh, 21, 1, 1).strip()
     profile = inbound.value(inbound.msh, 21, 1, 2).strip()
