@@ -186,7 +186,8 @@ class Dmp:
             if actor.id not in (patient.id, patient.ins):
                 raise errors.AuthorizationMissing("a patient may only act on their own DMP")
             return
-        self.world.directory.professional(tx, actor.id)
+        if actor.kind != "device":   # a device acts for its structure (SC.DMP/CONF.12: "du professionnel ou du dispositif")
+            self.world.directory.professional(tx, actor.id)
         auth = self.authorization_status(tx, patient, actor)
         if auth.status == "INTERDIT":
             raise errors.ProfessionalBlocked(f"the patient blocked {actor.id}: a blocked professional is refused "
@@ -617,12 +618,13 @@ class Dmp:
             return
         if actor.kind == "patient" and patient_may:
             return
-        if actor.kind == "professional" and actor.id == doc.author:
+        # A device sender (PFI guide: PRT-10, no PRT-5) acts as the professional who feeds for its structure.
+        if actor.kind in ("professional", "device") and actor.id == doc.author:
             return
         if author_only:
             raise errors.NotAuthor(f"{actor.label} is not the author of {doc.unique_id} ({doc.author or '?'}): "
                                    "only the document's author deletes it (TD3.3c NB2)")
-        if actor.kind == "professional" and actor.structure and actor.structure == doc.author_structure:
+        if actor.kind in ("professional", "device") and actor.structure and actor.structure == doc.author_structure:
             return
         raise errors.NotAuthor(f"{actor.label} is neither the author of {doc.unique_id} ({doc.author or '?'}) "
                                f"nor of its structure ({doc.author_structure or '?'})")

@@ -214,10 +214,11 @@ class Message(Record):
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts on the world: a professional (with the structure acting for it), the patient, one of the
-    patient's legal representatives, or the bench itself (scenario transitions, seeding)."""
+    """Who acts on the world: a professional (with the structure acting for it), a device of a structure (a PFI
+    sender named by PRT-10), the patient, one of the patient's legal representatives, or the bench itself
+    (scenario transitions, seeding)."""
 
-    kind: str                       # professional | patient | legal_representative | system
+    kind: str                       # professional | device | patient | legal_representative | system
     id: str = ""
     structure: str = ""
     mode: str = "normal"            # normal | bris_de_glace | centre_15

@@ -2,8 +2,9 @@
 
 Inbound, each frame is read (mllp.py), parsed and checked for itself (hl7.py, messages.py), applied to
 the world in one transaction, and acknowledged only after that transaction committed. What is wrong with
-the message itself is a technical ACK AE/AR; what the DMP or the patient's identity refuses is an AA now and
-a ZAM^Z01 error later (to the DPI's listener when one is configured) and, in every case, a journal entry.
+the message itself is a technical ACK AE (AR only when the store is unavailable); what the DMP or the
+patient's identity refuses is an AA now and a ZAM^Z01 error later (to the DPI's listener when one is
+configured) and, in every case, a journal entry.
 
 MSSanté: a message with DESTMSSANTEPS=Y and/or DESTMSSANTEPAT=Y is also sent as a real MSSanté mail through
 the world (mail.py builds it: IHE_XDM.ZIP, ANS subject, X-MSS-* headers), in the same transaction as its other
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,7 +45,7 @@ from ..loop import DoorTasks, LoopThread
 from . import hl7 as wire
 from . import inbound as inbound_mail
 from . import mail
-from .errors import ZamRefusal, _hl7, zam_error
+from .errors import _hl7, z01_error, z03_error
 from .messages import ConsentMessage, DocumentMessage, check_header, read_consent, read_document
 from .mllp import STREAM_LIMIT, MllpClient, MllpFramingError, MllpLimits, MllpReader, write_frame
 
@@ -153,20 +156,35 @@ class PfiDoor:
             log.exception("PFI connection from %s failed", peer)
 
     def handle(self, payload: bytes, peer: str = "", junk: int = 0) -> bytes:
-        """One inbound message -> the technical ACK to send back, after the world change committed."""
+        """One inbound message -> the technical ACK to send back, after the world change committed.
+
+        trans-cda-r2/profils-messages.md, ACK section, MSA-1: AA once the change committed; AE for what is
+        wrong in the message itself (Hl7Reject); AR, "rejeté pour une raison circonstancielle, il peut être
+        réémis plus tard", only when the bench's store cannot take the message now (nothing was committed)."""
         inbound: wire.Inbound | None = None
         try:
-            inbound = wire.parse(payload)
-            family = check_header(inbound)
-            if junk:
-                inbound.findings.append(finding("MLLP/FRAMING", f"{junk} bytes outside an MLLP block were skipped"))
-            if family == "ADT":
-                return self._consent(read_consent(inbound), payload)
-            return self._document(read_document(inbound, family), payload)
-        except wire.Hl7Reject as reject:
+            try:
+                inbound = wire.parse(payload)
+                family = check_header(inbound)
+                if junk:
+                    inbound.findings.append(finding("MLLP/FRAMING",
+                                                    f"{junk} bytes outside an MLLP block were skipped"))
+                if family == "ADT":
+                    return self._consent(read_consent(inbound), payload)
+                return self._document(read_document(inbound, family), payload)
+            except wire.Hl7Reject as reject:
+                if inbound is None:
+                    inbound = wire.read_header(payload)  # to name MSH-10 in MSA-2 whenever it can be found
+                return self._reject(inbound, reject, payload)
+        except sqlite3.Error as exc:
+            log.error("PFI: the store is unavailable, message answered AR: %s", exc)
             if inbound is None:
-                inbound = wire.read_header(payload)  # to name MSH-10 in MSA-2 whenever the MSH is readable
-            return self._reject(inbound, reject, payload)
+                inbound = wire.read_header(payload)
+            # no sequence from the store for MSH-10: a random id, unique enough for one answer
+            ack = wire.build_ack(inbound, "AR", f"MBAR{uuid.uuid4().hex[:12]}", self._now(), [wire.ErrorItem(
+                wire.E_APPLICATION, "the PFI cannot store the message now (its store is unavailable): send it again "
+                "later")])
+            return self._encode(ack, inbound)
 
     def _reject(self, inbound: wire.Inbound | None, reject: wire.Hl7Reject, payload: bytes) -> bytes:
         with self.world.transaction() as tx:
@@ -181,11 +199,12 @@ class PfiDoor:
         return self._encode(ack, inbound)
 
     def _reject_unreadable(self, exc: MllpFramingError) -> bytes:
-        reject = wire.Hl7Reject("AR", wire.E_OTHER_HL7, f"the MLLP frame was refused: {exc.reason}")
+        reject = wire.Hl7Reject("AE", wire.E_OTHER_HL7, f"the MLLP frame was refused: {exc.reason}")
+        inbound = wire.read_header(exc.head) if exc.head else None   # MSA-2 names its MSH-10 when it is there
         with self.world.transaction() as tx:
-            ack = wire.build_ack(None, reject.ack_code, self._control_id(tx), self._now(),
+            ack = wire.build_ack(inbound, reject.ack_code, self._control_id(tx), self._now(),
                                  [wire.ErrorItem(reject.error, reject.text)])
-        return ack.encode("utf-8")
+        return self._encode(ack, inbound)
 
     def _framing_error(self, exc: MllpFramingError, peer: str) -> None:
         with self.world.transaction() as tx:
@@ -193,38 +212,46 @@ class PfiDoor:
                                       findings=[finding("MLLP/FRAMING", exc.reason, "error")])
 
     def _document(self, msg: DocumentMessage, payload: bytes) -> bytes:
+        """Each document of the message (an ORU may carry several) is fed, replaced or deleted in its own
+        savepoint, with its own dmp journal entry and ZAM^Z01; the pfi entry names the first."""
         inbound = msg.inbound
         with self.world.transaction() as tx:
             control_id = self._control_id(tx)
-            outcome: tuple[str, str | None, list[dict]] | None = None
-            zam: wire.ErrorItem | None = None
+            outcomes: list[tuple[DocumentMessage, str, str | None, list[dict], wire.ErrorItem | None, list]] = []
             if msg.flag("DESTDMP"):
-                try:
-                    with tx.savepoint():
-                        self._apply(tx, msg)
-                    outcome = ("accepted", None, [])
-                except (errors.WorldError, ZamRefusal) as exc:
-                    zam_code, zam = zam_error(exc)
-                    outcome = ("refused", exc.code,
-                               [finding("PFI/ZAM", f"ZAM^Z01 error {zam_code}: {zam.text}", "error")])
-            consent_findings = tx.scratch.pop("findings", [])
+                for doc in msg.documents:
+                    zam: wire.ErrorItem | None = None
+                    try:
+                        with tx.savepoint():
+                            self._apply(tx, doc)
+                        verdict, code, extra = "accepted", None, []
+                    except errors.WorldError as exc:
+                        dmp_code, zam = z01_error(exc)
+                        verdict, code = "refused", exc.code
+                        extra = [finding("PFI/ZAM", f"ZAM^Z01 error {dmp_code}: {exc.message}", "error")]
+                    outcomes.append((doc, verdict, code, extra, zam, tx.scratch.pop("findings", [])))
+            others = [d.unique_id for d in msg.others]
+            extra_findings = [finding("CDA-HL7/OBX", f"the message carries {len(msg.documents)} documents: "
+                                      + ", ".join([msg.unique_id, *others]), "info")] if others else []
+            if others and (msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT")):
+                extra_findings.append(finding("PFI/MSS", f"the MSSanté mail carries the first document ({msg.unique_id})"
+                                              f" only, not {', '.join(others)}", "warning"))
             self.world.journal.append(
-                tx, "pfi", inbound.operation, actor=msg.sender.idnps, patient_ins=msg.patient.ins or None,
-                document=msg.unique_id, verdict="accepted", findings=inbound.findings + msg.findings, raw=payload,
-                ref=inbound.control_id)
-            if outcome is not None:
-                verdict, code, extra = outcome
+                tx, "pfi", inbound.operation, actor=msg.sender.label, patient_ins=msg.patient.ins or None,
+                document=msg.unique_id, verdict="accepted", findings=inbound.findings + msg.findings + extra_findings,
+                raw=payload, ref=inbound.control_id)
+            for doc, verdict, code, extra, zam, consent_findings in outcomes:
                 self.world.journal.append(
-                    tx, "dmp", DMP_OPERATION[msg.action], actor=msg.sender.idnps,
-                    patient_ins=msg.patient.ins or None, document=msg.unique_id, verdict=verdict, code=code,
-                    findings=consent_findings + extra, ref=inbound.control_id,
-                    raw=f"{msg.action} {msg.unique_id} via the PFI (MSH-10 {inbound.control_id})")
+                    tx, "dmp", DMP_OPERATION[doc.action], actor=msg.sender.label,
+                    patient_ins=msg.patient.ins or None, document=doc.unique_id, verdict=verdict, code=code,
+                    findings=consent_findings + (doc.findings if doc is not msg else []) + extra,
+                    ref=inbound.control_id, raw=f"{doc.action} {doc.unique_id} via the PFI (MSH-10 {inbound.control_id})")
                 if self.settings.dpi is not None:
-                    zam_text = wire.build_zam("Z01", inbound, f"{control_id}Z", self._now(),
+                    zam_text = wire.build_zam("Z01", inbound, f"{control_id}Z{doc.position}", self._now(),
                                               success=verdict == "accepted", error=zam)
-                    meta = {"patient_ins": msg.patient.ins or None, "document": msg.unique_id,
+                    meta = {"patient_ins": msg.patient.ins or None, "document": doc.unique_id,
                             "ref": inbound.control_id}
-                    tx.after_commit(lambda: self._queue(zam_text, inbound, "ZAM^Z01", meta))
+                    tx.after_commit(lambda t=zam_text, m=meta: self._queue(t, inbound, "ZAM^Z01", m))
             if msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT"):
                 self._send_mail(tx, msg)
             ack = wire.build_ack(inbound, "AA", control_id, self._now())
@@ -233,14 +260,20 @@ class PfiDoor:
     def _apply(self, tx: Tx, msg: DocumentMessage) -> None:
         """The DMP operation the message asks for, as the PFI performs it for the sender."""
         patient = self._identify(tx, msg)
-        prof = self.world.directory.professional(tx, msg.sender.idnps)
-        structure = prof.structure
-        if msg.sender.finess:
-            try:
-                structure = self.world.directory.structure(tx, msg.sender.finess).id
-            except errors.UnknownStructure:
-                pass
-        actor = Actor(kind="professional", id=prof.id, structure=structure)
+        if msg.sender.idnps:
+            prof = self.world.directory.professional(tx, msg.sender.idnps)
+            author, structure = prof.id, prof.structure
+            if msg.sender.finess:
+                try:
+                    structure = self.world.directory.structure(tx, msg.sender.finess).id
+                except errors.UnknownStructure:
+                    pass
+        else:
+            # A device (PRT-10, no PRT-5) asks for its structure (PRT-8): the VIHF names the structure and the
+            # device (trans-cda-r2/profils-messages.md, footnote [2], SC.DMP/CONF.12).
+            author = msg.sender.label
+            structure = self.world.directory.structure(tx, msg.sender.finess).id
+        actor = Actor(kind="professional" if msg.sender.idnps else "device", id=author, structure=structure)
         dmp = self.world.dmp
         if msg.action == "delete":
             dmp.delete(tx, actor, msg.unique_id, patient_key=patient.id, cause=msg.inbound.control_id)
@@ -248,7 +281,7 @@ class PfiDoor:
         cda = msg.cda
         meta = {"unique_id": msg.unique_id, "type_code": msg.type_code or (cda.type_code if cda else ""),
                 "title": msg.title or (cda.title if cda else ""), "confidentiality": msg.confidentiality,
-                "author": prof.id, "author_structure": structure, "format_code": "urn:asip:ci-sis:2010",
+                "author": author, "author_structure": structure, "format_code": "urn:asip:ci-sis:2010",
                 "mime_type": "text/xml"}
         if cda is not None:
             meta["creation_time"] = _iso(cda.effective_time)
@@ -259,16 +292,14 @@ class PfiDoor:
             dmp.submit(tx, actor, patient.id, meta, msg.content, cause=msg.inbound.control_id)
 
     def _identify(self, tx: Tx, msg: DocumentMessage):
-        """The patient by INS, with the checks the guide's ZAM codes 902-905 name."""
+        """The patient by INS and its traits, as the DMP would identify it: the refusal is the DMP's error
+        (unknown patient, patient mismatch, incomplete identity), reported in the Z01 with its DMP code."""
         p = msg.patient
         if not p.ins:
-            raise ZamRefusal("903", "PID-3 carries no INS")
+            raise errors.UnknownPatient("PID-3 carries no INS: the DMP identifies a patient by INS only")
         if not (p.ins_oid and p.family_name and p.birth_date and p.sex):
-            raise ZamRefusal("905", "the INS comes without all its traits (OID, birth name, birth date, sex)")
-        try:
-            patient = self.world.directory.patient(tx, p.ins)
-        except errors.UnknownPatient:
-            raise ZamRefusal("902", f"no patient has the INS {p.ins}") from None
+            raise errors.MetadataError("the INS comes without all its traits (OID, birth name, birth date, sex)")
+        patient = self.world.directory.patient(tx, p.ins)   # UnknownPatient when no patient has it
         differences = []
         if p.family_name.upper() != patient.family_name.upper():
             differences.append(f"birth name {p.family_name} / {patient.family_name}")
@@ -279,7 +310,7 @@ class PfiDoor:
         if p.ins_oid != patient.ins_oid:
             differences.append(f"INS OID {p.ins_oid} / {patient.ins_oid}")
         if differences:
-            raise ZamRefusal("904", "the INS traits differ from the patient's: " + "; ".join(differences))
+            raise errors.PatientMismatch("the INS traits differ from the patient's: " + "; ".join(differences))
         return patient
 
     def _consent(self, msg: ConsentMessage, payload: bytes) -> bytes:
@@ -334,22 +365,24 @@ class PfiDoor:
             findings = [finding("PFI/MSS", f"sent for the HL7 message {inbound.control_id} "
                                 f"({'DESTMSSANTEPAT' if kind == 'patient' else 'DESTMSSANTEPS'})", "info")]
             findings += [finding("MSS/RCPT", f"550 5.1.1 {text}", "error") for _, text in unknown]
-            if known:
-                self.world.mss.deliver(tx, sender, [a for a, _ in known], raw, cause=inbound.control_id,
-                                       document=msg.unique_id)
-                tx.meta_set(MAIL_KEY + message_id, info)
+            # The delivery is journaled and its ZAM^Z02 queued before the world delivers: a recipient that
+            # answers at once (MDN, DSN) is journaled after the delivery it answers, and its ZAM^Z03 reaches the
+            # DPI after the Z02 (trans-cda-r2/profils-messages.md: Z02 on reception, Z03 on reading).
             self.world.journal.append(
                 tx, "mss", "DELIVER", direction="out", actor=sender, verdict="accepted" if known else "refused",
                 code="SMTP_550" if unknown else None, findings=findings, raw=raw, ref=message_id, **common)
-            if self.settings.dpi is None:
-                continue
-            for address, text in unknown:
-                self._queue_zam(tx, inbound, "Z02", info, success=False, address=address,
-                                error=wire.ErrorItem(wire.E_APPLICATION, text, application=SMTP_550))
-            if msg.flag("ACK_RECEPTION"):
-                for address, box in known:
-                    if (box.behaviour or {}).get("on_receive") != "bounce":   # its DSN makes a Z02 N
-                        self._queue_zam(tx, inbound, "Z02", info, success=True, address=address)
+            if self.settings.dpi is not None:
+                for address, text in unknown:
+                    self._queue_zam(tx, inbound, "Z02", info, success=False, address=address,
+                                    error=wire.ErrorItem(wire.E_APPLICATION, text, application=SMTP_550))
+                if msg.flag("ACK_RECEPTION"):
+                    for address, box in known:
+                        if (box.behaviour or {}).get("on_receive") != "bounce":   # its DSN makes a Z02 N
+                            self._queue_zam(tx, inbound, "Z02", info, success=True, address=address)
+            if known:
+                tx.meta_set(MAIL_KEY + message_id, info)
+                self.world.mss.deliver(tx, sender, [a for a, _ in known], raw, cause=inbound.control_id,
+                                       document=msg.unique_id)
 
     def _mail_sender(self, tx: Tx, msg: DocumentMessage) -> tuple[str | None, dict]:
         """The sender professional's MSSanté address, else a mailbox of the sender's structure."""
@@ -415,8 +448,7 @@ class PfiDoor:
             item = None
             if error:
                 code, _, text = str(error).partition("^")
-                item = wire.ErrorItem(wire.E_APPLICATION, f"the recipient could not integrate the document: {error}",
-                                      application=f"{_hl7(code)}^{_hl7(text)}")
+                item = z03_error(code, text)
             self._queue_zam(tx, original, "Z03", info, success=not error, address=data.get("from", ""), error=item)
 
     def _on_mail_delivered(self, event: events.Event) -> None:
@@ -539,8 +571,8 @@ class PfiDoor:
 
     @staticmethod
     def _encode(text: str, inbound: wire.Inbound | None) -> bytes:
-        label = (inbound.charset if inbound else "") or wire.DEFAULT_ENCODING
-        return text.encode(wire.CHARSETS.get(label.split("~")[0].strip(), "utf-8"), "replace")
+        """In the charset the answer declares in its MSH-18 (the message's, when the PFI knows it)."""
+        return text.encode(wire.codec_for(wire.known_charset(inbound.charset if inbound else "")), "replace")
 
     @staticmethod
     def _sender_app(inbound: wire.Inbound | None) -> str:

@@ -1,13 +1,24 @@
-"""World errors on the PFI's wire: a ZAM business acknowledgement whose ERR-5 carries the guide's
-900-905 codes where they apply (table applicationErrorCondition of the ANS guide), and the DMP's own code
-otherwise (ERR-5 code^label^DMP_ERROR_CODE)."""
+"""World errors on the PFI's wire: the ERR segment of the business acknowledgements (ZAM).
+
+trans-cda-r2/profils-messages.md, "Contraintes à appliquer au message ZAM^Z01^ZAM_Z01", segment ERR: ERR-3
+`207^Application error^messageErrorCondition`, ERR-5 the DMP's error as `code^libellé^DMP_ERROR_CODE` (the
+codes of the DMP integration guide's annex A7-1). The bench's DMP door answers each world error with one code
+(protocols/dmp/errors.py, `registry_code`): the Z01 carries that same code, so a DPI reads in a Z01 what the
+DMP said on its own wire.
+
+trans-cda-r2/error-codes.md, "Codes erreurs de l'accusé métier de lecture/traitement de la demande": the
+table applicationErrorCondition (900-906) is the consumer's, in its ACK to an inbound MDM and, relayed by the
+PFI from the MDN, in ZAM^Z03's ERR-5 `code^libellé^applicationErrorCondition` (profils-messages.md,
+"Contraintes à appliquer au message ZAM^Z03^ZAM_Z01"). It is not used in a Z01.
+"""
 
 from __future__ import annotations
 
 from ...world import errors
+from ..dmp.errors import registry_code
 from .hl7 import E_APPLICATION, ErrorItem
 
-ZAM_LABELS = {
+APPLICATION_ERRORS = {
     "900": "Version du document incorrecte lors d'une demande de remplacement/suppression",
     "901": "Auteur non autorisé à remplacer ou supprimer un document",
     "902": "Identifiant patient inconnu",
@@ -16,37 +27,21 @@ ZAM_LABELS = {
     "905": "L'INS transmis n'est pas complet",
     "906": "Autre erreur",
 }
-# world error code -> ZAM code, for the outcomes the guide names
-ZAM_FOR_CODE = {
-    errors.NotCurrentVersion.code: "900",
-    errors.UnknownDocument.code: "900",   # TXA-12 / TXA-13 name no current version in the DMP
-    errors.DocumentDeleted.code: "900",
-    errors.NotAuthor.code: "901",
-    errors.UnknownPatient.code: "902",
-}
 
 
-class ZamRefusal(Exception):
-    """A refusal decided by the PFI itself before calling the DMP (the patient's identity)."""
-
-    def __init__(self, zam: str, text: str) -> None:
-        super().__init__(text)
-        self.zam, self.text = zam, text
-
-    @property
-    def code(self) -> str:
-        return f"ZAM_{self.zam}"
+def z01_error(exc: errors.WorldError) -> tuple[str, ErrorItem]:
+    """(the DMP's error code, the ERR segment of the ZAM^Z01 N that reports it)."""
+    code = registry_code(exc)
+    return code, ErrorItem(E_APPLICATION, exc.message, application=f"{_hl7(code)}^{_hl7(exc.message)}^DMP_ERROR_CODE")
 
 
-def zam_error(exc: errors.WorldError | ZamRefusal) -> tuple[str, ErrorItem]:
-    """(the ZAM code, or the DMP's error code, for the journal; the ERR segment of the ZAM)."""
-    if isinstance(exc, ZamRefusal):
-        zam, text = exc.zam, exc.text
-    else:
-        zam, text = ZAM_FOR_CODE.get(exc.code, ""), exc.message
-        if not zam:
-            return exc.code, ErrorItem(E_APPLICATION, text, application=f"{exc.code}^{_hl7(exc.message)}^DMP_ERROR_CODE")
-    return zam, ErrorItem(E_APPLICATION, text, application=f"{zam}^{ZAM_LABELS[zam]}^applicationErrorCondition")
+def z03_error(code: str, text: str) -> ErrorItem:
+    """The ERR of a ZAM^Z03 N from the error an MDN reported (`code^libellé` in its Disposition): ERR-5
+    `code^libellé^applicationErrorCondition`, the label of error-codes.md's table when the code is in it."""
+    code = code.strip()
+    label = APPLICATION_ERRORS.get(code) or text.strip() or APPLICATION_ERRORS["906"]
+    return ErrorItem(E_APPLICATION, f"the recipient could not integrate the document: {code} {text}".strip(),
+                     application=f"{_hl7(code)}^{_hl7(label)}^applicationErrorCondition")
 
 
 def _hl7(text: str) -> str:

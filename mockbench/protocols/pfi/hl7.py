@@ -20,7 +20,7 @@ from ...world.journal import finding
 CHARSETS = {"UNICODE UTF-8": "utf-8", "8859/15": "iso-8859-15", "8859/1": "iso-8859-1", "ASCII": "ascii", "": "utf-8"}
 DEFAULT_ENCODING = "UNICODE UTF-8"
 
-# Table 0357 (message error condition), as the ANS guide lists it.
+# Table 0357 (symbolic name messageErrorCondition), codes and labels as trans-cda-r2/error-codes.md lists them.
 E_SEGMENT_SEQUENCE = "100"
 E_REQUIRED_FIELD = "101"
 E_DATA_TYPE = "102"
@@ -35,12 +35,18 @@ TABLE_0357 = {
     "0": "Message accepted", "100": "Segment sequence error", "101": "Required field missing",
     "102": "Data type error", "103": "Table value not found", "198": "Non-conformant cardinality",
     "199": "Other HL7 Error", "200": "Unsupported message type", "201": "Unsupported event code",
-    "202": "Unsupported processing id", "203": "Unsupported version id", "207": "Application error",
+    "202": "Unsupported processing", "203": "Unsupported version", "207": "Application error",
 }
 
 
 class Hl7Reject(Exception):
-    """What is wrong with the message itself: answered by a technical ACK AE (error) or AR (reject)."""
+    """What is wrong with the message itself, answered by a technical ACK AE with ERR.
+
+    trans-cda-r2/profils-messages.md, "Le message d'acquittement du message HL7v2", segment MSA: AE is for a
+    message that contains errors (syntax, unsupported version, type or event, fields that contradict each
+    other); AR means "rejected for a circumstantial reason, may be sent again later". Everything this module
+    and messages.py find is about the message itself, hence AE; the door answers AR only when its own store is
+    unavailable (door.py)."""
 
     def __init__(self, ack_code: str, error: str, text: str, location: str = "") -> None:
         super().__init__(text)
@@ -142,29 +148,57 @@ def unescape(text: str, enc: str = "^~\\&", field_sep: str = "|") -> str:
 
 
 # Decoding -----------------------------------------------------------------------------------------
+def _msh_start(payload: bytes) -> int:
+    """Where the MSH segment starts: at the beginning of the payload or of a line."""
+    start = payload.find(b"MSH")
+    while start > 0 and payload[start - 1:start] not in (b"\r", b"\n"):
+        start = payload.find(b"MSH", start + 1)
+    return start
+
+
+def _declared_charset(line: bytes) -> tuple[str, str | None]:
+    """(MSH-18 as written, its Python codec or None when the PFI does not know it), read from the raw bytes
+    with the separator at MSH-1: MSH-18 is ASCII in every charset the guide allows."""
+    sep = line[3:4] or b"|"
+    fields = line.split(sep)
+    charset = fields[17].decode("ascii", "replace").strip() if len(fields) > 17 else ""
+    label = charset.split("~")[0].strip()
+    return charset, CHARSETS.get(label.upper() if label.upper() in CHARSETS else label)
+
+
+def codec_for(charset: str) -> str:
+    """The codec an answer to a message declaring `charset` (MSH-18) is written in; UTF-8 when unknown."""
+    label = (charset or "").split("~")[0].strip()
+    return CHARSETS.get(label.upper() if label.upper() in CHARSETS else label) or "utf-8"
+
+
+def known_charset(charset: str) -> str:
+    """MSH-18 for an answer: the message's own when the PFI knows it, else UNICODE UTF-8."""
+    label = (charset or "").split("~")[0].strip()
+    return label.upper() if label and label.upper() in CHARSETS else DEFAULT_ENCODING
+
+
 def decode(payload: bytes) -> tuple[str, str, list[dict]]:
     """(text, MSH-18 as received, findings). The charset is read from the raw bytes before decoding, as a
-    receiver must: MSH-18 is ASCII in every charset the guide allows."""
+    receiver must; what an error quotes from the message is decoded in that charset too (ERR-8)."""
     findings: list[dict] = []
-    start = payload.find(b"MSH")
+    start = _msh_start(payload)
     if start < 0:
-        raise Hl7Reject("AR", E_SEGMENT_SEQUENCE, "the message does not start with an MSH segment", "MSH")
+        raise Hl7Reject("AE", E_SEGMENT_SEQUENCE, "the message does not start with an MSH segment", "MSH")
     if start > 0:
         junk = payload[:start]
         if junk.strip(b" \r\n\t\x00"):
-            raise Hl7Reject("AR", E_SEGMENT_SEQUENCE, f"{len(junk)} bytes before the MSH segment", "MSH")
+            raise Hl7Reject("AE", E_SEGMENT_SEQUENCE, f"{len(junk)} bytes before the MSH segment", "MSH")
         payload = payload[start:]
     if len(payload) < 8:
-        raise Hl7Reject("AR", E_REQUIRED_FIELD, "the MSH segment is truncated", "MSH^1^1")
-    _check_delimiters(payload[:9].decode("latin-1"))  # before MSH-18 is looked for by position
-    sep = payload[3:4]
+        raise Hl7Reject("AE", E_REQUIRED_FIELD, "the MSH segment is truncated", "MSH^1^1")
     end = min([i for i in (payload.find(b"\r"), payload.find(b"\n")) if i >= 0] or [len(payload)])
-    fields = payload[:end].split(sep)
-    charset = fields[17].decode("ascii", "replace").strip() if len(fields) > 17 else ""
+    charset, encoding = _declared_charset(payload[:end])
+    # before MSH-18 is trusted by position; the quote in ERR-8 is decoded as the message says it is written
+    _check_delimiters(payload[:end].decode(encoding or "latin-1", "replace")[:9])
     label = charset.split("~")[0].strip()
-    encoding = CHARSETS.get(label.upper() if label.upper() in CHARSETS else label)
     if encoding is None:
-        raise Hl7Reject("AR", E_TABLE_VALUE, f"MSH-18 {charset!r} is not a character set the PFI accepts "
+        raise Hl7Reject("AE", E_TABLE_VALUE, f"MSH-18 {charset!r} is not a character set the PFI accepts "
                         "(UNICODE UTF-8 or 8859/15)", "MSH^1^18")
     if not label:
         findings.append(finding("CDA-HL7/MSH-18", "MSH-18 is empty: the message was read as UTF-8"))
@@ -180,12 +214,12 @@ def _check_delimiters(head: str) -> None:
     """MSH-1 and MSH-2 from the first 9 characters of the message: a separator, then exactly four distinct
     encoding characters (HL7 2.5 / 2.6) that end MSH-2."""
     if len(head) < 9 or head[3] in "\r\n^~\\&" or head[3].isalnum():
-        raise Hl7Reject("AR", E_REQUIRED_FIELD, "MSH-1 (the field separator) is missing or not a separator",
+        raise Hl7Reject("AE", E_REQUIRED_FIELD, "MSH-1 (the field separator) is missing or not a separator",
                         "MSH^1^1")
     sep, encoding_chars = head[3], head[4:8]
     if (len(set(encoding_chars)) != 4 or sep in encoding_chars or any(c.isalnum() for c in encoding_chars)
             or head[8] not in (sep, "\r", "\n")):
-        raise Hl7Reject("AR", E_REQUIRED_FIELD, f"MSH-2 {head[4:].split(sep)[0]!r} does not hold four distinct "
+        raise Hl7Reject("AE", E_REQUIRED_FIELD, f"MSH-2 {head[4:].split(sep)[0]!r} does not hold four distinct "
                         "encoding characters", "MSH^1^2")
 
 
@@ -206,24 +240,47 @@ def parse(payload: bytes) -> Inbound:
         fields = line.split(sep)
         name = fields[0]
         if len(name) != 3 or not name.isalnum() or not (name.isupper() or name[0] == "Z"):
+            quoted = "".join(c for c in name[:3] if c.isalnum())   # ERL-1 is a segment id: no separators
             raise Hl7Reject("AE", E_SEGMENT_SEQUENCE, f"segment {i + 1} has no valid name ({name[:10]!r})",
-                            f"{name[:3]}^{i + 1}")
+                            f"{quoted}^{i + 1}" if quoted else "")
         segments.append(["MSH", sep, *fields[1:]] if name == "MSH" and i == 0 else fields)
     return Inbound(text, charset, segments, findings)
 
 
 def read_header(payload: bytes) -> Inbound | None:
     """The MSH segment alone, for a message that `parse` refused as a whole (a bad segment further on, bytes
-    invalid in its charset after the MSH): the ACK's MSA-2 must still name its MSH-10. None when the MSH
-    itself cannot be read."""
-    start = payload.find(b"MSH")
-    if start < 0 or payload[:start].strip(b" \r\n\t\x00"):
+    invalid in its charset, an unreadable MSH-1 or MSH-2, junk before it): the ACK's MSA-2 must still name
+    its MSH-10 whenever it can be found (trans-cda-r2/profils-messages.md, ACK section, MSA-2). When MSH-1 or
+    MSH-2 cannot be read, the fields are taken by position: MSH-2 as the four characters after MSH-1 (or up to
+    the next separator), then the fields split on MSH-1 (or on `|` when MSH-1 is not a separator). None when
+    there is no MSH."""
+    start = _msh_start(payload)
+    if start < 0:
         return None
     line = payload[start:].split(b"\r", 1)[0].split(b"\n", 1)[0]
     try:
         return parse(line)
     except Hl7Reject:
+        pass
+    charset, encoding = _declared_charset(line)
+    text = line.decode(encoding or "latin-1", "replace")
+    if len(text) < 5:
         return None
+    fields: list[str] = []
+    for sep in dict.fromkeys((text[3], "|")):     # MSH-1 as written, else the usual one
+        if sep in "^~\\&\r\n":
+            continue
+        if len(text) > 8 and text[8] == sep:
+            rest = text[9:]
+        else:
+            cut = text.find(sep, 4)
+            rest = text[cut + 1:] if cut >= 0 else ""
+        fields = ["MSH", sep, "^~\\&", *rest.split(sep)]
+        if len(fields) > 10 and fields[10]:
+            break
+    if not fields:
+        return None
+    return Inbound("|".join(fields[:1] + fields[2:]), charset, [fields])
 
 
 # Building answers ---------------------------------------------------------------------------------
@@ -242,39 +299,70 @@ def _escape(text: str, enc: str = "^~\\&", sep: str = "|") -> str:
     return out.replace(enc[3], "\\T\\").replace("\r", " ").replace("\n", " ")
 
 
+# Versions the PFI answers in (MSH-12 of an ACK): the message's own when the PFI reads it, else the one the
+# guide fixes for the message type (trans-cda-r2/profils-messages.md, ACK section, MSH-12: 2.5 for ORU,
+# 2.6 for MDM; its example answers an unsupported version with 2.5), so that the ACK stays well formed.
+ACK_VERSIONS = ("2.5", "2.5.1", "2.6")
+ACK_DEFAULT_VERSION = {"ORU": "2.5", "MDM": "2.6", "ZAM": "2.6", "ACK": "2.6"}
+PROCESSING_IDS = ("P", "T", "D")
+NULL = '""'   # HL7's explicit null, for a required field whose value cannot be known
+HD_LIMIT, ID_LIMIT = 20, 199   # HD-1 (IS, 20) of MSH-3..6; MSA-2 / OBX-4 (ST, 199 as EI-1 in the guide's types)
+
+
+def _hd(text: str) -> str:
+    """An application or facility echoed from the message, within HD-1's length (a longer one would make
+    the answer itself invalid)."""
+    return _escape(text[:HD_LIMIT])
+
+
 def build_ack(inbound: Inbound | None, ack_code: str, control_id: str, now: str,
               errors: Iterable[ErrorItem] = (), *, application: str = "PFI", facility: str = "MOCKBENCH") -> str:
-    """ACK^{event}^ACK with MSH-3/4 and MSH-5/6 swapped from the message acknowledged; MSA-2 is its MSH-10."""
+    """ACK^{event}^ACK as trans-cda-r2/profils-messages.md ("Le message d'acquittement du message HL7v2",
+    "Description des contraintes à appliquer sur l'acquittement") shapes it: MSH-3/4 and MSH-5/6 swapped
+    from the message acknowledged, MSH-9 ACK^<its event>^ACK, MSH-11 its processing id, MSH-12 its version,
+    MSH-17 FRA, MSH-18 its charset; MSA-2 its MSH-10 (HL7's null `""` when none can be found, MSA-2 being
+    required); ERR as the guide's example, `ERR||MSH^1^12|203^Unsupported version^messageErrorCondition|E`."""
     if inbound is not None:
         msh = inbound.msh
         sending = (value(msh, 5) or application, value(msh, 6) or facility)
         receiving = (value(msh, 3), value(msh, 4))
-        event = inbound.message_type[1]
-        version = value(msh, 12) or "2.6"
-        processing = value(msh, 11) or "P"
-        charset = inbound.charset or DEFAULT_ENCODING
+        code, event, _ = inbound.message_type
+        version = value(msh, 12)
+        version = version if version in ACK_VERSIONS else ACK_DEFAULT_VERSION.get(code, "2.5")
+        if not event and version == "2.6":
+            version = "2.5"   # MSH-9.2 is required in 2.6: without an event, the ACK is well formed as 2.5
+        processing = value(msh, 11)
+        processing = processing if processing in PROCESSING_IDS else "P"
+        charset = known_charset(inbound.charset)
         acked = inbound.control_id
     else:
         sending, receiving, event, version, processing, charset, acked = (
-            (application, facility), ("", ""), "", "2.6", "P", DEFAULT_ENCODING, "")
+            (application, facility), ("", ""), "", "2.5", "P", DEFAULT_ENCODING, "")
     # Values read from the message are unescaped: escape them again, or a `\F\` (or a message with another
     # field separator) would add fields to the ACK and shift its MSH-9 and MSH-10.
-    sending, receiving = (_escape(sending[0]), _escape(sending[1])), (_escape(receiving[0]), _escape(receiving[1]))
-    event, version, processing, charset, acked = map(_escape, (event, version, processing, charset, acked))
-    msg_type = f"ACK^{event}^ACK" if event else "ACK"
-    lines = [f"MSH|^~\\&|{sending[0]}|{sending[1]}|{receiving[0]}|{receiving[1]}|{now}||{msg_type}|{control_id}|"
-             f"{processing}|{version}|||||FRA|{charset}",
+    sending, receiving = (_hd(sending[0]), _hd(sending[1])), (_hd(receiving[0]), _hd(receiving[1]))
+    event, acked = _escape(event[:3]), _escape(acked[:ID_LIMIT]) or NULL
+    lines = [f"MSH|^~\\&|{sending[0]}|{sending[1]}|{receiving[0]}|{receiving[1]}|{now}||ACK^{event}^ACK|"
+             f"{control_id}|{processing}|{version}|||||FRA|{charset}",
              f"MSA|{ack_code}|{acked}"]
     lines += [_err(e) for e in errors]
     return "\r".join(lines) + "\r"
 
 
+ERR_TEXT_LIMIT = 2000   # ERR-8 is a TX of 2048 characters at most (HL7 2.5 / 2.6)
+
+
 def _err(e: ErrorItem) -> str:
+    """ERR-2 location, ERR-3 code^label^messageErrorCondition (the symbolic name guide v2.1 gives table
+    0357, trans-cda-r2/profils-messages.md ACK section and change-log.md, not `HL70357`), ERR-4 severity,
+    ERR-5 the application error when there is one, ERR-8 the reason in plain words."""
     label = TABLE_0357.get(e.code, "")
-    # A location may quote a segment name read from the message: escape each component.
-    location = "^".join(_escape(part) for part in e.location.split("^"))
-    return (f"ERR||{location}|{e.code}^{label}^HL70357|{e.severity}|{e.application}|||"
-            f"{_escape(e.text)}")
+    # A location may quote a segment name read from the message: escape each component. ERL-2 (the
+    # segment's sequence) is required when ERR-2 is given: a bare segment name means its first occurrence.
+    parts = [_escape(part) for part in e.location.split("^")] if e.location else []
+    location = "^".join(parts + ["1"] if len(parts) == 1 else parts)
+    return (f"ERR||{location}|{e.code}^{label}^messageErrorCondition|{e.severity}|{e.application}|||"
+            f"{_escape(e.text[:ERR_TEXT_LIMIT])}")
 
 
 ZAM_EVENTS = {"Z01": ("ACK_RECEPTION_DMP", "Accusé de réception DMP"),
@@ -282,32 +370,36 @@ ZAM_EVENTS = {"Z01": ("ACK_RECEPTION_DMP", "Accusé de réception DMP"),
               "Z03": ("ACK_LECTURE_MSS", "Accusé de lecture")}
 
 
-# The OBX naming the mailbox a Z02 / Z03 is about.
-ZAM_ADDRESSES = {"Z02": ("DESTINATAIRE_MSS", "Destinataire MSSanté"), "Z03": ("LECTEUR_MSS", "Lecteur MSSanté")}
+# The second OBX of a Z02 / Z03: the mailbox it is about (trans-cda-r2/ack-metier-zam.md).
+ZAM_ADDRESSES = {"Z02": ("DESTINATAIRE_MSS", "Destinataire MSSanté"),
+                 "Z03": ("LECTEUR_MSS", "Lecteur du courriel MSSanté")}
 
 
 def build_zam(event: str, original: Inbound, control_id: str, now: str, *, success: bool,
               error: ErrorItem | None = None, address: str = "", application: str = "PFI",
               facility: str = "MOCKBENCH") -> str:
-    """A business acknowledgement ZAM^{event}^ZAM_Z01 (HL7 2.6) for a message the PFI accepted earlier.
-    `address`, for Z02 / Z03: the recipient (DESTINATAIRE_MSS) or reader (LECTEUR_MSS) in a second OBX."""
+    """A business acknowledgement ZAM^{event}^ZAM_Z01 (HL7 2.6) for a message the PFI accepted earlier, as
+    trans-cda-r2/profils-messages.md ("Description des contraintes à appliquer sur les accusés métiers")
+    describes it: MSH-21 `2.1^CISIS_CDA_HL7_V2`; OBX 1 CWE, OBX-3 from AckMetierZAM, OBX-4 the original MSH-10,
+    OBX-5 `Y|N^^expandedYes-NoIndicator`; for Z02 / Z03 a second OBX, XTN, whose OBX-5 is `^^X.400^<address>`
+    (the recipient, DESTINATAIRE_MSS, or the reader, LECTEUR_MSS); ERR when OBX-5 is N, ERR-3
+    `207^Application error^messageErrorCondition`, ERR-5 as the caller made it (errors.py)."""
     code, label = ZAM_EVENTS[event]
     v = original.value
     msh = original.msh
-    sending = _escape(v(msh, 5) or application), _escape(v(msh, 6) or facility)
-    receiving = _escape(v(msh, 3)), _escape(v(msh, 4))
-    charset = _escape(original.charset or DEFAULT_ENCODING)
+    sending = _hd(v(msh, 5) or application), _hd(v(msh, 6) or facility)
+    receiving = _hd(v(msh, 3)), _hd(v(msh, 4))
+    charset = known_charset(original.charset)
+    processing = v(msh, 11) if v(msh, 11) in PROCESSING_IDS else "P"
     lines = [
         f"MSH|^~\\&|{sending[0]}|{sending[1]}|{receiving[0]}|{receiving[1]}|{now}||ZAM^{event}^ZAM_Z01|"
-        f"{control_id}|{_escape(v(msh, 11) or 'P')}|2.6|||||FRA|{charset}|||2.1^CISIS_CDA_HL7_V2",
-        f"OBX|1|CWE|{code}^{label}^AckMetierZAM|{_escape(original.control_id)}|{'Y' if success else 'N'}^^"
+        f"{control_id}|{processing}|2.6|||||FRA|{charset}|||2.1^CISIS_CDA_HL7_V2",
+        f"OBX|1|CWE|{code}^{label}^AckMetierZAM|{_escape(original.control_id[:ID_LIMIT])}|{'Y' if success else 'N'}^^"
         "expandedYes-NoIndicator||||||F",
     ]
-    if address and event in ZAM_ADDRESSES:
+    if event in ZAM_ADDRESSES:
         acode, alabel = ZAM_ADDRESSES[event]
-        lines.append(f"OBX|2|ST|{acode}^{alabel}^AckMetierZAM|{_escape(original.control_id)}|{_escape(address)}"
-                     "||||||F")
+        lines.append(f"OBX|2|XTN|{acode}^{alabel}^AckMetierZAM||^^X.400^{_escape(address)}||||||F")
     if not success and error is not None:
         lines.append(_err(error))
     return "\r".join(lines) + "\r"
-

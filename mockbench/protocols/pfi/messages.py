@@ -2,7 +2,7 @@
 replace or delete (MDM^T02/T10/T04, ORU^R01, as the ANS guide "Transmission de documents CDA en HL7v2"
 describes them), or a patient's hospital-side DMP consent (PAM.fr ADT with a ZFA segment).
 
-Problems with the message itself raise Hl7Reject (technical ACK AE/AR). What depends on the world (the
+Problems with the message itself raise Hl7Reject (technical ACK AE). What depends on the world (the
 patient, the sender's rights, the current version) is the door's business, answered later by a ZAM.
 """
 
@@ -22,9 +22,11 @@ from .hl7 import (
     E_MESSAGE_TYPE,
     E_REQUIRED_FIELD,
     E_SEGMENT_SEQUENCE,
+    E_TABLE_VALUE,
     E_VERSION,
     Hl7Reject,
     Inbound,
+    Segment,
 )
 
 INS_OIDS = {identity.OID_INS_NIR, identity.OID_INS_NIA, identity.OID_INS_NIR_TEST, identity.OID_INS_NIR_DEMO}
@@ -38,6 +40,9 @@ META_ORDER = ("MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REP_LEGAUX", "CONNEXI
               "DESTDMP", "DESTMSSANTEPS", "DESTMSSANTEPAT", "ACK_RECEPTION", "ACK_LECTURE_MSS", "CORPSMAIL_PS",
               "CORPSMAIL_PATIENT")
 META_ALIASES = {"ACK_LECTURE": "ACK_LECTURE_MSS"}  # the guide's own examples use both spellings
+PROFILE = "CISIS_CDA_HL7_V2"      # MSH-21.2 of the guide "Transmission de documents CDA en HL7v2"
+GUIDE_20, GUIDE_21 = "2.0", "2.1"
+PATIENT_DOMAIN = "patient.mssante.fr"
 
 
 @dataclass
@@ -52,12 +57,18 @@ class Patient:
 
 @dataclass
 class Sender:
-    idnps: str = ""
+    idnps: str = ""                  # PRT-5.1, for a professional
+    device: str = ""                 # PRT-10.1, for a device (trans-cda-r2/profils-messages.md, PRT expéditeur)
     family_name: str = ""
     given_name: str = ""
     organisation: str = ""
     organisation_type: str = ""      # PRT-8.7: FINEG, FINEJ or IDNST
     finess: str = ""                 # PRT-8.10
+
+    @property
+    def label(self) -> str:
+        """Who asks, for the journal: the professional's IDNPS, else `device:<PRT-10.1>`."""
+        return self.idnps or (f"device:{self.device}" if self.device else "")
 
 
 @dataclass
@@ -77,6 +88,14 @@ class DocumentMessage:
     reply_to: list[str] = field(default_factory=list)
     patient_replies_blocked: bool = False                    # NTE-4 FIN
     findings: list[dict] = field(default_factory=list)
+    guide: str = GUIDE_21                                     # MSH-21.1: the guide version whose rules read it
+    position: int = 1                                         # which document OBX of the message (1-based)
+    others: list[DocumentMessage] = field(default_factory=list)   # an ORU's further documents
+
+    @property
+    def documents(self) -> list[DocumentMessage]:
+        """Every document the message carries, in order (an ORU may carry several, an MDM one)."""
+        return [self, *self.others]
 
     def flag(self, code: str) -> bool:
         return self.metadata.get(code, "N").upper() == "Y"
@@ -106,19 +125,19 @@ def check_header(inbound: Inbound) -> str:
     """The message family (MDM, ORU, ADT) if the bench serves this type, event and version."""
     code, event, _ = inbound.message_type
     if not inbound.control_id:
-        raise Hl7Reject("AR", E_REQUIRED_FIELD, "MSH-10 (message control id) is empty", "MSH^1^10")
+        raise Hl7Reject("AE", E_REQUIRED_FIELD, "MSH-10 (message control id) is empty", "MSH^1^10")
     if not code:
-        raise Hl7Reject("AR", E_REQUIRED_FIELD, "MSH-9 (message type) is empty", "MSH^1^9")
+        raise Hl7Reject("AE", E_REQUIRED_FIELD, "MSH-9 (message type) is empty", "MSH^1^9")
     if code not in SUPPORTED_VERSIONS:
-        raise Hl7Reject("AR", E_MESSAGE_TYPE, f"message type {code} is not handled by the PFI (MDM, ORU, ADT)",
+        raise Hl7Reject("AE", E_MESSAGE_TYPE, f"message type {code} is not handled by the PFI (MDM, ORU, ADT)",
                         "MSH^1^9")
     if code == "MDM" and event not in DOCUMENT_EVENTS:
-        raise Hl7Reject("AR", E_EVENT, f"MDM event {event or '(none)'} is not handled (T02, T10, T04)", "MSH^1^9")
+        raise Hl7Reject("AE", E_EVENT, f"MDM event {event or '(none)'} is not handled (T02, T10, T04)", "MSH^1^9")
     if code == "ORU" and event != "R01":
-        raise Hl7Reject("AR", E_EVENT, f"ORU event {event or '(none)'} is not handled (R01)", "MSH^1^9")
+        raise Hl7Reject("AE", E_EVENT, f"ORU event {event or '(none)'} is not handled (R01)", "MSH^1^9")
     version = inbound.value(inbound.msh, 12)
     if version not in SUPPORTED_VERSIONS[code]:
-        raise Hl7Reject("AR", E_VERSION, f"version {version or '(none)'} is not supported for {code} "
+        raise Hl7Reject("AE", E_VERSION, f"version {version or '(none)'} is not supported for {code} "
                         f"({', '.join(SUPPORTED_VERSIONS[code])})", "MSH^1^12")
     return code
 
@@ -153,57 +172,126 @@ def read_consent(inbound: Inbound) -> ConsentMessage:
     feeding = inbound.value(zfa[0], 9) or None
     consultation = inbound.value(zfa[0], 11) or None
     if feeding not in (None, "INO", "IO", "NA"):
-        raise Hl7Reject("AE", "103", f"ZFA-9 {feeding!r} is not INO, IO or NA", "ZFA^1^9")
+        raise Hl7Reject("AE", E_TABLE_VALUE, f"ZFA-9 {feeding!r} is not INO, IO or NA", "ZFA^1^9")
     if consultation not in (None, "IC", "INC", "NA"):
-        raise Hl7Reject("AE", "103", f"ZFA-11 {consultation!r} is not IC, INC or NA", "ZFA^1^11")
+        raise Hl7Reject("AE", E_TABLE_VALUE, f"ZFA-11 {consultation!r} is not IC, INC or NA", "ZFA^1^11")
     return ConsentMessage(inbound, patient, consultation, feeding, findings)
 
 
-def read_document(inbound: Inbound, family: str) -> DocumentMessage:
+def guide_version(inbound: Inbound) -> tuple[str, list[dict]]:
+    """The guide version whose rules read this message, from MSH-21 (`2.1^CISIS_CDA_HL7_V2`, or `2.0^...`).
+
+    trans-cda-r2/profils-messages.md, "Le segment MSH": MSH-21.1 the version of the guide, MSH-21.2
+    CISIS_CDA_HL7_V2 (required). trans-cda-r2/change-log.md, version 2.1: "Section 12.2.4 : description du
+    segment ORC" and "préciser que la valeur ORC-1 doit être cohérente avec la valeur du champ OBX-11": the
+    NW / RO / CA rule is 2.1's. Guide 2.0's own text is not in the corpus; the bench follows issue 15's reading
+    of it, ORC-1 SC for every action (another value is a finding, not a refusal). A message without MSH-21 is
+    read by the 2.1 rules, with a finding; one that names another profile or version is refused (AE 103)."""
     findings: list[dict] = []
+    version = inbound.value(inbound.msh, 21, 1, 1).strip()
+    profile = inbound.value(inbound.msh, 21, 1, 2).strip()
+    if not version and not profile:
+        findings.append(finding("CDA-HL7/MSH-21", "MSH-21 is empty (required: 2.1^CISIS_CDA_HL7_V2): the message was "
+                                "read by the rules of guide 2.1"))
+        return GUIDE_21, findings
+    if profile != PROFILE or version.split(".")[:2] not in (["2", "0"], ["2", "1"]):
+        raise Hl7Reject("AE", E_TABLE_VALUE, f"MSH-21 {version}^{profile} is not a profile of this guide "
+                        f"(2.1^{PROFILE} or 2.0^{PROFILE})", "MSH^1^21")
+    guide = GUIDE_20 if version.startswith("2.0") else GUIDE_21
+    findings.append(finding("CDA-HL7/MSH-21", f"read by the rules of guide {guide} (MSH-21 {version}^{profile})",
+                            "info"))
+    return guide, findings
+
+
+def read_document(inbound: Inbound, family: str) -> DocumentMessage:
+    """The document(s) an MDM^T02/T10/T04 or an ORU^R01 carries, and what is asked for them.
+
+    trans-cda-r2/profils-messages.md, "Description fonctionnelle du message ORU": a first OBSERVATION group
+    with the document, then possibly a second with the same document in another format (N1 and N3); each is
+    read and fed, and one that cannot be taken refuses the whole message with an ERR naming it. change-log.md
+    2.0: "Le message HL7v2 MDM ne peut transmettre qu'un seul document": an MDM with two is refused."""
     event = inbound.message_type[1]
     if family == "MDM":
         _require(inbound, "EVN", "PID", "PV1", "TXA", "OBX")
     else:
         _require(inbound, "PID", "OBR", "OBX")
+    guide, findings = guide_version(inbound)
     patient = read_patient(inbound)
-    doc_obx, metadata = _observations(inbound, findings)
-    if doc_obx is None:
+    doc_obxs, metadata = _observations(inbound, findings)
+    if not doc_obxs:
         raise Hl7Reject("AE", E_SEGMENT_SEQUENCE, "no OBX carries the document (OBX-2 ED, OBX-3 a LOINC type)",
                         "OBX")
-    status = inbound.value(doc_obx, 11)
+    if family == "MDM" and len(doc_obxs) > 1:
+        raise Hl7Reject("AE", E_SEGMENT_SEQUENCE, f"an MDM carries one document only, and OBX {doc_obxs[1][0]} is a "
+                        "second one (OBX-2 ED)", f"OBX^{doc_obxs[1][0]}")
+    sender = _sender(inbound, findings)
+    docs: list[DocumentMessage] = []
+    for position, (seq, obx) in enumerate(doc_obxs, start=1):
+        where = f"OBX^{seq}"
+        label = "the document" if len(doc_obxs) == 1 else f"document {position} of {len(doc_obxs)} (OBX {seq})"
+        doc_findings = findings if position == 1 else []
+        action = _action(inbound, family, event, guide, obx, where, label, doc_findings)
+        content, cda = _document(inbound, obx, action, doc_findings, where, label)
+        msg = DocumentMessage(inbound=inbound, action=action, patient=patient, sender=sender, unique_id="",
+                              type_code=inbound.value(obx, 3, 1, 1), title=inbound.value(obx, 3, 1, 2),
+                              content=content, cda=cda, metadata=metadata, findings=doc_findings, guide=guide,
+                              position=position)
+        _ids(inbound, msg, family, where, label)
+        docs.append(msg)
+    ids = [d.unique_id for d in docs]
+    if len(set(ids)) != len(ids):
+        raise Hl7Reject("AE", E_APPLICATION, f"two document OBX carry the same document id {ids[0]}: each needs its "
+                        "own", "OBX")
+    first = docs[0]
+    first.others = docs[1:]
+    _participants(inbound, first)
+    for other in first.others:
+        other.recipients, other.reply_to = first.recipients, first.reply_to
+        other.patient_replies_blocked = first.patient_replies_blocked
+    _consistency(first)
+    return first
+
+
+def _action(inbound: Inbound, family: str, event: str, guide: str, obx: Segment, where: str, label: str,
+            findings: list[dict]) -> str:
+    """submit / replace / delete from the event (MDM) or OBX-11 (ORU), with ORC-1 read by the guide's version:
+    2.1 (profils-messages.md, "Le segment ORC"): NW, RO or CA, agreeing with OBX-11 and the event, or the
+    message is rejected; 2.0: SC for every action."""
+    status = inbound.value(obx, 11)
     orc1 = inbound.get("ORC", 1)
     if family == "MDM":
         action, want_orc, want_obx = DOCUMENT_EVENTS[event]
         if status != want_obx:
-            raise Hl7Reject("AE", E_APPLICATION, f"MDM^{event} needs OBX-11 {want_obx} on the document, found "
-                            f"{status or '(empty)'}", "OBX^1^11")
-        if orc1 and orc1 != want_orc:
-            raise Hl7Reject("AE", E_APPLICATION, f"MDM^{event} needs ORC-1 {want_orc}, found {orc1}", "ORC^1^1")
-        if not orc1:
-            findings.append(finding("CDA-HL7/ORC", f"ORC-1 is empty; MDM^{event} expects {want_orc}"))
+            raise Hl7Reject("AE", E_APPLICATION, f"MDM^{event} needs OBX-11 {want_obx} on {label}, found "
+                            f"{status or '(empty)'}", f"{where}^11")
     else:
         action = OBX11_ACTIONS.get(status, "")
         if not action:
-            raise Hl7Reject("AE", E_APPLICATION, f"OBX-11 {status or '(empty)'} on the document is not F, C or D",
-                            "OBX^1^11")
-        if orc1 and orc1 != ORC1_FOR_ACTION[action]:
-            raise Hl7Reject("AE", E_APPLICATION, f"ORC-1 {orc1} disagrees with OBX-11 {status} (expected "
-                            f"{ORC1_FOR_ACTION[action]})", "ORC^1^1")
-    content, cda = _document(inbound, doc_obx, action, findings)
-    msg = DocumentMessage(inbound=inbound, action=action, patient=patient, sender=_sender(inbound, findings),
-                          unique_id="", type_code=inbound.value(doc_obx, 3, 1, 1),
-                          title=inbound.value(doc_obx, 3, 1, 2), content=content, cda=cda, metadata=metadata,
-                          findings=findings)
-    _ids(inbound, msg, family)
-    _participants(inbound, msg)
-    _consistency(msg)
-    return msg
+            raise Hl7Reject("AE", E_APPLICATION, f"OBX-11 {status or '(empty)'} on {label} is not F, C or D",
+                            f"{where}^11")
+        want_orc = ORC1_FOR_ACTION[action]
+    if guide == GUIDE_20:
+        if orc1 and orc1 != "SC":
+            findings.append(finding("CDA-HL7/ORC", f"ORC-1 {orc1}: guide 2.0 (MSH-21) uses SC for every action; NW / "
+                                    "RO / CA are guide 2.1's"))
+        elif not orc1:
+            findings.append(finding("CDA-HL7/ORC", "ORC-1 is empty; guide 2.0 (MSH-21) expects SC"))
+        return action
+    if orc1 and orc1 != want_orc:
+        what = f"MDM^{event}" if family == "MDM" else f"OBX-11 {status}"
+        raise Hl7Reject("AE", E_APPLICATION, f"ORC-1 {orc1} disagrees with {what} (guide 2.1 expects {want_orc}"
+                        + ("; SC is guide 2.0's, declared by MSH-21 2.0^CISIS_CDA_HL7_V2)" if orc1 == "SC" else ")"),
+                        "ORC^1^1")
+    if not orc1:
+        findings.append(finding("CDA-HL7/ORC", f"ORC-1 is empty; {'MDM^' + event if family == 'MDM' else 'OBX-11 ' + status}"
+                                f" expects {want_orc}"))
+    return action
 
 
-def _observations(inbound: Inbound, findings: list[dict]):
-    doc_obx, metadata, order = None, {}, []
-    for obx in inbound.segments("OBX"):
+def _observations(inbound: Inbound, findings: list[dict]) -> tuple[list[tuple[int, Segment]], dict[str, str]]:
+    """((OBX position, segment) of each document OBX, the MetaDMPMSS values)."""
+    docs, metadata, order = [], {}, []
+    for seq, obx in enumerate(inbound.segments("OBX"), start=1):
         system = inbound.value(obx, 3, 1, 3)
         code = inbound.value(obx, 3, 1, 1)
         if system == "MetaDMPMSS":
@@ -214,8 +302,8 @@ def _observations(inbound: Inbound, findings: list[dict]):
                 metadata[code] = text.decode("utf-8", "replace")
             else:
                 metadata[code] = inbound.value(obx, 5, 1, 1).strip()
-        elif inbound.value(obx, 2) == "ED" and doc_obx is None:
-            doc_obx = obx
+        elif inbound.value(obx, 2) == "ED":
+            docs.append((seq, obx))
     known = [c for c in order if c in META_ORDER]
     if known != sorted(known, key=META_ORDER.index):
         findings.append(finding("CDA-HL7/MetaDMPMSS", "the MetaDMPMSS OBX are not in the guide's order ("
@@ -223,10 +311,10 @@ def _observations(inbound: Inbound, findings: list[dict]):
     unknown = [c for c in order if c not in META_ORDER]
     if unknown:
         findings.append(finding("CDA-HL7/MetaDMPMSS", f"unknown MetaDMPMSS codes: {', '.join(unknown)}"))
-    return doc_obx, metadata
+    return docs, metadata
 
 
-def _b64(data: str, where: str, findings: list[dict], *, lenient: bool = False) -> bytes:
+def _b64(data: str, where: str, findings: list[dict], *, lenient: bool = False, location: str = "OBX^1^5") -> bytes:
     """Base64 without its padding is accepted with a finding. `lenient` (a mail body, not the document)
     also drops a truncated last character, as one ANS example needs."""
     compact = re.sub(r"\s+", "", data) if any(c in data for c in " \t\r\n") else data
@@ -239,30 +327,32 @@ def _b64(data: str, where: str, findings: list[dict], *, lenient: bool = False) 
     try:
         decoded = base64.b64decode(padded, validate=True)
     except (binascii.Error, ValueError):
-        raise Hl7Reject("AE", E_APPLICATION, f"{where}: the data is not base64", "OBX^1^5") from None
+        raise Hl7Reject("AE", E_APPLICATION, f"{where}: the data is not base64", location) from None
     if padded != compact:
         findings.append(finding("CDA-HL7/BASE64", f"{where}: base64 without its padding"))
     return decoded
 
 
-def _document(inbound: Inbound, obx, action: str, findings: list[dict]) -> tuple[bytes, CdaHeader | None]:
+def _document(inbound: Inbound, obx: Segment, action: str, findings: list[dict], where: str = "OBX^1",
+              label: str = "the document") -> tuple[bytes, CdaHeader | None]:
     encoding = inbound.value(obx, 5, 1, 4)
     data = inbound.value(obx, 5, 1, 5)
     if not data:
         if action == "delete":
             return b"", None
-        raise Hl7Reject("AE", E_REQUIRED_FIELD, "the document OBX-5 carries no data", "OBX^1^5")
+        raise Hl7Reject("AE", E_REQUIRED_FIELD, f"OBX-5 of {label} carries no data", f"{where}^5")
     if encoding.lower() != "base64":
-        raise Hl7Reject("AE", E_APPLICATION, f"the document is encoded as {encoding or '(none)'}, Base64 expected",
-                        "OBX^1^5")
-    content = _b64(data, "the document", findings)
+        raise Hl7Reject("AE", E_APPLICATION, f"{label} is encoded as {encoding or '(none)'}, Base64 expected",
+                        f"{where}^5")
+    content = _b64(data, label, findings, location=f"{where}^5")
     try:
         return content, read_cda_header(content)
     except CdaError as exc:
-        raise Hl7Reject("AE", E_APPLICATION, f"the document is not a CDA: {exc}", "OBX^1^5") from None
+        raise Hl7Reject("AE", E_APPLICATION, f"{label} is not a CDA: {exc}", f"{where}^5") from None
 
 
-def _ids(inbound: Inbound, msg: DocumentMessage, family: str) -> None:
+def _ids(inbound: Inbound, msg: DocumentMessage, family: str, where: str = "OBX^1",
+         label: str = "the document") -> None:
     cda = msg.cda
     cda_parent = next((pid for kind, pid in (cda.related if cda else ()) if kind == "RPLC"), "")
     if family == "MDM":
@@ -278,28 +368,35 @@ def _ids(inbound: Inbound, msg: DocumentMessage, family: str) -> None:
                                         f"{cda.unique_id}"))
     else:
         if cda is None:
-            raise Hl7Reject("AE", E_REQUIRED_FIELD, "ORU^R01 carries its document ids in the CDA, and there is none",
-                            "OBX^1^5")
+            raise Hl7Reject("AE", E_REQUIRED_FIELD, f"ORU^R01 carries its document ids in the CDA, and {label} has "
+                            "none", f"{where}^5")
         msg.unique_id = cda.unique_id
         msg.parent_id = cda_parent
         if msg.action == "replace" and not msg.parent_id:
-            raise Hl7Reject("AE", E_APPLICATION, "a replacement (OBX-11 C) needs a relatedDocument RPLC in the CDA",
-                            "OBX^1^5")
+            raise Hl7Reject("AE", E_APPLICATION, f"a replacement (OBX-11 C) needs a relatedDocument RPLC in the CDA "
+                            f"of {label}", f"{where}^5")
     if cda is not None and msg.patient.ins and cda.ins and cda.ins[0] != msg.patient.ins:
-        raise Hl7Reject("AE", E_APPLICATION, f"the CDA's patient {cda.ins[0]} is not PID-3's {msg.patient.ins}",
-                        "PID^1^3")
+        raise Hl7Reject("AE", E_APPLICATION, f"the patient {cda.ins[0]} of {label} (its CDA) is not PID-3's "
+                        f"{msg.patient.ins}", "PID^1^3")
     if cda is not None and msg.patient.ins and cda.ins is None:
-        msg.findings.append(finding("CDA-HL7/INS", "the CDA carries no INS for its patient"))
+        msg.findings.append(finding("CDA-HL7/INS", f"the CDA of {label} carries no INS for its patient"))
 
 
 def _sender(inbound: Inbound, findings: list[dict]) -> Sender:
+    """The first PRT SB: the professional (PRT-5) or the device (PRT-10) that asks, and its organisation (PRT-8).
+
+    trans-cda-r2/profils-messages.md, "Les données concernant la demande de traitement sur le(s) document(s)",
+    PRT expéditeur: PRT-5 is required if the sender is a professional, PRT-10 if it is a device; PRT-8.7 FINEJ,
+    FINEG or IDNST, PRT-8.10 the organisation's number. Its footnote [2] quotes SC.DMP/CONF.12: the system
+    must give the PFI "FINESS géographique de l'établissement et l'identifiant du professionnel ou du
+    dispositif" for the VIHF: anything else than a valid FINEG in PRT-8 is a DMP/CONF.12 finding."""
     for prt in inbound.segments("PRT"):
         if inbound.value(prt, 4, 1, 1) != "SB":
             continue
         sender = Sender(idnps=inbound.value(prt, 5, 1, 1).strip(), family_name=inbound.value(prt, 5, 1, 2),
                         given_name=inbound.value(prt, 5, 1, 3), organisation=inbound.value(prt, 8, 1, 1),
                         organisation_type=inbound.value(prt, 8, 1, 7).strip(),
-                        finess=inbound.value(prt, 8, 1, 10))
+                        finess=inbound.value(prt, 8, 1, 10), device=inbound.value(prt, 10, 1, 1).strip())
         if sender.finess != sender.finess.strip():
             findings.append(finding("CDA-HL7/PRT", "PRT-8.10 carries trailing spaces", "info"))
             sender.finess = sender.finess.strip()
@@ -308,10 +405,14 @@ def _sender(inbound: Inbound, findings: list[dict]) -> Sender:
         elif not identity.is_valid_finess(sender.finess):
             findings.append(finding("DMP/CONF.12", f"PRT-8.10 {sender.finess} is not a valid FINESS (check digit)",
                                     "error"))
+        elif sender.organisation_type != "FINEG":
+            findings.append(finding("DMP/CONF.12", f"PRT-8.7 is {sender.organisation_type or '(empty)'}: the VIHF needs "
+                                    "the geographic FINESS (FINEG) of the establishment", "error"))
         if sender.idnps and not identity.is_valid_idnps(sender.idnps):
             findings.append(finding("IDENTIFIERS/IDNPS", f"the sender IDNPS {sender.idnps} fails its check digit"))
-        if not sender.idnps:
-            raise Hl7Reject("AE", E_REQUIRED_FIELD, "the sender PRT (SB) has no PRT-5 identifier", "PRT^1^5")
+        if not sender.idnps and not sender.device:
+            raise Hl7Reject("AE", E_REQUIRED_FIELD, "the sender PRT (SB) names neither a professional (PRT-5) nor a "
+                            "device (PRT-10)", "PRT^1^5")
         return sender
     raise Hl7Reject("AE", E_SEGMENT_SEQUENCE, "no PRT segment names the sender (PRT-4 SB)", "PRT")
 
@@ -327,15 +428,60 @@ def _participants(inbound: Inbound, msg: DocumentMessage) -> None:
     msg.patient_replies_blocked = any(inbound.value(nte, 4) == "FIN" for nte in inbound.segments("NTE"))
 
 
+def is_patient_address(address: str) -> bool:
+    return address.strip().lower().endswith("@" + PATIENT_DOMAIN)
+
+
+# trans-cda-r2/regles-gestion-mssante.md (as changed on 21 April 2026, CONNEXION_SECRETE "N ou Y" when a
+# professional receives the document, MASQUE_PS N when only professionals do): the exhaustive list of the
+# MetaDMPMSS combinations allowed for an MSSanté exchange; "Les cas non représentés génèrent un message
+# d'erreur". Each row: (DESTMSSANTEPS, DESTMSSANTEPAT) -> the values each flag may take (None: Y or N).
+MSS_COMBINATIONS: dict[tuple[str, str], dict[str, str | None]] = {
+    ("Y", "Y"): {"MASQUE_PS": "N", "INVISIBLE_PATIENT": "N", "INVISIBLE_REP_LEGAUX": "N", "CONNEXION_SECRETE": None,
+                 "MODIF_CONF_CODE": None, "DESTDMP": None},
+    ("Y", "N"): {"MASQUE_PS": "N", "INVISIBLE_PATIENT": "Y", "INVISIBLE_REP_LEGAUX": "N", "CONNEXION_SECRETE": None,
+                 "MODIF_CONF_CODE": None, "DESTDMP": None},
+    ("N", "Y"): {"MASQUE_PS": None, "INVISIBLE_PATIENT": "N", "INVISIBLE_REP_LEGAUX": None, "CONNEXION_SECRETE": "N",
+                 "MODIF_CONF_CODE": None, "DESTDMP": "N"},
+}
+MSS_EXCHANGES = {("Y", "Y"): "to the professionals and the patient", ("Y", "N"): "to the professionals only",
+                 ("N", "Y"): "to the patient only"}
+
+
+def mss_combination_error(msg: DocumentMessage) -> str | None:
+    """Why the MetaDMPMSS values are not a combination regles-gestion-mssante.md allows, or None."""
+    key = ("Y" if msg.flag("DESTMSSANTEPS") else "N", "Y" if msg.flag("DESTMSSANTEPAT") else "N")
+    row = MSS_COMBINATIONS.get(key)
+    if row is None:
+        return None      # no MSSanté exchange asked: the table does not apply
+    wrong = [f"{code}={'Y' if msg.flag(code) else 'N'} (allowed: {want})" for code, want in row.items()
+             if want is not None and ('Y' if msg.flag(code) else 'N') != want]
+    if not wrong:
+        return None
+    return (f"an MSSanté exchange {MSS_EXCHANGES[key]} (DESTMSSANTEPS={key[0]}, DESTMSSANTEPAT={key[1]}) is not "
+            f"allowed with {', '.join(wrong)}: not a combination of the guide's MSSanté rules table "
+            "(regles-gestion-mssante.md)")
+
+
 def _consistency(msg: DocumentMessage) -> None:
-    """The MetaDMPMSS combination rules that make a message self-contradictory."""
-    if msg.flag("DESTMSSANTEPAT") and msg.flag("INVISIBLE_PATIENT"):
-        raise Hl7Reject("AE", E_APPLICATION, "DESTMSSANTEPAT=Y sends the document to the patient, but "
-                        "INVISIBLE_PATIENT=Y hides it from the patient", "OBX")
-    if msg.flag("DESTMSSANTEPS") and not [r for r in msg.recipients if not r.endswith("@patient.mssante.fr")]:
+    """The rules that make a message self-contradictory: refused with AE 207 (profils-messages.md, ACK section:
+    AE for a message in error), the reason in ERR-8 and in the journal."""
+    why = mss_combination_error(msg)
+    if why:
+        raise Hl7Reject("AE", E_APPLICATION, why, "OBX")
+    patient_boxes = [r for r in msg.recipients if is_patient_address(r)]
+    # profils-messages.md, "Echange MSSanté Patient": the patient's address is in a PRT RCT. The message is
+    # about PID-3's patient only: a mail to another patient's mailbox would disclose the document.
+    for address in patient_boxes:
+        local = address.strip().split("@", 1)[0]
+        if not msg.patient.ins or local != msg.patient.ins:
+            raise Hl7Reject("AE", E_APPLICATION, f"the patient recipient {address} (PRT RCT) is not PID-3's patient "
+                            f"({msg.patient.ins or 'no INS'}@{PATIENT_DOMAIN}): the document would go to another "
+                            "patient's mailbox", "PRT")
+    if msg.flag("DESTMSSANTEPS") and not [r for r in msg.recipients if not is_patient_address(r)]:
         raise Hl7Reject("AE", E_APPLICATION, "DESTMSSANTEPS=Y but no PRT RCT names a professional's MSSanté "
                         "address", "PRT")
-    if msg.flag("DESTMSSANTEPAT") and not [r for r in msg.recipients if r.endswith("@patient.mssante.fr")]:
+    if msg.flag("DESTMSSANTEPAT") and not patient_boxes:
         msg.findings.append(finding("CDA-HL7/DESTMSSANTEPAT", "DESTMSSANTEPAT=Y without a patient address "
                                     "(<INS>@patient.mssante.fr) among the recipients: the PFI builds it from the INS",
                                     "info"))

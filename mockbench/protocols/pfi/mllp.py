@@ -49,14 +49,18 @@ class Frame:
     missing_cr: bool = False  # ended by a bare FS (at EOF, or followed by something other than CR)
 
 
+HEAD_BYTES = 2048   # kept of an oversized frame, enough for its MSH
+
+
 class MllpFramingError(Exception):
     """The peer broke the framing. `kind` is stable; `in_sync` says whether the stream is at a frame
     boundary, i.e. whether the door may answer on this connection and read on."""
 
     kind = "framing"
 
-    def __init__(self, reason: str, *, size: int = 0, in_sync: bool = False) -> None:
+    def __init__(self, reason: str, *, size: int = 0, in_sync: bool = False, head: bytes = b"") -> None:
         self.reason = reason
+        self.head = head  # an oversized frame's first bytes: the door's ACK still names its MSH-10
         self.size = size  # bytes seen: the frame's payload so far, or the junk skipped
         self.in_sync = in_sync
         super().__init__(reason)
@@ -147,6 +151,7 @@ class MllpReader:
         parts: list[bytes] = []
         size = 0
         oversized = False
+        head = b""
 
         def on_timeout() -> MllpFramingError:
             if oversized:
@@ -163,6 +168,7 @@ class MllpReader:
             if not oversized and size > limits.max_message_bytes:
                 # Stop keeping the payload but go on reading to the end block, to stay in sync.
                 oversized = True
+                head = b"".join([*parts, body])[:HEAD_BYTES]
                 parts.clear()
             if not oversized:
                 parts.append(body)
@@ -179,7 +185,7 @@ class MllpReader:
         self._pending = rest if missing_cr else rest[1:]
         if oversized:
             raise MllpTooLargeError(f"frame of {size} bytes, over {limits.max_message_bytes}", size=size,
-                                    in_sync=True)
+                                    in_sync=True, head=head)
         return Frame(b"".join(parts), junk, started, self._clock() - started, missing_cr)
 
     def _take_pending(self) -> bytes:

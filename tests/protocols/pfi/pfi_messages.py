@@ -3,6 +3,7 @@
 import base64
 
 import hl7
+from strict_hl7 import check_ack, decode
 
 from mockbench.formats.cda import minimal_cda
 
@@ -20,14 +21,25 @@ def cda_for(patient: dict, unique_id: str, author: dict) -> bytes:
                        text="Examen normal.")
 
 
+def table_defaults(flags: dict) -> dict:
+    """The values trans-cda-r2/regles-gestion-mssante.md requires with the MSSanté exchange the flags ask for,
+    unless the test sets them: to professionals only, INVISIBLE_PATIENT Y; to the patient only, DESTDMP N."""
+    ps, pat = flags.get("DESTMSSANTEPS") == "Y", flags.get("DESTMSSANTEPAT") == "Y"
+    if ps and not pat:
+        return {"INVISIBLE_PATIENT": "Y"}
+    if pat and not ps:
+        return {"DESTDMP": "N"}
+    return {}
+
+
 def mdm(event: str, patient: dict, author: dict, finess: str | None, unique_id: str, parent_id: str = "", *,
         control_id: str = "1", flags: dict | None = None, recipients: tuple[str, ...] = ("dr.b@chu.mssante.fr",),
-        cda: bytes | None = None) -> bytes:
+        cda: bytes | None = None, org_type: str = "FINEG") -> bytes:
     orc, status = EVENTS[event]
-    values = {code: "N" for code in META} | {"DESTDMP": "Y"} | (flags or {})
+    values = {code: "N" for code in META} | {"DESTDMP": "Y"} | table_defaults(flags or {}) | (flags or {})
     content = cda if cda is not None else cda_for(patient, unique_id, author)
     b64 = base64.b64encode(content).decode()
-    org = f"CHU^^^^^ASIP-SANTE-ST&1.2.250.1.71.4.2.2&ISO^FINEG^^^{finess}" if finess is not None else "CHU"
+    org = f"CHU^^^^^ASIP-SANTE-ST&1.2.250.1.71.4.2.2&ISO^{org_type}^^^{finess}" if finess is not None else "CHU"
     birth = patient["birth_date"].replace("-", "")
     lines = [
         f"MSH|^~\\&|DPI|CHU|PFI|CHU|20261120100000||MDM^{event}^MDM_T02|{control_id}|P|2.6|||||FRA|UNICODE UTF-8|||"
@@ -51,6 +63,8 @@ def mdm(event: str, patient: dict, author: dict, finess: str | None, unique_id: 
 
 
 def parse_ack(raw: bytes) -> hl7.Message:
-    return hl7.parse(raw.decode("utf-8").replace("\n", "\r").strip("\x0b\x1c\r"))
+    """The ACK read by python-hl7, after hl7apy in strict mode found it well formed (strict_hl7.py)."""
+    check_ack(raw)
+    return hl7.parse(decode(raw).replace("\n", "\r").strip("\x0b\x1c\r"))
 
 

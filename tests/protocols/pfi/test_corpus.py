@@ -1,6 +1,8 @@
 """Every HL7 message of the ANS corpus, sent with python-hl7's MLLP client, gets the answer stated here,
 file by file (CORPUS.md lists the examples' quirks), and the MDM series leaves the DMP in the right state."""
 
+import re
+
 import pytest
 from hl7.client import MLLPClient
 from pfi_messages import parse_ack
@@ -10,16 +12,23 @@ ORU = "hl7v2/Trans_Doc-CDA-HL7V2/ORU"
 PAM = "hl7v2/Consentement_DMP_PAMFR"
 
 # file -> (MSA-1, ERR-3 or None, a phrase of ERR-8 or of a finding)
+# The three MDM files ask for an MSSanté exchange to a professional only (DESTMSSANTEPS=Y, DESTMSSANTEPAT=N)
+# with INVISIBLE_PATIENT=N (RPLC, DEL) or INVISIBLE_REP_LEGAUX=Y (INIT): trans-cda-r2/regles-gestion-mssante.md
+# allows that exchange only with MASQUE_PS N, INVISIBLE_PATIENT Y, INVISIBLE_REP_LEGAUX N, and "les cas non
+# représentés génèrent un message d'erreur": AE 207, as a PFI applying the table answers. The series test below
+# sends them without the MSSanté exchange.
+MSS_TABLE = "regles-gestion-mssante.md"
 EXPECTED = {
-    f"{MDM}/Transmission_initiale_MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7": ("AA", None, "trailing spaces"),
+    f"{MDM}/Transmission_initiale_MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7": ("AE", "207", MSS_TABLE),
     # its document OBX carries the base64 of a sentence, not a CDA
     f"{MDM}/Transmission_initiale_MDM/message_MDM_CR_Radio_INIT_N1.er7": ("AE", "207", "not a CDA"),
-    f"{MDM}/Remplacement_MDM/message_MDM_CR_Radio_RPLC_N1.er7": ("AA", None, "fails its check digit"),
-    # base64 without its padding: accepted with a finding
-    f"{MDM}/Suppression_MDM/message_MDM_CR_Radio_DEL_N1.er7": ("AA", None, "without its padding"),
-    # a truncated mail body, and a 10-digit PRT-8.10 (DMP/CONF.12)
-    f"{ORU}/Transmission_initiale_ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7": ("AA", None, "not a valid FINESS"),
-    f"{ORU}/Remplacement_ORU/message_ORU_CR_Bio_RPLC_N3_SEGUR.hl7": ("AA", None, "truncated base64"),
+    f"{MDM}/Remplacement_MDM/message_MDM_CR_Radio_RPLC_N1.er7": ("AE", "207", MSS_TABLE),
+    f"{MDM}/Suppression_MDM/message_MDM_CR_Radio_DEL_N1.er7": ("AE", "207", MSS_TABLE),
+    # its patient recipient 27707279035121518989@patient.mssante.fr is not PID-3's 279035121518989: another
+    # patient's mailbox (profils-messages.md, "Echange MSSanté Patient")
+    f"{ORU}/Transmission_initiale_ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7": ("AE", "207", "another patient"),
+    # a truncated mail body; a 10-digit PRT-8.10 (DMP/CONF.12)
+    f"{ORU}/Remplacement_ORU/message_ORU_CR_Bio_RPLC_N3_SEGUR.hl7": ("AA", None, "not a valid FINESS"),
     # its CDA's patient (277076322082910, OID .4.8) is not PID-3's
     f"{ORU}/Suppression_ORU/message_ORU_CR_Bio_DEL_N3_SEGUR.hl7": ("AE", "207", "is not PID-3's"),
     f"{PAM}/ConsentementConsultation_NonOppositionAlimentation.er7": ("AA", None, "separated by LF"),
@@ -57,10 +66,16 @@ def test_every_corpus_message_is_stated(corpus):
     assert found == set(EXPECTED)
 
 
-def send_file(mockbench, path):
+def send_file(mockbench, path, edit=lambda raw: raw):
     with MLLPClient("127.0.0.1", mockbench.ports["mllp"]) as client:
         client.socket.settimeout(10)
-        return parse_ack(client.send_message(path.read_bytes()))
+        return parse_ack(client.send_message(edit(path.read_bytes())))
+
+
+def without_mssante(raw: bytes) -> bytes:
+    """The file with DESTMSSANTEPS at N: no MSSanté exchange, so the table of regles-gestion-mssante.md does not
+    apply, and the DMP series can be played as published otherwise."""
+    return re.sub(rb"(DESTMSSANTEPS\^[^|]*\|\|)Y\^", rb"\1N^", raw)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -90,7 +105,7 @@ def ack_target(path) -> str:
 
 def test_mdm_series_leaves_the_dmp_in_the_right_state(mockbench, corpus):
     mockbench.client.load_yaml(CORPUS_WORLD)
-    acks = [send_file(mockbench, corpus / f"{MDM}/{name}") for name in (
+    acks = [send_file(mockbench, corpus / f"{MDM}/{name}", without_mssante) for name in (
         "Transmission_initiale_MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7",
         "Remplacement_MDM/message_MDM_CR_Radio_RPLC_N1.er7",
         "Suppression_MDM/message_MDM_CR_Radio_DEL_N1.er7")]
@@ -111,9 +126,11 @@ def test_mdm_series_leaves_the_dmp_in_the_right_state(mockbench, corpus):
 
 
 def test_oru_initial_then_replacement(mockbench, corpus):
-    """The ORU files do not form one series (CORPUS.md): the replacement names a parent never fed."""
+    """The ORU files do not form one series (CORPUS.md): the replacement names a parent never fed. The initial
+    file is sent with its patient recipient corrected to PID-3's mailbox."""
     mockbench.client.load_yaml(CORPUS_WORLD)
-    send_file(mockbench, corpus / f"{ORU}/Transmission_initiale_ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7")
+    send_file(mockbench, corpus / f"{ORU}/Transmission_initiale_ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7",
+              lambda raw: raw.replace(b"^27707279035121518989@", b"^279035121518989@"))
     send_file(mockbench, corpus / f"{ORU}/Remplacement_ORU/message_ORU_CR_Bio_RPLC_N3_SEGUR.hl7")
     dmp = [(e["operation"], e["verdict"], e["code"]) for e in mockbench.client.journal(channel="dmp")]
     assert dmp == [("TD2.1", "accepted", None), ("TD2.1", "refused", "DOCUMENT_UNKNOWN")]

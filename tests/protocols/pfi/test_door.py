@@ -7,9 +7,11 @@ import threading
 import pytest
 from hl7.client import MLLPClient
 from pfi_messages import mdm, parse_ack
+from strict_hl7 import check_zam
 
+from mockbench.protocols.dmp.errors import registry_code
 from mockbench.protocols.pfi.door import PfiDoor, PfiSettings, parse_endpoint
-from mockbench.protocols.pfi.errors import zam_error
+from mockbench.protocols.pfi.errors import z01_error
 from mockbench.protocols.pfi.hl7 import parse as parse_hl7
 from mockbench.protocols.pfi.mllp import MllpReader, write_frame
 from mockbench.world.errors import all_error_classes
@@ -51,8 +53,8 @@ def test_feed_replace_delete_through_hl7(pfi_world):
 @pytest.mark.parametrize("case,code", [
     ("colleague_of_another_structure_deletes", "NOT_AUTHOR"),
     ("replace_a_replaced_version", "NOT_CURRENT_VERSION"),
-    ("unknown_patient", "ZAM_902"),
-    ("traits_differ", "ZAM_904"),
+    ("unknown_patient", "PATIENT_UNKNOWN"),
+    ("traits_differ", "PATIENT_MISMATCH"),
 ])
 def test_downstream_refusals_are_aa_then_a_journaled_zam(pfi_world, case, code):
     bench, patient, pros = pfi_world["bench"], dict(pfi_world["patient"]), pfi_world["pros"]
@@ -93,7 +95,7 @@ class FakeDpi:
     """The DPI's MLLP listener: records what it receives and answers with a chosen MSA-1."""
 
     def __init__(self, answer: str = "AA") -> None:
-        self.answer, self.received = answer, []
+        self.answer, self.received, self.malformed = answer, [], []
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -105,6 +107,11 @@ class FakeDpi:
             mllp = MllpReader(reader)
             while (frame := await mllp.read_frame()) is not None:
                 self.received.append(frame.payload)
+                if b"|ZAM^" in frame.payload.split(b"\r", 1)[0]:
+                    try:
+                        check_zam(frame.payload)   # every ZAM, by hl7apy in strict mode
+                    except Exception as exc:
+                        self.malformed.append(f"{exc!r}: {frame.payload!r}")
                 msh10 = parse_hl7(frame.payload).control_id
                 ack = f"MSH|^~\\&|DPI|CHU|PFI|MOCKBENCH|20261120||ACK^Z01^ACK|D1|P|2.6\rMSA|{self.answer}|{msh10}\r"
                 await write_frame(writer, ack.encode())
@@ -121,6 +128,7 @@ class FakeDpi:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        assert self.malformed == [], self.malformed
 
 
 def wait_for(predicate, timeout=10.0):
@@ -141,15 +149,18 @@ def test_zam_z01_goes_to_the_dpi_and_waits_for_its_ack(pfi_world, answer, verdic
         v1 = "1.2.250.1.999.4.1"
         with MLLPClient("127.0.0.1", port) as client:
             client.socket.settimeout(10)
-            client.send_message(mdm("T02", patient, pros["dr_a"], pros["dr_a"]["finess"], v1, control_id="Z-OK"))
-            client.send_message(mdm("T04", patient, pros["dr_c"], pros["dr_c"]["finess"], v1, control_id="Z-KO"))
+            for message in (mdm("T02", patient, pros["dr_a"], pros["dr_a"]["finess"], v1, control_id="Z-OK"),
+                            mdm("T04", patient, pros["dr_c"], pros["dr_c"]["finess"], v1, control_id="Z-KO")):
+                assert msa(parse_ack(client.send_message(message)))[0] == "AA"
         assert wait_for(lambda: len([e for e in bench.client.journal(channel="pfi") if e["direction"] == "out"]) == 2)
         zams = [parse_hl7(p) for p in dpi.received]
         assert [z.operation for z in zams] == ["ZAM^Z01", "ZAM^Z01"]
         assert [z.get("OBX", 4) for z in zams] == ["Z-OK", "Z-KO"]
         assert [z.get("OBX", 5) for z in zams] == ["Y", "N"]
         assert zams[0].get("OBX", 3) == "ACK_RECEPTION_DMP"
-        assert (zams[1].get("ERR", 3), zams[1].get("ERR", 5)) == ("207", "901")
+        # profils-messages.md, ZAM^Z01 ERR-5: the DMP's error, code^libellé^DMP_ERROR_CODE
+        assert (zams[1].get("ERR", 3), zams[1].get("ERR", 5), zams[1].get("ERR", 5, 1, 3)) == (
+            "207", "DMPNotAuthor", "DMP_ERROR_CODE")
         out = [e for e in bench.client.journal(channel="pfi") if e["direction"] == "out"]
         assert [(e["operation"], e["verdict"], e["ref"]) for e in out] == [
             ("ZAM^Z01", verdict, "Z-OK"), ("ZAM^Z01", verdict, "Z-KO")]
@@ -180,11 +191,14 @@ def test_an_unreachable_dpi_is_retried_then_journaled(pfi_world):
         door.stop()
 
 
-def test_every_world_error_has_a_zam_form():
+def test_every_world_error_has_a_z01_form_with_the_dmps_own_code():
+    """trans-cda-r2/profils-messages.md, ZAM^Z01 segment ERR: ERR-5 `code^libellé^DMP_ERROR_CODE`, the code the
+    DMP gives on its own wire; the 900-906 table (error-codes.md) is the consumer's, never a Z01's."""
     for cls in all_error_classes():
-        code, err = zam_error(cls())
-        assert err.code == "207" and err.application.count("^") == 2, cls
-        assert code in ("900", "901", "902") or code == cls.code
+        code, err = z01_error(cls())
+        assert err.code == "207" and code == registry_code(cls()), cls
+        value, label, system = err.application.split("^")
+        assert (value, system) == (code, "DMP_ERROR_CODE") and label and not value.startswith("90"), cls
 
 
 def test_dpi_endpoint_is_checked():
@@ -227,17 +241,23 @@ def test_dmp_conf_03_01_fails_when_the_deletion_is_refused(mockbench):
 @pytest.mark.parametrize("finess,status", [
     pytest.param("valid", "passed", marks=pytest.mark.scenario_play("dmp-conf-12", "correct")),
     pytest.param(None, "failed", marks=pytest.mark.scenario_play("dmp-conf-12", "mistake")),
-    pytest.param("123456789", "failed", marks=pytest.mark.scenario_play("dmp-conf-12", "mistake"))])
+    pytest.param("123456789", "failed", marks=pytest.mark.scenario_play("dmp-conf-12", "mistake")),
+    # the footnote [2] of trans-cda-r2/profils-messages.md (PRT expéditeur) quotes SC.DMP/CONF.12: the geographic
+    # FINESS; a legal-entity FINESS (PRT-8.7 FINEJ), valid as it may be, is a finding
+    pytest.param("FINEJ", "failed", marks=pytest.mark.scenario_play("dmp-conf-12", "mistake"))])
 def test_dmp_conf_12_checks_prt_8_10(mockbench, finess, status):
     c = mockbench.client
     c.load("dmp-conf-12")
     patient = c.patient("alice")
     pro = c.call("GET", "/professionals")[0]
     real = c.call("GET", "/structures")[0]["finess"]
-    send(mockbench, mdm("T02", patient, pro, real if finess == "valid" else finess, "1.2.250.1.999.8.1"))
+    value = real if finess in ("valid", "FINEJ") else finess
+    kind = "FINEJ" if finess == "FINEJ" else "FINEG"
+    send(mockbench, mdm("T02", patient, pro, value, "1.2.250.1.999.8.1", org_type=kind))
     steps = c.finish()
     assert steps[0]["status"] == status
     if status == "failed":
         assert steps[0]["reason"].startswith("finding DMP/CONF.12: ")
+        assert finess != "FINEJ" or "FINEG" in steps[0]["reason"]
     else:
         assert [(s["status"], s["reason"]) for s in steps] == [("passed", None)] * 2

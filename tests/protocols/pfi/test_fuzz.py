@@ -16,6 +16,7 @@ import hl7
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strict_hl7 import check_ack as strict_ack
 
 from mockbench.bench import Bench
 from mockbench.config import Config
@@ -160,6 +161,7 @@ def readable_control_id(payload: bytes) -> str | None:
 
 def check_ack(ack: bytes, expected_id: str | None) -> hl7.Message:
     assert isinstance(ack, bytes) and ack.startswith(b"MSH|^~\\&|"), ack[:80]
+    strict_ack(ack)   # well formed for hl7apy in strict mode, whatever the mutation did to the message
     head = ack.split(b"\r", 1)[0].split(b"|")
     charset = head[17].decode("ascii").split("~")[0].strip().upper() if len(head) > 17 else ""
     text = ack.decode(ACK_CHARSETS.get(charset, "utf-8"))

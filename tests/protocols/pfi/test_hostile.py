@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 
 import hl7
 import pytest
+from strict_hl7 import check_ack
 
 from mockbench.formats.cda import minimal_cda
 from mockbench.protocols.pfi.door import PfiDoor, PfiSettings
@@ -195,6 +196,7 @@ class Conn:
 
 
 def parse_ack(raw: bytes, encoding: str = "utf-8") -> hl7.Message:
+    check_ack(raw)   # hl7apy, strict mode (strict_hl7.py)
     return hl7.parse(raw.decode(encoding).replace("\n", "\r"))
 
 
@@ -212,7 +214,7 @@ def assert_ack(raw: bytes, code: str, error: str | None = None, *, control_id: s
     else:
         err = ack.segment("ERR")
         code_, label, table = (str(err[3]).split("^") + ["", ""])[:3]
-        assert (code_, table) == (error, "HL70357") and label, text
+        assert (code_, table) == (error, "messageErrorCondition") and label, text
         if says is not None:
             assert says in str(err[8]), text
     return ack
@@ -298,29 +300,31 @@ def _latin9_declared_utf8() -> bytes:
     return adt("LATIN9", NOEL, charset="UNICODE UTF-8").encode("iso-8859-15")
 
 
-# id -> (payload, MSA-1, ERR-3, MSA-2 expected or None when the MSH cannot be read, a word of ERR-8)
+# id -> (payload, MSA-1, ERR-3, MSA-2 expected or None when no MSH-10 can be found, a word of ERR-8). Every
+# one is AE: what is wrong in the message itself (trans-cda-r2/profils-messages.md, ACK section, MSA-1); MSA-2
+# is MSH-10 whenever it can be found, even when MSH-1 or MSH-2 cannot be read, else HL7's null "".
 MESSAGE_CASES: dict[str, tuple[Callable[[], bytes], str, str, str | None, str]] = {
-    "junk-before-msh": (_junk_before_msh, "AR", "100", None, "before the MSH"),
-    "missing-msh": (lambda: adt("NOMSH").split("\r", 1)[1].encode(), "AR", "100", None, "MSH"),
-    "msh-without-field-separator": (lambda: adt("NOSEP").replace("|", "", 1).encode(), "AR", "101", None, "MSH-1"),
-    "msh-alphanumeric-separator": (lambda: adt("ALNUM").replace("|", "X").encode(), "AR", "101", None, "MSH-1"),
-    "msh-cut-short": (lambda: b"MSH|^~", "AR", "101", None, "MSH"),
-    "msh-2-duplicate-characters": (lambda: adt("DUP").replace("^~\\&", "^^\\&", 1).encode(), "AR", "101", None,
+    "junk-before-msh": (_junk_before_msh, "AE", "100", "JUNK", "before the MSH"),
+    "missing-msh": (lambda: adt("NOMSH").split("\r", 1)[1].encode(), "AE", "100", None, "MSH"),
+    "msh-without-field-separator": (lambda: adt("NOSEP").replace("|", "", 1).encode(), "AE", "101", "NOSEP", "MSH-1"),
+    "msh-alphanumeric-separator": (lambda: adt("ALNUM").replace("|", "X").encode(), "AE", "101", "ALNUM", "MSH-1"),
+    "msh-cut-short": (lambda: b"MSH|^~", "AE", "101", None, "MSH"),
+    "msh-2-duplicate-characters": (lambda: adt("DUP").replace("^~\\&", "^^\\&", 1).encode(), "AE", "101", "DUP",
                                    "MSH-2"),
-    "msh-2-holds-the-field-separator": (lambda: adt("SEP2").replace("^~\\&", "^|\\&", 1).encode(), "AR", "101",
-                                        None, "MSH-2"),
-    "msh-2-five-characters": (lambda: adt("FIVE").replace("^~\\&|", "^~\\&#|", 1).encode(), "AR", "101", None,
+    "msh-2-holds-the-field-separator": (lambda: adt("SEP2").replace("^~\\&", "^|\\&", 1).encode(), "AE", "101",
+                                        "SEP2", "MSH-2"),
+    "msh-2-five-characters": (lambda: adt("FIVE").replace("^~\\&|", "^~\\&#|", 1).encode(), "AE", "101", "FIVE",
                               "MSH-2"),
     "msh-field-separator-nul-then-msh-2-too-long": (
-        lambda: b"MSH\x00" + adt("NUL").encode()[3:].replace(b"&|", b"&\x00", 1), "AR", "101", None, "MSH-2"),
-    "unknown-charset": (lambda: adt("KLINGON", charset="KLINGON-8").encode(), "AR", "103", None, "MSH-18"),
+        lambda: b"MSH\x00" + adt("NUL").encode()[3:].replace(b"&|", b"&\x00", 1), "AE", "101", "NUL", "MSH-2"),
+    "unknown-charset": (lambda: adt("KLINGON", charset="KLINGON-8").encode(), "AE", "103", "KLINGON", "MSH-18"),
     "invalid-utf-8": (_invalid_utf8, "AE", "102", "BADUTF8", "UTF-8"),
     "8859-15-declared-utf-8": (_latin9_declared_utf8, "AE", "102", "LATIN9", "UTF-8"),
-    "unsupported-message-type": (lambda: adt("ORM").replace("ADT^A01^ADT_A01", "ORM^O01^ORM_O01").encode(), "AR",
+    "unsupported-message-type": (lambda: adt("ORM").replace("ADT^A01^ADT_A01", "ORM^O01^ORM_O01").encode(), "AE",
                                  "200", "ORM", "ORM"),
-    "unsupported-mdm-event": (lambda: mdm("T01", msg_type="MDM^T01^MDM_T01").encode(), "AR", "201", "T01", "T01"),
-    "unsupported-version": (lambda: mdm("V23", version="2.3").encode(), "AR", "203", "V23", "2.3"),
-    "empty-msh-10": (lambda: mdm("").encode(), "AR", "101", "", "MSH-10"),
+    "unsupported-mdm-event": (lambda: mdm("T01", msg_type="MDM^T01^MDM_T01").encode(), "AE", "201", "T01", "T01"),
+    "unsupported-version": (lambda: mdm("V23", version="2.3").encode(), "AE", "203", "V23", "2.3"),
+    "empty-msh-10": (lambda: mdm("").encode(), "AE", "101", '""', "MSH-10"),
     "mdm-without-txa": (lambda: mdm("NOTXA", drop=("TXA",)).encode(), "AE", "100", "NOTXA", "TXA"),
     "obx-11-disagrees-with-the-event": (lambda: mdm("OBX11", obx11="C").encode(), "AE", "207", "OBX11", "OBX-11"),
     "orc-1-disagrees-with-the-event": (lambda: mdm("ORC1", orc1="RO").encode(), "AE", "207", "ORC1", "ORC-1"),
@@ -347,7 +351,7 @@ def test_a_broken_message_gets_ae_or_ar_and_the_connection_serves_on(bench, port
         ack = assert_ack(conn.exchange(build()), code, error, control_id=control_id, says=says)
         entry = wait_entry(bench, code=f"HL7_{error}")
         assert entry["verdict"] == "refused"
-        assert (entry["ref"] or "") == str(ack.segment("MSA")[2])
+        assert (entry["ref"] or '""') == str(ack.segment("MSA")[2])
         assert any(f["rule"] == "HL7/ACK" and error in f["message"] for f in entry["findings"]), entry
         assert_serving(port, conn, case)
 
@@ -474,13 +478,15 @@ def test_an_idle_connection_is_closed(bench, limited_door):
     assert_serving(port, cid="IDLE")
 
 
-def test_a_frame_past_the_size_limit_gets_ar_and_the_next_frame_is_served(bench, limited_door):
+def test_a_frame_past_the_size_limit_gets_ae_and_the_next_frame_is_served(bench, limited_door):
+    """AE, not AR: the message is too large, sending it again would not help (profils-messages.md, MSA-1);
+    MSA-2 still names its MSH-10 and the ACK answers as the message's MSH asks (MSH-9 ACK^T02^ACK)."""
     port = limited_door(max_message_bytes=2048)
     big = mdm("BIG")
     assert len(big) > 2048
     with Conn(port) as conn:
-        ack = assert_ack(conn.exchange(big.encode()), "AR", "199", says="2048")
-        assert str(ack.segment("MSA")[2]) == ""
+        ack = assert_ack(conn.exchange(big.encode()), "AE", "199", says="2048")
+        assert str(ack.segment("MSA")[2]) == "BIG" and str(ack.segment("MSH")[9]) == "ACK^T02^ACK"
         entry = wait_entry(bench, code="MLLP_TOO_LARGE")
         assert entry["verdict"] == "error"
         assert_serving(port, conn, "BIG")
@@ -528,14 +534,14 @@ def _abuse(kind: str, port: int, until: float) -> None:
                         time.sleep(0.05)
                 elif kind == "oversize":
                     for _ in range(3):
-                        assert_ack(conn.exchange(big[1:-2]), "AR", "199")
+                        assert_ack(conn.exchange(big[1:-2]), "AE", "199")
                 elif kind == "reset":
                     conn.send(VT + b"MSH|^~\\&|DPI")
                     conn.reset()
                 elif kind == "garbage":
                     for i in range(5):
                         answer = conn.exchange(bytes(range(32, 127)) * (i + 1))
-                        assert str(parse_ack(answer).segment("MSA")[1]) == "AR"
+                        assert str(parse_ack(answer).segment("MSA")[1]) == "AE"
         except ConnectionError:
             pass  # the door hung up on the abuser: that is its right
         time.sleep(0.02)

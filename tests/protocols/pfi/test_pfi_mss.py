@@ -154,7 +154,9 @@ def test_dsn_and_mdn_become_zam_z02_and_z03(people, behaviour, flags, expected):
         [zam] = [z for z in zams if z.operation == expected[0]]
         assert (zam.get("OBX", 4), zam.get("OBX", 5)) == ("Z-MSS", expected[1])
         assert zam.segments("OBX")[1][3].split("^")[0] == expected[3]
-        assert zam.segments("OBX")[1][5] == to.lower()
+        # profils-messages.md, ZAM^Z02 / Z03 second OBX: XTN, the address in OBX-5.4 (^^X.400^address)
+        second = zam.segments("OBX")[1]
+        assert (second[2], zam.value(second, 5, 1, 3), zam.value(second, 5, 1, 4)) == ("XTN", "X.400", to.lower())
         assert (zam.get("ERR", 5) if zam.segments("ERR") else "") == expected[2]
     finally:
         door.stop()
