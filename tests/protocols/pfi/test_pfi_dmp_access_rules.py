@@ -2,7 +2,8 @@
 feeds without an access authorization (specs/pdsm4dmp/transaction_td02.md NB2), and a deletion by a colleague
 of the author's organisation, which the PFI guide's error 901 would let through on the consumer side
 (specs/trans-cda-r2/error-codes.md), is refused by the DMP, where only the author deletes
-(specs/pdsm4dmp/transaction_td3.3c.md NB2): the DPI gets a ZAM 901."""
+(specs/pdsm4dmp/transaction_td3.3c.md NB2): the DPI gets a ZAM^Z01 carrying the DMP's own error
+(trans-cda-r2/ack-metier-zam.md: ERR-5 `code^libellé^DMP_ERROR_CODE`; 900-906 are the consumer's codes)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def test_a_colleague_of_the_authors_structure_cannot_delete(pfi_world):
                 mdm("T04", patient, dr_b, dr_b["finess"], v1)) == ["AA", "AA"]
     last = bench.client.journal(channel="dmp")[-1]
     assert (last["operation"], last["verdict"], last["code"]) == ("TD3.3c", "refused", "NOT_AUTHOR")
-    assert last["findings"][0]["message"].startswith("ZAM^Z01 error 901:")
+    assert last["findings"][0]["message"].startswith("ZAM^Z01 error DMPNotAuthor:")
     assert "only the document's author deletes it" in last["findings"][0]["message"]
     assert {d["unique_id"]: d["status"] for d in bench.client.documents("alice")}[v1] == "approved"
     # the author's own deletion goes through
