@@ -236,8 +236,9 @@ class Runner:
         status = step["status"]
         head = f"{MARKS[status]} {i}. {step['say']}  [{LABELS[status]}]"
         lines = [(head, COLOURS[status] + (BOLD if current else ""), "  ")]
-        if step.get("reason"):
-            lines.append(("     " + step["reason"], COLOURS[status], "     "))
+        reason = step.get("reason_fr") or step.get("reason")
+        if reason:
+            lines.append(("     " + reason, COLOURS[status], "     "))
         return lines
 
     def _lines(self, *, prompt: bool = True) -> list[tuple[str, str, str]]:
@@ -277,8 +278,9 @@ class Runner:
             key = ("step", step["id"])
             if step["status"] != "pending" and self._seen.get(key) != step["status"]:
                 self._seen[key] = step["status"]
+                reason = step.get("reason_fr") or step.get("reason")
                 self._say(f"  {MARKS[step['status']]} {i}. {step['say']} [{LABELS[step['status']]}]"
-                          + (f" — {step['reason']}" if step.get("reason") else ""))
+                          + (f" — {reason}" if reason else ""))
         for t in s.get("transitions") or []:
             key = ("transition", t["id"])
             if t.get("fired") and not self._seen.get(key):
@@ -430,11 +432,14 @@ def junit_xml(state: dict, steps: list[dict], elapsed: float) -> bytes:
         case = ET.SubElement(suite, "testcase", classname=f"mockbench.{scenario}",
                              name=f"{step['id']} — {step.get('say') or ''}".rstrip(" —"), time="0")
         if step["status"] != "passed":
-            reason = step.get("reason") or "failed"
-            kind = "not_observed" if reason.startswith("not observed") else "failed"
-            failure = ET.SubElement(case, "failure", message=reason[:1000], type=kind)
+            # type: the reason's stable code (scenarios/verdicts.py); message: its French text, as people read it
+            reason = step.get("reason_fr") or step.get("reason") or "échouée"
+            failure = ET.SubElement(case, "failure", message=reason[:1000], type=step.get("reason_code") or "FAILED")
             entries = step.get("entries") or []
-            failure.text = reason + (f"\njournal entries: {', '.join(map(str, entries))}" if entries else "")
+            failure.text = "\n".join(filter(None, [
+                reason, step.get("reason") if step.get("reason") != reason else None,
+                f"journal entries: {', '.join(map(str, entries))}" if entries else None,
+                f"nearest entry: {step['nearest_seq']}" if step.get("nearest_seq") else None]))
     ET.indent(suites)
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"
 

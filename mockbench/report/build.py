@@ -105,6 +105,8 @@ def _steps(engine: ScenarioEngine, tx: Tx, spec: dict) -> list[dict]:
         out.append({
             "id": step["id"], "say": step.get("say", ""), "expect": s.get("expect"),
             "verdict": s.get("verdict", "accepted"), "status": step["status"], "reason": step.get("reason"),
+            "reason_fr": step.get("reason_fr"), "reason_code": step.get("reason_code"),
+            "problems": list(step.get("problems") or []), "nearest_seq": step.get("nearest_seq"),
             "decided_at": step.get("decided_at"), "entries": list(step.get("entries") or []),
             "not_observed": bool(step.get("not_observed")),
         })
@@ -129,6 +131,8 @@ def _all_wanted(steps: list[dict], findings: list[dict]) -> list[int]:
     seqs: dict[int, None] = {}
     for step in steps:
         seqs.update(dict.fromkeys(step["entries"]))
+        if step.get("nearest_seq"):   # what the software sent instead of what a step expected
+            seqs[step["nearest_seq"]] = None
     for f in sorted(findings, key=lambda f: _SEVERITY_ORDER.get(f.get("severity"), 3)):
         seqs.update(dict.fromkeys(f.get("entries") or []))
     return list(seqs)

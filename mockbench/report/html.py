@@ -116,7 +116,8 @@ rapport y figurent comme échouées, non observées (le banc les laisse en atten
 <td>{{ loop.index }}</td>
 <td><strong><code>{{ s.id }}</code></strong> — {{ s.say }}
 {% if s.expect %}<div class="note">attendu : {{ s.expect | expect }}{% if s.verdict != "accepted" %}, verdict {{ verdict.get(s.verdict, s.verdict) }}{% endif %}</div>{% endif %}
-{% if s.reason %}<p class="step-reason">Raison : {{ s.reason }}</p>{% endif %}</td>
+{% if s.reason_fr or s.reason %}<p class="step-reason">Raison : {{ s.reason_fr or s.reason }}{% if s.reason_code %} <span class="note">[{{ s.reason_code }}]</span>{% endif %}</p>{% endif %}
+{% if s.nearest_seq %}<p class="note">Échange le plus proche de ce qui était attendu : {{ link(s.nearest_seq) }}</p>{% endif %}</td>
 <td><span class="badge {{ s.status }}">{{ status.get(s.status, s.status) }}</span>{% if s.not_observed %}<div class="note">non observée</div>{% endif %}</td>
 <td>{{ s.decided_at | when }}</td>
 <td>{% for seq in s.entries %}{{ link(seq) }} {% else %}—{% endfor %}</td>

@@ -26,9 +26,10 @@ class StepsNotPassed(AssertionError):
         self.steps = steps
         lines = [f"{len(steps)} of {total} steps of {scenario or 'the loaded scenario'} did not pass:"]
         for step in steps:
-            lines.append(f"  - {step['id']} [{step['status']}] {step.get('say') or ''}".rstrip())
-            if step.get("reason"):
-                lines.append(f"      {step['reason']}")
+            code = f" {step['reason_code']}" if step.get("reason_code") else ""
+            lines.append(f"  - {step['id']} [{step['status']}{code}] {step.get('say') or ''}".rstrip())
+            for reason in dict.fromkeys(filter(None, (step.get("reason_fr"), step.get("reason")))):
+                lines.append(f"      {reason}")
         super().__init__("\n".join(lines))
 
 
@@ -152,5 +153,5 @@ class BenchClient:
                 return step
             if time.monotonic() > deadline:
                 seen = next((s for s in self.report()["steps"] if s["id"] == step_id), {})
-                raise StepTimeout(step, timeout, seen.get("reason"))
+                raise StepTimeout(step, timeout, seen.get("reason_fr") or seen.get("reason"))
             time.sleep(0.05)

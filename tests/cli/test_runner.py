@@ -94,7 +94,9 @@ def test_a_run_that_times_out_names_the_nearest_miss_and_exits_1(mockbench):
     assert runner.run(timeout=0.5) == 1
     text = out.getvalue()
     assert "✔ 1." in text and "✔ 2." in text
-    assert "✘ 3. " in text and "not observed: expected MDM^T04 or ORU^R01 for alice; nearest: MDM^T10 for alice on 1.2.250.1.999.42.2 at " in text
+    assert "✘ 3. " in text
+    assert ("non observée : attendu : MDM^T04 ou ORU^R01 pour alice ; le plus proche : échange n° " in text
+            and "MDM^T10 pour alice sur 1.2.250.1.999.42.2 à " in text), text
     assert "délai dépassé" in text and "2/4 étapes réussies" in text
 
 
@@ -349,6 +351,7 @@ def test_junit_results_one_testcase_per_step(mockbench, tmp_path):
     assert all(c.classname == "mockbench.dmp-conf-03-01" for c in cases)
     assert [c.is_passed for c in cases] == [True, True, False, False]
     failure = cases[2].result[0]
-    assert isinstance(failure, Failure) and failure.type == "not_observed"
-    assert failure.message.startswith("not observed: expected MDM^T04 or ORU^R01 for alice")
+    assert isinstance(failure, Failure) and failure.type == "NOT_OBSERVED"
+    assert failure.message.startswith("non observée : attendu : MDM^T04 ou ORU^R01 pour alice")
+    assert "not observed: expected MDM^T04 or ORU^R01 for alice" in failure.text   # the English reason too
     assert {p.name: p.value for p in suite.properties()}["requirement"] == "DMP/CONF.03"

@@ -265,7 +265,7 @@ def test_a_transition_masking_a_document_changes_its_card(mockbench, browser, sc
     keys(browser, "3")
     click(browser, "#finish-button")
     wait(browser, present('#steps .step[data-step="recherche"][data-status="failed"]'), message="the step red")
-    assert "not observed" in text(browser, '#steps .step[data-step="recherche"] .reason')
+    assert "non observée : attendu : TD3.1 pour alice" in text(browser, '#steps .step[data-step="recherche"] .reason')
     assert "0 réussie(s), 1 échouée(s)" in text(browser, "#action-message")
     screenshot("scenario-step-failed")
 
@@ -489,3 +489,26 @@ def test_transitions_fire_once_and_show_their_text_times_in_paris(mockbench, bro
     screenshot("timeline-1280x720")
     viewport(browser, 1920, 1080)
     screenshot("timeline-1920x1080")
+
+
+def test_a_red_step_says_why_in_french_and_opens_the_nearest_exchange(mockbench, browser, screenshot):
+    c = mockbench.client
+    c.load("dmp-conf-03-01")
+    open_dashboard(browser, mockbench)
+    patient, pro = c.patient("alice"), c.call("GET", "/professionals")[0]
+    finess = c.call("GET", "/structures")[0]["finess"]
+    t02 = mdm("T02", patient, pro, finess, "1.2.250.1.999.8.1", control_id="N1")
+    t10 = mdm("T10", patient, pro, finess, "1.2.250.1.999.8.2", "1.2.250.1.999.8.1", control_id="N2")
+    assert send_hl7(mockbench, t02, t10) == ["AA", "AA"]     # a replacement where the deletion was due
+    steps = {s["id"]: s for s in c.finish()}
+    failed = next(s for s in steps.values() if s["reason_code"] == "NOT_OBSERVED" and s["nearest_seq"])
+    nearest = [e for e in c.journal() if e["seq"] == failed["nearest_seq"]][0]
+    assert (nearest["channel"], nearest["operation"]) == ("pfi", "MDM^T10")
+    step = f'#steps-mini .step[data-step="{failed["id"]}"]'
+    wait(browser, present(f'{step}[data-status="failed"]'), message="the step red in the timeline's panel")
+    assert text(browser, f"{step} .reason") == failed["reason_fr"]
+    assert failed["reason_fr"].startswith("non observée : attendu : MDM^T04 ou ORU^R01 pour alice")
+    click(browser, f"{step} button.nearest")
+    wait(browser, lambda d: d.find_element(By.ID, "detail").is_displayed(), message="the exchange opens")
+    assert text(browser, "#detail-title").startswith(f"Échange {failed['nearest_seq']} · PFI (HL7) MDM^T10")
+    screenshot("timeline-nearest-miss")

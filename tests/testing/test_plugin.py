@@ -92,7 +92,7 @@ def test_wait_names_what_was_seen(mockbench):
     with pytest.raises(StepTimeout) as caught:
         mockbench.client.wait_for_step(first, timeout=0.2)
     assert "still pending after 0.2 s" in str(caught.value)
-    assert "not observed: expected" in str(caught.value)
+    assert "non observée : attendu" in str(caught.value)
     assert mockbench.client.steps()[0]["status"] == "pending"   # waiting ended nothing
 '''
 
@@ -104,7 +104,9 @@ def test_a_failing_test_says_why_each_step_failed_and_keeps_the_evidence(tmp_pat
     assert run.returncode == 1, out + run.stderr
     assert "1 failed, 1 passed" in out
     assert "StepsNotPassed" in out and "steps of dmp-conf-03-01 did not pass" in out
-    assert "not observed: expected" in out          # the reason with the nearest miss
+    assert "not observed: expected" in out          # the reason with the nearest miss, in English
+    assert "non observée : attendu : MDM^T02" in out   # and in French
+    assert "[failed NOT_OBSERVED]" in out              # with its stable code
     written = list(reports.glob("*.html"))
     assert [p.name for p in written] == ["test_vendor.py_test_dpi_never_sent_anything.html"]
     assert f"evidence report of this test: {written[0]}" in out

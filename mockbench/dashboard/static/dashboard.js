@@ -336,7 +336,10 @@ function stepItem(s, compact) {
                     "aria-label": `Étape ${s.id} : ${STEP_STATUS[s.status] || s.status}` },
     el("span", { class: "mark", "aria-hidden": "true", text: STEP_MARK[s.status] || "" }),
     s.say, compact ? null : el("span", { class: "stepid", text: ` (${s.id}, ${STEP_STATUS[s.status] || s.status})` }),
-    s.status === "failed" && s.reason ? el("span", { class: "reason", text: s.reason }) : null);
+    s.status === "failed" && (s.reason_fr || s.reason) ? el("span", { class: "reason", text: s.reason_fr || s.reason,
+                                                                      title: s.reason_code || "" }) : null,
+    s.status === "failed" && s.nearest_seq ? el("button", { type: "button", class: "nearest", dataKey: "nearest:" + s.id,
+      onclick: (event) => openEntry(s.nearest_seq, event.currentTarget) }, `Voir l'échange n° ${s.nearest_seq}, le plus proche`) : null);
 }
 
 function whenText(when) {
@@ -365,8 +368,8 @@ const refreshScenario = serialized(async () => {
   $("description-mini-text").textContent = description;
   $("description-mini").hidden = !description;
   const steps = loaded.steps || [];
-  $("steps").replaceChildren(...steps.map((s) => stepItem(s, false)));
-  $("steps-mini").replaceChildren(...steps.map((s) => stepItem(s, true)));
+  redraw($("steps"), steps.map((s) => stepItem(s, false)));
+  redraw($("steps-mini"), steps.map((s) => stepItem(s, true)));
   $("steps-mini-empty").hidden = steps.length > 0;
   const transitions = loaded.transitions || [];
   redraw($("transitions"), transitions.map((t) => el("li", {
