@@ -72,6 +72,10 @@ class ImapSettings:
     password: str | None = "mockbench"      # LOGIN / AUTHENTICATE PLAIN password of every mailbox; None: off
     poll_interval: float = 0.5               # how often an IDLE session looks for new mail
     tls: ssl.SSLContext | None = None        # STARTTLS offered when set
+    # With TLS: no authentication in clear (RFC 3501 6.2.3 LOGINDISABLED, 11.1; Dovecot's default
+    # disable_plaintext_auth): before STARTTLS, LOGINDISABLED and no AUTH= are advertised and LOGIN /
+    # AUTHENTICATE get NO [PRIVACYREQUIRED] (RFC 5530). [doors.mss] auth_require_tls = false lifts it.
+    auth_require_tls: bool = True
 
 
 class ImapRefusal(Exception):
@@ -275,13 +279,26 @@ class ImapSession:
             self.send(f"{tag} NO [SERVERBUG] the server failed on {name}; the journal holds the details".encode())
             return True
 
+    @property
+    def clear_auth_refused(self) -> bool:
+        """RFC 3501 6.2.3 and 11.1: with TLS offered, no credential crosses the wire before STARTTLS."""
+        return self.settings.tls is not None and self.settings.auth_require_tls and not self.tls_active
+
     def capabilities(self) -> str:
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UNSELECT", "ID"]
         if self.state == NOT_AUTHENTICATED:
             if self.settings.tls is not None and not self.tls_active:
                 caps.append("STARTTLS")
-            caps += ["AUTH=PLAIN", "AUTH=XOAUTH2"]
+            caps += ["LOGINDISABLED"] if self.clear_auth_refused else ["AUTH=PLAIN", "AUTH=XOAUTH2"]
         return " ".join(caps)
+
+    def _refuse_in_clear(self, what: str, user: str = "") -> None:
+        if self.clear_auth_refused:
+            with self.world.transaction() as tx:
+                self._journal_login(tx, user.strip().lower(), ("PRIVACY_REQUIRED", f"{what} before STARTTLS: authentication in clear "
+                                             "is refused when TLS is offered (RFC 3501 6.2.3)", ""), what)
+            raise ImapRefusal(f"{what} is disabled before STARTTLS (LOGINDISABLED, RFC 3501 6.2.3): STARTTLS first",
+                              code="PRIVACYREQUIRED")
 
     # Any state ----------------------------------------------------------------------------------
     async def cmd_capability(self, tag: str, args: list) -> None:
@@ -317,6 +334,7 @@ class ImapSession:
         if len(args) != 2:
             raise ImapRefusal("LOGIN takes a user name (the mailbox address) and a password", bad=True)
         user, password = as_text(args[0]), as_text(args[1])
+        self._refuse_in_clear("LOGIN", user)
         self._password_login(user, password, f"LOGIN {user}")
         return "LOGIN completed: INBOX is " + self.address
 
@@ -324,6 +342,7 @@ class ImapSession:
         if not args:
             raise ImapRefusal("AUTHENTICATE takes a mechanism: PLAIN or XOAUTH2", bad=True)
         mechanism = as_text(args[0]).upper()
+        self._refuse_in_clear(f"AUTHENTICATE {mechanism[:20]}")
         if mechanism not in ("PLAIN", "XOAUTH2"):
             raise ImapRefusal(f"mechanism {mechanism[:40]} is not supported: PLAIN or XOAUTH2")
         if len(args) > 1:      # SASL-IR (RFC 4959)
@@ -991,4 +1010,5 @@ def settings_from(bench: Bench) -> ImapSettings:
         from ...pki import server_context
 
         tls = server_context(bench.tls, require_client_cert=False)
-    return ImapSettings(host=bench.config.host, port=bench.config.imap_port, password=password, tls=tls)
+    return ImapSettings(host=bench.config.host, port=bench.config.imap_port, password=password, tls=tls,
+                        auth_require_tls=options.get("auth_require_tls", True) is not False)

@@ -80,6 +80,10 @@ class MssSettings:
     password: str | None = "mockbench"   # AUTH PLAIN/LOGIN with the mailbox address; None: not offered
     auth_required: bool = True           # False: unauthenticated submission is accepted (an open door)
     require_starttls: bool = False       # only with TLS: nothing but EHLO/STARTTLS/QUIT before STARTTLS
+    # Only with TLS: AUTH is neither advertised nor accepted before STARTTLS (538 5.7.11), as aiosmtpd and
+    # Dovecot do by default (RFC 4954 4: a mechanism that exposes the password needs an encrypted channel).
+    # false: the bench accepts authentication in clear (what a DPI must not rely on).
+    auth_require_tls: bool = True
     hostname: str = "mockbench.invalid"  # the name in the greeting and EHLO (aiosmtpd would ask the DNS)
 
     @classmethod
@@ -88,12 +92,12 @@ class MssSettings:
         and any SmtpLimits field (data_size, line_length, ...); keys starting with `imap` belong to the IMAP
         door. ValueError names what is wrong."""
         s = dict(doors_mss or {})
-        known = {"plain_login", "password", "auth_required", "require_starttls", "hostname"}
+        known = {"plain_login", "password", "auth_required", "require_starttls", "auth_require_tls", "hostname"}
         limit_names = {f.name for f in fields(SmtpLimits)}
         unknown = sorted(k for k in set(s) - known - limit_names if not k.startswith("imap"))  # the IMAP door's
         if unknown:
             raise ValueError(f"unknown settings {', '.join(unknown)}; known: {', '.join(sorted(known | limit_names))}")
-        for name in ("plain_login", "auth_required", "require_starttls"):
+        for name in ("plain_login", "auth_required", "require_starttls", "auth_require_tls"):
             if name in s and not isinstance(s[name], bool):
                 raise ValueError(f"{name} must be true or false")
         for name in limit_names & set(s):
@@ -106,7 +110,7 @@ class MssSettings:
         return cls(host=host, port=port, limits=limits,
                    password=password if s.get("plain_login", True) else None,
                    auth_required=s.get("auth_required", True), require_starttls=s.get("require_starttls", False),
-                   hostname=str(s.get("hostname", cls.hostname)))
+                   auth_require_tls=s.get("auth_require_tls", True), hostname=str(s.get("hostname", cls.hostname)))
 
 
 @dataclass(frozen=True)
@@ -222,7 +226,7 @@ class MssSmtp(SMTP):
             handler, data_size_limit=s.limits.data_size, hostname=s.hostname, ident="mockbench MSSante ESMTP",
             tls_context=door.tls_context, require_starttls=s.require_starttls and door.tls_context is not None,
             timeout=s.limits.timeout, auth_required=False,  # checked by check_auth_needed below
-            auth_require_tls=False, authenticator=self._password,
+            auth_require_tls=s.auth_require_tls and door.tls_context is not None, authenticator=self._password,
             auth_exclude_mechanism=[] if s.password is not None else ["PLAIN", "LOGIN"], loop=loop)
 
     def _create_session(self) -> Session:
@@ -322,6 +326,19 @@ class MssSmtp(SMTP):
         await self.push("250 OK" if status_line is MISSING else status_line)
 
     # Authentication -------------------------------------------------------------------------------------
+    async def smtp_EHLO(self, hostname: str) -> None:
+        """aiosmtpd's EHLO, with AUTH EXTERNAL advertised only on a TLS connection: without TLS there is no
+        client certificate for it to use (RFC 4422 appendix A, MSS/CONF.01)."""
+        if self._tls_protocol is not None:
+            await super().smtp_EHLO(hostname)
+            return
+        external = self._auth_methods.pop("EXTERNAL", None)
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            if external is not None:
+                self._auth_methods["EXTERNAL"] = external
+
     async def check_auth_needed(self, caller_method: str) -> bool:
         if not self.door.settings.auth_required or self.identity is not None:
             return False
