@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 SUMMARY_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID", "Disposition-Notification-To",
-                   "Return-Receipt-To", "X-MSS-CODECDA", "X-MSS-INS", "X-MSS-MES", "Content-Type")
+                   "Return-Receipt-To", "X-MSS-CODECDA", "X-MSS-INS", "X-MSS-MES", "X-MSS-NIL",
+                   "Content-Type")
 
 
 def header_end(raw: bytes) -> int | None:

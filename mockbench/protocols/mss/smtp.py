@@ -132,16 +132,22 @@ class Outcome:
 # --- XDM ---------------------------------------------------------------------------------------------------
 
 def xdm_check(raw: bytes) -> tuple[list[dict], str | None, str | None]:
-    """Findings about the mail's IHE_XDM.ZIP (formats/xdm.py), the first document's unique id and its
-    patient's INS (for the journal). A problem is a finding, never a refusal: the operator carries the mail,
-    the recipient judges it."""
-    from ...formats.mime import find_attachment
+    """Findings about the mail's IHE_XDM.ZIP (formats/xdm.py) and its X-MSS-* fields (formats/xmss.py,
+    Référentiel socle MSSanté #2 ECO.2.4.1 to ECO.2.4.3), the first document's unique id and its patient's INS
+    (for the journal). A problem is a finding, never a refusal: the operator carries the mail, the recipient
+    judges it."""
+    from ...formats import xmss
+    from ...formats.mime import find_attachment, header_summary
     from ...formats.xdm import XdmError, read_package, subject_is_xdm
 
     try:
         message, package = find_attachment(raw, XDM_ATTACHMENT)
     except Exception as exc:  # the email package is lenient; anything left is a finding
         return [finding("MIME", f"the message cannot be parsed as MIME: {exc}", "error")], None, None
+    try:
+        headers = header_summary(raw)
+    except Exception:   # the same lenient parser: the MIME finding above would have come first
+        headers = {}
     try:  # compat32 leaves RFC 2047 encoded words as they are; an ANS subject is usually one
         subject = str(email.header.make_header(email.header.decode_header(str(message.get("Subject", "")))))
     except (ValueError, LookupError):
@@ -149,18 +155,41 @@ def xdm_check(raw: bytes) -> tuple[list[dict], str | None, str | None]:
     if package is None:
         if subject_is_xdm(subject):
             return [finding("MSS/XDM", f"the subject announces XDM/1.0/DDM but no {XDM_ATTACHMENT} is attached",
-                            "error")], None, None
-        return [], None, None
+                            "error"), *xmss.check(headers, [])], None, None
+        return xmss.check(headers, []), None, None
     findings = []
     if not subject_is_xdm(subject):
         findings.append(finding("MSS/XDM", f"{XDM_ATTACHMENT} is attached but the subject lacks XDM/1.0/DDM"))
     try:
         pkg = read_package(package)
     except XdmError as exc:
-        return [*findings, finding(f"XDM/{exc.code}", exc.message, "error")], None, None
+        return [*findings, finding(f"XDM/{exc.code}", exc.message, "error"), *xmss.check(headers, [])], None, None
     unique_id = next((d.entry.meta.get("unique_id") for d in pkg.documents if d.entry.meta.get("unique_id")), None)
     ins = next((d.entry.patient_ins for d in pkg.documents if d.entry.patient_ins), None)
-    return [*findings, *pkg.findings], unique_id, ins
+    return ([*findings, *pkg.findings, *ins_key_findings(pkg), *xmss.check(headers, [d.cda for d in pkg.documents])],
+            unique_id, ins)
+
+
+def ins_key_findings(pkg: Any) -> list[dict]:
+    """An INS whose NIR key is wrong, in a document entry's patientId or its CDA's recordTarget: the same
+    check and words as the DMP door's (identity.parse_xds_patient_id; the DMP refuses such a patient in the
+    VIHF resource-id), here a finding since the operator carries the mail."""
+    from ...world import identity
+
+    out, seen = [], set()
+    for doc in pkg.documents:
+        values = [doc.entry.patient_id]
+        if doc.cda is not None and doc.cda.ins is not None:
+            values.append(f"{doc.cda.ins[0]}^^^&{doc.cda.ins[1]}&ISO^NH")
+        for value in values:
+            if not value or value in seen:
+                continue
+            seen.add(value)
+            try:
+                identity.parse_xds_patient_id(value)
+            except identity.IdentifierError as exc:
+                out.append(finding("XDM/INS", f"{doc.path}: {exc}", "error"))
+    return out
 
 
 # --- MDNs the software under test sends (MSS/UX.12) ----------------------------------------------------------
@@ -657,8 +686,9 @@ class SmtpDoor:
                 shape = read_mdn(raw)
             except Exception as exc:  # the email package is lenient; anything left is a finding
                 findings.append(finding("MSS/UX.12", f"the message cannot be read as an MDN: {exc}", "error"))
-            if shape is not None:  # an MDN's subject repeats the original's XDM/1.0/DDM with no package
-                findings = [f for f in findings if f["rule"] != "MSS/XDM"]
+            if shape is not None:  # an MDN's subject repeats the original's XDM/1.0/DDM with no package; the
+                # attachments an error MDN returns are the original's: ECO.2.4.1/2 are the original's business
+                findings = [f for f in findings if f["rule"] not in ("MSS/XDM", "REF2/ECO.2.4.1", "REF2/ECO.2.4.2")]
 
         def deliver(tx: Tx) -> Outcome:
             if flood:
