@@ -8,8 +8,8 @@ a ZAM^Z01 error later (to the DPI's listener when one is configured) and, in eve
 MSSanté: a message with DESTMSSANTEPS=Y and/or DESTMSSANTEPAT=Y is also sent as a real MSSanté mail through
 the world (mail.py builds it: IHE_XDM.ZIP, ANS subject, X-MSS-* headers), in the same transaction as its other
 effects: one mail to the PRT RCT professionals' addresses, one to the patient's `<INS>@patient.mssante.fr`,
-from the sender professional's MSSanté address (or a mailbox of the sender's structure; neither: a finding
-and no mail). Each mail is an `mss` DELIVER journal entry (ref = its Message-ID); the Message-ID is mapped to
+from an applicative mailbox (BAL APP, trans-cda-r2/mapping-mss.md): the sender's structure's, else the PFI's
+(an APP mailbox of role hospital); none: a finding and no mail. Each mail is an `mss` DELIVER journal entry (ref = its Message-ID); the Message-ID is mapped to
 the HL7 message in the world store (meta `pfi-mail:<Message-ID>`), so the answers still map after a restart.
 An unknown recipient does not change the technical ACK (AA): it is a journal finding and a ZAM^Z02 N with
 SMTP code 550. The door listens to the world's MAIL_DSN and MAIL_MDN events: a DSN is a ZAM^Z02 N (550), an
@@ -308,8 +308,9 @@ class PfiDoor:
         if sender is None:
             self.world.journal.append(
                 tx, "mss", "DELIVER", direction="out", actor=msg.sender.idnps, verdict="error", code="MSS_NO_SENDER",
-                findings=[finding("PFI/MSS", f"the sender {msg.sender.idnps} has no MSSanté address and the "
-                                  "sender's structure no mailbox: no mail was sent", "error")],
+                findings=[finding("PFI/MSS", f"no applicative mailbox (BAL APP) of the sender's structure nor of "
+                                  "the PFI sends the mail (trans-cda-r2/mapping-mss.md: FROM is the BAL APP): "
+                                  "no mail was sent", "error")],
                 ref=inbound.control_id, **common)
             return
         info = {"control_id": inbound.control_id, "msh": inbound.text.split("\r", 1)[0], "charset": inbound.charset,
@@ -352,7 +353,10 @@ class PfiDoor:
                         self._queue_zam(tx, inbound, "Z02", info, success=True, address=address)
 
     def _mail_sender(self, tx: Tx, msg: DocumentMessage) -> tuple[str | None, dict]:
-        """The sender professional's MSSanté address, else a mailbox of the sender's structure."""
+        """The mail's From: the applicative mailbox (BAL APP) that sends it, never a professional's personal
+        mailbox (trans-cda-r2/mapping-mss.md, FROM: "courriel de la BAL Applicative qui transmet le
+        message"): the sender's structure's APP mailbox (PRT-8.10's FINESS, else the professional's
+        structure), else the PFI's own, an APP mailbox of the establishment (role hospital)."""
         author = {"idnps": msg.sender.idnps, "family_name": msg.sender.family_name,
                   "given_name": msg.sender.given_name}
         structure = ""
@@ -362,16 +366,18 @@ class PfiDoor:
             prof = None
         if prof is not None:
             author = {"idnps": prof.idnps, "family_name": prof.family_name, "given_name": prof.given_name}
-            if prof.mssante:
-                return prof.mssante.lower(), author
             structure = prof.structure or ""
         if msg.sender.finess:
             try:
                 structure = self.world.directory.structure(tx, msg.sender.finess).id
             except errors.UnknownStructure:
                 pass
-        for box in self.world.directory.mailboxes(tx):
-            if structure and box.owner == structure and box.type in ("ORG", "APP"):
+        apps = [box for box in self.world.directory.mailboxes(tx) if box.type == "APP"]
+        for box in apps:
+            if structure and box.owner == structure:
+                return box.address, author
+        for box in apps:
+            if box.role == "hospital":
                 return box.address, author
         return None, author
 

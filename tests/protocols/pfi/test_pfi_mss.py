@@ -16,6 +16,9 @@ from mockbench.protocols.pfi.hl7 import parse as parse_hl7
 from mockbench.world.model import Mailbox
 
 
+APP = "pfi@chu.mssante.fr"   # the CHU's applicative mailbox (conftest.py)
+
+
 def world(bench):
     return bench.bench.world
 
@@ -55,9 +58,14 @@ def test_destmssanteps_sends_an_xdm_mail_to_the_correspondent(people):
                 "NTE|1|||FIN\r").encode()
     assert msa(send(bench, message)[0]) == ("AA", "M1")
     [(headers, raw)] = mails(bench, dr_b["mssante"])
-    assert headers["From"] == dr_a["mssante"].lower()
+    # trans-cda-r2/mapping-mss.md: FROM is the applicative mailbox (BAL APP), not Dr Martin's own address
+    assert headers["From"] == APP
+    # the subject as trans-cda-mss/struct-msg-mdn.md's example: names upper-cased, birth date DD/MM/YYYY
+    assert headers["Subject"] == "XDM/1.0/DDM+CR de consultation DURAND ALICE 04/05/1980"
     assert headers["Subject"] == ans_subject("CR de consultation", "DURAND", "Alice", "19800504")
+    # Référentiel socle MSSanté #2 ECO.2.4.1-2.4.3: the CDA's code, a qualified INS, the product reference
     assert (headers["X-MSS-CODECDA"], headers["X-MSS-INS"], headers["X-MSS-MES"]) == ("11488-4", "O", "FIN")
+    assert headers["X-MSS-NIL"] == "MOCKBENCH-PFI"
     assert "Disposition-Notification-To" not in headers
     package, parsed = package_of(raw)
     assert parsed["Reply-To"] == dr_a["mssante"]
@@ -79,7 +87,7 @@ def test_destmssantepat_sends_to_the_patient_address_built_from_the_ins(people):
     assert msa(send(bench, message)[0]) == ("AA", "P1")
     [(headers, _)] = mails(bench, f"{patient['ins']}@patient.mssante.fr")
     assert headers["To"] == f"{patient['ins']}@patient.mssante.fr"
-    assert headers["Disposition-Notification-To"] == dr_a["mssante"].lower()
+    assert headers["Disposition-Notification-To"] == APP   # the MDN comes back to the BAL APP that sent it
 
 
 def test_replacement_and_deletion_carry_action_c_and_d(people):
@@ -106,21 +114,49 @@ def test_an_unknown_recipient_keeps_aa_and_is_journaled(people):
     assert bench.client.documents("alice")                               # the DMP part went through
 
 
-def test_without_a_personal_address_the_structure_mailbox_sends_else_a_finding(people):
+def test_from_is_the_structure_s_applicative_mailbox_else_the_pfi_s_else_a_finding(people, pfi_world):
+    """trans-cda-r2/mapping-mss.md, FROM: "courriel de la BAL Applicative qui transmet le message". The sender's
+    structure's APP mailbox; a structure without one: the PFI's (the CHU's APP mailbox); no APP mailbox at all:
+    no mail and a finding, even with ORG mailboxes and personal addresses around."""
     bench, patient, dr_a, dr_b = people
-    stranger = {**dr_a, "idnps": "899700000001", "family_name": "INCONNU"}   # not a professional of the world
+    dr_c = pfi_world["pros"]["dr_c"]           # at the clinic, which has no APP mailbox yet
     flags = {"DESTDMP": "N", "DESTMSSANTEPS": "Y"}
-    send(bench, mdm("T02", patient, stranger, dr_a["finess"], "1.2.250.1.999.25.1", control_id="S1", flags=flags,
+    send(bench, mdm("T02", patient, dr_c, dr_c["finess"], "1.2.250.1.999.25.1", control_id="S1", flags=flags,
                     recipients=(dr_b["mssante"],)))
-    [entry] = mss_entries(bench)
-    assert (entry["verdict"], entry["code"]) == ("error", "MSS_NO_SENDER") and not mails(bench, dr_b["mssante"])
+    assert [h["From"] for h, _ in mails(bench, dr_b["mssante"])] == [APP]
     w = world(bench)
     with w.transaction() as tx:
-        w.directory.add_mailbox(tx, Mailbox(address="secretariat@chu.mssante.fr", type="ORG", owner="chu"))
-    send(bench, mdm("T02", patient, stranger, dr_a["finess"], "1.2.250.1.999.25.2", control_id="S2", flags=flags,
+        w.directory.add_mailbox(tx, Mailbox(address="dpi@clinique.mssante.fr", type="APP", owner="clinique"))
+    send(bench, mdm("T02", patient, dr_c, dr_c["finess"], "1.2.250.1.999.25.2", control_id="S2", flags=flags,
                     recipients=(dr_b["mssante"],)))
+    assert [h["From"] for h, _ in mails(bench, dr_b["mssante"])] == [APP, "dpi@clinique.mssante.fr"]
+    with w.transaction() as tx:   # no applicative mailbox left: ORG mailboxes do not stand in
+        for box in w.directory.mailboxes(tx):
+            if box.type == "APP":
+                box.type = "ORG"
+                w.directory.save_mailbox(tx, box)
+    send(bench, mdm("T02", patient, dr_a, dr_a["finess"], "1.2.250.1.999.25.3", control_id="S3", flags=flags,
+                    recipients=(dr_b["mssante"],)))
+    entry = mss_entries(bench)[-1]
+    assert (entry["verdict"], entry["code"]) == ("error", "MSS_NO_SENDER") and len(mails(bench, dr_b["mssante"])) == 2
+    assert "BAL APP" in entry["findings"][0]["message"]
+
+
+def test_x_mss_ins_is_o_only_for_a_qualified_identity(people):
+    """Référentiel socle MSSanté #2 ECO.2.4.2: X-MSS-INS O only when the INS is qualified; PID-32 (PAM FR
+    identity reliability) PROV says it is not, whatever PID-3 carries."""
+    bench, patient, dr_a, dr_b = people
+    flags = {"DESTDMP": "N", "DESTMSSANTEPS": "Y"}
+    text = mdm("T02", patient, dr_a, dr_a["finess"], "1.2.250.1.999.26.1", control_id="Q1", flags=flags,
+               recipients=(dr_b["mssante"],)).decode()
+    lines = text.split("\r")
+    pid = next(i for i, line in enumerate(lines) if line.startswith("PID|"))
+    fields = lines[pid].split("|") + [""] * 40
+    fields[32] = "PROV"
+    lines[pid] = "|".join(fields[:33])
+    assert msa(send(bench, "\r".join(lines).encode())[0]) == ("AA", "Q1")
     [(headers, _)] = mails(bench, dr_b["mssante"])
-    assert headers["From"] == "secretariat@chu.mssante.fr"
+    assert (headers["X-MSS-INS"], headers["X-MSS-CODECDA"]) == ("N", "11488-4")
 
 
 @pytest.mark.parametrize("behaviour,flags,expected", [
