@@ -308,7 +308,7 @@ class PfiDoor:
         if sender is None:
             self.world.journal.append(
                 tx, "mss", "DELIVER", direction="out", actor=msg.sender.idnps, verdict="error", code="MSS_NO_SENDER",
-                findings=[finding("PFI/MSS", f"no applicative mailbox (BAL APP) of the sender's structure nor of "
+                findings=[finding("PFI/MSS", "no applicative mailbox (BAL APP) of the sender's structure nor of "
                                   "the PFI sends the mail (trans-cda-r2/mapping-mss.md: FROM is the BAL APP): "
                                   "no mail was sent", "error")],
                 ref=inbound.control_id, **common)

@@ -15,7 +15,6 @@ from mockbench.protocols.pfi.door import MAIL_KEY, PfiDoor, PfiSettings
 from mockbench.protocols.pfi.hl7 import parse as parse_hl7
 from mockbench.world.model import Mailbox
 
-
 APP = "pfi@chu.mssante.fr"   # the CHU's applicative mailbox (conftest.py)
 
 
