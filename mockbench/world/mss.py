@@ -18,7 +18,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING
 
-from ..formats.mime import addresses, dsn, header_summary, mdn
+from ..formats.mime import addresses, dsn, error_mail, header_summary, mdn
 from . import errors, events, verification
 from .clock import parse_duration
 from .model import Mailbox, Message
@@ -152,7 +152,9 @@ class Mss:
             return
         if on_receive == "fail_integration":
             error = behaviour.get("error") or "I01^Erreur d'intégration du document"
-            report = mdn(original=original, reporter=box.address, to=notify, error=error)
+            # the ANS error MDN (trans-cda-mss/struct-msg-mdn.md), as integration_error writes it
+            report = mdn(original=original, reporter=box.address, to=notify, error=error,
+                         original_recipient=box.address, returned=self.raw(tx, message.id))
             self._send_report(tx, box.address, notify, report, events.MAIL_MDN, message, error=error)
             return
         if wants_mdn:
@@ -208,6 +210,39 @@ class Mss:
             tx, "mss", "MDN" if kind == events.MAIL_MDN else "DSN", direction="out", actor=sender,
             verdict="accepted", code=error.split("^")[0] if error else None, raw=report,
             ref=original.message_id, document=original.document or None)
+
+    def integration_error(self, tx: Tx, mailbox: str, message_id: str, error: str) -> Message:
+        """The consumer (the DPI) could not integrate the document a mail delivered to `mailbox` carried:
+        tell the mail's sender as trans-cda-mss asks. When the mail asked for one (Disposition-Notification-To),
+        an error MDN (struct-msg-mdn.md: `processed/Error: code^libellé`, Original-Message-ID and
+        Original-Recipient, the subject `[KO Intégration système !][code] <subject>`, the original mail and its
+        attachments returned), published as MAIL_MDN like a correspondent's; otherwise a standard error mail
+        (struct-email-standard.md) with the same subject, text and returned attachments. Journaled as `mss` MDN
+        or ERROR_MAIL, direction out. Returns the notification as stored in the sender's mailbox."""
+        box = self.world.directory.mailbox(tx, mailbox)
+        original = self.message(tx, message_id)
+        raw = self.raw(tx, message_id)
+        headers = original.headers
+        notify = addresses(headers.get("Disposition-Notification-To", ""))
+        to = notify[0] if notify else original.sender
+        if not to:
+            raise errors.InvalidRequest(f"the mail {original.message_id or message_id} names no sender to tell")
+        if notify:
+            recipient = addresses(headers.get("Original-Recipient", "").partition(";")[2]) or [box.address]
+            report = mdn(original=headers, reporter=box.address, to=to, error=error, original_recipient=recipient[0],
+                         returned=raw)
+            kind, operation = events.MAIL_MDN, "MDN"
+        else:
+            report = error_mail(original=headers, reporter=box.address, to=to, error=error, returned=raw)
+            kind, operation = None, "ERROR_MAIL"
+        stored = self.deliver(tx, box.address, [to], report, behave=False, cause=original.message_id)
+        if kind is not None:
+            self.world.events.publish(tx, events.Event(kind, original.message_id, data={
+                "from": box.address, "to": to, "original": original.id, "error": error}))
+        self.world.journal.append(
+            tx, "mss", operation, direction="out", actor=box.address, verdict="accepted", code=error.split("^")[0],
+            raw=report, ref=original.message_id, document=original.document or None)
+        return stored[0]
 
     # Reading ------------------------------------------------------------------------------------
     def messages(self, tx: Tx, address: str) -> list[Message]:

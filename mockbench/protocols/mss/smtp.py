@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, Session, TLSSetupException
 
-from ...formats.mime import MdnShape, read_mdn
+from ...formats.mime import KO_MARK, MdnShape, attachments, read_mdn
 from ...world import errors
 from ...world.journal import finding
 from ...world.mss import is_mssante
@@ -194,10 +194,14 @@ def ins_key_findings(pkg: Any) -> list[dict]:
 
 # --- MDNs the software under test sends (MSS/UX.12) ----------------------------------------------------------
 
-def mdn_findings(shape: MdnShape, original_errors: list[dict] | None) -> list[dict]:
-    """MSS/UX.12 findings on an MDN the software under test submits: not RFC 8098-shaped; answering a message
-    whose package the bench found broken (`original_errors`) without an error disposition; an error
-    disposition not in the ANS form code^label."""
+def mdn_findings(shape: MdnShape, original_errors: list[dict] | None,
+                 original_attachments: list[str] | None = None) -> list[dict]:
+    """MSS/UX.12 findings on an MDN the software under test submits, by the rules the bench's own error MDNs
+    follow (trans-cda-mss/struct-msg-mdn.md): not RFC 8098-shaped; answering a message whose package the bench
+    found broken (`original_errors`) without an error disposition; an error disposition not in the ANS form
+    code^label; an error MDN without the subject `[KO Intégration système !][code] ...`, without
+    Original-Message-ID or Original-Recipient, or without the original's attachments
+    (`original_attachments`, upper-cased names) returned."""
     rule = "MSS/UX.12"
     out = [finding(rule, f"the MDN is not well formed: {p}", "error") for p in shape.problems]
     if original_errors and shape.error is None and not shape.problems:
@@ -205,9 +209,24 @@ def mdn_findings(shape: MdnShape, original_errors: list[dict] | None) -> list[di
         out.append(finding(rule, f"the MDN answering {shape.original or 'the message'} reports no error, but its "
                            f"package could not be integrated ({reasons}): processed/Error: code^label was "
                            "expected", "error"))
-    if shape.error is not None and "^" not in shape.error:
+    if shape.error is None:
+        return out
+    if "^" not in shape.error:
         out.append(finding(rule, f"the error disposition {shape.error!r} is not in the ANS form code^label",
                            "warning"))
+    code = shape.error.split("^")[0].strip()
+    if not shape.subject.startswith(f"{KO_MARK}[{code}]"):
+        out.append(finding(rule, f"the error MDN's subject {shape.subject[:80]!r} does not start with "
+                           f"{KO_MARK}[{code}] (trans-cda-mss/struct-msg-mdn.md)", "error"))
+    for present, name in ((shape.original_message_id, "Original-Message-ID"),
+                          (shape.original_recipient, "Original-Recipient")):
+        if not present:
+            out.append(finding(rule, f"the error MDN has no {name} field: the PFI that reads it needs it "
+                               "(trans-cda-mss/struct-msg-mdn.md)", "error"))
+    missing = [n for n in (original_attachments or []) if n not in shape.attachments]
+    if missing:
+        out.append(finding(rule, f"the error MDN does not return the original's attachments ({', '.join(missing)}); "
+                           "trans-cda-mss/struct-msg-mdn.md asks for them", "error"))
     return out
 
 
@@ -695,7 +714,8 @@ class SmtpDoor:
                 raise Refusal(status.HEADER_FLOOD, "HEADER_FLOOD",
                               f"More than {limit} header fields (the door's header_fields limit)")
             if shape is not None:
-                findings.extend(mdn_findings(shape, self._original_errors(tx, sender, shape.original)))
+                original_errors, original_names = self._original(tx, sender, shape.original)
+                findings.extend(mdn_findings(shape, original_errors, original_names))
             stored = self.world.mss.deliver(tx, sender, recipients, raw, findings=findings, document=unique_id)
             ref = stored[0].message_id if stored else None
             # What the world found on delivery (SSI/IE.31 on a mail outside MSSanté) goes in the SUBMIT too.
@@ -714,14 +734,20 @@ class SmtpDoor:
 
         return self._run("SUBMIT", sender, deliver, raw=raw, recipients=recipients, findings=findings).line
 
-    def _original_errors(self, tx: Tx, sender: str, original: str) -> list[dict] | None:
-        """The error findings of the message an MDN answers, looked up in the answering mailbox (where the
-        original was delivered); None when it is not there."""
+    def _original(self, tx: Tx, sender: str, original: str) -> tuple[list[dict] | None, list[str] | None]:
+        """The error findings and the attachment names (upper-cased) of the message an MDN answers, looked up
+        in the answering mailbox (where the original was delivered); (None, None) when it is not there."""
         if not original:
-            return None
+            return None, None
         try:
             messages = self.world.mss.messages(tx, sender)
         except errors.WorldError:
-            return None
+            return None, None
         found = next((m for m in messages if m.message_id.strip() == original), None)
-        return None if found is None else [f for f in found.findings if f.get("severity") == "error"]
+        if found is None:
+            return None, None
+        try:
+            names = [name.upper() for _, name, _ in attachments(self.world.mss.raw(tx, found.id))]
+        except Exception:   # the email package is lenient; an unreadable original returns nothing to check
+            names = []
+        return [f for f in found.findings if f.get("severity") == "error"], names

@@ -32,7 +32,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ...formats.mime import header_summary
+from ...formats.mime import header_summary, read_mdn
 from ...formats.xdm import XdmError, read_package
 from ...world import errors, events
 from ...world.journal import finding
@@ -441,8 +441,8 @@ class PfiDoor:
             if box.role != "hospital":
                 return
             parsed, package_bytes = inbound_mail.read_mail(raw)
-            if package_bytes is None:
-                return      # a mail without a package: nothing for the DPI
+            if package_bytes is None or read_mdn(raw) is not None:
+                return      # a mail without a package, or an MDN returning one: nothing for the DPI
             message_id = message.message_id or event.cause or ""
             dpi = "{}:{}".format(*self.settings.dpi)
             try:
@@ -471,12 +471,32 @@ class PfiDoor:
                         findings=[finding("PFI/XDM", f"{doc.path} of the mail {message_id} is not a readable "
                                           "CDA: it was not sent to the DPI", "error")], ref=message_id)
                     continue
-                operation, text = inbound_mail.build_mdm(
+                operation, text, found = inbound_mail.build_mdm(
                     doc, package.action, mail_info, control_id=self._control_id(tx), now=self._now(),
-                    receiving=("DPI", box.owner), sender_person=person)
+                    receiving=("DPI", box.owner), sender_person=person, package=package)
                 meta = {"patient_ins": doc.cda.ins[0] if doc.cda.ins else None, "document": doc.cda.unique_id,
-                        "ref": message_id}
+                        "ref": message_id, "findings": found,
+                        "inbound": {"message": message.id, "mailbox": box.address}}
                 tx.after_commit(lambda t=text, o=operation, m=meta: self._queue(t, None, o, m))
+
+    def _inbound_answered(self, meta: dict, answer: bytes) -> None:
+        """The DPI answered an inbound MDM: its ACK is checked against the guide (findings on the MDM's
+        journal entry), and a refusal goes back to the mail's sender as the guide asks
+        (trans-cda-mss/struct-msg-mdn.md: an error MDN when the mail asked for one, else a standard error mail,
+        both `[KO Intégration système !][code] <subject>` with the original attachments)."""
+        ack = inbound_mail.read_dpi_ack(answer)
+        meta["findings"] = [*meta.get("findings", []), *ack.findings]
+        if ack.code in ("AA", "CA", "") or ack.error is None:
+            return
+        where = meta["inbound"]
+        with self.world.transaction() as tx:
+            try:
+                self.world.mss.integration_error(tx, where["mailbox"], where["message"], ack.error)
+            except errors.WorldError as exc:
+                self.world.journal.append(
+                    tx, "mss", "MDN", direction="out", actor=where["mailbox"], verdict="error", code=exc.code,
+                    findings=[finding("CDA-MSS/MDN", f"the DPI refused the document ({ack.error}) but the sender "
+                                      f"cannot be told: {exc}", "error")], ref=meta.get("ref"))
 
     # Outbound -----------------------------------------------------------------------------------
     def _queue(self, text: str, inbound: wire.Inbound | None, operation: str, meta: dict) -> None:
@@ -498,10 +518,10 @@ class PfiDoor:
         assert self._outbox is not None
         while True:
             payload, operation, meta = await self._outbox.get()
-            verdict, code, note = await self._deliver(payload)
+            verdict, code, note = await self._deliver(payload, meta)
             await asyncio.to_thread(self._journal_out, operation, meta, payload, verdict, code, note)
 
-    async def _deliver(self, payload: bytes) -> tuple[str, str | None, str]:
+    async def _deliver(self, payload: bytes, meta: dict | None = None) -> tuple[str, str | None, str]:
         s = self.settings
         assert s.dpi is not None
         delay, last = s.outbound_backoff, ""
@@ -517,6 +537,8 @@ class PfiDoor:
                 continue
             finally:
                 await client.close()
+            if meta is not None and meta.get("inbound"):   # an inbound MDM: its ACK checked, a refusal answered
+                await asyncio.to_thread(self._inbound_answered, meta, answer)
             try:
                 ack = wire.parse(answer)
                 code = ack.get("MSA", 1)
@@ -533,7 +555,8 @@ class PfiDoor:
             self.world.journal.append(
                 tx, "pfi", operation, direction="out", actor=self.settings.dpi and "{}:{}".format(*self.settings.dpi),
                 patient_ins=meta.get("patient_ins"), document=meta.get("document"), verdict=verdict, code=code,
-                findings=[] if verdict == "accepted" else [finding("PFI/OUTBOUND", note, "error")], raw=payload,
+                findings=[*meta.get("findings", []),
+                          *([] if verdict == "accepted" else [finding("PFI/OUTBOUND", note, "error")])], raw=payload,
                 ref=meta.get("ref"))
 
     # Small things -------------------------------------------------------------------------------

@@ -102,18 +102,26 @@ def test_a_received_xdm_mail_goes_to_the_dpi_as_mdm_t02(setup):
     assert (mdm.value(msh, 3), mdm.value(msh, 4), mdm.value(msh, 5), mdm.value(msh, 6)) == (
         "PFI", "MOCKBENCH", "DPI", "chu")
     assert (mdm.value(msh, 12), msh[21]) == ("2.6", "1.1^CISIS_CDA_HL7_LPS")
-    assert mdm.names() == ["MSH", "EVN", "PID", "PV1", "ORC", "OBR", "TXA", "OBX", "PRT", "PRT", "OBX"]
+    assert mdm.names() == ["MSH", "EVN", "PID", "PV1", "ORC", "OBR", "TXA", "OBX", "PRT", "PRT", "OBX",
+                           "OBX", "OBX", "OBX", "OBX"]
     assert (mdm.get("PID", 3), mdm.get("PID", 3, 1, 4, 2), mdm.get("PID", 3, 1, 5)) == (
         patient["ins"], patient["ins_oid"], "INS")
     assert (mdm.get("PID", 5), mdm.get("PID", 5, 1, 2), mdm.get("PID", 7), mdm.get("PID", 8)) == (
         "DURAND", "Alice", "19800504", "F")
     assert (mdm.get("PV1", 2), mdm.get("ORC", 1), mdm.get("OBR", 4)) == ("N", "NW", "11488-4")
     assert (mdm.get("TXA", 12), mdm.get("TXA", 13)) == (uid, "")
-    document, mail = mdm.segments("OBX")
+    document, mail, *metas = mdm.segments("OBX")
+    # trans-cda-mss/profils-messages.md "Groupes OBXNTE portant les métadonnées MSSanté": four, in this order
+    assert [(mdm.value(o, 1), o[2], mdm.value(o, 3, 1, 1), mdm.value(o, 3, 1, 3), mdm.value(o, 5, 1, 1),
+             mdm.value(o, 5, 1, 3), mdm.value(o, 11)) for o in metas] == [
+        (str(n), "CWE", code, "MetaDMPMSS", "N", "expandedYes-NoIndicator", "F")
+        for n, code in enumerate(("MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REP_LEGAUX", "MODIF_CONF_CODE"), 3)]
     assert (document[2], mdm.value(document, 11)) == ("ED", "F")
     assert base64.b64decode(mdm.value(document, 5, 1, 5)) == content
     sender, recipient = mdm.segments("PRT")
     assert (mdm.value(sender, 4), mdm.value(sender, 15, 1, 4)) == ("SB", SENDER)
+    assert sender[4] == "SB^Send by^participation"                   # PRT-4 as the guide's table
+    assert recipient[4] == "RCT^Result Copies To^participation"
     assert (mdm.value(sender, 15, 1, 2), mdm.value(sender, 15, 1, 3)) == ("NET", "X.400")
     assert mdm.value(sender, 5, 1, 2) == "LEROY"                 # the world knows the sender
     assert (mdm.value(recipient, 4), mdm.value(recipient, 15, 1, 4)) == ("RCT", HOSPITAL)
