@@ -290,6 +290,8 @@ class ImapSession:
             if self.settings.tls is not None and not self.tls_active:
                 caps.append("STARTTLS")
             caps += ["LOGINDISABLED"] if self.clear_auth_refused else ["AUTH=PLAIN", "AUTH=XOAUTH2"]
+            if self.tls_active:      # the client certificate of an applicative mailbox (MSS/CONF.01)
+                caps.append("AUTH=EXTERNAL")
         return " ".join(caps)
 
     def _refuse_in_clear(self, what: str, user: str = "") -> None:
@@ -343,8 +345,9 @@ class ImapSession:
             raise ImapRefusal("AUTHENTICATE takes a mechanism: PLAIN or XOAUTH2", bad=True)
         mechanism = as_text(args[0]).upper()
         self._refuse_in_clear(f"AUTHENTICATE {mechanism[:20]}")
-        if mechanism not in ("PLAIN", "XOAUTH2"):
-            raise ImapRefusal(f"mechanism {mechanism[:40]} is not supported: PLAIN or XOAUTH2")
+        if mechanism not in ("PLAIN", "XOAUTH2", "EXTERNAL"):
+            raise ImapRefusal(f"mechanism {mechanism[:40]} is not supported: PLAIN, XOAUTH2 or EXTERNAL (after "
+                              "STARTTLS)")
         if len(args) > 1:      # SASL-IR (RFC 4959)
             response = as_text(args[1])
         else:
@@ -360,6 +363,9 @@ class ImapSession:
             data = base64.b64decode(response, validate=True) if response != "=" else b""
         except (binascii.Error, ValueError):
             raise ImapRefusal("the AUTHENTICATE response is not base64", bad=True) from None
+        if mechanism == "EXTERNAL":
+            self._external(data.decode("utf-8", "replace").strip().lower())
+            return "AUTHENTICATE completed: INBOX is " + self.address
         if mechanism == "PLAIN":
             parts = data.split(b"\x00")
             if len(parts) != 3:
@@ -393,6 +399,26 @@ class ImapSession:
         if refusal is not None:
             raise ImapRefusal(refusal[2], code="AUTHENTICATIONFAILED")
         self.address, self.state = box.address, AUTHENTICATED
+
+    def _external(self, authzid: str) -> None:
+        """AUTHENTICATE EXTERNAL (RFC 4422 appendix A) with the TLS client certificate: the SMTP door's rule
+        (smtp.certificate_identity, MSS/CONF.01), an APP mailbox's own certificate or its structure's."""
+        from .errors import Refusal
+        from .smtp import certificate_identity
+
+        peercert = self.writer.get_extra_info("peercert") if self.tls_active else None
+        refusal: tuple[str, str, str] | None = None
+        with self.world.transaction() as tx:
+            try:
+                identity = certificate_identity(self.world, tx, authzid, peercert or None, self.tls_active)
+            except (Refusal, errors.WorldError) as exc:
+                text = exc.message if isinstance(exc, Refusal) else str(exc)
+                refusal = (exc.code, text, text)
+            self._journal_login(tx, authzid if refusal else identity.address, refusal,
+                                f"AUTHENTICATE EXTERNAL {authzid}".strip())
+        if refusal is not None:
+            raise ImapRefusal(refusal[2], code="AUTHENTICATIONFAILED")
+        self.address, self.state = identity.address, AUTHENTICATED
 
     def _xoauth2(self, data: bytes) -> None:
         fields = dict(part.split("=", 1) for part in data.decode("utf-8", "replace").split("\x01") if "=" in part)

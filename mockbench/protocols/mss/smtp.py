@@ -491,6 +491,76 @@ def _bearer_token(auth: str) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+def certificate_identity(world: Any, tx: Tx, authzid: str, peercert: dict | None, tls: bool) -> Identity:
+    """AUTH EXTERNAL (SMTP and IMAP) with the TLS client certificate, MSS/CONF.01: only applicative (APP)
+    mailboxes. Two kinds of certificate open one:
+    - a mailbox certificate, whose rfc822Name SAN is the mailbox (the authorization identity, if given, must
+      be that address);
+    - the structure's own ORG_AUTH_CLI-style certificate (no email SAN; O the structure, OU its IDNST, the
+      certificate a DPI already holds for the DMP, which the seed says may be reused): the authorization
+      identity names the APP mailbox, which the structure whose IDNST (or FINESS) the OU carries must own."""
+    from ...pki import describe_peer
+
+    if not tls or not peercert:
+        raise Refusal(status.AUTH_INVALID, "CERTIFICATE_MISSING",
+                      "EXTERNAL needs STARTTLS with a client certificate", rule="MSS/CONF.01")
+    peer = describe_peer(peercert)
+    address = (peer["email"] or "").lower()
+    if not address:
+        return _structure_certificate(world, tx, authzid, peer)
+    if authzid and authzid != address:
+        wanted = _known_mailbox(world, tx, authzid)
+        if wanted is not None and wanted.type not in CERT_TYPES:   # the rule first: MSS/CONF.01
+            raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NOT_ALLOWED",
+                          f"client certificate authentication is for applicative (APP) mailboxes only; "
+                          f"{wanted.address} is {wanted.type} (MSS/CONF.01)", rule="MSS/CONF.01")
+        raise Refusal(status.AUTH_INVALID, "CERTIFICATE_MISMATCH",
+                      f"the client certificate is for {address}, not {authzid}", rule="MSS/CONF.01")
+    box = _cert_mailbox(world, tx, address)
+    return Identity(box.address, box.type, "EXTERNAL", peer["common_name"] or "")
+
+
+def _known_mailbox(world: Any, tx: Tx, address: str) -> Any:
+    if not is_mssante(address):
+        return None
+    try:
+        return world.mss.mailbox_for(tx, address)
+    except errors.WorldError:
+        return None
+
+
+def _cert_mailbox(world: Any, tx: Tx, address: str) -> Any:
+    if not address or not is_mssante(address):
+        raise Refusal(status.AUTH_INVALID, "MAILBOX_UNKNOWN", f"{address or '(no user)'} is not an MSSanté "
+                      "mailbox of this world")
+    box = world.mss.mailbox_for(tx, address)
+    if box.type not in CERT_TYPES:
+        raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NOT_ALLOWED",
+                      f"client certificate authentication is for applicative (APP) mailboxes only; "
+                      f"{box.address} is {box.type} (MSS/CONF.01)", rule="MSS/CONF.01")
+    return box
+
+
+def _structure_certificate(world: Any, tx: Tx, authzid: str, peer: dict) -> Identity:
+    who = f"{peer['common_name'] or '?'}, O={peer['organization'] or '?'}, OU={peer['organizational_unit'] or '?'}"
+    if not authzid:
+        raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NO_EMAIL",
+                      f"the client certificate ({who}) names no mailbox in an email SAN: a structure's certificate "
+                      "gives the applicative mailbox as authorization identity", rule="MSS/CONF.01")
+    box = _cert_mailbox(world, tx, authzid)
+    unit = (peer["organizational_unit"] or "").strip()
+    try:
+        structure = world.directory.structure(tx, unit) if unit else None
+    except errors.UnknownStructure:
+        structure = None
+    if structure is None or structure.id != box.owner:
+        raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NOT_OWNER",
+                      f"the client certificate's structure ({who}: "
+                      f"{structure.id if structure else 'no structure of this world'}) does not own {box.address} "
+                      f"(owner {box.owner or 'none'})", rule="MSS/CONF.01")
+    return Identity(box.address, box.type, "EXTERNAL", f"{peer['common_name'] or ''} ({structure.id})".strip())
+
+
 # --- The handler -------------------------------------------------------------------------------------------
 
 class MssHandler:
@@ -628,15 +698,6 @@ class SmtpDoor:
                           "mailbox of this world")
         return self.world.mss.mailbox_for(tx, address)
 
-    def _known_mailbox(self, tx: Tx, address: str) -> Any:
-        """The world's mailbox for an MSSanté address, None when there is none."""
-        if not is_mssante(address):
-            return None
-        try:
-            return self.world.mss.mailbox_for(tx, address)
-        except errors.WorldError:
-            return None
-
     def _by_token(self, tx: Tx, box: Any, mechanism: str, token: str) -> Identity:
         if box.type not in TOKEN_TYPES:
             raise Refusal(status.AUTH_INVALID, "AUTH_MECHANISM_REFUSED",
@@ -656,31 +717,7 @@ class SmtpDoor:
         return Identity(box.address, box.type, mechanism, professional)
 
     def _by_certificate(self, tx: Tx, authzid: str, peercert: dict | None, tls: bool) -> Identity:
-        from ...pki import describe_peer
-
-        if not tls or not peercert:
-            raise Refusal(status.AUTH_INVALID, "CERTIFICATE_MISSING",
-                          "EXTERNAL needs STARTTLS with a client certificate", rule="MSS/CONF.01")
-        peer = describe_peer(peercert)
-        address = (peer["email"] or "").lower()
-        if not address:
-            raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NO_EMAIL",
-                          f"the client certificate ({peer['common_name']}) names no mailbox in an email SAN",
-                          rule="MSS/CONF.01")
-        if authzid and authzid != address:
-            wanted = self._known_mailbox(tx, authzid)
-            if wanted is not None and wanted.type not in CERT_TYPES:   # the rule first: MSS/CONF.01
-                raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NOT_ALLOWED",
-                              f"client certificate authentication is for applicative (APP) mailboxes only; "
-                              f"{wanted.address} is {wanted.type} (MSS/CONF.01)", rule="MSS/CONF.01")
-            raise Refusal(status.AUTH_INVALID, "CERTIFICATE_MISMATCH",
-                          f"the client certificate is for {address}, not {authzid}", rule="MSS/CONF.01")
-        box = self._mailbox(tx, address)
-        if box.type not in CERT_TYPES:
-            raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NOT_ALLOWED",
-                          f"client certificate authentication is for applicative (APP) mailboxes only; "
-                          f"{box.address} is {box.type} (MSS/CONF.01)", rule="MSS/CONF.01")
-        return Identity(box.address, box.type, "EXTERNAL", peer["common_name"] or "")
+        return certificate_identity(self.world, tx, authzid, peercert, tls)
 
     def recipient(self, sender: str, address: str, count: int) -> Outcome:
         def check(tx: Tx) -> Outcome:
