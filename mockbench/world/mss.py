@@ -32,6 +32,15 @@ OUTSIDE_MAILBOX = "outside@mockbench.invalid"
 BEHAVIOURS = ("integrate", "fail_integration", "bounce", "ignore")
 DEFAULT_BOUNCE = "550^5.1.1 mailbox unavailable"   # a bounce's DSN unless the behaviour's error says otherwise
 PENDING = "mss:pending"   # store meta: MDNs waiting for their correspondent's read_after delay
+INBOX = "INBOX"
+FOLDERS = "mss-folders:"  # store meta: the folders a mailbox's reader created (IMAP CREATE), besides INBOX
+MAX_FOLDERS = 200
+MAX_FOLDER_NAME = 200
+
+
+def uid_counter(address: str, folder: str = INBOX) -> str:
+    """The Tx.next_seq name of a folder's UIDs (RFC 3501 2.3.1.1: per mailbox, strictly ascending)."""
+    return f"mss-uid:{address}" if folder == INBOX else f"mss-uid:{address}/{folder}"
 
 
 def is_mssante(address: str) -> bool:
@@ -114,7 +123,7 @@ class Mss:
             message = Message(
                 id=str(uuid.uuid4()), mailbox=box.address, sender=sender.lower(), subject=summary.get("Subject", ""),
                 received_at=self.world.clock.now_iso(), size=len(raw), headers=summary,
-                uid=tx.next_seq(f"mss-uid:{box.address}"), message_id=summary.get("Message-ID", ""),
+                uid=tx.next_seq(uid_counter(box.address)), message_id=summary.get("Message-ID", ""),
                 recipients=[r.lower() for r in recipients], document=document or "",
                 findings=[*(findings or []), *(verified if box.role == "outside" else [])])
             tx.put("messages", message.to_dict(), id=message.id, mailbox=box.address)
@@ -245,21 +254,26 @@ class Mss:
         return stored[0]
 
     # Reading ------------------------------------------------------------------------------------
-    def messages(self, tx: Tx, address: str) -> list[Message]:
+    def messages(self, tx: Tx, address: str, folder: str | None = None) -> list[Message]:
+        """A mailbox's messages in UID order: of one folder, or of all its folders (`folder` None)."""
         box = self.mailbox_for(tx, address)
         rows = tx.select("messages", mailbox=box.address)
-        return sorted((Message.from_dict(r) for r in rows), key=lambda m: m.uid)
+        found = (Message.from_dict(r) for r in rows)
+        if folder is not None:
+            found = (m for m in found if m.folder == folder)
+        return sorted(found, key=lambda m: (m.folder != INBOX, m.folder, m.uid))
 
-    def uids(self, tx: Tx, address: str) -> list[int]:
-        """A mailbox's UIDs in order, without decoding its messages (an IMAP session checks them on every
+    def uids(self, tx: Tx, address: str, folder: str = INBOX) -> list[int]:
+        """A folder's UIDs in order, without decoding its messages (an IMAP session checks them on every
         command)."""
         box = self.mailbox_for(tx, address)
-        rows = tx.conn.execute("SELECT json_extract(data, '$.uid') FROM messages WHERE ns = ? AND mailbox = ?",
-                               (tx.ns, box.address)).fetchall()
+        rows = tx.conn.execute("SELECT json_extract(data, '$.uid') FROM messages WHERE ns = ? AND mailbox = ? "
+                               "AND coalesce(json_extract(data, '$.folder'), 'INBOX') = ?",
+                               (tx.ns, box.address, folder)).fetchall()
         return sorted(int(r[0]) for r in rows)
 
-    def by_uids(self, tx: Tx, address: str, uids: list[int]) -> list[Message]:
-        """The messages of a mailbox with these UIDs, in UID order."""
+    def by_uids(self, tx: Tx, address: str, uids: list[int], folder: str = INBOX) -> list[Message]:
+        """The messages of a folder with these UIDs, in UID order."""
         if not uids:
             return []
         box = self.mailbox_for(tx, address)
@@ -268,10 +282,84 @@ class Mss:
             chunk = uids[start:start + 500]
             marks = ", ".join("?" * len(chunk))
             rows = tx.conn.execute(
-                f"SELECT data FROM messages WHERE ns = ? AND mailbox = ? AND json_extract(data, '$.uid') IN ({marks})",
-                (tx.ns, box.address, *chunk)).fetchall()
+                f"SELECT data FROM messages WHERE ns = ? AND mailbox = ? AND json_extract(data, '$.uid') IN ({marks}) "
+                "AND coalesce(json_extract(data, '$.folder'), 'INBOX') = ?",
+                (tx.ns, box.address, *chunk, folder)).fetchall()
             found.extend(Message.from_dict(json.loads(r[0])) for r in rows)
         return sorted(found, key=lambda m: m.uid)
+
+    # Folders (IMAP CREATE / DELETE / COPY / MOVE / APPEND) ---------------------------------------------
+    def folders(self, tx: Tx, address: str) -> list[str]:
+        box = self.mailbox_for(tx, address)
+        return [INBOX, *tx.meta_get(FOLDERS + box.address, [])]
+
+    def folder(self, tx: Tx, address: str, name: str) -> str:
+        """The folder's own name (INBOX is case-insensitive, RFC 3501 5.1); NotFound when there is none."""
+        if name.upper() == INBOX:
+            return INBOX
+        if name in self.folders(tx, address):
+            return name
+        raise errors.NotFound(f"no folder {name[:80]} in {address}")
+
+    def create_folder(self, tx: Tx, address: str, name: str) -> str:
+        box = self.mailbox_for(tx, address)
+        name = name.rstrip("/")      # RFC 3501 6.3.3: a trailing hierarchy delimiter names the same folder
+        existing = self.folders(tx, box.address)
+        if not name or name.upper() == INBOX or name in existing:
+            raise errors.InvalidRequest(f"the folder {name[:80] or '(empty)'} already exists")
+        if len(name) > MAX_FOLDER_NAME or any(ord(c) < 32 or c in "*%" for c in name) or "//" in name \
+                or name.startswith("/"):
+            raise errors.InvalidRequest(f"{name[:80]!r} is not a folder name (at most {MAX_FOLDER_NAME} characters, "
+                                        "no control characters, no * or %, / between names)")
+        if len(existing) > MAX_FOLDERS:
+            raise errors.InvalidRequest(f"a mailbox holds at most {MAX_FOLDERS} folders")
+        tx.meta_set(FOLDERS + box.address, [*existing[1:], name])
+        return name
+
+    def delete_folder(self, tx: Tx, address: str, name: str) -> None:
+        box = self.mailbox_for(tx, address)
+        folder = self.folder(tx, box.address, name)
+        if folder == INBOX:
+            raise errors.InvalidRequest("INBOX cannot be deleted (RFC 3501 6.3.4)")
+        for message in self.messages(tx, box.address, folder):
+            tx.delete("messages", id=message.id)
+            tx.delete("mailraw", id=message.id)
+        tx.meta_set(FOLDERS + box.address, [f for f in self.folders(tx, box.address)[1:] if f != folder])
+
+    def copy(self, tx: Tx, address: str, messages: list[Message], target: str, *, move: bool = False) \
+            -> list[tuple[int, int]]:
+        """Copy (or move) messages into another folder of the same mailbox, flags kept (RFC 3501 6.4.7,
+        RFC 6851); (source UID, new UID) per message, for COPYUID (RFC 4315)."""
+        box = self.mailbox_for(tx, address)
+        target = self.folder(tx, box.address, target)
+        pairs = []
+        for message in messages:
+            raw = self.raw(tx, message.id)
+            copy = Message.from_dict({**message.to_dict(), "id": str(uuid.uuid4()), "folder": target,
+                                      "uid": tx.next_seq(uid_counter(box.address, target))})
+            tx.put("messages", copy.to_dict(), id=copy.id, mailbox=box.address)
+            tx.put("mailraw", raw, id=copy.id)
+            if move:
+                tx.delete("messages", id=message.id)
+                tx.delete("mailraw", id=message.id)
+            pairs.append((message.uid, copy.uid))
+        return pairs
+
+    def append(self, tx: Tx, address: str, folder: str, raw: bytes, flags: list[str], received_at: str = "") \
+            -> Message:
+        """A message the mailbox's reader stores itself (IMAP APPEND, RFC 3501 6.3.11): kept byte for byte,
+        not delivered (no recipient behaviour, no event)."""
+        box = self.mailbox_for(tx, address)
+        folder = self.folder(tx, box.address, folder)
+        summary = header_summary(raw)
+        message = Message(
+            id=str(uuid.uuid4()), mailbox=box.address, sender=(addresses(summary.get("From", "")) or [""])[0],
+            subject=summary.get("Subject", ""), received_at=received_at or self.world.clock.now_iso(), size=len(raw),
+            headers=summary, uid=tx.next_seq(uid_counter(box.address, folder)), message_id=summary.get("Message-ID", ""),
+            flags=sorted(set(flags)), folder=folder)
+        tx.put("messages", message.to_dict(), id=message.id, mailbox=box.address)
+        tx.put("mailraw", raw, id=message.id)
+        return message
 
     def message(self, tx: Tx, message_id: str) -> Message:
         row = tx.get("messages", id=message_id)
@@ -291,11 +379,12 @@ class Mss:
         tx.put("messages", message.to_dict(), id=message.id, mailbox=message.mailbox)
         return message
 
-    def expunge(self, tx: Tx, address: str) -> list[int]:
-        """Remove the messages flagged \\Deleted; returns their UIDs."""
+    def expunge(self, tx: Tx, address: str, folder: str = INBOX, only: set[int] | None = None) -> list[int]:
+        """Remove a folder's messages flagged \\Deleted (of those UIDs only, for UID EXPUNGE, RFC 4315);
+        returns their UIDs."""
         gone = []
-        for message in self.messages(tx, address):
-            if "\\Deleted" in message.flags:
+        for message in self.messages(tx, address, folder):
+            if "\\Deleted" in message.flags and (only is None or message.uid in only):
                 tx.delete("messages", id=message.id)
                 tx.delete("mailraw", id=message.id)
                 gone.append(message.uid)
