@@ -96,8 +96,8 @@ def build_mail(msg: DocumentMessage, *, kind: str, sender: str, recipients: list
     body = msg.metadata.get("CORPSMAIL_PATIENT" if kind == "patient" else "CORPSMAIL_PS", "")
     headers = {xmss.CODECDA: (cda.type_code if cda is not None and cda.type_code else type_code),
                xmss.INS: "O" if qualified_ins(msg) else "N", xmss.NIL: NIL}
-    if msg.patient_replies_blocked:
-        headers["X-MSS-MES"] = "FIN"
+    if msg.patient_replies_blocked and kind == "patient":   # mapping-mss.md: in mails to the patient only
+        headers[xmss.MES] = "FIN"
     if msg.reply_to:
         headers["Reply-To"] = ", ".join(msg.reply_to)
     return xdm_mail(sender=sender, to=recipients, subject=subject, package=package, text=body,

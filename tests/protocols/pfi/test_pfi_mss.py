@@ -63,7 +63,8 @@ def test_destmssanteps_sends_an_xdm_mail_to_the_correspondent(people):
     assert headers["Subject"] == "XDM/1.0/DDM+CR de consultation DURAND ALICE 04/05/1980"
     assert headers["Subject"] == ans_subject("CR de consultation", "DURAND", "Alice", "19800504")
     # Référentiel socle MSSanté #2 ECO.2.4.1-2.4.3: the CDA's code, a qualified INS, the product reference
-    assert (headers["X-MSS-CODECDA"], headers["X-MSS-INS"], headers["X-MSS-MES"]) == ("11488-4", "O", "FIN")
+    assert (headers["X-MSS-CODECDA"], headers["X-MSS-INS"]) == ("11488-4", "O")
+    assert "X-MSS-MES" not in headers   # mapping-mss.md: X-MSS-MES FIN is for the mails to the patient
     assert headers["X-MSS-NIL"] == "MOCKBENCH-PFI"
     assert "Disposition-Notification-To" not in headers
     package, parsed = package_of(raw)
@@ -83,8 +84,10 @@ def test_destmssantepat_sends_to_the_patient_address_built_from_the_ins(people):
     bench, patient, dr_a, _ = people
     message = mdm("T02", patient, dr_a, dr_a["finess"], "1.2.250.1.999.21.1", control_id="P1",
                   flags={"DESTMSSANTEPAT": "Y", "ACK_LECTURE_MSS": "Y"}, recipients=())
+    message += b"NTE|1|||FIN\r"       # NTE-4 of the DESTMSSANTEPAT OBX: the patient may not reply
     assert msa(send(bench, message)[0]) == ("AA", "P1")
     [(headers, _)] = mails(bench, f"{patient['ins']}@patient.mssante.fr")
+    assert headers["X-MSS-MES"] == "FIN"
     assert headers["To"] == f"{patient['ins']}@patient.mssante.fr"
     assert headers["Disposition-Notification-To"] == APP   # the MDN comes back to the BAL APP that sent it
 
