@@ -10,6 +10,9 @@ Sécurisées de Santé" (ANS, v1.0.1, §3.8.1 to §3.8.3) requires them of a sen
   date, sex) in the CDA header.
 - ECO.2.4.3 `X-MSS-NIL`: on every mail sent, the product reference the software got when declared on
   convergence.esante.gouv.fr.
+- ECO.2.2.8 `X-MSS-MES: FIN` (3 capital letters), in a mail to a patient (`<INS>@patient.mssante.fr`, Mon
+  espace santé) whose sender does not want the patient to reply (trans-cda-r2/mapping-mss.md, SMTP
+  "X-MSS-MES").
 
 `expected` gives what a sender must write for a package; `check` compares what a mail carries with it
 (the findings the MSSanté door adds on the mails the software under test submits). No world, no wire.
@@ -24,6 +27,8 @@ from .cda import INS_OIDS, CdaHeader
 
 CODECDA, INS, NIL, MES = "X-MSS-CODECDA", "X-MSS-INS", "X-MSS-NIL", "X-MSS-MES"
 RULE_CODECDA, RULE_INS, RULE_NIL = "REF2/ECO.2.4.1", "REF2/ECO.2.4.2", "REF2/ECO.2.4.3"
+RULE_MES = "REF2/ECO.2.2.8"
+PATIENT_DOMAIN = "@patient.mssante.fr"
 
 
 def is_qualified_ins(cda: CdaHeader | None, *, reliability: str | None = None) -> bool:
@@ -59,9 +64,11 @@ def _values(text: str | None) -> list[str]:
     return [v.strip() for v in (text or "").split(",") if v.strip()]
 
 
-def check(headers: Mapping[str, str], cdas: list[CdaHeader | None]) -> list[dict]:
+def check(headers: Mapping[str, str], cdas: list[CdaHeader | None], recipients: list[str] | None = None) \
+        -> list[dict]:
     """Findings on a mail's X-MSS-* fields against the CDA documents its IHE_XDM archive carries (`cdas`:
-    the readable CDA headers; empty when the mail carries no archive)."""
+    the readable CDA headers; empty when the mail carries no archive) and its envelope `recipients` (for
+    X-MSS-MES, when known)."""
     out: list[dict] = []
     want = expected(cdas)
     got_codes, got_ins = headers.get(CODECDA), headers.get(INS)
@@ -87,6 +94,14 @@ def check(headers: Mapping[str, str], cdas: list[CdaHeader | None]) -> list[dict
                    else "no CDA of the archive names the patient by a qualified INS (matricule, INS OID and traits)")
             out.append(finding(RULE_INS, f"{INS}: {got_ins.strip()!r} but {why}: {want[INS]} was expected "
                                "(ECO.2.4.2)", "error"))
+    mes = headers.get(MES)
+    if mes is not None:
+        if mes.strip() != "FIN":
+            out.append(finding(RULE_MES, f"{MES}: {mes.strip()!r}; its one value is FIN (3 capital letters, "
+                               "trans-cda-r2/mapping-mss.md)", "error"))
+        if recipients is not None and not any(r.strip().lower().endswith(PATIENT_DOMAIN) for r in recipients):
+            out.append(finding(RULE_MES, f"{MES} on a mail to no patient (<INS>{PATIENT_DOMAIN}): it tells Mon "
+                               "espace santé that the patient may not reply", "warning"))
     if not (headers.get(NIL) or "").strip():
         out.append(finding(RULE_NIL, f"no {NIL} header: every mail a software sends carries its product reference "
                            "from convergence.esante.gouv.fr (Référentiel socle MSSanté #2 ECO.2.4.3)", "warning"))

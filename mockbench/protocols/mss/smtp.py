@@ -131,7 +131,7 @@ class Outcome:
 
 # --- XDM ---------------------------------------------------------------------------------------------------
 
-def xdm_check(raw: bytes) -> tuple[list[dict], str | None, str | None]:
+def xdm_check(raw: bytes, recipients: list[str] | None = None) -> tuple[list[dict], str | None, str | None]:
     """Findings about the mail's IHE_XDM.ZIP (formats/xdm.py) and its X-MSS-* fields (formats/xmss.py,
     Référentiel socle MSSanté #2 ECO.2.4.1 to ECO.2.4.3), the first document's unique id and its patient's INS
     (for the journal). A problem is a finding, never a refusal: the operator carries the mail, the recipient
@@ -155,19 +155,20 @@ def xdm_check(raw: bytes) -> tuple[list[dict], str | None, str | None]:
     if package is None:
         if subject_is_xdm(subject):
             return [finding("MSS/XDM", f"the subject announces XDM/1.0/DDM but no {XDM_ATTACHMENT} is attached",
-                            "error"), *xmss.check(headers, [])], None, None
-        return xmss.check(headers, []), None, None
+                            "error"), *xmss.check(headers, [], recipients)], None, None
+        return xmss.check(headers, [], recipients), None, None
     findings = []
     if not subject_is_xdm(subject):
         findings.append(finding("MSS/XDM", f"{XDM_ATTACHMENT} is attached but the subject lacks XDM/1.0/DDM"))
     try:
         pkg = read_package(package)
     except XdmError as exc:
-        return [*findings, finding(f"XDM/{exc.code}", exc.message, "error"), *xmss.check(headers, [])], None, None
+        return ([*findings, finding(f"XDM/{exc.code}", exc.message, "error"), *xmss.check(headers, [], recipients)],
+                None, None)
     unique_id = next((d.entry.meta.get("unique_id") for d in pkg.documents if d.entry.meta.get("unique_id")), None)
     ins = next((d.entry.patient_ins for d in pkg.documents if d.entry.patient_ins), None)
-    return ([*findings, *pkg.findings, *ins_key_findings(pkg), *xmss.check(headers, [d.cda for d in pkg.documents])],
-            unique_id, ins)
+    return ([*findings, *pkg.findings, *ins_key_findings(pkg),
+             *xmss.check(headers, [d.cda for d in pkg.documents], recipients)], unique_id, ins)
 
 
 def ins_key_findings(pkg: Any) -> list[dict]:
@@ -737,7 +738,7 @@ class SmtpDoor:
         flood = count_header_fields(raw, limit) > limit
         shape = None
         if not flood:
-            findings, unique_id, ins = xdm_check(raw)
+            findings, unique_id, ins = xdm_check(raw, recipients)
             try:
                 shape = read_mdn(raw)
             except Exception as exc:  # the email package is lenient; anything left is a finding

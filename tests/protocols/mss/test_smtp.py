@@ -494,3 +494,15 @@ def test_x_mss_headers_are_checked_on_what_the_dpi_submits(bench, smtp):
     # issue 15: an INS whose NIR key is wrong is the DMP door's error, a finding here (key of 2790351215189: 89)
     found = submit(package("279035121518912"), {"X-MSS-CODECDA": "11488-4", "X-MSS-INS": "O", "X-MSS-NIL": "L"})
     assert "its key should be 89" in found["XDM/INS"]["message"] and found["XDM/INS"]["severity"] == "error"
+
+
+def test_x_mss_mes_is_fin_and_for_a_patient(bench, smtp):
+    """trans-cda-r2/mapping-mss.md (SMTP "X-MSS-MES") and Référentiel socle MSSanté #2 ECO.2.2.8: the one value
+    is FIN, in a mail to a patient (<INS>@patient.mssante.fr)."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = JEANNE, SECRETARIAT, "Bonjour"
+    message["X-MSS-MES"], message["X-MSS-NIL"] = "fin", "LPS-42"
+    message.set_content("Bonjour")
+    smtp(JEANNE).sendmail(JEANNE, [SECRETARIAT], bytes(message))
+    found = [(f["rule"], f["severity"]) for f in journal(bench, operation="SUBMIT")[-1]["findings"]]
+    assert found == [("REF2/ECO.2.2.8", "error"), ("REF2/ECO.2.2.8", "warning")]
