@@ -10,6 +10,7 @@ from hl7.client import MLLPClient
 from pfi_messages import cda_for, mdm, parse_ack
 from test_door import FakeDpi, msa, send, wait_for
 
+from mockbench.formats import xmss
 from mockbench.formats.xdm import ans_subject, read_package
 from mockbench.protocols.pfi.door import MAIL_KEY, PfiDoor, PfiSettings
 from mockbench.protocols.pfi.hl7 import parse as parse_hl7
@@ -72,6 +73,8 @@ def test_destmssanteps_sends_an_xdm_mail_to_the_correspondent(people):
     assert parsed.get_body(("plain",)).get_content() == "Bonjour, voici le compte rendu de la séance."
     [doc] = package.documents
     assert doc.hash_ok and doc.size_ok and doc.entry.meta["unique_id"] == v1 and package.action is None
+    # the PFI's own mail passes the rules the SMTP door applies to the DPI's mails
+    assert xmss.check(headers, [doc.cda], [dr_b["mssante"]]) == []
     assert doc.content == cda_for(patient, v1, dr_a)
     [entry] = mss_entries(bench)
     assert (entry["direction"], entry["verdict"], entry["ref"]) == ("out", "accepted", headers["Message-ID"])
@@ -217,6 +220,42 @@ def test_an_answer_after_a_restart_still_maps_to_the_hl7_message(people):
         assert wait_for(lambda: len(dpi.received) >= 1)
         [zam] = [parse_hl7(p) for p in dpi.received]
         assert (zam.operation, zam.get("OBX", 4), zam.get("OBX", 5)) == ("ZAM^Z03", "LATE", "Y")
+    finally:
+        door.stop()
+        dpi.close()
+
+
+def test_the_loop_a_dpi_refusal_comes_back_as_an_error_mdn_then_a_zam_z03(people):
+    """Both guides end to end: the PFI mails a document (ACK_LECTURE_MSS=Y) to another establishment's
+    applicative mailbox; that establishment's PFI (the same bench) gives it to its DPI as an MDM^T02
+    (trans-cda-mss); the DPI refuses it (ERR-3 207, ERR-5 902); the error MDN (struct-msg-mdn.md) comes back
+    to the sender's BAL APP and becomes a ZAM^Z03 N for the sending DPI (trans-cda-r2/ack-metier-zam.md)."""
+    from test_pfi_inbound import ScriptedDpi
+
+    bench, patient, dr_a, _ = people
+    w = world(bench)
+    with w.transaction() as tx:
+        w.directory.add_mailbox(tx, Mailbox(address="dpi@clinique.mssante.fr", type="APP", owner="clinique"))
+    dpi = ScriptedDpi("AE", "ERR||PID^1^3|207^Application error^messageErrorCondition|E|"
+                            "902^Identifiant de patient inconnu^applicationErrorCode")
+    door = PfiDoor(bench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
+    port = door.start()["mllp"]
+    try:
+        message = mdm("T02", patient, dr_a, dr_a["finess"], "1.2.250.1.999.27.1", control_id="LOOP",
+                      flags={"DESTDMP": "N", "DESTMSSANTEPS": "Y", "ACK_LECTURE_MSS": "Y"},
+                      recipients=("dpi@clinique.mssante.fr",))
+        with MLLPClient("127.0.0.1", port) as client:
+            client.socket.settimeout(10)
+            assert msa(parse_ack(client.send_message(message))) == ("AA", "LOOP")
+        assert wait_for(lambda: any(parse_hl7(p).operation == "ZAM^Z03" for p in dpi.received))
+        received = [parse_hl7(p) for p in dpi.received]
+        assert received[0].operation == "MDM^T02"          # the clinic's DPI got the document first
+        [zam] = [z for z in received if z.operation == "ZAM^Z03"]
+        assert (zam.get("OBX", 4), zam.get("OBX", 5)) == ("LOOP", "N")
+        assert "902" in zam.get("ERR", 5)
+        [(headers, _)] = [m for m in mails(bench, APP) if m[0]["Subject"].startswith("[KO")]
+        assert headers["Subject"].startswith("[KO Intégration système !][902] XDM/1.0/DDM+")
+        assert headers["From"] == "dpi@clinique.mssante.fr"
     finally:
         door.stop()
         dpi.close()
