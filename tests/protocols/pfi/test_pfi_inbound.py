@@ -337,3 +337,29 @@ def test_the_dpi_s_ack_is_checked(scripted, err, expected):
     [entry] = out_entries(bench)
     messages = [f["message"] for f in entry["findings"] if f["rule"] == "CDA-MSS/ACK"]
     assert any(expected in m for m in messages), messages
+
+
+def test_the_parent_may_come_from_the_xdm_metadata(setup):
+    """An action C document without a CDA relatedDocument: the parent from an RPLC association of the
+    package's metadata to another entry of the package (inbound.replaced_parent), so a T10 with TXA-13."""
+    from mockbench.formats import ebrim
+    from mockbench.formats.xdm import read_package
+    from mockbench.protocols.pfi import inbound
+
+    _, patient, _ = setup
+    v1, v2 = "1.2.250.1.999.97.1", "1.2.250.1.999.97.2"
+    pkg = read_package(package(patient, cda(patient, v2, version=2), v2, action="C"))
+    [doc] = pkg.documents
+    assert inbound.replaced_parent(doc, pkg) == ""
+    old = ebrim.DocumentEntry(symbolic_id="Document00", unique_id=v1, patient_id="", patient_ins="", patient_oid="",
+                              meta={})
+    pkg.submission.documents.append(old)
+    pkg.submission.associations.append(ebrim.Association(type=ebrim.RPLC, source=doc.entry.symbolic_id,
+                                                         target="Document00"))
+    pkg.documents.append(type(doc)(path="DOC0000.XML", entry=old, content=b"", hash_ok=True, size_ok=True))
+    assert inbound.replaced_parent(doc, pkg) == v1
+    mail = inbound.Mail(message_id="<m@t>", subject=SUBJECT, body="", sender=SENDER, mailbox=HOSPITAL)
+    operation, text, findings = inbound.build_mdm(doc, pkg.action, mail, control_id="X1", now="20261206120000",
+                                                  package=pkg)
+    mdm = parse_hl7(text.encode())
+    assert (operation, mdm.get("ORC", 1), mdm.get("TXA", 13), findings) == ("MDM^T10", "RO", v1, [])
