@@ -9,8 +9,8 @@ MSSanté: a message with DESTMSSANTEPS=Y and/or DESTMSSANTEPAT=Y is also sent as
 the world (mail.py builds it: IHE_XDM.ZIP, ANS subject, X-MSS-* headers), in the same transaction as its other
 effects: one mail to the PRT RCT professionals' addresses, one to the patient's `<INS>@patient.mssante.fr`,
 from an applicative mailbox (BAL APP, trans-cda-r2/mapping-mss.md): the sender's structure's, else the PFI's
-(an APP mailbox of role hospital); none: a finding and no mail. Each mail is an `mss` DELIVER journal entry (ref = its Message-ID); the Message-ID is mapped to
-the HL7 message in the world store (meta `pfi-mail:<Message-ID>`), so the answers still map after a restart.
+(an APP mailbox of role hospital); none: a finding and no mail. Each mail is an `mss` DELIVER journal entry
+(ref = its Message-ID); the Message-ID is mapped to the HL7 message in the world store (meta `pfi-mail:<Message-ID>`), so the answers still map after a restart.
 An unknown recipient does not change the technical ACK (AA): it is a journal finding and a ZAM^Z02 N with
 SMTP code 550. The door listens to the world's MAIL_DSN and MAIL_MDN events: a DSN is a ZAM^Z02 N (550), an
 MDN a ZAM^Z03 (Y, or N with the MDN's code^label) when ACK_LECTURE_MSS=Y or the MDN reports an error.
@@ -479,23 +479,28 @@ class PfiDoor:
                         "inbound": {"message": message.id, "mailbox": box.address}}
                 tx.after_commit(lambda t=text, o=operation, m=meta: self._queue(t, None, o, m))
 
-    def _inbound_answered(self, meta: dict, answer: bytes) -> None:
+    @staticmethod
+    def _inbound_answered(meta: dict, answer: bytes) -> None:
         """The DPI answered an inbound MDM: its ACK is checked against the guide (findings on the MDM's
-        journal entry), and a refusal goes back to the mail's sender as the guide asks
-        (trans-cda-mss/struct-msg-mdn.md: an error MDN when the mail asked for one, else a standard error mail,
-        both `[KO Intégration système !][code] <subject>` with the original attachments)."""
+        journal entry); a refusal's `code^libellé` is kept for `_tell_sender`."""
         ack = inbound_mail.read_dpi_ack(answer)
         meta["findings"] = [*meta.get("findings", []), *ack.findings]
-        if ack.code in ("AA", "CA", "") or ack.error is None:
-            return
-        where = meta["inbound"]
+        if ack.code not in ("AA", "CA", "") and ack.error is not None:
+            meta["refusal"] = ack.error
+
+    def _tell_sender(self, meta: dict) -> None:
+        """After the MDM's journal entry: the DPI's refusal goes back to the mail's sender as the guide asks
+        (trans-cda-mss/struct-msg-mdn.md: an error MDN when the mail asked for one, else a standard error mail,
+        struct-email-standard.md; both `[KO Intégration système !][code] <subject>` with the original
+        attachments)."""
+        where, error = meta["inbound"], meta["refusal"]
         with self.world.transaction() as tx:
             try:
-                self.world.mss.integration_error(tx, where["mailbox"], where["message"], ack.error)
+                self.world.mss.integration_error(tx, where["mailbox"], where["message"], error)
             except errors.WorldError as exc:
                 self.world.journal.append(
                     tx, "mss", "MDN", direction="out", actor=where["mailbox"], verdict="error", code=exc.code,
-                    findings=[finding("CDA-MSS/MDN", f"the DPI refused the document ({ack.error}) but the sender "
+                    findings=[finding("CDA-MSS/MDN", f"the DPI refused the document ({error}) but the sender "
                                       f"cannot be told: {exc}", "error")], ref=meta.get("ref"))
 
     # Outbound -----------------------------------------------------------------------------------
@@ -520,6 +525,8 @@ class PfiDoor:
             payload, operation, meta = await self._outbox.get()
             verdict, code, note = await self._deliver(payload, meta)
             await asyncio.to_thread(self._journal_out, operation, meta, payload, verdict, code, note)
+            if meta.get("refusal"):      # an inbound MDM the DPI refused: its sender is told, after the entry
+                await asyncio.to_thread(self._tell_sender, meta)
 
     async def _deliver(self, payload: bytes, meta: dict | None = None) -> tuple[str, str | None, str]:
         s = self.settings
@@ -537,8 +544,8 @@ class PfiDoor:
                 continue
             finally:
                 await client.close()
-            if meta is not None and meta.get("inbound"):   # an inbound MDM: its ACK checked, a refusal answered
-                await asyncio.to_thread(self._inbound_answered, meta, answer)
+            if meta is not None and meta.get("inbound"):   # an inbound MDM: its ACK checked
+                self._inbound_answered(meta, answer)
             try:
                 ack = wire.parse(answer)
                 code = ack.get("MSA", 1)

@@ -294,6 +294,7 @@ def test_a_refusal_with_a_conformant_ack_becomes_an_error_mdn_to_the_sender(scri
     assert mdn_findings(shape, [], ["IHE_XDM.ZIP"]) == []
     [mdn_entry] = [e for e in bench.client.journal(channel="mss") if e["operation"] == "MDN"]
     assert (mdn_entry["direction"], mdn_entry["code"], mdn_entry["ref"]) == ("out", "902", message_id)
+    assert mdn_entry["seq"] > entry["seq"]          # the journal: the DPI's refusal, then the MDN it caused
 
 
 def test_a_refusal_without_an_mdn_request_becomes_a_standard_error_mail(scripted):
