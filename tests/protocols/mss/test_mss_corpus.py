@@ -103,7 +103,7 @@ def test_every_corpus_package_goes_through_smtp_and_comes_back_identical_by_imap
         # The X-MSS-* fields a compliant client writes (Référentiel socle MSSanté #2 ECO.2.4.1 to 2.4.3)
         headers = xmss.expected([d.cda for d in read_package(package).documents])
         raw = xdm_mail(sender=JEANNE, to=[DPI], subject=subject_of(package), package=package,
-                       extra_headers={**headers, "X-MSS-NIL": "MOCKBENCH-TEST", "X-MSS-MES": "FIN"})
+                       extra_headers={**headers, "X-MSS-NIL": "MOCKBENCH-TEST"})
         assert client.sendmail(JEANNE, [DPI], raw) == {}, path.name
         sent.append(raw)
     client.quit()
