@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 SUMMARY_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID", "Disposition-Notification-To",
-                   "Return-Receipt-To", "X-MSS-CODECDA", "X-MSS-INS", "X-MSS-MES", "Content-Type")
+                   "Return-Receipt-To", "X-MSS-CODECDA", "X-MSS-INS", "X-MSS-MES", "X-MSS-NIL",
+                   "Content-Type")
 
 
 def header_end(raw: bytes) -> int | None:
@@ -161,23 +162,95 @@ def addresses(value: str) -> list[str]:
     return [addr.lower() for _, addr in getaddresses([value]) if addr]
 
 
+KO_MARK = "[KO Intégration système !]"   # trans-cda-mss/struct-msg-mdn.md: the subject of an integration error
+
+
+def ko_subject(error: str, subject: str) -> str:
+    """`[KO Intégration système !][code erreur] <the original subject>` (trans-cda-mss/struct-msg-mdn.md and
+    struct-email-standard.md)."""
+    return f"{KO_MARK}[{error.split('^')[0]}] {subject}"
+
+
+def integration_text(error: str) -> str:
+    """The human part of an integration error: the consumer's code and label (struct-msg-mdn.md, its example)."""
+    code, _, label = error.partition("^")
+    return ("Le message ci-dessous n'a pas pu être intégré automatiquement dans le DPI pour la raison suivante : "
+            f"{label or code}\r\nLe système a retourné l'erreur {error}")
+
+
+def attachments(raw: bytes) -> list[tuple[str, str, bytes]]:
+    """(content type, file name, bytes) of each named leaf part of a message, in order (the IHE_XDM.ZIP, a
+    PDF...): what an integration error returns to the sender."""
+    message = BytesParser(policy=policy.compat32).parsebytes(raw)
+    out = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        name = _name(part)
+        if name:
+            payload = part.get_payload(decode=True)
+            out.append((part.get_content_type(), name, payload if isinstance(payload, bytes) else b""))
+    return out
+
+
+def _returned_parts(boundary: str, raw: bytes) -> list[str]:
+    """The original mail as a message/rfc822 part, then its attachments in base64 (struct-msg-mdn.md:
+    "Les pièces jointes envoyées avec le courriel d'origine ... doivent être remises en pièces jointes")."""
+    # RFC 2046 5.2.1: a message/rfc822 body is 7bit or 8bit, never base64: the original's bytes as they are.
+    text = raw.replace(b"\r\n", b"\n").decode("utf-8", "surrogateescape").rstrip("\n")
+    lines = [f"--{boundary}", "Content-Type: message/rfc822",
+             'Content-Disposition: attachment; filename="message_original.eml"',
+             f"Content-Transfer-Encoding: {'7bit' if raw.isascii() else '8bit'}", "", *text.split("\n")]
+    for content_type, name, payload in attachments(raw):
+        quoted = name.replace("\\", "").replace('"', "")
+        lines += [f"--{boundary}", f'Content-Type: {content_type}; name="{quoted}"',
+                  "Content-Transfer-Encoding: base64", f'Content-Disposition: attachment; filename="{quoted}"', "",
+                  *base64.encodebytes(payload).decode("ascii").rstrip("\n").split("\n")]
+    return lines
+
+
 def mdn(*, original: dict[str, str], reporter: str, to: str, disposition: str = "processed",
-        error: str | None = None, domain: str = "mockbench.invalid") -> bytes:
+        error: str | None = None, domain: str = "mockbench.invalid", original_recipient: str | None = None,
+        returned: bytes | None = None) -> bytes:
     """A disposition notification (RFC 8098) answering the message whose headers are `original`.
-    `error` ("code^label") makes it the ANS integration-error form: `processed/Error: code^label` and the
-    subject `[KO Intégration système !][code] <original subject>`."""
+    `error` ("code^label") makes it the ANS integration-error form (trans-cda-mss/struct-msg-mdn.md):
+    `processed/Error: code^label`, the subject `[KO Intégration système !][code] <original subject>` and the
+    error's code and label in the human part. `original_recipient` adds Original-Recipient; `returned` (the
+    original mail's bytes) adds it as a message/rfc822 part followed by its attachments."""
     subject = original.get("Subject", "")
-    subject = (f"[KO Intégration système !][{error.split('^')[0]}] {subject}" if error
-               else f"Accusé de lecture : {subject}")
-    human = (f"Le message {original.get('Message-ID', '')} n'a pas pu être intégré : {error}" if error
+    subject = ko_subject(error, subject) if error else f"Accusé de lecture : {subject}"
+    human = (integration_text(error) if error
              else f"Le message {original.get('Message-ID', '')} a été traité.")
-    fields = [f"Reporting-UA: {domain}; mockbench", f"Final-Recipient: rfc822;{reporter}"]
+    fields = [f"Reporting-UA: {domain}; mockbench"]
+    if original_recipient:
+        fields.append(f"Original-Recipient: rfc822;{original_recipient}")
+    fields.append(f"Final-Recipient: rfc822;{reporter}")
     if original.get("Message-ID"):
         fields.append(f"Original-Message-ID: {original['Message-ID']}")
     fields.append("Disposition: automatic-action/MDN-sent-automatically; "
                   + (f"processed/Error: {error}" if error else disposition))
     return _report("disposition-notification", "message/disposition-notification", fields, human, subject=subject,
-                   sender=reporter, to=to, original=original, domain=domain)
+                   sender=reporter, to=to, original=original, domain=domain, returned=returned)
+
+
+def error_mail(*, original: dict[str, str], reporter: str, to: str, error: str, returned: bytes,
+               domain: str = "mockbench.invalid") -> bytes:
+    """The standard mail that reports an integration error when the sender asked for no MDN
+    (trans-cda-mss/struct-email-standard.md): multipart/mixed, the subject
+    `[KO Intégration système !][code] <original subject>`, a human part with the code and label, the original
+    mail (message/rfc822) and its attachments."""
+    boundary = f"=_mockbench_{uuid.uuid4().hex}"
+    headers = [f"From: {reporter}", f"To: {to}", f"Date: {formatdate(localtime=False)}",
+               f"Message-ID: <{uuid.uuid4()}@{domain}>",
+               f"Subject: {Header(ko_subject(error, original.get('Subject', '')), 'utf-8').encode()}"]
+    if original.get("Message-ID"):
+        headers += [f"In-Reply-To: {original['Message-ID']}", f"References: {original['Message-ID']}"]
+    headers += ["MIME-Version: 1.0", f'Content-Type: multipart/mixed; boundary="{boundary}"']
+    text = base64.encodebytes(integration_text(error).encode("utf-8")).decode("ascii").rstrip("\n").split("\n")
+    lines = [*headers, "", f"--{boundary}", 'Content-Type: text/plain; charset="utf-8"',
+             "Content-Transfer-Encoding: base64", "", *text, *_returned_parts(boundary, returned),
+             f"--{boundary}--", ""]
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape")
 
 
 def dsn(*, original: dict[str, str], recipient: str, to: str, status: str = "5.1.1",
@@ -193,7 +266,7 @@ def dsn(*, original: dict[str, str], recipient: str, to: str, status: str = "5.1
 
 
 def _report(report_type: str, content_type: str, fields: list[str], human: str, *, subject: str, sender: str,
-            to: str, original: dict[str, str], domain: str) -> bytes:
+            to: str, original: dict[str, str], domain: str, returned: bytes | None = None) -> bytes:
     # Written out by hand: the email package's generator wants message/delivery-status parts as lists of
     # header blocks and re-folds the Disposition field; a report is small and its shape fixed.
     boundary = f"=_mockbench_{uuid.uuid4().hex}"
@@ -206,8 +279,9 @@ def _report(report_type: str, content_type: str, fields: list[str], human: str, 
     text = base64.encodebytes(human.encode("utf-8")).decode("ascii").rstrip("\n").split("\n")
     lines = [*headers, "", f"--{boundary}", 'Content-Type: text/plain; charset="utf-8"',
              "Content-Transfer-Encoding: base64", "", *text, f"--{boundary}", f"Content-Type: {content_type}",
-             "Content-Transfer-Encoding: 7bit", "", *fields, "", f"--{boundary}--", ""]
-    return "\r\n".join(lines).encode("utf-8")
+             "Content-Transfer-Encoding: 7bit", "", *fields, "",
+             *(_returned_parts(boundary, returned) if returned is not None else []), f"--{boundary}--", ""]
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape")
 
 
 def xdm_mail(*, sender: str, to: list[str], subject: str, package: bytes, text: str = "",
@@ -246,6 +320,10 @@ class MdnShape:
     problems: tuple[str, ...]       # how it departs from RFC 8098 (empty: well formed)
     error: str | None               # the error modifier's text (`E12^Document illisible`), None for no error
     original: str                   # Original-Message-ID, else In-Reply-To
+    subject: str = ""
+    original_message_id: bool = False     # the notification carries Original-Message-ID
+    original_recipient: bool = False      # ... and Original-Recipient (trans-cda-mss/struct-msg-mdn.md)
+    attachments: tuple[str, ...] = ()     # the file names the MDN returns (upper-cased)
 
 
 def read_mdn(raw: bytes) -> MdnShape | None:
@@ -281,4 +359,11 @@ def read_mdn(raw: bytes) -> MdnShape | None:
     elif (match.group(5) or "").lower() == "error":
         error = (match.group(6) or ":").lstrip(":").strip()
     original = str(fields.get("Original-Message-ID") or message.get("In-Reply-To") or "").strip()
-    return MdnShape(tuple(problems), error, original)
+    try:
+        subject = str(policy.default.header_fetch_parse("Subject", str(message.get("Subject", ""))))
+    except (ValueError, LookupError):
+        subject = str(message.get("Subject", ""))
+    names = tuple(_name(p).upper() for p in message.walk() if not p.is_multipart() and _name(p))
+    return MdnShape(tuple(problems), error, original, " ".join(subject.split()),
+                    bool(str(fields.get("Original-Message-ID", "")).strip()),
+                    bool(str(fields.get("Original-Recipient", "")).strip()), names)

@@ -605,7 +605,19 @@ def subject_is_xdm(subject: str) -> bool:
 
 
 def ans_subject(label: str, family: str, given: str, birth_date: str) -> str:
-    """The ANS subject `XDM/1.0/DDM+<label> <NAME> <first name> <birth date>`: the family name upper-cased,
-    the first given name as written, the birth date as given (the caller formats it)."""
-    parts = [p.strip() for p in (label, family.upper(), given, birth_date)]
+    """The ANS subject `XDM/1.0/DDM+<label> <NOM> <prénom> <date de naissance>` as the guide's example writes
+    it (trans-cda-mss/struct-msg-mdn.md: `XDM/1.0/DDM+ECHOGRAPHIE ABDOMINOPELVIENNE CORSE FIGATELLIX
+    12/10/1988`): the names upper-cased, the first given name only, the birth date DD/MM/YYYY (YYYYMMDD and
+    YYYY-MM-DD are converted; anything else is kept as given)."""
+    first = (given.strip().split(" ") or [""])[0]
+    parts = [p.strip() for p in (label, family.upper(), first.upper(), french_date(birth_date))]
     return f"{SUBJECT_MARK}+" + " ".join(p for p in parts if p)
+
+
+def french_date(value: str) -> str:
+    """YYYYMMDD[...] or YYYY-MM-DD[...] as DD/MM/YYYY; other text unchanged."""
+    text = (value or "").strip()
+    digits = text.replace("-", "")[:8]
+    if len(digits) == 8 and digits.isdigit() and (text[:8].isdigit() or text[4:5] == "-"):
+        return f"{digits[6:8]}/{digits[4:6]}/{digits[:4]}"
+    return text

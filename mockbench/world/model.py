@@ -210,6 +210,7 @@ class Message(Record):
     recipients: list = field(default_factory=list)   # the envelope's recipients
     findings: list = field(default_factory=list)
     document: str = ""              # the unique id of the first document of its IHE_XDM.ZIP, if any
+    folder: str = "INBOX"           # the IMAP folder of its mailbox (CREATE / COPY / MOVE / APPEND)
 
 
 @dataclass(frozen=True)

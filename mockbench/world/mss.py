@@ -18,7 +18,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING
 
-from ..formats.mime import addresses, dsn, header_summary, mdn
+from ..formats.mime import addresses, dsn, error_mail, header_summary, mdn
 from . import errors, events, verification
 from .clock import parse_duration
 from .model import Mailbox, Message
@@ -32,6 +32,15 @@ OUTSIDE_MAILBOX = "outside@mockbench.invalid"
 BEHAVIOURS = ("integrate", "fail_integration", "bounce", "ignore")
 DEFAULT_BOUNCE = "550^5.1.1 mailbox unavailable"   # a bounce's DSN unless the behaviour's error says otherwise
 PENDING = "mss:pending"   # store meta: MDNs waiting for their correspondent's read_after delay
+INBOX = "INBOX"
+FOLDERS = "mss-folders:"  # store meta: the folders a mailbox's reader created (IMAP CREATE), besides INBOX
+MAX_FOLDERS = 200
+MAX_FOLDER_NAME = 200
+
+
+def uid_counter(address: str, folder: str = INBOX) -> str:
+    """The Tx.next_seq name of a folder's UIDs (RFC 3501 2.3.1.1: per mailbox, strictly ascending)."""
+    return f"mss-uid:{address}" if folder == INBOX else f"mss-uid:{address}/{folder}"
 
 
 def is_mssante(address: str) -> bool:
@@ -114,7 +123,7 @@ class Mss:
             message = Message(
                 id=str(uuid.uuid4()), mailbox=box.address, sender=sender.lower(), subject=summary.get("Subject", ""),
                 received_at=self.world.clock.now_iso(), size=len(raw), headers=summary,
-                uid=tx.next_seq(f"mss-uid:{box.address}"), message_id=summary.get("Message-ID", ""),
+                uid=tx.next_seq(uid_counter(box.address)), message_id=summary.get("Message-ID", ""),
                 recipients=[r.lower() for r in recipients], document=document or "",
                 findings=[*(findings or []), *(verified if box.role == "outside" else [])])
             tx.put("messages", message.to_dict(), id=message.id, mailbox=box.address)
@@ -152,7 +161,9 @@ class Mss:
             return
         if on_receive == "fail_integration":
             error = behaviour.get("error") or "I01^Erreur d'intégration du document"
-            report = mdn(original=original, reporter=box.address, to=notify, error=error)
+            # the ANS error MDN (trans-cda-mss/struct-msg-mdn.md), as integration_error writes it
+            report = mdn(original=original, reporter=box.address, to=notify, error=error,
+                         original_recipient=box.address, returned=self.raw(tx, message.id))
             self._send_report(tx, box.address, notify, report, events.MAIL_MDN, message, error=error)
             return
         if wants_mdn:
@@ -209,22 +220,60 @@ class Mss:
             verdict="accepted", code=error.split("^")[0] if error else None, raw=report,
             ref=original.message_id, document=original.document or None)
 
+    def integration_error(self, tx: Tx, mailbox: str, message_id: str, error: str) -> Message:
+        """The consumer (the DPI) could not integrate the document a mail delivered to `mailbox` carried:
+        tell the mail's sender as trans-cda-mss asks. When the mail asked for one (Disposition-Notification-To),
+        an error MDN (struct-msg-mdn.md: `processed/Error: code^libellé`, Original-Message-ID and
+        Original-Recipient, the subject `[KO Intégration système !][code] <subject>`, the original mail and its
+        attachments returned), published as MAIL_MDN like a correspondent's; otherwise a standard error mail
+        (struct-email-standard.md) with the same subject, text and returned attachments. Journaled as `mss` MDN
+        or ERROR_MAIL, direction out. Returns the notification as stored in the sender's mailbox."""
+        box = self.world.directory.mailbox(tx, mailbox)
+        original = self.message(tx, message_id)
+        raw = self.raw(tx, message_id)
+        headers = original.headers
+        notify = addresses(headers.get("Disposition-Notification-To", ""))
+        to = notify[0] if notify else original.sender
+        if not to:
+            raise errors.InvalidRequest(f"the mail {original.message_id or message_id} names no sender to tell")
+        if notify:
+            recipient = addresses(headers.get("Original-Recipient", "").partition(";")[2]) or [box.address]
+            report = mdn(original=headers, reporter=box.address, to=to, error=error, original_recipient=recipient[0],
+                         returned=raw)
+            kind, operation = events.MAIL_MDN, "MDN"
+        else:
+            report = error_mail(original=headers, reporter=box.address, to=to, error=error, returned=raw)
+            kind, operation = None, "ERROR_MAIL"
+        stored = self.deliver(tx, box.address, [to], report, behave=False, cause=original.message_id)
+        if kind is not None:
+            self.world.events.publish(tx, events.Event(kind, original.message_id, data={
+                "from": box.address, "to": to, "original": original.id, "error": error}))
+        self.world.journal.append(
+            tx, "mss", operation, direction="out", actor=box.address, verdict="accepted", code=error.split("^")[0],
+            raw=report, ref=original.message_id, document=original.document or None)
+        return stored[0]
+
     # Reading ------------------------------------------------------------------------------------
-    def messages(self, tx: Tx, address: str) -> list[Message]:
+    def messages(self, tx: Tx, address: str, folder: str | None = None) -> list[Message]:
+        """A mailbox's messages in UID order: of one folder, or of all its folders (`folder` None)."""
         box = self.mailbox_for(tx, address)
         rows = tx.select("messages", mailbox=box.address)
-        return sorted((Message.from_dict(r) for r in rows), key=lambda m: m.uid)
+        found = (Message.from_dict(r) for r in rows)
+        if folder is not None:
+            found = (m for m in found if m.folder == folder)
+        return sorted(found, key=lambda m: (m.folder != INBOX, m.folder, m.uid))
 
-    def uids(self, tx: Tx, address: str) -> list[int]:
-        """A mailbox's UIDs in order, without decoding its messages (an IMAP session checks them on every
+    def uids(self, tx: Tx, address: str, folder: str = INBOX) -> list[int]:
+        """A folder's UIDs in order, without decoding its messages (an IMAP session checks them on every
         command)."""
         box = self.mailbox_for(tx, address)
-        rows = tx.conn.execute("SELECT json_extract(data, '$.uid') FROM messages WHERE ns = ? AND mailbox = ?",
-                               (tx.ns, box.address)).fetchall()
+        rows = tx.conn.execute("SELECT json_extract(data, '$.uid') FROM messages WHERE ns = ? AND mailbox = ? "
+                               "AND coalesce(json_extract(data, '$.folder'), 'INBOX') = ?",
+                               (tx.ns, box.address, folder)).fetchall()
         return sorted(int(r[0]) for r in rows)
 
-    def by_uids(self, tx: Tx, address: str, uids: list[int]) -> list[Message]:
-        """The messages of a mailbox with these UIDs, in UID order."""
+    def by_uids(self, tx: Tx, address: str, uids: list[int], folder: str = INBOX) -> list[Message]:
+        """The messages of a folder with these UIDs, in UID order."""
         if not uids:
             return []
         box = self.mailbox_for(tx, address)
@@ -233,10 +282,84 @@ class Mss:
             chunk = uids[start:start + 500]
             marks = ", ".join("?" * len(chunk))
             rows = tx.conn.execute(
-                f"SELECT data FROM messages WHERE ns = ? AND mailbox = ? AND json_extract(data, '$.uid') IN ({marks})",
-                (tx.ns, box.address, *chunk)).fetchall()
+                f"SELECT data FROM messages WHERE ns = ? AND mailbox = ? AND json_extract(data, '$.uid') IN ({marks}) "
+                "AND coalesce(json_extract(data, '$.folder'), 'INBOX') = ?",
+                (tx.ns, box.address, *chunk, folder)).fetchall()
             found.extend(Message.from_dict(json.loads(r[0])) for r in rows)
         return sorted(found, key=lambda m: m.uid)
+
+    # Folders (IMAP CREATE / DELETE / COPY / MOVE / APPEND) ---------------------------------------------
+    def folders(self, tx: Tx, address: str) -> list[str]:
+        box = self.mailbox_for(tx, address)
+        return [INBOX, *tx.meta_get(FOLDERS + box.address, [])]
+
+    def folder(self, tx: Tx, address: str, name: str) -> str:
+        """The folder's own name (INBOX is case-insensitive, RFC 3501 5.1); NotFound when there is none."""
+        if name.upper() == INBOX:
+            return INBOX
+        if name in self.folders(tx, address):
+            return name
+        raise errors.NotFound(f"no folder {name[:80]} in {address}")
+
+    def create_folder(self, tx: Tx, address: str, name: str) -> str:
+        box = self.mailbox_for(tx, address)
+        name = name.rstrip("/")      # RFC 3501 6.3.3: a trailing hierarchy delimiter names the same folder
+        existing = self.folders(tx, box.address)
+        if not name or name.upper() == INBOX or name in existing:
+            raise errors.InvalidRequest(f"the folder {name[:80] or '(empty)'} already exists")
+        if len(name) > MAX_FOLDER_NAME or any(ord(c) < 32 or c in "*%" for c in name) or "//" in name \
+                or name.startswith("/"):
+            raise errors.InvalidRequest(f"{name[:80]!r} is not a folder name (at most {MAX_FOLDER_NAME} characters, "
+                                        "no control characters, no * or %, / between names)")
+        if len(existing) > MAX_FOLDERS:
+            raise errors.InvalidRequest(f"a mailbox holds at most {MAX_FOLDERS} folders")
+        tx.meta_set(FOLDERS + box.address, [*existing[1:], name])
+        return name
+
+    def delete_folder(self, tx: Tx, address: str, name: str) -> None:
+        box = self.mailbox_for(tx, address)
+        folder = self.folder(tx, box.address, name)
+        if folder == INBOX:
+            raise errors.InvalidRequest("INBOX cannot be deleted (RFC 3501 6.3.4)")
+        for message in self.messages(tx, box.address, folder):
+            tx.delete("messages", id=message.id)
+            tx.delete("mailraw", id=message.id)
+        tx.meta_set(FOLDERS + box.address, [f for f in self.folders(tx, box.address)[1:] if f != folder])
+
+    def copy(self, tx: Tx, address: str, messages: list[Message], target: str, *, move: bool = False) \
+            -> list[tuple[int, int]]:
+        """Copy (or move) messages into another folder of the same mailbox, flags kept (RFC 3501 6.4.7,
+        RFC 6851); (source UID, new UID) per message, for COPYUID (RFC 4315)."""
+        box = self.mailbox_for(tx, address)
+        target = self.folder(tx, box.address, target)
+        pairs = []
+        for message in messages:
+            raw = self.raw(tx, message.id)
+            copy = Message.from_dict({**message.to_dict(), "id": str(uuid.uuid4()), "folder": target,
+                                      "uid": tx.next_seq(uid_counter(box.address, target))})
+            tx.put("messages", copy.to_dict(), id=copy.id, mailbox=box.address)
+            tx.put("mailraw", raw, id=copy.id)
+            if move:
+                tx.delete("messages", id=message.id)
+                tx.delete("mailraw", id=message.id)
+            pairs.append((message.uid, copy.uid))
+        return pairs
+
+    def append(self, tx: Tx, address: str, folder: str, raw: bytes, flags: list[str], received_at: str = "") \
+            -> Message:
+        """A message the mailbox's reader stores itself (IMAP APPEND, RFC 3501 6.3.11): kept byte for byte,
+        not delivered (no recipient behaviour, no event)."""
+        box = self.mailbox_for(tx, address)
+        folder = self.folder(tx, box.address, folder)
+        summary = header_summary(raw)
+        message = Message(
+            id=str(uuid.uuid4()), mailbox=box.address, sender=(addresses(summary.get("From", "")) or [""])[0],
+            subject=summary.get("Subject", ""), received_at=received_at or self.world.clock.now_iso(), size=len(raw),
+            headers=summary, uid=tx.next_seq(uid_counter(box.address, folder)), message_id=summary.get("Message-ID", ""),
+            flags=sorted(set(flags)), folder=folder)
+        tx.put("messages", message.to_dict(), id=message.id, mailbox=box.address)
+        tx.put("mailraw", raw, id=message.id)
+        return message
 
     def message(self, tx: Tx, message_id: str) -> Message:
         row = tx.get("messages", id=message_id)
@@ -256,11 +379,12 @@ class Mss:
         tx.put("messages", message.to_dict(), id=message.id, mailbox=message.mailbox)
         return message
 
-    def expunge(self, tx: Tx, address: str) -> list[int]:
-        """Remove the messages flagged \\Deleted; returns their UIDs."""
+    def expunge(self, tx: Tx, address: str, folder: str = INBOX, only: set[int] | None = None) -> list[int]:
+        """Remove a folder's messages flagged \\Deleted (of those UIDs only, for UID EXPUNGE, RFC 4315);
+        returns their UIDs."""
         gone = []
-        for message in self.messages(tx, address):
-            if "\\Deleted" in message.flags:
+        for message in self.messages(tx, address, folder):
+            if "\\Deleted" in message.flags and (only is None or message.uid in only):
                 tx.delete("messages", id=message.id)
                 tx.delete("mailraw", id=message.id)
                 gone.append(message.uid)

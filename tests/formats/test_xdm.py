@@ -394,7 +394,10 @@ def test_round_trip_of_a_large_realistic_document():
 
 def test_subject():
     subject = ans_subject("CR de biologie", "Pat-Trois", "Dominique", "19790328")
-    assert subject == "XDM/1.0/DDM+CR de biologie PAT-TROIS Dominique 19790328"
+    # trans-cda-mss/struct-msg-mdn.md's example: names upper-cased, the birth date DD/MM/YYYY
+    assert subject == "XDM/1.0/DDM+CR de biologie PAT-TROIS DOMINIQUE 28/03/1979"
+    assert ans_subject("ECHOGRAPHIE ABDOMINOPELVIENNE", "Corse", "Figatellix Marie", "1988-10-12") == \
+        "XDM/1.0/DDM+ECHOGRAPHIE ABDOMINOPELVIENNE CORSE FIGATELLIX 12/10/1988"
     assert subject_is_xdm(subject)
     assert subject_is_xdm("[KO Intégration système !][12] " + subject)
     assert not subject_is_xdm("Bonjour") and not subject_is_xdm("")

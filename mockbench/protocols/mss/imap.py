@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import fnmatch
 import logging
+import re
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ...world import errors, events
 from ...world.journal import finding
 from ...world.model import Mailbox, Message
-from ...world.mss import is_mssante
+from ...world.mss import INBOX, is_mssante, uid_counter
 from ...world.store import Tx
 from ..loop import DoorTasks, LoopThread
 from .imap_wire import (
@@ -58,7 +58,7 @@ log = logging.getLogger("mockbench.imap")
 STREAM_LIMIT = 64 * 1024          # asyncio buffer; lines beyond ImapLimits.line_length are refused anyway
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 UIDVALIDITY_META = "imap-uidvalidity:"
-UID_SEQ_META = "seq:mss-uid:"      # the world's per-mailbox UID counter (world/mss.py, Tx.next_seq)
+SEQ_META = "seq:"                  # Tx.next_seq's meta prefix: a folder's UID counter (world/mss.py uid_counter)
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 NOT_AUTHENTICATED, AUTHENTICATED, SELECTED, LOGOUT = "not authenticated", "authenticated", "selected", "logout"
@@ -72,6 +72,10 @@ class ImapSettings:
     password: str | None = "mockbench"      # LOGIN / AUTHENTICATE PLAIN password of every mailbox; None: off
     poll_interval: float = 0.5               # how often an IDLE session looks for new mail
     tls: ssl.SSLContext | None = None        # STARTTLS offered when set
+    # With TLS: no authentication in clear (RFC 3501 6.2.3 LOGINDISABLED, 11.1; Dovecot's default
+    # disable_plaintext_auth): before STARTTLS, LOGINDISABLED and no AUTH= are advertised and LOGIN /
+    # AUTHENTICATE get NO [PRIVACYREQUIRED] (RFC 5530). [doors.mss] auth_require_tls = false lifts it.
+    auth_require_tls: bool = True
 
 
 class ImapRefusal(Exception):
@@ -91,9 +95,10 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "CAPABILITY": ANY, "NOOP": ANY, "LOGOUT": ANY, "ID": ANY,
     "STARTTLS": (NOT_AUTHENTICATED,), "LOGIN": (NOT_AUTHENTICATED,), "AUTHENTICATE": (NOT_AUTHENTICATED,),
     "SELECT": AUTH, "EXAMINE": AUTH, "LIST": AUTH, "LSUB": AUTH, "STATUS": AUTH, "SUBSCRIBE": AUTH,
-    "UNSUBSCRIBE": AUTH, "CREATE": AUTH, "DELETE": AUTH, "RENAME": AUTH, "APPEND": AUTH,
+    "UNSUBSCRIBE": AUTH, "CREATE": AUTH, "DELETE": AUTH, "RENAME": AUTH, "APPEND": AUTH, "NAMESPACE": AUTH,
     "CHECK": (SELECTED,), "CLOSE": (SELECTED,), "UNSELECT": (SELECTED,), "EXPUNGE": (SELECTED,),
-    "SEARCH": (SELECTED,), "FETCH": (SELECTED,), "STORE": (SELECTED,), "COPY": (SELECTED,), "UID": (SELECTED,),
+    "SEARCH": (SELECTED,), "FETCH": (SELECTED,), "STORE": (SELECTED,), "COPY": (SELECTED,), "MOVE": (SELECTED,),
+    "UID": (SELECTED,),
     "IDLE": AUTH,
 }
 
@@ -160,6 +165,7 @@ class ImapSession:
     writer: asyncio.StreamWriter
     state: str = NOT_AUTHENTICATED
     address: str = ""
+    folder: str = INBOX                              # the selected folder
     readonly: bool = False
     uids: list[int] = field(default_factory=list)   # sequence number n is uids[n - 1], as the client knows it
     tls_active: bool = False
@@ -275,13 +281,29 @@ class ImapSession:
             self.send(f"{tag} NO [SERVERBUG] the server failed on {name}; the journal holds the details".encode())
             return True
 
+    @property
+    def clear_auth_refused(self) -> bool:
+        """RFC 3501 6.2.3 and 11.1: with TLS offered, no credential crosses the wire before STARTTLS."""
+        return self.settings.tls is not None and self.settings.auth_require_tls and not self.tls_active
+
     def capabilities(self) -> str:
-        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UNSELECT", "ID"]
+        # NAMESPACE (RFC 2342), UIDPLUS (RFC 4315), MOVE (RFC 6851): a DPI files what it processed
+        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UNSELECT", "ID", "NAMESPACE", "UIDPLUS", "MOVE"]
         if self.state == NOT_AUTHENTICATED:
             if self.settings.tls is not None and not self.tls_active:
                 caps.append("STARTTLS")
-            caps += ["AUTH=PLAIN", "AUTH=XOAUTH2"]
+            caps += ["LOGINDISABLED"] if self.clear_auth_refused else ["AUTH=PLAIN", "AUTH=XOAUTH2"]
+            if self.tls_active:      # the client certificate of an applicative mailbox (MSS/CONF.01)
+                caps.append("AUTH=EXTERNAL")
         return " ".join(caps)
+
+    def _refuse_in_clear(self, what: str, user: str = "") -> None:
+        if self.clear_auth_refused:
+            with self.world.transaction() as tx:
+                self._journal_login(tx, user.strip().lower(), ("PRIVACY_REQUIRED", f"{what} before STARTTLS: authentication in clear "
+                                             "is refused when TLS is offered (RFC 3501 6.2.3)", ""), what)
+            raise ImapRefusal(f"{what} is disabled before STARTTLS (LOGINDISABLED, RFC 3501 6.2.3): STARTTLS first",
+                              code="PRIVACYREQUIRED")
 
     # Any state ----------------------------------------------------------------------------------
     async def cmd_capability(self, tag: str, args: list) -> None:
@@ -317,6 +339,7 @@ class ImapSession:
         if len(args) != 2:
             raise ImapRefusal("LOGIN takes a user name (the mailbox address) and a password", bad=True)
         user, password = as_text(args[0]), as_text(args[1])
+        self._refuse_in_clear("LOGIN", user)
         self._password_login(user, password, f"LOGIN {user}")
         return "LOGIN completed: INBOX is " + self.address
 
@@ -324,8 +347,10 @@ class ImapSession:
         if not args:
             raise ImapRefusal("AUTHENTICATE takes a mechanism: PLAIN or XOAUTH2", bad=True)
         mechanism = as_text(args[0]).upper()
-        if mechanism not in ("PLAIN", "XOAUTH2"):
-            raise ImapRefusal(f"mechanism {mechanism[:40]} is not supported: PLAIN or XOAUTH2")
+        self._refuse_in_clear(f"AUTHENTICATE {mechanism[:20]}")
+        if mechanism not in ("PLAIN", "XOAUTH2", "EXTERNAL"):
+            raise ImapRefusal(f"mechanism {mechanism[:40]} is not supported: PLAIN, XOAUTH2 or EXTERNAL (after "
+                              "STARTTLS)")
         if len(args) > 1:      # SASL-IR (RFC 4959)
             response = as_text(args[1])
         else:
@@ -341,6 +366,9 @@ class ImapSession:
             data = base64.b64decode(response, validate=True) if response != "=" else b""
         except (binascii.Error, ValueError):
             raise ImapRefusal("the AUTHENTICATE response is not base64", bad=True) from None
+        if mechanism == "EXTERNAL":
+            self._external(data.decode("utf-8", "replace").strip().lower())
+            return "AUTHENTICATE completed: INBOX is " + self.address
         if mechanism == "PLAIN":
             parts = data.split(b"\x00")
             if len(parts) != 3:
@@ -374,6 +402,26 @@ class ImapSession:
         if refusal is not None:
             raise ImapRefusal(refusal[2], code="AUTHENTICATIONFAILED")
         self.address, self.state = box.address, AUTHENTICATED
+
+    def _external(self, authzid: str) -> None:
+        """AUTHENTICATE EXTERNAL (RFC 4422 appendix A) with the TLS client certificate: the SMTP door's rule
+        (smtp.certificate_identity, MSS/CONF.01), an APP mailbox's own certificate or its structure's."""
+        from .errors import Refusal
+        from .smtp import certificate_identity
+
+        peercert = self.writer.get_extra_info("peercert") if self.tls_active else None
+        refusal: tuple[str, str, str] | None = None
+        with self.world.transaction() as tx:
+            try:
+                identity = certificate_identity(self.world, tx, authzid, peercert or None, self.tls_active)
+            except (Refusal, errors.WorldError) as exc:
+                text = exc.message if isinstance(exc, Refusal) else str(exc)
+                refusal = (exc.code, text, text)
+            self._journal_login(tx, authzid if refusal else identity.address, refusal,
+                                f"AUTHENTICATE EXTERNAL {authzid}".strip())
+        if refusal is not None:
+            raise ImapRefusal(refusal[2], code="AUTHENTICATIONFAILED")
+        self.address, self.state = identity.address, AUTHENTICATED
 
     def _xoauth2(self, data: bytes) -> None:
         fields = dict(part.split("=", 1) for part in data.decode("utf-8", "replace").split("\x01") if "=" in part)
@@ -435,20 +483,24 @@ class ImapSession:
             findings=[finding("IMAP/LOGIN", refusal[1], "error")] if refusal else [], raw=raw)
 
     # Mailboxes ----------------------------------------------------------------------------------
-    @staticmethod
-    def _inbox(args: list, what: str) -> None:
+    # The login is the MSSanté mailbox; its IMAP folders are INBOX, where mail arrives, and those the client
+    # creates (RFC 3501 6.3.3), one level namespace with "/" as hierarchy delimiter (RFC 2342).
+    def _folder(self, args: list, what: str) -> str:
         if not args:
             raise ImapRefusal(f"{what} takes a mailbox name", bad=True)
         name = as_text(args[0])
-        if name.upper() != "INBOX":
-            raise ImapRefusal(f"no mailbox {name[:60]}: each login sees one mailbox, INBOX", code="NONEXISTENT")
+        with self.world.transaction() as tx:
+            try:
+                return self.world.mss.folder(tx, self.address, name)
+            except errors.NotFound:
+                raise ImapRefusal(f"no mailbox {name[:60]} (CREATE it first)", code="NONEXISTENT") from None
 
     async def cmd_select(self, tag: str, args: list, readonly: bool = False) -> str:
         self.state, self.uids = AUTHENTICATED, []
-        self._inbox(args, "SELECT")
+        folder = self._folder(args, "SELECT")
         with self.world.transaction() as tx:
-            messages = self.world.mss.messages(tx, self.address)
-            validity, uid_next = self._validity(tx), self._uid_next(tx, messages)
+            messages = self.world.mss.messages(tx, self.address, folder)
+            validity, uid_next = self._validity(tx, folder), self._uid_next(tx, messages, folder)
         self.uids = [m.uid for m in messages]
         unseen = next((i for i, m in enumerate(messages, 1) if "\\Seen" not in m.flags), None)
         self.send(b"* FLAGS (" + " ".join(SYSTEM_FLAGS).encode() + b")")
@@ -460,46 +512,57 @@ class ImapSession:
         self.send(f"* OK [UIDNEXT {uid_next}] predicted next UID".encode())
         flags = "" if readonly else " ".join(SYSTEM_FLAGS) + " \\*"
         self.send(f"* OK [PERMANENTFLAGS ({flags})] flags kept in the world".encode())
-        self.state, self.readonly = SELECTED, readonly
+        self.state, self.readonly, self.folder = SELECTED, readonly, folder
         return f"[{'READ-ONLY' if readonly else 'READ-WRITE'}] {'EXAMINE' if readonly else 'SELECT'} completed"
 
     async def cmd_examine(self, tag: str, args: list) -> str:
         return await self.cmd_select(tag, args, readonly=True)
 
-    def _validity(self, tx: Tx) -> int:
-        """Constant per mailbox until the world is reset (a reset restarts the UIDs, so it must change)."""
-        key = UIDVALIDITY_META + self.address
+    def _validity(self, tx: Tx, folder: str | None = None) -> int:
+        """Constant per folder until the world is reset (a reset restarts the UIDs, so it must change)."""
+        folder = folder or self.folder
+        key = UIDVALIDITY_META + self.address + ("" if folder == INBOX else "/" + folder)
         value = tx.meta_get(key)
         if value is None:
             value = max(1, int(time.time()) & 0x7FFFFFFF)
             tx.meta_set(key, value)
         return int(value)
 
-    def _uid_next(self, tx: Tx, messages: list[Message]) -> int:
-        counter = int(tx.meta_get(UID_SEQ_META + self.address, 0) or 0)
+    def _uid_next(self, tx: Tx, messages: list[Message], folder: str | None = None) -> int:
+        counter = int(tx.meta_get(SEQ_META + uid_counter(self.address, folder or self.folder), 0) or 0)
         return max([counter, *(m.uid for m in messages)]) + 1
+
+    async def cmd_namespace(self, tag: str, args: list) -> None:
+        """RFC 2342: one personal namespace, no prefix, "/" between levels; no other users', no shared."""
+        self.send(b'* NAMESPACE (("" "/")) NIL NIL')
 
     async def cmd_list(self, tag: str, args: list, verb: str = "LIST") -> None:
         if len(args) != 2:
             raise ImapRefusal(f"{verb} takes a reference and a mailbox pattern", bad=True)
-        pattern = as_text(args[1])
+        reference, pattern = as_text(args[0]), as_text(args[1])
         if pattern == "":
             self.send(f'* {verb} (\\Noselect) "/" ""'.encode())
             return
-        if _matches(pattern.upper(), "INBOX"):
-            self.send(f'* {verb} (\\HasNoChildren) "/" INBOX'.encode())
+        pattern = reference + pattern if reference else pattern
+        with self.world.transaction() as tx:
+            folders = self.world.mss.folders(tx, self.address)
+        for name in folders:
+            if _matches(pattern, name):
+                children = any(f.startswith(name + "/") for f in folders)
+                attribute = "\\HasChildren" if children else "\\HasNoChildren"
+                self.send(f"* {verb} ({attribute}) \"/\" ".encode() + _astring(name))
 
     async def cmd_lsub(self, tag: str, args: list) -> None:
         await self.cmd_list(tag, args, "LSUB")
 
     async def cmd_status(self, tag: str, args: list) -> None:
-        self._inbox(args, "STATUS")
+        folder = self._folder(args, "STATUS")
         if len(args) != 2 or not isinstance(args[1], list):
             raise ImapRefusal("STATUS takes a mailbox and a list of items", bad=True)
         with self.world.transaction() as tx:
-            messages = self.world.mss.messages(tx, self.address)
-            values = {"MESSAGES": len(messages), "RECENT": 0, "UIDNEXT": self._uid_next(tx, messages),
-                      "UIDVALIDITY": self._validity(tx),
+            messages = self.world.mss.messages(tx, self.address, folder)
+            values = {"MESSAGES": len(messages), "RECENT": 0, "UIDNEXT": self._uid_next(tx, messages, folder),
+                      "UIDVALIDITY": self._validity(tx, folder),
                       "UNSEEN": sum(1 for m in messages if "\\Seen" not in m.flags)}
         out = []
         for item in args[1]:
@@ -507,19 +570,103 @@ class ImapSession:
             if key not in values:
                 raise ImapRefusal(f"unknown STATUS item {key[:40]}", bad=True)
             out.append(f"{key} {values[key]}")
-        self.send(f"* STATUS INBOX ({' '.join(out)})".encode())
+        self.send(b"* STATUS " + _astring(folder) + f" ({' '.join(out)})".encode())
 
     async def cmd_subscribe(self, tag: str, args: list) -> None:
-        self._inbox(args, "SUBSCRIBE")
+        self._folder(args, "SUBSCRIBE")
 
     async def cmd_unsubscribe(self, tag: str, args: list) -> None:
-        self._inbox(args, "UNSUBSCRIBE")
+        self._folder(args, "UNSUBSCRIBE")
 
-    async def _one_inbox_only(self, tag: str, args: list) -> None:
-        raise ImapRefusal("each login sees one mailbox, INBOX: mailboxes cannot be created, renamed, deleted or "
-                          "appended to (mail arrives through SMTP or POST /_bench/mss/send)", code="CANNOT")
+    async def cmd_create(self, tag: str, args: list) -> str:
+        if len(args) != 1:
+            raise ImapRefusal("CREATE takes a mailbox name", bad=True)
+        name = as_text(args[0])
+        with self.world.transaction() as tx:
+            exists = name.rstrip("/").upper() == INBOX or name.rstrip("/") in self.world.mss.folders(tx, self.address)
+            if exists:
+                raise ImapRefusal(f"{name[:60]} already exists", code="ALREADYEXISTS")
+            created = self.world.mss.create_folder(tx, self.address, name)
+            self.world.journal.append(tx, "mss", "IMAP_CREATE", actor=self.address, raw=f"CREATE {created}")
+        return f"CREATE completed: {created}"
 
-    cmd_create = cmd_delete = cmd_rename = cmd_append = cmd_copy = _one_inbox_only
+    async def cmd_delete(self, tag: str, args: list) -> None:
+        folder = self._folder(args, "DELETE")
+        if folder == INBOX:
+            raise ImapRefusal("INBOX cannot be deleted (RFC 3501 6.3.4)", code="CANNOT")
+        if self.state == SELECTED and self.folder == folder:
+            self.state, self.uids = AUTHENTICATED, []
+        with self.world.transaction() as tx:
+            self.world.mss.delete_folder(tx, self.address, folder)
+            self.world.journal.append(tx, "mss", "IMAP_DELETE", actor=self.address, raw=f"DELETE {folder}")
+
+    async def cmd_rename(self, tag: str, args: list) -> None:
+        raise ImapRefusal("RENAME is not offered: CREATE the new folder and MOVE the messages", code="CANNOT")
+
+    async def cmd_append(self, tag: str, args: list) -> str:
+        """RFC 3501 6.3.11, with APPENDUID (RFC 4315): a message the client files itself (a copy of what it
+        sent, a draft); a folder that does not exist is NO [TRYCREATE]."""
+        if len(args) < 2 or not isinstance(args[-1], bytes):
+            raise ImapRefusal("APPEND takes a mailbox, optional flags and date, and the message as a literal",
+                              bad=True)
+        name = as_text(args[0])
+        flags: list[str] = []
+        received_at = ""
+        for extra in args[1:-1]:
+            if isinstance(extra, list):
+                flags = _flags(extra)
+            else:
+                received_at = _append_date(as_text(extra))
+        raw = args[-1]
+        if not raw:
+            raise ImapRefusal("APPEND of an empty message", bad=True)
+        with self.world.transaction() as tx:
+            try:
+                folder = self.world.mss.folder(tx, self.address, name)
+            except errors.NotFound:
+                raise ImapRefusal(f"no mailbox {name[:60]}: CREATE it first", code="TRYCREATE") from None
+            message = self.world.mss.append(tx, self.address, folder, raw, flags, received_at)
+            validity = self._validity(tx, folder)
+            self.world.journal.append(tx, "mss", "IMAP_APPEND", actor=self.address,
+                                      ref=message.message_id or message.id,
+                                      raw=f"APPEND {folder} ({' '.join(flags)}) {len(raw)} octets -> UID {message.uid}")
+        return f"[APPENDUID {validity} {message.uid}] APPEND completed"
+
+    async def cmd_copy(self, tag: str, args: list, by_uid: bool = False, move: bool = False) -> str:
+        """COPY (RFC 3501 6.4.7) and MOVE (RFC 6851), with COPYUID (RFC 4315 3): into another folder of the
+        same mailbox; a folder that does not exist is NO [TRYCREATE]."""
+        verb = "MOVE" if move else "COPY"
+        if len(args) != 2 or not isinstance(args[0], Atom):
+            raise ImapRefusal(f"{verb} takes a sequence set and a mailbox", bad=True)
+        if move and self.readonly:
+            raise ImapRefusal("the mailbox was opened with EXAMINE: read-only", code="READ-ONLY")
+        name = as_text(args[1])
+        self.sync(expunges=False)
+        targets = self._targets(str(args[0]), by_uid)
+        with self.world.transaction() as tx:
+            try:
+                folder = self.world.mss.folder(tx, self.address, name)
+            except errors.NotFound:
+                raise ImapRefusal(f"no mailbox {name[:60]}: CREATE it first", code="TRYCREATE") from None
+            pairs = self.world.mss.copy(tx, self.address, [m for _, m in targets], folder, move=move)
+            validity = self._validity(tx, folder)
+            self.world.journal.append(
+                tx, "mss", f"IMAP_{verb}", actor=self.address,
+                raw=f"{'UID ' if by_uid else ''}{verb} {args[0]} {folder}: "
+                    + (", ".join(f"{a}->{b}" for a, b in pairs) or "no message"))
+        code = (f"[COPYUID {validity} {','.join(str(a) for a, _ in pairs)} {','.join(str(b) for _, b in pairs)}] "
+                if pairs else "")
+        if not move:
+            return f"{code}COPY completed"
+        if code:   # RFC 6851 4.3: COPYUID in an untagged OK before the EXPUNGE responses
+            self.send(f"* OK {code}moved".encode())
+        for seq, _ in sorted(targets, reverse=True):
+            del self.uids[seq - 1]
+            self.send(f"* {seq} EXPUNGE".encode())
+        return "MOVE completed"
+
+    async def cmd_move(self, tag: str, args: list, by_uid: bool = False) -> str:
+        return await self.cmd_copy(tag, args, by_uid=by_uid, move=True)
 
     # Selected state -----------------------------------------------------------------------------
     def sync(self, *, expunges: bool) -> list[int]:
@@ -527,7 +674,7 @@ class ImapSession:
         Returns the mailbox's UIDs as the world holds them now (UIDs only: decoding every message record
         on every command made one FETCH per message cost 15 ms in a 1,000-message mailbox)."""
         with self.world.transaction() as tx:
-            uids = self.world.mss.uids(tx, self.address)
+            uids = self.world.mss.uids(tx, self.address, self.folder)
         present = set(uids)
         if expunges:
             for seq in range(len(self.uids), 0, -1):
@@ -552,12 +699,13 @@ class ImapSession:
                 raise ImapRefusal(f"no message {set_text} here: the mailbox has {len(self.uids)}", bad=True)
             picked = [(i, u) for i, u in enumerate(self.uids, 1) if i in wanted]
         with self.world.transaction() as tx:
-            by_uid_map = {m.uid: m for m in self.world.mss.by_uids(tx, self.address, [u for _, u in picked])}
+            by_uid_map = {m.uid: m for m in self.world.mss.by_uids(tx, self.address, [u for _, u in picked],
+                                                                    self.folder)}
         return [(i, by_uid_map[u]) for i, u in picked if u in by_uid_map]
 
     async def cmd_uid(self, tag: str, args: list) -> str:
         if not args or not isinstance(args[0], Atom):
-            raise ImapRefusal("UID takes FETCH, SEARCH, STORE or COPY", bad=True)
+            raise ImapRefusal("UID takes FETCH, SEARCH, STORE, COPY, MOVE or EXPUNGE", bad=True)
         sub = args[0].upper()
         if sub == "FETCH":
             await self.cmd_fetch(tag, args[1:], by_uid=True)
@@ -565,27 +713,36 @@ class ImapSession:
             await self.cmd_search(tag, args[1:], by_uid=True)
         elif sub == "STORE":
             await self.cmd_store(tag, args[1:], by_uid=True)
-        elif sub == "COPY":
-            await self._one_inbox_only(tag, args[1:])
+        elif sub in ("COPY", "MOVE"):
+            return "UID " + await self.cmd_copy(tag, args[1:], by_uid=True, move=sub == "MOVE")
+        elif sub == "EXPUNGE":
+            if len(args) != 2 or not isinstance(args[1], Atom):
+                raise ImapRefusal("UID EXPUNGE takes a UID set", bad=True)
+            await self.cmd_expunge(tag, [], only=str(args[1]))
         else:
-            raise ImapRefusal(f"UID {sub[:40]} is not supported: UID FETCH, SEARCH, STORE or COPY", bad=True)
+            raise ImapRefusal(f"UID {sub[:40]} is not supported: UID FETCH, SEARCH, STORE, COPY, MOVE or EXPUNGE",
+                              bad=True)
         return f"UID {sub} completed"
 
     async def cmd_close(self, tag: str, args: list) -> None:
         if not self.readonly:
             with self.world.transaction() as tx:
-                self.world.mss.expunge(tx, self.address)
-        self.state, self.uids = AUTHENTICATED, []
+                self.world.mss.expunge(tx, self.address, self.folder)
+        self.state, self.uids, self.folder = AUTHENTICATED, [], INBOX
 
     async def cmd_unselect(self, tag: str, args: list) -> None:
         self.state, self.uids = AUTHENTICATED, []
 
-    async def cmd_expunge(self, tag: str, args: list) -> None:
+    async def cmd_expunge(self, tag: str, args: list, only: str | None = None) -> None:
         if self.readonly:
             raise ImapRefusal("the mailbox was opened with EXAMINE: read-only", code="READ-ONLY")
         self.sync(expunges=False)
+        uids = None
+        if only is not None:   # UID EXPUNGE (RFC 4315 2.1): only these UIDs
+            wanted = SeqSet(only, self.uids[-1] if self.uids else 0)
+            uids = {u for u in self.uids if u in wanted}
         with self.world.transaction() as tx:
-            self.world.mss.expunge(tx, self.address)
+            self.world.mss.expunge(tx, self.address, self.folder, uids)
         self.sync(expunges=True)
 
     # FETCH --------------------------------------------------------------------------------------
@@ -659,7 +816,7 @@ class ImapSession:
             raise ImapRefusal("SEARCH takes at least one search key", bad=True)
         self.sync(expunges=False)
         with self.world.transaction() as tx:
-            present = {m.uid: m for m in self.world.mss.messages(tx, self.address)}
+            present = {m.uid: m for m in self.world.mss.messages(tx, self.address, self.folder)}
         rows = [(seq, present[uid]) for seq, uid in enumerate(self.uids, 1) if uid in present]
         test = _search_program(list(args), self)
         with self.world.transaction() as tx:
@@ -746,7 +903,26 @@ class _AlreadyAnswered(Exception):
 
 
 def _matches(pattern: str, name: str) -> bool:
-    return fnmatch.fnmatchcase(name, pattern.replace("%", "*"))
+    """RFC 3501 6.3.8: `*` matches anything, `%` anything but the hierarchy delimiter; INBOX in any case."""
+    regex = "".join(".*" if c == "*" else "[^/]*" if c == "%" else re.escape(c) for c in pattern)
+    if re.fullmatch(regex, name, re.DOTALL):
+        return True
+    return name == INBOX and re.fullmatch(regex, name, re.DOTALL | re.IGNORECASE) is not None
+
+
+def _astring(name: str) -> bytes:
+    """A mailbox name as an atom when it is one (RFC 3501 9 ATOM-CHAR), else a quoted string."""
+    if name and name.isascii() and not any(c in '(){ %*"\\]' or ord(c) < 33 for c in name):
+        return name.encode()
+    return quote(name)
+
+
+def _append_date(text: str) -> str:
+    """APPEND's date-time (RFC 3501 9: "dd-Mon-yyyy hh:mm:ss +zzzz") as ISO 8601."""
+    try:
+        return datetime.strptime(text.strip(), "%d-%b-%Y %H:%M:%S %z").isoformat()
+    except ValueError:
+        raise ImapRefusal(f"{text[:40]!r} is not an IMAP date-time (dd-Mon-yyyy hh:mm:ss +zzzz)", bad=True) from None
 
 
 def _internaldate(iso: str) -> str:
@@ -991,4 +1167,5 @@ def settings_from(bench: Bench) -> ImapSettings:
         from ...pki import server_context
 
         tls = server_context(bench.tls, require_client_cert=False)
-    return ImapSettings(host=bench.config.host, port=bench.config.imap_port, password=password, tls=tls)
+    return ImapSettings(host=bench.config.host, port=bench.config.imap_port, password=password, tls=tls,
+                        auth_require_tls=options.get("auth_require_tls", True) is not False)

@@ -22,7 +22,8 @@ class ImapLimits:
     """Bounds on what one client may send, each from the RFC that discusses it."""
 
     line_length: int = 8192             # RFC 7162 section 4: accept command lines of at least 8000 octets
-    literal_size: int = 64 * 1024       # no APPEND here: literals only carry names, passwords and SASL data
+    literal_size: int = 64 * 1024       # a literal in any command but APPEND: names, passwords, SASL data
+    append_size: int = 32 * 1024 * 1024  # APPEND's message literal: the SMTP door's data_size (RFC 3501 6.3.11)
     literals_per_command: int = 8
     commands_per_connection: int = 100_000
     idle_timeout: float = 29 * 60       # RFC 2177: re-issue IDLE at least every 29 minutes
@@ -84,11 +85,12 @@ class CommandReader:
                 break
             size, non_sync = int(match.group(1)), bool(match.group(2))
             text += current[: match.start()] + b"\x00%d\x00" % len(literals)
-            if size > self.limits.literal_size or len(literals) >= self.limits.literals_per_command:
+            allowed = self.limits.append_size if _is_append(first) else self.limits.literal_size
+            if size > allowed or len(literals) >= self.limits.literals_per_command:
                 # A synchronizing literal is refused before the client sends it; a non-synchronizing one
                 # is already on its way and cannot be skipped safely if it is this large.
                 raise ImapProtocolError(
-                    f"literal of {size} octets refused: the limit is {self.limits.literal_size} octets "
+                    f"literal of {size} octets refused: the limit is {allowed} octets "
                     f"and {self.limits.literals_per_command} literals per command",
                     tag=_tag_of(first), fatal=non_sync)
             if not non_sync:
@@ -106,6 +108,12 @@ class CommandReader:
             return text.decode("utf-8"), literals
         except UnicodeDecodeError:
             raise ImapProtocolError("the command line is not UTF-8", tag=_tag_of(first)) from None
+
+
+def _is_append(line: bytes) -> bool:
+    """Whether a command line is an APPEND (the one command whose literal is a whole message)."""
+    parts = line.split(b" ", 2)
+    return len(parts) > 1 and parts[1].upper() == b"APPEND"
 
 
 def _tag_of(line: bytes) -> str:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, Session, TLSSetupException
 
-from ...formats.mime import MdnShape, read_mdn
+from ...formats.mime import KO_MARK, MdnShape, attachments, read_mdn
 from ...world import errors
 from ...world.journal import finding
 from ...world.mss import is_mssante
@@ -80,6 +80,10 @@ class MssSettings:
     password: str | None = "mockbench"   # AUTH PLAIN/LOGIN with the mailbox address; None: not offered
     auth_required: bool = True           # False: unauthenticated submission is accepted (an open door)
     require_starttls: bool = False       # only with TLS: nothing but EHLO/STARTTLS/QUIT before STARTTLS
+    # Only with TLS: AUTH is neither advertised nor accepted before STARTTLS (538 5.7.11), as aiosmtpd and
+    # Dovecot do by default (RFC 4954 4: a mechanism that exposes the password needs an encrypted channel).
+    # false: the bench accepts authentication in clear (what a DPI must not rely on).
+    auth_require_tls: bool = True
     hostname: str = "mockbench.invalid"  # the name in the greeting and EHLO (aiosmtpd would ask the DNS)
 
     @classmethod
@@ -88,12 +92,12 @@ class MssSettings:
         and any SmtpLimits field (data_size, line_length, ...); keys starting with `imap` belong to the IMAP
         door. ValueError names what is wrong."""
         s = dict(doors_mss or {})
-        known = {"plain_login", "password", "auth_required", "require_starttls", "hostname"}
+        known = {"plain_login", "password", "auth_required", "require_starttls", "auth_require_tls", "hostname"}
         limit_names = {f.name for f in fields(SmtpLimits)}
         unknown = sorted(k for k in set(s) - known - limit_names if not k.startswith("imap"))  # the IMAP door's
         if unknown:
             raise ValueError(f"unknown settings {', '.join(unknown)}; known: {', '.join(sorted(known | limit_names))}")
-        for name in ("plain_login", "auth_required", "require_starttls"):
+        for name in ("plain_login", "auth_required", "require_starttls", "auth_require_tls"):
             if name in s and not isinstance(s[name], bool):
                 raise ValueError(f"{name} must be true or false")
         for name in limit_names & set(s):
@@ -106,7 +110,7 @@ class MssSettings:
         return cls(host=host, port=port, limits=limits,
                    password=password if s.get("plain_login", True) else None,
                    auth_required=s.get("auth_required", True), require_starttls=s.get("require_starttls", False),
-                   hostname=str(s.get("hostname", cls.hostname)))
+                   auth_require_tls=s.get("auth_require_tls", True), hostname=str(s.get("hostname", cls.hostname)))
 
 
 @dataclass(frozen=True)
@@ -127,17 +131,23 @@ class Outcome:
 
 # --- XDM ---------------------------------------------------------------------------------------------------
 
-def xdm_check(raw: bytes) -> tuple[list[dict], str | None, str | None]:
-    """Findings about the mail's IHE_XDM.ZIP (formats/xdm.py), the first document's unique id and its
-    patient's INS (for the journal). A problem is a finding, never a refusal: the operator carries the mail,
-    the recipient judges it."""
-    from ...formats.mime import find_attachment
+def xdm_check(raw: bytes, recipients: list[str] | None = None) -> tuple[list[dict], str | None, str | None]:
+    """Findings about the mail's IHE_XDM.ZIP (formats/xdm.py) and its X-MSS-* fields (formats/xmss.py,
+    Référentiel socle MSSanté #2 ECO.2.4.1 to ECO.2.4.3), the first document's unique id and its patient's INS
+    (for the journal). A problem is a finding, never a refusal: the operator carries the mail, the recipient
+    judges it."""
+    from ...formats import xmss
+    from ...formats.mime import find_attachment, header_summary
     from ...formats.xdm import XdmError, read_package, subject_is_xdm
 
     try:
         message, package = find_attachment(raw, XDM_ATTACHMENT)
     except Exception as exc:  # the email package is lenient; anything left is a finding
         return [finding("MIME", f"the message cannot be parsed as MIME: {exc}", "error")], None, None
+    try:
+        headers = header_summary(raw)
+    except Exception:   # the same lenient parser: the MIME finding above would have come first
+        headers = {}
     try:  # compat32 leaves RFC 2047 encoded words as they are; an ANS subject is usually one
         subject = str(email.header.make_header(email.header.decode_header(str(message.get("Subject", "")))))
     except (ValueError, LookupError):
@@ -145,26 +155,54 @@ def xdm_check(raw: bytes) -> tuple[list[dict], str | None, str | None]:
     if package is None:
         if subject_is_xdm(subject):
             return [finding("MSS/XDM", f"the subject announces XDM/1.0/DDM but no {XDM_ATTACHMENT} is attached",
-                            "error")], None, None
-        return [], None, None
+                            "error"), *xmss.check(headers, [], recipients)], None, None
+        return xmss.check(headers, [], recipients), None, None
     findings = []
     if not subject_is_xdm(subject):
         findings.append(finding("MSS/XDM", f"{XDM_ATTACHMENT} is attached but the subject lacks XDM/1.0/DDM"))
     try:
         pkg = read_package(package)
     except XdmError as exc:
-        return [*findings, finding(f"XDM/{exc.code}", exc.message, "error")], None, None
+        return ([*findings, finding(f"XDM/{exc.code}", exc.message, "error"), *xmss.check(headers, [], recipients)],
+                None, None)
     unique_id = next((d.entry.meta.get("unique_id") for d in pkg.documents if d.entry.meta.get("unique_id")), None)
     ins = next((d.entry.patient_ins for d in pkg.documents if d.entry.patient_ins), None)
-    return [*findings, *pkg.findings], unique_id, ins
+    return ([*findings, *pkg.findings, *ins_key_findings(pkg),
+             *xmss.check(headers, [d.cda for d in pkg.documents], recipients)], unique_id, ins)
+
+
+def ins_key_findings(pkg: Any) -> list[dict]:
+    """An INS whose NIR key is wrong, in a document entry's patientId or its CDA's recordTarget: the same
+    check and words as the DMP door's (identity.parse_xds_patient_id; the DMP refuses such a patient in the
+    VIHF resource-id), here a finding since the operator carries the mail."""
+    from ...world import identity
+
+    out, seen = [], set()
+    for doc in pkg.documents:
+        values = [doc.entry.patient_id]
+        if doc.cda is not None and doc.cda.ins is not None:
+            values.append(f"{doc.cda.ins[0]}^^^&{doc.cda.ins[1]}&ISO^NH")
+        for value in values:
+            if not value or value in seen:
+                continue
+            seen.add(value)
+            try:
+                identity.parse_xds_patient_id(value)
+            except identity.IdentifierError as exc:
+                out.append(finding("XDM/INS", f"{doc.path}: {exc}", "error"))
+    return out
 
 
 # --- MDNs the software under test sends (MSS/UX.12) ----------------------------------------------------------
 
-def mdn_findings(shape: MdnShape, original_errors: list[dict] | None) -> list[dict]:
-    """MSS/UX.12 findings on an MDN the software under test submits: not RFC 8098-shaped; answering a message
-    whose package the bench found broken (`original_errors`) without an error disposition; an error
-    disposition not in the ANS form code^label."""
+def mdn_findings(shape: MdnShape, original_errors: list[dict] | None,
+                 original_attachments: list[str] | None = None) -> list[dict]:
+    """MSS/UX.12 findings on an MDN the software under test submits, by the rules the bench's own error MDNs
+    follow (trans-cda-mss/struct-msg-mdn.md): not RFC 8098-shaped; answering a message whose package the bench
+    found broken (`original_errors`) without an error disposition; an error disposition not in the ANS form
+    code^label; an error MDN without the subject `[KO Intégration système !][code] ...`, without
+    Original-Message-ID or Original-Recipient, or without the original's attachments
+    (`original_attachments`, upper-cased names) returned."""
     rule = "MSS/UX.12"
     out = [finding(rule, f"the MDN is not well formed: {p}", "error") for p in shape.problems]
     if original_errors and shape.error is None and not shape.problems:
@@ -172,9 +210,24 @@ def mdn_findings(shape: MdnShape, original_errors: list[dict] | None) -> list[di
         out.append(finding(rule, f"the MDN answering {shape.original or 'the message'} reports no error, but its "
                            f"package could not be integrated ({reasons}): processed/Error: code^label was "
                            "expected", "error"))
-    if shape.error is not None and "^" not in shape.error:
+    if shape.error is None:
+        return out
+    if "^" not in shape.error:
         out.append(finding(rule, f"the error disposition {shape.error!r} is not in the ANS form code^label",
                            "warning"))
+    code = shape.error.split("^")[0].strip()
+    if not shape.subject.startswith(f"{KO_MARK}[{code}]"):
+        out.append(finding(rule, f"the error MDN's subject {shape.subject[:80]!r} does not start with "
+                           f"{KO_MARK}[{code}] (trans-cda-mss/struct-msg-mdn.md)", "error"))
+    for present, name in ((shape.original_message_id, "Original-Message-ID"),
+                          (shape.original_recipient, "Original-Recipient")):
+        if not present:
+            out.append(finding(rule, f"the error MDN has no {name} field: the PFI that reads it needs it "
+                               "(trans-cda-mss/struct-msg-mdn.md)", "error"))
+    missing = [n for n in (original_attachments or []) if n not in shape.attachments]
+    if missing:
+        out.append(finding(rule, f"the error MDN does not return the original's attachments ({', '.join(missing)}); "
+                           "trans-cda-mss/struct-msg-mdn.md asks for them", "error"))
     return out
 
 
@@ -228,7 +281,7 @@ class MssSmtp(SMTP):
             handler, data_size_limit=s.limits.data_size, hostname=s.hostname, ident="mockbench MSSante ESMTP",
             tls_context=door.tls_context, require_starttls=s.require_starttls and door.tls_context is not None,
             timeout=s.limits.timeout, auth_required=False,  # checked by check_auth_needed below
-            auth_require_tls=False, authenticator=self._password,
+            auth_require_tls=s.auth_require_tls and door.tls_context is not None, authenticator=self._password,
             auth_exclude_mechanism=[] if s.password is not None else ["PLAIN", "LOGIN"], loop=loop)
         # RFC 4954 section 4: an AUTH line may reach 12288 octets (an XOAUTH2/OAUTHBEARER initial response
         # carries a whole access token; Pro Santé Connect's are signed JWTs). The engine's __init__ cleared the
@@ -332,6 +385,19 @@ class MssSmtp(SMTP):
         await self.push("250 OK" if status_line is MISSING else status_line)
 
     # Authentication -------------------------------------------------------------------------------------
+    async def smtp_EHLO(self, hostname: str) -> None:
+        """aiosmtpd's EHLO, with AUTH EXTERNAL advertised only on a TLS connection: without TLS there is no
+        client certificate for it to use (RFC 4422 appendix A, MSS/CONF.01)."""
+        if self._tls_protocol is not None:
+            await super().smtp_EHLO(hostname)
+            return
+        external = self._auth_methods.pop("EXTERNAL", None)
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            if external is not None:
+                self._auth_methods["EXTERNAL"] = external
+
     async def check_auth_needed(self, caller_method: str) -> bool:
         if not self.door.settings.auth_required or self.identity is not None:
             return False
@@ -434,6 +500,76 @@ def mechanism_findings(identity: Identity) -> list[dict]:
 def _bearer_token(auth: str) -> str:
     scheme, _, token = auth.strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def certificate_identity(world: Any, tx: Tx, authzid: str, peercert: dict | None, tls: bool) -> Identity:
+    """AUTH EXTERNAL (SMTP and IMAP) with the TLS client certificate, MSS/CONF.01: only applicative (APP)
+    mailboxes. Two kinds of certificate open one:
+    - a mailbox certificate, whose rfc822Name SAN is the mailbox (the authorization identity, if given, must
+      be that address);
+    - the structure's own ORG_AUTH_CLI-style certificate (no email SAN; O the structure, OU its IDNST, the
+      certificate a DPI already holds for the DMP, which the seed says may be reused): the authorization
+      identity names the APP mailbox, which the structure whose IDNST (or FINESS) the OU carries must own."""
+    from ...pki import describe_peer
+
+    if not tls or not peercert:
+        raise Refusal(status.AUTH_INVALID, "CERTIFICATE_MISSING",
+                      "EXTERNAL needs STARTTLS with a client certificate", rule="MSS/CONF.01")
+    peer = describe_peer(peercert)
+    address = (peer["email"] or "").lower()
+    if not address:
+        return _structure_certificate(world, tx, authzid, peer)
+    if authzid and authzid != address:
+        wanted = _known_mailbox(world, tx, authzid)
+        if wanted is not None and wanted.type not in CERT_TYPES:   # the rule first: MSS/CONF.01
+            raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NOT_ALLOWED",
+                          f"client certificate authentication is for applicative (APP) mailboxes only; "
+                          f"{wanted.address} is {wanted.type} (MSS/CONF.01)", rule="MSS/CONF.01")
+        raise Refusal(status.AUTH_INVALID, "CERTIFICATE_MISMATCH",
+                      f"the client certificate is for {address}, not {authzid}", rule="MSS/CONF.01")
+    box = _cert_mailbox(world, tx, address)
+    return Identity(box.address, box.type, "EXTERNAL", peer["common_name"] or "")
+
+
+def _known_mailbox(world: Any, tx: Tx, address: str) -> Any:
+    if not is_mssante(address):
+        return None
+    try:
+        return world.mss.mailbox_for(tx, address)
+    except errors.WorldError:
+        return None
+
+
+def _cert_mailbox(world: Any, tx: Tx, address: str) -> Any:
+    if not address or not is_mssante(address):
+        raise Refusal(status.AUTH_INVALID, "MAILBOX_UNKNOWN", f"{address or '(no user)'} is not an MSSanté "
+                      "mailbox of this world")
+    box = world.mss.mailbox_for(tx, address)
+    if box.type not in CERT_TYPES:
+        raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NOT_ALLOWED",
+                      f"client certificate authentication is for applicative (APP) mailboxes only; "
+                      f"{box.address} is {box.type} (MSS/CONF.01)", rule="MSS/CONF.01")
+    return box
+
+
+def _structure_certificate(world: Any, tx: Tx, authzid: str, peer: dict) -> Identity:
+    who = f"{peer['common_name'] or '?'}, O={peer['organization'] or '?'}, OU={peer['organizational_unit'] or '?'}"
+    if not authzid:
+        raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NO_EMAIL",
+                      f"the client certificate ({who}) names no mailbox in an email SAN: a structure's certificate "
+                      "gives the applicative mailbox as authorization identity", rule="MSS/CONF.01")
+    box = _cert_mailbox(world, tx, authzid)
+    unit = (peer["organizational_unit"] or "").strip()
+    try:
+        structure = world.directory.structure(tx, unit) if unit else None
+    except errors.UnknownStructure:
+        structure = None
+    if structure is None or structure.id != box.owner:
+        raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NOT_OWNER",
+                      f"the client certificate's structure ({who}: "
+                      f"{structure.id if structure else 'no structure of this world'}) does not own {box.address} "
+                      f"(owner {box.owner or 'none'})", rule="MSS/CONF.01")
+    return Identity(box.address, box.type, "EXTERNAL", f"{peer['common_name'] or ''} ({structure.id})".strip())
 
 
 # --- The handler -------------------------------------------------------------------------------------------
@@ -573,15 +709,6 @@ class SmtpDoor:
                           "mailbox of this world")
         return self.world.mss.mailbox_for(tx, address)
 
-    def _known_mailbox(self, tx: Tx, address: str) -> Any:
-        """The world's mailbox for an MSSanté address, None when there is none."""
-        if not is_mssante(address):
-            return None
-        try:
-            return self.world.mss.mailbox_for(tx, address)
-        except errors.WorldError:
-            return None
-
     def _by_token(self, tx: Tx, box: Any, mechanism: str, token: str) -> Identity:
         if box.type not in TOKEN_TYPES:
             raise Refusal(status.AUTH_INVALID, "AUTH_MECHANISM_REFUSED",
@@ -601,31 +728,7 @@ class SmtpDoor:
         return Identity(box.address, box.type, mechanism, professional)
 
     def _by_certificate(self, tx: Tx, authzid: str, peercert: dict | None, tls: bool) -> Identity:
-        from ...pki import describe_peer
-
-        if not tls or not peercert:
-            raise Refusal(status.AUTH_INVALID, "CERTIFICATE_MISSING",
-                          "EXTERNAL needs STARTTLS with a client certificate", rule="MSS/CONF.01")
-        peer = describe_peer(peercert)
-        address = (peer["email"] or "").lower()
-        if not address:
-            raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NO_EMAIL",
-                          f"the client certificate ({peer['common_name']}) names no mailbox in an email SAN",
-                          rule="MSS/CONF.01")
-        if authzid and authzid != address:
-            wanted = self._known_mailbox(tx, authzid)
-            if wanted is not None and wanted.type not in CERT_TYPES:   # the rule first: MSS/CONF.01
-                raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NOT_ALLOWED",
-                              f"client certificate authentication is for applicative (APP) mailboxes only; "
-                              f"{wanted.address} is {wanted.type} (MSS/CONF.01)", rule="MSS/CONF.01")
-            raise Refusal(status.AUTH_INVALID, "CERTIFICATE_MISMATCH",
-                          f"the client certificate is for {address}, not {authzid}", rule="MSS/CONF.01")
-        box = self._mailbox(tx, address)
-        if box.type not in CERT_TYPES:
-            raise Refusal(status.AUTH_INVALID, "CERTIFICATE_NOT_ALLOWED",
-                          f"client certificate authentication is for applicative (APP) mailboxes only; "
-                          f"{box.address} is {box.type} (MSS/CONF.01)", rule="MSS/CONF.01")
-        return Identity(box.address, box.type, "EXTERNAL", peer["common_name"] or "")
+        return certificate_identity(self.world, tx, authzid, peercert, tls)
 
     def recipient(self, sender: str, address: str, count: int) -> Outcome:
         def check(tx: Tx) -> Outcome:
@@ -645,20 +748,22 @@ class SmtpDoor:
         flood = count_header_fields(raw, limit) > limit
         shape = None
         if not flood:
-            findings, unique_id, ins = xdm_check(raw)
+            findings, unique_id, ins = xdm_check(raw, recipients)
             try:
                 shape = read_mdn(raw)
             except Exception as exc:  # the email package is lenient; anything left is a finding
                 findings.append(finding("MSS/UX.12", f"the message cannot be read as an MDN: {exc}", "error"))
-            if shape is not None:  # an MDN's subject repeats the original's XDM/1.0/DDM with no package
-                findings = [f for f in findings if f["rule"] != "MSS/XDM"]
+            if shape is not None:  # an MDN's subject repeats the original's XDM/1.0/DDM with no package; the
+                # attachments an error MDN returns are the original's: ECO.2.4.1/2 are the original's business
+                findings = [f for f in findings if f["rule"] not in ("MSS/XDM", "REF2/ECO.2.4.1", "REF2/ECO.2.4.2")]
 
         def deliver(tx: Tx) -> Outcome:
             if flood:
                 raise Refusal(status.HEADER_FLOOD, "HEADER_FLOOD",
                               f"More than {limit} header fields (the door's header_fields limit)")
             if shape is not None:
-                findings.extend(mdn_findings(shape, self._original_errors(tx, sender, shape.original)))
+                original_errors, original_names = self._original(tx, sender, shape.original)
+                findings.extend(mdn_findings(shape, original_errors, original_names))
             stored = self.world.mss.deliver(tx, sender, recipients, raw, findings=findings, document=unique_id)
             ref = stored[0].message_id if stored else None
             # What the world found on delivery (SSI/IE.31 on a mail outside MSSanté) goes in the SUBMIT too.
@@ -677,14 +782,20 @@ class SmtpDoor:
 
         return self._run("SUBMIT", sender, deliver, raw=raw, recipients=recipients, findings=findings).line
 
-    def _original_errors(self, tx: Tx, sender: str, original: str) -> list[dict] | None:
-        """The error findings of the message an MDN answers, looked up in the answering mailbox (where the
-        original was delivered); None when it is not there."""
+    def _original(self, tx: Tx, sender: str, original: str) -> tuple[list[dict] | None, list[str] | None]:
+        """The error findings and the attachment names (upper-cased) of the message an MDN answers, looked up
+        in the answering mailbox (where the original was delivered); (None, None) when it is not there."""
         if not original:
-            return None
+            return None, None
         try:
             messages = self.world.mss.messages(tx, sender)
         except errors.WorldError:
-            return None
+            return None, None
         found = next((m for m in messages if m.message_id.strip() == original), None)
-        return None if found is None else [f for f in found.findings if f.get("severity") == "error"]
+        if found is None:
+            return None, None
+        try:
+            names = [name.upper() for _, name, _ in attachments(self.world.mss.raw(tx, found.id))]
+        except Exception:   # the email package is lenient; an unreadable original returns nothing to check
+            names = []
+        return [f for f in found.findings if f.get("severity") == "error"], names

@@ -9,9 +9,9 @@ configured) and, in every case, a journal entry.
 MSSanté: a message with DESTMSSANTEPS=Y and/or DESTMSSANTEPAT=Y is also sent as a real MSSanté mail through
 the world (mail.py builds it: IHE_XDM.ZIP, ANS subject, X-MSS-* headers), in the same transaction as its other
 effects: one mail to the PRT RCT professionals' addresses, one to the patient's `<INS>@patient.mssante.fr`,
-from the sender professional's MSSanté address (or a mailbox of the sender's structure; neither: a finding
-and no mail). Each mail is an `mss` DELIVER journal entry (ref = its Message-ID); the Message-ID is mapped to
-the HL7 message in the world store (meta `pfi-mail:<Message-ID>`), so the answers still map after a restart.
+from an applicative mailbox (BAL APP, trans-cda-r2/mapping-mss.md): the sender's structure's, else the PFI's
+(an APP mailbox of role hospital); none: a finding and no mail. Each mail is an `mss` DELIVER journal entry
+(ref = its Message-ID); the Message-ID is mapped to the HL7 message in the world store (meta `pfi-mail:<Message-ID>`), so the answers still map after a restart.
 An unknown recipient does not change the technical ACK (AA): it is a journal finding and a ZAM^Z02 N with
 SMTP code 550. The door listens to the world's MAIL_DSN and MAIL_MDN events: a DSN is a ZAM^Z02 N (550), an
 MDN a ZAM^Z03 (Y, or N with the MDN's code^label) when ACK_LECTURE_MSS=Y or the MDN reports an error.
@@ -35,7 +35,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ...formats.mime import header_summary
+from ...formats.mime import header_summary, read_mdn
 from ...formats.xdm import XdmError, read_package
 from ...world import errors, events
 from ...world.journal import finding
@@ -339,8 +339,9 @@ class PfiDoor:
         if sender is None:
             self.world.journal.append(
                 tx, "mss", "DELIVER", direction="out", actor=msg.sender.idnps, verdict="error", code="MSS_NO_SENDER",
-                findings=[finding("PFI/MSS", f"the sender {msg.sender.idnps} has no MSSanté address and the "
-                                  "sender's structure no mailbox: no mail was sent", "error")],
+                findings=[finding("PFI/MSS", "no applicative mailbox (BAL APP) of the sender's structure nor of "
+                                  "the PFI sends the mail (trans-cda-r2/mapping-mss.md: FROM is the BAL APP): "
+                                  "no mail was sent", "error")],
                 ref=inbound.control_id, **common)
             return
         info = {"control_id": inbound.control_id, "msh": inbound.text.split("\r", 1)[0], "charset": inbound.charset,
@@ -385,7 +386,10 @@ class PfiDoor:
                                        document=msg.unique_id)
 
     def _mail_sender(self, tx: Tx, msg: DocumentMessage) -> tuple[str | None, dict]:
-        """The sender professional's MSSanté address, else a mailbox of the sender's structure."""
+        """The mail's From: the applicative mailbox (BAL APP) that sends it, never a professional's personal
+        mailbox (trans-cda-r2/mapping-mss.md, FROM: "courriel de la BAL Applicative qui transmet le
+        message"): the sender's structure's APP mailbox (PRT-8.10's FINESS, else the professional's
+        structure), else the PFI's own, an APP mailbox of the establishment (role hospital)."""
         author = {"idnps": msg.sender.idnps, "family_name": msg.sender.family_name,
                   "given_name": msg.sender.given_name}
         structure = ""
@@ -395,16 +399,18 @@ class PfiDoor:
             prof = None
         if prof is not None:
             author = {"idnps": prof.idnps, "family_name": prof.family_name, "given_name": prof.given_name}
-            if prof.mssante:
-                return prof.mssante.lower(), author
             structure = prof.structure or ""
         if msg.sender.finess:
             try:
                 structure = self.world.directory.structure(tx, msg.sender.finess).id
             except errors.UnknownStructure:
                 pass
-        for box in self.world.directory.mailboxes(tx):
-            if structure and box.owner == structure and box.type in ("ORG", "APP"):
+        apps = [box for box in self.world.directory.mailboxes(tx) if box.type == "APP"]
+        for box in apps:
+            if structure and box.owner == structure:
+                return box.address, author
+        for box in apps:
+            if box.role == "hospital":
                 return box.address, author
         return None, author
 
@@ -467,8 +473,8 @@ class PfiDoor:
             if box.role != "hospital":
                 return
             parsed, package_bytes = inbound_mail.read_mail(raw)
-            if package_bytes is None:
-                return      # a mail without a package: nothing for the DPI
+            if package_bytes is None or read_mdn(raw) is not None:
+                return      # a mail without a package, or an MDN returning one: nothing for the DPI
             message_id = message.message_id or event.cause or ""
             dpi = "{}:{}".format(*self.settings.dpi)
             try:
@@ -497,12 +503,37 @@ class PfiDoor:
                         findings=[finding("PFI/XDM", f"{doc.path} of the mail {message_id} is not a readable "
                                           "CDA: it was not sent to the DPI", "error")], ref=message_id)
                     continue
-                operation, text = inbound_mail.build_mdm(
+                operation, text, found = inbound_mail.build_mdm(
                     doc, package.action, mail_info, control_id=self._control_id(tx), now=self._now(),
-                    receiving=("DPI", box.owner), sender_person=person)
+                    receiving=("DPI", box.owner), sender_person=person, package=package)
                 meta = {"patient_ins": doc.cda.ins[0] if doc.cda.ins else None, "document": doc.cda.unique_id,
-                        "ref": message_id}
+                        "ref": message_id, "findings": found,
+                        "inbound": {"message": message.id, "mailbox": box.address}}
                 tx.after_commit(lambda t=text, o=operation, m=meta: self._queue(t, None, o, m))
+
+    @staticmethod
+    def _inbound_answered(meta: dict, answer: bytes) -> None:
+        """The DPI answered an inbound MDM: its ACK is checked against the guide (findings on the MDM's
+        journal entry); a refusal's `code^libellé` is kept for `_tell_sender`."""
+        ack = inbound_mail.read_dpi_ack(answer)
+        meta["findings"] = [*meta.get("findings", []), *ack.findings]
+        if ack.code not in ("AA", "CA", "") and ack.error is not None:
+            meta["refusal"] = ack.error
+
+    def _tell_sender(self, meta: dict) -> None:
+        """After the MDM's journal entry: the DPI's refusal goes back to the mail's sender as the guide asks
+        (trans-cda-mss/struct-msg-mdn.md: an error MDN when the mail asked for one, else a standard error mail,
+        struct-email-standard.md; both `[KO Intégration système !][code] <subject>` with the original
+        attachments)."""
+        where, error = meta["inbound"], meta["refusal"]
+        with self.world.transaction() as tx:
+            try:
+                self.world.mss.integration_error(tx, where["mailbox"], where["message"], error)
+            except errors.WorldError as exc:
+                self.world.journal.append(
+                    tx, "mss", "MDN", direction="out", actor=where["mailbox"], verdict="error", code=exc.code,
+                    findings=[finding("CDA-MSS/MDN", f"the DPI refused the document ({error}) but the sender "
+                                      f"cannot be told: {exc}", "error")], ref=meta.get("ref"))
 
     # Outbound -----------------------------------------------------------------------------------
     def _queue(self, text: str, inbound: wire.Inbound | None, operation: str, meta: dict) -> None:
@@ -524,10 +555,12 @@ class PfiDoor:
         assert self._outbox is not None
         while True:
             payload, operation, meta = await self._outbox.get()
-            verdict, code, note = await self._deliver(payload)
+            verdict, code, note = await self._deliver(payload, meta)
             await asyncio.to_thread(self._journal_out, operation, meta, payload, verdict, code, note)
+            if meta.get("refusal"):      # an inbound MDM the DPI refused: its sender is told, after the entry
+                await asyncio.to_thread(self._tell_sender, meta)
 
-    async def _deliver(self, payload: bytes) -> tuple[str, str | None, str]:
+    async def _deliver(self, payload: bytes, meta: dict | None = None) -> tuple[str, str | None, str]:
         s = self.settings
         assert s.dpi is not None
         delay, last = s.outbound_backoff, ""
@@ -543,6 +576,8 @@ class PfiDoor:
                 continue
             finally:
                 await client.close()
+            if meta is not None and meta.get("inbound"):   # an inbound MDM: its ACK checked
+                self._inbound_answered(meta, answer)
             try:
                 ack = wire.parse(answer)
                 code = ack.get("MSA", 1)
@@ -559,7 +594,8 @@ class PfiDoor:
             self.world.journal.append(
                 tx, "pfi", operation, direction="out", actor=self.settings.dpi and "{}:{}".format(*self.settings.dpi),
                 patient_ins=meta.get("patient_ins"), document=meta.get("document"), verdict=verdict, code=code,
-                findings=[] if verdict == "accepted" else [finding("PFI/OUTBOUND", note, "error")], raw=payload,
+                findings=[*meta.get("findings", []),
+                          *([] if verdict == "accepted" else [finding("PFI/OUTBOUND", note, "error")])], raw=payload,
                 ref=meta.get("ref"))
 
     # Small things -------------------------------------------------------------------------------

@@ -118,3 +118,61 @@ def test_mss_conf_01_the_bench_password_on_the_app_mailbox_fails_the_first_step(
     assert step["status"] == "failed"
     assert step["reason"].startswith(f"finding MSS/CONF.01: the applicative mailbox {APP} authenticated with ")
     assert "AUTH EXTERNAL" in step["reason"]
+
+
+# --- The structure's own certificate (issue 15: "the DMP's certificate may be reused") ----------------------
+
+STRUCTURE_WORLD = """\
+id: app-structure-cert
+title: Boîte applicative ouverte par le certificat de la structure
+world:
+  structures:
+    - {id: chu, name: CHU de Test, finess: "010000024"}
+    - {id: labo, name: Laboratoire}
+  mailboxes:
+    - {address: dpi@chu-test.mssante.fr, type: APP, owner: chu, role: hospital}
+    - {address: automate@labo.mssante.fr, type: APP, owner: labo, role: hospital}
+"""
+
+
+def test_the_structure_s_org_auth_cli_certificate_opens_its_applicative_mailbox(bench):
+    """MSS/CONF.01: the structure's ORG_AUTH_CLI-style certificate (no email SAN; OU its IDNST 1010000024, the
+    one a DPI holds for the DMP) opens that structure's APP mailbox, named as the authorization identity;
+    not another structure's, not without an authorization identity. SMTP AUTH EXTERNAL (smtplib) and IMAP
+    AUTHENTICATE EXTERNAL (imaplib), both after STARTTLS."""
+    import base64
+    import imaplib
+
+    bench.client.load_yaml(STRUCTURE_WORLD)
+    context = client_context(bench.tls_files, "org-auth-cli")
+    client = smtplib.SMTP("127.0.0.1", bench.ports["smtp"], timeout=10)
+    client.starttls(context=context)
+    client.ehlo("dpi.test")
+    assert "EXTERNAL" in client.esmtp_features["auth"].split()
+    with pytest.raises(smtplib.SMTPAuthenticationError) as refused:        # another structure's mailbox
+        client.auth("EXTERNAL", lambda challenge=None: "automate@labo.mssante.fr" if challenge is None else "")
+    assert b"does not own automate@labo.mssante.fr" in refused.value.smtp_error
+    with pytest.raises(smtplib.SMTPAuthenticationError) as refused:        # no authorization identity
+        client.auth("EXTERNAL", lambda challenge=None: "")
+    assert b"names no mailbox" in refused.value.smtp_error
+    assert client.auth("EXTERNAL", lambda challenge=None: APP if challenge is None else "")[0] == 235
+    assert client.sendmail(APP, [BIOLO.replace("biolo@labo", "automate@labo")], note(APP, "Résultats")) == {}
+    client.quit()
+    auth = bench.client.journal(channel="mss", operation="SMTP_AUTH")
+    assert [(e["verdict"], e["code"]) for e in auth] == [
+        ("refused", "CERTIFICATE_NOT_OWNER"), ("refused", "CERTIFICATE_NO_EMAIL"), ("accepted", None)]
+    assert not [f for f in auth[-1]["findings"] if f["rule"] == "MSS/CONF.01"]   # a certificate: no warning
+
+    conn = imaplib.IMAP4("127.0.0.1", bench.ports["imap"], timeout=10)
+    assert "AUTH=EXTERNAL" not in conn.capabilities                       # only on TLS
+    conn.starttls(context)
+    assert "AUTH=EXTERNAL" in conn.capabilities
+    assert conn.authenticate("EXTERNAL", lambda challenge: APP.encode())[0] == "OK"
+    assert conn.select("INBOX")[0] == "OK"
+    conn.logout()
+    conn = imaplib.IMAP4("127.0.0.1", bench.ports["imap"], timeout=10)
+    conn.starttls(context)
+    typ, data = conn._simple_command("AUTHENTICATE", "EXTERNAL",
+                                     base64.b64encode(b"automate@labo.mssante.fr").decode())
+    assert typ == "NO" and b"does not own" in data[0]
+    conn.logout()

@@ -86,7 +86,8 @@ def test_mss_ux_05_bis_01_a_version_never_read_fails(mockbench, corpus):
     assert steps[1]["reason"].startswith("not observed: expected IMAP_FETCH on 1.2.250.1.213.1.1.1.55.2024.8.2")
 
 
-def play_mss_ux_12(bench, *, copy_to_errors: bool, error: str | None = "E12^Empreinte du document incorrecte"):
+def play_mss_ux_12(bench, *, copy_to_errors: bool, error: str | None = "E12^Empreinte du document incorrecte",
+                   complete: bool = True):
     bench.client.load("mss-ux-12")
     send(bench, broken_package(), ans_subject("Lettre", "PAT-TROIS", "DOMINIQUE", "19790328"), mdn_wanted=True)
     conn = dpi_imap(bench)
@@ -94,7 +95,9 @@ def play_mss_ux_12(bench, *, copy_to_errors: bool, error: str | None = "E12^Empr
     conn.logout()
     original = header_summary(raw)
     assert original["Disposition-Notification-To"] == BIOLO
-    report = mdn(original=original, reporter=DPI, to=BIOLO, error=error, domain="chu-test.fr")
+    # trans-cda-mss/struct-msg-mdn.md: Original-Recipient, and the original's attachments returned
+    report = mdn(original=original, reporter=DPI, to=BIOLO, error=error, domain="chu-test.fr",
+                 original_recipient=DPI if complete else None, returned=raw if complete else None)
     client = dpi_smtp(bench)
     client.sendmail(DPI, [BIOLO], report)
     if copy_to_errors:
@@ -117,6 +120,18 @@ def test_mss_ux_12_forgetting_the_error_mailbox_fails_the_last_step(mockbench):
     steps = play_mss_ux_12(mockbench, copy_to_errors=False)
     assert [s["status"] for s in steps] == ["passed", "passed", "passed", "failed"]
     assert steps[-1]["reason"] == f"not observed: expected DELIVER with actor {ERRORS}; nothing close was received"
+
+
+@pytest.mark.scenario_play("mss-ux-12", "mistake")
+def test_mss_ux_12_an_error_mdn_without_original_recipient_nor_attachments_is_a_finding(mockbench):
+    """trans-cda-mss/struct-msg-mdn.md: the error MDN names Original-Recipient and returns the original's
+    attachments (IHE_XDM.ZIP): the same rules as the bench's own error MDNs."""
+    steps = play_mss_ux_12(mockbench, copy_to_errors=True, complete=False)
+    assert steps[1]["id"] == "mdn_erreur" and steps[1]["status"] == "failed"
+    (submit,) = [e for e in mockbench.client.journal(channel="mss", operation="SUBMIT")][:1]
+    messages = [f["message"] for f in submit["findings"] if f["rule"] == "MSS/UX.12"]
+    assert any("no Original-Recipient" in m for m in messages)
+    assert any("does not return the original's attachments (IHE_XDM.ZIP)" in m for m in messages)
 
 
 @pytest.mark.scenario_play("mss-ux-12", "mistake")

@@ -9,6 +9,7 @@ import smtplib
 import socket
 import time
 from collections.abc import Callable, Iterator
+from email.message import EmailMessage
 from email.utils import make_msgid
 
 import pytest
@@ -185,7 +186,8 @@ def test_a_broken_xdm_package_is_a_finding(bench, smtp):
     smtp(JEANNE).sendmail(JEANNE, [SECRETARIAT], raw)
     submit = journal(bench, operation="SUBMIT")[-1]
     assert submit["verdict"] == "accepted"
-    assert [f["rule"] for f in submit["findings"]] == ["XDM/XDM_NOT_ZIP"]
+    # the broken package, and the missing X-MSS-NIL (Référentiel socle MSSanté #2 ECO.2.4.3)
+    assert [f["rule"] for f in submit["findings"]] == ["XDM/XDM_NOT_ZIP", "REF2/ECO.2.4.3"]
     assert messages(bench, SECRETARIAT)[0].findings == submit["findings"]
 
 
@@ -203,11 +205,12 @@ def test_a_valid_xdm_package_has_no_findings_and_names_its_document(bench, smtp)
                                             "content_type": "04"},
                             patient_id="279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH")
     raw = xdm_mail(sender=JEANNE, to=[SECRETARIAT], subject="XDM/1.0/DDM+Lettre PAT-TROIS DOMINIQUE 19790328",
-                   package=package)
+                   package=package, extra_headers={"X-MSS-CODECDA": "11488-4", "X-MSS-INS": "O",
+                                                   "X-MSS-NIL": "MOCKBENCH-TEST"})
     smtp(JEANNE).sendmail(JEANNE, [SECRETARIAT], raw)
     submit = journal(bench, operation="SUBMIT")[-1]
     assert submit["verdict"] == "accepted" and submit["document"] == "1.2.250.1.999.2.1"
-    assert not [f for f in submit["findings"] if f["severity"] == "error"]
+    assert not [f for f in submit["findings"] if f["severity"] == "error" or f["rule"].startswith("REF2/")]
     deliver = journal(bench, operation="DELIVER")[-1]
     for entry in (submit, deliver):   # the package's patient (not one of this world's, so no scenario id)
         assert (entry["patient"], entry["patient_ins"]) == (None, "279035121518989")
@@ -450,3 +453,60 @@ def test_settings_from_config():
 def test_health_lists_the_mss_door(bench):
     assert bench.client.health()["doors"]["mss"] == "up"
     assert "smtp" in bench.ports
+
+
+def test_x_mss_headers_are_checked_on_what_the_dpi_submits(bench, smtp):
+    """Référentiel socle MSSanté #2 ECO.2.4.1 (X-MSS-CODECDA = the CDA's code), ECO.2.4.2 (X-MSS-INS O only
+    for a qualified INS), ECO.2.4.3 (X-MSS-NIL on every mail): findings on the SUBMIT, the mail delivered."""
+    from mockbench.formats.cda import minimal_cda
+    from mockbench.formats.mime import xdm_mail
+    from mockbench.formats.xdm import write_package
+
+    def package(ins: str):
+        cda = minimal_cda(unique_id="1.2.250.1.999.3.1", ins=ins, ins_oid="1.2.250.1.213.1.4.10", type_code="11488-4",
+                          title="Lettre", author_idnps="801234567897", author_family="MARTIN", author_given="Paul",
+                          patient_family="PAT-TROIS", patient_given="DOMINIQUE", birth_date="1979-03-28", sex="F",
+                          effective_time="2024-01-04T15:05:27", text="Bonjour")
+        return write_package([("DOC0001.XML", cda, {"unique_id": "1.2.250.1.999.3.1", "title": "Lettre"})],
+                             submission_set={"unique_id": "1.2.250.1.999.1.3", "source_id": "1.2.250.1.999",
+                                             "content_type": "04"},
+                             patient_id=f"{ins}^^^&1.2.250.1.213.1.4.10&ISO^NH")
+
+    def submit(pkg, headers):
+        raw = xdm_mail(sender=JEANNE, to=[SECRETARIAT], subject="XDM/1.0/DDM+Lettre PAT-TROIS DOMINIQUE 28/03/1979",
+                       package=pkg, extra_headers=headers)
+        smtp(JEANNE).sendmail(JEANNE, [SECRETARIAT], raw)
+        entry = journal(bench, operation="SUBMIT")[-1]
+        assert entry["verdict"] == "accepted"
+        return {f["rule"]: f for f in entry["findings"] if f["rule"].startswith(("REF2/", "XDM/INS"))}
+
+    good = package("279035121518989")
+    assert submit(good, {"X-MSS-CODECDA": "11488-4", "X-MSS-INS": "O", "X-MSS-NIL": "LPS-42"}) == {}
+    found = submit(good, {"X-MSS-CODECDA": "34133-9", "X-MSS-INS": "N"})
+    assert set(found) == {"REF2/ECO.2.4.1", "REF2/ECO.2.4.2", "REF2/ECO.2.4.3"}
+    assert "11488-4" in found["REF2/ECO.2.4.1"]["message"] and "O was expected" in found["REF2/ECO.2.4.2"]["message"]
+    assert found["REF2/ECO.2.4.3"]["severity"] == "warning"
+    assert set(submit(good, {"X-MSS-NIL": "LPS-42"})) == {"REF2/ECO.2.4.1", "REF2/ECO.2.4.2"}
+    # a mail without a CDA must not carry X-MSS-CODECDA / X-MSS-INS
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = JEANNE, SECRETARIAT, "Bonjour"
+    message["X-MSS-CODECDA"], message["X-MSS-INS"], message["X-MSS-NIL"] = "11488-4", "O", "LPS-42"
+    message.set_content("Bonjour")
+    smtp(JEANNE).sendmail(JEANNE, [SECRETARIAT], bytes(message))
+    rules = [f["rule"] for f in journal(bench, operation="SUBMIT")[-1]["findings"]]
+    assert rules == ["REF2/ECO.2.4.1", "REF2/ECO.2.4.2"]
+    # issue 15: an INS whose NIR key is wrong is the DMP door's error, a finding here (key of 2790351215189: 89)
+    found = submit(package("279035121518912"), {"X-MSS-CODECDA": "11488-4", "X-MSS-INS": "O", "X-MSS-NIL": "L"})
+    assert "its key should be 89" in found["XDM/INS"]["message"] and found["XDM/INS"]["severity"] == "error"
+
+
+def test_x_mss_mes_is_fin_and_for_a_patient(bench, smtp):
+    """trans-cda-r2/mapping-mss.md (SMTP "X-MSS-MES") and Référentiel socle MSSanté #2 ECO.2.2.8: the one value
+    is FIN, in a mail to a patient (<INS>@patient.mssante.fr)."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = JEANNE, SECRETARIAT, "Bonjour"
+    message["X-MSS-MES"], message["X-MSS-NIL"] = "fin", "LPS-42"
+    message.set_content("Bonjour")
+    smtp(JEANNE).sendmail(JEANNE, [SECRETARIAT], bytes(message))
+    found = [(f["rule"], f["severity"]) for f in journal(bench, operation="SUBMIT")[-1]["findings"]]
+    assert found == [("REF2/ECO.2.2.8", "error"), ("REF2/ECO.2.2.8", "warning")]

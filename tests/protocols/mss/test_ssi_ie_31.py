@@ -77,4 +77,4 @@ def test_ssi_ie_31_a_link_that_only_names_the_address_is_no_proof(mockbench):
     assert "carries neither a verification code nor a unique link" in step["reason"]
     assert "carries no unguessable token" in step["reason"]
     (submit,) = mockbench.client.journal(channel="mss", operation="SUBMIT")
-    assert [f["rule"] for f in submit["findings"]] == ["SSI/IE.31"]
+    assert [f["rule"] for f in submit["findings"] if not f["rule"].startswith("REF2/")] == ["SSI/IE.31"]

@@ -19,6 +19,8 @@ world:
       given_name: Alice
       birth_date: "1980-05-04"
       authorizations: [{structure: chu}, {structure: clinique}]
+  mailboxes:   # the CHU's applicative mailbox, From of the PFI's mails (trans-cda-r2/mapping-mss.md)
+    - {address: pfi@chu.mssante.fr, type: APP, owner: chu, role: hospital}
 """
 
 
