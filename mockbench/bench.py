@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import socket
+import sqlite3
 import tempfile
 import threading
 import time
@@ -21,7 +22,7 @@ from .scenarios.engine import ScenarioEngine
 from .scenarios.loader import Catalogue, resolve
 from .world import errors
 from .world.journal import JournalLimits
-from .world.store import Store
+from .world.store import StorageFull, Store, StoreError
 from .world.world import World
 
 log = logging.getLogger("mockbench")
@@ -53,6 +54,7 @@ class Door(Protocol):
 class Bench:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
+        self.config.check()
         self._own_state = self.config.state is None
         self.state_dir = Path(self.config.state or tempfile.mkdtemp(prefix="mockbench-")).resolve()
         try:
@@ -61,13 +63,17 @@ class Bench:
             raise BenchError(f"cannot create the state folder {self.state_dir}: {exc.strerror}") from None
         db = self.state_dir / DB_NAME
         self.resumed = db.exists()
-        self.store = Store(db)
-        self.resumed = self.resumed and self.store.holds_world()
-        self.world = World(self.store, journal_limits=JournalLimits(
-            max_entries=self.config.journal_max_entries, max_bytes=self.config.journal_max_bytes,
-            raw_bytes=self.config.journal_raw_bytes))
-        self.catalogue = Catalogue()
-        self.scenarios = ScenarioEngine(self.world, self.catalogue)
+        self.store = self._open_store(db)
+        try:
+            self.resumed = self.resumed and self.store.holds_world()
+            self.world = World(self.store, journal_limits=JournalLimits(
+                max_entries=self.config.journal_max_entries, max_bytes=self.config.journal_max_bytes,
+                raw_bytes=self.config.journal_raw_bytes))
+            self.catalogue = Catalogue()
+            self.scenarios = ScenarioEngine(self.world, self.catalogue)
+        except (sqlite3.Error, StorageFull) as exc:   # a file damaged beyond its first pages
+            self.store.close()
+            raise BenchError(str(exc) if isinstance(exc, StorageFull) else self.store._unusable(exc)) from None
         self.tls = None
         if self.config.tls_dir:
             from .pki import load_tls_files  # cryptography costs ~30 ms of start-up: only with TLS
@@ -84,6 +90,15 @@ class Bench:
         self._add_doors()
         from .control.app import create_app  # late: the app module imports the bench's types
         self.app = create_app(self)
+
+    @staticmethod
+    def _open_store(db: Path) -> Store:
+        if db.exists() and not db.is_file():
+            raise BenchError(f"{db} is not a file: move it away, or give another --state folder")
+        try:
+            return Store(db)
+        except (StoreError, StorageFull) as exc:
+            raise BenchError(str(exc)) from None
 
     def _add_doors(self) -> None:
         from .protocols.pfi.door import PfiDoor, PfiSettings, parse_endpoint
