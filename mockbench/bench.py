@@ -108,7 +108,12 @@ class Bench:
             dpi = parse_endpoint(cfg.dpi_mllp)
         except ValueError as exc:
             raise BenchError(str(exc)) from None
-        self.doors.append(PfiDoor(self, PfiSettings(host=cfg.host, port=cfg.mllp_port, dpi=dpi)))
+        try:
+            pfi_settings = PfiSettings.from_config(cfg.host, cfg.mllp_port, dpi, cfg.doors.get("pfi", {}))
+        except ValueError as exc:
+            raise BenchError(f"[doors.pfi] {exc}") from None
+        self.pfi = PfiDoor(self, pfi_settings)
+        self.doors.append(self.pfi)
         from .protocols.mss.smtp import MssSettings, SmtpDoor
 
         try:

@@ -447,6 +447,27 @@ def create_blueprint(bench: Bench) -> Blueprint:
         response.call_on_close(lambda: hub.unsubscribe(sub))
         return response
 
+    # PFI door: the outbound queue to the DPI ----------------------------------------------------
+    @bp.get("/pfi/outbox")
+    def pfi_outbox():
+        state = request.args.get("state") or None
+        if state not in (None, "pending", "dead"):
+            raise ApiError(400, "INVALID_PARAMETER", "state must be pending or dead")
+        with world.read() as tx:
+            return jsonify(bench.pfi.outbox.rows(tx, state))
+
+    @bp.post("/pfi/outbox/<message_id>/retry")
+    def pfi_outbox_retry(message_id: str):
+        if not message_id.isdigit():
+            raise ApiError(404, "OUTBOX_MESSAGE_UNKNOWN", f"the PFI outbox holds no message {message_id}")
+        with world.transaction() as tx:
+            row = bench.pfi.outbox.retry(tx, int(message_id))
+            if row is None:
+                raise ApiError(404, "OUTBOX_MESSAGE_UNKNOWN", f"the PFI outbox holds no message {message_id}")
+            world.journal.append(tx, "control", "pfi-retry", actor="control", ref=str(message_id),
+                                 raw=f"outbox #{message_id} {row['operation']}: {row['state']}")
+        return jsonify(row)
+
     # OIDC door ----------------------------------------------------------------------------------
     @bp.put("/oidc/ciba/<key>")
     def oidc_ciba(key: str):

@@ -137,6 +137,7 @@ class Tx:
         self.conn = conn
         self.ns = ns
         self._after_commit: list[Callable[[], None]] = []
+        self._before_commit: list[Callable[[], None]] = []
         self.scratch: dict[str, Any] = {}  # per-transaction memo for the world's services
         self._savepoints = 0
         self.written = 0   # bytes of data put, to tell when a checkpoint is due
@@ -144,12 +145,16 @@ class Tx:
     def after_commit(self, fn: Callable[[], None]) -> None:
         self._after_commit.append(fn)
 
+    def before_commit(self, fn: Callable[[], None]) -> None:
+        """Run at the end of the outermost transaction, inside it: its writes commit with the rest."""
+        self._before_commit.append(fn)
+
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A part of the transaction that can fail alone: on error its changes and its after-commit
         callbacks are undone, and the error goes on up."""
         self._savepoints += 1
-        name, pending = f"sp{self._savepoints}", len(self._after_commit)
+        name, pending, before = f"sp{self._savepoints}", len(self._after_commit), len(self._before_commit)
         self.conn.execute(f"SAVEPOINT {name}")
         try:
             yield
@@ -157,6 +162,7 @@ class Tx:
             self.conn.execute(f"ROLLBACK TO {name}")
             self.conn.execute(f"RELEASE {name}")
             del self._after_commit[pending:]
+            del self._before_commit[before:]
             raise
         else:
             self.conn.execute(f"RELEASE {name}")
@@ -319,6 +325,8 @@ class Store:
             self._local.tx = tx
             try:
                 yield tx
+                while tx._before_commit:   # a callback may add more
+                    tx._before_commit.pop(0)()
                 self._conn.execute("COMMIT")
             except BaseException as exc:
                 if self._conn.in_transaction:   # SQLite may have rolled back by itself (a full disk)
