@@ -272,7 +272,7 @@ class Bench:
     def health(self) -> dict:
         doors = {name: "up" for name in self.http_doors}
         doors.update({door.name: "up" for door in self.doors})
-        with self.world.transaction() as tx:
+        with self.world.read() as tx:
             loaded = self.scenarios.loaded(tx)
             stats = self.world.journal.stats(tx)
         return {"status": "ok", "doors": doors, "version": __version__, "ports": dict(self.ports),

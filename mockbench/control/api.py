@@ -147,7 +147,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.get("/scenario")
     def scenario_loaded():
-        with world.transaction() as tx:
+        with world.read() as tx:
             state = engine.loaded(tx)
             if not state:
                 return jsonify(id=None)
@@ -157,31 +157,31 @@ def create_blueprint(bench: Bench) -> Blueprint:
     # World --------------------------------------------------------------------------------------
     @bp.get("/patients")
     def patients():
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify([_pick(p.to_dict(), PATIENT_FIELDS) for p in world.directory.patients(tx)])
 
     @bp.get("/patients/<key>")
     def patient(key: str):
-        with world.transaction() as tx:
+        with world.read() as tx:
             p = world.directory.patient(tx, key)
             return jsonify(_pick(p.to_dict(), PATIENT_FIELDS))
 
     @bp.get("/patients/<key>/documents")
     def documents(key: str):
         history = request.args.get("history", "0").lower() in ("1", "true", "yes")
-        with world.transaction() as tx:
+        with world.read() as tx:
             docs = world.dmp.documents(tx, key, history=history)
             return jsonify([{k: v for k, v in d.to_dict().items() if k not in DOCUMENT_HIDDEN} for d in docs])
 
     @bp.get("/patients/<key>/traces")
     def traces(key: str):
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify([_pick(t.to_dict(), ("time", "actor", "structure", "document", "action", "mode"))
                             for t in world.dmp.traces(tx, key)])
 
     @bp.get("/patients/<key>/authorizations")
     def authorizations(key: str):
-        with world.transaction() as tx:
+        with world.read() as tx:
             now = world.clock.now_iso()
             rows = []
             for a in world.dmp.authorizations(tx, key):
@@ -193,7 +193,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.get("/documents/<path:key>")
     def document(key: str):
-        with world.transaction() as tx:
+        with world.read() as tx:
             if key.endswith("/content"):
                 doc = world.dmp.current(tx, key[: -len("/content")])
                 return Response(world.dmp.content(tx, doc.unique_id), mimetype=doc.mime_type)
@@ -202,12 +202,12 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.get("/professionals")
     def professionals():
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify([_pick(p.to_dict(), PROFESSIONAL_FIELDS) for p in world.directory.professionals(tx)])
 
     @bp.get("/structures")
     def structures():
-        with world.transaction() as tx:
+        with world.read() as tx:
             rows = []
             for s in world.directory.structures(tx):
                 row = _pick(s.to_dict(), STRUCTURE_FIELDS)
@@ -237,13 +237,13 @@ def create_blueprint(bench: Bench) -> Blueprint:
     # MSSanté mailboxes ---------------------------------------------------------------------------
     @bp.get("/mss/mailboxes")
     def mailboxes():
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify([{"address": m.address, "type": m.type, "owner": m.owner, "role": m.role,
                              "behaviour": m.behaviour or {}} for m in world.directory.mailboxes(tx)])
 
     @bp.get("/mss/mailboxes/<address>/messages")
     def mailbox_messages(address: str):
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify([_message_row(m) for m in world.mss.messages(tx, address)])
 
     @bp.put("/mss/mailboxes/<address>/behaviour")
@@ -256,7 +256,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.get("/mss/messages/<message_id>")
     def mail_message(message_id: str):
-        with world.transaction() as tx:
+        with world.read() as tx:
             message = world.mss.message(tx, message_id)
             raw = world.mss.raw(tx, message_id)
         if request.args.get("raw", "0").lower() in ("1", "true", "yes"):
@@ -266,7 +266,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
     @bp.get("/mss/messages/<message_id>/xdm")
     def mail_xdm(message_id: str):
         """What the message's IHE_XDM.ZIP holds: its files, its documents' metadata and the checks' findings."""
-        with world.transaction() as tx:
+        with world.read() as tx:
             world.mss.message(tx, message_id)   # 404 MESSAGE_UNKNOWN first
             raw = world.mss.raw(tx, message_id)
         return jsonify(_xdm_contents(raw))
@@ -314,7 +314,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
         limit = 1000 if limit is None else limit
         if not 1 <= limit <= MAX_JOURNAL_PAGE:
             raise ApiError(400, "INVALID_PARAMETER", f"limit must be between 1 and {MAX_JOURNAL_PAGE}")
-        with world.transaction() as tx:
+        with world.read() as tx:
             entries = world.journal.query(tx, channel=channel, operation=args.get("operation") or None,
                                           patient=args.get("patient") or None, since=since,
                                           since_time=args.get("from") or None, until_time=args.get("to") or None,
@@ -327,7 +327,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.get("/steps")
     def steps():
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify(engine.steps(tx))
 
     @bp.post("/steps/finish")
@@ -336,7 +336,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.get("/findings")
     def findings():
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify(world.advisor.findings(tx))
 
     # Evidence report ----------------------------------------------------------------------------
@@ -365,7 +365,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
     # Transitions and clock ----------------------------------------------------------------------
     @bp.get("/transitions")
     def transitions():
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify(engine.transitions(tx))
 
     @bp.post("/transitions/<transition_id>")
