@@ -262,11 +262,22 @@ class Store:
         self._written = 0   # bytes written since the last checkpoint was asked for (under the lock)
         self._checkpointer = Checkpointer(self)
 
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            from .. import __version__
+
+            raise StoreError(
+                f"{self.path} has schema version {version}, written by a newer mockbench; this mockbench "
+                f"({__version__}) reads schema version {SCHEMA_VERSION} and older: run the newer mockbench, or "
+                "give another --state folder")
+
     def _unusable(self, exc: sqlite3.Error) -> str:
         return (f"{self.path} cannot be used as the world's database ({exc}): move it away (or delete it) to start "
                 "with an empty world, or give another --state folder")
 
     def _open(self) -> None:
+        # Read first, before anything (journal_mode included) writes to the file: a newer one stays untouched.
+        self._refuse_newer(self._conn.execute("PRAGMA user_version").fetchone()[0])
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_PAGES}")
@@ -276,13 +287,7 @@ class Store:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:
-                    from .. import __version__
-
-                    raise StoreError(
-                        f"{self.path} has schema version {version}, written by a newer mockbench; this mockbench "
-                        f"({__version__}) reads schema version {SCHEMA_VERSION} and older: run the newer "
-                        "mockbench, or give another --state folder")
+                self._refuse_newer(version)
                 if version:
                     for step in range(version, SCHEMA_VERSION):
                         MIGRATIONS[step](self._conn)
