@@ -19,6 +19,7 @@ from ..scenarios.seed import Seeder
 from ..world import errors
 from ..world.clock import parse_duration
 from ..world.journal import CHANNELS
+from ..world.store import StorageFull
 from .events import EventHub, TooManySubscribers
 from .openapi import openapi_document
 
@@ -91,6 +92,8 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.errorhandler(Exception)
     def unexpected(exc: Exception):
+        if isinstance(exc, StorageFull):
+            return storage_full_response(exc)
         log.exception("control API error on %s %s", request.method, request.path)
         return jsonify(error="INTERNAL", message=f"{type(exc).__name__}: {exc}"), 500
 
@@ -478,6 +481,18 @@ def create_blueprint(bench: Bench) -> Blueprint:
         return jsonify(bench.oidc.rotate_keys())
 
     return bp
+
+
+def storage_full_response(exc: StorageFull) -> Response:
+    """507 Insufficient Storage (RFC 4918 11.5) in the prefix's own error form: what a full disk is on the HTTP
+    port (the DMP and the Annuaire answer it in their own bodies). Not logged: the store logs each episode."""
+    if request.path.startswith("/oidc"):   # RFC 6749 4.1.2.1: temporarily_unavailable
+        response = jsonify(error="temporarily_unavailable", error_description=str(exc))
+    else:
+        response = jsonify(error=StorageFull.code, message=str(exc))
+    response.status_code = 507
+    response.headers["Retry-After"] = "30"
+    return response
 
 
 def _int_arg(name: str) -> Any:

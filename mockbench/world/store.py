@@ -328,6 +328,7 @@ class Store:
                 self._failed(exc)
                 raise
             self._local.tx = tx
+            changes = self._conn.total_changes
             try:
                 yield tx
                 while tx._before_commit:   # a callback may add more
@@ -340,7 +341,7 @@ class Store:
                     self._failed(exc)
                 raise
             else:
-                if self._full:
+                if self._full and self._conn.total_changes != changes:   # a write went through: space is back
                     self._full = False
                     log.warning("%s: disk space is back, the bench stores changes again", self.path)
                 self._written += tx.written + COMMIT_OVERHEAD_BYTES

@@ -36,7 +36,7 @@ from ...formats.mime import MdnShape, read_mdn
 from ...world import errors
 from ...world.journal import finding
 from ...world.mss import is_mssante
-from ...world.store import Tx
+from ...world.store import StorageFull, Tx
 from ..loop import LoopThread
 from . import errors as status
 from .data import NOMINAL, TOO_LONG, DataReader
@@ -271,6 +271,10 @@ class MssSmtp(SMTP):
         """The one place where an unexpected error becomes a reply: 451, journaled."""
         if isinstance(error, TLSSetupException):
             return status.TEMPORARY.line("TLS handshake failed")
+        if isinstance(error, StorageFull):   # logged once by the store; the journal cannot take an entry
+            if self.envelope is not None and self.envelope.content is not None:
+                self.envelope = self._create_envelope()
+            return status.STORAGE_FULL.line()
         log.exception("SMTP session from %s failed", self.session.peer if self.session else "?")
         if self.envelope is not None and self.envelope.content is not None:
             self.envelope = self._create_envelope()  # the DATA was consumed: the transaction is over

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,7 @@ from ...formats.xdm import XdmError, read_package
 from ...world import errors, events
 from ...world.journal import finding
 from ...world.model import Actor
-from ...world.store import Tx
+from ...world.store import StorageFull, Tx
 from ..loop import DoorTasks, LoopThread
 from . import hl7 as wire
 from . import inbound as inbound_mail
@@ -174,6 +175,20 @@ class PfiDoor:
 
     def handle(self, payload: bytes, peer: str = "", junk: int = 0) -> bytes:
         """One inbound message -> the technical ACK to send back, after the world change committed."""
+        try:
+            return self._handle(payload, peer, junk)
+        except StorageFull as exc:
+            return self._storage_full(wire.read_header(payload), exc)
+
+    def _storage_full(self, inbound: wire.Inbound | None, exc: StorageFull) -> bytes:
+        """Nothing could be stored: AR, "rejeté pour une raison circonstancielle. Il peut être réémis plus
+        tard" (trans-cda-r2 profils-messages.md, MSA-1), ERR 207. Not journaled (it cannot be); the store
+        logged the episode. The control id comes from the clock: the store's counter cannot move."""
+        ack = wire.build_ack(inbound, "AR", f"MBFULL{time.time_ns() // 1_000_000}", self._now(),
+                             [wire.ErrorItem(wire.E_APPLICATION, str(exc))])
+        return self._encode(ack, inbound)
+
+    def _handle(self, payload: bytes, peer: str, junk: int) -> bytes:
         inbound: wire.Inbound | None = None
         try:
             inbound = wire.parse(payload)
@@ -202,15 +217,22 @@ class PfiDoor:
 
     def _reject_unreadable(self, exc: MllpFramingError) -> bytes:
         reject = wire.Hl7Reject("AR", wire.E_OTHER_HL7, f"the MLLP frame was refused: {exc.reason}")
-        with self.world.transaction() as tx:
-            ack = wire.build_ack(None, reject.ack_code, self._control_id(tx), self._now(),
-                                 [wire.ErrorItem(reject.error, reject.text)])
+        try:
+            with self.world.transaction() as tx:
+                ack = wire.build_ack(None, reject.ack_code, self._control_id(tx), self._now(),
+                                     [wire.ErrorItem(reject.error, reject.text)])
+        except StorageFull as full:
+            return self._storage_full(None, full)
         return ack.encode("utf-8")
 
     def _framing_error(self, exc: MllpFramingError, peer: str) -> None:
-        with self.world.transaction() as tx:
-            self.world.journal.append(tx, "pfi", "MLLP", actor=peer, verdict="error", code=f"MLLP_{exc.kind.upper()}",
-                                      findings=[finding("MLLP/FRAMING", exc.reason, "error")])
+        try:
+            with self.world.transaction() as tx:
+                self.world.journal.append(tx, "pfi", "MLLP", actor=peer, verdict="error",
+                                          code=f"MLLP_{exc.kind.upper()}",
+                                          findings=[finding("MLLP/FRAMING", exc.reason, "error")])
+        except StorageFull:
+            pass   # the frame is answered all the same; the store logged the episode
 
     def _document(self, msg: DocumentMessage, payload: bytes) -> bytes:
         inbound = msg.inbound
