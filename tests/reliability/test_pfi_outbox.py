@@ -1,26 +1,50 @@
-"""Issue 17, point 1: the PFI's outbound queue (ZAMs to the DPI's MLLP listener) survives kill -9 and SIGTERM.
+"""Issue 17, point 1: the PFI's outbound queue (ZAMs, and the MDMs of mails received, to the DPI's MLLP
+listener) survives kill -9 and SIGTERM.
 
 A real `mockbench up` process with --dpi-mllp pointing at a port where nothing listens yet: ten MDM^T02 are
-acknowledged AA, each making a ZAM^Z01 due; the bench is killed with SIGKILL, restarted on the same --state,
-stopped with SIGTERM, restarted again; only then does the DPI's listener come up, and it receives every ZAM.
+acknowledged AA, each making a ZAM^Z01 due, and a mail with an IHE_XDM.ZIP reaches the hospital mailbox,
+making an MDM^T02 due ([CDA-MSS]); the bench is killed with SIGKILL, restarted on the same --state, stopped
+with SIGTERM, restarted again; only then does the DPI's listener come up, and it receives every message.
 """
 
 from __future__ import annotations
+
+import base64
+import uuid
 
 import requests
 from conftest import PFI_WORLD, BenchProcess, FakeDpi, free_port, wait_for
 from hl7.client import MLLPClient
 from pfi_messages import mdm, parse_ack
 
+from mockbench.formats.cda import minimal_cda
+from mockbench.formats.xdm import write_package
 from mockbench.protocols.pfi.hl7 import parse as parse_hl7
 
 MESSAGES = 10
+HOSPITAL = "dpi@chu.mssante.fr"
+WORLD = PFI_WORLD + "  mailboxes:\n    - {address: dpi@chu.mssante.fr, type: APP, owner: chu, role: hospital}\n"
+MAIL_DOC = "1.2.250.1.999.17.100"
+
+
+def xdm_package(patient: dict) -> bytes:
+    content = minimal_cda(unique_id=MAIL_DOC, ins=patient["ins"], ins_oid=patient["ins_oid"], type_code="11488-4",
+                          title="CR de consultation", author_idnps="810001234567", author_family="LEROY",
+                          author_given="Marc", patient_family=patient["family_name"],
+                          patient_given=patient["given_name"], birth_date=patient["birth_date"], sex=patient["sex"],
+                          effective_time="2026-11-20T10:00:00Z", text="Examen normal.", set_id="1.2.250.1.999.91")
+    cx = f"{patient['ins']}^^^&{patient['ins_oid']}&ISO^NH"
+    meta = {"unique_id": MAIL_DOC, "mime_type": "text/xml", "title": "CR de consultation", "type_code": "11488-4",
+            "format_code": "urn:asip:ci-sis:2010", "source_patient_id": cx}
+    return write_package([("DOC0001.XML", content, meta)], patient_id=cx,
+                         submission_set={"unique_id": f"2.25.{uuid.uuid4().int}", "source_id": "1.2.250.1.999",
+                                         "content_type": "04"})
 
 
 def test_zams_due_survive_kill_9_and_sigterm_and_reach_a_dpi_that_comes_up_later(tmp_path):
     dpi_port = free_port()              # nothing listens there until the end
     scenario = tmp_path / "world.yaml"
-    scenario.write_text(PFI_WORLD, encoding="utf-8")
+    scenario.write_text(WORLD, encoding="utf-8")
     config = tmp_path / "bench.toml"    # retries close together, so that the test ends soon after the DPI is up
     config.write_text("[doors.pfi]\noutbound_backoff = 0.1\noutbound_backoff_max = 0.3\n", encoding="utf-8")
     state = tmp_path / "state"
@@ -38,9 +62,13 @@ def test_zams_due_survive_kill_9_and_sigterm_and_reach_a_dpi_that_comes_up_later
                 ack = parse_ack(client.send_message(
                     mdm("T02", patient, dr_a, dr_a["finess"], f"1.2.250.1.999.17.{i}", control_id=f"K{i}")))
                 assert str(ack.segment("MSA")[1]) == "AA"
-        # Every ZAM is in the durable queue once its MDM was acknowledged.
+        sent = requests.post(f"{api}/mss/send", timeout=10, json={
+            "from": "marc.leroy@ville.mssante.fr", "to": [HOSPITAL], "subject": "XDM/1.0/DDM+CR de consultation",
+            "package": base64.b64encode(xdm_package(patient)).decode()})
+        assert sent.status_code == 200, sent.text
+        # Every message due is in the durable queue once what made it due was acknowledged.
         pending = requests.get(f"{api}/pfi/outbox", params={"state": "pending"}, timeout=10).json()
-        assert len(pending) == MESSAGES and {m["operation"] for m in pending} == {"ZAM^Z01"}
+        assert [m["operation"] for m in pending] == ["ZAM^Z01"] * MESSAGES + ["MDM^T02"]
         assert wait_for(lambda: any(e["operation"] == "OUTBOX" for e in
                                     requests.get(f"{api}/journal", params={"channel": "pfi"}, timeout=10).json()))
         bench.kill()
@@ -52,17 +80,20 @@ def test_zams_due_survive_kill_9_and_sigterm_and_reach_a_dpi_that_comes_up_later
         bench = BenchProcess(state, *common)
         api = f"{bench.url}/_bench"
         dpi = FakeDpi(dpi_port)
-        assert wait_for(lambda: len(dpi.received) >= MESSAGES, timeout=20), f"{len(dpi.received)} ZAMs received"
-        zams = [parse_hl7(p) for p in dpi.received]
-        assert all(z.operation == "ZAM^Z01" for z in zams)
+        assert wait_for(lambda: len(dpi.received) >= MESSAGES + 1, timeout=20), f"{len(dpi.received)} received"
+        received = [parse_hl7(p) for p in dpi.received]
+        zams = [m for m in received if m.operation == "ZAM^Z01"]
+        mdms = [m for m in received if m.operation == "MDM^T02"]
+        assert len(zams) + len(mdms) == len(received) and mdms
+        assert {m.get("TXA", 12) for m in mdms} == {MAIL_DOC}
         # At least once, and in order: every MDM's ZAM, the first ones first (OBX-4 names the MDM's MSH-10).
         refs = [z.get("OBX", 4) for z in zams]
         assert sorted(set(refs)) == sorted(f"K{i}" for i in range(MESSAGES))
         assert list(dict.fromkeys(refs)) == [f"K{i}" for i in range(MESSAGES)]
         assert wait_for(lambda: requests.get(f"{api}/pfi/outbox", timeout=10).json() == [])
         journal = requests.get(f"{api}/journal", params={"channel": "pfi"}, timeout=10).json()
-        outcomes = [e for e in journal if e["operation"] == "ZAM^Z01"]
-        assert len(outcomes) >= MESSAGES and {e["verdict"] for e in outcomes} == {"accepted"}
+        outcomes = [e for e in journal if e["direction"] == "out" and e["operation"] in ("ZAM^Z01", "MDM^T02")]
+        assert len(outcomes) >= MESSAGES + 1 and {e["verdict"] for e in outcomes} == {"accepted"}
         attempts = [e for e in journal if e["operation"] == "OUTBOX"]
         assert attempts and all(e["verdict"] == "error" and e["findings"] for e in attempts)
     finally:
