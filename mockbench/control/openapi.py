@@ -205,7 +205,9 @@ def _json(schema: dict, description: str = "OK") -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-ERR = {"4XX": _json(_ref("Error"), "error, with a stable code")}
+ERR = {"4XX": _json(_ref("Error"), "error, with a stable code"),
+       "507": _json(_ref("Error"), "STORAGE_FULL: the disk holding the state folder is full; nothing was changed, "
+                                   "send the same call again later (Retry-After)")}
 KEY = {"name": "key", "in": "path", "required": True, "schema": S,
        "description": "the scenario's id or the INS"}
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import hl7
 import pytest
 import requests
-from conftest import PFI_WORLD
 from hl7.client import MLLPClient
 from pfi_messages import mdm
+from reliability_helpers import PFI_WORLD
 
 from mockbench.bench import Bench
 from mockbench.config import Config

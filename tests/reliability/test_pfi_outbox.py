@@ -12,14 +12,16 @@ from __future__ import annotations
 import base64
 import uuid
 
+import pytest
 import requests
-from conftest import PFI_WORLD, BenchProcess, FakeDpi, free_port, wait_for
 from hl7.client import MLLPClient
 from pfi_messages import mdm, parse_ack
+from reliability_helpers import PFI_WORLD, BenchProcess, FakeDpi, free_port, wait_for
 
 from mockbench.formats.cda import minimal_cda
 from mockbench.formats.xdm import write_package
 from mockbench.protocols.pfi.hl7 import parse as parse_hl7
+from mockbench.testing.client import BenchHTTPError
 
 MESSAGES = 10
 HOSPITAL = "dpi@chu.mssante.fr"
@@ -100,3 +102,71 @@ def test_zams_due_survive_kill_9_and_sigterm_and_reach_a_dpi_that_comes_up_later
         bench.close()
         if dpi is not None:
             dpi.close()
+
+
+# The dead states, in process (a door of its own on the test's bench, with short bounds) ------------------------
+
+def _door(mockbench, dpi_port: int, **settings):
+    from mockbench.protocols.pfi.door import PfiDoor, PfiSettings
+
+    door = PfiDoor(mockbench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi_port), outbound_backoff=0.02,
+                                                outbound_backoff_max=0.05, **settings))
+    return door, door.start()["mllp"]
+
+
+def _send(mockbench, port: int, *control_ids: str) -> None:
+    client = mockbench.client
+    patient = client.patient("alice")
+    dr_a = client.call("GET", "/professionals")[0]
+    dr_a["finess"] = client.call("GET", "/structures")[0]["finess"]
+    with MLLPClient("127.0.0.1", port) as mllp:
+        mllp.socket.settimeout(10)
+        for i, control_id in enumerate(control_ids):
+            ack = parse_ack(mllp.send_message(mdm("T02", patient, dr_a, dr_a["finess"], f"1.2.250.1.999.18.{i}",
+                                                  control_id=control_id)))
+            assert str(ack.segment("MSA")[1]) == "AA"
+
+
+def test_a_message_the_dpi_refuses_is_dead_with_its_reason_and_can_be_put_back(mockbench):
+    mockbench.client.load_yaml(PFI_WORLD)
+    dpi = FakeDpi(answer="AR")
+    door, port = _door(mockbench, dpi.port)
+    try:
+        _send(mockbench, port, "D1")
+        assert wait_for(lambda: mockbench.client.pfi_outbox("dead"))
+        [dead] = mockbench.client.pfi_outbox("dead")
+        assert (dead["operation"], dead["ref"], dead["attempts"]) == ("ZAM^Z01", "D1", 1)
+        assert dead["reason"] == "DPI_AR: the DPI answered AR" and dead["next_attempt"] is None
+        [outcome] = [e for e in mockbench.client.journal(channel="pfi") if e["operation"] == "ZAM^Z01"]
+        assert (outcome["verdict"], outcome["code"]) == ("refused", "DPI_AR")
+        dpi.answer = "AA"   # the DPI was fixed: the dead message is put back and goes through
+        back = mockbench.client.call("POST", f"/pfi/outbox/{dead['id']}/retry")
+        assert (back["state"], back["attempts"]) == ("pending", 0)
+        assert wait_for(lambda: mockbench.client.pfi_outbox() == [])
+        assert len(dpi.received) == 2
+        outcomes = [e for e in mockbench.client.journal(channel="pfi") if e["operation"] == "ZAM^Z01"]
+        assert [e["verdict"] for e in outcomes] == ["refused", "accepted"]
+        with pytest.raises(BenchHTTPError) as unknown:
+            mockbench.client.call("POST", "/pfi/outbox/999/retry")
+        assert unknown.value.status == 404
+    finally:
+        door.stop()
+        dpi.close()
+
+
+def test_a_message_past_its_expiry_and_one_beyond_the_queue_bound_are_dead(mockbench):
+    mockbench.client.load_yaml(PFI_WORLD)
+    door, port = _door(mockbench, free_port(), outbound_expiry=0.5, outbound_queue=2)
+    try:
+        _send(mockbench, port, "E1", "E2", "E3")
+        assert wait_for(lambda: len(mockbench.client.pfi_outbox("dead")) == 3, timeout=10)
+        dead = {m["ref"]: m for m in mockbench.client.pfi_outbox("dead")}
+        assert dead["E3"]["reason"].startswith("OUTBOX_FULL: the outbound queue already holds 2 messages")
+        for ref in ("E1", "E2"):   # E2 waited behind E1 (oldest first): it expired with E1
+            assert dead[ref]["reason"].startswith("DPI_UNREACHABLE: not delivered within 0.5 s")
+        assert dead["E1"]["attempts"] >= 1 and "Connect call failed" in dead["E1"]["last_error"]
+        outcomes = [e for e in mockbench.client.journal(channel="pfi") if e["operation"] == "ZAM^Z01"]
+        assert sorted((e["ref"], e["verdict"]) for e in outcomes) == [("E1", "error"), ("E2", "error"),
+                                                                      ("E3", "error")]
+    finally:
+        door.stop()

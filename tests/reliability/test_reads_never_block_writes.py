@@ -14,9 +14,9 @@ import time
 
 import pytest
 import requests
-from conftest import PFI_WORLD
 from hl7.client import MLLPClient
 from pfi_messages import mdm, parse_ack
+from reliability_helpers import PFI_WORLD
 
 HOLD = 6.0        # seconds the read stays in progress at most
 ACK_BOUND = 2.5   # seconds an ACK may take while it is

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import requests
-from conftest import BenchProcess, free_port
 from hl7.client import MLLPClient
 from pfi_messages import mdm, parse_ack
+from reliability_helpers import BenchProcess, free_port
 
 from mockbench.world.store import SCHEMA_VERSION
 

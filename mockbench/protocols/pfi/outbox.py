@@ -41,6 +41,7 @@ log = logging.getLogger("mockbench.pfi")
 
 DEAD_KEPT = 1000           # dead rows kept for the control API; older ones go (each was journaled)
 STORE_RETRY = 1.0          # seconds before the sender reads the store again after it failed (a full disk)
+IDLE_POLL = 2.0            # seconds between looks at an empty queue: what another process or a restore put there
 ROW_FIELDS = ("id", "state", "operation", "patient_ins", "document", "ref", "created", "attempts", "next_attempt",
               "last_error", "reason", "size")
 
@@ -93,17 +94,29 @@ class Outbox:
         loop = asyncio.get_running_loop()
         wakeup = asyncio.Event()
         self._wake = lambda: loop.call_soon_threadsafe(wakeup.set)
+        failing = False   # an unexpected failure is logged once, until the sender works again
+        unrecorded = 0    # attempts in a row whose outcome could not be stored
         try:
             while True:
                 wakeup.clear()
                 try:
                     row = await asyncio.to_thread(self._next)
-                except (StorageFull, OSError, ValueError) as exc:  # the store logs a full disk once
-                    log.debug("the PFI outbox cannot be read now: %s", exc)
+                except StorageFull:   # the store logs a full disk once
                     await asyncio.sleep(STORE_RETRY)
                     continue
+                except Exception:
+                    if not failing:
+                        log.exception("the PFI outbox cannot be read; trying again every %g s", STORE_RETRY)
+                    failing = True
+                    await asyncio.sleep(STORE_RETRY)
+                    continue
+                failing = False
                 if row is None:
-                    await wakeup.wait()
+                    try:
+                        async with asyncio.timeout(IDLE_POLL):
+                            await wakeup.wait()
+                    except TimeoutError:
+                        pass
                     continue
                 wait = row["due"] - self.clock()
                 if wait > 0:
@@ -114,27 +127,35 @@ class Outbox:
                         pass
                     continue
                 outcome = await self._attempt(base64.b64decode(row["payload"]))
-                while True:
-                    try:
-                        await asyncio.to_thread(self._record, row, *outcome)
-                        break
-                    except StorageFull:   # delivered or not, the row stays pending: sent again (at least once)
-                        await asyncio.sleep(STORE_RETRY)
+                try:
+                    await asyncio.to_thread(self._record, row, *outcome)
+                    unrecorded = 0
+                except Exception as exc:
+                    # Delivered or not, the row stays pending and is sent again (at least once), after a wait
+                    # that grows as the backoff does, so that a full disk does not flood the DPI with copies.
+                    if not isinstance(exc, StorageFull):
+                        log.exception("the outcome of PFI outbox #%s could not be recorded; it stays pending",
+                                      row["id"])
+                    unrecorded += 1
+                    await asyncio.sleep(min(STORE_RETRY * 2 ** (unrecorded - 1), self.settings.outbound_backoff_max))
         finally:
             self._wake = lambda: None
 
     def _next(self) -> dict | None:
-        """The oldest pending message, after giving up those past outbound_expiry."""
+        """The oldest pending message, after giving up those past outbound_expiry (a read when none is)."""
+        with self.world.read() as tx:
+            rows = tx.select("outbox", state="pending", order="id", limit=1)
+        expiry = self.settings.outbound_expiry
+        if not rows or expiry is None or rows[0]["created"] > self.clock() - expiry:
+            return rows[0] if rows else None
         with self.world.transaction() as tx:
-            expiry = self.settings.outbound_expiry
-            if expiry is not None:
-                limit = self.clock() - expiry
-                for row in tx.select("outbox", state="pending", order="id"):
-                    if row["created"] > limit:
-                        break
-                    self._die(tx, row, "error", "DPI_UNREACHABLE",
-                              f"not delivered within {expiry:g} s (outbound_expiry) after {row['attempts']} "
-                              f"attempt(s); last: {row['last_error'] or 'none'}")
+            limit = self.clock() - expiry
+            for row in tx.select("outbox", state="pending", order="id"):
+                if row["created"] > limit:
+                    break
+                self._die(tx, row, "error", "DPI_UNREACHABLE",
+                          f"not delivered within {expiry:g} s (outbound_expiry) after {row['attempts']} "
+                          f"attempt(s); last: {row['last_error'] or 'none'}")
             rows = tx.select("outbox", state="pending", order="id", limit=1)
         return rows[0] if rows else None
 
