@@ -73,7 +73,7 @@ class Bench:
             self.scenarios = ScenarioEngine(self.world, self.catalogue)
         except (sqlite3.Error, StorageFull) as exc:   # a file damaged beyond its first pages
             self.store.close()
-            raise BenchError(str(exc) if isinstance(exc, StorageFull) else self.store._unusable(exc)) from None
+            raise BenchError(str(exc) if isinstance(exc, StorageFull) else self.store.unusable(exc)) from None
         self.tls = None
         if self.config.tls_dir:
             from .pki import load_tls_files  # cryptography costs ~30 ms of start-up: only with TLS

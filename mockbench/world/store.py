@@ -248,14 +248,14 @@ class Store:
             self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
                                          timeout=10)
         except sqlite3.Error as exc:
-            raise StoreError(self._unusable(exc)) from None
+            raise StoreError(self.unusable(exc)) from None
         try:
             self._open()
         except sqlite3.Error as exc:
             self._conn.close()
             if _is_full(exc):
                 raise StorageFull(self.path) from None
-            raise StoreError(self._unusable(exc)) from None
+            raise StoreError(self.unusable(exc)) from None
         except StoreError:
             self._conn.close()
             raise
@@ -271,7 +271,7 @@ class Store:
                 f"({__version__}) reads schema version {SCHEMA_VERSION} and older: run the newer mockbench, or "
                 "give another --state folder")
 
-    def _unusable(self, exc: sqlite3.Error) -> str:
+    def unusable(self, exc: sqlite3.Error) -> str:
         return (f"{self.path} cannot be used as the world's database ({exc}): move it away (or delete it) to start "
                 "with an empty world, or give another --state folder")
 
