@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import socket
+import sqlite3
 import tempfile
 import threading
 import time
@@ -22,7 +23,7 @@ from .scenarios.engine import ScenarioEngine
 from .scenarios.loader import Catalogue, resolve
 from .world import errors
 from .world.journal import JournalLimits
-from .world.store import Store
+from .world.store import StorageFull, Store, StoreError
 from .world.world import World
 
 log = logging.getLogger("mockbench")
@@ -55,6 +56,7 @@ class Door(Protocol):
 class Bench:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
+        self.config.check()
         self._own_state = self.config.state is None
         self.state_dir = Path(self.config.state or tempfile.mkdtemp(prefix="mockbench-")).resolve()
         try:
@@ -64,13 +66,17 @@ class Bench:
         self._lock = lock_state(self.state_dir)
         db = self.state_dir / DB_NAME
         self.resumed = db.exists()
-        self.store = Store(db)
-        self.resumed = self.resumed and self.store.holds_world()
-        self.world = World(self.store, journal_limits=JournalLimits(
-            max_entries=self.config.journal_max_entries, max_bytes=self.config.journal_max_bytes,
-            raw_bytes=self.config.journal_raw_bytes))
-        self.catalogue = Catalogue()
-        self.scenarios = ScenarioEngine(self.world, self.catalogue)
+        self.store = self._open_store(db)
+        try:
+            self.resumed = self.resumed and self.store.holds_world()
+            self.world = World(self.store, journal_limits=JournalLimits(
+                max_entries=self.config.journal_max_entries, max_bytes=self.config.journal_max_bytes,
+                raw_bytes=self.config.journal_raw_bytes))
+            self.catalogue = Catalogue()
+            self.scenarios = ScenarioEngine(self.world, self.catalogue)
+        except (sqlite3.Error, StorageFull) as exc:   # a file damaged beyond its first pages
+            self.store.close()
+            raise BenchError(str(exc) if isinstance(exc, StorageFull) else self.store.unusable(exc)) from None
         self.tls = None
         if self.config.tls_dir:
             from .pki import load_tls_files  # cryptography costs ~30 ms of start-up: only with TLS
@@ -88,6 +94,15 @@ class Bench:
         from .control.app import create_app  # late: the app module imports the bench's types
         self.app = create_app(self)
 
+    @staticmethod
+    def _open_store(db: Path) -> Store:
+        if db.exists() and not db.is_file():
+            raise BenchError(f"{db} is not a file: move it away, or give another --state folder")
+        try:
+            return Store(db)
+        except (StoreError, StorageFull) as exc:
+            raise BenchError(str(exc)) from None
+
     def _add_doors(self) -> None:
         from .protocols.pfi.door import PfiDoor, PfiSettings, parse_endpoint
 
@@ -96,7 +111,12 @@ class Bench:
             dpi = parse_endpoint(cfg.dpi_mllp)
         except ValueError as exc:
             raise BenchError(str(exc)) from None
-        self.doors.append(PfiDoor(self, PfiSettings(host=cfg.host, port=cfg.mllp_port, dpi=dpi)))
+        try:
+            pfi_settings = PfiSettings.from_config(cfg.host, cfg.mllp_port, dpi, cfg.doors.get("pfi", {}))
+        except ValueError as exc:
+            raise BenchError(f"[doors.pfi] {exc}") from None
+        self.pfi = PfiDoor(self, pfi_settings)
+        self.doors.append(self.pfi)
         from .protocols.mss.smtp import MssSettings, SmtpDoor
 
         try:
@@ -293,6 +313,8 @@ class Bench:
                 try:
                     with self.world.transaction():
                         pass  # opening a transaction runs the tick hooks: due `at:` transitions, MSSanté answers
+                except StorageFull:
+                    pass      # tried again on the next tick; the store logged the full disk once
                 except Exception:
                     log.exception("a timed transition or answer failed")
 
@@ -342,7 +364,7 @@ class Bench:
     def health(self) -> dict:
         doors = {name: "up" for name in self.http_doors}
         doors.update({door.name: "up" for door in self.doors})
-        with self.world.transaction() as tx:
+        with self.world.read() as tx:
             loaded = self.scenarios.loaded(tx)
             stats = self.world.journal.stats(tx)
         # `ports` as clients reach them (public_ports, e.g. a container's published ports); `bound_ports`

@@ -8,6 +8,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class ConfigError(ValueError):
@@ -62,6 +63,17 @@ class Config:
                 raise ConfigError(f"public_ports: {value.strip()!r} is not a port number (1-65535) for {name}")
             out[name] = port
         return out
+    def check(self) -> None:
+        """Refuse, in one line, settings the bench cannot run with (issue 17, point 4)."""
+        for name in ("journal_max_entries", "journal_max_bytes"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: {getattr(self, name)} must be at least 1")
+        if self.journal_raw_bytes < 0:
+            raise ConfigError(f"journal_raw_bytes: {self.journal_raw_bytes} must be 0 or more")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"log_level: {self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
+        if self.public_url is not None:
+            check_public_url(self.public_url)
 
     def advertised_url(self, http_port: int) -> str:
         return (self.public_url or f"http://{_url_host(self.host)}:{http_port}").rstrip("/")
@@ -69,6 +81,30 @@ class Config:
     def advertised_https_url(self, https_port: int) -> str:
         """What is fetched over HTTPS advertises this base (WSDL addresses, OIDC discovery)."""
         return (self.public_https_url or f"https://{_url_host(self.host)}:{https_port}").rstrip("/")
+
+
+def check_public_url(url: str) -> None:
+    """An absolute http(s) URL with a host, an optional valid port and path, nothing else: what issuers,
+    WSDLs and links are built on."""
+    problem = None
+    try:
+        parts = urlsplit(url)
+        port = parts.port   # ValueError when not a number in 0-65535
+    except ValueError:
+        parts, port, problem = None, None, "its port is not a number from 1 to 65535"
+    if problem is None and parts is not None:
+        if parts.scheme not in ("http", "https"):
+            problem = "it does not start with http:// or https://"
+        elif not parts.hostname:
+            problem = "it names no host"
+        elif port == 0:
+            problem = "its port is not a number from 1 to 65535"
+        elif parts.query or parts.fragment or parts.username or parts.password:
+            problem = "it carries a query, a fragment or credentials"
+        elif any(c.isspace() for c in url):
+            problem = "it contains white space"
+    if problem:
+        raise ConfigError(f"public_url: {url!r} is not a base URL such as https://bench.example:8443 ({problem})")
 
 
 def _url_host(host: str) -> str:
@@ -134,7 +170,6 @@ def load(file: Path | None = None, env: dict[str, str] | None = None, flags: dic
         if value is not None:
             values[name] = _coerce(name, value)
     config = Config(**values)
+    config.check()
     config.published_ports()   # raises ConfigError on a malformed value
-    if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(f"log_level: {config.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
     return config

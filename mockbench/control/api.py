@@ -19,6 +19,7 @@ from ..scenarios.seed import Seeder
 from ..world import errors
 from ..world.clock import parse_duration
 from ..world.journal import CHANNELS
+from ..world.store import StorageFull
 from .events import EventHub, TooManySubscribers
 from .openapi import openapi_document
 
@@ -91,6 +92,8 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.errorhandler(Exception)
     def unexpected(exc: Exception):
+        if isinstance(exc, StorageFull):
+            return storage_full_response(exc)
         log.exception("control API error on %s %s", request.method, request.path)
         return jsonify(error="INTERNAL", message=f"{type(exc).__name__}: {exc}"), 500
 
@@ -147,7 +150,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.get("/scenario")
     def scenario_loaded():
-        with world.transaction() as tx:
+        with world.read() as tx:
             state = engine.loaded(tx)
             if not state:
                 return jsonify(id=None)
@@ -158,31 +161,31 @@ def create_blueprint(bench: Bench) -> Blueprint:
     # World --------------------------------------------------------------------------------------
     @bp.get("/patients")
     def patients():
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify([_pick(p.to_dict(), PATIENT_FIELDS) for p in world.directory.patients(tx)])
 
     @bp.get("/patients/<key>")
     def patient(key: str):
-        with world.transaction() as tx:
+        with world.read() as tx:
             p = world.directory.patient(tx, key)
             return jsonify(_pick(p.to_dict(), PATIENT_FIELDS))
 
     @bp.get("/patients/<key>/documents")
     def documents(key: str):
         history = request.args.get("history", "0").lower() in ("1", "true", "yes")
-        with world.transaction() as tx:
+        with world.read() as tx:
             docs = world.dmp.documents(tx, key, history=history)
             return jsonify([{k: v for k, v in d.to_dict().items() if k not in DOCUMENT_HIDDEN} for d in docs])
 
     @bp.get("/patients/<key>/traces")
     def traces(key: str):
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify([_pick(t.to_dict(), ("time", "actor", "structure", "document", "action", "mode"))
                             for t in world.dmp.traces(tx, key)])
 
     @bp.get("/patients/<key>/authorizations")
     def authorizations(key: str):
-        with world.transaction() as tx:
+        with world.read() as tx:
             now = world.clock.now_iso()
             rows = []
             for a in world.dmp.authorizations(tx, key):
@@ -194,7 +197,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.get("/documents/<path:key>")
     def document(key: str):
-        with world.transaction() as tx:
+        with world.read() as tx:
             if key.endswith("/content"):
                 doc = world.dmp.current(tx, key[: -len("/content")])
                 return Response(world.dmp.content(tx, doc.unique_id), mimetype=doc.mime_type)
@@ -203,12 +206,12 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.get("/professionals")
     def professionals():
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify([_pick(p.to_dict(), PROFESSIONAL_FIELDS) for p in world.directory.professionals(tx)])
 
     @bp.get("/structures")
     def structures():
-        with world.transaction() as tx:
+        with world.read() as tx:
             rows = []
             for s in world.directory.structures(tx):
                 row = _pick(s.to_dict(), STRUCTURE_FIELDS)
@@ -238,13 +241,13 @@ def create_blueprint(bench: Bench) -> Blueprint:
     # MSSanté mailboxes ---------------------------------------------------------------------------
     @bp.get("/mss/mailboxes")
     def mailboxes():
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify([{"address": m.address, "type": m.type, "owner": m.owner, "role": m.role,
                              "behaviour": m.behaviour or {}} for m in world.directory.mailboxes(tx)])
 
     @bp.get("/mss/mailboxes/<address>/messages")
     def mailbox_messages(address: str):
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify([_message_row(m) for m in world.mss.messages(tx, address)])
 
     @bp.put("/mss/mailboxes/<address>/behaviour")
@@ -257,7 +260,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.get("/mss/messages/<message_id>")
     def mail_message(message_id: str):
-        with world.transaction() as tx:
+        with world.read() as tx:
             message = world.mss.message(tx, message_id)
             raw = world.mss.raw(tx, message_id)
         if request.args.get("raw", "0").lower() in ("1", "true", "yes"):
@@ -267,7 +270,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
     @bp.get("/mss/messages/<message_id>/xdm")
     def mail_xdm(message_id: str):
         """What the message's IHE_XDM.ZIP holds: its files, its documents' metadata and the checks' findings."""
-        with world.transaction() as tx:
+        with world.read() as tx:
             world.mss.message(tx, message_id)   # 404 MESSAGE_UNKNOWN first
             raw = world.mss.raw(tx, message_id)
         return jsonify(_xdm_contents(raw))
@@ -317,7 +320,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
         limit = 1000 if limit is None else limit
         if not 1 <= limit <= MAX_JOURNAL_PAGE:
             raise ApiError(400, "INVALID_PARAMETER", f"limit must be between 1 and {MAX_JOURNAL_PAGE}")
-        with world.transaction() as tx:
+        with world.read() as tx:
             entries = world.journal.query(tx, channel=channel, operation=args.get("operation") or None,
                                           patient=args.get("patient") or None, since=since,
                                           since_time=args.get("from") or None, until_time=args.get("to") or None,
@@ -330,7 +333,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.get("/steps")
     def steps():
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify(engine.steps(tx))
 
     @bp.post("/steps/finish")
@@ -339,7 +342,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.get("/findings")
     def findings():
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify(world.advisor.findings(tx))
 
     # Evidence report ----------------------------------------------------------------------------
@@ -368,7 +371,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
     # Transitions and clock ----------------------------------------------------------------------
     @bp.get("/transitions")
     def transitions():
-        with world.transaction() as tx:
+        with world.read() as tx:
             return jsonify(engine.transitions(tx))
 
     @bp.post("/transitions/<transition_id>")
@@ -450,6 +453,27 @@ def create_blueprint(bench: Bench) -> Blueprint:
         response.call_on_close(lambda: hub.unsubscribe(sub))
         return response
 
+    # PFI door: the outbound queue to the DPI ----------------------------------------------------
+    @bp.get("/pfi/outbox")
+    def pfi_outbox():
+        state = request.args.get("state") or None
+        if state not in (None, "pending", "dead"):
+            raise ApiError(400, "INVALID_PARAMETER", "state must be pending or dead")
+        with world.read() as tx:
+            return jsonify(bench.pfi.outbox.rows(tx, state))
+
+    @bp.post("/pfi/outbox/<message_id>/retry")
+    def pfi_outbox_retry(message_id: str):
+        if not message_id.isdigit():
+            raise ApiError(404, "OUTBOX_MESSAGE_UNKNOWN", f"the PFI outbox holds no message {message_id}")
+        with world.transaction() as tx:
+            row = bench.pfi.outbox.retry(tx, int(message_id))
+            if row is None:
+                raise ApiError(404, "OUTBOX_MESSAGE_UNKNOWN", f"the PFI outbox holds no message {message_id}")
+            world.journal.append(tx, "control", "pfi-retry", actor="control", ref=str(message_id),
+                                 raw=f"outbox #{message_id} {row['operation']}: {row['state']}")
+        return jsonify(row)
+
     # OIDC door ----------------------------------------------------------------------------------
     @bp.put("/oidc/ciba/<key>")
     def oidc_ciba(key: str):
@@ -460,6 +484,18 @@ def create_blueprint(bench: Bench) -> Blueprint:
         return jsonify(bench.oidc.rotate_keys())
 
     return bp
+
+
+def storage_full_response(exc: StorageFull) -> Response:
+    """507 Insufficient Storage (RFC 4918 11.5) in the prefix's own error form: what a full disk is on the HTTP
+    port (the DMP and the Annuaire answer it in their own bodies). Not logged: the store logs each episode."""
+    if request.path.startswith("/oidc"):   # RFC 6749 4.1.2.1: temporarily_unavailable
+        response = jsonify(error="temporarily_unavailable", error_description=str(exc))
+    else:
+        response = jsonify(error=StorageFull.code, message=str(exc))
+    response.status_code = 507
+    response.headers["Retry-After"] = "30"
+    return response
 
 
 def _int_arg(name: str) -> Any:

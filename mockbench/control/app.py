@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .api import create_blueprint
+from ..world.store import StorageFull
+from .api import create_blueprint, storage_full_response
 
 if TYPE_CHECKING:
     from ..bench import Bench
@@ -27,6 +28,10 @@ def create_app(bench: Bench) -> Flask:
     from ..dashboard import create_blueprint as dashboard_blueprint
 
     app.register_blueprint(dashboard_blueprint())
+
+    # A full disk (world/store.py StorageFull) reaching the app: 507 Insufficient Storage (RFC 4918 11.5), in
+    # the prefix's own error form; logged once per episode by the store, so not here.
+    app.register_error_handler(StorageFull, storage_full_response)
 
     # Routing errors (404, 405) never reach a blueprint's handlers: answer them here, on the wire of
     # the prefix they fell under.

@@ -116,7 +116,7 @@ class EventHub:
 
     # Reading the journal ------------------------------------------------------------------------
     def last_seq(self) -> int:
-        with self.world.transaction() as tx:
+        with self.world.read() as tx:
             return int(tx.meta_get("seq:journal", 0))
 
     def start_point(self, since: int | None, tail: int | None) -> int:
@@ -130,7 +130,7 @@ class EventHub:
     def _replay(self, since: int) -> Iterator[dict]:
         page_size = self.limits.replay_page
         while True:
-            with self.world.transaction() as tx:
+            with self.world.read() as tx:   # the catch-up never holds a door's write
                 page = self.world.journal.query(tx, since=since, limit=page_size)
             for entry in page:
                 yield summary(entry)

@@ -161,6 +161,10 @@ SCHEMAS: dict[str, Any] = {
         "findings": _arr(_ref("Finding")),
     }),
     "KeysRotated": _obj({"kids": _arr(S), "grace": {"type": "number"}}),
+    "OutboxMessage": _obj({
+        "id": I, "state": {"enum": ["pending", "dead"]}, "operation": S, "patient_ins": NS, "document": NS,
+        "ref": NS, "created": S, "attempts": I, "next_attempt": NS, "last_error": NS, "reason": NS, "size": I,
+    }),
     "CibaScripted": _obj({"idnps": S, "professional": S, "outcome": {"enum": ["approve", "deny", "expire"]},
                           "after_polls": I, "expires_in": {"type": "number"}, "interval": I},
                          required=["idnps", "professional", "outcome", "after_polls"]),
@@ -208,7 +212,9 @@ def _json(schema: dict, description: str = "OK") -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-ERR = {"4XX": _json(_ref("Error"), "error, with a stable code")}
+ERR = {"4XX": _json(_ref("Error"), "error, with a stable code"),
+       "507": _json(_ref("Error"), "STORAGE_FULL: the disk holding the state folder is full; nothing was changed, "
+                                   "send the same call again later (Retry-After)")}
 KEY = {"name": "key", "in": "path", "required": True, "schema": S,
        "description": "the scenario's id or the INS"}
 
@@ -353,6 +359,15 @@ PATHS: dict[str, Any] = {
                    params=[{"name": "key", "in": "path", "required": True, "schema": S,
                             "description": "the professional's IDNPS, RPPS or scenario id"}]),
     },
+    "/_bench/pfi/outbox": {"get": _op(
+        "The PFI's messages to the DPI's MLLP listener (ZAMs, MDMs of mails received), oldest first: pending "
+        "(waiting for an attempt, with the last error) or dead (given up, with the reason). Delivered messages "
+        "leave the queue; the journal keeps each attempt (pfi OUTBOX) and outcome",
+        _json(_arr(_ref("OutboxMessage"))), params=[_q("state", {"enum": ["pending", "dead"]}, "only this state")])},
+    "/_bench/pfi/outbox/{message_id}/retry": {"post": _op(
+        "A dead message back in the queue, attempts counted anew", _json(_ref("OutboxMessage")),
+        params=[{"name": "message_id", "in": "path", "required": True, "schema": I,
+                 "description": "the message's id in the outbox"}])},
     "/_bench/oidc/keys/rotate": {
         "post": _op("New RS256 and ES256 signing keys for both issuers; the old ones stay in the JWKS for a day",
                     _json(_ref("KeysRotated"))),

@@ -53,8 +53,29 @@ def header_summary(raw: bytes) -> dict[str, str]:
 @functools.lru_cache(maxsize=1024)
 def _decoded(name: str, value: str) -> str:
     """A field's text as `policy.default` decodes it (`Message.get`, then str): a function of the name and
-    the raw value, kept for the values that come back (a sender's From, the X-MSS fields)."""
-    return str(policy.default.header_fetch_parse(name, value))
+    the raw value, kept for the values that come back (a sender's From, the X-MSS fields). A value that
+    parser cannot read (`Message-ID: <>`, `From: "`) is given unfolded, as it is: header_problems says why."""
+    try:
+        return str(policy.default.header_fetch_parse(name, value))
+    except Exception:   # the email package's structured parsers raise several unrelated classes
+        return " ".join(value.split())
+
+
+def header_problems(raw: bytes) -> list[tuple[str, str]]:
+    """(field name, why) for each summary field the email package cannot parse: the mail is kept as it is,
+    these become findings (a malformed header is the recipient's to judge, not a reason to refuse)."""
+    end = header_end(raw)
+    headers = BytesHeaderParser(policy=policy.compat32).parsebytes(raw if end is None else raw[:end + 2])
+    wanted = {h.lower() for h in SUMMARY_HEADERS}
+    problems = []
+    for name, value in headers.items():
+        if name.lower() not in wanted:
+            continue
+        try:
+            str(policy.default.header_fetch_parse(name, str(value)))
+        except Exception as exc:
+            problems.append((name, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__))
+    return problems
 
 
 def _name(part: Message) -> str:

@@ -44,9 +44,9 @@ class ReportLimits:
 def build_report(world: World, engine: ScenarioEngine, *, limits: ReportLimits | None = None,
                  bench: dict | None = None) -> dict:
     """The report of what the bench saw, as JSON-able data. `bench`: what to say about the bench itself
-    (version, URL). One transaction: a consistent view."""
+    (version, URL). One read transaction: a consistent view that never holds a door's write."""
     limits = limits or ReportLimits()
-    with world.transaction() as tx:
+    with world.read() as tx:
         state = engine.loaded(tx)
         spec = (state or {}).get("spec") or {}
         steps = _steps(engine, tx, spec)

@@ -100,6 +100,10 @@ class BenchClient:
     def steps(self) -> list[dict]:
         return self.call("GET", "/steps")
 
+    def pfi_outbox(self, state: str | None = None) -> list[dict]:
+        """The PFI's messages waiting for the DPI (`pending`) or given up (`dead`, with their reason)."""
+        return self.call("GET", "/pfi/outbox", state=state)
+
     def finish(self) -> list[dict]:
         return self.call("POST", "/steps/finish")
 

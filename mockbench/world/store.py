@@ -11,6 +11,15 @@ path: a `Checkpointer` thread with a connection of its own copies the WAL while 
 store's lock only to copy what was committed meanwhile, so the next writer starts the WAL over. SQLite's own
 checkpoint after a commit stays as a bound (`WAL_LIMIT_PAGES`) should that thread fall behind. A checkpoint
 changes nothing a reader sees and is crash-safe whenever it is cut short.
+
+Reads that may take long (a report, a journal page, the dashboard's data, the live timeline's catch-up) go
+through `read()`: a read transaction on a connection of its own, which WAL lets run beside the writer, so that
+they never hold a door's write (issue 17, point 13).
+
+The file records its schema version (PRAGMA user_version): an older one is migrated in one transaction
+(MIGRATIONS), a newer one is refused with both versions named. A write that fails for lack of disk space is
+`StorageFull`, which each door answers on its own wire as a circumstantial refusal; it is logged once per
+episode, and the next commit that succeeds ends the episode.
 """
 
 from __future__ import annotations
@@ -25,7 +34,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+# 1: the tables below without `outbox` (mockbench 0.1.0). 2: `outbox`, the PFI's durable outbound queue.
+SCHEMA_VERSION = 2
 log = logging.getLogger("mockbench.store")
 
 # Each table: its key columns after `ns`. Every table has `ns` first and `data` (JSON) last.
@@ -43,6 +53,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "mailraw": ("id",),
     "tokens": ("token_hash", "kind"),
     "journal": ("seq", "time", "channel", "operation", "patient", "size"),
+    "outbox": ("id", "state", "due"),
 }
 PRIMARY_KEYS = {
     "meta": ("key",),
@@ -58,6 +69,7 @@ PRIMARY_KEYS = {
     "mailraw": ("id",),
     "tokens": ("token_hash",),
     "journal": ("seq",),
+    "outbox": ("id",),
 }
 INDEXES = [
     "CREATE INDEX IF NOT EXISTS ix_prof_idnps ON professionals(ns, idnps)",
@@ -68,6 +80,7 @@ INDEXES = [
     "CREATE INDEX IF NOT EXISTS ix_msg_mailbox ON messages(ns, mailbox)",
     "CREATE INDEX IF NOT EXISTS ix_journal_channel ON journal(ns, channel, seq)",
     "CREATE INDEX IF NOT EXISTS ix_journal_patient ON journal(ns, patient, seq)",
+    "CREATE INDEX IF NOT EXISTS ix_outbox_state ON outbox(ns, state, id)",
 ]
 # A background checkpoint once about this many bytes were written since the last one (the data stored plus
 # a few pages per commit for the tables' indexes and meta rows): SQLite's default is 1000 pages of 4 KiB.
@@ -77,6 +90,33 @@ WAL_LIMIT_PAGES = 10_000   # the writer checkpoints by itself past this WAL size
 CHECKPOINTER_IDLE = 5.0    # seconds without work before the checkpoint thread ends (started again on demand)
 # Kept by reset: the bench's own infrastructure (signing keys), not the world's content.
 KEEP_ON_RESET = {"meta": "key LIKE 'keep:%'"}
+READERS_KEPT = 8           # idle read connections kept open for the next read
+
+
+class StoreError(Exception):
+    """The world's file cannot be used: said in one line that names the file and what to do."""
+
+
+class StorageFull(Exception):
+    """A write failed for lack of disk space: nothing was changed; the same request may succeed later."""
+
+    code = "STORAGE_FULL"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"the disk holding {path} is full: the change was not stored; retry once space is freed")
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    conn.execute(_ddl("outbox", TABLES["outbox"]))
+
+
+# from version -> the step to the next version; run in order, in one transaction, when an older file is opened
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF == sqlite3.SQLITE_FULL) or "disk is full" in str(exc)
 
 
 def _ddl(table: str, keys: tuple[str, ...]) -> str:
@@ -97,6 +137,7 @@ class Tx:
         self.conn = conn
         self.ns = ns
         self._after_commit: list[Callable[[], None]] = []
+        self._before_commit: list[Callable[[], None]] = []
         self.scratch: dict[str, Any] = {}  # per-transaction memo for the world's services
         self._savepoints = 0
         self.written = 0   # bytes of data put, to tell when a checkpoint is due
@@ -104,12 +145,16 @@ class Tx:
     def after_commit(self, fn: Callable[[], None]) -> None:
         self._after_commit.append(fn)
 
+    def before_commit(self, fn: Callable[[], None]) -> None:
+        """Run at the end of the outermost transaction, inside it: its writes commit with the rest."""
+        self._before_commit.append(fn)
+
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A part of the transaction that can fail alone: on error its changes and its after-commit
         callbacks are undone, and the error goes on up."""
         self._savepoints += 1
-        name, pending = f"sp{self._savepoints}", len(self._after_commit)
+        name, pending, before = f"sp{self._savepoints}", len(self._after_commit), len(self._before_commit)
         self.conn.execute(f"SAVEPOINT {name}")
         try:
             yield
@@ -117,6 +162,7 @@ class Tx:
             self.conn.execute(f"ROLLBACK TO {name}")
             self.conn.execute(f"RELEASE {name}")
             del self._after_commit[pending:]
+            del self._before_commit[before:]
             raise
         else:
             self.conn.execute(f"RELEASE {name}")
@@ -195,7 +241,43 @@ class Store:
         self.namespace = namespace
         self._lock = threading.RLock()
         self._local = threading.local()
-        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
+        self._readers: list[sqlite3.Connection] = []   # idle read connections (read())
+        self._readers_lock = threading.Lock()
+        self._full = False   # a disk-full episode is on: logged when it starts and when it ends
+        try:
+            self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
+                                         timeout=10)
+        except sqlite3.Error as exc:
+            raise StoreError(self.unusable(exc)) from None
+        try:
+            self._open()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            if _is_full(exc):
+                raise StorageFull(self.path) from None
+            raise StoreError(self.unusable(exc)) from None
+        except StoreError:
+            self._conn.close()
+            raise
+        self._written = 0   # bytes written since the last checkpoint was asked for (under the lock)
+        self._checkpointer = Checkpointer(self)
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            from .. import __version__
+
+            raise StoreError(
+                f"{self.path} has schema version {version}, written by a newer mockbench; this mockbench "
+                f"({__version__}) reads schema version {SCHEMA_VERSION} and older: run the newer mockbench, or "
+                "give another --state folder")
+
+    def unusable(self, exc: sqlite3.Error) -> str:
+        return (f"{self.path} cannot be used as the world's database ({exc}): move it away (or delete it) to start "
+                "with an empty world, or give another --state folder")
+
+    def _open(self) -> None:
+        # Read first, before anything (journal_mode included) writes to the file: a newer one stays untouched.
+        self._refuse_newer(self._conn.execute("PRAGMA user_version").fetchone()[0])
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_PAGES}")
@@ -203,39 +285,65 @@ class Store:
         self._conn.execute("PRAGMA busy_timeout=10000")
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
-            for table, keys in TABLES.items():
-                self._conn.execute(_ddl(table, keys))
-            for ddl in INDEXES:
-                self._conn.execute(ddl)
-            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            try:
+                version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+                self._refuse_newer(version)
+                if version:
+                    for step in range(version, SCHEMA_VERSION):
+                        MIGRATIONS[step](self._conn)
+                for table, keys in TABLES.items():
+                    self._conn.execute(_ddl(table, keys))
+                for ddl in INDEXES:
+                    self._conn.execute(ddl)
+                self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
             self._conn.execute("COMMIT")
-
-        self._written = 0   # bytes written since the last checkpoint was asked for (under the lock)
-        self._checkpointer = Checkpointer(self)
+        if 0 < version < SCHEMA_VERSION:
+            log.info("%s migrated from schema version %d to %d", self.path, version, SCHEMA_VERSION)
 
     def close(self) -> None:
         self._checkpointer.close()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
         with self._lock:
             self._conn.close()
 
     @contextmanager
     def transaction(self, ns: str | None = None) -> Iterator[Tx]:
-        """A write transaction. Nested calls on the same thread join the outer one."""
+        """A write transaction. Nested calls on the same thread join the outer one. A write that fails for
+        lack of disk space raises StorageFull, with nothing changed."""
         current: Tx | None = getattr(self._local, "tx", None)
         if current is not None and (ns is None or ns == current.ns):
             yield current
             return
         with self._lock:
             tx = Tx(self._conn, ns or self.namespace)
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                self._failed(exc)
+                raise
             self._local.tx = tx
+            changes = self._conn.total_changes
             try:
                 yield tx
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                while tx._before_commit:   # a callback may add more
+                    tx._before_commit.pop(0)()
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:   # SQLite may have rolled back by itself (a full disk)
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    self._failed(exc)
                 raise
             else:
-                self._conn.execute("COMMIT")
+                if self._full and self._conn.total_changes != changes:   # a write went through: space is back
+                    self._full = False
+                    log.warning("%s: disk space is back, the bench stores changes again", self.path)
                 self._written += tx.written + COMMIT_OVERHEAD_BYTES
                 if self._written >= CHECKPOINT_BYTES:
                     self._written = 0
@@ -247,6 +355,49 @@ class Store:
                 fn()
             except Exception:  # the change is committed: a failing listener must not undo the answer
                 log.exception("an after-commit callback failed")
+
+    def _failed(self, exc: sqlite3.Error) -> None:
+        """A failed write, under the lock: a full disk becomes StorageFull, logged once per episode."""
+        if not _is_full(exc):
+            return
+        if not self._full:
+            self._full = True
+            log.error("%s: the disk is full; every door refuses changes (as a circumstantial, retryable "
+                      "refusal) until space is freed", self.path)
+        raise StorageFull(self.path) from exc
+
+    @contextmanager
+    def read(self, ns: str | None = None) -> Iterator[Tx]:
+        """A read transaction on a connection of its own: one consistent view that never holds the writer
+        (WAL). Inside a write transaction on the same thread, that transaction (it sees its own changes)."""
+        current: Tx | None = getattr(self._local, "tx", None) or getattr(self._local, "read", None)
+        if current is not None and (ns is None or ns == current.ns):
+            yield current
+            return
+        with self._readers_lock:
+            conn = self._readers.pop() if self._readers else None
+        if conn is None:
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("PRAGMA busy_timeout=10000")
+        tx = Tx(conn, ns or self.namespace)
+        conn.execute("BEGIN")
+        self._local.read = tx
+        try:
+            yield tx
+        finally:
+            self._local.read = None
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                conn.close()
+            else:
+                with self._readers_lock:
+                    keep = len(self._readers) < READERS_KEPT
+                    if keep:
+                        self._readers.append(conn)
+                if not keep:
+                    conn.close()
 
     def in_transaction(self) -> bool:
         return getattr(self._local, "tx", None) is not None
@@ -281,14 +432,14 @@ class Store:
             self.copy_namespace(tx, source, tx.ns)
 
     def snapshots(self) -> list[str]:
-        with self.transaction() as tx:
+        with self.read() as tx:
             prefix = f"{tx.ns}@"
             rows = tx.conn.execute("SELECT DISTINCT ns FROM meta WHERE substr(ns, 1, ?) = ? ORDER BY ns",
                                    (len(prefix), prefix)).fetchall()
         return [r[0][len(prefix):] for r in rows]
 
     def holds_world(self) -> bool:
-        with self.transaction() as tx:
+        with self.read() as tx:
             return tx.meta_get("world:created") is not None
 
 

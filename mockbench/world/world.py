@@ -55,6 +55,13 @@ class World:
                     self.clock.offset = offset  # the clock moved inside a transaction that is rolled back
                 raise
 
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A read-only view in a transaction of its own (Store.read): for reads that may take long (reports,
+        journal pages, the dashboard's data); it never holds a door's write. No tick hooks: they write."""
+        with self.store.read() as tx:
+            yield tx
+
     def reset(self, tx: Tx) -> None:
         """Empty world, empty journal, clock back to real time. Signing keys are kept."""
         self.store.clear(tx)

@@ -128,3 +128,30 @@ def test_subscriber_may_open_its_own_transaction(cast):
     with cast.tx() as tx:
         entries = cast.world.journal.query(tx, operation="ZAM^Z01")
     assert [(e["patient"], e["document"]) for e in entries] == [("alice", doc.unique_id)]
+
+
+def test_an_in_transaction_subscriber_writes_with_the_publisher(world, caplog):
+    """What it writes commits with the publishing change, or not at all; the publisher's later writes in the
+    same transaction are visible to it (it runs before the commit); its failure is logged and undone alone."""
+    def note(event):
+        with world.transaction() as tx:   # joins the publisher's transaction
+            tx.meta_set(f"note:{event.cause}", tx.meta_get("publisher:after", "unset"))
+
+    def broken(event):
+        with world.transaction() as tx:
+            tx.meta_set("broken:wrote", True)
+        raise RuntimeError("a faulty subscriber")
+
+    world.events.subscribe_in_transaction("mail.", note)
+    world.events.subscribe_in_transaction("mail.mdn", broken)
+    with world.transaction() as tx:
+        world.events.publish(tx, Event("mail.mdn", cause="m1"))
+        tx.meta_set("publisher:after", "written later in the same transaction")
+    with pytest.raises(RuntimeError), world.transaction() as tx:
+        world.events.publish(tx, Event("mail.dsn", cause="m2"))
+        raise RuntimeError("the publisher fails")
+    with world.transaction() as tx:
+        assert tx.meta_get("note:m1") == "written later in the same transaction"
+        assert tx.meta_get("note:m2") is None          # rolled back with its publisher
+        assert tx.meta_get("broken:wrote") is None      # undone alone
+    assert "event subscriber failed on mail.mdn" in caplog.text

@@ -397,3 +397,33 @@ def test_close_stops_the_checkpoint_thread(tmp_path):
     assert not thread.is_alive()
     s._checkpointer.request()            # asked after close: ignored, no thread
     assert s._checkpointer._thread is None
+
+
+def test_a_read_sees_one_snapshot_and_holds_no_writer(store):
+    """Store.read (issue 17, point 13): a read transaction on a connection of its own; a write commits while
+    it is open, which it does not see, and the next read does."""
+    import threading
+
+    with store.transaction() as tx:
+        tx.put("structures", _structure("a"), id="a", finess="1")
+    with store.read() as reader:
+        assert reader.count("structures") == 1
+        done = threading.Event()
+
+        def write() -> None:
+            with store.transaction() as tx:
+                tx.put("structures", _structure("b"), id="b", finess="2")
+            done.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert done.wait(5), "a write waited for a read"
+        writer.join()
+        assert reader.count("structures") == 1          # the snapshot the read began with
+        with pytest.raises(sqlite3.OperationalError):    # and it cannot write
+            reader.put("structures", _structure("c"), id="c", finess="3")
+    with store.read() as reader:
+        assert reader.count("structures") == 2
+    with store.transaction() as tx, store.read() as same:  # inside a write, a read is that write
+        tx.put("structures", _structure("d"), id="d", finess="4")
+        assert same is tx and same.count("structures") == 3

@@ -542,6 +542,14 @@ const refreshWorld = serialized(async () => {
     el("td", { text: s.name }), el("td", { text: s.finess }), el("td", { text: `${s.address.postal_code} ${s.address.city}`.trim() }))));
   const boxes = await Promise.all(mailboxes.map(mailboxBlock));
   redraw($("mailboxes"), (boxes.length ? boxes : [el("p", { class: "empty", text: "Aucune boîte aux lettres." })]));
+  let outbox = [];
+  try { outbox = await api("GET", "/pfi/outbox"); } catch (err) { /* shown again on the next refresh */ }
+  $("outbox").tBodies[0].replaceChildren(...outbox.map((m) => el("tr", { dataOutbox: m.id, class: m.state === "dead" ? "warn" : null },
+    el("td", { text: m.id }), el("td", { text: m.state === "dead" ? "abandonné" : "en attente" }), el("td", { text: m.operation }),
+    el("td", { text: m.ref || "" }), el("td", { text: m.attempts }),
+    el("td", { text: m.state === "dead" ? (m.reason || "") : (m.last_error ? `${m.last_error} · prochain essai ${m.next_attempt}` : "") }))));
+  $("outbox").hidden = !outbox.length;
+  $("outbox-empty").hidden = !!outbox.length;
 });
 
 async function mailboxBlock(m) {

@@ -35,7 +35,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request
 
 from ... import __version__
-from ...world.store import Tx
+from ...world.store import StorageFull, Tx
 from . import resources as res
 from .capability import IG_DATE, RESOURCES
 from .resources import Directory
@@ -74,6 +74,7 @@ ISSUE_TYPES = {
     "UNAUTHORIZED": "login", "PARAMETER_UNKNOWN": "not-supported", "PARAMETER_INVALID": "invalid",
     "RESOURCE_UNKNOWN": "not-found", "TYPE_UNKNOWN": "not-supported", "PAGE_UNKNOWN": "not-found",
     "API_VERSION_GONE": "not-supported", "INTERNAL": "exception",
+    "STORAGE_FULL": "transient",   # FHIR R4 issue-type: "may be able to resubmit the same content" later
 }
 
 
@@ -137,6 +138,8 @@ class AnnuaireDoor:
                 self.world.journal.append(tx, "annuaire", operation, actor=key if refusal.status != 401 else "",
                                           verdict="refused", code=refusal.code, raw=raw)
             return _json(refusal.status, outcome(refusal.code, refusal.message, refusal.parameter))
+        except StorageFull as exc:   # logged once by the store; the journal cannot take an entry either
+            return _json(507, outcome("STORAGE_FULL", str(exc)))
         except Exception:  # the one place where an unexpected error becomes a 500 OperationOutcome, journaled
             log.exception("annuaire %s failed", operation)
             try:

@@ -22,7 +22,7 @@ from ...formats import ebrim
 from ...world import errors
 from ...world.journal import finding
 from ...world.model import Actor, Document
-from ...world.store import Tx
+from ...world.store import StorageFull, Tx
 from . import hl7v3
 from .errors import fault_code, registry_code
 from .soap import (
@@ -235,13 +235,19 @@ class DmpDoor:
             if outcome.entries is not None:
                 payload = _splice_entries(payload, *outcome.entries)
             return 200, content_type_out, payload
+        except StorageFull as exc:   # SOAP 1.2 part 1 5.4.6: Receiver, the same message may succeed later
+            fault = SoapFault("Receiver", "DMPStorageFull", str(exc))
+            return render_fault(soap, fault, version=soap.version if soap else "1.2", mtom=operation == "TD3.2")
         except Exception as exc:  # the one place where an unexpected error becomes a Receiver fault
             if not isinstance(exc, SoapFault):
                 log.exception("DMP door: unexpected error on %s", operation)
                 exc = SoapFault("Receiver", "DMPInternalError", f"the bench failed on this request: "
                                 f"{type(exc).__name__}: {exc}")
             fault = exc
-            self._journal_fault(operation, fault, body, soap)
+            try:
+                self._journal_fault(operation, fault, body, soap)
+            except StorageFull as full:   # not journaled, so not answered: the client sends it again later
+                fault = SoapFault("Receiver", "DMPStorageFull", str(full))
             return render_fault(soap, fault, version=soap.version if soap else (fault.version or "1.2"),
                                 mtom=operation == "TD3.2")
 

@@ -53,6 +53,8 @@ INVALID = Status(554, "5.6.0", "The message was refused")
 REFUSED = Status(554, "5.7.1", "Transaction failed")
 # Unexpected
 TEMPORARY = Status(451, "4.3.0", "Local error in processing, try again later")
+# RFC 5321 4.2.3 / 4.5.3.1.10: 452 insufficient system storage; RFC 3463 3.5: X.3.1 mail system full
+STORAGE_FULL = Status(452, "4.3.1", "Insufficient system storage, try again later")
 
 # world error code -> status; looked up along the class's MRO, so every WorldError subclass has one.
 FOR_CODE: dict[str, Status] = {

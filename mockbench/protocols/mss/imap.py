@@ -28,7 +28,7 @@ from ...world import errors, events
 from ...world.journal import finding
 from ...world.model import Mailbox, Message
 from ...world.mss import INBOX, is_mssante, uid_counter
-from ...world.store import Tx
+from ...world.store import StorageFull, Tx
 from ..loop import DoorTasks, LoopThread
 from .imap_wire import (
     Atom,
@@ -270,6 +270,9 @@ class ImapSession:
             return True
         except (ConnectionError, asyncio.CancelledError):
             raise
+        except StorageFull:   # RFC 5530 3: UNAVAILABLE, a temporary failure of a subsystem (logged by the store)
+            self.answer(tag, "NO", "[UNAVAILABLE] the bench's disk is full; try again later")
+            return True
         except Exception as exc:
             log.exception("IMAP %s failed", name)
             with self.world.transaction() as tx:

@@ -36,7 +36,7 @@ from ...formats.mime import KO_MARK, MdnShape, attachments, read_mdn
 from ...world import errors
 from ...world.journal import finding
 from ...world.mss import is_mssante
-from ...world.store import Tx
+from ...world.store import StorageFull, Tx
 from ..loop import LoopThread
 from . import errors as status
 from .data import NOMINAL, TOO_LONG, DataReader
@@ -193,6 +193,28 @@ def ins_key_findings(pkg: Any) -> list[dict]:
     return out
 
 
+# RFC 5322 section of each field header_problems may name
+RFC5322_SECTION = {"from": "3.6.2", "to": "3.6.3", "cc": "3.6.3", "date": "3.6.1", "message-id": "3.6.4",
+                   "subject": "3.6.5", "disposition-notification-to": "RFC 8098 2.1",
+                   "return-receipt-to": "3.6.2", "content-type": "RFC 2045 5.1"}
+
+
+def header_findings(raw: bytes) -> list[dict]:
+    """A header field the mail parser cannot read (`Message-ID: <>`, `From: "`) is a finding on a mail that
+    is still delivered, never a temporary refusal (issue 17, point 12): an operator's MTA (Postfix, as the
+    MSSanté operators run) carries the content as it is and checks only the envelope, and a 4xx would make the
+    client retry the same bytes forever. The recipient judges the fields."""
+    from ...formats.mime import header_problems
+
+    out = []
+    for name, why in header_problems(raw):
+        section = RFC5322_SECTION.get(name.lower(), "3.6")
+        where = section if section.startswith("RFC") else f"RFC 5322 {section}"
+        out.append(finding("MIME/HEADER", f"the {name} field cannot be parsed ({where}): {why}; the mail was "
+                           "delivered with the field as it is", "error"))
+    return out
+
+
 # --- MDNs the software under test sends (MSS/UX.12) ----------------------------------------------------------
 
 def mdn_findings(shape: MdnShape, original_errors: list[dict] | None,
@@ -312,6 +334,10 @@ class MssSmtp(SMTP):
         """The one place where an unexpected error becomes a reply: 451, journaled."""
         if isinstance(error, TLSSetupException):
             return status.TEMPORARY.line("TLS handshake failed")
+        if isinstance(error, StorageFull):   # logged once by the store; the journal cannot take an entry
+            if self.envelope is not None and self.envelope.content is not None:
+                self.envelope = self._create_envelope()
+            return status.STORAGE_FULL.line()
         log.exception("SMTP session from %s failed", self.session.peer if self.session else "?")
         if self.envelope is not None and self.envelope.content is not None:
             self.envelope = self._create_envelope()  # the DATA was consumed: the transaction is over
@@ -749,6 +775,7 @@ class SmtpDoor:
         shape = None
         if not flood:
             findings, unique_id, ins = xdm_check(raw, recipients)
+            findings += header_findings(raw)
             try:
                 shape = read_mdn(raw)
             except Exception as exc:  # the email package is lenient; anything left is a finding

@@ -27,7 +27,7 @@ from ...world import errors
 from ...world.ciba import scripted_ciba
 from ...world.clock import parse_duration
 from ...world.model import Professional
-from ...world.store import Tx
+from ...world.store import StorageFull, Tx
 from . import claims as claims_mod
 from .login import render_login, render_message
 
@@ -476,6 +476,8 @@ class Provider:
                         status, body, headers = self._error(err, req)
                         verdict = "error" if err.status >= 500 else "refused"
                         tx.scratch["oidc"]["code"] = err.error
+            except StorageFull:
+                raise   # nothing can be stored, the journal entry neither: the app answers 507
             except Exception:  # the one place where an unexpected failure becomes server_error
                 log.exception("OIDC %s %s failed", self.profile.name, endpoint)
                 status, body, headers = self._error(ServerError("the bench failed; see its log"), req)

@@ -22,8 +22,9 @@ Inbound mail (PFI -> DPI, [CDA-MSS]): a mail delivered to a `hospital` mailbox t
 becomes one MDM^T02 / T10 / T04 per document (inbound.py), MSH-21 `1.1^CISIS_CDA_HL7_LPS`, with an extra OBX
 carrying the mail (Message-ID, subject, base64 body); a package that cannot be read is an error entry.
 
-Outbound, ZAMs and those MDMs go to the DPI's MLLP listener (--dpi-mllp HOST:PORT) from a queue: each waits
-for the DPI's ACK, is retried with a bound, and is journaled.
+Outbound, ZAMs and those MDMs go to the DPI's MLLP listener (--dpi-mllp HOST:PORT) from a queue kept in the
+world's store, written in the transaction that makes them due (outbox.py): each waits for the DPI's ACK, is
+retried with backoff, and each attempt is journaled; what cannot be delivered ends dead, with its reason.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -40,14 +42,15 @@ from ...formats.xdm import XdmError, read_package
 from ...world import errors, events
 from ...world.journal import finding
 from ...world.model import Actor
-from ...world.store import Tx
+from ...world.store import StorageFull, Tx
 from ..loop import DoorTasks, LoopThread
 from . import hl7 as wire
 from . import inbound as inbound_mail
 from . import mail
 from .errors import _hl7, z01_error, z03_error
 from .messages import ConsentMessage, DocumentMessage, check_header, read_consent, read_document
-from .mllp import STREAM_LIMIT, MllpClient, MllpFramingError, MllpLimits, MllpReader, write_frame
+from .mllp import STREAM_LIMIT, MllpFramingError, MllpLimits, MllpReader, write_frame
+from .outbox import Outbox
 
 if TYPE_CHECKING:
     from ...bench import Bench
@@ -66,10 +69,27 @@ class PfiSettings:
     port: int = 2575
     dpi: tuple[str, int] | None = None       # the DPI's MLLP listener, for ZAMs
     limits: MllpLimits = MllpLimits()
-    outbound_timeout: float = 10.0           # for the DPI's ACK to one ZAM
-    outbound_attempts: int = 5
-    outbound_backoff: float = 0.5            # seconds, doubled after each failed attempt
-    outbound_queue: int = 10_000
+    outbound_timeout: float = 10.0           # for the DPI's ACK to one message
+    outbound_attempts: int | None = None     # attempts before a message is given up (dead); None: no bound
+    outbound_backoff: float = 0.5            # seconds, doubled after each failed attempt...
+    outbound_backoff_max: float = 30.0       # ...up to this
+    outbound_expiry: float | None = 24 * 3600.0   # seconds a message may wait for the DPI before it is dead
+    outbound_queue: int = 10_000             # pending messages at most; beyond, a new one is dead at once
+
+    @classmethod
+    def from_config(cls, host: str, port: int, dpi: tuple[str, int] | None, table: dict) -> PfiSettings:
+        """[doors.pfi] of the config file: the outbound_* settings."""
+        names = ("outbound_timeout", "outbound_attempts", "outbound_backoff", "outbound_backoff_max",
+                 "outbound_expiry", "outbound_queue")
+        unknown = sorted(set(table) - set(names))
+        if unknown:
+            raise ValueError(f"unknown settings {', '.join(unknown)}; settings: {', '.join(names)}")
+        values: dict = {}
+        for name, value in table.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{name} must be a positive number")
+            values[name] = int(value) if name in ("outbound_attempts", "outbound_queue") else float(value)
+        return cls(host=host, port=port, dpi=dpi, **values)
 
 
 def parse_endpoint(text: str | None) -> tuple[str, int] | None:
@@ -90,22 +110,24 @@ class PfiDoor:
         self.settings = settings or PfiSettings()
         self._runner = LoopThread("mockbench-pfi")
         self._net = DoorTasks()
-        self._outbox: asyncio.Queue | None = None
+        self.outbox = Outbox(self.world, self.settings, inspect=self._inbound_answered,
+                             tell_sender=self._tell_sender)
         self._unsubscribe: list = []
 
     # Lifecycle ----------------------------------------------------------------------------------
     def start(self) -> dict[str, int]:
         self._runner.start(lambda loop: self._open(), self._close, port_name="mllp", host=self.settings.host,
                            port=self.settings.port)
-        self._unsubscribe = [self.world.events.subscribe(kind, self._on_mail_event)
-                             for kind in (events.MAIL_DSN, events.MAIL_MDN)]
-        self._unsubscribe.append(self.world.events.subscribe(events.MAIL_DELIVERED, self._on_mail_delivered))
+        # In the transaction that delivers the mail, DSN or MDN: what they make due is queued with them.
+        subscribe = self.world.events.subscribe_in_transaction
+        self._unsubscribe = [subscribe(kind, self._on_mail_event) for kind in (events.MAIL_DSN, events.MAIL_MDN)]
+        self._unsubscribe.append(subscribe(events.MAIL_DELIVERED, self._on_mail_delivered))
         return {"mllp": self._net.port}
 
     async def _open(self) -> None:
         await self._net.listen(self._serve, self.settings.host, self.settings.port, limit=STREAM_LIMIT)
-        self._outbox = asyncio.Queue(maxsize=self.settings.outbound_queue)
-        self._net.spawn(self._send_outbox())
+        if self.settings.dpi is not None:
+            self._net.spawn(self.outbox.run())
 
     async def _close(self) -> None:
         await self._net.close()
@@ -161,6 +183,20 @@ class PfiDoor:
         trans-cda-r2/profils-messages.md, ACK section, MSA-1: AA once the change committed; AE for what is
         wrong in the message itself (Hl7Reject); AR, "rejeté pour une raison circonstancielle, il peut être
         réémis plus tard", only when the bench's store cannot take the message now (nothing was committed)."""
+        try:
+            return self._handle(payload, peer, junk)
+        except StorageFull as exc:
+            return self._storage_full(wire.read_header(payload), exc)
+
+    def _storage_full(self, inbound: wire.Inbound | None, exc: StorageFull) -> bytes:
+        """Nothing could be stored: AR, "rejeté pour une raison circonstancielle. Il peut être réémis plus
+        tard" (trans-cda-r2 profils-messages.md, MSA-1), ERR 207. Not journaled (it cannot be); the store
+        logged the episode. The control id comes from the clock: the store's counter cannot move."""
+        ack = wire.build_ack(inbound, "AR", f"MBFULL{time.time_ns() // 1_000_000}", self._now(),
+                             [wire.ErrorItem(wire.E_APPLICATION, str(exc))])
+        return self._encode(ack, inbound)
+
+    def _handle(self, payload: bytes, peer: str, junk: int) -> bytes:
         inbound: wire.Inbound | None = None
         try:
             try:
@@ -201,15 +237,22 @@ class PfiDoor:
     def _reject_unreadable(self, exc: MllpFramingError) -> bytes:
         reject = wire.Hl7Reject("AE", wire.E_OTHER_HL7, f"the MLLP frame was refused: {exc.reason}")
         inbound = wire.read_header(exc.head) if exc.head else None   # MSA-2 names its MSH-10 when it is there
-        with self.world.transaction() as tx:
-            ack = wire.build_ack(inbound, reject.ack_code, self._control_id(tx), self._now(),
-                                 [wire.ErrorItem(reject.error, reject.text)])
+        try:
+            with self.world.transaction() as tx:
+                ack = wire.build_ack(inbound, reject.ack_code, self._control_id(tx), self._now(),
+                                     [wire.ErrorItem(reject.error, reject.text)])
+        except StorageFull as full:
+            return self._storage_full(inbound, full)
         return self._encode(ack, inbound)
 
     def _framing_error(self, exc: MllpFramingError, peer: str) -> None:
-        with self.world.transaction() as tx:
-            self.world.journal.append(tx, "pfi", "MLLP", actor=peer, verdict="error", code=f"MLLP_{exc.kind.upper()}",
-                                      findings=[finding("MLLP/FRAMING", exc.reason, "error")])
+        try:
+            with self.world.transaction() as tx:
+                self.world.journal.append(tx, "pfi", "MLLP", actor=peer, verdict="error",
+                                          code=f"MLLP_{exc.kind.upper()}",
+                                          findings=[finding("MLLP/FRAMING", exc.reason, "error")])
+        except StorageFull:
+            pass   # the frame is answered all the same; the store logged the episode
 
     def _document(self, msg: DocumentMessage, payload: bytes) -> bytes:
         """Each document of the message (an ORU may carry several) is fed, replaced or deleted in its own
@@ -251,7 +294,7 @@ class PfiDoor:
                                               success=verdict == "accepted", error=zam)
                     meta = {"patient_ins": msg.patient.ins or None, "document": doc.unique_id,
                             "ref": inbound.control_id}
-                    tx.after_commit(lambda t=zam_text, m=meta: self._queue(t, inbound, "ZAM^Z01", m))
+                    self.outbox.add(tx, self._encode(zam_text, inbound), "ZAM^Z01", meta)
             if msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT"):
                 self._send_mail(tx, msg)
             ack = wire.build_ack(inbound, "AA", control_id, self._now())
@@ -420,11 +463,11 @@ class PfiDoor:
                               error=error, address=address)
         meta = {"patient_ins": info.get("patient_ins"), "document": info.get("document"),
                 "ref": info.get("control_id")}
-        tx.after_commit(lambda: self._queue(text, original, f"ZAM^{event}", meta))
+        self.outbox.add(tx, self._encode(text, original), f"ZAM^{event}", meta)
 
     def _on_mail_event(self, event: events.Event) -> None:
         """A DSN or an MDN answering a mail this door sent: ZAM^Z02 / ZAM^Z03 to the DPI."""
-        if self.settings.dpi is None or not event.cause or self._runner.loop is None:
+        if self.settings.dpi is None or not event.cause:
             return
         with self.world.transaction() as tx:
             info = tx.meta_get(MAIL_KEY + event.cause)
@@ -460,7 +503,7 @@ class PfiDoor:
     def _on_mail_delivered(self, event: events.Event) -> None:
         """A mail received on a hospital mailbox: each document of its IHE_XDM.ZIP goes to the DPI as an
         MDM^T02 / T10 / T04 of the guide [CDA-MSS] (inbound.py builds it), through the outbound queue."""
-        if self.settings.dpi is None or self._runner.loop is None:
+        if self.settings.dpi is None:
             return
         data = event.data or {}
         with self.world.transaction() as tx:
@@ -509,94 +552,29 @@ class PfiDoor:
                 meta = {"patient_ins": doc.cda.ins[0] if doc.cda.ins else None, "document": doc.cda.unique_id,
                         "ref": message_id, "findings": found,
                         "inbound": {"message": message.id, "mailbox": box.address}}
-                tx.after_commit(lambda t=text, o=operation, m=meta: self._queue(t, None, o, m))
+                self.outbox.add(tx, self._encode(text, None), operation, meta)
 
     @staticmethod
-    def _inbound_answered(meta: dict, answer: bytes) -> None:
-        """The DPI answered an inbound MDM: its ACK is checked against the guide (findings on the MDM's
-        journal entry); a refusal's `code^libellé` is kept for `_tell_sender`."""
+    def _inbound_answered(answer: bytes) -> tuple[list[dict], str | None]:
+        """The DPI answered an inbound MDM: its ACK checked against the guide (findings for the MDM's journal
+        entry), and a refusal's `code^libellé` for `_tell_sender` (None when it accepted)."""
         ack = inbound_mail.read_dpi_ack(answer)
-        meta["findings"] = [*meta.get("findings", []), *ack.findings]
-        if ack.code not in ("AA", "CA", "") and ack.error is not None:
-            meta["refusal"] = ack.error
+        refusal = ack.error if ack.code not in ("AA", "CA", "") and ack.error is not None else None
+        return list(ack.findings), refusal
 
-    def _tell_sender(self, meta: dict) -> None:
+    def _tell_sender(self, tx: Tx, inbound: dict, error: str, ref: str | None) -> None:
         """After the MDM's journal entry: the DPI's refusal goes back to the mail's sender as the guide asks
         (trans-cda-mss/struct-msg-mdn.md: an error MDN when the mail asked for one, else a standard error mail,
         struct-email-standard.md; both `[KO Intégration système !][code] <subject>` with the original
         attachments)."""
-        where, error = meta["inbound"], meta["refusal"]
-        with self.world.transaction() as tx:
-            try:
-                self.world.mss.integration_error(tx, where["mailbox"], where["message"], error)
-            except errors.WorldError as exc:
-                self.world.journal.append(
-                    tx, "mss", "MDN", direction="out", actor=where["mailbox"], verdict="error", code=exc.code,
-                    findings=[finding("CDA-MSS/MDN", f"the DPI refused the document ({error}) but the sender "
-                                      f"cannot be told: {exc}", "error")], ref=meta.get("ref"))
-
-    # Outbound -----------------------------------------------------------------------------------
-    def _queue(self, text: str, inbound: wire.Inbound | None, operation: str, meta: dict) -> None:
-        loop, outbox = self._runner.loop, self._outbox
-        if loop is None or outbox is None:
-            return
-        payload = self._encode(text, inbound)
-
-        def put() -> None:
-            try:
-                outbox.put_nowait((payload, operation, meta))
-            except asyncio.QueueFull:
-                self._net.spawn(asyncio.to_thread(self._journal_out, operation, meta, payload, "error",
-                                              "OUTBOX_FULL", "the outbound queue is full"))
-
-        loop.call_soon_threadsafe(put)
-
-    async def _send_outbox(self) -> None:
-        assert self._outbox is not None
-        while True:
-            payload, operation, meta = await self._outbox.get()
-            verdict, code, note = await self._deliver(payload, meta)
-            await asyncio.to_thread(self._journal_out, operation, meta, payload, verdict, code, note)
-            if meta.get("refusal"):      # an inbound MDM the DPI refused: its sender is told, after the entry
-                await asyncio.to_thread(self._tell_sender, meta)
-
-    async def _deliver(self, payload: bytes, meta: dict | None = None) -> tuple[str, str | None, str]:
-        s = self.settings
-        assert s.dpi is not None
-        delay, last = s.outbound_backoff, ""
-        for attempt in range(1, s.outbound_attempts + 1):
-            client = MllpClient(s.limits)
-            try:
-                await client.connect(*s.dpi, timeout=s.outbound_timeout)
-                answer = await client.send(payload, timeout=s.outbound_timeout)
-            except (OSError, TimeoutError, ConnectionError, MllpFramingError) as exc:
-                last = f"attempt {attempt}: {exc or type(exc).__name__}"
-                await asyncio.sleep(delay)
-                delay *= 2
-                continue
-            finally:
-                await client.close()
-            if meta is not None and meta.get("inbound"):   # an inbound MDM: its ACK checked
-                self._inbound_answered(meta, answer)
-            try:
-                ack = wire.parse(answer)
-                code = ack.get("MSA", 1)
-            except wire.Hl7Reject as exc:
-                return "error", "DPI_ACK_UNREADABLE", f"the DPI's answer is not HL7: {exc.text}"
-            if code in ("AA", "CA"):
-                return "accepted", None, f"acknowledged {code} after {attempt} attempt(s)"
-            return "refused", f"DPI_{code or 'NO_MSA'}", f"the DPI answered {code or 'without MSA'}"
-        return "error", "DPI_UNREACHABLE", f"no answer after {s.outbound_attempts} attempts ({last})"
-
-    def _journal_out(self, operation: str, meta: dict, payload: bytes, verdict: str, code: str | None,
-                     note: str) -> None:
-        with self.world.transaction() as tx:
+        try:
+            with tx.savepoint():
+                self.world.mss.integration_error(tx, inbound["mailbox"], inbound["message"], error)
+        except errors.WorldError as exc:
             self.world.journal.append(
-                tx, "pfi", operation, direction="out", actor=self.settings.dpi and "{}:{}".format(*self.settings.dpi),
-                patient_ins=meta.get("patient_ins"), document=meta.get("document"), verdict=verdict, code=code,
-                findings=[*meta.get("findings", []),
-                          *([] if verdict == "accepted" else [finding("PFI/OUTBOUND", note, "error")])], raw=payload,
-                ref=meta.get("ref"))
+                tx, "mss", "MDN", direction="out", actor=inbound["mailbox"], verdict="error", code=exc.code,
+                findings=[finding("CDA-MSS/MDN", f"the DPI refused the document ({error}) but the sender "
+                                  f"cannot be told: {exc}", "error")], ref=ref)
 
     # Small things -------------------------------------------------------------------------------
     def _control_id(self, tx: Tx) -> str:

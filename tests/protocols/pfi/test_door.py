@@ -183,10 +183,17 @@ def test_an_unreachable_dpi_is_retried_then_journaled(pfi_world):
             client.socket.settimeout(10)
             ack = parse_ack(client.send_message(mdm("T02", patient, dr_a, dr_a["finess"], "1.2.250.1.999.5.1")))
         assert msa(ack)[0] == "AA"
-        assert wait_for(lambda: any(e["direction"] == "out" for e in bench.client.journal(channel="pfi")))
-        out = [e for e in bench.client.journal(channel="pfi") if e["direction"] == "out"][0]
-        assert (out["verdict"], out["code"]) == ("error", "DPI_UNREACHABLE")
-        assert "after 3 attempts" in out["findings"][0]["message"]
+        assert wait_for(lambda: any(e["operation"] == "ZAM^Z01" for e in bench.client.journal(channel="pfi")))
+        out = [e for e in bench.client.journal(channel="pfi") if e["direction"] == "out"]
+        # each failed attempt is journaled (pfi OUTBOX), then the outcome under the message's own operation
+        assert [(e["operation"], e["verdict"], e["code"]) for e in out] == [
+            ("OUTBOX", "error", "DPI_UNREACHABLE"), ("OUTBOX", "error", "DPI_UNREACHABLE"),
+            ("ZAM^Z01", "error", "DPI_UNREACHABLE")]
+        assert "attempt 1 to send ZAM^Z01" in out[0]["findings"][0]["message"]
+        assert "after 3 attempts" in out[-1]["findings"][0]["message"]
+        dead = bench.client.pfi_outbox("dead")
+        assert [(m["operation"], m["attempts"]) for m in dead] == [("ZAM^Z01", 3)]
+        assert "after 3 attempts" in dead[0]["reason"]
     finally:
         door.stop()
 
