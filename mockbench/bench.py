@@ -30,7 +30,7 @@ log = logging.getLogger("mockbench")
 exchange_log = logging.getLogger("mockbench.exchange")
 
 DB_NAME = "world.db"
-LOCK_NAME = "bench.lock"
+PID_NAME = "bench.pid"
 
 
 class UnknownSnapshot(errors.NotFound):
@@ -63,7 +63,15 @@ class Bench:
             self.state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BenchError(f"cannot create the state folder {self.state_dir}: {exc.strerror}") from None
-        self._lock = lock_state(self.state_dir)
+        self._lock = StateLock(self.state_dir)
+        try:
+            self._build()
+        except BaseException:
+            self._lock.release()
+            raise
+        self._lock.record_pid()
+
+    def _build(self) -> None:
         db = self.state_dir / DB_NAME
         self.resumed = db.exists()
         self.store = self._open_store(db)
@@ -340,7 +348,7 @@ class Bench:
         self.store.close()
         if self._own_state:
             shutil.rmtree(self.state_dir, ignore_errors=True)
-        self._lock.close()  # releases the state folder for the next bench
+        self._lock.release()  # the state folder is free for the next bench
 
     def __enter__(self) -> Bench:
         self.start()
@@ -404,26 +412,45 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def lock_state(state_dir: Path):
-    """Hold the state folder for this bench's lifetime (an advisory lock that the kernel drops when the
-    process ends, even by kill -9): a second bench on the same folder is refused before it opens, resets
-    or loads anything, and is told which process holds it."""
-    path = state_dir / LOCK_NAME
-    try:
-        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held until close())
-    except OSError as exc:
-        raise BenchError(f"cannot open {path}: {exc.strerror}") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
-        raise BenchError(
-            f"the state folder {state_dir} is in use by another bench (pid {holder}); stop it first, or give "
-            f"this bench a folder of its own (--state OTHER_DIR, or no --state for a temporary world)") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
+class StateLock:
+    """The state folder held by one bench for its lifetime: an advisory lock on the folder itself (flock on
+    its directory descriptor), which the kernel drops when the process ends, even by kill -9, and which
+    leaves no file behind. A second bench on the same folder is refused before it opens, resets or loads
+    anything, and is told which process holds it (`bench.pid`, written once the holder is built and removed
+    when it closes; only a hint: the lock is the directory's)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.pid_file = state_dir / PID_NAME
+        try:
+            self._fd: int | None = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise BenchError(f"cannot open the state folder {state_dir}: {exc.strerror}") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            self._fd = None
+            try:
+                holder = self.pid_file.read_text(encoding="utf-8").strip() or "unknown"
+            except OSError:
+                holder = "unknown"
+            raise BenchError(
+                f"the state folder {state_dir} is in use by another bench (pid {holder}); stop it first, or give "
+                f"this bench a folder of its own (--state OTHER_DIR, or no --state for a temporary world)") from None
+        self._wrote_pid = False
+
+    def record_pid(self) -> None:
+        try:
+            self.pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+            self._wrote_pid = True
+        except OSError:
+            pass   # only a hint for the message above
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        if self._wrote_pid:
+            self.pid_file.unlink(missing_ok=True)
+        os.close(self._fd)   # drops the lock
+        self._fd = None

@@ -123,7 +123,7 @@ def test_a_full_disk_is_a_retryable_refusal_on_every_wire_then_the_bench_recover
         # HTTP: 507 on the control API, the Annuaire (an OperationOutcome) and the OIDC token endpoint
         control = requests.post(f"{base}/_bench/clock", json={"advance": "1s"}, timeout=10)
         assert (control.status_code, control.json()["error"]) == (507, "STORAGE_FULL")
-        fhir = requests.get(f"{base}{FHIR}/Practitioner", headers={"ESANTE-API-KEY": "mockbench"}, timeout=10)
+        fhir = requests.get(f"{base}{FHIR}/v2/Practitioner", headers={"ESANTE-API-KEY": "mockbench"}, timeout=10)
         assert fhir.status_code == 507 and fhir.json()["issue"][0]["code"] == "transient"
         token = requests.post(f"{base}/oidc/etab/token", data={"grant_type": "authorization_code", "code": "x",
                                                               "redirect_uri": "http://127.0.0.1/callback"},
