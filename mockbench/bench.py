@@ -73,6 +73,7 @@ class Bench:
             from .pki import load_tls_files  # cryptography costs ~30 ms of start-up: only with TLS
 
             self.tls = load_tls_files(self.config.tls_dir)
+        self.control_token = self._control_token()
         self.doors: list[Door] = []          # doors with ports of their own
         self.http_doors: dict[str, tuple[str, Any]] = {}  # name -> (URL prefix, Flask blueprint)
         self.ports: dict[str, int] = {}
@@ -84,6 +85,21 @@ class Bench:
         self._add_doors()
         from .control.app import create_app  # late: the app module imports the bench's types
         self.app = create_app(self)
+
+    def _control_token(self) -> str | None:
+        """The token the control API and dashboard require (control/security.py): the one given, or a new one
+        when the bench listens beyond loopback; kept in the state folder (0600) for local clients."""
+        from .control.security import TOKEN_FILE, is_loopback, new_token
+
+        token = self.config.control_token or (None if is_loopback(self.config.host) else new_token())
+        path = self.state_dir / TOKEN_FILE
+        if token is None:
+            path.unlink(missing_ok=True)
+            return None
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(token + "\n")
+        return token
 
     def _add_doors(self) -> None:
         from .protocols.pfi.door import PfiDoor, PfiSettings, parse_endpoint
@@ -264,7 +280,11 @@ class Bench:
         with self.world.transaction() as tx:
             loaded = self.scenarios.loaded(tx)
         what = f"scenario {loaded['id']}" if loaded else ("resumed world" if self.resumed else "empty world")
-        return f"mockbench ready at {self.url} ({ports}); state {self.state_dir}; {what}"
+        line = f"mockbench ready at {self.url} ({ports}); state {self.state_dir}; {what}"
+        if self.control_token:
+            line += (f"; control token required (dashboard: {self.url}/?token={self.control_token}; clients: "
+                     "--control-token or MOCKBENCH_CONTROL_TOKEN)")
+        return line
 
     def _log_exchange(self, entry: dict) -> None:
         if not exchange_log.isEnabledFor(logging.INFO):

@@ -34,6 +34,10 @@ class Config:
     journal_max_entries: int = 100_000
     journal_max_bytes: int = 256 * 1024 * 1024
     journal_raw_bytes: int = 64 * 1024
+    # The control API and dashboard's guard (control/security.py): a token (required when given, generated
+    # when the host is not loopback) and the extra Host names served (comma-separated).
+    control_token: str | None = None
+    allowed_hosts: str | None = None
     # Settings the door issues read; kept here so that one file configures the whole bench.
     doors: dict[str, Any] = field(default_factory=dict)
 

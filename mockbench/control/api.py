@@ -21,6 +21,7 @@ from ..world.clock import parse_duration
 from ..world.journal import CHANNELS
 from .events import EventHub, TooManySubscribers
 from .openapi import openapi_document
+from .security import download
 
 if TYPE_CHECKING:
     from ..bench import Bench
@@ -196,7 +197,8 @@ def create_blueprint(bench: Bench) -> Blueprint:
         with world.transaction() as tx:
             if key.endswith("/content"):
                 doc = world.dmp.current(tx, key[: -len("/content")])
-                return Response(world.dmp.content(tx, doc.unique_id), mimetype=doc.mime_type)
+                return download(world.dmp.content(tx, doc.unique_id), _content_name(doc.unique_id, doc.mime_type),
+                                doc.mime_type)
             doc = world.dmp.current(tx, key)
             return jsonify({k: v for k, v in doc.to_dict().items() if k not in DOCUMENT_HIDDEN})
 
@@ -260,7 +262,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
             message = world.mss.message(tx, message_id)
             raw = world.mss.raw(tx, message_id)
         if request.args.get("raw", "0").lower() in ("1", "true", "yes"):
-            return Response(raw, mimetype="message/rfc822")
+            return download(raw, f"{message_id}.eml", "message/rfc822")
         return jsonify({**_message_row(message), "parts": _parts(raw)})
 
     @bp.get("/mss/messages/<message_id>/xdm")
@@ -358,7 +360,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
         response = Response(render_html(data), mimetype="text/html")
         name = report_filename((data["scenario"] or {}).get("id"), "html")
         response.headers["Content-Disposition"] = f'inline; filename="{name}"'
-        response.headers["Content-Security-Policy"] = CSP
+        response.headers["Content-Security-Policy"] = f"{CSP}; frame-ancestors 'none'"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
@@ -467,6 +469,14 @@ def _int_arg(name: str) -> Any:
         return int(value)
     except ValueError:
         raise ApiError(400, "INVALID_PARAMETER", f"{name} must be a whole number") from None
+
+
+CONTENT_SUFFIXES = {"text/xml": ".xml", "application/xml": ".xml", "application/pdf": ".pdf", "text/plain": ".txt",
+                    "image/jpeg": ".jpg", "image/png": ".png", "image/tiff": ".tiff", "text/rtf": ".rtf"}
+
+
+def _content_name(unique_id: str, mime_type: str | None) -> str:
+    return unique_id + CONTENT_SUFFIXES.get((mime_type or "").lower(), ".bin")
 
 
 def _message_row(m) -> dict:

@@ -48,7 +48,7 @@ def start_bench(state_dir, **overrides) -> RunningBench:
                     **overrides)
     bench = Bench(config)
     bench.start()
-    return RunningBench(bench, BenchClient(bench.url))
+    return RunningBench(bench, BenchClient(bench.url, token=bench.control_token))
 
 
 def pytest_configure(config: pytest.Config) -> None:
