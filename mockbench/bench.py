@@ -11,6 +11,7 @@ import socket
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -109,13 +110,15 @@ class Bench:
             dpi = parse_endpoint(cfg.dpi_mllp)
         except ValueError as exc:
             raise BenchError(str(exc)) from None
-        self.doors.append(PfiDoor(self, PfiSettings(host=cfg.host, port=cfg.mllp_port, dpi=dpi)))
+        self.doors.append(PfiDoor(self, PfiSettings(host=cfg.host, port=cfg.mllp_port, dpi=dpi,
+                                                    max_connections=cfg.mllp_max_connections)))
         from .protocols.mss.smtp import MssSettings, SmtpDoor
 
         try:
             mss_settings = MssSettings.from_config(cfg.host, cfg.smtp_port, cfg.doors.get("mss", {}))
         except ValueError as exc:
             raise BenchError(f"[doors.mss] {exc}") from None
+        mss_settings = replace(mss_settings, max_connections=cfg.smtp_max_connections)
         self.doors.append(SmtpDoor(self, mss_settings))
         from .protocols.mss.imap import ImapDoor, settings_from
 
@@ -211,7 +214,8 @@ class Bench:
             sock.close()
             raise BenchError(f"cannot listen on {host}:{port} for {name}: {exc.strerror}; choose another port "
                              f"with --{name}-port (0 takes any free port)") from None
-        server = HttpServer(sock, self.app, ssl_context=ssl_context, name=name)
+        server = HttpServer(sock, self.app, ssl_context=ssl_context, name=name,
+                            max_connections=self.config.http_max_connections)
         self._servers.append(server)   # before start: stop() closes the socket even if starting fails
         server.start()
         self.ports[name] = server.port

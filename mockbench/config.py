@@ -38,6 +38,11 @@ class Config:
     # when the host is not loopback) and the extra Host names served (comma-separated).
     control_token: str | None = None
     allowed_hosts: str | None = None
+    # Connections each port serves at once; beyond, refused on the port's own wire (README, Security).
+    http_max_connections: int = 1000
+    mllp_max_connections: int = 128
+    smtp_max_connections: int = 128
+    imap_max_connections: int = 128
     # Settings the door issues read; kept here so that one file configures the whole bench.
     doors: dict[str, Any] = field(default_factory=dict)
 
@@ -112,6 +117,9 @@ def load(file: Path | None = None, env: dict[str, str] | None = None, flags: dic
         if value is not None:
             values[name] = _coerce(name, value)
     config = Config(**values)
+    for name in ("http_max_connections", "mllp_max_connections", "smtp_max_connections", "imap_max_connections"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name}: {getattr(config, name)} is not a positive number of connections")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log_level: {config.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
     return config

@@ -38,7 +38,7 @@ from ...world import errors, events
 from ...world.journal import finding
 from ...world.model import Actor
 from ...world.store import Tx
-from ..loop import DoorTasks, LoopThread
+from ..loop import ConnectionCap, DoorTasks, LoopThread
 from . import hl7 as wire
 from . import inbound as inbound_mail
 from . import mail
@@ -67,6 +67,7 @@ class PfiSettings:
     outbound_attempts: int = 5
     outbound_backoff: float = 0.5            # seconds, doubled after each failed attempt
     outbound_queue: int = 10_000
+    max_connections: int = 128               # MLLP connections at once; beyond, closed at once (logged)
 
 
 def parse_endpoint(text: str | None) -> tuple[str, int] | None:
@@ -100,7 +101,10 @@ class PfiDoor:
         return {"mllp": self._net.port}
 
     async def _open(self) -> None:
-        await self._net.listen(self._serve, self.settings.host, self.settings.port, limit=STREAM_LIMIT)
+        # Beyond the cap a connection is closed before a byte is read: an AR needs the message's MSH, and
+        # reading it would hold the descriptor the cap protects.
+        await self._net.listen(self._serve, self.settings.host, self.settings.port, limit=STREAM_LIMIT,
+                               cap=ConnectionCap("mllp", "mllp_max_connections", self.settings.max_connections))
         self._outbox = asyncio.Queue(maxsize=self.settings.outbound_queue)
         self._net.spawn(self._send_outbox())
 
