@@ -169,6 +169,7 @@ class _Connections(ConnectionManager):
     def __init__(self, server: _Server) -> None:
         super().__init__(server)
         self._paused_until = 0.0
+        self._last_expiry = 0.0
         self._out_of_descriptors = False
         self._refusing = False
 
@@ -264,6 +265,9 @@ class _Connections(ConnectionManager):
 
     def _expire_heads(self) -> None:
         now = time.monotonic()
+        if now - self._last_expiry < 0.1:
+            return   # a busy port wakes the selector often; the deadlines are seconds
+        self._last_expiry = now
         late = [conn for _, conn in self._selector.connections
                 if conn is not self.server and conn.expires < now]
         for conn in late:
