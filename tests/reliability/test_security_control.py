@@ -12,6 +12,7 @@ import http.server
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 import requests
@@ -147,6 +148,7 @@ class _HostilePage(http.server.BaseHTTPRequestHandler):
 
 
 def test_a_hostile_page_in_a_browser_cannot_reset_the_world(mockbench, tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))   # the pages' browser set-up, whatever the import mode
     from test_security_pages import start_browser
     mockbench.client.load("hidden-documents")
     handler = type("Page", (_HostilePage,), {"bench_url": mockbench.url})
