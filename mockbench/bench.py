@@ -13,6 +13,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -90,6 +91,7 @@ class Bench:
             from .pki import load_tls_files  # cryptography costs ~30 ms of start-up: only with TLS
 
             self.tls = load_tls_files(self.config.tls_dir)
+        self.control_token = self._control_token()
         self.doors: list[Door] = []          # doors with ports of their own
         self.http_doors: dict[str, tuple[str, Any]] = {}  # name -> (URL prefix, Flask blueprint)
         self.ports: dict[str, int] = {}
@@ -111,6 +113,21 @@ class Bench:
         except (StoreError, StorageFull) as exc:
             raise BenchError(str(exc)) from None
 
+    def _control_token(self) -> str | None:
+        """The token the control API and dashboard require (control/security.py): the one given, or a new one
+        when the bench listens beyond loopback; kept in the state folder (0600) for local clients."""
+        from .control.security import TOKEN_FILE, is_loopback, new_token
+
+        token = self.config.control_token or (None if is_loopback(self.config.host) else new_token())
+        path = self.state_dir / TOKEN_FILE
+        if token is None:
+            path.unlink(missing_ok=True)
+            return None
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(token + "\n")
+        return token
+
     def _add_doors(self) -> None:
         from .protocols.pfi.door import PfiDoor, PfiSettings, parse_endpoint
 
@@ -120,7 +137,8 @@ class Bench:
         except ValueError as exc:
             raise BenchError(str(exc)) from None
         try:
-            pfi_settings = PfiSettings.from_config(cfg.host, cfg.mllp_port, dpi, cfg.doors.get("pfi", {}))
+            pfi_settings = PfiSettings.from_config(cfg.host, cfg.mllp_port, dpi, cfg.doors.get("pfi", {}),
+                                                  max_connections=cfg.mllp_max_connections)
         except ValueError as exc:
             raise BenchError(f"[doors.pfi] {exc}") from None
         self.pfi = PfiDoor(self, pfi_settings)
@@ -131,6 +149,7 @@ class Bench:
             mss_settings = MssSettings.from_config(cfg.host, cfg.smtp_port, cfg.doors.get("mss", {}))
         except ValueError as exc:
             raise BenchError(f"[doors.mss] {exc}") from None
+        mss_settings = replace(mss_settings, max_connections=cfg.smtp_max_connections)
         self.doors.append(SmtpDoor(self, mss_settings))
         from .protocols.mss.imap import ImapDoor, settings_from
 
@@ -305,7 +324,8 @@ class Bench:
         return bound
 
     def _serve(self, name: str, sock: socket.socket, ssl_context: Any) -> None:
-        server = HttpServer(sock, self.app, ssl_context=ssl_context, name=name)
+        server = HttpServer(sock, self.app, ssl_context=ssl_context, name=name,
+                            max_connections=self.config.http_max_connections)
         self._servers.append(server)   # before start: stop() closes the socket even if starting fails
         server.start()
         self.ports[name] = server.port
@@ -388,7 +408,11 @@ class Bench:
         with self.world.transaction() as tx:
             loaded = self.scenarios.loaded(tx)
         what = f"scenario {loaded['id']}" if loaded else ("resumed world" if self.resumed else "empty world")
-        return f"mockbench ready at {self.url} ({ports}); state {self.state_dir}; {what}"
+        line = f"mockbench ready at {self.url} ({ports}); state {self.state_dir}; {what}"
+        if self.control_token:
+            line += (f"; control token required (dashboard: {self.url}/?token={self.control_token}; clients: "
+                     "--control-token or MOCKBENCH_CONTROL_TOKEN)")
+        return line
 
     def _log_exchange(self, entry: dict) -> None:
         if not exchange_log.isEnabledFor(logging.INFO):

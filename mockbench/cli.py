@@ -45,6 +45,16 @@ def _up_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dpi-mllp", help="HOST:PORT of the DPI's MLLP listener, for outbound HL7")
     p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING or ERROR")
     p.add_argument("--quiet", action="store_true", default=None, help="no line per exchange")
+    p.add_argument("--control-token", help="token the control API and dashboard require (default: none on "
+                                           "loopback, a new one printed at start on any other address)")
+    p.add_argument("--allowed-hosts", help="extra Host names the control API and dashboard answer to, "
+                                           "comma-separated (besides loopback names, addresses, --host and "
+                                           "--public-url)")
+
+
+def _token_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--control-token", default=os.environ.get("MOCKBENCH_CONTROL_TOKEN") or None,
+                   help="the bench's control token, when it requires one (default $MOCKBENCH_CONTROL_TOKEN)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,12 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="write no report at the end")
     run.add_argument("--junit", type=Path, metavar="FILE",
                      help="also write the steps as JUnit XML (one testcase per step), for CI servers")
+    _token_argument(run)
 
     for name, text in (("reset", "empty the running bench's world"),
                        ("status", "the running bench's doors, scenario and steps")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--url", default=os.environ.get("MOCKBENCH_URL", DEFAULT_URL),
                        help=f"the bench's URL (default $MOCKBENCH_URL or {DEFAULT_URL})")
+        _token_argument(p)
 
     report = sub.add_parser("report", help="write the evidence report of the running bench (HTML or JSON)",
                             description="Fetch GET /_bench/report from the running bench and write it to a file: "
@@ -101,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path,
                         help="file to write (default mockbench-report-<scenario>-<time>.html|json in the current "
                              "folder)")
+    _token_argument(report)
 
     pki = sub.add_parser("pki", help="test certificates").add_subparsers(dest="action", required=True,
                                                                          metavar="ACTION")
@@ -146,8 +159,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     from .world.errors import WorldError
 
     flags = {k: getattr(args, k) for k in ("state", "reset", "scenario", "host", "tls_dir", "http_port",
-                                           "https_port", "mllp_port", "smtp_port", "imap_port", "public_url", "public_ports",
-                                           "public_https_url", "port_file", "dpi_mllp", "log_level", "quiet")}
+                                           "https_port", "mllp_port", "smtp_port", "imap_port", "public_url",
+                                           "public_ports", "public_https_url", "port_file", "dpi_mllp",
+                                           "log_level", "quiet", "control_token", "allowed_hosts")}
     try:
         config = load(args.config, flags=flags)
     except ConfigError as exc:
@@ -277,9 +291,9 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
     from .runner import Control, RunError, Runner, terminal
 
     interactive = terminal(sys.stdout) and sys.stdin.isatty()
-    runner = Runner(Control(args.url.rstrip("/")), args.id, interactive=interactive, colour=interactive,
-                    report_format=args.format, report_out=args.out, junit_out=args.junit,
-                    write_report=None if args.no_report else _report_writer())
+    runner = Runner(Control(args.url.rstrip("/"), args.control_token), args.id, interactive=interactive,
+                    colour=interactive, report_format=args.format, report_out=args.out, junit_out=args.junit,
+                    write_report=None if args.no_report else _report_writer(args.control_token))
     try:
         if args.attach:
             runner.attach()
@@ -291,13 +305,13 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _report_writer():
+def _report_writer(token: str | None = None):
     """write_report for the runner: a failure to fetch or write becomes a RunError it can show."""
     from .runner import RunError
 
     def write(url: str, fmt: str, out: Path | None) -> Path:
         try:
-            return write_report(url, fmt, out)
+            return write_report(url, fmt, out, token=token)
         except urllib.error.HTTPError as exc:
             raise RunError(f"{url} answered {exc.code} to the report") from None
         except (urllib.error.URLError, OSError) as exc:
@@ -307,8 +321,13 @@ def _report_writer():
 
 
 # remote commands ----------------------------------------------------------------------------------
-def _call(url: str, method: str = "GET") -> object:
-    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+def _auth(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _call(url: str, method: str = "GET", token: str | None = None) -> object:
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None,
+                                     headers={"Content-Type": "application/json", **_auth(token)})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -317,11 +336,11 @@ def cmd_remote(args: argparse.Namespace) -> int:
     base = args.url.rstrip("/")
     try:
         if args.command == "reset":
-            _call(f"{base}/_bench/reset", "POST")
+            _call(f"{base}/_bench/reset", "POST", args.control_token)
             print(f"{base}: reset")
             return 0
-        health = _call(f"{base}/_bench/health")
-        steps = _call(f"{base}/_bench/steps")
+        health = _call(f"{base}/_bench/health", token=args.control_token)
+        steps = _call(f"{base}/_bench/steps", token=args.control_token)
     except urllib.error.HTTPError as exc:
         print(f"mockbench: {base} answered {exc.code}: {exc.read()[:500].decode('utf-8', 'replace')}",
               file=sys.stderr)
@@ -352,14 +371,15 @@ def default_report_name(scenario: str | None, fmt: str, when: datetime | None = 
     return report_filename(scenario, fmt, when)
 
 
-def write_report(url: str, fmt: str = "html", out: Path | None = None) -> Path:
+def write_report(url: str, fmt: str = "html", out: Path | None = None, *, token: str | None = None) -> Path:
     """Fetch the running bench's evidence report and write it; the path written. Raises urllib.error.URLError
     (or HTTPError) when the bench does not answer or refuses. Without `out`, the file is
     mockbench-report-<scenario>-<time>.<fmt> in the current folder."""
     if fmt not in ("html", "json"):
         raise ValueError("fmt must be html or json")
     base = url.rstrip("/")
-    with urllib.request.urlopen(f"{base}/_bench/report?format={fmt}", timeout=REPORT_TIMEOUT) as response:
+    request = urllib.request.Request(f"{base}/_bench/report?format={fmt}", headers=_auth(token))
+    with urllib.request.urlopen(request, timeout=REPORT_TIMEOUT) as response:
         body = response.read()
     if out is None:
         if fmt == "json":
@@ -378,7 +398,7 @@ def write_report(url: str, fmt: str = "html", out: Path | None = None) -> Path:
 def cmd_report(args: argparse.Namespace) -> int:
     base = args.url.rstrip("/")
     try:
-        path = write_report(base, args.format, args.out)
+        path = write_report(base, args.format, args.out, token=args.control_token)
     except urllib.error.HTTPError as exc:
         print(f"mockbench: {base} answered {exc.code}: {exc.read()[:500].decode('utf-8', 'replace')}",
               file=sys.stderr)

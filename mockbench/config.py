@@ -39,6 +39,15 @@ class Config:
     journal_max_entries: int = 100_000
     journal_max_bytes: int = 256 * 1024 * 1024
     journal_raw_bytes: int = 64 * 1024
+    # The control API and dashboard's guard (control/security.py): a token (required when given, generated
+    # when the host is not loopback) and the extra Host names served (comma-separated).
+    control_token: str | None = None
+    allowed_hosts: str | None = None
+    # Connections each port serves at once; beyond, refused on the port's own wire (README, Security).
+    http_max_connections: int = 1000
+    mllp_max_connections: int = 128
+    smtp_max_connections: int = 128
+    imap_max_connections: int = 128
     # Settings the door issues read; kept here so that one file configures the whole bench.
     doors: dict[str, Any] = field(default_factory=dict)
 
@@ -172,4 +181,7 @@ def load(file: Path | None = None, env: dict[str, str] | None = None, flags: dic
     config = Config(**values)
     config.check()
     config.published_ports()   # raises ConfigError on a malformed value
+    for name in ("http_max_connections", "mllp_max_connections", "smtp_max_connections", "imap_max_connections"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name}: {getattr(config, name)} is not a positive number of connections")
     return config

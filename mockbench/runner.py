@@ -49,16 +49,18 @@ class Control:
     """The few control API calls the runner needs, over urllib (no dependency beyond the standard library)."""
 
     base: str
+    token: str | None = None   # the bench's control token, when it requires one
 
     def call(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
              raw: bool = False) -> Any:
         data = None
-        headers = {}
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             headers["Content-Type"] = content_type
         elif method == "POST":
             data = b""
+            headers["Content-Type"] = "application/json"  # urllib's default is a form's, which is refused
         request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:

@@ -97,7 +97,7 @@ def test_missing_tls_dir_is_said_plainly(tmp_path):
 def test_public_url_is_advertised_not_guessed(tmp_path):
     with Bench(Config(**FREE, state=tmp_path / "s", public_url="https://bench.example.test/")) as bench:
         doc = requests.get(f"http://127.0.0.1:{bench.ports['http']}/_bench/openapi.json",
-                           headers={"Host": "evil.test"}, timeout=5).json()
+                           headers={"Host": "10.9.8.7:8080"}, timeout=5).json()
         assert doc["servers"] == [{"url": "https://bench.example.test"}]
 
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 import yaml
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ..scenarios.loader import parse
+from ..scenarios.loader import over_budget, parse
 from ..scenarios.schema import ActionSpec, ListOf, ScenarioInvalid, Validator
 from ..scenarios.seed import Seeder
 from ..world import errors
@@ -22,6 +23,7 @@ from ..world.journal import CHANNELS
 from ..world.store import StorageFull
 from .events import EventHub, TooManySubscribers
 from .openapi import openapi_document
+from .security import download
 
 if TYPE_CHECKING:
     from ..bench import Bench
@@ -35,6 +37,9 @@ PROFESSIONAL_FIELDS = ("id", "rpps", "idnps", "family_name", "given_name", "prof
 STRUCTURE_FIELDS = ("id", "finess", "finess_ej", "idnst", "name", "address")
 DOCUMENT_HIDDEN = ("current", "extra")
 MAX_JOURNAL_PAGE = 10_000
+# An error answer says enough to fix the request and no more: its size never grows with the input's.
+MAX_PROBLEMS = 50
+MAX_MESSAGE = 8 * 1024
 STAT_CSV_TYPES = ("text/csv", "application/csv", "text/plain")
 
 
@@ -70,6 +75,7 @@ def _body() -> dict:
 
 def create_blueprint(bench: Bench) -> Blueprint:
     bp = Blueprint("control", __name__)
+    xdm_readers = threading.BoundedSemaphore(XDM_READERS)
     world, engine = bench.world, bench.scenarios
 
     @bp.errorhandler(ApiError)
@@ -82,8 +88,12 @@ def create_blueprint(bench: Bench) -> Blueprint:
 
     @bp.errorhandler(ScenarioInvalid)
     def scenario_invalid(exc: ScenarioInvalid):
-        return jsonify(error="SCENARIO_INVALID", message=str(exc),
-                       problems=[{"line": p.line, "path": p.path, "message": p.message} for p in exc.problems]), 400
+        shown = exc.problems[:MAX_PROBLEMS]
+        more = len(exc.problems) - len(shown)
+        message = "\n".join(str(p) for p in shown) + (f"\n… and {more} more problems" if more else "")
+        return jsonify(error="SCENARIO_INVALID", message=_bounded(message), truncated=more,
+                       problems=[{"line": p.line, "path": p.path, "message": _bounded(p.message, 500)}
+                                 for p in shown]), 400
 
     @bp.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -95,7 +105,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
         if isinstance(exc, StorageFull):
             return storage_full_response(exc)
         log.exception("control API error on %s %s", request.method, request.path)
-        return jsonify(error="INTERNAL", message=f"{type(exc).__name__}: {exc}"), 500
+        return jsonify(error="INTERNAL", message=_bounded(f"{type(exc).__name__}: {exc}")), 500
 
     # Bench --------------------------------------------------------------------------------------
     @bp.get("/health")
@@ -200,7 +210,8 @@ def create_blueprint(bench: Bench) -> Blueprint:
         with world.read() as tx:
             if key.endswith("/content"):
                 doc = world.dmp.current(tx, key[: -len("/content")])
-                return Response(world.dmp.content(tx, doc.unique_id), mimetype=doc.mime_type)
+                return download(world.dmp.content(tx, doc.unique_id), _content_name(doc.unique_id, doc.mime_type),
+                                doc.mime_type)
             doc = world.dmp.current(tx, key)
             return jsonify({k: v for k, v in doc.to_dict().items() if k not in DOCUMENT_HIDDEN})
 
@@ -224,11 +235,14 @@ def create_blueprint(bench: Bench) -> Blueprint:
         """Run scenario actions now, all or nothing: what a third party does to the world, live."""
         body = _body()
         node = yaml.compose(json.dumps(body.get("actions")), Loader=yaml.SafeLoader)
+        over = over_budget(node) if node is not None else None
+        if over:
+            raise ApiError(400, "INVALID_ACTIONS", over)
         v = Validator("request body")
         parsed = ListOf(item=ActionSpec()).convert(node, "actions", v) if node is not None else None
         if not parsed or v.problems:
             problems = v.problems
-            message = "; ".join(f"{p.path}: {p.message}" for p in problems) or \
+            message = _bounded("; ".join(f"{p.path}: {p.message}" for p in problems[:MAX_PROBLEMS])) or \
                 "send {\"actions\": [{name: {arguments}}, ...]}"
             raise ApiError(400, "INVALID_ACTIONS", message)
         with world.transaction() as tx:
@@ -264,7 +278,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
             message = world.mss.message(tx, message_id)
             raw = world.mss.raw(tx, message_id)
         if request.args.get("raw", "0").lower() in ("1", "true", "yes"):
-            return Response(raw, mimetype="message/rfc822")
+            return download(raw, f"{message_id}.eml", "message/rfc822")
         return jsonify({**_message_row(message), "parts": _parts(raw)})
 
     @bp.get("/mss/messages/<message_id>/xdm")
@@ -273,7 +287,13 @@ def create_blueprint(bench: Bench) -> Blueprint:
         with world.read() as tx:
             world.mss.message(tx, message_id)   # 404 MESSAGE_UNKNOWN first
             raw = world.mss.raw(tx, message_id)
-        return jsonify(_xdm_contents(raw))
+        # The dashboard asks for up to 50 at once: a few are read at a time, each within XDM_VIEW_LIMITS.
+        if not xdm_readers.acquire(timeout=XDM_WAIT):
+            raise ApiError(503, "BUSY", f"{XDM_READERS} packages are being read; ask again in a moment")
+        try:
+            return jsonify(_xdm_contents(raw))
+        finally:
+            xdm_readers.release()
 
     @bp.post("/mss/send")
     def mail_send():
@@ -364,7 +384,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
         response = Response(render_html(data), mimetype="text/html")
         name = report_filename((data["scenario"] or {}).get("id"), "html")
         response.headers["Content-Disposition"] = f'inline; filename="{name}"'
-        response.headers["Content-Security-Policy"] = CSP
+        response.headers["Content-Security-Policy"] = f"{CSP}; frame-ancestors 'none'"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
@@ -498,6 +518,10 @@ def storage_full_response(exc: StorageFull) -> Response:
     return response
 
 
+def _bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
+
+
 def _int_arg(name: str) -> Any:
     value = request.args.get(name)
     if value in (None, ""):
@@ -508,6 +532,14 @@ def _int_arg(name: str) -> Any:
         raise ApiError(400, "INVALID_PARAMETER", f"{name} must be a whole number") from None
 
 
+CONTENT_SUFFIXES = {"text/xml": ".xml", "application/xml": ".xml", "application/pdf": ".pdf", "text/plain": ".txt",
+                    "image/jpeg": ".jpg", "image/png": ".png", "image/tiff": ".tiff", "text/rtf": ".rtf"}
+
+
+def _content_name(unique_id: str, mime_type: str | None) -> str:
+    return unique_id + CONTENT_SUFFIXES.get((mime_type or "").lower(), ".bin")
+
+
 def _message_row(m) -> dict:
     return {"id": m.id, "mailbox": m.mailbox, "uid": m.uid, "sender": m.sender, "recipients": m.recipients,
             "subject": m.subject, "message_id": m.message_id, "received_at": m.received_at, "size": m.size,
@@ -515,6 +547,17 @@ def _message_row(m) -> dict:
 
 
 MAX_XDM_FILES = 500
+XDM_READERS = 4      # packages read at once for GET /mss/messages/{id}/xdm
+XDM_WAIT = 30.0      # seconds a read waits for its turn before 503
+
+
+def _view_limits():
+    """What the control API inflates to show one package: the SMTP door judged it at receipt with the full
+    XdmLimits (formats/xdm.py); to show it, 16 MiB a document and 32 MiB in all are plenty (a 1.9 MiB zip at
+    the 200:1 ratio the door tolerates would otherwise inflate to ~250 MiB, per request)."""
+    from ..formats.xdm import MIB, XdmLimits
+
+    return XdmLimits(max_member_bytes=16 * MIB, max_total_bytes=32 * MIB)
 
 
 def _xdm_contents(raw: bytes) -> dict:
@@ -543,7 +586,7 @@ def _xdm_contents(raw: bytes) -> dict:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError):
         pass  # read_package says why below
     try:
-        pkg = read_package(package)
+        pkg = read_package(package, _view_limits())
     except XdmError as exc:
         result["error"] = {"code": exc.code, "message": exc.message}
         return result

@@ -22,6 +22,9 @@ def create_app(bench: Bench) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.sort_keys = False
     app.extensions["mockbench"] = bench
+    from .security import install
+
+    app.extensions["mockbench.guard"] = install(app, bench)
     app.register_blueprint(create_blueprint(bench), url_prefix="/_bench")
     for prefix, blueprint in bench.http_doors.values():
         app.register_blueprint(blueprint, url_prefix=prefix)

@@ -381,8 +381,14 @@ def openapi_document(server_url: str = "http://127.0.0.1:8080") -> dict:
         "info": {"title": "mockbench control API", "version": "1",
                  "description": "Steer the bench: reset, load scenarios, read the world and the timeline, "
                                 "follow steps, fire transitions, move the clock. Errors are "
-                                '{"error": CODE, "message": TEXT} with a 4xx status.'},
+                                '{"error": CODE, "message": TEXT} with a 4xx status. A bench given a control '
+                                "token, or listening beyond loopback, requires it as a bearer token (401 "
+                                "TOKEN_REQUIRED; GET /health then answers only its status); any bench refuses "
+                                "an unknown Host (403 HOST_NOT_ALLOWED), a state-changing call from another "
+                                "origin (403 CROSS_ORIGIN) or with a form's content type (415)."},
         "servers": [{"url": server_url}],
         "paths": PATHS,
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": SCHEMAS,
+                       "securitySchemes": {"controlToken": {"type": "http", "scheme": "bearer",
+                                                            "description": "the bench's control token"}}},
     }

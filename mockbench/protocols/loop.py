@@ -4,10 +4,63 @@ HTTP server without sharing a loop, so that two benches in one process never sha
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 
+log = logging.getLogger("mockbench")
+
 START_TIMEOUT = 10.0   # seconds for a door to bind its port and say it is ready
+REFUSAL_TIMEOUT = 2.0  # seconds to write a refusal to a connection beyond the cap before it is dropped
+QUIET_SECONDS = 60.0   # a resource shortage is logged once per episode, and again at most this often
+
+
+class ConnectionCap:
+    """A door's named connection cap: `admit()` at each new connection, `release()` when it ends. Beyond
+    the cap the door refuses on its own wire; the first refusal of an episode is logged, the episode ends
+    (and is summed up) when the door is back under its cap."""
+
+    def __init__(self, door: str, setting: str, limit: int) -> None:
+        self.door, self.setting, self.limit = door, setting, limit
+        self.active = 0
+        self.refused = 0
+
+    def admit(self) -> bool:
+        if self.active < self.limit:
+            self.active += 1
+            return True
+        if not self.refused:
+            log.warning("%s: %d connections open, its cap (%s); further connections are refused until one "
+                        "closes", self.door, self.active, self.setting)
+        self.refused += 1
+        return False
+
+    def release(self) -> None:
+        self.active -= 1
+        if self.refused and self.active < self.limit:
+            log.info("%s: under its cap again; %d connection(s) were refused", self.door, self.refused)
+            self.refused = 0
+
+
+def _exception_handler(name: str) -> Callable[[asyncio.AbstractEventLoop, dict], None]:
+    """asyncio's own handler, except that running out of file descriptors (asyncio then pauses accepting
+    for a second and says so each time) is logged once per episode."""
+    last = [0.0]
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
+            now = time.monotonic()
+            if now - last[0] > QUIET_SECONDS:
+                exc = context.get("exception")
+                log.error("%s: cannot accept a connection (%s); new connections wait until descriptors are "
+                          "free (raise the open-files limit, or lower the connection caps)", name,
+                          getattr(exc, "strerror", None) or exc)
+            last[0] = now
+            return
+        loop.default_exception_handler(context)
+
+    return handle
 
 
 class LoopThread:
@@ -25,6 +78,7 @@ class LoopThread:
 
         def run() -> None:
             loop = asyncio.new_event_loop()
+            loop.set_exception_handler(_exception_handler(self.name))
             self.loop = loop
             try:
                 loop.run_until_complete(open_(loop))
@@ -76,14 +130,26 @@ class DoorTasks:
         return self.server.sockets[0].getsockname()[1]
 
     async def listen(self, handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
-                     host: str, port: int, *, limit: int) -> None:
+                     host: str, port: int, *, limit: int, cap: ConnectionCap | None = None,
+                     refuse: Callable[[asyncio.StreamWriter], Awaitable[None]] | None = None) -> None:
+        """Serve `handler` on host:port; beyond `cap`, `refuse` says so on the door's wire (or the connection
+        is just closed) and the connection ends."""
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
             if task is not None:
                 self._tasks.add(task)
+            admitted = cap is None or cap.admit()
             try:
-                await handler(reader, writer)
+                if admitted:
+                    await handler(reader, writer)
+                elif refuse is not None:
+                    try:
+                        await asyncio.wait_for(refuse(writer), REFUSAL_TIMEOUT)
+                    except (TimeoutError, OSError):
+                        pass
             finally:
+                if admitted and cap is not None:
+                    cap.release()
                 writer.close()
                 try:
                     await writer.wait_closed()

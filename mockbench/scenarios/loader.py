@@ -33,6 +33,65 @@ class Scenario:
         return self.spec.get("requirement", "")
 
 
+# YAML aliases are references: composing `a: &a [*b, *b, ...]` costs nothing, but every walk that follows
+# (validation, conversion, error messages) expands them, so nine levels of ten aliases are a billion nodes.
+# A scenario needs a few hundred nodes (the largest in the catalogue: ~1,500); its aliases, a handful.
+MAX_YAML_ALIASES = 200
+MAX_YAML_NODES = 200_000   # counted as the walk will see them, every alias expanded
+
+
+def over_budget(root: yaml.Node, *, max_nodes: int = MAX_YAML_NODES, max_aliases: int = MAX_YAML_ALIASES
+                ) -> str | None:
+    """Why a composed YAML document is refused before it is walked, or None: too many aliases, too many
+    nodes once they are expanded, or an alias that contains itself (a walk would never end)."""
+    sizes: dict[int, int] = {}
+    aliases = 0
+    seen: set[int] = set()
+    # Post-order walk with an explicit stack (a deep document must not exhaust Python's recursion).
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    on_path: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            children = _children(node)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > max_nodes:
+                return (f"the YAML expands to more than {max_nodes} nodes (aliases counted where they are used); "
+                        "a scenario needs far fewer")
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            return "the YAML has an alias inside its own anchor (a structure without end)"
+        if key in seen:
+            aliases += 1   # the same node reached again: an alias
+            if aliases > max_aliases:
+                return f"the YAML uses more than {max_aliases} aliases (*name)"
+        seen.add(key)
+        on_path.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in on_path:
+                return "the YAML has an alias inside its own anchor (a structure without end)"
+            if id(child) in sizes:
+                aliases += 1
+                if aliases > max_aliases:
+                    return f"the YAML uses more than {max_aliases} aliases (*name)"
+            else:
+                stack.append((child, False))
+    return None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
 def parse(text: str, source: str = "<scenario>") -> Scenario:
     if len(text.encode("utf-8", "replace")) > MAX_SCENARIO_BYTES:
         raise ScenarioInvalid([Problem(1, "", f"the file is larger than {MAX_SCENARIO_BYTES} bytes", source)])
@@ -46,6 +105,9 @@ def parse(text: str, source: str = "<scenario>") -> Scenario:
         raise ScenarioInvalid([Problem(1, "", f"not valid YAML: {exc}", source)]) from None
     if node is None:
         raise ScenarioInvalid([Problem(1, "", "the file is empty", source)])
+    over = over_budget(node)
+    if over:
+        raise ScenarioInvalid([Problem(1, "", over, source)])
     v = Validator(source)
     spec = SCENARIO.convert(node, "", v)
     if not v.problems:

@@ -43,9 +43,10 @@ class StepTimeout(AssertionError):
 
 
 class BenchClient:
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, token: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.token = token   # the bench's control token, when it requires one
 
     def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
              content_type: str = "application/json", **query: Any) -> Any:
@@ -54,7 +55,10 @@ class BenchClient:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         if data is None and method in ("POST", "PUT"):
             data = b""
-        request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": content_type})
+        headers = {"Content-Type": content_type}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 payload = response.read()

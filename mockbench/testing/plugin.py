@@ -105,15 +105,16 @@ def start_bench(state_dir, **overrides) -> RunningBench:
                     **overrides)
     bench = Bench(config)
     bench.start()
-    return RunningBench(bench, BenchClient(bench.url))
+    return RunningBench(bench, BenchClient(bench.url, token=bench.control_token))
 
 
-def connect(url: str, timeout: float = 30.0) -> RemoteBench:
-    """A RemoteBench for the bench at `url`, once its health answers (waiting up to `timeout` seconds)."""
+def connect(url: str, timeout: float = 30.0, token: str | None = None) -> RemoteBench:
+    """A RemoteBench for the bench at `url`, once its health answers (waiting up to `timeout` seconds);
+    `token`: its control token, when it requires one (a bench listening beyond loopback does)."""
     import time
     import urllib.error
 
-    client = BenchClient(url)
+    client = BenchClient(url, token=token)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -132,6 +133,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mockbench-url", default=os.environ.get("MOCKBENCH_URL") or None,
                     help="drive the bench that runs at this URL instead of starting one in the test process "
                          "(default: $MOCKBENCH_URL)")
+    group.addoption("--mockbench-token", default=os.environ.get("MOCKBENCH_CONTROL_TOKEN") or None,
+                    help="with --mockbench-url: the bench's control token (default: $MOCKBENCH_CONTROL_TOKEN)")
     group.addoption("--mockbench-wait", default=30.0, type=float, metavar="SECONDS",
                     help="with --mockbench-url: how long to wait for the bench's health to answer (default 30)")
     group.addoption("--mockbench-reports", default=None, type=Path,
@@ -153,7 +156,7 @@ def mockbench_session(tmp_path_factory: pytest.TempPathFactory,
     """The session's bench: started in this process, or the one at --mockbench-url."""
     url = pytestconfig.getoption("mockbench_url")
     if url:
-        yield connect(url, pytestconfig.getoption("mockbench_wait"))
+        yield connect(url, pytestconfig.getoption("mockbench_wait"), pytestconfig.getoption("mockbench_token"))
         return
     running = start_bench(tmp_path_factory.mktemp("mockbench-state"))
     yield running

@@ -170,7 +170,8 @@ def test_uploaded_scenario(mockbench):
 def test_errors_are_json_with_a_code(mockbench, spec, method, path, body, status, code):
     url = f"{mockbench.url}/_bench{path}"
     if isinstance(body, str):
-        response = requests.request(method, url, data=body.encode(), timeout=5)
+        kind = "application/yaml" if path == "/scenarios" else "application/json"  # a body says its type
+        response = requests.request(method, url, data=body.encode(), headers={"Content-Type": kind}, timeout=5)
     else:
         response = requests.request(method, url, json=body, timeout=5)
     assert response.status_code == status

@@ -29,7 +29,7 @@ from ...world.journal import finding
 from ...world.model import Mailbox, Message
 from ...world.mss import INBOX, is_mssante, uid_counter
 from ...world.store import StorageFull, Tx
-from ..loop import DoorTasks, LoopThread
+from ..loop import ConnectionCap, DoorTasks, LoopThread
 from .imap_wire import (
     Atom,
     CommandReader,
@@ -76,6 +76,7 @@ class ImapSettings:
     # disable_plaintext_auth): before STARTTLS, LOGINDISABLED and no AUTH= are advertised and LOGIN /
     # AUTHENTICATE get NO [PRIVACYREQUIRED] (RFC 5530). [doors.mss] auth_require_tls = false lifts it.
     auth_require_tls: bool = True
+    max_connections: int = 128               # sessions at once; beyond, greeted with BYE and closed
 
 
 class ImapRefusal(Exception):
@@ -120,7 +121,9 @@ class ImapDoor:
         return {"imap": self._net.port}
 
     async def _open(self) -> None:
-        await self._net.listen(self._serve, self.settings.host, self.settings.port, limit=STREAM_LIMIT)
+        await self._net.listen(self._serve, self.settings.host, self.settings.port, limit=STREAM_LIMIT,
+                               cap=ConnectionCap("imap", "imap_max_connections", self.settings.max_connections),
+                               refuse=_refuse_connection)
 
     async def _close(self) -> None:
         await self._net.close()
@@ -1171,4 +1174,12 @@ def settings_from(bench: Bench) -> ImapSettings:
 
         tls = server_context(bench.tls, require_client_cert=False)
     return ImapSettings(host=bench.config.host, port=bench.config.imap_port, password=password, tls=tls,
-                        auth_require_tls=options.get("auth_require_tls", True) is not False)
+                        auth_require_tls=options.get("auth_require_tls", True) is not False,
+                        max_connections=bench.config.imap_max_connections)
+
+
+async def _refuse_connection(writer: asyncio.StreamWriter) -> None:
+    """RFC 3501 §7.1.5: BYE may be the greeting, when the server refuses the connection; RFC 5530 §3:
+    UNAVAILABLE, a temporary shortage of a resource."""
+    writer.write(b"* BYE [UNAVAILABLE] too many connections to this server; try again later\r\n")
+    await writer.drain()

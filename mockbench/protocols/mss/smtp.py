@@ -37,7 +37,7 @@ from ...world import errors
 from ...world.journal import finding
 from ...world.mss import is_mssante
 from ...world.store import StorageFull, Tx
-from ..loop import LoopThread
+from ..loop import ConnectionCap, LoopThread
 from . import errors as status
 from .data import NOMINAL, TOO_LONG, DataReader
 from .errors import Refusal, status_for
@@ -85,6 +85,7 @@ class MssSettings:
     # false: the bench accepts authentication in clear (what a DPI must not rely on).
     auth_require_tls: bool = True
     hostname: str = "mockbench.invalid"  # the name in the greeting and EHLO (aiosmtpd would ask the DNS)
+    max_connections: int = 128           # sessions at once; beyond, greeted with 421 and closed
 
     @classmethod
     def from_config(cls, host: str, port: int, doors_mss: dict[str, Any]) -> MssSettings:
@@ -312,6 +313,10 @@ class MssSmtp(SMTP):
 
     def _create_session(self) -> Session:
         return _Session(self.loop)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        self.door.cap.release()
 
     @property
     def identity(self) -> Identity | None:
@@ -621,6 +626,16 @@ class MssHandler:
 
 # --- The door ----------------------------------------------------------------------------------------------
 
+class _Refusal(asyncio.Protocol):
+    """A connection beyond the door's cap. RFC 5321 §3.1 and §4.2.3: a server that cannot serve may answer
+    the connection with 421 and close; RFC 3463: 4.3.2, the system is not accepting network messages."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(b"421 4.3.2 mockbench.invalid too many connections, try again later\r\n")
+        transport.close()
+
+
 class SmtpDoor:
     name = "mss"
 
@@ -637,6 +652,7 @@ class SmtpDoor:
         self._runner = LoopThread("mockbench-smtp")
         self._server: asyncio.base_events.Server | None = None
         self._sessions: weakref.WeakSet[MssSmtp] = weakref.WeakSet()
+        self.cap = ConnectionCap("smtp", "smtp_max_connections", self.settings.max_connections)
 
     # Lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> dict[str, int]:
@@ -646,7 +662,9 @@ class SmtpDoor:
         return {"smtp": self._server.sockets[0].getsockname()[1]}
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
-        def session() -> MssSmtp:
+        def session() -> asyncio.Protocol:
+            if not self.cap.admit():
+                return _Refusal()
             engine = MssSmtp(self, self._handler, loop)
             self._sessions.add(engine)
             return engine

@@ -43,7 +43,7 @@ from ...world import errors, events
 from ...world.journal import finding
 from ...world.model import Actor
 from ...world.store import StorageFull, Tx
-from ..loop import DoorTasks, LoopThread
+from ..loop import ConnectionCap, DoorTasks, LoopThread
 from . import hl7 as wire
 from . import inbound as inbound_mail
 from . import mail
@@ -75,9 +75,11 @@ class PfiSettings:
     outbound_backoff_max: float = 30.0       # ...up to this
     outbound_expiry: float | None = 24 * 3600.0   # seconds a message may wait for the DPI before it is dead
     outbound_queue: int = 10_000             # pending messages at most; beyond, a new one is dead at once
+    max_connections: int = 128               # MLLP connections at once; beyond, closed at once (logged)
 
     @classmethod
-    def from_config(cls, host: str, port: int, dpi: tuple[str, int] | None, table: dict) -> PfiSettings:
+    def from_config(cls, host: str, port: int, dpi: tuple[str, int] | None, table: dict,
+                    max_connections: int = 128) -> PfiSettings:
         """[doors.pfi] of the config file: the outbound_* settings."""
         names = ("outbound_timeout", "outbound_attempts", "outbound_backoff", "outbound_backoff_max",
                  "outbound_expiry", "outbound_queue")
@@ -89,7 +91,7 @@ class PfiSettings:
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"{name} must be a positive number")
             values[name] = int(value) if name in ("outbound_attempts", "outbound_queue") else float(value)
-        return cls(host=host, port=port, dpi=dpi, **values)
+        return cls(host=host, port=port, dpi=dpi, max_connections=max_connections, **values)
 
 
 def parse_endpoint(text: str | None) -> tuple[str, int] | None:
@@ -125,7 +127,10 @@ class PfiDoor:
         return {"mllp": self._net.port}
 
     async def _open(self) -> None:
-        await self._net.listen(self._serve, self.settings.host, self.settings.port, limit=STREAM_LIMIT)
+        # Beyond the cap a connection is closed before a byte is read: an AR needs the message's MSH, and
+        # reading it would hold the descriptor the cap protects.
+        await self._net.listen(self._serve, self.settings.host, self.settings.port, limit=STREAM_LIMIT,
+                               cap=ConnectionCap("mllp", "mllp_max_connections", self.settings.max_connections))
         if self.settings.dpi is not None:
             self._net.spawn(self.outbox.run())
 
