@@ -34,7 +34,7 @@ from ..world.journal import finding
 if TYPE_CHECKING:
     from lxml.etree import _Element as Element
 
-    from ...world.model import Document
+    from ..world.model import Document
 
 __all__ = [
     "Association", "DocumentEntry", "RegistryError", "RegistryErrors", "StoredQuery", "Submission", "Update",

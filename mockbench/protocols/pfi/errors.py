@@ -3,7 +3,7 @@
 trans-cda-r2/profils-messages.md, "Contraintes à appliquer au message ZAM^Z01^ZAM_Z01", segment ERR: ERR-3
 `207^Application error^messageErrorCondition`, ERR-5 the DMP's error as `code^libellé^DMP_ERROR_CODE` (the
 codes of the DMP integration guide's annex A7-1). The bench's DMP door answers each world error with one code
-(protocols/dmp/errors.py, `registry_code`): the Z01 carries that same code, so a DPI reads in a Z01 what the
+(world/dmp_codes.py, `registry_code`): the Z01 carries that same code, so a DPI reads in a Z01 what the
 DMP said on its own wire.
 
 trans-cda-r2/error-codes.md, "Codes erreurs de l'accusé métier de lecture/traitement de la demande": the
@@ -15,7 +15,7 @@ PFI from the MDN, in ZAM^Z03's ERR-5 `code^libellé^applicationErrorCondition` (
 from __future__ import annotations
 
 from ...world import errors
-from ..dmp.errors import registry_code
+from ...world.dmp_codes import registry_code
 from .hl7 import E_APPLICATION, ErrorItem
 
 APPLICATION_ERRORS = {
