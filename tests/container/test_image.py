@@ -19,13 +19,12 @@ import uuid
 import pytest
 import requests
 import yaml
+from container_support import ROOT, unavailable
 from hl7.client import MLLPClient
 from lxml import etree
 
 from mockbench.testing.client import BenchClient
 from mockbench.testing.container import BenchContainer, ContainerError
-
-from container_support import ROOT, unavailable
 
 sys.path[:0] = [str(ROOT / "tests" / "protocols" / "dmp"), str(ROOT / "tests" / "protocols" / "pfi")]
 import dmp_messages  # noqa: E402  (tests/protocols/dmp: the DMP door's own request builders)
