@@ -50,7 +50,7 @@ def test_image_mode_runs_one_container_shows_its_output_on_failure_and_removes_i
     result = run(tmp_path, "--mockbench-image", image, "-rA")
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
-    assert "2 passed, 1 failed" in out, out
+    assert "1 failed, 2 passed" in out, out
     assert "mockbench container " in out and "(last 200 lines)" in out, out
     # the section holds the container's output: the bench's own start line names its doors
     section = out.split("(last 200 lines)", 1)[1]
