@@ -97,9 +97,11 @@ class BenchContainer:
     @classmethod
     def start(cls, image: str, *, ports: Mapping[str, int] | None = None, volume: str | None = None,
               command: list[str] | None = None, environment: Mapping[str, str] | None = None,
-              token: str | None = None, client=None, name: str | None = None) -> BenchContainer:
+              token: str | None = None, client=None, name: str | None = None,
+              run_options: Mapping[str, Any] | None = None) -> BenchContainer:
         """Run `image` detached, its five doors published on 127.0.0.1 (free ports unless `ports` says), the
-        state folder on the named `volume` (a new one, removed with the container, when None)."""
+        state folder on the named `volume` (a new one, removed with the container, when None); `run_options`
+        go to the SDK's containers.run as they are (e.g. `healthcheck`)."""
         import docker.errors
 
         client = client or engine()
@@ -125,7 +127,7 @@ class BenchContainer:
             container = client.containers.run(
                 image, command, detach=True, name=name, environment=env, labels={LABEL: "mockbench.testing"},
                 ports={f"{CONTAINER_PORTS[d]}/tcp": ("127.0.0.1", p) for d, p in chosen.items()},
-                volumes={volume: {"bind": STATE, "mode": "rw"}})
+                volumes={volume: {"bind": STATE, "mode": "rw"}}, **dict(run_options or {}))
         except docker.errors.APIError as exc:
             # A container created but not started (a port taken between the check and the bind) is removed.
             for leftover in client.containers.list(all=True, filters={"label": LABEL, "volume": volume}):
