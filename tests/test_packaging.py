@@ -1,17 +1,52 @@
-"""The wheel carries the scenario catalogue, the dashboard's page, the console script and the pytest plugin."""
+"""The release artifacts: `python -m build` makes an sdist and a wheel that `twine check` accepts; the wheel
+carries the scenario catalogue, the dashboard's page, the console script and the pytest plugin, and once
+installed in a clean venv (nothing from this checkout on its path) `mockbench up` serves the catalogue's
+scenario and the dashboard."""
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import tarfile
+import time
+import urllib.request
 import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).parents[1]
 
 
-def test_wheel_ships_the_catalogue_and_entry_points(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(ROOT)],
-                   check=True, timeout=300, capture_output=True)
-    (wheel,) = tmp_path.glob("mockbench-*.whl")
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory) -> dict[str, Path]:
+    """The sdist, and the wheel built from it (as `python -m build` does by default: the sdist must be whole)."""
+    out = tmp_path_factory.mktemp("dist")
+    built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    (wheel,) = out.glob("mockbench-*.whl")
+    (sdist,) = out.glob("mockbench-*.tar.gz")
+    return {"wheel": wheel, "sdist": sdist}
+
+
+def test_twine_check_accepts_both(dist):
+    checked = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", str(dist["sdist"]),
+                              str(dist["wheel"])], capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count("PASSED") == 2, checked.stdout
+
+
+def test_sdist_holds_what_the_image_and_a_rebuild_need(dist):
+    names = {Path(n).relative_to(Path(n).parts[0]).as_posix() for n in tarfile.open(dist["sdist"]).getnames()
+             if len(Path(n).parts) > 1}
+    assert {"pyproject.toml", "README.md", "mockbench/cli.py", "mockbench/catalogue/hidden-documents.yaml",
+            "mockbench/dashboard/static/index.html"} <= names
+
+
+def test_wheel_ships_the_catalogue_and_entry_points(dist):
+    wheel = dist["wheel"]
     names = zipfile.ZipFile(wheel).namelist()
     shipped = {Path(n).name for n in names if n.startswith("mockbench/catalogue/") and n.endswith(".yaml")}
     assert shipped == {p.name for p in (ROOT / "mockbench" / "catalogue").glob("*.yaml")}
@@ -23,3 +58,38 @@ def test_wheel_ships_the_catalogue_and_entry_points(tmp_path):
         next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "mockbench = mockbench.cli:main" in entry_points
     assert "[pytest11]" in entry_points and "mockbench = mockbench.testing.plugin" in entry_points
+
+
+def test_the_wheel_in_a_clean_venv_runs_up_with_the_catalogue_and_the_dashboard(dist, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                                "--disable-pip-version-check", str(dist["wheel"])], capture_output=True, text=True,
+                               timeout=600)
+    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+    port_file = tmp_path / "ports.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MOCKBENCH_", "PYTHON"))}
+    # run from an empty folder: the installed package, not this checkout, is what starts
+    proc = subprocess.Popen([str(venv / "bin" / "mockbench"), "up", "--http-port", "0", "--mllp-port", "0",
+                             "--smtp-port", "0", "--imap-port", "0", "--port-file", str(port_file),
+                             "--scenario", "hidden-documents"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not port_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert port_file.exists(), proc.communicate(timeout=10)[0] if proc.poll() is not None else "no port file"
+        url = f"http://127.0.0.1:{json.loads(port_file.read_text())['http']}"
+        with urllib.request.urlopen(f"{url}/_bench/health", timeout=5) as answer:
+            assert json.load(answer)["status"] == "ok"
+        with urllib.request.urlopen(f"{url}/_bench/patients", timeout=5) as answer:
+            assert [p["id"] for p in json.load(answer)] == ["alice", "leo"]   # the wheel's catalogue
+        with urllib.request.urlopen(f"{url}/", timeout=5) as answer:
+            assert answer.status == 200 and "mockbench · tableau de bord" in answer.read().decode()
+        where = subprocess.run([str(venv / "bin" / "python"), "-c", "import mockbench; print(mockbench.__file__)"],
+                               capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+        assert where.stdout.strip().startswith(str(venv)), where.stdout + where.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=15)[0]
+    assert proc.returncode == 0, output

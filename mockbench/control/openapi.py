@@ -372,6 +372,12 @@ PATHS: dict[str, Any] = {
         "post": _op("New RS256 and ES256 signing keys for both issuers; the old ones stay in the JWKS for a day",
                     _json(_ref("KeysRotated"))),
     },
+    "/_bench/pki/signing/{idnst}": {
+        "parameters": [{"name": "idnst", "in": "path", "required": True, "schema": S}],
+        "get": _op("A structure's seal certificate and private key (PEM) from the bench's test PKI, to sign VIHFs "
+                   "with (issued on first use), and the CA the DMP door trusts",
+                   _json(_obj({"idnst": S, "certificate": S, "private_key": S, "ca": S}))),
+    },
 }
 
 

@@ -12,7 +12,10 @@
 By default the bench runs in the test process, on free ports (starting one takes a fraction of a second; a
 reset about a millisecond). With `--mockbench-url URL` (or `MOCKBENCH_URL`) the same fixtures drive a bench
 that runs elsewhere (a container, a CI service): `url`, `ports` (as the bench publishes them) and `client`
-work the same; `world` and `bench`, which reach into the process, are not there.
+work the same; `world` and `bench`, which reach into the process, are not there. With `--mockbench-image NAME`
+(or `MOCKBENCH_IMAGE`; needs `pip install 'mockbench[container]'` and a Docker engine) the plugin runs that
+image once for the session, its doors published on free ports of 127.0.0.1, drives it as a remote bench,
+attaches the container's output to each failing test's report and removes the container at the end.
 
 When a test that uses `mockbench` fails, the evidence report of the bench as the test left it is written to
 `--mockbench-reports DIR` (default: `mockbench-reports` under pytest's base temporary folder) and named in
@@ -34,6 +37,7 @@ import pytest
 from .client import BenchClient
 
 REPORTS = pytest.StashKey[Path]()
+CONTAINER = pytest.StashKey[Any]()   # the session's BenchContainer, with --mockbench-image
 
 
 @dataclass
@@ -134,9 +138,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="drive the bench that runs at this URL instead of starting one in the test process "
                          "(default: $MOCKBENCH_URL)")
     group.addoption("--mockbench-token", default=os.environ.get("MOCKBENCH_CONTROL_TOKEN") or None,
-                    help="with --mockbench-url: the bench's control token (default: $MOCKBENCH_CONTROL_TOKEN)")
+                    help="the bench's control token: the one to send with --mockbench-url, the one to give the "
+                         "container with --mockbench-image (default: $MOCKBENCH_CONTROL_TOKEN; a new one for an "
+                         "image)")
+    group.addoption("--mockbench-image", default=os.environ.get("MOCKBENCH_IMAGE") or None, metavar="NAME",
+                    help="run this image of the bench in the Docker engine (DOCKER_HOST) for the session, on free "
+                         "ports of 127.0.0.1, and drive it (default: $MOCKBENCH_IMAGE; needs mockbench[container])")
     group.addoption("--mockbench-wait", default=30.0, type=float, metavar="SECONDS",
-                    help="with --mockbench-url: how long to wait for the bench's health to answer (default 30)")
+                    help="with --mockbench-url or --mockbench-image: how long to wait for the bench's health to "
+                         "answer (default 30)")
     group.addoption("--mockbench-reports", default=None, type=Path,
                     help="where the evidence report of each failed mockbench test is written "
                          "(default: mockbench-reports under pytest's base temporary folder)")
@@ -155,12 +165,42 @@ def mockbench_session(tmp_path_factory: pytest.TempPathFactory,
                       pytestconfig: pytest.Config) -> Iterator[RunningBench | RemoteBench]:
     """The session's bench: started in this process, or the one at --mockbench-url."""
     url = pytestconfig.getoption("mockbench_url")
+    image = pytestconfig.getoption("mockbench_image")
+    if url and image:
+        raise pytest.UsageError("--mockbench-url and --mockbench-image: choose one (a bench that runs, or an "
+                                "image to run)")
+    if image:
+        yield from _container_session(image, pytestconfig)
+        return
     if url:
         yield connect(url, pytestconfig.getoption("mockbench_wait"), pytestconfig.getoption("mockbench_token"))
         return
     running = start_bench(tmp_path_factory.mktemp("mockbench-state"))
     yield running
     running.bench.close()
+
+
+def _container_session(image: str, config: pytest.Config) -> Iterator[RemoteBench]:
+    import secrets
+
+    from .container import BenchContainer, ContainerError
+
+    # Bound to 0.0.0.0 in its container, the bench requires a control token: the session gives it one.
+    token = config.getoption("mockbench_token") or secrets.token_urlsafe(24)
+    try:
+        running = BenchContainer.start(image, token=token)
+    except ContainerError as exc:
+        raise pytest.UsageError(f"--mockbench-image {image}: {exc}") from None
+    config.stash[CONTAINER] = running
+    try:
+        try:
+            running.wait_answering(config.getoption("mockbench_wait"))
+        except ContainerError as exc:
+            raise pytest.UsageError(f"--mockbench-image {image}: {exc}") from None
+        yield connect(running.url, config.getoption("mockbench_wait"), token)
+    finally:
+        del config.stash[CONTAINER]
+        running.remove()
 
 
 @pytest.fixture
@@ -226,6 +266,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                 report.sections.append(("mockbench evidence", f"the evidence report could not be written: {exc}"))
             else:
                 report.sections.append(("mockbench evidence", f"evidence report of this test: {path}"))
+            container = item.config.stash.get(CONTAINER, None)
+            if container is not None:
+                report.sections.append((f"mockbench container {container.name} (last 200 lines)",
+                                        container.logs(tail=200)))
     return report
 
 

@@ -49,8 +49,9 @@ def sign_vihf(vihf: etree._Element | bytes | str, signer: Any, *, structure: str
     an element is signed in place and returned, bytes or str come back serialized.
 
     `signer` is a `mockbench.pki.SigningIdentity`, a `(cert_pem, key_pem)` pair, the folder of a PKI made by
-    `mockbench pki init` (a Path), or a running bench (`Bench`, or the pytest plugin's `RunningBench`), whose
-    own PKI signs. With a folder or a bench the seal certificate is the one of the structure `structure`
+    `mockbench pki init` (a Path), a running bench (`Bench`, or the pytest plugin's `RunningBench`), whose
+    own PKI signs, or a bench reached over the network (a `BenchClient`, or the plugin's `RemoteBench`): its
+    seal certificate is fetched from `GET /_bench/pki/signing/{idnst}`. With a folder or a bench the seal certificate is the one of the structure `structure`
     (an IDNST), by default the VIHF's Identifiant_Structure, issued on first use. A signature already in
     the Assertion is replaced."""
     if isinstance(vihf, str | bytes):
@@ -130,7 +131,13 @@ def _material(signer: Any, structure: str) -> tuple[bytes, bytes]:
         raise ValueError("the VIHF has no Identifiant_Structure: say which structure signs (structure=IDNST)")
     if isinstance(signer, str | Path):
         identity = signing_identity(Path(signer), structure)
-    else:
-        bench = getattr(signer, "bench", signer)   # RunningBench -> Bench
+        return identity.cert_pem(), identity.key_pem()
+    client = signer if hasattr(signer, "call") else getattr(signer, "client", None)
+    bench = getattr(signer, "bench", signer) if not getattr(signer, "remote", False) else None  # RunningBench -> Bench
+    if bench is not None and hasattr(bench, "vihf_signing_identity"):
         identity = bench.vihf_signing_identity(structure)
-    return identity.cert_pem(), identity.key_pem()
+        return identity.cert_pem(), identity.key_pem()
+    if client is not None:   # a bench reached over the network (a container, a CI service): its control API
+        pem = client.call("GET", f"/pki/signing/{structure}")
+        return pem["certificate"].encode("ascii"), pem["private_key"].encode("ascii")
+    raise TypeError(f"cannot sign with {signer!r}: give a bench, a BenchClient, a PKI folder or a (cert, key) pair")
