@@ -14,6 +14,8 @@ triggered it. All state lives in the store, so a restarted bench resumes its sce
 from __future__ import annotations
 
 import json
+from email import policy
+from email.parser import HeaderParser
 from typing import Any
 
 from ..world import errors
@@ -337,13 +339,20 @@ class ScenarioEngine:
         return problems
 
     def _check_mail(self, tx: Tx, want: dict, entry: dict) -> list[dict]:
-        """The mail the deciding entry names (its ref, a Message-ID), as delivered: each header's value."""
-        message_id = entry.get("ref") or ""
-        row = tx.conn.execute("SELECT data FROM messages WHERE ns = ? AND json_extract(data, '$.message_id') = ? "
-                              "LIMIT 1", (tx.ns, message_id)).fetchone() if message_id else None
-        if row is None:
-            return [problem("MAIL_ABSENT", message_id=message_id or None)]
-        headers = {k.lower(): v for k, v in (json.loads(row[0]).get("headers") or {}).items()}
+        """The mail of the deciding entry, each header's value: the entry's own bytes (a door journals a mail
+        before the world delivers it), else the delivered message its ref (a Message-ID) names."""
+        raw = entry.get("raw") or ""
+        head = raw.replace("\r\n", "\n").split("\n\n", 1)[0] if raw else ""
+        if head and ":" in head.split("\n", 1)[0]:
+            parsed = HeaderParser(policy=policy.default).parsestr(head + "\n\n", headersonly=True)
+            headers = {k.lower(): str(v) for k, v in parsed.items()}
+        else:
+            message_id = entry.get("ref") or ""
+            row = tx.conn.execute("SELECT data FROM messages WHERE ns = ? AND json_extract(data, '$.message_id') = ?"
+                                  " LIMIT 1", (tx.ns, message_id)).fetchone() if message_id else None
+            if row is None:
+                return [problem("MAIL_ABSENT", message_id=message_id or None)]
+            headers = {k.lower(): v for k, v in (json.loads(row[0]).get("headers") or {}).items()}
         return [problem("MAIL_HEADER", header=name, value=headers.get(name.lower()), wanted=value)
                 for name, value in want.get("headers", {}).items()
                 if (headers.get(name.lower()) or "").strip() != value]

@@ -1,6 +1,6 @@
 """Catalogue scenarios of the PFI's MSSanté side, played by a scripted DPI over real sockets: python-hl7's
 MLLP client sends the MDMs, a DPI listener written with python-hl7's MLLP server (dpi_listener.py) receives
-what the PFI hands it, and imaplib reads what reached a mailbox."""
+what the PFI hands it; what reached a third party's mailbox is read through the control API."""
 
 import base64
 import uuid
@@ -103,3 +103,98 @@ def test_mss_ux_12_pfi_an_error_code_outside_the_table(mockbench, dpi_listener):
     assert steps["refus_eric"]["status"] == "failed" and steps["refus_eric"]["reason_code"] == "FINDING"
     assert "ERR-5 42 is not an applicationErrorCode" in steps["refus_eric"]["reason"]
     assert steps["mdn_erreur"]["status"] == "failed" and steps["mdn_erreur"]["reason_code"] == "NOT_OBSERVED"
+
+
+# --- mss-patient: to the patient's MSSanté address, replies blocked (X-MSS-MES: FIN) ---------------------
+
+def people(c) -> tuple[dict, dict, str]:
+    patient = c.patients()[0]
+    pro = next(p for p in c.call("GET", "/professionals") if p["id"] == "dr_martin")
+    finess = next(s for s in c.call("GET", "/structures") if s["id"] == "chu")["finess"]
+    return patient, pro, finess
+
+
+def with_fin(message: bytes) -> bytes:
+    """NTE-4 FIN on the NTE of the DESTMSSANTEPAT OBX (trans-cda-r2/profils-messages.md, "Echange MSSanté
+    Patient"): the patient may not reply."""
+    head, sep, tail = message.partition(b"DESTMSSANTEPAT^DESTMSSANTEPAT^MetaDMPMSS")
+    line_end = tail.index(b"\r") + 1
+    return head + sep + tail[:line_end] + b"NTE|1|||FIN\r" + tail[line_end:]
+
+
+def play_patient(mockbench, fin: bool) -> tuple[dict, list[dict]]:
+    c = mockbench.client
+    c.load("mss-patient")
+    patient, pro, finess = people(c)
+    address = f"{patient['ins']}@patient.mssante.fr"
+    message = mdm("T02", patient, pro, finess, "1.2.250.1.999.52.1", control_id="P1", recipients=(address,),
+                  flags={"DESTMSSANTEPAT": "Y", "DESTDMP": "N"})
+    [answer] = send(mockbench, with_fin(message) if fin else message)
+    assert str(answer.segment("MSA")[1]) == "AA"
+    return {s["id"]: s for s in c.finish()}, c.call("GET", f"/mss/mailboxes/{address}/messages")
+
+
+@pytest.mark.scenario_play("mss-patient", "correct")
+def test_mss_patient_the_mail_blocks_replies(mockbench):
+    steps, mails = play_patient(mockbench, fin=True)
+    assert all(s["status"] == "passed" for s in steps.values()), steps
+    [mail] = mails
+    assert mail["headers"]["X-MSS-MES"] == "FIN" and mail["sender"] == "pfi@chu-test.mssante.fr"
+
+
+@pytest.mark.scenario_play("mss-patient", "mistake")
+def test_mss_patient_without_nte_fin_the_patient_may_reply(mockbench):
+    """The mistake: the DPI leaves out NTE-4 FIN, so the mail lets the patient reply."""
+    steps, mails = play_patient(mockbench, fin=False)
+    assert steps["envoi_patient"]["status"] == "passed"
+    step = steps["courriel_patient"]
+    assert step["status"] == "failed" and step["reason_code"] == "MAIL_HEADER"
+    assert step["reason"] == "the mail has no X-MSS-MES header, X-MSS-MES: FIN was expected"
+    assert step["reason_fr"] == "le courriel n'a pas d'en-tête X-MSS-MES, X-MSS-MES: FIN était attendu"
+    assert "X-MSS-MES" not in mails[0]["headers"]
+
+
+def test_a_mail_to_another_patient_is_refused(mockbench):
+    """profils-messages.md, "Echange MSSanté Patient": the patient address is PID-3's patient's."""
+    c = mockbench.client
+    c.load("mss-patient")
+    patient, pro, finess = people(c)
+    message = mdm("T02", patient, pro, finess, "1.2.250.1.999.52.2", recipients=("279035121518990@patient.mssante.fr",),
+                  flags={"DESTMSSANTEPAT": "Y", "DESTDMP": "N"})
+    [answer] = send(mockbench, with_fin(message))
+    assert str(answer.segment("MSA")[1]) == "AE" and "not PID-3's patient" in str(answer.segment("ERR")[8])
+
+
+# --- mss-regles-gestion: one allowed combination, one the table refuses --------------------------------
+
+def play_rules(mockbench, invisible_patient: str) -> tuple[dict, list]:
+    c = mockbench.client
+    c.load("mss-regles-gestion")
+    patient, pro, finess = people(c)
+    roux, pat = "paul.roux@clinique-parc.mssante.fr", f"{patient['ins']}@patient.mssante.fr"
+    both = mdm("T02", patient, pro, finess, "1.2.250.1.999.53.1", control_id="R1", recipients=(roux, pat),
+               flags={"DESTMSSANTEPS": "Y", "DESTMSSANTEPAT": "Y"})
+    ps_only = mdm("T02", patient, pro, finess, "1.2.250.1.999.53.2", control_id="R2", recipients=(roux,),
+                  flags={"DESTMSSANTEPS": "Y", "INVISIBLE_PATIENT": invisible_patient})
+    acks = send(mockbench, both, ps_only)
+    return {s["id"]: s for s in c.finish()}, acks
+
+
+@pytest.mark.scenario_play("mss-regles-gestion", "correct")
+def test_mss_regles_gestion_allowed_combinations(mockbench):
+    steps, acks = play_rules(mockbench, "Y")
+    assert all(s["status"] == "passed" for s in steps.values()), steps
+    assert [str(a.segment("MSA")[1]) for a in acks] == ["AA", "AA"]
+
+
+@pytest.mark.scenario_play("mss-regles-gestion", "mistake")
+def test_mss_regles_gestion_to_professionals_only_left_visible_to_the_patient(mockbench):
+    """The mistake: to professionals only with INVISIBLE_PATIENT N, a combination the table does not list."""
+    steps, acks = play_rules(mockbench, "N")
+    assert [str(a.segment("MSA")[1]) for a in acks] == ["AA", "AE"]
+    err = acks[1].segment("ERR")
+    assert str(err[3]).startswith("207") and "INVISIBLE_PATIENT=N (allowed: Y)" in str(err[8])
+    assert [k for k, s in steps.items() if s["status"] == "failed"] == ["ps_seul", "versement_invisible"]
+    assert steps["ps_seul"]["reason_code"] == "VERDICT"
+    assert steps["ps_seul"]["reason"].startswith("the entry's verdict is refused (HL7_207)")
+    assert steps["versement_invisible"]["reason_code"] == "NOT_OBSERVED"
