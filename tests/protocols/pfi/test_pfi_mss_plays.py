@@ -76,7 +76,7 @@ def dpi_answer(unknown_code: str):
         if "DOMINIQUE" in field(message, "PID", 5):
             return ack(message)
         return ack(message, "AE", f"ERR||PID^1^3|207^Application error^messageErrorCondition|E|"
-                                  f"{unknown_code}^Identifiant de patient inconnu^applicationErrorCode")
+                                  f"{unknown_code}^Identifiant patient inconnu^applicationErrorCode")
     return answer
 
 
