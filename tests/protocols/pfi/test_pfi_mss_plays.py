@@ -31,7 +31,7 @@ def dpi_listener(mockbench):
     def start(answer=ack) -> DpiListener:
         listener = DpiListener(answer)
         made.append(listener)
-        mockbench.client.call("PUT", "/pfi/dpi", {"mllp": listener.endpoint})
+        mockbench.client.set_dpi(listener.endpoint)
         return listener
 
     yield start

@@ -25,7 +25,7 @@ def dpi_listener(mockbench):
     def start(answer=ack) -> DpiListener:
         listener = DpiListener(answer)
         made.append(listener)
-        view = mockbench.client.call("PUT", "/pfi/dpi", {"mllp": listener.endpoint})
+        view = mockbench.client.set_dpi(listener.endpoint)
         assert view == {"mllp": listener.endpoint, "source": "control"}
         return listener
 
