@@ -42,7 +42,8 @@ def _up_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--public-https-url", help="the same for what is fetched over HTTPS (with --tls-dir); "
                                               "default https://HOST:HTTPS-PORT")
     p.add_argument("--port-file", type=Path, help="write the bound ports here as JSON once ready")
-    p.add_argument("--dpi-mllp", help="HOST:PORT of the DPI's MLLP listener, for outbound HL7")
+    p.add_argument("--dpi-mllp", help="HOST:PORT of the DPI's MLLP listener, for outbound HL7 (a scenario's "
+                   "dpi.mllp or PUT /_bench/pfi/dpi replace it)")
     p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING or ERROR")
     p.add_argument("--quiet", action="store_true", default=None, help="no line per exchange")
     p.add_argument("--control-token", help="token the control API and dashboard require (default: none on "

@@ -494,6 +494,34 @@ def create_blueprint(bench: Bench) -> Blueprint:
                                  raw=f"outbox #{message_id} {row['operation']}: {row['state']}")
         return jsonify(row)
 
+    @bp.get("/pfi/dpi")
+    def pfi_dpi():
+        with world.read() as tx:
+            return jsonify(bench.pfi.dpi_view(tx))
+
+    @bp.put("/pfi/dpi")
+    def pfi_dpi_set():
+        """The DPI's MLLP listener from now on (`{"mllp": "HOST:PORT"}`; null: none, the queue waits)."""
+        body = _body()
+        unknown = sorted(set(body) - {"mllp"})
+        if unknown or "mllp" not in body or not isinstance(body["mllp"], str | None):
+            raise ApiError(400, "INVALID_REQUEST", 'send {"mllp": "HOST:PORT"} (or {"mllp": null} for none)')
+        with world.transaction() as tx:
+            try:
+                view = bench.pfi.set_dpi(tx, body["mllp"], "control")
+            except ValueError as exc:
+                raise ApiError(400, "INVALID_REQUEST", f"{exc}: give the DPI's MLLP listener as HOST:PORT") from None
+            world.journal.append(tx, "control", "pfi-dpi", actor="control", raw=f"DPI MLLP listener: {view['mllp']}")
+        return jsonify(view)
+
+    @bp.delete("/pfi/dpi")
+    def pfi_dpi_clear():
+        """Back to the listener given at start (--dpi-mllp), or none."""
+        with world.transaction() as tx:
+            view = bench.pfi.set_dpi(tx, None, "config")
+            world.journal.append(tx, "control", "pfi-dpi", actor="control", raw=f"DPI MLLP listener: {view['mllp']}")
+        return jsonify(view)
+
     # OIDC door ----------------------------------------------------------------------------------
     @bp.put("/oidc/ciba/<key>")
     def oidc_ciba(key: str):

@@ -165,6 +165,8 @@ SCHEMAS: dict[str, Any] = {
         "id": I, "state": {"enum": ["pending", "dead"]}, "operation": S, "patient_ins": NS, "document": NS,
         "ref": NS, "created": S, "attempts": I, "next_attempt": NS, "last_error": NS, "reason": NS, "size": I,
     }),
+    "DpiEndpoint": _obj({"mllp": {"type": ["string", "null"], "description": "HOST:PORT, null when none"},
+                         "source": {"enum": ["config", "scenario", "control", None]}}),
     "CibaScripted": _obj({"idnps": S, "professional": S, "outcome": {"enum": ["approve", "deny", "expire"]},
                           "after_polls": I, "expires_in": {"type": "number"}, "interval": I},
                          required=["idnps", "professional", "outcome", "after_polls"]),
@@ -364,6 +366,15 @@ PATHS: dict[str, Any] = {
         "(waiting for an attempt, with the last error) or dead (given up, with the reason). Delivered messages "
         "leave the queue; the journal keeps each attempt (pfi OUTBOX) and outcome",
         _json(_arr(_ref("OutboxMessage"))), params=[_q("state", {"enum": ["pending", "dead"]}, "only this state")])},
+    "/_bench/pfi/dpi": {
+        "get": _op("The DPI's MLLP listener the PFI sends to (ZAMs, MDMs of mails received) and who set it: "
+                   "config (--dpi-mllp), scenario (its dpi.mllp) or control", _json(_ref("DpiEndpoint"))),
+        "put": _op("Set the DPI's MLLP listener from now on (kept across resets and restarts); null for none: "
+                   "nothing is queued for the DPI until one is set", _json(_ref("DpiEndpoint")),
+                   body=_obj({"mllp": {"type": ["string", "null"], "description": "HOST:PORT"}}, extra=False)),
+        "delete": _op("Forget the listener a scenario or PUT set: the one given at start (--dpi-mllp), or none",
+                      _json(_ref("DpiEndpoint"))),
+    },
     "/_bench/pfi/outbox/{message_id}/retry": {"post": _op(
         "A dead message back in the queue, attempts counted anew", _json(_ref("OutboxMessage")),
         params=[{"name": "message_id", "in": "path", "required": True, "schema": I,

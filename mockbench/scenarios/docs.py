@@ -225,6 +225,32 @@ steps:
     say: Le Dr Petit accepte ; le DPI obtient ses jetons
     expect: {channel: oidc, operation: token, actor: dr_petit}
 """),
+    ("The DPI's MLLP listener, entry codes and mails", """\
+id: exemple-pfi-patient
+title: Un envoi au patient par le PFI, accusé au DPI
+description: >
+  Le PFI envoie au DPI ses accusés métier sur l'écouteur que le scénario déclare (dpi.mllp ; aussi
+  --dpi-mllp ou PUT /_bench/pfi/dpi). Le courriel au patient doit porter X-MSS-MES: FIN.
+dpi: {mllp: "127.0.0.1:2576"}
+world:
+  structures: [{id: chu}]
+  professionals: [{id: dr_martin, structure: chu}]
+  patients: [{id: alice, authorizations: [{structure: chu}]}]
+  mailboxes: [{address: pfi@chu.mssante.fr, type: APP, owner: chu, role: hospital}]
+steps:
+  - id: courriel
+    say: Le courriel part vers la messagerie d'Alice, sans réponse possible
+    expect: {channel: mss, operation: DELIVER, patient: alice, direction: out}
+    then: {mail: {headers: {X-MSS-MES: FIN}}}
+  - id: accuse
+    say: Le DPI acquitte le ZAM^Z02 par un ACK^Z02^ACK
+    expect: {channel: pfi, operation: ZAM^Z02, direction: out}
+    forbid_findings: [PFI/ZAM-ACK]
+  - id: refus_dmp
+    say: Le DMP refuse un document, la professionnelle étant interdite
+    expect: {channel: dmp, operation: TD2.1, code: PROFESSIONAL_BLOCKED}
+    verdict: refused
+"""),
 ]
 
 

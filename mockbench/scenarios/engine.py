@@ -14,10 +14,13 @@ triggered it. All state lives in the store, so a restarted bench resumes its sce
 from __future__ import annotations
 
 import json
+from email import policy
+from email.parser import HeaderParser
 from typing import Any
 
 from ..world import errors
 from ..world.clock import parse_duration, parse_time
+from ..world.dpi import set_dpi
 from ..world.model import Document
 from ..world.store import Tx
 from ..world.summary import world_summary
@@ -62,6 +65,8 @@ class ScenarioEngine:
                                # journal entry (a 10,000-professional world made each read cost 30 ms)
                                "spec": {k: v for k, v in spec.items() if k != "world"}})
             Seeder(self.world, tx, spec.get("seed", 0)).seed_world(spec.get("world", {}))
+            if spec.get("dpi"):
+                set_dpi(tx, spec["dpi"]["mllp"], "scenario")
             tx.meta_set(STEPS, [{"id": s["id"], "say": s["say"], "status": "pending", "reason": None,
                                  "entries": []} for s in spec.get("steps", [])])
             tx.meta_set(CURSOR, 0)
@@ -277,7 +282,7 @@ class ScenarioEngine:
         problems.extend(problem("FINDING", rule=f["rule"], message=f["message"])
                         for f in entry.get("findings") or [] if f["rule"] in forbidden)
         if entry["verdict"] == wanted:
-            problems.extend(self._check_then(tx, spec.get("then") or {}, steps, state))
+            problems.extend(self._check_then(tx, spec.get("then") or {}, steps, state, entry))
         step["status"] = "failed" if problems else "passed"
         annotate(step, problems)
         step["decided_at"] = entry["time"]
@@ -285,8 +290,11 @@ class ScenarioEngine:
         tx.meta_set(STEPS, steps)
         tx.meta_set(CURSOR, entry["seq"])
 
-    def _check_then(self, tx: Tx, then: dict, steps: list[dict], state: dict) -> list[dict]:
+    def _check_then(self, tx: Tx, then: dict, steps: list[dict], state: dict, entry: dict | None = None) \
+            -> list[dict]:
         problems: list[dict] = []
+        if "mail" in then:
+            problems.extend(self._check_mail(tx, then["mail"], entry or {}))
         if "document" in then:
             want = then["document"]
             key = want.get("id")
@@ -329,6 +337,25 @@ class ScenarioEngine:
         if "traces" in then:
             problems.extend(self._check_traces(tx, then["traces"], steps))
         return problems
+
+    def _check_mail(self, tx: Tx, want: dict, entry: dict) -> list[dict]:
+        """The mail of the deciding entry, each header's value: the entry's own bytes (a door journals a mail
+        before the world delivers it), else the delivered message its ref (a Message-ID) names."""
+        raw = entry.get("raw") or ""
+        head = raw.replace("\r\n", "\n").split("\n\n", 1)[0] if raw else ""
+        if head and ":" in head.split("\n", 1)[0]:
+            parsed = HeaderParser(policy=policy.default).parsestr(head + "\n\n", headersonly=True)
+            headers = {k.lower(): str(v) for k, v in parsed.items()}
+        else:
+            message_id = entry.get("ref") or ""
+            row = tx.conn.execute("SELECT data FROM messages WHERE ns = ? AND json_extract(data, '$.message_id') = ?"
+                                  " LIMIT 1", (tx.ns, message_id)).fetchone() if message_id else None
+            if row is None:
+                return [problem("MAIL_ABSENT", message_id=message_id or None)]
+            headers = {k.lower(): v for k, v in (json.loads(row[0]).get("headers") or {}).items()}
+        return [problem("MAIL_HEADER", header=name, value=headers.get(name.lower()), wanted=value)
+                for name, value in want.get("headers", {}).items()
+                if (headers.get(name.lower()) or "").strip() != value]
 
     def _check_traces(self, tx: Tx, wants: list[dict], steps: list[dict]) -> list[dict]:
         """DMP/CONF.14: each wanted access trace was recorded since the previous step was decided."""

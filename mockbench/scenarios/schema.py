@@ -17,6 +17,7 @@ import yaml
 
 from ..world import identity
 from ..world.clock import parse_duration, parse_time
+from ..world.dpi import check_endpoint
 from ..world.journal import CHANNELS
 from ..world.model import (
     ACCESS_MODES,
@@ -562,7 +563,27 @@ EXPECT = Map(name="Expect", fields={
     "actor": Field(Str(), "who acted: a professional id, or the entry's actor as journaled (IDNPS, client id, "
                    "mailbox)"),
     "direction": Field(Str(choices=("in", "out")), "in (to the bench) or out (from it)"),
+    "code": Field(Str(), "the entry's code, e.g. the OAuth error of a refusal (`access_denied`, `expired_token`)"),
 })
+
+class HeaderValues(Spec):
+    """A mapping of mail header names to the text each must have."""
+
+    def kind(self) -> str:
+        return "mapping of header name to text"
+
+    def convert(self, node: yaml.Node, path: str, v: Validator) -> Any:
+        if not isinstance(node, yaml.MappingNode) or not node.value:
+            v.problem(node, path, "expected a mapping of header names to values, e.g. {X-MSS-MES: FIN}")
+            return {}
+        out = {}
+        for key_node, value_node in node.value:
+            if not isinstance(value_node, yaml.ScalarNode) or not re.fullmatch(r"[!-9;-~]+", str(key_node.value)):
+                v.problem(key_node, f"{path}.{key_node.value}", "a header name and its value as text")
+                continue
+            out[str(key_node.value)] = str(value_node.value)
+        return out
+
 
 THEN_DOCUMENT = Map(name="Then document", one_of=(("id", "submitted_in"),), fields={
     "id": Field(Id(), "document id or unique id"),
@@ -601,6 +622,10 @@ THEN = Map(name="Then", fields={
         "structure": Field(Id(), "structure id"), "professional": Field(Id(), "professional id"),
         "status": Field(Str(choices=AUTHORIZATION_STATUSES), "expected status", required=True)}),
         "an authorization's state"),
+    "mail": Field(Map(name="Then mail", fields={
+        "headers": Field(HeaderValues(), "header fields and the value each must have (`X-MSS-MES: FIN`)",
+                         required=True)}),
+        "the mail of the deciding entry (an `mss` entry: its `ref`, a Message-ID) as it was delivered"),
     "traces": Field(ListOf(item=THEN_TRACE), "DMP access traces (DMP/CONF.14) that must have been recorded since "
                     "the previous step was decided (since loading, for the first step): each one listed is "
                     "found by its patient, action and the document, actor and mode it names"),
@@ -626,6 +651,11 @@ SCENARIO = Map(name="Scenario", fields={
     "description": Field(Str(), "a longer explanation, in French", default=""),
     "seed": Field(Int(minimum=0), "Faker seed: the same names and numbers on every run", default=0),
     "world": Field(WORLD, "the seeded world", default=dict),
+    "dpi": Field(Map(name="Dpi", fields={
+        "mllp": Field(Str(check=check_endpoint, doc="HOST:PORT"), "the DPI's MLLP listener, where the PFI sends "
+                      "its ZAMs and the MDMs of mails received (as `--dpi-mllp`; kept until set again, also by "
+                      "`PUT /_bench/pfi/dpi`)", required=True)}),
+        "the DPI under test's own endpoints, when the scenario knows them"),
     "transitions": Field(ListOf(item=TRANSITION), "scripted changes of the world", default=list),
     "steps": Field(ListOf(item=STEP), "what the software under test must do, in order", default=list),
 })

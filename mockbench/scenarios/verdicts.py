@@ -120,6 +120,15 @@ def _not_observed(p: dict, lang: str) -> str:
     return ("not observed: " if en else "non observée : ") + tail
 
 
+def _mail_header(p: dict, lang: str) -> str:
+    name, value, wanted = p["header"], p.get("value"), p["wanted"]
+    if lang == "en":
+        return (f"the mail's {name} is {value!r}, {wanted!r} was expected" if value
+                else f"the mail has no {name} header, {name}: {wanted} was expected")
+    return (f"l'en-tête {name} du courriel vaut {value!r}, {wanted!r} était attendu" if value
+            else f"le courriel n'a pas d'en-tête {name}, {name}: {wanted} était attendu")
+
+
 RENDER: dict[str, Callable[[dict, str], str]] = {
     "VERDICT": _verdict,
     "FINDING": _finding,
@@ -154,6 +163,10 @@ RENDER: dict[str, Callable[[dict, str], str]] = {
         f"{p['wanted']} était attendu"),
     "NO_PATIENT": lambda p, lang: (f"no patient {p['patient']}" if lang == "en" else f"aucun patient {p['patient']}"),
     "TRACE_MISSING": _trace_missing,
+    "MAIL_ABSENT": lambda p, lang: (
+        f"the entry names no delivered mail ({p.get('message_id') or 'no Message-ID'})" if lang == "en"
+        else f"l'échange ne désigne aucun courriel remis ({p.get('message_id') or 'pas de Message-ID'})"),
+    "MAIL_HEADER": _mail_header,
     "NOT_OBSERVED": _not_observed,
 }
 CODES = tuple(RENDER)

@@ -108,6 +108,11 @@ class BenchClient:
         """The PFI's messages waiting for the DPI (`pending`) or given up (`dead`, with their reason)."""
         return self.call("GET", "/pfi/outbox", state=state)
 
+    def set_dpi(self, mllp: str | None) -> dict:
+        """Where the PFI sends ZAMs and the MDMs of mails received: the DPI's MLLP listener `HOST:PORT` (None:
+        none); kept across resets until set again. `{"mllp", "source"}`."""
+        return self.call("PUT", "/pfi/dpi", {"mllp": mllp})
+
     def finish(self) -> list[dict]:
         return self.call("POST", "/steps/finish")
 

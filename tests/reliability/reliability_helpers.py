@@ -101,8 +101,9 @@ class FakeDpi:
             mllp = MllpReader(reader)
             while (frame := await mllp.read_frame()) is not None:
                 self.received.append(frame.payload)
-                msh10 = parse_hl7(frame.payload).control_id
-                ack = f"MSH|^~\\&|DPI|CHU|PFI|MOCKBENCH|20261120||ACK|D1|P|2.6\rMSA|{self.answer}|{msh10}\r"
+                message = parse_hl7(frame.payload)
+                msh10, event = message.control_id, message.message_type[1]
+                ack = f"MSH|^~\\&|DPI|CHU|PFI|MOCKBENCH|20261120||ACK^{event}^ACK|D1|P|2.6\rMSA|{self.answer}|{msh10}\r"
                 await write_frame(writer, ack.encode())
             writer.close()
 

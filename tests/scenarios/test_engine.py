@@ -371,3 +371,45 @@ def test_the_nearest_miss_says_when_it_was_refused(engine, world, fake_time):
     clock = time.strftime("%H:%M:%S", time.gmtime(fake_time.now))
     assert engine.finish()[1]["reason"] == (f"not observed: expected TD3.3c for alice; nearest: TD3.2 for alice "
                                             f"refused (DOCUMENT_DELETED) at {clock}")
+
+
+MAIL_STEPS = """\
+id: t-mail
+title: Courriel
+world:
+  structures: [{id: chu}]
+  professionals: [{id: dr, structure: chu, mssante: dr@chu.mssante.fr}]
+  patients: [{id: alice, ins: "279035121518989"}]
+steps:
+  - id: refus
+    say: Le point token refuse
+    expect: {channel: oidc, operation: token, code: access_denied}
+    verdict: refused
+  - id: courriel
+    say: Le courriel part, sans réponse possible
+    expect: {channel: mss, operation: DELIVER}
+    then: {mail: {headers: {X-MSS-MES: FIN}}}
+  - id: autre
+    say: Un autre courriel
+    expect: {channel: mss, operation: DELIVER}
+    then: {mail: {headers: {X-MSS-MES: FIN}}}
+"""
+
+
+def test_expect_code_and_then_mail_from_the_store(world, engine):
+    """`expect.code` matches the entry's code only; `then.mail` reads the delivered message the entry's ref
+    names when the entry carries no mail of its own, and says which header differs."""
+    engine.load(parse(MAIL_STEPS, "t-mail.yaml"))
+    with world.transaction() as tx:
+        world.journal.append(tx, "oidc", "token", verdict="refused", code="invalid_grant")
+        denied = world.journal.append(tx, "oidc", "token", verdict="refused", code="access_denied")
+        raw = (b"From: dr@chu.mssante.fr\r\nTo: 279035121518989@patient.mssante.fr\r\nSubject: CR\r\n"
+               b"Message-ID: <m1@chu>\r\nX-MSS-MES: FIN\r\n\r\nBonjour\r\n")
+        world.mss.deliver(tx, "dr@chu.mssante.fr", ["279035121518989@patient.mssante.fr"], raw)
+        world.journal.append(tx, "mss", "DELIVER", direction="out", ref="<m1@chu>")
+        world.journal.append(tx, "mss", "DELIVER", direction="out", ref="<absent@chu>")
+        steps = {s["id"]: s for s in engine.steps(tx)}
+    assert steps["refus"]["status"] == "passed" and steps["refus"]["entries"] == [denied["seq"]]
+    assert steps["courriel"]["status"] == "passed"
+    assert steps["autre"]["reason_code"] == "MAIL_ABSENT"
+    assert steps["autre"]["reason_fr"] == "l'échange ne désigne aucun courriel remis (<absent@chu>)"

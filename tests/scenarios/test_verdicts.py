@@ -26,6 +26,8 @@ SAMPLES = {
                       "actor": "dr", "mode": "normal",
                       "seen": [{"action": "alimentation", "actor": "dr", "mode": "normal", "document": "cr",
                                 "time": "2026-12-06T21:05:03Z"}]},
+    "MAIL_ABSENT": {"message_id": "<m1@chu>"},
+    "MAIL_HEADER": {"header": "X-MSS-MES", "value": None, "wanted": "FIN"},
     "NOT_OBSERVED": {"expected": {"operation": ["MDM^T04", "ORU^R01"], "patient": "alice"}, "actor": None,
                      "nearest": ENTRY, "earlier": None},
 }

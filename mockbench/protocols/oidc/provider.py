@@ -804,6 +804,8 @@ class Provider:
         return body
 
     def _refresh_grant(self, tx: Tx, client: Client, form: dict[str, str]) -> dict:
+        # Journaled as `refresh`, not `token`: a scenario tells a session kept alive from a new login (PSC.02).
+        self._note(tx, operation="refresh")
         token = form.get("refresh_token", "")
         row = self.world.tokens.verify(tx, token, kind="refresh")   # TokenInvalid -> invalid_grant
         data = row.get("data", {})

@@ -22,9 +22,11 @@ Inbound mail (PFI -> DPI, [CDA-MSS]): a mail delivered to a `hospital` mailbox t
 becomes one MDM^T02 / T10 / T04 per document (inbound.py), MSH-21 `1.1^CISIS_CDA_HL7_LPS`, with an extra OBX
 carrying the mail (Message-ID, subject, base64 body); a package that cannot be read is an error entry.
 
-Outbound, ZAMs and those MDMs go to the DPI's MLLP listener (--dpi-mllp HOST:PORT) from a queue kept in the
-world's store, written in the transaction that makes them due (outbox.py): each waits for the DPI's ACK, is
+Outbound, ZAMs and those MDMs go to the DPI's MLLP listener from a queue kept in the world's store, written in the transaction that makes them due (outbox.py): each waits for the DPI's ACK, is
 retried with backoff, and each attempt is journaled; what cannot be delivered ends dead, with its reason.
+The listener is the last one set of: `--dpi-mllp HOST:PORT` at start, a scenario's `dpi: {mllp: HOST:PORT}` when
+it is loaded, `PUT /_bench/pfi/dpi` at run time (world/dpi.py: kept in the world's store, which a reset keeps, so
+a restarted bench still knows where its queue goes). Without one, nothing is queued for the DPI.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from typing import TYPE_CHECKING
 from ...formats.mime import header_summary, read_mdn
 from ...formats.xdm import XdmError, read_package
 from ...world import errors, events
+from ...world.dpi import clear_dpi, dpi_endpoint, dpi_source, set_dpi
+from ...world.dpi import parse_endpoint as parse_endpoint  # the bench reads --dpi-mllp with it
 from ...world.journal import finding
 from ...world.model import Actor
 from ...world.store import StorageFull, Tx
@@ -94,15 +98,6 @@ class PfiSettings:
         return cls(host=host, port=port, dpi=dpi, max_connections=max_connections, **values)
 
 
-def parse_endpoint(text: str | None) -> tuple[str, int] | None:
-    if not text:
-        return None
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--dpi-mllp {text!r} is not HOST:PORT")
-    return host.strip("[]"), int(port)
-
-
 class PfiDoor:
     name = "pfi"
 
@@ -113,7 +108,7 @@ class PfiDoor:
         self._runner = LoopThread("mockbench-pfi")
         self._net = DoorTasks()
         self.outbox = Outbox(self.world, self.settings, inspect=self._inbound_answered,
-                             tell_sender=self._tell_sender)
+                             tell_sender=self._tell_sender, endpoint=self.dpi)
         self._unsubscribe: list = []
 
     # Lifecycle ----------------------------------------------------------------------------------
@@ -131,11 +126,29 @@ class PfiDoor:
         # reading it would hold the descriptor the cap protects.
         await self._net.listen(self._serve, self.settings.host, self.settings.port, limit=STREAM_LIMIT,
                                cap=ConnectionCap("mllp", "mllp_max_connections", self.settings.max_connections))
-        if self.settings.dpi is not None:
-            self._net.spawn(self.outbox.run())
+        # Always: the listener may be set later (a scenario, PUT /_bench/pfi/dpi); without one it waits.
+        self._net.spawn(self.outbox.run())
 
     async def _close(self) -> None:
         await self._net.close()
+
+    def dpi(self, tx: Tx) -> tuple[str, int] | None:
+        return dpi_endpoint(tx, self.settings.dpi)
+
+    def set_dpi(self, tx: Tx, mllp: str | None, source: str = "control") -> dict:
+        """Where the queue goes from now on (ValueError when `mllp` is not HOST:PORT); the queue is woken.
+        `source` "config": back to `--dpi-mllp`."""
+        if source == "config":
+            clear_dpi(tx)
+        else:
+            set_dpi(tx, mllp, source)
+        tx.after_commit(self.outbox.wake)
+        return self.dpi_view(tx)
+
+    def dpi_view(self, tx: Tx) -> dict:
+        endpoint = self.dpi(tx)
+        return {"mllp": "{}:{}".format(*endpoint) if endpoint else None,
+                "source": dpi_source(tx) or ("config" if self.settings.dpi else None)}
 
     def stop(self) -> None:
         for unsubscribe in self._unsubscribe:
@@ -294,7 +307,7 @@ class PfiDoor:
                     patient_ins=msg.patient.ins or None, document=doc.unique_id, verdict=verdict, code=code,
                     findings=consent_findings + (doc.findings if doc is not msg else []) + extra,
                     ref=inbound.control_id, raw=f"{doc.action} {doc.unique_id} via the PFI (MSH-10 {inbound.control_id})")
-                if self.settings.dpi is not None:
+                if self.dpi(tx) is not None:
                     zam_text = wire.build_zam("Z01", inbound, f"{control_id}Z{doc.position}", self._now(),
                                               success=verdict == "accepted", error=zam)
                     meta = {"patient_ins": msg.patient.ins or None, "document": doc.unique_id,
@@ -420,7 +433,7 @@ class PfiDoor:
             self.world.journal.append(
                 tx, "mss", "DELIVER", direction="out", actor=sender, verdict="accepted" if known else "refused",
                 code="SMTP_550" if unknown else None, findings=findings, raw=raw, ref=message_id, **common)
-            if self.settings.dpi is not None:
+            if self.dpi(tx) is not None:
                 for address, text in unknown:
                     self._queue_zam(tx, inbound, "Z02", info, success=False, address=address,
                                     error=wire.ErrorItem(wire.E_APPLICATION, text, application=SMTP_550))
@@ -472,9 +485,11 @@ class PfiDoor:
 
     def _on_mail_event(self, event: events.Event) -> None:
         """A DSN or an MDN answering a mail this door sent: ZAM^Z02 / ZAM^Z03 to the DPI."""
-        if self.settings.dpi is None or not event.cause:
+        if not event.cause:
             return
         with self.world.transaction() as tx:
+            if self.dpi(tx) is None:
+                return
             info = tx.meta_get(MAIL_KEY + event.cause)
             if not info:
                 return
@@ -508,10 +523,11 @@ class PfiDoor:
     def _on_mail_delivered(self, event: events.Event) -> None:
         """A mail received on a hospital mailbox: each document of its IHE_XDM.ZIP goes to the DPI as an
         MDM^T02 / T10 / T04 of the guide [CDA-MSS] (inbound.py builds it), through the outbound queue."""
-        if self.settings.dpi is None:
-            return
         data = event.data or {}
         with self.world.transaction() as tx:
+            endpoint = self.dpi(tx)
+            if endpoint is None:
+                return
             try:
                 box = self.world.directory.mailbox(tx, data.get("mailbox") or "")
                 message = self.world.mss.message(tx, data.get("message") or "")
@@ -524,7 +540,7 @@ class PfiDoor:
             if package_bytes is None or read_mdn(raw) is not None:
                 return      # a mail without a package, or an MDN returning one: nothing for the DPI
             message_id = message.message_id or event.cause or ""
-            dpi = "{}:{}".format(*self.settings.dpi)
+            dpi = "{}:{}".format(*endpoint)
             try:
                 package = read_package(package_bytes)
             except XdmError as exc:

@@ -55,16 +55,47 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+ZAM_ACK_RULE = "PFI/ZAM-ACK"
+
+
+def zam_ack_findings(zam: bytes, answer: bytes) -> list[dict]:
+    """The DPI's ACK to a business acknowledgement, against trans-cda-r2/profils-messages.md "Message
+    d'acquittement technique des accusés métiers": the ACK of the guide's ACK section (MSA-2 the ZAM's MSH-10)
+    with MSH-9 `ACK^Z01^ACK`, `ACK^Z02^ACK` or `ACK^Z03^ACK` after the ZAM's event."""
+    try:
+        sent = wire.parse(zam)
+        ack = wire.parse(answer)
+    except wire.Hl7Reject as exc:
+        return [finding(ZAM_ACK_RULE, f"the DPI's answer to the ZAM cannot be read: {exc.text}", "error")]
+    out = []
+    event = sent.message_type[1]
+    want = f"ACK^{event}^ACK"
+    got = "^".join(ack.message_type).rstrip("^")
+    if got != want:
+        out.append(finding(ZAM_ACK_RULE, f"MSH-9 of the DPI's ACK is {got or '(empty)'}, not {want} (the ACK of a "
+                           f"ZAM^{event} names its event)", "error"))
+    if ack.get("MSA", 2) != sent.control_id:
+        out.append(finding(ZAM_ACK_RULE, f"MSA-2 of the DPI's ACK is {ack.get('MSA', 2) or '(empty)'}, not the "
+                           f"ZAM's MSH-10 {sent.control_id}", "error"))
+    return out
+
+
 class Outbox:
     def __init__(self, world: World, settings: PfiSettings, *, clock: Callable[[], float] = time.time,
                  inspect: Callable[[bytes], tuple[list[dict], str | None]] | None = None,
-                 tell_sender: Callable[[Tx, dict, str, str | None], None] | None = None) -> None:
+                 tell_sender: Callable[[Tx, dict, str, str | None], None] | None = None,
+                 endpoint: Callable[[Tx], tuple[str, int] | None] | None = None) -> None:
         self.world = world
         self.settings = settings
         self.clock = clock
         self.inspect = inspect            # the DPI's ACK to an inbound MDM -> (findings, refusal or None)
         self.tell_sender = tell_sender    # (tx, inbound, refusal, ref): the mail's sender told of the refusal
+        self.endpoint = endpoint or (lambda tx: settings.dpi)   # the DPI's listener now (None: wait)
         self._wake: Callable[[], None] = lambda: None
+
+    def wake(self) -> None:
+        """Look at the queue now (the listener changed)."""
+        self._wake()
 
     # In the transaction that makes a message due ----------------------------------------------------
     def add(self, tx: Tx, payload: bytes, operation: str, meta: dict) -> None:
@@ -134,7 +165,7 @@ class Outbox:
                     except TimeoutError:
                         pass
                     continue
-                outcome = await self._attempt(base64.b64decode(row["payload"]))
+                outcome = await self._attempt(base64.b64decode(row["payload"]), row.pop("_to"))
                 try:
                     await asyncio.to_thread(self._record, row, *outcome)
                     unrecorded = 0
@@ -150,9 +181,15 @@ class Outbox:
             self._wake = lambda: None
 
     def _next(self) -> dict | None:
-        """The oldest pending message, after giving up those past outbound_expiry (a read when none is)."""
+        """The oldest pending message with the listener it goes to (`_to`), after giving up those past
+        outbound_expiry (a read when none is); None while no listener is set: the queue waits for one."""
         with self.world.read() as tx:
+            endpoint = self.endpoint(tx)
+            if endpoint is None:
+                return None
             rows = tx.select("outbox", state="pending", order="id", limit=1)
+            if rows:
+                rows[0]["_to"] = endpoint
         expiry = self.settings.outbound_expiry
         if not rows or expiry is None or rows[0]["created"] > self.clock() - expiry:
             return rows[0] if rows else None
@@ -165,16 +202,17 @@ class Outbox:
                           f"not delivered within {expiry:g} s (outbound_expiry) after {row['attempts']} "
                           f"attempt(s); last: {row['last_error'] or 'none'}")
             rows = tx.select("outbox", state="pending", order="id", limit=1)
+        if rows:
+            rows[0]["_to"] = endpoint
         return rows[0] if rows else None
 
-    async def _attempt(self, payload: bytes) -> tuple[str, str | None, str, bytes | None]:
+    async def _attempt(self, payload: bytes, dpi: tuple[str, int]) -> tuple[str, str | None, str, bytes | None]:
         """One delivery: ("delivered", None, note, answer), ("refused", code, reason, answer) or
         ("failed", code, reason, answer or None)."""
         s = self.settings
-        assert s.dpi is not None
         client = MllpClient(s.limits)
         try:
-            await client.connect(*s.dpi, timeout=s.outbound_timeout)
+            await client.connect(*dpi, timeout=s.outbound_timeout)
             answer = await client.send(payload, timeout=s.outbound_timeout)
         except TimeoutError:
             return "failed", "DPI_TIMEOUT", f"no ACK within {s.outbound_timeout:g} s", None
@@ -196,6 +234,8 @@ class Outbox:
         refusal = None
         if row.get("inbound") and answer is not None and outcome != "failed" and self.inspect is not None:
             checked, refusal = self.inspect(answer)
+        elif str(row.get("operation", "")).startswith("ZAM^") and answer is not None and outcome != "failed":
+            checked = zam_ack_findings(base64.b64decode(row["payload"]), answer)
         with self.world.transaction() as tx:
             current = tx.get("outbox", id=row["id"])
             if current is None or current.get("created") != row["created"] or current["state"] != "pending":
@@ -238,7 +278,7 @@ class Outbox:
 
     def _journal(self, tx: Tx, row: dict, operation: str, verdict: str, code: str | None, findings: list[dict],
                  payload: bytes) -> None:
-        dpi = self.settings.dpi
+        dpi = self.endpoint(tx)
         self.world.journal.append(
             tx, "pfi", operation, direction="out", actor="{}:{}".format(*dpi) if dpi else "",
             patient_ins=row.get("patient_ins"), document=row.get("document"), verdict=verdict, code=code,

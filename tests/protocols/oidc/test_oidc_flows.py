@@ -86,9 +86,9 @@ def test_psc_code_flow_with_authlib(oidc_world):
 
     ops = [(e["operation"], e["verdict"]) for e in oidc_world["bench"].client.journal(channel="oidc")]
     assert ops[:4] == [("authorize", "accepted"), ("token", "accepted"), ("userinfo", "accepted"),
-                       ("token", "accepted")]
+                       ("refresh", "accepted")]
     assert ("introspect", "accepted") in ops and ("revoke", "accepted") in ops
-    assert ("logout", "accepted") in ops and ops[-1] == ("token", "refused")
+    assert ("logout", "accepted") in ops and ops[-1] == ("refresh", "refused")
 
 
 def test_etab_code_flow_plain_pkce_and_client_secret_post(oidc_world):

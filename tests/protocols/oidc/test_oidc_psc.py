@@ -169,7 +169,7 @@ def test_lifetimes_follow_the_virtual_clock(oidc_world):
                                                        "refresh_token": again["refresh_token"]},
                          auth=AUTH, timeout=10)
     assert idle.status_code == 400 and "expired" in idle.json()["error_description"]
-    entry = bench.client.journal(channel="oidc", operation="token")[-1]
+    entry = bench.client.journal(channel="oidc", operation="refresh")[-1]
     assert (entry["verdict"], entry["code"]) == ("refused", "invalid_grant")
 
 

@@ -112,8 +112,9 @@ class FakeDpi:
                         check_zam(frame.payload)   # every ZAM, by hl7apy in strict mode
                     except Exception as exc:
                         self.malformed.append(f"{exc!r}: {frame.payload!r}")
-                msh10 = parse_hl7(frame.payload).control_id
-                ack = f"MSH|^~\\&|DPI|CHU|PFI|MOCKBENCH|20261120||ACK^Z01^ACK|D1|P|2.6\rMSA|{self.answer}|{msh10}\r"
+                message = parse_hl7(frame.payload)
+                msh10, event = message.control_id, message.message_type[1]
+                ack = f"MSH|^~\\&|DPI|CHU|PFI|MOCKBENCH|20261120||ACK^{event}^ACK|D1|P|2.6\rMSA|{self.answer}|{msh10}\r"
                 await write_frame(writer, ack.encode())
             writer.close()
 
