@@ -165,8 +165,9 @@ def test_every_door_answers_through_the_published_ports(served):
         assert typ == "OK" and data[0][1] == raw
         imap.logout()
 
-    # the dashboard, as a browser loads it
-    page = requests.get(served.url + "/", timeout=10)
+    # the dashboard, as a browser loads it: bound beyond loopback, through the token link the ready line prints
+    assert requests.get(served.url + "/", timeout=10).status_code == 401
+    page = requests.get(f"{served.url}/?token={CONTROL_TOKEN}", timeout=10)
     assert page.status_code == 200 and "mockbench · tableau de bord" in page.text
     operations = {(e["channel"], e["operation"]) for e in client.journal()}
     assert {("dmp", "TD2.1"), ("dmp", "TD3.1"), ("pfi", "MDM^T02"), ("mss", "SUBMIT")} <= operations
@@ -269,7 +270,7 @@ def test_compose_file_comes_up_healthy(image, docker_engine):
         health = requests.get(f"http://127.0.0.1:{host_ports[0]}/_bench/health", timeout=5,
                               headers={"Authorization": f"Bearer {found.group(1)}"}).json()
         assert health["status"] == "ok" and health["ports"]["http"] == 8080
-        assert requests.get(f"http://127.0.0.1:{host_ports[0]}/", timeout=5).status_code == 200
+        assert requests.get(f"http://127.0.0.1:{host_ports[0]}/?token={found.group(1)}", timeout=5).status_code == 200
     finally:
         down = subprocess.run([*command, "down", "--volumes", "--remove-orphans"], capture_output=True, text=True,
                               timeout=120)
