@@ -152,6 +152,8 @@ SCHEMAS: dict[str, Any] = {
     "StatCheck": _obj({
         "verdict": {"enum": ["accepted", "refused"], "description": "accepted when every row matches"},
         "months": _arr(S), "by_flux": B, "entry": {"type": "integer", "description": "the journal entry"},
+        "missing_months": {"type": "array", "items": S, "description": "the months from January of the previous "
+                           "year to the current one that the CSV does not list (each refuses the check)"},
         "rows": _arr(_obj({
             "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
             "flux": {"enum": ["DMP", "MSSanté", None]}, "type": S,
@@ -332,8 +334,10 @@ PATHS: dict[str, Any] = {
     "/_bench/stat/check": {"post": {
         "summary": "STAT/ES.01: a vendor's CSV of sends per document type and month (columns Mois; Type de "
                    "document; [Flux]; Nombre d'envois and/or Nombre de succès; Nombre d'échecs; UTF-8 with or "
-                   "without BOM, `;` or `,`), compared with the sends the journal saw; journaled as control "
-                   "stat_check. A CSV that cannot be read is a 400 naming the line.",
+                   "without BOM, `;` or `,`; a `Total` row per month, checked against the month's sends; "
+                   "every month from January of the previous year to the current one listed), compared with "
+                   "the sends the journal saw; journaled as control stat_check. A CSV that cannot be read is a "
+                   "400 naming the line.",
         "requestBody": {"required": True, "content": {"text/csv": {"schema": S}}},
         "responses": {"200": _json(_ref("StatCheck")), **ERR}}},
     "/_bench/events": {"get": {
