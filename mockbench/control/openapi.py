@@ -162,6 +162,17 @@ SCHEMAS: dict[str, Any] = {
             "verdict": {"enum": ["match", "mismatch"]}})),
         "findings": _arr(_ref("Finding")),
     }),
+    "TraceCheck": _obj({
+        "verdict": {"enum": ["accepted", "refused"], "description": "accepted when every trace pairs"},
+        "traces": {"type": "integer", "description": "the DMP traces compared (since loading, of the structures)"},
+        "rows": {"type": "integer", "description": "the extract's rows"}, "matched": I,
+        "structures": _arr(S),
+        "missing": _arr(_obj({"seq": I, "time": S, "patient": S, "user": S, "document": NS, "action": S,
+                              "mode": S, "message": S})),
+        "extra": _arr(_obj({"where": S, "patient": S, "user": S, "document": NS, "action": S, "message": S})),
+        "time_differences": _arr(_obj({"where": S, "message": S})),
+        "findings": _arr(_ref("Finding")), "entry": {"type": "integer", "description": "the journal entry"},
+    }),
     "KeysRotated": _obj({"kids": _arr(S), "grace": {"type": "number"}}),
     "OutboxMessage": _obj({
         "id": I, "state": {"enum": ["pending", "dead"]}, "operation": S, "patient_ins": NS, "document": NS,
@@ -340,6 +351,18 @@ PATHS: dict[str, Any] = {
                    "400 naming the line.",
         "requestBody": {"required": True, "content": {"text/csv": {"schema": S}}},
         "responses": {"200": _json(_ref("StatCheck")), **ERR}}},
+    "/_bench/traces/check": {"post": {
+        "summary": "DMP/CONF.14: the DPI's extract of its own access traces, CSV (columns Date; Utilisateur; "
+                   "Patient; [Document]; Action, UTF-8 with or without BOM, `;` or `,`) or JSON ({\"traces\": "
+                   "[{time, user, patient, document, action}]}), at most 1 MiB and 10,000 rows, compared action "
+                   "by action with the DMP traces since the scenario was loaded (of the structures of the "
+                   "extract's users, or of `structure`), each missing or extra trace named; journaled as "
+                   "control trace_check. An extract that cannot be read is a 400 EXTRACT_INVALID naming the "
+                   "line or item.",
+        "parameters": [_q("structure", S, "compare with this structure's traces only (id or FINESS)")],
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": S},
+                                                      "application/json": {"schema": {"type": ["object", "array"]}}}},
+        "responses": {"200": _json(_ref("TraceCheck")), **ERR}}},
     "/_bench/events": {"get": {
         "summary": "The timeline, live: server-sent events, one `entry` event per journal entry (its raw message "
                    "left out: GET /_bench/journal gives it), `id` the sequence number, a comment line as heartbeat",

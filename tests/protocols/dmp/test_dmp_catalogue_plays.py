@@ -2,7 +2,9 @@
 door): once correctly, every step passing after POST /_bench/steps/finish, and once with a deliberate
 mistake, the expected step failing with a reason that names it."""
 
+import json
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -331,32 +333,82 @@ def test_dmp_versioning_a_new_version_only_to_mask(mockbench):
 
 
 # DMP/CONF.14 -----------------------------------------------------------------------------------------
-def _traced_actions(dpi: Dpi, *, reader: str) -> str:
-    uid = "1.2.250.1.999.14.1"
+class TracingDpi:
+    """The scripted DPI's own access traces (DMP/CONF.14), kept as it acts: who, on whom, on what, when,
+    which action; `extract` renders them as the CSV or JSON a user exports."""
+
+    def __init__(self, dpi: Dpi) -> None:
+        self.dpi, self.rows = dpi, []
+
+    def note(self, pro: str, patient: str, action: str, document: str = "") -> None:
+        self.rows.append({"time": datetime.now(UTC).isoformat(timespec="seconds"),
+                          "user": self.dpi.pros[pro]["idnps"], "patient": self.dpi.c.patient(patient)["ins"],
+                          "document": document, "action": action})
+
+    def extract_csv(self) -> bytes:
+        labels = {"remise_en_visibilite": "Remise en visibilité", "telechargement": "Téléchargement"}
+        lines = ["Date;Utilisateur;Patient;Document;Action"] + [
+            f"{r['time']};{r['user']};{r['patient']};{r['document']};{labels.get(r['action'], r['action'])}"
+            for r in self.rows]
+        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+    def upload(self, body: bytes, content_type: str = "text/csv") -> dict:
+        answer = requests.post(f"{self.dpi.bench.url}/_bench/traces/check", data=body, timeout=10,
+                               headers={"Content-Type": content_type})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+
+def _traced_actions(dpi: Dpi, *, reader: str, sign_as: str | None = None) -> tuple[str, TracingDpi]:
+    """The actions of dmp-conf-14, each traced by the DPI for the user who makes it (`reader`); `sign_as`
+    the identity the VIHF carries for the reader's actions (a mistake when it is not the reader)."""
+    uid, log = "1.2.250.1.999.14.1", TracingDpi(dpi)
+    signer = sign_as or reader
     assert dpi.feed("dr_martin", "claire", uid, confidentiality=("INVISIBLE_PATIENT",))[0].ok
-    dpi.search(reader, "claire")
-    assert dpi.read(reader, "claire", uid).ok
+    log.note("dr_martin", "claire", "alimentation", uid)
+    log.note("dr_martin", "claire", "invisibilisation", uid)
+    dpi.search(signer, "claire")
+    log.note(reader, "claire", "consultation")
+    assert dpi.read(signer, "claire", uid).ok
+    log.note(reader, "claire", "telechargement", uid)
     assert dpi.set_confidentiality("dr_martin", "claire", uid, ("N",)).ok                       # TD3.3b
+    log.note("dr_martin", "claire", "consultation")          # the search that finds the entry to update
+    log.note("dr_martin", "claire", "remise_en_visibilite", uid)
     assert dpi.set_confidentiality("dr_martin", "claire", uid, ("N", "MASQUE_PS")).ok           # TD3.3a
+    log.note("dr_martin", "claire", "consultation")
+    log.note("dr_martin", "claire", "masquage", uid)
     assert dpi.delete("dr_martin", "claire", uid).ok
-    return uid
+    log.note("dr_martin", "claire", "suppression", uid)
+    return uid, log
 
 
 @pytest.mark.scenario_play("dmp-conf-14", "correct")
 def test_dmp_conf_14_played(mockbench):
     dpi = load(mockbench, "dmp-conf-14")
-    uid = _traced_actions(dpi, reader="dr_petit")
+    uid, log = _traced_actions(dpi, reader="dr_petit")
+    result = log.upload(log.extract_csv())
+    assert (result["verdict"], result["matched"], result["traces"], result["findings"]) == ("accepted", 9, 9, [])
     all_passed(dpi.finished())
     traces = [(t["actor"], t["action"]) for t in dpi.c.traces("claire") if t["document"] == uid]
     assert traces == [("dr_martin", "alimentation"), ("dr_martin", "invisibilisation"),
                       ("dr_petit", "telechargement"), ("dr_martin", "remise_en_visibilite"),
                       ("dr_martin", "masquage"), ("dr_martin", "suppression")]
+    # the same extract as JSON, with the scenario's ids, passes too
+    as_json = log.upload(json.dumps({"traces": log.rows}).encode(), "application/json")
+    assert as_json["verdict"] == "accepted" and as_json["matched"] == 9
 
 
 @pytest.mark.scenario_play("dmp-conf-14", "mistake")
 def test_dmp_conf_14_reads_under_a_shared_identity(mockbench):
     dpi = load(mockbench, "dmp-conf-14")
-    _traced_actions(dpi, reader="dr_martin")       # dr_petit reads, but the DPI signs every VIHF as dr_martin
+    _, log = _traced_actions(dpi, reader="dr_petit", sign_as="dr_martin")   # every VIHF signed as dr_martin
+    result = log.upload(log.extract_csv())
+    assert result["verdict"] == "refused"
+    # the DMP saw dr_martin read; the DPI's own traces say dr_petit did: both named
+    assert sorted((m["user"], m["action"]) for m in result["missing"]) == [("dr_martin", "consultation"),
+                                                                           ("dr_martin", "telechargement")]
+    assert [(e["where"], e["user"], e["action"]) for e in result["extra"]] == [("line 4", "dr_petit", "consultation"),
+                                                                               ("line 5", "dr_petit", "telechargement")]
     steps = dpi.finished()
     assert steps["alimentation"]["status"] == "passed"
     assert steps["consultation"]["status"] == steps["telechargement"]["status"] == "failed"
@@ -367,6 +419,27 @@ def test_dmp_conf_14_reads_under_a_shared_identity(mockbench):
         "no telechargement trace of 1.2.250.1.999.14.1 by dr_petit in claire's DMP since step consultation; "
         "traces recorded: telechargement by dr_martin of 1.2.250.1.999.14.1 at ")
     assert [steps[s]["status"] for s in ("remise_en_visibilite", "masquage", "suppression")] == ["passed"] * 3
+    assert steps["extraction"]["status"] == "failed"
+
+
+@pytest.mark.scenario_play("dmp-conf-14", "mistake")
+def test_dmp_conf_14_the_extract_forgets_the_visibility_changes(mockbench):
+    """The seed's wording: the traces include invisibilisation and remise en visibilité; a DPI that traces only
+    the feeds and reads is named, trace by trace."""
+    dpi = load(mockbench, "dmp-conf-14")
+    uid, log = _traced_actions(dpi, reader="dr_petit")
+    log.rows = [r for r in log.rows if r["action"] not in ("invisibilisation", "remise_en_visibilite")]
+    result = log.upload(log.extract_csv())
+    assert result["verdict"] == "refused" and result["extra"] == []
+    messages = [f["message"] for f in result["findings"]]
+    assert len(messages) == 2
+    assert messages[0].startswith(f"the extract lacks the invisibilisation of {uid} by dr_martin on claire's DMP at ")
+    assert messages[1].startswith(f"the extract lacks the remise_en_visibilite of {uid} by dr_martin on claire's DMP")
+    steps = dpi.finished()
+    assert [s for s, v in steps.items() if v["status"] != "passed"] == ["extraction"]
+    assert steps["extraction"]["reason"].startswith("the entry's verdict is refused (TRACE_MISMATCH), accepted was "
+                                                    "expected; finding DMP/CONF.14: the extract lacks the "
+                                                    "invisibilisation of ")
 
 
 # Consent withdrawn hospital-side: the DPI removes its authorization (TD0.3 SUPPRESSION) -------------------
