@@ -452,10 +452,14 @@ def test_consent_withdrawal_played(mockbench):
     assert response.ok and list(found) == ["cr_bernard"]
     assert dpi.c.patient("bernard")["consent"]["consultation"] == "INC"      # withdrawn at the hospital
     # each user's next connection: the DPI removes that user's authorization instead of consulting
+    log = TracingDpi(dpi)
+    log.note("dr_petit", "bernard", "consultation")
     for pro in ("dr_martin", "dr_petit"):
         answer = dpi.set_authorization(pro, "bernard", "SUPPRESSION")
         assert answer.ok and b"DMPOk" in answer.content
+        log.note(pro, "bernard", "retrait_autorisation")
     assert b'code="NON_EXISTE"' in dpi.existence("dr_martin", "bernard").content
+    assert log.upload(log.extract_csv())["verdict"] == "accepted"     # the list of who accessed, kept
     all_passed(dpi.finished())
     # the list of who accessed stays readable (the DMP's own traces; the DPI keeps its own)
     assert [(t["actor"], t["action"]) for t in dpi.c.traces("bernard")
@@ -476,6 +480,23 @@ def test_consent_withdrawal_ignored_the_dpi_keeps_consulting(mockbench):
     assert steps["retrait_martin"]["status"] == steps["retrait_petit"]["status"] == "failed"
     assert steps["retrait_martin"]["reason"].startswith("not observed: expected TD0.3 for bernard with actor dr_martin; "
                                                       "nearest: TD3.1 for bernard at ")
+
+
+@pytest.mark.scenario_play("consent-withdrawal", "mistake")
+def test_consent_withdrawal_forgets_who_accessed(mockbench):
+    dpi = load(mockbench, "consent-withdrawal")
+    dpi.search("dr_petit", "bernard")
+    log = TracingDpi(dpi)
+    for pro in ("dr_martin", "dr_petit"):
+        assert dpi.set_authorization(pro, "bernard", "SUPPRESSION").ok
+        log.note(pro, "bernard", "retrait_autorisation")
+    result = log.upload(log.extract_csv())                     # the consultation was dropped with the consent
+    assert [(m["user"], m["action"]) for m in result["missing"]] == [("dr_petit", "consultation")]
+    steps = dpi.finished()
+    assert [k for k, v in steps.items() if v["status"] != "passed"] == ["liste_acces"]
+    assert steps["liste_acces"]["reason"].startswith(
+        "the entry's verdict is refused (TRACE_MISMATCH), accepted was expected; finding DMP/CONF.14: the extract "
+        "lacks the consultation by dr_petit on bernard's DMP at ")
 
 
 @pytest.mark.scenario_play("consent-withdrawal", "mistake")
