@@ -145,6 +145,8 @@ def _parse_json(text: str) -> list[Row]:
         body = json.loads(text)
     except ValueError as exc:
         raise TraceExtractError("", f"the JSON cannot be read: {exc}") from None
+    except RecursionError:      # "[[[[..." nested deeper than the parser's stack
+        raise TraceExtractError("", "the JSON is nested too deeply") from None
     items = body.get("traces") if isinstance(body, dict) else body
     if not isinstance(items, list):
         raise TraceExtractError("", 'send {"traces": [...]} or a list of traces')

@@ -139,6 +139,8 @@ def test_bounds():
     row = "2026-12-06T10:00:00;8101;279;;consultation\n"
     with pytest.raises(TraceExtractError, match=f"more than {trace_check.MAX_ROWS} rows"):
         parse_extract((HEADER + "\n" + row * (trace_check.MAX_ROWS + 1)).encode(), "csv")
+    with pytest.raises(TraceExtractError, match="nested too deeply"):
+        parse_extract(b"[" * 200_000, "json")
     with pytest.raises(TraceExtractError, match="longer than"):
         parse_extract((HEADER + "\n" + row.replace("8101", "8" * 300)).encode(), "csv")
 
