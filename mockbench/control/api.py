@@ -439,6 +439,33 @@ def create_blueprint(bench: Bench) -> Blueprint:
                 return jsonify(stats.check(world, tx, data, actor=request.remote_addr or ""))
         except stats.StatCsvError as exc:
             raise ApiError(400, "CSV_INVALID", str(exc)) from None
+
+    # The DPI's own access traces (DMP/CONF.14) ---------------------------------------------------
+    @bp.post("/traces/check")
+    def trace_check():
+        """The DPI's extract of its access traces (CSV or JSON), compared action by action with the DMP traces
+        since the scenario was loaded (world/trace_check.py); journaled as control trace_check."""
+        from ..scenarios.engine import TRACE_MARK
+        from ..world import trace_check as tc
+
+        kind = (request.mimetype or "").lower()
+        if kind not in STAT_CSV_TYPES + ("application/json",):
+            raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", f"send the extract as text/csv or application/json, "
+                           f"not {kind or 'no Content-Type'}")
+        if (request.content_length or 0) > tc.MAX_BYTES:
+            raise ApiError(400, "EXTRACT_TOO_LARGE", f"the extract has {request.content_length} bytes; at most "
+                           f"{tc.MAX_BYTES} are read")
+        data = request.stream.read(tc.MAX_BYTES + 1)
+        if len(data) > tc.MAX_BYTES:
+            raise ApiError(400, "EXTRACT_TOO_LARGE", f"the extract is larger than the {tc.MAX_BYTES} bytes read")
+        structure = request.args.get("structure") or None
+        try:
+            with world.transaction() as tx:
+                return jsonify(tc.check(world, tx, data, "json" if kind == "application/json" else "csv",
+                                        since=tx.meta_get(TRACE_MARK, 0), structure=structure,
+                                        actor=request.remote_addr or ""))
+        except tc.TraceExtractError as exc:
+            raise ApiError(400, "EXTRACT_INVALID", str(exc)) from None
     # Live timeline (server-sent events) ----------------------------------------------------------
     hub = EventHub(world)
     bp.record_once(lambda state: state.app.extensions.setdefault("mockbench.events", hub))

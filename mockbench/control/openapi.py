@@ -152,6 +152,8 @@ SCHEMAS: dict[str, Any] = {
     "StatCheck": _obj({
         "verdict": {"enum": ["accepted", "refused"], "description": "accepted when every row matches"},
         "months": _arr(S), "by_flux": B, "entry": {"type": "integer", "description": "the journal entry"},
+        "missing_months": {"type": "array", "items": S, "description": "the months from January of the previous "
+                           "year to the current one that the CSV does not list (each refuses the check)"},
         "rows": _arr(_obj({
             "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
             "flux": {"enum": ["DMP", "MSSanté", None]}, "type": S,
@@ -159,6 +161,17 @@ SCHEMAS: dict[str, Any] = {
             "vendor": {"oneOf": [_ref("StatCounts"), {"type": "null"}]}, "bench": _ref("StatCounts"),
             "verdict": {"enum": ["match", "mismatch"]}})),
         "findings": _arr(_ref("Finding")),
+    }),
+    "TraceCheck": _obj({
+        "verdict": {"enum": ["accepted", "refused"], "description": "accepted when every trace pairs"},
+        "traces": {"type": "integer", "description": "the DMP traces compared (since loading, of the structures)"},
+        "rows": {"type": "integer", "description": "the extract's rows"}, "matched": I,
+        "structures": _arr(S),
+        "missing": _arr(_obj({"seq": I, "time": S, "patient": S, "user": S, "document": NS, "action": S,
+                              "mode": S, "message": S})),
+        "extra": _arr(_obj({"where": S, "patient": S, "user": S, "document": NS, "action": S, "message": S})),
+        "time_differences": _arr(_obj({"where": S, "message": S})),
+        "findings": _arr(_ref("Finding")), "entry": {"type": "integer", "description": "the journal entry"},
     }),
     "KeysRotated": _obj({"kids": _arr(S), "grace": {"type": "number"}}),
     "OutboxMessage": _obj({
@@ -334,10 +347,24 @@ PATHS: dict[str, Any] = {
     "/_bench/stat/check": {"post": {
         "summary": "STAT/ES.01: a vendor's CSV of sends per document type and month (columns Mois; Type de "
                    "document; [Flux]; Nombre d'envois and/or Nombre de succès; Nombre d'échecs; UTF-8 with or "
-                   "without BOM, `;` or `,`), compared with the sends the journal saw; journaled as control "
-                   "stat_check. A CSV that cannot be read is a 400 naming the line.",
+                   "without BOM, `;` or `,`; a `Total` row per month, checked against the month's sends; "
+                   "every month from January of the previous year to the current one listed), compared with "
+                   "the sends the journal saw; journaled as control stat_check. A CSV that cannot be read is a "
+                   "400 naming the line.",
         "requestBody": {"required": True, "content": {"text/csv": {"schema": S}}},
         "responses": {"200": _json(_ref("StatCheck")), **ERR}}},
+    "/_bench/traces/check": {"post": {
+        "summary": "DMP/CONF.14: the DPI's extract of its own access traces, CSV (columns Date; Utilisateur; "
+                   "Patient; [Document]; Action, UTF-8 with or without BOM, `;` or `,`) or JSON ({\"traces\": "
+                   "[{time, user, patient, document, action}]}), at most 1 MiB and 10,000 rows, compared action "
+                   "by action with the DMP traces since the scenario was loaded (of the structures of the "
+                   "extract's users, or of `structure`), each missing or extra trace named; journaled as "
+                   "control trace_check. An extract that cannot be read is a 400 EXTRACT_INVALID naming the "
+                   "line or item.",
+        "parameters": [_q("structure", S, "compare with this structure's traces only (id or FINESS)")],
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": S},
+                                                      "application/json": {"schema": {"type": ["object", "array"]}}}},
+        "responses": {"200": _json(_ref("TraceCheck")), **ERR}}},
     "/_bench/events": {"get": {
         "summary": "The timeline, live: server-sent events, one `entry` event per journal entry (its raw message "
                    "left out: GET /_bench/journal gives it), `id` the sequence number, a comment line as heartbeat",

@@ -13,7 +13,8 @@ The doors served on the same port (DMP, OIDC, Annuaire) keep their own wires and
 - Cross-site requests (a hostile page in the user's browser, even on loopback): a state-changing call (POST,
   PUT, PATCH, DELETE) whose `Origin` is not the bench's own gets 403 CROSS_ORIGIN, and one whose content type
   is a form's (`application/x-www-form-urlencoded`, `multipart/form-data`, `text/plain`: what a page may send
-  without asking) gets 415; the control API takes JSON or YAML (CSV on /_bench/stat/check).
+  without asking) gets 415; the control API takes JSON or YAML (CSV on /_bench/stat/check, CSV or JSON on
+  /_bench/traces/check).
 - Stored content is never rendered in the bench's origin: content endpoints answer as downloads
   (`Content-Disposition: attachment`, `nosniff`, a `sandbox` CSP); the dashboard gets a strict CSP and
   `frame-ancestors 'none'`.
@@ -43,6 +44,7 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/
 API_TYPES = ("application/json", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 CSV_PATH = "/_bench/stat/check"
 CSV_TYPES = ("text/csv", "application/csv", "text/plain")  # STAT/ES.01's CSV; Origin still checked
+TRACE_PATH = "/_bench/traces/check"                         # DMP/CONF.14's extract: CSV or JSON
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
 
 DASHBOARD_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -169,7 +171,7 @@ class Guard:
         if request.headers.get("Sec-Fetch-Site", "") in ("cross-site", "same-site"):
             return _refuse(403, "CROSS_ORIGIN", "a control call from another site is refused")
         kind = (request.mimetype or "").lower()
-        allowed = CSV_TYPES if path == CSV_PATH else API_TYPES
+        allowed = CSV_TYPES if path == CSV_PATH else CSV_TYPES + API_TYPES if path == TRACE_PATH else API_TYPES
         if kind and kind not in allowed and not kind.endswith("+json"):
             return _refuse(415, "UNSUPPORTED_MEDIA_TYPE", f"a control call takes {' or '.join(allowed)}, not "
                            f"{kind}")

@@ -6,7 +6,7 @@
         ...
         mockbench.client.assert_steps_passed()   # fails with each failed step's reason and nearest miss
 
-    @pytest.mark.mockbench_scenario("consent-withdrawal")   # loaded before the test instead of a reset
+    @pytest.mark.mockbench_scenario("dmp-authorization-withdrawn")   # loaded before the test instead of a reset
     def test_withdrawal(mockbench): ...
 
 By default the bench runs in the test process, on free ports (starting one takes a fraction of a second; a

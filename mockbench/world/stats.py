@@ -31,6 +31,15 @@ What counts as a send, in the journal (one entry, one document):
 The month is the entry's time (virtual clock) in Europe/Paris. The type is the document's typeCode: the
 world's document, the ebRIM of the TD2.1, the XDM metadata of the mail, or TXA-2 (OBR-4 for ORU) of the
 HL7 message; `inconnu` when none can be read. The comparison covers the months the CSV lists.
+
+What the ANS asks (issue 19, as the ANS reads STAT/ES.01): the detail per document type plus the total, for
+the months of the previous and the current year. So:
+- a row whose Type de document is `Total` (or `Tous types`, `Total général`) is the month's total (of its
+  flux, when the CSV has a Flux column and the row names one; of every flux when its Flux is empty): it is
+  checked against the sum of the sends the journal saw that month;
+- every month from January of the previous year to the current month (virtual clock, Europe/Paris) must be
+  listed, by a detail row or a Total row (`0` for a month without sends); the months missing are named in
+  one STAT/ES.01 finding.
 """
 
 from __future__ import annotations
@@ -59,6 +68,8 @@ MAX_ROWS = 10_000
 MAX_FIELD = 256
 MAX_METADATA = 4 * 1024 * 1024   # the METADATA.XML read from a mail's package to find its typeCode
 UNKNOWN_TYPE = "inconnu"
+TOTAL = "Total"
+TOTAL_NAMES = ("total", "tous", "tous types", "total general", "tous les types", "ensemble")
 FLUXES = {"dmp": "DMP", "mssante": "MSSanté", "mss": "MSSanté"}
 DOCUMENT_MESSAGES = ("MDM^T02", "MDM^T10", "ORU^R01")
 
@@ -189,10 +200,12 @@ def parse_csv(data: bytes) -> tuple[list[VendorRow], bool]:
                 raise StatCsvError(line, "Type de document is empty")
             loinc = _LOINC.match(raw_type)
             doc_type = loinc.group(1) if loinc else raw_type
+            if _norm(raw_type) in TOTAL_NAMES:
+                doc_type = TOTAL
             flux = None
             if "flux" in columns:
                 flux = FLUXES.get(_norm(record[columns["flux"]]).replace(" ", ""))
-                if flux is None:
+                if flux is None and not (doc_type == TOTAL and not record[columns["flux"]].strip()):
                     raise StatCsvError(line, f"Flux {record[columns['flux']]!r} is neither DMP nor MSSanté")
             failures = _count(record[columns["failures"]], "Nombre d'échecs", line)
             sends = _count(record[columns["sends"]], "Nombre d'envois", line) if "sends" in columns else None
@@ -368,13 +381,37 @@ def bench_counts(world: World, tx: Tx, months: set[str], by_flux: bool) -> dict[
 
 # --- The comparison --------------------------------------------------------------------------------------
 
+def required_months(world: World) -> list[str]:
+    """January of the previous year to the current month, on the virtual clock (Europe/Paris)."""
+    year, month = (int(x) for x in _local_month(world, world.clock.now_iso()).split("-"))
+    return [f"{y:04d}-{m:02d}" for y in (year - 1, year) for m in range(1, 13) if (y, m) <= (year, month)]
+
+
+def _totals(bench: dict[tuple, Counts], rows: list[VendorRow]) -> dict[tuple, Counts]:
+    """The journal's sums for each Total row of the CSV: its month, its flux (every flux when None)."""
+    out: dict[tuple, Counts] = {}
+    for r in rows:
+        if r.type != TOTAL:
+            continue
+        c = out.setdefault((r.month, r.flux, TOTAL), Counts())
+        for (month, flux, _), b in bench.items():
+            if month == r.month and (r.flux is None or flux == r.flux):
+                c.sends += b.sends
+                c.successes += b.successes
+                c.failures += b.failures
+    return out
+
+
 def compare(world: World, tx: Tx, rows: list[VendorRow], by_flux: bool) -> dict:
-    """Per (month, [flux,] type): the vendor's figures, the bench's, a verdict; the findings of mismatches."""
+    """Per (month, [flux,] type): the vendor's figures, the bench's, a verdict; the findings of mismatches,
+    of Total rows that do not add up to the journal's sends, and of the months of the previous and current
+    year the CSV does not list."""
     months = {r.month for r in rows}
     bench = bench_counts(world, tx, months, by_flux)
+    bench.update(_totals(bench, rows))
     vendor = {(r.month, r.flux, r.type): r for r in rows}
     out, findings = [], []
-    for key in sorted(set(vendor) | set(bench), key=lambda k: (k[0], k[1] or "", k[2])):
+    for key in sorted(set(vendor) | set(bench), key=lambda k: (k[0], k[1] or "", k[2] == TOTAL, k[2])):
         month, flux, doc_type = key
         v = vendor.get(key)
         b = bench.get(key, Counts())
@@ -388,8 +425,13 @@ def compare(world: World, tx: Tx, rows: list[VendorRow], by_flux: bool) -> dict:
                     f"{v.counts.failures} failures" if v else "the CSV has no row")
             findings.append(finding(RULE, f"{where}: {said}; the journal saw {b.sends} sends, {b.successes} "
                                     f"successes, {b.failures} failures", "error"))
+    missing = [m for m in required_months(world) if m not in months]
+    if missing:
+        findings.append(finding(RULE, f"the CSV lists no row for {len(missing)} month(s) of the previous and "
+                                f"current year: {', '.join(missing)}; list every month from January of the "
+                                "previous year (a Total row at 0 for a month without sends)", "error"))
     return {"verdict": "accepted" if not findings else "refused", "months": sorted(months),
-            "by_flux": by_flux, "rows": out, "findings": findings}
+            "missing_months": missing, "by_flux": by_flux, "rows": out, "findings": findings}
 
 
 def check(world: World, tx: Tx, data: bytes, actor: str = "") -> dict:

@@ -26,9 +26,9 @@ def test_scenario_list_groups_by_requirement_family(capsys):
 
 
 def test_scenario_show(capsys):
-    code, out, _ = run(capsys, "scenario", "show", "consent-withdrawal")
+    code, out, _ = run(capsys, "scenario", "show", "dmp-authorization-withdrawn")
     assert code == 0
-    assert "consent-withdrawal: Retrait de l'autorisation" in out
+    assert "dmp-authorization-withdrawn: Autorisation retirée par le patient côté DMP" in out
     assert "retrait_chu (manuelle)" in out and "retrait_clinique (après 1 × TD3.1)" in out
     assert "1. acces_valide:" in out
 

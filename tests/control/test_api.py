@@ -105,7 +105,7 @@ def test_every_read_answers_its_schema(mockbench, spec):
     check(spec, requests.get(f"{u}/clock", timeout=5), "/_bench/clock")
 
 
-@pytest.mark.mockbench_scenario("consent-withdrawal")
+@pytest.mark.mockbench_scenario("dmp-authorization-withdrawn")
 def test_changes_answer_their_schema(mockbench, spec):
     u = mockbench.url + "/_bench"
     fired = check(spec, requests.post(f"{u}/transitions/retrait_chu", timeout=5),
@@ -205,7 +205,7 @@ def test_findings_group_the_journal(mockbench):
 
 def test_snapshot_and_restore(mockbench, spec):
     c, u = mockbench.client, mockbench.url + "/_bench"
-    c.load("consent-withdrawal")
+    c.load("dmp-authorization-withdrawn")
     check(spec, requests.post(f"{u}/snapshots/setup", timeout=5), "/_bench/snapshots/{name}", "post")
     c.fire("retrait_chu")
     c.advance("2h")

@@ -70,7 +70,7 @@ def wait_until(predicate, timeout: float = 10.0) -> None:
 @pytest.fixture
 def bench(mockbench_factory):
     running = mockbench_factory()
-    running.client.load("consent-withdrawal")
+    running.client.load("dmp-authorization-withdrawn")
     return running
 
 
@@ -132,7 +132,7 @@ def test_resume_with_last_event_id_or_since(bench):
     finally:
         by_query.close()
     # A reset restarts the journal at 1: a resume point beyond its end replays from the start.
-    bench.client.load("consent-withdrawal")
+    bench.client.load("dmp-authorization-withdrawn")
     after_reset = Stream(url, headers={"Last-Event-ID": "6"})
     try:
         (first,) = after_reset.entries(1)

@@ -21,10 +21,17 @@ def post(bench, body: bytes, content_type: str = "text/csv") -> requests.Respons
 
 
 @pytest.mark.mockbench_scenario("stat-es-01")
-def test_an_empty_month_matches_and_answers_its_schema(mockbench, spec):
+def test_every_month_asked_for_and_answers_its_schema(mockbench, spec):
     body = check(spec, post(mockbench, "Mois;Type de document;Nombre d'envois;Nombre d'échecs\n".encode()),
                  PATH, "post")
-    assert body["verdict"] == "accepted" and body["rows"] == [] and body["months"] == []
+    assert body["verdict"] == "refused" and body["rows"] == [] and body["months"] == []
+    months = body["missing_months"]          # January of the previous year to now: every one is asked for
+    assert months and months[0].endswith("-01") and body["findings"][0]["message"].startswith(
+        f"the CSV lists no row for {len(months)} month(s) of the previous and current year: {months[0]}, ")
+    zero = "".join(f"{m};Total;0;0\n" for m in months)
+    body = check(spec, post(mockbench, f"Mois;Type de document;Nombre d'envois;Nombre d'échecs\n{zero}".encode()),
+                 PATH, "post")
+    assert body["verdict"] == "accepted" and body["missing_months"] == [] and len(body["rows"]) == len(months)
     body = check(spec, post(mockbench, b"Mois,Type de document,Nombre d'envois,Nombre d'echecs\n2020-01,11488-4,1,0\n",
                             "text/plain"), PATH, "post")
     assert body["verdict"] == "refused"

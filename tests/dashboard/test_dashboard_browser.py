@@ -215,12 +215,12 @@ def test_fire_a_manual_transition_from_the_keyboard(mockbench, browser, screensh
     open_dashboard(browser, mockbench)
     keys(browser, "g")
     assert focused(browser, "id") == "scenario-select"
-    wait(browser, present('#scenario-select option[value="consent-withdrawal"]'))
-    Select(active(browser)).select_by_value("consent-withdrawal")
+    wait(browser, present('#scenario-select option[value="dmp-authorization-withdrawn"]'))
+    Select(active(browser)).select_by_value("dmp-authorization-withdrawn")
     keys(browser, Keys.TAB, Keys.ENTER)                       # the "Charger" button
     wait(browser, present('#transitions [data-transition="retrait_chu"][data-fired="false"]'),
          message="the manual transition is listed")
-    assert mockbench.client.health()["scenario"] == "consent-withdrawal"
+    assert mockbench.client.health()["scenario"] == "dmp-authorization-withdrawn"
     # The automatic transition has no button, the manual one has.
     assert not browser.find_elements(By.CSS_SELECTOR, 'button.fire[data-transition="retrait_clinique"]')
     keys(browser, "2")
@@ -462,7 +462,7 @@ def test_search_and_filter_the_timeline(mockbench, browser, screenshot):
 
 def test_transitions_fire_once_and_show_their_text_times_in_paris(mockbench, browser, screenshot):
     c = mockbench.client
-    c.load("consent-withdrawal")
+    c.load("dmp-authorization-withdrawn")
     viewport(browser, 1280, 720)
     open_dashboard(browser, mockbench)
     keys(browser, "3")

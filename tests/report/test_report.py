@@ -300,7 +300,7 @@ def test_a_cda_in_a_report_is_not_markup(mockbench):
     assert lxml_html.document_fromstring(document).xpath("//script") == []
 
 
-@pytest.mark.mockbench_scenario("consent-withdrawal")
+@pytest.mark.mockbench_scenario("dmp-authorization-withdrawn")
 def test_transitions_and_the_world_before_and_after_them(mockbench):
     c = mockbench.client
     c.fire("retrait_chu")

@@ -130,19 +130,56 @@ def test_the_comparison_and_its_journal_entry(cast):
     journal(world, {"channel": "dmp", "operation": "TD2.1", "raw": EBRIM_TYPE.format(code="11488-4")},
             {"channel": "dmp", "operation": "TD2.1", "raw": EBRIM_TYPE.format(code="11490-0"), "verdict": "refused"})
     month = stats._local_month(world, world.clock.now_iso())
-    good = render(HEADER, [[month, "11488-4", 1, 0], [month, "11490-0", 1, 1]])
+    others = [[m, "Total", 0, 0] for m in stats.required_months(world) if m != month]
+    good = render(HEADER, [*others, [month, "11488-4", 1, 0], [month, "11490-0", 1, 1]])
     with world.transaction() as tx:
         result = stats.check(world, tx, good, actor="test")
-    assert result["verdict"] == "accepted" and [r["verdict"] for r in result["rows"]] == ["match", "match"]
-    bad = render(HEADER, [[month, "11488-4", 1, 0], [month, "34133-9", 2, 0]])
+    assert result["verdict"] == "accepted" and {r["verdict"] for r in result["rows"]} == {"match"}
+    bad = render(HEADER, [*others, [month, "11488-4", 1, 0], [month, "34133-9", 2, 0]])
     with world.transaction() as tx:
         result = stats.check(world, tx, bad, actor="test")
     assert result["verdict"] == "refused"
-    assert [(r["type"], r["line"], r["verdict"]) for r in result["rows"]] == [
-        ("11488-4", 2, "match"), ("11490-0", None, "mismatch"), ("34133-9", 3, "mismatch")]
+    n = len(others)
+    assert [(r["type"], r["line"], r["verdict"]) for r in result["rows"] if r["month"] == month] == [
+        ("11488-4", n + 2, "match"), ("11490-0", None, "mismatch"), ("34133-9", n + 3, "mismatch")]
     with world.transaction() as tx:
         entries = world.journal.query(tx, channel="control", operation="stat_check")
     assert [(e["verdict"], e["code"], len(e["findings"])) for e in entries] == [
         ("accepted", None, 0), ("refused", "STAT_MISMATCH", 2)]
     assert entries[1]["findings"][0]["message"] == (f"{month} 11490-0: the CSV has no row; the journal saw 1 sends, "
                                                     "0 successes, 1 failures")
+
+
+def test_the_total_row_and_the_months_of_the_previous_and_current_year(cast):
+    """Issue 19 (the ANS's reading of STAT/ES.01): the detail per type plus the total, for every month from
+    January of the previous year; a Total row is checked against the month's sends (of its flux, or of every
+    flux when its Flux is empty); the months missing are named."""
+    world = cast.world
+    journal(world, {"channel": "dmp", "operation": "TD2.1", "raw": EBRIM_TYPE.format(code="11488-4")},
+            {"channel": "dmp", "operation": "TD2.1", "raw": EBRIM_TYPE.format(code="11490-0"), "verdict": "refused"})
+    month = stats._local_month(world, world.clock.now_iso())
+    required = stats.required_months(world)
+    year = int(month[:4])
+    assert required[0] == f"{year - 1}-01" and required[-1] == month and len(required) == 12 + int(month[5:])
+    flux_header = ["Mois", "Type de document", "Flux", "Nombre d'envois", "Nombre d'échecs"]
+    rows = [[m, "Total", "", 0, 0] for m in required[:-1]] + [
+        [month, "11488-4", "DMP", 1, 0], [month, "11490-0", "DMP", 1, 1],
+        [month, "Tous types", "DMP", 2, 1], [month, "TOTAL", "", 2, 1], [month, "Total", "MSSanté", 0, 0]]
+    parsed, by_flux = parse_csv(render(flux_header, rows))
+    assert by_flux and [(r.type, r.flux) for r in parsed[-3:]] == [("Total", "DMP"), ("Total", None),
+                                                                  ("Total", "MSSanté")]
+    with world.transaction() as tx:
+        result = stats.check(world, tx, render(flux_header, rows), actor="test")
+    assert result["verdict"] == "accepted", result["findings"]
+    assert result["missing_months"] == []
+    wrong = rows[2:-3] + [[month, "Total", "", 1, 0]]        # two months dropped, a total that forgets a send
+    with world.transaction() as tx:
+        result = stats.check(world, tx, render(flux_header, wrong), actor="test")
+    assert result["verdict"] == "refused" and result["missing_months"] == required[:2]
+    assert [f["message"] for f in result["findings"]] == [
+        f"{month} Total: line {len(wrong) + 1} says 1 sends, 1 successes, 0 failures; the journal saw 2 sends, "
+        "1 successes, 1 failures",
+        f"the CSV lists no row for 2 month(s) of the previous and current year: {required[0]}, {required[1]}; list "
+        "every month from January of the previous year (a Total row at 0 for a month without sends)"]
+    with pytest.raises(StatCsvError, match="Flux '' is neither DMP nor MSSanté"):
+        parse_csv(render(flux_header, [[month, "11488-4", "", 1, 0]]))    # only a Total may leave Flux empty

@@ -404,10 +404,23 @@ class ImapSession:
                                "password login is turned off on this bench: use AUTHENTICATE XOAUTH2")
                 elif password != self.settings.password:
                     refusal = ("PASSWORD_WRONG", "wrong password", "wrong password for " + address)
-            self._journal_login(tx, address, refusal, raw)
+            self._journal_login(tx, address, refusal, raw, warnings=[] if refusal else self._conf01(box, raw))
         if refusal is not None:
             raise ImapRefusal(refusal[2], code="AUTHENTICATIONFAILED")
         self.address, self.state = box.address, AUTHENTICATED
+
+    @staticmethod
+    def _conf01(box: Mailbox, raw: str) -> list[dict]:
+        """MSS/CONF.01, as on the SMTP door (smtp.mechanism_findings): an applicative mailbox is opened with its
+        client certificate (STARTTLS, AUTHENTICATE EXTERNAL); the bench's password opens it too, with a
+        warning a scenario step can forbid."""
+        from .smtp import CERT_TYPES
+        if box.type not in CERT_TYPES:
+            return []
+        how = raw.split(" ")[0] if raw.startswith("LOGIN") else " ".join(raw.split(" ")[:2])
+        return [finding("MSS/CONF.01", f"the applicative mailbox {box.address} was opened with {how} and the "
+                        "password; an APP mailbox is opened with its client certificate (STARTTLS, then "
+                        "AUTHENTICATE EXTERNAL)", "warning")]
 
     def _external(self, authzid: str) -> None:
         """AUTHENTICATE EXTERNAL (RFC 4422 appendix A) with the TLS client certificate: the SMTP door's rule
@@ -480,13 +493,14 @@ class ImapSession:
             raise errors.UnknownMailbox(f"no mailbox {address}")
         return box
 
-    def _journal_login(self, tx: Tx, address: str, refusal: tuple[str, str, str] | None, raw: str) -> None:
+    def _journal_login(self, tx: Tx, address: str, refusal: tuple[str, str, str] | None, raw: str, *,
+                       warnings: list[dict] | None = None) -> None:
         """One IMAP_LOGIN entry (never with the password). The caller raises only after its transaction
         committed, so a refused login stays in the journal."""
         self.world.journal.append(
             tx, "mss", "IMAP_LOGIN", actor=address, verdict="refused" if refusal else "accepted",
             code=refusal[0] if refusal else None,
-            findings=[finding("IMAP/LOGIN", refusal[1], "error")] if refusal else [], raw=raw)
+            findings=[finding("IMAP/LOGIN", refusal[1], "error")] if refusal else list(warnings or []), raw=raw)
 
     # Mailboxes ----------------------------------------------------------------------------------
     # The login is the MSSanté mailbox; its IMAP folders are INBOX, where mail arrives, and those the client

@@ -348,9 +348,27 @@ class PfiDoor:
             meta["creation_time"] = _iso(cda.effective_time)
         meta = {k: v for k, v in meta.items() if v}
         if msg.action == "replace":
+            self._modif_conf_code(tx, msg)
             dmp.replace(tx, actor, patient.id, msg.parent_id, meta, msg.content, cause=msg.inbound.control_id)
         else:
             dmp.submit(tx, actor, patient.id, meta, msg.content, cause=msg.inbound.control_id)
+
+    def _modif_conf_code(self, tx: Tx, msg: DocumentMessage) -> None:
+        """A replacement (MDM^T10) whose masking or visibility differs from the version it replaces says so with
+        MODIF_CONF_CODE at Y: through the PFI a masking or visibility change is a new version of the document
+        (trans-cda-r2/def-proc-collab.md, "Demande de remplacement de document(s)"), which exemples.md example 4
+        flags by "la valorisation et l'interprétation d'une balise OBX MODIF_CONF_CODE". A warning on the dmp
+        entry (the DMP takes the version all the same), which a scenario step can forbid."""
+        try:
+            old = self.world.dmp.current(tx, msg.parent_id)
+        except errors.WorldError:
+            return          # the replacement itself is refused, with its own reason
+        before, after = set(old.confidentiality) - {"N"}, set(msg.confidentiality) - {"N"}
+        if before != after and not msg.flag("MODIF_CONF_CODE"):
+            tx.scratch.setdefault("findings", []).append(finding(
+                "PFI/MODIF_CONF_CODE", f"document {msg.unique_id} replaces {msg.parent_id} and changes its "
+                f"confidentiality ({', '.join(sorted(before)) or 'N'} -> {', '.join(sorted(after)) or 'N'}) "
+                "without MODIF_CONF_CODE at Y (trans-cda-r2/exemples.md example 4)", "warning"))
 
     def _identify(self, tx: Tx, msg: DocumentMessage):
         """The patient by INS and its traits, as the DMP would identify it: the refusal is the DMP's error

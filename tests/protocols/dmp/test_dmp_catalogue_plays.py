@@ -2,7 +2,9 @@
 door): once correctly, every step passing after POST /_bench/steps/finish, and once with a deliberate
 mistake, the expected step failing with a reason that names it."""
 
+import json
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -26,7 +28,10 @@ CONFIDENTIALITY = "urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f"
 APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
 DEPRECATED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated"
 DELETED = "urn:asip:ci-sis:2010:StatusType:Deleted"
+ARCHIVED = "urn:asip:ci-sis:2010:StatusType:Archived"
+HABILITATIONS = "urn:si-dmp-habilitations"
 ACTIONS = {
+    "habilitations": "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization",
     "patients": "urn:hl7-org:v3:PRPA_IN201307UV02",
     "find": "urn:ihe:iti:2007:RegistryStoredQuery",
     "feed": "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b",
@@ -44,10 +49,11 @@ class Dpi:
         self.pros = {p["id"]: p for p in self.c.call("GET", "/professionals")}
         self.structures = {s["id"]: s for s in self.c.call("GET", "/structures")}
 
-    def security(self, pro: str, patient: str, *, mode: str = "normal", secret: bool = False) -> etree._Element:
+    def security(self, pro: str, patient: str, *, mode: str = "normal", secret: bool = False,
+                 authentication: str = "INDIRECTE_RENFORCEE") -> etree._Element:
         p = self.pros[pro]
         return vihf(p, self.structures[p["structure"]]["idnst"], self.c.patient(patient), mode=mode, secret=secret,
-                    signer=self.bench)
+                    authentication=authentication, signer=self.bench)
 
     def post(self, service: str, action: str, body: etree._Element, security: etree._Element) -> requests.Response:
         envelope = f"""<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"
@@ -96,6 +102,17 @@ class Dpi:
         body = update_status(self.c.patient(patient), self.doc(patient, key)["entry_uuid"], APPROVED, DELETED)
         return self.post("registry", "update", body, self.security(pro, patient, **kw))
 
+    def set_authorization(self, pro: str, patient: str, action: str, **kw) -> requests.Response:
+        """TD0.3: the professional declares (AJOUT) or removes (SUPPRESSION) their own authorization; the
+        patient is only in the VIHF's resource-id (DOMAIN.md section 1, corpus dmp-wire/TD0.3_request.xml)."""
+        body = etree.fromstring(f'<setAuthorization xmlns="{HABILITATIONS}"><action>{action}</action></setAuthorization>')
+        return self.post("habilitations", "habilitations", body, self.security(pro, patient, **kw))
+
+    def set_status(self, pro: str, patient: str, key: str, original: str, new: str, **kw) -> requests.Response:
+        """TD3.3c / TD3.3d: an UpdateAvailabilityStatus of the document's current entry."""
+        body = update_status(self.c.patient(patient), self.doc(patient, key)["entry_uuid"], original, new)
+        return self.post("registry", "update", body, self.security(pro, patient, **kw))
+
     def set_confidentiality(self, pro: str, patient: str, key: str, codes: tuple[str, ...], **kw) -> requests.Response:
         """TD3.3a / TD3.3b: the entry as the last search returned it, its confidentiality codes replaced."""
         doc = self.doc(patient, key)
@@ -137,9 +154,9 @@ def test_hidden_documents_searched_in_bris_de_glace_without_a_card(mockbench):
                                                 "was expected")
 
 
-@pytest.mark.scenario_play("consent-withdrawal", "mistake")
-def test_consent_withdrawal_bypassed_with_the_centre_15_mode(mockbench):
-    dpi = load(mockbench, "consent-withdrawal")
+@pytest.mark.scenario_play("dmp-authorization-withdrawn", "mistake")
+def test_dmp_authorization_withdrawn_bypassed_with_the_centre_15_mode(mockbench):
+    dpi = load(mockbench, "dmp-authorization-withdrawn")
     assert b"VALIDE" in dpi.existence("dr_martin", "bernard").content
     mockbench.client.fire("retrait_chu")
     response, found = dpi.search("dr_martin", "bernard", mode="centre_15")   # goes round the withdrawal
@@ -312,36 +329,86 @@ def test_dmp_versioning_a_new_version_only_to_mask(mockbench):
     assert steps["masquage"]["status"] == "failed"
     reason = steps["masquage"]["reason"]
     assert reason.startswith(f"finding DMP/VERSIONING: document {v2} replaces {v1} with the same content")
-    assert "TD3.3a" in reason and f"document {v1} is deprecated, approved was expected" in reason
+    assert "TD3.3a" in reason and reason.endswith("send a new version only when the content changes")
 
 
 # DMP/CONF.14 -----------------------------------------------------------------------------------------
-def _traced_actions(dpi: Dpi, *, reader: str) -> str:
-    uid = "1.2.250.1.999.14.1"
+class TracingDpi:
+    """The scripted DPI's own access traces (DMP/CONF.14), kept as it acts: who, on whom, on what, when,
+    which action; `extract` renders them as the CSV or JSON a user exports."""
+
+    def __init__(self, dpi: Dpi) -> None:
+        self.dpi, self.rows = dpi, []
+
+    def note(self, pro: str, patient: str, action: str, document: str = "") -> None:
+        self.rows.append({"time": datetime.now(UTC).isoformat(timespec="seconds"),
+                          "user": self.dpi.pros[pro]["idnps"], "patient": self.dpi.c.patient(patient)["ins"],
+                          "document": document, "action": action})
+
+    def extract_csv(self) -> bytes:
+        labels = {"remise_en_visibilite": "Remise en visibilité", "telechargement": "Téléchargement"}
+        lines = ["Date;Utilisateur;Patient;Document;Action"] + [
+            f"{r['time']};{r['user']};{r['patient']};{r['document']};{labels.get(r['action'], r['action'])}"
+            for r in self.rows]
+        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+    def upload(self, body: bytes, content_type: str = "text/csv") -> dict:
+        answer = requests.post(f"{self.dpi.bench.url}/_bench/traces/check", data=body, timeout=10,
+                               headers={"Content-Type": content_type})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+
+def _traced_actions(dpi: Dpi, *, reader: str, sign_as: str | None = None) -> tuple[str, TracingDpi]:
+    """The actions of dmp-conf-14, each traced by the DPI for the user who makes it (`reader`); `sign_as`
+    the identity the VIHF carries for the reader's actions (a mistake when it is not the reader)."""
+    uid, log = "1.2.250.1.999.14.1", TracingDpi(dpi)
+    signer = sign_as or reader
     assert dpi.feed("dr_martin", "claire", uid, confidentiality=("INVISIBLE_PATIENT",))[0].ok
-    dpi.search(reader, "claire")
-    assert dpi.read(reader, "claire", uid).ok
+    log.note("dr_martin", "claire", "alimentation", uid)
+    log.note("dr_martin", "claire", "invisibilisation", uid)
+    dpi.search(signer, "claire")
+    log.note(reader, "claire", "consultation")
+    assert dpi.read(signer, "claire", uid).ok
+    log.note(reader, "claire", "telechargement", uid)
     assert dpi.set_confidentiality("dr_martin", "claire", uid, ("N",)).ok                       # TD3.3b
+    log.note("dr_martin", "claire", "consultation")          # the search that finds the entry to update
+    log.note("dr_martin", "claire", "remise_en_visibilite", uid)
     assert dpi.set_confidentiality("dr_martin", "claire", uid, ("N", "MASQUE_PS")).ok           # TD3.3a
+    log.note("dr_martin", "claire", "consultation")
+    log.note("dr_martin", "claire", "masquage", uid)
     assert dpi.delete("dr_martin", "claire", uid).ok
-    return uid
+    log.note("dr_martin", "claire", "suppression", uid)
+    return uid, log
 
 
 @pytest.mark.scenario_play("dmp-conf-14", "correct")
 def test_dmp_conf_14_played(mockbench):
     dpi = load(mockbench, "dmp-conf-14")
-    uid = _traced_actions(dpi, reader="dr_petit")
+    uid, log = _traced_actions(dpi, reader="dr_petit")
+    result = log.upload(log.extract_csv())
+    assert (result["verdict"], result["matched"], result["traces"], result["findings"]) == ("accepted", 9, 9, [])
     all_passed(dpi.finished())
     traces = [(t["actor"], t["action"]) for t in dpi.c.traces("claire") if t["document"] == uid]
     assert traces == [("dr_martin", "alimentation"), ("dr_martin", "invisibilisation"),
                       ("dr_petit", "telechargement"), ("dr_martin", "remise_en_visibilite"),
                       ("dr_martin", "masquage"), ("dr_martin", "suppression")]
+    # the same extract as JSON, with the scenario's ids, passes too
+    as_json = log.upload(json.dumps({"traces": log.rows}).encode(), "application/json")
+    assert as_json["verdict"] == "accepted" and as_json["matched"] == 9
 
 
 @pytest.mark.scenario_play("dmp-conf-14", "mistake")
 def test_dmp_conf_14_reads_under_a_shared_identity(mockbench):
     dpi = load(mockbench, "dmp-conf-14")
-    _traced_actions(dpi, reader="dr_martin")       # dr_petit reads, but the DPI signs every VIHF as dr_martin
+    _, log = _traced_actions(dpi, reader="dr_petit", sign_as="dr_martin")   # every VIHF signed as dr_martin
+    result = log.upload(log.extract_csv())
+    assert result["verdict"] == "refused"
+    # the DMP saw dr_martin read; the DPI's own traces say dr_petit did: both named
+    assert sorted((m["user"], m["action"]) for m in result["missing"]) == [("dr_martin", "consultation"),
+                                                                           ("dr_martin", "telechargement")]
+    assert [(e["where"], e["user"], e["action"]) for e in result["extra"]] == [("line 4", "dr_petit", "consultation"),
+                                                                               ("line 5", "dr_petit", "telechargement")]
     steps = dpi.finished()
     assert steps["alimentation"]["status"] == "passed"
     assert steps["consultation"]["status"] == steps["telechargement"]["status"] == "failed"
@@ -352,3 +419,175 @@ def test_dmp_conf_14_reads_under_a_shared_identity(mockbench):
         "no telechargement trace of 1.2.250.1.999.14.1 by dr_petit in claire's DMP since step consultation; "
         "traces recorded: telechargement by dr_martin of 1.2.250.1.999.14.1 at ")
     assert [steps[s]["status"] for s in ("remise_en_visibilite", "masquage", "suppression")] == ["passed"] * 3
+    assert steps["extraction"]["status"] == "failed"
+
+
+@pytest.mark.scenario_play("dmp-conf-14", "mistake")
+def test_dmp_conf_14_the_extract_forgets_the_visibility_changes(mockbench):
+    """The seed's wording: the traces include invisibilisation and remise en visibilité; a DPI that traces only
+    the feeds and reads is named, trace by trace."""
+    dpi = load(mockbench, "dmp-conf-14")
+    uid, log = _traced_actions(dpi, reader="dr_petit")
+    log.rows = [r for r in log.rows if r["action"] not in ("invisibilisation", "remise_en_visibilite")]
+    result = log.upload(log.extract_csv())
+    assert result["verdict"] == "refused" and result["extra"] == []
+    messages = [f["message"] for f in result["findings"]]
+    assert len(messages) == 2
+    assert messages[0].startswith(f"the extract lacks the invisibilisation of {uid} by dr_martin on claire's DMP at ")
+    assert messages[1].startswith(f"the extract lacks the remise_en_visibilite of {uid} by dr_martin on claire's DMP")
+    steps = dpi.finished()
+    assert [s for s, v in steps.items() if v["status"] != "passed"] == ["extraction"]
+    assert steps["extraction"]["reason"].startswith("the entry's verdict is refused (TRACE_MISMATCH), accepted was "
+                                                    "expected; finding DMP/CONF.14: the extract lacks the "
+                                                    "invisibilisation of ")
+
+
+# Consent withdrawn hospital-side: the DPI removes its authorization (TD0.3 SUPPRESSION) -------------------
+# specs/pdsm4dmp/transaction_td02.md: the LPS holds the consultation consent "en local (= hors SI DMP)";
+# DOMAIN.md section 1: TD0.3 setAuthorization AJOUT | SUPPRESSION, the patient only in the VIHF.
+@pytest.mark.scenario_play("consent-withdrawal", "correct")
+def test_consent_withdrawal_played(mockbench):
+    dpi = load(mockbench, "consent-withdrawal")
+    response, found = dpi.search("dr_petit", "bernard")
+    assert response.ok and list(found) == ["cr_bernard"]
+    assert dpi.c.patient("bernard")["consent"]["consultation"] == "INC"      # withdrawn at the hospital
+    # each user's next connection: the DPI removes that user's authorization instead of consulting
+    log = TracingDpi(dpi)
+    log.note("dr_petit", "bernard", "consultation")
+    for pro in ("dr_martin", "dr_petit"):
+        answer = dpi.set_authorization(pro, "bernard", "SUPPRESSION")
+        assert answer.ok and b"DMPOk" in answer.content
+        log.note(pro, "bernard", "retrait_autorisation")
+    assert b'code="NON_EXISTE"' in dpi.existence("dr_martin", "bernard").content
+    assert log.upload(log.extract_csv())["verdict"] == "accepted"     # the list of who accessed, kept
+    all_passed(dpi.finished())
+    # the list of who accessed stays readable (the DMP's own traces; the DPI keeps its own)
+    assert [(t["actor"], t["action"]) for t in dpi.c.traces("bernard")
+            if t["action"] in ("consultation", "retrait_autorisation")] == [
+        ("dr_petit", "consultation"), ("dr_martin", "retrait_autorisation"), ("dr_petit", "retrait_autorisation")]
+
+
+@pytest.mark.scenario_play("consent-withdrawal", "mistake")
+def test_consent_withdrawal_ignored_the_dpi_keeps_consulting(mockbench):
+    dpi = load(mockbench, "consent-withdrawal")
+    dpi.search("dr_petit", "bernard")
+    response, found = dpi.search("dr_martin", "bernard")      # the DMP answers: the consent is the DPI's to hold
+    assert response.ok and list(found) == ["cr_bernard"]
+    consent = [f["message"] for e in dpi.c.journal(channel="dmp") for f in e["findings"] if f["rule"] == "DMP/CONSENT"]
+    assert consent == ["bernard did not consent to consultation (ZFA-11 INC); the DMP does not check it"]
+    steps = dpi.finished()
+    assert steps["consultation"]["status"] == "passed"
+    assert steps["retrait_martin"]["status"] == steps["retrait_petit"]["status"] == "failed"
+    assert steps["retrait_martin"]["reason"].startswith("not observed: expected TD0.3 for bernard with actor dr_martin; "
+                                                      "nearest: TD3.1 for bernard at ")
+
+
+@pytest.mark.scenario_play("consent-withdrawal", "mistake")
+def test_consent_withdrawal_forgets_who_accessed(mockbench):
+    dpi = load(mockbench, "consent-withdrawal")
+    dpi.search("dr_petit", "bernard")
+    log = TracingDpi(dpi)
+    for pro in ("dr_martin", "dr_petit"):
+        assert dpi.set_authorization(pro, "bernard", "SUPPRESSION").ok
+        log.note(pro, "bernard", "retrait_autorisation")
+    result = log.upload(log.extract_csv())                     # the consultation was dropped with the consent
+    assert [(m["user"], m["action"]) for m in result["missing"]] == [("dr_petit", "consultation")]
+    steps = dpi.finished()
+    assert [k for k, v in steps.items() if v["status"] != "passed"] == ["liste_acces"]
+    assert steps["liste_acces"]["reason"].startswith(
+        "the entry's verdict is refused (TRACE_MISMATCH), accepted was expected; finding DMP/CONF.14: the extract "
+        "lacks the consultation by dr_petit on bernard's DMP at ")
+
+
+@pytest.mark.scenario_play("consent-withdrawal", "mistake")
+def test_consent_withdrawal_declares_instead_of_removing(mockbench):
+    dpi = load(mockbench, "consent-withdrawal")
+    dpi.search("dr_petit", "bernard")
+    assert dpi.set_authorization("dr_martin", "bernard", "AJOUT").ok        # the wrong action
+    steps = dpi.finished()
+    assert steps["retrait_martin"]["status"] == "failed"
+    reason = steps["retrait_martin"]["reason"]
+    assert "NON_EXISTE was expected" in reason and "retrait_autorisation" in reason, reason
+
+
+# Emergency access: bris de glace and the centre 15 ---------------------------------------------------------
+# DOMAIN.md section 1 (rights matrix PDT-INF-526): bris de glace needs DIRECTE authentication, masked documents
+# only if the patient allowed it; specs/pdsm4dmp/transaction_td02.md: in centre 15 the authorization is not
+# checked.
+def _emergency(dpi: Dpi, *, authentication: str = "DIRECTE") -> None:
+    assert b'code="NON_EXISTE"' in dpi.existence("dr_urgence", "paul").content
+    response, found = dpi.search("dr_urgence", "paul", mode="bris_de_glace", authentication=authentication)
+    if not response.ok or b"Failure" in response.content:
+        return
+    assert sorted(found) == ["cr_paul"]                       # cr_masque stays masked in bris de glace
+    assert dpi.read("dr_urgence", "paul", "cr_paul", mode="bris_de_glace", authentication=authentication).ok
+    refused, _ = dpi.search("dr_urgence", "jeanne", mode="bris_de_glace", authentication=authentication)
+    assert b"DMPPatientOpposition" in refused.content
+    response, found = dpi.search("dr_regulateur", "paul", mode="centre_15")
+    assert response.ok and sorted(found) == ["cr_paul"]
+
+
+@pytest.mark.scenario_play("dmp-emergency-access", "correct")
+def test_dmp_emergency_access_played(mockbench):
+    dpi = load(mockbench, "dmp-emergency-access")
+    _emergency(dpi)
+    all_passed(dpi.finished())
+    traces = [(t["actor"], t["action"], t["mode"]) for t in dpi.c.traces("paul")
+              if t["action"] in ("consultation", "telechargement")]
+    assert traces == [("dr_urgence", "consultation", "bris_de_glace"), ("dr_urgence", "telechargement", "bris_de_glace"),
+                      ("dr_regulateur", "consultation", "centre_15")]
+
+
+@pytest.mark.scenario_play("dmp-emergency-access", "mistake")
+def test_dmp_emergency_access_bris_de_glace_without_a_card(mockbench):
+    dpi = load(mockbench, "dmp-emergency-access")
+    _emergency(dpi, authentication="INDIRECTE_RENFORCEE")
+    steps = dpi.finished()
+    assert steps["verification"]["status"] == "passed"
+    assert steps["recherche_bris_de_glace"]["status"] == "failed"
+    assert steps["recherche_bris_de_glace"]["reason"] == ("the entry's verdict is refused (ACCESS_MODE_REFUSED), "
+                                                          "accepted was expected")
+
+
+@pytest.mark.scenario_play("dmp-emergency-access", "mistake")
+def test_dmp_emergency_access_traced_as_a_normal_access(mockbench):
+    dpi = load(mockbench, "dmp-emergency-access")
+    dpi.existence("dr_urgence", "paul")
+    assert dpi.set_authorization("dr_urgence", "paul", "AJOUT").ok   # the DPI declares itself authorized (TD0.3)
+    assert dpi.search("dr_urgence", "paul")[0].ok                     # and consults in normal mode
+    steps = dpi.finished()
+    assert steps["recherche_bris_de_glace"]["status"] == "failed"
+    assert steps["recherche_bris_de_glace"]["reason"].startswith(
+        "no consultation trace by dr_urgence in mode bris_de_glace in paul's DMP since step verification; traces "
+        "recorded: autorisation by dr_urgence at ")
+
+
+# TD3.3d: archive and unarchive -------------------------------------------------------------------------------
+# specs/pdsm4dmp/transaction_td3.3d.md; DOMAIN.md section 1: ITI-57 UpdateAvailabilityStatus, unarchive =
+# NewStatus Approved.
+@pytest.mark.scenario_play("dmp-td3-3d", "correct")
+def test_dmp_td3_3d_played(mockbench):
+    dpi = load(mockbench, "dmp-td3-3d")
+    _, found = dpi.search("dr_martin", "alice")
+    assert sorted(found) == ["cr_ancien", "cr_recent"]
+    assert dpi.set_status("dr_martin", "alice", "cr_ancien", APPROVED, ARCHIVED).ok
+    _, active = dpi.search("dr_martin", "alice")
+    assert sorted(active) == ["cr_recent"]                       # no longer among the active documents
+    _, archived = dpi.search("dr_martin", "alice", statuses=(ARCHIVED,))
+    assert list(archived) == ["cr_ancien"] and archived["cr_ancien"].get("status") == ARCHIVED
+    assert dpi.set_status("dr_martin", "alice", "cr_ancien", ARCHIVED, APPROVED).ok
+    all_passed(dpi.finished())
+    assert dpi.doc("alice", "cr_ancien")["status"] == "approved"
+
+
+@pytest.mark.scenario_play("dmp-td3-3d", "mistake")
+def test_dmp_td3_3d_deletes_instead_of_archiving(mockbench):
+    dpi = load(mockbench, "dmp-td3-3d")
+    dpi.search("dr_martin", "alice")
+    assert dpi.delete("dr_martin", "alice", "cr_ancien").ok       # TD3.3c: gone for good, not archived
+    dpi.search("dr_martin", "alice", statuses=(ARCHIVED,))
+    steps = dpi.finished()
+    assert steps["recherche"]["status"] == "passed"
+    assert steps["archivage"]["status"] == "failed"
+    assert steps["archivage"]["reason"].startswith("not observed: expected TD3.3d for alice on "), steps["archivage"]
+    assert dpi.doc("alice", "cr_ancien")["status"] == "deleted"

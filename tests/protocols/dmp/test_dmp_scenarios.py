@@ -50,10 +50,10 @@ def test_hidden_documents(mockbench):
     all_passed_after_finish(mockbench.client)
 
 
-@pytest.mark.scenario_play("consent-withdrawal", "correct")
-def test_consent_withdrawal(mockbench):
+@pytest.mark.scenario_play("dmp-authorization-withdrawn", "correct")
+def test_dmp_authorization_withdrawn(mockbench):
     c = mockbench.client
-    c.load("consent-withdrawal")
+    c.load("dmp-authorization-withdrawn")
     assert search(mockbench, "dr_roux", "bernard")[0].content.count(b"DMPProfessionalBlocked") == 1
     _, seen = search(mockbench, "dr_durand", "bernard")       # the clinic's first search...
     assert seen == ["cr_bernard"]

@@ -7,6 +7,8 @@ import base64
 import email
 import imaplib
 import smtplib
+import subprocess
+import sys
 from email import policy
 
 import pytest
@@ -14,6 +16,7 @@ from test_mss_corpus import broken_package  # the same directory, on sys.path un
 
 from mockbench.formats.mime import header_summary, mdn
 from mockbench.formats.xdm import ans_subject
+from mockbench.pki import client_context, load_tls_files
 
 DPI = "dpi@chu-test.mssante.fr"
 BIOLO = "biolo@labo.mssante.fr"
@@ -56,34 +59,69 @@ def attachment(raw: bytes) -> bytes:
     return part.get_content()
 
 
-@pytest.mark.scenario_play("mss-ux-05-bis-01", "correct")
-def test_mss_ux_05_bis_01_three_versions_read_in_order(mockbench, corpus):
-    mockbench.client.load("mss-ux-05-bis-01")
-    conn = dpi_imap(mockbench)
+@pytest.fixture
+def tls_bench(mockbench_factory, tmp_path):
+    """A bench with --tls-dir: the applicative mailbox's client certificate (clients/app-mailbox.crt)."""
+    pki = tmp_path / "pki"
+    subprocess.run([sys.executable, "-m", "mockbench", "pki", "init", str(pki)], check=True, capture_output=True,
+                   timeout=60)
+    running = mockbench_factory(tls_dir=pki)
+    running.tls_files = load_tls_files(pki)
+    return running
+
+
+def dpi_imap_by_certificate(bench) -> imaplib.IMAP4:
+    """MSS/CONF.01: the applicative mailbox is opened with its client certificate, STARTTLS then
+    AUTHENTICATE EXTERNAL (RFC 4422 appendix A; the authorization identity left empty)."""
+    conn = imaplib.IMAP4("127.0.0.1", bench.ports["imap"], timeout=5)
+    conn.starttls(ssl_context=client_context(bench.tls_files, "app-mailbox"))
+    typ, _ = conn.authenticate("EXTERNAL", lambda challenge: b"")
+    assert typ == "OK"
+    return conn
+
+
+def play_mss_ux_05_bis_01(bench, corpus, conn: imaplib.IMAP4, suffixes=("_V1", "_V2", "_V2_Delete")) -> list[dict]:
     subject = ans_subject("CR de biologie", "PAT-TROIS", "DOMINIQUE", "19790328")
-    for suffix in ("_V1", "_V2", "_V2_Delete"):
+    for suffix in suffixes:
         package = (corpus / "xdm" / f"BIO-CR-BIO_2024.01_Microbiologie{suffix}.zip").read_bytes()
-        send(mockbench, package, subject)
+        send(bench, package, subject)
         (raw,) = dpi_fetch_new(conn)
         assert attachment(raw) == package, suffix
     conn.logout()
-    steps = mockbench.client.finish()
+    return bench.client.finish()
+
+
+@pytest.mark.scenario_play("mss-ux-05-bis-01", "correct")
+def test_mss_ux_05_bis_01_three_versions_read_in_order(tls_bench, corpus):
+    tls_bench.client.load("mss-ux-05-bis-01")
+    steps = play_mss_ux_05_bis_01(tls_bench, corpus, dpi_imap_by_certificate(tls_bench))
     assert [(s["id"], s["status"]) for s in steps] == [
-        ("lecture_v1", "passed"), ("lecture_v2", "passed"), ("lecture_suppression", "passed")], steps
+        ("ouverture_certificat", "passed"), ("lecture_v1", "passed"), ("lecture_v2", "passed"),
+        ("lecture_suppression", "passed")], steps
     # the three deliveries are on Dominique's timeline: the packages' patientId is hers
-    assert len(mockbench.client.journal(channel="mss", operation="DELIVER", patient="dominique")) == 3
+    assert len(tls_bench.client.journal(channel="mss", operation="DELIVER", patient="dominique")) == 3
+    (login,) = tls_bench.client.journal(channel="mss", operation="IMAP_LOGIN")
+    assert (login["actor"], login["raw"], login["findings"]) == (DPI, "AUTHENTICATE EXTERNAL", [])
 
 
 @pytest.mark.scenario_play("mss-ux-05-bis-01", "mistake")
-def test_mss_ux_05_bis_01_a_version_never_read_fails(mockbench, corpus):
-    mockbench.client.load("mss-ux-05-bis-01")
-    conn = dpi_imap(mockbench)
-    send(mockbench, (corpus / "xdm" / "BIO-CR-BIO_2024.01_Microbiologie_V1.zip").read_bytes(), "XDM/1.0/DDM+CR")
-    dpi_fetch_new(conn)
-    conn.logout()
-    steps = mockbench.client.finish()
-    assert [s["status"] for s in steps] == ["passed", "failed", "failed"]
-    assert steps[1]["reason"].startswith("not observed: expected IMAP_FETCH on 1.2.250.1.213.1.1.1.55.2024.8.2")
+def test_mss_ux_05_bis_01_the_app_mailbox_opened_by_password(tls_bench, corpus):
+    tls_bench.client.load("mss-ux-05-bis-01")
+    conn = imaplib.IMAP4("127.0.0.1", tls_bench.ports["imap"], timeout=5)
+    conn.starttls(ssl_context=client_context(tls_bench.tls_files))      # TLS, but no client certificate
+    conn.login(DPI, "mockbench")
+    steps = play_mss_ux_05_bis_01(tls_bench, corpus, conn)
+    assert [s["status"] for s in steps] == ["failed", "passed", "passed", "passed"]
+    assert steps[0]["reason"].startswith(f"finding MSS/CONF.01: the applicative mailbox {DPI} was opened with "
+                                         "LOGIN and the password")
+
+
+@pytest.mark.scenario_play("mss-ux-05-bis-01", "mistake")
+def test_mss_ux_05_bis_01_a_version_never_read_fails(tls_bench, corpus):
+    tls_bench.client.load("mss-ux-05-bis-01")
+    steps = play_mss_ux_05_bis_01(tls_bench, corpus, dpi_imap_by_certificate(tls_bench), suffixes=("_V1",))
+    assert [s["status"] for s in steps] == ["passed", "passed", "failed", "failed"]
+    assert steps[2]["reason"].startswith("not observed: expected IMAP_FETCH on 1.2.250.1.213.1.1.1.55.2024.8.2")
 
 
 def play_mss_ux_12(bench, *, copy_to_errors: bool, error: str | None = "E12^Empreinte du document incorrecte",

@@ -74,19 +74,32 @@ def post_csv(bench, text: str, *, bom: bool = False) -> requests.Response:
                          headers={"Content-Type": "text/csv; charset=utf-8"})
 
 
+def other_months(month: str) -> list[str]:
+    """Every month from January of the previous year to `month` (the current one), but `month`: the DPI lists
+    them too, with a Total row at 0 (no sends then)."""
+    year, current = (int(x) for x in month.split("-"))
+    return [f"{y:04d}-{m:02d}" for y in (year - 1, year) for m in range(1, 13) if (y, m) < (year, current)]
+
+
+def zero_months(month: str, row: str = "Total;0;0;0") -> str:
+    return "".join(f"{m};{row}\r\n" for m in other_months(month))
+
+
 @pytest.mark.scenario_play("stat-es-01", "correct")
 def test_stat_es_01_the_csv_matches_what_the_bench_saw(mockbench):
     month = play(mockbench)
     td21 = mockbench.client.journal(channel="dmp", operation="TD2.1")
     assert [(e["verdict"], e["code"]) for e in td21] == [("accepted", None), ("refused", "DMP_CLOSED")]
-    answer = post_csv(mockbench, f"{HEADER}\r\n{month};11488-4 - CR de consultation;2;1;1\r\n{month};11490-0;1;1;0\r\n",
-                      bom=True)
+    answer = post_csv(mockbench, f"{HEADER}\r\n{zero_months(month)}{month};11488-4 - CR de consultation;2;1;1\r\n"
+                                 f"{month};11490-0;1;1;0\r\n{month};Total;3;2;1\r\n", bom=True)
     assert answer.status_code == 200, answer.text
     result = answer.json()
     assert result["verdict"] == "accepted" and result["findings"] == [], result["findings"]
-    assert [(r["type"], r["vendor"], r["bench"], r["verdict"]) for r in result["rows"]] == [
+    assert result["missing_months"] == [] and len(result["months"]) == len(other_months(month)) + 1
+    assert [(r["type"], r["vendor"], r["bench"], r["verdict"]) for r in result["rows"] if r["month"] == month] == [
         ("11488-4", {"sends": 2, "successes": 1, "failures": 1}, {"sends": 2, "successes": 1, "failures": 1}, "match"),
-        ("11490-0", {"sends": 1, "successes": 1, "failures": 0}, {"sends": 1, "successes": 1, "failures": 0}, "match")]
+        ("11490-0", {"sends": 1, "successes": 1, "failures": 0}, {"sends": 1, "successes": 1, "failures": 0}, "match"),
+        ("Total", {"sends": 3, "successes": 2, "failures": 1}, {"sends": 3, "successes": 2, "failures": 1}, "match")]
     steps = mockbench.client.finish()
     assert [(s["id"], s["status"]) for s in steps] == [
         ("alimentation", "passed"), ("alimentation_refusee", "passed"), ("envoi_mssante", "passed"),
@@ -97,10 +110,26 @@ def test_stat_es_01_the_csv_matches_what_the_bench_saw(mockbench):
 def test_stat_es_01_a_csv_that_forgets_the_refused_feed_fails(mockbench):
     month = play(mockbench)
     answer = post_csv(mockbench, f"Mois,Type de document,Flux,Nombre d'envois,Nombre d'échecs\n"
-                                 f"{month},11488-4,DMP,1,0\n{month},11490-0,MSSanté,1,0\n")
+                                 f"{zero_months(month, 'Total,,0,0').replace(';', ',')}{month},11488-4,DMP,1,0\n{month},11490-0,MSSanté,1,0\n")
     assert answer.status_code == 200 and answer.json()["verdict"] == "refused"
     step = mockbench.client.finish()[-1]
     assert step["id"] == "statistiques" and step["status"] == "failed"
     assert step["reason"] == (f"the entry's verdict is refused (STAT_MISMATCH), accepted was expected; finding "
-                              f"STAT/ES.01: {month} DMP 11488-4: line 2 says 1 sends, 1 successes, 0 failures; the "
-                              "journal saw 2 sends, 1 successes, 1 failures")
+                              f"STAT/ES.01: {month} DMP 11488-4: line {len(other_months(month)) + 2} says 1 sends, "
+                              "1 successes, 0 failures; the journal saw 2 sends, 1 successes, 1 failures")
+
+
+@pytest.mark.scenario_play("stat-es-01", "mistake")
+def test_stat_es_01_only_the_current_month_and_a_wrong_total(mockbench):
+    """The ANS asks for the months of the previous and current year, and a total that adds up."""
+    month = play(mockbench)
+    answer = post_csv(mockbench, f"{HEADER}\n{month};11488-4;2;1;1\n{month};11490-0;1;1;0\n{month};Total;2;2;0\n")
+    result = answer.json()
+    assert result["verdict"] == "refused" and result["missing_months"] == other_months(month)
+    messages = [f["message"] for f in result["findings"]]
+    assert messages[0] == (f"{month} Total: line 4 says 2 sends, 2 successes, 0 failures; the journal saw 3 sends, "
+                           "2 successes, 1 failures")
+    assert messages[1].startswith(f"the CSV lists no row for {len(other_months(month))} month(s) of the previous "
+                                  f"and current year: {other_months(month)[0]}, ")
+    step = mockbench.client.finish()[-1]
+    assert step["status"] == "failed" and "STAT/ES.01" in step["reason"]
