@@ -341,6 +341,16 @@ class _Connections(ConnectionManager):
             self._selector.register(self.server.socket.fileno(), selectors.EVENT_READ, data=self.server)
 
 
+class _Gateway(wsgi.Gateway_10):
+    """WSGI 1.0, with the connection's socket in the environ (`mockbench.socket`): a fault rule that resets the
+    connection or answers nothing (world/faults.py) acts on it."""
+
+    def get_environ(self) -> dict:
+        env = super().get_environ()
+        env["mockbench.socket"] = self.req.conn.socket
+        return env
+
+
 class _Server(wsgi.Server):
     ConnectionClass = _Connection
 
@@ -348,6 +358,7 @@ class _Server(wsgi.Server):
         self._bound = sock
         super().__init__(sock.getsockname()[:2], app, numthreads=WORKERS, max=WORKERS, server_name="mockbench",
                          request_queue_size=128, timeout=IDLE_TIMEOUT, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        self.gateway = _Gateway
         self.name = name
         self.max_connections = max_connections
         self.open_connections = 0
