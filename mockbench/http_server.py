@@ -37,6 +37,7 @@ import logging
 import selectors
 import socket
 import ssl
+import struct
 import threading
 import time
 from typing import Any
@@ -342,13 +343,26 @@ class _Connections(ConnectionManager):
 
 
 class _Gateway(wsgi.Gateway_10):
-    """WSGI 1.0, with the connection's socket in the environ (`mockbench.socket`): a fault rule that resets the
-    connection or answers nothing (world/faults.py) acts on it."""
+    """WSGI 1.0, with two additions for the fault rules that drop a connection (world/faults.py,
+    protocols/faults.py): `mockbench.socket`, the connection's socket (to see the client give up), and
+    `mockbench.abort`, which a response body calls to drop the connection with a TCP RST without a byte sent."""
 
     def get_environ(self) -> dict:
         env = super().get_environ()
         env["mockbench.socket"] = self.req.conn.socket
+        env["mockbench.abort"] = self._abort
         return env
+
+    def _abort(self) -> None:
+        req = self.req
+        req.sent_headers = True        # cheroot sends pending headers even when the body fails: none here
+        req.close_connection = True
+        try:   # SO_LINGER 0: the close that follows sends a RST
+            req.conn.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        # an error cheroot ignores (errors.socket_errors_to_ignore): it closes the connection, logs nothing
+        raise ConnectionResetError(errno.ECONNRESET, "connection dropped by a fault rule")
 
 
 class _Server(wsgi.Server):

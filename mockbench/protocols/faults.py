@@ -9,9 +9,9 @@ answer goes at once (a `timeout` becomes a `reset`).
 
 from __future__ import annotations
 
+import errno
 import select
 import socket
-import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -23,18 +23,18 @@ from ..world.faults import Faults, Fired
 TRICKLE_STEPS_PER_SECOND = 10
 
 
-def reset(sock: Any) -> None:
-    """Drop the connection with a TCP RST (SO_LINGER 0, then close): the client reads ECONNRESET."""
-    if sock is None:
-        return
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    try:
-        sock.close()
-    except OSError:
-        pass
+def _dropped(environ: dict, wait: float = 0.0, faults: Faults | None = None) -> Iterator[bytes]:
+    """The body of an answer never sent: after `wait` (until the client gives up), the connection is dropped
+    with a RST by the HTTP server (http_server.py, `mockbench.abort`)."""
+    if wait and faults is not None:
+        with faults.hold() as held:
+            if held:
+                wait_for_client(environ.get("mockbench.socket"), wait)
+    abort = environ.get("mockbench.abort")
+    if abort is not None:
+        abort()
+    raise ConnectionResetError(errno.ECONNRESET, "connection dropped by a fault rule")
+    yield b""   # a generator: the server runs it once the view has returned
 
 
 def wait_for_client(sock: Any, seconds: float) -> None:
@@ -63,16 +63,9 @@ def render(faults: Faults, fired: Fired | None, response: Response, environ: dic
     """The door's `response` as the network fault `fired` delivers it (None: unchanged)."""
     if fired is None or fired.kind not in ("delay", "trickle", "reset", "timeout"):
         return response
-    sock = environ.get("mockbench.socket")
-    if fired.kind == "reset":
-        reset(sock)
-        return Response(b"", status=500)   # never written: the socket is closed
-    if fired.kind == "timeout":
-        with faults.hold() as held:
-            if held:
-                wait_for_client(sock, fired.params["seconds"])
-        reset(sock)
-        return Response(b"", status=500)
+    if fired.kind in ("reset", "timeout"):
+        wait = fired.params["seconds"] if fired.kind == "timeout" else 0.0
+        return Response(_dropped(environ, wait, faults), status=200)
     if fired.kind == "delay":
         with faults.hold() as held:
             if held:

@@ -111,8 +111,9 @@ class OidcDoor:
 
     def _fault(self, endpoint: str, req: Request) -> tuple[Fired | None, Response | None]:
         """The fault rule met by this exchange (world/faults.py), asked before the provider acts; a refusing one
-        is journaled here (nothing applied) and answered: `temporarily_unavailable` as an OAuth error body
-        (RFC 6749, 4.1.2.1 names the code; served here with 503 on every endpoint), `http_503` a bare 503
+        is journaled here (nothing applied) and answered: `temporarily_unavailable` as an OAuth error response
+        (the code is RFC 6749's, 4.1.2.1; its form and 400 status those of 5.2, so that a client reads the code:
+        on every endpoint, the authorization endpoint included, without a redirect), `http_503` a bare 503
         (RFC 9110, 15.6.4); reset and timeout get no answer. `delay` on `jwks` is the slow JWKS."""
         operation = JOURNAL_OPERATIONS.get(endpoint, endpoint)
         actor = req.params.get("client_id", "")
@@ -125,8 +126,8 @@ class OidcDoor:
                                       raw=f"{req.method} {endpoint} (injected fault {fired.rule})")
         if fired.kind == "temporarily_unavailable":
             body = {"error": "temporarily_unavailable", "error_description": fired.params["description"]}
-            return fired, Response(json.dumps(body), status=503, content_type="application/json",
-                                   headers={"Cache-Control": "no-store", "Retry-After": "5"})
+            return fired, Response(json.dumps(body), status=400, content_type="application/json",
+                                   headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
         if fired.kind == "http_503":
             response = Response("503 Service Unavailable\n", status=503, content_type="text/plain")
             if fired.get("retry_after") is not None:
