@@ -16,6 +16,7 @@ outcome from a genuine one. `delay` and `trickle` only slow the answer: the exch
 from __future__ import annotations
 
 import random
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,6 +78,13 @@ def _text(value: Any) -> str:
     return value
 
 
+def _token(value: Any) -> str:
+    """A DMP error code as the DMP door answers it (IHE's XDS... or DMP...), ERR-5 of a ZAM^Z01."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.]{0,63}", value):
+        raise ValueError("must be a DMP error code such as XDSRegistryNotAvailable or DMPAuthorizationWithdrawn")
+    return value
+
+
 def _choice(*choices: Any):
     def check(value: Any) -> Any:
         if value not in choices:
@@ -106,8 +114,8 @@ PARAMS: dict[str, dict[str, tuple[Any, Any]]] = {
                                  "207"), "207"),
                "text": (_text, "the PFI cannot take the message now: send it again later")},
     "no_ack": {},
-    "zam_error": {"code": (_choice("900", "901", "902", "903", "904", "905", "906"), "900"),
-                  "text": (_text, "the DMP did not integrate the document")},
+    "zam_error": {"code": (_token, "XDSRegistryNotAvailable"),
+                  "text": (_text, "the DMP could not be reached: the document was not fed")},
     "zam_delay": {"seconds": _seconds(60.0, 0.001)},
     "zam_duplicate": {},
     "smtp_reply": {"code": (_choice(*SMTP_CODES), 451), "stage": (_choice(*SMTP_STAGES), "RCPT"),

@@ -7,7 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockbench.world.faults import MAX_RULES, FaultRuleInvalid, TooManyFaultRules, UnknownFaultRule, parse_rule
+from mockbench.world.faults import (
+    MAX_RULES,
+    FaultRuleInvalid,
+    TooManyFaultRules,
+    UnknownFaultRule,
+    parse_rule,
+)
 from mockbench.world.store import Store
 from mockbench.world.world import World
 

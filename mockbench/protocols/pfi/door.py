@@ -107,6 +107,12 @@ def parse_endpoint(text: str | None) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+class _InjectedZamError(Exception):
+    def __init__(self, fired: Fired) -> None:
+        super().__init__(fired.rule)
+        self.fired = fired
+
+
 class PfiDoor:
     name = "pfi"
 
@@ -314,13 +320,29 @@ class PfiDoor:
         with self.world.transaction() as tx:
             control_id = self._control_id(tx)
             outcomes: list[tuple[DocumentMessage, str, str | None, list[dict], wire.ErrorItem | None, list]] = []
+            # A ZAM fault (world/faults.py) is met once the message is taken: zam_error stands for a DMP that
+            # refused it (nothing fed; the Z01 carries the rule's DMP error code in ERR-5, as errors.py's
+            # z01_error does for a genuine refusal), zam_delay and zam_duplicate change only the ZAM's delivery.
+            zam_fault = self.world.faults.decide(tx, "pfi", inbound.operation, patient_ins=msg.patient.ins or None,
+                                                 actor=self._sender_app(inbound), document=msg.unique_id,
+                                                 kinds=("zam_error", "zam_delay", "zam_duplicate")) \
+                if msg.flag("DESTDMP") else None
             if msg.flag("DESTDMP"):
                 for doc in msg.documents:
                     zam: wire.ErrorItem | None = None
                     try:
+                        if zam_fault is not None and zam_fault.kind == "zam_error":
+                            raise _InjectedZamError(zam_fault)
                         with tx.savepoint():
                             self._apply(tx, doc)
                         verdict, code, extra = "accepted", None, []
+                    except _InjectedZamError as injected:
+                        text, dmp_code = injected.fired.params["text"], injected.fired.params["code"]
+                        zam = wire.ErrorItem(wire.E_APPLICATION, text,
+                                             application=f"{dmp_code}^{text.replace('^', ' ')}^DMP_ERROR_CODE")
+                        verdict, code = "error", "FAULT_ZAM_ERROR"
+                        extra = [finding("FAULT", f"injected fault {injected.fired.rule} (zam_error {dmp_code}): "
+                                         "the document was not fed", "info")]
                     except errors.WorldError as exc:
                         dmp_code, zam = z01_error(exc)
                         verdict, code = "refused", exc.code
@@ -341,13 +363,17 @@ class PfiDoor:
                     tx, "dmp", DMP_OPERATION[doc.action], actor=msg.sender.label,
                     patient_ins=msg.patient.ins or None, document=doc.unique_id, verdict=verdict, code=code,
                     findings=consent_findings + (doc.findings if doc is not msg else []) + extra,
-                    ref=inbound.control_id, raw=f"{doc.action} {doc.unique_id} via the PFI (MSH-10 {inbound.control_id})")
+                    ref=inbound.control_id, raw=f"{doc.action} {doc.unique_id} via the PFI (MSH-10 {inbound.control_id})",
+                    fault=zam_fault.rule if zam_fault else None)
                 if self.settings.dpi is not None:
                     zam_text = wire.build_zam("Z01", inbound, f"{control_id}Z{doc.position}", self._now(),
                                               success=verdict == "accepted", error=zam)
                     meta = {"patient_ins": msg.patient.ins or None, "document": doc.unique_id,
                             "ref": inbound.control_id}
-                    self.outbox.add(tx, self._encode(zam_text, inbound), "ZAM^Z01", meta)
+                    kind = zam_fault.kind if zam_fault else None
+                    delay = zam_fault.params["seconds"] if kind == "zam_delay" else 0.0
+                    for _ in range(2 if kind == "zam_duplicate" else 1):
+                        self.outbox.add(tx, self._encode(zam_text, inbound), "ZAM^Z01", meta, delay=delay)
             if msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT"):
                 self._send_mail(tx, msg)
             ack = wire.build_ack(inbound, "AA", control_id, self._now())
