@@ -207,6 +207,9 @@ def parse_rule(data: Any, *, now: float, index: int | None = None) -> dict:
                 raise FaultRuleInvalid(name, str(exc)) from None
         elif default is not None:
             rule[name] = default
+    if kind == "smtp_reply" and rule["stage"] == "connect" and rule["code"] != 421:
+        # RFC 5321, 3.1 and 4.2.3: the greeting is 220 or 554; only 421 may come at any time
+        raise FaultRuleInvalid("code", "at the connect stage the reply is 421 (RFC 5321, 3.1 and 4.2.3)")
     times = data.get("times")
     if times is not None and (isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= 1_000_000):
         raise FaultRuleInvalid("times", "must be a whole number from 1 (absent: every matching exchange)")
@@ -326,17 +329,24 @@ class Faults:
         return tx.meta_get(FIRED, [])
 
     # At a door's entry point --------------------------------------------------------------------
+    def armed(self, door: str) -> bool:
+        """Whether any enabled rule names `door`: read beside the writer (World.read), so that a door that
+        would open a transaction only to ask pays a read, not the write lock, while no rule is set."""
+        with self.world.read() as tx:
+            return any(r["door"] == door and r["enabled"] for r in tx.meta_get(RULES, []))
+
     def decide(self, tx: Tx, door: str, operation: str, *, patient: str | None = None,
                patient_ins: str | None = None, actor: str | None = None, document: str | None = None,
-               kinds: tuple[str, ...] | None = None) -> Fired | None:
+               kinds: tuple[str, ...] | None = None, where: dict | None = None) -> Fired | None:
         """The fault that applies to this exchange, if any (the first active rule that matches and draws),
         counted in `tx`. `kinds` limits the rules to those the door can render at this point (an SMTP stage,
-        an IMAP command)."""
+        an IMAP command); `where` to rules whose parameters have these values (`{"stage": "RCPT"}`)."""
         rules = tx.meta_get(RULES, [])
         if not rules:
             return None
         candidates = [r for r in rules if r["door"] == door and r["enabled"]
-                      and (kinds is None or r["kind"] in kinds)]
+                      and (kinds is None or r["kind"] in kinds)
+                      and all(r.get(k) == v for k, v in (where or {}).items())]
         if not candidates:
             return None
         if patient is None and patient_ins:

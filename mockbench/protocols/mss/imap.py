@@ -254,6 +254,8 @@ class ImapSession:
             else:
                 self.send(f"{tag} BAD {name} is not valid in the {self.state} state".encode())
             return self.state == NOT_AUTHENTICATED
+        if self._injected(tag, name):
+            return True
         try:
             handler = getattr(self, f"cmd_{name.lower()}")
             done = await handler(tag, args)
@@ -286,6 +288,30 @@ class ImapSession:
                                           raw=name if name in ("LOGIN", "AUTHENTICATE") else text[:500])
             self.send(f"{tag} NO [SERVERBUG] the server failed on {name}; the journal holds the details".encode())
             return True
+
+    def _injected(self, tag: str, name: str) -> bool:
+        """A fault rule met by this command (world/faults.py; matched on `IMAP_<COMMAND>`), journaled and
+        answered before the command runs, so nothing changes: `imap_no` a tagged NO (RFC 3501 7.1.2; RFC 5530
+        3, [UNAVAILABLE], a temporary failure), `imap_bye` an untagged BYE and the connection closed (RFC 3501
+        7.1.5: the server is closing the connection)."""
+        if not self.world.faults.armed("mss"):
+            return False
+        operation = f"IMAP_{name}"
+        with self.world.transaction() as tx:
+            fired = self.world.faults.decide(tx, "mss", operation, actor=self.address or None,
+                                             kinds=("imap_bye", "imap_no"))
+            if fired is None:
+                return False
+            self.world.journal.append(tx, "mss", operation, actor=self.address or self.peer, verdict="error",
+                                      code=f"FAULT_{fired.kind.upper()}", fault=fired.rule,
+                                      findings=[finding("FAULT", f"injected fault {fired.rule} ({fired.kind})",
+                                                        "info")], raw=name)
+        if fired.kind == "imap_no":
+            self.answer(tag, "NO", fired.params["text"])
+        else:
+            self.send(f"* BYE {' '.join(fired.params['text'].split())}".encode())
+            self.state = LOGOUT
+        return True
 
     @property
     def clear_auth_refused(self) -> bool:

@@ -439,7 +439,25 @@ class MssSmtp(SMTP):
             await self.push(status.AUTH_REQUIRED.line())
         return True
 
+    async def _injected(self, stage: str) -> bool:
+        """A fault rule's reply at this stage (world/faults.py), journaled by the door; 421 closes the
+        connection (RFC 5321, 3.8: the server closes after it)."""
+        line = self.door.fault_reply(stage, self._actor())
+        if line is None:
+            return False
+        await self.push(line)
+        if line.startswith("421") and self.transport is not None:
+            self.transport.close()
+        return True
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if self.envelope is not None and self.envelope.mail_from and await self._injected("RCPT"):
+            return
+        await super().smtp_RCPT(arg)
+
     async def smtp_MAIL(self, arg: str | None) -> None:
+        if self.session is not None and self.session.host_name and await self._injected("MAIL"):
+            return
         identity = self.identity
         if identity is not None and arg is not None:
             stripped = self._strip_command_keyword("FROM:", arg)
@@ -620,6 +638,11 @@ class MssHandler:
         return outcome.line
 
     async def handle_DATA(self, server: MssSmtp, session: Any, envelope: Any) -> str:
+        line = self.door.fault_reply("DATA", envelope.mail_from or "")
+        if line is not None:   # after the final dot: nothing is delivered
+            if line.startswith("421") and server.transport is not None:
+                asyncio.get_running_loop().call_soon(server.transport.close)   # after the reply is written
+            return line
         return await asyncio.to_thread(self.door.submit, envelope.mail_from or "", list(envelope.rcpt_tos),
                                        bytes(envelope.original_content or b""))
 
@@ -627,13 +650,24 @@ class MssHandler:
 # --- The door ----------------------------------------------------------------------------------------------
 
 class _Refusal(asyncio.Protocol):
-    """A connection beyond the door's cap. RFC 5321 §3.1 and §4.2.3: a server that cannot serve may answer
-    the connection with 421 and close; RFC 3463: 4.3.2, the system is not accepting network messages."""
+    """A connection beyond the door's cap (or met by a fault rule at the connect stage). RFC 5321 §3.1 and
+    §4.2.3: a server that cannot serve may answer the connection with 421 and close; RFC 3463: 4.3.2, the system
+    is not accepting network messages."""
+
+    def __init__(self, line: str = "421 4.3.2 mockbench.invalid too many connections, try again later") -> None:
+        self.line = line
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(b"421 4.3.2 mockbench.invalid too many connections, try again later\r\n")
+        transport.write(self.line.encode("ascii", "replace") + b"\r\n")
         transport.close()
+
+
+# an smtp_reply fault's code -> its enhanced status code (RFC 3463) and default text (RFC 5321, 4.2.3)
+FAULT_ENHANCED = {421: "4.3.2", 451: "4.3.0", 452: "4.3.1"}
+FAULT_TEXTS = {421: "Service not available, closing transmission channel",
+               451: "Requested action aborted: local error in processing",
+               452: "Requested action not taken: insufficient system storage"}
 
 
 class SmtpDoor:
@@ -665,6 +699,10 @@ class SmtpDoor:
         def session() -> asyncio.Protocol:
             if not self.cap.admit():
                 return _Refusal()
+            line = self.fault_reply("connect", "")
+            if line is not None:
+                self.cap.release()
+                return _Refusal(line)
             engine = MssSmtp(self, self._handler, loop)
             self._sessions.add(engine)
             return engine
@@ -709,6 +747,26 @@ class SmtpDoor:
         note = f"{line}" + (f" (recipients: {', '.join(recipients)})" if recipients else "")
         self.world.journal.append(tx, "mss", operation, actor=actor, verdict="refused", code=exc.code,
                                   findings=[*(findings or []), finding(rule, note, "error")], raw=raw)
+        return line
+
+    def fault_reply(self, stage: str, actor: str) -> str | None:
+        """The reply of an `smtp_reply` fault rule (world/faults.py) at this stage of the session, journaled as a
+        SUBMIT met by it (verdict error, nothing delivered), or None. The codes are RFC 5321's transient ones
+        (4.2.2, 4.2.3) with RFC 3463's enhanced codes, as trans-cda-r2/error-codes.md lists them: 421 service
+        not available (closing), 451 local error in processing, 452 insufficient system storage."""
+        if not self.world.faults.armed("mss"):
+            return None
+        with self.world.transaction() as tx:
+            fired = self.world.faults.decide(tx, "mss", "SUBMIT", actor=actor or None, kinds=("smtp_reply",),
+                                             where={"stage": stage})
+            if fired is None:
+                return None
+            code = fired.params["code"]
+            line = f"{code} {FAULT_ENHANCED[code]} {fired.params.get('text') or FAULT_TEXTS[code]}"
+            self.world.journal.append(tx, "mss", "SUBMIT", actor=actor, verdict="error", code=f"FAULT_SMTP_{code}",
+                                      findings=[finding("FAULT", f"injected fault {fired.rule} at {stage}: {line}",
+                                                        "info")],
+                                      raw=f"{stage}: {line}", fault=fired.rule)
         return line
 
     def refused(self, operation: str, actor: str, refusal: Refusal, *, recipients: list[str] | None = None) -> str:

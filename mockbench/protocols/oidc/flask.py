@@ -115,6 +115,8 @@ class OidcDoor:
         (the code is RFC 6749's, 4.1.2.1; its form and 400 status those of 5.2, so that a client reads the code:
         on every endpoint, the authorization endpoint included, without a redirect), `http_503` a bare 503
         (RFC 9110, 15.6.4); reset and timeout get no answer. `delay` on `jwks` is the slow JWKS."""
+        if not self.world.faults.armed("oidc"):
+            return None, None
         operation = JOURNAL_OPERATIONS.get(endpoint, endpoint)
         actor = req.params.get("client_id", "")
         with self.world.transaction() as tx:

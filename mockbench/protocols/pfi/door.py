@@ -259,6 +259,8 @@ class PfiDoor:
         returned: `ack_ar` is MSA-1 AR, "rejeté pour une raison circonstancielle. Il peut être réémis plus
         tard", with an ERR whose ERR-3 is from table 0357 and ERR-4 E [trans-cda-r2/profils-messages.md, ACK
         section, MSA-1 and segment ERR]; `no_ack`, reset and timeout answer nothing (b"")."""
+        if not self.world.faults.armed("pfi"):
+            return None, None
         with self.world.transaction() as tx:
             fired = self.world.faults.decide(tx, "pfi", inbound.operation, patient_ins=self._pid_ins(inbound),
                                              actor=self._sender_app(inbound), document=document,
