@@ -47,3 +47,32 @@ def test_503_and_reset_and_delay(fhir):
     # the control API and the other doors were served all along
     assert client.health()["status"] == "ok"
     assert [f["kind"] for f in client.fired_faults()] == ["http_503", "reset", "delay"]
+
+
+def _play_429(mockbench, keeps_working: bool) -> list[dict]:
+    import smtplib
+
+    mockbench.client.load("annuaire-429")
+    base = mockbench.url + "/fhir/v2"
+    r = requests.get(base + "/Practitioner", params={"name": "MARTIN"}, headers=KEY, timeout=5)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "60"
+    if keeps_working:
+        martin, secretariat = "jeanne.martin@chu-test.mssante.fr", "secretariat@chu-test.mssante.fr"
+        with smtplib.SMTP("127.0.0.1", mockbench.ports["smtp"], timeout=5) as smtp:
+            smtp.login(martin, "mockbench")
+            smtp.sendmail(martin, [secretariat], f"From: {martin}\r\nTo: {secretariat}\r\nSubject: CR\r\n\r\nx\r\n")
+    mockbench.client.advance("60s")          # the Retry-After, on the bench's virtual clock
+    r = requests.get(base + "/Practitioner", params={"name": "MARTIN"}, headers=KEY, timeout=5)
+    assert r.status_code == 200
+    return mockbench.client.finish()
+
+
+@pytest.mark.scenario_play("annuaire-429", "correct")
+def test_annuaire_429_played_correctly(mockbench):
+    assert [s["status"] for s in _play_429(mockbench, True)] == ["passed", "passed", "passed"]
+
+
+@pytest.mark.scenario_play("annuaire-429", "mistake")
+def test_annuaire_429_a_dpi_that_waits_on_the_directory_fails(mockbench):
+    steps = _play_429(mockbench, False)
+    assert [s["status"] for s in steps] == ["passed", "failed", "failed"]

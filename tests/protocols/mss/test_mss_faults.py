@@ -121,3 +121,40 @@ def test_a_delayed_mdn_waits_on_the_virtual_clock(bench):
     bench.client.advance("61s")
     assert _delivered(bench, JEANNE) == 1
     assert [f["rule"] for f in bench.client.fired_faults()] == ["late"]
+
+
+MARTIN = "jeanne.martin@chu-test.mssante.fr"
+SECRETARIAT_TEST = "secretariat@chu-test.mssante.fr"
+
+
+def _play_451(bench, queue: bool) -> list[dict]:
+    bench.client.load("mss-451-queue")
+    raw = (f"From: {MARTIN}\r\nTo: {SECRETARIAT_TEST}\r\nSubject: Compte rendu\r\nMessage-ID: <cr1@dpi>\r\n\r\n"
+           "Bonjour.\r\n").encode()
+    client = smtplib.SMTP("127.0.0.1", bench.ports["smtp"], timeout=5)
+    client.login(MARTIN, "mockbench")
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as caught:
+        client.sendmail(MARTIN, [SECRETARIAT_TEST], raw)
+    assert caught.value.recipients[SECRETARIAT_TEST][0] == 451
+    client.quit()
+    bench.client.advance("2m")              # the fault's window ends on the virtual clock
+    if queue:
+        client = smtplib.SMTP("127.0.0.1", bench.ports["smtp"], timeout=5)
+        client.login(MARTIN, "mockbench")
+        assert client.sendmail(MARTIN, [SECRETARIAT_TEST], raw) == {}
+        client.quit()
+    return bench.client.finish()
+
+
+@pytest.mark.scenario_play("mss-451-queue", "correct")
+def test_mss_451_queue_played_correctly(mockbench):
+    steps = _play_451(mockbench, queue=True)
+    assert [s["status"] for s in steps] == ["passed", "passed", "passed"]
+
+
+@pytest.mark.scenario_play("mss-451-queue", "mistake")
+def test_mss_451_queue_a_dpi_that_loses_the_mail_fails(mockbench):
+    steps = _play_451(mockbench, queue=False)
+    assert [s["status"] for s in steps] == ["passed", "failed", "failed"]
+    with mockbench.bench.world.transaction() as tx:
+        assert mockbench.bench.world.mss.messages(tx, SECRETARIAT_TEST) == []

@@ -145,3 +145,33 @@ def test_a_duplicated_then_a_delayed_zam(pfi_world):
     finally:
         door.stop()
         dpi.close()
+
+
+def _play_pfi_ar(bench, resend: bool) -> list[dict]:
+    bench.client.load("pfi-ar-resend")
+    patient = bench.client.patient("alice")
+    pros = {p["id"]: p for p in bench.client.call("GET", "/professionals")}
+    dr = dict(pros["dr_martin"])
+    dr["finess"] = bench.client.call("GET", "/structures")[0]["finess"]
+    uid = "1.2.250.1.999.23.50"
+    ack = _send(bench, mdm("T02", patient, dr, dr["finess"], uid, control_id="R1"))
+    assert str(ack.segment("MSA")[1]) == "AR"
+    if resend:
+        assert str(_send(bench, mdm("T02", patient, dr, dr["finess"], uid, control_id="R2")).segment("MSA")[1]) \
+            == "AA"
+    docs = [d for d in bench.client.documents("alice", history=True) if d["unique_id"] == uid]
+    assert len(docs) == (1 if resend else 0)
+    return bench.client.finish()
+
+
+@pytest.mark.scenario_play("pfi-ar-resend", "correct")
+def test_pfi_ar_resend_played_correctly(mockbench):
+    steps = _play_pfi_ar(mockbench, resend=True)
+    assert [s["status"] for s in steps] == ["passed", "passed", "passed"]
+
+
+@pytest.mark.scenario_play("pfi-ar-resend", "mistake")
+def test_pfi_ar_resend_a_dpi_that_drops_the_document_fails(mockbench):
+    steps = _play_pfi_ar(mockbench, resend=False)
+    assert [s["status"] for s in steps] == ["passed", "failed", "failed"]
+    assert steps[1]["reason_code"] == "NOT_OBSERVED"
