@@ -239,6 +239,8 @@ SCHEMAS["FaultRule"] = {"type": "object", "required": ["id", "door", "kind", "ma
                         "properties": {**_FAULT_FIELDS, "seen": I, "fired": I, "active": B}}
 SCHEMAS["FaultFired"] = _obj({"rule": S, "door": S, "kind": S, "operation": S, "patient": NS, "actor": S,
                               "document": NS, "time": S, "say": NS})
+SCHEMAS["Report"]["properties"]["faults"] = _arr(_ref("FaultFired"))
+SCHEMAS["Report"]["properties"]["faults"]["description"] = "the injected faults that fired (the last 500)"
 SCHEMAS["JournalEntry"]["properties"]["fault"] = {"type": "string", "description": "the fault rule this exchange "
                                                   "met (absent when none): its outcome was injected"}
 
