@@ -34,10 +34,11 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, Session, TLS
 
 from ...formats.mime import KO_MARK, MdnShape, attachments, read_mdn
 from ...world import errors
+from ...world.faults import NETWORK, Fired
 from ...world.journal import finding
 from ...world.mss import is_mssante
 from ...world.store import StorageFull, Tx
-from ..loop import ConnectionCap, LoopThread
+from ..loop import ConnectionCap, LoopThread, network_fault
 from . import errors as status
 from .data import NOMINAL, TOO_LONG, DataReader
 from .errors import Refusal, status_for
@@ -333,6 +334,11 @@ class MssSmtp(SMTP):
                 envelope = self.envelope
                 self.door.refused("SUBMIT", self._actor(), Refusal(st, code, st.text),
                                   recipients=list(envelope.rcpt_tos) if envelope else [])
+        trickle = getattr(self, "_trickle", None)
+        if trickle is not None:   # a trickle fault rule: each reply a few bytes at a time
+            line = status_line.encode("ascii", "replace") if isinstance(status_line, str) else status_line
+            await network_fault(trickle, self._reader, self._writer, line + b"\r\n")
+            return
         await super().push(status_line)
 
     async def handle_exception(self, error: Exception) -> str:
@@ -438,6 +444,21 @@ class MssSmtp(SMTP):
         else:
             await self.push(status.AUTH_REQUIRED.line())
         return True
+
+    async def _handle_client(self) -> None:
+        """aiosmtpd's session, after a network fault rule met at the connection (world/faults.py, operation
+        SMTP_CONNECT): reset or timeout end it before the greeting; delay holds the greeting; trickle writes
+        every reply of the session a few bytes at a time."""
+        fired = self.door.network_fault("SMTP_CONNECT", self._actor())
+        if fired is not None:
+            if fired.kind in ("reset", "timeout"):
+                await network_fault(fired, self._reader, self._writer, b"")
+                return
+            if fired.kind == "delay":
+                await asyncio.sleep(fired.params["seconds"])
+            else:
+                self._trickle = fired
+        await super()._handle_client()
 
     async def _injected(self, stage: str) -> bool:
         """A fault rule's reply at this stage (world/faults.py), journaled by the door; 421 closes the
@@ -748,6 +769,19 @@ class SmtpDoor:
         self.world.journal.append(tx, "mss", operation, actor=actor, verdict="refused", code=exc.code,
                                   findings=[*(findings or []), finding(rule, note, "error")], raw=raw)
         return line
+
+    def network_fault(self, operation: str, actor: str) -> Fired | None:
+        """A network fault rule met at a connection (SMTP_CONNECT, IMAP_CONNECT), journaled: reset and timeout
+        with verdict error (nothing happens on that connection), delay and trickle accepted."""
+        if not self.world.faults.armed("mss"):
+            return None
+        with self.world.transaction() as tx:
+            fired = self.world.faults.decide(tx, "mss", operation, actor=actor or None, kinds=NETWORK)
+            if fired is not None:
+                self.world.journal.append(tx, "mss", operation, actor=actor,
+                                          verdict="error" if fired.refusing else "accepted",
+                                          code=f"FAULT_{fired.kind.upper()}", fault=fired.rule, raw=fired.kind)
+        return fired
 
     def fault_reply(self, stage: str, actor: str) -> str | None:
         """The reply of an `smtp_reply` fault rule (world/faults.py) at this stage of the session, journaled as a

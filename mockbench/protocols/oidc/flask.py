@@ -94,7 +94,7 @@ class OidcDoor:
         fired, injected = self._fault(endpoint, req)
         if injected is not None:
             return render_network(self.world.faults, fired, injected, request.environ)
-        status, body, headers = provider.handle(endpoint, req)
+        status, body, headers = provider.handle(endpoint, req, fault=fired.rule if fired else None)
         if endpoint == "discovery" and isinstance(body, dict) and self.bench.https_url:
             # RFC 8705 section 5: where to authenticate with a client certificate (the HTTPS port)
             base = self.bench.https_url + provider.profile.path

@@ -158,3 +158,33 @@ def test_mss_451_queue_a_dpi_that_loses_the_mail_fails(mockbench):
     assert [s["status"] for s in steps] == ["passed", "failed", "failed"]
     with mockbench.bench.world.transaction() as tx:
         assert mockbench.bench.world.mss.messages(tx, SECRETARIAT_TEST) == []
+
+
+def test_network_faults_at_the_smtp_and_imap_connections(bench):
+    import socket
+    import time
+
+    bench.client.set_fault(door="mss", kind="reset", match={"operation": "SMTP_CONNECT"}, times=1)
+    with pytest.raises((smtplib.SMTPServerDisconnected, ConnectionError)):
+        smtplib.SMTP("127.0.0.1", bench.ports["smtp"], timeout=5)
+    bench.client.set_fault(door="mss", kind="timeout", seconds=30, match={"operation": "IMAP_CONNECT"}, times=1)
+    started = time.monotonic()
+    with pytest.raises((socket.timeout, TimeoutError)):
+        imaplib.IMAP4("127.0.0.1", bench.ports["imap"], timeout=1)
+    assert time.monotonic() - started < 5
+    bench.client.set_fault(door="mss", kind="trickle", seconds=0.5, match={"operation": "SMTP_CONNECT"}, times=1)
+    started = time.monotonic()
+    client = _client(bench)                       # every reply trickles: still a working session
+    assert client.sendmail(JEANNE, [SECRETARIAT], mail()) == {}
+    client.quit()
+    assert time.monotonic() - started >= 0.5
+    bench.client.set_fault(door="mss", kind="delay", seconds=0.5, match={"operation": "IMAP_CONNECT"}, times=1)
+    started = time.monotonic()
+    conn = imaplib.IMAP4("127.0.0.1", bench.ports["imap"], timeout=5)
+    assert time.monotonic() - started >= 0.5
+    conn.login(SECRETARIAT, "mockbench")
+    assert conn.select("INBOX")[0] == "OK"
+    conn.logout()
+    codes = [(e["operation"], e["code"]) for e in bench.client.journal(channel="mss") if e.get("fault")]
+    assert codes == [("SMTP_CONNECT", "FAULT_RESET"), ("IMAP_CONNECT", "FAULT_TIMEOUT"),
+                     ("SMTP_CONNECT", "FAULT_TRICKLE"), ("IMAP_CONNECT", "FAULT_DELAY")]

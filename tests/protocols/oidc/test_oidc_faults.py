@@ -49,3 +49,5 @@ def test_a_slow_jwks(oidc_world):
     assert time.monotonic() - started < 1.0
     keys = requests.get(meta["jwks_uri"], timeout=5).json()["keys"]
     assert keys
+    slowed = [e for e in bench.client.journal(channel="oidc") if e.get("fault")]
+    assert [(e["operation"], e["verdict"]) for e in slowed] == [("jwks", "accepted")]
