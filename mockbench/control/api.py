@@ -421,7 +421,7 @@ def create_blueprint(bench: Bench) -> Blueprint:
     # Fault rules (world/faults.py) ----------------------------------------------------------------
     @bp.get("/faults")
     def faults():
-        with world.transaction() as tx:   # `active` reads the virtual clock; no write
+        with world.read() as tx:
             return jsonify(world.faults.rules(tx))
 
     @bp.post("/faults")

@@ -241,8 +241,9 @@ SCHEMAS["FaultFired"] = _obj({"rule": S, "door": S, "kind": S, "operation": S, "
                               "document": NS, "time": S, "say": NS})
 SCHEMAS["Report"]["properties"]["faults"] = _arr(_ref("FaultFired"))
 SCHEMAS["Report"]["properties"]["faults"]["description"] = "the injected faults that fired (the last 500)"
-SCHEMAS["JournalEntry"]["properties"]["fault"] = {"type": "string", "description": "the fault rule this exchange "
-                                                  "met (absent when none): its outcome was injected"}
+SCHEMAS["JournalEntry"]["properties"]["fault"] = {"type": ["string", "null"], "description": "the fault rule this "
+                                                  "exchange met (absent, or null in a report, when none): its "
+                                                  "outcome was injected"}
 
 
 def _json(schema: dict, description: str = "OK") -> dict:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 REPORT_VERSION = 1
 ENTRY_FIELDS = ("seq", "time", "channel", "operation", "direction", "actor", "patient", "patient_ins", "document",
-                "verdict", "code", "findings", "size", "raw_truncated", "ref")
+                "verdict", "code", "findings", "size", "raw_truncated", "ref", "fault")
 
 
 @dataclass(frozen=True)

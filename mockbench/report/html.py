@@ -174,6 +174,7 @@ service réel.</p>
 {% if e.patient or e.patient_ins %}<dt>Patient</dt><dd>{{ e.patient or "" }} {% if e.patient_ins %}(INS {{ e.patient_ins }}){% endif %}</dd>{% endif %}
 {% if e.document %}<dt>Document</dt><dd><code>{{ e.document }}</code></dd>{% endif %}
 {% if e.ref %}<dt>Référence</dt><dd><code>{{ e.ref }}</code></dd>{% endif %}
+{% if e.fault %}<dt>Panne injectée</dt><dd><a href="#pannes"><code>{{ e.fault }}</code></a> (issue non représentative du service réel)</dd>{% endif %}
 <dt>Taille</dt><dd>{{ e.size }} octets{% if e.raw_truncated %} (le journal n'en garde que le début{% if e.pretty_source == "mailbox" %} ; mis en forme depuis la boîte aux lettres, message complet{% endif %}){% endif %}</dd>
 <dt>Étapes</dt><dd>{% for s in r.steps if e.seq in s.entries %}<a href="#step-{{ s.id | slug }}">{{ s.id }}</a> {% else %}—{% endfor %}</dd>
 </dl>

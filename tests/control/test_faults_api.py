@@ -72,5 +72,6 @@ def test_the_report_lists_the_faults_that_fired(mockbench):
     report = check(SPEC, requests.get(mockbench.url + "/_bench/report", timeout=10), "/_bench/report")
     assert [(f["rule"], f["door"], f["kind"], f["operation"]) for f in report["faults"]] == [
         ("quota", "annuaire", "http_429", "search:Organization")]
+    assert [e["fault"] for e in report["timeline"] if e["channel"] == "annuaire"] == ["quota"]
     html = mockbench.client.report("html").decode("utf-8")
     assert "Pannes injectées" in html and "quota" in html and "search:Organization" in html
