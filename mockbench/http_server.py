@@ -37,6 +37,7 @@ import logging
 import selectors
 import socket
 import ssl
+import struct
 import threading
 import time
 from typing import Any
@@ -341,6 +342,29 @@ class _Connections(ConnectionManager):
             self._selector.register(self.server.socket.fileno(), selectors.EVENT_READ, data=self.server)
 
 
+class _Gateway(wsgi.Gateway_10):
+    """WSGI 1.0, with two additions for the fault rules that drop a connection (world/faults.py,
+    protocols/faults.py): `mockbench.socket`, the connection's socket (to see the client give up), and
+    `mockbench.abort`, which a response body calls to drop the connection with a TCP RST without a byte sent."""
+
+    def get_environ(self) -> dict:
+        env = super().get_environ()
+        env["mockbench.socket"] = self.req.conn.socket
+        env["mockbench.abort"] = self._abort
+        return env
+
+    def _abort(self) -> None:
+        req = self.req
+        req.sent_headers = True        # cheroot sends pending headers even when the body fails: none here
+        req.close_connection = True
+        try:   # SO_LINGER 0: the close that follows sends a RST
+            req.conn.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        # an error cheroot ignores (errors.socket_errors_to_ignore): it closes the connection, logs nothing
+        raise ConnectionResetError(errno.ECONNRESET, "connection dropped by a fault rule")
+
+
 class _Server(wsgi.Server):
     ConnectionClass = _Connection
 
@@ -348,6 +372,7 @@ class _Server(wsgi.Server):
         self._bound = sock
         super().__init__(sock.getsockname()[:2], app, numthreads=WORKERS, max=WORKERS, server_name="mockbench",
                          request_queue_size=128, timeout=IDLE_TIMEOUT, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        self.gateway = _Gateway
         self.name = name
         self.max_connections = max_connections
         self.open_connections = 0

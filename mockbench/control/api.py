@@ -418,6 +418,45 @@ def create_blueprint(bench: Bench) -> Blueprint:
             world.journal.append(tx, "control", "clock", actor="control", raw=f"advance {body['advance']}")
         return jsonify(now=world.clock.now_iso(), offset=world.clock.offset)
 
+    # Fault rules (world/faults.py) ----------------------------------------------------------------
+    @bp.get("/faults")
+    def faults():
+        with world.read() as tx:
+            return jsonify(world.faults.rules(tx))
+
+    @bp.post("/faults")
+    def fault_set():
+        with world.transaction() as tx:
+            return jsonify(world.faults.set(tx, _body()))
+
+    @bp.delete("/faults")
+    def faults_delete():
+        with world.transaction() as tx:
+            return jsonify(deleted=world.faults.delete(tx))
+
+    @bp.get("/faults/fired")
+    def faults_fired():
+        with world.read() as tx:
+            return jsonify(world.faults.fired(tx))
+
+    @bp.get("/faults/<rule_id>")
+    def fault(rule_id: str):
+        with world.transaction() as tx:
+            return jsonify(world.faults.rule(tx, rule_id))
+
+    @bp.patch("/faults/<rule_id>")
+    def fault_switch(rule_id: str):
+        body = _body()
+        if set(body) != {"enabled"} or not isinstance(body["enabled"], bool):
+            raise ApiError(400, "FAULT_RULE_INVALID", 'enabled: send {"enabled": true} or {"enabled": false}')
+        with world.transaction() as tx:
+            return jsonify(world.faults.switch(tx, rule_id, body["enabled"]))
+
+    @bp.delete("/faults/<rule_id>")
+    def fault_delete(rule_id: str):
+        with world.transaction() as tx:
+            return jsonify(deleted=world.faults.delete(tx, rule_id))
+
     # Statistics (STAT/ES.01) ----------------------------------------------------------------------
     @bp.post("/stat/check")
     def stat_check():

@@ -223,6 +223,44 @@ SCHEMAS["Report"] = _obj({
 })
 
 
+_FAULT_FIELDS = {
+    "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$",
+           "description": "the rule's id (fault-N when absent); journal entries it touched carry it as `fault`"},
+    "door": {"enum": ["dmp", "pfi", "mss", "oidc", "annuaire"]},
+    "kind": {"enum": ["delay", "reset", "timeout", "trickle", "soap_fault", "http_503", "http_429",
+                      "temporarily_unavailable", "ack_ar", "no_ack", "zam_error", "zam_delay", "zam_duplicate",
+                      "smtp_reply", "imap_bye", "imap_no", "mdn_delay"],
+             "description": "what happens; README \"Faults\" says which door renders which kind, and how"},
+    "match": {"type": "object", "additionalProperties": False, "description": "which exchanges, as a step's "
+              "expect: each field a text or a list of texts (any one matches)",
+              "properties": {k: {"type": ["string", "array"]} for k in ("operation", "patient", "actor", "document")}},
+    "times": {"type": ["integer", "null"], "minimum": 1, "description": "fires at most this many times"},
+    "probability": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                    "description": "the chance a matching exchange meets it, drawn from seed"},
+    "seed": I,
+    "from": {"type": ["string", "number", "null"], "description": "`+30s` (from now, virtual clock) or ISO time; "
+             "stored as a Unix time"},
+    "until": {"type": ["string", "number", "null"], "description": "as from: the rule stops at this time"},
+    "enabled": B, "say": S,
+    "seconds": {"type": ["number", "string"], "description": "delay, timeout, trickle, zam_delay, mdn_delay"},
+    "code": {"type": ["integer", "string"], "description": "smtp_reply: 421, 451, 452; zam_error: 900-906"},
+    "stage": {"enum": ["connect", "MAIL", "RCPT", "DATA"]},
+    "subcode": S, "reason": S, "text": S, "description": S, "error": S, "retry_after": I,
+}
+SCHEMAS["FaultRuleInput"] = {"type": "object", "required": ["door", "kind"], "additionalProperties": False,
+                             "properties": _FAULT_FIELDS}
+SCHEMAS["FaultRule"] = {"type": "object", "required": ["id", "door", "kind", "match", "times", "probability", "seed",
+                                                       "from", "until", "enabled", "seen", "fired", "active"],
+                        "properties": {**_FAULT_FIELDS, "seen": I, "fired": I, "active": B}}
+SCHEMAS["FaultFired"] = _obj({"rule": S, "door": S, "kind": S, "operation": S, "patient": NS, "actor": S,
+                              "document": NS, "time": S, "say": NS})
+SCHEMAS["Report"]["properties"]["faults"] = _arr(_ref("FaultFired"))
+SCHEMAS["Report"]["properties"]["faults"]["description"] = "the injected faults that fired (the last 500)"
+SCHEMAS["JournalEntry"]["properties"]["fault"] = {"type": ["string", "null"], "description": "the fault rule this "
+                                                  "exchange met (absent, or null in a report, when none): its "
+                                                  "outcome was injected"}
+
+
 def _json(schema: dict, description: str = "OK") -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -343,6 +381,23 @@ PATHS: dict[str, Any] = {
     "/_bench/clock": {
         "get": _op("The virtual clock", _json(_ref("Clock"))),
         "post": _op("Move the virtual clock forward", _json(_ref("Clock")), body=_ref("ClockAdvance")),
+    },
+    "/_bench/faults": {
+        "get": _op("The fault rules, with how often each met a matching exchange (seen) and fired, and whether "
+                   "it is active now", _json(_arr(_ref("FaultRule")))),
+        "post": _op("Add a fault rule, or replace the one with the same id (its counters start again); a "
+                    "malformed rule is a 400 FAULT_RULE_INVALID naming the field; at most 64 rules "
+                    "(FAULT_RULES_TOO_MANY)", _json(_ref("FaultRule")), body=_ref("FaultRuleInput")),
+        "delete": _op("Delete every fault rule", _json(_obj({"deleted": I}))),
+    },
+    "/_bench/faults/fired": {"get": _op("The faults that fired (the last 500), oldest first",
+                                        _json(_arr(_ref("FaultFired"))))},
+    "/_bench/faults/{rule_id}": {
+        "parameters": [{"name": "rule_id", "in": "path", "required": True, "schema": S}],
+        "get": _op("One fault rule", _json(_ref("FaultRule"))),
+        "patch": _op("Switch a fault rule on or off", _json(_ref("FaultRule")),
+                     body=_obj({"enabled": B}, extra=False)),
+        "delete": _op("Delete a fault rule", _json(_obj({"deleted": I}))),
     },
     "/_bench/stat/check": {"post": {
         "summary": "STAT/ES.01: a vendor's CSV of sends per document type and month (columns Mois; Type de "

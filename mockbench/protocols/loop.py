@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 log = logging.getLogger("mockbench")
 
 START_TIMEOUT = 10.0   # seconds for a door to bind its port and say it is ready
 REFUSAL_TIMEOUT = 2.0  # seconds to write a refusal to a connection beyond the cap before it is dropped
-QUIET_SECONDS = 60.0   # a resource shortage is logged once per episode, and again at most this often
+QUIET_SECONDS = 60.0
+TRICKLE_STEPS_PER_SECOND = 10   # a trickled answer goes in this many pieces a second   # a resource shortage is logged once per episode, and again at most this often
 
 
 class ConnectionCap:
@@ -173,3 +177,45 @@ class DoorTasks:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.server is not None:
             await self.server.wait_closed()
+
+
+async def network_fault(fired: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        answer: bytes) -> bool:
+    """A socket door's answer (bytes as they go on the wire) as the network fault `fired` (world/faults.py)
+    delivers it: `delay` waits then writes it, `trickle` writes it a few bytes at a time over the rule's
+    seconds, `reset` drops the connection with a TCP RST, `timeout` answers nothing until the client closes
+    (its timeout) or the rule's seconds pass, then drops it; another kind writes the answer as it is.
+    Returns whether the connection goes on. Awaits only: no thread is held."""
+    kind, seconds = fired.kind, fired.params.get("seconds", 0.0)
+    if kind == "timeout":
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        try:
+            while (left := deadline - loop.time()) > 0:
+                if not await asyncio.wait_for(reader.read(64 * 1024), left):
+                    break   # the client gave up
+        except (TimeoutError, ConnectionError):
+            pass
+        kind = "reset"
+    if kind == "reset":
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        writer.transport.abort()
+        return False
+    if kind == "delay":
+        await asyncio.sleep(seconds)
+    if kind == "trickle" and answer:
+        steps = max(1, min(len(answer), int(seconds * TRICKLE_STEPS_PER_SECOND)))
+        size = -(-len(answer) // steps)
+        for start in range(0, len(answer), size):
+            writer.write(answer[start:start + size])
+            await writer.drain()
+            await asyncio.sleep(seconds / steps)
+        return True
+    writer.write(answer)
+    await writer.drain()
+    return True

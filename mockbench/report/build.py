@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 REPORT_VERSION = 1
 ENTRY_FIELDS = ("seq", "time", "channel", "operation", "direction", "actor", "patient", "patient_ins", "document",
-                "verdict", "code", "findings", "size", "raw_truncated", "ref")
+                "verdict", "code", "findings", "size", "raw_truncated", "ref", "fault")
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,8 @@ def build_report(world: World, engine: ScenarioEngine, *, limits: ReportLimits |
             "world": {"before": engine.before(tx) if state else None, "after": world_summary(world, tx)},
             "findings": findings[: limits.findings],
             "findings_capped": len(findings) > limits.findings,
+            # the injected faults that fired (world/faults.py): what was not a genuine outcome
+            "faults": world.faults.fired(tx),
         }
     report["entries"] = [_detail(entry, raw, source, limits.pretty) for entry, raw, source in sources]
     return report

@@ -81,7 +81,7 @@ a { color: #1a4f8b; }
 {% else %}<p>Aucun scénario chargé : le rapport montre le journal et l'état du monde.</p>{% endif %}
 {% if r.outcome %}<p>Résultat : <span class="badge {{ r.outcome }}">{{ outcome[r.outcome] }}</span>
   ({{ r.steps | selectattr("status", "equalto", "passed") | list | length }} / {{ r.steps | length }} étapes réussies)</p>{% endif %}
-<nav class="toc"><a href="#scenario">Scénario</a><a href="#etapes">Étapes</a><a href="#transitions">Transitions</a>
+<nav class="toc"><a href="#scenario">Scénario</a><a href="#etapes">Étapes</a><a href="#transitions">Transitions</a>{% if r.faults %}<a href="#pannes">Pannes</a>{% endif %}
 <a href="#echanges">Échanges</a><a href="#etat">État du monde</a><a href="#constats">Constats</a>
 <a href="#chronologie">Chronologie</a></nav>
 </header>
@@ -145,6 +145,20 @@ rapport y figurent comme échouées, non observées (le banc les laisse en atten
 </tbody></table>{% endif %}
 </section>
 
+{% if r.faults %}<section id="pannes">
+<h2>Pannes injectées</h2>
+<p class="note">Ces échanges ont reçu une panne injectée par une règle (faults) : leur issue n'est pas celle du
+service réel.</p>
+<table>
+<thead><tr><th>Quand</th><th>Règle</th><th>Porte</th><th>Panne</th><th>Échange</th><th>Acteur</th><th>Patient</th></tr></thead>
+<tbody>
+{% for f in r.faults %}
+<tr><td>{{ f.time | when }}</td><td><code>{{ f.rule }}</code>{% if f.say %} — {{ f.say }}{% endif %}</td><td>{{ f.door }}</td>
+<td>{{ f.kind }}</td><td>{{ f.operation }}</td><td>{{ f.actor or "—" }}</td><td>{{ f.patient or "—" }}</td></tr>
+{% endfor %}
+</tbody></table>
+</section>{% endif %}
+
 <section id="echanges">
 <h2>Échanges (entrées du journal)</h2>
 <p class="note">Les entrées qui ont décidé une étape, puis celles qui portent un constat ; messages bruts mis en forme
@@ -160,6 +174,7 @@ rapport y figurent comme échouées, non observées (le banc les laisse en atten
 {% if e.patient or e.patient_ins %}<dt>Patient</dt><dd>{{ e.patient or "" }} {% if e.patient_ins %}(INS {{ e.patient_ins }}){% endif %}</dd>{% endif %}
 {% if e.document %}<dt>Document</dt><dd><code>{{ e.document }}</code></dd>{% endif %}
 {% if e.ref %}<dt>Référence</dt><dd><code>{{ e.ref }}</code></dd>{% endif %}
+{% if e.fault %}<dt>Panne injectée</dt><dd><a href="#pannes"><code>{{ e.fault }}</code></a> (issue non représentative du service réel)</dd>{% endif %}
 <dt>Taille</dt><dd>{{ e.size }} octets{% if e.raw_truncated %} (le journal n'en garde que le début{% if e.pretty_source == "mailbox" %} ; mis en forme depuis la boîte aux lettres, message complet{% endif %}){% endif %}</dd>
 <dt>Étapes</dt><dd>{% for s in r.steps if e.seq in s.entries %}<a href="#step-{{ s.id | slug }}">{{ s.id }}</a> {% else %}—{% endfor %}</dd>
 </dl>

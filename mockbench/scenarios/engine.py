@@ -74,6 +74,8 @@ class ScenarioEngine:
             tx.meta_set(TRANSITIONS, {t["id"]: {"fired": False, "count": 0, "fired_at": None, "error": None}
                                       for t in spec.get("transitions", [])})
             tx.scratch.pop("rng", None)
+            for rule in spec.get("faults", []):   # from/until count from the load, on the virtual clock
+                self.world.faults.set(tx, rule, cause="scenario")
             tx.meta_set(BEFORE, world_summary(self.world, tx))
             self.world.journal.append(tx, "control", "load", actor="mockbench", raw=scenario.id)
             summary = self.summary(tx)
@@ -230,6 +232,8 @@ class ScenarioEngine:
     def _matches_after(self, tx: Tx, after: dict, entry: dict) -> bool:
         if after.get("verdict") and entry["verdict"] != after["verdict"]:
             return False
+        if entry.get("fault") and not after.get("fault"):
+            return False   # an injected outcome counts only where the scenario names its rule
         return self._score(tx, {k: v for k, v in after.items() if k not in ("count", "verdict")}, entry)[0]
 
     def _score(self, tx: Tx, expect: dict, entry: dict) -> tuple[bool, int]:
@@ -267,6 +271,8 @@ class ScenarioEngine:
         if index is None or entry["seq"] <= tx.meta_get(CURSOR, 0):
             return
         spec = state["spec"]["steps"][index]
+        if entry.get("fault") and not spec["expect"].get("fault"):
+            return   # an exchange that met an injected fault decides only a step that names the rule
         if not self._score(tx, spec["expect"], entry)[0]:
             return
         step = steps[index]

@@ -18,6 +18,11 @@ import yaml
 from ..world import identity
 from ..world.clock import parse_duration, parse_time
 from ..world.dpi import check_endpoint
+from ..world.faults import KINDS as FAULT_KINDS
+from ..world.faults import MATCH_FIELDS as FAULT_MATCH
+from ..world.faults import MAX_RULES as MAX_FAULTS
+from ..world.faults import FaultRuleInvalid
+from ..world.faults import parse_rule as parse_fault_rule
 from ..world.journal import CHANNELS
 from ..world.model import (
     ACCESS_MODES,
@@ -472,6 +477,57 @@ WORLD = Map(name="World", fields={
                        default=list),
 })
 
+# Fault rules (world/faults.py): validated by the world's own parser, so that the control API and a scenario
+# file refuse the same rules; the fields listed here document them (README, "Faults").
+_FAULT_DOCS = {
+    "id": Field(Id(), "the rule's id (fault-N when absent); the journal entries it touched carry it as `fault`"),
+    "door": Field(Str(choices=tuple(FAULT_KINDS)), "the door that fails", required=True),
+    "kind": Field(Str(), "what happens: `delay`, `reset`, `timeout`, `trickle` on every door; dmp `soap_fault`, "
+                  "`http_503`; pfi `ack_ar`, `no_ack`, `zam_error`, `zam_delay`, `zam_duplicate`; mss "
+                  "`smtp_reply`, `imap_bye`, `imap_no`, `mdn_delay`; oidc `temporarily_unavailable`, `http_503`; "
+                  "annuaire `http_429`, `http_503`", required=True),
+    "match": Field(Map(name="Fault match", fields={k: Field(ListOf(item=Str()), f"{k} (a list: any one matches)")
+                                                   for k in FAULT_MATCH}),
+                   "which exchanges, as a step's expect (operation, patient, actor, document)"),
+    "times": Field(Int(minimum=1), "fires at most this many times (absent: every matching exchange)"),
+    "probability": Field(Str(), "the chance a matching exchange meets it (0 < p <= 1), drawn from `seed`"),
+    "seed": Field(Int(minimum=0), "the seed of its draws: the same seed gives the same sequence"),
+    "from": Field(Str(), "from this virtual time: `+30s` after loading, or an ISO time"),
+    "until": Field(Str(), "until this virtual time"),
+    "enabled": Field(Bool(), "false: set but switched off (`PATCH /_bench/faults/{id}`, the dashboard)"),
+    "say": Field(Str(), "what it stands for, in French"),
+    "(kind's own)": Field(Str(), "`seconds`, `code`, `stage`, `text`, `retry_after`, `subcode`, `reason`, "
+                          "`error`, `description`: README, \"Faults\""),
+}
+
+
+class FaultSpec(Map):
+    """A fault rule: the YAML mapping given to the world's parser (world/faults.py, parse_rule); a problem
+    names the field's line. For `set_fault`, `{id, enabled}` alone switches a rule set earlier."""
+
+    def __init__(self, name: str = "Fault", switch: bool = False) -> None:
+        super().__init__(fields=_FAULT_DOCS, name=name)
+        self.switch = switch
+
+    def convert(self, node: yaml.Node, path: str, v: Validator) -> Any:
+        if not isinstance(node, yaml.MappingNode):
+            v.problem(node, path, f"expected a mapping of fields, found {_describe(node)}")
+            return {}
+        data = yaml.SafeLoader("").construct_document(node)
+        v.lines[path] = node.start_mark.line + 1
+        if self.switch and isinstance(data, dict) and "id" in data and set(data) <= {"id", "enabled"}:
+            if not isinstance(data.get("enabled", True), bool):
+                v.problem(node, f"{path}.enabled", "expected true or false")
+            return data
+        try:
+            parse_fault_rule(data, now=0.0)
+        except FaultRuleInvalid as exc:
+            key = exc.field.split(".")[0]
+            at = next((k for k, _ in node.value if str(k.value) == key), node)
+            v.problem(at, f"{path}.{exc.field}" if path else exc.field, exc.message.split(": ", 1)[-1])
+        return data
+
+
 # Actions: what a transition does, and what POST /_bench/world/actions runs. Each is a mapping with one key.
 BY = Field(Str(), "who acts: a professional id, `patient`, or the bench itself if absent")
 ACTIONS: dict[str, Map] = {
@@ -510,6 +566,7 @@ ACTIONS: dict[str, Map] = {
         "feeding_opposition": Field(Str(choices=FEEDING_OPPOSITION), "PAM.fr ZFA-9")}),
     "end_secret_connection": Map(name="end_secret_connection", fields={
         "patient": Field(Id(), "patient id", required=True)}),
+    "set_fault": FaultSpec("set_fault", switch=True),   # a rule, or {id, enabled} to switch one
 }
 
 
@@ -537,6 +594,7 @@ AFTER = Map(name="After", fields={
     "patient": Field(Id(), "patient id"),
     "actor": Field(Str(), "who acted: a professional id, or the entry's actor as journaled (IDNPS, client id)"),
     "verdict": Field(Str(choices=("accepted", "refused", "error")), "only entries with this verdict"),
+    "fault": Field(Str(), "only entries that met this fault rule (its id); without it, such entries never count"),
     "count": Field(Int(minimum=1), "fire after this many matching entries", default=1),
 })
 
@@ -564,6 +622,8 @@ EXPECT = Map(name="Expect", fields={
                    "mailbox)"),
     "direction": Field(Str(choices=("in", "out")), "in (to the bench) or out (from it)"),
     "code": Field(Str(), "the entry's code, e.g. the OAuth error of a refusal (`access_denied`, `expired_token`)"),
+    "fault": Field(Str(), "the fault rule (its id) the entry met: an exchange that met an injected fault decides "
+                   "only a step that names it"),
 })
 
 class HeaderValues(Spec):
@@ -657,6 +717,8 @@ SCENARIO = Map(name="Scenario", fields={
                       "`PUT /_bench/pfi/dpi`)", required=True)}),
         "the DPI under test's own endpoints, when the scenario knows them"),
     "transitions": Field(ListOf(item=TRANSITION), "scripted changes of the world", default=list),
+    "faults": Field(ListOf(item=FaultSpec()), f"fault rules set when the scenario loads (at most {MAX_FAULTS}; "
+                    "README, \"Faults\")", default=list),
     "steps": Field(ListOf(item=STEP), "what the software under test must do, in order", default=list),
 })
 

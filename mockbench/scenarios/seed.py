@@ -251,6 +251,12 @@ class Seeder:
             self.world.directory.record_consent(tx, args["patient"], consultation=args.get("consultation"),
                                                 feeding_opposition=args.get("feeding_opposition"))
             return f"{name} {args['patient']}"
+        if name == "set_fault":   # a rule (world/faults.py), or {id, enabled} to switch one set earlier
+            if "door" not in args:
+                self.world.faults.switch(tx, args["id"], args.get("enabled", True), cause=cause or "scenario")
+                return f"{name} {args['id']} {'on' if args.get('enabled', True) else 'off'}"
+            rule = self.world.faults.set(tx, args, cause=cause or "scenario")
+            return f"{name} {rule['id']}: {rule['door']} {rule['kind']}"
         if name == "end_secret_connection":
             dmp.end_secret_connection(tx, Actor.system(), args["patient"])
             return f"{name} {args['patient']}"

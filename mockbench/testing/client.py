@@ -129,6 +129,19 @@ class BenchClient:
     def actions(self, *actions: dict) -> dict:
         return self.call("POST", "/world/actions", {"actions": list(actions)})
 
+    def set_fault(self, **rule: Any) -> dict:
+        """Add (or replace, same id) a fault rule: `set_fault(door="pfi", kind="ack_ar", times=1)` (README,
+        "Faults"); `from_` for the `from` field."""
+        if "from_" in rule:
+            rule["from"] = rule.pop("from_")
+        return self.call("POST", "/faults", rule)
+
+    def faults(self) -> list[dict]:
+        return self.call("GET", "/faults")
+
+    def fired_faults(self) -> list[dict]:
+        return self.call("GET", "/faults/fired")
+
     def snapshot(self, name: str) -> None:
         self.call("POST", f"/snapshots/{urllib.parse.quote(name)}")
 

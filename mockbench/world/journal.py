@@ -109,6 +109,7 @@ class Journal:
         findings: Iterable[dict] = (),
         raw: bytes | str = b"",
         ref: str | None = None,
+        fault: str | None = None,
     ) -> dict:
         if channel not in CHANNELS:
             raise ValueError(f"unknown journal channel {channel!r}")
@@ -146,6 +147,8 @@ class Journal:
             "size": size,
             "ref": ref,
         }
+        if fault is not None:   # the id of the fault rule this exchange met (world/faults.py)
+            entry["fault"] = fault
         for annotate in list(self.annotators):
             annotate(tx, entry)
         stored = len(kept) + 256

@@ -156,6 +156,11 @@ class Mss:
                               error=error)
             return
         delay = parse_duration(behaviour["read_after"]) if behaviour.get("read_after") else 0.0
+        if not now and (wants_mdn or on_receive == "fail_integration"):
+            # an mdn_delay fault rule (faults.py), matched on operation MDN and the answering mailbox
+            fired = self.world.faults.decide(tx, "mss", "MDN", actor=box.address, kinds=("mdn_delay",))
+            if fired is not None:
+                delay += fired.params["seconds"]
         if not now and delay > 0 and (wants_mdn or on_receive == "fail_integration"):
             self._defer(tx, box, message, self.world.clock.timestamp() + delay)
             return

@@ -12,6 +12,7 @@ from .clock import Clock
 from .directory import Directory
 from .dmp import Dmp
 from .events import WORLD_RESET, Event, EventBus
+from .faults import Faults
 from .journal import Journal, JournalLimits
 from .mss import Mss
 from .store import Store, Tx
@@ -29,6 +30,7 @@ class World:
         self.dmp = Dmp(self)
         self.tokens = Tokens(self)
         self.mss = Mss(self)
+        self.faults = Faults(self)     # faults on demand (issue 23)
         self.advisor = Advisor(self)   # the findings across exchanges (GET /_bench/findings)
         # Run at the start of every outermost transaction, with the transaction open: the scenario
         # engine fires the `at:` transitions that the virtual clock has reached.

@@ -512,3 +512,23 @@ def test_a_red_step_says_why_in_french_and_opens_the_nearest_exchange(mockbench,
     wait(browser, lambda d: d.find_element(By.ID, "detail").is_displayed(), message="the exchange opens")
     assert text(browser, "#detail-title").startswith(f"Échange {failed['nearest_seq']} · PFI (HL7) MDM^T10")
     screenshot("timeline-nearest-miss")
+
+
+def test_a_host_switches_a_fault_off_and_on(mockbench, browser, screenshot):
+    mockbench.client.load("annuaire-429")
+    open_dashboard(browser, mockbench)
+    keys(browser, "3")
+    wait(browser, present('#faults [data-fault="quota"][data-active="true"]'), message="the fault rule is listed")
+    assert "L'Annuaire Santé répond 429" in text(browser, '#faults [data-fault="quota"]')
+    button = tab_to(browser, 'button[data-key="fault:quota"]')
+    assert button.text == "Désactiver"
+    keys(browser, Keys.ENTER)
+    wait(browser, present('#faults [data-fault="quota"][data-active="false"]'), message="the rule shows as off")
+    assert mockbench.client.faults()[0]["enabled"] is False
+    r = requests.get(mockbench.url + "/fhir/v2/Practitioner", headers={"ESANTE-API-KEY": "mockbench"}, timeout=5)
+    assert r.status_code == 200                               # switched off: the search is served
+    screenshot("scenario-fault-off")
+    browser.find_element(By.CSS_SELECTOR, 'button[data-key="fault:quota"]').click()
+    wait(browser, present('#faults [data-fault="quota"][data-active="true"]'), message="the rule shows as on")
+    r = requests.get(mockbench.url + "/fhir/v2/Practitioner", headers={"ESANTE-API-KEY": "mockbench"}, timeout=5)
+    assert r.status_code == 429

@@ -253,6 +253,9 @@ function connect() {
     addEntry(e);
     const restart = e.channel === "control" && RESTART.includes(e.operation);
     later("scenario", refreshScenario, restart ? 0 : 150);
+    if (restart || e.fault || (e.channel === "control" && e.operation.startsWith("fault"))) {
+      later("faults", refreshFaults, restart ? 0 : 150);
+    }
     // The world is read again when it is on screen, or when the timeline names a patient not known yet.
     if (restart || state.view === "world" || (e.patient && !state.patients[e.patient])) {
       later("world", refreshWorld, restart ? 0 : 300);
@@ -382,6 +385,32 @@ const refreshScenario = serialized(async () => {
   const listed = Array.from(select.options).some((o) => o.value === loaded.id);
   if (listed && document.activeElement !== select) select.value = loaded.id;
 });
+
+// Fault rules (README "Faults"): each with what it does, how often it fired, and a switch for the host.
+const refreshFaults = serialized(async () => {
+  let rules;
+  try { rules = await api("GET", "/faults"); } catch (err) { return; }
+  const seen = JSON.stringify(rules);
+  if (seen === state.faultsSeen) return;
+  state.faultsSeen = seen;
+  redraw($("faults"), rules.map((r) => el("li", {
+      class: "transition" + (r.active ? " fired" : ""), dataFault: r.id, dataActive: String(r.active) },
+    el("span", { class: "say" }, r.say || `${r.door} ${r.kind}`, " ", el("span", { class: "when",
+      text: `(${r.id} · ${r.door} ${r.kind}` + (r.times ? ` · ${r.fired}/${r.times} fois` : ` · ${r.fired} fois`) +
+            (r.active ? " · active" : r.enabled ? " · hors de sa fenêtre ou épuisée" : " · désactivée") + ")" })),
+    el("button", { type: "button", class: r.enabled ? "fire" : "primary fire", dataKey: "fault:" + r.id,
+                   "aria-pressed": String(r.enabled), onclick: () => switchFault(r.id, !r.enabled) },
+       r.enabled ? "Désactiver" : "Activer"))));
+  $("faults-empty").hidden = rules.length > 0;
+});
+
+async function switchFault(id, enabled) {
+  try {
+    await api("PATCH", `/faults/${encodeURIComponent(id)}`, { enabled });
+    say(`Panne ${id} ${enabled ? "activée" : "désactivée"}`);
+  } catch (err) { say(err.message, true); }
+  refreshFaults();
+}
 
 // A manual transition fires once (a third party acts once); one whose firing failed may be fired again.
 function fireButton(t) {
@@ -601,7 +630,7 @@ function xdmBlock(xdm) {
     findingList(xdm.findings));
 }
 
-function refreshAll() { refreshClock(); refreshScenario(); refreshWorld(); }
+function refreshAll() { refreshClock(); refreshScenario(); refreshFaults(); refreshWorld(); }
 
 // Keyboard ---------------------------------------------------------------------------------------
 function moveInTimeline(delta) {
@@ -657,10 +686,10 @@ function start() {
   window.addEventListener("hashchange", () => { const view = viewOfFragment(); if (view && view !== state.view) show(view); });
   if (viewOfFragment()) show(viewOfFragment());
   $("timeline-empty").hidden = false;
-  loadScenarios().then(refreshScenario);
+  loadScenarios().then(refreshScenario).then(refreshFaults);
   refreshClock();
   refreshWorld().then(connect);
-  setInterval(() => { refreshClock(); refreshScenario(); }, 5000);   // what no journal entry announces
+  setInterval(() => { refreshClock(); refreshScenario(); refreshFaults(); }, 5000);   // what no journal entry announces
 }
 
 document.addEventListener("DOMContentLoaded", start);

@@ -35,7 +35,9 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request
 
 from ... import __version__
+from ...world.faults import Fired
 from ...world.store import StorageFull, Tx
+from ..faults import render as render_network
 from . import resources as res
 from .capability import IG_DATE, RESOURCES
 from .resources import Directory
@@ -74,7 +76,8 @@ ISSUE_TYPES = {
     "UNAUTHORIZED": "login", "PARAMETER_UNKNOWN": "not-supported", "PARAMETER_INVALID": "invalid",
     "RESOURCE_UNKNOWN": "not-found", "TYPE_UNKNOWN": "not-supported", "PAGE_UNKNOWN": "not-found",
     "API_VERSION_GONE": "not-supported", "INTERNAL": "exception",
-    "STORAGE_FULL": "transient",   # FHIR R4 issue-type: "may be able to resubmit the same content" later
+    "STORAGE_FULL": "transient",
+    "THROTTLED": "throttled", "UNAVAILABLE": "transient",   # injected faults (world/faults.py)   # FHIR R4 issue-type: "may be able to resubmit the same content" later
 }
 
 
@@ -120,24 +123,17 @@ class AnnuaireDoor:
     def _serve(self, operation: str, handler: Callable[..., dict], *args: str) -> Response:
         raw = request.full_path if request.query_string else request.path
         key = request.headers.get(KEY_HEADER, "")
+        fired = None
         try:
             with self.world.transaction() as tx:
-                try:
-                    if key not in self.api_keys:
-                        raise Refusal(401, "UNAUTHORIZED", f"missing or unknown {KEY_HEADER} header: send the API "
-                                      "key (mockbench by default, [doors.annuaire] api_keys in the config file)")
-                    body = handler(tx, *args)
-                except SearchError as exc:
-                    refusal = Refusal(exc.status, exc.code, exc.message, exc.parameter)
-                except Refusal as exc:
-                    refusal = exc
+                # A fault rule (world/faults.py) is met before the API key is read, as at the API's front-end.
+                fired = self.world.faults.decide(tx, "annuaire", operation, actor=key)
+                if fired is not None and fired.refusing:
+                    answer = self._injected(tx, operation, fired, key, raw)
                 else:
-                    op = f"search:{body.pop('_kind')}" if operation == "search:page" else operation
-                    self.world.journal.append(tx, "annuaire", op, actor=key, raw=raw)
-                    return _json(200, body)
-                self.world.journal.append(tx, "annuaire", operation, actor=key if refusal.status != 401 else "",
-                                          verdict="refused", code=refusal.code, raw=raw)
-            return _json(refusal.status, outcome(refusal.code, refusal.message, refusal.parameter))
+                    answer = self._answer(tx, operation, handler, args, key, raw, fired)
+            # after the commit: a network fault never holds the store
+            return render_network(self.world.faults, fired, answer, request.environ)
         except StorageFull as exc:   # logged once by the store; the journal cannot take an entry either
             return _json(507, outcome("STORAGE_FULL", str(exc)))
         except Exception:  # the one place where an unexpected error becomes a 500 OperationOutcome, journaled
@@ -149,6 +145,45 @@ class AnnuaireDoor:
             except Exception:
                 log.exception("could not journal the failure")
             return _json(500, outcome("INTERNAL", "the bench failed on this request; see its log"))
+
+    def _answer(self, tx: Tx, operation: str, handler: Callable[..., dict], args: tuple, key: str, raw: str,
+                fired: Fired | None) -> Response:
+        try:
+            if key not in self.api_keys:
+                raise Refusal(401, "UNAUTHORIZED", f"missing or unknown {KEY_HEADER} header: send the API "
+                              "key (mockbench by default, [doors.annuaire] api_keys in the config file)")
+            body = handler(tx, *args)
+        except SearchError as exc:
+            refusal = Refusal(exc.status, exc.code, exc.message, exc.parameter)
+        except Refusal as exc:
+            refusal = exc
+        else:
+            op = f"search:{body.pop('_kind')}" if operation == "search:page" else operation
+            self.world.journal.append(tx, "annuaire", op, actor=key, raw=raw, fault=fired.rule if fired else None)
+            return _json(200, body)
+        self.world.journal.append(tx, "annuaire", operation, actor=key if refusal.status != 401 else "",
+                                  verdict="refused", code=refusal.code, raw=raw, fault=fired.rule if fired else None)
+        return _json(refusal.status, outcome(refusal.code, refusal.message, refusal.parameter))
+
+    def _injected(self, tx: Tx, operation: str, fired: Fired, key: str, raw: str) -> Response:
+        """A refusing fault rule, journaled with nothing read: 429 with Retry-After (RFC 6585, section 4) when
+        the caller is over its quota, 503 (RFC 9110, 15.6.4) when the API is down, each with an
+        OperationOutcome as every error of the API [annuaire-v2/getting-started_api-basics.md, "Codes d'état
+        HTTP": errors carry a 4XX or 5XX and an OperationOutcome]; reset and timeout: no answer."""
+        code = f"FAULT_{fired.kind.upper()}"
+        self.world.journal.append(tx, "annuaire", operation, actor=key, verdict="error", code=code, raw=raw,
+                                  fault=fired.rule)
+        if fired.kind == "http_429":
+            response = _json(429, outcome("THROTTLED", "too many requests: slow down and retry after "
+                                          f"{fired.params['retry_after']} seconds"))
+            response.headers["Retry-After"] = str(fired.params["retry_after"])
+            return response
+        if fired.kind == "http_503":
+            response = _json(503, outcome("UNAVAILABLE", "the Annuaire Santé API is temporarily unavailable"))
+            if fired.get("retry_after") is not None:
+                response.headers["Retry-After"] = str(fired.get("retry_after"))
+            return response
+        return _json(500, {})   # reset, timeout: never sent (protocols/faults.py drops the connection)
 
     def routing_error(self, status: int, message: str) -> Response:
         """A 404/405 that Flask's routing answered before the blueprint: the same OperationOutcome."""

@@ -20,9 +20,11 @@ from lxml import etree
 
 from ...formats import ebrim
 from ...world import errors
+from ...world.faults import Fired
 from ...world.journal import finding
 from ...world.model import Actor, Document
 from ...world.store import StorageFull, Tx
+from ..faults import render as render_network
 from . import hl7v3
 from .errors import fault_code, registry_code
 from .soap import (
@@ -149,10 +151,14 @@ class DmpDoor:
             self._journal_fault("UNKNOWN", fault, body, None)
             status, content_type, payload = render_fault(None, fault)
             return Response(payload, status=status, content_type=content_type)
+        fired: list[Fired] = []
         status, content_type, payload = self.handle(service, request.headers.get("Content-Type", ""), body,
                                                     soap_action=request.headers.get("SOAPAction", "").strip('"'),
-                                                    transport_findings=transport)
-        return Response(payload, status=status, content_type=content_type)
+                                                    transport_findings=transport, faults=fired)
+        response = Response(payload, status=status, content_type=content_type)
+        if fired and fired[0].kind == "http_503" and fired[0].get("retry_after") is not None:
+            response.headers["Retry-After"] = str(fired[0].get("retry_after"))
+        return render_network(self.world.faults, fired[0] if fired else None, response, request.environ)
 
     def _wsdl(self, service: str) -> Response:
         from .wsdl import wsdl_for  # the WSDLs are read only when asked for
@@ -170,8 +176,11 @@ class DmpDoor:
 
     # SOAP ---------------------------------------------------------------------------------------
     def handle(self, service: str, content_type: str, body: bytes, *, soap_action: str = "",
-               transport_findings: list[dict] | None = None) -> tuple[int, str, bytes]:
-        """One SOAP request -> (HTTP status, content type, body)."""
+               transport_findings: list[dict] | None = None,
+               faults: list[Fired] | None = None) -> tuple[int, str, bytes]:
+        """One SOAP request -> (HTTP status, content type, body). A fault rule that applies (world/faults.py)
+        is asked once the operation, the actor and the patient are known, before any change: a refusing one
+        is answered here and nothing is applied; it is appended to `faults` for the HTTP layer to render."""
         soap: SoapRequest | None = None
         operation = "UNKNOWN"
         try:
@@ -215,6 +224,12 @@ class DmpDoor:
                     self.world.dmp.note_connection(tx, actor, call.patient, secret=secret)
                 elif secret:
                     call.findings.append(finding("DMP/EX_0.1-1100", "a minor's secret connection", "info"))
+                fired = self.world.faults.decide(tx, "dmp", operation, patient=call.patient or None,
+                                                 patient_ins=vihf.patient_ins or None, actor=vihf.name_id)
+                if fired is not None and faults is not None:
+                    faults.append(fired)
+                if fired is not None and fired.refusing:
+                    return self._injected(tx, soap, operation, fired, call, body)
                 try:
                     outcome = handler(self, call)
                 except errors.WorldError as exc:
@@ -227,7 +242,7 @@ class DmpDoor:
                     tx, "dmp", outcome.operation, actor=vihf.name_id, patient=call.patient or None,
                     patient_ins=None if call.patient else vihf.patient_ins or None, document=outcome.document,
                     verdict=outcome.verdict, code=outcome.code, findings=call.findings, raw=body,
-                    ref=soap.message_id)
+                    ref=soap.message_id, fault=fired.rule if fired else None)
             if outcome.fault is not None:
                 return render_fault(soap, outcome.fault, version=soap.version, mtom=outcome.mtom)
             content_type_out, payload = render_response(soap, outcome.action, outcome.body,
@@ -250,6 +265,25 @@ class DmpDoor:
                 fault = SoapFault("Receiver", "DMPStorageFull", str(full))
             return render_fault(soap, fault, version=soap.version if soap else (fault.version or "1.2"),
                                 mtom=operation == "TD3.2")
+
+    def _injected(self, tx: Tx, soap: SoapRequest, operation: str, fired: Fired, call: Call,
+                  body: bytes) -> tuple[int, str, bytes]:
+        """A refusing fault rule: journaled in `tx` with nothing applied, answered as the DMP fails. A SOAP 1.2
+        Receiver fault says the same message may succeed later (SOAP 1.2 part 1, 5.4.6); 503 is what a
+        front-end in trouble answers before the service (RFC 9110, 15.6.4); reset and timeout get no answer
+        (protocols/faults.py)."""
+        code = f"FAULT_{fired.kind.upper()}"
+        self.world.journal.append(
+            tx, "dmp", operation, actor=call.vihf.name_id, patient=call.patient or None,
+            patient_ins=None if call.patient else call.vihf.patient_ins or None, verdict="error", code=code,
+            findings=[finding("FAULT", f"injected fault {fired.rule} ({fired.kind}): nothing was applied", "info")],
+            raw=body, ref=soap.message_id, fault=fired.rule)
+        if fired.kind == "soap_fault":
+            return render_fault(soap, SoapFault("Receiver", fired.params["subcode"], fired.params["reason"]),
+                                version=soap.version, mtom=operation == "TD3.2")
+        if fired.kind == "http_503":
+            return 503, "text/plain; charset=utf-8", b"503 Service Unavailable: the DMP is temporarily unavailable\n"
+        return 500, "text/plain", b""   # reset, timeout: never sent (protocols/faults.py drops the connection)
 
     def _world_fault(self, call: Call, operation: str, exc: errors.WorldError) -> Outcome:
         """A world refusal on a non-XDS service: a SOAP Fault (XDS handlers answer RegistryErrors themselves)."""

@@ -25,11 +25,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ...world import errors, events
+from ...world.faults import NETWORK
 from ...world.journal import finding
 from ...world.model import Mailbox, Message
 from ...world.mss import INBOX, is_mssante, uid_counter
 from ...world.store import StorageFull, Tx
-from ..loop import ConnectionCap, DoorTasks, LoopThread
+from ..loop import ConnectionCap, DoorTasks, LoopThread, network_fault
 from .imap_wire import (
     Atom,
     CommandReader,
@@ -134,6 +135,8 @@ class ImapDoor:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = ImapSession(self, reader, writer)
         try:
+            if not await self._network_fault(session, reader, writer):
+                return
             await session.run()
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
@@ -141,6 +144,30 @@ class ImapDoor:
             pass  # the door is stopping: end the connection quietly
         except Exception:
             log.exception("IMAP connection from %s failed", session.peer)
+
+    async def _network_fault(self, session: ImapSession, reader: asyncio.StreamReader,
+                             writer: asyncio.StreamWriter) -> bool:
+        """A network fault rule met at the connection (world/faults.py, operation IMAP_CONNECT), journaled:
+        reset and timeout end it before the greeting, delay holds the greeting, trickle writes it a few bytes
+        at a time. Returns whether the session goes on."""
+        if not self.world.faults.armed("mss"):
+            return True
+        with self.world.transaction() as tx:
+            fired = self.world.faults.decide(tx, "mss", "IMAP_CONNECT", kinds=NETWORK)
+            if fired is None:
+                return True
+            self.world.journal.append(tx, "mss", "IMAP_CONNECT", actor=session.peer,
+                                      verdict="error" if fired.refusing else "accepted",
+                                      code=f"FAULT_{fired.kind.upper()}", fault=fired.rule, raw=fired.kind)
+        if fired.kind in ("reset", "timeout"):
+            await network_fault(fired, reader, writer, b"")
+            return False
+        if fired.kind == "delay":
+            await asyncio.sleep(fired.params["seconds"])
+        else:
+            await network_fault(fired, reader, writer, session.greeting() + b"\r\n")
+            session.greeted = True
+        return True
 
 
 @dataclass
@@ -173,6 +200,7 @@ class ImapSession:
     uids: list[int] = field(default_factory=list)   # sequence number n is uids[n - 1], as the client knows it
     tls_active: bool = False
     peer: str = ""
+    greeted: bool = False                            # a trickle fault rule wrote the greeting already
 
     def __post_init__(self) -> None:
         self.world = self.door.world
@@ -183,9 +211,13 @@ class ImapSession:
         self.peer = "{}:{}".format(*peer[:2]) if peer else ""
 
     # The loop -----------------------------------------------------------------------------------
+    def greeting(self) -> bytes:
+        return b"* OK [CAPABILITY " + self.capabilities().encode() + b"] mockbench IMAP4rev1 ready"
+
     async def run(self) -> None:
-        self.send(b"* OK [CAPABILITY " + self.capabilities().encode() + b"] mockbench IMAP4rev1 ready")
-        await self.writer.drain()
+        if not self.greeted:
+            self.send(self.greeting())
+            await self.writer.drain()
         bad_in_a_row = 0
         for _ in range(self.limits.commands_per_connection):
             try:
@@ -254,6 +286,8 @@ class ImapSession:
             else:
                 self.send(f"{tag} BAD {name} is not valid in the {self.state} state".encode())
             return self.state == NOT_AUTHENTICATED
+        if self._injected(tag, name):
+            return True
         try:
             handler = getattr(self, f"cmd_{name.lower()}")
             done = await handler(tag, args)
@@ -286,6 +320,30 @@ class ImapSession:
                                           raw=name if name in ("LOGIN", "AUTHENTICATE") else text[:500])
             self.send(f"{tag} NO [SERVERBUG] the server failed on {name}; the journal holds the details".encode())
             return True
+
+    def _injected(self, tag: str, name: str) -> bool:
+        """A fault rule met by this command (world/faults.py; matched on `IMAP_<COMMAND>`), journaled and
+        answered before the command runs, so nothing changes: `imap_no` a tagged NO (RFC 3501 7.1.2; RFC 5530
+        3, [UNAVAILABLE], a temporary failure), `imap_bye` an untagged BYE and the connection closed (RFC 3501
+        7.1.5: the server is closing the connection)."""
+        if not self.world.faults.armed("mss"):
+            return False
+        operation = f"IMAP_{name}"
+        with self.world.transaction() as tx:
+            fired = self.world.faults.decide(tx, "mss", operation, actor=self.address or None,
+                                             kinds=("imap_bye", "imap_no"))
+            if fired is None:
+                return False
+            self.world.journal.append(tx, "mss", operation, actor=self.address or self.peer, verdict="error",
+                                      code=f"FAULT_{fired.kind.upper()}", fault=fired.rule,
+                                      findings=[finding("FAULT", f"injected fault {fired.rule} ({fired.kind})",
+                                                        "info")], raw=name)
+        if fired.kind == "imap_no":
+            self.answer(tag, "NO", fired.params["text"])
+        else:
+            self.send(f"* BYE {' '.join(fired.params['text'].split())}".encode())
+            self.state = LOGOUT
+        return True
 
     @property
     def clear_auth_refused(self) -> bool:

@@ -34,10 +34,11 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, Session, TLS
 
 from ...formats.mime import KO_MARK, MdnShape, attachments, read_mdn
 from ...world import errors
+from ...world.faults import NETWORK, Fired
 from ...world.journal import finding
 from ...world.mss import is_mssante
 from ...world.store import StorageFull, Tx
-from ..loop import ConnectionCap, LoopThread
+from ..loop import ConnectionCap, LoopThread, network_fault
 from . import errors as status
 from .data import NOMINAL, TOO_LONG, DataReader
 from .errors import Refusal, status_for
@@ -333,6 +334,11 @@ class MssSmtp(SMTP):
                 envelope = self.envelope
                 self.door.refused("SUBMIT", self._actor(), Refusal(st, code, st.text),
                                   recipients=list(envelope.rcpt_tos) if envelope else [])
+        trickle = getattr(self, "_trickle", None)
+        if trickle is not None:   # a trickle fault rule: each reply a few bytes at a time
+            line = status_line.encode("ascii", "replace") if isinstance(status_line, str) else status_line
+            await network_fault(trickle, self._reader, self._writer, line + b"\r\n")
+            return
         await super().push(status_line)
 
     async def handle_exception(self, error: Exception) -> str:
@@ -439,7 +445,40 @@ class MssSmtp(SMTP):
             await self.push(status.AUTH_REQUIRED.line())
         return True
 
+    async def _handle_client(self) -> None:
+        """aiosmtpd's session, after a network fault rule met at the connection (world/faults.py, operation
+        SMTP_CONNECT): reset or timeout end it before the greeting; delay holds the greeting; trickle writes
+        every reply of the session a few bytes at a time."""
+        fired = self.door.network_fault("SMTP_CONNECT", self._actor())
+        if fired is not None:
+            if fired.kind in ("reset", "timeout"):
+                await network_fault(fired, self._reader, self._writer, b"")
+                return
+            if fired.kind == "delay":
+                await asyncio.sleep(fired.params["seconds"])
+            else:
+                self._trickle = fired
+        await super()._handle_client()
+
+    async def _injected(self, stage: str) -> bool:
+        """A fault rule's reply at this stage (world/faults.py), journaled by the door; 421 closes the
+        connection (RFC 5321, 3.8: the server closes after it)."""
+        line = self.door.fault_reply(stage, self._actor())
+        if line is None:
+            return False
+        await self.push(line)
+        if line.startswith("421") and self.transport is not None:
+            self.transport.close()
+        return True
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if self.envelope is not None and self.envelope.mail_from and await self._injected("RCPT"):
+            return
+        await super().smtp_RCPT(arg)
+
     async def smtp_MAIL(self, arg: str | None) -> None:
+        if self.session is not None and self.session.host_name and await self._injected("MAIL"):
+            return
         identity = self.identity
         if identity is not None and arg is not None:
             stripped = self._strip_command_keyword("FROM:", arg)
@@ -620,6 +659,11 @@ class MssHandler:
         return outcome.line
 
     async def handle_DATA(self, server: MssSmtp, session: Any, envelope: Any) -> str:
+        line = self.door.fault_reply("DATA", envelope.mail_from or "")
+        if line is not None:   # after the final dot: nothing is delivered
+            if line.startswith("421") and server.transport is not None:
+                asyncio.get_running_loop().call_soon(server.transport.close)   # after the reply is written
+            return line
         return await asyncio.to_thread(self.door.submit, envelope.mail_from or "", list(envelope.rcpt_tos),
                                        bytes(envelope.original_content or b""))
 
@@ -627,13 +671,24 @@ class MssHandler:
 # --- The door ----------------------------------------------------------------------------------------------
 
 class _Refusal(asyncio.Protocol):
-    """A connection beyond the door's cap. RFC 5321 §3.1 and §4.2.3: a server that cannot serve may answer
-    the connection with 421 and close; RFC 3463: 4.3.2, the system is not accepting network messages."""
+    """A connection beyond the door's cap (or met by a fault rule at the connect stage). RFC 5321 §3.1 and
+    §4.2.3: a server that cannot serve may answer the connection with 421 and close; RFC 3463: 4.3.2, the system
+    is not accepting network messages."""
+
+    def __init__(self, line: str = "421 4.3.2 mockbench.invalid too many connections, try again later") -> None:
+        self.line = line
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(b"421 4.3.2 mockbench.invalid too many connections, try again later\r\n")
+        transport.write(self.line.encode("ascii", "replace") + b"\r\n")
         transport.close()
+
+
+# an smtp_reply fault's code -> its enhanced status code (RFC 3463) and default text (RFC 5321, 4.2.3)
+FAULT_ENHANCED = {421: "4.3.2", 451: "4.3.0", 452: "4.3.1"}
+FAULT_TEXTS = {421: "Service not available, closing transmission channel",
+               451: "Requested action aborted: local error in processing",
+               452: "Requested action not taken: insufficient system storage"}
 
 
 class SmtpDoor:
@@ -665,6 +720,10 @@ class SmtpDoor:
         def session() -> asyncio.Protocol:
             if not self.cap.admit():
                 return _Refusal()
+            line = self.fault_reply("connect", "")
+            if line is not None:
+                self.cap.release()
+                return _Refusal(line)
             engine = MssSmtp(self, self._handler, loop)
             self._sessions.add(engine)
             return engine
@@ -709,6 +768,39 @@ class SmtpDoor:
         note = f"{line}" + (f" (recipients: {', '.join(recipients)})" if recipients else "")
         self.world.journal.append(tx, "mss", operation, actor=actor, verdict="refused", code=exc.code,
                                   findings=[*(findings or []), finding(rule, note, "error")], raw=raw)
+        return line
+
+    def network_fault(self, operation: str, actor: str) -> Fired | None:
+        """A network fault rule met at a connection (SMTP_CONNECT, IMAP_CONNECT), journaled: reset and timeout
+        with verdict error (nothing happens on that connection), delay and trickle accepted."""
+        if not self.world.faults.armed("mss"):
+            return None
+        with self.world.transaction() as tx:
+            fired = self.world.faults.decide(tx, "mss", operation, actor=actor or None, kinds=NETWORK)
+            if fired is not None:
+                self.world.journal.append(tx, "mss", operation, actor=actor,
+                                          verdict="error" if fired.refusing else "accepted",
+                                          code=f"FAULT_{fired.kind.upper()}", fault=fired.rule, raw=fired.kind)
+        return fired
+
+    def fault_reply(self, stage: str, actor: str) -> str | None:
+        """The reply of an `smtp_reply` fault rule (world/faults.py) at this stage of the session, journaled as a
+        SUBMIT met by it (verdict error, nothing delivered), or None. The codes are RFC 5321's transient ones
+        (4.2.2, 4.2.3) with RFC 3463's enhanced codes, as trans-cda-r2/error-codes.md lists them: 421 service
+        not available (closing), 451 local error in processing, 452 insufficient system storage."""
+        if not self.world.faults.armed("mss"):
+            return None
+        with self.world.transaction() as tx:
+            fired = self.world.faults.decide(tx, "mss", "SUBMIT", actor=actor or None, kinds=("smtp_reply",),
+                                             where={"stage": stage})
+            if fired is None:
+                return None
+            code = fired.params["code"]
+            line = f"{code} {FAULT_ENHANCED[code]} {fired.params.get('text') or FAULT_TEXTS[code]}"
+            self.world.journal.append(tx, "mss", "SUBMIT", actor=actor, verdict="error", code=f"FAULT_SMTP_{code}",
+                                      findings=[finding("FAULT", f"injected fault {fired.rule} at {stage}: {line}",
+                                                        "info")],
+                                      raw=f"{stage}: {line}", fault=fired.rule)
         return line
 
     def refused(self, operation: str, actor: str, refusal: Refusal, *, recipients: list[str] | None = None) -> str:

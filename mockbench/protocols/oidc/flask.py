@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from flask import Blueprint, Response, has_request_context, request
 
 from ...world.ciba import set_ciba_script
+from ...world.faults import Fired
+from ..faults import render as render_network
 from .provider import Limits, Provider, Request, profiles_from_config
 
 if TYPE_CHECKING:
@@ -19,6 +21,10 @@ PREFIX = "/oidc"
 MTLS_ENDPOINTS = {"token_endpoint": "token", "introspection_endpoint": "introspect",
                   "revocation_endpoint": "revoke", "backchannel_authentication_endpoint": "ciba",
                   "userinfo_endpoint": "userinfo"}
+
+
+# endpoint -> the operation its exchanges are journaled (and fault rules matched) under
+JOURNAL_OPERATIONS = {"issuer_authorize": "authorize"}
 
 
 def _over_https() -> bool:
@@ -85,7 +91,10 @@ class OidcDoor:
                       headers={k.lower(): v for k, v in request.headers.items()},
                       client_cert=request.environ.get("SSL_CLIENT_CERT")
                       if request.environ.get("wsgi.url_scheme") == "https" else None)
-        status, body, headers = provider.handle(endpoint, req)
+        fired, injected = self._fault(endpoint, req)
+        if injected is not None:
+            return render_network(self.world.faults, fired, injected, request.environ)
+        status, body, headers = provider.handle(endpoint, req, fault=fired.rule if fired else None)
         if endpoint == "discovery" and isinstance(body, dict) and self.bench.https_url:
             # RFC 8705 section 5: where to authenticate with a client certificate (the HTTPS port)
             base = self.bench.https_url + provider.profile.path
@@ -93,7 +102,37 @@ class OidcDoor:
                                              for key, name in MTLS_ENDPOINTS.items()
                                              if name in provider.profile.endpoints}
         if isinstance(body, dict):
-            return Response(json.dumps(body, ensure_ascii=False), status=status, headers=headers,
-                            content_type="application/json")
-        headers.setdefault("Content-Type", "text/plain; charset=utf-8")
-        return Response(body, status=status, headers=headers)
+            response = Response(json.dumps(body, ensure_ascii=False), status=status, headers=headers,
+                                content_type="application/json")
+        else:
+            headers.setdefault("Content-Type", "text/plain; charset=utf-8")
+            response = Response(body, status=status, headers=headers)
+        return render_network(self.world.faults, fired, response, request.environ)
+
+    def _fault(self, endpoint: str, req: Request) -> tuple[Fired | None, Response | None]:
+        """The fault rule met by this exchange (world/faults.py), asked before the provider acts; a refusing one
+        is journaled here (nothing applied) and answered: `temporarily_unavailable` as an OAuth error response
+        (the code is RFC 6749's, 4.1.2.1; its form and 400 status those of 5.2, so that a client reads the code:
+        on every endpoint, the authorization endpoint included, without a redirect), `http_503` a bare 503
+        (RFC 9110, 15.6.4); reset and timeout get no answer. `delay` on `jwks` is the slow JWKS."""
+        if not self.world.faults.armed("oidc"):
+            return None, None
+        operation = JOURNAL_OPERATIONS.get(endpoint, endpoint)
+        actor = req.params.get("client_id", "")
+        with self.world.transaction() as tx:
+            fired = self.world.faults.decide(tx, "oidc", operation, actor=actor)
+            if fired is None or not fired.refusing:
+                return fired, None
+            self.world.journal.append(tx, "oidc", operation, actor=actor, verdict="error",
+                                      code=f"FAULT_{fired.kind.upper()}", fault=fired.rule,
+                                      raw=f"{req.method} {endpoint} (injected fault {fired.rule})")
+        if fired.kind == "temporarily_unavailable":
+            body = {"error": "temporarily_unavailable", "error_description": fired.params["description"]}
+            return fired, Response(json.dumps(body), status=400, content_type="application/json",
+                                   headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+        if fired.kind == "http_503":
+            response = Response("503 Service Unavailable\n", status=503, content_type="text/plain")
+            if fired.get("retry_after") is not None:
+                response.headers["Retry-After"] = str(fired.get("retry_after"))
+            return fired, response
+        return fired, Response(b"", status=500)   # reset, timeout: never sent (protocols/faults.py)

@@ -451,10 +451,13 @@ class Provider:
         return float(own if own is not None else getattr(self.limits, f"{kind}_ttl"))
 
     # Dispatch -----------------------------------------------------------------------------------
-    def handle(self, endpoint: str, req: Request) -> Result:
+    def handle(self, endpoint: str, req: Request, *, fault: str | None = None) -> Result:
+        """`fault`: the id of a fault rule that slows this exchange (world/faults.py), marked on its entry."""
         if endpoint == "discovery":
             return 200, self.discovery(), {}
         journal_op = {"jwks": None, "login": "login", "issuer_authorize": "authorize"}.get(endpoint, endpoint)
+        if fault is not None and journal_op is None:
+            journal_op = endpoint   # a slowed JWKS is journaled, so that the fault it met is seen
         with self.world.transaction() as tx:
             tx.scratch["oidc"] = {"actor": req.params.get("client_id", ""), "code": None}
             # Refusals keep what the handler wrote (a reused code revokes its tokens, a CIBA poll counts);
@@ -487,7 +490,7 @@ class Provider:
                 self.world.journal.append(
                     tx, "oidc", info.get("operation", journal_op), actor=info.get("actor") or "",
                     verdict=info.get("verdict", verdict), code=info.get("code"),
-                    raw=f"{self.profile.name} {req.method} {endpoint} {_masked(req.params)}")
+                    raw=f"{self.profile.name} {req.method} {endpoint} {_masked(req.params)}", fault=fault)
         return status, body, headers
 
     def _error(self, err: OAuthError, req: Request) -> Result:

@@ -44,16 +44,18 @@ from ...formats.xdm import XdmError, read_package
 from ...world import errors, events
 from ...world.dpi import clear_dpi, dpi_endpoint, dpi_source, set_dpi
 from ...world.dpi import parse_endpoint as parse_endpoint  # the bench reads --dpi-mllp with it
+from ...world.faults import Fired
 from ...world.journal import finding
 from ...world.model import Actor
 from ...world.store import StorageFull, Tx
-from ..loop import ConnectionCap, DoorTasks, LoopThread
+from ..loop import ConnectionCap, DoorTasks, LoopThread, network_fault
 from . import hl7 as wire
 from . import inbound as inbound_mail
 from . import mail
 from .errors import _hl7, z01_error, z03_error
 from .messages import ConsentMessage, DocumentMessage, check_header, read_consent, read_document
 from .mllp import STREAM_LIMIT, MllpFramingError, MllpLimits, MllpReader, write_frame
+from .mllp import frame as frame_bytes
 from .outbox import Outbox
 
 if TYPE_CHECKING:
@@ -61,6 +63,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mockbench.pfi")
 
+# the fault kinds (world/faults.py) a message can meet on arrival; the ZAM kinds are met once it is integrated
+FAULTS_ON_ARRIVAL = ("delay", "reset", "timeout", "trickle", "ack_ar", "no_ack")
 INLINE_BYTES = 256 * 1024   # messages up to this size are handled on the event loop's thread
 DMP_OPERATION = {"submit": "TD2.1", "replace": "TD2.1", "delete": "TD3.3c"}
 MAIL_KEY = "pfi-mail:"       # world meta key prefix: a sent mail's Message-ID -> the HL7 message it carried
@@ -96,6 +100,12 @@ class PfiSettings:
                 raise ValueError(f"{name} must be a positive number")
             values[name] = int(value) if name in ("outbound_attempts", "outbound_queue") else float(value)
         return cls(host=host, port=port, dpi=dpi, max_connections=max_connections, **values)
+
+
+class _InjectedZamError(Exception):
+    def __init__(self, fired: Fired) -> None:
+        super().__init__(fired.rule)
+        self.fired = fired
 
 
 class PfiDoor:
@@ -173,12 +183,19 @@ class PfiDoor:
                     continue
                 if frame is None:
                     return
+                fired: list[Fired] = []
                 if len(frame.payload) <= INLINE_BYTES:
                     # On the loop's own thread: world changes are serialized by the store's lock anyway, and
                     # a thread hop per message cost more than the brief wait it spares other connections.
-                    answer = self.handle(frame.payload, peer, frame.junk_skipped)
+                    answer = self.handle(frame.payload, peer, frame.junk_skipped, fired)
                 else:  # a large message must not hold up every other connection while it is parsed
-                    answer = await asyncio.to_thread(self.handle, frame.payload, peer, frame.junk_skipped)
+                    answer = await asyncio.to_thread(self.handle, frame.payload, peer, frame.junk_skipped, fired)
+                if fired:
+                    if fired[0].kind == "no_ack":
+                        continue   # the connection stays open; no ACK is ever sent for that message
+                    if not await network_fault(fired[0], reader, writer, frame_bytes(answer)):
+                        return
+                    continue
                 try:
                     # A timeout scope rather than wait_for: no task per ACK (the write is done at once unless the
                     # peer stopped reading).
@@ -195,14 +212,14 @@ class PfiDoor:
         except Exception:
             log.exception("PFI connection from %s failed", peer)
 
-    def handle(self, payload: bytes, peer: str = "", junk: int = 0) -> bytes:
+    def handle(self, payload: bytes, peer: str = "", junk: int = 0, faults: list[Fired] | None = None) -> bytes:
         """One inbound message -> the technical ACK to send back, after the world change committed.
 
         trans-cda-r2/profils-messages.md, ACK section, MSA-1: AA once the change committed; AE for what is
         wrong in the message itself (Hl7Reject); AR, "rejeté pour une raison circonstancielle, il peut être
         réémis plus tard", only when the bench's store cannot take the message now (nothing was committed)."""
         try:
-            return self._handle(payload, peer, junk)
+            return self._handle(payload, peer, junk, faults)
         except StorageFull as exc:
             return self._storage_full(wire.read_header(payload), exc)
 
@@ -214,7 +231,7 @@ class PfiDoor:
                              [wire.ErrorItem(wire.E_APPLICATION, str(exc))])
         return self._encode(ack, inbound)
 
-    def _handle(self, payload: bytes, peer: str, junk: int) -> bytes:
+    def _handle(self, payload: bytes, peer: str, junk: int, faults: list[Fired] | None = None) -> bytes:
         inbound: wire.Inbound | None = None
         try:
             try:
@@ -224,8 +241,16 @@ class PfiDoor:
                     inbound.findings.append(finding("MLLP/FRAMING",
                                                     f"{junk} bytes outside an MLLP block were skipped"))
                 if family == "ADT":
-                    return self._consent(read_consent(inbound), payload)
-                return self._document(read_document(inbound, family), payload)
+                    consent = read_consent(inbound)
+                    fired, answer = self._fault(inbound, payload, None, faults)
+                    if answer is not None:
+                        return answer
+                    return self._consent(consent, payload, fault=fired)
+                document = read_document(inbound, family)
+                fired, answer = self._fault(inbound, payload, document.unique_id, faults)
+                if answer is not None:
+                    return answer
+                return self._document(document, payload, fault=fired)
             except wire.Hl7Reject as reject:
                 if inbound is None:
                     inbound = wire.read_header(payload)  # to name MSH-10 in MSA-2 whenever it can be found
@@ -239,6 +264,37 @@ class PfiDoor:
                 wire.E_APPLICATION, "the PFI cannot store the message now (its store is unavailable): send it again "
                 "later")])
             return self._encode(ack, inbound)
+
+    def _fault(self, inbound: wire.Inbound, payload: bytes, document: str | None,
+               faults: list[Fired] | None) -> tuple[Fired | None, bytes | None]:
+        """The fault rule this message meets (world/faults.py), asked before anything is applied; appended to
+        `faults` for the connection to render the network kinds. A refusing one is journaled here and its answer
+        returned: `ack_ar` is MSA-1 AR, "rejeté pour une raison circonstancielle. Il peut être réémis plus
+        tard", with an ERR whose ERR-3 is from table 0357 and ERR-4 E [trans-cda-r2/profils-messages.md, ACK
+        section, MSA-1 and segment ERR]; `no_ack`, reset and timeout answer nothing (b"")."""
+        if not self.world.faults.armed("pfi"):
+            return None, None
+        with self.world.transaction() as tx:
+            fired = self.world.faults.decide(tx, "pfi", inbound.operation, patient_ins=self._pid_ins(inbound),
+                                             actor=self._sender_app(inbound), document=document,
+                                             kinds=FAULTS_ON_ARRIVAL)
+            if fired is None:
+                return None, None
+            if faults is not None:
+                faults.append(fired)
+            if not fired.refusing:
+                return fired, None
+            self.world.journal.append(
+                tx, "pfi", inbound.operation, actor=self._sender_app(inbound), patient_ins=self._pid_ins(inbound),
+                document=document, verdict="error", code=f"FAULT_{fired.kind.upper()}",
+                findings=[*inbound.findings, finding("FAULT", f"injected fault {fired.rule} ({fired.kind}): nothing "
+                                                     "was applied", "info")],
+                raw=payload, ref=inbound.control_id, fault=fired.rule)
+            if fired.kind != "ack_ar":
+                return fired, b""
+            ack = wire.build_ack(inbound, "AR", self._control_id(tx), self._now(),
+                                 [wire.ErrorItem(fired.params["error"], fired.params["text"])])
+        return fired, self._encode(ack, inbound)
 
     def _reject(self, inbound: wire.Inbound | None, reject: wire.Hl7Reject, payload: bytes) -> bytes:
         with self.world.transaction() as tx:
@@ -272,20 +328,36 @@ class PfiDoor:
         except StorageFull:
             pass   # the frame is answered all the same; the store logged the episode
 
-    def _document(self, msg: DocumentMessage, payload: bytes) -> bytes:
+    def _document(self, msg: DocumentMessage, payload: bytes, *, fault: Fired | None = None) -> bytes:
         """Each document of the message (an ORU may carry several) is fed, replaced or deleted in its own
         savepoint, with its own dmp journal entry and ZAM^Z01; the pfi entry names the first."""
         inbound = msg.inbound
         with self.world.transaction() as tx:
             control_id = self._control_id(tx)
             outcomes: list[tuple[DocumentMessage, str, str | None, list[dict], wire.ErrorItem | None, list]] = []
+            # A ZAM fault (world/faults.py) is met once the message is taken: zam_error stands for a DMP that
+            # refused it (nothing fed; the Z01 carries the rule's DMP error code in ERR-5, as errors.py's
+            # z01_error does for a genuine refusal), zam_delay and zam_duplicate change only the ZAM's delivery.
+            zam_fault = self.world.faults.decide(tx, "pfi", inbound.operation, patient_ins=msg.patient.ins or None,
+                                                 actor=self._sender_app(inbound), document=msg.unique_id,
+                                                 kinds=("zam_error", "zam_delay", "zam_duplicate")) \
+                if msg.flag("DESTDMP") else None
             if msg.flag("DESTDMP"):
                 for doc in msg.documents:
                     zam: wire.ErrorItem | None = None
                     try:
+                        if zam_fault is not None and zam_fault.kind == "zam_error":
+                            raise _InjectedZamError(zam_fault)
                         with tx.savepoint():
                             self._apply(tx, doc)
                         verdict, code, extra = "accepted", None, []
+                    except _InjectedZamError as injected:
+                        text, dmp_code = injected.fired.params["text"], injected.fired.params["code"]
+                        zam = wire.ErrorItem(wire.E_APPLICATION, text,
+                                             application=f"{dmp_code}^{text.replace('^', ' ')}^DMP_ERROR_CODE")
+                        verdict, code = "error", "FAULT_ZAM_ERROR"
+                        extra = [finding("FAULT", f"injected fault {injected.fired.rule} (zam_error {dmp_code}): "
+                                         "the document was not fed", "info")]
                     except errors.WorldError as exc:
                         dmp_code, zam = z01_error(exc)
                         verdict, code = "refused", exc.code
@@ -300,19 +372,23 @@ class PfiDoor:
             self.world.journal.append(
                 tx, "pfi", inbound.operation, actor=msg.sender.label, patient_ins=msg.patient.ins or None,
                 document=msg.unique_id, verdict="accepted", findings=inbound.findings + msg.findings + extra_findings,
-                raw=payload, ref=inbound.control_id)
+                raw=payload, ref=inbound.control_id, fault=fault.rule if fault else None)
             for doc, verdict, code, extra, zam, consent_findings in outcomes:
                 self.world.journal.append(
                     tx, "dmp", DMP_OPERATION[doc.action], actor=msg.sender.label,
                     patient_ins=msg.patient.ins or None, document=doc.unique_id, verdict=verdict, code=code,
                     findings=consent_findings + (doc.findings if doc is not msg else []) + extra,
-                    ref=inbound.control_id, raw=f"{doc.action} {doc.unique_id} via the PFI (MSH-10 {inbound.control_id})")
+                    ref=inbound.control_id, raw=f"{doc.action} {doc.unique_id} via the PFI (MSH-10 {inbound.control_id})",
+                    fault=zam_fault.rule if zam_fault else None)
                 if self.dpi(tx) is not None:
                     zam_text = wire.build_zam("Z01", inbound, f"{control_id}Z{doc.position}", self._now(),
                                               success=verdict == "accepted", error=zam)
                     meta = {"patient_ins": msg.patient.ins or None, "document": doc.unique_id,
                             "ref": inbound.control_id}
-                    self.outbox.add(tx, self._encode(zam_text, inbound), "ZAM^Z01", meta)
+                    kind = zam_fault.kind if zam_fault else None
+                    delay = zam_fault.params["seconds"] if kind == "zam_delay" else 0.0
+                    for _ in range(2 if kind == "zam_duplicate" else 1):
+                        self.outbox.add(tx, self._encode(zam_text, inbound), "ZAM^Z01", meta, delay=delay)
             if msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT"):
                 self._send_mail(tx, msg)
             ack = wire.build_ack(inbound, "AA", control_id, self._now())
@@ -392,7 +468,7 @@ class PfiDoor:
             raise errors.PatientMismatch("the INS traits differ from the patient's: " + "; ".join(differences))
         return patient
 
-    def _consent(self, msg: ConsentMessage, payload: bytes) -> bytes:
+    def _consent(self, msg: ConsentMessage, payload: bytes, *, fault: Fired | None = None) -> bytes:
         inbound = msg.inbound
         findings = inbound.findings + msg.findings
         with self.world.transaction() as tx:
@@ -405,7 +481,7 @@ class PfiDoor:
                                             "the consent was not recorded"))
             self.world.journal.append(tx, "pfi", inbound.operation, actor=self._sender_app(inbound),
                                       patient_ins=msg.patient.ins or None, verdict="accepted", findings=findings,
-                                      raw=payload, ref=inbound.control_id)
+                                      raw=payload, ref=inbound.control_id, fault=fault.rule if fault else None)
             ack = wire.build_ack(inbound, "AA", self._control_id(tx), self._now())
         return self._encode(ack, inbound)
 

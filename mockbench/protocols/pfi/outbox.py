@@ -98,8 +98,10 @@ class Outbox:
         self._wake()
 
     # In the transaction that makes a message due ----------------------------------------------------
-    def add(self, tx: Tx, payload: bytes, operation: str, meta: dict) -> None:
-        now = self.clock()
+    def add(self, tx: Tx, payload: bytes, operation: str, meta: dict, *, delay: float = 0.0) -> None:
+        """Queue `payload` for the DPI; `delay`: not before so many seconds (a fault rule's delayed ZAM,
+        world/faults.py; the queue keeps its order, so what follows waits too)."""
+        now = self.clock() + delay
         row = {"id": tx.next_seq("pfi-outbox"), "state": "pending", "operation": operation,
                "payload": base64.b64encode(payload).decode("ascii"), "patient_ins": meta.get("patient_ins"),
                "document": meta.get("document"), "ref": meta.get("ref"), "created": now, "attempts": 0,
