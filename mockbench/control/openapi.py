@@ -90,7 +90,12 @@ SCHEMAS: dict[str, Any] = {
         "operation": S, "direction": {"enum": ["in", "out"]}, "actor": S, "patient": NS, "patient_ins": NS,
         "document": NS, "verdict": {"enum": ["accepted", "refused", "error"]}, "code": NS,
         "findings": _arr(_ref("Finding")), "raw": S, "raw_truncated": B, "size": I, "ref": NS,
-    }),
+        "response": {"type": "string", "description": "what the bench answered on the door's wire (the ACK, the "
+                     "SOAP response or fault, the SMTP reply, the HTTP answer), cut to journal_raw_bytes; absent "
+                     "when the exchange has no answer of its own"},
+        "response_truncated": B, "response_size": I,
+    }, required=["seq", "time", "channel", "operation", "direction", "actor", "patient", "patient_ins", "document",
+                 "verdict", "code", "findings", "raw", "raw_truncated", "size", "ref"]),
     "Finding": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S,
                      "related": _arr(I)}, required=["rule", "severity", "message"]),
     "JournalEvent": _obj({
@@ -198,7 +203,9 @@ SCHEMAS["Report"] = _obj({
                               "fired": B, "fired_at": NS, "count": I, "error": {"type": ["object", "null"]},
                               "what": NS, "entry": {"type": ["integer", "null"]}})),
     "entries": _arr({"allOf": [_ref("JournalEntry"), _obj({"pretty": _PRETTY,
-                                                           "pretty_source": {"enum": ["journal", "mailbox"]}})]}),
+                                                           "pretty_source": {"enum": ["journal", "mailbox"]},
+                                                           "response_pretty": _PRETTY},
+                                                          required=["pretty", "pretty_source"])]}),
     "entries_capped": B,
     "timeline": _arr(_obj({"seq": I, "time": S, "channel": S, "operation": S, "verdict": S},
                           required=["seq", "time", "channel", "operation", "verdict"])),

@@ -109,7 +109,11 @@ class Journal:
         findings: Iterable[dict] = (),
         raw: bytes | str = b"",
         ref: str | None = None,
+        response: bytes | str | None = None,
     ) -> dict:
+        """Journal one exchange. `response` is what the bench answered on the door's wire (the ACK, the SOAP
+        response or fault, the SMTP reply, the HTTP body), kept to `raw_bytes` like `raw` (issue 18 point 12);
+        None when the door has no answer to record (then the entry has no `response` field)."""
         if channel not in CHANNELS:
             raise ValueError(f"unknown journal channel {channel!r}")
         if direction not in DIRECTIONS:
@@ -146,9 +150,12 @@ class Journal:
             "size": size,
             "ref": ref,
         }
+        if response is not None:
+            kept_response = self._bounded(response)
+            entry["response"], entry["response_truncated"], entry["response_size"] = kept_response
         for annotate in list(self.annotators):
             annotate(tx, entry)
-        stored = len(kept) + 256
+        stored = len(kept) + 256 + len(entry.get("response") or "")
         tx.put_json("journal", entry_json(entry), seq=entry["seq"], time=entry["time"], channel=channel,
                     operation=operation, patient=patient, size=stored)
         self._account(tx, stored)
@@ -157,6 +164,23 @@ class Journal:
         for listener in list(self.listeners):
             tx.after_commit(lambda listener=listener: listener(entry))
         return entry
+
+    def _bounded(self, data: bytes | str) -> tuple[str, bool, int]:
+        raw = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
+        kept = raw[: self.limits.raw_bytes]
+        return kept.decode("utf-8", "replace"), len(raw) > len(kept), len(raw)
+
+    def set_response(self, tx: Tx, entry: dict, response: bytes | str) -> None:
+        """Record the answer of an entry appended earlier in the same transaction, for a door that builds its
+        answer after journaling the request (the stored row and the dict the listeners get both change)."""
+        before = len(entry.get("response") or "")
+        entry["response"], entry["response_truncated"], entry["response_size"] = self._bounded(response)
+        added = len(entry["response"]) - before
+        tx.conn.execute("UPDATE journal SET data = ?, size = size + ? WHERE ns = ? AND seq = ?",
+                        (entry_json(entry), added, tx.ns, entry["seq"]))
+        stats = tx.meta_get("journal:stats", {"count": 0, "bytes": 0, "dropped": 0})
+        stats["bytes"] += added
+        tx.meta_set("journal:stats", stats)
 
     def _account(self, tx: Tx, added: int) -> None:
         stats = tx.meta_get("journal:stats", {"count": 0, "bytes": 0, "dropped": 0})

@@ -283,6 +283,10 @@ async function openEntry(seq, origin) {
     el("strong", { text: f.rule }), " : ", f.message)) : [el("li", { class: "empty", text: "Aucun constat." })]));
   $("detail-truncated").textContent = entry.raw_truncated ? `(tronqué : ${entry.size} octets au total)` : "";
   $("detail-raw").textContent = pretty(entry.raw || "") || "(vide)";
+  // The bench's answer beside the request (the ACK, the SOAP response, the SMTP reply, the HTTP answer).
+  const answered = typeof entry.response === "string";
+  $("detail-response-truncated").textContent = entry.response_truncated ? `(tronquée : ${entry.response_size} octets au total)` : "";
+  $("detail-response").textContent = answered ? (pretty(entry.response) || "(vide)") : "(aucune réponse enregistrée pour cet échange)";
   if (!dialog.open) dialog.showModal();
   $("detail-close").focus();
 }

@@ -133,11 +133,13 @@ class AnnuaireDoor:
                     refusal = exc
                 else:
                     op = f"search:{body.pop('_kind')}" if operation == "search:page" else operation
-                    self.world.journal.append(tx, "annuaire", op, actor=key, raw=raw)
-                    return _json(200, body)
+                    answer = _json(200, body)
+                    self.world.journal.append(tx, "annuaire", op, actor=key, raw=raw, response=answer.get_data())
+                    return answer
+                answer = _json(refusal.status, outcome(refusal.code, refusal.message, refusal.parameter))
                 self.world.journal.append(tx, "annuaire", operation, actor=key if refusal.status != 401 else "",
-                                          verdict="refused", code=refusal.code, raw=raw)
-            return _json(refusal.status, outcome(refusal.code, refusal.message, refusal.parameter))
+                                          verdict="refused", code=refusal.code, raw=raw, response=answer.get_data())
+            return answer
         except StorageFull as exc:   # logged once by the store; the journal cannot take an entry either
             return _json(507, outcome("STORAGE_FULL", str(exc)))
         except Exception:  # the one place where an unexpected error becomes a 500 OperationOutcome, journaled

@@ -395,6 +395,17 @@ def _redirect(uri: str) -> Result:
     return 302, "", {"Location": uri, **NO_STORE}
 
 
+def _answer_text(status: int, body: Any, headers: dict[str, str]) -> str:
+    """The answer as the journal keeps it: the status, a redirect's Location, the body (JSON or HTML)."""
+    lines = [f"HTTP {status}"]
+    if headers.get("Location"):
+        lines.append(f"Location: {headers['Location']}")
+    if body not in ("", None):
+        lines.append("")
+        lines.append(json.dumps(body, ensure_ascii=False) if isinstance(body, dict) else str(body))
+    return "\n".join(lines)
+
+
 def _masked(params: dict[str, str]) -> str:
     hidden = ("client_secret", "code_verifier", "client_assertion", "password")
     return urlencode({k: ("***" if k in hidden else v) for k, v in params.items()})
@@ -487,7 +498,8 @@ class Provider:
                 self.world.journal.append(
                     tx, "oidc", info.get("operation", journal_op), actor=info.get("actor") or "",
                     verdict=info.get("verdict", verdict), code=info.get("code"),
-                    raw=f"{self.profile.name} {req.method} {endpoint} {_masked(req.params)}")
+                    raw=f"{self.profile.name} {req.method} {endpoint} {_masked(req.params)}",
+                    response=_answer_text(status, body, headers))
         return status, body, headers
 
     def _error(self, err: OAuthError, req: Request) -> Result:

@@ -236,7 +236,7 @@ class PfiDoor:
                 patient_ins=self._pid_ins(inbound), verdict="refused", code=f"HL7_{reject.error}",
                 findings=[*(inbound.findings if inbound else []),
                           finding("HL7/ACK", f"{reject.ack_code} {reject.error}: {reject.text}", "error")],
-                raw=payload, ref=inbound.control_id if inbound else None)
+                raw=payload, ref=inbound.control_id if inbound else None, response=ack)
         return self._encode(ack, inbound)
 
     def _reject_unreadable(self, exc: MllpFramingError) -> bytes:
@@ -284,7 +284,7 @@ class PfiDoor:
             if others and (msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT")):
                 extra_findings.append(finding("PFI/MSS", f"the MSSanté mail carries the first document ({msg.unique_id})"
                                               f" only, not {', '.join(others)}", "warning"))
-            self.world.journal.append(
+            entry = self.world.journal.append(
                 tx, "pfi", inbound.operation, actor=msg.sender.label, patient_ins=msg.patient.ins or None,
                 document=msg.unique_id, verdict="accepted", findings=inbound.findings + msg.findings + extra_findings,
                 raw=payload, ref=inbound.control_id)
@@ -303,6 +303,7 @@ class PfiDoor:
             if msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT"):
                 self._send_mail(tx, msg)
             ack = wire.build_ack(inbound, "AA", control_id, self._now())
+            self.world.journal.set_response(tx, entry, ack)
         return self._encode(ack, inbound)
 
     def _apply(self, tx: Tx, msg: DocumentMessage) -> None:
@@ -372,10 +373,11 @@ class PfiDoor:
                 except errors.UnknownPatient:
                     findings.append(finding("PAM.fr/ZFA", f"no patient has the INS {msg.patient.ins or '(none)'}: "
                                             "the consent was not recorded"))
-            self.world.journal.append(tx, "pfi", inbound.operation, actor=self._sender_app(inbound),
-                                      patient_ins=msg.patient.ins or None, verdict="accepted", findings=findings,
-                                      raw=payload, ref=inbound.control_id)
+            entry = self.world.journal.append(tx, "pfi", inbound.operation, actor=self._sender_app(inbound),
+                                              patient_ins=msg.patient.ins or None, verdict="accepted",
+                                              findings=findings, raw=payload, ref=inbound.control_id)
             ack = wire.build_ack(inbound, "AA", self._control_id(tx), self._now())
+            self.world.journal.set_response(tx, entry, ack)
         return self._encode(ack, inbound)
 
     # MSSanté ------------------------------------------------------------------------------------
