@@ -170,6 +170,13 @@ def test_load_send_and_watch_the_timeline_and_steps(mockbench, browser, screensh
     assert segments[0].startswith("MSH|") and segments[1].startswith("EVN|") and segments[2].startswith("PID|")
     assert "MDM^T02" in browser.find_element(By.ID, "detail-title").text
     assert "accepté" in browser.find_element(By.ID, "detail-meta").text
+    # The bench's answer beside the request (issue 18 point 12): the ACK the DPI got, one segment a line.
+    ack = browser.find_element(By.ID, "detail-response").text.splitlines()
+    assert ack[0].startswith("MSH|") and "ACK^T02" in ack[0] and ack[1].startswith("MSA|AA|D1")
+    side = browser.execute_script("const r = (id) => document.getElementById(id).getBoundingClientRect();"
+                                  "return [r('detail-raw').left, r('detail-response').left, r('detail-raw').top,"
+                                  " r('detail-response').top];")
+    assert side[1] > side[0] and abs(side[2] - side[3]) < 40, side   # side by side at 1600 px
     screenshot("detail")
     keys(browser, Keys.ESCAPE)
     wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#detail[open]"), message="the detail closes")
@@ -191,6 +198,8 @@ def test_load_send_and_watch_the_timeline_and_steps(mockbench, browser, screensh
     assert xml[0].startswith("<soap:Envelope") and xml[1].startswith("  <soap:Header")
     assert any(line.startswith("    <query:AdhocQueryRequest") for line in xml)
     assert "refusé" in browser.find_element(By.ID, "detail-meta").text
+    fault = browser.find_element(By.ID, "detail-response").text
+    assert fault.startswith("<") and ":Fault" in fault and "MessageAddressingHeaderRequired" in fault, fault
     screenshot("detail-soap")
     keys(browser, Keys.ESCAPE)
     wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#detail[open]"))
