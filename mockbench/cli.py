@@ -41,6 +41,11 @@ def _up_parser(sub: argparse._SubParsersAction) -> None:
                         "published ports), e.g. http=18080,mllp=12575; health reports them")
     p.add_argument("--public-https-url", help="the same for what is fetched over HTTPS (with --tls-dir); "
                                               "default https://HOST:HTTPS-PORT")
+    p.add_argument("--backchannel-url", help="base URL of what servers call directly (OIDC token, userinfo, "
+                                             "JWKS, introspection; WSDL addresses) when they reach the bench by "
+                                             "another name than browsers, e.g. http://mockbench:8080 from a "
+                                             "sibling container; default --public-url")
+    p.add_argument("--backchannel-https-url", help="the same over HTTPS; default --public-https-url")
     p.add_argument("--port-file", type=Path, help="write the bound ports here as JSON once ready")
     p.add_argument("--dpi-mllp", help="HOST:PORT of the DPI's MLLP listener, for outbound HL7")
     p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING or ERROR")
@@ -160,7 +165,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     flags = {k: getattr(args, k) for k in ("state", "reset", "scenario", "host", "tls_dir", "http_port",
                                            "https_port", "mllp_port", "smtp_port", "imap_port", "public_url",
-                                           "public_ports", "public_https_url", "port_file", "dpi_mllp",
+                                           "public_ports", "public_https_url", "backchannel_url",
+                                           "backchannel_https_url", "port_file", "dpi_mllp",
                                            "log_level", "quiet", "control_token", "allowed_hosts")}
     try:
         config = load(args.config, flags=flags)
@@ -416,21 +422,27 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # pki ----------------------------------------------------------------------------------------------
 def cmd_pki_init(args: argparse.Namespace) -> int:
-    from .pki import PkiError, init_pki
+    from .pki import PkiError, PkiExists, init_pki
 
     kwargs = {"overwrite": args.force}
     if args.hosts:
         kwargs["hosts"] = tuple(args.hosts)
     try:
         files = init_pki(args.dir, **kwargs)
+    except PkiExists as exc:
+        print(f"mockbench: {exc.directory} already holds a test PKI ({', '.join(exc.present)}); refusing to "
+              f"overwrite it: add --force to replace it (the certificates it issued stop being trusted)",
+              file=sys.stderr)
+        return 1
     except PkiError as exc:
         print(f"mockbench: {exc}", file=sys.stderr)
         return 1
-    from .pki import TEST_IDNST
+    from .pki import P12_PASSWORD, TEST_IDNST
 
     print(f"test PKI written to {args.dir}: CA {files.ca_cert.name}, server {files.server_cert.name}, "
           f"clients {', '.join(sorted(files.clients))}, VIHF seal certificate signing/{TEST_IDNST}/ (others "
-          f"issued on first use); use it with `mockbench up --tls-dir {args.dir}`")
+          f"issued on first use), each also as PKCS#12 (.p12, password {P12_PASSWORD}); use it with "
+          f"`mockbench up --tls-dir {args.dir}`")
     return 0
 
 

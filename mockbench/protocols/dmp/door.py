@@ -164,8 +164,8 @@ class DmpDoor:
             self.world.journal.append(tx, "dmp", "WSDL", actor=request.remote_addr or "", raw=service)
         # The address of the port the WSDL was fetched on: fetched over HTTPS, a WSDL-driven client must call
         # over HTTPS (where the client certificate is checked), not the plain-HTTP port (issue 14 point 6).
-        https = request.environ.get("wsgi.url_scheme") == "https" and self.bench.https_url
-        base = self.bench.https_url if https else self.bench.url
+        https = bool(request.environ.get("wsgi.url_scheme") == "https" and self.bench.https_url)
+        base = self.bench.backchannel_url(https)   # a server calls the services: the back-channel base
         return Response(wsdl_for(service, base + PREFIX + "/" + service), content_type="text/xml")
 
     # SOAP ---------------------------------------------------------------------------------------
