@@ -120,6 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "folder)")
     _token_argument(report)
 
+    endpoints = sub.add_parser("endpoints", help="what to configure in your DPI for the running bench",
+                               description="Every URL (DMP services and WSDLs, OIDC issuers and endpoints, the "
+                                           "Annuaire, MLLP, SMTP, IMAP), the credentials, the certificates to use "
+                                           "and the loaded world's identities (INS, IDNPS, FINESS, mailboxes), as "
+                                           "the running bench publishes them (GET /_bench/endpoints).")
+    endpoints.add_argument("--url", default=os.environ.get("MOCKBENCH_URL", DEFAULT_URL),
+                           help=f"the bench's URL (default $MOCKBENCH_URL or {DEFAULT_URL})")
+    endpoints.add_argument("--format", choices=("text", "json"), default="text",
+                           help="text (default, French headings) or json (for scripts)")
+    _token_argument(endpoints)
+
     pki = sub.add_parser("pki", help="test certificates").add_subparsers(dest="action", required=True,
                                                                          metavar="ACTION")
     init = pki.add_parser("init", help="a test CA, a server certificate and AUTH_CLI-style client certificates")
@@ -145,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_pki_init(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "endpoints":
+            return cmd_endpoints(args)
     except KeyboardInterrupt:
         return 130
     return 2
@@ -364,6 +377,24 @@ def cmd_remote(args: argparse.Namespace) -> int:
     for step in steps:
         mark = {"passed": "✔", "failed": "✘"}.get(step["status"], "…")
         print(f"  {mark} {step['id']}: {step['say']}" + (f" — {step['reason']}" if step.get("reason") else ""))
+    return 0
+
+
+def cmd_endpoints(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    request = urllib.request.Request(f"{base}/_bench/endpoints?format={args.format}", headers=_auth(args.control_token))
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        print(f"mockbench: {base} answered {exc.code}: {exc.read()[:500].decode('utf-8', 'replace')}",
+              file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"mockbench: no bench answers at {base} ({getattr(exc, 'reason', exc)}); start one with "
+              "`mockbench up`", file=sys.stderr)
+        return 1
+    sys.stdout.write(body if body.endswith("\n") else body + "\n")
     return 0
 
 
