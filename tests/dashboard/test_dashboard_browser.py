@@ -343,6 +343,8 @@ def test_advance_the_clock_and_use_the_help(mockbench, browser, screenshot):
     screenshot("scenario-clock")
     tab = browser.find_element(By.ID, "tab-scenario")
     tab.send_keys(Keys.ARROW_RIGHT)              # arrows move between tabs, wrapping around
+    assert view_shown(browser, "config") and focused(browser, "id") == "tab-config"
+    active(browser).send_keys(Keys.ARROW_RIGHT)
     assert view_shown(browser, "timeline") and focused(browser, "id") == "tab-timeline"
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, '#timeline .entry[data-operation="clock"]')) == 2,
          message="both clock moves in the timeline")
@@ -521,3 +523,32 @@ def test_a_red_step_says_why_in_french_and_opens_the_nearest_exchange(mockbench,
     wait(browser, lambda d: d.find_element(By.ID, "detail").is_displayed(), message="the exchange opens")
     assert text(browser, "#detail-title").startswith(f"Échange {failed['nearest_seq']} · PFI (HL7) MDM^T10")
     screenshot("timeline-nearest-miss")
+
+
+def test_configure_your_dpi_shows_the_benchs_own_addresses_and_identities(mockbench, browser, screenshot):
+    """Issue 18 point 4: the panel draws GET /_bench/endpoints; a new world redraws its identities."""
+    c = mockbench.client
+    c.load("hidden-documents")
+    endpoints = requests.get(mockbench.url + "/_bench/endpoints", timeout=10).json()
+    viewport(browser, 1280, 720)
+    open_dashboard(browser, mockbench)
+    keys(browser, "4")
+    assert view_shown(browser, "config") and browser.current_url.endswith("#configurer")
+    dmp = wait(browser, present("#config-dmp"), message="the DMP addresses").text
+    for service in endpoints["dmp"]["services"]:
+        assert service["http"] in dmp and service["wsdl"] in dmp
+    psc = text(browser, "#config-oidc-psc")
+    assert endpoints["oidc"][0]["urls"]["http"]["token_endpoint"] in psc and "mockbench-secret" in psc
+    assert f"127.0.0.1:{mockbench.ports['mllp']}" in text(browser, "#config-pfi")
+    assert "ESANTE-API-KEY: mockbench" in text(browser, "#config-annuaire")
+    patients = text(browser, "#config-patients")
+    for patient in c.call("GET", "/patients"):
+        assert patient["ins"] in patients and patient["family_name"] in patients
+    assert all(s["idnst"] in text(browser, "#config-structures") for s in c.call("GET", "/structures"))
+    screenshot("config-1280x720")
+    viewport(browser, 1920, 1080)
+    screenshot("config-1920x1080")
+    # another world loaded meanwhile: the identities follow
+    c.load("mss-conf-01")
+    wait(browser, lambda d: "dpi@chu-test.mssante.fr" in d.find_element(By.ID, "config-mailboxes").text,
+         message="the new world's mailboxes")
