@@ -200,3 +200,20 @@ def test_the_evidence_report_shows_the_answer_beside_the_request(world):
     article = html[html.index(f'id="entry-{seq}"'):]
     article = article[:article.index("</article>")]
     assert "Réponse du banc" in article and "DMPInvalidCertificate" in article
+
+
+def test_the_readme_example_runs_as_written(mockbench):
+    """The README's "Building the messages a test sends" example, run as a vendor would paste it."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Building the messages a test sends"):]
+    start = section.index("```python\n") + len("```python\n")
+    code = section[start:section.index("\n```\n", start)]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)   # noqa: S102 - the project's own README
+    namespace["test_a_report_reaches_the_dmp_the_mailbox_and_the_pfi"](mockbench)
+    ops = [(e["channel"], e["operation"], e["verdict"]) for e in mockbench.client.journal()
+           if e["channel"] in ("pfi", "mss", "dmp") and e["direction"] == "in"]
+    assert ("pfi", "MDM^T02", "accepted") in ops and ("mss", "SUBMIT", "accepted") in ops
+    assert ops.count(("dmp", "TD2.1", "accepted")) == 2   # through the PFI, then through SOAP
