@@ -534,7 +534,7 @@ def test_configure_your_dpi_shows_the_benchs_own_addresses_and_identities(mockbe
     open_dashboard(browser, mockbench)
     keys(browser, "4")
     assert view_shown(browser, "config") and browser.current_url.endswith("#configurer")
-    dmp = wait(browser, present("#config-dmp"), message="the DMP addresses").text
+    dmp = text(browser, "#config-dmp")
     for service in endpoints["dmp"]["services"]:
         assert service["http"] in dmp and service["wsdl"] in dmp
     psc = text(browser, "#config-oidc-psc")
@@ -550,5 +550,5 @@ def test_configure_your_dpi_shows_the_benchs_own_addresses_and_identities(mockbe
     screenshot("config-1920x1080")
     # another world loaded meanwhile: the identities follow
     c.load("mss-conf-01")
-    wait(browser, lambda d: "dpi@chu-test.mssante.fr" in d.find_element(By.ID, "config-mailboxes").text,
+    wait(browser, lambda d: "dpi@chu-test.mssante.fr" in text(d, "#config-mailboxes"),
          message="the new world's mailboxes")
