@@ -9,6 +9,7 @@ triggered by an entry fires in that same transaction.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,28 +44,29 @@ JournalHook = Callable[[Tx, dict], None]
 _JSON_PLAIN = bytes(b for b in range(256) if b >= 0x20 and b not in (0x22, 0x5C))
 _JSON_SHORT = ((b"\\", b"\\\\"), (b'"', b'\\"'), (b"\r", b"\\r"), (b"\n", b"\\n"), (b"\t", b"\\t"))
 _LARGE_RAW = 4096
+_LARGE_KEYS = ("raw", "response")
 
 
 def entry_json(entry: dict) -> str:
     """The entry as `json.dumps(entry, separators=(",", ":"), ensure_ascii=False)` writes it, the same text,
-    with a large raw message escaped by byte replacements: the standard library's escaping of a 30 KiB HL7
-    message character by character was most of the journal's cost per PFI message."""
-    raw = entry.get("raw")
-    if not isinstance(raw, str) or len(raw) < _LARGE_RAW:
+    with a large raw message or response escaped by byte replacements: the standard library's escaping of a
+    30 KiB HL7 message character by character was most of the journal's cost per PFI message."""
+    escaped = {}
+    for key in _LARGE_KEYS:
+        value = entry.get(key)
+        if isinstance(value, str) and len(value) >= _LARGE_RAW:
+            text = _json_string(value)
+            if text is not None:
+                escaped[key] = text
+    if not escaped:
         return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
-    escaped = _json_string(raw)
-    if escaped is None:
-        return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
-    keys = list(entry)
-    at = keys.index("raw")
-    parts = []
-    if at:
-        parts.append(json.dumps({k: entry[k] for k in keys[:at]}, separators=(",", ":"), ensure_ascii=False)[1:-1])
-    parts.append('"raw":' + escaped)
-    if at + 1 < len(keys):
-        parts.append(json.dumps({k: entry[k] for k in keys[at + 1:]}, separators=(",", ":"),
-                                ensure_ascii=False)[1:-1])
-    return "{" + ",".join(parts) + "}"
+    # Each large value stands in as a random token while json writes the rest, then takes its place.
+    token = secrets.token_hex(8)
+    text = json.dumps({k: (f"{token}{k}" if k in escaped else v) for k, v in entry.items()}, separators=(",", ":"),
+                      ensure_ascii=False)
+    for key, value in escaped.items():
+        text = text.replace(f'"{token}{key}"', value, 1)
+    return text
 
 
 def _json_string(text: str) -> str | None:

@@ -65,6 +65,7 @@ def test_each_address_and_credential_of_the_json_works_without_tls(mockbench, ca
     assert code == 0
     doc = json.loads(out)
     assert check(spec, requests.get(mockbench.url + "/_bench/endpoints", timeout=10), "/_bench/endpoints") == doc
+    assert mockbench.client.endpoints() == doc
     assert doc["tls"] is False and doc["scenario"] == "hidden-documents" and doc["urls"]["http"] == mockbench.url
 
     # DMP: each WSDL answers and names the service's own address, where a signed request succeeds

@@ -284,10 +284,12 @@ class PfiDoor:
             if others and (msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT")):
                 extra_findings.append(finding("PFI/MSS", f"the MSSanté mail carries the first document ({msg.unique_id})"
                                               f" only, not {', '.join(others)}", "warning"))
-            entry = self.world.journal.append(
+            # AA whatever happens downstream (ZAMs say that): built first, so that the entry keeps it
+            ack = wire.build_ack(inbound, "AA", control_id, self._now())
+            self.world.journal.append(
                 tx, "pfi", inbound.operation, actor=msg.sender.label, patient_ins=msg.patient.ins or None,
                 document=msg.unique_id, verdict="accepted", findings=inbound.findings + msg.findings + extra_findings,
-                raw=payload, ref=inbound.control_id)
+                raw=payload, ref=inbound.control_id, response=ack)
             for doc, verdict, code, extra, zam, consent_findings in outcomes:
                 self.world.journal.append(
                     tx, "dmp", DMP_OPERATION[doc.action], actor=msg.sender.label,
@@ -302,8 +304,6 @@ class PfiDoor:
                     self.outbox.add(tx, self._encode(zam_text, inbound), "ZAM^Z01", meta)
             if msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT"):
                 self._send_mail(tx, msg)
-            ack = wire.build_ack(inbound, "AA", control_id, self._now())
-            self.world.journal.set_response(tx, entry, ack)
         return self._encode(ack, inbound)
 
     def _apply(self, tx: Tx, msg: DocumentMessage) -> None:
@@ -373,11 +373,10 @@ class PfiDoor:
                 except errors.UnknownPatient:
                     findings.append(finding("PAM.fr/ZFA", f"no patient has the INS {msg.patient.ins or '(none)'}: "
                                             "the consent was not recorded"))
-            entry = self.world.journal.append(tx, "pfi", inbound.operation, actor=self._sender_app(inbound),
-                                              patient_ins=msg.patient.ins or None, verdict="accepted",
-                                              findings=findings, raw=payload, ref=inbound.control_id)
             ack = wire.build_ack(inbound, "AA", self._control_id(tx), self._now())
-            self.world.journal.set_response(tx, entry, ack)
+            self.world.journal.append(tx, "pfi", inbound.operation, actor=self._sender_app(inbound),
+                                      patient_ins=msg.patient.ins or None, verdict="accepted", findings=findings,
+                                      raw=payload, ref=inbound.control_id, response=ack)
         return self._encode(ack, inbound)
 
     # MSSanté ------------------------------------------------------------------------------------
