@@ -123,3 +123,15 @@ def test_backchannel_urls_are_flags_settings_and_checked(tmp_path):
     assert load(env={"MOCKBENCH_BACKCHANNEL_URL": "http://dpi-net:8080"}).backchannel_url == "http://dpi-net:8080"
     with pytest.raises(ConfigError, match="backchannel_url: 'mockbench:8080' is not a base URL"):
         load(env={"MOCKBENCH_BACKCHANNEL_URL": "mockbench:8080"})
+
+
+def test_the_backchannel_name_is_an_allowed_host_of_the_control_api(tmp_path):
+    """A DPI's container runs `mockbench endpoints --url http://mockbench:8080`: its Host is accepted."""
+    running = start_bench(tmp_path / "state", backchannel_url="http://mockbench:8080")
+    try:
+        health = running.url + "/_bench/health"
+        assert requests.get(health, headers={"Host": "mockbench:8080"}, timeout=10).status_code == 200
+        refused = requests.get(health, headers={"Host": "elsewhere.example:8080"}, timeout=10)
+        assert refused.status_code == 403 and refused.json()["error"] == "HOST_NOT_ALLOWED"
+    finally:
+        running.bench.close()

@@ -188,3 +188,53 @@ def test_no_bench_and_a_bad_format_say_so(capsys, mockbench):
     assert code == 1 and "no bench answers" in err
     bad = requests.get(mockbench.url + "/_bench/endpoints?format=xml", timeout=10)
     assert bad.status_code == 400 and bad.json()["error"] == "INVALID_FORMAT"
+
+
+def test_two_processes_the_bench_in_a_container_like_setup_and_the_cli(tmp_path):
+    """As an integrator meets it: `mockbench up` in its own process (TLS, bound beyond loopback with a token,
+    names for the browser and for servers, published ports), then `mockbench endpoints` in another."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    subprocess.run([sys.executable, "-m", "mockbench", "pki", "init", str(tmp_path / "pki"), "--host", "mockbench",
+                    "--host", "127.0.0.1"], check=True, capture_output=True, timeout=60)
+    ports = tmp_path / "ports.json"
+    env = {**os.environ, "MOCKBENCH_CONTROL_TOKEN": "t0ken"}
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "mockbench", "up", "--host", "0.0.0.0", "--tls-dir", str(tmp_path / "pki"),
+         "--scenario", "mss-conf-01", "--reset", "--state", str(tmp_path / "state"), "--port-file", str(ports),
+         "--http-port", "0", "--https-port", "0", "--mllp-port", "0", "--smtp-port", "0", "--imap-port", "0",
+         "--public-url", "http://localhost:18080", "--backchannel-url", "http://mockbench:18080",
+         "--public-ports", "mllp=12575,smtp=12525,imap=11143", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not ports.exists() and bench.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ports.exists(), bench.stderr.read() if bench.poll() is not None else "no port file"
+        url = f"http://127.0.0.1:{json.loads(ports.read_text())['http']}"
+        run = [sys.executable, "-m", "mockbench", "endpoints", "--url", url]
+        refused = subprocess.run(run, capture_output=True, text=True, timeout=60, env=os.environ | {
+            "MOCKBENCH_CONTROL_TOKEN": ""})
+        assert refused.returncode == 1 and "401" in refused.stderr
+        shown = subprocess.run([*run, "--control-token", "t0ken"], capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        text = shown.stdout
+        assert "scénario mss-conf-01, TLS activé" in text and "(jeton de contrôle exigé)" in text
+        assert "URL publique (navigateur)    http://localhost:18080" in text
+        assert "Canal arrière (serveurs)     http://mockbench:18080" in text
+        assert "Envoi des messages du DPI    mockbench:12575" in text and "mockbench:12525 STARTTLS" in text
+        assert "Émetteur (issuer) (HTTP)     http://localhost:18080/oidc/psc/auth/realms/esante-wallet" in text
+        assert "Jeton (HTTP)                 http://mockbench:18080/oidc/psc/auth/realms/esante-wallet/protocol" \
+            "/openid-connect/token" in text
+        assert str(tmp_path / "pki" / "clients" / "org-auth-cli.p12") in text
+        assert "dpi@chu-test.mssante.fr (APP, chu, hospital)" in text
+        doc = json.loads(subprocess.run([*run, "--control-token", "t0ken", "--format", "json"], capture_output=True,
+                                        text=True, timeout=60).stdout)
+        assert doc["urls"]["backchannel"] == "http://mockbench:18080" and doc["tls"] is True
+    finally:
+        bench.send_signal(signal.SIGINT)
+        bench.wait(timeout=15)
