@@ -54,7 +54,7 @@ def _up_parser(sub: argparse._SubParsersAction) -> None:
                                            "loopback, a new one printed at start on any other address)")
     p.add_argument("--allowed-hosts", help="extra Host names the control API and dashboard answer to, "
                                            "comma-separated (besides loopback names, addresses, --host and "
-                                           "--public-url)")
+                                           "the public and back-channel URLs' hosts)")
 
 
 def _token_argument(p: argparse.ArgumentParser) -> None:
