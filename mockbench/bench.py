@@ -389,6 +389,12 @@ class Bench:
             return None
         return self.config.advertised_https_url(self.ports.get("https", self.config.https_port))
 
+    def backchannel_url(self, https: bool = False) -> str | None:
+        """The base a server-side client calls (token, userinfo, JWKS, introspection, WSDL addresses):
+        --backchannel-url / --backchannel-https-url, else the same as `url` / `https_url`."""
+        front = self.https_url if https else self.url
+        return None if front is None else self.config.backchannel(https, front)
+
     def health(self) -> dict:
         doors = {name: "up" for name in self.http_doors}
         doors.update({door.name: "up" for door in self.doors})

@@ -41,6 +41,11 @@ def _up_parser(sub: argparse._SubParsersAction) -> None:
                         "published ports), e.g. http=18080,mllp=12575; health reports them")
     p.add_argument("--public-https-url", help="the same for what is fetched over HTTPS (with --tls-dir); "
                                               "default https://HOST:HTTPS-PORT")
+    p.add_argument("--backchannel-url", help="base URL of what servers call directly (OIDC token, userinfo, "
+                                             "JWKS, introspection; WSDL addresses) when they reach the bench by "
+                                             "another name than browsers, e.g. http://mockbench:8080 from a "
+                                             "sibling container; default --public-url")
+    p.add_argument("--backchannel-https-url", help="the same over HTTPS; default --public-https-url")
     p.add_argument("--port-file", type=Path, help="write the bound ports here as JSON once ready")
     p.add_argument("--dpi-mllp", help="HOST:PORT of the DPI's MLLP listener, for outbound HL7 (a scenario's "
                    "dpi.mllp or PUT /_bench/pfi/dpi replace it)")
@@ -50,7 +55,7 @@ def _up_parser(sub: argparse._SubParsersAction) -> None:
                                            "loopback, a new one printed at start on any other address)")
     p.add_argument("--allowed-hosts", help="extra Host names the control API and dashboard answer to, "
                                            "comma-separated (besides loopback names, addresses, --host and "
-                                           "--public-url)")
+                                           "the public and back-channel URLs' hosts)")
 
 
 def _token_argument(p: argparse.ArgumentParser) -> None:
@@ -116,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "folder)")
     _token_argument(report)
 
+    endpoints = sub.add_parser("endpoints", help="what to configure in your DPI for the running bench",
+                               description="Every URL (DMP services and WSDLs, OIDC issuers and endpoints, the "
+                                           "Annuaire, MLLP, SMTP, IMAP), the credentials, the certificates to use "
+                                           "and the loaded world's identities (INS, IDNPS, FINESS, mailboxes), as "
+                                           "the running bench publishes them (GET /_bench/endpoints).")
+    endpoints.add_argument("--url", default=os.environ.get("MOCKBENCH_URL", DEFAULT_URL),
+                           help=f"the bench's URL (default $MOCKBENCH_URL or {DEFAULT_URL})")
+    endpoints.add_argument("--format", choices=("text", "json"), default="text",
+                           help="text (default, French headings) or json (for scripts)")
+    _token_argument(endpoints)
+
     pki = sub.add_parser("pki", help="test certificates").add_subparsers(dest="action", required=True,
                                                                          metavar="ACTION")
     init = pki.add_parser("init", help="a test CA, a server certificate and AUTH_CLI-style client certificates")
@@ -141,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_pki_init(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "endpoints":
+            return cmd_endpoints(args)
     except KeyboardInterrupt:
         return 130
     return 2
@@ -161,7 +179,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     flags = {k: getattr(args, k) for k in ("state", "reset", "scenario", "host", "tls_dir", "http_port",
                                            "https_port", "mllp_port", "smtp_port", "imap_port", "public_url",
-                                           "public_ports", "public_https_url", "port_file", "dpi_mllp",
+                                           "public_ports", "public_https_url", "backchannel_url",
+                                           "backchannel_https_url", "port_file", "dpi_mllp",
                                            "log_level", "quiet", "control_token", "allowed_hosts")}
     try:
         config = load(args.config, flags=flags)
@@ -362,6 +381,24 @@ def cmd_remote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_endpoints(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    request = urllib.request.Request(f"{base}/_bench/endpoints?format={args.format}", headers=_auth(args.control_token))
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        print(f"mockbench: {base} answered {exc.code}: {exc.read()[:500].decode('utf-8', 'replace')}",
+              file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"mockbench: no bench answers at {base} ({getattr(exc, 'reason', exc)}); start one with "
+              "`mockbench up`", file=sys.stderr)
+        return 1
+    sys.stdout.write(body if body.endswith("\n") else body + "\n")
+    return 0
+
+
 # report -------------------------------------------------------------------------------------------
 REPORT_TIMEOUT = 60  # seconds: the report reads the whole journal and prints up to 60 raw messages
 
@@ -417,21 +454,27 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # pki ----------------------------------------------------------------------------------------------
 def cmd_pki_init(args: argparse.Namespace) -> int:
-    from .pki import PkiError, init_pki
+    from .pki import PkiError, PkiExists, init_pki
 
     kwargs = {"overwrite": args.force}
     if args.hosts:
         kwargs["hosts"] = tuple(args.hosts)
     try:
         files = init_pki(args.dir, **kwargs)
+    except PkiExists as exc:
+        print(f"mockbench: {exc.directory} already holds a test PKI ({', '.join(exc.present)}); refusing to "
+              f"overwrite it: add --force to replace it (the certificates it issued stop being trusted)",
+              file=sys.stderr)
+        return 1
     except PkiError as exc:
         print(f"mockbench: {exc}", file=sys.stderr)
         return 1
-    from .pki import TEST_IDNST
+    from .pki import P12_PASSWORD, TEST_IDNST
 
     print(f"test PKI written to {args.dir}: CA {files.ca_cert.name}, server {files.server_cert.name}, "
           f"clients {', '.join(sorted(files.clients))}, VIHF seal certificate signing/{TEST_IDNST}/ (others "
-          f"issued on first use); use it with `mockbench up --tls-dir {args.dir}`")
+          f"issued on first use), each also as PKCS#12 (.p12, password {P12_PASSWORD}); use it with "
+          f"`mockbench up --tls-dir {args.dir}`")
     return 0
 
 

@@ -32,6 +32,12 @@ class Config:
     # "http=18080,mllp=12575". Health reports them; the bench still binds the *_port settings.
     public_ports: str | None = None
     public_https_url: str | None = None
+    # Back-channel bases (issue 18 point 5, as Keycloak's hostname-backchannel): what a server calls directly
+    # (OIDC token, userinfo, introspection, revocation, JWKS, CIBA; the DMP WSDLs' soap address), when it
+    # reaches the bench by another name than the browser (a DPI in a sibling container). The issuer and the
+    # authorization endpoint stay on public_url. None: the same as public_url / public_https_url.
+    backchannel_url: str | None = None
+    backchannel_https_url: str | None = None
     port_file: Path | None = None
     dpi_mllp: str | None = None
     log_level: str = "INFO"
@@ -81,8 +87,9 @@ class Config:
             raise ConfigError(f"journal_raw_bytes: {self.journal_raw_bytes} must be 0 or more")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"log_level: {self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
-        if self.public_url is not None:
-            check_public_url(self.public_url)
+        for name in ("public_url", "public_https_url", "backchannel_url", "backchannel_https_url"):
+            if getattr(self, name) is not None:
+                check_public_url(getattr(self, name), name)
 
     def advertised_url(self, http_port: int) -> str:
         return (self.public_url or f"http://{_url_host(self.host)}:{http_port}").rstrip("/")
@@ -91,8 +98,12 @@ class Config:
         """What is fetched over HTTPS advertises this base (WSDL addresses, OIDC discovery)."""
         return (self.public_https_url or f"https://{_url_host(self.host)}:{https_port}").rstrip("/")
 
+    def backchannel(self, https: bool, front: str) -> str:
+        """The base of back-channel addresses: backchannel_(https_)url, else the front-channel base."""
+        return ((self.backchannel_https_url if https else self.backchannel_url) or front).rstrip("/")
 
-def check_public_url(url: str) -> None:
+
+def check_public_url(url: str, name: str = "public_url") -> None:
     """An absolute http(s) URL with a host, an optional valid port and path, nothing else: what issuers,
     WSDLs and links are built on."""
     problem = None
@@ -113,7 +124,7 @@ def check_public_url(url: str) -> None:
         elif any(c.isspace() for c in url):
             problem = "it contains white space"
     if problem:
-        raise ConfigError(f"public_url: {url!r} is not a base URL such as https://bench.example:8443 ({problem})")
+        raise ConfigError(f"{name}: {url!r} is not a base URL such as https://bench.example:8443 ({problem})")
 
 
 def _url_host(host: str) -> str:

@@ -57,6 +57,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
@@ -84,7 +85,11 @@ CLIENTS_DIR = "clients"
 SIGNING_DIR = "signing"
 SIGNING_CERT = "org-sign.crt"
 SIGNING_KEY = "org-sign.key"
+SIGNING_P12 = "org-sign.p12"
 README = "README.txt"
+# Each certificate and its key also as a PKCS#12 bundle (`<name>.p12`, with the CA certificate) for Java and
+# .NET clients (keytool, KeyStore.getInstance("PKCS12"), X509Certificate2), under this documented password.
+P12_PASSWORD = "mockbench"
 
 DEFAULT_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 DEFAULT_ORGANIZATION = "CHU de Test"
@@ -99,6 +104,15 @@ _BACKDATE = datetime.timedelta(hours=1)
 
 class PkiError(ValueError):
     """A test PKI cannot be created, found or used; the message says what to do."""
+
+
+class PkiExists(PkiError):
+    """The folder already holds a PKI; `present` names its files (the CLI says --force, Python overwrite=True)."""
+
+    def __init__(self, directory: Path, present: list[str]) -> None:
+        self.directory, self.present = directory, present
+        super().__init__(f"{directory} already holds a test PKI ({', '.join(present)}); refusing to overwrite it "
+                         "(pass overwrite=True to replace it)")
 
 
 def finess_check_digit(first_eight: str) -> str:
@@ -197,7 +211,8 @@ def init_pki(
     clients_dir = directory / CLIENTS_DIR
     clients_dir.mkdir(parents=True, exist_ok=True)
     if overwrite:
-        for stale in sorted(clients_dir.glob("*.crt")) + sorted(clients_dir.glob("*.key")):
+        for stale in sorted(clients_dir.glob("*.crt")) + sorted(clients_dir.glob("*.key")) + \
+                sorted(clients_dir.glob("*.p12")):
             stale.unlink()
         shutil.rmtree(directory / SIGNING_DIR, ignore_errors=True)   # seal certificates of the old CA
 
@@ -227,6 +242,7 @@ def init_pki(
         cert_path, key_path = clients_dir / f"{spec.name}.crt", clients_dir / f"{spec.name}.key"
         _write_key(key_path, key)
         _write_cert(cert_path, cert)
+        _write_p12(cert_path.with_suffix(".p12"), spec.name, key, cert, ca_cert)
         files.clients[spec.name] = (cert_path, key_path)
 
     _issue_signing(directory, ca_cert, ca_key, TEST_IDNST, DEFAULT_ORGANIZATION, not_before, not_after)
@@ -311,6 +327,7 @@ def _issue_signing(directory: Path, ca_cert: x509.Certificate, ca_key: ec.Ellipt
     try:
         _write_key(staging / SIGNING_KEY, key)
         _write_cert(staging / SIGNING_CERT, cert)
+        _write_p12(staging / SIGNING_P12, f"org-sign-{idnst}", key, cert, ca_cert)
         try:
             os.rename(staging, final)
         except OSError:
@@ -329,10 +346,7 @@ def _check_arguments(
     if not overwrite:
         present = [name for name in (CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY) if (directory / name).exists()]
         if present:
-            raise PkiError(
-                f"{directory} already holds a test PKI ({', '.join(present)}); "
-                "refusing to overwrite it (pass overwrite=True to replace it)"
-            )
+            raise PkiExists(directory, present)
     if isinstance(hosts, str) or not hosts:
         raise PkiError("hosts must be a non-empty sequence of host names or IP addresses")
     for host in hosts:
@@ -488,6 +502,20 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     os.chmod(path, 0o600)
 
 
+def _write_p12(path: Path, name: str, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate,
+               ca_cert: x509.Certificate) -> None:
+    """The key, its certificate and the CA's as PKCS#12 under P12_PASSWORD: PBES2 with AES-256-CBC and an
+    HMAC-SHA256 MAC (RFC 8018, RFC 7292), which Java 11+, .NET and OpenSSL 3 read; 0600 like the key."""
+    encryption = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(10000)
+                  .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC).hmac_hash(hashes.SHA256())
+                  .build(P12_PASSWORD.encode()))
+    data = pkcs12.serialize_key_and_certificates(name.encode(), key, cert, [ca_cert], encryption)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(path, 0o600)
+
+
 def _write_cert(path: Path, cert: x509.Certificate) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     os.chmod(path, 0o644)
@@ -507,9 +535,11 @@ def _readme(directory: Path, hosts: Sequence[str], specs: tuple[ClientSpec, ...]
         about = f"client certificate (clientAuth): {subject}"
         if spec.email:
             about += f"; mail address (rfc822Name SAN) {spec.email}"
-        entries += [(f"clients/{spec.name}.crt", about), (f"clients/{spec.name}.key", "its private key")]
+        entries += [(f"clients/{spec.name}.crt", about), (f"clients/{spec.name}.key", "its private key"),
+                    (f"clients/{spec.name}.p12", f"both and ca.crt as PKCS#12, password {P12_PASSWORD}")]
     entries += [(f"signing/{TEST_IDNST}/org-sign.crt", f"seal certificate (ORG_SIGN-like) of structure {TEST_IDNST}: "
-                 "signs its VIHFs"), (f"signing/{TEST_IDNST}/org-sign.key", "its private key")]
+                 "signs its VIHFs"), (f"signing/{TEST_IDNST}/org-sign.key", "its private key"),
+                (f"signing/{TEST_IDNST}/org-sign.p12", f"both and ca.crt as PKCS#12, password {P12_PASSWORD}")]
     width = max(len(name) for name, _ in entries)
 
     example = specs[0].name if specs else "NAME"
@@ -539,6 +569,13 @@ def _readme(directory: Path, hosts: Sequence[str], specs: tuple[ClientSpec, ...]
         "exclusive c14n) with signing/<IDNST>/org-sign.key and put org-sign.crt in its KeyInfo; from Python:",
         "  mockbench.testing.sign_vihf(security, mockbench.pki.signing_identity(DIR, IDNST)).",
         "A structure other than the default one gets its folder on first use (needs ca.key).",
+        "",
+        f"Java / .NET: the .p12 files are PKCS#12 keystores (password {P12_PASSWORD}), e.g.",
+        f"  keytool -list -keystore clients/{example}.p12 -storetype PKCS12 -storepass {P12_PASSWORD}",
+        "  and ca.crt as the trust store: keytool -importcert -file ca.crt -keystore trust.p12 -storepass ...",
+        "",
+        "A bench reached by a container name: list the name when making the PKI, so that the server certificate",
+        "names it:  mockbench pki init DIR --host mockbench --host localhost --host 127.0.0.1",
         "",
         "Python: ssl.create_default_context(cafile='ca.crt') then",
         f"        context.load_cert_chain('clients/{example}.crt', 'clients/{example}.key')",

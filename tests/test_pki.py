@@ -58,6 +58,8 @@ def test_init_writes_every_file_with_private_keys_0600(pki: TlsFiles) -> None:
         "clients/org-auth-cli.crt", "clients/org-auth-cli.key",
         "clients/app-mailbox.crt", "clients/app-mailbox.key",
         "signing/1010000024/org-sign.crt", "signing/1010000024/org-sign.key",   # the default structure's seal
+        # PKCS#12 bundles beside the PEM files, for Java and .NET clients (issue 18 point 5)
+        "clients/org-auth-cli.p12", "clients/app-mailbox.p12", "signing/1010000024/org-sign.p12",
     }
     written = {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()}
     assert written == expected
@@ -68,7 +70,7 @@ def test_init_writes_every_file_with_private_keys_0600(pki: TlsFiles) -> None:
         "app-mailbox": (directory / "clients/app-mailbox.crt", directory / "clients/app-mailbox.key"),
     }
     if os.name == "posix":
-        for key in directory.rglob("*.key"):
+        for key in [*directory.rglob("*.key"), *directory.rglob("*.p12")]:
             assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
     for key in directory.rglob("*.key"):
         serialization.load_pem_private_key(key.read_bytes(), password=None)
@@ -342,3 +344,69 @@ def test_describe_peer_accepts_empty_and_rejects_garbage() -> None:
     assert describe_peer({})["common_name"] is None
     with pytest.raises(PkiError):
         describe_peer(b"not a certificate")
+
+
+# --------------------------------------------------------------------------- PKCS#12 (issue 18 point 5)
+
+
+def _p12_files(pki: TlsFiles) -> list[Path]:
+    directory = pki.ca_cert.parent
+    return sorted(directory.rglob("*.p12"))
+
+
+def test_each_p12_holds_the_pem_key_and_certificate_and_the_ca(pki: TlsFiles) -> None:
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from mockbench.pki import P12_PASSWORD
+
+    assert P12_PASSWORD == "mockbench"   # the password the README and the PKI's README.txt give
+    for p12 in _p12_files(pki):
+        key, cert, extra = pkcs12.load_key_and_certificates(p12.read_bytes(), P12_PASSWORD.encode())
+        pem_cert = _load(p12.with_suffix(".crt"))
+        pem_key = serialization.load_pem_private_key(p12.with_suffix(".key").read_bytes(), password=None)
+        assert cert == pem_cert, p12
+        assert key.private_numbers() == pem_key.private_numbers(), p12
+        assert extra == [_load(pki.ca_cert)], p12
+        with pytest.raises(ValueError):
+            pkcs12.load_key_and_certificates(p12.read_bytes(), b"wrong")
+
+
+@pytest.mark.skipif(not __import__("shutil").which("keytool"), reason="keytool (a Java runtime) is not installed")
+def test_keytool_reads_the_p12_as_a_java_keystore(pki: TlsFiles) -> None:
+    import subprocess
+
+    p12 = pki.ca_cert.parent / "clients" / "org-auth-cli.p12"
+    out = subprocess.run(["keytool", "-list", "-v", "-keystore", str(p12), "-storetype", "PKCS12",
+                          "-storepass", "mockbench"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "PrivateKeyEntry" in out.stdout and "Certificate chain length: 2" in out.stdout
+    assert "CN=DPI de test" in out.stdout
+
+
+@pytest.mark.skipif(not __import__("shutil").which("openssl"), reason="openssl is not installed")
+def test_openssl_reads_the_p12(pki: TlsFiles) -> None:
+    import subprocess
+
+    p12 = pki.ca_cert.parent / "signing" / "1010000024" / "org-sign.p12"
+    out = subprocess.run(["openssl", "pkcs12", "-in", str(p12), "-passin", "pass:mockbench", "-nokeys",
+                          "-clcerts"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert _load(p12.with_suffix(".crt")).public_bytes(serialization.Encoding.PEM).decode().strip() in out.stdout
+
+
+def test_a_p12_client_certificate_opens_a_mutual_tls_session(pki: TlsFiles, tmp_path: Path) -> None:
+    """What a Java or .NET DPI does with the bundle: its key and certificate, nothing else, authenticate."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    key, cert, _ = pkcs12.load_key_and_certificates(
+        (pki.ca_cert.parent / "clients" / "org-auth-cli.p12").read_bytes(), b"mockbench")
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    port, result, thread, listener = _serve_once(server_context(pki, require_client_cert=True))
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    context.load_cert_chain(str(tmp_path / "c.pem"))
+    try:
+        assert _connect(port, context, "localhost") == b"ok"
+    finally:
+        _finish(thread, listener)
+    assert result.error is None and describe_peer(result.peer)["common_name"] == "DPI de test"

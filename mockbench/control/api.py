@@ -112,6 +112,19 @@ def create_blueprint(bench: Bench) -> Blueprint:
     def health():
         return jsonify(bench.health())
 
+    @bp.get("/endpoints")
+    def endpoints():
+        """What to configure in a DPI for this bench (control/endpoints.py; issue 18 point 4)."""
+        from .endpoints import describe, render_text
+
+        fmt = request.args.get("format", "json")
+        if fmt not in ("json", "text"):
+            raise ApiError(400, "INVALID_FORMAT", "format is json (default) or text")
+        doc = describe(bench)
+        if fmt == "text":
+            return Response(render_text(doc), content_type="text/plain; charset=utf-8")
+        return jsonify(doc)
+
     @bp.get("/openapi.json")
     def openapi():
         return jsonify(openapi_document(bench.url))

@@ -90,6 +90,36 @@ SCHEMAS: dict[str, Any] = {
         "operation": S, "direction": {"enum": ["in", "out"]}, "actor": S, "patient": NS, "patient_ins": NS,
         "document": NS, "verdict": {"enum": ["accepted", "refused", "error"]}, "code": NS,
         "findings": _arr(_ref("Finding")), "raw": S, "raw_truncated": B, "size": I, "ref": NS,
+        "response": {"type": "string", "description": "what the bench answered on the door's wire (the ACK, the "
+                     "SOAP response or fault, the SMTP reply, the HTTP answer), cut to journal_raw_bytes; absent "
+                     "when the exchange has no answer of its own"},
+        "response_truncated": B, "response_size": I,
+    }, required=["seq", "time", "channel", "operation", "direction", "actor", "patient", "patient_ins", "document",
+                 "verdict", "code", "findings", "raw", "raw_truncated", "size", "ref"]),
+    "Endpoints": _obj({
+        "version": S, "scenario": NS, "tls": B,
+        "urls": _obj({"http": S, "https": NS, "backchannel": S, "backchannel_https": NS, "dashboard": S,
+                      "control": S, "control_token_required": B}),
+        "dmp": _obj({"services": _arr(_obj({"service": S, "http": S, "wsdl": S, "https": NS, "wsdl_https": NS})),
+                     "soap": S, "ws_addressing": B, "vihf_signed": B, "plain_http_refused": B}),
+        "oidc": _arr(_obj({"name": S, "title": S, "urls": {"type": "object", "additionalProperties": _obj({
+            "issuer": S, "discovery": S, "authorization_endpoint": S, "token_endpoint": S, "userinfo_endpoint": S,
+            "jwks_uri": S, "introspection_endpoint": S, "revocation_endpoint": S, "end_session_endpoint": S,
+            "backchannel_authentication_endpoint": S})},
+            "scopes": _arr(S), "acr": NS,
+            "clients": _arr(_obj({"client_id": S, "client_secret": NS, "redirect_uris": _arr(S),
+                                  "auth_methods": _arr(S)}))})),
+        "annuaire": _obj({"base": S, "base_https": NS, "api_key_header": S, "api_keys": _arr(S)}),
+        "pfi": _obj({"host": S, "port": {"type": ["integer", "null"]}, "dpi_listener": NS}),
+        "mss": _obj({"smtp": {"type": "object"}, "imap": {"type": "object"}, "password": NS,
+                     "auth_rules": _arr(S)}),
+        "certificates": _obj({"folder": S, "ca": NS, "server": NS, "clients_folder": NS,
+                              "clients": _arr({"type": "object"}), "signing": _arr(_obj(
+                                  {"idnst": S, "cert": S, "key": S, "p12": NS})),
+                              "p12_password": S, "vihf_trust_anchors": _arr(S), "problem": NS}),
+        "identities": _obj({"patients": _arr({"type": "object"}), "professionals": _arr({"type": "object"}),
+                            "structures": _arr({"type": "object"}), "mailboxes": _arr({"type": "object"}),
+                            "truncated": B}),
     }),
     "Finding": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S,
                      "related": _arr(I)}, required=["rule", "severity", "message"]),
@@ -213,7 +243,9 @@ SCHEMAS["Report"] = _obj({
                               "fired": B, "fired_at": NS, "count": I, "error": {"type": ["object", "null"]},
                               "what": NS, "entry": {"type": ["integer", "null"]}})),
     "entries": _arr({"allOf": [_ref("JournalEntry"), _obj({"pretty": _PRETTY,
-                                                           "pretty_source": {"enum": ["journal", "mailbox"]}})]}),
+                                                           "pretty_source": {"enum": ["journal", "mailbox"]},
+                                                           "response_pretty": _PRETTY},
+                                                          required=["pretty", "pretty_source"])]}),
     "entries_capped": B,
     "timeline": _arr(_obj({"seq": I, "time": S, "channel": S, "operation": S, "verdict": S},
                           required=["seq", "time", "channel", "operation", "verdict"])),
@@ -288,6 +320,14 @@ def _q(name: str, schema: dict, description: str) -> dict:
 
 PATHS: dict[str, Any] = {
     "/_bench/health": {"get": _op("Which doors run, and the bench's state", _json(_ref("Health")))},
+    "/_bench/endpoints": {"get": {
+        "summary": "What to configure in a DPI for this bench: every URL (DMP services and WSDLs, OIDC issuers, "
+                   "discovery and endpoints, the Annuaire, MLLP, SMTP, IMAP), the credentials, the certificates "
+                   "and the loaded world's identities; built from the bench's configuration (public, back-channel "
+                   "URLs, published ports). `mockbench endpoints` prints it",
+        "parameters": [_q("format", {"enum": ["json", "text"]}, "json (default) or text (French headings)")],
+        "responses": {"200": {"description": "the DPI's configuration", "content": {
+            "application/json": {"schema": _ref("Endpoints")}, "text/plain": {"schema": S}}}, **ERR}}},
     "/_bench/openapi.json": {"get": _op("This document", _json({"type": "object"}))},
     "/_bench/reset": {"post": _op("Empty world, empty journal, clock back to real time", _json(_ref("Status")))},
     "/_bench/snapshots": {"get": _op("Saved snapshots", _json(_arr(S)))},

@@ -96,8 +96,9 @@ class Guard:
         names = {*LOOPBACK_NAMES, socket.gethostname().lower()}
         if cfg.host not in ("0.0.0.0", "::", ""):
             names.add(cfg.host.lower().strip("[]"))
-        if cfg.public_url:
-            names.add((urlsplit(cfg.public_url).hostname or "").lower())
+        for url in (cfg.public_url, cfg.public_https_url, cfg.backchannel_url, cfg.backchannel_https_url):
+            if url:
+                names.add((urlsplit(url).hostname or "").lower())
         names.update(n.strip().lower() for n in (cfg.allowed_hosts or "").split(",") if n.strip())
         self.names = frozenset(n for n in names if n)
 

@@ -169,6 +169,11 @@ def _detail(entry: dict, raw: str | bytes, source: str, limits: PrettyLimits) ->
     out["raw"] = entry.get("raw") or ""
     out["pretty"] = pretty_raw(raw, entry["channel"], limits)
     out["pretty_source"] = source
+    if isinstance(entry.get("response"), str):   # the bench's answer, kept beside the request (issue 18 point 12)
+        out["response"] = entry["response"]
+        out["response_truncated"] = bool(entry.get("response_truncated"))
+        out["response_size"] = entry.get("response_size") or 0
+        out["response_pretty"] = pretty_raw(entry["response"], entry["channel"], limits)
     return out
 
 

@@ -181,6 +181,9 @@ service réel.</p>
 {% if e.findings %}<ul>{% for f in e.findings %}<li><span class="badge {{ f.severity }}">{{ severity.get(f.severity, f.severity) }}</span> <strong>{{ f.rule }}</strong> : {{ f.message }}</li>{% endfor %}</ul>{% endif %}
 {{ pretty(e.pretty) }}
 {% if e.raw %}<details class="raw"><summary>Message brut ({{ e.raw | length }} caractères)</summary><pre>{{ e.raw }}</pre></details>{% endif %}
+{% if e.response is defined %}<h4>Réponse du banc{% if e.response_truncated %} <span class="note">(le journal n'en garde que le début : {{ e.response_size }} octets au total)</span>{% endif %}</h4>
+{{ pretty(e.response_pretty) }}
+{% if e.response %}<details class="raw"><summary>Réponse brute ({{ e.response | length }} caractères)</summary><pre>{{ e.response }}</pre></details>{% endif %}{% endif %}
 </article>
 {% else %}<p class="note">Aucune entrée à détailler.</p>{% endfor %}
 </section>

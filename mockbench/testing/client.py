@@ -116,6 +116,11 @@ class BenchClient:
     def finish(self) -> list[dict]:
         return self.call("POST", "/steps/finish")
 
+    def endpoints(self) -> dict:
+        """What a DPI must be configured with for this bench (GET /_bench/endpoints): URLs, credentials,
+        certificates, the loaded world's identities."""
+        return self.call("GET", "/endpoints")
+
     def report(self, fmt: str = "json") -> Any:
         """The evidence report: a dict (json), or the HTML document's bytes (html). Read-only."""
         return self.call("GET", "/report", format=fmt)

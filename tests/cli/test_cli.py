@@ -58,8 +58,11 @@ def test_validate_all_catalogue_files(capsys):
 def test_pki_init(capsys, tmp_path):
     code, out, _ = run(capsys, "pki", "init", str(tmp_path / "pki"))
     assert code == 0 and (tmp_path / "pki" / "server.crt").exists() and "--tls-dir" in out
+    assert "PKCS#12 (.p12, password mockbench)" in out and (tmp_path / "pki" / "clients" / "org-auth-cli.p12").exists()
     code, _, err = run(capsys, "pki", "init", str(tmp_path / "pki"))
     assert code == 1 and "refusing to overwrite" in err
+    # the CLI names its own flag, not the Python argument (issue 18 point 5)
+    assert "add --force" in err and "overwrite=True" not in err
     assert run(capsys, "pki", "init", str(tmp_path / "pki"), "--force")[0] == 0
 
 

@@ -7,26 +7,20 @@ import requests
 from test_api import check
 
 from mockbench.control.openapi import openapi_document
-from mockbench.formats.cda import minimal_cda
-from mockbench.formats.xdm import write_package
+from mockbench.testing import messages
 
 HOSPITAL = "dpi@chu-test.mssante.fr"
 SENDER = "biolo@labo.mssante.fr"
 PATH = "/_bench/mss/messages/{message_id}/xdm"
 
 
+BIOLOGIST = {"idnps": "810001234567", "family_name": "BIOLO", "given_name": "Marc"}
+
+
 def xdm_package(patient: dict, unique_id: str, action: str | None = None) -> bytes:
-    content = minimal_cda(unique_id=unique_id, ins=patient["ins"], ins_oid=patient["ins_oid"], type_code="11502-2",
-                          title="CR de microbiologie", author_idnps="810001234567", author_family="BIOLO",
-                          author_given="Marc", patient_family=patient["family_name"],
-                          patient_given=patient["given_name"], birth_date=patient["birth_date"], sex=patient["sex"],
-                          effective_time="2026-11-20T10:00:00Z", text="Culture stérile.")
-    cx = f"{patient['ins']}^^^&{patient['ins_oid']}&ISO^NH"
-    meta = {"unique_id": unique_id, "mime_type": "text/xml", "title": "CR de microbiologie", "type_code": "11502-2",
-            "format_code": "urn:asip:ci-sis:2010", "source_patient_id": cx}
-    return write_package([("DOC0001.XML", content, meta)],
-                         submission_set={"unique_id": "2.25.4242", "source_id": "1.2.250.1.999", "content_type": "04"},
-                         patient_id=cx, action=action)
+    """A microbiology report's IHE_XDM.ZIP from the shipped builder (mockbench.testing.messages)."""
+    return messages.xdm_package(patient, BIOLOGIST, unique_id, action=action, type_code="11502-2",
+                                title="CR de microbiologie")
 
 
 def send(bench, package: bytes | None, subject: str = "XDM/1.0/DDM+CR de microbiologie") -> str:

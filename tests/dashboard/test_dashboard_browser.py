@@ -170,6 +170,13 @@ def test_load_send_and_watch_the_timeline_and_steps(mockbench, browser, screensh
     assert segments[0].startswith("MSH|") and segments[1].startswith("EVN|") and segments[2].startswith("PID|")
     assert "MDM^T02" in browser.find_element(By.ID, "detail-title").text
     assert "accepté" in browser.find_element(By.ID, "detail-meta").text
+    # The bench's answer beside the request (issue 18 point 12): the ACK the DPI got, one segment a line.
+    ack = browser.find_element(By.ID, "detail-response").text.splitlines()
+    assert ack[0].startswith("MSH|") and "ACK^T02" in ack[0] and ack[1].startswith("MSA|AA|D1")
+    side = browser.execute_script("const r = (id) => document.getElementById(id).getBoundingClientRect();"
+                                  "return [r('detail-raw').left, r('detail-response').left, r('detail-raw').top,"
+                                  " r('detail-response').top];")
+    assert side[1] > side[0] and abs(side[2] - side[3]) < 40, side   # side by side at 1600 px
     screenshot("detail")
     keys(browser, Keys.ESCAPE)
     wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#detail[open]"), message="the detail closes")
@@ -191,6 +198,8 @@ def test_load_send_and_watch_the_timeline_and_steps(mockbench, browser, screensh
     assert xml[0].startswith("<soap:Envelope") and xml[1].startswith("  <soap:Header")
     assert any(line.startswith("    <query:AdhocQueryRequest") for line in xml)
     assert "refusé" in browser.find_element(By.ID, "detail-meta").text
+    fault = browser.find_element(By.ID, "detail-response").text
+    assert fault.startswith("<") and ":Fault" in fault and "MessageAddressingHeaderRequired" in fault, fault
     screenshot("detail-soap")
     keys(browser, Keys.ESCAPE)
     wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#detail[open]"))
@@ -334,6 +343,8 @@ def test_advance_the_clock_and_use_the_help(mockbench, browser, screenshot):
     screenshot("scenario-clock")
     tab = browser.find_element(By.ID, "tab-scenario")
     tab.send_keys(Keys.ARROW_RIGHT)              # arrows move between tabs, wrapping around
+    assert view_shown(browser, "config") and focused(browser, "id") == "tab-config"
+    active(browser).send_keys(Keys.ARROW_RIGHT)
     assert view_shown(browser, "timeline") and focused(browser, "id") == "tab-timeline"
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, '#timeline .entry[data-operation="clock"]')) == 2,
          message="both clock moves in the timeline")
@@ -532,3 +543,32 @@ def test_a_host_switches_a_fault_off_and_on(mockbench, browser, screenshot):
     wait(browser, present('#faults [data-fault="quota"][data-active="true"]'), message="the rule shows as on")
     r = requests.get(mockbench.url + "/fhir/v2/Practitioner", headers={"ESANTE-API-KEY": "mockbench"}, timeout=5)
     assert r.status_code == 429
+
+
+def test_configure_your_dpi_shows_the_benchs_own_addresses_and_identities(mockbench, browser, screenshot):
+    """Issue 18 point 4: the panel draws GET /_bench/endpoints; a new world redraws its identities."""
+    c = mockbench.client
+    c.load("hidden-documents")
+    endpoints = requests.get(mockbench.url + "/_bench/endpoints", timeout=10).json()
+    viewport(browser, 1280, 720)
+    open_dashboard(browser, mockbench)
+    keys(browser, "4")
+    assert view_shown(browser, "config") and browser.current_url.endswith("#configurer")
+    dmp = text(browser, "#config-dmp")
+    for service in endpoints["dmp"]["services"]:
+        assert service["http"] in dmp and service["wsdl"] in dmp
+    psc = text(browser, "#config-oidc-psc")
+    assert endpoints["oidc"][0]["urls"]["http"]["token_endpoint"] in psc and "mockbench-secret" in psc
+    assert f"127.0.0.1:{mockbench.ports['mllp']}" in text(browser, "#config-pfi")
+    assert "ESANTE-API-KEY: mockbench" in text(browser, "#config-annuaire")
+    patients = text(browser, "#config-patients")
+    for patient in c.call("GET", "/patients"):
+        assert patient["ins"] in patients and patient["family_name"] in patients
+    assert all(s["idnst"] in text(browser, "#config-structures") for s in c.call("GET", "/structures"))
+    screenshot("config-1280x720")
+    viewport(browser, 1920, 1080)
+    screenshot("config-1920x1080")
+    # another world loaded meanwhile: the identities follow
+    c.load("mss-conf-01")
+    wait(browser, lambda d: "dpi@chu-test.mssante.fr" in text(d, "#config-mailboxes"),
+         message="the new world's mailboxes")

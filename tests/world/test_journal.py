@@ -103,6 +103,23 @@ def test_raw_truncated(make_world):
         assert world.journal.stats(tx)["bytes"] == 2 * (16 + 256)
 
 
+def test_responses_are_bounded_like_requests_and_counted(make_world):
+    """Issue 18 point 12: the bench's answer is cut at journal_raw_bytes, given at append or set later in the
+    same transaction (a door that builds its answer after journaling), and counted in the journal's bytes."""
+    world = make_world(journal_limits=JournalLimits(raw_bytes=16))
+    with world.transaction() as tx:
+        given = world.journal.append(tx, "pfi", "MDM^T02", raw="MSH", response=b"MSA|AA|1" * 4)
+        later = world.journal.append(tx, "pfi", "MDM^T02", raw="MSH")
+        assert "response" not in later
+        world.journal.set_response(tx, later, "250 ok")
+    assert (given["response"], given["response_truncated"], given["response_size"]) == ("MSA|AA|1MSA|AA|1", True, 32)
+    with world.read() as tx:
+        stored = {e["seq"]: e for e in world.journal.query(tx)}
+        assert world.journal.stats(tx)["bytes"] == 2 * (3 + 256) + 16 + 6
+    assert stored[later["seq"]]["response"] == "250 ok" and stored[later["seq"]]["response_size"] == 6
+    assert stored[given["seq"]]["response"] == given["response"]
+
+
 def test_query_filters(world):
     with world.transaction() as tx:
         j = world.journal
@@ -178,6 +195,8 @@ def test_entry_json_is_the_text_json_dumps_writes(raw):
     assert entry_json(moved) == _reference(moved)
     last = {**{k: v for k, v in entry.items() if k != "raw"}, "raw": raw}
     assert entry_json(last) == _reference(last)
+    answered = {**entry, "response": raw[::-1], "response_truncated": False}   # the bench's answer too
+    assert entry_json(answered) == _reference(answered)
 
 
 def test_a_large_raw_message_round_trips_through_the_store(world):

@@ -122,7 +122,7 @@ function patientLabel(id) {
 
 // Views ------------------------------------------------------------------------------------------
 // The URL's fragment names the view, so that a workshop host can bookmark or project one (/#monde).
-const FRAGMENTS = { timeline: "chronologie", world: "monde", scenario: "scenario" };
+const FRAGMENTS = { timeline: "chronologie", world: "monde", scenario: "scenario", config: "configurer" };
 
 function viewOfFragment() {
   const wanted = decodeURIComponent(location.hash.replace(/^#/, "")).toLowerCase();
@@ -140,6 +140,7 @@ function show(view) {
   for (const section of document.querySelectorAll(".view")) section.hidden = section.id !== "view-" + view;
   if (view === "world") refreshWorld();
   if (view === "scenario") refreshScenario();
+  if (view === "config") refreshConfig();
 }
 
 // Timeline ---------------------------------------------------------------------------------------
@@ -257,6 +258,7 @@ function connect() {
       later("faults", refreshFaults, restart ? 0 : 150);
     }
     // The world is read again when it is on screen, or when the timeline names a patient not known yet.
+    if (restart && state.view === "config") later("config", refreshConfig, 0);   // a new world: new identities
     if (restart || state.view === "world" || (e.patient && !state.patients[e.patient])) {
       later("world", refreshWorld, restart ? 0 : 300);
     }
@@ -286,6 +288,10 @@ async function openEntry(seq, origin) {
     el("strong", { text: f.rule }), " : ", f.message)) : [el("li", { class: "empty", text: "Aucun constat." })]));
   $("detail-truncated").textContent = entry.raw_truncated ? `(tronqué : ${entry.size} octets au total)` : "";
   $("detail-raw").textContent = pretty(entry.raw || "") || "(vide)";
+  // The bench's answer beside the request (the ACK, the SOAP response, the SMTP reply, the HTTP answer).
+  const answered = typeof entry.response === "string";
+  $("detail-response-truncated").textContent = entry.response_truncated ? `(tronquée : ${entry.response_size} octets au total)` : "";
+  $("detail-response").textContent = answered ? (pretty(entry.response) || "(vide)") : "(aucune réponse enregistrée pour cet échange)";
   if (!dialog.open) dialog.showModal();
   $("detail-close").focus();
 }
@@ -630,6 +636,74 @@ function xdmBlock(xdm) {
     findingList(xdm.findings));
 }
 
+// Configurer votre DPI: GET /_bench/endpoints, drawn as tables (issue 18 point 4) ------------------------
+function configTable(id, rows) {
+  const kept = rows.filter(([, value]) => value !== null && value !== undefined && value !== "");
+  return el("table", { class: "grid config", id },
+    el("tbody", {}, kept.map(([label, value]) => el("tr", {}, el("th", { scope: "row", text: label }),
+      el("td", {}, el("code", { text: String(value) }))))));
+}
+
+function configSection(title, ...content) {
+  return el("section", { class: "config-section" }, el("h3", { text: title }), ...content);
+}
+
+async function refreshConfigNow() {
+  let d;
+  try { d = await api("GET", "/endpoints"); } catch (err) { $("config").replaceChildren(el("p", { class: "error", text: err.message })); return; }
+  const u = d.urls, sections = [];
+  const back = u.backchannel !== u.http || (u.https && u.backchannel_https !== u.https);
+  sections.push(configSection("Banc", configTable("config-bench", [
+    ["Version", d.version], ["Scénario", d.scenario || "(aucun)"], ["TLS", d.tls ? "activé" : "désactivé"],
+    ["URL publique (navigateur)", u.http], ["URL publique HTTPS", u.https],
+    ["Canal arrière (serveurs)", back ? u.backchannel : null], ["Canal arrière HTTPS", back && u.https ? u.backchannel_https : null],
+    ["API de contrôle", u.control + (u.control_token_required ? " (jeton de contrôle exigé)" : "")]])));
+  sections.push(configSection("DMP (SOAP 1.2, WS-Addressing, VIHF signé)" + (d.dmp.plain_http_refused ? " — HTTPS avec certificat client" : ""),
+    configTable("config-dmp", d.dmp.services.flatMap((s) => [[s.service, s.https || s.http], [`${s.service} : WSDL`, s.wsdl_https || s.wsdl]]))));
+  for (const issuer of d.oidc) {
+    const side = issuer.urls.https || issuer.urls.http;
+    const rows = [["Émetteur (issuer)", side.issuer], ["Découverte", side.discovery],
+      ["Autorisation (navigateur)", side.authorization_endpoint], ["Jeton", side.token_endpoint],
+      ["Userinfo", side.userinfo_endpoint], ["JWKS", side.jwks_uri], ["Introspection", side.introspection_endpoint],
+      ["CIBA", side.backchannel_authentication_endpoint], ["Portées", issuer.scopes.join(" ")], ["acr_values", issuer.acr]];
+    for (const c of issuer.clients) {
+      rows.push(["client_id", c.client_id], ["client_secret", c.client_secret], ["redirect_uri", c.redirect_uris.join(", ")]);
+    }
+    sections.push(configSection(`${issuer.title} (OIDC)`, configTable(`config-oidc-${issuer.name}`, rows)));
+  }
+  sections.push(configSection("Annuaire Santé (FHIR R4, API V2)", configTable("config-annuaire", [
+    ["Base", d.annuaire.base_https || d.annuaire.base], ["En-tête", `${d.annuaire.api_key_header}: ${d.annuaire.api_keys.join(" | ")}`]])));
+  sections.push(configSection("PFI (HL7 v2 sur MLLP)", configTable("config-pfi", [
+    ["Envoi des messages du DPI", `${d.pfi.host}:${d.pfi.port}`],
+    ["Écoute MLLP du DPI (ZAM)", d.pfi.dpi_listener || "aucune (mockbench up --dpi-mllp HÔTE:PORT)"]])));
+  sections.push(configSection("MSSanté (SMTP, IMAP)", configTable("config-mss", [
+    ["SMTP", `${d.mss.smtp.host}:${d.mss.smtp.port}${d.mss.smtp.starttls ? " STARTTLS" : ""}`],
+    ["IMAP", `${d.mss.imap.host}:${d.mss.imap.port}${d.mss.imap.starttls ? " STARTTLS" : ""}`],
+    ["Authentification", d.mss.smtp.auth_in_clear ? null : "jamais en clair : après STARTTLS seulement"],
+    ...d.mss.auth_rules.map((rule) => ["Règle", rule])])));
+  const cert = d.certificates;
+  sections.push(configSection("Certificats", configTable("config-certificates", [
+    ["Dossier", cert.folder], ["Autorité (ca.crt)", cert.ca], ["Serveur", cert.server],
+    ...cert.clients.flatMap((c) => [[`Client ${c.name}`, `${c.cert} + ${c.key}`], [`${c.name} : sujet`, c.subject], [`${c.name} : PKCS#12`, c.p12]]),
+    ...cert.signing.flatMap((s) => [[`Cachet VIHF ${s.idnst}`, `${s.cert} + ${s.key}`], [`${s.idnst} : PKCS#12`, s.p12]]),
+    ["Mot de passe PKCS#12", cert.p12_password], ["Attention", cert.problem]])));
+  const ids = d.identities;
+  const grid = (id, head, rows) => el("table", { class: "grid config", id },
+    el("thead", {}, el("tr", {}, head.map((h) => el("th", { text: h })))),
+    el("tbody", {}, rows.map((r) => el("tr", {}, r.map((v) => el("td", { text: v === null || v === undefined ? "" : String(v) }))))));
+  sections.push(configSection("Identités du monde chargé" + (ids.truncated ? " (listes coupées)" : ""),
+    grid("config-patients", ["Patient", "INS", "OID", "Nom", "Prénom", "Naissance", "Sexe"],
+         ids.patients.map((p) => [p.id, p.ins, p.ins_oid, p.family_name, p.given_name, p.birth_date, p.sex])),
+    grid("config-professionals", ["Professionnel", "IDNPS", "RPPS", "Nom", "Structure", "MSSanté"],
+         ids.professionals.map((p) => [p.id, p.idnps, p.rpps, `${p.given_name} ${p.family_name}`, p.structure, p.mssante])),
+    grid("config-structures", ["Structure", "FINESS", "FINESS EJ", "IDNST", "Nom"],
+         ids.structures.map((s) => [s.id, s.finess, s.finess_ej, s.idnst, s.name])),
+    grid("config-mailboxes", ["Boîte aux lettres", "Type", "Titulaire", "Rôle"],
+         ids.mailboxes.map((b) => [b.address, b.type, b.owner, b.role]))));
+  redraw($("config"), sections);
+}
+const refreshConfig = serialized(refreshConfigNow);
+
 function refreshAll() { refreshClock(); refreshScenario(); refreshFaults(); refreshWorld(); }
 
 // Keyboard ---------------------------------------------------------------------------------------
@@ -649,7 +723,7 @@ function onKey(event) {
   if (document.querySelector("dialog[open]")) return;    // dialogs handle Escape and Tab themselves
   if (typing) return;
   const key = event.key;
-  const views = { "1": "timeline", "2": "world", "3": "scenario" };
+  const views = { "1": "timeline", "2": "world", "3": "scenario", "4": "config" };
   if (views[key]) { show(views[key]); $("tab-" + views[key]).focus(); event.preventDefault(); return; }
   if (key === "?") { $("help").showModal(); event.preventDefault(); return; }
   if (key === "/") { show("timeline"); $("filter-text").focus(); event.preventDefault(); return; }

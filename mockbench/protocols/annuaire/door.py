@@ -159,11 +159,15 @@ class AnnuaireDoor:
             refusal = exc
         else:
             op = f"search:{body.pop('_kind')}" if operation == "search:page" else operation
-            self.world.journal.append(tx, "annuaire", op, actor=key, raw=raw, fault=fired.rule if fired else None)
-            return _json(200, body)
+            answer = _json(200, body)
+            self.world.journal.append(tx, "annuaire", op, actor=key, raw=raw, fault=fired.rule if fired else None,
+                                      response=answer.get_data())
+            return answer
+        answer = _json(refusal.status, outcome(refusal.code, refusal.message, refusal.parameter))
         self.world.journal.append(tx, "annuaire", operation, actor=key if refusal.status != 401 else "",
-                                  verdict="refused", code=refusal.code, raw=raw, fault=fired.rule if fired else None)
-        return _json(refusal.status, outcome(refusal.code, refusal.message, refusal.parameter))
+                                  verdict="refused", code=refusal.code, raw=raw, fault=fired.rule if fired else None,
+                                  response=answer.get_data())
+        return answer
 
     def _injected(self, tx: Tx, operation: str, fired: Fired, key: str, raw: str) -> Response:
         """A refusing fault rule, journaled with nothing read: 429 with Retry-After (RFC 6585, section 4) when

@@ -170,8 +170,8 @@ class DmpDoor:
             self.world.journal.append(tx, "dmp", "WSDL", actor=request.remote_addr or "", raw=service)
         # The address of the port the WSDL was fetched on: fetched over HTTPS, a WSDL-driven client must call
         # over HTTPS (where the client certificate is checked), not the plain-HTTP port (issue 14 point 6).
-        https = request.environ.get("wsgi.url_scheme") == "https" and self.bench.https_url
-        base = self.bench.https_url if https else self.bench.url
+        https = bool(request.environ.get("wsgi.url_scheme") == "https" and self.bench.https_url)
+        base = self.bench.backchannel_url(https)   # a server calls the services: the back-channel base
         return Response(wsdl_for(service, base + PREFIX + "/" + service), content_type="text/xml")
 
     # SOAP ---------------------------------------------------------------------------------------
@@ -238,18 +238,21 @@ class DmpDoor:
                     outcome = Outcome("", None, operation, verdict="refused", code=exc.subcode,
                                       fault=SoapFault("Sender", exc.subcode, exc.reason))
                 call.findings.extend(tx.scratch.pop("findings", []))
+                # The answer is rendered before it is journaled, so that the entry keeps it (issue 18 point 12).
+                if outcome.fault is not None:
+                    answer = render_fault(soap, outcome.fault, version=soap.version, mtom=outcome.mtom)
+                else:
+                    content_type_out, payload = render_response(soap, outcome.action, outcome.body,
+                                                                attachments=outcome.attachments, mtom=outcome.mtom)
+                    if outcome.entries is not None:
+                        payload = _splice_entries(payload, *outcome.entries)
+                    answer = (200, content_type_out, payload)
                 self.world.journal.append(
                     tx, "dmp", outcome.operation, actor=vihf.name_id, patient=call.patient or None,
                     patient_ins=None if call.patient else vihf.patient_ins or None, document=outcome.document,
                     verdict=outcome.verdict, code=outcome.code, findings=call.findings, raw=body,
-                    ref=soap.message_id, fault=fired.rule if fired else None)
-            if outcome.fault is not None:
-                return render_fault(soap, outcome.fault, version=soap.version, mtom=outcome.mtom)
-            content_type_out, payload = render_response(soap, outcome.action, outcome.body,
-                                                        attachments=outcome.attachments, mtom=outcome.mtom)
-            if outcome.entries is not None:
-                payload = _splice_entries(payload, *outcome.entries)
-            return 200, content_type_out, payload
+                    ref=soap.message_id, fault=fired.rule if fired else None, response=answer[2])
+            return answer
         except StorageFull as exc:   # SOAP 1.2 part 1 5.4.6: Receiver, the same message may succeed later
             fault = SoapFault("Receiver", "DMPStorageFull", str(exc))
             return render_fault(soap, fault, version=soap.version if soap else "1.2", mtom=operation == "TD3.2")
@@ -259,12 +262,15 @@ class DmpDoor:
                 exc = SoapFault("Receiver", "DMPInternalError", f"the bench failed on this request: "
                                 f"{type(exc).__name__}: {exc}")
             fault = exc
+            answer = render_fault(soap, fault, version=soap.version if soap else (fault.version or "1.2"),
+                                  mtom=operation == "TD3.2")
             try:
-                self._journal_fault(operation, fault, body, soap)
+                self._journal_fault(operation, fault, body, soap, response=answer[2])
             except StorageFull as full:   # not journaled, so not answered: the client sends it again later
                 fault = SoapFault("Receiver", "DMPStorageFull", str(full))
-            return render_fault(soap, fault, version=soap.version if soap else (fault.version or "1.2"),
-                                mtom=operation == "TD3.2")
+                answer = render_fault(soap, fault, version=soap.version if soap else (fault.version or "1.2"),
+                                      mtom=operation == "TD3.2")
+            return answer
 
     def _injected(self, tx: Tx, soap: SoapRequest, operation: str, fired: Fired, call: Call,
                   body: bytes) -> tuple[int, str, bytes]:
@@ -294,16 +300,17 @@ class DmpDoor:
         """A routing 404/405 under the DMP's prefix, answered on the SOAP wire."""
         subcodes = {404: "DMPNotFound", 405: "DMPMethodNotAllowed", 413: "DMPTooLarge"}
         fault = SoapFault("Sender", subcodes.get(status, "DMPInvalidRequest"), message, status=status)
-        self._journal_fault("UNKNOWN", fault, b"", None)
         code, content_type, payload = render_fault(None, fault)
+        self._journal_fault("UNKNOWN", fault, b"", None, response=payload)
         return Response(payload, status=code, content_type=content_type)
 
-    def _journal_fault(self, operation: str, fault: SoapFault, body: bytes, soap: SoapRequest | None) -> None:
+    def _journal_fault(self, operation: str, fault: SoapFault, body: bytes, soap: SoapRequest | None, *,
+                       response: bytes | None = None) -> None:
         with self.world.transaction() as tx:
             self.world.journal.append(tx, "dmp", operation, actor=request.remote_addr if request else "",
                                       verdict="refused", code=fault.journal_code,
                                       findings=[finding("DMP/SOAP", fault.reason, "error")], raw=body,
-                                      ref=soap.message_id if soap else None)
+                                      ref=soap.message_id if soap else None, response=response)
 
     def _patient_id(self, tx: Tx, vihf: Vihf) -> str:
         if not vihf.patient_ins:

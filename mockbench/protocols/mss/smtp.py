@@ -767,7 +767,8 @@ class SmtpDoor:
         line = st.line(exc.message if as_status is None else f"{st.text}: {exc.message}")
         note = f"{line}" + (f" (recipients: {', '.join(recipients)})" if recipients else "")
         self.world.journal.append(tx, "mss", operation, actor=actor, verdict="refused", code=exc.code,
-                                  findings=[*(findings or []), finding(rule, note, "error")], raw=raw)
+                                  findings=[*(findings or []), finding(rule, note, "error")], raw=raw,
+                                  response=line)
         return line
 
     def network_fault(self, operation: str, actor: str) -> Fired | None:
@@ -830,7 +831,8 @@ class SmtpDoor:
             self.world.journal.append(tx, "mss", "SMTP_AUTH", actor=identity.address, raw=mechanism,
                                       findings=[finding("MSS/SMTP", f"{mechanism} as {identity.address} "
                                                         f"({identity.type}{', ' + identity.subject if identity.subject else ''})",
-                                                        "info"), *mechanism_findings(identity)])
+                                                        "info"), *mechanism_findings(identity)],
+                                      response=status.AUTH_OK.line())
             return Outcome(True, status.AUTH_OK.line(), identity)
 
         if mechanism == "EXTERNAL" and peercert and not address:  # no authzid: the certificate names the mailbox
@@ -905,17 +907,18 @@ class SmtpDoor:
             ref = stored[0].message_id if stored else None
             # What the world found on delivery (SSI/IE.31 on a mail outside MSSanté) goes in the SUBMIT too.
             added = [f for m in stored for f in m.findings if f not in findings]
+            boxes = len(stored)
+            reply = status.ACCEPTED.line(
+                f"Message accepted {ref or ''} into {boxes} mailbox{'es' if boxes != 1 else ''}")
             self.world.journal.append(tx, "mss", "SUBMIT", actor=sender, document=unique_id, patient_ins=ins,
                                       findings=[*findings, *[f for i, f in enumerate(added) if f not in added[:i]]],
-                                      raw=raw, ref=ref)
+                                      raw=raw, ref=ref, response=reply)
             for message in stored:
                 self.world.journal.append(tx, "mss", "DELIVER", direction="out", actor=message.mailbox,
                                           document=unique_id, patient_ins=ins, ref=ref,
                                           findings=[f for f in message.findings if f not in findings],
                                           raw=f"message {message.id} from {sender} into {message.mailbox}")
-            boxes = len(stored)
-            return Outcome(True, status.ACCEPTED.line(
-                f"Message accepted {ref or ''} into {boxes} mailbox{'es' if boxes != 1 else ''}"))
+            return Outcome(True, reply)
 
         return self._run("SUBMIT", sender, deliver, raw=raw, recipients=recipients, findings=findings).line
 

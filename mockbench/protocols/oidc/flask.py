@@ -40,12 +40,15 @@ class OidcDoor:
         # The issuer's base is the one of the port the request came in on: discovery fetched over HTTPS
         # advertises HTTPS endpoints and an HTTPS issuer (OIDC Discovery 1.0 section 4.3: the issuer is the
         # URL the configuration was fetched from), and the tokens minted there carry that issuer.
-        self.providers = {p.name: Provider(bench.world, p, self._base_url, limits)
+        self.providers = {p.name: Provider(bench.world, p, self._base_url, limits, back_url=self._back_url)
                           for p in profiles_from_config(settings or {})}
 
     def _base_url(self) -> str:
         https = self.bench.https_url if _over_https() else None
         return https or self.bench.url
+
+    def _back_url(self) -> str:
+        return self.bench.backchannel_url(bool(_over_https() and self.bench.https_url)) or self.bench.url
 
     def provider_for(self, path: str) -> tuple[Provider, str] | None:
         """The provider and endpoint name for a path under /oidc (an issuer's, or PSC's wallet base)."""
@@ -97,7 +100,7 @@ class OidcDoor:
         status, body, headers = provider.handle(endpoint, req, fault=fired.rule if fired else None)
         if endpoint == "discovery" and isinstance(body, dict) and self.bench.https_url:
             # RFC 8705 section 5: where to authenticate with a client certificate (the HTTPS port)
-            base = self.bench.https_url + provider.profile.path
+            base = (self.bench.backchannel_url(True) or self.bench.https_url) + provider.profile.path
             body["mtls_endpoint_aliases"] = {key: base + provider.profile.endpoints[name]
                                              for key, name in MTLS_ENDPOINTS.items()
                                              if name in provider.profile.endpoints}

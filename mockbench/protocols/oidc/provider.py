@@ -283,6 +283,9 @@ PSC_ENDPOINTS = {
 # "Pro Santé Connect - CIBA", "Les endpoints de ProSantéConnect"): authorization_endpoint is
 # https://wallet.bas.psc.esante.gouv.fr/auth while the issuer is https://auth.bas.psc.esante.gouv.fr/auth/realms/
 # esante-wallet. On the bench the wallet is another base (configurable, default /oidc/psc-wallet).
+# The endpoints a relying party's server calls directly (OIDC Core 3.1.3, 5.3; RFC 7662, 7009; CIBA 7), which
+# discovery advertises on the back-channel base; authorize, login and logout go through the browser.
+BACKCHANNEL_ENDPOINTS = frozenset({"token", "userinfo", "jwks", "introspect", "revoke", "ciba"})
 PSC_WALLET_PATH = "/oidc/psc-wallet"
 PSC_WALLET_ENDPOINTS = {"authorize": "/auth", "login": "/auth/login"}
 # The transport-security IG (ansforge/IG-securisation-transport-api-rest, input/pagecontent/
@@ -395,6 +398,17 @@ def _redirect(uri: str) -> Result:
     return 302, "", {"Location": uri, **NO_STORE}
 
 
+def _answer_text(status: int, body: Any, headers: dict[str, str]) -> str:
+    """The answer as the journal keeps it: the status, a redirect's Location, the body (JSON or HTML)."""
+    lines = [f"HTTP {status}"]
+    if headers.get("Location"):
+        lines.append(f"Location: {headers['Location']}")
+    if body not in ("", None):
+        lines.append("")
+        lines.append(json.dumps(body, ensure_ascii=False) if isinstance(body, dict) else str(body))
+    return "\n".join(lines)
+
+
 def _masked(params: dict[str, str]) -> str:
     hidden = ("client_secret", "code_verifier", "client_assertion", "password")
     return urlencode({k: ("***" if k in hidden else v) for k, v in params.items()})
@@ -403,10 +417,11 @@ def _masked(params: dict[str, str]) -> str:
 # The core -------------------------------------------------------------------------------------------
 class Provider:
     def __init__(self, world: World, profile: Profile, base_url: Callable[[], str],
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, *, back_url: Callable[[], str] | None = None) -> None:
         self.world = world
         self.profile = profile
         self._base_url = base_url            # the bench's URL (--public-url or the bound address)
+        self._back_url = back_url or base_url   # what servers call (--backchannel-url), issue 18 point 5
         self.limits = limits or Limits()
         self.handlers: dict[str, Callable[[Tx, Request], Result]] = {
             "authorize": self.authorize, "login": self.login, "token": self.token, "userinfo": self.userinfo,
@@ -427,6 +442,8 @@ class Provider:
     def url(self, endpoint: str) -> str:
         if endpoint in self.profile.wallet_endpoints:
             return self.wallet + self.profile.wallet_endpoints[endpoint]
+        if endpoint in BACKCHANNEL_ENDPOINTS:   # called by the client's server, not through the browser
+            return self._back_url() + self.profile.path + self.profile.endpoints[endpoint]
         return self.issuer + self.profile.endpoints[endpoint]
 
     def route(self, subpath: str) -> str | None:
@@ -490,7 +507,8 @@ class Provider:
                 self.world.journal.append(
                     tx, "oidc", info.get("operation", journal_op), actor=info.get("actor") or "",
                     verdict=info.get("verdict", verdict), code=info.get("code"),
-                    raw=f"{self.profile.name} {req.method} {endpoint} {_masked(req.params)}", fault=fault)
+                    raw=f"{self.profile.name} {req.method} {endpoint} {_masked(req.params)}", fault=fault,
+                    response=_answer_text(status, body, headers))
         return status, body, headers
 
     def _error(self, err: OAuthError, req: Request) -> Result:

@@ -305,7 +305,7 @@ class PfiDoor:
                 patient_ins=self._pid_ins(inbound), verdict="refused", code=f"HL7_{reject.error}",
                 findings=[*(inbound.findings if inbound else []),
                           finding("HL7/ACK", f"{reject.ack_code} {reject.error}: {reject.text}", "error")],
-                raw=payload, ref=inbound.control_id if inbound else None)
+                raw=payload, ref=inbound.control_id if inbound else None, response=ack)
         return self._encode(ack, inbound)
 
     def _reject_unreadable(self, exc: MllpFramingError) -> bytes:
@@ -369,10 +369,12 @@ class PfiDoor:
             if others and (msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT")):
                 extra_findings.append(finding("PFI/MSS", f"the MSSanté mail carries the first document ({msg.unique_id})"
                                               f" only, not {', '.join(others)}", "warning"))
+            # AA whatever happens downstream (ZAMs say that): built first, so that the entry keeps it
+            ack = wire.build_ack(inbound, "AA", control_id, self._now())
             self.world.journal.append(
                 tx, "pfi", inbound.operation, actor=msg.sender.label, patient_ins=msg.patient.ins or None,
                 document=msg.unique_id, verdict="accepted", findings=inbound.findings + msg.findings + extra_findings,
-                raw=payload, ref=inbound.control_id, fault=fault.rule if fault else None)
+                raw=payload, ref=inbound.control_id, fault=fault.rule if fault else None, response=ack)
             for doc, verdict, code, extra, zam, consent_findings in outcomes:
                 self.world.journal.append(
                     tx, "dmp", DMP_OPERATION[doc.action], actor=msg.sender.label,
@@ -391,7 +393,6 @@ class PfiDoor:
                         self.outbox.add(tx, self._encode(zam_text, inbound), "ZAM^Z01", meta, delay=delay)
             if msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT"):
                 self._send_mail(tx, msg)
-            ack = wire.build_ack(inbound, "AA", control_id, self._now())
         return self._encode(ack, inbound)
 
     def _apply(self, tx: Tx, msg: DocumentMessage) -> None:
@@ -479,10 +480,11 @@ class PfiDoor:
                 except errors.UnknownPatient:
                     findings.append(finding("PAM.fr/ZFA", f"no patient has the INS {msg.patient.ins or '(none)'}: "
                                             "the consent was not recorded"))
+            ack = wire.build_ack(inbound, "AA", self._control_id(tx), self._now())
             self.world.journal.append(tx, "pfi", inbound.operation, actor=self._sender_app(inbound),
                                       patient_ins=msg.patient.ins or None, verdict="accepted", findings=findings,
-                                      raw=payload, ref=inbound.control_id, fault=fault.rule if fault else None)
-            ack = wire.build_ack(inbound, "AA", self._control_id(tx), self._now())
+                                      raw=payload, ref=inbound.control_id, fault=fault.rule if fault else None,
+                                      response=ack)
         return self._encode(ack, inbound)
 
     # MSSanté ------------------------------------------------------------------------------------
