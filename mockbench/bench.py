@@ -150,10 +150,12 @@ class Bench:
         except ValueError as exc:
             raise BenchError(f"[doors.mss] {exc}") from None
         mss_settings = replace(mss_settings, max_connections=cfg.smtp_max_connections)
-        self.doors.append(SmtpDoor(self, mss_settings))
+        self.smtp = SmtpDoor(self, mss_settings)
+        self.doors.append(self.smtp)
         from .protocols.mss.imap import ImapDoor, settings_from
 
-        self.doors.append(ImapDoor(self, settings_from(self)))
+        self.imap = ImapDoor(self, settings_from(self))
+        self.doors.append(self.imap)
         from .protocols.dmp.door import PREFIX, DmpDoor
 
         dmp_settings = cfg.doors.get("dmp", {})

@@ -57,8 +57,8 @@ def describe(bench: Bench) -> dict[str, Any]:
 
 
 def _dmp(bench: Bench) -> dict:
-    from ..protocols.dmp.door import PREFIX, SERVICES
-
+    door = bench.dmp
+    PREFIX, SERVICES = door.prefix, door.services
     https = bench.https_url
     back, back_https = bench.backchannel_url(False), bench.backchannel_url(True)
     services = []
@@ -69,14 +69,12 @@ def _dmp(bench: Bench) -> dict:
             "https": f"{back_https}{PREFIX}/{name}" if https else None,
             "wsdl_https": f"{back_https}{PREFIX}/{name}?wsdl" if https else None,
         })
-    door = bench.dmp
     return {"services": services, "soap": "1.2", "ws_addressing": True, "vihf_signed": door.check_signatures,
             "plain_http_refused": bench.tls is not None and not door.accept_plain_http}
 
 
 def _oidc(bench: Bench) -> list[dict]:
-    from ..protocols.oidc.provider import BACKCHANNEL_ENDPOINTS
-
+    BACKCHANNEL_ENDPOINTS = bench.oidc.backchannel_endpoints
     out = []
     for provider in bench.oidc.providers.values():
         p = provider.profile
@@ -112,12 +110,11 @@ def _oidc(bench: Bench) -> list[dict]:
 
 
 def _annuaire(bench: Bench) -> dict:
-    from ..protocols.annuaire.door import KEY_HEADER, PREFIX, VERSION
-
+    door = bench.annuaire
     https = bench.https_url
-    return {"base": bench.backchannel_url(False) + PREFIX + VERSION,
-            "base_https": bench.backchannel_url(True) + PREFIX + VERSION if https else None,
-            "api_key_header": KEY_HEADER, "api_keys": sorted(bench.annuaire.api_keys)}
+    return {"base": bench.backchannel_url(False) + door.base_path,
+            "base_https": bench.backchannel_url(True) + door.base_path if https else None,
+            "api_key_header": door.key_header, "api_keys": sorted(door.api_keys)}
 
 
 def _pfi(bench: Bench) -> dict:
@@ -128,11 +125,7 @@ def _pfi(bench: Bench) -> dict:
 
 
 def _mss(bench: Bench) -> dict:
-    from ..protocols.mss.imap import ImapDoor
-    from ..protocols.mss.smtp import SmtpDoor
-
-    smtp = next(d for d in bench.doors if isinstance(d, SmtpDoor)).settings
-    imap = next(d for d in bench.doors if isinstance(d, ImapDoor)).settings
+    smtp, imap = bench.smtp.settings, bench.imap.settings
     tls = bench.tls is not None
     in_clear = not tls or not smtp.auth_require_tls
     rules = []

@@ -91,6 +91,8 @@ class Refusal(Exception):
 
 class AnnuaireDoor:
     name = "annuaire"
+    base_path = PREFIX + VERSION    # what the control API's endpoints name, without importing the door
+    key_header = KEY_HEADER
 
     def __init__(self, bench: Bench, *, api_keys: tuple[str, ...] | list[str] = DEFAULT_KEYS) -> None:
         self.bench = bench

@@ -87,6 +87,8 @@ Handler = Callable[["DmpDoor", Call], Outcome]
 
 class DmpDoor:
     name = "dmp"
+    prefix = PREFIX            # what the control API's endpoints name, without importing the door
+    services = SERVICES
 
     def __init__(self, bench: Bench, *, limits: SoapLimits | None = None, accept_unknown_professionals: bool = False,
                  trust_anchors: Callable[[], bytes] | None = None, check_signatures: bool = True,

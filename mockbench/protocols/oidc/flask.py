@@ -11,7 +11,7 @@ from flask import Blueprint, Response, has_request_context, request
 from ...world.ciba import set_ciba_script
 from ...world.faults import Fired
 from ..faults import render as render_network
-from .provider import Limits, Provider, Request, profiles_from_config
+from .provider import BACKCHANNEL_ENDPOINTS, Limits, Provider, Request, profiles_from_config
 
 if TYPE_CHECKING:
     from ...bench import Bench
@@ -33,6 +33,7 @@ def _over_https() -> bool:
 
 class OidcDoor:
     name = "oidc"
+    backchannel_endpoints = BACKCHANNEL_ENDPOINTS   # served on the back-channel base (endpoints, discovery)
 
     def __init__(self, bench: Bench, settings: dict | None = None, limits: Limits | None = None) -> None:
         self.bench = bench
