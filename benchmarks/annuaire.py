@@ -53,7 +53,8 @@ def start(tmp: Path) -> tuple[subprocess.Popen, dict]:
 
 
 def post_scenario(port: int, text: str) -> float:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/_bench/scenarios", method="POST", data=text.encode())
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/_bench/scenarios", method="POST", data=text.encode(),
+                                 headers={"Content-Type": "application/yaml"})
     t0 = time.perf_counter()
     urllib.request.urlopen(req, timeout=600).read()
     return time.perf_counter() - t0

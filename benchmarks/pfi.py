@@ -45,8 +45,12 @@ world:
 
 
 
-def http(ports: dict, method: str, path: str, body: bytes | None = None) -> dict:
-    req = urllib.request.Request(f"http://127.0.0.1:{ports['http']}/_bench{path}", data=body, method=method)
+def http(ports: dict, method: str, path: str, body: bytes | None = None,
+         content_type: str = "application/yaml") -> dict:
+    # a control call with a body says its type (the control API refuses others: README, Security)
+    headers = {"Content-Type": content_type} if body is not None else {}
+    req = urllib.request.Request(f"http://127.0.0.1:{ports['http']}/_bench{path}", data=body, method=method,
+                                 headers=headers)
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
