@@ -201,13 +201,15 @@ class Tx:
         rows = self.select(table, limit=1, **where)
         return rows[0] if rows else None
 
-    def select(self, table: str, *, order: str | None = None, limit: int | None = None,
+    def select(self, table: str, *, order: str | None = None, limit: int | None = None, offset: int = 0,
                **where: Any) -> list[dict]:
         sql, params = self._where(table, where)
         if order:
             sql += f" ORDER BY {order}"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        if limit is not None or offset:
+            sql += f" LIMIT {-1 if limit is None else int(limit)}"
+        if offset:
+            sql += f" OFFSET {int(offset)}"
         return [self._load(r[0]) for r in self.conn.execute(f"SELECT data FROM {table}{sql}", params)]
 
     def delete(self, table: str, **where: Any) -> int:
