@@ -76,6 +76,7 @@ PRIMARY_KEYS = {
 INDEXES = [
     "CREATE INDEX IF NOT EXISTS ix_prof_idnps ON professionals(ns, idnps)",
     "CREATE INDEX IF NOT EXISTS ix_pat_ins ON patients(ns, ins)",
+    "CREATE INDEX IF NOT EXISTS ix_struct_finess ON structures(ns, finess)",
     "CREATE INDEX IF NOT EXISTS ix_doc_patient ON documents(ns, patient, current)",
     "CREATE INDEX IF NOT EXISTS ix_doc_unique ON documents(ns, unique_id)",
     "CREATE INDEX IF NOT EXISTS ix_trace_patient ON traces(ns, patient, seq)",
