@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -286,6 +287,14 @@ class Catalogue:
         return self._cache
 
     def get(self, scenario_id: str) -> Scenario:
+        # A catalogue file is named after its id: read that one alone (start-up with --scenario parsed all
+        # nineteen, a sixth of the time to ready), the whole catalogue only when the name does not match.
+        if self._cache is None and re.fullmatch(r"[a-z0-9][a-z0-9-]*", scenario_id):
+            entry = self._root / f"{scenario_id}.yaml"
+            if entry.is_file():
+                scenario = parse(entry.read_text(encoding="utf-8"), f"catalogue/{entry.name}")
+                if scenario.id == scenario_id:
+                    return scenario
         found = self.all().get(scenario_id)
         if found is None:
             raise errors.UnknownScenario(f"no scenario {scenario_id}; the catalogue has: {', '.join(self.all())}")

@@ -68,13 +68,21 @@ class Seeder:
         self.world = world
         self.tx = tx
         self.rng = random.Random(seed)
-        self.faker = identity.make_faker(seed if seed is not None else self.rng.getrandbits(32))
+        self._faker_seed = seed if seed is not None else self.rng.getrandbits(32)
+        self._faker: Any = None
         if seed is not None:
             tx.scratch["rng"] = self.rng
         # Identifiers drawn so far, by kind: a draw that repeats one (or one the store holds) is drawn again,
         # so that a world of 100,000 has no collision (RPPS have 10^8 values: a repeat is likely from about
         # 10,000 draws; FINESS 10^5 per department; addresses repeat with common names).
         self._used: dict[str, set[str]] = {"ins": set(), "rpps": set(), "finess": set(), "mssante": set()}
+
+    @property
+    def faker(self) -> Any:
+        """Made on first use: an action that draws no name (most of them) does not pay for a Faker."""
+        if self._faker is None:
+            self._faker = identity.make_faker(self._faker_seed)
+        return self._faker
 
     def _fresh(self, kind: str, make: Callable[[], str], taken: Callable[[str], bool]) -> str:
         used = self._used[kind]
