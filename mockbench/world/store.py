@@ -115,7 +115,7 @@ class StorageFull(Exception):
 # same time whatever the world's size (issue 21, point 6). `live` is 1 for the one a namespace reads.
 NAMESPACES_DDL = ("CREATE TABLE IF NOT EXISTS namespaces (physical TEXT PRIMARY KEY, name TEXT NOT NULL, "
                   "live INTEGER NOT NULL)")
-REAP_CHUNK = 500   # rows deleted per reaper transaction: a door waits at most one chunk (a few ms)
+REAP_CHUNK = 200   # rows deleted per reaper transaction: a door waits at most one chunk (a few ms)
 
 
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
@@ -629,8 +629,12 @@ class Reaper:
                     if not self._wanted:
                         break
                     self._wanted = False
-                while not self._closed and self._chunk():
-                    time.sleep(0.001)   # a waiting door takes the lock between chunks
+                while not self._closed:
+                    t0 = time.perf_counter()
+                    if not self._chunk():
+                        break
+                    # At most half the store's time: a waiting door takes the lock between chunks.
+                    time.sleep(max(0.002, time.perf_counter() - t0))
         except sqlite3.Error:
             log.warning("deleting an old generation of the world failed; retried at the next reset or start",
                         exc_info=True)

@@ -446,7 +446,7 @@ def _rows(store: Store, table: str) -> int:
 
 
 def test_clear_switches_generation_and_the_reaper_deletes_the_old_one(store):
-    _fill(store, 3 * 500 + 7)   # several chunks
+    _fill(store, 3 * 200 + 7)   # several chunks
     with store.transaction() as tx:
         old = tx.ns
         store.clear(tx)
