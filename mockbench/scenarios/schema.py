@@ -472,12 +472,12 @@ MAILBOX = Map(name="Mailbox", fields={
 MAX_GENERATED = {"structures": 10_000, "professionals": 100_000, "patients": 100_000}
 GENERATE_COUNTS = Map(name="Generate", fields={
     "structures": Field(Int(minimum=0, maximum=MAX_GENERATED["structures"]),
-                        "structures made up, ids `structure-00001`... (FINESS drawn)", default=0),
+                        "structures made up (at most 10,000), ids `structure-00001`... (FINESS drawn)", default=0),
     "professionals": Field(Int(minimum=0, maximum=MAX_GENERATED["professionals"]),
-                           "professionals made up, ids `professional-000001`... (RPPS and MSSanté address "
+                           "professionals made up (at most 100,000), ids `professional-000001`... (RPPS and MSSanté address "
                            "drawn), spread over the generated structures (or else the listed ones)", default=0),
     "patients": Field(Int(minimum=0, maximum=MAX_GENERATED["patients"]),
-                      "patients made up, ids `patient-000001`... (INS, names, birth date drawn), DMP active, "
+                      "patients made up (at most 100,000), ids `patient-000001`... (INS, names, birth date drawn), DMP active, "
                       "no document", default=0),
 })
 
