@@ -10,8 +10,6 @@ import re
 import signal
 import sys
 import threading
-import urllib.error
-import urllib.request
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +17,13 @@ from pathlib import Path
 from . import __version__
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def _pki_error() -> tuple[type[Exception], ...]:
+    """PkiError, when mockbench.pki was imported (only then can it have been raised): importing it for an
+    `except` clause alone cost cryptography's import, a tenth of the start-up (issue 21, point 5)."""
+    pki = sys.modules.get(f"{__package__}.pki")
+    return (pki.PkiError,) if pki is not None else ()
 
 
 def _up_parser(sub: argparse._SubParsersAction) -> None:
@@ -173,7 +178,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     from .bench import Bench, BenchError
     from .config import ConfigError, load
-    from .pki import PkiError
     from .scenarios.schema import ScenarioInvalid
     from .world.errors import WorldError
 
@@ -197,7 +201,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         bench = Bench(config)
         bench.start()
-    except (BenchError, ConfigError, PkiError, WorldError, ScenarioInvalid) as exc:
+    except (BenchError, ConfigError, WorldError, ScenarioInvalid, *_pki_error()) as exc:
         if bench is not None:
             bench.close()
         print(f"mockbench: {exc}", file=sys.stderr)
@@ -327,6 +331,8 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
 
 def _report_writer(token: str | None = None):
     """write_report for the runner: a failure to fetch or write becomes a RunError it can show."""
+    import urllib.error  # the client commands' (not `up`'s: issue 21, point 5)
+
     from .runner import RunError
 
     def write(url: str, fmt: str, out: Path | None) -> Path:
@@ -346,6 +352,8 @@ def _auth(token: str | None) -> dict[str, str]:
 
 
 def _call(url: str, method: str = "GET", token: str | None = None) -> object:
+    import urllib.request  # the client commands' (not `up`'s: issue 21, point 5)
+
     request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None,
                                      headers={"Content-Type": "application/json", **_auth(token)})
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -353,6 +361,9 @@ def _call(url: str, method: str = "GET", token: str | None = None) -> object:
 
 
 def cmd_remote(args: argparse.Namespace) -> int:
+    import urllib.error  # the client commands' (not `up`'s: issue 21, point 5)
+    import urllib.request
+
     base = args.url.rstrip("/")
     try:
         if args.command == "reset":
@@ -413,6 +424,9 @@ def write_report(url: str, fmt: str = "html", out: Path | None = None, *, token:
     """Fetch the running bench's evidence report and write it; the path written. Raises urllib.error.URLError
     (or HTTPError) when the bench does not answer or refuses. Without `out`, the file is
     mockbench-report-<scenario>-<time>.<fmt> in the current folder."""
+    import urllib.error  # the client commands' (not `up`'s: issue 21, point 5)
+    import urllib.request
+
     if fmt not in ("html", "json"):
         raise ValueError("fmt must be html or json")
     base = url.rstrip("/")
@@ -434,6 +448,9 @@ def write_report(url: str, fmt: str = "html", out: Path | None = None, *, token:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import urllib.error  # the client commands' (not `up`'s: issue 21, point 5)
+    import urllib.request
+
     base = args.url.rstrip("/")
     try:
         path = write_report(base, args.format, args.out, token=args.control_token)

@@ -159,3 +159,36 @@ def test_health_reports_published_ports_beside_the_bound_ones(tmp_path):
     with Bench(Config(**FREE, state=tmp_path / "t")) as bench:
         health = requests.get(f"{bench.url}/_bench/health", timeout=5).json()
     assert health["ports"] == bench.ports and "bound_ports" not in health
+
+
+def test_reset_and_restore_switch_generations_under_the_state_lock_and_survive_a_restart(tmp_path):
+    """Issue 21, point 6: a reset and a restore switch the world to a new generation of rows (the old one is
+    deleted in the background); the state folder stays locked all along, the PFI's durable outbox is emptied
+    by the reset and brought back by the restore, and a restarted bench reads the generation it left."""
+    state = tmp_path / "state"
+    scenario = tmp_path / "big.yaml"
+    scenario.write_text("id: big\ntitle: Grand monde\nworld:\n  generate: {structures: 3, professionals: 20, "
+                        "patients: 300}\n", encoding="utf-8")
+    with Bench(Config(**FREE, state=state, scenario=str(scenario))) as bench:
+        api = f"{bench.url}/_bench"
+        with bench.world.transaction() as tx:
+            tx.put("outbox", {"id": 1, "state": "pending", "operation": "ZAM^Z01"}, id=1, state="pending", due=0)
+        requests.post(f"{api}/snapshots/full", timeout=10).raise_for_status()
+        requests.post(f"{api}/reset", timeout=10).raise_for_status()
+        assert requests.get(f"{api}/patients", params={"limit": 1}, timeout=10).json()["total"] == 0
+        assert bench.world.store.physical() != "default"
+        with bench.world.read() as tx:
+            assert tx.count("outbox") == 0
+        with pytest.raises(BenchError, match="is in use by another bench"):
+            Bench(Config(**FREE, state=state))
+        requests.post(f"{api}/snapshots/full/restore", timeout=10).raise_for_status()
+        assert requests.get(f"{api}/patients", params={"limit": 1}, timeout=10).json()["total"] == 300
+        with bench.world.read() as tx:
+            assert tx.count("outbox") == 1
+        live = bench.world.store.physical()
+        assert bench.world.store._reaper.idle.wait(60)
+    with Bench(Config(**FREE, state=state)) as resumed:
+        assert resumed.resumed and resumed.world.store.physical() == live
+        page = requests.get(f"{resumed.url}/_bench/patients", params={"offset": 299, "limit": 5}, timeout=10).json()
+        assert page["total"] == 300 and [p["id"] for p in page["items"]] == ["patient-000300"]
+        assert resumed.health()["scenario"] == "big"

@@ -111,6 +111,9 @@ def table(rows: list[Row], meta: dict, details: dict) -> str:
             notes.append(f"{label}, {conns.replace('_conn', '')} conn, CPU per request (median ms): " +
                          ", ".join(f"{name} {median(v):.2f}" for name, v in server.items()) +
                          "; the load process " + ", ".join(f"{median(v):.2f}" for v in load.values()))
+    growth = details.get("growth")
+    if growth:
+        notes.extend(growth_notes(growth))
     for figure, why in (details.get("failures") or {}).items():
         notes.append(f"figure {figure} failed: {why}")
     for err in meta.get("driver_errors", []):
@@ -121,3 +124,25 @@ def table(rows: list[Row], meta: dict, details: dict) -> str:
                  ", ".join(f"{k} {v}" for k, v in peers.items()))
     notes.append(f"load: {meta['load']}")
     return "\n".join(out + notes)
+
+
+def growth_notes(g: dict) -> list[str]:
+    """The lines of the growth figure (benchmarks/growth.py), mockbench alone: no peer has these."""
+    def ms(d: dict) -> str:
+        return f"{d['median_ms']:.1f} ms (max {d['max_ms']:.1f})"
+
+    out = [f"Worlds of {g['patients']:,} (mockbench alone; medians, max in brackets): world.generate of "
+           f"{g['patients']:,} patients and {g['professionals']:,} professionals loads in {g['load_s']:.1f} s; "
+           f"a page of 100 patients {ms(g['list_first page'])} first, {ms(g['list_last page'])} last; "
+           f"every patient at once {g['list_bare_ms']:.0f} ms"]
+    out.append("FHIR at that size: first search (index built) " + f"{g['fhir_first_ms']:.0f} ms; " + "; ".join(
+        f"{label} {ms(g['fhir_' + label])} (first {g['fhir_' + label].get('first_ms', 0):.0f} ms)" for label in ("read by id", "search by identifier", "search by family",
+                                                           "search by name:contains", "roles of a practitioner")))
+    out.append(f"reset of that world {g['reset_full_ms']:.1f} ms, small requests while its rows are deleted "
+               f"{ms(g['during_reap'])}, p99 {g['during_reap']['p99_ms']:.1f} ms; reset of the emptied world "
+               f"{ms(g['reset_empty'])}")
+    if "journaled" in g:
+        out.append(f"{g['journaled']['n']:,} journaled requests with the journal bounded to {g['journal'] // 2:,}: "
+                   f"{ms(g['journaled'])}, p99.99 {g['journaled']['p9999_ms']:.1f} ms; GET /_bench/findings "
+                   f"{ms(g['findings'])}")
+    return out

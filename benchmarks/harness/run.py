@@ -34,7 +34,7 @@ from . import install, procs
 from .procs import HOST, MIB, ROOT, Server, Unavailable
 from .report import LATER, Row, table
 
-FIGURES = ("startup", "idle", "memory", "reset", "soap", "mllp", "smtp", "oidc")
+FIGURES = ("startup", "idle", "memory", "reset", "growth", "soap", "mllp", "smtp", "oidc")
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 DRIVER_SLACK = 60.0  # seconds a driver may take beyond its own time limit (start-up, warm-up)
 
@@ -305,6 +305,23 @@ class Harness:
     # (4) reset ---------------------------------------------------------------------------------------------
     RESETS = {"mockbench": ("POST", "/_bench/reset"), "WireMock": ("POST", "/__admin/reset"),
               "moto": ("POST", "/moto-api/reset"), "mountebank": ("DELETE", "/imposters")}
+
+    def fig_growth(self) -> None:
+        """Worlds of 100,000 (issue 21, point 6): mockbench alone, on benches of its own (benchmarks/growth.py);
+        its figures are printed under the table."""
+        from benchmarks import growth
+
+        quick = self.s is not FULL
+        n, journal = (10_000, 10_000) if quick else (100_000, 40_000)
+        results: dict = {"patients": n, "professionals": n, "journal": journal}
+        workdir = self.root / "growth"
+        proc, ports = growth.start(workdir / "world")
+        try:
+            growth.world_figures(ports["http"], n, n, 5 if quick else 20, results, say=log)
+        finally:
+            growth.stop(proc)
+        growth.journal_figures(workdir / "journal", journal, 5 if quick else 20, results, say=log)
+        self.details["growth"] = results
 
     def fig_reset(self) -> None:
         present = [name for name in self.RESETS if name in self.session]

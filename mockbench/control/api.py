@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -37,6 +38,8 @@ PROFESSIONAL_FIELDS = ("id", "rpps", "idnps", "family_name", "given_name", "prof
 STRUCTURE_FIELDS = ("id", "finess", "finess_ej", "idnst", "name", "address")
 DOCUMENT_HIDDEN = ("current", "extra")
 MAX_JOURNAL_PAGE = 10_000
+MAX_LIST_PAGE = 10_000   # items per page of a paginated list (?limit=&offset=)
+DEFAULT_LIST_PAGE = 100
 # An error answer says enough to fix the request and no more: its size never grows with the input's.
 MAX_PROBLEMS = 50
 MAX_MESSAGE = 8 * 1024
@@ -185,7 +188,9 @@ def create_blueprint(bench: Bench) -> Blueprint:
     @bp.get("/patients")
     def patients():
         with world.read() as tx:
-            return jsonify([_pick(p.to_dict(), PATIENT_FIELDS) for p in world.directory.patients(tx)])
+            return _listing(lambda offset, limit: [_pick(p.to_dict(), PATIENT_FIELDS) for p in
+                                                   world.directory.patients(tx, offset=offset, limit=limit)],
+                            lambda: tx.count("patients"))
 
     @bp.get("/patients/<key>")
     def patient(key: str):
@@ -197,14 +202,18 @@ def create_blueprint(bench: Bench) -> Blueprint:
     def documents(key: str):
         history = request.args.get("history", "0").lower() in ("1", "true", "yes")
         with world.read() as tx:
-            docs = world.dmp.documents(tx, key, history=history)
-            return jsonify([{k: v for k, v in d.to_dict().items() if k not in DOCUMENT_HIDDEN} for d in docs])
+            return _listing(lambda offset, limit: [
+                {k: v for k, v in d.to_dict().items() if k not in DOCUMENT_HIDDEN}
+                for d in world.dmp.documents(tx, key, history=history, offset=offset, limit=limit)],
+                lambda: world.dmp.documents_total(tx, key, history=history))
 
     @bp.get("/patients/<key>/traces")
     def traces(key: str):
         with world.read() as tx:
-            return jsonify([_pick(t.to_dict(), ("time", "actor", "structure", "document", "action", "mode"))
-                            for t in world.dmp.traces(tx, key)])
+            return _listing(lambda offset, limit: [
+                _pick(t.to_dict(), ("time", "actor", "structure", "document", "action", "mode"))
+                for t in world.dmp.traces(tx, key, offset=offset, limit=limit)],
+                lambda: world.dmp.traces_total(tx, key))
 
     @bp.get("/patients/<key>/authorizations")
     def authorizations(key: str):
@@ -231,17 +240,22 @@ def create_blueprint(bench: Bench) -> Blueprint:
     @bp.get("/professionals")
     def professionals():
         with world.read() as tx:
-            return jsonify([_pick(p.to_dict(), PROFESSIONAL_FIELDS) for p in world.directory.professionals(tx)])
+            return _listing(lambda offset, limit: [_pick(p.to_dict(), PROFESSIONAL_FIELDS) for p in
+                                                   world.directory.professionals(tx, offset=offset, limit=limit)],
+                            lambda: tx.count("professionals"))
 
     @bp.get("/structures")
     def structures():
-        with world.read() as tx:
+        def page(offset: int, limit: int | None) -> list[dict]:
             rows = []
-            for s in world.directory.structures(tx):
+            for s in world.directory.structures(tx, offset=offset, limit=limit):
                 row = _pick(s.to_dict(), STRUCTURE_FIELDS)
                 row["address"] = {k: (s.address or {}).get(k, "") for k in ("line", "postal_code", "city")}
                 rows.append(row)
-            return jsonify(rows)
+            return rows
+
+        with world.read() as tx:
+            return _listing(page, lambda: tx.count("structures"))
 
     @bp.post("/world/actions")
     def actions():
@@ -269,13 +283,18 @@ def create_blueprint(bench: Bench) -> Blueprint:
     @bp.get("/mss/mailboxes")
     def mailboxes():
         with world.read() as tx:
-            return jsonify([{"address": m.address, "type": m.type, "owner": m.owner, "role": m.role,
-                             "behaviour": m.behaviour or {}} for m in world.directory.mailboxes(tx)])
+            return _listing(lambda offset, limit: [
+                {"address": m.address, "type": m.type, "owner": m.owner, "role": m.role,
+                 "behaviour": m.behaviour or {}} for m in world.directory.mailboxes(tx, offset=offset, limit=limit)],
+                lambda: tx.count("mailboxes"))
 
     @bp.get("/mss/mailboxes/<address>/messages")
     def mailbox_messages(address: str):
         with world.read() as tx:
-            return jsonify([_message_row(m) for m in world.mss.messages(tx, address)])
+            messages = world.mss.messages(tx, address)   # one mailbox's: sorted by folder and UID in Python
+            return _listing(lambda offset, limit: [_message_row(m) for m in
+                                                   messages[offset:None if limit is None else offset + limit]],
+                            lambda: len(messages))
 
     @bp.put("/mss/mailboxes/<address>/behaviour")
     def mailbox_behaviour(address: str):
@@ -643,6 +662,28 @@ def storage_full_response(exc: StorageFull) -> Response:
 
 def _bounded(text: str, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
+
+
+def _listing(page: Callable[[int, int | None], list], total: Callable[[], int]) -> Response:
+    """A list route. With `limit` or `offset` in the query: one page, `{"total", "offset", "limit", "items"}`
+    (worlds of 100,000: issue 21, point 6). Without: every item as a bare JSON array, as before (existing
+    clients), with the total in `X-Total-Count` either way."""
+    offset, limit = _int_arg("offset"), _int_arg("limit")
+    if offset is None and limit is None:
+        items = page(0, None)
+        response = jsonify(items)
+        response.headers["X-Total-Count"] = str(len(items))
+        return response
+    offset = offset or 0
+    limit = DEFAULT_LIST_PAGE if limit is None else limit
+    if offset < 0:
+        raise ApiError(400, "INVALID_PARAMETER", "offset must be 0 or more")
+    if not 1 <= limit <= MAX_LIST_PAGE:
+        raise ApiError(400, "INVALID_PARAMETER", f"limit must be between 1 and {MAX_LIST_PAGE}")
+    count = total()
+    response = jsonify(total=count, offset=offset, limit=limit, items=page(offset, limit))
+    response.headers["X-Total-Count"] = str(count)
+    return response
 
 
 def _int_arg(name: str) -> Any:

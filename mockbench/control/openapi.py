@@ -47,7 +47,7 @@ SCHEMAS: dict[str, Any] = {
                             "transitions": _arr(_ref("Transition")), "steps": _arr(_ref("Step"))},
                            required=["id"]),
     "Patient": _obj({
-        "id": S, "ins": {"type": "string", "pattern": "^[0-9]{5}[0-9AB][0-9]{9}$"}, "ins_oid": S,
+        "id": S, "ins": {"type": "string", "pattern": "^[0-9]{5}([0-9]{2}|2[AB])[0-9]{8}$"}, "ins_oid": S,
         "family_name": S, "given_name": S, "birth_date": {"type": "string", "format": "date"},
         "sex": {"enum": ["M", "F"]}, "minor": B, "dmp": {"enum": ["active", "closed", "absent"]},
         "consent": _obj({"consultation": {"enum": ["IC", "INC", "NA"]},
@@ -318,6 +318,18 @@ def _q(name: str, schema: dict, description: str) -> dict:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
+# List routes: a bare array without paging parameters (as before), one page with `limit` or `offset`.
+PAGING = [_q("offset", {"type": "integer", "minimum": 0}, "items skipped (with limit: one page, with its total)"),
+          _q("limit", {"type": "integer", "minimum": 1, "maximum": 10_000},
+             "items per page (default 100 when offset is given)")]
+
+
+def _list(summary: str, item: dict, params: list | None = None) -> dict:
+    page = _obj({"total": I, "offset": I, "limit": I, "items": _arr(item)})
+    return _op(summary + " (`X-Total-Count` gives the total; `limit`/`offset`: one page, with the total)",
+               _json({"oneOf": [_arr(item), page]}), params=[*(params or []), *PAGING])
+
+
 PATHS: dict[str, Any] = {
     "/_bench/health": {"get": _op("Which doors run, and the bench's state", _json(_ref("Health")))},
     "/_bench/endpoints": {"get": {
@@ -353,16 +365,16 @@ PATHS: dict[str, Any] = {
     },
     "/_bench/scenario": {"get": _op("The loaded scenario, its transitions and steps",
                                     _json(_ref("LoadedScenario")))},
-    "/_bench/patients": {"get": _op("The patients", _json(_arr(_ref("Patient"))))},
+    "/_bench/patients": {"get": _list("The patients, by id", _ref("Patient"))},
     "/_bench/patients/{key}": {"parameters": [KEY], "get": _op("One patient", _json(_ref("Patient")))},
     "/_bench/patients/{key}/documents": {
         "parameters": [KEY],
-        "get": _op("The patient's DMP documents, one row each (history=1: every metadata version)",
-                   _json(_arr(_ref("Document"))),
-                   params=[_q("history", {"enum": ["0", "1", "true", "false"]}, "every metadata version")]),
+        "get": _list("The patient's DMP documents, one row each (history=1: every metadata version)",
+                     _ref("Document"),
+                     params=[_q("history", {"enum": ["0", "1", "true", "false"]}, "every metadata version")]),
     },
     "/_bench/patients/{key}/traces": {"parameters": [KEY],
-                                      "get": _op("The DMP's access traces", _json(_arr(_ref("Trace"))))},
+                                      "get": _list("The DMP's access traces", _ref("Trace"))},
     "/_bench/patients/{key}/authorizations": {
         "parameters": [KEY], "get": _op("The DMP authorizations", _json(_arr(_ref("Authorization"))))},
     "/_bench/documents/{key}": {
@@ -370,14 +382,14 @@ PATHS: dict[str, Any] = {
                         "description": "scenario id, unique id or entryUUID; add /content for the bytes"}],
         "get": _op("A document's current metadata", _json(_ref("Document"))),
     },
-    "/_bench/professionals": {"get": _op("The professionals", _json(_arr(_ref("Professional"))))},
-    "/_bench/structures": {"get": _op("The structures", _json(_arr(_ref("Structure"))))},
+    "/_bench/professionals": {"get": _list("The professionals, by id", _ref("Professional"))},
+    "/_bench/structures": {"get": _list("The structures, by id", _ref("Structure"))},
     "/_bench/world/actions": {"post": _op("Run scenario actions now, all or nothing", _json(_ref("ActionsDone")),
                                           body=_ref("Actions"))},
-    "/_bench/mss/mailboxes": {"get": _op("MSSanté mailboxes", _json(_arr(_ref("Mailbox"))))},
+    "/_bench/mss/mailboxes": {"get": _list("MSSanté mailboxes, by address", _ref("Mailbox"))},
     "/_bench/mss/mailboxes/{address}/messages": {
         "parameters": [{"name": "address", "in": "path", "required": True, "schema": S}],
-        "get": _op("A mailbox's messages, by UID", _json(_arr(_ref("MailMessage")))),
+        "get": _list("A mailbox's messages, by UID", _ref("MailMessage")),
     },
     "/_bench/mss/mailboxes/{address}/behaviour": {
         "parameters": [{"name": "address", "in": "path", "required": True, "schema": S}],

@@ -42,6 +42,9 @@ STEP_FIELDS = ("id", "say", "status", "reason", "reason_fr", "reason_code", "pro
 BEFORE = "scenario:before"   # the world as seeded, summarized at load (the evidence report's "before")
 
 
+SUMMARY_IDS = 10_000   # ids per kind in a load's answer (every listed world fits)
+
+
 class ScenarioEngine:
     def __init__(self, world: World, catalogue: Catalogue | None = None) -> None:
         self.world = world
@@ -96,15 +99,22 @@ class ScenarioEngine:
         return tx.meta_get(META)
 
     def summary(self, tx: Tx) -> dict:
+        """The loaded ids, each list cut at SUMMARY_IDS (a generated world: the control API pages them)."""
         state = self.loaded(tx) or {}
-        d = self.world.directory
+
+        def ids(table: str, key: str) -> list[str]:
+            return [r[0] for r in tx.conn.execute(
+                f"SELECT {key} FROM {table} WHERE ns = ? ORDER BY {key} LIMIT {SUMMARY_IDS}", (tx.ns,))]
+
         return {
             "scenario": state.get("id"),
-            "structures": [s.id for s in d.structures(tx)],
-            "professionals": [p.id for p in d.professionals(tx)],
-            "patients": [p.id for p in d.patients(tx)],
-            "documents": [row["id"] for row in tx.select("documents", current=1, order="rowid")],
-            "mailboxes": [m.address for m in d.mailboxes(tx)],
+            "structures": ids("structures", "id"),
+            "professionals": ids("professionals", "id"),
+            "patients": ids("patients", "id"),
+            "documents": [json.loads(r)["id"] for r in (row[0] for row in tx.conn.execute(
+                f"SELECT data FROM documents WHERE ns = ? AND current = 1 ORDER BY rowid LIMIT {SUMMARY_IDS}",
+                (tx.ns,)))],
+            "mailboxes": ids("mailboxes", "address"),
             "transitions": [t["id"] for t in (state.get("spec") or {}).get("transitions", [])],
             "steps": [s["id"] for s in (state.get("spec") or {}).get("steps", [])],
         }

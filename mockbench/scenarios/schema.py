@@ -107,6 +107,7 @@ class Str(Spec):
 @dataclass
 class Int(Spec):
     minimum: int | None = None
+    maximum: int | None = None
 
     def kind(self) -> str:
         return "integer"
@@ -116,6 +117,9 @@ class Int(Spec):
             value = int(node.value)
             if self.minimum is not None and value < self.minimum:
                 v.problem(node, path, f"{value} is below the minimum {self.minimum}")
+                return None
+            if self.maximum is not None and value > self.maximum:
+                v.problem(node, path, f"{value} is above the maximum {self.maximum}")
                 return None
             return value
         v.problem(node, path, f"expected a whole number, found {_describe(node)}")
@@ -469,12 +473,28 @@ MAILBOX = Map(name="Mailbox", fields={
     }), "how a correspondent answers (PUT /_bench/mss/mailboxes/{address}/behaviour changes it live)"),
 })
 
+# Worlds too large to list within the size limit: counts of made-up structures, professionals and patients,
+# drawn from the scenario's seed (the same people on every run), with identifiers that never collide.
+MAX_GENERATED = {"structures": 10_000, "professionals": 100_000, "patients": 100_000}
+GENERATE_COUNTS = Map(name="Generate", fields={
+    "structures": Field(Int(minimum=0, maximum=MAX_GENERATED["structures"]),
+                        "structures made up (at most 10,000), ids `structure-00001`... (FINESS drawn)", default=0),
+    "professionals": Field(Int(minimum=0, maximum=MAX_GENERATED["professionals"]),
+                           "professionals made up (at most 100,000), ids `professional-000001`... (RPPS and MSSanté address "
+                           "drawn), spread over the generated structures (or else the listed ones)", default=0),
+    "patients": Field(Int(minimum=0, maximum=MAX_GENERATED["patients"]),
+                      "patients made up (at most 100,000), ids `patient-000001`... (INS, names, birth date drawn), DMP active, "
+                      "no document", default=0),
+})
+
 WORLD = Map(name="World", fields={
     "structures": Field(ListOf(item=STRUCTURE), "health structures", default=list),
     "professionals": Field(ListOf(item=PROFESSIONAL), "health professionals", default=list),
     "patients": Field(ListOf(item=PATIENT), "patients and their DMP", default=list),
     "mailboxes": Field(ListOf(item=MAILBOX), "MSSanté mailboxes beyond the professionals' own",
                        default=list),
+    "generate": Field(GENERATE_COUNTS, "a large world without listing it: counts of people made up after the listed "
+                      "ones (up to 100,000 patients; the scenario file stays small)"),
 })
 
 # Fault rules (world/faults.py): validated by the world's own parser, so that the control API and a scenario

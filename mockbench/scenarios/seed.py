@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -21,6 +22,9 @@ from ..world.clock import iso, parse_duration, parse_time
 from ..world.model import Actor, Mailbox, Patient, Professional, Structure
 from ..world.store import Tx
 from ..world.world import World
+from .loader import generated_id
+
+FRESH_TRIES = 1000   # draws of a free identifier before giving up (a full space, not bad luck)
 
 TYPE_TITLES = {
     "11488-4": "Compte rendu de consultation",
@@ -64,16 +68,78 @@ class Seeder:
         self.world = world
         self.tx = tx
         self.rng = random.Random(seed)
-        self.faker = identity.make_faker(seed if seed is not None else self.rng.getrandbits(32))
+        self._faker_seed = seed if seed is not None else self.rng.getrandbits(32)
+        self._faker: Any = None
         if seed is not None:
             tx.scratch["rng"] = self.rng
+        # Identifiers drawn so far, by kind: a draw that repeats one (or one the store holds) is drawn again,
+        # so that a world of 100,000 has no collision (RPPS have 10^8 values: a repeat is likely from about
+        # 10,000 draws; FINESS 10^5 per department; addresses repeat with common names).
+        self._used: dict[str, set[str]] = {"ins": set(), "rpps": set(), "finess": set(), "mssante": set()}
+
+    @property
+    def faker(self) -> Any:
+        """Made on first use: an action that draws no name (most of them) does not pay for a Faker."""
+        if self._faker is None:
+            self._faker = identity.make_faker(self._faker_seed)
+        return self._faker
+
+    def _fresh(self, kind: str, make: Callable[[], str], taken: Callable[[str], bool]) -> str:
+        used = self._used[kind]
+        for _ in range(FRESH_TRIES):
+            value = make()
+            if value not in used and not taken(value):
+                used.add(value)
+                return value
+        raise errors.ScenarioError(f"no free {kind} left after {FRESH_TRIES} draws: the world holds too many")
+
+    def _reserve(self, spec: dict) -> None:
+        """The identifiers a scenario gives explicitly, so that a generated one never takes them first."""
+        for s in spec.get("structures", []):
+            for key in ("finess", "finess_ej"):
+                if s.get(key) not in (None, "", "generate"):
+                    self._used["finess"].add(str(s[key]))
+        for p in spec.get("professionals", []):
+            if p.get("rpps") not in (None, "", "generate"):
+                self._used["rpps"].add(str(p["rpps"]))
+            if p.get("mssante") not in (None, "", "generate", "none"):
+                self._used["mssante"].add(str(p["mssante"]).lower())
+        for p in spec.get("patients", []):
+            if p.get("ins") not in (None, "", "generate"):
+                self._used["ins"].add(str(p["ins"]))
+
+    def new_finess(self) -> str:
+        return self._fresh("finess", self.faker.finess,
+                           lambda v: self.tx.get("structures", finess=v) is not None)
+
+    def new_rpps(self) -> str:
+        return self._fresh("rpps", self.faker.rpps,
+                           lambda v: self.tx.get("professionals", idnps="8" + v) is not None)
+
+    def new_ins(self, sex: str, birth: date) -> str:
+        return self._fresh("ins", lambda: self.faker.nir(sex, birth),
+                           lambda v: self.tx.get("patients", ins=v) is not None)
+
+    def new_mssante(self, given: str, family: str, domain: str) -> str:
+        """given.family@domain, then given.family2@domain... when that address is taken."""
+        base = self.faker.mssante_address(given, family, domain)
+        local, _, host = base.partition("@")
+        used = self._used["mssante"]
+        n = 1
+        address = base
+        while address in used:
+            n += 1
+            address = f"{local}{n}@{host}"
+        used.add(address)
+        return address
 
     # World section ------------------------------------------------------------------------------
     def seed_world(self, spec: dict) -> None:
         d = self.world.directory
+        self._reserve(spec)
         for s in spec.get("structures", []):
-            finess = self._value(s.get("finess"), self.faker.finess)
-            ej = self._value(s.get("finess_ej"), self.faker.finess) if s.get("finess_ej") else ""
+            finess = self._value(s.get("finess"), self.new_finess)
+            ej = self._value(s.get("finess_ej"), self.new_finess) if s.get("finess_ej") else ""
             city = self.faker.city()
             address = s.get("address") or {"line": self.faker.street_address(),
                                             "postal_code": self.faker.postcode(), "city": city}
@@ -85,13 +151,13 @@ class Seeder:
                             check_digits=s.get("check_digits", True))
         for p in spec.get("professionals", []):
             rpps = "" if p.get("idnps") and p.get("rpps") in (None, "generate") else \
-                self._value(p.get("rpps"), self.faker.rpps)
+                self._value(p.get("rpps"), self.new_rpps)
             given = p.get("given_name") or self.faker.first_name()
             family = p.get("family_name") or self.faker.last_name().upper()
             mss = p.get("mssante", "generate")
             if mss == "generate":
                 domain = f"{_slug(p.get('structure') or 'cabinet')}.mssante.fr"
-                mss = self.faker.mssante_address(given, family, domain)
+                mss = self.new_mssante(given, family, domain)
             elif mss == "none":
                 mss = ""
             d.add_professional(self.tx, Professional(
@@ -109,11 +175,36 @@ class Seeder:
                 self.world.mss.set_behaviour(self.tx, m["address"], m["behaviour"])
         for p in spec.get("patients", []):
             self._seed_patient(p)
+        if spec.get("generate"):
+            self.generate(spec["generate"], listed_structures=[s["id"] for s in spec.get("structures", [])])
+
+    def generate(self, counts: dict, listed_structures: list[str]) -> None:
+        """`world.generate`: made-up people in the numbers asked, through the same checks as listed ones."""
+        d = self.world.directory
+        structures = []
+        for n in range(1, counts.get("structures", 0) + 1):
+            city = self.faker.city()
+            structure = Structure(id=generated_id("structure", n), finess=self.new_finess(), name=f"Centre hospitalier "
+                                  f"de {city} ({n})", address={"line": self.faker.street_address(),
+                                                               "postal_code": self.faker.postcode(), "city": city})
+            d.add_structure(self.tx, structure)
+            structures.append(structure.id)
+        structures = structures or listed_structures
+        for n in range(1, counts.get("professionals", 0) + 1):
+            rpps = self.new_rpps()
+            given, family = self.faker.first_name(), self.faker.last_name().upper()
+            structure = structures[(n - 1) % len(structures)] if structures else ""
+            d.add_professional(self.tx, Professional(
+                id=generated_id("professional", n), idnps="8" + rpps, rpps=rpps, family_name=family, given_name=given,
+                profession="10", structure=structure,
+                mssante=self.new_mssante(given, family, f"{_slug(structure or 'cabinet')}.mssante.fr")))
+        for n in range(1, counts.get("patients", 0) + 1):
+            self._seed_patient({"id": generated_id("patient", n)})
 
     def _seed_patient(self, p: dict) -> None:
         sex = p.get("sex") or self.rng.choice("MF")
         birth = p.get("birth_date") or self._birth_date(bool(p.get("minor")))
-        ins = self._value(p.get("ins"), lambda: self.faker.nir(sex, date.fromisoformat(birth)))
+        ins = self._value(p.get("ins"), lambda: self.new_ins(sex, date.fromisoformat(birth)))
         given = p.get("given_name") or (self.faker.first_name_male() if sex == "M" else self.faker.first_name_female())
         family = p.get("family_name") or self.faker.last_name().upper()
         patient = Patient(
@@ -157,7 +248,7 @@ class Seeder:
         return Actor(kind="system", id=prof.id, structure=prof.structure)
 
     def _default_author(self) -> str:
-        professionals = self.world.directory.professionals(self.tx)
+        professionals = self.world.directory.professionals(self.tx, limit=1)
         if not professionals:
             raise errors.ScenarioError("a document needs an author, and the world has no professional")
         return professionals[0].id

@@ -7,6 +7,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -86,7 +87,23 @@ class BenchClient:
         return self.call("POST", "/scenarios", raw=text.encode("utf-8"), content_type="application/yaml")
 
     def patients(self) -> list[dict]:
+        """Every patient (one call: for a large world, `page` or `each`)."""
         return self.call("GET", "/patients")
+
+    def page(self, path: str, *, offset: int = 0, limit: int = 100, **params: Any) -> dict:
+        """One page of a list route (`/patients`, `/professionals`, `/structures`, `/mss/mailboxes`,
+        `/patients/KEY/documents`...): `{"total", "offset", "limit", "items"}`."""
+        return self.call("GET", path, offset=str(offset), limit=str(limit), **params)
+
+    def each(self, path: str, *, page_size: int = 1000, **params: Any) -> Iterator[dict]:
+        """Every item of a list route, page by page."""
+        offset = 0
+        while True:
+            page = self.page(path, offset=offset, limit=page_size, **params)
+            yield from page["items"]
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["total"]:
+                return
 
     def patient(self, key: str) -> dict:
         return self.call("GET", f"/patients/{urllib.parse.quote(key)}")

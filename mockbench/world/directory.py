@@ -59,8 +59,8 @@ class Directory:
             raise errors.UnknownStructure(f"no structure {key}")
         return Structure.from_dict(row)
 
-    def structures(self, tx: Tx) -> list[Structure]:
-        return [Structure.from_dict(r) for r in tx.select("structures", order="id")]
+    def structures(self, tx: Tx, *, offset: int = 0, limit: int | None = None) -> list[Structure]:
+        return [Structure.from_dict(r) for r in tx.select("structures", order="id", offset=offset, limit=limit)]
 
     # Professionals ------------------------------------------------------------------------------
     def add_professional(self, tx: Tx, p: Professional, *, check_digits: bool = True) -> Professional:
@@ -88,8 +88,8 @@ class Directory:
             raise errors.UnknownProfessional(f"no professional {key}")
         return Professional.from_dict(row)
 
-    def professionals(self, tx: Tx) -> list[Professional]:
-        return [Professional.from_dict(r) for r in tx.select("professionals", order="id")]
+    def professionals(self, tx: Tx, *, offset: int = 0, limit: int | None = None) -> list[Professional]:
+        return [Professional.from_dict(r) for r in tx.select("professionals", order="id", offset=offset, limit=limit)]
 
     # Patients -----------------------------------------------------------------------------------
     def add_patient(self, tx: Tx, p: Patient) -> Patient:
@@ -124,8 +124,8 @@ class Directory:
     def save_patient(self, tx: Tx, p: Patient) -> None:
         tx.put("patients", p.to_dict(), id=p.id, ins=p.ins)
 
-    def patients(self, tx: Tx) -> list[Patient]:
-        return [Patient.from_dict(r) for r in tx.select("patients", order="id")]
+    def patients(self, tx: Tx, *, offset: int = 0, limit: int | None = None) -> list[Patient]:
+        return [Patient.from_dict(r) for r in tx.select("patients", order="id", offset=offset, limit=limit)]
 
     # Mailboxes ----------------------------------------------------------------------------------
     def add_mailbox(self, tx: Tx, m: Mailbox) -> Mailbox:
@@ -150,5 +150,5 @@ class Directory:
     def save_mailbox(self, tx: Tx, m: Mailbox) -> None:
         tx.put("mailboxes", m.to_dict(), address=m.address)
 
-    def mailboxes(self, tx: Tx) -> list[Mailbox]:
-        return [Mailbox.from_dict(r) for r in tx.select("mailboxes", order="address")]
+    def mailboxes(self, tx: Tx, *, offset: int = 0, limit: int | None = None) -> list[Mailbox]:
+        return [Mailbox.from_dict(r) for r in tx.select("mailboxes", order="address", offset=offset, limit=limit)]

@@ -85,12 +85,18 @@ class Dmp:
             (tx.ns, key)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def documents(self, tx: Tx, patient_key: str, *, history: bool = False) -> list[Document]:
+    def documents(self, tx: Tx, patient_key: str, *, history: bool = False, offset: int = 0,
+                  limit: int | None = None) -> list[Document]:
         """Everything in the DMP, rules aside: what the bench itself shows (control API, dashboard)."""
         patient = self._patient(tx, patient_key)
         where = {"patient": patient.id} if history else {"patient": patient.id, "current": 1}
-        rows = tx.select("documents", order="rowid", **where)
+        rows = tx.select("documents", order="rowid", offset=offset, limit=limit, **where)
         return [Document.from_dict(r) for r in rows]
+
+    def documents_total(self, tx: Tx, patient_key: str, *, history: bool = False) -> int:
+        patient = self._patient(tx, patient_key)
+        where = {"patient": patient.id} if history else {"patient": patient.id, "current": 1}
+        return tx.count("documents", **where)
 
     def content(self, tx: Tx, unique_id: str) -> bytes:
         blob = tx.get_blob("contents", unique_id=unique_id)
@@ -98,9 +104,13 @@ class Dmp:
             raise errors.UnknownDocument(f"no content for document {unique_id}")
         return blob
 
-    def traces(self, tx: Tx, patient_key: str) -> list[Trace]:
+    def traces(self, tx: Tx, patient_key: str, *, offset: int = 0, limit: int | None = None) -> list[Trace]:
         patient = self._patient(tx, patient_key)
-        return [Trace.from_dict(r) for r in tx.select("traces", order="seq", patient=patient.id)]
+        return [Trace.from_dict(r) for r in tx.select("traces", order="seq", offset=offset, limit=limit,
+                                                      patient=patient.id)]
+
+    def traces_total(self, tx: Tx, patient_key: str) -> int:
+        return tx.count("traces", patient=self._patient(tx, patient_key).id)
 
     # Authorizations -----------------------------------------------------------------------------
     def authorizations(self, tx: Tx, patient_key: str) -> list[Authorization]:

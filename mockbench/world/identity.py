@@ -8,12 +8,11 @@ for the scripted world; :func:`make_faker` gives a seeded, per-bench ``Faker``.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
-
-import faker
-from faker.providers import BaseProvider
+from typing import Any
 
 __all__ = [
     "OID_IDNPS",
@@ -23,7 +22,6 @@ __all__ = [
     "OID_INS_NIR",
     "OID_INS_NIR_DEMO",
     "OID_INS_NIR_TEST",
-    "FrenchHealthProvider",
     "IdentifierError",
     "check_adeli",
     "check_finess",
@@ -394,65 +392,81 @@ def _mail_part(name: str) -> str:
     return text.strip("-")
 
 
-class FrenchHealthProvider(BaseProvider):
-    """Valid French health identifiers, drawn from the owning Faker's (seeded) random."""
+@functools.cache
+def _provider_class() -> type:
+    """FrenchHealthProvider, defined on first use: importing Faker costs a tenth of the bench's start-up, and
+    only seeding needs it (issue 21, point 5)."""
+    from faker.providers import BaseProvider
 
-    def _department(self, corsica_allowed: bool = True) -> str:
-        # About 1 in 20 is Corsican so those code paths get exercised.
-        if corsica_allowed and self.random_int(1, 20) == 1:
-            return self.random_element(("2A", "2B"))
-        number = self.random_int(1, 94)
-        # 20 (pre-1976 Corsica) is not used for new identifiers.
-        return f"{number + 1 if number >= 20 else number:02d}"
+    class FrenchHealthProvider(BaseProvider):
+        """Valid French health identifiers, drawn from the owning Faker's (seeded) random."""
 
-    def nir(self, sex: str, birth_date: datetime.date) -> str:
-        """A NIR with a valid key; ``sex`` is 1/2 (or M/F), year and month from ``birth_date``."""
-        sex_digit = {"1": "1", "2": "2", "M": "1", "F": "2"}.get(str(sex).upper())
-        if sex_digit is None:
-            raise ValueError(f"sex should be 1 or 2 (or M or F), got {sex!r}")
-        department = self._department()
-        if department in _NIR_CORSICA and birth_date.year < 1976:
-            department = "20"  # born in Corsica before its split
-        body = (
-            f"{sex_digit}{birth_date.year % 100:02d}{birth_date.month:02d}{department}"
-            f"{self.random_int(1, 990):03d}{self.random_int(1, 999):03d}"
-        )
-        return f"{body}{nir_key(body):02d}"
+        def _department(self, corsica_allowed: bool = True) -> str:
+            # About 1 in 20 is Corsican so those code paths get exercised.
+            if corsica_allowed and self.random_int(1, 20) == 1:
+                return self.random_element(("2A", "2B"))
+            number = self.random_int(1, 94)
+            # 20 (pre-1976 Corsica) is not used for new identifiers.
+            return f"{number + 1 if number >= 20 else number:02d}"
 
-    def _luhn_number(self, body: str) -> str:
-        return body + str(luhn_digit(body))
+        def nir(self, sex: str, birth_date: datetime.date) -> str:
+            """A NIR with a valid key; ``sex`` is 1/2 (or M/F), year and month from ``birth_date``."""
+            sex_digit = {"1": "1", "2": "2", "M": "1", "F": "2"}.get(str(sex).upper())
+            if sex_digit is None:
+                raise ValueError(f"sex should be 1 or 2 (or M or F), got {sex!r}")
+            department = self._department()
+            if department in _NIR_CORSICA and birth_date.year < 1976:
+                department = "20"  # born in Corsica before its split
+            body = (
+                f"{sex_digit}{birth_date.year % 100:02d}{birth_date.month:02d}{department}"
+                f"{self.random_int(1, 990):03d}{self.random_int(1, 999):03d}"
+            )
+            return f"{body}{nir_key(body):02d}"
 
-    def rpps(self) -> str:
-        return self._luhn_number("10" + self.numerify("########"))
+        def _luhn_number(self, body: str) -> str:
+            return body + str(luhn_digit(body))
 
-    def adeli(self) -> str:
-        return self._luhn_number(self._department(corsica_allowed=False) + self.numerify("######"))
+        def rpps(self) -> str:
+            return self._luhn_number("10" + self.numerify("########"))
 
-    def finess(self) -> str:
-        body = self._department() + "0" + self.numerify("#####")
-        return body + str(luhn_digit(_finess_luhn_body(body)))
+        def adeli(self) -> str:
+            return self._luhn_number(self._department(corsica_allowed=False) + self.numerify("######"))
 
-    def siren(self) -> str:
-        while True:
-            siren = self._luhn_number(self.numerify("%#######"))
-            if siren != _LA_POSTE_SIREN:  # keep generated SIRETs on the plain Luhn rule
-                return siren
+        def finess(self) -> str:
+            body = self._department() + "0" + self.numerify("#####")
+            return body + str(luhn_digit(_finess_luhn_body(body)))
 
-    def siret(self) -> str:
-        return self._luhn_number(self.siren() + self.numerify("####"))
+        def siren(self) -> str:
+            while True:
+                siren = self._luhn_number(self.numerify("%#######"))
+                if siren != _LA_POSTE_SIREN:  # keep generated SIRETs on the plain Luhn rule
+                    return siren
 
-    def mssante_address(self, given: str, family: str, domain: str = "hopital.mssante.fr") -> str:
-        """``given.family@domain`` in lowercase ASCII, e.g. jean.martin@hopital.mssante.fr."""
-        local = ".".join(part for part in (_mail_part(given), _mail_part(family)) if part)
-        if not local:
-            raise ValueError(f"no ASCII letters to build an address from {given!r} {family!r}")
-        return f"{local}@{domain.strip().lower()}"
+        def siret(self) -> str:
+            return self._luhn_number(self.siren() + self.numerify("####"))
+
+        def mssante_address(self, given: str, family: str, domain: str = "hopital.mssante.fr") -> str:
+            """``given.family@domain`` in lowercase ASCII, e.g. jean.martin@hopital.mssante.fr."""
+            local = ".".join(part for part in (_mail_part(given), _mail_part(family)) if part)
+            if not local:
+                raise ValueError(f"no ASCII letters to build an address from {given!r} {family!r}")
+            return f"{local}@{domain.strip().lower()}"
+
+    return FrenchHealthProvider
 
 
-def make_faker(seed: int) -> faker.Faker:
+def __getattr__(name: str) -> Any:
+    if name == "FrenchHealthProvider":
+        return _provider_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def make_faker(seed: int) -> Any:
     """A fr_FR Faker with :class:`FrenchHealthProvider`, seeded on this instance only."""
+    import faker
+
     fake = faker.Faker("fr_FR")
-    fake.add_provider(FrenchHealthProvider)
+    fake.add_provider(_provider_class())
     # seed_instance gives this Faker its own Random; Faker.seed would reseed the shared one.
     fake.seed_instance(seed)
     return fake

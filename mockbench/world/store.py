@@ -29,13 +29,15 @@ import logging
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 # 1: the tables below without `outbox` (mockbench 0.1.0). 2: `outbox`, the PFI's durable outbound queue.
-SCHEMA_VERSION = 2
+# 3: `namespaces`, which generation of rows each namespace reads (a reset switches generation: see `clear`).
+SCHEMA_VERSION = 3
 log = logging.getLogger("mockbench.store")
 
 # Each table: its key columns after `ns`. Every table has `ns` first and `data` (JSON) last.
@@ -74,6 +76,7 @@ PRIMARY_KEYS = {
 INDEXES = [
     "CREATE INDEX IF NOT EXISTS ix_prof_idnps ON professionals(ns, idnps)",
     "CREATE INDEX IF NOT EXISTS ix_pat_ins ON patients(ns, ins)",
+    "CREATE INDEX IF NOT EXISTS ix_struct_finess ON structures(ns, finess)",
     "CREATE INDEX IF NOT EXISTS ix_doc_patient ON documents(ns, patient, current)",
     "CREATE INDEX IF NOT EXISTS ix_doc_unique ON documents(ns, unique_id)",
     "CREATE INDEX IF NOT EXISTS ix_trace_patient ON traces(ns, patient, seq)",
@@ -106,12 +109,25 @@ class StorageFull(Exception):
         super().__init__(f"the disk holding {path} is full: the change was not stored; retry once space is freed")
 
 
+# A namespace's rows live under a physical name: the namespace's own until its first reset, then a fresh
+# generation (`name~hex`). A reset (`Store.clear`) switches generation in one small transaction and marks the
+# old one dead; the `Reaper` deletes dead generations in small chunks afterwards, so that a reset takes the
+# same time whatever the world's size (issue 21, point 6). `live` is 1 for the one a namespace reads.
+NAMESPACES_DDL = ("CREATE TABLE IF NOT EXISTS namespaces (physical TEXT PRIMARY KEY, name TEXT NOT NULL, "
+                  "live INTEGER NOT NULL)")
+REAP_CHUNK = 200   # rows deleted per reaper transaction: a door waits at most one chunk (a few ms)
+
+
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     conn.execute(_ddl("outbox", TABLES["outbox"]))
 
 
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    conn.execute(NAMESPACES_DDL)
+
+
 # from version -> the step to the next version; run in order, in one transaction, when an older file is opened
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 def _is_full(exc: sqlite3.Error) -> bool:
@@ -133,9 +149,10 @@ _INSERT = {table: f"INSERT OR REPLACE INTO {table} (ns, {', '.join(cols)}, data)
 class Tx:
     """One open transaction on one namespace. Rows go in and out as dicts."""
 
-    def __init__(self, conn: sqlite3.Connection, ns: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, ns: str, name: str | None = None) -> None:
         self.conn = conn
-        self.ns = ns
+        self.ns = ns              # the physical namespace the SQL uses (see NAMESPACES_DDL)
+        self.name = name or ns    # the namespace as callers name it
         self._after_commit: list[Callable[[], None]] = []
         self._before_commit: list[Callable[[], None]] = []
         self.scratch: dict[str, Any] = {}  # per-transaction memo for the world's services
@@ -185,13 +202,15 @@ class Tx:
         rows = self.select(table, limit=1, **where)
         return rows[0] if rows else None
 
-    def select(self, table: str, *, order: str | None = None, limit: int | None = None,
+    def select(self, table: str, *, order: str | None = None, limit: int | None = None, offset: int = 0,
                **where: Any) -> list[dict]:
         sql, params = self._where(table, where)
         if order:
             sql += f" ORDER BY {order}"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        if limit is not None or offset:
+            sql += f" LIMIT {-1 if limit is None else int(limit)}"
+        if offset:
+            sql += f" OFFSET {int(offset)}"
         return [self._load(r[0]) for r in self.conn.execute(f"SELECT data FROM {table}{sql}", params)]
 
     def delete(self, table: str, **where: Any) -> int:
@@ -244,6 +263,7 @@ class Store:
         self._readers: list[sqlite3.Connection] = []   # idle read connections (read())
         self._readers_lock = threading.Lock()
         self._full = False   # a disk-full episode is on: logged when it starts and when it ends
+        self._physical: dict[str, str] = {}   # namespace -> its live generation (read at open, set by clear)
         try:
             self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
                                          timeout=10)
@@ -261,6 +281,9 @@ class Store:
             raise
         self._written = 0   # bytes written since the last checkpoint was asked for (under the lock)
         self._checkpointer = Checkpointer(self)
+        self._reaper = Reaper(self)
+        if self._conn.execute("SELECT 1 FROM namespaces WHERE live = 0 LIMIT 1").fetchone():
+            self._reaper.request()   # left by a bench stopped before it finished
 
     def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -295,15 +318,22 @@ class Store:
                     self._conn.execute(_ddl(table, keys))
                 for ddl in INDEXES:
                     self._conn.execute(ddl)
+                self._conn.execute(NAMESPACES_DDL)
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+        self._physical = dict(self._conn.execute("SELECT name, physical FROM namespaces WHERE live = 1"))
         if 0 < version < SCHEMA_VERSION:
             log.info("%s migrated from schema version %d to %d", self.path, version, SCHEMA_VERSION)
 
+    def physical(self, ns: str | None = None) -> str:
+        name = ns or self.namespace
+        return self._physical.get(name, name)
+
     def close(self) -> None:
+        self._reaper.close()
         self._checkpointer.close()
         with self._readers_lock:
             readers, self._readers = self._readers, []
@@ -317,11 +347,11 @@ class Store:
         """A write transaction. Nested calls on the same thread join the outer one. A write that fails for
         lack of disk space raises StorageFull, with nothing changed."""
         current: Tx | None = getattr(self._local, "tx", None)
-        if current is not None and (ns is None or ns == current.ns):
+        if current is not None and (ns is None or ns == current.name):
             yield current
             return
         with self._lock:
-            tx = Tx(self._conn, ns or self.namespace)
+            tx = Tx(self._conn, self.physical(ns), ns or self.namespace)
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -334,6 +364,9 @@ class Store:
                 while tx._before_commit:   # a callback may add more
                     tx._before_commit.pop(0)()
                 self._conn.execute("COMMIT")
+                if tx.ns != self.physical(tx.name):   # a reset switched generation: readers follow now
+                    self._physical[tx.name] = tx.ns
+                    self._reaper.request()
             except BaseException as exc:
                 if self._conn.in_transaction:   # SQLite may have rolled back by itself (a full disk)
                     self._conn.execute("ROLLBACK")
@@ -371,7 +404,7 @@ class Store:
         """A read transaction on a connection of its own: one consistent view that never holds the writer
         (WAL). Inside a write transaction on the same thread, that transaction (it sees its own changes)."""
         current: Tx | None = getattr(self._local, "tx", None) or getattr(self._local, "read", None)
-        if current is not None and (ns is None or ns == current.ns):
+        if current is not None and (ns is None or ns == current.name):
             yield current
             return
         with self._readers_lock:
@@ -380,7 +413,7 @@ class Store:
             conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
             conn.execute("PRAGMA query_only=ON")
             conn.execute("PRAGMA busy_timeout=10000")
-        tx = Tx(conn, ns or self.namespace)
+        tx = Tx(conn, self.physical(ns), ns or self.namespace)
         conn.execute("BEGIN")
         self._local.read = tx
         try:
@@ -404,14 +437,34 @@ class Store:
 
     # Whole-namespace operations -----------------------------------------------------------------
     def clear(self, tx: Tx) -> None:
-        for table in TABLES:
+        """Empty the transaction's namespace, in the same short time whatever its size: its rows move to a
+        fresh generation holding only what a reset keeps (signing keys); the old generation is marked dead
+        and deleted by the Reaper in small chunks after the commit. The rest of `tx` writes to the new one."""
+        self._switch(tx, source=tx.ns)
+
+    def _switch(self, tx: Tx, *, source: str) -> None:
+        """Point `tx` at a new generation of its namespace holding the current generation's kept rows and,
+        when `source` is another namespace (a snapshot), a copy of `source`'s other rows."""
+        old = tx.ns
+        new = f"{tx.name}~{uuid.uuid4().hex[:12]}"
+        for table, keys in TABLES.items():
             keep = KEEP_ON_RESET.get(table)
-            sql = f"DELETE FROM {table} WHERE ns = ?" + (f" AND NOT ({keep})" if keep else "")
-            tx.conn.execute(sql, (tx.ns,))
+            cols = ", ".join((*keys, "data"))
+            if keep:
+                tx.conn.execute(f"INSERT INTO {table} (ns, {cols}) SELECT ?, {cols} FROM {table} "
+                                f"WHERE ns = ? AND ({keep})", (new, old))
+            if source != old:
+                extra = f" AND NOT ({keep})" if keep else ""
+                tx.conn.execute(f"INSERT INTO {table} (ns, {cols}) SELECT ?, {cols} FROM {table} "
+                                f"WHERE ns = ?{extra}", (new, source))
+        tx.conn.execute("INSERT OR REPLACE INTO namespaces (physical, name, live) VALUES (?, ?, 0)", (old, tx.name))
+        tx.conn.execute("INSERT INTO namespaces (physical, name, live) VALUES (?, ?, 1)", (new, tx.name))
+        tx.ns = new
+        tx.scratch.clear()   # memos of the old generation's rows
 
     def copy_namespace(self, tx: Tx, source: str, target: str) -> None:
-        """Replace the world in `target` by a copy of `source` (snapshot and restore). What a reset keeps
-        (signing keys) is neither copied nor replaced: restoring a snapshot must not change the keys."""
+        """Replace the world in `target` by a copy of `source` (snapshot). What a reset keeps (signing keys)
+        is neither copied nor replaced: restoring a snapshot must not change the keys."""
         for table, keys in TABLES.items():
             cols = ", ".join((*keys, "data"))
             keep = KEEP_ON_RESET.get(table)
@@ -422,18 +475,19 @@ class Store:
 
     def snapshot(self, name: str) -> None:
         with self.transaction() as tx:
-            self.copy_namespace(tx, tx.ns, f"{tx.ns}@{name}")
+            self.copy_namespace(tx, tx.ns, f"{tx.name}@{name}")
 
     def restore(self, name: str) -> None:
+        """The snapshot's rows copied into a new generation (the current one is reaped later, as by a reset)."""
         with self.transaction() as tx:
-            source = f"{tx.ns}@{name}"
+            source = f"{tx.name}@{name}"
             if not tx.conn.execute("SELECT 1 FROM meta WHERE ns = ? LIMIT 1", (source,)).fetchone():
                 raise KeyError(name)
-            self.copy_namespace(tx, source, tx.ns)
+            self._switch(tx, source=source)
 
     def snapshots(self) -> list[str]:
         with self.read() as tx:
-            prefix = f"{tx.ns}@"
+            prefix = f"{tx.name}@"
             rows = tx.conn.execute("SELECT DISTINCT ns FROM meta WHERE substr(ns, 1, ?) = ? ORDER BY ns",
                                    (len(prefix), prefix)).fetchall()
         return [r[0][len(prefix):] for r in rows]
@@ -504,3 +558,88 @@ class Checkpointer:
         finally:
             if conn is not None:
                 conn.close()
+
+
+class Reaper:
+    """Deletes the dead generations of namespaces (left by resets and restores) from a thread of its own, in
+    transactions of REAP_CHUNK rows per table under the store's lock, so that no door waits more than one
+    chunk. Started on demand, ended when nothing is left; what a stopped bench left is reaped at its next
+    start. Failures are logged, never raised: the rows stay dead and are retried at the next request."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cond = threading.Condition()
+        self._closed = False
+        self._wanted = False
+        self._thread: threading.Thread | None = None
+        self.idle = threading.Event()   # set when nothing is left to reap (tests and benchmarks wait on it)
+        self.idle.set()
+
+    def request(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self.idle.clear()
+            self._wanted = True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="mockbench-reaper", daemon=True)
+                self._thread.start()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=30)
+
+    def _chunk(self) -> bool:
+        """Delete one chunk of one dead generation; False when none is left."""
+        store = self.store
+        with store._lock:
+            conn = store._conn
+            row = conn.execute("SELECT physical FROM namespaces WHERE live = 0 LIMIT 1").fetchone()
+            if row is None:
+                return False
+            (dead,) = row
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = 0
+                for table in TABLES:
+                    deleted += conn.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+                                            f"WHERE ns = ? LIMIT {REAP_CHUNK})", (dead,)).rowcount
+                    if deleted >= REAP_CHUNK:
+                        break
+                if not deleted:
+                    conn.execute("DELETE FROM namespaces WHERE physical = ?", (dead,))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            store._written += deleted * 256 + COMMIT_OVERHEAD_BYTES   # a rough size of the pages changed
+            if store._written >= CHECKPOINT_BYTES:
+                store._written = 0
+                store._checkpointer.request()
+        return True
+
+    def _run(self) -> None:
+        try:
+            while not self._closed:
+                with self._cond:
+                    if not self._wanted:
+                        break
+                    self._wanted = False
+                while not self._closed:
+                    t0 = time.perf_counter()
+                    if not self._chunk():
+                        break
+                    # At most half the store's time: a waiting door takes the lock between chunks.
+                    time.sleep(max(0.002, time.perf_counter() - t0))
+        except sqlite3.Error:
+            log.warning("deleting an old generation of the world failed; retried at the next reset or start",
+                        exc_info=True)
+        finally:
+            with self._cond:
+                self._thread = None
+                if not self._closed:
+                    self.idle.set()

@@ -29,18 +29,18 @@ class SummaryLimits:
 def world_summary(world: World, tx: Tx, limits: SummaryLimits | None = None) -> dict:
     limits = limits or SummaryLimits()
     now = world.clock.now_iso()
-    patients = world.directory.patients(tx)
-    mailboxes = world.directory.mailboxes(tx)
+    # Only the rows shown are read and decoded; the totals are counts (a generated world of 100,000).
+    patients = world.directory.patients(tx, limit=limits.patients)
+    mailboxes = world.directory.mailboxes(tx, limit=limits.mailboxes)
     return {
         "time": now,
         "structures": tx.count("structures"),
         "professionals": tx.count("professionals"),
-        "patients": [_patient(world, tx, p, limits, now) for p in patients[: limits.patients]],
-        "patients_total": len(patients),
+        "patients": [_patient(world, tx, p, limits, now) for p in patients],
+        "patients_total": tx.count("patients"),
         "mailboxes": [{"address": m.address, "role": m.role, "type": m.type, "owner": m.owner,
-                       "messages": tx.count("messages", mailbox=m.address)}
-                      for m in mailboxes[: limits.mailboxes]],
-        "mailboxes_total": len(mailboxes),
+                       "messages": tx.count("messages", mailbox=m.address)} for m in mailboxes],
+        "mailboxes_total": tx.count("mailboxes"),
     }
 
 

@@ -56,7 +56,7 @@ def test_a_state_folder_of_the_previous_release_is_migrated_and_resumed(tmp_path
         assert [m["operation"] for m in requests.get(f"{api}/pfi/outbox", timeout=10).json()] == ["ZAM^Z01"]
     finally:
         bench.close()
-    assert user_version(state) == SCHEMA_VERSION == 2
+    assert user_version(state) == SCHEMA_VERSION == 3
 
 
 def test_a_state_folder_of_a_newer_version_is_refused_in_one_line(tmp_path):

@@ -335,6 +335,14 @@ def test_findings_never_fail_on_any_journal(new_cast, journal):
         assert set(group) == {"rule", "severity", "message", "entries"}
         assert group["severity"] in ("info", "warning", "error")
         assert group["entries"] == sorted(set(group["entries"]))
+    # The journal is read through a filter, in windows of SCAN_SEQS sequence numbers and pages of PAGE rows
+    # (issue 21): tiny windows and pages find the same.
+    saved = rules.SCAN_SEQS, rules.PAGE
+    rules.SCAN_SEQS, rules.PAGE = 3, 2
+    try:
+        assert all_findings(cast) == found
+    finally:
+        rules.SCAN_SEQS, rules.PAGE = saved
 
 
 def test_findings_over_ten_thousand_entries(cast):
@@ -380,3 +388,14 @@ def test_a_burst_of_searches(cast):
     (after_feed,) = [v for k, v in found.items() if k.startswith("TD3.1")]
     # The first searches name the feed; from the storm on, the scan stops at STORM_COUNT searches.
     assert after_feed == list(range(fed["seq"], fed["seq"] + rules.STORM_COUNT))
+
+
+def test_the_journal_filter_sees_empty_findings_as_entry_json_writes_them(cast):
+    """findings() skips, in SQL, the entries whose text holds `,"findings":[],` (issue 21): that is how an entry
+    without findings is stored, large raw message or not, and an entry with findings never holds it."""
+    with cast.tx() as tx:
+        plain = cast.world.journal.append(tx, "pfi", "ADT^A08", raw=b"MSH|" + b'"findings":[],' * 500)
+        found = cast.world.journal.append(tx, "pfi", "MDM^T02", raw=b"x", findings=[finding("R", "m")])
+        stored = dict(tx.conn.execute("SELECT seq, data FROM journal WHERE ns = ?", (tx.ns,)).fetchall())
+    assert ',"findings":[],' in stored[plain["seq"]] and ',"findings":[],' not in stored[found["seq"]]
+    assert [f["entries"] for f in all_findings(cast, "R")] == [[found["seq"]]]

@@ -206,3 +206,13 @@ def test_a_large_raw_message_round_trips_through_the_store(world):
     with world.transaction() as tx:
         stored = world.journal.query(tx, channel="pfi")[-1]
     assert stored["raw"].encode() == raw and stored["size"] == len(raw)
+
+
+def test_a_large_bound_is_trimmed_in_small_steps(make_world):
+    """Past a bound of 10,000 entries, one append drops 256 of them, not a thousand (issue 21: no spike)."""
+    world = make_world(journal_limits=JournalLimits(max_entries=10_000, max_bytes=10**9))
+    with world.transaction() as tx:
+        for _ in range(10_001):
+            world.journal.append(tx, "control", "x", raw=b"y")
+        stats = world.journal.stats(tx)
+    assert (stats["count"], stats["dropped"]) == (10_000 - 256, 257)

@@ -427,3 +427,100 @@ def test_a_read_sees_one_snapshot_and_holds_no_writer(store):
     with store.transaction() as tx, store.read() as same:  # inside a write, a read is that write
         tx.put("structures", _structure("d"), id="d", finess="4")
         assert same is tx and same.count("structures") == 3
+
+
+# Reset by generation (issue 21, point 6): a reset switches the namespace to a new generation in one short
+# transaction; the old rows are deleted afterwards by the reaper, chunk by chunk.
+def _fill(store: Store, n: int) -> None:
+    with store.transaction() as tx:
+        tx.meta_set("keep:signing", {"k": 1})
+        tx.meta_set("world:created", "then")
+        for i in range(n):
+            tx.put("patients", {"id": f"p{i}"}, id=f"p{i}", ins=f"{i:015d}")
+        tx.put("outbox", {"id": 1, "state": "pending"}, id=1, state="pending", due=0)
+
+
+def _rows(store: Store, table: str) -> int:
+    with store.read() as tx:
+        return tx.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+def test_clear_switches_generation_and_the_reaper_deletes_the_old_one(store):
+    _fill(store, 3 * 200 + 7)   # several chunks
+    with store.transaction() as tx:
+        old = tx.ns
+        store.clear(tx)
+        assert tx.ns != old and tx.name == "default"
+        assert tx.count("patients") == 0 and tx.count("outbox") == 0
+        tx.meta_set("world:created", "now")   # the rest of the transaction writes to the new generation
+    with store.read() as tx:
+        assert tx.ns == store.physical() != old
+        assert tx.meta_get("keep:signing") == {"k": 1} and tx.meta_get("world:created") == "now"
+    assert store._reaper.idle.wait(30)
+    assert _rows(store, "patients") == 0 and _rows(store, "outbox") == 0
+    assert _rows(store, "meta") == 2   # the kept key and world:created, in the live generation only
+    with store.read() as tx:
+        assert tx.conn.execute("SELECT physical, live FROM namespaces").fetchall() == [(tx.ns, 1)]
+
+
+def test_a_rolled_back_clear_changes_nothing(store):
+    _fill(store, 10)
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        store.clear(tx)
+        raise RuntimeError("boom")
+    with store.read() as tx:
+        assert tx.ns == "default" and tx.count("patients") == 10
+        assert tx.conn.execute("SELECT COUNT(*) FROM namespaces").fetchone()[0] == 0
+
+
+def test_snapshots_survive_resets_and_restore_into_a_new_generation(store):
+    _fill(store, 20)
+    store.snapshot("s1")
+    with store.transaction() as tx:
+        store.clear(tx)
+    assert store.snapshots() == ["s1"]
+    store.restore("s1")
+    with store.read() as tx:
+        assert tx.count("patients") == 20 and tx.count("outbox") == 1
+        assert tx.meta_get("keep:signing") == {"k": 1}
+    assert store._reaper.idle.wait(30)
+    # live generation + the snapshot, nothing else
+    with store.read() as tx:
+        kinds = {ns for (ns,) in tx.conn.execute("SELECT DISTINCT ns FROM patients")}
+    assert kinds == {store.physical(), "default@s1"}
+
+
+def test_a_generation_left_dead_by_a_stopped_bench_is_reaped_at_the_next_start(tmp_path):
+    s = Store(tmp_path / "w.db")
+    _fill(s, 50)
+    s._reaper.close()   # stopped before it could reap
+    with s.transaction() as tx:
+        s.clear(tx)
+    s.close()
+    with sqlite3.connect(tmp_path / "w.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM patients").fetchone()[0] == 50
+    again = Store(tmp_path / "w.db")
+    try:
+        with again.read() as tx:
+            assert tx.count("patients") == 0 and tx.meta_get("keep:signing") == {"k": 1}
+        assert again._reaper.idle.wait(30)
+        assert _rows(again, "patients") == 0
+    finally:
+        again.close()
+
+
+def test_clear_of_one_namespace_leaves_the_other(tmp_path):
+    a, b = Store(tmp_path / "w.db"), Store(tmp_path / "w.db", namespace="bench2")
+    try:
+        _fill(a, 5)
+        _fill(b, 7)
+        with a.transaction() as tx:
+            a.clear(tx)
+        assert a._reaper.idle.wait(30)
+        with b.read() as tx:
+            assert tx.count("patients") == 7
+        with a.read() as tx:
+            assert tx.count("patients") == 0
+    finally:
+        a.close()
+        b.close()

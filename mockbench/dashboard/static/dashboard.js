@@ -7,6 +7,8 @@ const API = "/_bench";
 const MAX_ROWS = 500;          // timeline lines kept in the page
 const TAIL = 300;              // entries shown on first connection
 const MAX_MESSAGES = 50;       // newest messages shown per open mailbox
+const PATIENTS_SHOWN = 50;     // first patients drawn (each with its documents): the control API pages the rest
+const ROWS_SHOWN = 200;        // first professionals, structures and mailboxes drawn
 
 const CHANNELS = { dmp: "DMP", pfi: "PFI (HL7)", mss: "MSSanté", oidc: "PSC / OIDC", annuaire: "Annuaire", control: "Pilotage" };
 const VERDICTS = { accepted: "accepté", refused: "refusé", error: "erreur" };
@@ -538,11 +540,13 @@ function subjectName(a) {
 }
 
 const refreshWorld = serialized(async () => {
-  let patients, pros, structures, mailboxes;
+  let patientsPage, prosPage, structuresPage, mailboxesPage;
   try {
-    [patients, pros, structures, mailboxes] = await Promise.all([
-      api("GET", "/patients"), api("GET", "/professionals"), api("GET", "/structures"), api("GET", "/mss/mailboxes")]);
+    [patientsPage, prosPage, structuresPage, mailboxesPage] = await Promise.all([
+      api("GET", `/patients?limit=${PATIENTS_SHOWN}`), api("GET", `/professionals?limit=${ROWS_SHOWN}`),
+      api("GET", `/structures?limit=${ROWS_SHOWN}`), api("GET", `/mss/mailboxes?limit=${ROWS_SHOWN}`)]);
   } catch (err) { return; }
+  const [patients, pros, structures, mailboxes] = [patientsPage, prosPage, structuresPage, mailboxesPage].map((p) => p.items);
   state.patients = Object.fromEntries(patients.map((p) => [p.id, p]));
   state.professionals = Object.fromEntries(pros.map((p) => [p.id, p]));
   state.structures = Object.fromEntries(structures.map((s) => [s.id, s]));
@@ -568,14 +572,18 @@ const refreshWorld = serialized(async () => {
           text: `${subjectName(a)} : ${AUTH_STATUS[a.status] || a.status}` })) : el("li", { class: "empty", text: "aucune autorisation" })),
       docs.length ? el("div", { class: "cards" }, docCards(docs)) : el("p", { class: "empty", text: "Aucun document dans le DMP." }));
   }));
+  if (patientsPage.total > patients.length) blocks.push(more(patientsPage, "patients", "/patients"));
   redraw($("patients"), (blocks.length ? blocks : [el("p", { class: "empty", text: "Aucun patient." })]));
   $("professionals").tBodies[0].replaceChildren(...pros.map((p) => el("tr", { dataProfessional: p.id },
     el("td", { text: `${p.given_name} ${p.family_name}` }), el("td", { text: p.rpps }),
     el("td", { text: [p.profession, p.specialty].filter(Boolean).join(" / ") }),
-    el("td", { text: (state.structures[p.structure] || {}).name || p.structure || "" }), el("td", { text: p.mssante || "" }))));
+    el("td", { text: (state.structures[p.structure] || {}).name || p.structure || "" }), el("td", { text: p.mssante || "" }))),
+    ...(prosPage.total > pros.length ? [el("tr", { class: "more" }, el("td", { colspan: "5" }, more(prosPage, "professionnels", "/professionals")))] : []));
   $("structures").tBodies[0].replaceChildren(...structures.map((s) => el("tr", { dataStructure: s.id },
-    el("td", { text: s.name }), el("td", { text: s.finess }), el("td", { text: `${s.address.postal_code} ${s.address.city}`.trim() }))));
+    el("td", { text: s.name }), el("td", { text: s.finess }), el("td", { text: `${s.address.postal_code} ${s.address.city}`.trim() }))),
+    ...(structuresPage.total > structures.length ? [el("tr", { class: "more" }, el("td", { colspan: "3" }, more(structuresPage, "structures", "/structures")))] : []));
   const boxes = await Promise.all(mailboxes.map(mailboxBlock));
+  if (mailboxesPage.total > mailboxes.length) boxes.push(more(mailboxesPage, "boîtes", "/mss/mailboxes"));
   redraw($("mailboxes"), (boxes.length ? boxes : [el("p", { class: "empty", text: "Aucune boîte aux lettres." })]));
   let outbox = [];
   try { outbox = await api("GET", "/pfi/outbox"); } catch (err) { /* shown again on the next refresh */ }
@@ -586,6 +594,12 @@ const refreshWorld = serialized(async () => {
   $("outbox").hidden = !outbox.length;
   $("outbox-empty").hidden = !!outbox.length;
 });
+
+// A large world (issue 21): the first page is drawn, and a line says how many more the control API pages.
+function more(page, what, path) {
+  return el("p", { class: "hint more", dataTotal: String(page.total),
+    text: `${page.items.length} premiers ${what} affichés sur ${page.total.toLocaleString("fr-FR")} ; les suivants : GET /_bench${path}?offset=${page.items.length}&limit=…` });
+}
 
 async function mailboxBlock(m) {
   const open = state.openMailboxes.has(m.address);

@@ -41,15 +41,14 @@ import copy
 import functools
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
 from mockbench.world import errors, identity
+
+if TYPE_CHECKING:   # cryptography is imported when a signature is checked: a tenth of the start-up otherwise
+    from cryptography import x509
 from mockbench.world.journal import finding
 from mockbench.world.model import ACCESS_MODES, CONFIDENTIALITY_CODES, Actor
 
@@ -543,13 +542,13 @@ _DIGESTS = {
     "http://www.w3.org/2001/04/xmlenc#sha512": hashlib.sha512,
 }
 _SIGNATURES = {
-    "http://www.w3.org/2000/09/xmldsig#rsa-sha1": ("rsa", hashes.SHA1),
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": ("rsa", hashes.SHA256),
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384": ("rsa", hashes.SHA384),
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512": ("rsa", hashes.SHA512),
-    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256": ("ec", hashes.SHA256),
-    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384": ("ec", hashes.SHA384),
-    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512": ("ec", hashes.SHA512),
+    "http://www.w3.org/2000/09/xmldsig#rsa-sha1": ("rsa", "SHA1"),
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": ("rsa", "SHA256"),
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384": ("rsa", "SHA384"),
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512": ("rsa", "SHA512"),
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256": ("ec", "SHA256"),
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384": ("ec", "SHA384"),
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512": ("ec", "SHA512"),
 }
 _MAX_CHAIN = 8
 
@@ -570,7 +569,13 @@ def _b64(text: str | None) -> bytes:
     return base64.b64decode("".join((text or "").split()), validate=True)
 
 
-def _verify(key, kind: str, algorithm, signature: bytes, data: bytes) -> None:
+def _verify(key, kind: str, algorithm: str, signature: bytes, data: bytes) -> None:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    algorithm = getattr(hashes, algorithm)
     if kind == "rsa" and isinstance(key, rsa.RSAPublicKey):
         key.verify(signature, data, padding.PKCS1v15(), algorithm())
     elif kind == "ec" and isinstance(key, ec.EllipticCurvePublicKey):
@@ -586,10 +591,14 @@ def _verify(key, kind: str, algorithm, signature: bytes, data: bytes) -> None:
 @functools.lru_cache(maxsize=8)
 def _anchors(ca_pem: bytes) -> tuple[x509.Certificate, ...]:
     """The trust anchors of a PEM bundle, parsed once per bundle (the door passes the same bytes each time)."""
+    from cryptography import x509
+
     return tuple(x509.load_pem_x509_certificates(ca_pem))
 
 
 def _chain_problem(leaf: x509.Certificate, extra: list[x509.Certificate], ca_pem: bytes) -> str:
+    from cryptography.exceptions import InvalidSignature
+
     try:
         anchors = _anchors(bytes(ca_pem))
     except ValueError as exc:
@@ -669,6 +678,9 @@ def signature_problem(assertion_or_security: etree._Element | None, ca_pem: byte
     if canon is None:
         return "the SignedInfo has no CanonicalizationMethod"
 
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+
     try:
         # Enveloped transform: the Assertion without its Signature, canonicalized on its own.
         body = copy.deepcopy(assertion)
@@ -705,6 +717,8 @@ def signer_findings(assertion_or_security: etree._Element | None, vihf: Vihf) ->
     [trans-cda-r2/mapping.md, rows //Assertion/ds:Signature and //Assertion/Issuer]. A seal certificate whose
     OU (the IDNST, as in the ANS example VIHF_INDIRECTE_signed.xml and in IGC Santé ORG certificates) is not
     the Identifiant_Structure is a warning; an Issuer that is not the certificate's DN an info."""
+    from cryptography import x509
+
     try:
         assertion = _assertion(assertion_or_security)
         element = assertion.find(f"{{{NS_DS}}}Signature/{{{NS_DS}}}KeyInfo/{{{NS_DS}}}X509Data/"
