@@ -393,6 +393,9 @@ def cmd_remote(args: argparse.Namespace) -> int:
 
 
 def cmd_endpoints(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
     base = args.url.rstrip("/")
     request = urllib.request.Request(f"{base}/_bench/endpoints?format={args.format}", headers=_auth(args.control_token))
     try:
