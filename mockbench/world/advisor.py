@@ -200,8 +200,8 @@ class Advisor:
 
     # All findings ---------------------------------------------------------------------------------
     def findings(self, tx: Tx) -> list[dict]:
-        """Every finding, `{"rule", "severity", "message", "entries"}` (entries: journal seqs): those on the
-        entries grouped by (rule, severity, message), then those computed over the whole run."""
+        """Every finding, `{"rule", "severity", "message", "message_fr", "entries"}` (entries: journal seqs):
+        those on the entries grouped by (rule, severity, English message), keeping the group's French, then those computed over the whole run."""
         grouped: dict[tuple, dict] = {}
         dmp_entries: list[dict] = []
         mdn_submits: list[dict] = []
@@ -220,6 +220,8 @@ class Advisor:
                     key = (str(f.get("rule")), str(f.get("severity")), str(f.get("message")))
                     group = grouped.setdefault(key, {"rule": key[0], "severity": key[1], "message": key[2],
                                                      "entries": set()})
+                    if isinstance(f.get("message_fr"), str):
+                        group.setdefault("message_fr", f["message_fr"])
                     group["entries"].add(seq)
                     related = f.get("related")
                     if isinstance(related, list):

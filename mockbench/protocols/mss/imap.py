@@ -282,7 +282,8 @@ class ImapSession:
                 self.world.journal.append(tx, "mss", f"IMAP_{name}", actor=self.address or self.peer,
                                           verdict="error", code="INTERNAL_ERROR",
                                           findings=[finding("IMAP/SERVER", f"{type(exc).__name__}: {exc}",
-                                                            "error")],
+                                                            "error",
+                                                            fr=f"erreur interne du serveur IMAP : {type(exc).__name__}: {exc}")],
                                           raw=name if name in ("LOGIN", "AUTHENTICATE") else text[:500])
             self.send(f"{tag} NO [SERVERBUG] the server failed on {name}; the journal holds the details".encode())
             return True
@@ -486,7 +487,8 @@ class ImapSession:
         self.world.journal.append(
             tx, "mss", "IMAP_LOGIN", actor=address, verdict="refused" if refusal else "accepted",
             code=refusal[0] if refusal else None,
-            findings=[finding("IMAP/LOGIN", refusal[1], "error")] if refusal else [], raw=raw)
+            findings=[finding("IMAP/LOGIN", refusal[1], "error",
+                              fr=f"connexion IMAP refusée : {refusal[1]}")] if refusal else [], raw=raw)
 
     # Mailboxes ----------------------------------------------------------------------------------
     # The login is the MSSanté mailbox; its IMAP folders are INBOX, where mail arrives, and those the client
