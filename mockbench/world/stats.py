@@ -387,7 +387,8 @@ def compare(world: World, tx: Tx, rows: list[VendorRow], by_flux: bool) -> dict:
             said = (f"line {v.line} says {v.counts.sends} sends, {v.counts.successes} successes, "
                     f"{v.counts.failures} failures" if v else "the CSV has no row")
             findings.append(finding(RULE, f"{where}: {said}; the journal saw {b.sends} sends, {b.successes} "
-                                    f"successes, {b.failures} failures", "error"))
+                                    f"successes, {b.failures} failures", "error",
+                                    fr=f"{where} : " + (f"la ligne {v.line} indique {v.counts.sends} envois, {v.counts.successes} succès, {v.counts.failures} échecs" if v else "le CSV n'a pas de ligne") + f" ; le journal a vu {b.sends} envois, {b.successes} succès, {b.failures} échecs"))
     return {"verdict": "accepted" if not findings else "refused", "months": sorted(months),
             "by_flux": by_flux, "rows": out, "findings": findings}
 
