@@ -180,5 +180,5 @@ def check(world: World, tx: Tx, sender: str, addresses: list[str], raw: bytes, m
     if not out:
         what = ", ".join([f"code {c}" for c in secrets.codes] + [f"link {u}" for u in secrets.links])
         out.append(finding(EVIDENCE, f"verification of {shown} by {what}", "info",
-                           fr=f"vérification de {shown} par " + ", ".join([f"code {c}" for c in secrets.codes] + [f"lien {u}" for u in secrets.links])))
+                           fr=f"vérification de {shown} par " + ", ".join([f"le code {c}" for c in secrets.codes] + [f"le lien {u}" for u in secrets.links])))
     return out
