@@ -122,7 +122,7 @@ SCHEMAS: dict[str, Any] = {
                             "truncated": B}),
     }),
     "Finding": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S,
-                     "related": _arr(I)}, required=["rule", "severity", "message"]),
+                     "message_fr": S, "related": _arr(I)}, required=["rule", "severity", "message"]),
     "JournalEvent": _obj({
         "seq": I, "time": S, "channel": {"enum": ["dmp", "pfi", "mss", "oidc", "annuaire", "control"]},
         "operation": S, "direction": {"enum": ["in", "out"]}, "actor": S, "patient": NS, "patient_ins": NS,
@@ -130,7 +130,7 @@ SCHEMAS: dict[str, Any] = {
         "findings": _arr(_ref("Finding")), "size": I, "ref": NS,
     }),
     "FindingGroup": _obj({"rule": S, "severity": {"enum": ["info", "warning", "error"]}, "message": S,
-                          "entries": _arr(I)}),
+                          "message_fr": S, "entries": _arr(I)}),
     "Step": _obj({"id": S, "say": S, "status": {"enum": ["pending", "passed", "failed"]}, "reason": NS,
                   "reason_fr": NS, "reason_code": {"enum": [*VERDICT_CODES, None]},
                   "problems": {"type": ["array", "null"], "items": _obj({"code": {"enum": list(VERDICT_CODES)}},

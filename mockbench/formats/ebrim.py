@@ -531,8 +531,8 @@ class _Reader:
     def error(self, message: str, location: str = "", code: str = ERR_REGISTRY_METADATA) -> None:
         self.errors.append(RegistryError(code, message, location=location))
 
-    def note(self, rule: str, message: str, severity: str = "warning") -> None:
-        f = finding(rule, message, severity)
+    def note(self, rule: str, message: str, severity: str = "warning", *, fr: str) -> None:
+        f = finding(rule, message, severity, fr=fr)
         if f not in self.findings:
             self.findings.append(f)
 
@@ -573,7 +573,8 @@ class _Reader:
             self.error(f"{where}: {name} {value!r} is not an HL7 DTM (YYYYMMDDHHMMSS)", where)
             return None
         if "+" in value or "-" in value:
-            self.note("DMP/XDS-DTM", f"{where}: {name} {value} carries a UTC offset; XDS times are UTC")
+            self.note("DMP/XDS-DTM", f"{where}: {name} {value} carries a UTC offset; XDS times are UTC",
+                      fr=f"{where} : {name} {value} porte un décalage horaire ; les dates XDS sont en UTC")
         return iso
 
     def classifications(self, el: Element, obj_id: str, top: dict, where: str) -> list[_Coded]:
@@ -585,7 +586,8 @@ class _Reader:
             out.append(c)
         if foreign:
             self.note("DMP/XDS-CLASSIFIED-OBJECT", f"{where}: classifications nested in it name another "
-                      f"classifiedObject ({', '.join(sorted(foreign))}); read as its own")
+                      f"classifiedObject ({', '.join(sorted(foreign))}); read as its own",
+                      fr=f"{where} : des classifications imbriquées nomment un autre classifiedObject ({', '.join(sorted(foreign))}) ; lues comme les siennes")
         out.extend(top.get(obj_id, []))
         coded = []
         for c in out:
@@ -604,7 +606,8 @@ class _Reader:
             out.setdefault(ei.get("identificationScheme", ""), []).append(ei.get("value", "").strip())
         if foreign:
             self.note("DMP/XDS-REGISTRY-OBJECT", f"{where}: external identifiers nested in it name another "
-                      f"registryObject ({', '.join(sorted(foreign))}); read as its own")
+                      f"registryObject ({', '.join(sorted(foreign))}); read as its own",
+                      fr=f"{where} : des identifiants externes imbriqués nomment un autre registryObject ({', '.join(sorted(foreign))}) ; lus comme les siens")
         return out
 
     def one_identifier(self, ids: dict, scheme: str, name: str, where: str) -> str:
@@ -622,7 +625,8 @@ class _Reader:
             self.error(f"{where}: {name} {value!r} is not a CX with an assigning authority "
                        "(id^^^&OID&ISO)", where)
         if cx and cx[1] not in INS_OIDS:
-            self.note("DMP/XDS-PATIENT-ID", f"{where}: {name} is not an INS (assigning authority {cx[1]})")
+            self.note("DMP/XDS-PATIENT-ID", f"{where}: {name} is not an INS (assigning authority {cx[1]})",
+                      fr=f"{where} : {name} n'est pas une INS (autorité d'affectation {cx[1]})")
         return cx or ("", "")
 
     @staticmethod
@@ -666,9 +670,11 @@ class _Reader:
             if c.system == OID_FACILITY_TYPE:
                 self.note("DMP/XDS-CONTENT-TYPE", f"{where}: contentTypeCode {c.code} is a facility type "
                           f"({OID_FACILITY_TYPE}), as in the ANS XDM examples; TD2.1 uses {OID_CONTENT_TYPE}",
-                          "info")
+                          "info",
+                          fr=f"{where} : le contentTypeCode {c.code} est un type d'établissement ({OID_FACILITY_TYPE}), comme dans les exemples XDM de l'ANS ; la TD2.1 utilise {OID_CONTENT_TYPE}")
         if not authors:
-            self.note("DMP/XDS-AUTHOR", f"{where}: the submission set has no author")
+            self.note("DMP/XDS-AUTHOR", f"{where}: the submission set has no author",
+                      fr=f"{where} : le lot de soumission n'a pas d'auteur")
         return out
 
     # Document entries ---------------------------------------------------------------------------------------
@@ -685,7 +691,8 @@ class _Reader:
             self.error(f"{where}: no mimeType", where)
         status = eo.get("status")
         if status and status not in STATUS_NAMES:
-            self.note("DMP/XDS-STATUS", f"{where}: unknown availability status {status}")
+            self.note("DMP/XDS-STATUS", f"{where}: unknown availability status {status}",
+                      fr=f"{where} : statut de disponibilité inconnu {status}")
         slots = self.slots(eo, where)
         coded = self.classifications(eo, sid, top_cls, where)
         ids = self.identifiers(eo, sid, top_eis, where)
@@ -760,12 +767,14 @@ class _Reader:
             if idnps:
                 meta["author"] = idnps
             else:
-                self.note("DMP/XDS-AUTHOR", f"{where}: the author has no identifier (authorPerson XCN.1)")
+                self.note("DMP/XDS-AUTHOR", f"{where}: the author has no identifier (authorPerson XCN.1)",
+                          fr=f"{where} : l'auteur n'a pas d'identifiant (authorPerson XCN.1)")
             specialty = next((v for a in authors for v in a.get("authorSpecialty", [])), "")
             if specialty:
                 meta["author_specialty"] = _bare_code(specialty)
         else:
-            self.note("DMP/XDS-AUTHOR", f"{where}: the document entry has no author")
+            self.note("DMP/XDS-AUTHOR", f"{where}: the document entry has no author",
+                      fr=f"{where} : la fiche du document n'a pas d'auteur")
         events = [c for c in coded if c.scheme == DE_EVENT_CODE]
         if events:
             extra["eventCodeList"] = [{"code": c.code, "scheme": c.system, "name": c.name or ""}
@@ -773,7 +782,8 @@ class _Reader:
         known = {DE_AUTHOR, DE_CONFIDENTIALITY_CODE, DE_EVENT_CODE, *(s for _, s, _ in _CODED)}
         for c in coded:
             if c.scheme not in known:
-                self.note("DMP/XDS-CLASSIFICATION", f"{where}: classification {c.scheme or c.node} ignored")
+                self.note("DMP/XDS-CLASSIFICATION", f"{where}: classification {c.scheme or c.node} ignored",
+                          fr=f"{where} : classification {c.scheme or c.node} ignorée")
         extra["codingSchemes"] = schemes
         extra["displayNames"] = names
         extra.update(slots)
@@ -836,7 +846,8 @@ class _Reader:
             elif name == "ObjectRef":
                 refs.add(oid)
             else:
-                self.note("DMP/XDS-OBJECT", f"{name} in the RegistryObjectList ignored")
+                self.note("DMP/XDS-OBJECT", f"{name} in the RegistryObjectList ignored",
+                          fr=f"{name} dans la RegistryObjectList ignoré")
 
         sets = []
         for pkg in packages:
@@ -907,7 +918,8 @@ class _Reader:
                 if a.target in entry_ids:
                     members.add(a.target)
                     if (a.slots.get("SubmissionSetStatus") or [""])[0] != "Original":
-                        self.note("DMP/XDS-HAS-MEMBER", f"{where}: SubmissionSetStatus should be Original")
+                        self.note("DMP/XDS-HAS-MEMBER", f"{where}: SubmissionSetStatus should be Original",
+                                  fr=f"{where} : SubmissionSetStatus devrait valoir Original")
             elif a.type == RPLC:
                 if a.source not in entry_ids:
                     self.error(f"{where}: the source of an RPLC must be a document entry of the submission",
@@ -1001,7 +1013,8 @@ def parse_provide_and_register(body: Element) -> Submission:
             if len(folded) == 1:
                 entry.document_ref = folded[0]
                 reader.note("DMP/XDS-DOCUMENT-ID", f"xdsb:Document {folded[0]} matches ExtrinsicObject "
-                            f"{entry.symbolic_id} only when case is ignored")
+                            f"{entry.symbolic_id} only when case is ignored",
+                            fr=f"le xdsb:Document {folded[0]} ne correspond à l'ExtrinsicObject {entry.symbolic_id} qu'en ignorant la casse")
             else:
                 reader.error(f"{entry.symbolic_id}: no xdsb:Document carries this entry's content",
                              entry.symbolic_id, ERR_MISSING_DOCUMENT)

@@ -273,7 +273,8 @@ def _read_xdm(members: dict[str, bytes], limits: XdmLimits) -> XdmPackage:
     metadata_path = subsets[0]
     if len(subsets) > 1:
         findings.append(finding("XDM/SUBSETS", f"{len(subsets)} subsets ({', '.join(subsets)}); only "
-                                f"{metadata_path} is read"))
+                                f"{metadata_path} is read",
+                                fr=f"{len(subsets)} sous-ensembles ({', '.join(subsets)}) ; seul {metadata_path} est lu"))
     try:
         root = parse_xml(members[metadata_path], max_bytes=limits.max_member_bytes)
     except XmlError as err:
@@ -297,21 +298,25 @@ def _read_xdm(members: dict[str, bytes], limits: XdmLimits) -> XdmPackage:
     for name in sorted(members):
         if name.startswith(folder + "/") and name not in used:
             findings.append(finding("XDM/UNREFERENCED", f"{name} is in the subset but no entry names it",
-                                    "info"))
+                                    "info",
+                                    fr=f"{name} est dans le sous-ensemble mais aucune entrée ne le nomme"))
     actions = {d.action for d in documents}
     unknown = sorted(a for a in actions if a and a not in ACTIONS)
     if unknown:
         findings.append(finding("XDM/ACTION", f"unknown {ACTION_SLOT} value(s) {', '.join(unknown)} "
-                                "(C: replacement, D: deletion)", "error"))
+                                "(C: replacement, D: deletion)", "error",
+                                fr=f"valeur(s) de {ACTION_SLOT} inconnue(s) {', '.join(unknown)} (C : remplacement, D : suppression)"))
     if len(actions) > 1:
         findings.append(finding("XDM/ACTION", f"the entries disagree on {ACTION_SLOT} "
-                                f"({', '.join(sorted(a or 'none' for a in actions))})", "error"))
+                                f"({', '.join(sorted(a or 'none' for a in actions))})", "error",
+                                fr=f"les entrées ne s'accordent pas sur {ACTION_SLOT} ({', '.join(sorted(a or 'none' for a in actions))})"))
 
     readme_name = by_key.get("readme.txt")
     readme = None
     if readme_name is None:
         findings.append(finding("XDM/README",
-                                "no README.TXT at the root of the package (IHE ITI-32 requires one)"))
+                                "no README.TXT at the root of the package (IHE ITI-32 requires one)",
+                                fr="pas de README.TXT à la racine du paquet (IHE ITI-32 l'exige)"))
     else:
         raw = members[readme_name]
         try:
@@ -321,7 +326,8 @@ def _read_xdm(members: dict[str, bytes], limits: XdmLimits) -> XdmPackage:
     index_htm = "index.htm" in by_key
     if not index_htm:
         findings.append(finding("XDM/INDEX",
-                                "no INDEX.HTM at the root of the package (IHE ITI-32 requires one)"))
+                                "no INDEX.HTM at the root of the package (IHE ITI-32 requires one)",
+                                fr="pas d'INDEX.HTM à la racine du paquet (IHE ITI-32 l'exige)"))
     return XdmPackage(metadata_path=metadata_path, submission=submission, documents=documents, readme=readme,
                       index_htm=index_htm, findings=findings)
 
@@ -343,7 +349,8 @@ def _document_path(entry: ebrim.DocumentEntry, index: int, folder: str, members:
             return path
         if path.casefold() in by_key:
             found = by_key[path.casefold()]
-            findings.append(finding("XDM/URI", f"{where}: URI {uri!r} names {found} only ignoring case"))
+            findings.append(finding("XDM/URI", f"{where}: URI {uri!r} names {found} only ignoring case",
+                                    fr=f"{where} : l'URI {uri!r} ne désigne {found} qu'en ignorant la casse"))
             return found
         raise XdmError(XDM_MISSING_DOCUMENT, f"{where}: its URI {uri!r} names no file of the package")
     # No URI slot: IHE names the files DOC0001.XML, DOC0002.PDF... in entry order.
@@ -352,7 +359,8 @@ def _document_path(entry: ebrim.DocumentEntry, index: int, folder: str, members:
                   and (m := _DOC_NAME.fullmatch(n[len(prefix):])) and int(m.group(1)) == index]
     if len(candidates) == 1:
         findings.append(finding("XDM/URI",
-                                f"{where}: no URI slot; {candidates[0]} taken by its DOC{index:04d} name"))
+                                f"{where}: no URI slot; {candidates[0]} taken by its DOC{index:04d} name",
+                                fr=f"{where} : pas de slot URI ; {candidates[0]} retenu d'après son nom DOC{index:04d}"))
         return candidates[0]
     raise XdmError(XDM_MISSING_DOCUMENT,
                    f"{where}: no URI slot and no single DOC{index:04d}.* file in {folder}")
@@ -365,29 +373,32 @@ def _document(entry: ebrim.DocumentEntry, path: str, content: bytes, findings: l
     hash_ok = bool(declared_hash) and declared_hash.upper() == actual_hash
     if not declared_hash:
         findings.append(finding("XDM/HASH", f"{where}: the entry has no hash slot (XDM requires one)",
-                                "error"))
+                                "error", fr=f"{where} : l'entrée n'a pas de slot hash (XDM l'exige)"))
     elif not hash_ok:
         findings.append(finding("XDM/HASH",
-                                f"{where}: SHA-1 {actual_hash}, the metadata says {declared_hash}", "error"))
+                                f"{where}: SHA-1 {actual_hash}, the metadata says {declared_hash}", "error",
+                                fr=f"{where} : SHA-1 {actual_hash}, les métadonnées indiquent {declared_hash}"))
     declared_size = entry.meta.get("size")
     size_ok = declared_size == len(content)
     if declared_size is None:
         findings.append(finding("XDM/SIZE", f"{where}: the entry has no size slot (XDM requires one)",
-                                "error"))
+                                "error", fr=f"{where} : l'entrée n'a pas de slot size (XDM l'exige)"))
     elif not size_ok:
         findings.append(finding("XDM/SIZE",
-                                f"{where}: {len(content)} bytes, the metadata says {declared_size}", "error"))
+                                f"{where}: {len(content)} bytes, the metadata says {declared_size}", "error",
+                                fr=f"{where} : {len(content)} octets, les métadonnées indiquent {declared_size}"))
     cda = None
     mime = (entry.meta.get("mime_type") or "").split(";")[0].strip().lower()
     if mime in _XML_MIME or mime.endswith("+xml"):
         try:
             cda = read_cda_header(content)
         except CdaError as err:
-            findings.append(finding("XDM/CDA", f"{where}: {err}"))
+            findings.append(finding("XDM/CDA", f"{where}: {err}", fr=f"{where} : {err}"))
         else:
             if entry.unique_id and cda.unique_id != entry.unique_id:
                 findings.append(finding("XDM/UNIQUE-ID", f"{where}: the CDA id is {cda.unique_id}, the "
-                                        f"entry's uniqueId {entry.unique_id}"))
+                                        f"entry's uniqueId {entry.unique_id}",
+                                        fr=f"{where} : l'identifiant du CDA est {cda.unique_id}, le uniqueId de l'entrée {entry.unique_id}"))
     return XdmDocument(path=path, entry=entry, content=content, hash_ok=hash_ok, size_ok=size_ok, cda=cda)
 
 

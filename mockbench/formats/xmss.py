@@ -77,32 +77,40 @@ def check(headers: Mapping[str, str], cdas: list[CdaHeader | None], recipients: 
             if headers.get(name) is not None:
                 out.append(finding(rule, f"{name}: {headers[name]} is set but the mail carries no CDA document in "
                                    "an IHE_XDM archive (Référentiel socle MSSanté #2: it must then be absent)",
-                                   "error"))
+                                   "error",
+                                   fr=f"{name}: {headers[name]} est présent mais le courriel ne porte aucun document CDA dans une archive IHE_XDM (Référentiel socle MSSanté #2 : il doit alors être absent)"))
     else:
         if CODECDA in want:
             if got_codes is None:
                 out.append(finding(RULE_CODECDA, f"no {CODECDA} header; the IHE_XDM archive carries CDA document(s) "
-                                   f"of code {want[CODECDA]} (Référentiel socle MSSanté #2 ECO.2.4.1)", "error"))
+                                   f"of code {want[CODECDA]} (Référentiel socle MSSanté #2 ECO.2.4.1)", "error",
+                                   fr=f"pas d'en-tête {CODECDA} ; l'archive IHE_XDM contient des documents CDA de code {want[CODECDA]} (Référentiel socle MSSanté #2 ECO.2.4.1)"))
             elif set(_values(got_codes)) != set(_values(want[CODECDA])):
                 out.append(finding(RULE_CODECDA, f"{CODECDA}: {got_codes} differs from the code of the CDA "
-                                   f"header(s), {want[CODECDA]} (ECO.2.4.1)", "error"))
+                                   f"header(s), {want[CODECDA]} (ECO.2.4.1)", "error",
+                                   fr=f"{CODECDA}: {got_codes} diffère du code des en-têtes CDA, {want[CODECDA]} (ECO.2.4.1)"))
         if got_ins is None:
             out.append(finding(RULE_INS, f"no {INS} header; the IHE_XDM archive carries a CDA document, so "
-                               f"{INS}: {want[INS]} was expected (ECO.2.4.2)", "error"))
+                               f"{INS}: {want[INS]} was expected (ECO.2.4.2)", "error",
+                               fr=f"pas d'en-tête {INS} ; l'archive IHE_XDM contient un document CDA, {INS}: {want[INS]} était donc attendu (ECO.2.4.2)"))
         elif got_ins.strip() != want[INS]:
             why = ("the CDA names the patient by a qualified INS (matricule, INS OID and traits)" if want[INS] == "O"
                    else "no CDA of the archive names the patient by a qualified INS (matricule, INS OID and traits)")
             out.append(finding(RULE_INS, f"{INS}: {got_ins.strip()!r} but {why}: {want[INS]} was expected "
-                               "(ECO.2.4.2)", "error"))
+                               "(ECO.2.4.2)", "error",
+                               fr=f"{INS}: {got_ins.strip()!r} alors que " + ("le CDA désigne le patient par une INS qualifiée (matricule, OID de l'INS et traits)" if want[INS] == "O" else "aucun CDA de l'archive ne désigne le patient par une INS qualifiée (matricule, OID de l'INS et traits)") + f" : {want[INS]} était attendu (ECO.2.4.2)"))
     mes = headers.get(MES)
     if mes is not None:
         if mes.strip() != "FIN":
             out.append(finding(RULE_MES, f"{MES}: {mes.strip()!r}; its one value is FIN (3 capital letters, "
-                               "trans-cda-r2/mapping-mss.md)", "error"))
+                               "trans-cda-r2/mapping-mss.md)", "error",
+                               fr=f"{MES}: {mes.strip()!r} ; sa seule valeur est FIN (3 lettres capitales, trans-cda-r2/mapping-mss.md)"))
         if recipients is not None and not any(r.strip().lower().endswith(PATIENT_DOMAIN) for r in recipients):
             out.append(finding(RULE_MES, f"{MES} on a mail to no patient (<INS>{PATIENT_DOMAIN}): it tells Mon "
-                               "espace santé that the patient may not reply", "warning"))
+                               "espace santé that the patient may not reply", "warning",
+                               fr=f"{MES} sur un courriel adressé à aucun patient (<INS>{PATIENT_DOMAIN}) : il indique à Mon espace santé que le patient ne peut pas répondre"))
     if not (headers.get(NIL) or "").strip():
         out.append(finding(RULE_NIL, f"no {NIL} header: every mail a software sends carries its product reference "
-                           "from convergence.esante.gouv.fr (Référentiel socle MSSanté #2 ECO.2.4.3)", "warning"))
+                           "from convergence.esante.gouv.fr (Référentiel socle MSSanté #2 ECO.2.4.3)", "warning",
+                           fr=f"pas d'en-tête {NIL} : tout courriel envoyé par un logiciel porte sa référence produit de convergence.esante.gouv.fr (Référentiel socle MSSanté #2 ECO.2.4.3)"))
     return out

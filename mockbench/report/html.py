@@ -178,7 +178,7 @@ service réel.</p>
 <dt>Taille</dt><dd>{{ e.size }} octets{% if e.raw_truncated %} (le journal n'en garde que le début{% if e.pretty_source == "mailbox" %} ; mis en forme depuis la boîte aux lettres, message complet{% endif %}){% endif %}</dd>
 <dt>Étapes</dt><dd>{% for s in r.steps if e.seq in s.entries %}<a href="#step-{{ s.id | slug }}">{{ s.id }}</a> {% else %}—{% endfor %}</dd>
 </dl>
-{% if e.findings %}<ul>{% for f in e.findings %}<li><span class="badge {{ f.severity }}">{{ severity.get(f.severity, f.severity) }}</span> <strong>{{ f.rule }}</strong> : {{ f.message }}</li>{% endfor %}</ul>{% endif %}
+{% if e.findings %}<ul>{% for f in e.findings %}<li><span class="badge {{ f.severity }}">{{ severity.get(f.severity, f.severity) }}</span> <strong>{{ f.rule }}</strong> : {{ f.message_fr or f.message }}</li>{% endfor %}</ul>{% endif %}
 {{ pretty(e.pretty) }}
 {% if e.raw %}<details class="raw"><summary>Message brut ({{ e.raw | length }} caractères)</summary><pre>{{ e.raw }}</pre></details>{% endif %}
 {% if e.response is defined %}<h4>Réponse du banc{% if e.response_truncated %} <span class="note">(le journal n'en garde que le début : {{ e.response_size }} octets au total)</span>{% endif %}</h4>
@@ -227,7 +227,7 @@ service réel.</p>
 {% if r.findings_capped %}<p class="cap">Liste plafonnée à {{ r.findings | length }} constats.</p>{% endif %}
 <table><thead><tr><th>Gravité</th><th>Règle</th><th>Constat</th><th>Entrées</th></tr></thead><tbody>
 {% for f in r.findings %}<tr><td><span class="badge {{ f.severity }}">{{ severity.get(f.severity, f.severity) }}</span></td>
-<td><strong>{{ f.rule }}</strong></td><td>{{ f.message }}</td>
+<td><strong>{{ f.rule }}</strong></td><td>{{ f.message_fr or f.message }}</td>
 <td>{% for seq in f.entries[:20] %}{{ link(seq) }} {% endfor %}{% if f.entries | length > 20 %}… ({{ f.entries | length }}){% endif %}</td></tr>
 {% endfor %}</tbody></table>{% endif %}
 </section>

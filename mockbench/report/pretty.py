@@ -312,7 +312,8 @@ def xdm_listing(content: bytes, limits: PrettyLimits = LIMITS) -> dict:
                 "hash_ok": doc.hash_ok, "size_ok": doc.size_ok, "action": doc.action,
                 "patient_ins": doc.entry.patient_ins,
             })
-        findings = [f"{f['rule']} ({f['severity']}) : {f['message']}" for f in package.findings[:10]]
+        findings = [f"{f['rule']} ({f['severity']}) : {f.get('message_fr') or f['message']}"
+                    for f in package.findings[:10]]
     return {"members": members, "entries": entries, "findings": findings, "note": "; ".join(notes) or None}
 
 

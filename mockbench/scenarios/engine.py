@@ -295,7 +295,8 @@ class ScenarioEngine:
                                     wanted=wanted))
         # Forbidden findings name what went wrong, whatever the verdict (a refusal's own finding says why).
         forbidden = set(spec.get("forbid_findings") or [])
-        problems.extend(problem("FINDING", rule=f["rule"], message=f["message"])
+        problems.extend(problem("FINDING", rule=f["rule"], message=f["message"],
+                                **({"message_fr": f["message_fr"]} if f.get("message_fr") else {}))
                         for f in entry.get("findings") or [] if f["rule"] in forbidden)
         if entry["verdict"] == wanted:
             problems.extend(self._check_then(tx, spec.get("then") or {}, steps, state, entry))

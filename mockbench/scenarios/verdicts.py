@@ -76,7 +76,9 @@ def _verdict(p: dict, lang: str) -> str:
 
 
 def _finding(p: dict, lang: str) -> str:
-    return f"finding {p['rule']}: {p['message']}" if lang == "en" else f"constat {p['rule']} : {p['message']}"
+    if lang == "en":
+        return f"finding {p['rule']}: {p['message']}"
+    return f"constat {p['rule']} : {p.get('message_fr') or p['message']}"
 
 
 def _trace_missing(p: dict, lang: str) -> str:

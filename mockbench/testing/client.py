@@ -171,7 +171,7 @@ class BenchClient:
         self.call("POST", f"/snapshots/{urllib.parse.quote(name)}/restore")
 
     def findings(self) -> list[dict]:
-        """The conformance findings: `{"rule", "severity", "message", "entries"}` each."""
+        """The conformance findings: `{"rule", "severity", "message", "message_fr", "entries"}` each."""
         return self.call("GET", "/findings")
 
     def assert_steps_passed(self, *, finish: bool = True) -> list[dict]:

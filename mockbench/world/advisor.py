@@ -121,7 +121,8 @@ class Advisor:
         except Exception as exc:   # noqa: BLE001 - the exchange goes on; the failure is reported
             log.exception("advisor: annotating entry %s failed", entry.get("seq"))
             found = [finding(RULE_INTERNAL, f"the advisor failed on this entry: {type(exc).__name__}: {exc}",
-                             "info")]
+                             "info",
+                             fr=f"le conseiller a échoué sur cette entrée : {type(exc).__name__}: {exc}")]
         entry["findings"].extend(found)
 
     def _recent(self, tx: Tx, patient: str, since: float):
@@ -162,13 +163,15 @@ class Advisor:
         if feed is not None:
             f = finding(RULE_AUTO_SEARCH, f"TD3.1 by {actor} for {patient} {feed[1]:.1f} s after its own TD2.1 "
                         f"(entry {feed[0]}): a search must come from an explicit user action, not follow a feed "
-                        f"automatically (threshold {AUTO_SEARCH_SECONDS:g} s)", "warning")
+                        f"automatically (threshold {AUTO_SEARCH_SECONDS:g} s)", "warning",
+                        fr=f"TD3.1 par {actor} pour {patient} {feed[1]:.1f} s après sa propre TD2.1 (entrée {feed[0]}) : une recherche doit venir d'une action explicite de l'utilisateur, et non suivre automatiquement une alimentation (seuil {AUTO_SEARCH_SECONDS:g} s)")
             f["related"] = [feed[0]]
             out.append(f)
         if searches >= STORM_COUNT:
             out.append(finding(RULE_AUTO_SEARCH, f"a storm of TD3.1 by {actor} for {patient}: {STORM_COUNT} or more "
                                f"within {STORM_WINDOW_SECONDS:g} s; searches must come from explicit user actions",
-                               "warning"))
+                               "warning",
+                               fr=f"une rafale de TD3.1 par {actor} pour {patient} : {STORM_COUNT} ou plus en {STORM_WINDOW_SECONDS:g} s ; les recherches doivent venir d'actions explicites de l'utilisateur"))
         return out
 
     def _read_gone(self, tx: Tx, entry: dict) -> list[dict]:
@@ -179,16 +182,19 @@ class Advisor:
         if status == "deleted":
             return [finding(RULE_READ_GONE, f"TD3.2 asks for {unique_id}, deleted from {entry['patient']}'s DMP"
                             f"{self._when(tx, entry['patient'], unique_id, 'suppression')}: the DPI must show it as "
-                            "deleted rather than offer it", "warning")]
+                            "deleted rather than offer it", "warning",
+                            fr=f"la TD3.2 demande {unique_id}, supprimé du DMP de {entry['patient']}{self._when(tx, entry['patient'], unique_id, 'suppression').replace(' at ', ' le ', 1)} : le DPI doit l'afficher comme supprimé plutôt que le proposer")]
         masked_to_reader = (MASQUE_PS in (row.get("confidentiality") or []) and entry.get("verdict") != "accepted"
                             and _world_code(entry.get("code")) == DocumentMasked.code)
         if masked_to_reader:
             return [finding(RULE_READ_GONE, f"TD3.2 asks for {unique_id}, masked to professionals in "
                             f"{entry['patient']}'s DMP{self._when(tx, entry['patient'], unique_id, 'masquage')}: the "
-                            "DPI must show it as no longer accessible rather than offer it", "warning")]
+                            "DPI must show it as no longer accessible rather than offer it", "warning",
+                            fr=f"la TD3.2 demande {unique_id}, masqué aux professionnels dans le DMP de {entry['patient']}{self._when(tx, entry['patient'], unique_id, 'masquage').replace(' at ', ' le ', 1)} : le DPI doit l'afficher comme n'étant plus accessible plutôt que le proposer")]
         if status == "deprecated" and row.get("replaced_by"):
             return [finding(RULE_READ_GONE, f"TD3.2 reads {unique_id}, replaced by {row['replaced_by']}: the DPI "
-                            "should show that a newer version exists", "info")]
+                            "should show that a newer version exists", "info",
+                            fr=f"la TD3.2 lit {unique_id}, remplacé par {row['replaced_by']} : le DPI devrait indiquer qu'une version plus récente existe")]
         return []
 
     @staticmethod
@@ -201,8 +207,8 @@ class Advisor:
 
     # All findings ---------------------------------------------------------------------------------
     def findings(self, tx: Tx) -> list[dict]:
-        """Every finding, `{"rule", "severity", "message", "entries"}` (entries: journal seqs): those on the
-        entries grouped by (rule, severity, message), then those computed over the whole run."""
+        """Every finding, `{"rule", "severity", "message", "message_fr", "entries"}` (entries: journal seqs):
+        those on the entries grouped by (rule, severity, English message), keeping the group's French, then those computed over the whole run."""
         grouped: dict[tuple, dict] = {}
         dmp_entries: list[dict] = []
         mdn_submits: list[dict] = []
@@ -230,6 +236,8 @@ class Advisor:
                     key = (str(f.get("rule")), str(f.get("severity")), str(f.get("message")))
                     group = grouped.setdefault(key, {"rule": key[0], "severity": key[1], "message": key[2],
                                                      "entries": set()})
+                    if isinstance(f.get("message_fr"), str):
+                        group.setdefault("message_fr", f["message_fr"])
                     group["entries"].add(seq)
                     related = f.get("related")
                     if isinstance(related, list):
@@ -304,12 +312,14 @@ class Advisor:
             if not errors_of.get(owner):
                 whose = owner or "its structure"
                 out.append({**finding(RULE_ERROR_COPY, f"{sender} sent an error MDN{about}, but {whose} has no "
-                                      "mailbox of role error to receive the copy", "error"),
+                                      "mailbox of role error to receive the copy", "error",
+                                      fr=f"{sender} a envoyé un MDN d'erreur{f' en réponse à {shape.original}' if shape.original else ''}, mais {owner or 'sa structure'} n'a aucune boîte aux lettres de rôle erreur pour en recevoir la copie"),
                             "entries": [entry["seq"]]})
             elif not copied(owner, _ts(entry.get("time"))):
                 out.append({**finding(RULE_ERROR_COPY, f"{sender} sent an error MDN{about} with no copy delivered to "
                                       f"the error mailbox ({', '.join(sorted(errors_of[owner]))}) within "
-                                      f"{UX12_COPY_WINDOW_SECONDS:g} s", "error"), "entries": [entry["seq"]]})
+                                      f"{UX12_COPY_WINDOW_SECONDS:g} s", "error",
+                                      fr=f"{sender} a envoyé un MDN d'erreur{f' en réponse à {shape.original}' if shape.original else ''} sans copie remise à la boîte aux lettres d'erreur ({', '.join(sorted(errors_of[owner]))}) dans les {UX12_COPY_WINDOW_SECONDS:g} s"), "entries": [entry["seq"]]})
         # A package the bench found broken, fetched by the hospital's software, then neither an error MDN nor a
         # mail to the error mailbox (DOMAIN.md section 3: without an MDN request, a standard mail is expected).
         inbox: dict[str, dict[str, Any]] = {}
@@ -329,7 +339,8 @@ class Advisor:
             reasons = "; ".join(str(f.get("message")) for f in broken[:2])
             out.append({**finding(RULE_ERROR_COPY, f"{address} fetched {ref}, whose package cannot be integrated "
                                   f"({reasons}), and neither answered an error MDN nor wrote to an error mailbox",
-                                  "error"), "entries": [entry["seq"]]})
+                                  "error",
+                                  fr=f"{address} a relevé {ref}, dont le paquet ne peut pas être intégré (" + "; ".join(str(f.get("message_fr") or f.get("message")) for f in broken[:2]) + "), et n'a ni répondu par un MDN d'erreur ni écrit à une boîte aux lettres d'erreur"), "entries": [entry["seq"]]})
         return out
 
     @staticmethod
@@ -375,14 +386,16 @@ class Advisor:
         out: list[dict] = []
         for (patient, operation, actions), seqs in missing.items():
             out.append({**finding(RULE_TRACES, f"{operation} on {patient}'s DMP left no {actions} access trace "
-                                  f"({len(seqs)} time{'s' if len(seqs) > 1 else ''})", "error"),
+                                  f"({len(seqs)} time{'s' if len(seqs) > 1 else ''})", "error",
+                                  fr=f"{operation} sur le DMP de {patient} n'a laissé aucune trace d'accès {actions} ({len(seqs)} fois)"),
                         "entries": sorted(seqs)})
         for patient in sorted(shown):
             counts = ", ".join(f"{n} {action}" for action, n in sorted(shown[patient].items()))
             total = sum(shown[patient].values())
             out.append({**finding(RULE_TRACES, f"{patient}: the DPI must be able to show {total} access "
                                   f"trace{'s' if total > 1 else ''} of these exchanges (user, document, time, "
-                                  f"action): {counts}", "info"), "entries": sorted(set(shown_entries[patient]))})
+                                  f"action): {counts}", "info",
+                                  fr=f"{patient} : le DPI doit pouvoir afficher {total} trace{'s' if total > 1 else ''} d'accès de ces échanges (utilisateur, document, date, action) : {counts}"), "entries": sorted(set(shown_entries[patient]))})
         return out
 
     @staticmethod

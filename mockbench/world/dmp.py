@@ -281,12 +281,14 @@ class Dmp:
         if secret and not patient.minor:
             tx.scratch.setdefault("findings", []).append(finding(
                 "DMP/EX_0.1-1100", f"the VIHF asks for a secret connection (confidentiality-code "
-                f"{INVISIBLE_REPRESENTANTS_LEGAUX}) but {patient.id} is not a minor: the code is ignored"))
+                f"{INVISIBLE_REPRESENTANTS_LEGAUX}) but {patient.id} is not a minor: the code is ignored",
+                fr=f"le VIHF demande une connexion secrète (confidentiality-code {INVISIBLE_REPRESENTANTS_LEGAUX}) mais {patient.id} n'est pas mineur : le code est ignoré"))
             return
         if secret == patient.secret_connection:
             if secret:
                 tx.scratch.setdefault("findings", []).append(finding(
-                    "DMP/EX_0.1-1100", f"{actor.label} acts in {patient.id}'s secret connection", "info"))
+                    "DMP/EX_0.1-1100", f"{actor.label} acts in {patient.id}'s secret connection", "info",
+                    fr=f"{actor.label} agit dans la connexion secrète de {patient.id}"))
             return
         patient.secret_connection = secret
         self.world.directory.save_patient(tx, patient)
@@ -295,7 +297,8 @@ class Dmp:
             f"{actor.label} opens a secret connection with {patient.id}, a minor: the documents fed in it must be "
             f"invisible to the legal representatives (EX_2.1-1050)" if secret else
             f"{actor.label} acts on {patient.id}'s DMP without the secret connection's confidentiality-code: the "
-            "secret connection is over (end of the care episode)", "info"))
+            "secret connection is over (end of the care episode)", "info",
+            fr=f"{actor.label} ouvre une connexion secrète avec {patient.id}, mineur : les documents qui y sont alimentés doivent être invisibles aux représentants légaux (EX_2.1-1050)" if secret else f"{actor.label} agit sur le DMP de {patient.id} sans le confidentiality-code de la connexion secrète : la connexion secrète est terminée (fin de l'épisode de soins)"))
 
     def _secret_feeding_findings(self, tx: Tx, actor: Actor, patient: Patient, doc: Document) -> None:
         """EX_2.1-1050: in a minor's secret connection, only documents invisible to the legal representatives
@@ -305,7 +308,8 @@ class Dmp:
             tx.scratch.setdefault("findings", []).append(finding(
                 "DMP/EX_2.1-1050", f"document {doc.unique_id} is fed in {patient.id}'s secret connection without "
                 f"{INVISIBLE_REPRESENTANTS_LEGAUX}: in a secret connection only documents invisible to the legal "
-                "representatives may be fed", "error"))
+                "representatives may be fed", "error",
+                fr=f"le document {doc.unique_id} est alimenté dans la connexion secrète de {patient.id} sans {INVISIBLE_REPRESENTANTS_LEGAUX} : dans une connexion secrète, seuls des documents invisibles aux représentants légaux peuvent être alimentés"))
 
     # Feeding ------------------------------------------------------------------------------------
     def submit(self, tx: Tx, actor: Actor, patient_key: str, meta: dict, content: bytes, *,
@@ -660,11 +664,13 @@ class Dmp:
         consent = patient.consent or {}
         if feeding and consent.get("feeding_opposition") == "IO":
             tx.scratch.setdefault("findings", []).append(finding(
-                "DMP/CONSENT", f"{patient.id} opposed feeding the DMP (ZFA-9 IO); the DMP does not check it"))
+                "DMP/CONSENT", f"{patient.id} opposed feeding the DMP (ZFA-9 IO); the DMP does not check it",
+                fr=f"{patient.id} s'est opposé à l'alimentation du DMP (ZFA-9 IO) ; le DMP ne le vérifie pas"))
         if not feeding and consent.get("consultation") == "INC":
             tx.scratch.setdefault("findings", []).append(finding(
                 "DMP/CONSENT", f"{patient.id} did not consent to consultation (ZFA-11 INC); the DMP does not "
-                "check it"))
+                "check it",
+                fr=f"{patient.id} n'a pas consenti à la consultation (ZFA-11 INC) ; le DMP ne le vérifie pas"))
 
     @staticmethod
     def _versioning_findings(tx: Tx, old: Document, new: Document) -> None:
@@ -683,7 +689,8 @@ class Dmp:
             + (f" ({', '.join(changed)})" if changed else "")
             + "; change confidentiality by a metadata update instead (TD3.3a to mask or unmask to "
             "professionals, TD3.3b to make visible to the patient or legal representatives), and send a new "
-            "version only when the content changes"))
+            "version only when the content changes",
+            fr=f"le document {new.unique_id} remplace {old.unique_id} avec le même contenu (SHA-1 {new.hash}) : une nouvelle version uniquement pour changer un attribut" + (f" ({', '.join(changed)})" if changed else "") + " ; changez la confidentialité par une mise à jour des métadonnées (TD3.3a pour masquer ou démasquer aux professionnels, TD3.3b pour rendre visible au patient ou aux représentants légaux), et n'envoyez une nouvelle version que si le contenu change"))
 
     def _trace(self, tx: Tx, actor: Actor, patient: Patient, action: str, document: str | None = None) -> None:
         trace = Trace(seq=tx.next_seq("trace"), time=self.world.clock.now_iso(), patient=patient.id,

@@ -36,10 +36,15 @@ class JournalLimits:
     raw_bytes: int = 64 * 1024       # a raw message is truncated to this many bytes
 
 
-def finding(rule: str, message: str, severity: str = "warning") -> dict:
+def finding(rule: str, message: str, severity: str = "warning", *, fr: str | None = None) -> dict:
+    """A finding: `rule` is the stable machine code, `message` the English text (CI scripts read it),
+    `fr` its French translation, stored as `message_fr` and shown to users (issue 19)."""
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {SEVERITIES}")
-    return {"rule": rule, "severity": severity, "message": message}
+    out = {"rule": rule, "severity": severity, "message": message}
+    if fr is not None:
+        out["message_fr"] = fr
+    return out
 
 
 JournalHook = Callable[[Tx, dict], None]

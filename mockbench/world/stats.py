@@ -424,12 +424,16 @@ def compare(world: World, tx: Tx, rows: list[VendorRow], by_flux: bool) -> dict:
             said = (f"line {v.line} says {v.counts.sends} sends, {v.counts.successes} successes, "
                     f"{v.counts.failures} failures" if v else "the CSV has no row")
             findings.append(finding(RULE, f"{where}: {said}; the journal saw {b.sends} sends, {b.successes} "
-                                    f"successes, {b.failures} failures", "error"))
+                                    f"successes, {b.failures} failures", "error",
+                                    fr=f"{where} : " + (f"la ligne {v.line} indique {v.counts.sends} envois, {v.counts.successes} succès, {v.counts.failures} échecs" if v else "le CSV n'a pas de ligne") + f" ; le journal a vu {b.sends} envois, {b.successes} succès, {b.failures} échecs"))
     missing = [m for m in required_months(world) if m not in months]
     if missing:
         findings.append(finding(RULE, f"the CSV lists no row for {len(missing)} month(s) of the previous and "
                                 f"current year: {', '.join(missing)}; list every month from January of the "
-                                "previous year (a Total row at 0 for a month without sends)", "error"))
+                                "previous year (a Total row at 0 for a month without sends)", "error",
+                                fr=f"le CSV n'a aucune ligne pour {len(missing)} mois de l'année précédente et de "
+                                   f"l'année en cours : {', '.join(missing)} ; listez chaque mois depuis janvier de "
+                                   "l'année précédente (une ligne Total à 0 pour un mois sans envoi)"))
     return {"verdict": "accepted" if not findings else "refused", "months": sorted(months),
             "missing_months": missing, "by_flux": by_flux, "rows": out, "findings": findings}
 

@@ -225,6 +225,20 @@ def _say(action: str, document: str | None, user: str, patient: str) -> str:
     return f"{action}{f' of {document}' if document else ''} by {user} on {patient}'s DMP"
 
 
+def _say_fr(action: str, document: str | None, user: str, patient: str) -> str:
+    return f"{action}{f' sur {document}' if document else ''} par {user} dans le DMP de {patient}"
+
+
+def _why_fr(unknown: str | None) -> str:
+    if not unknown:
+        return "le DMP n'a tracé aucun accès de ce genre"
+    if unknown.startswith("no patient "):
+        return "aucun patient " + unknown[len("no patient "):]
+    if unknown.startswith("no professional "):
+        return "aucun professionnel " + unknown[len("no professional "):]
+    return unknown
+
+
 def compare(world: World, tx: Tx, rows: list[Row], *, since: int = 0, structure: str | None = None) -> dict:
     resolved = [(row, *_resolve(world, tx, row)) for row in rows]
     if structure:
@@ -246,10 +260,13 @@ def compare(world: World, tx: Tx, rows: list[Row], *, since: int = 0, structure:
         queue = waiting.get((trace.patient, trace.actor, trace.document or "", trace.action))
         pair = queue.popleft() if queue else None
         said = _say(trace.action, trace.document, trace.actor, trace.patient)
+        said_fr = _say_fr(trace.action, trace.document, trace.actor, trace.patient)
         if pair is None:
             missing.append({"seq": trace.seq, "time": trace.time, "patient": trace.patient, "user": trace.actor,
                             "document": trace.document, "action": trace.action, "mode": trace.mode,
-                            "message": f"the extract lacks the {said} at {trace.time} (the DMP traced it)"})
+                            "message": f"the extract lacks the {said} at {trace.time} (the DMP traced it)",
+                            "message_fr": f"l'extraction n'a pas l'accès {said_fr} du {trace.time} (le DMP l'a "
+                                          "tracé)"})
             continue
         unpaired.remove(pair)
         matched += 1
@@ -257,18 +274,24 @@ def compare(world: World, tx: Tx, rows: list[Row], *, since: int = 0, structure:
         off = abs(row.time - parse_time(trace.time))
         if off > timedelta(seconds=TIME_TOLERANCE):
             late.append({"where": row.where, "message": f"{row.where}: the {said} is dated {row.time.isoformat()}, "
-                         f"the DMP traced it at {trace.time} ({int(off.total_seconds())} s apart)"})
+                         f"the DMP traced it at {trace.time} ({int(off.total_seconds())} s apart)",
+                         "message_fr": f"{row.where} : l'accès {said_fr} est daté du {row.time.isoformat()}, le DMP "
+                                       f"l'a tracé le {trace.time} ({int(off.total_seconds())} s d'écart)"})
     extra = []
     for i in sorted(unpaired):
         row, patient, user, document, unknown = resolved[i]
         why = unknown or "the DMP traced no such access"
         extra.append({"where": row.where, "patient": patient, "user": user, "document": document or None,
                       "action": row.action, "message": f"{row.where}: {_say(row.action, document, user, patient)} "
-                      f"at {row.time.isoformat()}: {why}"})
-    messages = [m["message"] for m in missing] + [e["message"] for e in extra] + [d["message"] for d in late]
-    findings = [finding(RULE, m, "error") for m in messages[:NAMED]]
+                      f"at {row.time.isoformat()}: {why}",
+                      "message_fr": f"{row.where} : {_say_fr(row.action, document, user, patient)} le "
+                                    f"{row.time.isoformat()} : {_why_fr(unknown)}"})
+    differences = [*missing, *extra, *late]
+    messages = [d["message"] for d in differences]
+    findings = [finding(RULE, d["message"], "error", fr=d["message_fr"]) for d in differences[:NAMED]]
     if len(messages) > NAMED:
-        findings.append(finding(RULE, f"and {len(messages) - NAMED} more differences", "error"))
+        findings.append(finding(RULE, f"and {len(messages) - NAMED} more differences", "error",
+                                fr=f"et {len(messages) - NAMED} autres différences"))
     return {"verdict": "refused" if messages else "accepted", "traces": len(bench), "rows": len(rows),
             "matched": matched, "structures": sorted(structures), "missing": missing, "extra": extra,
             "time_differences": late, "findings": findings}

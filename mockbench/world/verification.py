@@ -140,26 +140,32 @@ def check(world: World, tx: Tx, sender: str, addresses: list[str], raw: bytes, m
             because = (f"; its link {secrets.weak_links[0]} carries no unguessable token (at least {MIN_TOKEN} "
                        "characters other than the address), so anyone could forge it")
         out.append(finding(RULE, f"the mail from {sender} to {shown} (outside MSSanté) carries neither a "
-                           "verification code nor a unique link to verify the address" + because, "error"))
+                           "verification code nor a unique link to verify the address" + because, "error",
+                           fr=f"le courriel de {sender} à {shown} (hors MSSanté) ne porte ni code de vérification ni lien unique pour vérifier l'adresse" + (f" ; son lien {secrets.weak_links[0]} ne porte aucun jeton imprévisible (au moins {MIN_TOKEN} caractères autres que l'adresse), n'importe qui pourrait donc le forger" if secrets.weak_links else "")))
     for link in secrets.links:
         host = (urllib.parse.urlsplit(link).hostname or "").lower()
         if link.lower().startswith("http:") and host not in ("localhost", "127.0.0.1", "::1"):
             out.append(finding(RULE, f"the verification link {link} is not https: its token travels in clear",
-                               "warning"))
+                               "warning",
+                               fr=f"le lien de vérification {link} n'est pas en https : son jeton circule en clair"))
     for code in secrets.codes:
         if len(code) < MIN_CODE:
             out.append(finding(RULE, f"the verification code {code} has {len(code)} characters: at least "
-                               f"{MIN_CODE} are expected, a shorter code can be guessed", "warning"))
+                               f"{MIN_CODE} are expected, a shorter code can be guessed", "warning",
+                               fr=f"le code de vérification {code} a {len(code)} caractères : au moins {MIN_CODE} sont attendus, un code plus court peut être deviné"))
     if len(addresses) > 1:
         out.append(finding(RULE, f"one verification mail went to several addresses ({shown}): it cannot prove "
-                           "which of them the user owns; send one mail per address", "warning"))
+                           "which of them the user owns; send one mail per address", "warning",
+                           fr=f"un même courriel de vérification est parti vers plusieurs adresses ({shown}) : il ne peut pas prouver laquelle appartient à l'utilisateur ; envoyez un courriel par adresse"))
     for name in mail.attachments:
         out.append(finding(RULE, f"the verification mail to {shown} carries an attachment ({name}) although the "
-                           "address is not verified yet: nothing but the verification goes to it", "error"))
+                           "address is not verified yet: nothing but the verification goes to it", "error",
+                           fr=f"le courriel de vérification à {shown} porte une pièce jointe ({name}) alors que l'adresse n'est pas encore vérifiée : rien d'autre que la vérification ne doit y partir"))
     for nir in dict.fromkeys(_NIR.findall(mail.text)):
         if tx.get("patients", ins=nir) is not None:
             out.append(finding(RULE, f"the verification mail to {shown} names the INS {nir} of a patient although "
-                               "the address is not verified yet", "error"))
+                               "the address is not verified yet", "error",
+                               fr=f"le courriel de vérification à {shown} nomme l'INS {nir} d'un patient alors que l'adresse n'est pas encore vérifiée"))
     seen = tx.meta_get(SEEN, [])
     now = world.clock.now_iso()
     for kind, value in [("code", c) for c in secrets.codes] + [("link", u) for u in secrets.links]:
@@ -167,10 +173,12 @@ def check(world: World, tx: Tx, sender: str, addresses: list[str], raw: bytes, m
         if earlier is not None:
             out.append(finding(RULE, f"the {kind} {value} was already sent to {earlier['addresses']} at "
                                f"{earlier['time']} ({earlier['message_id'] or 'no Message-ID'}): each "
-                               "verification must have its own", "error"))
+                               "verification must have its own", "error",
+                               fr=f"{'le code' if kind == 'code' else 'le lien'} {value} a déjà été envoyé à {earlier['addresses']} le {earlier['time']} ({earlier['message_id'] or 'sans Message-ID'}) : chaque vérification doit avoir le sien"))
         seen.append({"kind": kind, "value": value, "addresses": shown, "time": now, "message_id": message_id})
     tx.meta_set(SEEN, seen[-KEEP:])
     if not out:
         what = ", ".join([f"code {c}" for c in secrets.codes] + [f"link {u}" for u in secrets.links])
-        out.append(finding(EVIDENCE, f"verification of {shown} by {what}", "info"))
+        out.append(finding(EVIDENCE, f"verification of {shown} by {what}", "info",
+                           fr=f"vérification de {shown} par " + ", ".join([f"le code {c}" for c in secrets.codes] + [f"le lien {u}" for u in secrets.links])))
     return out

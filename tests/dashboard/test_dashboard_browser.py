@@ -200,6 +200,10 @@ def test_load_send_and_watch_the_timeline_and_steps(mockbench, browser, screensh
     assert "refusé" in browser.find_element(By.ID, "detail-meta").text
     fault = browser.find_element(By.ID, "detail-response").text
     assert fault.startswith("<") and ":Fault" in fault and "MessageAddressingHeaderRequired" in fault, fault
+    refused = next(e for e in c.journal() if e["channel"] == "dmp" and e["verdict"] == "refused")
+    shown = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#detail-findings li")]
+    assert refused["findings"] and len(shown) == len(refused["findings"])
+    assert all(line.endswith(f"{f['rule']} : {f['message_fr']}") for line, f in zip(shown, refused["findings"], strict=True))
     screenshot("detail-soap")
     keys(browser, Keys.ESCAPE)
     wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#detail[open]"))

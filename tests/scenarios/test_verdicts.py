@@ -50,6 +50,12 @@ def test_the_english_text_is_the_one_scripts_read():
         "not observed: expected MDM^T04 or ORU^R01 for alice; nearest: MDM^T10 for alice on 1.2.3 refused (X) at 21:05:03"
 
 
+def test_a_finding_renders_its_french_text_when_it_has_one():
+    facts = {"code": "FINDING", "rule": "DMP/VERSIONING", "message": "same bytes", "message_fr": "mêmes octets"}
+    assert render([facts], "fr") == "constat DMP/VERSIONING : mêmes octets"
+    assert render([facts], "en") == "finding DMP/VERSIONING: same bytes"
+
+
 def test_the_french_text_names_the_exchange_and_paris_time():
     fr = render([{"code": "NOT_OBSERVED", **SAMPLES["NOT_OBSERVED"]}], "fr")
     # 21:05:03 UTC on 6 December is 22:05:03 in Paris (CET)

@@ -62,7 +62,8 @@ def test_a_mail_to_the_outside_without_code_or_link_is_a_finding(cast):
 def test_a_sound_verification_is_recorded_as_evidence(cast):
     findings = deliver(cast.world, mail("Votre code de vérification : 731904."))
     assert findings == [{"rule": "MSS/OUTSIDE", "severity": "info",
-                         "message": f"verification of {TO} by code 731904"}]
+                         "message": f"verification of {TO} by code 731904",
+                         "message_fr": f"vérification de {TO} par le code 731904"}]
 
 
 def test_a_short_code_several_addresses_attachments_and_an_ins_are_findings(cast):
@@ -90,7 +91,8 @@ def test_a_reset_forgets_the_secrets(cast):
     with cast.world.transaction() as tx:
         cast.world.reset(tx)
     assert deliver(cast.world, mail("Code de vérification : 123456")) == [
-        {"rule": "MSS/OUTSIDE", "severity": "info", "message": f"verification of {TO} by code 123456"}]
+        {"rule": "MSS/OUTSIDE", "severity": "info", "message": f"verification of {TO} by code 123456",
+         "message_fr": f"vérification de {TO} par le code 123456"}]
 
 
 def test_an_http_link_is_a_warning(cast):

@@ -175,7 +175,7 @@ function entryRow(e) {
 function searchText(e) {
   return [e.seq, e.channel, CHANNELS[e.channel], e.operation, e.patient, patientLabel(e.patient), e.patient_ins,
           e.document, e.actor, e.code, e.verdict, VERDICTS[e.verdict], e.ref, transitionText(e),
-          ...(e.findings || []).map((f) => `${f.rule} ${f.message}`)]
+          ...(e.findings || []).map((f) => `${f.rule} ${f.message} ${f.message_fr || ""}`)]
     .filter((v) => v !== null && v !== undefined && v !== "").join(" ").toLowerCase();
 }
 
@@ -287,7 +287,7 @@ async function openEntry(seq, origin) {
   const findings = entry.findings || [];
   $("detail-findings").replaceChildren(...(findings.length ? findings.map((f) => el("li", {},
     el("span", { class: `sev sev-${f.severity}`, text: SEVERITY[f.severity] || f.severity }), " ",
-    el("strong", { text: f.rule }), " : ", f.message)) : [el("li", { class: "empty", text: "Aucun constat." })]));
+    el("strong", { text: f.rule }), " : ", findingText(f))) : [el("li", { class: "empty", text: "Aucun constat." })]));
   $("detail-truncated").textContent = entry.raw_truncated ? `(tronqué : ${entry.size} octets au total)` : "";
   $("detail-raw").textContent = pretty(entry.raw || "") || "(vide)";
   // The bench's answer beside the request (the ACK, the SOAP response, the SMTP reply, the HTTP answer).
@@ -634,7 +634,12 @@ function findingList(findings) {
   if (!(findings || []).length) return null;
   return el("ul", { class: "findings" }, findings.map((f) => el("li", {},
     el("span", { class: `sev sev-${f.severity}`, text: SEVERITY[f.severity] || f.severity || "" }), " ",
-    el("strong", { text: f.rule || "" }), " : ", f.message || "")));
+    el("strong", { text: f.rule || "" }), " : ", findingText(f))));
+}
+
+// A finding's French text when it has one (issue 19); the English message stays in the JSON for CI.
+function findingText(f) {
+  return f.message_fr || f.message || "";
 }
 
 function xdmBlock(xdm) {

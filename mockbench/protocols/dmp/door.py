@@ -144,7 +144,8 @@ class DmpDoor:
                 status, content_type, payload = render_fault(None, fault)
                 return Response(payload, status=status, content_type=content_type)
             transport.append(finding("DMP/TLS", f"called over plain HTTP, which the real DMP does not serve "
-                                     f"(accepted: accept_plain_http = true); use {https}", "warning"))
+                                     f"(accepted: accept_plain_http = true); use {https}", "warning",
+                                     fr=f"appelé en HTTP simple, que le vrai DMP ne sert pas (accepté : accept_plain_http = true) ; utilisez {https}"))
         if request.environ.get("wsgi.url_scheme") == "https" and not request.environ.get("SSL_CLIENT_CERT"):
             # The real DMP takes only mutual TLS with an AUTH_CLI certificate; the TLS layer lets the handshake
             # through without one so that the refusal is a DMP fault, not a bare connection reset.
@@ -199,7 +200,8 @@ class DmpDoor:
                 raise SoapFault("Sender", "DMPWrongService", f"{soap.action} is served at {PREFIX}/{expected}, "
                                 f"not {PREFIX}/{service}")
             found_before = [*(transport_findings or ()),
-                            *(finding("DMP/WS-Addressing", note, "info") for note in soap.notes)]
+                            *(finding("DMP/WS-Addressing", note, "info",
+                                      fr=f"WS-Addressing : {note}") for note in soap.notes)]
             try:
                 vihf = parse_vihf(soap.security)
                 problem = signature_problem(soap.security, self.trust_anchors())
@@ -209,7 +211,8 @@ class DmpDoor:
                     if self.check_signatures:
                         raise VihfError("DMPInvalidCertificate", reason)
                     found_before.append(finding("VIHF/Signature", f"{reason}; accepted: check_signatures = false",
-                                                "warning"))
+                                                "warning",
+                                                fr=f"{problem} : le DMP exige le VIHF signé (XML-DSig) par le certificat cachet de la structure, reconnu par le DMP (trans-cda-r2/mapping.md, table du VIHF, ds:Signature) ; accepté : check_signatures = false"))
                 else:
                     found_before.extend(signer_findings(soap.security, vihf))
             except VihfError as exc:
@@ -225,7 +228,8 @@ class DmpDoor:
                 if call.patient:    # a minor's secret connection is read from every request (EX_0.1-1100)
                     self.world.dmp.note_connection(tx, actor, call.patient, secret=secret)
                 elif secret:
-                    call.findings.append(finding("DMP/EX_0.1-1100", "a minor's secret connection", "info"))
+                    call.findings.append(finding("DMP/EX_0.1-1100", "a minor's secret connection", "info",
+                                                 fr="connexion secrète d'un mineur"))
                 fired = self.world.faults.decide(tx, "dmp", operation, patient=call.patient or None,
                                                  patient_ins=vihf.patient_ins or None, actor=vihf.name_id)
                 if fired is not None and faults is not None:
@@ -284,7 +288,8 @@ class DmpDoor:
         self.world.journal.append(
             tx, "dmp", operation, actor=call.vihf.name_id, patient=call.patient or None,
             patient_ins=None if call.patient else call.vihf.patient_ins or None, verdict="error", code=code,
-            findings=[finding("FAULT", f"injected fault {fired.rule} ({fired.kind}): nothing was applied", "info")],
+            findings=[finding("FAULT", f"injected fault {fired.rule} ({fired.kind}): nothing was applied", "info",
+                              fr=f"panne injectée {fired.rule} ({fired.kind}) : rien n'a été appliqué")],
             raw=body, ref=soap.message_id, fault=fired.rule)
         if fired.kind == "soap_fault":
             return render_fault(soap, SoapFault("Receiver", fired.params["subcode"], fired.params["reason"]),
@@ -311,7 +316,8 @@ class DmpDoor:
         with self.world.transaction() as tx:
             self.world.journal.append(tx, "dmp", operation, actor=request.remote_addr if request else "",
                                       verdict="refused", code=fault.journal_code,
-                                      findings=[finding("DMP/SOAP", fault.reason, "error")], raw=body,
+                                      findings=[finding("DMP/SOAP", fault.reason, "error",
+                                                        fr=f"faute SOAP renvoyée : {fault.reason}")], raw=body,
                                       ref=soap.message_id if soap else None, response=response)
 
     def _patient_id(self, tx: Tx, vihf: Vihf) -> str:
@@ -480,7 +486,8 @@ class DmpDoor:
         except errors.UnknownProfessional:
             meta["author"] = call.actor.id
             call.findings.append(finding("DMP/TD2.1", f"the author {author} is not a professional of the world: the "
-                                         "document is recorded as the caller's"))
+                                         "document is recorded as the caller's",
+                                         fr=f"l'auteur {author} n'est pas un professionnel du monde : le document est enregistré comme celui de l'appelant"))
         extra = dict(meta.get("extra") or {})
         signed_by = [e.unique_id for e in submission.documents if e.symbolic_id in signatures]
         if signed_by:
@@ -517,7 +524,8 @@ class DmpDoor:
             return self._xds_failure(action, operation, exc, query=True)
         if query.unsupported:
             call.findings.append(finding("DMP/TD3.1", "parameters the bench does not filter on: "
-                                         + ", ".join(sorted(query.unsupported)), "info"))
+                                         + ", ".join(sorted(query.unsupported)), "info",
+                                         fr="paramètres sur lesquels le banc ne filtre pas : " + ", ".join(sorted(query.unsupported))))
         patient_row = self.world.directory.patient(tx, patient)
         cx = f"{patient_row.ins}^^^&{patient_row.ins_oid}&ISO^NH"
         authors: dict[str, str] = {}   # author -> IDNPS, looked up once per request (most entries share a few)

@@ -267,14 +267,16 @@ def _coded(value: etree._Element, name: str, element: str, findings: list[dict])
         child = children[0]
         if child.tag != f"{{{NS_HL7}}}{element}":
             findings.append(finding("VIHF/" + element, f"{name}: expected an hl7 {element} element "
-                                    f"({{{NS_HL7}}}{element}), got {child.tag}; read it anyway"))
+                                    f"({{{NS_HL7}}}{element}), got {child.tag}; read it anyway",
+                                    fr=f"{name} : élément hl7 {element} attendu ({{{NS_HL7}}}{element}), {child.tag} reçu ; lu quand même"))
         code = (child.get("code") or "").strip()
         system = (child.get("codeSystem") or "").strip()
     else:
         text = _string(value)
         code, _, system = text.partition("^")
         findings.append(finding("VIHF/" + element, f"{name} given as the text {text!r}, not as an hl7 {element} "
-                                "element"))
+                                "element",
+                                fr=f"{name} donné sous forme du texte {text!r}, et non d'un élément hl7 {element}"))
     if not code:
         raise VihfError("VIHFInvalidAttribute", f"a {name} value has no code", attribute=name)
     return code, system
@@ -314,16 +316,18 @@ def parse_vihf(security: etree._Element | None) -> Vihf:
 
     if issuer_el.get("Format") not in (None, _X509_SUBJECT_NAME):
         findings.append(finding("VIHF/Issuer", f"Issuer Format is {issuer_el.get('Format')}, the VIHF uses "
-                                f"{_X509_SUBJECT_NAME}", "info"))
+                                f"{_X509_SUBJECT_NAME}", "info",
+                                fr=f"le Format de l'Issuer est {issuer_el.get('Format')}, le VIHF utilise {_X509_SUBJECT_NAME}"))
     if not identity.is_valid_idnps(name_id):
         findings.append(finding("VIHF/NameID", f"NameID {name_id} is not a valid IDNPS (8+RPPS, 0+ADELI, "
-                                "3 or 5 + a local id, with its check digit)"))
+                                "3 or 5 + a local id, with its check digit)",
+                                fr=f"le NameID {name_id} n'est pas un IDNPS valide (8+RPPS, 0+ADELI, 3 ou 5 + un identifiant local, avec sa clé de contrôle)"))
 
     version = _text(attrs, A_VERSION)
     if version not in VIHF_VERSIONS:
         raise VihfError("VIHFInvalidAttribute", f"VIHF_Version is {version!r}, the DMP accepts "
                                                 f"{' or '.join(VIHF_VERSIONS)}", attribute=A_VERSION)
-    findings.append(finding("VIHF/VIHF_Version", f"VIHF {version}", "info"))
+    findings.append(finding("VIHF/VIHF_Version", f"VIHF {version}", "info", fr=f"VIHF {version}"))
 
     # Authentication mode.
     authentication = _text(attrs, auth_name)
@@ -334,10 +338,12 @@ def parse_vihf(security: etree._Element | None) -> Vihf:
                                                     f"{A_AUTHENTICATION_LOWER}={other} disagree",
                             attribute=A_AUTHENTICATION)
         findings.append(finding("VIHF/Authentification_Mode", f"both {A_AUTHENTICATION} and "
-                                f"{A_AUTHENTICATION_LOWER} are given (same value)"))
+                                f"{A_AUTHENTICATION_LOWER} are given (same value)",
+                                fr=f"{A_AUTHENTICATION} et {A_AUTHENTICATION_LOWER} sont tous deux donnés (même valeur)"))
     elif auth_name == A_AUTHENTICATION_LOWER:
         findings.append(finding("VIHF/Authentification_Mode", f"spelled {A_AUTHENTICATION_LOWER} (lower-case m), "
-                                f"as in the ANS examples; the guide's name is {A_AUTHENTICATION}", "info"))
+                                f"as in the ANS examples; the guide's name is {A_AUTHENTICATION}", "info",
+                                fr=f"écrit {A_AUTHENTICATION_LOWER} (m minuscule), comme dans les exemples de l'ANS ; le nom du guide est {A_AUTHENTICATION}"))
     if authentication not in AUTHENTICATION_MODES:
         raise VihfError("VIHFInvalidAttribute", f"{A_AUTHENTICATION} is {authentication!r}, expected one of "
                                                 f"{', '.join(AUTHENTICATION_MODES)}", attribute=A_AUTHENTICATION)
@@ -357,7 +363,8 @@ def parse_vihf(security: etree._Element | None) -> Vihf:
         raise VihfError("VIHFInvalidAttribute", f"resource-id {resource_id}: {oid} is not an INS authority "
                                                 f"({', '.join(_INS_OIDS)})", attribute=A_RESOURCE_ID)
     if oid == identity.OID_INS_C:
-        findings.append(finding("VIHF/resource-id", f"the patient is named by a legacy INS-C ({oid})"))
+        findings.append(finding("VIHF/resource-id", f"the patient is named by a legacy INS-C ({oid})",
+                                fr=f"le patient est désigné par un ancien INS-C ({oid})"))
 
     resource_urn = _text(attrs, A_RESOURCE_URN)
     if resource_urn != RESOURCE_URN:
@@ -375,7 +382,8 @@ def parse_vihf(security: etree._Element | None) -> Vihf:
                                                 f"{', '.join(ACCESS_MODES)}", attribute=A_PURPOSE)
     if mode_system != OID_ACCESS_MODE:
         findings.append(finding("VIHF/PurposeOfUse", f"purposeofuse code system is "
-                                f"{mode_system or '(none)'}, expected {OID_ACCESS_MODE}"))
+                                f"{mode_system or '(none)'}, expected {OID_ACCESS_MODE}",
+                                fr=f"le système de codes de purposeofuse est {mode_system or '(aucun)'}, {OID_ACCESS_MODE} attendu"))
 
     # Optional confidentiality code (a minor's secret connection).
     confidentiality = ""
@@ -396,14 +404,16 @@ def parse_vihf(security: etree._Element | None) -> Vihf:
             findings.append(finding("VIHF/confidentiality-code", f"confidentiality-code "
                                     f"{confidentiality}^{conf_system}: the guide only describes "
                                     f"INVISIBLE_REPRESENTANTS_LEGAUX^{OID_CONFIDENTIALITY} (a minor's secret "
-                                    "connection)"))
+                                    "connection)",
+                                    fr=f"confidentiality-code {confidentiality}^{conf_system} : le guide ne décrit que INVISIBLE_REPRESENTANTS_LEGAUX^{OID_CONFIDENTIALITY} (connexion secrète d'un mineur)"))
 
     signed = assertion.find(f"{{{NS_DS}}}Signature") is not None
 
     unknown = sorted(set(attrs) - _KNOWN_ATTRIBUTES)
     if unknown:
         findings.append(finding("VIHF/Attribute", f"attributes that are not part of the DMP VIHF: "
-                                f"{', '.join(unknown)}", "info"))
+                                f"{', '.join(unknown)}", "info",
+                                fr=f"attributs qui ne font pas partie du VIHF du DMP : {', '.join(unknown)}"))
 
     return Vihf(
         name_id=name_id, issuer=issuer, version=version, structure_id=_text(attrs, A_STRUCTURE),
@@ -428,7 +438,8 @@ def _role_findings(roles: tuple[tuple[str, str], ...]) -> list[dict]:
         out.append(finding("VIHF/Role", f"first role {code}^{system or '(no codeSystem)'}: the VIHF table "
                            f"(trans-cda-r2/mapping.md) takes its code system from "
                            f"{', '.join(f'{n} ({o})' for o, n in FIRST_ROLE_SYSTEMS.items() if o != OID_AUTOMATE)}"
-                           " or AUTOMATE"))
+                           " or AUTOMATE",
+                           fr=f"premier rôle {code}^{system or '(sans codeSystem)'} : la table du VIHF (trans-cda-r2/mapping.md) prend son système de codes parmi {', '.join(f'{n} ({o})' for o, n in FIRST_ROLE_SYSTEMS.items() if o != OID_AUTOMATE)} ou AUTOMATE"))
         return out
     if system in (OID_PROFESSION, OID_PROFESSION_TRAINING) and code in SECOND_ROLE:
         wanted, name, who = SECOND_ROLE[code]
@@ -438,16 +449,20 @@ def _role_findings(roles: tuple[tuple[str, str], ...]) -> list[dict]:
         if rest:
             out.append(finding("VIHF/Role", f"a second role ({', '.join(f'{c}^{s}' for c, s in rest)}) for profession "
                                f"{code}^{system}: the VIHF table (trans-cda-r2/mapping.md) has a second occurrence "
-                               "only for doctors, pharmacists and professionals characterized by role", "info"))
+                               "only for doctors, pharmacists and professionals characterized by role", "info",
+                               fr=f"un second rôle ({', '.join(f'{c}^{s}' for c, s in rest)}) pour la profession {code}^{system} : la table du VIHF (trans-cda-r2/mapping.md) ne prévoit une seconde occurrence que pour les médecins, les pharmaciens et les professionnels caractérisés par leur rôle"))
         return out
     if not rest:
         out.append(finding("VIHF/Role", f"{who} (role {code}^{system}) needs a second role occurrence from {name} "
-                           f"({wanted}) (trans-cda-r2/mapping.md, \"2e occurrence\")"))
+                           f"({wanted}) (trans-cda-r2/mapping.md, \"2e occurrence\")",
+                           fr=f"{ {'a doctor': 'un médecin', 'a pharmacist': 'un pharmacien'}.get(who, 'un professionnel caractérisé par son rôle')} (rôle {code}^{system}) a besoin d'une seconde occurrence de rôle tirée de {name} ({wanted}) (trans-cda-r2/mapping.md, « 2e occurrence »)"))
     elif rest[0][1] != wanted:
         out.append(finding("VIHF/Role", f"the second role {rest[0][0]}^{rest[0][1] or '(no codeSystem)'} of {who} "
-                           f"takes its code from {name} ({wanted}) (trans-cda-r2/mapping.md)"))
+                           f"takes its code from {name} ({wanted}) (trans-cda-r2/mapping.md)",
+                           fr=f"le second rôle {rest[0][0]}^{rest[0][1] or '(sans codeSystem)'} de { {'a doctor': 'un médecin', 'a pharmacist': 'un pharmacien'}.get(who, 'un professionnel caractérisé par son rôle')} prend son code dans {name} ({wanted}) (trans-cda-r2/mapping.md)"))
     if len(rest) > 1:
-        out.append(finding("VIHF/Role", f"{len(roles)} role occurrences; the VIHF table has at most two", "info"))
+        out.append(finding("VIHF/Role", f"{len(roles)} role occurrences; the VIHF table has at most two", "info",
+                           fr=f"{len(roles)} occurrences de rôle ; la table du VIHF en prévoit deux au plus"))
     return out
 
 
@@ -495,35 +510,41 @@ def actor_for(world, tx, vihf: Vihf, *, accept_unknown: bool = False) -> tuple[A
                             attribute="NameID") from None
         prof = None
         findings.append(finding("VIHF/NameID", f"no professional has the IDNPS {vihf.name_id}: acting under "
-                                "that IDNPS; the DMP will refuse most operations (PROFESSIONAL_UNKNOWN)"))
+                                "that IDNPS; the DMP will refuse most operations (PROFESSIONAL_UNKNOWN)",
+                                fr=f"aucun professionnel n'a l'IDNPS {vihf.name_id} : action sous cet IDNPS ; le DMP refusera la plupart des opérations (PROFESSIONAL_UNKNOWN)"))
 
     structure = _structure_id(world, tx, vihf.structure_id)
     if structure and prof is not None and prof.structure and structure != prof.structure:
         findings.append(finding("VIHF/Identifiant_Structure", f"{vihf.name_id} acts for structure {structure} "
                                 f"(Identifiant_Structure {vihf.structure_id}), not for its own structure "
-                                f"{prof.structure}", "info"))
+                                f"{prof.structure}", "info",
+                                fr=f"{vihf.name_id} agit pour la structure {structure} (Identifiant_Structure {vihf.structure_id}), et non pour sa propre structure {prof.structure}"))
     if not structure:
         own = prof.structure if prof is not None else ""
         if own:
             structure = own
             findings.append(finding("VIHF/Identifiant_Structure", f"no structure is known as "
-                                    f"{vihf.structure_id}: acting for the professional's own structure {own}"))
+                                    f"{vihf.structure_id}: acting for the professional's own structure {own}",
+                                    fr=f"aucune structure n'est connue sous {vihf.structure_id} : action pour la structure propre du professionnel {own}"))
         elif accept_unknown:
             findings.append(finding("VIHF/Identifiant_Structure", f"no structure is known as "
                                     f"{vihf.structure_id} and the professional has none: acting without a "
-                                    "structure"))
+                                    "structure",
+                                    fr=f"aucune structure n'est connue sous {vihf.structure_id} et le professionnel n'en a pas : action sans structure"))
         else:
             raise VihfError("VIHFUnknownStructure", f"no structure is known as {vihf.structure_id} and the "
                             f"professional {vihf.name_id} has none", attribute=A_STRUCTURE)
 
     if vihf.automated:
         findings.append(finding("VIHF/Role", f"automated process (AUTOMATE): acts as professional "
-                                f"{vihf.name_id} for structure {structure or '(none)'}", "info"))
+                                f"{vihf.name_id} for structure {structure or '(none)'}", "info",
+                                fr=f"traitement automatisé (AUTOMATE) : agit comme le professionnel {vihf.name_id} pour la structure {structure or '(aucune)'}"))
     elif prof is not None:
         professions = [code for code, system in vihf.roles if system == OID_PROFESSION]
         if professions and prof.profession and prof.profession not in professions:
             findings.append(finding("VIHF/Role", f"the VIHF gives profession {', '.join(professions)}; the "
-                                    f"directory has {prof.profession} for {vihf.name_id}"))
+                                    f"directory has {prof.profession} for {vihf.name_id}",
+                                    fr=f"le VIHF donne la profession {', '.join(professions)} ; l'annuaire a {prof.profession} pour {vihf.name_id}"))
 
     actor = Actor(kind="professional", id=prof.id if prof is not None else vihf.name_id, structure=structure,
                   mode=vihf.mode, authentication=vihf.authentication)
@@ -733,12 +754,14 @@ def signer_findings(assertion_or_security: etree._Element | None, vihf: Vihf) ->
     if units and vihf.structure_id and vihf.structure_id not in units:
         out.append(finding("VIHF/Signature", f"signed by the seal certificate of OU={', '.join(units)}, not of the "
                            f"VIHF's Identifiant_Structure {vihf.structure_id} (mapping.md: the structure's seal "
-                           "certificate signs)"))
+                           "certificate signs)",
+                           fr=f"signé par le certificat cachet de OU={', '.join(units)}, et non de l'Identifiant_Structure {vihf.structure_id} du VIHF (mapping.md : c'est le certificat cachet de la structure qui signe)"))
 
     def norm(dn: str) -> str:
         return ",".join(part.strip().lower() for part in dn.split(","))
 
     if norm(vihf.issuer) != norm(cert.subject.rfc4514_string()):
         out.append(finding("VIHF/Issuer", f"Issuer {vihf.issuer!r} is not the seal certificate's DN "
-                           f"{cert.subject.rfc4514_string()!r} (mapping.md, row //Assertion/Issuer)", "info"))
+                           f"{cert.subject.rfc4514_string()!r} (mapping.md, row //Assertion/Issuer)", "info",
+                           fr=f"l'Issuer {vihf.issuer!r} n'est pas le DN du certificat cachet {cert.subject.rfc4514_string()!r} (mapping.md, ligne //Assertion/Issuer)"))
     return out

@@ -316,7 +316,8 @@ class ImapSession:
                 self.world.journal.append(tx, "mss", f"IMAP_{name}", actor=self.address or self.peer,
                                           verdict="error", code="INTERNAL_ERROR",
                                           findings=[finding("IMAP/SERVER", f"{type(exc).__name__}: {exc}",
-                                                            "error")],
+                                                            "error",
+                                                            fr=f"erreur interne du serveur IMAP : {type(exc).__name__}: {exc}")],
                                           raw=name if name in ("LOGIN", "AUTHENTICATE") else text[:500])
             self.send(f"{tag} NO [SERVERBUG] the server failed on {name}; the journal holds the details".encode())
             return True
@@ -337,7 +338,8 @@ class ImapSession:
             self.world.journal.append(tx, "mss", operation, actor=self.address or self.peer, verdict="error",
                                       code=f"FAULT_{fired.kind.upper()}", fault=fired.rule,
                                       findings=[finding("FAULT", f"injected fault {fired.rule} ({fired.kind})",
-                                                        "info")], raw=name)
+                                                        "info", fr=f"panne injectée {fired.rule} ({fired.kind})")],
+                                      raw=name)
         if fired.kind == "imap_no":
             self.answer(tag, "NO", fired.params["text"])
         else:
@@ -478,7 +480,9 @@ class ImapSession:
         how = raw.split(" ")[0] if raw.startswith("LOGIN") else " ".join(raw.split(" ")[:2])
         return [finding("MSS/CONF.01", f"the applicative mailbox {box.address} was opened with {how} and the "
                         "password; an APP mailbox is opened with its client certificate (STARTTLS, then "
-                        "AUTHENTICATE EXTERNAL)", "warning")]
+                        "AUTHENTICATE EXTERNAL)", "warning",
+                        fr=f"la boîte applicative {box.address} a été ouverte par {how} et le mot de passe ; une "
+                           "boîte APP s'ouvre avec son certificat client (STARTTLS, puis AUTHENTICATE EXTERNAL)")]
 
     def _external(self, authzid: str) -> None:
         """AUTHENTICATE EXTERNAL (RFC 4422 appendix A) with the TLS client certificate: the SMTP door's rule
@@ -558,7 +562,8 @@ class ImapSession:
         self.world.journal.append(
             tx, "mss", "IMAP_LOGIN", actor=address, verdict="refused" if refusal else "accepted",
             code=refusal[0] if refusal else None,
-            findings=[finding("IMAP/LOGIN", refusal[1], "error")] if refusal else list(warnings or []), raw=raw)
+            findings=[finding("IMAP/LOGIN", refusal[1], "error",
+                              fr=f"connexion IMAP refusée : {refusal[1]}")] if refusal else list(warnings or []), raw=raw)
 
     # Mailboxes ----------------------------------------------------------------------------------
     # The login is the MSSanté mailbox; its IMAP folders are INBOX, where mail arrives, and those the client

@@ -145,7 +145,8 @@ def xdm_check(raw: bytes, recipients: list[str] | None = None) -> tuple[list[dic
     try:
         message, package = find_attachment(raw, XDM_ATTACHMENT)
     except Exception as exc:  # the email package is lenient; anything left is a finding
-        return [finding("MIME", f"the message cannot be parsed as MIME: {exc}", "error")], None, None
+        return [finding("MIME", f"the message cannot be parsed as MIME: {exc}", "error",
+                        fr=f"le message ne peut pas être lu comme du MIME : {exc}")], None, None
     try:
         headers = header_summary(raw)
     except Exception:   # the same lenient parser: the MIME finding above would have come first
@@ -157,15 +158,18 @@ def xdm_check(raw: bytes, recipients: list[str] | None = None) -> tuple[list[dic
     if package is None:
         if subject_is_xdm(subject):
             return [finding("MSS/XDM", f"the subject announces XDM/1.0/DDM but no {XDM_ATTACHMENT} is attached",
-                            "error"), *xmss.check(headers, [], recipients)], None, None
+                            "error",
+                            fr=f"l'objet annonce XDM/1.0/DDM mais aucun {XDM_ATTACHMENT} n'est joint"), *xmss.check(headers, [], recipients)], None, None
         return xmss.check(headers, [], recipients), None, None
     findings = []
     if not subject_is_xdm(subject):
-        findings.append(finding("MSS/XDM", f"{XDM_ATTACHMENT} is attached but the subject lacks XDM/1.0/DDM"))
+        findings.append(finding("MSS/XDM", f"{XDM_ATTACHMENT} is attached but the subject lacks XDM/1.0/DDM",
+                                fr=f"{XDM_ATTACHMENT} est joint mais l'objet ne contient pas XDM/1.0/DDM"))
     try:
         pkg = read_package(package)
     except XdmError as exc:
-        return ([*findings, finding(f"XDM/{exc.code}", exc.message, "error"), *xmss.check(headers, [], recipients)],
+        return ([*findings, finding(f"XDM/{exc.code}", exc.message, "error",
+                                    fr=f"archive IHE_XDM refusée ({exc.code}) : {exc.message}"), *xmss.check(headers, [], recipients)],
                 None, None)
     unique_id = next((d.entry.meta.get("unique_id") for d in pkg.documents if d.entry.meta.get("unique_id")), None)
     ins = next((d.entry.patient_ins for d in pkg.documents if d.entry.patient_ins), None)
@@ -191,7 +195,8 @@ def ins_key_findings(pkg: Any) -> list[dict]:
             try:
                 identity.parse_xds_patient_id(value)
             except identity.IdentifierError as exc:
-                out.append(finding("XDM/INS", f"{doc.path}: {exc}", "error"))
+                out.append(finding("XDM/INS", f"{doc.path}: {exc}", "error",
+                                   fr=f"{doc.path} : identifiant de patient XDS invalide : {exc}"))
     return out
 
 
@@ -213,7 +218,8 @@ def header_findings(raw: bytes) -> list[dict]:
         section = RFC5322_SECTION.get(name.lower(), "3.6")
         where = section if section.startswith("RFC") else f"RFC 5322 {section}"
         out.append(finding("MIME/HEADER", f"the {name} field cannot be parsed ({where}): {why}; the mail was "
-                           "delivered with the field as it is", "error"))
+                           "delivered with the field as it is", "error",
+                           fr=f"le champ {name} ne peut pas être analysé ({where}) : {why} ; le courriel a été remis avec le champ tel quel"))
     return out
 
 
@@ -228,30 +234,36 @@ def mdn_findings(shape: MdnShape, original_errors: list[dict] | None,
     Original-Message-ID or Original-Recipient, or without the original's attachments
     (`original_attachments`, upper-cased names) returned."""
     rule = "MSS/UX.12"
-    out = [finding(rule, f"the MDN is not well formed: {p}", "error") for p in shape.problems]
+    out = [finding(rule, f"the MDN is not well formed: {p}", "error",
+                   fr=f"l'accusé de réception (MDN) est mal formé : {p}") for p in shape.problems]
     if original_errors and shape.error is None and not shape.problems:
         reasons = "; ".join(f["message"] for f in original_errors[:3])
         out.append(finding(rule, f"the MDN answering {shape.original or 'the message'} reports no error, but its "
                            f"package could not be integrated ({reasons}): processed/Error: code^label was "
-                           "expected", "error"))
+                           "expected", "error",
+                           fr=f"le MDN répondant à {shape.original or 'ce message'} ne signale aucune erreur, mais son paquet n'a pas pu être intégré (" + "; ".join(f.get("message_fr") or f["message"] for f in original_errors[:3]) + ") : processed/Error: code^libellé était attendu"))
     if shape.error is None:
         return out
     if "^" not in shape.error:
         out.append(finding(rule, f"the error disposition {shape.error!r} is not in the ANS form code^label",
-                           "warning"))
+                           "warning",
+                           fr=f"la disposition d'erreur {shape.error!r} n'est pas de la forme code^libellé de l'ANS"))
     code = shape.error.split("^")[0].strip()
     if not shape.subject.startswith(f"{KO_MARK}[{code}]"):
         out.append(finding(rule, f"the error MDN's subject {shape.subject[:80]!r} does not start with "
-                           f"{KO_MARK}[{code}] (trans-cda-mss/struct-msg-mdn.md)", "error"))
+                           f"{KO_MARK}[{code}] (trans-cda-mss/struct-msg-mdn.md)", "error",
+                           fr=f"l'objet du MDN d'erreur {shape.subject[:80]!r} ne commence pas par {KO_MARK}[{code}] (trans-cda-mss/struct-msg-mdn.md)"))
     for present, name in ((shape.original_message_id, "Original-Message-ID"),
                           (shape.original_recipient, "Original-Recipient")):
         if not present:
             out.append(finding(rule, f"the error MDN has no {name} field: the PFI that reads it needs it "
-                               "(trans-cda-mss/struct-msg-mdn.md)", "error"))
+                               "(trans-cda-mss/struct-msg-mdn.md)", "error",
+                               fr=f"le MDN d'erreur n'a pas de champ {name} : le PFI qui le lit en a besoin (trans-cda-mss/struct-msg-mdn.md)"))
     missing = [n for n in (original_attachments or []) if n not in shape.attachments]
     if missing:
         out.append(finding(rule, f"the error MDN does not return the original's attachments ({', '.join(missing)}); "
-                           "trans-cda-mss/struct-msg-mdn.md asks for them", "error"))
+                           "trans-cda-mss/struct-msg-mdn.md asks for them", "error",
+                           fr=f"le MDN d'erreur ne renvoie pas les pièces jointes du message d'origine ({', '.join(missing)}) ; trans-cda-mss/struct-msg-mdn.md les demande"))
     return out
 
 
@@ -563,7 +575,8 @@ def mechanism_findings(identity: Identity) -> list[dict]:
     if identity.type in CERT_TYPES and identity.mechanism != "EXTERNAL":
         return [finding("MSS/CONF.01", f"the applicative mailbox {identity.address} authenticated with "
                         f"{identity.mechanism}; an APP mailbox authenticates with its client certificate "
-                        "(STARTTLS, then AUTH EXTERNAL)", "warning")]
+                        "(STARTTLS, then AUTH EXTERNAL)", "warning",
+                        fr=f"la boîte aux lettres applicative {identity.address} s'est authentifiée par {identity.mechanism} ; une BAL APP s'authentifie par son certificat client (STARTTLS, puis AUTH EXTERNAL)")]
     return []
 
 
@@ -767,8 +780,9 @@ class SmtpDoor:
         line = st.line(exc.message if as_status is None else f"{st.text}: {exc.message}")
         note = f"{line}" + (f" (recipients: {', '.join(recipients)})" if recipients else "")
         self.world.journal.append(tx, "mss", operation, actor=actor, verdict="refused", code=exc.code,
-                                  findings=[*(findings or []), finding(rule, note, "error")], raw=raw,
-                                  response=line)
+                                  findings=[*(findings or []), finding(rule, note, "error",
+                                                                       fr=f"refusé : {line}" + (f" (destinataires : {', '.join(recipients)})" if recipients else ""))],
+                                  raw=raw, response=line)
         return line
 
     def network_fault(self, operation: str, actor: str) -> Fired | None:
@@ -800,7 +814,8 @@ class SmtpDoor:
             line = f"{code} {FAULT_ENHANCED[code]} {fired.params.get('text') or FAULT_TEXTS[code]}"
             self.world.journal.append(tx, "mss", "SUBMIT", actor=actor, verdict="error", code=f"FAULT_SMTP_{code}",
                                       findings=[finding("FAULT", f"injected fault {fired.rule} at {stage}: {line}",
-                                                        "info")],
+                                                        "info", fr=f"panne injectée {fired.rule} à l'étape {stage} : "
+                                                                   f"{line}")],
                                       raw=f"{stage}: {line}", fault=fired.rule)
         return line
 
@@ -812,7 +827,8 @@ class SmtpDoor:
     def failed(self, actor: str, error: Exception) -> None:
         with self.world.transaction() as tx:
             self.world.journal.append(tx, "mss", "SUBMIT", actor=actor, verdict="error", code="INTERNAL_ERROR",
-                                      findings=[finding("MSS/SMTP", f"{type(error).__name__}: {error}", "error")])
+                                      findings=[finding("MSS/SMTP", f"{type(error).__name__}: {error}", "error",
+                                                        fr=f"erreur SMTP : {type(error).__name__}: {error}")])
 
     def authenticate(self, mechanism: str, address: str, *, password: str | None = None, token: str | None = None,
                      peercert: dict | None = None, tls: bool = False) -> Outcome:
@@ -831,7 +847,8 @@ class SmtpDoor:
             self.world.journal.append(tx, "mss", "SMTP_AUTH", actor=identity.address, raw=mechanism,
                                       findings=[finding("MSS/SMTP", f"{mechanism} as {identity.address} "
                                                         f"({identity.type}{', ' + identity.subject if identity.subject else ''})",
-                                                        "info"), *mechanism_findings(identity)],
+                                                        "info",
+                                                        fr=f"{mechanism} en tant que {identity.address} ({identity.type}{', ' + identity.subject if identity.subject else ''})"), *mechanism_findings(identity)],
                                       response=status.AUTH_OK.line())
             return Outcome(True, status.AUTH_OK.line(), identity)
 
@@ -891,7 +908,8 @@ class SmtpDoor:
             try:
                 shape = read_mdn(raw)
             except Exception as exc:  # the email package is lenient; anything left is a finding
-                findings.append(finding("MSS/UX.12", f"the message cannot be read as an MDN: {exc}", "error"))
+                findings.append(finding("MSS/UX.12", f"the message cannot be read as an MDN: {exc}", "error",
+                                        fr=f"le message ne peut pas être lu comme un MDN : {exc}"))
             if shape is not None:  # an MDN's subject repeats the original's XDM/1.0/DDM with no package; the
                 # attachments an error MDN returns are the original's: ECO.2.4.1/2 are the original's business
                 findings = [f for f in findings if f["rule"] not in ("MSS/XDM", "REF2/ECO.2.4.1", "REF2/ECO.2.4.2")]

@@ -239,7 +239,8 @@ class PfiDoor:
                 family = check_header(inbound)
                 if junk:
                     inbound.findings.append(finding("MLLP/FRAMING",
-                                                    f"{junk} bytes outside an MLLP block were skipped"))
+                                                    f"{junk} bytes outside an MLLP block were skipped",
+                                                    fr=f"{junk} octets hors d'un bloc MLLP ont été ignorés"))
                 if family == "ADT":
                     consent = read_consent(inbound)
                     fired, answer = self._fault(inbound, payload, None, faults)
@@ -288,7 +289,9 @@ class PfiDoor:
                 tx, "pfi", inbound.operation, actor=self._sender_app(inbound), patient_ins=self._pid_ins(inbound),
                 document=document, verdict="error", code=f"FAULT_{fired.kind.upper()}",
                 findings=[*inbound.findings, finding("FAULT", f"injected fault {fired.rule} ({fired.kind}): nothing "
-                                                     "was applied", "info")],
+                                                     "was applied", "info",
+                                                     fr=f"panne injectée {fired.rule} ({fired.kind}) : rien n'a été "
+                                                        "appliqué")],
                 raw=payload, ref=inbound.control_id, fault=fired.rule)
             if fired.kind != "ack_ar":
                 return fired, b""
@@ -304,7 +307,8 @@ class PfiDoor:
                 tx, "pfi", inbound.operation if inbound else "UNKNOWN", actor=self._sender_app(inbound),
                 patient_ins=self._pid_ins(inbound), verdict="refused", code=f"HL7_{reject.error}",
                 findings=[*(inbound.findings if inbound else []),
-                          finding("HL7/ACK", f"{reject.ack_code} {reject.error}: {reject.text}", "error")],
+                          finding("HL7/ACK", f"{reject.ack_code} {reject.error}: {reject.text}", "error",
+                                  fr=f"accusé de réception {reject.ack_code} {reject.error} : {reject.text}")],
                 raw=payload, ref=inbound.control_id if inbound else None, response=ack)
         return self._encode(ack, inbound)
 
@@ -324,7 +328,8 @@ class PfiDoor:
             with self.world.transaction() as tx:
                 self.world.journal.append(tx, "pfi", "MLLP", actor=peer, verdict="error",
                                           code=f"MLLP_{exc.kind.upper()}",
-                                          findings=[finding("MLLP/FRAMING", exc.reason, "error")])
+                                          findings=[finding("MLLP/FRAMING", exc.reason, "error",
+                                                            fr=f"trame MLLP invalide : {exc.reason}")])
         except StorageFull:
             pass   # the frame is answered all the same; the store logged the episode
 
@@ -357,18 +362,23 @@ class PfiDoor:
                                              application=f"{dmp_code}^{text.replace('^', ' ')}^DMP_ERROR_CODE")
                         verdict, code = "error", "FAULT_ZAM_ERROR"
                         extra = [finding("FAULT", f"injected fault {injected.fired.rule} (zam_error {dmp_code}): "
-                                         "the document was not fed", "info")]
+                                         "the document was not fed", "info",
+                                         fr=f"panne injectée {injected.fired.rule} (zam_error {dmp_code}) : le "
+                                            "document n'a pas été versé")]
                     except errors.WorldError as exc:
                         dmp_code, zam = z01_error(exc)
                         verdict, code = "refused", exc.code
-                        extra = [finding("PFI/ZAM", f"ZAM^Z01 error {dmp_code}: {exc.message}", "error")]
+                        extra = [finding("PFI/ZAM", f"ZAM^Z01 error {dmp_code}: {exc.message}", "error",
+                                         fr=f"ZAM^Z01 erreur {dmp_code} : {exc.message}")]
                     outcomes.append((doc, verdict, code, extra, zam, tx.scratch.pop("findings", [])))
             others = [d.unique_id for d in msg.others]
             extra_findings = [finding("CDA-HL7/OBX", f"the message carries {len(msg.documents)} documents: "
-                                      + ", ".join([msg.unique_id, *others]), "info")] if others else []
+                                      + ", ".join([msg.unique_id, *others]), "info",
+                                      fr=f"le message porte {len(msg.documents)} documents : " + ", ".join([msg.unique_id, *others]))] if others else []
             if others and (msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT")):
                 extra_findings.append(finding("PFI/MSS", f"the MSSanté mail carries the first document ({msg.unique_id})"
-                                              f" only, not {', '.join(others)}", "warning"))
+                                              f" only, not {', '.join(others)}", "warning",
+                                              fr=f"le courriel MSSanté ne porte que le premier document ({msg.unique_id}), pas {', '.join(others)}"))
             # AA whatever happens downstream (ZAMs say that): built first, so that the entry keeps it
             ack = wire.build_ack(inbound, "AA", control_id, self._now())
             self.world.journal.append(
@@ -445,7 +455,10 @@ class PfiDoor:
             tx.scratch.setdefault("findings", []).append(finding(
                 "PFI/MODIF_CONF_CODE", f"document {msg.unique_id} replaces {msg.parent_id} and changes its "
                 f"confidentiality ({', '.join(sorted(before)) or 'N'} -> {', '.join(sorted(after)) or 'N'}) "
-                "without MODIF_CONF_CODE at Y (trans-cda-r2/exemples.md example 4)", "warning"))
+                "without MODIF_CONF_CODE at Y (trans-cda-r2/exemples.md example 4)", "warning",
+                fr=f"le document {msg.unique_id} remplace {msg.parent_id} et change sa confidentialité "
+                   f"({', '.join(sorted(before)) or 'N'} -> {', '.join(sorted(after)) or 'N'}) sans MODIF_CONF_CODE "
+                   "à Y (trans-cda-r2/exemples.md, exemple 4)"))
 
     def _identify(self, tx: Tx, msg: DocumentMessage):
         """The patient by INS and its traits, as the DMP would identify it: the refusal is the DMP's error
@@ -479,7 +492,8 @@ class PfiDoor:
                                                         feeding_opposition=msg.feeding_opposition)
                 except errors.UnknownPatient:
                     findings.append(finding("PAM.fr/ZFA", f"no patient has the INS {msg.patient.ins or '(none)'}: "
-                                            "the consent was not recorded"))
+                                            "the consent was not recorded",
+                                            fr=f"aucun patient n'a l'INS {msg.patient.ins or '(aucune)'} : le consentement n'a pas été enregistré"))
             ack = wire.build_ack(inbound, "AA", self._control_id(tx), self._now())
             self.world.journal.append(tx, "pfi", inbound.operation, actor=self._sender_app(inbound),
                                       patient_ins=msg.patient.ins or None, verdict="accepted", findings=findings,
@@ -498,7 +512,8 @@ class PfiDoor:
                 tx, "mss", "DELIVER", direction="out", actor=msg.sender.idnps, verdict="error", code="MSS_NO_SENDER",
                 findings=[finding("PFI/MSS", "no applicative mailbox (BAL APP) of the sender's structure nor of "
                                   "the PFI sends the mail (trans-cda-r2/mapping-mss.md: FROM is the BAL APP): "
-                                  "no mail was sent", "error")],
+                                  "no mail was sent", "error",
+                                  fr="ni la boîte aux lettres applicative (BAL APP) de la structure émettrice ni celle du PFI n'envoie le courriel (trans-cda-r2/mapping-mss.md : FROM est la BAL APP) : aucun courriel n'a été envoyé")],
                 ref=inbound.control_id, **common)
             return
         info = {"control_id": inbound.control_id, "msh": inbound.text.split("\r", 1)[0], "charset": inbound.charset,
@@ -516,13 +531,16 @@ class PfiDoor:
             except ValueError as exc:   # metadata write_package refuses: the mail cannot be made
                 self.world.journal.append(
                     tx, "mss", "DELIVER", direction="out", actor=sender, verdict="error", code="MSS_PACKAGE",
-                    findings=[finding("PFI/MSS", f"the IHE_XDM.ZIP cannot be made: {exc}", "error")],
+                    findings=[finding("PFI/MSS", f"the IHE_XDM.ZIP cannot be made: {exc}", "error",
+                                      fr=f"l'IHE_XDM.ZIP ne peut pas être construit : {exc}")],
                     ref=inbound.control_id, **common)
                 continue
             message_id = header_summary(raw).get("Message-ID", "")
             findings = [finding("PFI/MSS", f"sent for the HL7 message {inbound.control_id} "
-                                f"({'DESTMSSANTEPAT' if kind == 'patient' else 'DESTMSSANTEPS'})", "info")]
-            findings += [finding("MSS/RCPT", f"550 5.1.1 {text}", "error") for _, text in unknown]
+                                f"({'DESTMSSANTEPAT' if kind == 'patient' else 'DESTMSSANTEPS'})", "info",
+                                fr=f"envoyé pour le message HL7 {inbound.control_id} ({'DESTMSSANTEPAT' if kind == 'patient' else 'DESTMSSANTEPS'})")]
+            findings += [finding("MSS/RCPT", f"550 5.1.1 {text}", "error",
+                                 fr=f"destinataire refusé par le serveur MSSanté : 550 5.1.1 {text}") for _, text in unknown]
             # The delivery is journaled and its ZAM^Z02 queued before the world delivers: a recipient that
             # answers at once (MDN, DSN) is journaled after the delivery it answers, and its ZAM^Z03 reaches the
             # DPI after the Z02 (trans-cda-r2/profils-messages.md: Z02 on reception, Z03 on reading).
@@ -643,7 +661,8 @@ class PfiDoor:
                 self.world.journal.append(
                     tx, "pfi", "MDM^T02", direction="out", actor=dpi, verdict="error", code=exc.code,
                     findings=[finding("PFI/XDM", f"the IHE_XDM.ZIP of the mail {message_id} on {box.address} cannot "
-                                      f"be read: {exc.message}; nothing was sent to the DPI", "error")],
+                                      f"be read: {exc.message}; nothing was sent to the DPI", "error",
+                                      fr=f"l'IHE_XDM.ZIP du courriel {message_id} sur {box.address} est illisible : {exc.message} ; rien n'a été transmis au DPI")],
                     raw=raw, ref=message_id)
                 return
             mail_info = inbound_mail.Mail(message_id=message_id, subject=message.subject or "",
@@ -661,7 +680,8 @@ class PfiDoor:
                         tx, "pfi", "MDM^T02", direction="out", actor=dpi, verdict="error", code="XDM_NOT_CDA",
                         document=doc.entry.meta.get("unique_id") or None,
                         findings=[finding("PFI/XDM", f"{doc.path} of the mail {message_id} is not a readable "
-                                          "CDA: it was not sent to the DPI", "error")], ref=message_id)
+                                          "CDA: it was not sent to the DPI", "error",
+                                          fr=f"{doc.path} du courriel {message_id} n'est pas un CDA lisible : il n'a pas été transmis au DPI")], ref=message_id)
                     continue
                 operation, text, found = inbound_mail.build_mdm(
                     doc, package.action, mail_info, control_id=self._control_id(tx), now=self._now(),
@@ -691,7 +711,8 @@ class PfiDoor:
             self.world.journal.append(
                 tx, "mss", "MDN", direction="out", actor=inbound["mailbox"], verdict="error", code=exc.code,
                 findings=[finding("CDA-MSS/MDN", f"the DPI refused the document ({error}) but the sender "
-                                  f"cannot be told: {exc}", "error")], ref=ref)
+                                  f"cannot be told: {exc}", "error",
+                                  fr=f"le DPI a refusé le document ({error}) mais l'émetteur ne peut pas en être informé : {exc}")], ref=ref)
 
     # Small things -------------------------------------------------------------------------------
     def _control_id(self, tx: Tx) -> str:

@@ -201,7 +201,8 @@ def decode(payload: bytes) -> tuple[str, str, list[dict]]:
         raise Hl7Reject("AE", E_TABLE_VALUE, f"MSH-18 {charset!r} is not a character set the PFI accepts "
                         "(UNICODE UTF-8 or 8859/15)", "MSH^1^18")
     if not label:
-        findings.append(finding("CDA-HL7/MSH-18", "MSH-18 is empty: the message was read as UTF-8"))
+        findings.append(finding("CDA-HL7/MSH-18", "MSH-18 is empty: the message was read as UTF-8",
+                                fr="MSH-18 est vide : le message a été lu en UTF-8"))
     try:
         text = payload.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -229,7 +230,8 @@ def parse(payload: bytes) -> Inbound:
         lf_only = "\r" not in text
         text = text.replace("\r\n", "\r").replace("\n", "\r")
         findings.append(finding("HL7/SEGMENT-SEPARATOR", "segments are separated by LF" if lf_only else
-                                "segments are separated by CR LF", severity="info"))
+                                "segments are separated by CR LF",
+                                fr="les segments sont séparés par LF" if lf_only else "les segments sont séparés par CR LF", severity="info"))
     text = text.rstrip("\r")
     _check_delimiters(text[:9])
     sep = text[3]

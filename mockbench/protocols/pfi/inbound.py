@@ -80,34 +80,41 @@ def read_dpi_ack(answer: bytes) -> DpiAck:
     try:
         ack = parse_hl7(answer)
     except Hl7Reject as exc:
-        return DpiAck("", None, (finding(ACK_RULE, f"the DPI's answer is not HL7: {exc.text}", "error"),))
+        return DpiAck("", None, (finding(ACK_RULE, f"the DPI's answer is not HL7: {exc.text}", "error",
+                                         fr=f"la réponse du DPI n'est pas du HL7 : {exc.text}"),))
     code = ack.get("MSA", 1)
     out = []
     if ack.message_type[0] != "ACK":
-        out.append(finding(ACK_RULE, f"MSH-9 is {'^'.join(ack.message_type)}, not ACK^<event>^ACK", "warning"))
+        out.append(finding(ACK_RULE, f"MSH-9 is {'^'.join(ack.message_type)}, not ACK^<event>^ACK", "warning",
+                           fr=f"MSH-9 vaut {'^'.join(ack.message_type)}, et non ACK^<événement>^ACK"))
     if code not in ("AA", "AE", "AR", "CA", "CE", "CR"):
-        out.append(finding(ACK_RULE, f"MSA-1 {code or '(empty)'} is not AA, AE or AR", "error"))
+        out.append(finding(ACK_RULE, f"MSA-1 {code or '(empty)'} is not AA, AE or AR", "error",
+                           fr=f"MSA-1 {code or '(vide)'} n'est ni AA, ni AE, ni AR"))
     if code in ("AA", "CA"):
         return DpiAck(code, None, tuple(out))
     err = ack.segments("ERR")
     if not err:
         out.append(finding(ACK_RULE, f"an {code} ACK without ERR: the guide asks for ERR-3 (messageErrorCondition)"
-                           " and, for an application error, ERR-5 (applicationErrorCode)", "error"))
+                           " and, for an application error, ERR-5 (applicationErrorCode)", "error",
+                           fr=f"un accusé de réception {code} sans ERR : le guide demande ERR-3 (messageErrorCondition) et, pour une erreur applicative, ERR-5 (applicationErrorCode)"))
         return DpiAck(code, None, tuple(out))
     e3, e3_text = ack.value(err[0], 3, 1, 1).strip(), ack.value(err[0], 3, 1, 2).strip()
     e5, e5_text = ack.value(err[0], 5, 1, 1).strip(), ack.value(err[0], 5, 1, 2).strip()
     if e3 not in MESSAGE_ERRORS:
         out.append(finding(ACK_RULE, f"ERR-3 {e3 or '(empty)'} is not a messageErrorCondition code "
-                           f"({', '.join(MESSAGE_ERRORS)})", "error"))
+                           f"({', '.join(MESSAGE_ERRORS)})", "error",
+                           fr=f"ERR-3 {e3 or '(vide)'} n'est pas un code messageErrorCondition ({', '.join(MESSAGE_ERRORS)})"))
     if e3 == "207":
         if e5 not in APPLICATION_ERRORS:
             out.append(finding(ACK_RULE, f"ERR-3 is 207 (Application error) but ERR-5 {e5 or '(empty)'} is not an "
-                               "applicationErrorCode (900-906, trans-cda-mss/error-codes.md)", "error"))
+                               "applicationErrorCode (900-906, trans-cda-mss/error-codes.md)", "error",
+                               fr=f"ERR-3 vaut 207 (Application error) mais ERR-5 {e5 or '(vide)'} n'est pas un applicationErrorCode (900-906, trans-cda-mss/error-codes.md)"))
         error = f"{e5}^{e5_text or APPLICATION_ERRORS.get(e5, '')}" if e5 else f"207^{e3_text or 'Application error'}"
     else:
         if e5:
             out.append(finding(ACK_RULE, f"ERR-5 {e5} with ERR-3 {e3}: ERR-5 is only for ERR-3 207 (a technical "
-                               "rejection leaves it empty)", "warning"))
+                               "rejection leaves it empty)", "warning",
+                               fr=f"ERR-5 {e5} avec ERR-3 {e3} : ERR-5 ne sert que pour ERR-3 207 (un rejet technique le laisse vide)"))
         error = f"{e3}^{e3_text or MESSAGE_ERRORS.get(e3, '')}" if e3 else None
     return DpiAck(code, error, tuple(out))
 
@@ -184,7 +191,8 @@ def build_mdm(doc: XdmDocument, package_action: str | None, mail: Mail, *, contr
         findings.append(finding("CDA-MSS/TXA-13", f"{doc.path}: the package's action is C (replacement) but neither "
                                 "the CDA (relatedDocument RPLC) nor the XDM metadata names the replaced document; "
                                 "TXA-13 is required for a T10, so it goes to the DPI as a T02 (a new document)",
-                                "warning"))
+                                "warning",
+                                fr=f"{doc.path} : l'action du paquet est C (remplacement) mais ni le CDA (relatedDocument RPLC) ni les métadonnées XDM ne désignent le document remplacé ; TXA-13 est obligatoire pour un T10, il part donc au DPI comme un T02 (un nouveau document)"))
         action = None
     event, orc, status = EVENTS.get(action, EVENTS[None])
     e = _escape

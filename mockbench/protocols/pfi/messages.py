@@ -167,7 +167,8 @@ def read_consent(inbound: Inbound) -> ConsentMessage:
     findings = []
     zfa = inbound.segments("ZFA")
     if not zfa:
-        findings.append(finding("PAM.fr/ZFA", "no ZFA segment: no DMP consent to record", "info"))
+        findings.append(finding("PAM.fr/ZFA", "no ZFA segment: no DMP consent to record", "info",
+                                fr="pas de segment ZFA : aucun consentement DMP à enregistrer"))
         return ConsentMessage(inbound, patient, None, None, findings)
     feeding = inbound.value(zfa[0], 9) or None
     consultation = inbound.value(zfa[0], 11) or None
@@ -192,14 +193,15 @@ def guide_version(inbound: Inbound) -> tuple[str, list[dict]]:
     profile = inbound.value(inbound.msh, 21, 1, 2).strip()
     if not version and not profile:
         findings.append(finding("CDA-HL7/MSH-21", "MSH-21 is empty (required: 2.1^CISIS_CDA_HL7_V2): the message was "
-                                "read by the rules of guide 2.1"))
+                                "read by the rules of guide 2.1",
+                                fr="MSH-21 est vide (obligatoire : 2.1^CISIS_CDA_HL7_V2) : le message a été lu selon les règles du guide 2.1"))
         return GUIDE_21, findings
     if profile != PROFILE or version.split(".")[:2] not in (["2", "0"], ["2", "1"]):
         raise Hl7Reject("AE", E_TABLE_VALUE, f"MSH-21 {version}^{profile} is not a profile of this guide "
                         f"(2.1^{PROFILE} or 2.0^{PROFILE})", "MSH^1^21")
     guide = GUIDE_20 if version.startswith("2.0") else GUIDE_21
     findings.append(finding("CDA-HL7/MSH-21", f"read by the rules of guide {guide} (MSH-21 {version}^{profile})",
-                            "info"))
+                            "info", fr=f"lu selon les règles du guide {guide} (MSH-21 {version}^{profile})"))
     return guide, findings
 
 
@@ -273,9 +275,11 @@ def _action(inbound: Inbound, family: str, event: str, guide: str, obx: Segment,
     if guide == GUIDE_20:
         if orc1 and orc1 != "SC":
             findings.append(finding("CDA-HL7/ORC", f"ORC-1 {orc1}: guide 2.0 (MSH-21) uses SC for every action; NW / "
-                                    "RO / CA are guide 2.1's"))
+                                    "RO / CA are guide 2.1's",
+                                    fr=f"ORC-1 {orc1} : le guide 2.0 (MSH-21) utilise SC pour toute action ; NW / RO / CA sont du guide 2.1"))
         elif not orc1:
-            findings.append(finding("CDA-HL7/ORC", "ORC-1 is empty; guide 2.0 (MSH-21) expects SC"))
+            findings.append(finding("CDA-HL7/ORC", "ORC-1 is empty; guide 2.0 (MSH-21) expects SC",
+                                    fr="ORC-1 est vide ; le guide 2.0 (MSH-21) attend SC"))
         return action
     if orc1 and orc1 != want_orc:
         what = f"MDM^{event}" if family == "MDM" else f"OBX-11 {status}"
@@ -284,7 +288,8 @@ def _action(inbound: Inbound, family: str, event: str, guide: str, obx: Segment,
                         "ORC^1^1")
     if not orc1:
         findings.append(finding("CDA-HL7/ORC", f"ORC-1 is empty; {'MDM^' + event if family == 'MDM' else 'OBX-11 ' + status}"
-                                f" expects {want_orc}"))
+                                f" expects {want_orc}",
+                                fr=f"ORC-1 est vide ; {'MDM^' + event if family == 'MDM' else 'OBX-11 ' + status} attend {want_orc}"))
     return action
 
 
@@ -307,10 +312,12 @@ def _observations(inbound: Inbound, findings: list[dict]) -> tuple[list[tuple[in
     known = [c for c in order if c in META_ORDER]
     if known != sorted(known, key=META_ORDER.index):
         findings.append(finding("CDA-HL7/MetaDMPMSS", "the MetaDMPMSS OBX are not in the guide's order ("
-                                + ", ".join(known) + ")"))
+                                + ", ".join(known) + ")",
+                                fr="les OBX MetaDMPMSS ne sont pas dans l'ordre du guide (" + ", ".join(known) + ")"))
     unknown = [c for c in order if c not in META_ORDER]
     if unknown:
-        findings.append(finding("CDA-HL7/MetaDMPMSS", f"unknown MetaDMPMSS codes: {', '.join(unknown)}"))
+        findings.append(finding("CDA-HL7/MetaDMPMSS", f"unknown MetaDMPMSS codes: {', '.join(unknown)}",
+                                fr=f"codes MetaDMPMSS inconnus : {', '.join(unknown)}"))
     return docs, metadata
 
 
@@ -322,14 +329,16 @@ def _b64(data: str, where: str, findings: list[dict], *, lenient: bool = False, 
         return b""
     if lenient and len(compact) % 4 == 1:
         compact = compact[:-1]
-        findings.append(finding("CDA-HL7/BASE64", f"{where}: truncated base64 (its last character was dropped)"))
+        findings.append(finding("CDA-HL7/BASE64", f"{where}: truncated base64 (its last character was dropped)",
+                                fr=f"{where} : base64 tronqué (son dernier caractère manquait)"))
     padded = compact + "=" * (-len(compact) % 4)
     try:
         decoded = base64.b64decode(padded, validate=True)
     except (binascii.Error, ValueError):
         raise Hl7Reject("AE", E_APPLICATION, f"{where}: the data is not base64", location) from None
     if padded != compact:
-        findings.append(finding("CDA-HL7/BASE64", f"{where}: base64 without its padding"))
+        findings.append(finding("CDA-HL7/BASE64", f"{where}: base64 without its padding",
+                                fr=f"{where} : base64 sans son remplissage (padding)"))
     return decoded
 
 
@@ -365,7 +374,8 @@ def _ids(inbound: Inbound, msg: DocumentMessage, family: str, where: str = "OBX^
                             "TXA^1^13")
         if cda and cda.unique_id != msg.unique_id:
             msg.findings.append(finding("CDA-HL7/TXA-12", f"TXA-12 {msg.unique_id} differs from the CDA id "
-                                        f"{cda.unique_id}"))
+                                        f"{cda.unique_id}",
+                                        fr=f"TXA-12 {msg.unique_id} diffère de l'identifiant du CDA {cda.unique_id}"))
     else:
         if cda is None:
             raise Hl7Reject("AE", E_REQUIRED_FIELD, f"ORU^R01 carries its document ids in the CDA, and {label} has "
@@ -379,7 +389,8 @@ def _ids(inbound: Inbound, msg: DocumentMessage, family: str, where: str = "OBX^
         raise Hl7Reject("AE", E_APPLICATION, f"the patient {cda.ins[0]} of {label} (its CDA) is not PID-3's "
                         f"{msg.patient.ins}", "PID^1^3")
     if cda is not None and msg.patient.ins and cda.ins is None:
-        msg.findings.append(finding("CDA-HL7/INS", f"the CDA of {label} carries no INS for its patient"))
+        msg.findings.append(finding("CDA-HL7/INS", f"the CDA of {label} carries no INS for its patient",
+                                    fr="le CDA " + ("du document" if label == "the document" else label.replace("document ", "du document ", 1).replace(" of ", " sur ", 1)) + " ne porte pas d'INS pour son patient"))
 
 
 def _sender(inbound: Inbound, findings: list[dict]) -> Sender:
@@ -398,18 +409,23 @@ def _sender(inbound: Inbound, findings: list[dict]) -> Sender:
                         organisation_type=inbound.value(prt, 8, 1, 7).strip(),
                         finess=inbound.value(prt, 8, 1, 10), device=inbound.value(prt, 10, 1, 1).strip())
         if sender.finess != sender.finess.strip():
-            findings.append(finding("CDA-HL7/PRT", "PRT-8.10 carries trailing spaces", "info"))
+            findings.append(finding("CDA-HL7/PRT", "PRT-8.10 carries trailing spaces", "info",
+                                    fr="PRT-8.10 porte des espaces en fin de champ"))
             sender.finess = sender.finess.strip()
         if not sender.finess:
-            findings.append(finding("DMP/CONF.12", "the sender's FINESS is missing from PRT-8.10", "error"))
+            findings.append(finding("DMP/CONF.12", "the sender's FINESS is missing from PRT-8.10", "error",
+                                    fr="le FINESS de l'émetteur manque dans PRT-8.10"))
         elif not identity.is_valid_finess(sender.finess):
             findings.append(finding("DMP/CONF.12", f"PRT-8.10 {sender.finess} is not a valid FINESS (check digit)",
-                                    "error"))
+                                    "error",
+                                    fr=f"PRT-8.10 {sender.finess} n'est pas un FINESS valide (clé de contrôle)"))
         elif sender.organisation_type != "FINEG":
             findings.append(finding("DMP/CONF.12", f"PRT-8.7 is {sender.organisation_type or '(empty)'}: the VIHF needs "
-                                    "the geographic FINESS (FINEG) of the establishment", "error"))
+                                    "the geographic FINESS (FINEG) of the establishment", "error",
+                                    fr=f"PRT-8.7 vaut {sender.organisation_type or '(vide)'} : le VIHF a besoin du FINESS géographique (FINEG) de l'établissement"))
         if sender.idnps and not identity.is_valid_idnps(sender.idnps):
-            findings.append(finding("IDENTIFIERS/IDNPS", f"the sender IDNPS {sender.idnps} fails its check digit"))
+            findings.append(finding("IDENTIFIERS/IDNPS", f"the sender IDNPS {sender.idnps} fails its check digit",
+                                    fr=f"l'IDNPS de l'émetteur {sender.idnps} a une clé de contrôle fausse"))
         if not sender.idnps and not sender.device:
             raise Hl7Reject("AE", E_REQUIRED_FIELD, "the sender PRT (SB) names neither a professional (PRT-5) nor a "
                             "device (PRT-10)", "PRT^1^5")
@@ -484,10 +500,13 @@ def _consistency(msg: DocumentMessage) -> None:
     if msg.flag("DESTMSSANTEPAT") and not patient_boxes:
         msg.findings.append(finding("CDA-HL7/DESTMSSANTEPAT", "DESTMSSANTEPAT=Y without a patient address "
                                     "(<INS>@patient.mssante.fr) among the recipients: the PFI builds it from the INS",
-                                    "info"))
+                                    "info",
+                                    fr="DESTMSSANTEPAT=Y sans adresse du patient (<INS>@patient.mssante.fr) parmi les destinataires : le PFI la construit à partir de l'INS"))
     if "DESTDMP" not in msg.metadata:
         msg.findings.append(finding("CDA-HL7/MetaDMPMSS", "no DESTDMP metadata: the document is not sent to the "
-                                    "DMP", "warning"))
+                                    "DMP", "warning",
+                                    fr="pas de métadonnée DESTDMP : le document n'est pas envoyé au DMP"))
     if msg.flag("MASQUE_PS") and msg.flag("INVISIBLE_PATIENT"):
         msg.findings.append(finding("DMP/EX_2.1-1050", "MASQUE_PS and INVISIBLE_PATIENT together: the DMP refuses "
-                                    "this unless its cumul parameter is on", "warning"))
+                                    "this unless its cumul parameter is on", "warning",
+                                    fr="MASQUE_PS et INVISIBLE_PATIENT ensemble : le DMP le refuse sauf si son paramètre de cumul est activé"))

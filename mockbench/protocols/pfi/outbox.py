@@ -66,17 +66,20 @@ def zam_ack_findings(zam: bytes, answer: bytes) -> list[dict]:
         sent = wire.parse(zam)
         ack = wire.parse(answer)
     except wire.Hl7Reject as exc:
-        return [finding(ZAM_ACK_RULE, f"the DPI's answer to the ZAM cannot be read: {exc.text}", "error")]
+        return [finding(ZAM_ACK_RULE, f"the DPI's answer to the ZAM cannot be read: {exc.text}", "error",
+                        fr=f"la réponse du DPI au ZAM est illisible : {exc.text}")]
     out = []
     event = sent.message_type[1]
     want = f"ACK^{event}^ACK"
     got = "^".join(ack.message_type).rstrip("^")
     if got != want:
         out.append(finding(ZAM_ACK_RULE, f"MSH-9 of the DPI's ACK is {got or '(empty)'}, not {want} (the ACK of a "
-                           f"ZAM^{event} names its event)", "error"))
+                           f"ZAM^{event} names its event)", "error",
+                           fr=f"MSH-9 de l'accusé de réception du DPI vaut {got or '(vide)'}, et non {want} (l'accusé d'un ZAM^{event} nomme son événement)"))
     if ack.get("MSA", 2) != sent.control_id:
         out.append(finding(ZAM_ACK_RULE, f"MSA-2 of the DPI's ACK is {ack.get('MSA', 2) or '(empty)'}, not the "
-                           f"ZAM's MSH-10 {sent.control_id}", "error"))
+                           f"ZAM's MSH-10 {sent.control_id}", "error",
+                           fr=f"MSA-2 de l'accusé de réception du DPI vaut {ack.get('MSA', 2) or '(vide)'}, et non le MSH-10 du ZAM {sent.control_id}"))
     return out
 
 
@@ -265,13 +268,15 @@ class Outbox:
             tx.put("outbox", current, id=current["id"], state="pending", due=current["due"])
             self._journal(tx, current, "OUTBOX", "error", code, [finding(
                 "PFI/OUTBOUND", f"attempt {attempts} to send {current['operation']} (outbox #{current['id']}) "
-                f"failed: {note}; next attempt in {delay:g} s", "warning")], b"")
+                f"failed: {note}; next attempt in {delay:g} s", "warning",
+                fr=f"la tentative {attempts} d'envoi de {current['operation']} (file sortante n°{current['id']}) a échoué : {note} ; prochaine tentative dans {delay:g} s")], b"")
 
     def _die(self, tx: Tx, row: dict, verdict: str, code: str | None, reason: str, payload: bytes = b"") -> None:
         row.update(state="dead", reason=f"{code}: {reason}" if code else reason, due=None)
         tx.put("outbox", row, id=row["id"], state="dead", due=None)
         self._journal(tx, row, row["operation"], verdict, code,
-                      [*(row.get("findings") or []), finding("PFI/OUTBOUND", reason, "error")],
+                      [*(row.get("findings") or []), finding("PFI/OUTBOUND", reason, "error",
+                                                             fr=f"envoi abandonné ({code or verdict}) : {reason}")],
                       payload or base64.b64decode(row["payload"]))
         dead = tx.count("outbox", state="dead")
         if dead > DEAD_KEPT:
