@@ -50,7 +50,8 @@ _LINK = re.compile(r"""https?://[^\s"'<>()\[\]]+""", re.IGNORECASE)
 _CODE_WORD = re.compile(r"\bcode\b", re.IGNORECASE)
 _CODE = re.compile(r"(?<![\w-])(\d(?:[ -]?\d){3,15}|(?=[A-Z0-9-]*\d)[A-Z0-9]{2,8}(?:-[A-Z0-9]{2,8}){0,3})(?![\w-])")
 _TOKEN = re.compile(r"[A-Za-z0-9_~.+/=-]+")
-_NIR = re.compile(r"(?<![0-9A-Za-z])[12378][0-9]{4}[0-9AB][0-9]{9}(?![0-9A-Za-z])")
+# sex, year, month, department (two digits, or Corsica's 2A / 2B), commune, order, key: 15 characters
+_NIR = re.compile(r"(?<![0-9A-Za-z])[12378][0-9]{4}(?:[0-9]{2}|2[AB])[0-9]{8}(?![0-9A-Za-z])")
 _HREF = re.compile(r"""href\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
 

@@ -107,3 +107,18 @@ def test_any_mail_is_read_without_failing(data):
     mail_text = verification.read_mail(data)
     secrets = verification.read_secrets(mail_text, [TO])
     assert all(isinstance(c, str) and c for c in secrets.codes)
+
+
+@given(sex=st.sampled_from("12"), year=st.integers(0, 99), month=st.integers(1, 12),
+       department=st.sampled_from(["01", "75", "2A", "2B", "99"]), commune=st.integers(1, 999),
+       order=st.integers(1, 999))
+def test_an_ins_is_seen_in_a_mail_wherever_the_patient_was_born(sex, year, month, department, commune, order):
+    """SSI/IE.31 names an INS in a verification mail: Corsican NIRs (department 2A/2B, the letter in the
+    seventh character) are INS too (it missed them: the letter was looked for in the sixth)."""
+    from mockbench.world.identity import check_nir, nir_key
+
+    body = f"{sex}{year:02d}{month:02d}{department}{commune:03d}{order:03d}"
+    nir = body + f"{nir_key(body):02d}"
+    check_nir(nir)
+    assert verification._NIR.findall(f"Patient {nir}, né le ...") == [nir]
+    assert verification._NIR.findall(f"ref X{nir}9") == []   # inside a longer token: not an INS
