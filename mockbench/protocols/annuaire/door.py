@@ -6,7 +6,9 @@ Sources (corpus specs/annuaire-v2/):
   Organization / HealthcareService / Device, the ESANTE-API-KEY header, GET and POST `[type]/_search`,
   errors as OperationOutcome, 410 "La ressource n'est plus accessible".
 - changelog.md: V1 available until July 2026, calls redirected to V2 from Dec. 2025 / Jan. 2026; the bench
-  plays the world after that: V1 is gone.
+  plays the world after that: V1 is gone, and no setting brings it back (`settings`): a V1 served by the bench
+  would let a DPI pass here and fail against the real directory, and the corpus documents V1 only by its
+  differences from V2 (getting-started_nouveautes.md §1, §4), not enough to serve V1 faithfully.
 - use-case_uc-call-type.md §1-2: paging by a `next` link `[base]/_page?id=<opaque>` next to `self`, no
   `previous`; `total` on the first page.
 - ig-fsh/AsServerDPCapabilityStatement.fsh through capability.py: what `metadata` lists and search serves.
@@ -35,6 +37,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request
 
 from ... import __version__
+from ...world.journal import finding
 from ...world.store import Tx
 from . import resources as res
 from .capability import IG_DATE, RESOURCES
@@ -53,6 +56,7 @@ KEY_HEADER = "ESANTE-API-KEY"
 DEFAULT_KEYS = ("mockbench",)
 IG_CAPABILITY = "https://interop.esante.gouv.fr/ig/fhir/annuaire/CapabilityStatement/AsServerDPCapabilityStatement"
 MAX_PAGE_TOKEN = 8192
+FINDING_RULE = "ANNUAIRE/CAPABILITY"
 RENDER: dict[str, Callable[[Directory, Any], dict]] = {
     "Practitioner": res.practitioner,
     "PractitionerRole": res.practitioner_role,
@@ -75,6 +79,24 @@ ISSUE_TYPES = {
     "RESOURCE_UNKNOWN": "not-found", "TYPE_UNKNOWN": "not-supported", "PAGE_UNKNOWN": "not-found",
     "API_VERSION_GONE": "not-supported", "INTERNAL": "exception",
 }
+
+
+def settings(values: dict) -> tuple[str, ...]:
+    """`[doors.annuaire]`: `api_keys` (a list of strings), the keys accepted in ESANTE-API-KEY. Anything else
+    is a ValueError, `v1` with the reason the bench serves no V1 (see the module's docstring)."""
+    for name in values:
+        if name == "v1":
+            raise ValueError("v1: the bench serves no API V1 and no setting brings it back: the ANS retired V1 "
+                             "(changelog.md: decommissioned July 2026), so a DPI passing on a V1 here would fail "
+                             "against the real directory, and the sources document V1 only by its differences "
+                             "from V2 (getting-started_nouveautes.md). /fhir/v1 answers 410 Gone; migrate to "
+                             "/fhir/v2 (the README's Annuaire section says how)")
+        if name != "api_keys":
+            raise ValueError(f"unknown setting {name}; settings: api_keys")
+    keys = values.get("api_keys", DEFAULT_KEYS)
+    if isinstance(keys, str) or not isinstance(keys, list | tuple) or not all(isinstance(k, str) for k in keys):
+        raise ValueError("api_keys must be a list of strings")
+    return tuple(keys)
 
 
 @dataclass
@@ -132,7 +154,8 @@ class AnnuaireDoor:
                     refusal = exc
                 else:
                     op = f"search:{body.pop('_kind')}" if operation == "search:page" else operation
-                    self.world.journal.append(tx, "annuaire", op, actor=key, raw=raw)
+                    self.world.journal.append(tx, "annuaire", op, actor=key, raw=raw,
+                                              findings=body.pop("_findings", ()))
                     return _json(200, body)
                 self.world.journal.append(tx, "annuaire", operation, actor=key if refusal.status != 401 else "",
                                           verdict="refused", code=refusal.code, raw=raw)
@@ -161,7 +184,8 @@ class AnnuaireDoor:
     def _v1(self, tx: Tx) -> dict:
         raise Refusal(410, "API_VERSION_GONE", "the Annuaire Santé FHIR API V1 is retired (decommissioned July "
                       f"2026, calls redirected to V2 since January 2026): use {self.base}, e.g. "
-                      f"{self.base}/Practitioner?identifier=<RPPS>")
+                      f"{self.base}/Practitioner?identifier=<RPPS>; Practitioner and PractitionerRole ids "
+                      "changed in V2: find them again by their identifiers (getting-started_nouveautes.md §3)")
 
     def _search(self, tx: Tx, kind: str) -> dict:
         self._kind(kind)
@@ -169,7 +193,11 @@ class AnnuaireDoor:
         if request.method == "POST":
             args += list(request.form.items(multi=True))
         lenient = _lenient()
-        return self._bundle(tx, parse(kind, args, lenient=lenient), 0, lenient)
+        q = parse(kind, args, lenient=lenient)
+        body = self._bundle(tx, q, 0, lenient)
+        if q.undeclared:
+            body["_findings"] = [undeclared_finding(kind, key) for key in q.undeclared]
+        return body
 
     def _page(self, tx: Tx) -> dict:
         token = request.args.get("id", "")
@@ -265,6 +293,17 @@ class AnnuaireDoor:
             resource = {k: v for k, v in resource.items() if k in keep}
             resource["meta"] = {**resource["meta"], "tag": [SUBSETTED]}
         return {"fullUrl": f"{self.base}/{kind}/{IDS[kind](row)}", "resource": resource, "search": {"mode": mode}}
+
+
+def undeclared_finding(kind: str, key: str) -> dict:
+    """A search the real server answers although the IG's CapabilityStatement does not declare it (search.py,
+    UNDECLARED_ACCEPTED): served as the real one serves it, the DPI warned on the journal entry."""
+    name = key.partition(":")[0]
+    return finding(FINDING_RULE, f"{kind}?{key}= is not in the IG's CapabilityStatement (AsServerDPCapability"
+                   f"Statement: {name} takes :contains, :exact, :text); the real API V2 answers it but ignores the "
+                   f"modifier, matching any part of the name as {name}= does (a given name satisfies "
+                   "name:family; ansforge/annuaire-sante-fhir-documentation issue #398): search family= or given= "
+                   "for the family or given name alone")
 
 
 def _lenient() -> bool:
