@@ -251,7 +251,11 @@ def test_revinclude_partof_cites_the_capability_statement(fhir):
     assert "CapabilityStatement" in issue["diagnostics"]
     assert "Organization:partof is declared as _include there" in issue["diagnostics"]
     bundle = fhir.get("/Organization", _include="Organization:partof", type="GEOGRAPHICAL-ENTITY")
-    assert [r["name"] for r in fhir.resources(bundle, "include")] == ["CHU de Test"]
+    [ej] = fhir.resources(bundle, "include")
+    assert ej["name"] == "CHU de Test"
+    # and the EG of an EJ, with the declared `partof` parameter
+    egs = fhir.resources(fhir.get("/Organization", partof=f"Organization/{ej['id']}"))
+    assert [eg["partOf"]["reference"] for eg in egs] == [f"Organization/{ej['id']}"]
 
 
 def test_name_family_and_given_are_answered_as_the_real_server_does(fhir):
