@@ -7,8 +7,9 @@ Sources (corpus specs/annuaire-v2/):
   errors as OperationOutcome, 410 "La ressource n'est plus accessible".
 - changelog.md: V1 available until July 2026, calls redirected to V2 from Dec. 2025 / Jan. 2026; the bench
   plays the world after that: V1 is gone, and no setting brings it back (`settings`): a V1 served by the bench
-  would let a DPI pass here and fail against the real directory, and the corpus documents V1 only by its
-  differences from V2 (getting-started_nouveautes.md §1, §4), not enough to serve V1 faithfully.
+  would let a DPI pass here and fail against the real directory, and the corpus holds the V2 documentation
+  only, which describes V1 by its differences from V2 (getting-started_nouveautes.md §1, §4; the ANS's V1
+  pages and V1's IG 0.1.0 are not in it), not enough to serve V1 faithfully.
 - use-case_uc-call-type.md §1-2: paging by a `next` link `[base]/_page?id=<opaque>` next to `self`, no
   `previous`; `total` on the first page.
 - ig-fsh/AsServerDPCapabilityStatement.fsh through capability.py: what `metadata` lists and search serves.
@@ -88,7 +89,7 @@ def settings(values: dict) -> tuple[str, ...]:
         if name == "v1":
             raise ValueError("v1: the bench serves no API V1 and no setting brings it back: the ANS retired V1 "
                              "(changelog.md: decommissioned July 2026), so a DPI passing on a V1 here would fail "
-                             "against the real directory, and the sources document V1 only by its differences "
+                             "against the real directory, and the corpus describes V1 only by its differences "
                              "from V2 (getting-started_nouveautes.md). /fhir/v1 answers 410 Gone; migrate to "
                              "/fhir/v2 (the README's Annuaire section says how)")
         if name != "api_keys":
