@@ -175,12 +175,14 @@ class Bench:
         except ValueError as exc:
             raise BenchError(f"[doors.oidc] {exc}") from None
         self.http_doors["oidc"] = (OIDC_PREFIX, self.oidc.blueprint())
-        from .protocols.annuaire.door import DEFAULT_KEYS, AnnuaireDoor
         from .protocols.annuaire.door import PREFIX as FHIR_PREFIX
+        from .protocols.annuaire.door import AnnuaireDoor
+        from .protocols.annuaire.door import settings as annuaire_settings
 
-        keys = cfg.doors.get("annuaire", {}).get("api_keys", DEFAULT_KEYS)
-        if isinstance(keys, str) or not all(isinstance(k, str) for k in keys):
-            raise BenchError("[doors.annuaire] api_keys must be a list of strings")
+        try:
+            keys = annuaire_settings(cfg.doors.get("annuaire", {}))
+        except ValueError as exc:
+            raise BenchError(f"[doors.annuaire] {exc}") from None
         self.annuaire = AnnuaireDoor(self, api_keys=keys)
         self.http_doors["annuaire"] = (FHIR_PREFIX, self.annuaire.blueprint())
 

@@ -6,7 +6,10 @@ Sources (corpus specs/annuaire-v2/):
   Organization / HealthcareService / Device, the ESANTE-API-KEY header, GET and POST `[type]/_search`,
   errors as OperationOutcome, 410 "La ressource n'est plus accessible".
 - changelog.md: V1 available until July 2026, calls redirected to V2 from Dec. 2025 / Jan. 2026; the bench
-  plays the world after that: V1 is gone.
+  plays the world after that: V1 is gone, and no setting brings it back (`settings`): a V1 served by the bench
+  would let a DPI pass here and fail against the real directory, and the corpus holds the V2 documentation
+  only, which describes V1 by its differences from V2 (getting-started_nouveautes.md §1, §4; the ANS's V1
+  pages and V1's IG 0.1.0 are not in it), not enough to serve V1 faithfully.
 - use-case_uc-call-type.md §1-2: paging by a `next` link `[base]/_page?id=<opaque>` next to `self`, no
   `previous`; `total` on the first page.
 - ig-fsh/AsServerDPCapabilityStatement.fsh through capability.py: what `metadata` lists and search serves.
@@ -36,6 +39,7 @@ from flask import Blueprint, Response, request
 
 from ... import __version__
 from ...world.faults import Fired
+from ...world.journal import finding
 from ...world.store import StorageFull, Tx
 from ..faults import render as render_network
 from . import resources as res
@@ -55,6 +59,7 @@ KEY_HEADER = "ESANTE-API-KEY"
 DEFAULT_KEYS = ("mockbench",)
 IG_CAPABILITY = "https://interop.esante.gouv.fr/ig/fhir/annuaire/CapabilityStatement/AsServerDPCapabilityStatement"
 MAX_PAGE_TOKEN = 8192
+FINDING_RULE = "ANNUAIRE/CAPABILITY"
 RENDER: dict[str, Callable[[Directory, Any], dict]] = {
     "Practitioner": res.practitioner,
     "PractitionerRole": res.practitioner_role,
@@ -79,6 +84,24 @@ ISSUE_TYPES = {
     "STORAGE_FULL": "transient",
     "THROTTLED": "throttled", "UNAVAILABLE": "transient",   # injected faults (world/faults.py)   # FHIR R4 issue-type: "may be able to resubmit the same content" later
 }
+
+
+def settings(values: dict) -> tuple[str, ...]:
+    """`[doors.annuaire]`: `api_keys` (a list of strings), the keys accepted in ESANTE-API-KEY. Anything else
+    is a ValueError, `v1` with the reason the bench serves no V1 (see the module's docstring)."""
+    for name in values:
+        if name == "v1":
+            raise ValueError("v1: the bench serves no API V1 and no setting brings it back: the ANS retired V1 "
+                             "(changelog.md: decommissioned July 2026), so a DPI passing on a V1 here would fail "
+                             "against the real directory, and the corpus describes V1 only by its differences "
+                             "from V2 (getting-started_nouveautes.md). /fhir/v1 answers 410 Gone; migrate to "
+                             "/fhir/v2 (the README's Annuaire section says how)")
+        if name != "api_keys":
+            raise ValueError(f"unknown setting {name}; settings: api_keys")
+    keys = values.get("api_keys", DEFAULT_KEYS)
+    if isinstance(keys, str) or not isinstance(keys, list | tuple) or not all(isinstance(k, str) for k in keys):
+        raise ValueError("api_keys must be a list of strings")
+    return tuple(keys)
 
 
 @dataclass
@@ -161,9 +184,10 @@ class AnnuaireDoor:
             refusal = exc
         else:
             op = f"search:{body.pop('_kind')}" if operation == "search:page" else operation
+            found = body.pop("_findings", ())   # e.g. a modifier the CapabilityStatement does not declare
             answer = _json(200, body)
             self.world.journal.append(tx, "annuaire", op, actor=key, raw=raw, fault=fired.rule if fired else None,
-                                      response=answer.get_data())
+                                      findings=found, response=answer.get_data())
             return answer
         answer = _json(refusal.status, outcome(refusal.code, refusal.message, refusal.parameter))
         self.world.journal.append(tx, "annuaire", operation, actor=key if refusal.status != 401 else "",
@@ -205,7 +229,8 @@ class AnnuaireDoor:
     def _v1(self, tx: Tx) -> dict:
         raise Refusal(410, "API_VERSION_GONE", "the Annuaire Santé FHIR API V1 is retired (decommissioned July "
                       f"2026, calls redirected to V2 since January 2026): use {self.base}, e.g. "
-                      f"{self.base}/Practitioner?identifier=<RPPS>")
+                      f"{self.base}/Practitioner?identifier=<RPPS>; Practitioner and PractitionerRole ids "
+                      "changed in V2: find them again by their identifiers (getting-started_nouveautes.md §3)")
 
     def _search(self, tx: Tx, kind: str) -> dict:
         self._kind(kind)
@@ -213,7 +238,11 @@ class AnnuaireDoor:
         if request.method == "POST":
             args += list(request.form.items(multi=True))
         lenient = _lenient()
-        return self._bundle(tx, parse(kind, args, lenient=lenient), 0, lenient)
+        q = parse(kind, args, lenient=lenient)
+        body = self._bundle(tx, q, 0, lenient)
+        if q.undeclared:
+            body["_findings"] = [undeclared_finding(kind, key) for key in q.undeclared]
+        return body
 
     def _page(self, tx: Tx) -> dict:
         token = request.args.get("id", "")
@@ -313,6 +342,22 @@ class AnnuaireDoor:
             resource = {k: v for k, v in resource.items() if k in keep}
             resource["meta"] = {**resource["meta"], "tag": [SUBSETTED]}
         return {"fullUrl": f"{self.base}/{kind}/{IDS[kind](row)}", "resource": resource, "search": {"mode": mode}}
+
+
+def undeclared_finding(kind: str, key: str) -> dict:
+    """A search the real server answers although the IG's CapabilityStatement does not declare it (search.py,
+    UNDECLARED_ACCEPTED): served as the real one serves it, the DPI warned on the journal entry."""
+    name = key.partition(":")[0]
+    return finding(FINDING_RULE, f"{kind}?{key}= is not in the IG's CapabilityStatement (AsServerDPCapability"
+                   f"Statement: {name} takes :contains, :exact, :text); the real API V2 answers it but ignores the "
+                   f"modifier, matching any part of the name as {name}= does (a given name satisfies "
+                   "name:family; ansforge/annuaire-sante-fhir-documentation issue #398): search family= or given= "
+                   "for the family or given name alone",
+                   fr=f"{kind}?{key}= n'est pas dans le CapabilityStatement de l'IG (AsServerDPCapabilityStatement : "
+                      f"{name} accepte :contains, :exact, :text) ; l'API V2 réelle y répond mais ignore le "
+                      f"modificateur et cherche dans tout le nom comme {name}= (un prénom satisfait name:family ; "
+                      "ansforge/annuaire-sante-fhir-documentation, ticket 398) : cherchez family= ou given= pour le "
+                      "seul nom de famille ou le seul prénom")
 
 
 def _lenient() -> bool:

@@ -13,6 +13,17 @@ Sources (corpus specs/annuaire-v2/):
   _revinclude, _elements (with the SUBSETTED tag).
 - FHIR R4 search §3.1.1.4 (http.html#search, search.html#errors): a parameter the server does not know is an
   error unless the client sends `Prefer: handling=lenient`, then it is ignored.
+- Outside the CapabilityStatement, what the real server is seen to accept (UNDECLARED_ACCEPTED): the
+  documentation's `Practitioner?name:family=MASI&name:given=BRUNO` (resources_practitioner.md §4.3). The real
+  V2 answers it and ignores the modifier, matching any part of the name as `name=` does: a given name or the
+  start of a family name satisfies `name:family` (ansforge/annuaire-sante-fhir-documentation issue #398, May
+  2026, on gateway.api.esante.gouv.fr/fhir/v2), which is what HAPI FHIR's StringParam does with a qualifier
+  other than :exact, :contains, :text (hapi-fhir-base, rest/param/StringParam.java, doSetValueAsQueryToken).
+  The door puts a finding on the journal entry: the CapabilityStatement does not declare these modifiers.
+- `_revinclude=Organization:partof` (advanced_modifying-search-results.md §4) stays refused: the
+  CapabilityStatement declares Organization:partof as an _include only, no report shows the real server
+  answering it, and the example's own comment ("les EG et les EJ de rattachement") is what
+  `_include=Organization:partof` returns.
 
 An unknown parameter or modifier and a malformed value are SearchErrors naming the parameter; the door
 renders them as a 400 OperationOutcome. Nothing here knows HTTP. Token and reference criteria go through
@@ -231,6 +242,12 @@ class Criterion:
     param: Param
     modifier: str
     alternatives: list            # OR; parsed per kind
+    undeclared: bool = False      # accepted although the CapabilityStatement does not declare it
+
+
+# (resource, parameter, modifier) that the real server answers although the CapabilityStatement does not
+# declare them, with the modifier ignored (see the module's docstring: issue #398, HAPI's StringParam).
+UNDECLARED_ACCEPTED = {("Practitioner", "name", "family"), ("Practitioner", "name", "given")}
 
 
 @dataclass
@@ -244,6 +261,7 @@ class Query:
     elements: list[str] = field(default_factory=list)
     kept: list[tuple[str, str]] = field(default_factory=list)   # what was applied, for the links
     ignored: list[str] = field(default_factory=list)            # unknown, under handling=lenient
+    undeclared: list[str] = field(default_factory=list)         # accepted outside the CapabilityStatement
 
 
 def _fold(text: str) -> str:
@@ -344,6 +362,8 @@ def _criterion(kind: str, key: str, value: str) -> Criterion | None:
     p = EXTRACT[kind].get(name)
     if p is None:
         return None
+    if (kind, name, modifier) in UNDECLARED_ACCEPTED:
+        return Criterion(p, "", _parse_values(p, key, value), undeclared=True)
     if colon and modifier not in p.modifiers or (colon and not modifier):
         raise SearchError("PARAMETER_UNKNOWN", key, f"{key}: the modifier :{modifier} is not served on {name} "
                           f"({p.kind}); modifiers: {', '.join(':' + m for m in p.modifiers if m) or 'none'}")
@@ -379,6 +399,8 @@ def parse(kind: str, args: Iterable[tuple[str, str]], *, lenient: bool = False) 
                               "handling=lenient` to have unknown parameters ignored)")
         q.criteria.append(c)
         q.kept.append((key, value))
+        if c.undeclared and key not in q.undeclared:
+            q.undeclared.append(key)
     return q
 
 
@@ -398,8 +420,12 @@ def _control(q: Query, key: str, value: str) -> None:
     elif key in ("_include", "_revinclude"):
         allowed = (INCLUDES if key == "_include" else REVINCLUDES)[q.kind]
         if value not in allowed:
-            raise SearchError("PARAMETER_INVALID", key, f"{key}: {value!r} is not served on {q.kind}"
-                              + (f"; served: {', '.join(allowed)}" if allowed else "; none is"))
+            other = INCLUDES if key == "_revinclude" else REVINCLUDES
+            hint = (f" ({value} is declared as {'_include' if key == '_revinclude' else '_revinclude'} there)"
+                    if value in other[q.kind] else "")
+            raise SearchError("PARAMETER_INVALID", key, f"{key}: {value!r} is not served on {q.kind}: the IG's "
+                              f"CapabilityStatement (AsServerDPCapabilityStatement) declares "
+                              + (", ".join(allowed) if allowed else "none") + hint)
         (q.include if key == "_include" else q.revinclude).append(value)
     elif key == "_elements":
         names = [n.strip() for n in value.split(",")]

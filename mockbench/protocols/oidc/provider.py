@@ -1087,13 +1087,19 @@ class Provider:
         return pro
 
     def _psc_ciba_request(self, tx: Tx, form: dict[str, str]) -> tuple[Professional, str]:
-        """PSC's CIBA request. PSC is a Keycloak realm: Keycloak's checks, in its order and words
-        (BackchannelAuthenticationEndpoint: `missing parameter : login_hint`, `missing parameter : scope`,
-        `invalid user`, the binding_message pattern and `invalid_binding_message`), then what PSC requires as
-        the ANS's own CIBA client sends it (ansforge/psc-edc-proxy-esante, PSCSessionService.cibaAuthentication
-        and model/Connection.validate): scope `openid scope_all`, `acr_values=eidas1`, a binding_message,
-        `channel` CARD (CPS card through CPS-Gestion) or MOBILE (e-CPS), as the CIBA page says both
-        (industriels.esante.gouv.fr, "Pro Santé Connect - CIBA", "A propos de l'utilisation de CIBA")."""
+        """PSC's CIBA request, from three sources of unequal weight (the README's OIDC section lists them):
+        - Keycloak's checks, in its order and words (PSC is a Keycloak realm, specs/psc/mock_discovery_response
+          .json; BackchannelAuthenticationEndpoint: `missing parameter : login_hint`, `missing parameter :
+          scope`, `invalid user`, the binding_message pattern with `invalid_binding_message`);
+        - what the ANS's own CIBA client always sends (ansforge/psc-edc-proxy-esante, PSCSessionService.
+          cibaAuthentication: scope `openid scope_all`, `acr_values=eidas1`, a binding_message, a `channel`
+          custom parameter) and requires from its own callers (model/Connection.validate: bindingMessage
+          present, channel CARD or MOBILE), the two means the CIBA page names (industriels.esante.gouv.fr,
+          "Pro Santé Connect - CIBA", "A propos de l'utilisation de CIBA": the CPx card through CPS-Gestion,
+          the e-CPS). PSC's page has a table of the request's parameters ("Paramètre | Obligatoire |
+          Valeur") that no copy reachable from here reproduces: that PSC refuses a request without them, and
+          with which error, is the bench's reading, answered with CIBA Core 13's codes (`invalid_scope`,
+          `invalid_binding_message`, `invalid_request`)."""
         if "login_hint" not in form:
             raise InvalidRequest("missing parameter : login_hint")
         if "scope" not in form:

@@ -14,6 +14,8 @@ import pytest
 import requests
 from annuaire_fhir import IDNPS, KEY, Fhir, next_link
 
+from mockbench.bench import BenchError
+
 PROFESSION = "https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante"
 SPECIALTY = "https://mos.esante.gouv.fr/NOS/TRE_R38-SpecialiteOrdinale/FHIR/TRE-R38-SpecialiteOrdinale"
 CATEGORY = "https://mos.esante.gouv.fr/NOS/TRE_R09-CategorieProfessionnelle/FHIR/TRE-R09-CategorieProfessionnelle"
@@ -232,10 +234,51 @@ def _issue(body: dict) -> dict:
     ("PractitionerRole", {"organization.name": "x"}, "organization.name"),  # no chains declared
     ("PractitionerRole", {"_include": "PractitionerRole:practitioner:iterate"}, "_include"),
     ("Organization", {"_revinclude": "Organization:partof"}, "_revinclude"),  # declared as _include only
+    ("Practitioner", {"family:given": "x"}, "family:given"),   # only name's :family / :given are answered
+    ("PractitionerRole", {"name:family": "x"}, "name:family"),  # V2's PractitionerRole has no name
 ])
 def test_bad_parameters_give_400_naming_them(fhir, kind, params, named):
     issue = _issue(fhir.get(f"/{kind}", status=400, **params))
     assert named in issue["diagnostics"] and issue["expression"] == [named]
+
+
+def test_revinclude_partof_cites_the_capability_statement(fhir):
+    """advanced_modifying-search-results.md §4 shows `Organization?_revinclude=Organization:partof`, the IG's
+    CapabilityStatement (ig-fsh/AsServerDPCapabilityStatement.fsh) declares Organization:partof as an _include
+    only, and no report shows the real server answering it: 400, saying so; the _include answers what the
+    example's comment describes (the EG with the EJ they belong to)."""
+    issue = _issue(fhir.get("/Organization", status=400, _revinclude="Organization:partof"))
+    assert "CapabilityStatement" in issue["diagnostics"]
+    assert "Organization:partof is declared as _include there" in issue["diagnostics"]
+    bundle = fhir.get("/Organization", _include="Organization:partof", type="GEOGRAPHICAL-ENTITY")
+    [ej] = fhir.resources(bundle, "include")
+    assert ej["name"] == "CHU de Test"
+    # and the EG of an EJ, with the declared `partof` parameter
+    egs = fhir.resources(fhir.get("/Organization", partof=f"Organization/{ej['id']}"))
+    assert [eg["partOf"]["reference"] for eg in egs] == [f"Organization/{ej['id']}"]
+
+
+def test_name_family_and_given_are_answered_as_the_real_server_does(fhir):
+    """resources_practitioner.md §4.3 searches `name:family=MASI&name:given=BRUNO`, modifiers the IG's
+    CapabilityStatement does not declare on `name` (only contains, exact, text). The real V2 answers it and
+    ignores the modifier: any part of the name, from its start, satisfies it (ansforge/annuaire-sante-fhir-
+    documentation issue #398: a given name, or BUI for BUISSON, satisfies name:family), as HAPI FHIR's
+    StringParam treats a qualifier it does not know. The bench does the same and warns on the journal entry."""
+    assert fhir.pro_ids(fhir.get("/Practitioner", **{"name:family": "LEFEVRE", "name:given": "PAUL"})) == \
+        ["dr_lefevre"]
+    assert fhir.pro_ids(fhir.get("/Practitioner", **{"name:family": "paul"})) == ["dr_lefevre"]   # a given name
+    assert fhir.pro_ids(fhir.get("/Practitioner", **{"name:given": "lef"})) == ["dr_lefevre"]     # a family start
+    assert fhir.get("/Practitioner", family="paul")["total"] == 0           # the declared family= stays family
+    fhir.get("/Practitioner", family="lefevre")
+    entries = fhir.running.client.journal(channel="annuaire")
+    assert [[(f["rule"], f["severity"]) for f in e.get("findings") or []] for e in entries] == [
+        [("ANNUAIRE/CAPABILITY", "warning")] * 2, [("ANNUAIRE/CAPABILITY", "warning")],
+        [("ANNUAIRE/CAPABILITY", "warning")], [], []]
+    assert "name:family" in entries[0]["findings"][0]["message"] and \
+        "CapabilityStatement" in entries[0]["findings"][0]["message"]
+    [found] = [f for f in fhir.running.client.findings() if f["rule"] == "ANNUAIRE/CAPABILITY"
+               and f["message"].startswith("Practitioner?name:family=")]
+    assert found["entries"] == [entries[0]["seq"], entries[1]["seq"]]
 
 
 def test_lenient_handling_ignores_unknown_parameters(fhir):
@@ -257,7 +300,7 @@ def test_v1_is_gone(fhir):
         r = requests.request(method, fhir.running.url + path, headers=KEY, timeout=10)
         assert r.status_code == 410
         issue = _issue(r.json())
-        assert "/fhir/v2" in issue["diagnostics"]
+        assert "/fhir/v2" in issue["diagnostics"] and "identifiers" in issue["diagnostics"]
     entries = fhir.running.client.journal(channel="annuaire")
     assert {(e["operation"], e["verdict"], e["code"]) for e in entries} == {("v1", "refused", "API_VERSION_GONE")}
 
@@ -274,6 +317,18 @@ def test_api_key(fhir):
     entries = fhir.running.client.journal(channel="annuaire")
     assert [(e["operation"], e["verdict"], e["code"]) for e in entries] == [
         ("search:Practitioner", "refused", "UNAUTHORIZED"), ("read:CapabilityStatement", "refused", "UNAUTHORIZED")]
+
+
+def test_no_setting_brings_v1_back(mockbench_factory):
+    """changelog.md: V1 retired; the corpus documents it only by its differences from V2
+    (getting-started_nouveautes.md): `[doors.annuaire] v1` is refused at start, saying why; so is a setting the
+    door does not know (it would otherwise be silently ignored)."""
+    with pytest.raises(BenchError, match=r"\[doors.annuaire\] v1: the bench serves no API V1.*410 Gone"):
+        mockbench_factory(doors={"annuaire": {"v1": True}})
+    with pytest.raises(BenchError, match=r"\[doors.annuaire\] unknown setting version; settings: api_keys"):
+        mockbench_factory(doors={"annuaire": {"version": "v1"}})
+    with pytest.raises(BenchError, match="api_keys must be a list of strings"):
+        mockbench_factory(doors={"annuaire": {"api_keys": "k1"}})
 
 
 def test_configured_keys(mockbench_factory):

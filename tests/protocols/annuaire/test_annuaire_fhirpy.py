@@ -107,6 +107,10 @@ def test_the_documentation_examples(fhir):
         ["GARNIER", "ROUX"]
     assert families(_id=fhir.practitioner_id("dr_martin")) == ["MARTIN"]
     assert families(family="GARNIER", given="LOUIS") == ["GARNIER"]
+    # §4.3's own form, outside the CapabilityStatement: served as the real V2 serves it, the modifier ignored
+    # (ansforge/annuaire-sante-fhir-documentation issue #398), so the given name alone satisfies name:family
+    assert families(**{"name:family": "GARNIER", "name:given": "LOUIS"}) == ["GARNIER"]
+    assert families(**{"name:family": "LOUIS"}) == ["GARNIER"]
     assert families(active="true") == everyone
     assert families(_lastUpdated="ge2024-08-30") == everyone
     assert families(**{"qualification-code": "60"}) == ["ROUX"]

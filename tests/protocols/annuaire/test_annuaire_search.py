@@ -117,3 +117,31 @@ def test_the_prefix_index_finds_what_a_scan_finds(families, wanted, given_first)
     both = [("given", "zo"), ("family", ",".join(wanted))]
     expected_both = [p.id for p in pros if p.given_name == "Zoé" and p.id in expected]
     assert ids(search(d, parse("Practitioner", both if given_first else both[::-1]))) == expected_both
+
+
+@given(st.sampled_from(["name:family", "name:given"]), st.text(max_size=12))
+def test_name_family_and_given_match_exactly_as_name(modifier, value):
+    """resources_practitioner.md §4.3's `name:family` / `name:given`, undeclared by the CapabilityStatement: the
+    real V2 ignores the modifier (ansforge/annuaire-sante-fhir-documentation issue #398; HAPI FHIR's
+    StringParam), so they match whatever `name=` matches, and the query records them as undeclared."""
+    pros = [Professional(id="a", idnps="810000000001", rpps="10000000001", family_name="BUISSON", given_name="Zoé"),
+            Professional(id="b", idnps="810000000002", rpps="10000000002", family_name="ZOLA", given_name="Émile")]
+    directory = Directory.build(CREATED, pros, [], [])
+    try:
+        plain = parse("Practitioner", [("name", value)])
+    except SearchError as exc:
+        with pytest.raises(SearchError) as caught:
+            parse("Practitioner", [(modifier, value)])
+        assert caught.value.code == exc.code
+        return
+    q = parse("Practitioner", [(modifier, value)])
+    assert q.undeclared == [modifier] and q.kept == [(modifier, value)]
+    assert ids(search(directory, q)) == ids(search(directory, plain))
+
+
+def test_name_family_is_any_part_of_the_name():
+    pros = [Professional(id="a", idnps="810000000001", rpps="10000000001", family_name="BUISSON", given_name="Zoé")]
+    directory = Directory.build(CREATED, pros, [], [])
+    for value in ("BUI", "buiss", "zoe"):     # issue #398's observations: a start of the family, the given name
+        assert ids(search(directory, parse("Practitioner", [("name:family", value)]))) == ["a"]
+    assert ids(search(directory, parse("Practitioner", [("family", "zoe")]))) == []

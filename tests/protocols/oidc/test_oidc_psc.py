@@ -242,13 +242,17 @@ def test_userinfo_signed_when_the_client_registration_asks(mockbench_factory):
 
 # CIBA: what PSC requires -------------------------------------------------------------------------------
 @pytest.mark.parametrize(("change", "error", "words"), [
+    # Keycloak's BackchannelAuthenticationEndpoint (PSC is a Keycloak realm), its codes and words
     ({"login_hint": None}, "invalid_request", "missing parameter : login_hint"),
     ({"scope": None}, "invalid_request", "missing parameter : scope"),
     ({"login_hint": "899999999999"}, "invalid_request", "invalid user"),
-    ({"scope": "openid"}, "invalid_scope", "scope_all"),
-    ({"binding_message": None}, "invalid_binding_message", "required"),
     ({"binding_message": "deux mots"}, "invalid_binding_message", "max 50 characters"),
     ({"binding_message": "x" * 51}, "invalid_binding_message", "max 50 characters"),
+    # what the ANS's CIBA client always sends (psc-edc-proxy-esante PSCSessionService) and requires of its own
+    # callers (Connection.validate): PSC's answer to their absence is not in any text found, the codes are
+    # CIBA Core 13's
+    ({"scope": "openid"}, "invalid_scope", "scope_all"),
+    ({"binding_message": None}, "invalid_binding_message", "required"),
     ({"acr_values": None}, "invalid_request", "eidas1"),
     ({"acr_values": "eidas2"}, "invalid_request", "eidas1"),
     ({"channel": None}, "invalid_request", "missing parameter : channel"),
