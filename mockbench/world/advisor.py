@@ -183,14 +183,14 @@ class Advisor:
             return [finding(RULE_READ_GONE, f"TD3.2 asks for {unique_id}, deleted from {entry['patient']}'s DMP"
                             f"{self._when(tx, entry['patient'], unique_id, 'suppression')}: the DPI must show it as "
                             "deleted rather than offer it", "warning",
-                            fr=f"la TD3.2 demande {unique_id}, supprimé du DMP de {entry['patient']}{self._when(tx, entry['patient'], unique_id, 'suppression').replace(' at ', ' le ', 1)} : le DPI doit l'afficher comme supprimé plutôt que le proposer")]
+                            fr=f"la TD3.2 demande {unique_id}, supprimé du DMP de {entry['patient']}{self._when(tx, entry['patient'], unique_id, 'suppression', 'fr')} : le DPI doit l'afficher comme supprimé plutôt que le proposer")]
         masked_to_reader = (MASQUE_PS in (row.get("confidentiality") or []) and entry.get("verdict") != "accepted"
                             and _world_code(entry.get("code")) == DocumentMasked.code)
         if masked_to_reader:
             return [finding(RULE_READ_GONE, f"TD3.2 asks for {unique_id}, masked to professionals in "
                             f"{entry['patient']}'s DMP{self._when(tx, entry['patient'], unique_id, 'masquage')}: the "
                             "DPI must show it as no longer accessible rather than offer it", "warning",
-                            fr=f"la TD3.2 demande {unique_id}, masqué aux professionnels dans le DMP de {entry['patient']}{self._when(tx, entry['patient'], unique_id, 'masquage').replace(' at ', ' le ', 1)} : le DPI doit l'afficher comme n'étant plus accessible plutôt que le proposer")]
+                            fr=f"la TD3.2 demande {unique_id}, masqué aux professionnels dans le DMP de {entry['patient']}{self._when(tx, entry['patient'], unique_id, 'masquage', 'fr')} : le DPI doit l'afficher comme n'étant plus accessible plutôt que le proposer")]
         if status == "deprecated" and row.get("replaced_by"):
             return [finding(RULE_READ_GONE, f"TD3.2 reads {unique_id}, replaced by {row['replaced_by']}: the DPI "
                             "should show that a newer version exists", "info",
@@ -198,12 +198,16 @@ class Advisor:
         return []
 
     @staticmethod
-    def _when(tx: Tx, patient: str, unique_id: str, action: str) -> str:
+    def _when(tx: Tx, patient: str, unique_id: str, action: str, lang: str = "en") -> str:
+        """The time of the latest `action` trace of the document, as " at <time>" (" le <time>" in French),
+        or ""."""
         rows = tx.conn.execute(
             "SELECT json_extract(data, '$.time') FROM traces WHERE ns = ? AND patient = ? "
             "AND json_extract(data, '$.document') = ? AND json_extract(data, '$.action') = ? "
             "ORDER BY seq DESC LIMIT 1", (tx.ns, patient, unique_id, action)).fetchone()
-        return f" at {rows[0]}" if rows and rows[0] else ""
+        if not rows or not rows[0]:
+            return ""
+        return f" at {rows[0]}" if lang == "en" else f" le {rows[0]}"
 
     # All findings ---------------------------------------------------------------------------------
     def findings(self, tx: Tx) -> list[dict]:

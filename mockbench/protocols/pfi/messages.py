@@ -230,7 +230,8 @@ def read_document(inbound: Inbound, family: str) -> DocumentMessage:
     docs: list[DocumentMessage] = []
     for position, (seq, obx) in enumerate(doc_obxs, start=1):
         where = f"OBX^{seq}"
-        label = "the document" if len(doc_obxs) == 1 else f"document {position} of {len(doc_obxs)} (OBX {seq})"
+        label = SINGLE if len(doc_obxs) == 1 else DocLabel(
+            f"document {position} of {len(doc_obxs)} (OBX {seq})", f"du document {position} sur {len(doc_obxs)} (OBX {seq})")
         doc_findings = findings if position == 1 else []
         action = _action(inbound, family, event, guide, obx, where, label, doc_findings)
         content, cda = _document(inbound, obx, action, doc_findings, where, label)
@@ -254,7 +255,22 @@ def read_document(inbound: Inbound, family: str) -> DocumentMessage:
     return first
 
 
-def _action(inbound: Inbound, family: str, event: str, guide: str, obx: Segment, where: str, label: str,
+@dataclass(frozen=True)
+class DocLabel:
+    """How the messages name one document of a message: in English (`str()`, inside refusals and English
+    findings) and in French (`fr`, "du document 2 sur 3 (OBX 5)", inside French findings)."""
+
+    en: str
+    fr: str
+
+    def __str__(self) -> str:
+        return self.en
+
+
+SINGLE = DocLabel("the document", "du document")
+
+
+def _action(inbound: Inbound, family: str, event: str, guide: str, obx: Segment, where: str, label: DocLabel,
             findings: list[dict]) -> str:
     """submit / replace / delete from the event (MDM) or OBX-11 (ORU), with ORC-1 read by the guide's version:
     2.1 (profils-messages.md, "Le segment ORC"): NW, RO or CA, agreeing with OBX-11 and the event, or the
@@ -321,7 +337,7 @@ def _observations(inbound: Inbound, findings: list[dict]) -> tuple[list[tuple[in
     return docs, metadata
 
 
-def _b64(data: str, where: str, findings: list[dict], *, lenient: bool = False, location: str = "OBX^1^5") -> bytes:
+def _b64(data: str, where: str | DocLabel, findings: list[dict], *, lenient: bool = False, location: str = "OBX^1^5") -> bytes:
     """Base64 without its padding is accepted with a finding. `lenient` (a mail body, not the document)
     also drops a truncated last character, as one ANS example needs."""
     compact = re.sub(r"\s+", "", data) if any(c in data for c in " \t\r\n") else data
@@ -343,7 +359,7 @@ def _b64(data: str, where: str, findings: list[dict], *, lenient: bool = False, 
 
 
 def _document(inbound: Inbound, obx: Segment, action: str, findings: list[dict], where: str = "OBX^1",
-              label: str = "the document") -> tuple[bytes, CdaHeader | None]:
+              label: DocLabel = SINGLE) -> tuple[bytes, CdaHeader | None]:
     encoding = inbound.value(obx, 5, 1, 4)
     data = inbound.value(obx, 5, 1, 5)
     if not data:
@@ -361,7 +377,7 @@ def _document(inbound: Inbound, obx: Segment, action: str, findings: list[dict],
 
 
 def _ids(inbound: Inbound, msg: DocumentMessage, family: str, where: str = "OBX^1",
-         label: str = "the document") -> None:
+         label: DocLabel = SINGLE) -> None:
     cda = msg.cda
     cda_parent = next((pid for kind, pid in (cda.related if cda else ()) if kind == "RPLC"), "")
     if family == "MDM":
@@ -390,7 +406,7 @@ def _ids(inbound: Inbound, msg: DocumentMessage, family: str, where: str = "OBX^
                         f"{msg.patient.ins}", "PID^1^3")
     if cda is not None and msg.patient.ins and cda.ins is None:
         msg.findings.append(finding("CDA-HL7/INS", f"the CDA of {label} carries no INS for its patient",
-                                    fr="le CDA " + ("du document" if label == "the document" else label.replace("document ", "du document ", 1).replace(" of ", " sur ", 1)) + " ne porte pas d'INS pour son patient"))
+                                    fr=f"le CDA {label.fr} ne porte pas d'INS pour son patient"))
 
 
 def _sender(inbound: Inbound, findings: list[dict]) -> Sender:
