@@ -44,17 +44,16 @@ the months of the previous and the current year. So:
 
 from __future__ import annotations
 
-import csv
 import email
 import email.policy
 import io
 import json
 import re
-import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..formats import table as csvtable
 from . import errors
 from .journal import finding
 from .store import Tx
@@ -120,9 +119,7 @@ class VendorRow:
 
 # --- The vendor's CSV ------------------------------------------------------------------------------------
 
-def _norm(name: str) -> str:
-    text = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c)).lower()
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+_norm = csvtable.fold   # column names and words compared without case, accents or punctuation
 
 
 def _month(value: str, line: int) -> str:
@@ -143,37 +140,11 @@ def _count(value: str, column: str, line: int) -> int:
 
 def parse_csv(data: bytes) -> tuple[list[VendorRow], bool]:
     """The vendor's rows, and whether the CSV has a Flux column. StatCsvError names the line."""
-    if len(data) > MAX_BYTES:
-        raise StatCsvError(0, f"the CSV has {len(data)} bytes; at most {MAX_BYTES} are read")
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise StatCsvError(line, f"the CSV is not UTF-8 (byte 0x{data[exc.start]:02X}); save it as UTF-8") from None
-    if "\x00" in text:
-        raise StatCsvError(text[:text.index("\x00")].count("\n") + 1, "the CSV holds a NUL character")
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
-        raise StatCsvError(1, f"the CSV has no header line; expected {HEADER_HELP}")
-    header_line = lines[0]
-    delimiter = ";" if header_line.count(";") >= header_line.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        header = next(reader)
-    except csv.Error as exc:
-        raise StatCsvError(1, f"the header line cannot be read: {exc}") from None
-    columns: dict[str, int] = {}
-    for index, name in enumerate(header):
-        key = next((k for k, names in COLUMNS.items() if _norm(name) in names), None)
-        if key is None:
-            if name.strip():
-                raise StatCsvError(1, f"unknown column {name.strip()!r}; expected {HEADER_HELP}")
-            continue
-        if key in columns:
-            raise StatCsvError(1, f"column {name.strip()!r} appears twice")
-        columns[key] = index
+        table = csvtable.read(csvtable.decode(data, max_bytes=MAX_BYTES), COLUMNS, header_help=HEADER_HELP)
+    except csvtable.TableError as exc:
+        raise StatCsvError(exc.line, exc.message) from None
+    columns = table.columns
     missing = [k for k in ("month", "type", "failures") if k not in columns]
     if missing or ("sends" not in columns and "successes" not in columns):
         names = {"month": "Mois", "type": "Type de document", "failures": "Nombre d'échecs"}
@@ -183,17 +154,7 @@ def parse_csv(data: bytes) -> tuple[list[VendorRow], bool]:
     rows: list[VendorRow] = []
     seen: dict[tuple, int] = {}
     try:
-        for record in reader:
-            line = reader.line_num
-            if not any(v.strip() for v in record):
-                continue
-            if len(rows) >= MAX_ROWS:
-                raise StatCsvError(line, f"more than {MAX_ROWS} rows")
-            if len(record) != len(header):
-                raise StatCsvError(line, f"{len(record)} fields, the header has {len(header)} "
-                                   f"(separator {delimiter!r})")
-            if any(len(v) > MAX_FIELD for v in record):
-                raise StatCsvError(line, f"a field longer than {MAX_FIELD} characters")
+        for line, record in table.records(max_rows=MAX_ROWS, max_field=MAX_FIELD):
             month = _month(record[columns["month"]], line)
             raw_type = record[columns["type"]].strip()
             if not raw_type:
@@ -226,8 +187,8 @@ def parse_csv(data: bytes) -> tuple[list[VendorRow], bool]:
                                    f"{seen[key]}")
             seen[key] = line
             rows.append(VendorRow(line, month, doc_type, flux, Counts(sends, successes, failures)))
-    except csv.Error as exc:
-        raise StatCsvError(reader.line_num, f"the CSV cannot be read: {exc}") from None
+    except csvtable.TableError as exc:
+        raise StatCsvError(exc.line, exc.message) from None
     return rows, "flux" in columns
 
 

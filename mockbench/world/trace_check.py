@@ -26,16 +26,14 @@ finding. The check is journaled (control `trace_check`), accepted when every tra
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
-import unicodedata
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..formats import table as csvtable
 from . import errors
 from .clock import parse_time
 from .journal import finding
@@ -79,9 +77,7 @@ class Row:
     action: str
 
 
-def _norm(name: str) -> str:
-    text = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c)).lower()
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+_norm = csvtable.fold
 
 
 def _action(value: str, where: str) -> str:
@@ -126,17 +122,10 @@ def _row(where: str, values: dict[str, Any]) -> Row:
 
 def parse_extract(data: bytes, kind: str) -> list[Row]:
     """The extract's rows; `kind` is `csv` or `json`. TraceExtractError names the line or item."""
-    if len(data) > MAX_BYTES:
-        raise TraceExtractError("", f"the extract has {len(data)} bytes; at most {MAX_BYTES} are read")
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TraceExtractError("", f"the extract is not UTF-8 (byte 0x{data[exc.start]:02X} at offset "
-                                f"{exc.start})") from None
-    if "\x00" in text:
-        raise TraceExtractError("", "the extract holds a NUL character")
+        text = csvtable.decode(data, max_bytes=MAX_BYTES, what="extract")
+    except csvtable.TableError as exc:
+        raise TraceExtractError("", exc.message) from None   # JSON has no lines to name: said of the whole extract
     return _parse_json(text) if kind == "json" else _parse_csv(text)
 
 
@@ -164,43 +153,16 @@ def _parse_json(text: str) -> list[Row]:
 
 
 def _parse_csv(text: str) -> list[Row]:
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
-        raise TraceExtractError("line 1", f"the CSV has no header line; expected {HEADER_HELP}")
-    delimiter = ";" if lines[0].count(";") >= lines[0].count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
-        header = next(reader)
-        columns: dict[str, int] = {}
-        for index, name in enumerate(header):
-            key = next((k for k, names in COLUMNS.items() if _norm(name) in names), None)
-            if key is None:
-                if name.strip():
-                    raise TraceExtractError("line 1", f"unknown column {name.strip()!r}; expected {HEADER_HELP}")
-                continue
-            if key in columns:
-                raise TraceExtractError("line 1", f"column {name.strip()!r} appears twice")
-            columns[key] = index
-        missing = [k for k in ("time", "user", "patient", "action") if k not in columns]
+        table = csvtable.read(text, COLUMNS, header_help=HEADER_HELP)
+        missing = [k for k in ("time", "user", "patient", "action") if k not in table.columns]
         if missing:
             raise TraceExtractError("line 1", f"missing column(s) {', '.join(missing)}; expected {HEADER_HELP}")
-        rows = []
-        for record in reader:
-            where = f"line {reader.line_num}"
-            if not any(v.strip() for v in record):
-                continue
-            if len(rows) >= MAX_ROWS:
-                raise TraceExtractError(where, f"more than {MAX_ROWS} rows")
-            if len(record) != len(header):
-                raise TraceExtractError(where, f"{len(record)} fields, the header has {len(header)} "
-                                        f"(separator {delimiter!r})")
-            rows.append(_row(where, {k: record[i] for k, i in columns.items()}))
-    except csv.Error as exc:
-        raise TraceExtractError(f"line {reader.line_num}", f"the CSV cannot be read: {exc}") from None
-    return rows
+        return [_row(f"line {line}", {k: record[i] for k, i in table.columns.items()})
+                for line, record in table.records(max_rows=MAX_ROWS)]
+    except csvtable.TableError as exc:
+        raise TraceExtractError(f"line {exc.line}", exc.message) from None
 
-
-# --- The comparison --------------------------------------------------------------------------------------
 
 def _resolve(world: World, tx: Tx, row: Row) -> tuple[str, str, str, str | None]:
     """(patient id, professional id, document unique id, why unknown or None)."""
