@@ -1,6 +1,7 @@
 """Fixtures for the PFI door's tests."""
 
 import pytest
+from dpi_listener import DpiListener, ack
 
 WORLD = """\
 id: pfi-test
@@ -34,3 +35,21 @@ def pfi_world(mockbench):
     for p in pros.values():
         p["finess"] = structures[p["structure"]]["finess"]
     return {"patient": patient, "pros": pros, "bench": mockbench}
+
+
+@pytest.fixture
+def dpi_listener(mockbench):
+    """A DPI listener, declared at run time (PUT /_bench/pfi/dpi); forgotten afterwards (DELETE)."""
+    made: list[DpiListener] = []
+
+    def start(answer=ack) -> DpiListener:
+        listener = DpiListener(answer)
+        made.append(listener)
+        view = mockbench.client.set_dpi(listener.endpoint)
+        assert view == {"mllp": listener.endpoint, "source": "control"}
+        return listener
+
+    yield start
+    mockbench.client.call("DELETE", "/pfi/dpi")
+    for listener in made:
+        listener.close()

@@ -2,6 +2,7 @@
 signature these tests use, and the ACK reader."""
 
 import hl7
+from hl7.client import MLLPClient
 from strict_hl7 import check_ack, decode
 
 from mockbench.testing import messages
@@ -23,3 +24,11 @@ def parse_ack(raw: bytes) -> hl7.Message:
     """The ACK read by python-hl7, after hl7apy in strict mode found it well formed (strict_hl7.py)."""
     check_ack(raw)
     return hl7.parse(decode(raw).replace("\n", "\r").strip("\x0b\x1c\r"))
+
+
+def send(bench, *messages: bytes) -> list:
+    """Each message to the bench's PFI over MLLP with python-hl7's client, one connection; their ACKs parsed
+    (and checked by the strict parser, as parse_ack does)."""
+    with MLLPClient("127.0.0.1", bench.ports["mllp"]) as client:
+        client.socket.settimeout(10)
+        return [parse_ack(client.send_message(m)) for m in messages]

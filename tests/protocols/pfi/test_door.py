@@ -6,7 +6,7 @@ import threading
 
 import pytest
 from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack
+from pfi_messages import mdm, parse_ack, send
 from strict_hl7 import check_zam
 
 from mockbench.protocols.dmp.errors import registry_code
@@ -15,12 +15,6 @@ from mockbench.protocols.pfi.errors import z01_error
 from mockbench.protocols.pfi.hl7 import parse as parse_hl7
 from mockbench.protocols.pfi.mllp import MllpReader, write_frame
 from mockbench.world.errors import all_error_classes
-
-
-def send(bench, *messages: bytes) -> list:
-    with MLLPClient("127.0.0.1", bench.ports["mllp"]) as client:
-        client.socket.settimeout(10)
-        return [parse_ack(client.send_message(m)) for m in messages]
 
 
 def msa(ack) -> tuple[str, str]:

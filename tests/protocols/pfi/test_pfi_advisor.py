@@ -1,14 +1,7 @@
 """The conformance advisor through the PFI door: the DMP operations the PFI performs for a DPI (MDM over MLLP
 with python-hl7) are judged by DMP/CONSENT and DMP/CONF.14 as the DMP door's are."""
 
-from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack
-
-
-def send(bench, *messages: bytes) -> list:
-    with MLLPClient("127.0.0.1", bench.ports["mllp"]) as client:
-        client.socket.settimeout(10)
-        return [parse_ack(client.send_message(m)) for m in messages]
+from pfi_messages import mdm, send
 
 
 def findings(bench, rule: str) -> list[dict]:

@@ -3,14 +3,7 @@ requirement also covers the HL7 route (the correct plays of dmp-conf-03-01 and d
 test_door.py)."""
 
 import pytest
-from hl7.client import MLLPClient
-from pfi_messages import cda_for, mdm, parse_ack
-
-
-def send(bench, *messages: bytes) -> list:
-    with MLLPClient("127.0.0.1", bench.ports["mllp"]) as client:
-        client.socket.settimeout(10)
-        return [parse_ack(client.send_message(m)) for m in messages]
+from pfi_messages import cda_for, mdm, send
 
 
 @pytest.mark.scenario_play("dmp-versioning", "mistake")

@@ -7,8 +7,7 @@ import uuid
 
 import pytest
 from dpi_listener import DpiListener, ack, field, wait_for
-from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack
+from pfi_messages import mdm, send
 
 from mockbench.formats.cda import minimal_cda
 from mockbench.formats.xdm import write_package
@@ -17,27 +16,6 @@ LAB = "biolo@labo.mssante.fr"
 HOSPITAL = "pfi@chu-test.mssante.fr"
 
 
-def send(bench, *messages: bytes) -> list:
-    with MLLPClient("127.0.0.1", bench.ports["mllp"]) as client:
-        client.socket.settimeout(10)
-        return [parse_ack(client.send_message(m)) for m in messages]
-
-
-@pytest.fixture
-def dpi_listener(mockbench):
-    """A DPI listener, declared at run time (PUT /_bench/pfi/dpi); forgotten afterwards (DELETE)."""
-    made: list[DpiListener] = []
-
-    def start(answer=ack) -> DpiListener:
-        listener = DpiListener(answer)
-        made.append(listener)
-        mockbench.client.set_dpi(listener.endpoint)
-        return listener
-
-    yield start
-    mockbench.client.call("DELETE", "/pfi/dpi")
-    for listener in made:
-        listener.close()
 
 
 # --- mss-ux-12-pfi: a document received by MSSanté, handed to the DPI, integrated or refused --------------

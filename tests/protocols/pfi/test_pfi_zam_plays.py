@@ -5,34 +5,11 @@ acknowledgements and answers them. trans-cda-r2/profils-messages.md, "Structure 
 
 import pytest
 from dpi_listener import DpiListener, ack, field, has, wait_for
-from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack
+from pfi_messages import mdm, send
 
 ROUX = "paul.roux@clinique-parc.mssante.fr"
 
 
-def send(bench, *messages: bytes) -> list:
-    with MLLPClient("127.0.0.1", bench.ports["mllp"]) as client:
-        client.socket.settimeout(10)
-        return [parse_ack(client.send_message(m)) for m in messages]
-
-
-@pytest.fixture
-def dpi_listener(mockbench):
-    """A DPI listener, declared at run time (PUT /_bench/pfi/dpi); forgotten afterwards (DELETE)."""
-    made: list[DpiListener] = []
-
-    def start(answer=ack) -> DpiListener:
-        listener = DpiListener(answer)
-        made.append(listener)
-        view = mockbench.client.set_dpi(listener.endpoint)
-        assert view == {"mllp": listener.endpoint, "source": "control"}
-        return listener
-
-    yield start
-    mockbench.client.call("DELETE", "/pfi/dpi")
-    for listener in made:
-        listener.close()
 
 
 def play(mockbench, listener: DpiListener) -> tuple[dict, dict]:
