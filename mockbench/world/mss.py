@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ..formats.mime import addresses, dsn, error_mail, header_summary, mdn
 from . import errors, events, verification
 from .clock import parse_duration
+from .journal import finding
 from .model import Mailbox, Message
 from .store import Tx
 
@@ -46,6 +47,25 @@ def uid_counter(address: str, folder: str = INBOX) -> str:
 def is_mssante(address: str) -> bool:
     domain = address.rpartition("@")[2].lower()
     return domain == "mssante.fr" or domain.endswith(".mssante.fr")
+
+
+# MSS/CONF.01: only applicative mailboxes use a client certificate, and they should use it.
+CERT_TYPES = ("APP",)
+
+
+def app_mailbox_by_password(box_type: str, address: str, *, done: str, done_fr: str, opens: str, opens_fr: str,
+                            command: str) -> list[dict]:
+    """MSS/CONF.01, the one rule both mail doors apply when a mailbox was opened by something other than its
+    certificate: an applicative (APP) mailbox authenticates with its client certificate (STARTTLS, then
+    `command`: AUTH EXTERNAL on SMTP, AUTHENTICATE EXTERNAL on IMAP). The bench's password opens it too, for
+    convenience, but a DPI that uses it for its APP mailbox would not pass on a real operator: a warning, which
+    a scenario step can forbid. `done` / `opens` say it in the door's words, in English and French."""
+    if box_type not in CERT_TYPES:
+        return []
+    return [finding("MSS/CONF.01", f"the applicative mailbox {address} {done}; an APP mailbox {opens} with its "
+                    f"client certificate (STARTTLS, then {command})", "warning",
+                    fr=f"la boîte aux lettres applicative {address} {done_fr} ; une BAL APP {opens_fr} son "
+                       f"certificat client (STARTTLS, puis {command})")]
 
 
 class Mss:

@@ -28,7 +28,7 @@ from ...world import errors, events
 from ...world.faults import NETWORK
 from ...world.journal import finding
 from ...world.model import Mailbox, Message
-from ...world.mss import INBOX, is_mssante, uid_counter
+from ...world.mss import INBOX, app_mailbox_by_password, is_mssante, uid_counter
 from ...world.store import StorageFull, Tx
 from ..loop import ConnectionCap, DoorTasks, LoopThread, network_fault
 from .imap_wire import (
@@ -471,18 +471,11 @@ class ImapSession:
 
     @staticmethod
     def _conf01(box: Mailbox, raw: str) -> list[dict]:
-        """MSS/CONF.01, as on the SMTP door (smtp.mechanism_findings): an applicative mailbox is opened with its
-        client certificate (STARTTLS, AUTHENTICATE EXTERNAL); the bench's password opens it too, with a
-        warning a scenario step can forbid."""
-        from .smtp import CERT_TYPES
-        if box.type not in CERT_TYPES:
-            return []
+        """MSS/CONF.01 (the world's rule, world/mss.py) on a LOGIN or AUTHENTICATE PLAIN."""
         how = raw.split(" ")[0] if raw.startswith("LOGIN") else " ".join(raw.split(" ")[:2])
-        return [finding("MSS/CONF.01", f"the applicative mailbox {box.address} was opened with {how} and the "
-                        "password; an APP mailbox is opened with its client certificate (STARTTLS, then "
-                        "AUTHENTICATE EXTERNAL)", "warning",
-                        fr=f"la boîte applicative {box.address} a été ouverte par {how} et le mot de passe ; une "
-                           "boîte APP s'ouvre avec son certificat client (STARTTLS, puis AUTHENTICATE EXTERNAL)")]
+        return app_mailbox_by_password(box.type, box.address, done=f"was opened with {how} and the password",
+                                       done_fr=f"a été ouverte par {how} et le mot de passe", opens="is opened",
+                                       opens_fr="s'ouvre avec", command="AUTHENTICATE EXTERNAL")
 
     def _external(self, authzid: str) -> None:
         """AUTHENTICATE EXTERNAL (RFC 4422 appendix A) with the TLS client certificate: the SMTP door's rule

@@ -36,7 +36,7 @@ from ...formats.mime import KO_MARK, MdnShape, attachments, read_mdn
 from ...world import errors
 from ...world.faults import NETWORK, Fired
 from ...world.journal import finding
-from ...world.mss import is_mssante
+from ...world.mss import CERT_TYPES, app_mailbox_by_password, is_mssante
 from ...world.store import StorageFull, Tx
 from ..loop import ConnectionCap, LoopThread, network_fault
 from . import errors as status
@@ -50,7 +50,6 @@ log = logging.getLogger("mockbench.mss")
 
 MIB = 1024 * 1024
 TOKEN_TYPES = ("PER", "ORG")    # DOMAIN.md section 3: personal and organisational mailboxes use a PSC token
-CERT_TYPES = ("APP",)           # MSS/CONF.01: only applicative mailboxes may use a client certificate
 XDM_ATTACHMENT = "IHE_XDM.ZIP"
 
 
@@ -568,16 +567,13 @@ class MssSmtp(SMTP):
 
 
 def mechanism_findings(identity: Identity) -> list[dict]:
-    """MSS/CONF.01 on an accepted authentication: an applicative (APP) mailbox authenticates with its client
-    certificate (AUTH EXTERNAL after STARTTLS). The bench's password opens it too, for convenience, but a DPI
-    that uses it for its APP mailbox would not pass on a real operator: a warning, which a scenario step can
-    forbid. (Certificates on PER and ORG mailboxes are refused outright, in `_by_certificate`.)"""
-    if identity.type in CERT_TYPES and identity.mechanism != "EXTERNAL":
-        return [finding("MSS/CONF.01", f"the applicative mailbox {identity.address} authenticated with "
-                        f"{identity.mechanism}; an APP mailbox authenticates with its client certificate "
-                        "(STARTTLS, then AUTH EXTERNAL)", "warning",
-                        fr=f"la boîte aux lettres applicative {identity.address} s'est authentifiée par {identity.mechanism} ; une BAL APP s'authentifie par son certificat client (STARTTLS, puis AUTH EXTERNAL)")]
-    return []
+    """MSS/CONF.01 on an accepted authentication (the world's rule, world/mss.py). (Certificates on PER and ORG
+    mailboxes are refused outright, in `_by_certificate`.)"""
+    if identity.mechanism == "EXTERNAL":
+        return []
+    return app_mailbox_by_password(identity.type, identity.address, done=f"authenticated with {identity.mechanism}",
+                                   done_fr=f"s'est authentifiée par {identity.mechanism}", opens="authenticates",
+                                   opens_fr="s'authentifie par", command="AUTH EXTERNAL")
 
 
 def _bearer_token(auth: str) -> str:
