@@ -1,0 +1,76 @@
+"""JSON text of the world's rows and journal entries: orjson where it writes and reads exactly what the
+standard library does, the standard library for the rest (issue 21 point 1).
+
+`dumps(value)` is the text `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` writes, the very
+same characters; `loads(text)` the value `json.loads(text)` reads. orjson is several times faster but differs
+on a few values, which go to `json` instead:
+- floats: orjson writes 1e-05 as 0.00001 and NaN and Infinity as null (json: NaN, Infinity); a value holding
+  a float is written by json. Reading, orjson refuses NaN, Infinity and 1e400 (json reads them): json reads.
+- integers beyond 64 bits: orjson refuses to write them (json writes them); reading, orjson turns them into
+  floats without a word, so a text with a run of 19 digits or more (every such integer has one) is read by
+  json.
+- lone surrogates (a str that is not valid UTF-8): orjson refuses them both ways; json writes and reads them.
+- anything but dict (str keys), list, tuple, str, int, bool and None, subclasses included (orjson writes
+  dataclasses, datetimes, UUIDs and enums that json refuses, and str subclasses its own way): json, which
+  raises TypeError for what it cannot write, as before.
+tests/world/test_jsontext.py compares both on these cases and on generated values.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+_PLAIN = (str, int, bool, type(None))
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+_LONG_NUMBER_TEXT = re.compile(r"[0-9]{19}")
+
+
+def _orjson_can_write(value: Any) -> bool:
+    """Only exact dicts with str keys, lists, tuples, str, int, bool, None, all the way down (no float)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            for key in item:
+                if type(key) is not str:
+                    return False
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind not in _PLAIN:
+            return False
+    return True
+
+
+def dumps(value: Any) -> str:
+    """`json.dumps(value, separators=(",", ":"), ensure_ascii=False)`, the same text."""
+    text = orjson_dumps(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False) if text is None else text
+
+
+def orjson_dumps(value: Any) -> str | None:
+    """`dumps(value)` written by orjson, or None when orjson would not write the same text."""
+    if _orjson_can_write(value):
+        try:
+            return orjson.dumps(value).decode("utf-8")
+        except TypeError:   # an integer beyond 64 bits, a lone surrogate, nesting deeper than orjson's 254
+            pass
+    return None
+
+
+def loads(text: str | bytes | bytearray | memoryview) -> Any:
+    """`json.loads(text)`, the same value."""
+    if isinstance(text, memoryview):
+        text = bytes(text)
+    long_number = _LONG_NUMBER_TEXT if isinstance(text, str) else _LONG_NUMBER
+    if long_number.search(text) is None:   # type: ignore[arg-type]  # str pattern for str, bytes for bytes
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:   # NaN, Infinity, 1e400, a lone surrogate; or not JSON: json says why
+            pass
+    return json.loads(text)
