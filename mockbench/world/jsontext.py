@@ -4,8 +4,10 @@ standard library does, the standard library for the rest (issue 21 point 1).
 `dumps(value)` is the text `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` writes, the very
 same characters; `loads(text)` the value `json.loads(text)` reads. orjson is several times faster but differs
 on a few values, which go to `json` instead:
-- floats: orjson writes 1e-05 as 0.00001 and NaN and Infinity as null (json: NaN, Infinity); a value holding
-  a float is written by json. Reading, orjson refuses NaN, Infinity and 1e400 (json reads them): json reads.
+- floats: orjson writes 1e-05 as 0.00001, 1e+16 as 1e16, and NaN and Infinity as null (json: NaN, Infinity);
+  between 1e-4 and 1e16 (and zero), where Python's repr uses no exponent, both write the same shortest digits.
+  A value holding a float outside that range is written by json. Reading, orjson refuses NaN, Infinity and
+  1e400 (json reads them): json reads.
 - integers beyond 64 bits: orjson refuses to write them (json writes them); reading, orjson turns them into
   floats without a word, so a text with a run of 19 digits or more (every such integer has one) is read by
   json.
@@ -30,7 +32,8 @@ _LONG_NUMBER_TEXT = re.compile(r"[0-9]{19}")
 
 
 def _orjson_can_write(value: Any) -> bool:
-    """Only exact dicts with str keys, lists, tuples, str, int, bool, None, all the way down (no float)."""
+    """Only exact dicts with str keys, lists, tuples, str, int, bool, None and floats that both write alike
+    (see the module's docstring), all the way down."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -42,6 +45,9 @@ def _orjson_can_write(value: Any) -> bool:
             stack.extend(item.values())
         elif kind is list or kind is tuple:
             stack.extend(item)
+        elif kind is float:
+            if item and not 1e-4 <= abs(item) < 1e16:   # NaN fails the comparison too
+                return False
         elif kind not in _PLAIN:
             return False
     return True

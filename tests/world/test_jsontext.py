@@ -102,5 +102,19 @@ def test_generated_values_are_written_and_read_as_json_does(value):
         json.loads(text.encode("utf-8", "surrogatepass")))
 
 
+@settings(max_examples=2000, deadline=None)
+@given(st.floats(allow_nan=True, allow_infinity=True) | st.floats(min_value=1e-4, max_value=1e16)
+       | st.floats(min_value=-1e16, max_value=-1e-4))
+def test_floats_are_written_as_json_writes_them_on_both_sides_of_the_exponent_bounds(value):
+    for wrapped in (value, [value], {"issued_at": value, "n": 1}):
+        assert jsontext.dumps(wrapped) == _reference(wrapped)
+
+
+@pytest.mark.parametrize("value", [1e-4, 0.0001, 9.999999999999999e-05, 1e16, 9999999999999998.0, 1e15, -1e-4,
+                                   0.0, -0.0, 5e-324, 1.7976931348623157e308, 1796600546.3119934])
+def test_floats_at_the_bounds(value):
+    assert jsontext.dumps({"v": value}) == _reference({"v": value})
+
+
 def test_floats_stay_floats_and_nan_stays_nan():
     assert math.isnan(jsontext.loads(jsontext.dumps([float("nan")]))[0])
