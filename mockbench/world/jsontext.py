@@ -21,14 +21,15 @@ tests/world/test_jsontext.py compares both on these cases and on generated value
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
 _PLAIN = (str, int, bool, type(None))
-_LONG_NUMBER = re.compile(rb"[0-9]{19}")
-_LONG_NUMBER_TEXT = re.compile(r"[0-9]{19}")
+# A run of 19 digits, found as 19 zeros once every digit is a zero and everything else a space: translate and
+# find run in C at memory speed, where a regular expression took longer than json.loads itself.
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_NINETEEN_DIGITS = b"0" * 19
 
 
 def _orjson_can_write(value: Any) -> bool:
@@ -73,8 +74,8 @@ def loads(text: str | bytes | bytearray | memoryview) -> Any:
     """`json.loads(text)`, the same value."""
     if isinstance(text, memoryview):
         text = bytes(text)
-    long_number = _LONG_NUMBER_TEXT if isinstance(text, str) else _LONG_NUMBER
-    if long_number.search(text) is None:   # type: ignore[arg-type]  # str pattern for str, bytes for bytes
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if data.translate(_DIGITS_AS_ZEROS).find(_NINETEEN_DIGITS) < 0:
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:   # NaN, Infinity, 1e400, a lone surrogate; or not JSON: json says why
