@@ -46,8 +46,8 @@ log = logging.getLogger("mockbench.dmp")
 
 PREFIX = "/si-dmp-server/v2/services"
 SERVICES = ("patients", "habilitations", "patientsSpecific", "registry", "repository")
-REPOSITORY_ID = "1.2.250.1.213.4.1.1.1.2"
-RENDER_CACHE = 4096                         # rendered ExtrinsicObjects kept (a few KB each)   # the DMP's test repository (DOMAIN.md)
+REPOSITORY_ID = "1.2.250.1.213.4.1.1.1.2"   # the DMP's test repository (DOMAIN.md)
+RENDER_CACHE = 4096                         # rendered ExtrinsicObjects kept (a few KB each)
 STATUS_URNS = {
     "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved": "approved",
     "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated": "deprecated",
