@@ -283,13 +283,11 @@ class Bench:
                 self._serve("https", http_sockets.pop("https"),
                             server_context(self.tls, require_client_cert=False))
             for door in self.doors.values():
-                self.ports.update(door.start())
-        except ListenError as exc:
-            for sock in http_sockets.values():
-                sock.close()
-            self.stop()
-            raise BenchError(f"{exc}; choose another port with --{exc.port_name}-port (0 takes any free port)") \
-                from None
+                try:
+                    self.ports.update(door.start())
+                except ListenError as exc:
+                    raise BenchError(f"{exc}; choose another port with --{exc.port_name}-port (0 takes any "
+                                     "free port)") from None
         except BaseException:
             for sock in http_sockets.values():
                 sock.close()
