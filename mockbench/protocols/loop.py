@@ -28,6 +28,7 @@ REFUSAL_TIMEOUT = 2.0  # seconds to write a refusal to a connection beyond the c
 QUIET_SECONDS = 60.0           # a resource shortage is logged once per episode, and again at most this often
 TRICKLE_STEPS_PER_SECOND = 10  # a trickled answer goes in this many pieces a second
 STOP_TIMEOUT = 10.0            # seconds for a door's loop to close its connections and end
+STREAM_BUFFER = 64 * 1024      # asyncio's stream buffer, and what a `timeout` fault reads (and drops) at once
 
 
 class ConnectionCap:
@@ -194,7 +195,7 @@ class SocketDoor:
     port_name = ""             # the port's name: in the port map, health, /_bench/endpoints, --<name>-port
     cap_setting = ""           # the Config setting of the connection cap, named in the log when it is met
     thread = ""                # the loop thread's name
-    stream_limit = 64 * 1024   # asyncio's stream buffer (the door's own limits bound what it reads)
+    stream_limit = STREAM_BUFFER   # asyncio's stream buffer (the door's own limits bound what it reads)
     refusal: bytes | None = None   # written to a connection beyond the cap (None: closed before a byte is read)
 
     def __init__(self, context: DoorContext, *, host: str, port: int, max_connections: int) -> None:
@@ -268,7 +269,7 @@ async def network_fault(fired: Any, reader: asyncio.StreamReader, writer: asynci
         deadline = loop.time() + seconds
         try:
             while (left := deadline - loop.time()) > 0:
-                if not await asyncio.wait_for(reader.read(64 * 1024), left):
+                if not await asyncio.wait_for(reader.read(STREAM_BUFFER), left):
                     break   # the client gave up
         except (TimeoutError, ConnectionError):
             pass
