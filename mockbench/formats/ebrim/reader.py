@@ -253,20 +253,10 @@ class _Reader:
 
     # Document entries ---------------------------------------------------------------------------------------
     def entry(self, eo: Element, top_cls: dict, top_eis: dict) -> tuple[DocumentEntry, list[_Coded]]:
+        """One rim:ExtrinsicObject as a DocumentEntry, with its classifications (for `check_codes`)."""
         sid = eo.get("id", "")
         where = sid or "ExtrinsicObject"
-        object_type = eo.get("objectType")
-        if object_type == DE_OBJECT_TYPE_ON_DEMAND:
-            self.error(f"{where}: on-demand document entries are not accepted by the DMP", where)
-        elif object_type != DE_OBJECT_TYPE:
-            self.error(f"{where}: objectType {object_type!r} is not the stable document entry type "
-                       f"{DE_OBJECT_TYPE}", where)
-        if not eo.get("mimeType"):
-            self.error(f"{where}: no mimeType", where)
-        status = eo.get("status")
-        if status and status not in STATUS_NAMES:
-            self.note("DMP/XDS-STATUS", f"{where}: unknown availability status {status}",
-                      fr=f"{where} : statut de disponibilité inconnu {status}")
+        status = self.entry_attributes(eo, where)
         slots = self.slots(eo, where)
         coded = self.classifications(eo, sid, top_cls, where)
         ids = self.identifiers(eo, sid, top_eis, where)
@@ -279,6 +269,42 @@ class _Reader:
 
         meta: dict[str, Any] = {"unique_id": unique_id, "mime_type": eo.get("mimeType", "")}
         extra: dict[str, Any] = {}
+        self.entry_slots(eo, slots, where, meta, extra)
+        schemes, names = self.entry_codes(coded, where, meta)
+        self.entry_authors(coded, where, meta, extra)
+        self.entry_other_classifications(coded, where, extra)
+        extra["codingSchemes"] = schemes
+        extra["displayNames"] = names
+        extra.update(slots)
+        meta["extra"] = extra
+        version = eo.find(_q(RIM, "VersionInfo"))
+        entry = DocumentEntry(symbolic_id=sid, unique_id=unique_id, patient_id=patient_id, patient_ins=ins,
+                              patient_oid=oid, meta=meta, lid=eo.get("lid"),
+                              version_info=None if version is None else version.get("versionName"),
+                              availability_status=status)
+        if not sid:
+            self.error("an ExtrinsicObject has no id", where)
+        return entry, coded
+
+    def entry_attributes(self, eo: Element, where: str) -> str | None:
+        """objectType (a stable entry), mimeType and status; returns the status."""
+        object_type = eo.get("objectType")
+        if object_type == DE_OBJECT_TYPE_ON_DEMAND:
+            self.error(f"{where}: on-demand document entries are not accepted by the DMP", where)
+        elif object_type != DE_OBJECT_TYPE:
+            self.error(f"{where}: objectType {object_type!r} is not the stable document entry type "
+                       f"{DE_OBJECT_TYPE}", where)
+        if not eo.get("mimeType"):
+            self.error(f"{where}: no mimeType", where)
+        status = eo.get("status")
+        if status and status not in STATUS_NAMES:
+            self.note("DMP/XDS-STATUS", f"{where}: unknown availability status {status}",
+                      fr=f"{where} : statut de disponibilité inconnu {status}")
+        return status
+
+    def entry_slots(self, eo: Element, slots: dict, where: str, meta: dict, extra: dict) -> None:
+        """The single-valued slots (times, language, hash, size...), Name and Description into meta/extra;
+        the slots read are popped from `slots`, the others stay for meta["extra"]."""
         single = {name: self.single(slots, name, where, required=name in ("creationTime", "languageCode",
                                                                             "sourcePatientId"))
                   for name in _SINGLE_SLOTS}
@@ -289,16 +315,7 @@ class _Reader:
                 meta[key] = iso
         if single["languageCode"]:
             meta["language"] = single["languageCode"]
-        if single["hash"]:
-            if _HASH.fullmatch(single["hash"]):
-                meta["hash"] = single["hash"].upper()
-            else:
-                self.error(f"{where}: hash {single['hash']!r} is not a SHA-1 in hexadecimal", where)
-        if single["size"]:
-            if single["size"].isdigit():
-                meta["size"] = int(single["size"])
-            else:
-                self.error(f"{where}: size {single['size']!r} is not a number of bytes", where)
+        self.entry_hash_and_size(single["hash"], single["size"], where, meta)
         if single["repositoryUniqueId"]:
             meta["repository_id"] = single["repositoryUniqueId"]
         for name in ("sourcePatientId", "legalAuthenticator"):
@@ -313,6 +330,21 @@ class _Reader:
         if description:
             extra["description"] = description
 
+    def entry_hash_and_size(self, hash_: str | None, size: str | None, where: str, meta: dict) -> None:
+        if hash_:
+            if _HASH.fullmatch(hash_):
+                meta["hash"] = hash_.upper()
+            else:
+                self.error(f"{where}: hash {hash_!r} is not a SHA-1 in hexadecimal", where)
+        if size:
+            if size.isdigit():
+                meta["size"] = int(size)
+            else:
+                self.error(f"{where}: size {size!r} is not a number of bytes", where)
+
+    def entry_codes(self, coded: list[_Coded], where: str, meta: dict) -> tuple[dict, dict]:
+        """The one-per-entry codes (class, type, format, facility, practice) and the confidentiality codes
+        into meta; returns their coding schemes and display names, by meta field (for meta["extra"])."""
         schemes, names = {}, {}
         for key, scheme, name in _CODED:
             found = [c for c in coded if c.scheme == scheme]
@@ -334,21 +366,28 @@ class _Reader:
         if not confidentiality:
             self.error(f"{where}: no confidentialityCode classification", where)
         meta["confidentiality"] = list(dict.fromkeys(c.code for c in confidentiality))
+        return schemes, names
+
+    def entry_authors(self, coded: list[_Coded], where: str, meta: dict, extra: dict) -> None:
+        """The author classifications: all of them in extra, the first IDNPS and specialty in meta."""
         authors = self.authors(coded, DE_AUTHOR)
-        if authors:
-            extra["authors"] = authors
-            idnps = _xcn_id(authors)
-            if idnps:
-                meta["author"] = idnps
-            else:
-                self.note("DMP/XDS-AUTHOR", f"{where}: the author has no identifier (authorPerson XCN.1)",
-                          fr=f"{where} : l'auteur n'a pas d'identifiant (authorPerson XCN.1)")
-            specialty = next((v for a in authors for v in a.get("authorSpecialty", [])), "")
-            if specialty:
-                meta["author_specialty"] = _bare_code(specialty)
-        else:
+        if not authors:
             self.note("DMP/XDS-AUTHOR", f"{where}: the document entry has no author",
                       fr=f"{where} : la fiche du document n'a pas d'auteur")
+            return
+        extra["authors"] = authors
+        idnps = _xcn_id(authors)
+        if idnps:
+            meta["author"] = idnps
+        else:
+            self.note("DMP/XDS-AUTHOR", f"{where}: the author has no identifier (authorPerson XCN.1)",
+                      fr=f"{where} : l'auteur n'a pas d'identifiant (authorPerson XCN.1)")
+        specialty = next((v for a in authors for v in a.get("authorSpecialty", [])), "")
+        if specialty:
+            meta["author_specialty"] = _bare_code(specialty)
+
+    def entry_other_classifications(self, coded: list[_Coded], where: str, extra: dict) -> None:
+        """Event codes into extra; a classification of no known scheme is noted and ignored."""
         events = [c for c in coded if c.scheme == DE_EVENT_CODE]
         if events:
             extra["eventCodeList"] = [{"code": c.code, "scheme": c.system, "name": c.name or ""}
@@ -358,18 +397,6 @@ class _Reader:
             if c.scheme not in known:
                 self.note("DMP/XDS-CLASSIFICATION", f"{where}: classification {c.scheme or c.node} ignored",
                           fr=f"{where} : classification {c.scheme or c.node} ignorée")
-        extra["codingSchemes"] = schemes
-        extra["displayNames"] = names
-        extra.update(slots)
-        meta["extra"] = extra
-        version = eo.find(_q(RIM, "VersionInfo"))
-        entry = DocumentEntry(symbolic_id=sid, unique_id=unique_id, patient_id=patient_id, patient_ins=ins,
-                              patient_oid=oid, meta=meta, lid=eo.get("lid"),
-                              version_info=None if version is None else version.get("versionName"),
-                              availability_status=status)
-        if not sid:
-            self.error("an ExtrinsicObject has no id", where)
-        return entry, coded
 
     def check_codes(self, entry: DocumentEntry, coded: list[_Coded], signature: bool) -> None:
         where = entry.symbolic_id
