@@ -1,8 +1,8 @@
 """The DMP door: the DMP web services over SOAP 1.2 and WS-Addressing, MTOM where the real one uses it.
 
-Wire formats live beside this file (soap.py: envelope, WS-A, MTOM, faults; vihf.py: the security token;
-ebrim.py: XDS metadata; hl7v3.py: TD0.x and TD1.6 bodies); the rules are the world's. This module routes
-a request by its WS-Addressing Action, makes one world call in one transaction, journals the exchange in
+Wire formats live beside this file (soap.py: envelope, WS-A, MTOM, faults; vihf/: the security token;
+actions.py: the WS-Addressing Actions; hl7v3.py: TD0.x and TD1.6 bodies) and in formats/ebrim/ (XDS
+metadata); the rules are the world's. This module routes a request by its WS-Addressing Action, makes one world call in one transaction, journals the exchange in
 that transaction and renders the answer after it committed.
 """
 
