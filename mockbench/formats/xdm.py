@@ -369,7 +369,7 @@ def _document_path(entry: ebrim.DocumentEntry, index: int, folder: str, members:
 
 def _document(entry: ebrim.DocumentEntry, path: str, content: bytes, findings: list[dict]) -> XdmDocument:
     where = f"{path} ({entry.symbolic_id})"
-    declared_hash = entry.meta.get("hash") or ""
+    declared_hash = entry.meta.get("hash")
     actual_hash = hashlib.sha1(content).hexdigest().upper()
     hash_ok = bool(declared_hash) and declared_hash.upper() == actual_hash
     if not declared_hash:
