@@ -245,6 +245,11 @@ class Tx:
         row = self.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
         return default if row is None else json.loads(row[0])
 
+    def meta_text(self, key: str) -> str | None:
+        """A meta value's stored JSON text, undecoded (a caller that caches the decoded value by its text)."""
+        row = self.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
+        return None if row is None else str(row[0])
+
     def meta_set(self, key: str, value: Any) -> None:
         self.put("meta", value, key=key)
 
