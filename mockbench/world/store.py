@@ -155,7 +155,6 @@ class Tx:
         self.name = name or ns    # the namespace as callers name it
         self._after_commit: list[Callable[[], None]] = []
         self._before_commit: list[Callable[[], None]] = []
-        self.scratch: dict[str, Any] = {}  # per-transaction memo for the world's services
         self._savepoints = 0
         self.written = 0   # bytes of data put, to tell when a checkpoint is due
 
@@ -465,7 +464,6 @@ class Store:
         tx.conn.execute("INSERT OR REPLACE INTO namespaces (physical, name, live) VALUES (?, ?, 0)", (old, tx.name))
         tx.conn.execute("INSERT INTO namespaces (physical, name, live) VALUES (?, ?, 1)", (new, tx.name))
         tx.ns = new
-        tx.scratch.clear()   # memos of the old generation's rows
 
     def copy_namespace(self, tx: Tx, source: str, target: str) -> None:
         """Replace the world in `target` by a copy of `source` (snapshot). What a reset keeps (signing keys)
