@@ -1,12 +1,29 @@
-"""The OIDC door's errors and their wire form: RFC 6749 section 5.2, OIDC Core 3.1.2.6 and CIBA 11 name each
-`error` string; `from_world` maps every world error (world/errors.py) to one of them. `Provider.handle` is the
-one place that turns them into a response and journals the exchange."""
+"""The OIDC door's errors and their wire form, each an OAuth error response: a JSON object with a stable
+`error` and an `error_description` (RFC 6749 section 5.2; OIDC Core 3.1.2.6 and CIBA 11 name more codes).
+
+- The errors an issuer's endpoints answer: `OAuthError` and its subclasses, with `from_world` for every world
+  error (world/errors.py). `Provider.handle` is the one place that turns them into a response and journals the
+  exchange.
+- The door's own answers, before an issuer's core is reached (door.py): a path that is no endpoint, and the
+  refusals of injected faults (world/faults.py)."""
 
 from __future__ import annotations
 
+import json
+
 from ...world import errors
 
+JSON = "application/json"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}   # RFC 6749 5.1, on every token-side answer
 
+NOT_FOUND = ("not_found", 404)                 # a path under /oidc that is no issuer's endpoint
+# RFC 6749 4.1.2.1's code in 5.2's form and 400 status, so that a client reads the code on every endpoint
+# (the authorization endpoint included, without a redirect)
+TEMPORARILY_UNAVAILABLE = ("temporarily_unavailable", 400)
+HTTP_503 = 503                                 # RFC 9110 15.6.4: the whole service down, a bare answer
+
+
+# An issuer's endpoints --------------------------------------------------------------------------------
 class OAuthError(Exception):
     """RFC 6749 section 5.2 / OIDC Core 3.1.2.6 / CIBA 11: a stable `error` and a default status."""
 
@@ -119,3 +136,16 @@ class RedirectRefusal(Exception):
         self.error, self.redirect_uri, self.state = error, redirect_uri, state
 
 
+# The door's own answers ------------------------------------------------------------------------------------
+def error_body(error: str, description: str) -> str:
+    return json.dumps({"error": error, "error_description": description})
+
+
+def not_found(path: str) -> tuple[str, int]:
+    error, status = NOT_FOUND
+    return error_body(error, f"no OIDC endpoint at {path}"), status
+
+
+def temporarily_unavailable(description: str) -> tuple[str, int]:
+    error, status = TEMPORARILY_UNAVAILABLE
+    return error_body(error, description), status

@@ -12,9 +12,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...world.store import Tx
+from .errors import NO_STORE
 
 Result = tuple[int, Any, dict[str, str]]      # body: dict (JSON), str (HTML) or "" (empty)
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 HTML = {"Content-Type": "text/html; charset=utf-8"}
 
 
