@@ -1,5 +1,5 @@
 """The OIDC core: an issuer (`Provider`) that routes a path to one of its endpoints and answers a request with
-(status, body, headers). No Flask here (flask.py adapts it).
+(status, body, headers). No Flask here (door.py adapts it).
 
 The endpoints (endpoints/) and the token endpoint's grant types (grants/) are classes the provider registers,
 as Authlib's authorization server does; each is called with an `Exchange` (exchange.py): the transaction, the
