@@ -157,7 +157,6 @@ class Tx:
         self.name = name or ns    # the namespace as callers name it
         self._after_commit: list[Callable[[], None]] = []
         self._before_commit: list[Callable[[], None]] = []
-        self.scratch: dict[str, Any] = {}  # per-transaction memo for the world's services
         self._savepoints = 0
         self.written = 0   # bytes of data put, to tell when a checkpoint is due
         self._rows_init()
@@ -296,6 +295,11 @@ class Tx:
     def meta_get(self, key: str, default: Any = None) -> Any:
         row = self.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
         return default if row is None else jsontext.loads(row[0])
+
+    def meta_text(self, key: str) -> str | None:
+        """A meta value's stored JSON text, undecoded (a caller that caches the decoded value by its text)."""
+        row = self.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
+        return None if row is None else str(row[0])
 
     def meta_set(self, key: str, value: Any) -> None:
         self.put("meta", value, key=key)
@@ -512,8 +516,7 @@ class Store:
         tx.conn.execute("INSERT OR REPLACE INTO namespaces (physical, name, live) VALUES (?, ?, 0)", (old, tx.name))
         tx.conn.execute("INSERT INTO namespaces (physical, name, live) VALUES (?, ?, 1)", (new, tx.name))
         tx.ns = new
-        tx.scratch.clear()   # memos of the old generation's rows
-        tx._rows_forget()
+        tx._rows_forget()   # cached rows of the old generation
 
     def copy_namespace(self, tx: Tx, source: str, target: str) -> None:
         """Replace the world in `target` by a copy of `source` (snapshot). What a reset keeps (signing keys)
