@@ -408,3 +408,30 @@ def test_the_journal_filter_sees_empty_findings_as_entry_json_writes_them(cast):
         stored = dict(tx.conn.execute("SELECT seq, data FROM journal WHERE ns = ?", (tx.ns,)).fetchall())
     assert ',"findings":[],' in stored[plain["seq"]] and ',"findings":[],' not in stored[found["seq"]]
     assert [f["entries"] for f in all_findings(cast, "R")] == [[found["seq"]]]
+
+
+# Not NUL: SQLite's json_extract ends a string at it, whole entry or head alike (compared below all the same).
+_awkward = (st.sampled_from(["", "dr-a", ',"findings":[]', '","findings":1,"x":"', "é\"\\\n\t}", "\x01\x1f"])
+            | st.text(max_size=20).filter(lambda text: "\x00" not in text))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=st.lists(st.tuples(_awkward, st.sampled_from(VERDICTS), st.binary(max_size=300),
+                                  st.none() | st.binary(max_size=300)), min_size=1, max_size=8))
+def test_recent_reads_actor_and_verdict_as_the_whole_entry_says(new_cast, entries):
+    """`_recent` reads the actor and verdict from the entry's head, the text before its findings (issue 21):
+    the same values as the whole entry's, whatever the actor holds (quotes, `,"findings":`, a
+    control character), large raw message and response or not."""
+    cast = new_cast()
+    with cast.tx() as tx:
+        for actor, verdict, raw, response in entries:
+            cast.world.journal.append(tx, "dmp", "TD3.1", actor=actor, patient="alice", verdict=verdict,
+                                      raw=raw * 20, response=response, findings=[finding("R", actor)])
+        whole = [(seq, operation, actor, verdict) for seq, operation, actor, verdict in tx.conn.execute(
+            "SELECT seq, operation, json_extract(data, '$.actor'), json_extract(data, '$.verdict') FROM journal "
+            "WHERE ns = ? AND patient = 'alice' ORDER BY seq DESC", (tx.ns,))]
+        got = [(seq, operation, actor, verdict)
+               for seq, _, operation, actor, verdict in cast.world.advisor._recent(tx, "alice", 0.0)]
+    assert got == whole
+    assert [actor for _, _, actor, _ in got] == [actor for actor, *_ in reversed(entries)]
+    assert [verdict for *_, verdict in got] == [verdict for _, verdict, *_ in reversed(entries)]
