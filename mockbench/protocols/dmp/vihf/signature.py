@@ -204,6 +204,11 @@ def signer_findings(assertion_or_security: etree._Element | None, vihf: Vihf) ->
     [trans-cda-r2/mapping.md, rows //Assertion/ds:Signature and //Assertion/Issuer]. A seal certificate whose
     OU (the IDNST, as in the ANS example VIHF_INDIRECTE_signed.xml and in IGC Santé ORG certificates) is not
     the Identifiant_Structure is a warning; an Issuer that is not the certificate's DN an info."""
+    return _signer_findings(_signer(assertion_or_security), vihf)
+
+
+def _signer(assertion_or_security: etree._Element | None) -> tuple[list[str], str] | None:
+    """The signing certificate's OUs and subject DN (RFC 4514), or None without a readable one."""
     from cryptography import x509
 
     try:
@@ -212,11 +217,18 @@ def signer_findings(assertion_or_security: etree._Element | None, vihf: Vihf) ->
                                  f"{{{NS_DS}}}X509Certificate")
         cert = x509.load_der_x509_certificate(_b64(element.text)) if element is not None else None
     except (VihfError, ValueError, binascii.Error):
-        return []
+        return None
     if cert is None:
-        return []
-    out: list[dict] = []
+        return None
     units = [str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATIONAL_UNIT_NAME)]
+    return units, cert.subject.rfc4514_string()
+
+
+def _signer_findings(signer: tuple[list[str], str] | None, vihf: Vihf) -> list[dict]:
+    if signer is None:
+        return []
+    units, subject = signer
+    out: list[dict] = []
     if units and vihf.structure_id and vihf.structure_id not in units:
         out.append(finding("VIHF/Signature", f"signed by the seal certificate of OU={', '.join(units)}, not of the "
                            f"VIHF's Identifiant_Structure {vihf.structure_id} (mapping.md: the structure's seal "
@@ -226,8 +238,54 @@ def signer_findings(assertion_or_security: etree._Element | None, vihf: Vihf) ->
     def norm(dn: str) -> str:
         return ",".join(part.strip().lower() for part in dn.split(","))
 
-    if norm(vihf.issuer) != norm(cert.subject.rfc4514_string()):
+    if norm(vihf.issuer) != norm(subject):
         out.append(finding("VIHF/Issuer", f"Issuer {vihf.issuer!r} is not the seal certificate's DN "
-                           f"{cert.subject.rfc4514_string()!r} (mapping.md, row //Assertion/Issuer)", "info",
-                           fr=f"l'Issuer {vihf.issuer!r} n'est pas le DN du certificat cachet {cert.subject.rfc4514_string()!r} (mapping.md, ligne //Assertion/Issuer)"))
+                           f"{subject!r} (mapping.md, row //Assertion/Issuer)", "info",
+                           fr=f"l'Issuer {vihf.issuer!r} n'est pas le DN du certificat cachet {subject!r} (mapping.md, ligne //Assertion/Issuer)"))
     return out
+
+
+class VerifiedSignatures:
+    """The VIHF signatures one door has verified, so that a DPI sending the same signed assertion with each
+    request (as it does while the token is valid) pays its XML-DSig check once: the deep copy, two exclusive
+    c14n, the signature and the chain's signatures were a fifth of a TD3.1 (issue 21).
+
+    Only a success is kept, under a SHA-256 of everything `signature_problem` reads: the Assertion as lxml
+    serializes it (elements, attributes, text, comments, namespace declarations), the namespaces in scope
+    around it (InclusiveNamespaces may name an inherited prefix) and the trust anchors' PEM. The check reads
+    no clock (validity dates are not checked, see `signature_problem`), so a success stays one; an assertion
+    altered in any character, or anchors that change, make another key and are checked in full, and a failure
+    is checked in full each time. Bounded: the oldest success is forgotten past `size`."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._verified: dict[bytes, tuple[list[str], str] | None] = {}   # key -> the signer (see `_signer`)
+
+    def _key(self, assertion_or_security: etree._Element | None, ca_pem: bytes) -> bytes | None:
+        try:
+            assertion = _assertion(assertion_or_security)
+        except VihfError:
+            return None
+        key = hashlib.sha256(etree.tostring(assertion, with_tail=False))
+        key.update(b"\x00" + repr(sorted(assertion.nsmap.items(), key=lambda kv: kv[0] or "")).encode())
+        key.update(b"\x00" + hashlib.sha256(ca_pem).digest())
+        return key.digest()
+
+    def problem(self, assertion_or_security: etree._Element | None, ca_pem: bytes) -> tuple[str, bytes | None]:
+        """`signature_problem`, and the key under which a success is remembered (None for a failure)."""
+        key = self._key(assertion_or_security, bytes(ca_pem or b""))
+        if key is not None and key in self._verified:
+            return "", key
+        problem = signature_problem(assertion_or_security, ca_pem)
+        if problem or key is None:
+            return problem, None
+        self._verified[key] = _signer(assertion_or_security)
+        while len(self._verified) > self.size:
+            del self._verified[next(iter(self._verified))]
+        return "", key
+
+    def signer_findings(self, assertion_or_security: etree._Element | None, vihf: Vihf, key: bytes | None) -> list[dict]:
+        """`signer_findings`, from the signer remembered under `key` (as `problem` returned it)."""
+        if key is None or key not in self._verified:
+            return signer_findings(assertion_or_security, vihf)
+        return _signer_findings(self._verified[key], vihf)
