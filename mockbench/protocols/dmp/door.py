@@ -39,7 +39,7 @@ from .soap import (
     render_response,
     xop_include,
 )
-from .vihf import VerifiedSignatures, Vihf, VihfError, actor_for, parse_vihf
+from .vihf import TokenCache, Vihf, VihfError, actor_for
 
 if TYPE_CHECKING:
     from ...config import Config
@@ -118,7 +118,7 @@ class DmpDoor(HttpDoor):
         # With TLS on, the plain-HTTP door is refused (the real DMP has none) unless accept_plain_http.
         self.accept_plain_http = accept_plain_http
         self._render_cache: OrderedDict[tuple, bytes] = OrderedDict()
-        self._signatures = VerifiedSignatures()   # a signed VIHF sent again is not verified again (issue 21)
+        self._tokens = TokenCache()   # a VIHF sent again is not parsed nor verified again (issue 21)
         # WS-A Action -> (service, operation as journaled, handler)
         self.routes: dict[str, tuple[str, str, Handler]] = {
             wsa.ACTION_TD02_REQUEST: ("patients", "TD0.2", DmpDoor.td02),
@@ -232,8 +232,9 @@ class DmpDoor(HttpDoor):
                             *(finding("DMP/WS-Addressing", note, "info",
                                       fr=f"WS-Addressing : {note}") for note in soap.notes)]
             try:
-                vihf = parse_vihf(soap.security)
-                problem, signed = self._signatures.problem(soap.security, self.trust_anchors())
+                token = self._tokens.key(soap.security)
+                vihf = self._tokens.vihf(soap.security, token)
+                problem, signed = self._tokens.problem(soap.security, self.trust_anchors(), token)
                 if problem:
                     reason = (f"{problem}: the DMP requires the VIHF signed (XML-DSig) by the structure's seal "
                               "certificate, trusted by the DMP (trans-cda-r2/mapping.md, VIHF table, ds:Signature)")
@@ -243,7 +244,7 @@ class DmpDoor(HttpDoor):
                                                 "warning",
                                                 fr=f"{problem} : le DMP exige le VIHF signé (XML-DSig) par le certificat cachet de la structure, reconnu par le DMP (trans-cda-r2/mapping.md, table du VIHF, ds:Signature) ; accepté : check_signatures = false"))
                 else:
-                    found_before.extend(self._signatures.signer_findings(soap.security, vihf, signed))
+                    found_before.extend(self._tokens.signer_findings(soap.security, vihf, signed))
             except VihfError as exc:
                 raise SoapFault("Sender", exc.subcode, exc.reason + (f" ({exc.attribute})" if exc.attribute and
                                                                      exc.attribute not in exc.reason else "")) from None

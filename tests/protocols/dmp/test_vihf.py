@@ -28,6 +28,7 @@ from mockbench.protocols.dmp.vihf import (
     NS_WSSE,
     OPTIONAL_ATTRIBUTES,
     REQUIRED_ATTRIBUTES,
+    TokenCache,
     Vihf,
     VihfError,
     actor_for,
@@ -37,7 +38,6 @@ from mockbench.protocols.dmp.vihf import (
     signature_problem,
     signer_findings,
 )
-from mockbench.protocols.dmp.vihf.signature import VerifiedSignatures
 from mockbench.world import errors, identity
 from mockbench.world.model import Patient, Professional, Structure
 from mockbench.world.store import Store
@@ -806,7 +806,8 @@ def test_sign_vihf_verifies_and_any_change_is_caught(bench_pki, value, other):
         assert "digest does not match" in signature_problem(sec, ca_pem)
 
 
-# --- VerifiedSignatures: a success remembered, every failure still a failure (issue 21) ------------------------
+
+# --- TokenCache: a success remembered, every failure still a failure (issue 21) ---------------------------------
 
 def _altered_value(sec: etree._Element) -> None:
     next(v for v in sec.iter(f"{{{NS_SAML}}}AttributeValue") if v.text == "INDIRECTE_RENFORCEE").text = "DIRECTE"
@@ -820,52 +821,80 @@ def _comment_in_name_id(sec: etree._Element) -> None:
     sec.find(f".//{{{NS_SAML}}}NameID").append(etree.Comment("x"))
 
 
+def _problem(cache: TokenCache, sec: etree._Element | None, anchors: bytes) -> tuple[str, bytes | None]:
+    return cache.problem(sec, anchors, cache.key(sec))
+
+
 @pytest.mark.parametrize("kind", ["rsa", "ec"])
-def test_verified_signatures_refuse_what_signature_problem_refuses(pki, kind):
-    """After a success is remembered, the same token altered (a value, the SignedInfo), checked against other
+def test_token_cache_refuses_what_signature_problem_refuses(pki, kind):
+    """After a success is kept, the same token altered (a value, the SignedInfo), checked against other
     anchors or none, is refused with signature_problem's own reason; a comment (outside exclusive c14n) still
     verifies; the same token, unaltered, is answered from the cache with the same signer findings."""
-    cache = VerifiedSignatures()
+    cache = TokenCache()
     sec = signed_in_envelope(pki, kind)
-    problem, key = cache.problem(sec, pki["ca_pem"])
+    problem, key = _problem(cache, sec, pki["ca_pem"])
     assert (problem, key is not None) == ("", True)
-    assert cache.problem(sec, pki["ca_pem"]) == ("", key)   # the same token again
+    assert _problem(cache, sec, pki["ca_pem"]) == ("", key)   # the same token again: from the cache
     vihf = parse_vihf(sec)
     other = Vihf(name_id=vihf.name_id, issuer="CN=someone else", structure_id="1010000024")
     for who in (vihf, other):
         assert cache.signer_findings(sec, who, key) == signer_findings(sec, who)
     for anchors in (pki["other_ca_pem"], b"", b"  \n"):
-        assert cache.problem(sec, anchors) == (signature_problem(sec, anchors), None)
         assert signature_problem(sec, anchors)
+        assert _problem(cache, sec, anchors) == (signature_problem(sec, anchors), None)
     for alter in (_altered_value, _altered_signed_info):
         changed = signed_in_envelope(pki, kind)
         alter(changed)
         assert signature_problem(changed, pki["ca_pem"])
-        assert cache.problem(changed, pki["ca_pem"]) == (signature_problem(changed, pki["ca_pem"]), None)
+        assert _problem(cache, changed, pki["ca_pem"]) == (signature_problem(changed, pki["ca_pem"]), None)
     commented = signed_in_envelope(pki, kind)
     _comment_in_name_id(commented)
-    problem, other_key = cache.problem(commented, pki["ca_pem"])
+    problem, other_key = _problem(cache, commented, pki["ca_pem"])
     assert problem == "" and other_key not in (None, key)
-    assert cache.problem(token(), pki["ca_pem"]) == ("the VIHF is not signed", None)
-    assert cache.problem(None, pki["ca_pem"]) == (signature_problem(None, pki["ca_pem"]), None)
+    assert _problem(cache, token(), pki["ca_pem"]) == ("the VIHF is not signed", None)
+    assert _problem(cache, None, pki["ca_pem"]) == (signature_problem(None, pki["ca_pem"]), None)
 
 
-def test_verified_signatures_key_on_the_namespaces_in_scope(pki):
+def test_token_cache_reads_as_parse_vihf(pki):
+    """The Vihf kept is parse_vihf's, its findings a copy per request; a token parse_vihf refuses is refused
+    each time with its own error; an altered value is read afresh."""
+    cache = TokenCache()
+    sec = token(with_attr("Secteur_Activite", "SA99^1.2.250.1.71.4.2.4"))
+    first = cache.vihf(sec, cache.key(sec))
+    assert first == parse_vihf(sec) and first.findings
+    first.findings[0]["message"] = "changed by a door"
+    assert cache.vihf(sec, cache.key(sec)) == parse_vihf(sec)
+    broken = token(without("Identifiant_Structure"))
+    for _ in range(2):
+        with pytest.raises(VihfError) as caught:
+            cache.vihf(broken, cache.key(broken))
+        with pytest.raises(VihfError) as direct:
+            parse_vihf(broken)
+        assert (caught.value.subcode, caught.value.reason) == (direct.value.subcode, direct.value.reason)
+    sec = signed_in_envelope(pki)
+    assert cache.vihf(sec, cache.key(sec)).authentication == "INDIRECTE_RENFORCEE"
+    _altered_value(sec)
+    assert cache.vihf(sec, cache.key(sec)) == parse_vihf(sec) and parse_vihf(sec).authentication == "DIRECTE"
+    with pytest.raises(VihfError):
+        cache.vihf(None, cache.key(None))
+
+
+def test_token_cache_keys_on_the_namespaces_in_scope(pki):
     """The same Assertion text under an envelope declaring one more namespace is another key: exclusive c14n
     with an InclusiveNamespaces PrefixList may take an inherited declaration into the digest."""
-    cache = VerifiedSignatures()
     sec = signed_in_envelope(pki, "ec")
     text = etree.tostring(sec[0]).decode()
     other = parse_xml(f'<wsse:Security xmlns:wsse="{NS_WSSE}" xmlns:x="urn:x">{text}</wsse:Security>'.encode())
-    assert cache._key(sec, pki["ca_pem"]) != cache._key(other, pki["ca_pem"])
-    assert cache._key(sec, pki["ca_pem"]) != cache._key(sec, pki["other_ca_pem"])
+    assert TokenCache.key(sec) != TokenCache.key(other)
+    cache = TokenCache()
+    assert _problem(cache, sec, pki["ca_pem"])[1] != _problem(cache, sec, pki["other_ca_pem"] + pki["ca_pem"])[1]
 
 
-def test_verified_signatures_are_bounded(pki):
-    cache = VerifiedSignatures(size=2)
+def test_token_cache_is_bounded(pki):
+    cache = TokenCache(size=2)
     keys = []
     for _ in range(3):
-        problem, key = cache.problem(signed_in_envelope(pki, "ec"), pki["ca_pem"])   # ECDSA: a new value each time
+        problem, key = _problem(cache, signed_in_envelope(pki, "ec"), pki["ca_pem"])   # ECDSA: a new value each time
         assert problem == ""
         keys.append(key)
     assert len(set(keys)) == 3 and list(cache._verified) == keys[1:]

@@ -39,8 +39,9 @@ Choices, each also stated where it is made:
 from __future__ import annotations
 
 from .actor import actor_for
+from .cache import TokenCache
 from .parse import parse_vihf, patient_of
-from .signature import VerifiedSignatures, check_signature, signature_problem, signer_findings
+from .signature import check_signature, signature_problem, signer_findings
 from .token import (
     AUTHENTICATION_MODES,
     NS_DS,
@@ -69,5 +70,5 @@ __all__ = [
     "patient_of",
     "signature_problem",
     "signer_findings",
-    "VerifiedSignatures",
+    "TokenCache",
 ]
