@@ -74,6 +74,14 @@ def entry_json(entry: dict) -> str:
     return text
 
 
+def entry_json_utf8(entry: dict) -> str | bytes:
+    """`entry_json(entry)`, as the UTF-8 bytes orjson writes when it writes the entry (Tx.put_json stores them
+    as the same text): decoding them, then SQLite encoding the text back, was a tenth of a TD3.1's
+    instructions with its 54 KiB response (issue 21)."""
+    data = jsontext.orjson_dumps_utf8(entry)
+    return entry_json(entry) if data is None else data
+
+
 def _json_string(text: str) -> str | None:
     """`text` as a JSON string (quotes included), when its only characters to escape are backslash, quote,
     CR, LF and tab; None otherwise (other control characters: the caller lets json escape them)."""
@@ -166,7 +174,7 @@ class Journal:
         for annotate in list(self.annotators):
             annotate(tx, entry)
         stored = len(kept) + 256 + len(entry.get("response") or "")
-        tx.put_json("journal", entry_json(entry), seq=entry["seq"], time=entry["time"], channel=channel,
+        tx.put_json("journal", entry_json_utf8(entry), seq=entry["seq"], time=entry["time"], channel=channel,
                     operation=operation, patient=patient, size=stored)
         self._account(tx, stored)
         for hook in list(self.hooks):

@@ -62,9 +62,15 @@ def dumps(value: Any) -> str:
 
 def orjson_dumps(value: Any) -> str | None:
     """`dumps(value)` written by orjson, or None when orjson would not write the same text."""
+    data = orjson_dumps_utf8(value)
+    return None if data is None else data.decode("utf-8")
+
+
+def orjson_dumps_utf8(value: Any) -> bytes | None:
+    """The UTF-8 of `dumps(value)` written by orjson, or None when orjson would not write the same text."""
     if _orjson_can_write(value):
         try:
-            return orjson.dumps(value).decode("utf-8")
+            return orjson.dumps(value)
         except TypeError:   # an integer beyond 64 bits, a lone surrogate, nesting deeper than orjson's 254
             pass
     return None

@@ -146,6 +146,9 @@ def _ddl(table: str, keys: tuple[str, ...]) -> str:
 # Each table's INSERT, written once.
 _INSERT = {table: f"INSERT OR REPLACE INTO {table} (ns, {', '.join(cols)}, data) VALUES "
                   f"({', '.join('?' * (len(cols) + 2))})" for table, cols in TABLES.items()}
+# The same, the data given as the UTF-8 bytes of its JSON text and stored as TEXT (byte for byte, in the UTF-8
+# database): a caller holding the bytes (orjson's) spares decoding them and SQLite's encoding them back.
+_INSERT_UTF8 = {table: sql.rsplit("?", 1)[0] + "CAST(? AS TEXT))" for table, sql in _INSERT.items()}
 
 
 class Tx:
@@ -197,12 +200,14 @@ class Tx:
         self.conn.execute(_INSERT[table], [self.ns, *values, blob])
         self._rows_wrote(table)
 
-    def put_json(self, table: str, text: str, **keys: Any) -> None:
-        """`put` of a row whose JSON the caller already wrote (the journal: see journal.entry_json)."""
+    def put_json(self, table: str, text: str | bytes, **keys: Any) -> None:
+        """`put` of a row whose JSON the caller already wrote (the journal: see journal.entry_json), as a str
+        or as its UTF-8 bytes (stored as the same TEXT)."""
         cols = TABLES[table]
         self.written += len(text)
         self._rows_check()
-        self.conn.execute(_INSERT[table], [self.ns, *[keys.get(c) for c in cols], text])
+        sql = _INSERT_UTF8[table] if isinstance(text, bytes) else _INSERT[table]
+        self.conn.execute(sql, [self.ns, *[keys.get(c) for c in cols], text])
         self._rows_wrote(table)
 
     def get(self, table: str, **where: Any) -> dict | None:

@@ -233,3 +233,25 @@ def test_a_large_bound_is_trimmed_in_small_steps(make_world):
             world.journal.append(tx, "control", "x", raw=b"y")
         stats = world.journal.stats(tx)
     assert (stats["count"], stats["dropped"]) == (10_000 - 256, 257)
+
+
+
+@pytest.mark.parametrize("response", [
+    ("<Envelope>accents é€ 漢字 😀 \u2028 \x7f \x01 \" \\</Envelope>" * 300).encode(),   # orjson writes it
+    b"<Envelope>" + "é".encode() * 3000 + b"\xff invalid UTF-8</Envelope>",            # replaced
+    None,
+])
+@pytest.mark.parametrize("extra", [None, 2**64, float("nan")])                       # json writes those entries
+def test_an_entry_is_stored_as_the_text_json_writes(world, response, extra):
+    """`append` hands the store orjson's UTF-8 bytes when orjson writes the entry (issue 21), the str
+    otherwise: either way the row holds TEXT, json's very text, that SQLite's JSON functions read."""
+    found = [] if extra is None else [{"rule": "R", "severity": "info", "message": "m", "detail": extra}]
+    with world.transaction() as tx:
+        entry = world.journal.append(tx, "dmp", "TD3.1", actor='dr "é"', raw=b"<q/>", response=response,
+                                     findings=found)
+        text, kind = tx.conn.execute("SELECT data, typeof(data) FROM journal WHERE ns = ? AND seq = ?",
+                                     (tx.ns, entry["seq"])).fetchone()
+        if extra == extra:   # SQLite's JSON reads no NaN (json writes it so, as before)
+            assert tx.conn.execute("SELECT json_extract(data, '$.actor') FROM journal WHERE ns = ? AND seq = ?",
+                                   (tx.ns, entry["seq"])).fetchone() == ('dr "é"',)
+    assert kind == "text" and text == _reference(entry)
