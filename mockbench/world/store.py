@@ -35,6 +35,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .xlock import WriteLock
+
 # 1: the tables below without `outbox` (mockbench 0.1.0). 2: `outbox`, the PFI's durable outbound queue.
 # 3: `namespaces`, which generation of rows each namespace reads (a reset switches generation: see `clear`).
 SCHEMA_VERSION = 3
@@ -259,25 +261,30 @@ class Store:
         self.path = Path(path)
         self.namespace = namespace
         self._lock = threading.RLock()
+        self._writing = 0   # depth of _writer() on the thread holding _lock
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []   # idle read connections (read())
         self._readers_lock = threading.Lock()
         self._full = False   # a disk-full episode is on: logged when it starts and when it ends
         self._physical: dict[str, str] = {}   # namespace -> its live generation (read at open, set by clear)
+        self._xlock = self._write_lock()
         try:
             self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
                                          timeout=10)
         except sqlite3.Error as exc:
+            self._xlock.close()
             raise StoreError(self.unusable(exc)) from None
         try:
             self._open()
         except sqlite3.Error as exc:
             self._conn.close()
+            self._xlock.close()
             if _is_full(exc):
                 raise StorageFull(self.path) from None
             raise StoreError(self.unusable(exc)) from None
         except StoreError:
             self._conn.close()
+            self._xlock.close()
             raise
         self._written = 0   # bytes written since the last checkpoint was asked for (under the lock)
         self._checkpointer = Checkpointer(self)
@@ -306,7 +313,7 @@ class Store:
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_PAGES}")
         self._conn.execute("PRAGMA foreign_keys=OFF")
         self._conn.execute("PRAGMA busy_timeout=10000")
-        with self._lock:
+        with self._writer():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -328,6 +335,32 @@ class Store:
         if 0 < version < SCHEMA_VERSION:
             log.info("%s migrated from schema version %d to %d", self.path, version, SCHEMA_VERSION)
 
+    def _write_lock(self) -> WriteLock:
+        try:
+            return WriteLock(self.path)
+        except OSError as exc:
+            raise StoreError(f"cannot open the world's write lock beside {self.path} ({exc.strerror}): give a "
+                             "--state folder this user can write to") from None
+
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        """The right to write: the thread lock, then the cross-process lock (xlock.py), so that SQLite never
+        waits in its busy handler for another process's write. Re-entrant on the same thread."""
+        with self._lock:
+            self._writing += 1
+            if self._writing == 1:
+                try:
+                    self._xlock.acquire()
+                except BaseException:
+                    self._writing -= 1
+                    raise
+            try:
+                yield
+            finally:
+                self._writing -= 1
+                if not self._writing:
+                    self._xlock.release()
+
     def physical(self, ns: str | None = None) -> str:
         name = ns or self.namespace
         return self._physical.get(name, name)
@@ -341,6 +374,7 @@ class Store:
             conn.close()
         with self._lock:
             self._conn.close()
+            self._xlock.close()
 
     @contextmanager
     def transaction(self, ns: str | None = None) -> Iterator[Tx]:
@@ -350,7 +384,7 @@ class Store:
         if current is not None and (ns is None or ns == current.name):
             yield current
             return
-        with self._lock:
+        with self._writer():
             tx = Tx(self._conn, self.physical(ns), ns or self.namespace)
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -595,7 +629,7 @@ class Reaper:
     def _chunk(self) -> bool:
         """Delete one chunk of one dead generation; False when none is left."""
         store = self.store
-        with store._lock:
+        with store._writer():
             conn = store._conn
             row = conn.execute("SELECT physical FROM namespaces WHERE live = 0 LIMIT 1").fetchone()
             if row is None:
