@@ -262,6 +262,11 @@ class Store:
         self.namespace = namespace
         self._lock = threading.RLock()
         self._writing = 0   # depth of _writer() on the thread holding _lock
+        # Several processes on one file (issue 21 point 3): what this process keeps of the store is re-read
+        # when another one committed (see _follow); `shared` makes reads look up the live generation too.
+        self.followers: list[Callable[[Tx], None]] = []
+        self.shared = False
+        self._data_version = 0
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []   # idle read connections (read())
         self._readers_lock = threading.Lock()
@@ -332,6 +337,7 @@ class Store:
                 raise
             self._conn.execute("COMMIT")
         self._physical = dict(self._conn.execute("SELECT name, physical FROM namespaces WHERE live = 1"))
+        self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         if 0 < version < SCHEMA_VERSION:
             log.info("%s migrated from schema version %d to %d", self.path, version, SCHEMA_VERSION)
 
@@ -360,6 +366,28 @@ class Store:
                 self._writing -= 1
                 if not self._writing:
                     self._xlock.release()
+
+    def _follow(self, tx: Tx) -> None:
+        """At the start of a write transaction: when another connection (another process) committed since this
+        one last looked (SQLite's data_version, which this connection's own commits leave alone), re-read the
+        live generations (a reset elsewhere) and let the followers re-read what they keep (the clock's offset,
+        the timers): any process then sees the world as the last writer left it."""
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return
+        self._data_version = version
+        self._physical = dict(self._conn.execute("SELECT name, physical FROM namespaces WHERE live = 1"))
+        tx.ns = self.physical(tx.name)
+        for fn in list(self.followers):
+            fn(tx)
+
+    @staticmethod
+    def _follow_read(tx: Tx) -> None:
+        """A read in a store shared by several processes: the generation live in this read's snapshot, which
+        another process's reset may have switched."""
+        row = tx.conn.execute("SELECT physical FROM namespaces WHERE name = ? AND live = 1", (tx.name,)).fetchone()
+        if row is not None:
+            tx.ns = row[0]
 
     def physical(self, ns: str | None = None) -> str:
         name = ns or self.namespace
@@ -394,6 +422,7 @@ class Store:
             self._local.tx = tx
             changes = self._conn.total_changes
             try:
+                self._follow(tx)
                 yield tx
                 while tx._before_commit:   # a callback may add more
                     tx._before_commit.pop(0)()
@@ -449,6 +478,8 @@ class Store:
             conn.execute("PRAGMA busy_timeout=10000")
         tx = Tx(conn, self.physical(ns), ns or self.namespace)
         conn.execute("BEGIN")
+        if self.shared:
+            self._follow_read(tx)
         self._local.read = tx
         try:
             yield tx
