@@ -4,7 +4,8 @@ against SQLite's own busy handler, which sleeps and polls (issue 21 point 3).
 Each process opens the store and runs small write transactions (a counter and a 1 KiB row, as a journal entry
 would be) as fast as it can, with `--hold` ms of work inside each transaction (the part of a request that runs
 under the lock); every transaction's wait for the lock is timed. Printed: transactions per second over all
-processes and the wait's p50, p99 and max, for each mode, the modes alternating `--rounds` times.
+processes, how evenly the processes got the lock (`fair`: the fewest transactions of a process over the most)
+and the wait's p50, p99 and max, for each mode, the modes alternating `--rounds` times.
 
     .venv/bin/python -m benchmarks.write_lock --procs 2 --seconds 3 --rounds 3
 """
@@ -66,11 +67,14 @@ def _round(mode: str, procs: int, seconds: float, hold: float) -> dict:
         children = [subprocess.Popen([sys.executable, "-c", _CHILD, str(db), mode, str(seconds), str(hold),
                                       str(start)], stdout=subprocess.PIPE, text=True) for _ in range(procs)]
         waits: list[float] = []
+        counts: list[int] = []
         for child in children:
             out, _ = child.communicate(timeout=seconds + 60)
-            waits += json.loads(out)
+            mine = json.loads(out)
+            waits += mine
+            counts.append(len(mine))
     waits.sort()
-    return {"tps": len(waits) / seconds, "p50": waits[len(waits) // 2] * 1000,
+    return {"tps": len(waits) / seconds, "fair": min(counts) / max(counts), "p50": waits[len(waits) // 2] * 1000,
             "p99": waits[int(len(waits) * 0.99)] * 1000, "max": waits[-1] * 1000}
 
 
@@ -88,8 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     for mode, rounds in results.items():
         line = ", ".join(f"{k} {statistics.median(r[k] for r in rounds):.2f} "
                          f"[{min(r[k] for r in rounds):.2f}-{max(r[k] for r in rounds):.2f}]"
-                         for k in ("tps", "p50", "p99", "max"))
-        print(f"{mode:5} ({args.procs} processes, hold {args.hold} ms): {line}  (tx/s; wait in ms; median [range])")
+                         for k in ("tps", "fair", "p50", "p99", "max"))
+        print(f"{mode:5} ({args.procs} processes, hold {args.hold} ms): {line}  (tx/s; fewest/most transactions of a process; wait in ms; median [range])")
 
 
 if __name__ == "__main__":
