@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 
 from mockbench.scenarios.engine import ScenarioEngine
 from mockbench.scenarios.loader import parse
@@ -150,3 +151,31 @@ def test_another_process_sees_the_moved_clock(tmp_path):
         assert proc.wait(30) == 0
     finally:
         primary.store.close()
+
+
+def test_one_process_alone_never_re_reads(tmp_path):
+    """Its own commits (and its checkpoints) leave SQLite's data_version alone: a bench of one process pays one
+    PRAGMA per transaction, never the re-reads."""
+    now = _Time()
+    world = World(Store(tmp_path / "world.db"), Clock(real=now))
+    calls: list[int] = []
+    world.store.followers.append(lambda tx: calls.append(1))
+    try:
+        for i in range(50):
+            with world.transaction() as tx:
+                world.journal.append(tx, "dmp", "TD3.1", patient=f"p{i}")
+                tx.put("mailraw", {"x": "y" * 200_000}, id=str(i))   # enough bytes for background checkpoints
+        world.store._checkpointer.request()
+        time.sleep(0.5)
+        with world.transaction() as tx:
+            tx.meta_set("last", 1)
+        assert calls == []
+        other = Store(tmp_path / "world.db")
+        with other.transaction() as tx:
+            tx.meta_set("other", 1)
+        other.close()
+        with world.transaction():
+            pass
+        assert calls == [1]
+    finally:
+        world.store.close()
