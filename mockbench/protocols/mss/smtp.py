@@ -40,7 +40,7 @@ from ...world.mss import CERT_TYPES, app_mailbox_by_password, is_mssante
 from ...world.store import StorageFull, Tx
 from ..loop import ConnectionCap, LoopThread, network_fault
 from . import errors as status
-from .data import NOMINAL, TOO_LONG, DataReader
+from .data import NOMINAL, TOO_LONG, DataReader, read_data
 from .errors import Refusal, status_for
 
 if TYPE_CHECKING:
@@ -378,13 +378,11 @@ class MssSmtp(SMTP):
         return "{}:{}".format(*self.session.peer[:2]) if self.session and self.session.peer else ""
 
     # DATA -----------------------------------------------------------------------------------------------
-    DATA_BLOCK = 256 * 1024   # the most one read takes from the stream (asyncio's transports read 256 KiB)
-
     async def smtp_DATA(self, arg: str) -> None:
         """aiosmtpd's `smtp_DATA` with the body read in blocks (data.py): the same checks and replies, in the
-        same order. The bytes read past the terminator (pipelined commands) go back to the stream's buffer,
-        where the command loop reads them; without that buffer (another asyncio), aiosmtpd's own loop."""
-        if self._decode_data or not isinstance(getattr(self._reader, "_buffer", None), bytearray):
+        same order. The stream is read with its public calls only, never past the terminator: the bytes after it
+        (pipelined commands) stay in the stream for the command loop."""
+        if self._decode_data:
             await super().smtp_DATA(arg)
             return
         if await self.check_helo_needed():
@@ -400,23 +398,15 @@ class MssSmtp(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         reader = DataReader(self.data_size_limit, self.data_line_limit)
-        while self.transport is not None:
-            try:
-                chunk = await self._reader.read(self.DATA_BLOCK)
-            except asyncio.CancelledError:   # eof_received cancels the handler: the client left mid-DATA
-                log.info("Connection lost during DATA")
-                self._writer.close()
-                raise
-            if not chunk:                    # end of stream without the cancellation: nothing is stored
-                log.info("Connection lost during DATA")
-                self._writer.close()
-                return
-            rest = reader.feed(chunk)
-            if rest is not None:
-                if rest:
-                    self._reader._buffer[:0] = rest
-                break
-        if not reader.done:
+        try:
+            done = await read_data(self._reader, reader)
+        except asyncio.CancelledError:   # eof_received cancels the handler: the client left mid-DATA
+            log.info("Connection lost during DATA")
+            self._writer.close()
+            raise
+        if not done:                         # end of stream without the cancellation: nothing is stored
+            log.info("Connection lost during DATA")
+            self._writer.close()
             return
         if reader.state != NOMINAL:
             if reader.state == TOO_LONG:

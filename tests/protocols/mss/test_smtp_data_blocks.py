@@ -37,7 +37,6 @@ class _Engine:
         self.line_length_limit = LINE_LIMIT
         self.data_line_limit = LINE_LIMIT           # what smtp_DATA reads (line_length_limit sizes command lines)
         self._decode_data = False
-        self.DATA_BLOCK = block
         self.envelope = Envelope()
         self.envelope.rcpt_tos = ["a@b"]
         self._handle_hooks = {"DATA": None}
@@ -71,7 +70,8 @@ def _run(method, stream: bytes, size_limit: int | None, block: int, pieces: list
             start += size
         reader.feed_data(stream[start:])
         await method(engine, "")
-        return engine.replies, engine.content, bytes(reader._buffer)
+        reader.feed_eof()
+        return engine.replies, engine.content, await reader.read()
     return asyncio.run(go())
 
 
