@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,8 @@ BEHAVIOURS = ("integrate", "fail_integration", "bounce", "ignore")
 DEFAULT_BOUNCE = "550^5.1.1 mailbox unavailable"   # a bounce's DSN unless the behaviour's error says otherwise
 PENDING = "mss:pending"   # store meta: MDNs waiting for their correspondent's read_after delay
 INBOX = "INBOX"
+UIDVALIDITY = "imap-uidvalidity:"   # store meta: a folder's UIDVALIDITY (IMAP SELECT, STATUS, UIDPLUS)
+SEQ = "seq:"               # Tx.next_seq's meta prefix: a folder's UID counter (uid_counter)
 FOLDERS = "mss-folders:"  # store meta: the folders a mailbox's reader created (IMAP CREATE), besides INBOX
 MAX_FOLDERS = 200
 MAX_FOLDER_NAME = 200
@@ -312,6 +315,22 @@ class Mss:
                 (tx.ns, box.address, *chunk, folder)).fetchall()
             found.extend(Message.from_dict(json.loads(r[0])) for r in rows)
         return sorted(found, key=lambda m: m.uid)
+
+    # UIDs (RFC 3501 2.3.1.1) ---------------------------------------------------------------------------
+    def uid_validity(self, tx: Tx, address: str, folder: str = INBOX) -> int:
+        """A folder's UIDVALIDITY: constant until the world is reset (a reset restarts the UIDs, so it must
+        change), the time it was first asked for."""
+        key = UIDVALIDITY + address + ("" if folder == INBOX else "/" + folder)
+        value = tx.meta_get(key)
+        if value is None:
+            value = max(1, int(time.time()) & 0x7FFFFFFF)
+            tx.meta_set(key, value)
+        return int(value)
+
+    def uid_next(self, tx: Tx, address: str, folder: str, messages: list[Message]) -> int:
+        """The UID the folder's next message will get (UIDNEXT), given its present `messages`."""
+        counter = int(tx.meta_get(SEQ + uid_counter(address, folder), 0) or 0)
+        return max([counter, *(m.uid for m in messages)]) + 1
 
     # Folders (IMAP CREATE / DELETE / COPY / MOVE / APPEND) ---------------------------------------------
     def folders(self, tx: Tx, address: str) -> list[str]:

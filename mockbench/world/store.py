@@ -185,7 +185,7 @@ class Tx:
             self.conn.execute(f"RELEASE {name}")
 
     # Generic row access -------------------------------------------------------------------------
-    def put(self, table: str, data: dict, **keys: Any) -> None:
+    def put(self, table: str, data: dict | bytes, **keys: Any) -> None:
         cols = TABLES[table]
         values = [keys.get(c) for c in cols]
         blob = data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":"), ensure_ascii=False)

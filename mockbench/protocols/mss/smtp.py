@@ -351,7 +351,7 @@ class MssSmtp(SMTP):
             line = status_line.encode("ascii", "replace") if isinstance(status_line, str) else status_line
             await network_fault(trickle, self._reader, self._writer, line + b"\r\n")
             return
-        await super().push(status_line)
+        await super().push(status_line if isinstance(status_line, str) else status_line.decode("ascii", "replace"))
 
     async def handle_exception(self, error: Exception) -> str:
         """The one place where an unexpected error becomes a reply: 451, journaled."""
