@@ -11,6 +11,8 @@ from ...world import errors
 from ...world.model import Mailbox
 from ...world.mss import app_mailbox_by_password, is_mssante
 from ...world.store import Tx
+from .auth import certificate_identity
+from .errors import Refusal
 from .imap_base import AUTHENTICATED, LOGOUT, SELECTED, AlreadyAnswered, ImapRefusal, SessionBase
 from .imap_wire import as_text
 
@@ -130,10 +132,7 @@ class AuthCommands(SessionBase):
 
     def _external(self, authzid: str) -> None:
         """AUTHENTICATE EXTERNAL (RFC 4422 appendix A) with the TLS client certificate: the SMTP door's rule
-        (smtp.certificate_identity, MSS/CONF.01), an APP mailbox's own certificate or its structure's."""
-        from .errors import Refusal
-        from .smtp import certificate_identity
-
+        (auth.certificate_identity, MSS/CONF.01), an APP mailbox's own certificate or its structure's."""
         peercert = self.writer.get_extra_info("peercert") if self.tls_active else None
         refusal: tuple[str, str, str] | None = None
         with self.world.transaction() as tx:

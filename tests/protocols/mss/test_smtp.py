@@ -16,7 +16,8 @@ import pytest
 
 from mockbench.pki import ClientSpec, client_context, init_pki
 from mockbench.protocols.mss import errors as status
-from mockbench.protocols.mss.smtp import MssSettings, SmtpDoor, SmtpLimits, count_header_fields
+from mockbench.protocols.mss.content import count_header_fields
+from mockbench.protocols.mss.smtp import MssSettings, SmtpDoor, SmtpLimits
 from mockbench.world import errors
 from mockbench.world.mss import OUTSIDE_MAILBOX
 

@@ -12,8 +12,9 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from mockbench.protocols.mss.content import count_header_fields
 from mockbench.protocols.mss.data import NOMINAL, TOO_LONG, TOO_MUCH, DataReader
-from mockbench.protocols.mss.smtp import MssSmtp, count_header_fields
+from mockbench.protocols.mss.smtp_session import MssSmtp
 
 LINE_LIMIT = 40
 
