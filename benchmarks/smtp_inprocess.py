@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import re
 import smtplib
 import tempfile
 import time
@@ -46,11 +47,21 @@ def main(argv: list[str] | None = None) -> None:
             client.ehlo()
             client.login(mss.SENDER, "mockbench")
 
+        # The bytes smtplib's data() writes (line ends and dots quoted), made once: its two regular expressions
+        # over the whole mail would otherwise count in this process as much as parts of the server.
+        stuffed = re.sub(rb"(?m)^\.", b"..", raw)
+        stuffed += (b"" if stuffed.endswith(b"\r\n") else b"\r\n") + b".\r\n"
+
         def send() -> str:
             if client is None:
                 return door.submit(mss.SENDER, [mss.RECIPIENT], raw)
-            code, text = client.data(raw) if client.mail(mss.SENDER)[0] == 250 and \
-                client.rcpt(mss.RECIPIENT)[0] == 250 else (0, b"refused")
+            if client.mail(mss.SENDER)[0] != 250 or client.rcpt(mss.RECIPIENT)[0] != 250:
+                return "refused"
+            client.putcmd("data")
+            if client.getreply()[0] != 354:
+                return "refused"
+            client.send(stuffed)
+            code, text = client.getreply()
             return f"{code} {text.decode()}"
 
         for _ in range(args.warmup):
