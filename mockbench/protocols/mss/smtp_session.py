@@ -245,7 +245,7 @@ class MssSmtp(SMTP):
         if found is None:
             if len(memo) >= ADDRESS_MEMO:
                 memo.clear()
-            found = memo[arg] = super()._getaddr(arg)
+            found = memo[arg] = SMTP._getaddr(self, arg)
         return found
 
     def _password(self, server: SMTP, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
