@@ -33,13 +33,13 @@ def main(argv: list[str] | None = None) -> None:
 
     from mockbench.bench import Bench
     from mockbench.config import Config
-    from mockbench.protocols.mss.smtp import SmtpDoor
+    from mockbench.protocols.mss.door import MssDoor
 
     with tempfile.TemporaryDirectory() as tmp, Bench(Config(state=Path(tmp) / "state", smtp_port=0)) as bench:
         scenario = Path(tmp) / "bench-mss.yaml"
         scenario.write_text(mss.WORLD)
         bench.load_scenario(str(scenario))
-        door = next(d for d in bench.doors if isinstance(d, SmtpDoor))
+        door = bench.door("mss", MssDoor).smtp
         raw = mss.message()
         client = None
         if args.wire:
