@@ -19,12 +19,6 @@ DOC = ROOT / "docs" / "architecture.md"
 KNOWN = {
     # the control API's MSSanté routes use the SMTP door's XDM check and attachment name
     ("mockbench.control.api", "mockbench.protocols.mss.smtp"),
-    # formats build findings and read times with the world's helpers
-    ("mockbench.formats.ebrim", "mockbench.world.journal"),
-    ("mockbench.formats.ebrim", "mockbench.world.clock"),
-    ("mockbench.formats.ebrim", "mockbench.world.model"),      # a TYPE_CHECKING import of Document
-    ("mockbench.formats.xdm", "mockbench.world.journal"),
-    ("mockbench.formats.xmss", "mockbench.world.journal"),
 }
 
 
