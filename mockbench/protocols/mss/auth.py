@@ -13,8 +13,6 @@ from ...world.store import Tx
 from . import errors as status
 from .errors import Refusal
 
-TOKEN_TYPES = ("PER", "ORG")    # DOMAIN.md section 3: personal and organisational mailboxes use a PSC token
-
 
 @dataclass(frozen=True)
 class Identity:

@@ -159,7 +159,7 @@ class AuthCommands(SessionBase):
             try:
                 box = self._mailbox(tx, address)
                 row = self.world.tokens.verify(tx, token, kind="access")
-                why_not = self._may_read(tx, box, row.get("professional", ""))
+                why_not = self.world.mss.token_refusal(tx, box, row.get("professional", ""))
             except errors.WorldError as exc:
                 why_not = (exc.code, str(exc))
             if why_not is not None:
@@ -168,22 +168,6 @@ class AuthCommands(SessionBase):
         if refusal is not None:
             raise ImapRefusal(refusal[2], code="AUTHENTICATIONFAILED")
         self.address, self.state = box.address, AUTHENTICATED
-
-    def _may_read(self, tx: Tx, box: Mailbox, professional: str) -> tuple[str, str] | None:
-        """Why the token's professional may not read the mailbox ((code, reason)), or None when it may:
-        a PER mailbox, its owner; an ORG mailbox, its structure's members (the SMTP door's rule too)."""
-        if box.type not in ("PER", "ORG"):
-            return ("AUTH_MECHANISM_REFUSED", f"token authentication is for PER and ORG mailboxes; {box.address} "
-                    f"is {box.type} (MSS/CONF.01: applicative mailboxes use a client certificate)")
-        if box.type == "PER" and box.owner != professional:
-            return ("TOKEN_NOT_OWNER", f"the token's professional {professional or '(none)'} does not own "
-                    f"{box.address}")
-        if box.type == "ORG":
-            structure = self.world.directory.professional(tx, professional).structure if professional else ""
-            if not structure or structure != box.owner:
-                return ("TOKEN_NOT_MEMBER", f"the token's professional {professional or '(none)'} does not work "
-                        f"in {box.owner or '(no structure)'}, which owns {box.address}")
-        return None
 
     def _mailbox(self, tx: Tx, address: str) -> Mailbox:
         if "@" not in address:

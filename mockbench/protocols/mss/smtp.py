@@ -28,7 +28,7 @@ from ...world.store import Tx
 from ..context import DoorContext
 from ..loop import SocketDoor
 from . import errors as status
-from .auth import TOKEN_TYPES, Identity, Outcome, certificate_identity, mechanism_findings
+from .auth import Identity, Outcome, certificate_identity, mechanism_findings
 from .content import XDM_ATTACHMENT, count_header_fields, header_findings, mdn_findings, xdm_check
 from .errors import Refusal, status_for
 from .smtp_session import MssHandler, MssSmtp
@@ -284,21 +284,15 @@ class SmtpDoor(SocketDoor):
         return self.world.mss.mailbox_for(tx, address)
 
     def _by_token(self, tx: Tx, box: Any, mechanism: str, token: str) -> Identity:
-        if box.type not in TOKEN_TYPES:
-            raise Refusal(status.AUTH_INVALID, "AUTH_MECHANISM_REFUSED",
-                          f"{mechanism}: token authentication is for PER and ORG mailboxes; {box.address} is "
-                          f"{box.type} (MSS/CONF.01: applicative mailboxes use a client certificate)", rule="MSS/CONF.01")
+        """The world's rule (world/mss.py token_refusal), the mailbox's type checked before the token."""
+        refused = self.world.mss.token_type_refusal(box)
+        if refused is not None:
+            raise Refusal(status.AUTH_INVALID, refused[0], f"{mechanism}: {refused[1]}", rule="MSS/CONF.01")
         row = self.world.tokens.verify(tx, token, kind="access")
         professional = row["professional"]
-        if box.type == "PER" and box.owner != professional:
-            raise Refusal(status.AUTH_INVALID, "TOKEN_NOT_OWNER",
-                          f"the token's professional {professional or '(none)'} does not own {box.address}")
-        if box.type == "ORG":
-            structure = self.world.directory.professional(tx, professional).structure if professional else ""
-            if not structure or structure != box.owner:
-                raise Refusal(status.AUTH_INVALID, "TOKEN_NOT_MEMBER",
-                              f"the token's professional {professional or '(none)'} does not work in "
-                              f"{box.owner or '(no structure)'}, which owns {box.address}")
+        refused = self.world.mss.token_refusal(tx, box, professional)
+        if refused is not None:
+            raise Refusal(status.AUTH_INVALID, *refused)
         return Identity(box.address, box.type, mechanism, professional)
 
     def _by_certificate(self, tx: Tx, authzid: str, peercert: dict | None, tls: bool) -> Identity:
