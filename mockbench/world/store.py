@@ -436,6 +436,12 @@ class Store:
         for fn in list(self.followers):
             fn(tx)
 
+    def foreign_commits(self) -> bool:
+        """Whether another connection (another process) committed since this store's last write transaction
+        looked: the primary's ticker then opens one, which re-reads the timers another process set."""
+        with self._lock:
+            return self._conn.execute("PRAGMA data_version").fetchone()[0] != self._data_version
+
     @staticmethod
     def _follow_read(tx: Tx) -> None:
         """A read in a store shared by several processes: the generation live in this read's snapshot, which
