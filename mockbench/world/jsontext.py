@@ -9,8 +9,8 @@ on a few values, which go to `json` instead:
   A value holding a float outside that range is written by json. Reading, orjson refuses NaN, Infinity and
   1e400 (json reads them): json reads.
 - integers beyond 64 bits: orjson refuses to write them (json writes them); reading, orjson turns them into
-  floats without a word, so a text with a run of 19 digits or more (every such integer has one) is read by
-  json.
+  floats without a word, so a text with a run of 19 digits or more (every such integer has one) whose value
+  as orjson reads it holds a float is read by json (a run in a string, such as a 2.25. OID, is orjson's).
 - lone surrogates (a str that is not valid UTF-8): orjson refuses them both ways; json writes and reads them.
 - anything but dict (str keys), list, tuple, str, int, bool and None, subclasses included (orjson writes
   dataclasses, datetimes, UUIDs and enums that json refuses, and str subclasses its own way): json, which
@@ -81,9 +81,28 @@ def loads(text: str | bytes | bytearray | memoryview) -> Any:
     if isinstance(text, memoryview):
         text = bytes(text)
     data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    if data.translate(_DIGITS_AS_ZEROS).find(_NINETEEN_DIGITS) < 0:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:   # NaN, Infinity, 1e400, a lone surrogate; or not JSON: json says why
-            pass
-    return json.loads(text)
+    long_digits = data.translate(_DIGITS_AS_ZEROS).find(_NINETEEN_DIGITS) >= 0
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:   # NaN, Infinity, 1e400, a lone surrogate; or not JSON: json says why
+        return json.loads(text)
+    # A run of 19 digits is most often in a string (a 2.25. OID: every DMP document's uniqueId). Only an
+    # integer beyond 64 bits makes orjson differ, and it makes a float of it: a value without any float is
+    # json's value (issue 21: the document rows went to json.loads, a few % of a TD3.1).
+    if long_digits and _holds_float(value):
+        return json.loads(text)
+    return value
+
+
+def _holds_float(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is float:
+            return True
+    return False

@@ -66,6 +66,10 @@ def test_what_json_refuses_is_still_refused(value):
     "18446744073709551616", "-9223372036854775809", "9223372036854775807", "123456789012345678901234567890",
     '{"id": 100000000000000000000, "n": 1}', "NaN", "Infinity", "-Infinity", "1e400", "[1e-05, 1E5, -0.0]",
     '"\\ud800"', '"a\\udc80b"', '"é\\u00e9\\u2028"', '{"a": 1, "a": 2}', '"\\u0000"', ' [ ] ',
+    # 19 digits and more in a string (a 2.25. OID) read by orjson; with a float beside them, by json
+    '{"unique_id": "2.25.288918539441860505797143683837611387251", "v": [1, {"n": null}]}',
+    '{"unique_id": "2.25.288918539441860505797143683837611387251", "x": 0.5}',
+    '{"oid": "1234567890123456789012", "big": [18446744073709551616]}', '[-18446744073709551617, "a"]',
 ])
 @pytest.mark.parametrize("kind", [str, lambda t: t.encode("utf-8")])
 def test_loads_reads_what_json_reads(text, kind):
