@@ -11,8 +11,6 @@ import re
 import uuid
 from dataclasses import dataclass
 from email import policy
-from email._encoded_words import decode_b
-from email.feedparser import headerRE
 from email.header import Header
 from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser, Parser
@@ -21,6 +19,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+# The feed parser's own test for a header line (email.feedparser.headerRE, which typeshed does not declare):
+# `From `, a field name (printable ASCII but the colon) and its colon, or a continuation line's blank.
+_HEADER_LINE = re.compile(r"^(From |[\041-\071\073-\176]*:|[\t ])")
 
 SUMMARY_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID", "Disposition-Notification-To",
                    "Return-Receipt-To", "X-MSS-CODECDA", "X-MSS-INS", "X-MSS-MES", "X-MSS-NIL",
@@ -101,14 +103,20 @@ def find_attachment(raw: bytes, filename: str) -> tuple[Message, bytes | None]:
     message = BytesParser(policy=policy.compat32).parsebytes(raw)
     for part in message.walk():
         if _name(part).upper() == wanted:
-            return message, part.get_payload(decode=True) or b""
+            return message, _leaf_payload(part)
     return message, None
+
+
+def _leaf_payload(part: Message) -> bytes:
+    """A leaf part's payload, its transfer encoding undone (`get_payload(decode=True)`: bytes for a leaf)."""
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
 
 
 def _clean_header_block(block: bytes) -> bool:
     """Whether the feed parser would read every line of `block` (CRLF-ended lines) as a header line."""
     for line in block.split(b"\r\n")[:-1]:
-        if line.startswith(b"From ") or not headerRE.match(line.decode("ascii", "surrogateescape")):
+        if line.startswith(b"From ") or not _HEADER_LINE.match(line.decode("ascii", "surrogateescape")):
             return False
     return True
 
@@ -168,11 +176,8 @@ def _split_attachment(raw: bytes, wanted: str) -> tuple[Message, bytes | None] |
         if _name(headers).upper() == wanted:
             if payload.endswith(b"\r\n"):            # RFC 2046: the CRLF before a delimiter is the delimiter's
                 payload = payload[:-2]
-            if str(headers.get("content-transfer-encoding", "")).lower() == "base64":
-                # get_payload(decode=True)'s own base64 step, without its round trip through str
-                return top, decode_b(b"".join(payload.splitlines()))[0] or b""
             headers.set_payload(payload.decode("ascii", "surrogateescape"))
-            return top, headers.get_payload(decode=True) or b""
+            return top, _leaf_payload(headers)
         if match.group(1):
             return top, None                           # the close delimiter: the rest is the epilogue
         previous = match
@@ -357,7 +362,7 @@ def read_mdn(raw: bytes) -> MdnShape | None:
         return None
     message = BytesParser(policy=policy.compat32).parsebytes(raw)
     problems = []
-    parts = message.get_payload() if message.is_multipart() else []
+    parts = [p for p in message.get_payload() if isinstance(p, Message)] if message.is_multipart() else []
     if not parts or parts[0].get_content_type() != "text/plain":
         problems.append("the first part is not the human-readable text/plain (RFC 6522 3)")
     notification = next((p for p in parts if p.get_content_type() == "message/disposition-notification"), None)
@@ -365,7 +370,7 @@ def read_mdn(raw: bytes) -> MdnShape | None:
         return MdnShape((*problems, "no message/disposition-notification part (RFC 8098 3)"), None,
                         str(message.get("In-Reply-To", "")).strip())
     body = notification.get_payload()
-    text = "".join(b.as_string() for b in body) if isinstance(body, list) else str(body)
+    text = "".join(b.as_string() if isinstance(b, Message) else str(b) for b in body) if isinstance(body, list) else str(body)
     fields = Parser(policy=policy.compat32).parsestr(text.lstrip("\r\n"), headersonly=True)
     if not fields.get("Final-Recipient"):
         problems.append("the notification has no Final-Recipient field (RFC 8098 3.1)")

@@ -135,7 +135,7 @@ def _all_wanted(steps: list[dict], findings: list[dict]) -> list[int]:
         seqs.update(dict.fromkeys(step["entries"]))
         if step.get("nearest_seq"):   # what the software sent instead of what a step expected
             seqs[step["nearest_seq"]] = None
-    for f in sorted(findings, key=lambda f: _SEVERITY_ORDER.get(f.get("severity"), 3)):
+    for f in sorted(findings, key=lambda f: _SEVERITY_ORDER.get(f.get("severity") or "", 3)):
         seqs.update(dict.fromkeys(f.get("entries") or []))
     return list(seqs)
 
