@@ -78,9 +78,11 @@ def _oidc(bench: Bench) -> list[dict]:
     out = []
     for provider in bench.oidc.providers.values():
         p = provider.profile
-        sides = {"http": (bench.url, bench.backchannel_url(False))}
-        if bench.https_url:
-            sides["https"] = (bench.https_url, bench.backchannel_url(True))
+        sides: dict[str, tuple[str, str]] = {}
+        for side, front, https in (("http", bench.url, False), ("https", bench.https_url, True)):
+            back = bench.backchannel_url(https)   # None exactly when `front` is (no HTTPS listener)
+            if front and back is not None:
+                sides[side] = (front, back)
         urls: dict[str, dict] = {}
         for side, (front, back) in sides.items():
             issuer = front + p.path
@@ -111,9 +113,10 @@ def _oidc(bench: Bench) -> list[dict]:
 
 def _annuaire(bench: Bench) -> dict:
     door = bench.annuaire
-    https = bench.https_url
-    return {"base": bench.backchannel_url(False) + door.base_path,
-            "base_https": bench.backchannel_url(True) + door.base_path if https else None,
+    back = bench.backchannel_url(False) or ""   # never None: the plain HTTP listener always runs
+    back_https = bench.backchannel_url(True)   # None without an HTTPS listener
+    return {"base": back + door.base_path,
+            "base_https": back_https + door.base_path if back_https else None,
             "api_key_header": door.key_header, "api_keys": sorted(door.api_keys)}
 
 

@@ -118,7 +118,7 @@ def value(segment: Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1,
     text = segment[fld]
     if segment[0] == "MSH" and fld in (1, 2):
         return text
-    comp_sep, rep_sep, _, sub_sep = enc
+    comp_sep, rep_sep, sub_sep = enc[0], enc[1], enc[3]   # MSH-2 is four characters (_check_delimiters checks it)
     for sep, index in ((rep_sep, rep), (comp_sep, comp), (sub_sep, sub)):   # repetition, component, subcomponent
         if sep in text:
             parts = text.split(sep)
