@@ -34,9 +34,9 @@ up: install ## start every door on localhost with the default scenario (fresh wo
 test: install-test ## the whole test suite
 	$(BIN)/python -m pytest $(ARGS)
 
-lint: install-test ## ruff, and the import contract of docs/architecture.md (the layers)
+lint: install-test ## ruff, the import contract of docs/architecture.md (the layers), mypy (tests/test_types.py)
 	$(BIN)/ruff check mockbench tests benchmarks
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_architecture.py
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_architecture.py tests/test_types.py
 
 docs: install ## regenerate docs/scenarios.md from the scenario schema
 	$(BIN)/python -m mockbench.scenarios.docs > docs/scenarios.md

@@ -14,10 +14,9 @@ SCREENSHOTS = ROOT / ".artifacts" / "screenshots"
 CHROMIUM = os.environ.get("MOCKBENCH_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("MOCKBENCH_CHROMEDRIVER", "/usr/bin/chromedriver")
 
-# The PFI tests' MDM builders and the XDM package builder (tests import by folder, there is no package).
-for folder in ("protocols/pfi", "control"):
-    if str(ROOT / "tests" / folder) not in sys.path:
-        sys.path.insert(0, str(ROOT / "tests" / folder))
+# The XDM package builder of the control API's tests (the PFI's builders are in tests/kit).
+if str(ROOT / "tests" / "control") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tests" / "control"))
 
 
 def _missing() -> list[str]:

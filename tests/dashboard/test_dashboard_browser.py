@@ -3,8 +3,8 @@ the steps, open an exchange, fire transitions, move the clock, all from the keyb
 would. Screenshots of the main views go to .artifacts/screenshots/."""
 
 import requests
-from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack
+from kit.pfi import mdm
+from kit.pfi import send_codes as send_hl7
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -86,12 +86,6 @@ def open_dashboard(driver, bench) -> None:
 
 def view_shown(driver, view: str) -> bool:
     return driver.find_element(By.ID, f"view-{view}").is_displayed()
-
-
-def send_hl7(bench, *messages: bytes) -> list[str]:
-    with MLLPClient("127.0.0.1", bench.ports["mllp"]) as client:
-        client.socket.settimeout(10)
-        return [str(parse_ack(client.send_message(m)).segment("MSA")[1]) for m in messages]
 
 
 def click(driver, selector: str) -> None:

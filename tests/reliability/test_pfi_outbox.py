@@ -15,8 +15,9 @@ import uuid
 import pytest
 import requests
 from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack
-from reliability_helpers import PFI_WORLD, BenchProcess, FakeDpi, free_port, wait_for
+from kit.pfi import mdm, parse_ack
+from kit.wait import wait_for
+from reliability_helpers import PFI_WORLD, BenchProcess, FakeDpi, free_port
 
 from mockbench.formats.cda import minimal_cda
 from mockbench.formats.xdm import write_package

@@ -11,7 +11,7 @@ import time
 
 import pytest
 import zeep
-from dmp_messages import WORLD, find_documents, vihf
+from kit.dmp import WORLD, find_documents, vihf
 from test_dmp_door import call, client
 
 from mockbench.testing.client import BenchClient, BenchHTTPError

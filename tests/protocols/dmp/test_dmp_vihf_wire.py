@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 import zeep
-from dmp_messages import WORLD, cda, find_documents, provide_and_register, vihf
+from kit.dmp import WORLD, cda, find_documents, provide_and_register, vihf
 from lxml import etree
 from zeep.plugins import HistoryPlugin
 from zeep.transports import Transport

@@ -25,7 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from dmp_messages import find_documents, retrieve, update_status, vihf
+from kit.dmp import find_documents, retrieve, update_status, vihf
 from lxml import etree
 
 from mockbench.world import identity

@@ -6,8 +6,9 @@ import threading
 
 import pytest
 from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack, send
-from strict_hl7 import check_zam
+from kit.pfi import mdm, parse_ack, send
+from kit.strict_hl7 import check_zam
+from kit.wait import wait_for
 
 from mockbench.protocols.dmp.errors import registry_code
 from mockbench.protocols.pfi.door import PfiDoor, PfiSettings, parse_endpoint
@@ -124,14 +125,6 @@ class FakeDpi:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         assert self.malformed == [], self.malformed
-
-
-def wait_for(predicate, timeout=10.0):
-    import time
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return predicate()
 
 
 @pytest.mark.parametrize("answer,verdict", [("AA", "accepted"), ("AE", "refused")])

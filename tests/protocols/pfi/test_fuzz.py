@@ -16,7 +16,7 @@ import hl7
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strict_hl7 import check_ack as strict_ack
+from kit.strict_hl7 import check_ack as strict_ack
 
 from mockbench.bench import Bench
 from mockbench.config import Config

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 import hl7
 import pytest
-from strict_hl7 import check_ack
+from kit.strict_hl7 import check_ack
 
 from mockbench.formats.cda import minimal_cda
 from mockbench.protocols.pfi.door import PfiDoor, PfiSettings

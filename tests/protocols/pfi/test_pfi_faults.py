@@ -8,7 +8,7 @@ import time
 
 import pytest
 from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack
+from kit.pfi import mdm, parse_ack
 
 from mockbench.protocols.pfi.mllp import send_and_receive
 

@@ -6,8 +6,9 @@ import base64
 import uuid
 
 import pytest
-from dpi_listener import DpiListener, ack, field, wait_for
-from pfi_messages import mdm, send
+from kit.dpi_listener import DpiListener, ack, field
+from kit.pfi import mdm, send
+from kit.wait import wait_for
 
 from mockbench.formats.cda import minimal_cda
 from mockbench.formats.xdm import write_package

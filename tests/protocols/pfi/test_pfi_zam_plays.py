@@ -4,8 +4,9 @@ acknowledgements and answers them. trans-cda-r2/profils-messages.md, "Structure 
 (ZAM^Z01 / Z02 / Z03) and "Message d'acquittement technique des accusés métiers" (ACK^Z0x^ACK)."""
 
 import pytest
-from dpi_listener import DpiListener, ack, field, has, wait_for
-from pfi_messages import mdm, send
+from kit.dpi_listener import DpiListener, ack, field, has
+from kit.pfi import mdm, send
+from kit.wait import wait_for
 
 ROUX = "paul.roux@clinique-parc.mssante.fr"
 
