@@ -138,17 +138,21 @@ def test_up_prints_one_ready_line_and_stops_cleanly(tmp_path):
     assert "control load - accepted by mockbench" in proc.stderr.read()
 
 
+# ephemeral ports: the defaults (8080, 2575...) may be taken, by a `make up` or a parallel test worker
+FREE_PORTS = ["--http-port", "0", "--mllp-port", "0", "--smtp-port", "0", "--imap-port", "0"]
+
+
 def test_up_refuses_a_scenario_over_a_world_without_reset(tmp_path, capsys):
     state = tmp_path / "s"
     from mockbench.bench import Bench
     from mockbench.config import Config
     Bench(Config(state=state)).close()
-    code = main(["up", "--state", str(state), "--http-port", "0", "--scenario", "hidden-documents"])
+    code = main(["up", "--state", str(state), *FREE_PORTS, "--scenario", "hidden-documents"])
     assert code == 1 and "already holds a world" in capsys.readouterr().err
 
 
 def test_up_with_a_bad_scenario_file(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: x\n")
-    code = main(["up", "--state", str(tmp_path / "s"), "--http-port", "0", "--scenario", str(bad)])
+    code = main(["up", "--state", str(tmp_path / "s"), *FREE_PORTS, "--scenario", str(bad)])
     assert code == 1 and "bad.yaml:1: (top): the field title is required" in capsys.readouterr().err

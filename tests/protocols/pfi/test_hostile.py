@@ -196,7 +196,7 @@ class Conn:
 
 
 def parse_ack(raw: bytes, encoding: str = "utf-8") -> hl7.Message:
-    check_ack(raw)   # hl7apy, strict mode (strict_hl7.py)
+    check_ack(raw)   # hl7apy, strict mode (tests/kit/strict_hl7.py)
     return hl7.parse(raw.decode(encoding).replace("\n", "\r"))
 
 

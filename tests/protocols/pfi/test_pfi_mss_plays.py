@@ -1,5 +1,5 @@
 """Catalogue scenarios of the PFI's MSSanté side, played by a scripted DPI over real sockets: python-hl7's
-MLLP client sends the MDMs, a DPI listener written with python-hl7's MLLP server (dpi_listener.py) receives
+MLLP client sends the MDMs, a DPI listener written with python-hl7's MLLP server (tests/kit/dpi_listener.py) receives
 what the PFI hands it; what reached a third party's mailbox is read through the control API."""
 
 import base64
