@@ -87,7 +87,7 @@ def test_a_slow_ack_is_sent_after_the_delay_and_the_document_fed(pfi_world):
 
 
 def _with_dpi(pfi_world):
-    from test_door import FakeDpi
+    from kit.fake_dpi import FakeDpi
 
     from mockbench.protocols.pfi.door import PfiDoor, PfiSettings
 

@@ -10,10 +10,11 @@ import hl7
 import pytest
 from hl7.client import MLLPClient
 from hl7apy.exceptions import HL7apyException
+from kit.fake_dpi import FakeDpi
 from kit.pfi import cda_for, mdm, parse_ack
 from kit.strict_hl7 import check_ack, check_zam
 from kit.wait import wait_for
-from test_door import FakeDpi, msa, send
+from test_door import msa, send
 
 from mockbench.protocols.pfi.door import PfiDoor, PfiSettings
 from mockbench.protocols.pfi.hl7 import parse as parse_hl7

@@ -6,8 +6,8 @@ import base64
 import uuid
 
 import pytest
+from kit.fake_dpi import FakeDpi
 from kit.wait import wait_for
-from test_door import FakeDpi
 
 from mockbench.formats.cda import minimal_cda
 from mockbench.formats.mime import header_summary, xdm_mail

@@ -7,9 +7,10 @@ from email import policy
 
 import pytest
 from hl7.client import MLLPClient
+from kit.fake_dpi import FakeDpi
 from kit.pfi import cda_for, mdm, parse_ack
 from kit.wait import wait_for
-from test_door import FakeDpi, msa, send
+from test_door import msa, send
 
 from mockbench.formats import xmss
 from mockbench.formats.xdm import ans_subject, read_package
