@@ -4,7 +4,6 @@ under CI (CI set), where `.ci/run` installs them."""
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,6 @@ ROOT = Path(__file__).parents[2]
 SCREENSHOTS = ROOT / ".artifacts" / "screenshots"
 CHROMIUM = os.environ.get("MOCKBENCH_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("MOCKBENCH_CHROMEDRIVER", "/usr/bin/chromedriver")
-
-# The XDM package builder of the control API's tests (the PFI's builders are in tests/kit).
-if str(ROOT / "tests" / "control") not in sys.path:
-    sys.path.insert(0, str(ROOT / "tests" / "control"))
 
 
 def _missing() -> list[str]:

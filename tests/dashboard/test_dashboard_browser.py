@@ -3,6 +3,8 @@ the steps, open an exchange, fire transitions, move the clock, all from the keyb
 would. Screenshots of the main views go to .artifacts/screenshots/."""
 
 import requests
+from kit.mss import HOSPITAL, xdm_package
+from kit.mss import send_xdm_mail as send_mail
 from kit.pfi import mdm
 from kit.pfi import send_codes as send_hl7
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
@@ -11,8 +13,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
-from test_mss_xdm_contents import HOSPITAL, xdm_package
-from test_mss_xdm_contents import send as send_mail
 
 from mockbench.control.events import EventLimits
 
