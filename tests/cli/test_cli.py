@@ -1,13 +1,12 @@
 """The `mockbench` command, as a user types it."""
 
-import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from kit.process import wait_for_port_file
 
 from mockbench.cli import main
 from mockbench.config import ConfigError, load
@@ -125,11 +124,8 @@ def test_up_prints_one_ready_line_and_stops_cleanly(tmp_path):
                              "--state", str(tmp_path / "s"), "--scenario", "hidden-documents"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while not port_file.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
+        port = wait_for_port_file(proc, port_file, 20)["http"]
         line = proc.stdout.readline()
-        port = json.loads(port_file.read_text())["http"]
         assert line.startswith(f"mockbench ready at http://127.0.0.1:{port} (http={port} mllp=")
         assert f"state {tmp_path / 's'}" in line and "scenario hidden-documents" in line
     finally:

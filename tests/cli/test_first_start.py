@@ -9,10 +9,10 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from kit.process import wait_for_port_file
 
 ROOT = Path(__file__).resolve().parents[2]
 FREE = ["--http-port", "0", "--mllp-port", "0", "--smtp-port", "0", "--imap-port", "0"]
@@ -22,10 +22,7 @@ def start(state: Path, *extra: str, port_file: Path) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "mockbench", "up", "--state", str(state), *extra,
                              "--port-file", str(port_file), "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not port_file.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert port_file.exists(), proc.stderr.read() if proc.poll() is not None else "no port file after 30 s"
+    wait_for_port_file(proc, port_file, 30)
     return proc
 
 

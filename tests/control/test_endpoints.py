@@ -13,6 +13,7 @@ import ssl
 
 import pytest
 import requests
+from kit.process import wait_for_port_file
 from lxml import etree
 from test_api import check
 
@@ -197,7 +198,6 @@ def test_two_processes_the_bench_in_a_container_like_setup_and_the_cli(tmp_path)
     import signal
     import subprocess
     import sys
-    import time
 
     subprocess.run([sys.executable, "-m", "mockbench", "pki", "init", str(tmp_path / "pki"), "--host", "mockbench",
                     "--host", "127.0.0.1"], check=True, capture_output=True, timeout=60)
@@ -211,11 +211,7 @@ def test_two_processes_the_bench_in_a_container_like_setup_and_the_cli(tmp_path)
          "--public-ports", "mllp=12575,smtp=12525,imap=11143", "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        deadline = time.monotonic() + 30
-        while not ports.exists() and bench.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert ports.exists(), bench.stderr.read() if bench.poll() is not None else "no port file"
-        url = f"http://127.0.0.1:{json.loads(ports.read_text())['http']}"
+        url = f"http://127.0.0.1:{wait_for_port_file(bench, ports, 30)['http']}"
         run = [sys.executable, "-m", "mockbench", "endpoints", "--url", url]
         refused = subprocess.run(run, capture_output=True, text=True, timeout=60, env=os.environ | {
             "MOCKBENCH_CONTROL_TOKEN": ""})

@@ -1,14 +1,13 @@
 """The pytest plugin as a vendor's QA engineer uses it: a pytest run in a subprocess, against a bench in this
 process or one that runs in another process (remote mode), and what a failing test says."""
 
-import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from kit.process import wait_for_port_file
 
 STAT_CSV = "Mois;Type de document;Nombre d'envois;Nombre d'échecs\n2026-11;11488-4;3;0\n"
 
@@ -30,11 +29,7 @@ def remote_bench(tmp_path):
                              "--smtp-port", "0", "--imap-port", "0", "--port-file", str(port_file), "--quiet",
                              "--public-ports", "mllp=12575,smtp=12525"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not port_file.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert port_file.exists(), proc.stderr.read()
-    ports = json.loads(port_file.read_text())
+    ports = wait_for_port_file(proc, port_file, 30)
     yield f"http://127.0.0.1:{ports['http']}", ports
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=10)
