@@ -64,6 +64,7 @@ def run_mypy() -> tuple[Counter[str], list[str]]:
     return Counter(file for file, _ in found), [line for _, line in found]
 
 
+@pytest.mark.slow
 def test_mypy_errors_only_in_known_files() -> None:
     pytest.importorskip("mypy", reason="mypy is in the test extra: pip install -e '.[test]'")
     counts, lines = run_mypy()

@@ -191,6 +191,7 @@ def test_no_bench_and_a_bad_format_say_so(capsys, mockbench):
     assert bad.status_code == 400 and bad.json()["error"] == "INVALID_FORMAT"
 
 
+@pytest.mark.slow
 def test_two_processes_the_bench_in_a_container_like_setup_and_the_cli(tmp_path):
     """As an integrator meets it: `mockbench up` in its own process (TLS, bound beyond loopback with a token,
     names for the browser and for servers, published ports), then `mockbench endpoints` in another."""

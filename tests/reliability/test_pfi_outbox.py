@@ -45,6 +45,7 @@ def xdm_package(patient: dict) -> bytes:
                                          "content_type": "04"})
 
 
+@pytest.mark.slow
 def test_zams_due_survive_kill_9_and_sigterm_and_reach_a_dpi_that_comes_up_later(tmp_path):
     dpi_port = free_port()              # nothing listens there until the end
     scenario = tmp_path / "world.yaml"

@@ -52,6 +52,7 @@ def test_reset_between_tests(mockbench):
 '''
 
 
+@pytest.mark.slow
 def test_remote_mode_drives_a_bench_in_another_process(tmp_path, remote_bench):
     url, ports = remote_bench
     run = pytest_run(tmp_path, REMOTE_TEST, "--mockbench-url", url)
@@ -62,6 +63,7 @@ def test_remote_mode_drives_a_bench_in_another_process(tmp_path, remote_bench):
     assert run.returncode == 0, run.stdout + run.stderr
 
 
+@pytest.mark.slow
 def test_remote_mode_says_when_no_bench_answers(tmp_path):
     import socket
     with socket.socket() as s:
@@ -92,6 +94,7 @@ def test_wait_names_what_was_seen(mockbench):
 '''
 
 
+@pytest.mark.slow
 def test_a_failing_test_says_why_each_step_failed_and_keeps_the_evidence(tmp_path):
     reports = tmp_path / "evidence"
     run = pytest_run(tmp_path, FAILING_TEST, "--mockbench-reports", str(reports))
@@ -130,6 +133,7 @@ def test_lenient_by_default(mockbench):
 '''
 
 
+@pytest.mark.slow
 def test_error_findings_fail_a_test_only_when_asked(tmp_path):
     run = pytest_run(tmp_path, STRICT_TEST)
     assert run.returncode == 1, run.stdout + run.stderr

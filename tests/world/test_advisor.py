@@ -347,6 +347,7 @@ def test_findings_never_fail_on_any_journal(new_cast, journal):
         rules.SCAN_SEQS, rules.PAGE = saved
 
 
+@pytest.mark.slow
 def test_findings_over_ten_thousand_entries(cast):
     """Not a timing assertion (a shared machine): the cost printed, and the rules still right at that size."""
     uid = feed(cast)["document"]
@@ -375,6 +376,7 @@ def test_findings_over_ten_thousand_entries(cast):
     assert ("DMP/CONF.14", "error") not in by_rule and ("EX_3.1-2030", "warning") not in by_rule
 
 
+@pytest.mark.slow
 def test_a_burst_of_searches(cast):
     """10,000 TD3.1 in the same virtual second: each looks back at a few entries only (printed, not asserted)."""
     fed = feed(cast)
