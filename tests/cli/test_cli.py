@@ -117,6 +117,7 @@ def test_config_errors(tmp_path, text, message):
         load(file, env={})
 
 
+@pytest.mark.slow
 def test_up_prints_one_ready_line_and_stops_cleanly(tmp_path):
     port_file = tmp_path / "ports.json"
     proc = subprocess.Popen([sys.executable, "-m", "mockbench", "up", "--http-port", "0", "--mllp-port", "0",

@@ -46,6 +46,7 @@ def _has(db: sqlite3.Connection, table: str) -> bool:
     return db.execute("select 1 from sqlite_master where name = ?", (table,)).fetchone() is not None
 
 
+@pytest.mark.slow
 def test_a_second_up_on_a_folder_in_use_touches_nothing(tmp_path):
     state = tmp_path / "state"
     first = start(state, *FREE, "--scenario", "hidden-documents", port_file=tmp_path / "a.json")
@@ -71,6 +72,7 @@ def test_a_second_up_on_a_folder_in_use_touches_nothing(tmp_path):
     stop(again)
 
 
+@pytest.mark.slow
 def test_the_lock_goes_with_a_killed_bench(tmp_path):
     state = tmp_path / "state"
     first = start(state, *FREE, port_file=tmp_path / "a.json")
@@ -81,6 +83,7 @@ def test_the_lock_goes_with_a_killed_bench(tmp_path):
     assert second.returncode == 0
 
 
+@pytest.mark.slow
 def test_busy_ports_are_named_together_before_the_world_is_reset(tmp_path):
     holders = []
     try:
@@ -137,6 +140,7 @@ def test_make_finds_the_corpus_beside_the_clone_as_ci_does(tmp_path):
     assert given == "[/elsewhere]"
 
 
+@pytest.mark.slow
 def test_a_run_without_the_corpus_says_why_it_skipped(tmp_path):
     test = tmp_path / "test_needs_corpus.py"
     test.write_text("def test_reads_the_corpus(corpus):\n    assert corpus.exists()\n")

@@ -119,6 +119,7 @@ def tab_to(driver, selector: str, limit: int = 80):
     raise AssertionError(f"{selector} is not reachable with Tab")
 
 
+@pytest.mark.slow
 def test_load_send_and_watch_the_timeline_and_steps(mockbench, browser, screenshot):
     c = mockbench.client
     open_dashboard(browser, mockbench)
@@ -378,6 +379,7 @@ def test_a_view_can_be_bookmarked_by_its_fragment(mockbench, browser):
     assert view_shown(browser, "timeline")               # an unknown fragment falls back to the timeline
 
 
+@pytest.mark.slow
 def test_the_page_recovers_when_the_timeline_refused_it(mockbench_factory, browser):
     running = mockbench_factory()
     hub = running.bench.app.extensions["mockbench.events"]
@@ -543,6 +545,7 @@ def test_a_host_switches_a_fault_off_and_on(mockbench, browser, screenshot):
     assert r.status_code == 429
 
 
+@pytest.mark.slow
 def test_configure_your_dpi_shows_the_benchs_own_addresses_and_identities(mockbench, browser, screenshot):
     """Issue 18 point 4: the panel draws GET /_bench/endpoints; a new world redraws its identities."""
     c = mockbench.client
