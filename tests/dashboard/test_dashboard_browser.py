@@ -2,6 +2,7 @@
 the steps, open an exchange, fire transitions, move the clock, all from the keyboard where a workshop host
 would. Screenshots of the main views go to .artifacts/screenshots/."""
 
+import pytest
 import requests
 from kit.mss import HOSPITAL, xdm_package
 from kit.mss import send_xdm_mail as send_mail
