@@ -12,8 +12,12 @@ import json
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ..formats.findings import SEVERITIES as SEVERITIES  # one shape for every finding, re-exported
+from ..formats.findings import finding as finding
+from . import jsontext
 from .store import Tx
 
 if TYPE_CHECKING:
@@ -22,7 +26,6 @@ if TYPE_CHECKING:
 CHANNELS = ("dmp", "pfi", "mss", "oidc", "annuaire", "control")
 DIRECTIONS = ("in", "out")
 VERDICTS = ("accepted", "refused", "error")
-SEVERITIES = ("info", "warning", "error")
 
 
 TRIM_ENTRIES = 256            # at most this many entries dropped by one append past the bound
@@ -34,17 +37,6 @@ class JournalLimits:
     max_entries: int = 100_000
     max_bytes: int = 256 * 1024 * 1024
     raw_bytes: int = 64 * 1024       # a raw message is truncated to this many bytes
-
-
-def finding(rule: str, message: str, severity: str = "warning", *, fr: str | None = None) -> dict:
-    """A finding: `rule` is the stable machine code, `message` the English text (CI scripts read it),
-    `fr` its French translation, stored as `message_fr` and shown to users (issue 19)."""
-    if severity not in SEVERITIES:
-        raise ValueError(f"severity must be one of {SEVERITIES}")
-    out = {"rule": rule, "severity": severity, "message": message}
-    if fr is not None:
-        out["message_fr"] = fr
-    return out
 
 
 JournalHook = Callable[[Tx, dict], None]
@@ -59,7 +51,11 @@ _LARGE_KEYS = ("raw", "response")
 def entry_json(entry: dict) -> str:
     """The entry as `json.dumps(entry, separators=(",", ":"), ensure_ascii=False)` writes it, the same text,
     with a large raw message or response escaped by byte replacements: the standard library's escaping of a
-    30 KiB HL7 message character by character was most of the journal's cost per PFI message."""
+    30 KiB HL7 message character by character was most of the journal's cost per PFI message. orjson writes
+    most entries (world/jsontext.py); these replacements are for those it would not write the same."""
+    text = jsontext.orjson_dumps(entry)
+    if text is not None:
+        return text
     escaped = {}
     for key in _LARGE_KEYS:
         value = entry.get(key)
@@ -176,7 +172,7 @@ class Journal:
         for hook in list(self.hooks):
             hook(tx, entry)
         for listener in list(self.listeners):
-            tx.after_commit(lambda listener=listener: listener(entry))
+            tx.after_commit(partial(listener, entry))
         return entry
 
     def _bounded(self, data: bytes | str) -> tuple[str, bool, int]:
@@ -259,4 +255,4 @@ class Journal:
             params.append(until_time)
         sql.append("ORDER BY seq LIMIT ?")
         params.append(int(limit))
-        return [json.loads(r[0]) for r in tx.conn.execute(" ".join(sql), params)]
+        return [jsontext.loads(r[0]) for r in tx.conn.execute(" ".join(sql), params)]

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...formats.mime import header_summary, read_mdn
+from ...formats.times import dtm, iso_from_digits
 from ...formats.xdm import XdmError, read_package
 from ...world import errors, events
 from ...world.dpi import clear_dpi, dpi_endpoint, dpi_source, set_dpi
@@ -370,11 +371,12 @@ class PfiDoor(SocketDoor):
             if msg.flag("DESTDMP"):
                 for doc in msg.documents:
                     zam: wire.ErrorItem | None = None
+                    world_findings: list[dict] = []    # what the world found doing it (consent, versions...)
                     try:
                         if zam_fault is not None and zam_fault.kind == "zam_error":
                             raise _InjectedZamError(zam_fault)
                         with tx.savepoint():
-                            self._apply(tx, doc)
+                            self._apply(tx, doc, world_findings)
                         verdict, code, extra = "accepted", None, []
                     except _InjectedZamError as injected:
                         text, dmp_code = injected.fired.params["text"], injected.fired.params["code"]
@@ -390,7 +392,7 @@ class PfiDoor(SocketDoor):
                         verdict, code = "refused", exc.code
                         extra = [finding("PFI/ZAM", f"ZAM^Z01 error {dmp_code}: {exc.message}", "error",
                                          fr=f"ZAM^Z01 erreur {dmp_code} : {exc.message}")]
-                    outcomes.append((doc, verdict, code, extra, zam, tx.scratch.pop("findings", [])))
+                    outcomes.append((doc, verdict, code, extra, zam, world_findings))
             others = [d.unique_id for d in msg.others]
             extra_findings = [finding("CDA-HL7/OBX", f"the message carries {len(msg.documents)} documents: "
                                       + ", ".join([msg.unique_id, *others]), "info",
@@ -425,8 +427,9 @@ class PfiDoor(SocketDoor):
                 self._send_mail(tx, msg)
         return self._encode(ack, inbound)
 
-    def _apply(self, tx: Tx, msg: DocumentMessage) -> None:
-        """The DMP operation the message asks for, as the PFI performs it for the sender."""
+    def _apply(self, tx: Tx, msg: DocumentMessage, findings: list[dict]) -> None:
+        """The DMP operation the message asks for, as the PFI performs it for the sender; what it finds goes
+        to `findings`."""
         patient = self._identify(tx, msg)
         if msg.sender.idnps:
             prof = self.world.directory.professional(tx, msg.sender.idnps)
@@ -452,15 +455,16 @@ class PfiDoor(SocketDoor):
                 "author": author, "author_structure": structure, "format_code": "urn:asip:ci-sis:2010",
                 "mime_type": "text/xml"}
         if cda is not None:
-            meta["creation_time"] = _iso(cda.effective_time)
+            meta["creation_time"] = iso_from_digits(cda.effective_time)
         meta = {k: v for k, v in meta.items() if v}
         if msg.action == "replace":
-            self._modif_conf_code(tx, msg)
-            dmp.replace(tx, actor, patient.id, msg.parent_id, meta, msg.content, cause=msg.inbound.control_id)
+            findings.extend(self._modif_conf_code(tx, msg))
+            dmp.replace(tx, actor, patient.id, msg.parent_id, meta, msg.content, cause=msg.inbound.control_id,
+                        findings=findings)
         else:
-            dmp.submit(tx, actor, patient.id, meta, msg.content, cause=msg.inbound.control_id)
+            dmp.submit(tx, actor, patient.id, meta, msg.content, cause=msg.inbound.control_id, findings=findings)
 
-    def _modif_conf_code(self, tx: Tx, msg: DocumentMessage) -> None:
+    def _modif_conf_code(self, tx: Tx, msg: DocumentMessage) -> list[dict]:
         """A replacement (MDM^T10) whose masking or visibility differs from the version it replaces says so with
         MODIF_CONF_CODE at Y: through the PFI a masking or visibility change is a new version of the document
         (trans-cda-r2/def-proc-collab.md, "Demande de remplacement de document(s)"), which exemples.md example 4
@@ -469,16 +473,17 @@ class PfiDoor(SocketDoor):
         try:
             old = self.world.dmp.current(tx, msg.parent_id)
         except errors.WorldError:
-            return          # the replacement itself is refused, with its own reason
+            return []       # the replacement itself is refused, with its own reason
         before, after = set(old.confidentiality) - {"N"}, set(msg.confidentiality) - {"N"}
         if before != after and not msg.flag("MODIF_CONF_CODE"):
-            tx.scratch.setdefault("findings", []).append(finding(
+            return [finding(
                 "PFI/MODIF_CONF_CODE", f"document {msg.unique_id} replaces {msg.parent_id} and changes its "
                 f"confidentiality ({', '.join(sorted(before)) or 'N'} -> {', '.join(sorted(after)) or 'N'}) "
                 "without MODIF_CONF_CODE at Y (trans-cda-r2/exemples.md example 4)", "warning",
                 fr=f"le document {msg.unique_id} remplace {msg.parent_id} et change sa confidentialité "
                    f"({', '.join(sorted(before)) or 'N'} -> {', '.join(sorted(after)) or 'N'}) sans MODIF_CONF_CODE "
-                   "à Y (trans-cda-r2/exemples.md, exemple 4)"))
+                   "à Y (trans-cda-r2/exemples.md, exemple 4)")]
+        return []
 
     def _identify(self, tx: Tx, msg: DocumentMessage):
         """The patient by INS and its traits, as the DMP would identify it: the refusal is the DMP's error
@@ -739,7 +744,7 @@ class PfiDoor(SocketDoor):
         return f"MB{tx.next_seq('pfi-control')}"
 
     def _now(self) -> str:
-        return self.world.clock.now().strftime("%Y%m%d%H%M%S")
+        return dtm(self.world.clock.now())
 
     @staticmethod
     def _encode(text: str, inbound: wire.Inbound | None) -> bytes:
@@ -761,12 +766,4 @@ class PfiDoor(SocketDoor):
             return read_patient(inbound).ins or None
         except wire.Hl7Reject:
             return None
-
-
-def _iso(hl7_time: str) -> str | None:
-    digits = "".join(c for c in hl7_time if c.isdigit())[:14]
-    if len(digits) < 8:
-        return None
-    digits = digits.ljust(14, "0")
-    return f"{digits[:4]}-{digits[4:6]}-{digits[6:8]}T{digits[8:10]}:{digits[10:12]}:{digits[12:14]}Z"
 
