@@ -24,24 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 KNOWN: dict[str, int] = {
     "mockbench/control/api.py": 2,
     "mockbench/formats/cda.py": 1,
-    "mockbench/formats/ebrim.py": 2,
     "mockbench/http_server.py": 24,
     "mockbench/protocols/dmp/door.py": 1,
-    "mockbench/protocols/dmp/vihf.py": 2,
-    "mockbench/protocols/mss/imap.py": 2,
-    "mockbench/protocols/mss/imap_wire.py": 2,
-    "mockbench/protocols/mss/smtp.py": 2,
-    "mockbench/protocols/oidc/provider.py": 11,
     "mockbench/protocols/pfi/door.py": 4,
     "mockbench/protocols/pfi/mllp.py": 1,
-    "mockbench/scenarios/loader.py": 1,
     "mockbench/world/advisor.py": 6,
-    "mockbench/world/journal.py": 1,
     "mockbench/world/stats.py": 1,
     "mockbench/world/verification.py": 2,
-    # Tx.put's `data: dict` (world/store.py) where these callers store bytes: one annotation in store.py
-    "mockbench/world/dmp.py": 1,
-    "mockbench/world/mss.py": 3,
 }
 
 _ERROR = re.compile(r"^(?P<file>[^:\s]+\.py):\d+(?::\d+)?: error: ")
