@@ -248,10 +248,13 @@ class PfiDoor:
                         return answer
                     return self._consent(consent, payload, fault=fired)
                 document = read_document(inbound, family)
-                fired, answer = self._fault(inbound, payload, document.unique_id, faults)
-                if answer is not None:
-                    return answer
-                return self._document(document, payload, fault=fired)
+                # Parsed and checked above, encoded below: the write transaction holds the fault check (the rules
+                # read in it, not in a read transaction of their own), the world change and the journal.
+                with self.world.transaction():
+                    fired, answer = self._fault(inbound, payload, document.unique_id, faults)
+                    if answer is None:
+                        ack = self._document(document, payload, fault=fired)
+                return answer if answer is not None else self._encode(ack, inbound)
             except wire.Hl7Reject as reject:
                 if inbound is None:
                     inbound = wire.read_header(payload)  # to name MSH-10 in MSA-2 whenever it can be found
@@ -333,9 +336,10 @@ class PfiDoor:
         except StorageFull:
             pass   # the frame is answered all the same; the store logged the episode
 
-    def _document(self, msg: DocumentMessage, payload: bytes, *, fault: Fired | None = None) -> bytes:
+    def _document(self, msg: DocumentMessage, payload: bytes, *, fault: Fired | None = None) -> str:
         """Each document of the message (an ORU may carry several) is fed, replaced or deleted in its own
-        savepoint, with its own dmp journal entry and ZAM^Z01; the pfi entry names the first."""
+        savepoint, with its own dmp journal entry and ZAM^Z01; the pfi entry names the first. Returns the ACK's
+        text, for the caller to encode once the transaction committed."""
         inbound = msg.inbound
         with self.world.transaction() as tx:
             control_id = self._control_id(tx)
@@ -403,7 +407,7 @@ class PfiDoor:
                         self.outbox.add(tx, self._encode(zam_text, inbound), "ZAM^Z01", meta, delay=delay)
             if msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT"):
                 self._send_mail(tx, msg)
-        return self._encode(ack, inbound)
+        return ack
 
     def _apply(self, tx: Tx, msg: DocumentMessage) -> None:
         """The DMP operation the message asks for, as the PFI performs it for the sender."""
