@@ -344,6 +344,7 @@ class PfiDoor:
         with self.world.transaction() as tx:
             control_id = self._control_id(tx)
             outcomes: list[tuple[DocumentMessage, str, str | None, list[dict], wire.ErrorItem | None, list]] = []
+            patient_id: str | None = None   # once a document is applied: the journal need not look the INS up
             # A ZAM fault (world/faults.py) is met once the message is taken: zam_error stands for a DMP that
             # refused it (nothing fed; the Z01 carries the rule's DMP error code in ERR-5, as errors.py's
             # z01_error does for a genuine refusal), zam_delay and zam_duplicate change only the ZAM's delivery.
@@ -358,7 +359,7 @@ class PfiDoor:
                         if zam_fault is not None and zam_fault.kind == "zam_error":
                             raise _InjectedZamError(zam_fault)
                         with tx.savepoint():
-                            self._apply(tx, doc)
+                            patient_id = self._apply(tx, doc)
                         verdict, code, extra = "accepted", None, []
                     except _InjectedZamError as injected:
                         text, dmp_code = injected.fired.params["text"], injected.fired.params["code"]
@@ -386,13 +387,15 @@ class PfiDoor:
             # AA whatever happens downstream (ZAMs say that): built first, so that the entry keeps it
             ack = wire.build_ack(inbound, "AA", control_id, self._now())
             self.world.journal.append(
-                tx, "pfi", inbound.operation, actor=msg.sender.label, patient_ins=msg.patient.ins or None,
+                tx, "pfi", inbound.operation, actor=msg.sender.label, patient=patient_id,
+                patient_ins=msg.patient.ins or None,
                 document=msg.unique_id, verdict="accepted", findings=inbound.findings + msg.findings + extra_findings,
                 raw=payload, ref=inbound.control_id, fault=fault.rule if fault else None, response=ack)
             for doc, verdict, code, extra, zam, consent_findings in outcomes:
                 self.world.journal.append(
                     tx, "dmp", DMP_OPERATION[doc.action], actor=msg.sender.label,
-                    patient_ins=msg.patient.ins or None, document=doc.unique_id, verdict=verdict, code=code,
+                    patient=patient_id, patient_ins=msg.patient.ins or None, document=doc.unique_id, verdict=verdict,
+                    code=code,
                     findings=consent_findings + (doc.findings if doc is not msg else []) + extra,
                     ref=inbound.control_id, raw=f"{doc.action} {doc.unique_id} via the PFI (MSH-10 {inbound.control_id})",
                     fault=zam_fault.rule if zam_fault else None)
@@ -409,8 +412,9 @@ class PfiDoor:
                 self._send_mail(tx, msg)
         return ack
 
-    def _apply(self, tx: Tx, msg: DocumentMessage) -> None:
-        """The DMP operation the message asks for, as the PFI performs it for the sender."""
+    def _apply(self, tx: Tx, msg: DocumentMessage) -> str | None:
+        """The DMP operation the message asks for, as the PFI performs it for the sender. Returns the patient's
+        id when the patient holds the message's INS (the one the journal would look up by that INS)."""
         patient = self._identify(tx, msg)
         if msg.sender.idnps:
             prof = self.world.directory.professional(tx, msg.sender.idnps)
@@ -429,7 +433,7 @@ class PfiDoor:
         dmp = self.world.dmp
         if msg.action == "delete":
             dmp.delete(tx, actor, msg.unique_id, patient_key=patient.id, cause=msg.inbound.control_id)
-            return
+            return patient.id if patient.ins == msg.patient.ins else None
         cda = msg.cda
         meta = {"unique_id": msg.unique_id, "type_code": msg.type_code or (cda.type_code if cda else ""),
                 "title": msg.title or (cda.title if cda else ""), "confidentiality": msg.confidentiality,
@@ -443,6 +447,7 @@ class PfiDoor:
             dmp.replace(tx, actor, patient.id, msg.parent_id, meta, msg.content, cause=msg.inbound.control_id)
         else:
             dmp.submit(tx, actor, patient.id, meta, msg.content, cause=msg.inbound.control_id)
+        return patient.id if patient.ins == msg.patient.ins else None
 
     def _modif_conf_code(self, tx: Tx, msg: DocumentMessage) -> None:
         """A replacement (MDM^T10) whose masking or visibility differs from the version it replaces says so with
