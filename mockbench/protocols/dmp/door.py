@@ -1,8 +1,8 @@
 """The DMP door: the DMP web services over SOAP 1.2 and WS-Addressing, MTOM where the real one uses it.
 
-Wire formats live beside this file (soap.py: envelope, WS-A, MTOM, faults; vihf.py: the security token;
-ebrim.py: XDS metadata; hl7v3.py: TD0.x and TD1.6 bodies); the rules are the world's. This module routes
-a request by its WS-Addressing Action, makes one world call in one transaction, journals the exchange in
+Wire formats live beside this file (soap.py: envelope, WS-A, MTOM, faults; vihf/: the security token;
+actions.py: the WS-Addressing Actions; hl7v3.py: TD0.x and TD1.6 bodies) and in formats/ebrim/ (XDS
+metadata); the rules are the world's. This module routes a request by its WS-Addressing Action, makes one world call in one transaction, journals the exchange in
 that transaction and renders the answer after it committed.
 """
 
@@ -19,12 +19,15 @@ from flask import Blueprint, Response, request
 from lxml import etree
 
 from ...formats import ebrim
+from ...formats.times import dtm
 from ...world import errors
 from ...world.faults import Fired
 from ...world.journal import finding
 from ...world.model import Actor, Document
 from ...world.store import StorageFull, Tx
+from ..context import DoorContext, HttpDoor
 from ..faults import render as render_network
+from . import actions as wsa
 from . import hl7v3
 from .errors import fault_code, registry_code
 from .soap import (
@@ -39,14 +42,14 @@ from .soap import (
 from .vihf import Vihf, VihfError, actor_for, parse_vihf, signature_problem, signer_findings
 
 if TYPE_CHECKING:
-    from ...bench import Bench
+    from ...config import Config
 
 log = logging.getLogger("mockbench.dmp")
 
 PREFIX = "/si-dmp-server/v2/services"
 SERVICES = ("patients", "habilitations", "patientsSpecific", "registry", "repository")
-REPOSITORY_ID = "1.2.250.1.213.4.1.1.1.2"
-RENDER_CACHE = 4096                         # rendered ExtrinsicObjects kept (a few KB each)   # the DMP's test repository (DOMAIN.md)
+REPOSITORY_ID = "1.2.250.1.213.4.1.1.1.2"   # the DMP's test repository (DOMAIN.md)
+RENDER_CACHE = 4096                         # rendered ExtrinsicObjects kept (a few KB each)
 STATUS_URNS = {
     "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved": "approved",
     "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated": "deprecated",
@@ -85,16 +88,24 @@ class Outcome:
 Handler = Callable[["DmpDoor", Call], Outcome]
 
 
-class DmpDoor:
+def build(context: DoorContext, config: Config) -> DmpDoor:
+    """The door from `[doors.dmp]`: accept_unknown_professionals, check_signatures, accept_plain_http (the
+    bench reads vihf_trust_anchors into the context's trust anchors)."""
+    settings = config.doors.get("dmp", {})
+    return DmpDoor(context, accept_unknown_professionals=bool(settings.get("accept_unknown_professionals")),
+                   check_signatures=bool(settings.get("check_signatures", True)),
+                   accept_plain_http=bool(settings.get("accept_plain_http")))
+
+
+class DmpDoor(HttpDoor):
     name = "dmp"
-    prefix = PREFIX            # what the control API's endpoints name, without importing the door
+    prefix = PREFIX
     services = SERVICES
 
-    def __init__(self, bench: Bench, *, limits: SoapLimits | None = None, accept_unknown_professionals: bool = False,
-                 trust_anchors: Callable[[], bytes] | None = None, check_signatures: bool = True,
-                 accept_plain_http: bool = False) -> None:
-        self.bench = bench
-        self.world = bench.world
+    def __init__(self, context: DoorContext, *, limits: SoapLimits | None = None,
+                 accept_unknown_professionals: bool = False, trust_anchors: Callable[[], bytes] | None = None,
+                 check_signatures: bool = True, accept_plain_http: bool = False) -> None:
+        super().__init__(context)
         self.limits = limits or SoapLimits()
         self.accept_unknown = accept_unknown_professionals
         # The VIHF's signature by the structure's seal certificate is required [trans-cda-r2/mapping.md, VIHF
@@ -102,25 +113,41 @@ class DmpDoor:
         # check_signatures = false (lenient, a DPI's first day) turns that refusal into a warning finding.
         # `trust_anchors` gives the anchors' PEM, read when first needed (the bench's PKI is made lazily).
         self.check_signatures = check_signatures
-        self.trust_anchors = trust_anchors or (lambda: b"")
+        self.trust_anchors = trust_anchors or context.trust_anchors
         # With TLS on, the plain-HTTP door is refused (the real DMP has none) unless accept_plain_http.
         self.accept_plain_http = accept_plain_http
         self._render_cache: OrderedDict[tuple, bytes] = OrderedDict()
         # WS-A Action -> (service, operation as journaled, handler)
         self.routes: dict[str, tuple[str, str, Handler]] = {
-            "urn:hl7-org:v3:PRPA_IN201307UV02": ("patients", "TD0.2", DmpDoor.td02),
-            "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization": ("habilitations", "TD0.3", DmpDoor.td03),
-            "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatient":
-                ("habilitations", "TD1.6", DmpDoor.td16),
-            "urn:si-dmp-patients:PatientSpecificEndPoint:patientList": ("patientsSpecific", "TD0.4", DmpDoor.td04),
+            wsa.ACTION_TD02_REQUEST: ("patients", "TD0.2", DmpDoor.td02),
+            wsa.ACTION_TD03_REQUEST: ("habilitations", "TD0.3", DmpDoor.td03),
+            wsa.ACTION_TD16_REQUEST: ("habilitations", "TD1.6", DmpDoor.td16),
+            wsa.ACTION_TD04_REQUEST: ("patientsSpecific", "TD0.4", DmpDoor.td04),
             # the Actions of the ANS C# kit's WSDL, which some DPI send
-            "urn:hl7-org:v3:setAuthorization": ("habilitations", "TD0.3", DmpDoor.td03),
-            "urn:hl7-org:v3:listAuthorizationByPatient": ("habilitations", "TD1.6", DmpDoor.td16),
-            "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b": ("repository", "TD2.1", DmpDoor.td21),
-            "urn:ihe:iti:2007:RegistryStoredQuery": ("registry", "TD3.1", DmpDoor.td31),
-            "urn:ihe:iti:2007:RetrieveDocumentSet": ("repository", "TD3.2", DmpDoor.td32),
-            "urn:ihe:iti:2010:UpdateDocumentSet": ("registry", "TD3.3", DmpDoor.td33),
+            wsa.ACTION_TD03_KIT: ("habilitations", "TD0.3", DmpDoor.td03),
+            wsa.ACTION_TD16_KIT: ("habilitations", "TD1.6", DmpDoor.td16),
+            wsa.ACTION_TD21_REQUEST: ("repository", "TD2.1", DmpDoor.td21),
+            wsa.ACTION_TD31_REQUEST: ("registry", "TD3.1", DmpDoor.td31),
+            wsa.ACTION_TD32_REQUEST: ("repository", "TD3.2", DmpDoor.td32),
+            wsa.ACTION_TD33_REQUEST: ("registry", "TD3.3", DmpDoor.td33),
         }
+
+    def endpoints(self) -> dict[str, Any]:
+        """Its section of /_bench/endpoints: each service's address and WSDL, on the back-channel bases (a
+        server calls them)."""
+        urls = self.urls
+        https = urls.https_url
+        back, back_https = urls.backchannel_url(False), urls.backchannel_url(True)
+        services = []
+        for name in SERVICES:
+            services.append({
+                "service": name,
+                "http": f"{back}{PREFIX}/{name}", "wsdl": f"{back}{PREFIX}/{name}?wsdl",
+                "https": f"{back_https}{PREFIX}/{name}" if https else None,
+                "wsdl_https": f"{back_https}{PREFIX}/{name}?wsdl" if https else None,
+            })
+        return {"services": services, "soap": "1.2", "ws_addressing": True, "vihf_signed": self.check_signatures,
+                "plain_http_refused": self.context.tls is not None and not self.accept_plain_http}
 
     def blueprint(self) -> Blueprint:
         bp = Blueprint("dmp", __name__)
@@ -133,8 +160,8 @@ class DmpDoor:
             return self._wsdl(service)
         body = request.get_data(cache=False)
         transport: list[dict] = []
-        if request.environ.get("wsgi.url_scheme") != "https" and self.bench.tls is not None:
-            https = self.bench.https_url + PREFIX + "/" + service
+        if request.environ.get("wsgi.url_scheme") != "https" and self.context.tls is not None:
+            https = (self.urls.https_url or "") + PREFIX + "/" + service
             if not self.accept_plain_http:
                 # The DMP is served over mutual TLS only (DOMAIN.md, "DMP": AUTH_CLI certificate); a plain-HTTP
                 # door on a bench that has TLS would let a DPI skip the certificate it needs in production.
@@ -173,8 +200,8 @@ class DmpDoor:
             self.world.journal.append(tx, "dmp", "WSDL", actor=request.remote_addr or "", raw=service)
         # The address of the port the WSDL was fetched on: fetched over HTTPS, a WSDL-driven client must call
         # over HTTPS (where the client certificate is checked), not the plain-HTTP port (issue 14 point 6).
-        https = bool(request.environ.get("wsgi.url_scheme") == "https" and self.bench.https_url)
-        base = self.bench.backchannel_url(https)   # a server calls the services: the back-channel base
+        https = bool(request.environ.get("wsgi.url_scheme") == "https" and self.urls.https_url)
+        base = self.urls.backchannel_url(https) or self.urls.url   # a server calls the services: the back-channel base
         return Response(wsdl_for(service, base + PREFIX + "/" + service), content_type="text/xml")
 
     # SOAP ---------------------------------------------------------------------------------------
@@ -358,7 +385,7 @@ class DmpDoor:
                                   "birth_date": patient.birth_date, "sex": patient.sex})
         body = hl7v3.render_existence(req, hl7v3.ExistenceFacts(**facts), message_id=str(uuid.uuid4()),
                                       now=_hl7_now(world))
-        return Outcome(hl7v3.ACTION_TD02_RESPONSE, body, "TD0.2")
+        return Outcome(wsa.ACTION_TD02_RESPONSE, body, "TD0.2")
 
     def td03(self, call: Call) -> Outcome:
         req = hl7v3.parse_set_authorization(call.request.body)
@@ -368,7 +395,7 @@ class DmpDoor:
         else:
             self.world.dmp.set_authorization(call.tx, call.actor, patient, status="NON_EXISTE",
                                              professional=call.actor.id, reason="removed by the professional")
-        return Outcome(hl7v3.ACTION_TD03_RESPONSE, hl7v3.render_status("DMPOk"), "TD0.3")
+        return Outcome(wsa.ACTION_TD03_RESPONSE, hl7v3.render_status("DMPOk"), "TD0.3")
 
     def td04(self, call: Call) -> Outcome:
         req = hl7v3.parse_patient_list(call.request.body)
@@ -388,7 +415,7 @@ class DmpDoor:
                 ins=patient.ins, ins_oid=patient.ins_oid, family=patient.family_name, given=patient.given_name,
                 birth_date=patient.birth_date, sex=patient.sex, last_authorization=auth.since,
                 last_document=last_document))
-        return Outcome(hl7v3.ACTION_TD04_RESPONSE, hl7v3.render_patient_list(listed), "TD0.4")
+        return Outcome(wsa.ACTION_TD04_RESPONSE, hl7v3.render_patient_list(listed), "TD0.4")
 
     def td16(self, call: Call) -> Outcome:
         req = hl7v3.parse_list_authorizations(call.request.body)
@@ -408,7 +435,7 @@ class DmpDoor:
                 items.append(hl7v3.ListedAuthorization(
                     professional_idnps="", family=structure.name, given="", status=auth.status, since=auth.since,
                     until=auth.until, structure=structure.idnst))
-        return Outcome(hl7v3.ACTION_TD16_RESPONSE, hl7v3.render_authorization_list(items), "TD1.6")
+        return Outcome(wsa.ACTION_TD16_RESPONSE, hl7v3.render_authorization_list(items), "TD1.6")
 
     # XDS ----------------------------------------------------------------------------------------
     def _xds_failure(self, action: str, operation: str, exc: errors.WorldError | ebrim.RegistryErrors,
@@ -428,7 +455,7 @@ class DmpDoor:
         return Outcome(action, body, operation, verdict="refused", code=code, mtom=retrieve)
 
     def td21(self, call: Call) -> Outcome:
-        action = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-bResponse"
+        action = wsa.ACTION_TD21_RESPONSE
         try:
             submission = ebrim.parse_provide_and_register(call.request.body)
         except ebrim.RegistryErrors as exc:
@@ -497,7 +524,7 @@ class DmpDoor:
         return {k: v for k, v in meta.items() if k in known}
 
     def td31(self, call: Call) -> Outcome:
-        action = "urn:ihe:iti:2007:RegistryStoredQueryResponse"
+        action = wsa.ACTION_TD31_RESPONSE
         try:
             query = ebrim.parse_stored_query(call.request.body)
         except ebrim.RegistryErrors as exc:
@@ -572,7 +599,7 @@ class DmpDoor:
             return author
 
     def td32(self, call: Call) -> Outcome:
-        action = "urn:ihe:iti:2007:RetrieveDocumentSetResponse"
+        action = wsa.ACTION_TD32_RESPONSE
         try:
             wanted = ebrim.parse_retrieve(call.request.body)
         except ebrim.RegistryErrors as exc:
@@ -606,7 +633,7 @@ class DmpDoor:
                        attachments=attachments, mtom=True)
 
     def td33(self, call: Call) -> Outcome:
-        action = "urn:ihe:iti:2010:UpdateDocumentSet-Response"   # sic: the DMP's own answers have the hyphen
+        action = wsa.ACTION_TD33_RESPONSE   # sic: the DMP's own answers have the hyphen
         try:
             update = ebrim.parse_update(call.request.body)
         except ebrim.RegistryErrors as exc:
@@ -676,7 +703,7 @@ class DmpDoor:
 
 
 def _hl7_now(world) -> str:
-    return world.clock.now().strftime("%Y%m%d%H%M%S")
+    return dtm(world.clock.now())
 
 
 def _entry_bytes(entry: etree._Element) -> bytes:
