@@ -37,7 +37,7 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...formats.mime import header_summary, read_mdn
 from ...formats.times import dtm, iso_from_digits
@@ -426,7 +426,7 @@ class PfiDoor(SocketDoor):
                     meta = {"patient_ins": msg.patient.ins or None, "document": doc.unique_id,
                             "ref": inbound.control_id}
                     kind = zam_fault.kind if zam_fault else None
-                    delay = zam_fault.params["seconds"] if kind == "zam_delay" else 0.0
+                    delay = zam_fault.params["seconds"] if zam_fault is not None and kind == "zam_delay" else 0.0
                     for _ in range(2 if kind == "zam_duplicate" else 1):
                         self.outbox.add(tx, self._encode(zam_text, inbound), "ZAM^Z01", meta, delay=delay)
             if msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT"):
@@ -460,7 +460,7 @@ class PfiDoor(SocketDoor):
                 "title": msg.title or (cda.title if cda else ""), "confidentiality": msg.confidentiality,
                 "author": author, "author_structure": structure, "format_code": "urn:asip:ci-sis:2010",
                 "mime_type": "text/xml"}
-        if cda is not None:
+        if cda is not None and cda.effective_time:   # none: the DMP's submission time, as for an unreadable one
             meta["creation_time"] = iso_from_digits(cda.effective_time)
         meta = {k: v for k, v in meta.items() if v}
         if msg.action == "replace":
@@ -536,7 +536,7 @@ class PfiDoor(SocketDoor):
         """The mails DESTMSSANTEPS / DESTMSSANTEPAT ask for, delivered through the world in this transaction."""
         inbound = msg.inbound
         sender, author = self._mail_sender(tx, msg)
-        common = {"patient_ins": msg.patient.ins or None, "document": msg.unique_id}
+        common: dict[str, Any] = {"patient_ins": msg.patient.ins or None, "document": msg.unique_id}
         if sender is None:
             self.world.journal.append(
                 tx, "mss", "DELIVER", direction="out", actor=msg.sender.idnps, verdict="error", code="MSS_NO_SENDER",
