@@ -79,6 +79,7 @@ def test_counters_are_written_once_per_transaction(store):
         stats["count"] = 99   # a caller's copy: not the transaction's value until it is set
         assert tx.meta_get("journal:stats") == {"count": 1}
         assert tx.meta_get("seq:n") == 3
+        assert tx.meta_text("seq:n") == "3" and tx.meta_text("journal:stats") == '{"count":1}'
         assert not any(s.startswith("INSERT") for s in statements)
     store._conn.set_trace_callback(None)
     assert sum(s.startswith("SELECT") for s in statements) == 1   # seq:n once; journal:stats was set first
