@@ -272,9 +272,10 @@ class PfiDoor(SocketDoor):
                 # Parsed and checked above, encoded below: the write transaction holds the fault check (the rules
                 # read in it, not in a read transaction of their own), the world change and the journal.
                 with self.world.transaction():
-                    fired, answer = self._fault(inbound, payload, document.unique_id, faults)
+                    armed = self.world.faults.armed("pfi")   # the rules read once for both fault checks
+                    fired, answer = self._fault(inbound, payload, document.unique_id, faults, armed=armed)
                     if answer is None:
-                        ack = self._document(document, payload, fault=fired)
+                        ack = self._document(document, payload, fault=fired, armed=armed)
                 return answer if answer is not None else self._encode(ack, inbound)
             except wire.Hl7Reject as reject:
                 if inbound is None:
@@ -290,14 +291,14 @@ class PfiDoor(SocketDoor):
                 "later")])
             return self._encode(ack, inbound)
 
-    def _fault(self, inbound: wire.Inbound, payload: bytes, document: str | None,
-               faults: list[Fired] | None) -> tuple[Fired | None, bytes | None]:
+    def _fault(self, inbound: wire.Inbound, payload: bytes, document: str | None, faults: list[Fired] | None,
+               *, armed: bool | None = None) -> tuple[Fired | None, bytes | None]:
         """The fault rule this message meets (world/faults.py), asked before anything is applied; appended to
         `faults` for the connection to render the network kinds. A refusing one is journaled here and its answer
         returned: `ack_ar` is MSA-1 AR, "rejeté pour une raison circonstancielle. Il peut être réémis plus
         tard", with an ERR whose ERR-3 is from table 0357 and ERR-4 E [trans-cda-r2/profils-messages.md, ACK
         section, MSA-1 and segment ERR]; `no_ack`, reset and timeout answer nothing (b"")."""
-        if not self.world.faults.armed("pfi"):
+        if not (self.world.faults.armed("pfi") if armed is None else armed):
             return None, None
         with self.world.transaction() as tx:
             fired = self.world.faults.decide(tx, "pfi", inbound.operation, patient_ins=self._pid_ins(inbound),
@@ -357,7 +358,8 @@ class PfiDoor(SocketDoor):
         except StorageFull:
             pass   # the frame is answered all the same; the store logged the episode
 
-    def _document(self, msg: DocumentMessage, payload: bytes, *, fault: Fired | None = None) -> str:
+    def _document(self, msg: DocumentMessage, payload: bytes, *, fault: Fired | None = None,
+                  armed: bool | None = None) -> str:
         """Each document of the message (an ORU may carry several) is fed, replaced or deleted in its own
         savepoint, with its own dmp journal entry and ZAM^Z01; the pfi entry names the first. Returns the ACK's
         text, for the caller to encode once the transaction committed."""
@@ -372,7 +374,7 @@ class PfiDoor(SocketDoor):
             zam_fault = self.world.faults.decide(tx, "pfi", inbound.operation, patient_ins=msg.patient.ins or None,
                                                  actor=self._sender_app(inbound), document=msg.unique_id,
                                                  kinds=("zam_error", "zam_delay", "zam_duplicate")) \
-                if msg.flag("DESTDMP") else None
+                if msg.flag("DESTDMP") and armed is not False else None   # not armed: no rule would fire
             if msg.flag("DESTDMP"):
                 for doc in msg.documents:
                     zam: wire.ErrorItem | None = None
