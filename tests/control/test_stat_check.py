@@ -6,7 +6,7 @@ import requests
 from test_api import check  # the same directory, on sys.path under pytest
 
 from mockbench.control.openapi import openapi_document
-from mockbench.world import stats
+from mockbench.checks import stats
 
 PATH = "/_bench/stat/check"
 
