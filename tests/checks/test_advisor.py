@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mockbench.formats.mime import mdn, xdm_mail
 from mockbench.checks import advisor, auto_search, error_copy
+from mockbench.formats.mime import mdn, xdm_mail
 from mockbench.world import errors
 from mockbench.world.journal import CHANNELS, VERDICTS, finding
 from mockbench.world.model import Mailbox
