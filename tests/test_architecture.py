@@ -25,8 +25,6 @@ KNOWN = {
     ("mockbench.protocols.oidc.flask", "mockbench.bench"),
     ("mockbench.protocols.annuaire.door", "mockbench.bench"),
     ("mockbench.protocols.loop", "mockbench.bench"),                # BenchError for a port that cannot be bound
-    # the control API's MSSanté routes use the SMTP door's XDM check and attachment name
-    ("mockbench.control.api", "mockbench.protocols.mss.smtp"),
     # formats build findings and read times with the world's helpers
     ("mockbench.formats.ebrim", "mockbench.world.journal"),
     ("mockbench.formats.ebrim", "mockbench.world.clock"),
@@ -143,6 +141,8 @@ def test_every_layer_of_the_contract_exists():
     ("world", "protocols.dmp", True), ("protocols.pfi", "protocols.dmp", True), ("protocols.pfi", "protocols.pfi", False),
     ("protocols.pfi", "world", False), ("formats", "world", True), ("control", "world", False),
     ("scenarios", "protocols.mss", True), ("control", "protocols.mss", True),
+    ("checks", "world", False), ("world", "checks", False), ("formats", "checks", True), ("checks", "control", True),
+    ("protocols.mss", "checks", False),
 ])
 def test_the_checker_reads_the_rules(source, target, expected):
     assert forbidden(source, target, contract()) is expected
