@@ -120,9 +120,9 @@ def _take(pool: Pool, patient: str, actions: tuple[str, ...], document: str | No
 def _fed_invisible(tx: Tx, patients: set[str]) -> set[str]:
     """Unique ids of the documents fed invisible (first metadata version hiding them from the patient or the
     legal representatives): their feed also traces an invisibilisation."""
-    out = set()
+    out: set[str] = set()
     for patient in patients:
         for row in tx.select("documents", patient=patient):
             if row.get("version") == 1 and set(row.get("confidentiality") or []) & set(INVISIBLE):
-                out.add(row.get("unique_id"))
+                out.add(str(row.get("unique_id")))
     return out

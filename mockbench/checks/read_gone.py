@@ -49,7 +49,7 @@ def read_gone(world: World, tx: Tx, entry: dict) -> list[dict]:
     row = tx.get("documents", unique_id=entry["document"], current=1)
     if row is None or row.get("patient") != entry["patient"]:
         return []
-    patient, unique_id, status = entry["patient"], row.get("unique_id"), row.get("status")
+    patient, unique_id, status = entry["patient"], str(row.get("unique_id")), row.get("status")
     if status == "deleted":
         return [finding(RULE, f"TD3.2 asks for {unique_id}, deleted from {patient}'s DMP"
                         f"{_when(tx, patient, unique_id, 'suppression')}: the DPI must show it as "

@@ -81,7 +81,8 @@ def read_secrets(mail: MailText, addresses: list[str]) -> Secrets:
         found = _CODE.search(window)
         if found:
             codes.append(re.sub(r"[ -]", "", found.group(1)).upper())
-    links, weak = [], []
+    links: list[str] = []
+    weak: list[str] = []
     for link in mail.links:
         (links if _token_of(link, addresses) else weak).append(link)
     return Secrets(tuple(dict.fromkeys(codes)), tuple(links), tuple(weak))
@@ -97,6 +98,17 @@ def check(world: World, tx: Tx, sender: str, addresses: list[str], raw: bytes, m
     mail = read_mail(raw)
     secrets = read_secrets(mail, addresses)
     shown = ", ".join(addresses)
+    out = [*_secret_findings(sender, shown, secrets), *_content_findings(tx, shown, addresses, mail),
+           *_reuse_findings(world, tx, shown, secrets, message_id)]
+    if not out:
+        what = ", ".join([f"code {c}" for c in secrets.codes] + [f"link {u}" for u in secrets.links])
+        out.append(finding(EVIDENCE, f"verification of {shown} by {what}", "info",
+                           fr=f"vérification de {shown} par " + ", ".join([f"le code {c}" for c in secrets.codes] + [f"le lien {u}" for u in secrets.links])))
+    return out
+
+
+def _secret_findings(sender: str, shown: str, secrets: Secrets) -> list[dict]:
+    """No code nor unique link; a link in clear; a code too short."""
     out: list[dict] = []
     if not secrets.codes and not secrets.links:
         because = ""
@@ -117,6 +129,12 @@ def check(world: World, tx: Tx, sender: str, addresses: list[str], raw: bytes, m
             out.append(finding(RULE, f"the verification code {code} has {len(code)} characters: at least "
                                f"{MIN_CODE} are expected, a shorter code can be guessed", "warning",
                                fr=f"le code de vérification {code} a {len(code)} caractères : au moins {MIN_CODE} sont attendus, un code plus court peut être deviné"))
+    return out
+
+
+def _content_findings(tx: Tx, shown: str, addresses: list[str], mail: MailText) -> list[dict]:
+    """Several addresses at once; an attachment or a patient's INS in a mail to an address not verified yet."""
+    out: list[dict] = []
     if len(addresses) > 1:
         out.append(finding(RULE, f"one verification mail went to several addresses ({shown}): it cannot prove "
                            "which of them the user owns; send one mail per address", "warning",
@@ -130,6 +148,12 @@ def check(world: World, tx: Tx, sender: str, addresses: list[str], raw: bytes, m
             out.append(finding(RULE, f"the verification mail to {shown} names the INS {nir} of a patient although "
                                "the address is not verified yet", "error",
                                fr=f"le courriel de vérification à {shown} nomme l'INS {nir} d'un patient alors que l'adresse n'est pas encore vérifiée"))
+    return out
+
+
+def _reuse_findings(world: World, tx: Tx, shown: str, secrets: Secrets, message_id: str) -> list[dict]:
+    """A code or link sent before; this mail's are remembered (in the delivery's transaction)."""
+    out: list[dict] = []
     seen = tx.meta_get(SEEN, [])
     now = world.clock.now_iso()
     for kind, value in [("code", c) for c in secrets.codes] + [("link", u) for u in secrets.links]:
@@ -141,8 +165,4 @@ def check(world: World, tx: Tx, sender: str, addresses: list[str], raw: bytes, m
                                fr=f"{'le code' if kind == 'code' else 'le lien'} {value} a déjà été envoyé à {earlier['addresses']} le {earlier['time']} ({earlier['message_id'] or 'sans Message-ID'}) : chaque vérification doit avoir le sien"))
         seen.append({"kind": kind, "value": value, "addresses": shown, "time": now, "message_id": message_id})
     tx.meta_set(SEEN, seen[-KEEP:])
-    if not out:
-        what = ", ".join([f"code {c}" for c in secrets.codes] + [f"link {u}" for u in secrets.links])
-        out.append(finding(EVIDENCE, f"verification of {shown} by {what}", "info",
-                           fr=f"vérification de {shown} par " + ", ".join([f"le code {c}" for c in secrets.codes] + [f"le lien {u}" for u in secrets.links])))
     return out
