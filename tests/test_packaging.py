@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import tomllib
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -31,6 +32,28 @@ def dist(tmp_path_factory) -> dict[str, Path]:
     return {"wheel": wheel, "sdist": sdist}
 
 
+def packages_in_pyproject() -> set[str]:
+    return set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+
+
+def test_pyproject_lists_every_package_of_the_source_tree():
+    """pyproject.toml lists the packages (the catalogue's package-dir mapping rules out `find:`): a package
+    added under mockbench/ and not listed would be missing from the wheel and the image. Some have no
+    __init__.py (namespace packages, e.g. mockbench.world): any folder holding a module counts."""
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "mockbench").rglob("*.py")}
+    on_disk.add("mockbench.catalogue")
+    listed = packages_in_pyproject()
+    assert not on_disk - listed, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(on_disk - listed)}"
+    assert not listed - on_disk, f"listed in pyproject.toml but not in the tree: {sorted(listed - on_disk)}"
+
+
+def test_the_wheel_holds_every_module_of_the_source_tree(dist):
+    names = set(zipfile.ZipFile(dist["wheel"]).namelist())
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "mockbench").rglob("*.py")}
+    assert not modules - names, sorted(modules - names)
+    assert "mockbench/catalogue/__init__.py" in names
+
+
 def test_twine_check_accepts_both(dist):
     checked = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", str(dist["sdist"]),
                               str(dist["wheel"])], capture_output=True, text=True, timeout=120)
@@ -41,7 +64,7 @@ def test_twine_check_accepts_both(dist):
 def test_sdist_holds_what_the_image_and_a_rebuild_need(dist):
     names = {Path(n).relative_to(Path(n).parts[0]).as_posix() for n in tarfile.open(dist["sdist"]).getnames()
              if len(Path(n).parts) > 1}
-    assert {"pyproject.toml", "README.md", "mockbench/cli.py", "mockbench/catalogue/hidden-documents.yaml",
+    assert {"pyproject.toml", "README.md", "mockbench/cli.py", "scenarios/hidden-documents.yaml",
             "mockbench/dashboard/static/index.html"} <= names
 
 
@@ -49,7 +72,8 @@ def test_wheel_ships_the_catalogue_and_entry_points(dist):
     wheel = dist["wheel"]
     names = zipfile.ZipFile(wheel).namelist()
     shipped = {Path(n).name for n in names if n.startswith("mockbench/catalogue/") and n.endswith(".yaml")}
-    assert shipped == {p.name for p in (ROOT / "mockbench" / "catalogue").glob("*.yaml")}
+    # the top-level scenarios/ folder (issue 22 point 6) lands in the wheel as the package mockbench.catalogue
+    assert shipped == {p.name for p in (ROOT / "scenarios").glob("*.yaml")}
     assert {"hidden-documents.yaml", "consent-withdrawal.yaml", "deleted-versions.yaml"} <= shipped
     dashboard = {Path(n).name for n in names if n.startswith("mockbench/dashboard/static/")}
     assert dashboard == {p.name for p in (ROOT / "mockbench" / "dashboard" / "static").iterdir()}

@@ -270,7 +270,7 @@ def load_file(path: str | Path) -> Scenario:
 
 
 class Catalogue:
-    """The scenarios shipped inside the package (mockbench/catalogue/*.yaml)."""
+    """The shipped scenarios: the top-level scenarios/*.yaml, installed as the package mockbench.catalogue."""
 
     def __init__(self) -> None:
         self._root = resources.files("mockbench.catalogue")

@@ -50,7 +50,7 @@ def test_validate_reports_file_line_and_field(capsys, tmp_path):
 
 
 def test_validate_all_catalogue_files(capsys):
-    files = sorted((Path(__file__).parents[2] / "mockbench" / "catalogue").glob("*.yaml"))
+    files = sorted((Path(__file__).parents[2] / "scenarios").glob("*.yaml"))
     code, out, _ = run(capsys, "scenario", "validate", *map(str, files))
     assert code == 0 and out.count(": ok (") == len(files) >= 3
 
