@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 def blueprint(bench: Bench) -> Blueprint:
     bp = Blueprint("bench", __name__)
 
-    # Bench --------------------------------------------------------------------------------------
     @bp.get("/health")
     def health():
         return jsonify(bench.health())

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 def blueprint(bench: Bench) -> Blueprint:
     bp = Blueprint("oidc", __name__)
 
-    # OIDC door ----------------------------------------------------------------------------------
     @bp.put("/oidc/ciba/<key>")
     def oidc_ciba(key: str):
         return jsonify(bench.oidc.script_ciba(key, json_body()))

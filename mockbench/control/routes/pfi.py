@@ -16,7 +16,6 @@ def blueprint(bench: Bench) -> Blueprint:
     bp = Blueprint("pfi", __name__)
     world = bench.world
 
-    # PFI door: the outbound queue to the DPI ----------------------------------------------------
     @bp.get("/pfi/outbox")
     def pfi_outbox():
         state = request.args.get("state") or None

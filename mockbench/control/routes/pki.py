@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 def blueprint(bench: Bench) -> Blueprint:
     bp = Blueprint("pki", __name__)
 
-    # The DMP's trust: the seal certificates that sign VIHFs -----------------------------------------
     @bp.get("/pki/signing/<idnst>")
     def pki_signing(idnst: str):
         """A structure's seal certificate and key from the bench's own test PKI, issued on first use: what a

@@ -17,7 +17,6 @@ def blueprint(bench: Bench) -> Blueprint:
     bp = Blueprint("scenarios", __name__)
     world, engine = bench.world, bench.scenarios
 
-    # Scenarios ----------------------------------------------------------------------------------
     @bp.get("/scenarios")
     def scenarios():
         return jsonify([{"id": s.id, "title": s.title, "requirement": s.requirement}
@@ -59,7 +58,7 @@ def blueprint(bench: Bench) -> Blueprint:
     def finish():
         return jsonify(engine.finish())
 
-    # Transitions and clock ----------------------------------------------------------------------
+    # Transitions ----------------------------------------------------------------------------------
     @bp.get("/transitions")
     def transitions():
         with world.read() as tx:

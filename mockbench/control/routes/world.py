@@ -36,7 +36,6 @@ def blueprint(bench: Bench) -> Blueprint:
     bp = Blueprint("world", __name__)
     world = bench.world
 
-    # World --------------------------------------------------------------------------------------
     @bp.get("/patients")
     def patients():
         with world.read() as tx:
