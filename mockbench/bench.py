@@ -13,13 +13,14 @@ import sqlite3
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import __version__
 from .config import Config
 from .http_server import HttpServer
+from .protocols.context import Door, DoorConfigError, DoorContext, ListenError, Urls
+from .protocols.registry import build_doors
 from .scenarios.engine import ScenarioEngine
 from .scenarios.loader import Catalogue, resolve
 from .world import errors
@@ -27,8 +28,18 @@ from .world.journal import JournalLimits
 from .world.store import StorageFull, Store, StoreError
 from .world.world import World
 
+if TYPE_CHECKING:
+    from .protocols.annuaire.door import AnnuaireDoor
+    from .protocols.dmp.door import DmpDoor
+    from .protocols.mss.imap import ImapDoor
+    from .protocols.mss.smtp import SmtpDoor
+    from .protocols.oidc.door import OidcDoor
+    from .protocols.pfi.door import PfiDoor
+
 log = logging.getLogger("mockbench")
 exchange_log = logging.getLogger("mockbench.exchange")
+
+D = TypeVar("D")
 
 DB_NAME = "world.db"
 PID_NAME = "bench.pid"
@@ -41,17 +52,6 @@ class UnknownSnapshot(errors.NotFound):
 
 class BenchError(RuntimeError):
     """Something that stops the bench from starting, said so that a user can act on it."""
-
-
-class Door(Protocol):
-    """A protocol door that listens on its own port (MLLP, SMTP, IMAP). Doors served on the HTTP port
-    register Flask blueprints instead (see control.app.create_app)."""
-
-    name: str
-
-    def start(self) -> dict[str, int]: ...   # the ports it bound, e.g. {"mllp": 2575}
-
-    def stop(self) -> None: ...
 
 
 class Bench:
@@ -92,9 +92,8 @@ class Bench:
 
             self.tls = load_tls_files(self.config.tls_dir)
         self.control_token = self._control_token()
-        self.doors: list[Door] = []          # doors with ports of their own
-        self.http_doors: dict[str, tuple[str, Any]] = {}  # name -> (URL prefix, Flask blueprint)
-        self.ports: dict[str, int] = {}
+        self.ports: dict[str, int] = {}     # what is bound, filled as the servers and doors start
+        self.urls = Urls(self.config, self.ports, https=self.tls is not None)
         self.started_at: float | None = None
         self._servers: list[HttpServer] = []
         self._stop = threading.Event()
@@ -129,62 +128,60 @@ class Bench:
         return token
 
     def _add_doors(self) -> None:
-        from .protocols.pfi.door import PfiDoor, PfiSettings, parse_endpoint
-
-        cfg = self.config
-        try:
-            dpi = parse_endpoint(cfg.dpi_mllp)
-        except ValueError as exc:
-            raise BenchError(str(exc)) from None
-        try:
-            pfi_settings = PfiSettings.from_config(cfg.host, cfg.mllp_port, dpi, cfg.doors.get("pfi", {}),
-                                                  max_connections=cfg.mllp_max_connections)
-        except ValueError as exc:
-            raise BenchError(f"[doors.pfi] {exc}") from None
-        self.pfi = PfiDoor(self, pfi_settings)
-        self.doors.append(self.pfi)
-        from .protocols.mss.smtp import MssSettings, SmtpDoor
-
-        try:
-            mss_settings = MssSettings.from_config(cfg.host, cfg.smtp_port, cfg.doors.get("mss", {}))
-        except ValueError as exc:
-            raise BenchError(f"[doors.mss] {exc}") from None
-        mss_settings = replace(mss_settings, max_connections=cfg.smtp_max_connections)
-        self.smtp = SmtpDoor(self, mss_settings)
-        self.doors.append(self.smtp)
-        from .protocols.mss.imap import ImapDoor, settings_from
-
-        self.imap = ImapDoor(self, settings_from(self))
-        self.doors.append(self.imap)
-        from .protocols.dmp.door import PREFIX, DmpDoor
-
-        dmp_settings = cfg.doors.get("dmp", {})
+        """Every door of the registry (protocols/registry.py), given the world, the URLs and the TLS files, not
+        the bench."""
+        dmp_settings = self.config.doors.get("dmp", {})
         self._extra_anchors = self._read_trust_anchors(dmp_settings.get("vihf_trust_anchors", []))
         self._anchors: bytes | None = None
         self._pki_lock = threading.Lock()
-        self.dmp = DmpDoor(self, accept_unknown_professionals=bool(dmp_settings.get("accept_unknown_professionals")),
-                           check_signatures=bool(dmp_settings.get("check_signatures", True)),
-                           accept_plain_http=bool(dmp_settings.get("accept_plain_http")),
-                           trust_anchors=self.vihf_trust_anchors)
-        self.http_doors["dmp"] = (PREFIX, self.dmp.blueprint())
-        from .protocols.oidc.flask import PREFIX as OIDC_PREFIX
-        from .protocols.oidc.flask import OidcDoor
-
+        self.context = DoorContext(world=self.world, urls=self.urls, tls=self.tls,
+                                   trust_anchors=self.vihf_trust_anchors)
         try:
-            self.oidc = OidcDoor(self, cfg.doors.get("oidc", {}))
-        except ValueError as exc:
-            raise BenchError(f"[doors.oidc] {exc}") from None
-        self.http_doors["oidc"] = (OIDC_PREFIX, self.oidc.blueprint())
-        from .protocols.annuaire.door import PREFIX as FHIR_PREFIX
+            self.doors: dict[str, Door] = build_doors(self.context, self.config)
+        except DoorConfigError as exc:
+            raise BenchError(str(exc)) from None
+
+    # The doors by name, typed, for the control API and tests ------------------------------------
+    def door(self, name: str, kind: type[D]) -> D:
+        door = self.doors[name]
+        assert isinstance(door, kind), f"the registry's {name} door is a {type(door).__name__}"
+        return door
+
+    @property
+    def dmp(self) -> DmpDoor:
+        from .protocols.dmp.door import DmpDoor
+
+        return self.door("dmp", DmpDoor)
+
+    @property
+    def oidc(self) -> OidcDoor:
+        from .protocols.oidc.door import OidcDoor
+
+        return self.door("oidc", OidcDoor)
+
+    @property
+    def annuaire(self) -> AnnuaireDoor:
         from .protocols.annuaire.door import AnnuaireDoor
-        from .protocols.annuaire.door import settings as annuaire_settings
 
-        try:
-            keys = annuaire_settings(cfg.doors.get("annuaire", {}))
-        except ValueError as exc:
-            raise BenchError(f"[doors.annuaire] {exc}") from None
-        self.annuaire = AnnuaireDoor(self, api_keys=keys)
-        self.http_doors["annuaire"] = (FHIR_PREFIX, self.annuaire.blueprint())
+        return self.door("annuaire", AnnuaireDoor)
+
+    @property
+    def pfi(self) -> PfiDoor:
+        from .protocols.pfi.door import PfiDoor
+
+        return self.door("pfi", PfiDoor)
+
+    @property
+    def smtp(self) -> SmtpDoor:
+        from .protocols.mss.door import MssDoor
+
+        return self.door("mss", MssDoor).smtp
+
+    @property
+    def imap(self) -> ImapDoor:
+        from .protocols.mss.door import MssDoor
+
+        return self.door("mss", MssDoor).imap
 
     # VIHF signatures ----------------------------------------------------------------------------
     @property
@@ -285,8 +282,12 @@ class Bench:
 
                 self._serve("https", http_sockets.pop("https"),
                             server_context(self.tls, require_client_cert=False))
-            for door in self.doors:
-                self.ports.update(door.start())
+            for door in self.doors.values():
+                try:
+                    self.ports.update(door.start())
+                except ListenError as exc:
+                    raise BenchError(f"{exc}; choose another port with --{exc.port_name}-port (0 takes any "
+                                     "free port)") from None
         except BaseException:
             for sock in http_sockets.values():
                 sock.close()
@@ -307,7 +308,7 @@ class Bench:
         wanted = {"http": cfg.http_port}
         if self.tls is not None:
             wanted["https"] = cfg.https_port
-        probes = {"mllp": cfg.mllp_port, "smtp": cfg.smtp_port, "imap": cfg.imap_port}
+        probes = {name: port for door in self.doors.values() for name, port in door.wanted_ports().items()}
         bound: dict[str, socket.socket] = {}
         busy: list[tuple[str, int, str]] = []
         for name, port in {**wanted, **{k: v for k, v in probes.items() if v}}.items():
@@ -355,7 +356,7 @@ class Bench:
         events = self.app.extensions.get("mockbench.events")
         if events is not None:
             events.close()  # ends the live timeline streams, so that their threads end
-        for door in reversed(self.doors):
+        for door in reversed(self.doors.values()):
             try:
                 door.stop()
             except Exception:
@@ -384,24 +385,20 @@ class Bench:
     # Facts about the running bench --------------------------------------------------------------
     @property
     def url(self) -> str:
-        return self.config.advertised_url(self.ports.get("http", self.config.http_port))
+        return self.urls.url
 
     @property
     def https_url(self) -> str | None:
         """The HTTPS port's advertised base URL (--public-https-url), None without TLS."""
-        if self.tls is None:
-            return None
-        return self.config.advertised_https_url(self.ports.get("https", self.config.https_port))
+        return self.urls.https_url
 
     def backchannel_url(self, https: bool = False) -> str | None:
         """The base a server-side client calls (token, userinfo, JWKS, introspection, WSDL addresses):
         --backchannel-url / --backchannel-https-url, else the same as `url` / `https_url`."""
-        front = self.https_url if https else self.url
-        return None if front is None else self.config.backchannel(https, front)
+        return self.urls.backchannel_url(https)
 
     def health(self) -> dict:
-        doors = {name: "up" for name in self.http_doors}
-        doors.update({door.name: "up" for door in self.doors})
+        doors = {name: "up" for name in self.doors}
         with self.world.read() as tx:
             loaded = self.scenarios.loaded(tx)
             stats = self.world.journal.stats(tx)

@@ -17,14 +17,6 @@ DOC = ROOT / "docs" / "architecture.md"
 # Imports that break the contract today, each with why it is still there (docs/architecture.md lists them
 # too). An entry whose import is gone fails the test: remove it, the list only shrinks.
 KNOWN = {
-    # doors given the whole Bench where they need the world, their settings and URLs
-    ("mockbench.protocols.dmp.door", "mockbench.bench"),
-    ("mockbench.protocols.pfi.door", "mockbench.bench"),
-    ("mockbench.protocols.mss.smtp", "mockbench.bench"),
-    ("mockbench.protocols.mss.imap", "mockbench.bench"),
-    ("mockbench.protocols.oidc.flask", "mockbench.bench"),
-    ("mockbench.protocols.annuaire.door", "mockbench.bench"),
-    ("mockbench.protocols.loop", "mockbench.bench"),                # BenchError for a port that cannot be bound
     # formats build findings and read times with the world's helpers
     ("mockbench.formats.ebrim", "mockbench.world.journal"),
     ("mockbench.formats.ebrim", "mockbench.world.clock"),

@@ -26,8 +26,11 @@ def create_app(bench: Bench) -> Flask:
 
     app.extensions["mockbench.guard"] = install(app, bench)
     app.register_blueprint(create_blueprint(bench), url_prefix="/_bench")
-    for prefix, blueprint in bench.http_doors.values():
-        app.register_blueprint(blueprint, url_prefix=prefix)
+    for door in bench.doors.values():   # the door registry (protocols/registry.py): the HTTP doors' routes
+        routes = door.http_routes()
+        if routes is not None:
+            prefix, blueprint = routes
+            app.register_blueprint(blueprint, url_prefix=prefix)
     from ..dashboard import create_blueprint as dashboard_blueprint
 
     app.register_blueprint(dashboard_blueprint())

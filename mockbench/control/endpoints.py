@@ -1,6 +1,7 @@
 """What to configure in a DPI for this bench (issue 18 point 4): every address, credential, certificate and
 identity, built from the running bench's own configuration and doors (public and back-channel URLs,
-published ports, TLS folder, door settings, the loaded world), never written out by hand.
+published ports, TLS folder, door settings, the loaded world), never written out by hand. Each door writes
+its own section (`endpoints()` of the doors in the registry, protocols/registry.py).
 
 `describe(bench)` is what `GET /_bench/endpoints` answers (JSON, for scripts); `render_text(doc)` prints it
 with French headings (`mockbench endpoints`, `GET /_bench/endpoints?format=text`); the dashboard's panel
@@ -11,24 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from ..bench import Bench
 
 MAX_IDENTITIES = 1000          # per list: a scenario world is small; a larger one says it was cut
 MAX_SEALS = 50                 # seal certificates issued on demand for the world's structures
-
-
-def _socket_host(bench: Bench) -> str:
-    """The name a server-side client (a DPI's HL7 engine, mail client) uses: the back-channel URL's host."""
-    return urlsplit(bench.backchannel_url(False) or bench.url).hostname or "127.0.0.1"
-
-
-def _port(bench: Bench, name: str) -> int | None:
-    if name not in bench.ports:
-        return None
-    return bench.config.published_ports().get(name, bench.ports[name])
 
 
 def describe(bench: Bench) -> dict[str, Any]:
@@ -46,105 +35,10 @@ def describe(bench: Bench) -> dict[str, Any]:
         "urls": {"http": bench.url, "https": https, "backchannel": back, "backchannel_https": back_https,
                  "dashboard": bench.url + "/", "control": bench.url + "/_bench",
                  "control_token_required": bench.control_token is not None},
-        "dmp": _dmp(bench),
-        "oidc": _oidc(bench),
-        "annuaire": _annuaire(bench),
-        "pfi": _pfi(bench),
-        "mss": _mss(bench),
+        # each door's own section, from the door registry (protocols/registry.py): dmp, oidc, annuaire, pfi, mss
+        **{name: door.endpoints() for name, door in bench.doors.items()},
         "certificates": _certificates(bench, identities["structures"]),
         "identities": identities,
-    }
-
-
-def _dmp(bench: Bench) -> dict:
-    door = bench.dmp
-    PREFIX, SERVICES = door.prefix, door.services
-    https = bench.https_url
-    back, back_https = bench.backchannel_url(False), bench.backchannel_url(True)
-    services = []
-    for name in SERVICES:
-        services.append({
-            "service": name,
-            "http": f"{back}{PREFIX}/{name}", "wsdl": f"{back}{PREFIX}/{name}?wsdl",
-            "https": f"{back_https}{PREFIX}/{name}" if https else None,
-            "wsdl_https": f"{back_https}{PREFIX}/{name}?wsdl" if https else None,
-        })
-    return {"services": services, "soap": "1.2", "ws_addressing": True, "vihf_signed": door.check_signatures,
-            "plain_http_refused": bench.tls is not None and not door.accept_plain_http}
-
-
-def _oidc(bench: Bench) -> list[dict]:
-    BACKCHANNEL_ENDPOINTS = bench.oidc.backchannel_endpoints
-    out = []
-    for provider in bench.oidc.providers.values():
-        p = provider.profile
-        sides = {"http": (bench.url, bench.backchannel_url(False))}
-        if bench.https_url:
-            sides["https"] = (bench.https_url, bench.backchannel_url(True))
-        urls: dict[str, dict] = {}
-        for side, (front, back) in sides.items():
-            issuer = front + p.path
-            wallet = p.wallet_url or front + p.wallet_path
-
-            def url(endpoint: str, issuer: str = issuer, wallet: str = wallet, back: str = back, p: Any = p) -> str:
-                if endpoint in p.wallet_endpoints:
-                    return wallet + p.wallet_endpoints[endpoint]
-                if endpoint in BACKCHANNEL_ENDPOINTS:
-                    return back + p.path + p.endpoints[endpoint]
-                return issuer + p.endpoints[endpoint]
-
-            urls[side] = {
-                "issuer": issuer, "discovery": issuer + p.discovery[-1],
-                "authorization_endpoint": url("authorize"), "token_endpoint": url("token"),
-                "userinfo_endpoint": url("userinfo"), "jwks_uri": url("jwks"),
-                "introspection_endpoint": url("introspect"), "revocation_endpoint": url("revoke"),
-                "end_session_endpoint": url("logout"), "backchannel_authentication_endpoint": url("ciba"),
-            }
-        out.append({
-            "name": p.name, "title": p.title, "urls": urls, "scopes": list(p.scopes), "acr": p.acr,
-            "clients": [{"client_id": c.client_id, "client_secret": c.client_secret or None,
-                         "redirect_uris": list(c.redirect_uris), "auth_methods": list(c.auth_methods)}
-                        for c in p.clients.values()],
-        })
-    return out
-
-
-def _annuaire(bench: Bench) -> dict:
-    door = bench.annuaire
-    https = bench.https_url
-    return {"base": bench.backchannel_url(False) + door.base_path,
-            "base_https": bench.backchannel_url(True) + door.base_path if https else None,
-            "api_key_header": door.key_header, "api_keys": sorted(door.api_keys)}
-
-
-def _pfi(bench: Bench) -> dict:
-    with bench.world.read() as tx:   # --dpi-mllp, or what a scenario or PUT /_bench/pfi/dpi set since
-        dpi = bench.pfi.dpi_view(tx)
-    return {"host": _socket_host(bench), "port": _port(bench, "mllp"), "dpi_listener": dpi["mllp"],
-            "dpi_listener_source": dpi["source"]}
-
-
-def _mss(bench: Bench) -> dict:
-    smtp, imap = bench.smtp.settings, bench.imap.settings
-    tls = bench.tls is not None
-    in_clear = not tls or not smtp.auth_require_tls
-    rules = []
-    if smtp.password is not None:
-        rules.append(f"PER, ORG : AUTH PLAIN ou LOGIN avec l'adresse de la boîte et le mot de passe "
-                     f"« {smtp.password} »" + ("" if in_clear else ", après STARTTLS"))
-    rules.append("PER : XOAUTH2 ou OAUTHBEARER avec un jeton d'accès du fournisseur OIDC, pour son titulaire ; "
-                 "ORG : pour les membres de sa structure")
-    rules.append("APP : AUTH EXTERNAL après STARTTLS avec le certificat de la boîte (clients/app-mailbox) ou "
-                 "celui de sa structure (clients/org-auth-cli), en nommant la boîte (MSS/CONF.01)"
-                 if tls else "APP : certificat (AUTH EXTERNAL) seulement avec TLS (mockbench up --tls-dir)")
-    if not smtp.auth_required:
-        rules.append("soumission sans authentification acceptée ([doors.mss] auth_required = false)")
-    return {
-        "smtp": {"host": _socket_host(bench), "port": _port(bench, "smtp"), "starttls": tls,
-                 "starttls_required": tls and smtp.require_starttls, "auth_in_clear": in_clear},
-        "imap": {"host": _socket_host(bench), "port": _port(bench, "imap"), "starttls": imap.tls is not None,
-                 "auth_in_clear": imap.tls is None or not imap.auth_require_tls},
-        "password": smtp.password, "auth_rules": rules,
     }
 
 

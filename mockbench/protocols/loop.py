@@ -1,5 +1,9 @@
 """An event loop of a door's own, in a thread: how the socket doors (MLLP, SMTP, IMAP) run beside the
-HTTP server without sharing a loop, so that two benches in one process never share one either."""
+HTTP server without sharing a loop, so that two benches in one process never share one either.
+
+`SocketDoor` is their one base: construction (context, host, port, connection cap), start (bind on the
+door's loop, or raise `ListenError`), stop, and the door's shape (context.Door). A door writes `serve` (one
+connection) and, when it has them, `refuse` (a connection beyond its cap), `started` and `stopping`."""
 
 from __future__ import annotations
 
@@ -9,15 +13,22 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from .context import DoorContext, ListenError
+
+if TYPE_CHECKING:
+    from flask import Blueprint
 
 log = logging.getLogger("mockbench")
 
 START_TIMEOUT = 10.0   # seconds for a door to bind its port and say it is ready
 REFUSAL_TIMEOUT = 2.0  # seconds to write a refusal to a connection beyond the cap before it is dropped
-QUIET_SECONDS = 60.0
-TRICKLE_STEPS_PER_SECOND = 10   # a trickled answer goes in this many pieces a second   # a resource shortage is logged once per episode, and again at most this often
+QUIET_SECONDS = 60.0           # a resource shortage is logged once per episode, and again at most this often
+TRICKLE_STEPS_PER_SECOND = 10  # a trickled answer goes in this many pieces a second
+STOP_TIMEOUT = 10.0            # seconds for a door's loop to close its connections and end
+STREAM_BUFFER = 64 * 1024      # asyncio's stream buffer, and what a `timeout` fault reads (and drops) at once
 
 
 class ConnectionCap:
@@ -76,7 +87,7 @@ class LoopThread:
     def start(self, open_: Callable[[asyncio.AbstractEventLoop], Awaitable[None]],
               close: Callable[[], Awaitable[None]], *, port_name: str, host: str, port: int) -> None:
         """Run `open_` on a new loop in a new thread, then serve until stop(), then run `close`. A failure to
-        open is raised here, said so that a user can act on it."""
+        open is raised here as a `ListenError`, which the bench words for its user."""
         started = threading.Event()
         failure: list[BaseException] = []
 
@@ -100,12 +111,8 @@ class LoopThread:
         self._thread.start()
         started.wait(timeout=START_TIMEOUT)
         if failure:
-            from ..bench import BenchError
-
             exc = failure[0]
-            raise BenchError(f"cannot listen on {host}:{port} for {port_name}: "
-                             f"{getattr(exc, 'strerror', None) or exc}; choose another port with "
-                             f"--{port_name}-port (0 takes any free port)") from None
+            raise ListenError(port_name, host, port, str(getattr(exc, "strerror", None) or exc)) from None
 
     @property
     def alive(self) -> bool:
@@ -116,7 +123,7 @@ class LoopThread:
         if loop is not None and loop.is_running():
             loop.call_soon_threadsafe(loop.stop)
         if thread is not None:
-            thread.join(timeout=10)
+            thread.join(timeout=STOP_TIMEOUT)
         self.loop = self._thread = None
 
 
@@ -164,8 +171,8 @@ class DoorTasks:
 
         self.server = await asyncio.start_server(serve, host, port, limit=limit)
 
-    def spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -177,6 +184,76 @@ class DoorTasks:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.server is not None:
             await self.server.wait_closed()
+
+
+class SocketDoor:
+    """A door on a port of its own, served by a loop of its own (LoopThread) whose connections are tracked
+    (DoorTasks) and capped (ConnectionCap). Subclasses set the class attributes and write `serve`; a door
+    whose server is not built on streams (SMTP: aiosmtpd's protocol) overrides `open` and `close` instead."""
+
+    name = ""                  # the door's name in the registry and health ("mss" for SMTP and IMAP)
+    port_name = ""             # the port's name: in the port map, health, /_bench/endpoints, --<name>-port
+    cap_setting = ""           # the Config setting of the connection cap, named in the log when it is met
+    thread = ""                # the loop thread's name
+    stream_limit = STREAM_BUFFER   # asyncio's stream buffer (the door's own limits bound what it reads)
+    refusal: bytes | None = None   # written to a connection beyond the cap (None: closed before a byte is read)
+
+    def __init__(self, context: DoorContext, *, host: str, port: int, max_connections: int) -> None:
+        self.context = context
+        self.world = context.world
+        self.host, self.port = host, port
+        self.cap = ConnectionCap(self.port_name, self.cap_setting, max_connections)
+        self._runner = LoopThread(self.thread or f"mockbench-{self.port_name}")
+        self._net = DoorTasks()
+
+    # The door's shape (context.Door) ---------------------------------------------------------------------
+    def wanted_ports(self) -> dict[str, int]:
+        return {self.port_name: self.port}
+
+    def http_routes(self) -> tuple[str, Blueprint] | None:
+        return None
+
+    def endpoints(self) -> Any:
+        return {"host": self.context.urls.socket_host(), "port": self.context.urls.published_port(self.port_name)}
+
+    def start(self) -> dict[str, int]:
+        """Bind and serve on the door's loop; `ListenError` when the port cannot be bound."""
+        self._runner.start(lambda loop: self.open(loop), self.close, port_name=self.port_name, host=self.host,
+                           port=self.port)
+        self.started()
+        return {self.port_name: self.bound_port}
+
+    def stop(self) -> None:
+        self.stopping()
+        self._runner.stop()
+
+    @property
+    def bound_port(self) -> int:
+        return self._net.port
+
+    # What a door writes ----------------------------------------------------------------------------------
+    async def open(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the door's loop: listen. Beyond the cap, `refusal` answers on the door's wire (or, without one,
+        the connection is closed before a byte is read)."""
+        await self._net.listen(self.serve, self.host, self.port, limit=self.stream_limit, cap=self.cap,
+                               refuse=self._refuse if self.refusal is not None else None)
+
+    async def close(self) -> None:
+        """On the door's loop, once stopped: end every connection and background task."""
+        await self._net.close()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def _refuse(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(self.refusal or b"")
+        await writer.drain()
+
+    def started(self) -> None:
+        """Once the port is bound, on the thread that started the door."""
+
+    def stopping(self) -> None:
+        """Before the loop stops, on the thread that stops the door."""
 
 
 async def network_fault(fired: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -192,7 +269,7 @@ async def network_fault(fired: Any, reader: asyncio.StreamReader, writer: asynci
         deadline = loop.time() + seconds
         try:
             while (left := deadline - loop.time()) > 0:
-                if not await asyncio.wait_for(reader.read(64 * 1024), left):
+                if not await asyncio.wait_for(reader.read(STREAM_BUFFER), left):
                     break   # the client gave up
         except (TimeoutError, ConnectionError):
             pass

@@ -32,7 +32,7 @@ def test_a_dead_outbound_message_is_shown_with_its_reason(mockbench, browser, sc
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         nobody = s.getsockname()[1]
-    door = PfiDoor(mockbench.bench, PfiSettings(port=0, dpi=("127.0.0.1", nobody), outbound_attempts=2,
+    door = PfiDoor(mockbench.bench.context, PfiSettings(port=0, dpi=("127.0.0.1", nobody), outbound_attempts=2,
                                                 outbound_backoff=0.02))
     port = door.start()["mllp"]
     try:

@@ -109,7 +109,7 @@ def test_zams_due_survive_kill_9_and_sigterm_and_reach_a_dpi_that_comes_up_later
 def _door(mockbench, dpi_port: int, **settings):
     from mockbench.protocols.pfi.door import PfiDoor, PfiSettings
 
-    door = PfiDoor(mockbench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi_port), outbound_backoff=0.02,
+    door = PfiDoor(mockbench.bench.context, PfiSettings(port=0, dpi=("127.0.0.1", dpi_port), outbound_backoff=0.02,
                                                 outbound_backoff_max=0.05, **settings))
     return door, door.start()["mllp"]
 

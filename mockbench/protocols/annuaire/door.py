@@ -30,7 +30,6 @@ import secrets
 import uuid
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -41,14 +40,16 @@ from ... import __version__
 from ...world.faults import Fired
 from ...world.journal import finding
 from ...world.store import StorageFull, Tx
+from ..context import DoorConfigError, DoorContext, HttpDoor
 from ..faults import render as render_network
 from . import resources as res
 from .capability import IG_DATE, RESOURCES
+from .errors import Refusal, outcome
 from .resources import Directory
 from .search import KINDS, Query, SearchError, parse, referenced, referencing, search
 
 if TYPE_CHECKING:
-    from ...bench import Bench
+    from ...config import Config
 
 log = logging.getLogger("mockbench.annuaire")
 
@@ -76,14 +77,6 @@ MANDATORY = {"Practitioner": ("identifier", "active"), "PractitionerRole": ("ide
              "Organization": ("identifier", "active")}
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED",
              "display": "Resource encoded in summary mode"}
-# OperationOutcome.issue.code (FHIR IssueType) for each of the door's error codes.
-ISSUE_TYPES = {
-    "UNAUTHORIZED": "login", "PARAMETER_UNKNOWN": "not-supported", "PARAMETER_INVALID": "invalid",
-    "RESOURCE_UNKNOWN": "not-found", "TYPE_UNKNOWN": "not-supported", "PAGE_UNKNOWN": "not-found",
-    "API_VERSION_GONE": "not-supported", "INTERNAL": "exception",
-    "STORAGE_FULL": "transient",
-    "THROTTLED": "throttled", "UNAVAILABLE": "transient",   # injected faults (world/faults.py)   # FHIR R4 issue-type: "may be able to resubmit the same content" later
-}
 
 
 def settings(values: dict) -> tuple[str, ...]:
@@ -104,22 +97,22 @@ def settings(values: dict) -> tuple[str, ...]:
     return tuple(keys)
 
 
-@dataclass
-class Refusal(Exception):
-    status: int
-    code: str
-    message: str
-    parameter: str | None = None
+def build(context: DoorContext, config: Config) -> AnnuaireDoor:
+    try:
+        keys = settings(config.doors.get("annuaire", {}))
+    except ValueError as exc:
+        raise DoorConfigError(f"[doors.annuaire] {exc}") from None
+    return AnnuaireDoor(context, api_keys=keys)
 
 
-class AnnuaireDoor:
+class AnnuaireDoor(HttpDoor):
     name = "annuaire"
-    base_path = PREFIX + VERSION    # what the control API's endpoints name, without importing the door
+    prefix = PREFIX
+    base_path = PREFIX + VERSION
     key_header = KEY_HEADER
 
-    def __init__(self, bench: Bench, *, api_keys: tuple[str, ...] | list[str] = DEFAULT_KEYS) -> None:
-        self.bench = bench
-        self.world = bench.world
+    def __init__(self, context: DoorContext, *, api_keys: tuple[str, ...] | list[str] = DEFAULT_KEYS) -> None:
+        super().__init__(context)
         self.api_keys = frozenset(api_keys)
         self._cache: tuple[tuple, Directory] | None = None
         self._page_key = secrets.token_bytes(32)   # signs the paging ids: they die with this bench process
@@ -142,7 +135,15 @@ class AnnuaireDoor:
 
     @property
     def base(self) -> str:
-        return self.bench.url + PREFIX + VERSION
+        return self.urls.url + PREFIX + VERSION
+
+    def endpoints(self) -> dict[str, Any]:
+        """Its section of /_bench/endpoints: the base on the back-channel URLs and the API keys."""
+        urls = self.urls
+        back, back_https = urls.backchannel_url(False) or urls.url, urls.backchannel_url(True)
+        return {"base": back + self.base_path,
+                "base_https": back_https + self.base_path if urls.https_url and back_https else None,
+                "api_key_header": self.key_header, "api_keys": sorted(self.api_keys)}
 
     # The one place where an exchange is checked, journaled and its errors rendered -----------------------
     def _serve(self, operation: str, handler: Callable[..., dict], *args: str) -> Response:
@@ -385,16 +386,6 @@ def _included(d: Directory, q: Query, page: list) -> list[tuple[str, Any]]:
 
 def _self_url(url: str, q: Query) -> str:
     return f"{url}?{urlencode(q.kept)}" if q.kept else url
-
-
-def outcome(code: str, message: str, parameter: str | None = None) -> dict:
-    issue: dict = {"severity": "error", "code": ISSUE_TYPES.get(code, "processing"),
-                   "details": {"coding": [{"system": "https://mockbench.dev/annuaire-error", "code": code}],
-                               "text": message},
-                   "diagnostics": message}
-    if parameter:
-        issue["expression"] = [parameter]
-    return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
 def capability_statement(base: str, now: str) -> dict:

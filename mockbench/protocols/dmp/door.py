@@ -24,6 +24,7 @@ from ...world.faults import Fired
 from ...world.journal import finding
 from ...world.model import Actor, Document
 from ...world.store import StorageFull, Tx
+from ..context import DoorContext, HttpDoor
 from ..faults import render as render_network
 from . import hl7v3
 from .errors import fault_code, registry_code
@@ -39,14 +40,14 @@ from .soap import (
 from .vihf import Vihf, VihfError, actor_for, parse_vihf, signature_problem, signer_findings
 
 if TYPE_CHECKING:
-    from ...bench import Bench
+    from ...config import Config
 
 log = logging.getLogger("mockbench.dmp")
 
 PREFIX = "/si-dmp-server/v2/services"
 SERVICES = ("patients", "habilitations", "patientsSpecific", "registry", "repository")
-REPOSITORY_ID = "1.2.250.1.213.4.1.1.1.2"
-RENDER_CACHE = 4096                         # rendered ExtrinsicObjects kept (a few KB each)   # the DMP's test repository (DOMAIN.md)
+REPOSITORY_ID = "1.2.250.1.213.4.1.1.1.2"   # the DMP's test repository (DOMAIN.md)
+RENDER_CACHE = 4096                         # rendered ExtrinsicObjects kept (a few KB each)
 STATUS_URNS = {
     "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved": "approved",
     "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated": "deprecated",
@@ -85,16 +86,24 @@ class Outcome:
 Handler = Callable[["DmpDoor", Call], Outcome]
 
 
-class DmpDoor:
+def build(context: DoorContext, config: Config) -> DmpDoor:
+    """The door from `[doors.dmp]`: accept_unknown_professionals, check_signatures, accept_plain_http (the
+    bench reads vihf_trust_anchors into the context's trust anchors)."""
+    settings = config.doors.get("dmp", {})
+    return DmpDoor(context, accept_unknown_professionals=bool(settings.get("accept_unknown_professionals")),
+                   check_signatures=bool(settings.get("check_signatures", True)),
+                   accept_plain_http=bool(settings.get("accept_plain_http")))
+
+
+class DmpDoor(HttpDoor):
     name = "dmp"
-    prefix = PREFIX            # what the control API's endpoints name, without importing the door
+    prefix = PREFIX
     services = SERVICES
 
-    def __init__(self, bench: Bench, *, limits: SoapLimits | None = None, accept_unknown_professionals: bool = False,
-                 trust_anchors: Callable[[], bytes] | None = None, check_signatures: bool = True,
-                 accept_plain_http: bool = False) -> None:
-        self.bench = bench
-        self.world = bench.world
+    def __init__(self, context: DoorContext, *, limits: SoapLimits | None = None,
+                 accept_unknown_professionals: bool = False, trust_anchors: Callable[[], bytes] | None = None,
+                 check_signatures: bool = True, accept_plain_http: bool = False) -> None:
+        super().__init__(context)
         self.limits = limits or SoapLimits()
         self.accept_unknown = accept_unknown_professionals
         # The VIHF's signature by the structure's seal certificate is required [trans-cda-r2/mapping.md, VIHF
@@ -102,7 +111,7 @@ class DmpDoor:
         # check_signatures = false (lenient, a DPI's first day) turns that refusal into a warning finding.
         # `trust_anchors` gives the anchors' PEM, read when first needed (the bench's PKI is made lazily).
         self.check_signatures = check_signatures
-        self.trust_anchors = trust_anchors or (lambda: b"")
+        self.trust_anchors = trust_anchors or context.trust_anchors
         # With TLS on, the plain-HTTP door is refused (the real DMP has none) unless accept_plain_http.
         self.accept_plain_http = accept_plain_http
         self._render_cache: OrderedDict[tuple, bytes] = OrderedDict()
@@ -122,6 +131,23 @@ class DmpDoor:
             "urn:ihe:iti:2010:UpdateDocumentSet": ("registry", "TD3.3", DmpDoor.td33),
         }
 
+    def endpoints(self) -> dict[str, Any]:
+        """Its section of /_bench/endpoints: each service's address and WSDL, on the back-channel bases (a
+        server calls them)."""
+        urls = self.urls
+        https = urls.https_url
+        back, back_https = urls.backchannel_url(False), urls.backchannel_url(True)
+        services = []
+        for name in SERVICES:
+            services.append({
+                "service": name,
+                "http": f"{back}{PREFIX}/{name}", "wsdl": f"{back}{PREFIX}/{name}?wsdl",
+                "https": f"{back_https}{PREFIX}/{name}" if https else None,
+                "wsdl_https": f"{back_https}{PREFIX}/{name}?wsdl" if https else None,
+            })
+        return {"services": services, "soap": "1.2", "ws_addressing": True, "vihf_signed": self.check_signatures,
+                "plain_http_refused": self.context.tls is not None and not self.accept_plain_http}
+
     def blueprint(self) -> Blueprint:
         bp = Blueprint("dmp", __name__)
         bp.add_url_rule("/<service>", "service", self._http, methods=["POST", "GET"])
@@ -133,8 +159,8 @@ class DmpDoor:
             return self._wsdl(service)
         body = request.get_data(cache=False)
         transport: list[dict] = []
-        if request.environ.get("wsgi.url_scheme") != "https" and self.bench.tls is not None:
-            https = self.bench.https_url + PREFIX + "/" + service
+        if request.environ.get("wsgi.url_scheme") != "https" and self.context.tls is not None:
+            https = (self.urls.https_url or "") + PREFIX + "/" + service
             if not self.accept_plain_http:
                 # The DMP is served over mutual TLS only (DOMAIN.md, "DMP": AUTH_CLI certificate); a plain-HTTP
                 # door on a bench that has TLS would let a DPI skip the certificate it needs in production.
@@ -173,8 +199,8 @@ class DmpDoor:
             self.world.journal.append(tx, "dmp", "WSDL", actor=request.remote_addr or "", raw=service)
         # The address of the port the WSDL was fetched on: fetched over HTTPS, a WSDL-driven client must call
         # over HTTPS (where the client certificate is checked), not the plain-HTTP port (issue 14 point 6).
-        https = bool(request.environ.get("wsgi.url_scheme") == "https" and self.bench.https_url)
-        base = self.bench.backchannel_url(https)   # a server calls the services: the back-channel base
+        https = bool(request.environ.get("wsgi.url_scheme") == "https" and self.urls.https_url)
+        base = self.urls.backchannel_url(https) or self.urls.url   # a server calls the services: the back-channel base
         return Response(wsdl_for(service, base + PREFIX + "/" + service), content_type="text/xml")
 
     # SOAP ---------------------------------------------------------------------------------------

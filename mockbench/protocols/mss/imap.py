@@ -30,7 +30,8 @@ from ...world.journal import finding
 from ...world.model import Mailbox, Message
 from ...world.mss import INBOX, app_mailbox_by_password, is_mssante, uid_counter
 from ...world.store import StorageFull, Tx
-from ..loop import ConnectionCap, DoorTasks, LoopThread, network_fault
+from ..context import DoorContext
+from ..loop import SocketDoor, network_fault
 from .imap_wire import (
     Atom,
     CommandReader,
@@ -52,7 +53,8 @@ from .imap_wire import (
 )
 
 if TYPE_CHECKING:
-    from ...bench import Bench
+    from ...config import Config
+    from ...pki import TlsFiles
 
 log = logging.getLogger("mockbench.imap")
 
@@ -105,32 +107,23 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 }
 
 
-class ImapDoor:
+class ImapDoor(SocketDoor):
     name = "mss"
+    port_name = "imap"
+    cap_setting = "imap_max_connections"
+    thread = "mockbench-imap"
+    stream_limit = STREAM_LIMIT
+    # RFC 3501 §7.1.5: BYE may be the greeting, when the server refuses the connection; RFC 5530 §3:
+    # UNAVAILABLE, a temporary shortage of a resource.
+    refusal = b"* BYE [UNAVAILABLE] too many connections to this server; try again later\r\n"
 
-    def __init__(self, bench: Bench, settings: ImapSettings | None = None) -> None:
-        self.bench = bench
-        self.world = bench.world
+    def __init__(self, context: DoorContext, settings: ImapSettings | None = None) -> None:
         self.settings = settings or ImapSettings()
-        self._runner = LoopThread("mockbench-imap")
-        self._net = DoorTasks()
+        super().__init__(context, host=self.settings.host, port=self.settings.port,
+                         max_connections=self.settings.max_connections)
 
-    # Lifecycle ----------------------------------------------------------------------------------
-    def start(self) -> dict[str, int]:
-        self._runner.start(lambda loop: self._open(), self._close, port_name="imap", host=self.settings.host,
-                           port=self.settings.port)
-        return {"imap": self._net.port}
-
-    async def _open(self) -> None:
-        await self._net.listen(self._serve, self.settings.host, self.settings.port, limit=STREAM_LIMIT,
-                               cap=ConnectionCap("imap", "imap_max_connections", self.settings.max_connections),
-                               refuse=_refuse_connection)
-
-    async def _close(self) -> None:
-        await self._net.close()
-
-    def stop(self) -> None:
-        self._runner.stop()
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._serve(reader, writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = ImapSession(self, reader, writer)
@@ -1231,25 +1224,18 @@ def _day(iso: str):
         return datetime.now(UTC).date()
 
 
-def settings_from(bench: Bench) -> ImapSettings:
+def settings_from(config: Config, tls_files: TlsFiles | None = None) -> ImapSettings:
     """The door's settings from the bench config: [doors.mss] `password` (default "mockbench") and
     `plain_login` (default true), shared with the SMTP door (which validates them)."""
-    options = bench.config.doors.get("mss", {}) or {}
+    options = config.doors.get("mss", {}) or {}
     password = str(options.get("password", "mockbench"))
     if options.get("plain_login", True) is False:
         password = None
     tls = None
-    if bench.tls is not None:
+    if tls_files is not None:
         from ...pki import server_context
 
-        tls = server_context(bench.tls, require_client_cert=False)
-    return ImapSettings(host=bench.config.host, port=bench.config.imap_port, password=password, tls=tls,
+        tls = server_context(tls_files, require_client_cert=False)
+    return ImapSettings(host=config.host, port=config.imap_port, password=password, tls=tls,
                         auth_require_tls=options.get("auth_require_tls", True) is not False,
-                        max_connections=bench.config.imap_max_connections)
-
-
-async def _refuse_connection(writer: asyncio.StreamWriter) -> None:
-    """RFC 3501 §7.1.5: BYE may be the greeting, when the server refuses the connection; RFC 5530 §3:
-    UNAVAILABLE, a temporary shortage of a resource."""
-    writer.write(b"* BYE [UNAVAILABLE] too many connections to this server; try again later\r\n")
-    await writer.drain()
+                        max_connections=config.imap_max_connections)

@@ -24,7 +24,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, Session, TLSSetupException
 
@@ -35,13 +35,11 @@ from ...world.faults import NETWORK, Fired
 from ...world.journal import finding
 from ...world.mss import CERT_TYPES, app_mailbox_by_password, is_mssante
 from ...world.store import StorageFull, Tx
-from ..loop import ConnectionCap, LoopThread, network_fault
+from ..context import DoorContext
+from ..loop import SocketDoor, network_fault
 from . import errors as status
 from .data import NOMINAL, TOO_LONG, DataReader
 from .errors import Refusal, status_for
-
-if TYPE_CHECKING:
-    from ...bench import Bench
 
 log = logging.getLogger("mockbench.mss")
 
@@ -627,32 +625,32 @@ FAULT_TEXTS = {421: "Service not available, closing transmission channel",
                452: "Requested action not taken: insufficient system storage"}
 
 
-class SmtpDoor:
+class SmtpDoor(SocketDoor):
     name = "mss"
+    port_name = "smtp"
+    cap_setting = "smtp_max_connections"
+    thread = "mockbench-smtp"
 
-    def __init__(self, bench: Bench, settings: MssSettings | None = None) -> None:
-        self.bench = bench
-        self.world = bench.world
+    def __init__(self, context: DoorContext, settings: MssSettings | None = None) -> None:
         self.settings = settings or MssSettings()
+        super().__init__(context, host=self.settings.host, port=self.settings.port,
+                         max_connections=self.settings.max_connections)
         self.tls_context = None
-        if bench.tls is not None:
+        if context.tls is not None:
             from ...pki import server_context
 
-            self.tls_context = server_context(bench.tls, require_client_cert=False)
+            self.tls_context = server_context(context.tls, require_client_cert=False)
         self._handler = MssHandler(self)
-        self._runner = LoopThread("mockbench-smtp")
         self._server: asyncio.base_events.Server | None = None
         self._sessions: weakref.WeakSet[MssSmtp] = weakref.WeakSet()
-        self.cap = ConnectionCap("smtp", "smtp_max_connections", self.settings.max_connections)
 
-    # Lifecycle ------------------------------------------------------------------------------------------
-    def start(self) -> dict[str, int]:
-        self._runner.start(self._open, self._close, port_name="smtp", host=self.settings.host,
-                           port=self.settings.port)
+    # Lifecycle: aiosmtpd's engine is an asyncio.Protocol, not a stream handler ---------------------------
+    @property
+    def bound_port(self) -> int:
         assert self._server is not None
-        return {"smtp": self._server.sockets[0].getsockname()[1]}
+        return self._server.sockets[0].getsockname()[1]
 
-    async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def open(self, loop: asyncio.AbstractEventLoop) -> None:
         def session() -> asyncio.Protocol:
             if not self.cap.admit():
                 return _Refusal()
@@ -664,9 +662,9 @@ class SmtpDoor:
             self._sessions.add(engine)
             return engine
 
-        self._server = await loop.create_server(session, self.settings.host, self.settings.port)
+        self._server = await loop.create_server(session, self.host, self.port)
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         if self._server is not None:
             self._server.close()
         for engine in list(self._sessions):
@@ -676,9 +674,6 @@ class SmtpDoor:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    def stop(self) -> None:
-        self._runner.stop()
 
     # World calls ----------------------------------------------------------------------------------------
     def _run(self, operation: str, actor: str, fn: Callable[[Tx], Outcome], *, raw: bytes = b"",

@@ -48,7 +48,8 @@ from ...world.faults import Fired
 from ...world.journal import finding
 from ...world.model import Actor
 from ...world.store import StorageFull, Tx
-from ..loop import ConnectionCap, DoorTasks, LoopThread, network_fault
+from ..context import DoorConfigError, DoorContext
+from ..loop import SocketDoor, network_fault
 from . import hl7 as wire
 from . import inbound as inbound_mail
 from . import mail
@@ -59,7 +60,7 @@ from .mllp import frame as frame_bytes
 from .outbox import Outbox
 
 if TYPE_CHECKING:
-    from ...bench import Bench
+    from ...config import Config
 
 log = logging.getLogger("mockbench.pfi")
 
@@ -102,45 +103,70 @@ class PfiSettings:
         return cls(host=host, port=port, dpi=dpi, max_connections=max_connections, **values)
 
 
+def build(context: DoorContext, config: Config) -> PfiDoor:
+    """The door from the bench's configuration: --mllp-port, --dpi-mllp, mllp_max_connections, [doors.pfi]."""
+    try:
+        dpi = parse_endpoint(config.dpi_mllp)
+    except ValueError as exc:
+        raise DoorConfigError(str(exc)) from None
+    try:
+        settings = PfiSettings.from_config(config.host, config.mllp_port, dpi, config.doors.get("pfi", {}),
+                                           max_connections=config.mllp_max_connections)
+    except ValueError as exc:
+        raise DoorConfigError(f"[doors.pfi] {exc}") from None
+    return PfiDoor(context, settings)
+
+
 class _InjectedZamError(Exception):
     def __init__(self, fired: Fired) -> None:
         super().__init__(fired.rule)
         self.fired = fired
 
 
-class PfiDoor:
+class PfiDoor(SocketDoor):
     name = "pfi"
+    port_name = "mllp"
+    cap_setting = "mllp_max_connections"
+    thread = "mockbench-pfi"
+    stream_limit = STREAM_LIMIT
+    # Beyond the cap a connection is closed before a byte is read (no `refusal`): an AR needs the message's
+    # MSH, and reading it would hold the descriptor the cap protects.
 
-    def __init__(self, bench: Bench, settings: PfiSettings | None = None) -> None:
-        self.bench = bench
-        self.world = bench.world
+    def __init__(self, context: DoorContext, settings: PfiSettings | None = None) -> None:
         self.settings = settings or PfiSettings()
-        self._runner = LoopThread("mockbench-pfi")
-        self._net = DoorTasks()
+        super().__init__(context, host=self.settings.host, port=self.settings.port,
+                         max_connections=self.settings.max_connections)
         self.outbox = Outbox(self.world, self.settings, inspect=self._inbound_answered,
                              tell_sender=self._tell_sender, endpoint=self.dpi)
         self._unsubscribe: list = []
 
     # Lifecycle ----------------------------------------------------------------------------------
-    def start(self) -> dict[str, int]:
-        self._runner.start(lambda loop: self._open(), self._close, port_name="mllp", host=self.settings.host,
-                           port=self.settings.port)
+    def started(self) -> None:
         # In the transaction that delivers the mail, DSN or MDN: what they make due is queued with them.
         subscribe = self.world.events.subscribe_in_transaction
         self._unsubscribe = [subscribe(kind, self._on_mail_event) for kind in (events.MAIL_DSN, events.MAIL_MDN)]
         self._unsubscribe.append(subscribe(events.MAIL_DELIVERED, self._on_mail_delivered))
-        return {"mllp": self._net.port}
 
-    async def _open(self) -> None:
-        # Beyond the cap a connection is closed before a byte is read: an AR needs the message's MSH, and
-        # reading it would hold the descriptor the cap protects.
-        await self._net.listen(self._serve, self.settings.host, self.settings.port, limit=STREAM_LIMIT,
-                               cap=ConnectionCap("mllp", "mllp_max_connections", self.settings.max_connections))
+    async def open(self, loop: asyncio.AbstractEventLoop) -> None:
+        await super().open(loop)
         # Always: the listener may be set later (a scenario, PUT /_bench/pfi/dpi); without one it waits.
         self._net.spawn(self.outbox.run())
 
-    async def _close(self) -> None:
-        await self._net.close()
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._serve(reader, writer)
+
+    def stopping(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+
+    def endpoints(self) -> dict:
+        """Its section of /_bench/endpoints: where the DPI sends, and where the ZAMs and MDMs go."""
+        with self.world.read() as tx:   # --dpi-mllp, or what a scenario or PUT /_bench/pfi/dpi set since
+            dpi = self.dpi_view(tx)
+        urls = self.context.urls
+        return {"host": urls.socket_host(), "port": urls.published_port("mllp"), "dpi_listener": dpi["mllp"],
+                "dpi_listener_source": dpi["source"]}
 
     def dpi(self, tx: Tx) -> tuple[str, int] | None:
         return dpi_endpoint(tx, self.settings.dpi)
@@ -159,12 +185,6 @@ class PfiDoor:
         endpoint = self.dpi(tx)
         return {"mllp": "{}:{}".format(*endpoint) if endpoint else None,
                 "source": dpi_source(tx) or ("config" if self.settings.dpi else None)}
-
-    def stop(self) -> None:
-        for unsubscribe in self._unsubscribe:
-            unsubscribe()
-        self._unsubscribe = []
-        self._runner.stop()
 
     # Inbound ------------------------------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

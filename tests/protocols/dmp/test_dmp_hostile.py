@@ -347,7 +347,7 @@ def test_billion_laughs_is_refused_quickly(w):
 
 
 def test_body_past_the_size_limit(w):
-    door = DmpDoor(w.running.bench, limits=SoapLimits(max_body_bytes=10_000),
+    door = DmpDoor(w.running.bench.context, limits=SoapLimits(max_body_bytes=10_000),
                    trust_anchors=w.running.bench.vihf_trust_anchors)
     valid = w.td31()
     assert len(valid) < 10_000

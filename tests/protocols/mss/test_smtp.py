@@ -295,7 +295,7 @@ def limited_door(bench) -> Iterator[Callable[..., int]]:
     doors: list[SmtpDoor] = []
 
     def start(**limits: int) -> int:
-        door = SmtpDoor(bench.bench, MssSettings(port=0, limits=SmtpLimits(**limits)))
+        door = SmtpDoor(bench.bench.context, MssSettings(port=0, limits=SmtpLimits(**limits)))
         doors.append(door)
         return door.start()["smtp"]
 
@@ -317,7 +317,7 @@ def test_over_size_is_552_after_reading_to_the_end(bench, smtp, limited_door):
 
 
 def test_plain_login_turned_off(bench, limited_door):
-    door = SmtpDoor(bench.bench, MssSettings(port=0, password=None))
+    door = SmtpDoor(bench.bench.context, MssSettings(port=0, password=None))
     port = door.start()["smtp"]
     try:
         client = smtplib.SMTP("127.0.0.1", port, timeout=IO)

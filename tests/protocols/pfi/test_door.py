@@ -138,7 +138,7 @@ def wait_for(predicate, timeout=10.0):
 def test_zam_z01_goes_to_the_dpi_and_waits_for_its_ack(pfi_world, answer, verdict):
     bench, patient, pros = pfi_world["bench"], pfi_world["patient"], pfi_world["pros"]
     dpi = FakeDpi(answer)
-    door = PfiDoor(bench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
+    door = PfiDoor(bench.bench.context, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
     port = door.start()["mllp"]
     try:
         v1 = "1.2.250.1.999.4.1"
@@ -170,7 +170,7 @@ def test_an_unreachable_dpi_is_retried_then_journaled(pfi_world):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    door = PfiDoor(bench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dead), outbound_attempts=3,
+    door = PfiDoor(bench.bench.context, PfiSettings(port=0, dpi=("127.0.0.1", dead), outbound_attempts=3,
                                             outbound_backoff=0.02))
     port = door.start()["mllp"]
     try:

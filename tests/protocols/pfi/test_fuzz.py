@@ -194,7 +194,7 @@ def test_mutated_corpus_messages_always_get_an_ack(corpus, fuzz_bench, data):
     for op in data.draw(st.lists(mutations, min_size=1, max_size=4), label="mutations"):
         payload = mutate(payload, op)
     fuzz_bench.restore("seeded")
-    ack = fuzz_bench.doors[0].handle(payload, "fuzz")
+    ack = fuzz_bench.pfi.handle(payload, "fuzz")
     check_ack(ack, readable_control_id(payload))
 
 
@@ -203,7 +203,7 @@ def test_unmutated_corpus_messages_get_an_ack(corpus, fuzz_bench):
     for name, payload in corpus_messages(corpus):
         fuzz_bench.restore("seeded")
         assert readable_control_id(payload), name
-        check_ack(fuzz_bench.doors[0].handle(payload, "corpus"), readable_control_id(payload))
+        check_ack(fuzz_bench.pfi.handle(payload, "corpus"), readable_control_id(payload))
 
 
 # -- (b) listener level ------------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def test_unmutated_corpus_messages_get_an_ack(corpus, fuzz_bench):
 @pytest.fixture(scope="module")
 def fuzz_door(fuzz_bench):
     """A second PFI door on the fuzz bench, with limits short enough for one example to end quickly."""
-    door = PfiDoor(fuzz_bench, PfiSettings(port=0, limits=MllpLimits(
+    door = PfiDoor(fuzz_bench.context, PfiSettings(port=0, limits=MllpLimits(
         max_message_bytes=8192, frame_timeout=0.5, idle_timeout=0.3, max_junk_bytes=256)))
     port = door.start()["mllp"]
     yield door, port

@@ -263,7 +263,7 @@ def limited_door(bench) -> Iterator[Callable[..., int]]:
     doors: list[PfiDoor] = []
 
     def start(**limits: float) -> int:
-        door = PfiDoor(bench.bench, PfiSettings(port=0, limits=MllpLimits(**limits)))
+        door = PfiDoor(bench.bench.context, PfiSettings(port=0, limits=MllpLimits(**limits)))
         doors.append(door)
         return door.start()["mllp"]
 

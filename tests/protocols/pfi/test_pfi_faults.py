@@ -92,7 +92,7 @@ def _with_dpi(pfi_world):
     from mockbench.protocols.pfi.door import PfiDoor, PfiSettings
 
     dpi = FakeDpi("AA")
-    door = PfiDoor(pfi_world["bench"].bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port),
+    door = PfiDoor(pfi_world["bench"].bench.context, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port),
                                                          outbound_backoff=0.05))
     return dpi, door, door.start()["mllp"]
 

@@ -200,7 +200,7 @@ def test_an_oru_with_two_documents_feeds_each_and_sends_a_z01_for_each(pfi_world
     bench, patient, dr_a = pfi_world["bench"], pfi_world["patient"], pfi_world["pros"]["dr_a"]
     d1, d2 = "1.2.250.1.999.37.1", "1.2.250.1.999.37.2"
     dpi = FakeDpi()
-    door = PfiDoor(bench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
+    door = PfiDoor(bench.bench.context, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
     port = door.start()["mllp"]
     try:
         with MLLPClient("127.0.0.1", port) as client:
@@ -331,7 +331,7 @@ def test_for_one_mail_z02_reaches_the_dpi_before_z03_and_the_delivery_is_journal
     with world.transaction() as tx:
         world.mss.set_behaviour(tx, to, {"on_receive": "integrate"})
     dpi = FakeDpi()
-    door = PfiDoor(bench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
+    door = PfiDoor(bench.bench.context, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
     port = door.start()["mllp"]
     try:
         message = mdm("T02", patient, pros["dr_a"], pros["dr_a"]["finess"], "1.2.250.1.999.43.1", control_id="ORD",
@@ -359,7 +359,7 @@ def test_z03_err_5_is_the_application_error_condition_of_the_mdn(pfi_world):
     with world.transaction() as tx:
         world.mss.set_behaviour(tx, to, {"on_receive": "fail_integration", "error": "902^patient inconnu"})
     dpi = FakeDpi()
-    door = PfiDoor(bench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
+    door = PfiDoor(bench.bench.context, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
     port = door.start()["mllp"]
     try:
         message = mdm("T02", patient, pros["dr_a"], pros["dr_a"]["finess"], "1.2.250.1.999.44.1", control_id="Z3N",

@@ -45,7 +45,7 @@ def setup(mockbench):
     mockbench.client.load_yaml(WORLD)
     patient = mockbench.client.patient("alice")
     dpi = FakeDpi()
-    door = PfiDoor(mockbench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
+    door = PfiDoor(mockbench.bench.context, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
     door.start()
     try:
         yield mockbench, patient, dpi
@@ -214,7 +214,7 @@ def scripted(mockbench):
     def start(msa: str, err: str = ""):
         mockbench.client.load_yaml(WORLD)
         dpi = ScriptedDpi(msa, err)
-        door = PfiDoor(mockbench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
+        door = PfiDoor(mockbench.bench.context, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
         door.start()
         doors.append((door, dpi))
         return mockbench, mockbench.client.patient("alice"), dpi

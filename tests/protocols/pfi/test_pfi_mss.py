@@ -181,7 +181,7 @@ def test_dsn_and_mdn_become_zam_z02_and_z03(people, behaviour, flags, expected):
         with w.transaction() as tx:
             w.mss.set_behaviour(tx, to, {"on_receive": on_receive, **({"error": error} if error else {})})
     dpi = FakeDpi()
-    door = PfiDoor(bench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
+    door = PfiDoor(bench.bench.context, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
     port = door.start()["mllp"]
     try:
         message = mdm("T02", patient, dr_a, dr_a["finess"], "1.2.250.1.999.24.1", control_id="Z-MSS",
@@ -215,7 +215,7 @@ def test_an_answer_after_a_restart_still_maps_to_the_hl7_message(people):
                   flags={"DESTDMP": "N", "DESTMSSANTEPS": "Y", "ACK_LECTURE_MSS": "Y"}, recipients=(dr_b["mssante"],))
     assert msa(send(bench, message)[0]) == ("AA", "LATE")     # the bench's own door, without a DPI
     dpi = FakeDpi()
-    door = PfiDoor(bench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
+    door = PfiDoor(bench.bench.context, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
     door.start()
     try:
         bench.client.advance("15m")
@@ -240,7 +240,7 @@ def test_the_loop_a_dpi_refusal_comes_back_as_an_error_mdn_then_a_zam_z03(people
         w.directory.add_mailbox(tx, Mailbox(address="dpi@clinique.mssante.fr", type="APP", owner="clinique"))
     dpi = ScriptedDpi("AE", "ERR||PID^1^3|207^Application error^messageErrorCondition|E|"
                             "902^Identifiant de patient inconnu^applicationErrorCode")
-    door = PfiDoor(bench.bench, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
+    door = PfiDoor(bench.bench.context, PfiSettings(port=0, dpi=("127.0.0.1", dpi.port), outbound_backoff=0.05))
     port = door.start()["mllp"]
     try:
         message = mdm("T02", patient, dr_a, dr_a["finess"], "1.2.250.1.999.27.1", control_id="LOOP",
