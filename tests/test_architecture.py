@@ -16,14 +16,7 @@ DOC = ROOT / "docs" / "architecture.md"
 
 # Imports that break the contract today, each with why it is still there (docs/architecture.md lists them
 # too). An entry whose import is gone fails the test: remove it, the list only shrinks.
-KNOWN = {
-    # formats build findings and read times with the world's helpers
-    ("mockbench.formats.ebrim", "mockbench.world.journal"),
-    ("mockbench.formats.ebrim", "mockbench.world.clock"),
-    ("mockbench.formats.ebrim", "mockbench.world.model"),      # a TYPE_CHECKING import of Document
-    ("mockbench.formats.xdm", "mockbench.world.journal"),
-    ("mockbench.formats.xmss", "mockbench.world.journal"),
-}
+KNOWN: set[tuple[str, str]] = set()   # none today
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:

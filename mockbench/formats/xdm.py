@@ -27,9 +27,10 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from ..world.journal import finding
 from . import ebrim
 from .cda import CdaError, CdaHeader, read_cda_header
+from .findings import finding
+from .times import dtm, iso_to_dtm
 from .xml import XmlError, parse_xml
 
 __all__ = ["ACTION_SLOT", "XdmDocument", "XdmError", "XdmLimits", "XdmPackage", "ans_subject", "read_package",
@@ -446,7 +447,7 @@ def _urn() -> str:
 
 
 def _dtm(value: str | None) -> str:
-    return ebrim.iso_to_dtm(value) if value else datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    return iso_to_dtm(value) if value else dtm(datetime.now(UTC))
 
 
 def _author_classifications(parent: etree._Element, target: str, scheme: str,

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..world.journal import finding
 from .cda import INS_OIDS, CdaHeader
+from .findings import finding
 
 CODECDA, INS, NIL, MES = "X-MSS-CODECDA", "X-MSS-INS", "X-MSS-NIL", "X-MSS-MES"
 RULE_CODECDA, RULE_INS, RULE_NIL = "REF2/ECO.2.4.1", "REF2/ECO.2.4.2", "REF2/ECO.2.4.3"

@@ -151,109 +151,150 @@ def parse(text: str, source: str = "<scenario>") -> Scenario:
 
 def _cross_check(spec: dict, v: Validator, root: yaml.Node) -> None:
     """References between sections: ids that must exist, ids that must be unique."""
-    def problem(path: str, message: str) -> None:
-        line = v.lines.get(path)
+    check = _CrossCheck(v)
+    world = spec.get("world", {})
+    check.world_ids(world)
+    check.professionals(world.get("professionals", []))
+    check.patients(world.get("patients", []))
+    check.mailboxes(world.get("mailboxes", []))
+    check.transitions(spec.get("transitions", []))
+    check.steps(spec.get("steps", []))
+
+
+_WORLD_SECTIONS = (("structures", "structure"), ("professionals", "professional"), ("patients", "patient"))
+
+
+class _CrossCheck:
+    """One scenario's cross-checks, section by section; the ids met so far and the problems live here."""
+
+    def __init__(self, v: Validator) -> None:
+        self.v = v
+        self.ids = {kind: KnownIds(kind) for kind in ("structure", "professional", "patient")}
+        self.documents: set[str] = set()
+
+    def problem(self, path: str, message: str) -> None:
+        """A problem at `path`, on the line of its nearest ancestor that has one."""
+        line = self.v.lines.get(path)
         while line is None and path:
             path_parent = path.rsplit(".", 1)[0] if "." in path else ""
-            line, path = v.lines.get(path_parent), path_parent
-        v.problems.append(Problem(line or 1, path, message, v.file))
+            line, path = self.v.lines.get(path_parent), path_parent
+        self.v.problems.append(Problem(line or 1, path, message, self.v.file))
 
-    world = spec.get("world", {})
-    ids: dict[str, set[str]] = {kind: KnownIds(kind) for kind in ("structure", "professional", "patient")}
-    ids["document"] = set()
-    for section, kind in (("structures", "structure"), ("professionals", "professional"), ("patients", "patient")):
-        for i, item in enumerate(world.get(section, [])):
-            if item["id"] in ids[kind]:
-                problem(f"world.{section}[{i}]", f"the {kind} id {item['id']} is used twice")
-            ids[kind].add(item["id"])
-    # world.generate: its ids (structure-00001, professional-000001, patient-000001...) can be referred to, and
-    # a listed id must not take one of them.
-    for section, kind in (("structures", "structure"), ("professionals", "professional"), ("patients", "patient")):
-        count = (world.get("generate") or {}).get(section) or 0
-        for i, item in enumerate(world.get(section, [])):
-            if generated_number(kind, item["id"], count):
-                problem(f"world.{section}[{i}]", f"the {kind} id {item['id']} is one that world.generate."
-                        f"{section} makes: choose another")
-        ids[kind].generated = count
-    for i, p in enumerate(world.get("professionals", [])):
-        if p.get("check_digits", True):
-            for key, check in (("rpps", identity.check_rpps), ("idnps", identity.check_idnps)):
-                if p.get(key) and p[key] != "generate":
-                    try:
-                        check(p[key])
-                    except identity.IdentifierError as exc:
-                        problem(f"world.professionals[{i}].{key}", f"{exc} (check_digits: false admits it)")
-        if p.get("rpps") not in (None, "generate") and p.get("idnps") and p["idnps"] != "8" + p["rpps"]:
-            problem(f"world.professionals[{i}]", f"idnps {p['idnps']} is not 8 + rpps {p['rpps']}")
-        if p.get("structure") and p["structure"] not in ids["structure"]:
-            problem(f"world.professionals[{i}]", f"structure {p['structure']} is not in world.structures")
-    for i, p in enumerate(world.get("patients", [])):
-        base = f"world.patients[{i}]"
-        for j, a in enumerate(p.get("authorizations", [])):
-            for kind in ("structure", "professional"):
-                if a.get(kind) and a[kind] not in ids[kind]:
-                    problem(f"{base}.authorizations[{j}]", f"{kind} {a[kind]} is not in world.{kind}s")
+    def unknown(self, kind: str, value: str | None) -> bool:
+        return bool(value) and value not in self.ids[kind]
+
+    def world_ids(self, world: dict) -> None:
+        """Listed ids are unique; world.generate's ids (structure-00001, professional-000001,
+        patient-000001...) can be referred to, and a listed id must not take one of them."""
+        for section, kind in _WORLD_SECTIONS:
+            for i, item in enumerate(world.get(section, [])):
+                if item["id"] in self.ids[kind]:
+                    self.problem(f"world.{section}[{i}]", f"the {kind} id {item['id']} is used twice")
+                self.ids[kind].add(item["id"])
+        for section, kind in _WORLD_SECTIONS:
+            count = (world.get("generate") or {}).get(section) or 0
+            for i, item in enumerate(world.get(section, [])):
+                if generated_number(kind, item["id"], count):
+                    self.problem(f"world.{section}[{i}]", f"the {kind} id {item['id']} is one that "
+                                 f"world.generate.{section} makes: choose another")
+            self.ids[kind].generated = count
+
+    def professionals(self, professionals: list[dict]) -> None:
+        for i, p in enumerate(professionals):
+            if p.get("check_digits", True):
+                for key, check in (("rpps", identity.check_rpps), ("idnps", identity.check_idnps)):
+                    if p.get(key) and p[key] != "generate":
+                        try:
+                            check(p[key])
+                        except identity.IdentifierError as exc:
+                            self.problem(f"world.professionals[{i}].{key}", f"{exc} (check_digits: false admits it)")
+            if p.get("rpps") not in (None, "generate") and p.get("idnps") and p["idnps"] != "8" + p["rpps"]:
+                self.problem(f"world.professionals[{i}]", f"idnps {p['idnps']} is not 8 + rpps {p['rpps']}")
+            if self.unknown("structure", p.get("structure")):
+                self.problem(f"world.professionals[{i}]", f"structure {p['structure']} is not in world.structures")
+
+    def patients(self, patients: list[dict]) -> None:
+        for i, p in enumerate(patients):
+            base = f"world.patients[{i}]"
+            for j, a in enumerate(p.get("authorizations", [])):
+                for kind in ("structure", "professional"):
+                    if self.unknown(kind, a.get(kind)):
+                        self.problem(f"{base}.authorizations[{j}]", f"{kind} {a[kind]} is not in world.{kind}s")
+            self.patient_documents(base, p.get("documents", []))
+            if p.get("minor") is False and p.get("secret_connection"):
+                self.problem(base, "a secret connection is for a minor: set minor: true")
+
+    def patient_documents(self, base: str, documents: list[dict]) -> None:
         seen: set[str] = set()
-        for j, d in enumerate(p.get("documents", [])):
+        for j, d in enumerate(documents):
             path = f"{base}.documents[{j}]"
-            if d["id"] in ids["document"]:
-                problem(path, f"the document id {d['id']} is used twice")
-            if d.get("author") and d["author"] not in ids["professional"]:
-                problem(path, f"author {d['author']} is not in world.professionals")
-            if not d.get("author") and not ids["professional"]:
-                problem(path, "a document needs an author: add a professional to world.professionals")
+            if d["id"] in self.documents:
+                self.problem(path, f"the document id {d['id']} is used twice")
+            if self.unknown("professional", d.get("author")):
+                self.problem(path, f"author {d['author']} is not in world.professionals")
+            if not d.get("author") and not self.ids["professional"]:
+                self.problem(path, "a document needs an author: add a professional to world.professionals")
             if d.get("replaces") and d["replaces"] not in seen:
-                problem(path, f"replaces {d['replaces']}, which is not an earlier document of this patient")
+                self.problem(path, f"replaces {d['replaces']}, which is not an earlier document of this patient")
             seen.add(d["id"])
-            ids["document"].add(d["id"])
-        if p.get("minor") is False and p.get("secret_connection"):
-            problem(base, "a secret connection is for a minor: set minor: true")
-    for i, m in enumerate(world.get("mailboxes", [])):
-        if m.get("owner") and m["owner"] not in ids["professional"] and m["owner"] not in ids["structure"]:
-            problem(f"world.mailboxes[{i}]", f"owner {m['owner']} is neither a professional nor a structure")
+            self.documents.add(d["id"])
 
-    transition_ids: set[str] = set()
-    for i, t in enumerate(spec.get("transitions", [])):
-        path = f"transitions[{i}]"
-        if t["id"] in transition_ids:
-            problem(path, f"the transition id {t['id']} is used twice")
-        transition_ids.add(t["id"])
-        after = (t.get("when") or {}).get("after") or {}
-        if after.get("patient") and after["patient"] not in ids["patient"]:
-            problem(f"{path}.when.after", f"patient {after['patient']} is not in world.patients")
-        if t.get("when", {}).get("manual") is False:
-            problem(f"{path}.when", "manual: false never fires; remove the transition or use after / at")
-        for j, action in enumerate(t.get("do", [])):
-            if not action:
-                continue
-            (name, args), = action.items()
-            for kind in ("patient", "structure", "professional"):
-                if args.get(kind) and args[kind] not in ids[kind]:
-                    problem(f"{path}.do[{j}].{name}", f"{kind} {args[kind]} is not in world.{kind}s")
-            by = args.get("by")
-            if by and by != "patient" and by not in ids["professional"]:
-                problem(f"{path}.do[{j}].{name}", f"by {by}: not a professional id nor patient")
-    step_ids: list[str] = []
-    for i, s in enumerate(spec.get("steps", [])):
-        path = f"steps[{i}]"
-        if s["id"] in step_ids:
-            problem(path, f"the step id {s['id']} is used twice")
-        expect = s.get("expect") or {}
-        if not (expect.get("operation") or expect.get("channel")):
-            problem(f"{path}.expect", "name at least the channel or the operation")
-        if expect.get("patient") and expect["patient"] not in ids["patient"]:
-            problem(f"{path}.expect", f"patient {expect['patient']} is not in world.patients")
-        doc = ((s.get("then") or {}).get("document") or {})
-        if doc.get("submitted_in") and doc["submitted_in"] not in [*step_ids, s["id"]]:
-            problem(f"{path}.then.document", f"submitted_in {doc['submitted_in']} is neither this step nor an "
-                    "earlier one")
-        for j, trace in enumerate((s.get("then") or {}).get("traces") or []):
-            if trace.get("patient") and trace["patient"] not in ids["patient"]:
-                problem(f"{path}.then.traces[{j}]", f"patient {trace['patient']} is not in world.patients")
-            if trace.get("submitted_in") and trace["submitted_in"] not in [*step_ids, s["id"]]:
-                problem(f"{path}.then.traces[{j}]", f"submitted_in {trace['submitted_in']} is neither this step "
-                        "nor an earlier one")
-        step_ids.append(s["id"])
+    def mailboxes(self, mailboxes: list[dict]) -> None:
+        for i, m in enumerate(mailboxes):
+            if self.unknown("professional", m.get("owner")) and m["owner"] not in self.ids["structure"]:
+                self.problem(f"world.mailboxes[{i}]", f"owner {m['owner']} is neither a professional nor a structure")
+
+    def transitions(self, transitions: list[dict]) -> None:
+        transition_ids: set[str] = set()
+        for i, t in enumerate(transitions):
+            path = f"transitions[{i}]"
+            if t["id"] in transition_ids:
+                self.problem(path, f"the transition id {t['id']} is used twice")
+            transition_ids.add(t["id"])
+            after = (t.get("when") or {}).get("after") or {}
+            if self.unknown("patient", after.get("patient")):
+                self.problem(f"{path}.when.after", f"patient {after['patient']} is not in world.patients")
+            if t.get("when", {}).get("manual") is False:
+                self.problem(f"{path}.when", "manual: false never fires; remove the transition or use after / at")
+            for j, action in enumerate(t.get("do", [])):
+                if action:
+                    self.action(f"{path}.do[{j}]", action)
+
+    def action(self, path: str, action: dict) -> None:
+        (name, args), = action.items()
+        for kind in ("patient", "structure", "professional"):
+            if self.unknown(kind, args.get(kind)):
+                self.problem(f"{path}.{name}", f"{kind} {args[kind]} is not in world.{kind}s")
+        by = args.get("by")
+        if by and by != "patient" and by not in self.ids["professional"]:
+            self.problem(f"{path}.{name}", f"by {by}: not a professional id nor patient")
+
+    def steps(self, steps: list[dict]) -> None:
+        step_ids: list[str] = []
+        for i, s in enumerate(steps):
+            path = f"steps[{i}]"
+            if s["id"] in step_ids:
+                self.problem(path, f"the step id {s['id']} is used twice")
+            expect = s.get("expect") or {}
+            if not (expect.get("operation") or expect.get("channel")):
+                self.problem(f"{path}.expect", "name at least the channel or the operation")
+            if self.unknown("patient", expect.get("patient")):
+                self.problem(f"{path}.expect", f"patient {expect['patient']} is not in world.patients")
+            self.step_then(path, s.get("then") or {}, [*step_ids, s["id"]])
+            step_ids.append(s["id"])
+
+    def step_then(self, path: str, then: dict, known_steps: list[str]) -> None:
+        """`then`'s references: patients, and `submitted_in` naming this step or an earlier one."""
+        doc = then.get("document") or {}
+        if doc.get("submitted_in") and doc["submitted_in"] not in known_steps:
+            self.problem(f"{path}.then.document", f"submitted_in {doc['submitted_in']} is neither this step nor "
+                         "an earlier one")
+        for j, trace in enumerate(then.get("traces") or []):
+            if self.unknown("patient", trace.get("patient")):
+                self.problem(f"{path}.then.traces[{j}]", f"patient {trace['patient']} is not in world.patients")
+            if trace.get("submitted_in") and trace["submitted_in"] not in known_steps:
+                self.problem(f"{path}.then.traces[{j}]", f"submitted_in {trace['submitted_in']} is neither this "
+                             "step nor an earlier one")
 
 
 def load_file(path: str | Path) -> Scenario:

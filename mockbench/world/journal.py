@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..formats.findings import SEVERITIES as SEVERITIES  # one shape for every finding, re-exported
+from ..formats.findings import finding as finding
 from .store import Tx
 
 if TYPE_CHECKING:
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
 CHANNELS = ("dmp", "pfi", "mss", "oidc", "annuaire", "control")
 DIRECTIONS = ("in", "out")
 VERDICTS = ("accepted", "refused", "error")
-SEVERITIES = ("info", "warning", "error")
 
 
 TRIM_ENTRIES = 256            # at most this many entries dropped by one append past the bound
@@ -34,17 +35,6 @@ class JournalLimits:
     max_entries: int = 100_000
     max_bytes: int = 256 * 1024 * 1024
     raw_bytes: int = 64 * 1024       # a raw message is truncated to this many bytes
-
-
-def finding(rule: str, message: str, severity: str = "warning", *, fr: str | None = None) -> dict:
-    """A finding: `rule` is the stable machine code, `message` the English text (CI scripts read it),
-    `fr` its French translation, stored as `message_fr` and shown to users (issue 19)."""
-    if severity not in SEVERITIES:
-        raise ValueError(f"severity must be one of {SEVERITIES}")
-    out = {"rule": rule, "severity": severity, "message": message}
-    if fr is not None:
-        out["message_fr"] = fr
-    return out
 
 
 JournalHook = Callable[[Tx, dict], None]

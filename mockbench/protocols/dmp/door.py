@@ -1,8 +1,8 @@
 """The DMP door: the DMP web services over SOAP 1.2 and WS-Addressing, MTOM where the real one uses it.
 
-Wire formats live beside this file (soap.py: envelope, WS-A, MTOM, faults; vihf.py: the security token;
-ebrim.py: XDS metadata; hl7v3.py: TD0.x and TD1.6 bodies); the rules are the world's. This module routes
-a request by its WS-Addressing Action, makes one world call in one transaction, journals the exchange in
+Wire formats live beside this file (soap.py: envelope, WS-A, MTOM, faults; vihf/: the security token;
+actions.py: the WS-Addressing Actions; hl7v3.py: TD0.x and TD1.6 bodies) and in formats/ebrim/ (XDS
+metadata); the rules are the world's. This module routes a request by its WS-Addressing Action, makes one world call in one transaction, journals the exchange in
 that transaction and renders the answer after it committed.
 """
 
@@ -19,6 +19,7 @@ from flask import Blueprint, Response, request
 from lxml import etree
 
 from ...formats import ebrim
+from ...formats.times import dtm
 from ...world import errors
 from ...world.faults import Fired
 from ...world.journal import finding
@@ -26,6 +27,7 @@ from ...world.model import Actor, Document
 from ...world.store import StorageFull, Tx
 from ..context import DoorContext, HttpDoor
 from ..faults import render as render_network
+from . import actions as wsa
 from . import hl7v3
 from .errors import fault_code, registry_code
 from .soap import (
@@ -117,18 +119,17 @@ class DmpDoor(HttpDoor):
         self._render_cache: OrderedDict[tuple, bytes] = OrderedDict()
         # WS-A Action -> (service, operation as journaled, handler)
         self.routes: dict[str, tuple[str, str, Handler]] = {
-            "urn:hl7-org:v3:PRPA_IN201307UV02": ("patients", "TD0.2", DmpDoor.td02),
-            "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization": ("habilitations", "TD0.3", DmpDoor.td03),
-            "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatient":
-                ("habilitations", "TD1.6", DmpDoor.td16),
-            "urn:si-dmp-patients:PatientSpecificEndPoint:patientList": ("patientsSpecific", "TD0.4", DmpDoor.td04),
+            wsa.ACTION_TD02_REQUEST: ("patients", "TD0.2", DmpDoor.td02),
+            wsa.ACTION_TD03_REQUEST: ("habilitations", "TD0.3", DmpDoor.td03),
+            wsa.ACTION_TD16_REQUEST: ("habilitations", "TD1.6", DmpDoor.td16),
+            wsa.ACTION_TD04_REQUEST: ("patientsSpecific", "TD0.4", DmpDoor.td04),
             # the Actions of the ANS C# kit's WSDL, which some DPI send
-            "urn:hl7-org:v3:setAuthorization": ("habilitations", "TD0.3", DmpDoor.td03),
-            "urn:hl7-org:v3:listAuthorizationByPatient": ("habilitations", "TD1.6", DmpDoor.td16),
-            "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b": ("repository", "TD2.1", DmpDoor.td21),
-            "urn:ihe:iti:2007:RegistryStoredQuery": ("registry", "TD3.1", DmpDoor.td31),
-            "urn:ihe:iti:2007:RetrieveDocumentSet": ("repository", "TD3.2", DmpDoor.td32),
-            "urn:ihe:iti:2010:UpdateDocumentSet": ("registry", "TD3.3", DmpDoor.td33),
+            wsa.ACTION_TD03_KIT: ("habilitations", "TD0.3", DmpDoor.td03),
+            wsa.ACTION_TD16_KIT: ("habilitations", "TD1.6", DmpDoor.td16),
+            wsa.ACTION_TD21_REQUEST: ("repository", "TD2.1", DmpDoor.td21),
+            wsa.ACTION_TD31_REQUEST: ("registry", "TD3.1", DmpDoor.td31),
+            wsa.ACTION_TD32_REQUEST: ("repository", "TD3.2", DmpDoor.td32),
+            wsa.ACTION_TD33_REQUEST: ("registry", "TD3.3", DmpDoor.td33),
         }
 
     def endpoints(self) -> dict[str, Any]:
@@ -384,7 +385,7 @@ class DmpDoor(HttpDoor):
                                   "birth_date": patient.birth_date, "sex": patient.sex})
         body = hl7v3.render_existence(req, hl7v3.ExistenceFacts(**facts), message_id=str(uuid.uuid4()),
                                       now=_hl7_now(world))
-        return Outcome(hl7v3.ACTION_TD02_RESPONSE, body, "TD0.2")
+        return Outcome(wsa.ACTION_TD02_RESPONSE, body, "TD0.2")
 
     def td03(self, call: Call) -> Outcome:
         req = hl7v3.parse_set_authorization(call.request.body)
@@ -394,7 +395,7 @@ class DmpDoor(HttpDoor):
         else:
             self.world.dmp.set_authorization(call.tx, call.actor, patient, status="NON_EXISTE",
                                              professional=call.actor.id, reason="removed by the professional")
-        return Outcome(hl7v3.ACTION_TD03_RESPONSE, hl7v3.render_status("DMPOk"), "TD0.3")
+        return Outcome(wsa.ACTION_TD03_RESPONSE, hl7v3.render_status("DMPOk"), "TD0.3")
 
     def td04(self, call: Call) -> Outcome:
         req = hl7v3.parse_patient_list(call.request.body)
@@ -414,7 +415,7 @@ class DmpDoor(HttpDoor):
                 ins=patient.ins, ins_oid=patient.ins_oid, family=patient.family_name, given=patient.given_name,
                 birth_date=patient.birth_date, sex=patient.sex, last_authorization=auth.since,
                 last_document=last_document))
-        return Outcome(hl7v3.ACTION_TD04_RESPONSE, hl7v3.render_patient_list(listed), "TD0.4")
+        return Outcome(wsa.ACTION_TD04_RESPONSE, hl7v3.render_patient_list(listed), "TD0.4")
 
     def td16(self, call: Call) -> Outcome:
         req = hl7v3.parse_list_authorizations(call.request.body)
@@ -434,7 +435,7 @@ class DmpDoor(HttpDoor):
                 items.append(hl7v3.ListedAuthorization(
                     professional_idnps="", family=structure.name, given="", status=auth.status, since=auth.since,
                     until=auth.until, structure=structure.idnst))
-        return Outcome(hl7v3.ACTION_TD16_RESPONSE, hl7v3.render_authorization_list(items), "TD1.6")
+        return Outcome(wsa.ACTION_TD16_RESPONSE, hl7v3.render_authorization_list(items), "TD1.6")
 
     # XDS ----------------------------------------------------------------------------------------
     def _xds_failure(self, action: str, operation: str, exc: errors.WorldError | ebrim.RegistryErrors,
@@ -454,7 +455,7 @@ class DmpDoor(HttpDoor):
         return Outcome(action, body, operation, verdict="refused", code=code, mtom=retrieve)
 
     def td21(self, call: Call) -> Outcome:
-        action = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-bResponse"
+        action = wsa.ACTION_TD21_RESPONSE
         try:
             submission = ebrim.parse_provide_and_register(call.request.body)
         except ebrim.RegistryErrors as exc:
@@ -523,7 +524,7 @@ class DmpDoor(HttpDoor):
         return {k: v for k, v in meta.items() if k in known}
 
     def td31(self, call: Call) -> Outcome:
-        action = "urn:ihe:iti:2007:RegistryStoredQueryResponse"
+        action = wsa.ACTION_TD31_RESPONSE
         try:
             query = ebrim.parse_stored_query(call.request.body)
         except ebrim.RegistryErrors as exc:
@@ -598,7 +599,7 @@ class DmpDoor(HttpDoor):
             return author
 
     def td32(self, call: Call) -> Outcome:
-        action = "urn:ihe:iti:2007:RetrieveDocumentSetResponse"
+        action = wsa.ACTION_TD32_RESPONSE
         try:
             wanted = ebrim.parse_retrieve(call.request.body)
         except ebrim.RegistryErrors as exc:
@@ -632,7 +633,7 @@ class DmpDoor(HttpDoor):
                        attachments=attachments, mtom=True)
 
     def td33(self, call: Call) -> Outcome:
-        action = "urn:ihe:iti:2010:UpdateDocumentSet-Response"   # sic: the DMP's own answers have the hyphen
+        action = wsa.ACTION_TD33_RESPONSE   # sic: the DMP's own answers have the hyphen
         try:
             update = ebrim.parse_update(call.request.body)
         except ebrim.RegistryErrors as exc:
@@ -702,7 +703,7 @@ class DmpDoor(HttpDoor):
 
 
 def _hl7_now(world) -> str:
-    return world.clock.now().strftime("%Y%m%d%H%M%S")
+    return dtm(world.clock.now())
 
 
 def _entry_bytes(entry: etree._Element) -> bytes:

@@ -49,10 +49,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from types import MappingProxyType
 
 from lxml import etree
+
+from ...formats.times import hl7_ts, iso_from_ts  # HL7 times written once; re-exported
+from .actions import (  # re-exported
+    ACTION_TD02_REQUEST,
+    ACTION_TD02_RESPONSE,
+    ACTION_TD03_KIT,
+    ACTION_TD03_REQUEST,
+    ACTION_TD03_RESPONSE,
+    ACTION_TD04_REQUEST,
+    ACTION_TD04_RESPONSE,
+    ACTION_TD16_KIT,
+    ACTION_TD16_REQUEST,
+    ACTION_TD16_RESPONSE,
+)
 
 __all__ = (
     "ACTION_TD02_REQUEST", "ACTION_TD02_RESPONSE", "ACTION_TD03_REQUEST", "ACTION_TD03_RESPONSE",
@@ -72,25 +85,16 @@ NS_XSI = "http://www.w3.org/2001/XMLSchema-instance"
 NS_GDP = "asip:ci-sis:gdp:2010"      # declared on the corpus TD0.2 answer's root (unused there)
 _XSI_TYPE = f"{{{NS_XSI}}}type"
 
-# WS-Addressing Actions, as the corpus requests and answers carry them.
-ACTION_TD02_REQUEST = "urn:hl7-org:v3:PRPA_IN201307UV02"
-ACTION_TD02_RESPONSE = "urn:hl7-org:v3:PRPA_IN201308UV02"
-ACTION_TD03_REQUEST = "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization"
-ACTION_TD03_RESPONSE = "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorizationResponse"
-ACTION_TD04_REQUEST = "urn:si-dmp-patients:PatientSpecificEndPoint:patientList"
-ACTION_TD04_RESPONSE = "urn:si-dmp-patients:PatientSpecificEndPoint:patientListResponse"
-ACTION_TD16_REQUEST = "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatient"
-ACTION_TD16_RESPONSE = "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatientResponse"
 # Request Action -> TD. The C# kit's Habilitations.wsdl declares soapAction urn:hl7-org:v3:setAuthorization
 # and urn:hl7-org:v3:listAuthorizationByPatient: a client generated from it may send those.
 # PRPA_IN201307UV02 is also TD1.3a (reasonCode CNSLT_DATA): route it with `reason_code`.
 REQUEST_ACTIONS = MappingProxyType({
     ACTION_TD02_REQUEST: "TD0.2",
     ACTION_TD03_REQUEST: "TD0.3",
-    "urn:hl7-org:v3:setAuthorization": "TD0.3",
+    ACTION_TD03_KIT: "TD0.3",
     ACTION_TD04_REQUEST: "TD0.4",
     ACTION_TD16_REQUEST: "TD1.6",
-    "urn:hl7-org:v3:listAuthorizationByPatient": "TD1.6",
+    ACTION_TD16_KIT: "TD1.6",
 })
 
 # Code systems
@@ -127,7 +131,6 @@ _OPPOSITIONS = (
 )
 DEFAULT_CLOSE_MOTIVE = "FERMETURE_DEMANDE_PATIENT"
 _CODE = re.compile(r"[A-Z][A-Z0-9_]*")
-_TS = re.compile(r"\d{8}(\d{4}(\d{2})?)?")
 _PREFIX_BY_SEX = MappingProxyType({"M": "M", "F": "MME"})
 
 
@@ -569,27 +572,6 @@ def render_authorization_list(items: Sequence[ListedAuthorization], *, status: s
     _sub(output, "status").text = status
     _sub(output, "context").text = context or None
     return root
-
-
-# Times --------------------------------------------------------------------------------------------------
-def hl7_ts(value: str) -> str:
-    """An ISO 8601 time (UTC when it has no zone), or HL7 TS digits, as HL7 TS digits in UTC."""
-    text = str(value).strip()
-    if _TS.fullmatch(text):
-        return text
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y%m%d%H%M%S")
-
-
-def iso_from_ts(value: str) -> str:
-    """HL7 TS digits (YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS), read as UTC, as ISO 8601 with a Z."""
-    text = value.strip()
-    if not _TS.fullmatch(text):
-        raise ValueError(f"{value!r} is not an HL7 TS")
-    dt = datetime.strptime(text.ljust(14, "0"), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
-    return dt.isoformat().replace("+00:00", "Z")
 
 
 # Reading ------------------------------------------------------------------------------------------------

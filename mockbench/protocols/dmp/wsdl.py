@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from xml.sax.saxutils import quoteattr
 
+from . import actions as wsa
+
 # service -> [(operation, request element (ns, name), response element (ns, name), Action, response Action)]
 RIM_Q = "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"
 RIM_RS = "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0"
@@ -19,32 +21,29 @@ PAT = "urn:si-dmp-patients"
 OPERATIONS = {
     "registry": [
         ("RegistryStoredQuery", (RIM_Q, "AdhocQueryRequest"), (RIM_Q, "AdhocQueryResponse"),
-         "urn:ihe:iti:2007:RegistryStoredQuery", "urn:ihe:iti:2007:RegistryStoredQueryResponse"),
+         wsa.ACTION_TD31_REQUEST, wsa.ACTION_TD31_RESPONSE),
         ("UpdateDocumentSet", (RIM_LCM, "SubmitObjectsRequest"), (RIM_RS, "RegistryResponse"),
-         "urn:ihe:iti:2010:UpdateDocumentSet", "urn:ihe:iti:2010:UpdateDocumentSetResponse"),
+         wsa.ACTION_TD33_REQUEST, wsa.ACTION_ITI57_RESPONSE),
     ],
     "repository": [
         ("ProvideAndRegisterDocumentSet-b", (XDS_B, "ProvideAndRegisterDocumentSetRequest"), (RIM_RS, "RegistryResponse"),
-         "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b", "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-bResponse"),
+         wsa.ACTION_TD21_REQUEST, wsa.ACTION_TD21_RESPONSE),
         ("RetrieveDocumentSet", (XDS_B, "RetrieveDocumentSetRequest"), (XDS_B, "RetrieveDocumentSetResponse"),
-         "urn:ihe:iti:2007:RetrieveDocumentSet", "urn:ihe:iti:2007:RetrieveDocumentSetResponse"),
+         wsa.ACTION_TD32_REQUEST, wsa.ACTION_TD32_RESPONSE),
     ],
     "patients": [
         ("PRPA_IN201307UV02", (HL7, "PRPA_IN201307UV02"), (HL7, "PRPA_IN201308UV02"),
-         "urn:hl7-org:v3:PRPA_IN201307UV02", "urn:hl7-org:v3:PRPA_IN201308UV02"),
+         wsa.ACTION_TD02_REQUEST, wsa.ACTION_TD02_RESPONSE),
     ],
     "habilitations": [
         ("setAuthorization", (HAB, "setAuthorization"), (HAB, "setAuthorizationResponse"),
-         "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization",
-         "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorizationResponse"),
+         wsa.ACTION_TD03_REQUEST, wsa.ACTION_TD03_RESPONSE),
         ("listAuthorizationByPatient", (HAB, "listAuthorizationByPatient"), (HAB, "listAuthorizationByPatientResponse"),
-         "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatient",
-         "urn:si-dmp-habilitations:HabilitationsEndPoint:listAuthorizationByPatientResponse"),
+         wsa.ACTION_TD16_REQUEST, wsa.ACTION_TD16_RESPONSE),
     ],
     "patientsSpecific": [
         ("patientList", (PAT, "patientList"), (PAT, "patientListResponse"),
-         "urn:si-dmp-patients:PatientSpecificEndPoint:patientList",
-         "urn:si-dmp-patients:PatientSpecificEndPoint:patientListResponse"),
+         wsa.ACTION_TD04_REQUEST, wsa.ACTION_TD04_RESPONSE),
     ],
 }
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...formats.mime import header_summary, read_mdn
+from ...formats.times import dtm, iso_from_digits
 from ...formats.xdm import XdmError, read_package
 from ...world import errors, events
 from ...world.dpi import clear_dpi, dpi_endpoint, dpi_source, set_dpi
@@ -452,7 +453,7 @@ class PfiDoor(SocketDoor):
                 "author": author, "author_structure": structure, "format_code": "urn:asip:ci-sis:2010",
                 "mime_type": "text/xml"}
         if cda is not None:
-            meta["creation_time"] = _iso(cda.effective_time)
+            meta["creation_time"] = iso_from_digits(cda.effective_time)
         meta = {k: v for k, v in meta.items() if v}
         if msg.action == "replace":
             self._modif_conf_code(tx, msg)
@@ -739,7 +740,7 @@ class PfiDoor(SocketDoor):
         return f"MB{tx.next_seq('pfi-control')}"
 
     def _now(self) -> str:
-        return self.world.clock.now().strftime("%Y%m%d%H%M%S")
+        return dtm(self.world.clock.now())
 
     @staticmethod
     def _encode(text: str, inbound: wire.Inbound | None) -> bytes:
@@ -761,12 +762,4 @@ class PfiDoor(SocketDoor):
             return read_patient(inbound).ins or None
         except wire.Hl7Reject:
             return None
-
-
-def _iso(hl7_time: str) -> str | None:
-    digits = "".join(c for c in hl7_time if c.isdigit())[:14]
-    if len(digits) < 8:
-        return None
-    digits = digits.ljust(14, "0")
-    return f"{digits[:4]}-{digits[4:6]}-{digits[6:8]}T{digits[8:10]}:{digits[10:12]}:{digits[12:14]}Z"
 

@@ -17,6 +17,7 @@ import uuid
 from ...formats import xmss
 from ...formats.cda import INS_OIDS
 from ...formats.mime import xdm_mail
+from ...formats.times import iso_from_digits
 from ...formats.xdm import ans_subject, write_package
 from .messages import DocumentMessage
 
@@ -83,7 +84,7 @@ def build_mail(msg: DocumentMessage, *, kind: str, sender: str, recipients: list
             "format_code": "urn:asip:ci-sis:2010", "confidentiality": msg.confidentiality,
             "source_patient_id": patient_cx, "authors": authors}
     if cda is not None and cda.effective_time:
-        meta["creation_time"] = _iso(cda.effective_time)
+        meta["creation_time"] = iso_from_digits(cda.effective_time)
     meta = {k: v for k, v in meta.items() if v}
     # A deletion may come without the document: the package then carries an empty CDA shell.
     package = write_package(
@@ -103,11 +104,3 @@ def build_mail(msg: DocumentMessage, *, kind: str, sender: str, recipients: list
     return xdm_mail(sender=sender, to=recipients, subject=subject, package=package, text=body,
                     disposition_notification_to=sender if msg.flag("ACK_LECTURE_MSS") else None,
                     extra_headers=headers)
-
-
-def _iso(value: str) -> str | None:
-    digits = "".join(c for c in value if c.isdigit())[:14]
-    if len(digits) < 8:
-        return None
-    digits = digits.ljust(14, "0")
-    return f"{digits[:4]}-{digits[4:6]}-{digits[6:8]}T{digits[8:10]}:{digits[10:12]}:{digits[12:14]}Z"
