@@ -54,7 +54,7 @@ def message() -> bytes:
 
     return xdm_mail(sender=SENDER, to=[RECIPIENT], package=package(),
                     subject=ans_subject("Lettre de liaison", "PAT-TROIS", "DOMINIQUE", "19790328"),
-                    extra_headers={"X-MSS-INS": "O", "X-MSS-MES": "FIN"})
+                    extra_headers={"X-MSS-CODECDA": "11488-4", "X-MSS-INS": "O", "X-MSS-MES": "FIN"})
 
 
 def __getattr__(name: str) -> int:

@@ -141,3 +141,75 @@ def test_the_checker_sees_lazy_and_type_checking_imports(tmp_path):
     path.write_text(code)
     found = [t for t, _ in imports(path, tmp_path)]
     assert found == ["mockbench.bench", "mockbench.protocols.dmp"]
+
+
+# SQL ------------------------------------------------------------------------------------------------------
+# Only the store and the world speak SQL (docs/architecture.md): a door, the report or the scenario engine
+# asks a world operation. The checks are in the world's layer: their rules read the journal and the store in
+# the world's transaction. The modules that break this today, each with its reason; the list only shrinks.
+SQL_OWNERS = ("mockbench.world", "mockbench.checks")
+KNOWN_SQL: set[str] = set()
+SQL_METHODS = ("execute", "executemany", "executescript")
+SQL_RECEIVER = re.compile(r"(^|[._])(conn|connection|cursor|cur|db|sqlite3?)$", re.I)
+SQL_TEXT = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|PRAGMA|BEGIN|COMMIT|ROLLBACK|"
+                      r"SAVEPOINT|RELEASE|WITH|VACUUM)\b", re.I)
+
+
+def _leading_text(node: ast.expr) -> str:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str))
+    if isinstance(node, ast.BinOp):
+        return _leading_text(node.left)
+    return ""
+
+
+def sql_calls(path: Path) -> list[tuple[int, str]]:
+    """`<connection or cursor>.execute(...)` / `executemany` / `executescript`, or any `.execute("SELECT ...")`:
+    the SQL statements a module runs, with their line."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in SQL_METHODS):
+            continue
+        receiver = ast.unparse(node.func.value)
+        text = _leading_text(node.args[0]) if node.args else ""
+        if SQL_RECEIVER.search(receiver) or SQL_TEXT.match(text):
+            found.append((node.lineno, f"{receiver}.{node.func.attr}"))
+    return found
+
+
+def sql_outside_the_world() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = module_name(path)
+        if any(module == owner or module.startswith(owner + ".") for owner in SQL_OWNERS):
+            continue
+        for line, call in sql_calls(path):
+            found.setdefault(module, []).append(f"{path.relative_to(ROOT)}:{line} {call}(...)")
+    return found
+
+
+def test_no_sql_outside_the_store_and_the_world():
+    new = {k: v for k, v in sql_outside_the_world().items() if k not in KNOWN_SQL}
+    assert not new, "SQL outside mockbench/world (ask a world operation instead):\n" + "\n".join(
+        line for lines in new.values() for line in lines)
+
+
+def test_the_known_sql_only_shrinks():
+    gone = KNOWN_SQL - set(sql_outside_the_world())
+    assert not gone, f"these modules no longer run SQL: remove them from KNOWN_SQL: {sorted(gone)}"
+
+
+def test_the_sql_checker_sees_statements_and_not_other_execute_methods(tmp_path):
+    path = tmp_path / "probe.py"
+    path.write_text("def f(tx, conn, session, db):\n"
+                    "    tx.conn.execute('SELECT 1')\n"
+                    "    conn.executemany('INSERT INTO t VALUES (?)', [])\n"
+                    "    db.cursor().execute(f'DELETE FROM {t}')\n"
+                    "    session.execute(*got)\n"
+                    "    self._conn.executescript(sql)\n"
+                    "    runner.execute('UPDATE t SET a = 1')\n")
+    assert [line for line, _ in sql_calls(path)] == [2, 3, 4, 6, 7]
+

@@ -73,7 +73,7 @@ def test_peers_live_in_the_ignored_folder() -> None:
 
 
 def test_every_figure_is_measured() -> None:
-    assert run.FIGURES[-1] == "oidc" and report.LATER == []
+    assert run.FIGURES[-2:] == ("oidc", "slow") and report.LATER == []
     assert all(hasattr(run.Harness, f"fig_{name}") for name in run.FIGURES)
     assert run.parse_args(["--only", "oidc"]).only == ["oidc"]
     assert run.QUICK.oidc_connections == (1,) and 8 in run.FULL.oidc_connections
@@ -147,6 +147,16 @@ def test_table_shows_ratio_noise_and_missing_peers() -> None:
     assert "not installed: npm install failed" in text
     assert "later: not measured yet" in text and "Quick mode." in text
     assert rows[0].to_dict()["ratio"] == pytest.approx(0.5)
+
+
+def test_slow_client_figure_is_printed_under_the_table() -> None:
+    slow = {"requests_per_round": 40, "alone": [{"p50_ms": 2.0, "stalled": 0}, {"p50_ms": 4.0, "stalled": 0}],
+            "loaded": [{"idle": 500, "slowloris": 100, "p50_ms": 3.3, "stalled": 0},
+                       {"idle": 500, "slowloris": 100, "p50_ms": 3.3, "stalled": 1}]}
+    line = report.slow_notes(slow)
+    assert "3.0 ms alone, 3.3 ms with 500 idle and 100 slowloris" in line and "(1.10x" in line
+    assert "1 of 80 stalled" in line
+    assert run.parse_args(["--only", "slow"]).only == ["slow"]
 
 
 def test_smtp_data_is_dot_stuffed_and_ended() -> None:

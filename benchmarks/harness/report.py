@@ -114,6 +114,9 @@ def table(rows: list[Row], meta: dict, details: dict) -> str:
     growth = details.get("growth")
     if growth:
         notes.extend(growth_notes(growth))
+    slow = details.get("slow_clients")
+    if slow:
+        notes.append(slow_notes(slow))
     for figure, why in (details.get("failures") or {}).items():
         notes.append(f"figure {figure} failed: {why}")
     for err in meta.get("driver_errors", []):
@@ -124,6 +127,19 @@ def table(rows: list[Row], meta: dict, details: dict) -> str:
                  ", ".join(f"{k} {v}" for k, v in peers.items()))
     notes.append(f"load: {meta['load']}")
     return "\n".join(out + notes)
+
+
+def slow_notes(slow: dict) -> str:
+    """The slow-client figure (benchmarks/slow_clients.py), mockbench alone."""
+    alone = median([r["p50_ms"] for r in slow["alone"]])
+    first = slow["loaded"][0]
+    loaded = median([r["p50_ms"] for r in slow["loaded"]])
+    stalled = sum(r["stalled"] for r in slow["loaded"])
+    ratio = loaded / alone if alone else float("nan")
+    return (f"Slow clients (mockbench alone; GET /_bench/health on a new connection, median of the rounds' p50): "
+            f"{alone:.1f} ms alone, {loaded:.1f} ms with {first['idle']} idle and {first['slowloris']} slowloris "
+            f"connections open ({ratio:.2f}x, target within 1.10x); {stalled} of "
+            f"{slow['requests_per_round'] * len(slow['loaded'])} stalled")
 
 
 def growth_notes(g: dict) -> list[str]:

@@ -34,7 +34,7 @@ from . import install, procs
 from .procs import HOST, MIB, ROOT, Server, Unavailable
 from .report import LATER, Row, table
 
-FIGURES = ("startup", "idle", "memory", "reset", "growth", "soap", "mllp", "smtp", "oidc")
+FIGURES = ("startup", "idle", "memory", "reset", "growth", "soap", "mllp", "smtp", "oidc", "slow")
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 DRIVER_SLACK = 60.0  # seconds a driver may take beyond its own time limit (start-up, warm-up)
 
@@ -301,6 +301,24 @@ class Harness:
         self.add(f"small journaled request, {self.s.memory_connections} conn", "WireMock", "req/s", "higher",
                  rates["mockbench"], rates.get("WireMock"), self.missing.get("WireMock"),
                  detail="the memory figure's chunks, each a round")
+
+    # (10) slow clients ------------------------------------------------------------------------------------------
+    def fig_slow(self) -> None:
+        """Normal clients while slow ones hold connections (issue 21 point 2): mockbench alone (benchmarks/
+        slow_clients.py), on the session's bench; rounds alternate no load and 500 idle + 100 slowloris
+        connections open; printed under the table."""
+        from benchmarks import slow_clients
+
+        port = self.session["mockbench"].ports["http"]
+        quick = self.s is not FULL
+        rounds, requests = (3, 40) if quick else (5, 100)
+        alone: list[dict] = []
+        loaded: list[dict] = []
+        for r in range(rounds):
+            order = [(alone, 0, 0), (loaded, slow_clients.IDLE, slow_clients.SLOWLORIS)]
+            for into, idle, slowloris in (order if r % 2 == 0 else order[::-1]):
+                into.append(slow_clients.measure(port, idle, slowloris, requests))
+        self.details["slow_clients"] = {"alone": alone, "loaded": loaded, "requests_per_round": requests}
 
     # (4) reset ---------------------------------------------------------------------------------------------
     RESETS = {"mockbench": ("POST", "/_bench/reset"), "WireMock": ("POST", "/__admin/reset"),

@@ -52,15 +52,22 @@ def header_summary(raw: bytes) -> dict[str, str]:
     return out
 
 
-@functools.lru_cache(maxsize=1024)
 def _decoded(name: str, value: str) -> str:
-    """A field's text as `policy.default` decodes it (`Message.get`, then str): a function of the name and
-    the raw value, kept for the values that come back (a sender's From, the X-MSS fields). A value that
-    parser cannot read (`Message-ID: <>`, `From: "`) is given unfolded, as it is: header_problems says why."""
+    """A field's text as `policy.default` decodes it (`Message.get`, then str). A value that parser cannot read
+    (`Message-ID: <>`, `From: "`) is given unfolded, as it is: header_problems says why."""
+    text, _ = _fetched(name, value)
+    return " ".join(value.split()) if text is None else text
+
+
+@functools.lru_cache(maxsize=1024)
+def _fetched(name: str, value: str) -> tuple[str | None, str | None]:
+    """(text, None) as `policy.default` decodes the field, or (None, why) when it cannot: a function of the
+    name and the raw value, kept for the values that come back (a sender's From, the X-MSS fields) and shared
+    by header_summary and header_problems, which read the same fields of the same mail."""
     try:
-        return str(policy.default.header_fetch_parse(name, value))
-    except Exception:   # the email package's structured parsers raise several unrelated classes
-        return " ".join(value.split())
+        return str(policy.default.header_fetch_parse(name, value)), None
+    except Exception as exc:   # the email package's structured parsers raise several unrelated classes
+        return None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def header_problems(raw: bytes) -> list[tuple[str, str]]:
@@ -73,10 +80,9 @@ def header_problems(raw: bytes) -> list[tuple[str, str]]:
     for name, value in headers.items():
         if name.lower() not in wanted:
             continue
-        try:
-            str(policy.default.header_fetch_parse(name, str(value)))
-        except Exception as exc:
-            problems.append((name, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__))
+        _, why = _fetched(name, str(value))
+        if why is not None:
+            problems.append((name, why))
     return problems
 
 

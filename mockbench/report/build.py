@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from ..world.message_lookup import by_message_id
 from ..world.store import Tx
 from ..world.summary import world_summary
 from .pretty import PrettyLimits, pretty_raw
@@ -179,11 +180,9 @@ def _detail(entry: dict, raw: str | bytes, source: str, limits: PrettyLimits) ->
 
 def _stored_mail(world: World, tx: Tx, message_id: str, size: int | None) -> bytes | None:
     """The whole message a mailbox kept, for a mail the journal truncated (same Message-ID and size)."""
-    rows = tx.conn.execute("SELECT id FROM messages WHERE ns = ? AND json_extract(data, '$.message_id') = ? "
-                           "LIMIT 5", (tx.ns, message_id)).fetchall()
-    for (message_id_,) in rows:
+    for stored in by_message_id(tx, message_id, limit=5):
         try:
-            raw = world.mss.raw(tx, message_id_)
+            raw = world.mss.raw(tx, stored["id"])
         except Exception:  # noqa: BLE001 - evidence falls back to the journal's copy
             continue
         if size is None or len(raw) == size:

@@ -21,9 +21,10 @@ from typing import Any
 from ..world import errors
 from ..world.clock import parse_duration, parse_time
 from ..world.dpi import set_dpi
+from ..world.message_lookup import by_message_id
 from ..world.model import Document
 from ..world.store import Tx
-from ..world.summary import world_summary
+from ..world.summary import first_ids, world_summary
 from ..world.world import World
 from .loader import Catalogue, Scenario
 from .seed import Seeder
@@ -76,7 +77,6 @@ class ScenarioEngine:
             tx.meta_set(TRACE_MARK, tx.meta_get("seq:trace", 0))
             tx.meta_set(TRANSITIONS, {t["id"]: {"fired": False, "count": 0, "fired_at": None, "error": None}
                                       for t in spec.get("transitions", [])})
-            tx.scratch.pop("rng", None)
             for rule in spec.get("faults", []):   # from/until count from the load, on the virtual clock
                 self.world.faults.set(tx, rule, cause="scenario")
             tx.meta_set(BEFORE, world_summary(self.world, tx))
@@ -101,20 +101,9 @@ class ScenarioEngine:
     def summary(self, tx: Tx) -> dict:
         """The loaded ids, each list cut at SUMMARY_IDS (a generated world: the control API pages them)."""
         state = self.loaded(tx) or {}
-
-        def ids(table: str, key: str) -> list[str]:
-            return [r[0] for r in tx.conn.execute(
-                f"SELECT {key} FROM {table} WHERE ns = ? ORDER BY {key} LIMIT {SUMMARY_IDS}", (tx.ns,))]
-
         return {
             "scenario": state.get("id"),
-            "structures": ids("structures", "id"),
-            "professionals": ids("professionals", "id"),
-            "patients": ids("patients", "id"),
-            "documents": [json.loads(r)["id"] for r in (row[0] for row in tx.conn.execute(
-                f"SELECT data FROM documents WHERE ns = ? AND current = 1 ORDER BY rowid LIMIT {SUMMARY_IDS}",
-                (tx.ns,)))],
-            "mailboxes": ids("mailboxes", "address"),
+            **first_ids(tx, SUMMARY_IDS),
             "transitions": [t["id"] for t in (state.get("spec") or {}).get("transitions", [])],
             "steps": [s["id"] for s in (state.get("spec") or {}).get("steps", [])],
         }
@@ -229,14 +218,14 @@ class ScenarioEngine:
     def _loaded_readonly(self, tx: Tx) -> dict | None:
         """`loaded(tx)` for the journal hook, which runs on every entry: the record is decoded again only when
         its stored text changed (another scenario, a reset, a restored snapshot). Callers must not modify it."""
-        row = tx.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (tx.ns, META)).fetchone()
-        if row is None:
+        text = tx.meta_text(META)
+        if text is None:
             return None
         cached = self._entry_cache
-        if cached is not None and cached[0] == tx.ns and cached[1] == row[0]:
+        if cached is not None and cached[0] == tx.ns and cached[1] == text:
             return cached[2]
-        state = json.loads(row[0])
-        self._entry_cache = (tx.ns, row[0], state)
+        state = json.loads(text)
+        self._entry_cache = (tx.ns, text, state)
         return state
 
     def _matches_after(self, tx: Tx, after: dict, entry: dict) -> bool:
@@ -365,11 +354,10 @@ class ScenarioEngine:
             headers = {k.lower(): str(v) for k, v in parsed.items()}
         else:
             message_id = entry.get("ref") or ""
-            row = tx.conn.execute("SELECT data FROM messages WHERE ns = ? AND json_extract(data, '$.message_id') = ?"
-                                  " LIMIT 1", (tx.ns, message_id)).fetchone() if message_id else None
-            if row is None:
+            stored = by_message_id(tx, message_id, limit=1)
+            if not stored:
                 return [problem("MAIL_ABSENT", message_id=message_id or None)]
-            headers = {k.lower(): v for k, v in (json.loads(row[0]).get("headers") or {}).items()}
+            headers = {k.lower(): v for k, v in (stored[0].get("headers") or {}).items()}
         return [problem("MAIL_HEADER", header=name, value=headers.get(name.lower()), wanted=value)
                 for name, value in want.get("headers", {}).items()
                 if (headers.get(name.lower()) or "").strip() != value]

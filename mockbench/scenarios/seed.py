@@ -70,8 +70,8 @@ class Seeder:
         self.rng = random.Random(seed)
         self._faker_seed = seed if seed is not None else self.rng.getrandbits(32)
         self._faker: Any = None
-        if seed is not None:
-            tx.scratch["rng"] = self.rng
+        # What draws the world's new ids (documents' unique ids and entryUUIDs): this rng when seeded
+        self.id_rng = self.rng if seed is not None else None
         # Identifiers drawn so far, by kind: a draw that repeats one (or one the store holds) is drawn again,
         # so that a world of 100,000 has no collision (RPPS have 10^8 values: a repeat is likely from about
         # 10,000 draws; FINESS 10^5 per department; addresses repeat with common names).
@@ -260,7 +260,7 @@ class Seeder:
         title = doc.get("title") or TYPE_TITLES.get(type_code, "Document")
         created = resolve_time(self.world, doc.get("created", "-1d"))
         structure = self.world.directory.structure(self.tx, author.structure) if author.structure else None
-        unique_id = self.world.new_oid(self.tx)
+        unique_id = self.world.new_oid(self.id_rng)
         content = minimal_cda(
             unique_id=unique_id, ins=patient.ins, ins_oid=patient.ins_oid, type_code=type_code, title=title,
             author_idnps=author.idnps, author_family=author.family_name, author_given=author.given_name,
@@ -283,9 +283,9 @@ class Seeder:
         meta, content = self.document_meta(patient_key, doc)
         actor = self.actor(by, patient_key) if by else self._author_actor(meta["author"])
         if doc.get("replaces"):
-            self.world.dmp.replace(self.tx, actor, patient_key, doc["replaces"], meta, content)
+            self.world.dmp.replace(self.tx, actor, patient_key, doc["replaces"], meta, content, rng=self.id_rng)
         else:
-            self.world.dmp.submit(self.tx, actor, patient_key, meta, content)
+            self.world.dmp.submit(self.tx, actor, patient_key, meta, content, rng=self.id_rng)
 
     # Actions ------------------------------------------------------------------------------------
     def actor(self, by: str | None, patient_key: str | None = None) -> Actor:

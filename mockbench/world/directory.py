@@ -33,6 +33,14 @@ class Directory:
     def __init__(self, world: World) -> None:
         self.world = world
 
+    def change_mark(self, tx: Tx) -> tuple[int | None, ...]:
+        """A value that changes whenever a professional, a structure or a mailbox is added or replaced: the
+        last rowid of each table, in every namespace (SQLite reads it off the end of the table, where COUNT(*)
+        scans: three of them cost a read by id 10 ms at 100,000 professionals). INSERT OR REPLACE gives a row
+        a new, larger rowid; a change elsewhere only costs its reader a rebuild."""
+        return tuple(tx.conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]
+                     for table in ("professionals", "structures", "mailboxes"))
+
     # Structures ---------------------------------------------------------------------------------
     def add_structure(self, tx: Tx, s: Structure, *, check_digits: bool = True) -> Structure:
         """`check_digits=False` admits a FINESS whose check digit is wrong, as some ANS examples carry (the

@@ -13,12 +13,16 @@ and visibility changes are new metadata versions (same lid, new entryUUID); MASQ
 cannot be combined while the DMP parameter is false; bris de glace needs direct authentication; in centre 15
 the authorization is not checked; masked documents are readable in those modes only if the patient allowed
 it. Consent held by the hospital (PAM.fr ZFA) is not checked by the DMP: going against it is a finding.
+
+Findings (what a door journals beside the operation, as advice) are declared values: an operation that may
+find something takes `findings`, a list its caller owns, and appends to it; the caller journals them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +52,12 @@ FIND_FILTERS = (
 )
 TIME_FILTERS = ("creation_time", "service_start", "service_stop")
 VISIBILITY_AUDIENCES = {"patient": INVISIBLE_PATIENT, "legal_representatives": INVISIBLE_REPRESENTANTS_LEGAUX}
+
+
+def _keep(sink: list[dict] | None, found: list[dict]) -> None:
+    """Hand an operation's findings to its caller's list (a caller that passes none does not journal them)."""
+    if sink is not None:
+        sink.extend(found)
 
 
 def sha1_hex(content: bytes) -> str:
@@ -263,7 +273,7 @@ class Dmp:
         patient.secret_connection = False
         self.world.directory.save_patient(tx, patient)
 
-    def note_connection(self, tx: Tx, actor: Actor, patient_key: str, *, secret: bool) -> None:
+    def note_connection(self, tx: Tx, actor: Actor, patient_key: str, *, secret: bool) -> list[dict]:
         """A professional's request on a patient's DMP, with or without a minor's secret connection.
 
         EX_0.1-1100 (DMP integration guide, as quoted in the ANS homologation tracker): the software lets the
@@ -271,56 +281,60 @@ class Dmp:
         that connection carries the VIHF confidentiality-code INVISIBLE_REPRESENTANTS_LEGAUX. The DMP has no
         web service to open or close one: the code on each request is the connection. The world keeps its
         state on the patient, read from the wire: on from the first professional request that carries the
-        code, off again (the care episode ended) from the first one that no longer does."""
+        code, off again (the care episode ended) from the first one that no longer does. Returns the
+        findings to journal with the request."""
         if actor.kind != "professional":
-            return
+            return []
         try:
             patient = self._patient(tx, patient_key)
         except errors.UnknownPatient:
-            return
+            return []
         if secret and not patient.minor:
-            tx.scratch.setdefault("findings", []).append(finding(
+            return [finding(
                 "DMP/EX_0.1-1100", f"the VIHF asks for a secret connection (confidentiality-code "
                 f"{INVISIBLE_REPRESENTANTS_LEGAUX}) but {patient.id} is not a minor: the code is ignored",
-                fr=f"le VIHF demande une connexion secrète (confidentiality-code {INVISIBLE_REPRESENTANTS_LEGAUX}) mais {patient.id} n'est pas mineur : le code est ignoré"))
-            return
+                fr=f"le VIHF demande une connexion secrète (confidentiality-code {INVISIBLE_REPRESENTANTS_LEGAUX}) mais {patient.id} n'est pas mineur : le code est ignoré")]
         if secret == patient.secret_connection:
             if secret:
-                tx.scratch.setdefault("findings", []).append(finding(
+                return [finding(
                     "DMP/EX_0.1-1100", f"{actor.label} acts in {patient.id}'s secret connection", "info",
-                    fr=f"{actor.label} agit dans la connexion secrète de {patient.id}"))
-            return
+                    fr=f"{actor.label} agit dans la connexion secrète de {patient.id}")]
+            return []
         patient.secret_connection = secret
         self.world.directory.save_patient(tx, patient)
-        tx.scratch.setdefault("findings", []).append(finding(
+        return [finding(
             "DMP/EX_0.1-1100",
             f"{actor.label} opens a secret connection with {patient.id}, a minor: the documents fed in it must be "
             f"invisible to the legal representatives (EX_2.1-1050)" if secret else
             f"{actor.label} acts on {patient.id}'s DMP without the secret connection's confidentiality-code: the "
             "secret connection is over (end of the care episode)", "info",
-            fr=f"{actor.label} ouvre une connexion secrète avec {patient.id}, mineur : les documents qui y sont alimentés doivent être invisibles aux représentants légaux (EX_2.1-1050)" if secret else f"{actor.label} agit sur le DMP de {patient.id} sans le confidentiality-code de la connexion secrète : la connexion secrète est terminée (fin de l'épisode de soins)"))
+            fr=f"{actor.label} ouvre une connexion secrète avec {patient.id}, mineur : les documents qui y sont alimentés doivent être invisibles aux représentants légaux (EX_2.1-1050)" if secret else f"{actor.label} agit sur le DMP de {patient.id} sans le confidentiality-code de la connexion secrète : la connexion secrète est terminée (fin de l'épisode de soins)")]
 
-    def _secret_feeding_findings(self, tx: Tx, actor: Actor, patient: Patient, doc: Document) -> None:
+    @staticmethod
+    def _secret_feeding_findings(actor: Actor, patient: Patient, doc: Document) -> list[dict]:
         """EX_2.1-1050: in a minor's secret connection, only documents invisible to the legal representatives
         may be fed. Whether the real DMP refuses the others is not public: the bench feeds and reports."""
         if (actor.kind == "professional" and patient.minor and patient.secret_connection
                 and INVISIBLE_REPRESENTANTS_LEGAUX not in doc.confidentiality):
-            tx.scratch.setdefault("findings", []).append(finding(
+            return [finding(
                 "DMP/EX_2.1-1050", f"document {doc.unique_id} is fed in {patient.id}'s secret connection without "
                 f"{INVISIBLE_REPRESENTANTS_LEGAUX}: in a secret connection only documents invisible to the legal "
                 "representatives may be fed", "error",
-                fr=f"le document {doc.unique_id} est alimenté dans la connexion secrète de {patient.id} sans {INVISIBLE_REPRESENTANTS_LEGAUX} : dans une connexion secrète, seuls des documents invisibles aux représentants légaux peuvent être alimentés"))
+                fr=f"le document {doc.unique_id} est alimenté dans la connexion secrète de {patient.id} sans {INVISIBLE_REPRESENTANTS_LEGAUX} : dans une connexion secrète, seuls des documents invisibles aux représentants légaux peuvent être alimentés")]
+        return []
 
     # Feeding ------------------------------------------------------------------------------------
     def submit(self, tx: Tx, actor: Actor, patient_key: str, meta: dict, content: bytes, *,
-               cause: str | None = None) -> Document:
+               cause: str | None = None, findings: list[dict] | None = None,
+               rng: random.Random | None = None) -> Document:
         """TD2.1: feed a new document. No access authorization is needed (transaction_td02.md NB2: they
-        are used only for consultation); a blocked professional is still refused (NB1)."""
+        are used only for consultation); a blocked professional is still refused (NB1). `rng` draws the new
+        ids (a seeded scenario: the same on every run)."""
         patient = self._patient(tx, patient_key)
         self.check_access(tx, actor, patient, consultation=False)
-        self._consent_findings(tx, patient, feeding=True)
-        doc = self._new_document(tx, actor, patient, meta, content)
-        self._secret_feeding_findings(tx, actor, patient, doc)
+        _keep(findings, self._consent_findings(patient, feeding=True))
+        doc = self._new_document(tx, actor, patient, meta, content, rng=rng)
+        _keep(findings, self._secret_feeding_findings(actor, patient, doc))
         self._store_new(tx, doc, content)
         self._trace(tx, actor, patient, "alimentation", doc.unique_id)
         if set(VISIBILITY_AUDIENCES.values()) & set(doc.confidentiality):
@@ -329,7 +343,8 @@ class Dmp:
         return doc
 
     def replace(self, tx: Tx, actor: Actor, patient_key: str, target: str, meta: dict, content: bytes, *,
-                cause: str | None = None) -> Document:
+                cause: str | None = None, findings: list[dict] | None = None,
+                rng: random.Random | None = None) -> Document:
         """TD2.1 with an RPLC association: a new version that deprecates `target`. Like feeding, it needs no
         access authorization (transaction_td02.md NB2); the author or the author's structure replaces."""
         patient = self._patient(tx, patient_key)
@@ -337,10 +352,10 @@ class Dmp:
         old = self.current(tx, target, patient)
         self._require_current_approved(old)
         self._require_modifier(tx, actor, old)
-        self._consent_findings(tx, patient, feeding=True)
-        doc = self._new_document(tx, actor, patient, meta, content, replaces=old)
-        self._versioning_findings(tx, old, doc)
-        self._secret_feeding_findings(tx, actor, patient, doc)
+        _keep(findings, self._consent_findings(patient, feeding=True))
+        doc = self._new_document(tx, actor, patient, meta, content, replaces=old, rng=rng)
+        _keep(findings, self._versioning_findings(old, doc))
+        _keep(findings, self._secret_feeding_findings(actor, patient, doc))
         old.status, old.replaced_by = "deprecated", doc.unique_id
         self._save(tx, old)
         self._store_new(tx, doc, content)
@@ -352,7 +367,7 @@ class Dmp:
         return doc
 
     def _new_document(self, tx: Tx, actor: Actor, patient: Patient, meta: dict, content: bytes, *,
-                      replaces: Document | None = None) -> Document:
+                      replaces: Document | None = None, rng: random.Random | None = None) -> Document:
         meta = dict(meta)
         unknown = set(meta) - set(Document.__dataclass_fields__)
         if unknown:
@@ -371,10 +386,10 @@ class Dmp:
             raise errors.HashMismatch(f"the metadata says hash {meta['hash']}, the content's SHA-1 is {digest}")
         if meta.get("size") not in (None, "", 0) and int(meta["size"]) != size:
             raise errors.SizeMismatch(f"the metadata says size {meta['size']}, the content has {size} bytes")
-        unique_id = meta.get("unique_id") or self.world.new_oid(tx)
+        unique_id = meta.get("unique_id") or self.world.new_oid(rng)
         if tx.get("documents", unique_id=unique_id):
             raise errors.DuplicateIdentifier(f"a document with unique id {unique_id} is already in the DMP")
-        entry_uuid = self.world.new_uuid(tx)
+        entry_uuid = self.world.new_uuid(rng)
         now = self.world.clock.now_iso()
         author = meta.get("author") or (actor.id if actor.kind == "professional" else "")
         author_structure = meta.get("author_structure") or (actor.structure if actor.kind == "professional" else "")
@@ -492,7 +507,7 @@ class Dmp:
         old.current, old.status = False, "deprecated"
         self._save(tx, old)
         doc.version += 1
-        doc.entry_uuid = self.world.new_uuid(tx)
+        doc.entry_uuid = self.world.new_uuid()
         doc.confidentiality = codes or ["N"]
         doc.current = True
         self._save(tx, doc)
@@ -503,12 +518,12 @@ class Dmp:
 
     # Reading ------------------------------------------------------------------------------------
     def find(self, tx: Tx, actor: Actor, patient_key: str, *, statuses: Iterable[str] = ("approved",),
-             trace: bool = True, **filters: Any) -> list[Document]:
+             trace: bool = True, findings: list[dict] | None = None, **filters: Any) -> list[Document]:
         """TD3.1: what this actor may see, honouring status filters, masking, visibility, authorization,
         DMP state and access mode. A deleted document is never returned."""
         patient = self._patient(tx, patient_key)
         self.check_access(tx, actor, patient)
-        self._consent_findings(tx, patient, feeding=False)
+        _keep(findings, self._consent_findings(patient, feeding=False))
         statuses = set(statuses)
         unknown_statuses = statuses - set(DOCUMENT_STATUSES)
         if unknown_statuses:
@@ -531,8 +546,8 @@ class Dmp:
             self._trace(tx, actor, patient, "consultation")
         return found
 
-    def get(self, tx: Tx, actor: Actor, patient_key: str, keys: Iterable[str], *, trace: bool = True
-            ) -> list[Document]:
+    def get(self, tx: Tx, actor: Actor, patient_key: str, keys: Iterable[str], *, trace: bool = True,
+            findings: list[dict] | None = None) -> list[Document]:
         """TD3.1b (GetDocuments): the documents named by unique id or entryUUID (of any metadata version)
         that this actor may see. Deleted, masked or invisible ones are left out, as find leaves them out.
 
@@ -545,7 +560,7 @@ class Dmp:
         consults = self.may_consult(tx, actor, patient)
         if not consults:
             self.check_access(tx, actor, patient, consultation=False)   # raises the refusal that applies
-        self._consent_findings(tx, patient, feeding=False)   # a consultation too (the advisor's DMP/CONSENT)
+        _keep(findings, self._consent_findings(patient, feeding=False))   # a consultation too (DMP/CONSENT)
         wanted = set(keys)
         found = [doc for doc in self.documents(tx, patient.id, history=True)
                  if ((doc.unique_id in wanted and doc.current) or doc.entry_uuid in wanted)
@@ -555,7 +570,8 @@ class Dmp:
             self._trace(tx, actor, patient, "consultation")
         return [doc for doc in found if self._hidden_from(actor, patient, doc) is None]
 
-    def read(self, tx: Tx, actor: Actor, unique_id: str, *, patient_key: str | None = None) -> tuple[Document, bytes]:
+    def read(self, tx: Tx, actor: Actor, unique_id: str, *, patient_key: str | None = None,
+             findings: list[dict] | None = None) -> tuple[Document, bytes]:
         """TD3.2: a document's bytes, as fed."""
         row = tx.get("documents", unique_id=unique_id, current=1)
         if row is None:
@@ -568,7 +584,7 @@ class Dmp:
         hidden = self._hidden_from(actor, patient, doc)
         if hidden is not None:
             raise hidden
-        self._consent_findings(tx, patient, feeding=False)
+        _keep(findings, self._consent_findings(patient, feeding=False))
         self._trace(tx, actor, patient, "telechargement", doc.unique_id)
         return doc, self.content(tx, doc.unique_id)
 
@@ -660,29 +676,32 @@ class Dmp:
                 f"{what} needs direct authentication: Authentification_Mode INDIRECTE cannot use TD3.3a/b "
                 "(def-proc-collab.md); send a new version of the document (RPLC) instead")
 
-    def _consent_findings(self, tx: Tx, patient: Patient, *, feeding: bool) -> None:
+    @staticmethod
+    def _consent_findings(patient: Patient, *, feeding: bool) -> list[dict]:
         consent = patient.consent or {}
+        found = []
         if feeding and consent.get("feeding_opposition") == "IO":
-            tx.scratch.setdefault("findings", []).append(finding(
+            found.append(finding(
                 "DMP/CONSENT", f"{patient.id} opposed feeding the DMP (ZFA-9 IO); the DMP does not check it",
                 fr=f"{patient.id} s'est opposé à l'alimentation du DMP (ZFA-9 IO) ; le DMP ne le vérifie pas"))
         if not feeding and consent.get("consultation") == "INC":
-            tx.scratch.setdefault("findings", []).append(finding(
+            found.append(finding(
                 "DMP/CONSENT", f"{patient.id} did not consent to consultation (ZFA-11 INC); the DMP does not "
                 "check it",
                 fr=f"{patient.id} n'a pas consenti à la consultation (ZFA-11 INC) ; le DMP ne le vérifie pas"))
+        return found
 
     @staticmethod
-    def _versioning_findings(tx: Tx, old: Document, new: Document) -> None:
+    def _versioning_findings(old: Document, new: Document) -> list[dict]:
         """A new version whose content is byte-identical to the one it replaces only changes attributes:
         the DMP keeps attribute changes as metadata versions of the same document (TD3.3a masking, TD3.3b
         visibility), not as a new document replacing it (the seed's versioning requirement)."""
         if not old.hash or old.hash != new.hash:
-            return
+            return []
         changed = [name for name in ("confidentiality", "title", "type_code", "class_code", "practice_setting",
                                      "facility_type", "author", "creation_time")
                    if getattr(old, name) != getattr(new, name)]
-        tx.scratch.setdefault("findings", []).append(finding(
+        return [finding(
             "DMP/VERSIONING",
             f"document {new.unique_id} replaces {old.unique_id} with the same content (SHA-1 {new.hash}): a new "
             "version only to change an attribute"
@@ -690,7 +709,7 @@ class Dmp:
             + "; change confidentiality by a metadata update instead (TD3.3a to mask or unmask to "
             "professionals, TD3.3b to make visible to the patient or legal representatives), and send a new "
             "version only when the content changes",
-            fr=f"le document {new.unique_id} remplace {old.unique_id} avec le même contenu (SHA-1 {new.hash}) : une nouvelle version uniquement pour changer un attribut" + (f" ({', '.join(changed)})" if changed else "") + " ; changez la confidentialité par une mise à jour des métadonnées (TD3.3a pour masquer ou démasquer aux professionnels, TD3.3b pour rendre visible au patient ou aux représentants légaux), et n'envoyez une nouvelle version que si le contenu change"))
+            fr=f"le document {new.unique_id} remplace {old.unique_id} avec le même contenu (SHA-1 {new.hash}) : une nouvelle version uniquement pour changer un attribut" + (f" ({', '.join(changed)})" if changed else "") + " ; changez la confidentialité par une mise à jour des métadonnées (TD3.3a pour masquer ou démasquer aux professionnels, TD3.3b pour rendre visible au patient ou aux représentants légaux), et n'envoyez une nouvelle version que si le contenu change")]
 
     def _trace(self, tx: Tx, actor: Actor, patient: Patient, action: str, document: str | None = None) -> None:
         trace = Trace(seq=tx.next_seq("trace"), time=self.world.clock.now_iso(), patient=patient.id,

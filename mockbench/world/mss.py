@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,8 @@ BEHAVIOURS = ("integrate", "fail_integration", "bounce", "ignore")
 DEFAULT_BOUNCE = "550^5.1.1 mailbox unavailable"   # a bounce's DSN unless the behaviour's error says otherwise
 PENDING = "mss:pending"   # store meta: MDNs waiting for their correspondent's read_after delay
 INBOX = "INBOX"
+UIDVALIDITY = "imap-uidvalidity:"   # store meta: a folder's UIDVALIDITY (IMAP SELECT, STATUS, UIDPLUS)
+SEQ = "seq:"               # Tx.next_seq's meta prefix: a folder's UID counter (uid_counter)
 FOLDERS = "mss-folders:"  # store meta: the folders a mailbox's reader created (IMAP CREATE), besides INBOX
 MAX_FOLDERS = 200
 MAX_FOLDER_NAME = 200
@@ -52,6 +55,7 @@ def is_mssante(address: str) -> bool:
 
 # MSS/CONF.01: only applicative mailboxes use a client certificate, and they should use it.
 CERT_TYPES = ("APP",)
+TOKEN_TYPES = ("PER", "ORG")    # DOMAIN.md section 3: personal and organisational mailboxes use a PSC token
 
 
 def app_mailbox_by_password(box_type: str, address: str, *, done: str, done_fr: str, opens: str, opens_fr: str,
@@ -75,6 +79,32 @@ class Mss:
         # The earliest pending answer's time, cached so that the tick hook costs nothing when none waits;
         # set after the commit that changed the pending list (reload() re-reads it after a restore).
         self._next_due: float | None = None
+
+    # Who opens a mailbox (MSS/CONF.01, DOMAIN.md section 3), for both mail doors ------------------------
+    @staticmethod
+    def token_type_refusal(box: Mailbox) -> tuple[str, str] | None:
+        """(code, reason) when the mailbox's type does not open with an access token (an APP mailbox uses its
+        client certificate, MSS/CONF.01), else None."""
+        if box.type not in TOKEN_TYPES:
+            return ("AUTH_MECHANISM_REFUSED", f"token authentication is for PER and ORG mailboxes; {box.address} "
+                    f"is {box.type} (MSS/CONF.01: applicative mailboxes use a client certificate)")
+        return None
+
+    def token_refusal(self, tx: Tx, box: Mailbox, professional: str) -> tuple[str, str] | None:
+        """Why the access token's professional may not open the mailbox ((code, reason)), or None when it may:
+        a PER mailbox, its owner; an ORG mailbox, its structure's members; never an APP mailbox."""
+        refused = self.token_type_refusal(box)
+        if refused is not None:
+            return refused
+        if box.type == "PER" and box.owner != professional:
+            return ("TOKEN_NOT_OWNER", f"the token's professional {professional or '(none)'} does not own "
+                    f"{box.address}")
+        if box.type == "ORG":
+            structure = self.world.directory.professional(tx, professional).structure if professional else ""
+            if not structure or structure != box.owner:
+                return ("TOKEN_NOT_MEMBER", f"the token's professional {professional or '(none)'} does not work "
+                        f"in {box.owner or '(no structure)'}, which owns {box.address}")
+        return None
 
     # Addresses ----------------------------------------------------------------------------------
     def mailbox_for(self, tx: Tx, address: str) -> Mailbox:
@@ -313,6 +343,22 @@ class Mss:
                 (tx.ns, box.address, *chunk, folder)).fetchall()
             found.extend(Message.from_dict(json.loads(r[0])) for r in rows)
         return sorted(found, key=lambda m: m.uid)
+
+    # UIDs (RFC 3501 2.3.1.1) ---------------------------------------------------------------------------
+    def uid_validity(self, tx: Tx, address: str, folder: str = INBOX) -> int:
+        """A folder's UIDVALIDITY: constant until the world is reset (a reset restarts the UIDs, so it must
+        change), the time it was first asked for."""
+        key = UIDVALIDITY + address + ("" if folder == INBOX else "/" + folder)
+        value = tx.meta_get(key)
+        if value is None:
+            value = max(1, int(time.time()) & 0x7FFFFFFF)
+            tx.meta_set(key, value)
+        return int(value)
+
+    def uid_next(self, tx: Tx, address: str, folder: str, messages: list[Message]) -> int:
+        """The UID the folder's next message will get (UIDNEXT), given its present `messages`."""
+        counter = int(tx.meta_get(SEQ + uid_counter(address, folder), 0) or 0)
+        return max([counter, *(m.uid for m in messages)]) + 1
 
     # Folders (IMAP CREATE / DELETE / COPY / MOVE / APPEND) ---------------------------------------------
     def folders(self, tx: Tx, address: str) -> list[str]:

@@ -24,7 +24,6 @@ episode, and the next commit that succeeds ends the episode.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -34,6 +33,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from . import jsontext
 
 # 1: the tables below without `outbox` (mockbench 0.1.0). 2: `outbox`, the PFI's durable outbound queue.
 # 3: `namespaces`, which generation of rows each namespace reads (a reset switches generation: see `clear`).
@@ -93,6 +94,7 @@ WAL_LIMIT_PAGES = 10_000   # the writer checkpoints by itself past this WAL size
 CHECKPOINTER_IDLE = 5.0    # seconds without work before the checkpoint thread ends (started again on demand)
 # Kept by reset: the bench's own infrastructure (signing keys), not the world's content.
 KEEP_ON_RESET = {"meta": "key LIKE 'keep:%'"}
+ROWS_KEPT = 64             # a query answering more rows is not kept by the transaction's cache (Tx._rows)
 READERS_KEPT = 8           # idle read connections kept open for the next read
 
 
@@ -155,9 +157,9 @@ class Tx:
         self.name = name or ns    # the namespace as callers name it
         self._after_commit: list[Callable[[], None]] = []
         self._before_commit: list[Callable[[], None]] = []
-        self.scratch: dict[str, Any] = {}  # per-transaction memo for the world's services
         self._savepoints = 0
         self.written = 0   # bytes of data put, to tell when a checkpoint is due
+        self._rows_init()
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         self._after_commit.append(fn)
@@ -178,6 +180,7 @@ class Tx:
         except BaseException:
             self.conn.execute(f"ROLLBACK TO {name}")
             self.conn.execute(f"RELEASE {name}")
+            self._rows_forget()
             del self._after_commit[pending:]
             del self._before_commit[before:]
             raise
@@ -185,18 +188,22 @@ class Tx:
             self.conn.execute(f"RELEASE {name}")
 
     # Generic row access -------------------------------------------------------------------------
-    def put(self, table: str, data: dict, **keys: Any) -> None:
+    def put(self, table: str, data: dict | bytes, **keys: Any) -> None:
         cols = TABLES[table]
         values = [keys.get(c) for c in cols]
-        blob = data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        blob = data if isinstance(data, bytes) else jsontext.dumps(data)
         self.written += len(blob)
+        self._rows_check()
         self.conn.execute(_INSERT[table], [self.ns, *values, blob])
+        self._rows_wrote(table)
 
     def put_json(self, table: str, text: str, **keys: Any) -> None:
         """`put` of a row whose JSON the caller already wrote (the journal: see journal.entry_json)."""
         cols = TABLES[table]
         self.written += len(text)
+        self._rows_check()
         self.conn.execute(_INSERT[table], [self.ns, *[keys.get(c) for c in cols], text])
+        self._rows_wrote(table)
 
     def get(self, table: str, **where: Any) -> dict | None:
         rows = self.select(table, limit=1, **where)
@@ -204,18 +211,26 @@ class Tx:
 
     def select(self, table: str, *, order: str | None = None, limit: int | None = None, offset: int = 0,
                **where: Any) -> list[dict]:
-        sql, params = self._where(table, where)
-        if order:
-            sql += f" ORDER BY {order}"
-        if limit is not None or offset:
-            sql += f" LIMIT {-1 if limit is None else int(limit)}"
-        if offset:
-            sql += f" OFFSET {int(offset)}"
-        return [self._load(r[0]) for r in self.conn.execute(f"SELECT data FROM {table}{sql}", params)]
+        key = (self.ns, order, limit, offset, *where.items())
+        texts = self._rows_cached(table, key)
+        if texts is None:
+            sql, params = self._where(table, where)
+            if order:
+                sql += f" ORDER BY {order}"
+            if limit is not None or offset:
+                sql += f" LIMIT {-1 if limit is None else int(limit)}"
+            if offset:
+                sql += f" OFFSET {int(offset)}"
+            texts = [r[0] for r in self.conn.execute(f"SELECT data FROM {table}{sql}", params)]
+            self._rows_keep(table, key, texts)
+        return [self._load(text) for text in texts]
 
     def delete(self, table: str, **where: Any) -> int:
         sql, params = self._where(table, where)
-        return self.conn.execute(f"DELETE FROM {table}{sql}", params).rowcount
+        self._rows_check()
+        count = self.conn.execute(f"DELETE FROM {table}{sql}", params).rowcount
+        self._rows_wrote(table)
+        return count
 
     def count(self, table: str, **where: Any) -> int:
         sql, params = self._where(table, where)
@@ -238,12 +253,53 @@ class Tx:
 
     @staticmethod
     def _load(raw: Any) -> dict:
-        return json.loads(raw)
+        return jsontext.loads(raw)
+
+    # The transaction's cache of rows read (issue 21 point 1) ----------------------------------------
+    # `select` (and so `get`) keeps the JSON text of the rows it read, per table and query, for the rest of the
+    # transaction: a TD3.1 read the same patient row five times. Each call still decodes the text afresh, so
+    # a caller that changes the dict it got changes nothing else. A write through `put`, `put_json` or
+    # `delete` forgets its table's queries; any other write (SQL on `tx.conn`) is seen by the connection's
+    # total_changes moving, and forgets them all; so does a savepoint rolled back. Rows (`Tx`) live for one
+    # transaction, on one thread.
+    def _rows_init(self) -> None:
+        self._rows: dict[str, dict[tuple, list]] = {}
+        self._rows_mark = self.conn.total_changes
+
+    def _rows_check(self) -> None:
+        """Forget everything if a write went around this class since the last look."""
+        changes = self.conn.total_changes
+        if changes != self._rows_mark:
+            self._rows.clear()
+            self._rows_mark = changes
+
+    def _rows_cached(self, table: str, key: tuple) -> list | None:
+        self._rows_check()
+        queries = self._rows.get(table)
+        return None if queries is None else queries.get(key)
+
+    def _rows_keep(self, table: str, key: tuple, texts: list) -> None:
+        if len(texts) <= ROWS_KEPT:
+            self._rows.setdefault(table, {})[key] = texts
+
+    def _rows_wrote(self, table: str) -> None:
+        """A write to `table` through this class (after `_rows_check`): only its queries are forgotten."""
+        self._rows.pop(table, None)
+        self._rows_mark = self.conn.total_changes
+
+    def _rows_forget(self) -> None:
+        self._rows.clear()
+        self._rows_mark = self.conn.total_changes
 
     # Small key/value area -----------------------------------------------------------------------
     def meta_get(self, key: str, default: Any = None) -> Any:
         row = self.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
-        return default if row is None else json.loads(row[0])
+        return default if row is None else jsontext.loads(row[0])
+
+    def meta_text(self, key: str) -> str | None:
+        """A meta value's stored JSON text, undecoded (a caller that caches the decoded value by its text)."""
+        row = self.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
+        return None if row is None else str(row[0])
 
     def meta_set(self, key: str, value: Any) -> None:
         self.put("meta", value, key=key)
@@ -460,7 +516,7 @@ class Store:
         tx.conn.execute("INSERT OR REPLACE INTO namespaces (physical, name, live) VALUES (?, ?, 0)", (old, tx.name))
         tx.conn.execute("INSERT INTO namespaces (physical, name, live) VALUES (?, ?, 1)", (new, tx.name))
         tx.ns = new
-        tx.scratch.clear()   # memos of the old generation's rows
+        tx._rows_forget()   # cached rows of the old generation
 
     def copy_namespace(self, tx: Tx, source: str, target: str) -> None:
         """Replace the world in `target` by a copy of `source` (snapshot). What a reset keeps (signing keys)

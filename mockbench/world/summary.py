@@ -8,6 +8,7 @@ the record nor the report: what is left out is counted.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,25 @@ class SummaryLimits:
     documents: int = 50               # documents listed per patient
     versions: int = 20                # metadata versions listed per document
     mailboxes: int = 100
+
+
+def first_ids(tx: Tx, limit: int) -> dict[str, list[str]]:
+    """The first `limit` ids of each kind of thing in the world (structures, professionals, patients by id;
+    current documents in the order fed, by scenario id; mailboxes by address): what a loaded scenario made."""
+
+    def ids(table: str, key: str) -> list[str]:
+        return [r[0] for r in tx.conn.execute(
+            f"SELECT {key} FROM {table} WHERE ns = ? ORDER BY {key} LIMIT {int(limit)}", (tx.ns,))]
+
+    return {
+        "structures": ids("structures", "id"),
+        "professionals": ids("professionals", "id"),
+        "patients": ids("patients", "id"),
+        "documents": [json.loads(r)["id"] for r in (row[0] for row in tx.conn.execute(
+            f"SELECT data FROM documents WHERE ns = ? AND current = 1 ORDER BY rowid LIMIT {int(limit)}",
+            (tx.ns,)))],
+        "mailboxes": ids("mailboxes", "address"),
+    }
 
 
 def world_summary(world: World, tx: Tx, limits: SummaryLimits | None = None) -> dict:

@@ -115,6 +115,24 @@ class Tokens:
                     tx.put("tokens", other, token_hash=other_hash, kind="access")
         return True
 
+    def revoke_hash(self, tx: Tx, token_hash: str) -> None:
+        """Revoke the access or refresh token stored under `token_hash` (an OIDC code reused: the tokens
+        issued with it), if it is one and still valid."""
+        row = tx.get("tokens", token_hash=token_hash)
+        if row is not None and row.get("kind") in ("access", "refresh") and not row["revoked"]:
+            row["revoked"] = True
+            tx.put("tokens", row, token_hash=token_hash, kind=row["kind"])
+
+    def revoke_session(self, tx: Tx, issuer: str, sid: str) -> None:
+        """OIDC RP-Initiated Logout: revoke every access and refresh token that `issuer` (an OIDC profile's
+        name) issued in the session `sid`."""
+        rows = tx.conn.execute("SELECT token_hash, data FROM tokens WHERE ns = ? AND kind IN ('access', 'refresh')",
+                               (tx.ns,)).fetchall()
+        for token_hash, raw in rows:
+            data = json.loads(raw).get("data", {})
+            if data.get("sid") == sid and data.get("issuer") == issuer:
+                self.revoke_hash(tx, token_hash)
+
     def introspect(self, tx: Tx, token: str) -> dict[str, Any]:
         """RFC 7662 shape: {"active": false} for anything not valid now."""
         for kind in ("access", "refresh"):

@@ -82,16 +82,13 @@ class World:
         for hook in list(self.tick_hooks):
             hook(tx)
 
-    # Identifiers: seeded while a scenario seeds the world (same ids every run), random otherwise.
-    def _rng(self, tx: Tx) -> random.Random | None:
-        return tx.scratch.get("rng")
-
-    def new_uuid(self, tx: Tx) -> str:
-        rng = self._rng(tx)
+    # Identifiers: drawn from `rng` while a scenario seeds the world (same ids every run), random otherwise.
+    @staticmethod
+    def new_uuid(rng: random.Random | None = None) -> str:
         value = uuid.UUID(int=rng.getrandbits(128), version=4) if rng else uuid.uuid4()
         return f"urn:uuid:{value}"
 
-    def new_oid(self, tx: Tx) -> str:
-        rng = self._rng(tx)
+    @staticmethod
+    def new_oid(rng: random.Random | None = None) -> str:
         value = uuid.UUID(int=rng.getrandbits(128), version=4) if rng else uuid.uuid4()
         return f"2.25.{value.int}"

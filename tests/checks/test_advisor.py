@@ -25,32 +25,36 @@ def idnps(cast, name: str) -> str:
 
 def dmp(cast, operation: str, actor, call=None, *, patient: str = "alice", document: str | None = None) -> dict:
     """One DMP exchange as the DMP door journals it: the world call, then the entry (verdict, code, the findings
-    the world left in the transaction) in the same transaction."""
+    the world operation returned through `found`) in the same transaction."""
     with cast.tx() as tx:
         verdict, code, result = "accepted", None, None
+        found: list[dict] = []
         try:
-            result = call(tx) if call else None
+            result = call(tx, found) if call else None
         except errors.WorldError as exc:
             verdict, code = "refused", exc.code
         if document is None and result is not None and hasattr(result, "unique_id"):
             document = result.unique_id
         return cast.world.journal.append(tx, "dmp", operation, actor=idnps(cast, actor.id), patient=patient,
                                          document=document, verdict=verdict, code=code,
-                                         findings=tx.scratch.pop("findings", []))
+                                         findings=found)
 
 
 def feed(cast, actor=None, **meta) -> dict:
     actor = actor or cast.author
-    return dmp(cast, "TD2.1", actor, lambda tx: cast.world.dmp.submit(tx, actor, "alice", {**META, **meta}, b"cr"))
+    return dmp(cast, "TD2.1", actor, lambda tx, found: cast.world.dmp.submit(tx, actor, "alice", {**META, **meta}, b"cr",
+                                                                                   findings=found))
 
 
 def search(cast, actor=None, patient: str = "alice") -> dict:
     actor = actor or cast.author
-    return dmp(cast, "TD3.1", actor, lambda tx: cast.world.dmp.find(tx, actor, patient), patient=patient)
+    return dmp(cast, "TD3.1", actor, lambda tx, found: cast.world.dmp.find(tx, actor, patient, findings=found),
+               patient=patient)
 
 
 def read(cast, actor, unique_id: str) -> dict:
-    return dmp(cast, "TD3.2", actor, lambda tx: cast.world.dmp.read(tx, actor, unique_id, patient_key="alice"),
+    return dmp(cast, "TD3.2", actor, lambda tx, found: cast.world.dmp.read(tx, actor, unique_id, patient_key="alice",
+                                                                              findings=found),
                document=unique_id)
 
 
@@ -127,7 +131,7 @@ def test_searches_spread_out_are_no_storm(cast):
 
 def test_reading_a_deleted_document(cast):
     uid = feed(cast)["document"]
-    dmp(cast, "TD3.3c", cast.author, lambda tx: cast.world.dmp.delete(tx, cast.author, uid, patient_key="alice"))
+    dmp(cast, "TD3.3c", cast.author, lambda tx, found: cast.world.dmp.delete(tx, cast.author, uid, patient_key="alice"))
     wait(cast, 60)
     entry = read(cast, cast.colleague, uid)
     assert entry["verdict"] == "refused" and entry["code"] == "DOCUMENT_DELETED"
@@ -137,7 +141,7 @@ def test_reading_a_deleted_document(cast):
 
 def test_reading_a_masked_document(cast):
     uid = feed(cast)["document"]
-    dmp(cast, "TD3.3a", cast.author, lambda tx: cast.world.dmp.set_masked(tx, cast.author, uid, True,
+    dmp(cast, "TD3.3a", cast.author, lambda tx, found: cast.world.dmp.set_masked(tx, cast.author, uid, True,
                                                                             patient_key="alice"))
     refused = read(cast, cast.colleague, uid)
     assert refused["code"] == "DOCUMENT_MASKED" and rules_of(refused) == ["DMP/TD3.3c"]
@@ -151,8 +155,8 @@ def test_reading_a_masked_document(cast):
 def test_reading_a_current_document_and_a_replaced_one(cast):
     uid = feed(cast)["document"]
     assert rules_of(read(cast, cast.colleague, uid)) == []
-    new = dmp(cast, "TD2.1", cast.author, lambda tx: cast.world.dmp.replace(tx, cast.author, "alice", uid, dict(META),
-                                                                            b"v2"))
+    new = dmp(cast, "TD2.1", cast.author, lambda tx, found: cast.world.dmp.replace(tx, cast.author, "alice", uid, dict(META),
+                                                                                   b"v2", findings=found))
     old = read(cast, cast.colleague, uid)
     assert old["verdict"] == "accepted"
     assert [(f["rule"], f["severity"]) for f in old["findings"]] == [("DMP/TD3.3c", "info")]
@@ -166,7 +170,8 @@ def test_consultation_against_consent_on_every_route(cast):
     cast.update_patient(consent={"consultation": "INC", "feeding_opposition": "NA"})
     wait(cast, 60)
     found = search(cast)
-    got = dmp(cast, "TD3.1b", cast.author, lambda tx: cast.world.dmp.get(tx, cast.author, "alice", [uid]))
+    got = dmp(cast, "TD3.1b", cast.author, lambda tx, found: cast.world.dmp.get(tx, cast.author, "alice", [uid],
+                                                                                          findings=found))
     read_ = read(cast, cast.author, uid)
     assert [rules_of(e) for e in (found, got, read_)] == [["DMP/CONSENT"]] * 3
     (group,) = all_findings(cast, "DMP/CONSENT")
@@ -265,13 +270,13 @@ def test_every_action_traced_gives_the_summary(cast):
     invisible = feed(cast, confidentiality=["INVISIBLE_PATIENT"])["document"]
     search(cast)
     read(cast, cast.colleague, visible)
-    dmp(cast, "TD3.3a", cast.author, lambda tx: cast.world.dmp.set_masked(tx, cast.author, visible, True,
+    dmp(cast, "TD3.3a", cast.author, lambda tx, found: cast.world.dmp.set_masked(tx, cast.author, visible, True,
                                                                             patient_key="alice"))
-    dmp(cast, "TD3.3b", cast.author, lambda tx: cast.world.dmp.make_visible(tx, cast.author, invisible, "patient",
+    dmp(cast, "TD3.3b", cast.author, lambda tx, found: cast.world.dmp.make_visible(tx, cast.author, invisible, "patient",
                                                                             patient_key="alice"))
-    dmp(cast, "TD3.3d", cast.author, lambda tx: cast.world.dmp.archive(tx, cast.author, invisible,
+    dmp(cast, "TD3.3d", cast.author, lambda tx, found: cast.world.dmp.archive(tx, cast.author, invisible,
                                                                          patient_key="alice"))
-    dmp(cast, "TD3.3c", cast.author, lambda tx: cast.world.dmp.delete(tx, cast.author, visible, patient_key="alice"))
+    dmp(cast, "TD3.3c", cast.author, lambda tx, found: cast.world.dmp.delete(tx, cast.author, visible, patient_key="alice"))
     refused = read(cast, cast.colleague, visible)                  # refused: no trace expected
     assert refused["verdict"] == "refused"
     found = all_findings(cast, "DMP/CONF.14")
@@ -285,7 +290,8 @@ def test_every_action_traced_gives_the_summary(cast):
 
 def test_actions_without_their_trace(cast):
     uid = feed(cast)["document"]
-    silent = dmp(cast, "TD3.1", cast.author, lambda tx: cast.world.dmp.find(tx, cast.author, "alice", trace=False))
+    silent = dmp(cast, "TD3.1", cast.author, lambda tx, found: cast.world.dmp.find(tx, cast.author, "alice", trace=False,
+                                                                                           findings=found))
     # An accepted deletion in the journal that the world never performed (nor traced).
     ghost = dmp(cast, "TD3.3c", cast.author, document=uid)
     with cast.tx() as tx:           # a read the world traced but no door journaled, ten minutes before...
@@ -356,14 +362,15 @@ def test_findings_over_ten_thousand_entries(cast):
         world, actor = cast.world, cast.author
         for i in range(10_000):
             world.advance_clock(tx, 7)
+            found: list[dict] = []
             if i % 4 == 0:
-                world.dmp.find(tx, actor, "alice")
+                world.dmp.find(tx, actor, "alice", findings=found)
                 operation, document = "TD3.1", None
             else:
-                world.dmp.read(tx, actor, uid, patient_key="alice")
+                world.dmp.read(tx, actor, uid, patient_key="alice", findings=found)
                 operation, document = "TD3.2", uid
             world.journal.append(tx, "dmp", operation, actor="dr-a", patient="alice", document=document,
-                                 findings=tx.scratch.pop("findings", []), raw="<Envelope>" + "x" * 2000)
+                                 findings=found, raw="<Envelope>" + "x" * 2000)
     filled = time.perf_counter() - start
     start = time.perf_counter()
     found = all_findings(cast)

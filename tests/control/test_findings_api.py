@@ -22,9 +22,9 @@ world:
     with world.transaction() as tx:
         doc = world.dmp.submit(tx, actor, "alice", {"type_code": "11488-4", "title": "CR"}, b"cr")
         fed = world.journal.append(tx, "dmp", "TD2.1", actor="dr_a", patient="alice", document=doc.unique_id)
-        world.dmp.find(tx, actor, "alice")
-        found = world.journal.append(tx, "dmp", "TD3.1", actor="dr_a", patient="alice",
-                                     findings=tx.scratch.pop("findings", []))
+        consent: list[dict] = []
+        world.dmp.find(tx, actor, "alice", findings=consent)
+        found = world.journal.append(tx, "dmp", "TD3.1", actor="dr_a", patient="alice", findings=consent)
     assert [f["rule"] for f in found["findings"]] == ["DMP/CONSENT", "EX_3.1-2030"]
     assert found["findings"][1]["related"] == [fed["seq"]]
     spec, url = openapi_document(), mockbench.url + "/_bench"

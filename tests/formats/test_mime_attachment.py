@@ -14,6 +14,7 @@ from mockbench.formats.mime import (
     _split_attachment,
     find_attachment,
     header_end,
+    header_problems,
     header_summary,
     xdm_mail,
 )
@@ -125,3 +126,26 @@ def test_header_summary_as_message_get(fields):
     headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
     expected = {name: str(headers.get(name)) for name in SUMMARY_HEADERS if headers.get(name) is not None}
     assert header_summary(raw) == expected
+
+
+_BAD_FIELDS = st.sampled_from([b"Message-ID: <>", b'From: "', b"To: <a@", b"Date: 99 Foo 1", b"Cc: ,,,",
+                               b"Content-Type: /", b"Disposition-Notification-To: <>"])
+
+
+@given(st.lists(st.one_of(_FIELDS, _BAD_FIELDS), max_size=10))
+def test_header_problems_as_each_field_parsed_alone(fields):
+    """header_problems shares header_summary's memo of decoded fields: the same problems as parsing each
+    summary field with policy.default, whatever was decoded before (the summary first, or not)."""
+    raw = b"\r\n".join(fields) + b"\r\n\r\nbody\r\n"
+    headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    wanted = {h.lower() for h in SUMMARY_HEADERS}
+    expected = []
+    for name, value in headers.items():
+        if name.lower() in wanted:
+            try:
+                str(email.policy.default.header_fetch_parse(name, str(value)))
+            except Exception as exc:
+                expected.append((name, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__))
+    assert header_problems(raw) == expected
+    header_summary(raw)
+    assert header_problems(raw) == expected

@@ -413,3 +413,24 @@ def test_expect_code_and_then_mail_from_the_store(world, engine):
     assert steps["courriel"]["status"] == "passed"
     assert steps["autre"]["reason_code"] == "MAIL_ABSENT"
     assert steps["autre"]["reason_fr"] == "l'échange ne désigne aucun courriel remis (<absent@chu>)"
+
+
+def test_a_seeded_world_has_the_same_ids_on_every_load_and_later_documents_fresh_ones(engine, world):
+    """The scenario's seed draws its documents' unique ids and entryUUIDs (the Seeder hands its rng to the DMP
+    operations it calls), so every load makes the same ones; a document fed afterwards, outside the seeding,
+    gets random ones."""
+    scenario = parse(STEPS, "t.yaml")
+
+    def seeded() -> tuple[str, str]:
+        engine.load(scenario)
+        with world.read() as tx:
+            doc = world.dmp.current(tx, "cr")
+        return doc.unique_id, doc.entry_uuid
+
+    first = seeded()
+    assert seeded() == first and first[0].startswith("2.25.") and first[1].startswith("urn:uuid:")
+    with world.transaction() as tx:
+        later = [world.dmp.submit(tx, DR, "alice", {"type_code": "11488-4", "title": "CR"}, b"x")
+                 for _ in range(2)]
+    assert len({first[0], *(d.unique_id for d in later)}) == 3
+    assert len({first[1], *(d.entry_uuid for d in later)}) == 3

@@ -543,8 +543,8 @@ def test_submit_traces(cast):
 def test_feeding_against_opposition_is_a_finding(cast):
     cast.update_patient(consent={"consultation": "NA", "feeding_opposition": "IO"})
     with cast.tx() as tx:
-        doc = cast.world.dmp.submit(tx, cast.author, "alice", dict(META_), b"x")
-        findings = list(tx.scratch.get("findings", []))
+        findings: list[dict] = []
+        doc = cast.world.dmp.submit(tx, cast.author, "alice", dict(META_), b"x", findings=findings)
     assert doc.status == "approved"
     assert len(findings) == 1
     assert findings[0]["rule"] == "DMP/CONSENT"
@@ -554,16 +554,18 @@ def test_feeding_against_opposition_is_a_finding(cast):
 
 def test_no_finding_without_opposition(cast):
     with cast.tx() as tx:
-        cast.world.dmp.submit(tx, cast.author, "alice", dict(META_), b"x")
-        assert "findings" not in tx.scratch
+        findings: list[dict] = []
+        cast.world.dmp.submit(tx, cast.author, "alice", dict(META_), b"x", findings=findings)
+        assert findings == []
 
 
 def test_consulting_without_consent_is_a_finding(cast):
     cast.update_patient(consent={"consultation": "INC", "feeding_opposition": "NA"})
     with cast.tx() as tx:
-        assert cast.world.dmp.find(tx, cast.author, "alice") == []
-        assert [f["rule"] for f in tx.scratch["findings"]] == ["DMP/CONSENT"]
-        assert "ZFA-11 INC" in tx.scratch["findings"][0]["message"]
+        findings: list[dict] = []
+        assert cast.world.dmp.find(tx, cast.author, "alice", findings=findings) == []
+        assert [f["rule"] for f in findings] == ["DMP/CONSENT"]
+        assert "ZFA-11 INC" in findings[0]["message"]
 
 
 def test_document_fed_event_after_commit_only(cast):
@@ -665,9 +667,9 @@ def test_replace_fed_invisible_traces_invisibilisation(cast):
 def test_replacing_with_the_same_content_is_a_versioning_finding(cast):
     old = cast.submit(content=b"<same/>")
     with cast.tx() as tx:
+        findings: list[dict] = []
         new = cast.world.dmp.replace(tx, cast.author, "alice", old.unique_id,
-                                     {**META_, "confidentiality": [MASQUE_PS]}, b"<same/>")
-        findings = list(tx.scratch.get("findings", []))
+                                     {**META_, "confidentiality": [MASQUE_PS]}, b"<same/>", findings=findings)
     assert new.status == "approved" and cast.doc(old.unique_id).status == "deprecated"   # a warning, not a refusal
     assert [(f["rule"], f["severity"]) for f in findings] == [("DMP/VERSIONING", "warning")]
     message = findings[0]["message"]
@@ -678,17 +680,21 @@ def test_replacing_with_the_same_content_is_a_versioning_finding(cast):
 def test_replacing_with_new_content_is_no_versioning_finding(cast):
     old = cast.submit()
     with cast.tx() as tx:
-        cast.world.dmp.replace(tx, cast.author, "alice", old.unique_id, dict(META_), b"<corrected/>")
-        assert "findings" not in tx.scratch
+        findings: list[dict] = []
+        cast.world.dmp.replace(tx, cast.author, "alice", old.unique_id, dict(META_), b"<corrected/>",
+                               findings=findings)
+        assert findings == []
 
 
 def test_a_refused_replacement_leaves_no_versioning_finding(cast, refused):
     old = cast.submit(content=b"<same/>")
+    findings: list[dict] = []
     with refused("NOT_AUTHOR"), cast.tx() as tx:
         try:
-            cast.world.dmp.replace(tx, cast.outsider, "alice", old.unique_id, dict(META_), b"<same/>")
+            cast.world.dmp.replace(tx, cast.outsider, "alice", old.unique_id, dict(META_), b"<same/>",
+                                   findings=findings)
         finally:
-            assert "findings" not in tx.scratch
+            assert findings == []
 
 
 # --- Delete --------------------------------------------------------------------------------------
@@ -1069,8 +1075,7 @@ def test_end_secret_connection(cast, ids, refused):
 
 def _connect(cast, actor, patient, secret):
     with cast.tx() as tx:
-        cast.world.dmp.note_connection(tx, actor, patient, secret=secret)
-        return list(tx.scratch.get("findings", []))
+        return cast.world.dmp.note_connection(tx, actor, patient, secret=secret)
 
 
 def test_a_secret_connection_is_read_from_each_request(cast, ids):
@@ -1102,21 +1107,24 @@ def test_feeding_in_a_secret_connection_needs_invisible_to_legal_representatives
     cast.authorize(structure="chu", patient="carol")
     _connect(cast, cast.author, "carol", True)
     with cast.tx() as tx:
+        findings: list[dict] = []
         hidden = cast.world.dmp.submit(tx, cast.author, "carol", {**META_, "confidentiality":
-                                                                  [INVISIBLE_REPRESENTANTS_LEGAUX]}, b"a")
-        assert [f["rule"] for f in tx.scratch.get("findings", [])] == []
+                                                                  [INVISIBLE_REPRESENTANTS_LEGAUX]}, b"a",
+                                       findings=findings)
+        assert [f["rule"] for f in findings] == []
     with cast.tx() as tx:
-        shown = cast.world.dmp.submit(tx, cast.author, "carol", dict(META_), b"b")
-        findings = list(tx.scratch["findings"])
+        shown = cast.world.dmp.submit(tx, cast.author, "carol", dict(META_), b"b", findings=findings)
     assert [(f["rule"], f["severity"]) for f in findings] == [("DMP/EX_2.1-1050", "error")]
     assert shown.unique_id in findings[0]["message"] and INVISIBLE_REPRESENTANTS_LEGAUX in findings[0]["message"]
     with cast.tx() as tx:
-        cast.world.dmp.replace(tx, cast.author, "carol", hidden.unique_id, dict(META_), b"c")
-        assert [f["rule"] for f in tx.scratch["findings"]] == ["DMP/EX_2.1-1050"]
+        findings = []
+        cast.world.dmp.replace(tx, cast.author, "carol", hidden.unique_id, dict(META_), b"c", findings=findings)
+        assert [f["rule"] for f in findings] == ["DMP/EX_2.1-1050"]
     _connect(cast, cast.author, "carol", False)
     with cast.tx() as tx:
-        cast.world.dmp.submit(tx, cast.author, "carol", dict(META_), b"d")
-        assert "findings" not in tx.scratch
+        findings = []
+        cast.world.dmp.submit(tx, cast.author, "carol", dict(META_), b"d", findings=findings)
+        assert findings == []
 
 
 def test_a_professional_declares_only_its_own_authorization(cast):

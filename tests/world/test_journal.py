@@ -199,6 +199,23 @@ def test_entry_json_is_the_text_json_dumps_writes(raw):
     assert entry_json(answered) == _reference(answered)
 
 
+@pytest.mark.parametrize("value", [
+    2**64, -(2**63) - 1, 10**30, 2**63 - 1,                        # integers beyond 64 bits (orjson refuses)
+    float("nan"), float("inf"), float("-inf"), 1e-05, 0.5,         # floats (orjson writes null, 0.00001)
+    "\ud800", "x" * 5000 + "\udc80",                                # lone surrogates (orjson refuses)
+    "é€ 漢字 😀 \u2028 \x7f \x01", "MSH|^~\\&|é\r" * 400,            # non-ASCII, controls, a large raw
+])
+def test_entry_json_writes_what_json_writes_whatever_the_values(value):
+    """Whatever a field holds (a finding's detail, a hook's addition, the raw message), the stored text is
+    json's: orjson writes an entry only when it writes the same (world/jsontext.py)."""
+    from mockbench.world.journal import entry_json
+
+    base = {"seq": 1, "time": "2026-01-01T00:00:00.000Z", "actor": "dr", "findings": [], "raw": "r", "ref": None}
+    for entry in ({**base, "extra": value}, {**base, "findings": [{"rule": "r", "detail": [value]}]},
+                  {**base, "raw": value, "response": value}):
+        assert entry_json(entry) == _reference(entry)
+
+
 def test_a_large_raw_message_round_trips_through_the_store(world):
     raw = ("MSH|^~\\&|DPI|CHU\r" + "PID|||1\\S\\2\r" + "OBX|1|ED|" + '"q"' + "Zm9v" * 4000 + "\r").encode()
     with world.transaction() as tx:

@@ -138,3 +138,43 @@ def test_a_bounce_answers_the_configured_smtp_reply_in_its_dsn(mss):
     with mss.tx() as tx, pytest.raises(errors.InvalidRequest, match="a 5xx code"):
         mss.world.mss.set_behaviour(tx, "dr.roux@clinique.mssante.fr", {"on_receive": "bounce",
                                                                         "error": "E12^Document illisible"})
+
+
+def test_uid_validity_is_kept_per_folder_and_uid_next_follows_the_counter(mss):
+    """RFC 3501 2.3.1.1: UIDVALIDITY does not change while the UIDs hold; UIDNEXT is above every UID given,
+    including those of messages expunged since (the folder's counter)."""
+    world, box = mss.world, "dpi@chu.mssante.fr"
+    with mss.tx() as tx:
+        world.mss.create_folder(tx, box, "Traites")
+        inbox, folder = world.mss.uid_validity(tx, box), world.mss.uid_validity(tx, box, "Traites")
+        assert inbox >= 1 and folder >= 1
+        assert world.mss.uid_next(tx, box, "INBOX", []) == 1
+        for _ in range(3):
+            world.mss.deliver(tx, "x@ext.mssante.fr", [box], mail(to=box))
+        messages = world.mss.messages(tx, box, "INBOX")
+        world.mss.set_flags(tx, messages[-1].id, ["\\Deleted"])
+        assert world.mss.expunge(tx, box) == [3]
+        assert world.mss.uid_next(tx, box, "INBOX", world.mss.messages(tx, box, "INBOX")) == 4
+        assert world.mss.uid_next(tx, box, "Traites", []) == 1
+    with mss.tx() as tx:
+        assert (world.mss.uid_validity(tx, box), world.mss.uid_validity(tx, box, "Traites")) == (inbox, folder)
+
+
+def test_who_an_access_token_opens_a_mailbox_for(mss):
+    """DOMAIN.md section 3 and MSS/CONF.01, the rule both mail doors apply to XOAUTH2/OAUTHBEARER: a PER
+    mailbox opens for its owner, an ORG mailbox for its structure's members, an APP mailbox never (it uses its
+    client certificate)."""
+    world = mss.world
+    with mss.tx() as tx:
+        per = world.directory.mailbox(tx, "dr.roux@clinique.mssante.fr")      # owner dr-c
+        org = world.directory.mailbox(tx, "erreurs@chu.mssante.fr")           # owner chu
+        app = world.directory.mailbox(tx, "dpi@chu.mssante.fr")
+        assert world.mss.token_refusal(tx, per, "dr-c") is None
+        assert world.mss.token_refusal(tx, per, "dr-a")[0] == "TOKEN_NOT_OWNER"
+        assert world.mss.token_refusal(tx, per, "")[0] == "TOKEN_NOT_OWNER"
+        assert world.mss.token_refusal(tx, org, "dr-a") is None and world.mss.token_refusal(tx, org, "dr-b") is None
+        assert world.mss.token_refusal(tx, org, "dr-c")[0] == "TOKEN_NOT_MEMBER"
+        assert world.mss.token_refusal(tx, org, "")[0] == "TOKEN_NOT_MEMBER"
+        code, reason = world.mss.token_refusal(tx, app, "dr-a")
+        assert code == "AUTH_MECHANISM_REFUSED" and "MSS/CONF.01" in reason
+        assert world.mss.token_type_refusal(app) == (code, reason) and world.mss.token_type_refusal(per) is None

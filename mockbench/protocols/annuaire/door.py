@@ -270,11 +270,7 @@ class AnnuaireDoor(HttpDoor):
     # The directory, read once per world (a loaded scenario's professionals do not change) -----------------
     def directory(self, tx: Tx) -> Directory:
         created = tx.meta_get("world:created") or self.world.clock.now_iso()
-        # The last rowid of each table (every namespace: SQLite reads it off the end of the table), not COUNT(*)
-        # (a scan: three of them cost a read by id 10 ms at 100,000 professionals): a row added or replaced
-        # (INSERT OR REPLACE) takes a new, larger rowid; a change elsewhere only costs a rebuild.
-        key = (tx.ns, created, *(tx.conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]
-                                 for table in ("professionals", "structures", "mailboxes")))
+        key = (tx.ns, created, *self.world.directory.change_mark(tx))
         cached = self._cache
         if cached is not None and cached[0] == key:
             return cached[1]

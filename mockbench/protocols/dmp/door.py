@@ -68,6 +68,7 @@ class Call:
     actor: Actor
     patient: str                     # the patient's world id, from the VIHF resource-id ("" if unknown)
     findings: list[dict] = field(default_factory=list)
+    world_findings: list[dict] = field(default_factory=list)   # the world operations', journaled after these
 
 
 @dataclass
@@ -253,7 +254,7 @@ class DmpDoor(HttpDoor):
                 call = Call(tx, soap, vihf, actor, self._patient_id(tx, vihf), [*found_before, *vihf.findings, *found])
                 secret = vihf.confidentiality == "INVISIBLE_REPRESENTANTS_LEGAUX"
                 if call.patient:    # a minor's secret connection is read from every request (EX_0.1-1100)
-                    self.world.dmp.note_connection(tx, actor, call.patient, secret=secret)
+                    call.world_findings.extend(self.world.dmp.note_connection(tx, actor, call.patient, secret=secret))
                 elif secret:
                     call.findings.append(finding("DMP/EX_0.1-1100", "a minor's secret connection", "info",
                                                  fr="connexion secrète d'un mineur"))
@@ -270,7 +271,7 @@ class DmpDoor(HttpDoor):
                 except hl7v3.Td0Error as exc:   # a malformed TD0.x / TD1.6 body: a Fault, not a 500
                     outcome = Outcome("", None, operation, verdict="refused", code=exc.subcode,
                                       fault=SoapFault("Sender", exc.subcode, exc.reason))
-                call.findings.extend(tx.scratch.pop("findings", []))
+                call.findings.extend(call.world_findings)
                 # The answer is rendered before it is journaled, so that the entry keeps it (issue 18 point 12).
                 if outcome.fault is not None:
                     answer = render_fault(soap, outcome.fault, version=soap.version, mtom=outcome.mtom)
@@ -482,7 +483,8 @@ class DmpDoor(HttpDoor):
                     if target:
                         fed.append(self._replace(call, patient, target, meta, content))
                     else:
-                        fed.append(dmp.submit(tx, call.actor, patient, meta, content, cause=call.request.message_id))
+                        fed.append(dmp.submit(tx, call.actor, patient, meta, content, cause=call.request.message_id,
+                                              findings=call.world_findings))
         except (errors.WorldError, ebrim.RegistryErrors) as exc:
             return self._xds_failure(action, "TD2.1", exc)
         return Outcome(action, ebrim.render_registry_response([]), "TD2.1",
@@ -496,7 +498,7 @@ class DmpDoor(HttpDoor):
         Retrieve Document Set's (ITI-43) error for a document it cannot return, not a registration's."""
         try:
             return self.world.dmp.replace(call.tx, call.actor, patient, target, meta, content,
-                                          cause=call.request.message_id)
+                                          cause=call.request.message_id, findings=call.world_findings)
         except errors.UnknownDocument as exc:
             raise ebrim.RegistryErrors([ebrim.RegistryError(
                 "UnresolvedReferenceException", f"the RPLC association targets {target}, which is no entry of "
@@ -540,9 +542,10 @@ class DmpDoor(HttpDoor):
                     "XDSPatientIdDoesNotMatch", f"the query's patient {query.patient_ins} is not the VIHF's "
                     f"{call.vihf.patient_ins}")])
             if query.kind in ("GetDocuments", "GetDocumentsAndAssociations"):
-                docs = dmp.get(tx, call.actor, patient, [*query.unique_ids, *query.entry_uuids])
+                docs = dmp.get(tx, call.actor, patient, [*query.unique_ids, *query.entry_uuids],
+                               findings=call.world_findings)
             elif query.kind == "FindDocuments":
-                docs = dmp.find(tx, call.actor, patient, **query.world_filters(
+                docs = dmp.find(tx, call.actor, patient, findings=call.world_findings, **query.world_filters(
                     professional_id=lambda idnps: self._professional_id(tx, idnps)))
             else:
                 raise ebrim.RegistryErrors([ebrim.RegistryError("XDSUnknownStoredQuery",
@@ -613,7 +616,8 @@ class DmpDoor(HttpDoor):
                 if unique_id.startswith("urn:uuid:"):
                     raise ebrim.RegistryError("XDSDocumentUniqueIdError",
                                               f"{unique_id} is an entryUUID: TD3.2 takes the document's uniqueId")
-                doc, content = self.world.dmp.read(call.tx, call.actor, unique_id, patient_key=patient or None)
+                doc, content = self.world.dmp.read(call.tx, call.actor, unique_id, patient_key=patient or None,
+                                                   findings=call.world_findings)
             except ebrim.RegistryError as exc:
                 errs.append(exc)
                 continue

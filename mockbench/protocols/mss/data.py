@@ -16,6 +16,8 @@ stream into reads:
 
 from __future__ import annotations
 
+import asyncio
+
 NOMINAL, TOO_LONG, TOO_MUCH = "nominal", "too_long", "too_much"
 _TERMINATOR = b"\r\n.\r\n"
 
@@ -95,3 +97,24 @@ class DataReader:
                 self._fail(TOO_LONG)
                 return
         raise AssertionError("a block over a limit has a line over it")  # pragma: no cover
+
+
+_SEPARATOR = b".\r\n"   # every terminator ends with it; the reader tells which ones are terminators
+
+
+async def read_data(stream: asyncio.StreamReader, reader: DataReader) -> bool:
+    """Feed `reader` from `stream` up to the terminator and no further, with the stream's public calls: each
+    `readuntil` stops at the next ".CRLF" (the end of every terminator, and of some lines), or, past the stream's
+    limit, the bytes it has buffered are taken with `readexactly` (LimitOverrunError.consumed leaves the last
+    bytes, where a separator may start). False when the stream ended first (nothing is stored)."""
+    while not reader.done:
+        try:
+            try:
+                chunk = await stream.readuntil(_SEPARATOR)
+            except asyncio.LimitOverrunError as exc:
+                chunk = await stream.readexactly(exc.consumed)
+        except asyncio.IncompleteReadError:
+            return False
+        rest = reader.feed(chunk)
+        assert not rest, "the stream is read up to a separator, never past the terminator"
+    return True

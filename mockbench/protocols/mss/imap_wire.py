@@ -74,7 +74,8 @@ class CommandReader:
         first = await self.line()
         if first is None:
             return None
-        text, literals = b"", []
+        text = b""
+        literals: list[bytes] = []
         current = first
         while True:
             if b"\x00" in current:
@@ -305,7 +306,8 @@ def boundary_parts(body: bytes, boundary: str) -> list[bytes]:
     """The body parts between `--boundary` delimiter lines; the CRLF before a delimiter belongs to it."""
     delim = re.compile(rb"(?:^|\r?\n)--" + re.escape(boundary.encode("utf-8", "replace")) +
                        rb"(--)?[ \t]*(?:\r?\n|$)")
-    parts, start = [], None
+    parts: list[bytes] = []
+    start: int | None = None
     for match in delim.finditer(body):
         if start is not None:
             parts.append(body[start:match.start()])

@@ -371,11 +371,12 @@ class PfiDoor(SocketDoor):
             if msg.flag("DESTDMP"):
                 for doc in msg.documents:
                     zam: wire.ErrorItem | None = None
+                    world_findings: list[dict] = []    # what the world found doing it (consent, versions...)
                     try:
                         if zam_fault is not None and zam_fault.kind == "zam_error":
                             raise _InjectedZamError(zam_fault)
                         with tx.savepoint():
-                            self._apply(tx, doc)
+                            self._apply(tx, doc, world_findings)
                         verdict, code, extra = "accepted", None, []
                     except _InjectedZamError as injected:
                         text, dmp_code = injected.fired.params["text"], injected.fired.params["code"]
@@ -391,7 +392,7 @@ class PfiDoor(SocketDoor):
                         verdict, code = "refused", exc.code
                         extra = [finding("PFI/ZAM", f"ZAM^Z01 error {dmp_code}: {exc.message}", "error",
                                          fr=f"ZAM^Z01 erreur {dmp_code} : {exc.message}")]
-                    outcomes.append((doc, verdict, code, extra, zam, tx.scratch.pop("findings", [])))
+                    outcomes.append((doc, verdict, code, extra, zam, world_findings))
             others = [d.unique_id for d in msg.others]
             extra_findings = [finding("CDA-HL7/OBX", f"the message carries {len(msg.documents)} documents: "
                                       + ", ".join([msg.unique_id, *others]), "info",
@@ -426,8 +427,9 @@ class PfiDoor(SocketDoor):
                 self._send_mail(tx, msg)
         return self._encode(ack, inbound)
 
-    def _apply(self, tx: Tx, msg: DocumentMessage) -> None:
-        """The DMP operation the message asks for, as the PFI performs it for the sender."""
+    def _apply(self, tx: Tx, msg: DocumentMessage, findings: list[dict]) -> None:
+        """The DMP operation the message asks for, as the PFI performs it for the sender; what it finds goes
+        to `findings`."""
         patient = self._identify(tx, msg)
         if msg.sender.idnps:
             prof = self.world.directory.professional(tx, msg.sender.idnps)
@@ -456,12 +458,13 @@ class PfiDoor(SocketDoor):
             meta["creation_time"] = iso_from_digits(cda.effective_time)
         meta = {k: v for k, v in meta.items() if v}
         if msg.action == "replace":
-            self._modif_conf_code(tx, msg)
-            dmp.replace(tx, actor, patient.id, msg.parent_id, meta, msg.content, cause=msg.inbound.control_id)
+            findings.extend(self._modif_conf_code(tx, msg))
+            dmp.replace(tx, actor, patient.id, msg.parent_id, meta, msg.content, cause=msg.inbound.control_id,
+                        findings=findings)
         else:
-            dmp.submit(tx, actor, patient.id, meta, msg.content, cause=msg.inbound.control_id)
+            dmp.submit(tx, actor, patient.id, meta, msg.content, cause=msg.inbound.control_id, findings=findings)
 
-    def _modif_conf_code(self, tx: Tx, msg: DocumentMessage) -> None:
+    def _modif_conf_code(self, tx: Tx, msg: DocumentMessage) -> list[dict]:
         """A replacement (MDM^T10) whose masking or visibility differs from the version it replaces says so with
         MODIF_CONF_CODE at Y: through the PFI a masking or visibility change is a new version of the document
         (trans-cda-r2/def-proc-collab.md, "Demande de remplacement de document(s)"), which exemples.md example 4
@@ -470,16 +473,17 @@ class PfiDoor(SocketDoor):
         try:
             old = self.world.dmp.current(tx, msg.parent_id)
         except errors.WorldError:
-            return          # the replacement itself is refused, with its own reason
+            return []       # the replacement itself is refused, with its own reason
         before, after = set(old.confidentiality) - {"N"}, set(msg.confidentiality) - {"N"}
         if before != after and not msg.flag("MODIF_CONF_CODE"):
-            tx.scratch.setdefault("findings", []).append(finding(
+            return [finding(
                 "PFI/MODIF_CONF_CODE", f"document {msg.unique_id} replaces {msg.parent_id} and changes its "
                 f"confidentiality ({', '.join(sorted(before)) or 'N'} -> {', '.join(sorted(after)) or 'N'}) "
                 "without MODIF_CONF_CODE at Y (trans-cda-r2/exemples.md example 4)", "warning",
                 fr=f"le document {msg.unique_id} remplace {msg.parent_id} et change sa confidentialité "
                    f"({', '.join(sorted(before)) or 'N'} -> {', '.join(sorted(after)) or 'N'}) sans MODIF_CONF_CODE "
-                   "à Y (trans-cda-r2/exemples.md, exemple 4)"))
+                   "à Y (trans-cda-r2/exemples.md, exemple 4)")]
+        return []
 
     def _identify(self, tx: Tx, msg: DocumentMessage):
         """The patient by INS and its traits, as the DMP would identify it: the refusal is the DMP's error

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ...world.journal import finding
+from ...world.outbox import trim_dead
 from ...world.store import StorageFull, Tx
 from . import hl7 as wire
 from .mllp import MllpClient, MllpFramingError
@@ -278,10 +279,7 @@ class Outbox:
                       [*(row.get("findings") or []), finding("PFI/OUTBOUND", reason, "error",
                                                              fr=f"envoi abandonné ({code or verdict}) : {reason}")],
                       payload or base64.b64decode(row["payload"]))
-        dead = tx.count("outbox", state="dead")
-        if dead > DEAD_KEPT:
-            tx.conn.execute("DELETE FROM outbox WHERE ns = ? AND state = 'dead' AND id IN (SELECT id FROM outbox "
-                            "WHERE ns = ? AND state = 'dead' ORDER BY id LIMIT ?)", (tx.ns, tx.ns, dead - DEAD_KEPT))
+        trim_dead(tx, DEAD_KEPT)
 
     def _journal(self, tx: Tx, row: dict, operation: str, verdict: str, code: str | None, findings: list[dict],
                  payload: bytes) -> None:

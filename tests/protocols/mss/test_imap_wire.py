@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from mockbench.protocols.mss.imap import COMMANDS, ImapSession, _section
+from mockbench.protocols.mss.imap import COMMANDS, ImapSession
+from mockbench.protocols.mss.imap_messages import _section
 from mockbench.protocols.mss.imap_wire import (
     CommandReader,
     ImapLimits,

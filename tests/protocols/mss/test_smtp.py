@@ -16,7 +16,8 @@ import pytest
 
 from mockbench.pki import ClientSpec, client_context, init_pki
 from mockbench.protocols.mss import errors as status
-from mockbench.protocols.mss.smtp import MssSettings, SmtpDoor, SmtpLimits, count_header_fields
+from mockbench.protocols.mss.content import count_header_fields
+from mockbench.protocols.mss.smtp import MssSettings, SmtpDoor, SmtpLimits
 from mockbench.world import errors
 from mockbench.world.mss import OUTSIDE_MAILBOX
 
@@ -510,3 +511,37 @@ def test_x_mss_mes_is_fin_and_for_a_patient(bench, smtp):
     smtp(JEANNE).sendmail(JEANNE, [SECRETARIAT], bytes(message))
     found = [(f["rule"], f["severity"]) for f in journal(bench, operation="SUBMIT")[-1]["findings"]]
     assert found == [("REF2/ECO.2.2.8", "error"), ("REF2/ECO.2.2.8", "warning")]
+
+
+def test_rcpt_waiting_for_the_store_leaves_other_sessions_served(bench, smtp):
+    """RCPT's mailbox look-up runs in a worker thread, like DATA's submission: while another writer holds the
+    store (here the test, as another session's delivery would), the event loop still greets and answers the
+    other sessions, and the waiting RCPT is answered once the store is free."""
+    import threading
+
+    world = bench.bench.world
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with world.transaction():
+            held.set()
+            release.wait(60)
+
+    first = smtp(JEANNE)
+    first.mail(JEANNE)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(IO)
+        first.putcmd("rcpt", f"TO:<{DPI}>")      # its look-up waits for the store
+        second = smtplib.SMTP("127.0.0.1", bench.ports["smtp"], timeout=IO)
+        try:
+            assert second.ehlo("dpi.test")[0] == 250   # answered while the store is held
+            assert second.noop()[0] == 250
+        finally:
+            second.close()
+    finally:
+        release.set()
+        holder.join(IO)
+    assert first.getreply()[0] == 250
+    assert first.data(mail(JEANNE, DPI))[0] == 250

@@ -12,8 +12,9 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from mockbench.protocols.mss.content import count_header_fields
 from mockbench.protocols.mss.data import NOMINAL, TOO_LONG, TOO_MUCH, DataReader
-from mockbench.protocols.mss.smtp import MssSmtp, count_header_fields
+from mockbench.protocols.mss.smtp_session import MssSmtp
 
 LINE_LIMIT = 40
 
@@ -37,7 +38,6 @@ class _Engine:
         self.line_length_limit = LINE_LIMIT
         self.data_line_limit = LINE_LIMIT           # what smtp_DATA reads (line_length_limit sizes command lines)
         self._decode_data = False
-        self.DATA_BLOCK = block
         self.envelope = Envelope()
         self.envelope.rcpt_tos = ["a@b"]
         self._handle_hooks = {"DATA": None}
@@ -71,7 +71,8 @@ def _run(method, stream: bytes, size_limit: int | None, block: int, pieces: list
             start += size
         reader.feed_data(stream[start:])
         await method(engine, "")
-        return engine.replies, engine.content, bytes(reader._buffer)
+        reader.feed_eof()
+        return engine.replies, engine.content, await reader.read()
     return asyncio.run(go())
 
 

@@ -274,7 +274,7 @@ def test_a_refusal_with_a_conformant_ack_becomes_an_error_mdn_to_the_sender(scri
     MDN as trans-cda-mss/struct-msg-mdn.md writes it comes back to it, with the original attachments; the MDN
     passes the MSS/UX.12 rules the bench applies to the DPI's own MDNs."""
     from mockbench.formats.mime import read_mdn
-    from mockbench.protocols.mss.smtp import mdn_findings
+    from mockbench.protocols.mss.content import mdn_findings
 
     bench, patient, dpi = scripted("AE", "ERR||PID^1^3|207^Application error^messageErrorCondition|E|"
                                          "902^Identifiant de patient inconnu^applicationErrorCode")
