@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from . import jsontext
+from .xlock import WriteLock
 
 # 1: the tables below without `outbox` (mockbench 0.1.0). 2: `outbox`, the PFI's durable outbound queue.
 # 3: `namespaces`, which generation of rows each namespace reads (a reset switches generation: see `clear`).
@@ -315,25 +316,35 @@ class Store:
         self.path = Path(path)
         self.namespace = namespace
         self._lock = threading.RLock()
+        self._writing = 0   # depth of _writer() on the thread holding _lock
+        # Several processes on one file (issue 21 point 3): what this process keeps of the store is re-read
+        # when another one committed (see _follow); `shared` makes reads look up the live generation too.
+        self.followers: list[Callable[[Tx], None]] = []
+        self.shared = False
+        self._data_version = 0
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []   # idle read connections (read())
         self._readers_lock = threading.Lock()
         self._full = False   # a disk-full episode is on: logged when it starts and when it ends
         self._physical: dict[str, str] = {}   # namespace -> its live generation (read at open, set by clear)
+        self._xlock = self._write_lock()
         try:
             self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
                                          timeout=10)
         except sqlite3.Error as exc:
+            self._xlock.close()
             raise StoreError(self.unusable(exc)) from None
         try:
             self._open()
         except sqlite3.Error as exc:
             self._conn.close()
+            self._xlock.close()
             if _is_full(exc):
                 raise StorageFull(self.path) from None
             raise StoreError(self.unusable(exc)) from None
         except StoreError:
             self._conn.close()
+            self._xlock.close()
             raise
         self._written = 0   # bytes written since the last checkpoint was asked for (under the lock)
         self._checkpointer = Checkpointer(self)
@@ -362,7 +373,7 @@ class Store:
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_PAGES}")
         self._conn.execute("PRAGMA foreign_keys=OFF")
         self._conn.execute("PRAGMA busy_timeout=10000")
-        with self._lock:
+        with self._writer():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -381,8 +392,63 @@ class Store:
                 raise
             self._conn.execute("COMMIT")
         self._physical = dict(self._conn.execute("SELECT name, physical FROM namespaces WHERE live = 1"))
+        self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         if 0 < version < SCHEMA_VERSION:
             log.info("%s migrated from schema version %d to %d", self.path, version, SCHEMA_VERSION)
+
+    def _write_lock(self) -> WriteLock:
+        try:
+            return WriteLock(self.path)
+        except OSError as exc:
+            raise StoreError(f"cannot open the world's write lock beside {self.path} ({exc.strerror}): give a "
+                             "--state folder this user can write to") from None
+
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        """The right to write: the thread lock, then the cross-process lock (xlock.py), so that SQLite never
+        waits in its busy handler for another process's write. Re-entrant on the same thread."""
+        with self._lock:
+            self._writing += 1
+            if self._writing == 1:
+                try:
+                    self._xlock.acquire()
+                except BaseException:
+                    self._writing -= 1
+                    raise
+            try:
+                yield
+            finally:
+                self._writing -= 1
+                if not self._writing:
+                    self._xlock.release()
+
+    def _follow(self, tx: Tx) -> None:
+        """At the start of a write transaction: when another connection (another process) committed since this
+        one last looked (SQLite's data_version, which this connection's own commits leave alone), re-read the
+        live generations (a reset elsewhere) and let the followers re-read what they keep (the clock's offset,
+        the timers): any process then sees the world as the last writer left it."""
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return
+        self._data_version = version
+        self._physical = dict(self._conn.execute("SELECT name, physical FROM namespaces WHERE live = 1"))
+        tx.ns = self.physical(tx.name)
+        for fn in list(self.followers):
+            fn(tx)
+
+    def foreign_commits(self) -> bool:
+        """Whether another connection (another process) committed since this store's last write transaction
+        looked: the primary's ticker then opens one, which re-reads the timers another process set."""
+        with self._lock:
+            return self._conn.execute("PRAGMA data_version").fetchone()[0] != self._data_version
+
+    @staticmethod
+    def _follow_read(tx: Tx) -> None:
+        """A read in a store shared by several processes: the generation live in this read's snapshot, which
+        another process's reset may have switched."""
+        row = tx.conn.execute("SELECT physical FROM namespaces WHERE name = ? AND live = 1", (tx.name,)).fetchone()
+        if row is not None:
+            tx.ns = row[0]
 
     def physical(self, ns: str | None = None) -> str:
         name = ns or self.namespace
@@ -397,6 +463,7 @@ class Store:
             conn.close()
         with self._lock:
             self._conn.close()
+            self._xlock.close()
 
     @contextmanager
     def transaction(self, ns: str | None = None) -> Iterator[Tx]:
@@ -406,7 +473,7 @@ class Store:
         if current is not None and (ns is None or ns == current.name):
             yield current
             return
-        with self._lock:
+        with self._writer():
             tx = Tx(self._conn, self.physical(ns), ns or self.namespace)
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -416,6 +483,7 @@ class Store:
             self._local.tx = tx
             changes = self._conn.total_changes
             try:
+                self._follow(tx)
                 yield tx
                 while tx._before_commit:   # a callback may add more
                     tx._before_commit.pop(0)()
@@ -471,6 +539,8 @@ class Store:
             conn.execute("PRAGMA busy_timeout=10000")
         tx = Tx(conn, self.physical(ns), ns or self.namespace)
         conn.execute("BEGIN")
+        if self.shared:
+            self._follow_read(tx)
         self._local.read = tx
         try:
             yield tx
@@ -651,7 +721,7 @@ class Reaper:
     def _chunk(self) -> bool:
         """Delete one chunk of one dead generation; False when none is left."""
         store = self.store
-        with store._lock:
+        with store._writer():
             conn = store._conn
             row = conn.execute("SELECT physical FROM namespaces WHERE live = 0 LIMIT 1").fetchone()
             if row is None:
