@@ -342,7 +342,8 @@ class Bench:
 
     def _tick(self) -> None:
         while not self._stop.wait(0.2):
-            if self.scenarios.tick_due() or self.world.mss.tick_due():
+            # Another process sharing the world may have set a timer: a transaction re-reads them (Store._follow).
+            if self.scenarios.tick_due() or self.world.mss.tick_due() or self.store.foreign_commits():
                 try:
                     with self.world.transaction():
                         pass  # opening a transaction runs the tick hooks: due `at:` transitions, MSSanté answers

@@ -118,6 +118,40 @@ transitions:
     assert mockbench.client.patient("a")["dmp"] == "closed"
 
 
+
+def test_timers_another_process_set_fire_in_the_running_bench(mockbench_factory):
+    """Issue 21 point 3: the bench's ticker owns the timers; one set by another process sharing the world
+    (here a second store on its file, a worker, which fires none) is found from the store and fires once."""
+    import time
+
+    from mockbench.scenarios.engine import ScenarioEngine
+    from mockbench.scenarios.loader import parse
+    from mockbench.world.store import Store
+    from mockbench.world.world import World
+
+    running = mockbench_factory()
+    running.bench.store.shared = True   # its reads follow the other process's reset too
+    other = World(Store(running.bench.state_dir / "world.db"))
+    other.primary = False
+    other.store.shared = True
+    try:
+        ScenarioEngine(other).load(parse("""\
+id: t
+title: x
+world:
+  patients: [{id: a}]
+transitions:
+  - {id: fermeture, when: {at: +0.3s}, do: [{close_dmp: {patient: a}}]}
+"""))
+        deadline = time.monotonic() + 10
+        while running.client.patient("a")["dmp"] != "closed" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running.client.patient("a")["dmp"] == "closed"
+        fired = [e for e in running.client.journal(channel="control") if e["operation"] == "transition"]
+        assert len(fired) == 1
+    finally:
+        other.store.close()
+
 WIRE_LIBRARIES = {"flask", "werkzeug", "hl7", "hl7apy", "aiosmtpd", "lxml", "xml", "zeep", "authlib", "spyne",
                   "requests", "socket", "ssl", "http", "smtplib", "imaplib", "asyncio"}
 

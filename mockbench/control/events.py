@@ -2,15 +2,18 @@
 
 One `EventHub` per application. It listens to the journal only while someone watches: its listener is
 added to `journal.listeners` when the first subscriber arrives and removed when the last one leaves, so the
-doors pay nothing for it when nobody watches. Each subscriber has a bounded queue; a subscriber that falls
-behind (queue full) is not fed more from memory but catches up from the journal itself, which holds every
-entry anyway. The number of subscribers is bounded too.
+doors pay nothing for it when nobody watches. The listener only wakes the streams (a bounded queue each):
+every stream reads the entries from the journal by cursor, so that nothing is lost whatever process wrote
+them (several processes may serve one world) or however far a subscriber fell behind. The number of
+subscribers is bounded too.
 
 The stream: `retry:` once, then one `event: entry` per journal entry (`id:` its sequence number, `data:` the
 entry without its raw message, which `GET /_bench/journal` gives), and a comment line as heartbeat when
 nothing happened for a while. A client resumes with `Last-Event-ID` (browsers send it when they reconnect)
 or `?since=SEQ`; `?tail=N` starts with the newest N entries. A reset or a scenario load empties the journal
-and restarts the numbering at 1: a resume point beyond the journal's last entry means "from the start".
+and restarts the numbering at 1: a resume point beyond the journal's last entry means "from the start", and a
+stream that sees the world's generation change (a reset, a load or a snapshot restored) follows the new
+journal from its start.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,7 +31,6 @@ if TYPE_CHECKING:
 
 SUMMARY_FIELDS = ("seq", "time", "channel", "operation", "direction", "actor", "patient", "patient_ins",
                   "document", "verdict", "code", "findings", "size", "ref")
-RESTART_OPERATIONS = ("reset", "load")   # control entries after which the journal starts again at seq 1
 _CLOSE = object()
 
 
@@ -36,6 +39,7 @@ class EventLimits:
     max_subscribers: int = 16     # a workshop's screens and a few developers' tabs
     queue_size: int = 1000        # entries held for one subscriber before it catches up from the journal
     heartbeat: float = 15.0       # seconds of silence before a comment line (proxies, dead peers)
+    poll: float = 0.5             # seconds between looks at the journal for what other processes journaled
     replay_page: int = 500        # journal entries read per transaction when replaying
     max_tail: int = 10_000
 
@@ -60,6 +64,7 @@ class EventHub:
         self.world = world
         self.limits = limits or EventLimits()
         self.heartbeat = self.limits.heartbeat
+        self.poll = self.limits.poll
         self._lock = threading.Lock()
         self._subscribers: list[Subscriber] = []
         self.closed = False
@@ -103,14 +108,14 @@ class EventHub:
                 sub.lagged = True
 
     def _on_entry(self, entry: dict) -> None:
-        """The journal listener (after commit, on the door's thread): one summary, a non-blocking put each."""
+        """The journal listener (after commit, on the door's thread): a non-blocking wake-up for each stream,
+        which reads the entry from the journal itself."""
         self.calls += 1
-        item = summary(entry)
         for sub in list(self._subscribers):
             if sub.lagged:
                 continue
             try:
-                sub.queue.put_nowait(item)
+                sub.queue.put_nowait(entry["seq"])
             except queue.Full:
                 sub.lagged = True
 
@@ -127,59 +132,69 @@ class EventHub:
             return max(last - tail, 0)
         return last
 
-    def _replay(self, since: int) -> Iterator[dict]:
+    def _read(self, cursor: _Cursor) -> Iterator[dict]:
+        """The journal's entries after the cursor, page by page (each page in a read transaction of its own: the
+        catch-up never holds a door's write). A new generation of the world (a reset, a load or a restore,
+        whatever process made it) restarts the cursor at the new journal's start."""
         page_size = self.limits.replay_page
         while True:
-            with self.world.read() as tx:   # the catch-up never holds a door's write
-                page = self.world.journal.query(tx, since=since, limit=page_size)
+            with self.world.read() as tx:
+                if cursor.generation is not None and tx.ns != cursor.generation:
+                    cursor.seq = 0
+                cursor.generation = tx.ns
+                page = self.world.journal.query(tx, since=cursor.seq, limit=page_size)
             for entry in page:
+                cursor.seq = entry["seq"]
                 yield summary(entry)
             if len(page) < page_size:
                 return
-            since = page[-1]["seq"]
 
     # The stream ---------------------------------------------------------------------------------
     def stream(self, sub: Subscriber, since: int) -> Iterator[str]:
-        """The text/event-stream body: replay from `since`, then live entries, with heartbeats."""
+        """The text/event-stream body: the journal from `since` on, then each new entry, with heartbeats.
+
+        Entries are read from the journal by cursor, never from process memory: the listener's queue only
+        wakes the stream, and a look every `poll` seconds finds what another process serving the same world
+        journaled (issue 21 point 3). So a subscriber that falls behind (its queue full) loses nothing."""
         yield "retry: 2000\n\n"
-        last = since
-        overlap: int | None = None
+        cursor = _Cursor(since)
+        quiet = time.monotonic()
         while True:
             if self.closed:
                 return
-            if sub.lagged or overlap is None:
-                # First pass, or fallen behind: take what the queue holds as stale and read the journal.
-                if sub.lagged:
-                    _drain(sub.queue)
-                    sub.lagged = False
-                    if last > self.last_seq():
-                        last = 0
-                overlap = last
-                for item in self._replay(last):
-                    last = overlap = item["seq"]
-                    yield _event(item)
-                continue
+            for item in self._read(cursor):
+                yield _event(item)
+                quiet = time.monotonic()
             try:
-                item = sub.queue.get(timeout=self.heartbeat)
+                item = sub.queue.get(timeout=max(0.0, min(self.poll, quiet + self.heartbeat - time.monotonic())))
             except queue.Empty:
-                yield ": heartbeat\n\n"
+                if time.monotonic() - quiet >= self.heartbeat:
+                    yield ": heartbeat\n\n"
+                    quiet = time.monotonic()
                 continue
             if item is _CLOSE:
                 return
-            restart = item["channel"] == "control" and item["operation"] in RESTART_OPERATIONS
-            if overlap and item["seq"] <= overlap and not restart:
-                continue   # already sent by the replay
-            overlap = 0
-            last = item["seq"]
-            yield _event(item)
+            sub.lagged = False   # before draining: an entry committed from now on wakes the stream again
+            if _drain(sub.queue):
+                return
 
 
-def _drain(q: queue.Queue) -> None:
+class _Cursor:
+    """Where a stream is in the journal: the last sequence number sent and the world's generation it is of."""
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.generation: str | None = None
+
+
+def _drain(q: queue.Queue) -> bool:
+    """Empty the queue; True when the bench asked the stream to end."""
     try:
         while True:
-            q.get_nowait()
+            if q.get_nowait() is _CLOSE:
+                return True
     except queue.Empty:
-        pass
+        return False
 
 
 def _event(item: dict) -> str:

@@ -1,12 +1,14 @@
 """MIME helpers shared by the mail paths: a summary of a message's headers, the MDN (RFC 8098) and DSN
-(RFC 3464) reports a recipient sends back, and the reading of an MDN's shape (the SMTP door judges the MDNs
-a DPI submits; the world's advisor recognizes error MDNs). No wire and no rules: the world decides when to
+(RFC 3464) reports a recipient sends back, the reading of an MDN's shape (the SMTP door judges the MDNs
+a DPI submits; the advisor's MSS/UX.12 recognizes error MDNs) and of what a person reads in a mail (its
+text, links and attachments: SSI/IE.31 reads the verification mails). No wire and no rules: the world decides when to
 send them, the door and the advisor what a shape means."""
 
 from __future__ import annotations
 
 import base64
 import functools
+import html
 import re
 import uuid
 from dataclasses import dataclass
@@ -316,6 +318,9 @@ def _report(report_type: str, content_type: str, fields: list[str], human: str, 
     return "\r\n".join(lines).encode("utf-8", "surrogateescape")
 
 
+XDM_ATTACHMENT = "IHE_XDM.ZIP"   # the package's file name in an MSSanté mail (DOMAIN.md section 3)
+
+
 def xdm_mail(*, sender: str, to: list[str], subject: str, package: bytes, text: str = "",
              disposition_notification_to: str | None = None, domain: str = "mockbench.invalid",
              extra_headers: dict[str, str] | None = None) -> bytes:
@@ -332,8 +337,8 @@ def xdm_mail(*, sender: str, to: list[str], subject: str, package: bytes, text: 
     attachment = base64.encodebytes(package).decode("ascii").rstrip("\n").split("\n")
     lines = [*headers, "", f"--{boundary}", 'Content-Type: text/plain; charset="utf-8"',
              "Content-Transfer-Encoding: base64", "", *body, f"--{boundary}",
-             'Content-Type: application/zip; name="IHE_XDM.ZIP"', "Content-Transfer-Encoding: base64",
-             'Content-Disposition: attachment; filename="IHE_XDM.ZIP"', "", *attachment, f"--{boundary}--", ""]
+             f'Content-Type: application/zip; name="{XDM_ATTACHMENT}"', "Content-Transfer-Encoding: base64",
+             f'Content-Disposition: attachment; filename="{XDM_ATTACHMENT}"', "", *attachment, f"--{boundary}--", ""]
     return "\r\n".join(lines).encode("utf-8")
 
 
@@ -399,3 +404,50 @@ def read_mdn(raw: bytes) -> MdnShape | None:
     return MdnShape(tuple(problems), error, original, " ".join(subject.split()),
                     bool(str(fields.get("Original-Message-ID", "")).strip()),
                     bool(str(fields.get("Original-Recipient", "")).strip()), names)
+
+
+# Reading what a person reads in a mail -------------------------------------------------------------
+
+MAX_TEXT = 256 * 1024        # the text read from one mail
+_LINK = re.compile(r"""https?://[^\s"'<>()\[\]]+""", re.IGNORECASE)
+_HREF = re.compile(r"""href\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]+>")
+
+
+@dataclass(frozen=True)
+class MailText:
+    """What a person reads in a mail: its subject and text parts, the links, the attachments' names."""
+    text: str
+    links: tuple[str, ...]
+    attachments: tuple[str, ...]
+
+
+def read_mail(raw: bytes) -> MailText:
+    """Its subject and text parts (HTML without its tags, each part and the whole bounded by MAX_TEXT), its
+    links (http(s) in the text and HTML hrefs, trailing punctuation removed), its attachments' names (or
+    content types). Never fails on a part it cannot decode: read as Latin-1."""
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    texts = [str(message.get("Subject", ""))]
+    links: list[str] = []
+    attachments: list[str] = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        name = part.get_filename()
+        if name or part.get_content_disposition() == "attachment" or not ctype.startswith("text/"):
+            attachments.append(name or ctype)
+            continue
+        try:
+            body = part.get_content()
+        except Exception:   # an unknown charset or transfer encoding: read it as Latin-1, never fail
+            payload = part.get_payload(decode=True)
+            body = payload.decode("latin-1") if isinstance(payload, bytes) else str(part.get_payload())
+        body = str(body)[:MAX_TEXT]
+        if ctype == "text/html":
+            links.extend(html.unescape(h) for h in _HREF.findall(body))
+            body = html.unescape(_TAG.sub(" ", body))
+        texts.append(body)
+    text = "\n".join(texts)[:MAX_TEXT]
+    links.extend(_LINK.findall(text))
+    return MailText(text, tuple(dict.fromkeys(link.rstrip(".,;:!?") for link in links)), tuple(attachments))

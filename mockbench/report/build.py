@@ -123,7 +123,7 @@ def _outcome(steps: list[dict]) -> str | None:
 
 
 def _findings(world: World, tx: Tx) -> list[dict]:
-    """The conformance advisor's findings (world/advisor.py), as GET /_bench/findings gives them."""
+    """The conformance advisor's findings (checks/advisor.py), as GET /_bench/findings gives them."""
     return list(world.advisor.findings(tx))
 
 

@@ -54,6 +54,7 @@ class ScenarioEngine:
         self._entry_cache: tuple[str, Any, dict] | None = None   # (namespace, stored text, decoded) of META
         world.journal.hooks.append(self._on_entry)
         world.tick_hooks.append(self._on_tick)
+        world.follow_hooks.append(self.reload)   # another process changed the world: the next `at:` from the store
         with world.transaction() as tx:
             self._next_at = self._compute_next_at(tx)
 

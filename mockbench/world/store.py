@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from . import jsontext
+from .xlock import WriteLock
 
 # 1: the tables below without `outbox` (mockbench 0.1.0). 2: `outbox`, the PFI's durable outbound queue.
 # 3: `namespaces`, which generation of rows each namespace reads (a reset switches generation: see `clear`).
@@ -92,6 +93,11 @@ CHECKPOINT_BYTES = 4 * 1024 * 1024
 COMMIT_OVERHEAD_BYTES = 4 * 4096
 WAL_LIMIT_PAGES = 10_000   # the writer checkpoints by itself past this WAL size (40 MiB)
 CHECKPOINTER_IDLE = 5.0    # seconds without work before the checkpoint thread ends (started again on demand)
+# Meta rows a transaction may change many times (sequence numbers, the journal's counts): read at most once and
+# written once, at commit (`Tx.meta_get` / `meta_set` keep them in the transaction meanwhile). A PFI message
+# moved each of them two or three times (issue 21, point 4).
+WRITE_BACK_PREFIX = "seq:"
+WRITE_BACK_KEYS = frozenset({"journal:stats"})
 # Kept by reset: the bench's own infrastructure (signing keys), not the world's content.
 KEEP_ON_RESET = {"meta": "key LIKE 'keep:%'"}
 ROWS_KEPT = 64             # a query answering more rows is not kept by the transaction's cache (Tx._rows)
@@ -159,6 +165,9 @@ class Tx:
         self._before_commit: list[Callable[[], None]] = []
         self._savepoints = 0
         self.written = 0   # bytes of data put, to tell when a checkpoint is due
+        # Write-back meta rows (WRITE_BACK_*): key -> value as this transaction sees it, and the keys it changed.
+        self._back: dict[str, Any] = {}
+        self._dirty: set[str] = set()
         self._rows_init()
 
     def after_commit(self, fn: Callable[[], None]) -> None:
@@ -174,6 +183,7 @@ class Tx:
         callbacks are undone, and the error goes on up."""
         self._savepoints += 1
         name, pending, before = f"sp{self._savepoints}", len(self._after_commit), len(self._before_commit)
+        back, dirty = {k: _copy(v) for k, v in self._back.items()}, set(self._dirty)
         self.conn.execute(f"SAVEPOINT {name}")
         try:
             yield
@@ -183,6 +193,7 @@ class Tx:
             self._rows_forget()
             del self._after_commit[pending:]
             del self._before_commit[before:]
+            self._back, self._dirty = back, dirty   # the write-back rows as they were, like the others
             raise
         else:
             self.conn.execute(f"RELEASE {name}")
@@ -293,16 +304,44 @@ class Tx:
 
     # Small key/value area -----------------------------------------------------------------------
     def meta_get(self, key: str, default: Any = None) -> Any:
+        if key in self._back:
+            value = self._back[key]
+            return default if value is None else _copy(value)
         row = self.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
-        return default if row is None else jsontext.loads(row[0])
+        value = None if row is None else jsontext.loads(row[0])
+        if _write_back(key):
+            self._back[key] = _copy(value)
+        return default if value is None else value
 
     def meta_text(self, key: str) -> str | None:
         """A meta value's stored JSON text, undecoded (a caller that caches the decoded value by its text)."""
+        if key in self._back:   # a write-back row: its text as it will be stored
+            value = self._back[key]
+            return None if value is None else jsontext.dumps(value)
         row = self.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
         return None if row is None else str(row[0])
 
     def meta_set(self, key: str, value: Any) -> None:
+        if _write_back(key):
+            self._back[key] = _copy(value)
+            self._dirty.add(key)
+            return
         self.put("meta", value, key=key)
+
+    def flush(self) -> None:
+        """Write the write-back meta rows this transaction changed (at commit, and before anything reads the
+        meta table by SQL: a reset's or a snapshot's copy)."""
+        if not self._dirty:
+            return
+        rows = []
+        for key in sorted(self._dirty):
+            blob = jsontext.dumps(self._back[key])
+            self.written += len(blob)
+            rows.append((self.ns, key, blob))
+        self._dirty.clear()
+        self._rows_check()
+        self.conn.executemany(_INSERT["meta"], rows)
+        self._rows_wrote("meta")
 
     def next_seq(self, name: str) -> int:
         value = int(self.meta_get(f"seq:{name}", 0)) + 1
@@ -310,30 +349,49 @@ class Tx:
         return value
 
 
+def _write_back(key: str) -> bool:
+    return key.startswith(WRITE_BACK_PREFIX) or key in WRITE_BACK_KEYS
+
+
+def _copy(value: Any) -> Any:
+    # The write-back values are numbers and flat dicts: a caller that changes what it read changes its own copy.
+    return dict(value) if isinstance(value, dict) else value
+
+
 class Store:
     def __init__(self, path: Path, namespace: str = "default") -> None:
         self.path = Path(path)
         self.namespace = namespace
         self._lock = threading.RLock()
+        self._writing = 0   # depth of _writer() on the thread holding _lock
+        # Several processes on one file (issue 21 point 3): what this process keeps of the store is re-read
+        # when another one committed (see _follow); `shared` makes reads look up the live generation too.
+        self.followers: list[Callable[[Tx], None]] = []
+        self.shared = False
+        self._data_version = 0
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []   # idle read connections (read())
         self._readers_lock = threading.Lock()
         self._full = False   # a disk-full episode is on: logged when it starts and when it ends
         self._physical: dict[str, str] = {}   # namespace -> its live generation (read at open, set by clear)
+        self._xlock = self._write_lock()
         try:
             self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
                                          timeout=10)
         except sqlite3.Error as exc:
+            self._xlock.close()
             raise StoreError(self.unusable(exc)) from None
         try:
             self._open()
         except sqlite3.Error as exc:
             self._conn.close()
+            self._xlock.close()
             if _is_full(exc):
                 raise StorageFull(self.path) from None
             raise StoreError(self.unusable(exc)) from None
         except StoreError:
             self._conn.close()
+            self._xlock.close()
             raise
         self._written = 0   # bytes written since the last checkpoint was asked for (under the lock)
         self._checkpointer = Checkpointer(self)
@@ -362,7 +420,7 @@ class Store:
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_PAGES}")
         self._conn.execute("PRAGMA foreign_keys=OFF")
         self._conn.execute("PRAGMA busy_timeout=10000")
-        with self._lock:
+        with self._writer():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -381,8 +439,63 @@ class Store:
                 raise
             self._conn.execute("COMMIT")
         self._physical = dict(self._conn.execute("SELECT name, physical FROM namespaces WHERE live = 1"))
+        self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         if 0 < version < SCHEMA_VERSION:
             log.info("%s migrated from schema version %d to %d", self.path, version, SCHEMA_VERSION)
+
+    def _write_lock(self) -> WriteLock:
+        try:
+            return WriteLock(self.path)
+        except OSError as exc:
+            raise StoreError(f"cannot open the world's write lock beside {self.path} ({exc.strerror}): give a "
+                             "--state folder this user can write to") from None
+
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        """The right to write: the thread lock, then the cross-process lock (xlock.py), so that SQLite never
+        waits in its busy handler for another process's write. Re-entrant on the same thread."""
+        with self._lock:
+            self._writing += 1
+            if self._writing == 1:
+                try:
+                    self._xlock.acquire()
+                except BaseException:
+                    self._writing -= 1
+                    raise
+            try:
+                yield
+            finally:
+                self._writing -= 1
+                if not self._writing:
+                    self._xlock.release()
+
+    def _follow(self, tx: Tx) -> None:
+        """At the start of a write transaction: when another connection (another process) committed since this
+        one last looked (SQLite's data_version, which this connection's own commits leave alone), re-read the
+        live generations (a reset elsewhere) and let the followers re-read what they keep (the clock's offset,
+        the timers): any process then sees the world as the last writer left it."""
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return
+        self._data_version = version
+        self._physical = dict(self._conn.execute("SELECT name, physical FROM namespaces WHERE live = 1"))
+        tx.ns = self.physical(tx.name)
+        for fn in list(self.followers):
+            fn(tx)
+
+    def foreign_commits(self) -> bool:
+        """Whether another connection (another process) committed since this store's last write transaction
+        looked: the primary's ticker then opens one, which re-reads the timers another process set."""
+        with self._lock:
+            return self._conn.execute("PRAGMA data_version").fetchone()[0] != self._data_version
+
+    @staticmethod
+    def _follow_read(tx: Tx) -> None:
+        """A read in a store shared by several processes: the generation live in this read's snapshot, which
+        another process's reset may have switched."""
+        row = tx.conn.execute("SELECT physical FROM namespaces WHERE name = ? AND live = 1", (tx.name,)).fetchone()
+        if row is not None:
+            tx.ns = row[0]
 
     def physical(self, ns: str | None = None) -> str:
         name = ns or self.namespace
@@ -397,6 +510,7 @@ class Store:
             conn.close()
         with self._lock:
             self._conn.close()
+            self._xlock.close()
 
     @contextmanager
     def transaction(self, ns: str | None = None) -> Iterator[Tx]:
@@ -406,7 +520,7 @@ class Store:
         if current is not None and (ns is None or ns == current.name):
             yield current
             return
-        with self._lock:
+        with self._writer():
             tx = Tx(self._conn, self.physical(ns), ns or self.namespace)
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -416,9 +530,11 @@ class Store:
             self._local.tx = tx
             changes = self._conn.total_changes
             try:
+                self._follow(tx)
                 yield tx
                 while tx._before_commit:   # a callback may add more
                     tx._before_commit.pop(0)()
+                tx.flush()
                 self._conn.execute("COMMIT")
                 if tx.ns != self.physical(tx.name):   # a reset switched generation: readers follow now
                     self._physical[tx.name] = tx.ns
@@ -471,6 +587,8 @@ class Store:
             conn.execute("PRAGMA busy_timeout=10000")
         tx = Tx(conn, self.physical(ns), ns or self.namespace)
         conn.execute("BEGIN")
+        if self.shared:
+            self._follow_read(tx)
         self._local.read = tx
         try:
             yield tx
@@ -501,6 +619,8 @@ class Store:
     def _switch(self, tx: Tx, *, source: str) -> None:
         """Point `tx` at a new generation of its namespace holding the current generation's kept rows and,
         when `source` is another namespace (a snapshot), a copy of `source`'s other rows."""
+        tx.flush()   # the old generation's counters as this transaction left them, before its rows are read
+        tx._back.clear()
         old = tx.ns
         new = f"{tx.name}~{uuid.uuid4().hex[:12]}"
         for table, keys in TABLES.items():
@@ -521,6 +641,7 @@ class Store:
     def copy_namespace(self, tx: Tx, source: str, target: str) -> None:
         """Replace the world in `target` by a copy of `source` (snapshot). What a reset keeps (signing keys)
         is neither copied nor replaced: restoring a snapshot must not change the keys."""
+        tx.flush()
         for table, keys in TABLES.items():
             cols = ", ".join((*keys, "data"))
             keep = KEEP_ON_RESET.get(table)
@@ -651,7 +772,7 @@ class Reaper:
     def _chunk(self) -> bool:
         """Delete one chunk of one dead generation; False when none is left."""
         store = self.store
-        with store._lock:
+        with store._writer():
             conn = store._conn
             row = conn.execute("SELECT physical FROM namespaces WHERE live = 0 LIMIT 1").fetchone()
             if row is None:

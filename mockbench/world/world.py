@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from .advisor import Advisor
+from ..checks.advisor import Advisor
 from .clock import Clock
 from .directory import Directory
 from .dmp import Dmp
@@ -35,6 +35,13 @@ class World:
         # Run at the start of every outermost transaction, with the transaction open: the scenario
         # engine fires the `at:` transitions that the virtual clock has reached.
         self.tick_hooks: list[Callable[[Tx], None]] = [self.mss.on_tick]  # MSSanté answers after read_after
+        # Run when another process committed since this one last wrote (Store._follow): re-read the timers'
+        # next due times. The clock's offset is re-read by _follow itself.
+        self.follow_hooks: list[Callable[[Tx], None]] = [self.mss.reload]
+        # The process that owns the timers (tick hooks); another process serving the same world (a worker)
+        # leaves them to it and follows the clock in its reads too.
+        self.primary = True
+        store.followers.append(self._follow)
         with store.transaction() as tx:
             if tx.meta_get("world:created") is None:
                 tx.meta_set("world:created", self.clock.now_iso())
@@ -48,7 +55,7 @@ class World:
             # Read and restored under the store's lock: another thread's clock move is never undone here.
             offset = self.clock.offset
             try:
-                if outer:
+                if outer and self.primary:
                     for hook in list(self.tick_hooks):
                         hook(tx)
                 yield tx
@@ -62,7 +69,16 @@ class World:
         """A read-only view in a transaction of its own (Store.read): for reads that may take long (reports,
         journal pages, the dashboard's data); it never holds a door's write. No tick hooks: they write."""
         with self.store.read() as tx:
+            if not self.primary and not self.store.in_transaction():
+                self.clock.offset = float(tx.meta_get("clock:offset", 0.0))   # moved by the primary
             yield tx
+
+    def _follow(self, tx: Tx) -> None:
+        """Another process committed: the clock's offset and the timers as the store holds them."""
+        self.clock.offset = float(tx.meta_get("clock:offset", 0.0))
+        if self.primary:
+            for hook in list(self.follow_hooks):
+                hook(tx)
 
     def reset(self, tx: Tx) -> None:
         """Empty world, empty journal, clock back to real time. Signing keys are kept."""

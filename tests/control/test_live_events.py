@@ -236,3 +236,45 @@ def test_stopping_the_bench_ends_the_streams(mockbench_factory):
     with pytest.raises((AssertionError, requests.exceptions.ChunkedEncodingError)):
         stream.next_event()
     assert hub_of(running).closed
+
+
+def test_entries_journaled_by_another_process_reach_the_stream(tmp_path):
+    """Two stores on one file stand for two processes serving one world (issue 21 point 3: a live stream got 10
+    of 20 events): the stream reads the journal by cursor, so it gets every entry whoever wrote it, in order,
+    and follows the other process's reset to the new journal's start."""
+    from mockbench.control.events import EventHub
+    from mockbench.world.store import Store
+    from mockbench.world.world import World
+
+    here, there = World(Store(tmp_path / "world.db")), World(Store(tmp_path / "world.db"))
+    here.store.shared = True
+    hub = EventHub(here, EventLimits(poll=0.05, heartbeat=0.05))
+    sub = hub.subscribe()
+    try:
+        stream = hub.stream(sub, hub.start_point(None, None))
+        assert next(stream) == "retry: 2000\n\n"
+
+        def entries(n: int) -> list[dict]:
+            got: list[dict] = []
+            deadline = time.monotonic() + 20
+            while len(got) < n and time.monotonic() < deadline:
+                chunk = next(stream)
+                if chunk.startswith("id: "):
+                    got.append(json.loads(chunk.split("data: ", 1)[1]))
+            return got
+
+        for i in range(20):
+            world = there if i % 2 else here
+            with world.transaction() as tx:
+                world.journal.append(tx, "dmp", "TD3.1", patient=f"p{i}")
+        assert [(e["seq"], e["patient"]) for e in entries(20)] == [(i + 1, f"p{i}") for i in range(20)]
+        with there.transaction() as tx:
+            there.reset(tx)
+            there.journal.append(tx, "control", "reset", actor="mockbench")
+        with there.transaction() as tx:
+            there.journal.append(tx, "dmp", "TD3.1", patient="after")
+        assert [(e["seq"], e["operation"]) for e in entries(2)] == [(1, "reset"), (2, "TD3.1")]
+    finally:
+        hub.unsubscribe(sub)
+        here.store.close()
+        there.store.close()
