@@ -379,19 +379,19 @@ class Store:
             self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
                                          timeout=10)
         except sqlite3.Error as exc:
-            self._xlock.close()
+            self._xlock.discard()
             raise StoreError(self.unusable(exc)) from None
         try:
             self._open()
         except sqlite3.Error as exc:
             self._conn.close()
-            self._xlock.close()
+            self._xlock.discard()
             if _is_full(exc):
                 raise StorageFull(self.path) from None
             raise StoreError(self.unusable(exc)) from None
         except StoreError:
             self._conn.close()
-            self._xlock.close()
+            self._xlock.discard()
             raise
         self._written = 0   # bytes written since the last checkpoint was asked for (under the lock)
         self._checkpointer = Checkpointer(self)
