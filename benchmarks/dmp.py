@@ -25,14 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_process import pct, run_workers, start_bench, stop_bench, write_json  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "tests" / "protocols" / "dmp"))
-
-from dmp_messages import cda, find_documents, provide_and_register, vihf  # noqa: E402
 from lxml import etree  # noqa: E402
 
+from benchmarks.bench_process import pct, run_workers, start_bench, stop_bench, write_json  # noqa: E402
 from mockbench.pki import ensure_pki  # noqa: E402
+from mockbench.testing.messages import cda, find_documents, provide_and_register, vihf  # noqa: E402
 
 WORLD = """\
 id: bench-dmp

@@ -27,7 +27,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "protocols" / "dmp"))
 
 WARM_UP = 20
 
@@ -70,9 +69,8 @@ def _call(app: Any, environ: dict) -> tuple[str, bytes]:
 
 
 def soap(bench: Any, tmp: Path) -> Callable[[], None]:
-    from dmp_messages import find_documents  # type: ignore[import-not-found]  # tests/protocols/dmp
-
     from benchmarks.dmp import envelope, signed_vihf
+    from mockbench.testing.messages import find_documents
 
     patient = _json(bench, "/_bench/patients/alice")
     pro = _json(bench, "/_bench/professionals")[0]

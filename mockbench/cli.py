@@ -201,7 +201,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         bench = Bench(config)
         bench.start()
-    except (BenchError, ConfigError, WorldError, ScenarioInvalid, *_pki_error()) as exc:
+    # _pki_error() read here, after the start (see its docstring); mypy does not type a starred call inside an
+    # except tuple, though every item is an exception class
+    except (BenchError, ConfigError, WorldError, ScenarioInvalid, *_pki_error()) as exc:  # type: ignore[misc]
         if bench is not None:
             bench.close()
         print(f"mockbench: {exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,7 @@ def _coerce(name: str, value: Any) -> Any:
     return str(value)
 
 
-def load(file: Path | None = None, env: dict[str, str] | None = None, flags: dict[str, Any] | None = None
+def load(file: Path | None = None, env: Mapping[str, str] | None = None, flags: dict[str, Any] | None = None
          ) -> Config:
     values: dict[str, Any] = {}
     if file is not None:
@@ -181,11 +182,11 @@ def load(file: Path | None = None, env: dict[str, str] | None = None, flags: dic
             if name not in _TYPES:
                 raise ConfigError(f"{file}: unknown setting {key}; settings: {', '.join(_TYPES)}")
             values[name] = _coerce(name, value)
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     for name in _TYPES:
         key = f"MOCKBENCH_{name.upper()}"
-        if key in env and name != "doors":
-            values[name] = _coerce(name, env[key])
+        if key in environ and name != "doors":
+            values[name] = _coerce(name, environ[key])
     for name, value in (flags or {}).items():
         if value is not None:
             values[name] = _coerce(name, value)

@@ -40,16 +40,17 @@ import ssl
 import struct
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 from cheroot import server as cheroot_server
 from cheroot import wsgi
 from cheroot.connections import ConnectionManager
 from cheroot.makefile import MakeFile, StreamReader
 from cheroot.ssl.builtin import BuiltinSSLAdapter
-from cheroot.workers.threadpool import _SHUTDOWNREQUEST, ThreadPool, WorkerThread
+from cheroot.workers.threadpool import _SHUTDOWNREQUEST, ThreadPool, WorkerThread  # type: ignore[attr-defined]  # cheroot internal
 
 log = logging.getLogger("mockbench.http")
+_Mode = Literal["r", "w", "rw", "rb", "wb", "rwb"]
 
 WORKERS = 32            # requests in progress at once, event streams included
 KEEP_ALIVE_IDLE = 1000  # idle kept-alive connections watched at once (the connection cap bounds them anyway)
@@ -74,7 +75,7 @@ class _TlsAdapter(BuiltinSSLAdapter):
         self.certificate = self.private_key = self.certificate_chain = self.ciphers = None
         self.private_key_password = None
         self.context = context
-        self._server_env = {}
+        self._server_env: dict[str, Any] = {}
 
 
 class _Workers(ThreadPool):
@@ -82,25 +83,25 @@ class _Workers(ThreadPool):
     not exit), started without waiting for each to be ready (cheroot polls every 0.1 s)."""
 
     def grow(self, amount: int) -> None:
-        budget = max(self.max - len(self._threads), 0)
-        self._threads.extend(self._spawn_worker() for _ in range(min(amount, budget)))
+        budget = max(self.max - len(self._threads), 0)  # type: ignore[attr-defined]  # cheroot internal
+        self._threads.extend(self._spawn_worker() for _ in range(min(amount, budget)))  # type: ignore[attr-defined]  # cheroot internal
 
     def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
         """Ask every worker to end, wait `timeout` in all; a worker still busy then (a stream whose generator
         waits) gets its connection's read side shut and is left behind (a daemon), instead of being joined
         without end as cheroot does."""
-        workers, self._threads[:] = self._threads[:], []
+        workers, self._threads[:] = self._threads[:], []  # type: ignore[attr-defined]  # cheroot internal
         for _ in workers:
-            self._queue.put(_SHUTDOWNREQUEST)
+            self._queue.put(_SHUTDOWNREQUEST)  # type: ignore[attr-defined]  # cheroot internal
         deadline = time.monotonic() + (timeout or 0)
         for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
-                self._force_close(worker.conn)
+                self._force_close(worker.conn)  # type: ignore[attr-defined]  # cheroot internal
 
     def _spawn_worker(self) -> WorkerThread:
         worker = WorkerThread(self.server)
-        worker.name = f"mockbench-http-worker-{len(self._threads)}"
+        worker.name = f"mockbench-http-worker-{len(self._threads)}"  # type: ignore[attr-defined]  # cheroot internal
         worker.daemon = True
         worker.start()
         return worker
@@ -110,7 +111,7 @@ class _Raw(socket.SocketIO):
     """The socket as a worker reads it: first the bytes the selector thread already read (the request head,
     perhaps some body), then the socket, within the request's deadline."""
 
-    def __init__(self, sock: socket.socket, mode: str) -> None:
+    def __init__(self, sock: socket.socket, mode: _Mode) -> None:
         super().__init__(sock, mode)
         self.prefix = b""
         self.deadline: float | None = None
@@ -126,21 +127,21 @@ class _Raw(socket.SocketIO):
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("timed out")   # cheroot answers 408 to what it reads as a timeout
-            self._sock.settimeout(min(left, self.timeout))
+            self._sock.settimeout(min(left, self.timeout))  # type: ignore[attr-defined]  # cheroot internal
         return super().readinto(b)
 
 
 class _Reader(StreamReader):
-    def __init__(self, sock: socket.socket, mode: str = "rb", bufsize: int = 8192) -> None:  # noqa: D107
+    def __init__(self, sock: socket.socket, mode: _Mode = "rb", bufsize: int = 8192) -> None:  # noqa: D107
         io_buffered = StreamReader.__mro__[1]   # cheroot's StreamReader wraps socket.SocketIO itself
-        io_buffered.__init__(self, _Raw(sock, mode), bufsize)
+        io_buffered.__init__(self, _Raw(sock, mode), bufsize)  # type: ignore[misc]  # skips cheroot's own
         self.bytes_read = 0
 
     def has_data(self) -> bool:
-        return super().has_data() or bool(self.raw.prefix)
+        return super().has_data() or bool(self.raw.prefix)  # type: ignore[attr-defined]  # raw is our _Raw
 
 
-def _makefile(sock: socket.socket, mode: str = "r", bufsize: int = 8192) -> Any:
+def _makefile(sock: socket.socket, mode: _Mode = "r", bufsize: int = 8192) -> Any:
     return _Reader(sock, mode, bufsize) if "r" in mode else MakeFile(sock, mode, bufsize)
 
 
@@ -176,12 +177,12 @@ class _Connections(ConnectionManager):
 
     # The selector thread's loop --------------------------------------------------------------------------
     def _run(self, expiration_interval: float) -> None:
-        while not self._stop_requested:
+        while not self._stop_requested:  # type: ignore[attr-defined]  # cheroot internal
             self._resume_accepting()
             try:
-                active = list(self._selector.select(timeout=expiration_interval))
+                active = list(self._selector.select(timeout=expiration_interval))  # type: ignore[attr-defined]  # cheroot internal
             except OSError:
-                self._remove_invalid_sockets()
+                self._remove_invalid_sockets()  # type: ignore[attr-defined]  # cheroot internal
                 continue
             for _fd, conn in active:
                 if conn is self.server:
@@ -202,7 +203,7 @@ class _Connections(ConnectionManager):
             self.server.process_conn(conn)
             return
         conn.socket.setblocking(False)
-        self._selector.register(conn.socket.fileno(), selectors.EVENT_READ, data=conn)
+        self._selector.register(conn.socket.fileno(), selectors.EVENT_READ, data=conn)  # type: ignore[attr-defined]  # cheroot internal
 
     def _advance(self, conn: _Connection) -> None:
         """Move `conn` on without blocking: handshake, read what its head has sent, hand it to a worker once
@@ -247,13 +248,13 @@ class _Connections(ConnectionManager):
     def _watch(self, conn: _Connection) -> None:
         fd = conn.socket.fileno()
         try:
-            self._selector.register(fd, selectors.EVENT_READ, data=conn)
+            self._selector.register(fd, selectors.EVENT_READ, data=conn)  # type: ignore[attr-defined]  # cheroot internal
         except KeyError:
             pass   # already watched
 
     def _unwatch(self, conn: _Connection) -> None:
         try:
-            self._selector.unregister(conn.socket.fileno())
+            self._selector.unregister(conn.socket.fileno())  # type: ignore[attr-defined]  # cheroot internal
         except (KeyError, ValueError):
             pass
 
@@ -269,7 +270,7 @@ class _Connections(ConnectionManager):
         if now - self._last_expiry < 0.1:
             return   # a busy port wakes the selector often; the deadlines are seconds
         self._last_expiry = now
-        late = [conn for _, conn in self._selector.connections
+        late = [conn for _, conn in self._selector.connections  # type: ignore[attr-defined]  # cheroot internal
                 if conn is not self.server and conn.expires < now]
         for conn in late:
             self._drop(conn)
@@ -331,7 +332,7 @@ class _Connections(ConnectionManager):
                       "(raise the open-files limit, or lower http_max_connections)", self.server.name,
                       exc.strerror or exc)
         try:
-            self._selector.unregister(self.server.socket.fileno())
+            self._selector.unregister(self.server.socket.fileno())  # type: ignore[attr-defined]  # cheroot internal
         except (KeyError, ValueError):
             pass
         self._paused_until = time.monotonic() + ACCEPT_PAUSE
@@ -339,7 +340,7 @@ class _Connections(ConnectionManager):
     def _resume_accepting(self) -> None:
         if self._paused_until and time.monotonic() >= self._paused_until:
             self._paused_until = 0.0
-            self._selector.register(self.server.socket.fileno(), selectors.EVENT_READ, data=self.server)
+            self._selector.register(self.server.socket.fileno(), selectors.EVENT_READ, data=self.server)  # type: ignore[attr-defined]  # cheroot internal
 
 
 class _Gateway(wsgi.Gateway_10):
@@ -347,7 +348,7 @@ class _Gateway(wsgi.Gateway_10):
     protocols/faults.py): `mockbench.socket`, the connection's socket (to see the client give up), and
     `mockbench.abort`, which a response body calls to drop the connection with a TCP RST without a byte sent."""
 
-    def get_environ(self) -> dict:
+    def get_environ(self) -> dict:  # type: ignore[override]  # cheroot's stub says None
         env = super().get_environ()
         env["mockbench.socket"] = self.req.conn.socket
         env["mockbench.abort"] = self._abort
@@ -371,7 +372,7 @@ class _Server(wsgi.Server):
     def __init__(self, sock: socket.socket, app: Any, *, name: str, max_connections: int) -> None:
         self._bound = sock
         super().__init__(sock.getsockname()[:2], app, numthreads=WORKERS, max=WORKERS, server_name="mockbench",
-                         request_queue_size=128, timeout=IDLE_TIMEOUT, shutdown_timeout=SHUTDOWN_TIMEOUT)
+                         request_queue_size=128, timeout=IDLE_TIMEOUT, shutdown_timeout=SHUTDOWN_TIMEOUT)  # type: ignore[arg-type]  # a float works
         self.gateway = _Gateway
         self.name = name
         self.max_connections = max_connections
@@ -390,7 +391,7 @@ class _Server(wsgi.Server):
     def prepare(self) -> None:
         super().prepare()
         self.socket.setblocking(False)   # accept only when the selector says so, never wait in it
-        self._connections.close()   # cheroot's own manager: never ran, holds only its selector
+        self._connections.close()  # type: ignore[has-type]  # cheroot's own manager: never ran, holds only its selector
         self._connections = _Connections(self)
 
     def serve(self) -> None:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import requests
+from kit.process import wait_for_port_file
 
 
 def start(state: Path, port_file: Path, *extra: str) -> subprocess.Popen:
@@ -20,11 +21,7 @@ def start(state: Path, port_file: Path, *extra: str) -> subprocess.Popen:
         [sys.executable, "-m", "mockbench", "up", "--state", str(state), "--http-port", "0", "--mllp-port", "0",
          "--smtp-port", "0", "--imap-port", "0", "--port-file", str(port_file), "--quiet", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
-    while not port_file.exists():
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline, "the bench did not get ready in 20 s"
-        time.sleep(0.02)
+    wait_for_port_file(proc, port_file, 20)
     return proc
 
 

@@ -9,13 +9,13 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 import tomllib
 import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
+from kit.process import wait_for_port_file
 
 ROOT = Path(__file__).parents[1]
 
@@ -99,11 +99,7 @@ def test_the_wheel_in_a_clean_venv_runs_up_with_the_catalogue_and_the_dashboard(
                              "--scenario", "hidden-documents"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not port_file.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert port_file.exists(), proc.communicate(timeout=10)[0] if proc.poll() is not None else "no port file"
-        url = f"http://127.0.0.1:{json.loads(port_file.read_text())['http']}"
+        url = f"http://127.0.0.1:{wait_for_port_file(proc, port_file, 60)['http']}"
         with urllib.request.urlopen(f"{url}/_bench/health", timeout=5) as answer:
             assert json.load(answer)["status"] == "ok"
         with urllib.request.urlopen(f"{url}/_bench/patients", timeout=5) as answer:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from flask import Flask, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from ..world.store import StorageFull
@@ -20,7 +21,8 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024  # a TD2.1 with a large document fits; anyt
 def create_app(bench: Bench) -> Flask:
     app = Flask("mockbench")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
-    app.json.sort_keys = False
+    if isinstance(app.json, DefaultJSONProvider):   # Flask's own provider (the only one the bench uses)
+        app.json.sort_keys = False
     app.extensions["mockbench"] = bench
     from .security import install
 

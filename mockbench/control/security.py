@@ -34,6 +34,8 @@ from flask import Flask, Response, jsonify, redirect, request
 from markupsafe import escape
 
 if TYPE_CHECKING:
+    from werkzeug.wrappers import Response as BaseResponse  # what flask.redirect returns
+
     from ..bench import Bench
 
 COOKIE = "mockbench_token"
@@ -120,7 +122,9 @@ class Guard:
         return request.cookies.get(COOKIE)
 
     def token_ok(self, candidate: str | None) -> bool:
-        return bool(candidate) and hmac.compare_digest(candidate.encode(), self.token.encode())
+        if not candidate or self.token is None:
+            return False
+        return hmac.compare_digest(candidate.encode(), self.token.encode())
 
     def same_origin(self, origin: str) -> bool:
         own = {request.host_url.rstrip("/").lower()}
@@ -130,7 +134,7 @@ class Guard:
         return origin.rstrip("/").lower() in own
 
     # The hook -----------------------------------------------------------------------------------
-    def before(self) -> Response | tuple | None:
+    def before(self) -> BaseResponse | tuple | None:
         path = request.path
         if not _own_page(path):
             return None

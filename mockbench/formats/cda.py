@@ -5,6 +5,7 @@ Also `read_cda_header`: the reader of a CDA R2 header that the doors (PFI, MSSan
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
@@ -129,34 +130,63 @@ def read_cda_header(data: bytes) -> CdaHeader:
     if doc.tag != _CLINICAL_DOCUMENT:
         raise CdaError(f"the document is XML but not a CDA (root element is {doc.tag}, "
                        f"expected {_CLINICAL_DOCUMENT})")
-    ident = _one(doc, "h:id")
+    # The root's children indexed by tag in one pass: the header asks for a dozen of them, and one walk costs
+    # less than a lookup each (issue 21, point 4: the header's Python cost was as much as the parse itself).
+    top: dict[object, list[etree._Element]] = {}
+    for child in doc:
+        top.setdefault(child.tag, []).append(child)
+    ident = _first(top, "id")
     if ident is None:
         raise CdaError("the CDA has no id")
     id_root, id_ext = _ii(ident)
     if not id_root:
         raise CdaError("the CDA id has no root")
-    set_el = _one(doc, "h:setId")
+    set_el = _first(top, "setId")
     set_root, set_ext = _ii(set_el) if set_el is not None else ("", "")
     set_id = xds_unique_id(set_root, set_ext) if set_root else None
-    code = _one(doc, "h:code")
-    patient = _one(doc, "h:recordTarget/h:patientRole/h:patient")
-    patient_ids = _ids(doc, "h:recordTarget/h:patientRole/h:id")
+    code = _first(top, "code")
+    patient = next(_under(top, "h:recordTarget/h:patientRole/h:patient"), None)
+    patient_ids = _pairs(_under(top, "h:recordTarget/h:patientRole/h:id"))
     ins = next(((ext, root) for root, ext in patient_ids if root in INS_OIDS and ext), None)
     return CdaHeader(
-        id_root=id_root, id_extension=id_ext, set_id=set_id, version=_version(doc),
+        id_root=id_root, id_extension=id_ext, set_id=set_id, version=_version(_first(top, "versionNumber")),
         type_code=_attr(code, "code"), type_system=_attr(code, "codeSystem"),
-        title=_text(_one(doc, "h:title")), effective_time=_attr(_one(doc, "h:effectiveTime"), "value"),
-        confidentiality_code=_attr(_one(doc, "h:confidentialityCode"), "code"),
+        title=_text(_first(top, "title")), effective_time=_attr(_first(top, "effectiveTime"), "value"),
+        confidentiality_code=_attr(_first(top, "confidentialityCode"), "code"),
         patient_ids=patient_ids, ins=ins,
         patient_family=_name_part(patient, "family", ("BR", "")),
         patient_given=_name_part(patient, "given", ("", "BR")),
         patient_first_given=_name_part(patient, "given", ("BR", "")),
         birth_date=_attr(_one(patient, "h:birthTime"), "value"),
         sex=_attr(_one(patient, "h:administrativeGenderCode"), "code"),
-        author_ids=_ids(doc, "h:author/h:assignedAuthor/h:id"),
-        custodian_ids=_ids(doc, "h:custodian/h:assignedCustodian/h:representedCustodianOrganization/h:id"),
-        related=_related(doc), is_structured=_is_structured(doc), self_presenting=self_presenting,
+        author_ids=_pairs(_under(top, "h:author/h:assignedAuthor/h:id")),
+        custodian_ids=_pairs(_under(top, "h:custodian/h:assignedCustodian/h:representedCustodianOrganization/h:id")),
+        related=_related(top.get(_HL7_TAG["relatedDocument"], ())),
+        is_structured=_is_structured(_first(top, "component")), self_presenting=self_presenting,
     )
+
+
+_HL7_TAG = {name: f"{{{_HL7}}}{name}" for name in (
+    "id", "setId", "code", "title", "effectiveTime", "confidentialityCode", "versionNumber", "component",
+    "relatedDocument", "recordTarget", "author", "custodian")}
+
+
+def _first(top: dict[object, list[etree._Element]], name: str) -> etree._Element | None:
+    """The root's first child `name` (in the HL7 namespace), from the children indexed by tag."""
+    found = top.get(_HL7_TAG[name])
+    return found[0] if found else None
+
+
+def _under(top: dict[object, list[etree._Element]], path: str) -> Iterator[etree._Element]:
+    """The elements at `path` below the root, in document order, from the children indexed by tag."""
+    tags = _tags(path)
+    for child in top.get(tags[0], ()):
+        yield from _iter_path(child, tags[1:]) if len(tags) > 1 else (child,)
+
+
+def _pairs(elements: Iterable[etree._Element]) -> tuple[tuple[str, str], ...]:
+    # An id with only a nullFlavor identifies nothing: it is left out.
+    return tuple(pair for pair in (_ii(el) for el in elements) if pair[0])
 
 
 def _one(el: etree._Element | None, path: str) -> etree._Element | None:
@@ -214,11 +244,6 @@ def _ii(el: etree._Element) -> tuple[str, str]:
     return (el.get("root") or "").strip(), (el.get("extension") or "").strip()
 
 
-def _ids(doc: etree._Element, path: str) -> tuple[tuple[str, str], ...]:
-    # An id with only a nullFlavor identifies nothing: it is left out.
-    return tuple(pair for pair in (_ii(el) for el in _iter_path(doc, _tags(path))) if pair[0])
-
-
 def _name_part(patient: etree._Element | None, part: str, qualifiers: tuple[str, ...]) -> str | None:
     """The first name/`part` whose qualifier comes first in `qualifiers` ("" for none), else the first one."""
     parts = list(_iter_path(patient, _tags(f"h:name/h:{part}"))) if patient is not None else []
@@ -231,8 +256,8 @@ def _name_part(patient: etree._Element | None, part: str, qualifiers: tuple[str,
     return _text(parts[0]) if parts else None
 
 
-def _version(doc: etree._Element) -> int | None:
-    value = _attr(_one(doc, "h:versionNumber"), "value")
+def _version(el: etree._Element | None) -> int | None:
+    value = _attr(el, "value")
     if value is None:
         return None
     # Digits only: int() would also take "+1", " 1" or "1_0".
@@ -241,9 +266,9 @@ def _version(doc: etree._Element) -> int | None:
     return int(value)
 
 
-def _related(doc: etree._Element) -> tuple[tuple[str, str], ...]:
-    related = []
-    for rel in _iter_path(doc, _tags("h:relatedDocument")):
+def _related(elements: Iterable[etree._Element]) -> tuple[tuple[str, str], ...]:
+    related: list[tuple[str, str]] = []
+    for rel in elements:
         parents = [_ii(el) for el in _iter_path(rel, _tags("h:parentDocument/h:id"))]
         type_code = (rel.get("typeCode") or "").strip()
         if not any(root for root, _ in parents):
@@ -253,8 +278,7 @@ def _related(doc: etree._Element) -> tuple[tuple[str, str], ...]:
     return tuple(related)
 
 
-def _is_structured(doc: etree._Element) -> bool:
-    body = _one(doc, "h:component")
+def _is_structured(body: etree._Element | None) -> bool:
     if _one(body, "h:structuredBody") is not None:
         return True
     if _one(body, "h:nonXMLBody") is not None:

@@ -1,18 +1,18 @@
 """MIME helpers shared by the mail paths: a summary of a message's headers, the MDN (RFC 8098) and DSN
-(RFC 3464) reports a recipient sends back, and the reading of an MDN's shape (the SMTP door judges the MDNs
-a DPI submits; the world's advisor recognizes error MDNs). No wire and no rules: the world decides when to
+(RFC 3464) reports a recipient sends back, the reading of an MDN's shape (the SMTP door judges the MDNs
+a DPI submits; the advisor's MSS/UX.12 recognizes error MDNs) and of what a person reads in a mail (its
+text, links and attachments: SSI/IE.31 reads the verification mails). No wire and no rules: the world decides when to
 send them, the door and the advisor what a shape means."""
 
 from __future__ import annotations
 
 import base64
 import functools
+import html
 import re
 import uuid
 from dataclasses import dataclass
 from email import policy
-from email._encoded_words import decode_b
-from email.feedparser import headerRE
 from email.header import Header
 from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser, Parser
@@ -21,6 +21,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+# The feed parser's own test for a header line (email.feedparser.headerRE, which typeshed does not declare):
+# `From `, a field name (printable ASCII but the colon) and its colon, or a continuation line's blank.
+_HEADER_LINE = re.compile(r"^(From |[\041-\071\073-\176]*:|[\t ])")
 
 SUMMARY_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID", "Disposition-Notification-To",
                    "Return-Receipt-To", "X-MSS-CODECDA", "X-MSS-INS", "X-MSS-MES", "X-MSS-NIL",
@@ -107,14 +111,20 @@ def find_attachment(raw: bytes, filename: str) -> tuple[Message, bytes | None]:
     message = BytesParser(policy=policy.compat32).parsebytes(raw)
     for part in message.walk():
         if _name(part).upper() == wanted:
-            return message, part.get_payload(decode=True) or b""
+            return message, _leaf_payload(part)
     return message, None
+
+
+def _leaf_payload(part: Message) -> bytes:
+    """A leaf part's payload, its transfer encoding undone (`get_payload(decode=True)`: bytes for a leaf)."""
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
 
 
 def _clean_header_block(block: bytes) -> bool:
     """Whether the feed parser would read every line of `block` (CRLF-ended lines) as a header line."""
     for line in block.split(b"\r\n")[:-1]:
-        if line.startswith(b"From ") or not headerRE.match(line.decode("ascii", "surrogateescape")):
+        if line.startswith(b"From ") or not _HEADER_LINE.match(line.decode("ascii", "surrogateescape")):
             return False
     return True
 
@@ -174,11 +184,8 @@ def _split_attachment(raw: bytes, wanted: str) -> tuple[Message, bytes | None] |
         if _name(headers).upper() == wanted:
             if payload.endswith(b"\r\n"):            # RFC 2046: the CRLF before a delimiter is the delimiter's
                 payload = payload[:-2]
-            if str(headers.get("content-transfer-encoding", "")).lower() == "base64":
-                # get_payload(decode=True)'s own base64 step, without its round trip through str
-                return top, decode_b(b"".join(payload.splitlines()))[0] or b""
             headers.set_payload(payload.decode("ascii", "surrogateescape"))
-            return top, headers.get_payload(decode=True) or b""
+            return top, _leaf_payload(headers)
         if match.group(1):
             return top, None                           # the close delimiter: the rest is the epilogue
         previous = match
@@ -311,6 +318,9 @@ def _report(report_type: str, content_type: str, fields: list[str], human: str, 
     return "\r\n".join(lines).encode("utf-8", "surrogateescape")
 
 
+XDM_ATTACHMENT = "IHE_XDM.ZIP"   # the package's file name in an MSSanté mail (DOMAIN.md section 3)
+
+
 def xdm_mail(*, sender: str, to: list[str], subject: str, package: bytes, text: str = "",
              disposition_notification_to: str | None = None, domain: str = "mockbench.invalid",
              extra_headers: dict[str, str] | None = None) -> bytes:
@@ -327,8 +337,8 @@ def xdm_mail(*, sender: str, to: list[str], subject: str, package: bytes, text: 
     attachment = base64.encodebytes(package).decode("ascii").rstrip("\n").split("\n")
     lines = [*headers, "", f"--{boundary}", 'Content-Type: text/plain; charset="utf-8"',
              "Content-Transfer-Encoding: base64", "", *body, f"--{boundary}",
-             'Content-Type: application/zip; name="IHE_XDM.ZIP"', "Content-Transfer-Encoding: base64",
-             'Content-Disposition: attachment; filename="IHE_XDM.ZIP"', "", *attachment, f"--{boundary}--", ""]
+             f'Content-Type: application/zip; name="{XDM_ATTACHMENT}"', "Content-Transfer-Encoding: base64",
+             f'Content-Disposition: attachment; filename="{XDM_ATTACHMENT}"', "", *attachment, f"--{boundary}--", ""]
     return "\r\n".join(lines).encode("utf-8")
 
 
@@ -363,7 +373,7 @@ def read_mdn(raw: bytes) -> MdnShape | None:
         return None
     message = BytesParser(policy=policy.compat32).parsebytes(raw)
     problems = []
-    parts = message.get_payload() if message.is_multipart() else []
+    parts = [p for p in message.get_payload() if isinstance(p, Message)] if message.is_multipart() else []
     if not parts or parts[0].get_content_type() != "text/plain":
         problems.append("the first part is not the human-readable text/plain (RFC 6522 3)")
     notification = next((p for p in parts if p.get_content_type() == "message/disposition-notification"), None)
@@ -371,7 +381,7 @@ def read_mdn(raw: bytes) -> MdnShape | None:
         return MdnShape((*problems, "no message/disposition-notification part (RFC 8098 3)"), None,
                         str(message.get("In-Reply-To", "")).strip())
     body = notification.get_payload()
-    text = "".join(b.as_string() for b in body) if isinstance(body, list) else str(body)
+    text = "".join(b.as_string() if isinstance(b, Message) else str(b) for b in body) if isinstance(body, list) else str(body)
     fields = Parser(policy=policy.compat32).parsestr(text.lstrip("\r\n"), headersonly=True)
     if not fields.get("Final-Recipient"):
         problems.append("the notification has no Final-Recipient field (RFC 8098 3.1)")
@@ -394,3 +404,50 @@ def read_mdn(raw: bytes) -> MdnShape | None:
     return MdnShape(tuple(problems), error, original, " ".join(subject.split()),
                     bool(str(fields.get("Original-Message-ID", "")).strip()),
                     bool(str(fields.get("Original-Recipient", "")).strip()), names)
+
+
+# Reading what a person reads in a mail -------------------------------------------------------------
+
+MAX_TEXT = 256 * 1024        # the text read from one mail
+_LINK = re.compile(r"""https?://[^\s"'<>()\[\]]+""", re.IGNORECASE)
+_HREF = re.compile(r"""href\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]+>")
+
+
+@dataclass(frozen=True)
+class MailText:
+    """What a person reads in a mail: its subject and text parts, the links, the attachments' names."""
+    text: str
+    links: tuple[str, ...]
+    attachments: tuple[str, ...]
+
+
+def read_mail(raw: bytes) -> MailText:
+    """Its subject and text parts (HTML without its tags, each part and the whole bounded by MAX_TEXT), its
+    links (http(s) in the text and HTML hrefs, trailing punctuation removed), its attachments' names (or
+    content types). Never fails on a part it cannot decode: read as Latin-1."""
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    texts = [str(message.get("Subject", ""))]
+    links: list[str] = []
+    attachments: list[str] = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        name = part.get_filename()
+        if name or part.get_content_disposition() == "attachment" or not ctype.startswith("text/"):
+            attachments.append(name or ctype)
+            continue
+        try:
+            body = part.get_content()
+        except Exception:   # an unknown charset or transfer encoding: read it as Latin-1, never fail
+            payload = part.get_payload(decode=True)
+            body = payload.decode("latin-1") if isinstance(payload, bytes) else str(part.get_payload())
+        body = str(body)[:MAX_TEXT]
+        if ctype == "text/html":
+            links.extend(html.unescape(h) for h in _HREF.findall(body))
+            body = html.unescape(_TAG.sub(" ", body))
+        texts.append(body)
+    text = "\n".join(texts)[:MAX_TEXT]
+    links.extend(_LINK.findall(text))
+    return MailText(text, tuple(dict.fromkeys(link.rstrip(".,;:!?") for link in links)), tuple(attachments))

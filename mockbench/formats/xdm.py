@@ -371,7 +371,7 @@ def _document(entry: ebrim.DocumentEntry, path: str, content: bytes, findings: l
     where = f"{path} ({entry.symbolic_id})"
     declared_hash = entry.meta.get("hash")
     actual_hash = hashlib.sha1(content).hexdigest().upper()
-    hash_ok = bool(declared_hash) and declared_hash.upper() == actual_hash
+    hash_ok = bool(declared_hash and declared_hash.upper() == actual_hash)
     if not declared_hash:
         findings.append(finding("XDM/HASH", f"{where}: the entry has no hash slot (XDM requires one)",
                                 "error", fr=f"{where} : l'entrée n'a pas de slot hash (XDM l'exige)"))

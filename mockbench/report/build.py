@@ -123,7 +123,7 @@ def _outcome(steps: list[dict]) -> str | None:
 
 
 def _findings(world: World, tx: Tx) -> list[dict]:
-    """The conformance advisor's findings (world/advisor.py), as GET /_bench/findings gives them."""
+    """The conformance advisor's findings (checks/advisor.py), as GET /_bench/findings gives them."""
     return list(world.advisor.findings(tx))
 
 
@@ -136,7 +136,7 @@ def _all_wanted(steps: list[dict], findings: list[dict]) -> list[int]:
         seqs.update(dict.fromkeys(step["entries"]))
         if step.get("nearest_seq"):   # what the software sent instead of what a step expected
             seqs[step["nearest_seq"]] = None
-    for f in sorted(findings, key=lambda f: _SEVERITY_ORDER.get(f.get("severity"), 3)):
+    for f in sorted(findings, key=lambda f: _SEVERITY_ORDER.get(f.get("severity") or "", 3)):
         seqs.update(dict.fromkeys(f.get("entries") or []))
     return list(seqs)
 

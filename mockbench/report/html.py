@@ -307,7 +307,7 @@ def _trigger(when: dict | None) -> str:
 
 
 def _actions(do: list) -> str:
-    names = []
+    names: list[str] = []
     for action in do or []:
         if isinstance(action, dict):
             names.extend(action.keys())
@@ -332,7 +332,9 @@ def render_html(report: dict) -> str:
     anchors = {e["seq"]: f"#seq-{e['seq']}" for e in report.get("timeline", [])}
     anchors.update({seq: f"#entry-{seq}" for seq in detailed})
     template = env.from_string(TEMPLATE)
-    return template.render(r=report, pretty=macros.show, detailed=detailed, anchors=anchors, csp=CSP, status=STATUS, outcome=OUTCOME,
+    # the template's own macro: jinja2 types a template module's attributes only at run time
+    pretty = getattr(macros, "show")  # noqa: B009
+    return template.render(r=report, pretty=pretty, detailed=detailed, anchors=anchors, csp=CSP, status=STATUS, outcome=OUTCOME,
                            verdict=VERDICT, severity=SEVERITY, doc_status=DOC_STATUS, dmp=DMP, role=ROLE,
                            direction=DIRECTION)
 

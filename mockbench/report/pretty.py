@@ -120,8 +120,9 @@ def _embedded(b64: str, subtype: str, code: str, limits: PrettyLimits) -> dict:
     except (binascii.Error, ValueError) as exc:
         return {"title": title, "content_type": None, "size": 0, "kind": "text", "text": "",
                 "note": f"base64 illisible : {exc}"}
-    part = {"title": title, "content_type": "text/xml" if subtype.upper() == "XML" else subtype, "size": len(content)}
-    return part | _print_bytes(content, part["content_type"] or "", limits)
+    content_type = "text/xml" if subtype.upper() == "XML" else subtype
+    part = {"title": title, "content_type": content_type, "size": len(content)}
+    return part | _print_bytes(content, content_type or "", limits)
 
 
 def _print_bytes(content: bytes, content_type: str, limits: PrettyLimits) -> dict:
@@ -255,7 +256,8 @@ def _leaves(message: Message, depth: int = 0):
     machine-readable part, a forwarded mail) is one part, shown as text."""
     if message.get_content_maintype() == "multipart" and message.is_multipart() and depth < 8:
         for child in message.get_payload():
-            yield from _leaves(child, depth + 1)
+            if isinstance(child, Message):   # a multipart's payload is its list of parts
+                yield from _leaves(child, depth + 1)
     else:
         yield message
 
@@ -270,7 +272,8 @@ def _mime_part(part: Message, limits: PrettyLimits) -> dict:
             "utf-8", "replace")
     else:
         try:
-            content = part.get_payload(decode=True) or b""
+            decoded = part.get_payload(decode=True)
+            content = decoded if isinstance(decoded, bytes) else b""
         except (ValueError, binascii.Error):
             content = b""
     out: dict = {"title": filename or (part.get("Content-ID") or "").strip() or content_type, "content_type": content_type, "filename": filename,
@@ -323,9 +326,8 @@ def pretty_raw(raw: str | bytes, channel: str = "", limits: PrettyLimits = LIMIT
     "note"}. kind: empty, xml, hl7, mime, json, form, text."""
     out: dict
     data = raw if isinstance(raw, bytes) else None
-    if data is not None:
-        raw = data.decode("utf-8", "replace")
-    body = raw.lstrip("\ufeff\x0b \t\r\n")
+    text_raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    body = text_raw.lstrip("\ufeff\x0b \t\r\n")
     if not body:
         out = {"kind": "empty", "text": None}
     elif body.startswith("MSH") or body[:3] in ("FHS", "BHS"):
@@ -345,7 +347,7 @@ def pretty_raw(raw: str | bytes, channel: str = "", limits: PrettyLimits = LIMIT
         out = {"kind": "text", "text": text, "note": "coupé" if cut else None}
     out.setdefault("parts", [])
     out.setdefault("note", None)
-    out["tokens"] = find_tokens(raw, limits)
+    out["tokens"] = find_tokens(text_raw, limits)
     return out
 
 

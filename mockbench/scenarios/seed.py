@@ -181,14 +181,14 @@ class Seeder:
     def generate(self, counts: dict, listed_structures: list[str]) -> None:
         """`world.generate`: made-up people in the numbers asked, through the same checks as listed ones."""
         d = self.world.directory
-        structures = []
+        structures: list[str] = []
         for n in range(1, counts.get("structures", 0) + 1):
             city = self.faker.city()
-            structure = Structure(id=generated_id("structure", n), finess=self.new_finess(), name=f"Centre hospitalier "
+            new_structure = Structure(id=generated_id("structure", n), finess=self.new_finess(), name=f"Centre hospitalier "
                                   f"de {city} ({n})", address={"line": self.faker.street_address(),
                                                                "postal_code": self.faker.postcode(), "city": city})
-            d.add_structure(self.tx, structure)
-            structures.append(structure.id)
+            d.add_structure(self.tx, new_structure)
+            structures.append(new_structure.id)
         structures = structures or listed_structures
         for n in range(1, counts.get("professionals", 0) + 1):
             rpps = self.new_rpps()
@@ -311,9 +311,9 @@ class Seeder:
                                       cause=cause, **target)
             return f"{name} {args['patient']} {args.get('structure') or args.get('professional')}"
         if name == "submit_document":
-            doc = {k: v for k, v in args.items() if k not in ("patient", "by")}
-            self.submit_document(args["patient"], doc, args.get("by"))
-            return f"{name} {doc['id']} for {args['patient']}"
+            spec = {k: v for k, v in args.items() if k not in ("patient", "by")}
+            self.submit_document(args["patient"], spec, args.get("by"))
+            return f"{name} {spec['id']} for {args['patient']}"
         if name == "replace_document":
             old = dmp.current(tx, args["document"])
             new = dict(args["with"], replaces=old.unique_id)

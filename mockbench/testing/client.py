@@ -200,6 +200,6 @@ class BenchClient:
             if step["status"] != "pending":
                 return step
             if time.monotonic() > deadline:
-                seen = next((s for s in self.report()["steps"] if s["id"] == step_id), {})
+                seen: dict = next((s for s in self.report()["steps"] if s["id"] == step_id), {})
                 raise StepTimeout(step, timeout, seen.get("reason_fr") or seen.get("reason"))
             time.sleep(0.05)

@@ -56,7 +56,8 @@ def engine(timeout: float = 5.0):
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """`count` distinct ports free on `host` right now (the engine binds them a moment later)."""
-    sockets, ports = [], []
+    sockets: list[socket.socket] = []
+    ports: list[int] = []
     try:
         while len(ports) < count:
             s = socket.socket()
@@ -69,7 +70,8 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     return ports
 
 
-def logs_of(container, tail: int = LOG_TAIL) -> str:
+def logs_of(container, tail: int | str = LOG_TAIL) -> str:
+    """The container's output, its last `tail` lines ("all": the whole of it)."""
     try:
         return container.logs(tail=tail).decode("utf-8", "replace")
     except Exception as exc:   # the container may be gone already

@@ -94,11 +94,12 @@ def sign_vihf(vihf: etree._Element | bytes | str, signer: Any, *, structure: str
     # in place before SignedInfo is canonicalized: exclusive c14n reads the namespaces in scope there
     assertion.insert(assertion.index(issuer) + 1 if issuer is not None else 0, signature)
     data = etree.tostring(signed_info, method="c14n", exclusive=True)
-    if is_ec:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
         r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
         size = (key.curve.key_size + 7) // 8
         raw = r.to_bytes(size, "big") + s.to_bytes(size, "big")   # XML-DSig ECDSA is r||s, not DER
     else:
+        assert isinstance(key, rsa.RSAPrivateKey)   # checked above; narrows the key's type
         raw = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
     value.text = base64.b64encode(raw).decode()
     return vihf

@@ -11,6 +11,7 @@ store failure such as a full disk, which fails the whole transaction).
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import threading
@@ -80,7 +81,7 @@ class EventBus:
         with self._lock:
             inside = [fn for kind, fn in self._in_transaction if _matches(kind, event.kind)]
         for fn in inside:
-            tx.before_commit(lambda fn=fn: self._run_inside(tx, fn, event))
+            tx.before_commit(functools.partial(self._run_inside, tx, fn, event))
         tx.after_commit(lambda: self._dispatch(event))
 
     @staticmethod

@@ -15,6 +15,7 @@ outcome from a genuine one. `delay` and `trickle` only slow the answer: the exch
 
 from __future__ import annotations
 
+import builtins
 import random
 import re
 import threading
@@ -401,7 +402,7 @@ class Faults:
                 if not ({facts.get("patient"), facts.get("patient_ins")} & set(wanted)):
                     return False
             elif key == "actor":
-                ids = set()
+                ids: builtins.set[str] = set()
                 for w in wanted:
                     ids |= self._actor_ids(tx, w)
                 if value not in ids:
@@ -416,7 +417,8 @@ class Faults:
                 return False
         return True
 
-    def _actor_ids(self, tx: Tx, key: str) -> set[str]:
+    # `builtins.set`: in the class body `set` is the method Faults.set
+    def _actor_ids(self, tx: Tx, key: str) -> builtins.set[str]:
         ids = {key}
         try:
             prof = self.world.directory.professional(tx, key)
@@ -425,7 +427,7 @@ class Faults:
             pass
         return ids
 
-    def _document_ids(self, tx: Tx, key: str) -> set[str]:
+    def _document_ids(self, tx: Tx, key: str) -> builtins.set[str]:
         ids = {key}
         try:
             ids.add(self.world.dmp.current(tx, key).unique_id)

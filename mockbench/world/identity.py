@@ -109,7 +109,8 @@ def _require_digits(value: str, kind: str, start: int = 0) -> None:
             )
 
 
-def _is_valid(check: Callable[[str], None], value: object) -> bool:
+def _is_valid(check: Callable[[Any], None], value: object) -> bool:
+    # Any: each check rejects a value that is not a str itself (_require_str), with an IdentifierError
     try:
         check(value)
     except IdentifierError:

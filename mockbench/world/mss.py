@@ -19,8 +19,9 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from ..checks import verification
 from ..formats.mime import addresses, dsn, error_mail, header_summary, mdn
-from . import errors, events, verification
+from . import errors, events
 from .clock import parse_duration
 from .journal import finding
 from .model import Mailbox, Message

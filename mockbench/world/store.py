@@ -93,6 +93,11 @@ CHECKPOINT_BYTES = 4 * 1024 * 1024
 COMMIT_OVERHEAD_BYTES = 4 * 4096
 WAL_LIMIT_PAGES = 10_000   # the writer checkpoints by itself past this WAL size (40 MiB)
 CHECKPOINTER_IDLE = 5.0    # seconds without work before the checkpoint thread ends (started again on demand)
+# Meta rows a transaction may change many times (sequence numbers, the journal's counts): read at most once and
+# written once, at commit (`Tx.meta_get` / `meta_set` keep them in the transaction meanwhile). A PFI message
+# moved each of them two or three times (issue 21, point 4).
+WRITE_BACK_PREFIX = "seq:"
+WRITE_BACK_KEYS = frozenset({"journal:stats"})
 # Kept by reset: the bench's own infrastructure (signing keys), not the world's content.
 KEEP_ON_RESET = {"meta": "key LIKE 'keep:%'"}
 ROWS_KEPT = 64             # a query answering more rows is not kept by the transaction's cache (Tx._rows)
@@ -163,6 +168,9 @@ class Tx:
         self._before_commit: list[Callable[[], None]] = []
         self._savepoints = 0
         self.written = 0   # bytes of data put, to tell when a checkpoint is due
+        # Write-back meta rows (WRITE_BACK_*): key -> value as this transaction sees it, and the keys it changed.
+        self._back: dict[str, Any] = {}
+        self._dirty: set[str] = set()
         self._rows_init()
 
     def after_commit(self, fn: Callable[[], None]) -> None:
@@ -178,6 +186,7 @@ class Tx:
         callbacks are undone, and the error goes on up."""
         self._savepoints += 1
         name, pending, before = f"sp{self._savepoints}", len(self._after_commit), len(self._before_commit)
+        back, dirty = {k: _copy(v) for k, v in self._back.items()}, set(self._dirty)
         self.conn.execute(f"SAVEPOINT {name}")
         try:
             yield
@@ -187,6 +196,7 @@ class Tx:
             self._rows_forget()
             del self._after_commit[pending:]
             del self._before_commit[before:]
+            self._back, self._dirty = back, dirty   # the write-back rows as they were, like the others
             raise
         else:
             self.conn.execute(f"RELEASE {name}")
@@ -299,21 +309,58 @@ class Tx:
 
     # Small key/value area -----------------------------------------------------------------------
     def meta_get(self, key: str, default: Any = None) -> Any:
+        if key in self._back:
+            value = self._back[key]
+            return default if value is None else _copy(value)
         row = self.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
-        return default if row is None else jsontext.loads(row[0])
+        value = None if row is None else jsontext.loads(row[0])
+        if _write_back(key):
+            self._back[key] = _copy(value)
+        return default if value is None else value
 
     def meta_text(self, key: str) -> str | None:
         """A meta value's stored JSON text, undecoded (a caller that caches the decoded value by its text)."""
+        if key in self._back:   # a write-back row: its text as it will be stored
+            value = self._back[key]
+            return None if value is None else jsontext.dumps(value)
         row = self.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
         return None if row is None else str(row[0])
 
     def meta_set(self, key: str, value: Any) -> None:
+        if _write_back(key):
+            self._back[key] = _copy(value)
+            self._dirty.add(key)
+            return
         self.put("meta", value, key=key)
+
+    def flush(self) -> None:
+        """Write the write-back meta rows this transaction changed (at commit, and before anything reads the
+        meta table by SQL: a reset's or a snapshot's copy)."""
+        if not self._dirty:
+            return
+        rows = []
+        for key in sorted(self._dirty):
+            blob = jsontext.dumps(self._back[key])
+            self.written += len(blob)
+            rows.append((self.ns, key, blob))
+        self._dirty.clear()
+        self._rows_check()
+        self.conn.executemany(_INSERT["meta"], rows)
+        self._rows_wrote("meta")
 
     def next_seq(self, name: str) -> int:
         value = int(self.meta_get(f"seq:{name}", 0)) + 1
         self.meta_set(f"seq:{name}", value)
         return value
+
+
+def _write_back(key: str) -> bool:
+    return key.startswith(WRITE_BACK_PREFIX) or key in WRITE_BACK_KEYS
+
+
+def _copy(value: Any) -> Any:
+    # The write-back values are numbers and flat dicts: a caller that changes what it read changes its own copy.
+    return dict(value) if isinstance(value, dict) else value
 
 
 class Store:
@@ -337,19 +384,19 @@ class Store:
             self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
                                          timeout=10)
         except sqlite3.Error as exc:
-            self._xlock.close()
+            self._xlock.discard()
             raise StoreError(self.unusable(exc)) from None
         try:
             self._open()
         except sqlite3.Error as exc:
             self._conn.close()
-            self._xlock.close()
+            self._xlock.discard()
             if _is_full(exc):
                 raise StorageFull(self.path) from None
             raise StoreError(self.unusable(exc)) from None
         except StoreError:
             self._conn.close()
-            self._xlock.close()
+            self._xlock.discard()
             raise
         self._written = 0   # bytes written since the last checkpoint was asked for (under the lock)
         self._checkpointer = Checkpointer(self)
@@ -492,6 +539,7 @@ class Store:
                 yield tx
                 while tx._before_commit:   # a callback may add more
                     tx._before_commit.pop(0)()
+                tx.flush()
                 self._conn.execute("COMMIT")
                 if tx.ns != self.physical(tx.name):   # a reset switched generation: readers follow now
                     self._physical[tx.name] = tx.ns
@@ -576,6 +624,8 @@ class Store:
     def _switch(self, tx: Tx, *, source: str) -> None:
         """Point `tx` at a new generation of its namespace holding the current generation's kept rows and,
         when `source` is another namespace (a snapshot), a copy of `source`'s other rows."""
+        tx.flush()   # the old generation's counters as this transaction left them, before its rows are read
+        tx._back.clear()
         old = tx.ns
         new = f"{tx.name}~{uuid.uuid4().hex[:12]}"
         for table, keys in TABLES.items():
@@ -596,6 +646,7 @@ class Store:
     def copy_namespace(self, tx: Tx, source: str, target: str) -> None:
         """Replace the world in `target` by a copy of `source` (snapshot). What a reset keeps (signing keys)
         is neither copied nor replaced: restoring a snapshot must not change the keys."""
+        tx.flush()
         for table, keys in TABLES.items():
             cols = ", ".join((*keys, "data"))
             keep = KEEP_ON_RESET.get(table)

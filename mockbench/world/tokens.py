@@ -165,7 +165,7 @@ class Tokens:
         for k in keys:
             if k["retire_at"] is None:
                 k["retire_at"] = now + grace
-        fresh = [{"jwk": _new_key(alg, f"{alg.lower()}-{secrets.token_hex(4)}"), "created": now,
+        fresh: list[dict[str, Any]] = [{"jwk": _new_key(alg, f"{alg.lower()}-{secrets.token_hex(4)}"), "created": now,
                   "retire_at": None} for alg in ALGORITHMS]
         tx.meta_set(KEYS_META, fresh + keys)
         return [k["jwk"]["kid"] for k in fresh]
@@ -204,7 +204,7 @@ class Tokens:
         from joserfc import jwt
         from joserfc.jwk import KeySet
 
-        keyset = KeySet.import_key_set(self.jwks(tx))
+        keyset = KeySet.import_key_set({"keys": self.jwks(tx)["keys"]})   # the literal: joserfc's TypedDict
         try:
             return dict(jwt.decode(token, keyset, algorithms=list(ALGORITHMS)).claims)
         except Exception as exc:  # joserfc raises several unrelated classes for a bad token

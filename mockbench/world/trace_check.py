@@ -217,7 +217,9 @@ def compare(world: World, tx: Tx, rows: list[Row], *, since: int = 0, structure:
         if unknown is None:
             waiting.setdefault((patient, user, document, row.action), deque()).append(i)
     unpaired = set(range(len(resolved)))
-    missing, late, matched = [], [], 0
+    missing: list[dict] = []
+    late: list[dict] = []
+    matched = 0
     for trace in bench:
         queue = waiting.get((trace.patient, trace.actor, trace.document or "", trace.action))
         pair = queue.popleft() if queue else None
@@ -239,7 +241,7 @@ def compare(world: World, tx: Tx, rows: list[Row], *, since: int = 0, structure:
                          f"the DMP traced it at {trace.time} ({int(off.total_seconds())} s apart)",
                          "message_fr": f"{row.where} : l'accès {said_fr} est daté du {row.time.isoformat()}, le DMP "
                                        f"l'a tracé le {trace.time} ({int(off.total_seconds())} s d'écart)"})
-    extra = []
+    extra: list[dict] = []
     for i in sorted(unpaired):
         row, patient, user, document, unknown = resolved[i]
         why = unknown or "the DMP traced no such access"

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from .advisor import Advisor
+from ..checks.advisor import Advisor
 from .clock import Clock
 from .directory import Directory
 from .dmp import Dmp

@@ -43,6 +43,7 @@ class WriteLock:
     def __init__(self, db: Path, wait: float = WAIT) -> None:
         self.path = lock_path(db)
         self.wait = wait
+        self.created = not self.path.exists()   # a refused state folder is left as it was (discard())
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._held: int | None = None   # the descriptor whose lock is held
         self.waits = 0                  # contended acquisitions (tests and benchmarks read it)
@@ -95,6 +96,13 @@ class WriteLock:
             fcntl.flock(fd, fcntl.LOCK_UN)
         else:
             os.close(fd)   # the helper's descriptor: closing it drops its lock
+
+    def discard(self) -> None:
+        """Close, and remove the lock file if this lock made it: for a store refused at open, whose folder must
+        be left as the user gave it (tests/reliability/test_unusable_state.py)."""
+        self.close()
+        if self.created:
+            self.path.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Idempotent (a store may be closed twice): a descriptor number closed twice could be another file's."""

@@ -1,13 +1,12 @@
 """The `mockbench` command, as a user types it."""
 
-import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from kit.process import wait_for_port_file
 
 from mockbench.cli import main
 from mockbench.config import ConfigError, load
@@ -118,6 +117,7 @@ def test_config_errors(tmp_path, text, message):
         load(file, env={})
 
 
+@pytest.mark.slow
 def test_up_prints_one_ready_line_and_stops_cleanly(tmp_path):
     port_file = tmp_path / "ports.json"
     proc = subprocess.Popen([sys.executable, "-m", "mockbench", "up", "--http-port", "0", "--mllp-port", "0",
@@ -125,11 +125,8 @@ def test_up_prints_one_ready_line_and_stops_cleanly(tmp_path):
                              "--state", str(tmp_path / "s"), "--scenario", "hidden-documents"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while not port_file.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
+        port = wait_for_port_file(proc, port_file, 20)["http"]
         line = proc.stdout.readline()
-        port = json.loads(port_file.read_text())["http"]
         assert line.startswith(f"mockbench ready at http://127.0.0.1:{port} (http={port} mllp=")
         assert f"state {tmp_path / 's'}" in line and "scenario hidden-documents" in line
     finally:
@@ -138,17 +135,21 @@ def test_up_prints_one_ready_line_and_stops_cleanly(tmp_path):
     assert "control load - accepted by mockbench" in proc.stderr.read()
 
 
+# ephemeral ports: the defaults (8080, 2575...) may be taken, by a `make up` or a parallel test worker
+FREE_PORTS = ["--http-port", "0", "--mllp-port", "0", "--smtp-port", "0", "--imap-port", "0"]
+
+
 def test_up_refuses_a_scenario_over_a_world_without_reset(tmp_path, capsys):
     state = tmp_path / "s"
     from mockbench.bench import Bench
     from mockbench.config import Config
     Bench(Config(state=state)).close()
-    code = main(["up", "--state", str(state), "--http-port", "0", "--scenario", "hidden-documents"])
+    code = main(["up", "--state", str(state), *FREE_PORTS, "--scenario", "hidden-documents"])
     assert code == 1 and "already holds a world" in capsys.readouterr().err
 
 
 def test_up_with_a_bad_scenario_file(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: x\n")
-    code = main(["up", "--state", str(tmp_path / "s"), "--http-port", "0", "--scenario", str(bad)])
+    code = main(["up", "--state", str(tmp_path / "s"), *FREE_PORTS, "--scenario", str(bad)])
     assert code == 1 and "bad.yaml:1: (top): the field title is required" in capsys.readouterr().err

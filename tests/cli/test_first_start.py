@@ -9,10 +9,10 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from kit.process import wait_for_port_file
 
 ROOT = Path(__file__).resolve().parents[2]
 FREE = ["--http-port", "0", "--mllp-port", "0", "--smtp-port", "0", "--imap-port", "0"]
@@ -22,10 +22,7 @@ def start(state: Path, *extra: str, port_file: Path) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "mockbench", "up", "--state", str(state), *extra,
                              "--port-file", str(port_file), "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not port_file.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert port_file.exists(), proc.stderr.read() if proc.poll() is not None else "no port file after 30 s"
+    wait_for_port_file(proc, port_file, 30)
     return proc
 
 
@@ -49,6 +46,7 @@ def _has(db: sqlite3.Connection, table: str) -> bool:
     return db.execute("select 1 from sqlite_master where name = ?", (table,)).fetchone() is not None
 
 
+@pytest.mark.slow
 def test_a_second_up_on_a_folder_in_use_touches_nothing(tmp_path):
     state = tmp_path / "state"
     first = start(state, *FREE, "--scenario", "hidden-documents", port_file=tmp_path / "a.json")
@@ -74,6 +72,7 @@ def test_a_second_up_on_a_folder_in_use_touches_nothing(tmp_path):
     stop(again)
 
 
+@pytest.mark.slow
 def test_the_lock_goes_with_a_killed_bench(tmp_path):
     state = tmp_path / "state"
     first = start(state, *FREE, port_file=tmp_path / "a.json")
@@ -84,6 +83,7 @@ def test_the_lock_goes_with_a_killed_bench(tmp_path):
     assert second.returncode == 0
 
 
+@pytest.mark.slow
 def test_busy_ports_are_named_together_before_the_world_is_reset(tmp_path):
     holders = []
     try:
@@ -140,6 +140,7 @@ def test_make_finds_the_corpus_beside_the_clone_as_ci_does(tmp_path):
     assert given == "[/elsewhere]"
 
 
+@pytest.mark.slow
 def test_a_run_without_the_corpus_says_why_it_skipped(tmp_path):
     test = tmp_path / "test_needs_corpus.py"
     test.write_text("def test_reads_the_corpus(corpus):\n    assert corpus.exists()\n")

@@ -11,14 +11,12 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from kit.pfi import mdm
+from kit.pfi import send_raw as send_hl7
 
 from mockbench.runner import Control, RunError, Runner
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "protocols" / "pfi"))
-from pfi_messages import mdm  # noqa: E402
 
 CLOCK_AND_TRANSITION = """
 id: runner-check
@@ -42,15 +40,6 @@ steps:
     say: L'horloge avance
     expect: {channel: control, operation: clock}
 """
-
-
-def send_hl7(port: int, *messages: bytes) -> None:
-    from hl7.client import MLLPClient
-
-    with MLLPClient("127.0.0.1", port) as client:
-        client.socket.settimeout(10)
-        for m in messages:
-            client.send_message(m)
 
 
 def conf_03_01_messages(client) -> tuple[bytes, bytes]:

@@ -42,6 +42,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.container)
+            # one Docker engine, fixed image names and published ports: under xdist (`--dist loadgroup`,
+            # pyproject's addopts) these run one after another on one worker
+            item.add_marker(pytest.mark.xdist_group("docker"))
 
 
 def _answers(host: str) -> bool:

@@ -14,7 +14,6 @@ import shutil
 import smtplib
 import socket
 import subprocess
-import sys
 import time
 import uuid
 
@@ -23,14 +22,12 @@ import requests
 import yaml
 from container_support import ROOT, unavailable
 from hl7.client import MLLPClient
+from kit import dmp as dmp_messages  # the DMP door's own request builders
+from kit import pfi as pfi_messages
 from lxml import etree
 
 from mockbench.testing.client import BenchClient
 from mockbench.testing.container import BenchContainer, ContainerError
-
-sys.path[:0] = [str(ROOT / "tests" / "protocols" / "dmp"), str(ROOT / "tests" / "protocols" / "pfi")]
-import dmp_messages  # noqa: E402  (tests/protocols/dmp: the DMP door's own request builders)
-import pfi_messages  # noqa: E402
 
 HEALTHY_WITHIN = 60.0   # the image's HEALTHCHECK first probes one --interval (10 s) after the start
 JEANNE = "jeanne.martin@chu.mssante.fr"

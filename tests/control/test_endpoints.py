@@ -13,6 +13,7 @@ import ssl
 
 import pytest
 import requests
+from kit.process import wait_for_port_file
 from lxml import etree
 from test_api import check
 
@@ -190,6 +191,7 @@ def test_no_bench_and_a_bad_format_say_so(capsys, mockbench):
     assert bad.status_code == 400 and bad.json()["error"] == "INVALID_FORMAT"
 
 
+@pytest.mark.slow
 def test_two_processes_the_bench_in_a_container_like_setup_and_the_cli(tmp_path):
     """As an integrator meets it: `mockbench up` in its own process (TLS, bound beyond loopback with a token,
     names for the browser and for servers, published ports), then `mockbench endpoints` in another."""
@@ -197,7 +199,6 @@ def test_two_processes_the_bench_in_a_container_like_setup_and_the_cli(tmp_path)
     import signal
     import subprocess
     import sys
-    import time
 
     subprocess.run([sys.executable, "-m", "mockbench", "pki", "init", str(tmp_path / "pki"), "--host", "mockbench",
                     "--host", "127.0.0.1"], check=True, capture_output=True, timeout=60)
@@ -211,11 +212,7 @@ def test_two_processes_the_bench_in_a_container_like_setup_and_the_cli(tmp_path)
          "--public-ports", "mllp=12575,smtp=12525,imap=11143", "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        deadline = time.monotonic() + 30
-        while not ports.exists() and bench.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert ports.exists(), bench.stderr.read() if bench.poll() is not None else "no port file"
-        url = f"http://127.0.0.1:{json.loads(ports.read_text())['http']}"
+        url = f"http://127.0.0.1:{wait_for_port_file(bench, ports, 30)['http']}"
         run = [sys.executable, "-m", "mockbench", "endpoints", "--url", url]
         refused = subprocess.run(run, capture_output=True, text=True, timeout=60, env=os.environ | {
             "MOCKBENCH_CONTROL_TOKEN": ""})

@@ -6,6 +6,7 @@ import time
 import pytest
 import requests
 from jsonschema import Draft202012Validator
+from kit.wait import wait_until
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -58,13 +59,6 @@ def validator():
     spec = openapi_document()
     registry = Registry().with_resource("urn:openapi", Resource.from_contents(spec, DRAFT202012))
     return Draft202012Validator({"$ref": "urn:openapi#/components/schemas/JournalEvent"}, registry=registry)
-
-
-def wait_until(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 @pytest.fixture

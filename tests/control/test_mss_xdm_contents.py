@@ -1,34 +1,14 @@
 """GET /_bench/mss/messages/{id}/xdm: what a mail's IHE_XDM.ZIP holds, as the dashboard shows it."""
 
-import base64
-
 import pytest
 import requests
+from kit.mss import send_xdm_mail as send
+from kit.mss import xdm_package
 from test_api import check
 
 from mockbench.control.openapi import openapi_document
-from mockbench.testing import messages
 
-HOSPITAL = "dpi@chu-test.mssante.fr"
-SENDER = "biolo@labo.mssante.fr"
 PATH = "/_bench/mss/messages/{message_id}/xdm"
-
-
-BIOLOGIST = {"idnps": "810001234567", "family_name": "BIOLO", "given_name": "Marc"}
-
-
-def xdm_package(patient: dict, unique_id: str, action: str | None = None) -> bytes:
-    """A microbiology report's IHE_XDM.ZIP from the shipped builder (mockbench.testing.messages)."""
-    return messages.xdm_package(patient, BIOLOGIST, unique_id, action=action, type_code="11502-2",
-                                title="CR de microbiologie")
-
-
-def send(bench, package: bytes | None, subject: str = "XDM/1.0/DDM+CR de microbiologie") -> str:
-    body = {"from": SENDER, "to": [HOSPITAL], "subject": subject,
-            "package": base64.b64encode(package or b"not a zip").decode()}
-    response = requests.post(bench.url + "/_bench/mss/send", json=body, timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()[0]["id"]
 
 
 @pytest.fixture(scope="module")

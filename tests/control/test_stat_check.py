@@ -5,8 +5,8 @@ import pytest
 import requests
 from test_api import check  # the same directory, on sys.path under pytest
 
+from mockbench.checks import stats
 from mockbench.control.openapi import openapi_document
-from mockbench.world import stats
 
 PATH = "/_bench/stat/check"
 

@@ -4,7 +4,6 @@ under CI (CI set), where `.ci/run` installs them."""
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,6 @@ ROOT = Path(__file__).parents[2]
 SCREENSHOTS = ROOT / ".artifacts" / "screenshots"
 CHROMIUM = os.environ.get("MOCKBENCH_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("MOCKBENCH_CHROMEDRIVER", "/usr/bin/chromedriver")
-
-# The PFI tests' MDM builders and the XDM package builder (tests import by folder, there is no package).
-for folder in ("protocols/pfi", "control"):
-    if str(ROOT / "tests" / folder) not in sys.path:
-        sys.path.insert(0, str(ROOT / "tests" / folder))
 
 
 def _missing() -> list[str]:

@@ -2,17 +2,18 @@
 the steps, open an exchange, fire transitions, move the clock, all from the keyboard where a workshop host
 would. Screenshots of the main views go to .artifacts/screenshots/."""
 
+import pytest
 import requests
-from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack
+from kit.mss import HOSPITAL, xdm_package
+from kit.mss import send_xdm_mail as send_mail
+from kit.pfi import mdm
+from kit.pfi import send_codes as send_hl7
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
-from test_mss_xdm_contents import HOSPITAL, xdm_package
-from test_mss_xdm_contents import send as send_mail
 
 from mockbench.control.events import EventLimits
 
@@ -88,12 +89,6 @@ def view_shown(driver, view: str) -> bool:
     return driver.find_element(By.ID, f"view-{view}").is_displayed()
 
 
-def send_hl7(bench, *messages: bytes) -> list[str]:
-    with MLLPClient("127.0.0.1", bench.ports["mllp"]) as client:
-        client.socket.settimeout(10)
-        return [str(parse_ack(client.send_message(m)).segment("MSA")[1]) for m in messages]
-
-
 def click(driver, selector: str) -> None:
     """Click what the selector finds, again if a live redraw replaced it in between."""
     for _ in range(20):
@@ -125,6 +120,7 @@ def tab_to(driver, selector: str, limit: int = 80):
     raise AssertionError(f"{selector} is not reachable with Tab")
 
 
+@pytest.mark.slow
 def test_load_send_and_watch_the_timeline_and_steps(mockbench, browser, screenshot):
     c = mockbench.client
     open_dashboard(browser, mockbench)
@@ -384,6 +380,7 @@ def test_a_view_can_be_bookmarked_by_its_fragment(mockbench, browser):
     assert view_shown(browser, "timeline")               # an unknown fragment falls back to the timeline
 
 
+@pytest.mark.slow
 def test_the_page_recovers_when_the_timeline_refused_it(mockbench_factory, browser):
     running = mockbench_factory()
     hub = running.bench.app.extensions["mockbench.events"]
@@ -549,6 +546,7 @@ def test_a_host_switches_a_fault_off_and_on(mockbench, browser, screenshot):
     assert r.status_code == 429
 
 
+@pytest.mark.slow
 def test_configure_your_dpi_shows_the_benchs_own_addresses_and_identities(mockbench, browser, screenshot):
     """Issue 18 point 4: the panel draws GET /_bench/endpoints; a new world redraws its identities."""
     c = mockbench.client

@@ -5,7 +5,7 @@ import socket
 import time
 
 from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack
+from kit.pfi import mdm, parse_ack
 from test_dashboard_browser import keys, open_dashboard, present, text, wait
 
 from mockbench.protocols.pfi.door import PfiDoor, PfiSettings

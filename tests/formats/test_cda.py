@@ -66,6 +66,7 @@ _XML_TEXT = st.text(st.characters(codec="utf-8", categories=("L", "M", "N", "P",
 _TOKEN = st.text("0123456789ABCDEFabcdef-", min_size=1, max_size=20)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(title=_XML_TEXT, family=_XML_TEXT, given_name=_XML_TEXT, author_family=_XML_TEXT, text=_XML_TEXT,
        ins=st.from_regex(r"[12][0-9]{14}", fullmatch=True), ins_oid=st.sampled_from(sorted(INS_OIDS)),

@@ -649,6 +649,7 @@ ROUND_TRIP = (
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(world_documents())
 def test_round_trip_world_document(doc):

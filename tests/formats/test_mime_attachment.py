@@ -6,6 +6,7 @@ import os
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import collapse_rfc2231_value
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,6 +65,7 @@ _PARTS = {
 }
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(parts=st.lists(st.sampled_from(sorted(_PARTS)), max_size=4),
        boundary=st.sampled_from(["zz", "==_b.1", "a b", "x"]),

@@ -1,4 +1,4 @@
-"""The bounded CSV reader shared by the uploads of STAT/ES.01 (world/stats.py) and DMP/CONF.14
+"""The bounded CSV reader shared by the uploads of STAT/ES.01 (checks/stats.py) and DMP/CONF.14
 (world/trace_check.py): every refusal names its line."""
 
 import pytest

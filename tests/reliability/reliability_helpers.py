@@ -3,17 +3,12 @@ chosen port, the PFI test world. (A module of its own: `conftest` names another 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-
-from mockbench.protocols.pfi.hl7 import parse as parse_hl7
-from mockbench.protocols.pfi.mllp import MllpReader, write_frame
 
 PFI_WORLD = """\
 id: pfi-reliability
@@ -37,15 +32,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float = 10.0, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(step)
 
 
 class BenchProcess:
@@ -82,39 +68,3 @@ class BenchProcess:
             self.kill()
         for stream in (self.proc.stdout, self.proc.stderr):
             stream.close()
-
-
-class FakeDpi:
-    """The DPI's MLLP listener on a given port: records what it receives, answers MSA-1 `answer`."""
-
-    def __init__(self, port: int = 0, answer: str = "AA") -> None:
-        self.answer, self.received = answer, []
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.port = port
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        assert self.ready.wait(5)
-
-    def _run(self) -> None:
-        async def serve(reader, writer):
-            mllp = MllpReader(reader)
-            while (frame := await mllp.read_frame()) is not None:
-                self.received.append(frame.payload)
-                message = parse_hl7(frame.payload)
-                msh10, event = message.control_id, message.message_type[1]
-                ack = f"MSH|^~\\&|DPI|CHU|PFI|MOCKBENCH|20261120||ACK^{event}^ACK|D1|P|2.6\rMSA|{self.answer}|{msh10}\r"
-                await write_frame(writer, ack.encode())
-            writer.close()
-
-        async def start():
-            self.server = await asyncio.start_server(serve, "127.0.0.1", self.port, reuse_address=True)
-            self.port = self.server.sockets[0].getsockname()[1]
-
-        self.loop.run_until_complete(start())
-        self.ready.set()
-        self.loop.run_forever()
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)

@@ -110,6 +110,7 @@ def _limit_files() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_NOFILE and /proc are Linux's")
 def test_running_out_of_descriptors_neither_spins_nor_floods_the_log(tmp_path):
     """A bench limited to 96 open files, caps above that: 150 idle MLLP connections and a few HTTP clients

@@ -20,7 +20,7 @@ import hl7
 import pytest
 import requests
 from hl7.client import MLLPClient
-from pfi_messages import mdm
+from kit.pfi import mdm
 from reliability_helpers import PFI_WORLD
 
 from mockbench.bench import Bench

@@ -15,8 +15,10 @@ import uuid
 import pytest
 import requests
 from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack
-from reliability_helpers import PFI_WORLD, BenchProcess, FakeDpi, free_port, wait_for
+from kit.fake_dpi import FakeDpi
+from kit.pfi import mdm, parse_ack
+from kit.wait import wait_for
+from reliability_helpers import PFI_WORLD, BenchProcess, free_port
 
 from mockbench.formats.cda import minimal_cda
 from mockbench.formats.xdm import write_package
@@ -43,6 +45,7 @@ def xdm_package(patient: dict) -> bytes:
                                          "content_type": "04"})
 
 
+@pytest.mark.slow
 def test_zams_due_survive_kill_9_and_sigterm_and_reach_a_dpi_that_comes_up_later(tmp_path):
     dpi_port = free_port()              # nothing listens there until the end
     scenario = tmp_path / "world.yaml"
@@ -81,7 +84,7 @@ def test_zams_due_survive_kill_9_and_sigterm_and_reach_a_dpi_that_comes_up_later
 
         bench = BenchProcess(state, *common)
         api = f"{bench.url}/_bench"
-        dpi = FakeDpi(dpi_port)
+        dpi = FakeDpi(port=dpi_port)
         assert wait_for(lambda: len(dpi.received) >= MESSAGES + 1, timeout=20), f"{len(dpi.received)} received"
         received = [parse_hl7(p) for p in dpi.received]
         zams = [m for m in received if m.operation == "ZAM^Z01"]

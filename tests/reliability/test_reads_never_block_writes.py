@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack
+from kit.pfi import mdm, parse_ack
 from reliability_helpers import PFI_WORLD
 
 HOLD = 6.0        # seconds the read stays in progress at most

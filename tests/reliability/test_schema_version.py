@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack
+from kit.pfi import mdm, parse_ack
 from reliability_helpers import BenchProcess, free_port
 
 from mockbench.world.store import SCHEMA_VERSION

@@ -147,6 +147,7 @@ class _HostilePage(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 def test_a_hostile_page_in_a_browser_cannot_reset_the_world(mockbench, tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))   # the pages' browser set-up, whatever the import mode
     from test_security_pages import start_browser

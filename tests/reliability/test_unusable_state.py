@@ -37,7 +37,9 @@ def one_line(result: subprocess.CompletedProcess) -> str:
 def damaged_copy(folder: Path) -> None:
     """A real world.db whose pages past the header are overwritten: it opens, then fails when read."""
     folder.mkdir()
-    with Bench(Config(state=folder, scenario="hidden-documents")) as bench:
+    # ephemeral ports: the defaults (8080, 2575...) may be taken, by a `make up` or a parallel test worker
+    free = {"http_port": 0, "https_port": 0, "mllp_port": 0, "smtp_port": 0, "imap_port": 0}
+    with Bench(Config(state=folder, scenario="hidden-documents", **free)) as bench:
         bench.prepare()
     for name in ("world.db-wal", "world.db-shm"):
         (folder / name).unlink(missing_ok=True)

@@ -1,14 +1,13 @@
 """The pytest plugin as a vendor's QA engineer uses it: a pytest run in a subprocess, against a bench in this
 process or one that runs in another process (remote mode), and what a failing test says."""
 
-import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from kit.process import wait_for_port_file
 
 STAT_CSV = "Mois;Type de document;Nombre d'envois;Nombre d'échecs\n2026-11;11488-4;3;0\n"
 
@@ -30,11 +29,7 @@ def remote_bench(tmp_path):
                              "--smtp-port", "0", "--imap-port", "0", "--port-file", str(port_file), "--quiet",
                              "--public-ports", "mllp=12575,smtp=12525"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not port_file.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert port_file.exists(), proc.stderr.read()
-    ports = json.loads(port_file.read_text())
+    ports = wait_for_port_file(proc, port_file, 30)
     yield f"http://127.0.0.1:{ports['http']}", ports
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=10)
@@ -57,6 +52,7 @@ def test_reset_between_tests(mockbench):
 '''
 
 
+@pytest.mark.slow
 def test_remote_mode_drives_a_bench_in_another_process(tmp_path, remote_bench):
     url, ports = remote_bench
     run = pytest_run(tmp_path, REMOTE_TEST, "--mockbench-url", url)
@@ -67,6 +63,7 @@ def test_remote_mode_drives_a_bench_in_another_process(tmp_path, remote_bench):
     assert run.returncode == 0, run.stdout + run.stderr
 
 
+@pytest.mark.slow
 def test_remote_mode_says_when_no_bench_answers(tmp_path):
     import socket
     with socket.socket() as s:
@@ -97,6 +94,7 @@ def test_wait_names_what_was_seen(mockbench):
 '''
 
 
+@pytest.mark.slow
 def test_a_failing_test_says_why_each_step_failed_and_keeps_the_evidence(tmp_path):
     reports = tmp_path / "evidence"
     run = pytest_run(tmp_path, FAILING_TEST, "--mockbench-reports", str(reports))
@@ -135,6 +133,7 @@ def test_lenient_by_default(mockbench):
 '''
 
 
+@pytest.mark.slow
 def test_error_findings_fail_a_test_only_when_asked(tmp_path):
     run = pytest_run(tmp_path, STRICT_TEST)
     assert run.returncode == 1, run.stdout + run.stderr

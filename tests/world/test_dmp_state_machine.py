@@ -371,6 +371,7 @@ class DmpMachine(RuleBasedStateMachine):
         assert [t.seq for t in traces] == list(range(1, len(traces) + 1))
 
 
+@pytest.mark.slow
 def test_dmp_state_machine(new_cast):
     machine = type("Machine", (DmpMachine,), {"new_cast": staticmethod(new_cast)})
     run_state_machine_as_test(machine, settings=SETTINGS)

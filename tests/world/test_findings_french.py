@@ -33,6 +33,7 @@ def _finding_calls_without_french(tree: ast.AST) -> list[int]:
     return out
 
 
+@pytest.mark.slow
 def test_every_finding_of_the_package_is_given_in_french():
     calls, missing = 0, []
     for path in sorted(PACKAGE.rglob("*.py")):

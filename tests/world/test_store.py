@@ -67,6 +67,46 @@ def test_meta_and_sequences(store):
         assert tx.next_seq("n") == 4
 
 
+def test_counters_are_written_once_per_transaction(store):
+    """Sequence numbers and the journal's counts are read at most once and written once, at commit (issue 21,
+    point 4), and every reader in the transaction sees their latest value."""
+    statements: list[str] = []
+    with store.transaction() as tx:
+        tx.conn.set_trace_callback(statements.append)
+        assert [tx.next_seq("n") for _ in range(3)] == [1, 2, 3]
+        tx.meta_set("journal:stats", {"count": 1})
+        stats = tx.meta_get("journal:stats")
+        stats["count"] = 99   # a caller's copy: not the transaction's value until it is set
+        assert tx.meta_get("journal:stats") == {"count": 1}
+        assert tx.meta_get("seq:n") == 3
+        assert tx.meta_text("seq:n") == "3" and tx.meta_text("journal:stats") == '{"count":1}'
+        assert not any(s.startswith("INSERT") for s in statements)
+    store._conn.set_trace_callback(None)
+    assert sum(s.startswith("SELECT") for s in statements) == 1   # seq:n once; journal:stats was set first
+    assert sum(s.startswith("INSERT") for s in statements) == 2   # each written once, at commit
+    with store.read() as tx:   # another connection: committed
+        assert tx.meta_get("seq:n") == 3
+        assert tx.meta_get("journal:stats") == {"count": 1}
+
+
+def test_counters_follow_savepoints_resets_and_snapshots(store):
+    with store.transaction() as tx:
+        tx.next_seq("n")
+        with pytest.raises(RuntimeError), tx.savepoint():
+            assert tx.next_seq("n") == 2
+            raise RuntimeError("rolled back: the sequence with it")
+        assert tx.next_seq("n") == 2
+        store.snapshot("two")   # the snapshot holds the counter as the transaction left it
+        assert tx.next_seq("n") == 3
+        store.clear(tx)         # a reset starts the counters over, in the same transaction
+        assert tx.next_seq("n") == 1
+    with store.transaction() as tx:
+        assert tx.next_seq("n") == 2
+    store.restore("two")
+    with store.transaction() as tx:
+        assert tx.next_seq("n") == 3
+
+
 def test_rollback_leaves_nothing(store):
     called = []
     with pytest.raises(RuntimeError), store.transaction() as tx:

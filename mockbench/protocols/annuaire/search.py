@@ -343,16 +343,16 @@ def _parse_values(p: Param, key: str, value: str) -> list:
     if p.kind == "date":
         return [_date_range(key, v) for v in parts]
     if p.kind == "reference":
-        out = []
+        references: list[str] = []
         for v in parts:
             tail = v.rstrip("/").split("/")
             if len(tail) >= 2 and tail[-2] == p.target:
-                out.append(f"{p.target}/{tail[-1]}")
+                references.append(f"{p.target}/{tail[-1]}")
             elif "/" not in v:
-                out.append(f"{p.target}/{v}")
+                references.append(f"{p.target}/{v}")
             else:
                 raise SearchError("PARAMETER_INVALID", key, f"{key}: {v!r} is not a reference to a {p.target}")
-        return out
+        return references
     return parts
 
 
@@ -594,8 +594,8 @@ def search(d: Directory, q: Query, now: datetime | None = None) -> list:
             hits = _prefixed(d, q.kind, c)
             numbers = sorted(hits) if isinstance(numbers, range) else [i for i in numbers if i in hits]
         elif c.param.kind == "string" and c.modifier == "contains" and \
-                (hits := _contained(d, q.kind, c)) is not None:
-            numbers = sorted(hits) if isinstance(numbers, range) else [i for i in numbers if i in hits]
+                (contained := _contained(d, q.kind, c)) is not None:
+            numbers = sorted(contained) if isinstance(numbers, range) else [i for i in numbers if i in contained]
         elif c.param.kind == "string":
             folded = _folded(d, q.kind, c.param)
             matches = _string_matcher(c)

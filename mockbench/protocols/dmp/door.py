@@ -344,7 +344,7 @@ class DmpDoor(HttpDoor):
     def _journal_fault(self, operation: str, fault: SoapFault, body: bytes, soap: SoapRequest | None, *,
                        response: bytes | None = None) -> None:
         with self.world.transaction() as tx:
-            self.world.journal.append(tx, "dmp", operation, actor=request.remote_addr if request else "",
+            self.world.journal.append(tx, "dmp", operation, actor=(request.remote_addr or "") if request else "",
                                       verdict="refused", code=fault.journal_code,
                                       findings=[finding("DMP/SOAP", fault.reason, "error",
                                                         fr=f"faute SOAP renvoyée : {fault.reason}")], raw=body,

@@ -4,83 +4,11 @@ read, the MDNs the software under test sends (MSS/UX.12), and the count of heade
 
 from __future__ import annotations
 
-import email.header
-from typing import Any
-
-from ...formats.mime import KO_MARK, MdnShape
+# The XDM check is a rule (checks/xdm.py, MSS/XDM), run on a submitted mail and by the control API on an
+# injected one; kept importable from here.
+from ...checks.xdm import ins_key_findings, xdm_check  # noqa: F401
+from ...formats.mime import KO_MARK, XDM_ATTACHMENT, MdnShape  # noqa: F401 (XDM_ATTACHMENT re-exported)
 from ...world.journal import finding
-
-XDM_ATTACHMENT = "IHE_XDM.ZIP"
-
-
-# --- XDM ---------------------------------------------------------------------------------------------------
-
-def xdm_check(raw: bytes, recipients: list[str] | None = None) -> tuple[list[dict], str | None, str | None]:
-    """Findings about the mail's IHE_XDM.ZIP (formats/xdm.py) and its X-MSS-* fields (formats/xmss.py,
-    Référentiel socle MSSanté #2 ECO.2.4.1 to ECO.2.4.3), the first document's unique id and its patient's INS
-    (for the journal). A problem is a finding, never a refusal: the operator carries the mail, the recipient
-    judges it."""
-    from ...formats import xmss
-    from ...formats.mime import find_attachment, header_summary
-    from ...formats.xdm import XdmError, read_package, subject_is_xdm
-
-    try:
-        message, package = find_attachment(raw, XDM_ATTACHMENT)
-    except Exception as exc:  # the email package is lenient; anything left is a finding
-        return [finding("MIME", f"the message cannot be parsed as MIME: {exc}", "error",
-                        fr=f"le message ne peut pas être lu comme du MIME : {exc}")], None, None
-    try:
-        headers = header_summary(raw)
-    except Exception:   # the same lenient parser: the MIME finding above would have come first
-        headers = {}
-    try:  # compat32 leaves RFC 2047 encoded words as they are; an ANS subject is usually one
-        subject = str(email.header.make_header(email.header.decode_header(str(message.get("Subject", "")))))
-    except (ValueError, LookupError):
-        subject = str(message.get("Subject", ""))
-    if package is None:
-        if subject_is_xdm(subject):
-            return [finding("MSS/XDM", f"the subject announces XDM/1.0/DDM but no {XDM_ATTACHMENT} is attached",
-                            "error",
-                            fr=f"l'objet annonce XDM/1.0/DDM mais aucun {XDM_ATTACHMENT} n'est joint"), *xmss.check(headers, [], recipients)], None, None
-        return xmss.check(headers, [], recipients), None, None
-    findings = []
-    if not subject_is_xdm(subject):
-        findings.append(finding("MSS/XDM", f"{XDM_ATTACHMENT} is attached but the subject lacks XDM/1.0/DDM",
-                                fr=f"{XDM_ATTACHMENT} est joint mais l'objet ne contient pas XDM/1.0/DDM"))
-    try:
-        pkg = read_package(package)
-    except XdmError as exc:
-        return ([*findings, finding(f"XDM/{exc.code}", exc.message, "error",
-                                    fr=f"archive IHE_XDM refusée ({exc.code}) : {exc.message}"), *xmss.check(headers, [], recipients)],
-                None, None)
-    unique_id = next((d.entry.meta.get("unique_id") for d in pkg.documents if d.entry.meta.get("unique_id")), None)
-    ins = next((d.entry.patient_ins for d in pkg.documents if d.entry.patient_ins), None)
-    return ([*findings, *pkg.findings, *ins_key_findings(pkg),
-             *xmss.check(headers, [d.cda for d in pkg.documents], recipients)], unique_id, ins)
-
-
-def ins_key_findings(pkg: Any) -> list[dict]:
-    """An INS whose NIR key is wrong, in a document entry's patientId or its CDA's recordTarget: the same
-    check and words as the DMP door's (identity.parse_xds_patient_id; the DMP refuses such a patient in the
-    VIHF resource-id), here a finding since the operator carries the mail."""
-    from ...world import identity
-
-    out, seen = [], set()
-    for doc in pkg.documents:
-        values = [doc.entry.patient_id]
-        if doc.cda is not None and doc.cda.ins is not None:
-            values.append(f"{doc.cda.ins[0]}^^^&{doc.cda.ins[1]}&ISO^NH")
-        for value in values:
-            if not value or value in seen:
-                continue
-            seen.add(value)
-            try:
-                identity.parse_xds_patient_id(value)
-            except identity.IdentifierError as exc:
-                out.append(finding("XDM/INS", f"{doc.path}: {exc}", "error",
-                                   fr=f"{doc.path} : identifiant de patient XDS invalide : {exc}"))
-    return out
-
 
 # RFC 5322 section of each field header_problems may name
 RFC5322_SECTION = {"from": "3.6.2", "to": "3.6.3", "cc": "3.6.3", "date": "3.6.1", "message-id": "3.6.4",

@@ -37,7 +37,7 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...formats.mime import header_summary, read_mdn
 from ...formats.times import dtm, iso_from_digits
@@ -269,10 +269,14 @@ class PfiDoor(SocketDoor):
                         return answer
                     return self._consent(consent, payload, fault=fired)
                 document = read_document(inbound, family)
-                fired, answer = self._fault(inbound, payload, document.unique_id, faults)
-                if answer is not None:
-                    return answer
-                return self._document(document, payload, fault=fired)
+                # Parsed and checked above, encoded below: the write transaction holds the fault check (the rules
+                # read in it, not in a read transaction of their own), the world change and the journal.
+                with self.world.transaction():
+                    armed = self.world.faults.armed("pfi")   # the rules read once for both fault checks
+                    fired, answer = self._fault(inbound, payload, document.unique_id, faults, armed=armed)
+                    if answer is None:
+                        ack = self._document(document, payload, fault=fired, armed=armed)
+                return answer if answer is not None else self._encode(ack, inbound)
             except wire.Hl7Reject as reject:
                 if inbound is None:
                     inbound = wire.read_header(payload)  # to name MSH-10 in MSA-2 whenever it can be found
@@ -287,14 +291,14 @@ class PfiDoor(SocketDoor):
                 "later")])
             return self._encode(ack, inbound)
 
-    def _fault(self, inbound: wire.Inbound, payload: bytes, document: str | None,
-               faults: list[Fired] | None) -> tuple[Fired | None, bytes | None]:
+    def _fault(self, inbound: wire.Inbound, payload: bytes, document: str | None, faults: list[Fired] | None,
+               *, armed: bool | None = None) -> tuple[Fired | None, bytes | None]:
         """The fault rule this message meets (world/faults.py), asked before anything is applied; appended to
         `faults` for the connection to render the network kinds. A refusing one is journaled here and its answer
         returned: `ack_ar` is MSA-1 AR, "rejeté pour une raison circonstancielle. Il peut être réémis plus
         tard", with an ERR whose ERR-3 is from table 0357 and ERR-4 E [trans-cda-r2/profils-messages.md, ACK
         section, MSA-1 and segment ERR]; `no_ack`, reset and timeout answer nothing (b"")."""
-        if not self.world.faults.armed("pfi"):
+        if not (self.world.faults.armed("pfi") if armed is None else armed):
             return None, None
         with self.world.transaction() as tx:
             fired = self.world.faults.decide(tx, "pfi", inbound.operation, patient_ins=self._pid_ins(inbound),
@@ -354,20 +358,23 @@ class PfiDoor(SocketDoor):
         except StorageFull:
             pass   # the frame is answered all the same; the store logged the episode
 
-    def _document(self, msg: DocumentMessage, payload: bytes, *, fault: Fired | None = None) -> bytes:
+    def _document(self, msg: DocumentMessage, payload: bytes, *, fault: Fired | None = None,
+                  armed: bool | None = None) -> str:
         """Each document of the message (an ORU may carry several) is fed, replaced or deleted in its own
-        savepoint, with its own dmp journal entry and ZAM^Z01; the pfi entry names the first."""
+        savepoint, with its own dmp journal entry and ZAM^Z01; the pfi entry names the first. Returns the ACK's
+        text, for the caller to encode once the transaction committed."""
         inbound = msg.inbound
         with self.world.transaction() as tx:
             control_id = self._control_id(tx)
             outcomes: list[tuple[DocumentMessage, str, str | None, list[dict], wire.ErrorItem | None, list]] = []
+            patient_id: str | None = None   # once a document is applied: the journal need not look the INS up
             # A ZAM fault (world/faults.py) is met once the message is taken: zam_error stands for a DMP that
             # refused it (nothing fed; the Z01 carries the rule's DMP error code in ERR-5, as errors.py's
             # z01_error does for a genuine refusal), zam_delay and zam_duplicate change only the ZAM's delivery.
             zam_fault = self.world.faults.decide(tx, "pfi", inbound.operation, patient_ins=msg.patient.ins or None,
                                                  actor=self._sender_app(inbound), document=msg.unique_id,
                                                  kinds=("zam_error", "zam_delay", "zam_duplicate")) \
-                if msg.flag("DESTDMP") else None
+                if msg.flag("DESTDMP") and armed is not False else None   # not armed: no rule would fire
             if msg.flag("DESTDMP"):
                 for doc in msg.documents:
                     zam: wire.ErrorItem | None = None
@@ -376,7 +383,7 @@ class PfiDoor(SocketDoor):
                         if zam_fault is not None and zam_fault.kind == "zam_error":
                             raise _InjectedZamError(zam_fault)
                         with tx.savepoint():
-                            self._apply(tx, doc, world_findings)
+                            patient_id = self._apply(tx, doc, world_findings)
                         verdict, code, extra = "accepted", None, []
                     except _InjectedZamError as injected:
                         text, dmp_code = injected.fired.params["text"], injected.fired.params["code"]
@@ -404,13 +411,15 @@ class PfiDoor(SocketDoor):
             # AA whatever happens downstream (ZAMs say that): built first, so that the entry keeps it
             ack = wire.build_ack(inbound, "AA", control_id, self._now())
             self.world.journal.append(
-                tx, "pfi", inbound.operation, actor=msg.sender.label, patient_ins=msg.patient.ins or None,
+                tx, "pfi", inbound.operation, actor=msg.sender.label, patient=patient_id,
+                patient_ins=msg.patient.ins or None,
                 document=msg.unique_id, verdict="accepted", findings=inbound.findings + msg.findings + extra_findings,
                 raw=payload, ref=inbound.control_id, fault=fault.rule if fault else None, response=ack)
             for doc, verdict, code, extra, zam, consent_findings in outcomes:
                 self.world.journal.append(
                     tx, "dmp", DMP_OPERATION[doc.action], actor=msg.sender.label,
-                    patient_ins=msg.patient.ins or None, document=doc.unique_id, verdict=verdict, code=code,
+                    patient=patient_id, patient_ins=msg.patient.ins or None, document=doc.unique_id, verdict=verdict,
+                    code=code,
                     findings=consent_findings + (doc.findings if doc is not msg else []) + extra,
                     ref=inbound.control_id, raw=f"{doc.action} {doc.unique_id} via the PFI (MSH-10 {inbound.control_id})",
                     fault=zam_fault.rule if zam_fault else None)
@@ -420,16 +429,17 @@ class PfiDoor(SocketDoor):
                     meta = {"patient_ins": msg.patient.ins or None, "document": doc.unique_id,
                             "ref": inbound.control_id}
                     kind = zam_fault.kind if zam_fault else None
-                    delay = zam_fault.params["seconds"] if kind == "zam_delay" else 0.0
+                    delay = zam_fault.params["seconds"] if zam_fault is not None and kind == "zam_delay" else 0.0
                     for _ in range(2 if kind == "zam_duplicate" else 1):
                         self.outbox.add(tx, self._encode(zam_text, inbound), "ZAM^Z01", meta, delay=delay)
             if msg.flag("DESTMSSANTEPS") or msg.flag("DESTMSSANTEPAT"):
                 self._send_mail(tx, msg)
-        return self._encode(ack, inbound)
+        return ack
 
-    def _apply(self, tx: Tx, msg: DocumentMessage, findings: list[dict]) -> None:
+    def _apply(self, tx: Tx, msg: DocumentMessage, findings: list[dict]) -> str | None:
         """The DMP operation the message asks for, as the PFI performs it for the sender; what it finds goes
-        to `findings`."""
+        to `findings`. Returns the patient's id when the patient holds the message's INS (the one the journal
+        would look up by that INS)."""
         patient = self._identify(tx, msg)
         if msg.sender.idnps:
             prof = self.world.directory.professional(tx, msg.sender.idnps)
@@ -448,13 +458,13 @@ class PfiDoor(SocketDoor):
         dmp = self.world.dmp
         if msg.action == "delete":
             dmp.delete(tx, actor, msg.unique_id, patient_key=patient.id, cause=msg.inbound.control_id)
-            return
+            return patient.id if patient.ins == msg.patient.ins else None
         cda = msg.cda
         meta = {"unique_id": msg.unique_id, "type_code": msg.type_code or (cda.type_code if cda else ""),
                 "title": msg.title or (cda.title if cda else ""), "confidentiality": msg.confidentiality,
                 "author": author, "author_structure": structure, "format_code": "urn:asip:ci-sis:2010",
                 "mime_type": "text/xml"}
-        if cda is not None:
+        if cda is not None and cda.effective_time:   # none: the DMP's submission time, as for an unreadable one
             meta["creation_time"] = iso_from_digits(cda.effective_time)
         meta = {k: v for k, v in meta.items() if v}
         if msg.action == "replace":
@@ -463,6 +473,7 @@ class PfiDoor(SocketDoor):
                         findings=findings)
         else:
             dmp.submit(tx, actor, patient.id, meta, msg.content, cause=msg.inbound.control_id, findings=findings)
+        return patient.id if patient.ins == msg.patient.ins else None
 
     def _modif_conf_code(self, tx: Tx, msg: DocumentMessage) -> list[dict]:
         """A replacement (MDM^T10) whose masking or visibility differs from the version it replaces says so with
@@ -531,7 +542,7 @@ class PfiDoor(SocketDoor):
         """The mails DESTMSSANTEPS / DESTMSSANTEPAT ask for, delivered through the world in this transaction."""
         inbound = msg.inbound
         sender, author = self._mail_sender(tx, msg)
-        common = {"patient_ins": msg.patient.ins or None, "document": msg.unique_id}
+        common: dict[str, Any] = {"patient_ins": msg.patient.ins or None, "document": msg.unique_id}
         if sender is None:
             self.world.journal.append(
                 tx, "mss", "DELIVER", direction="out", actor=msg.sender.idnps, verdict="error", code="MSS_NO_SENDER",

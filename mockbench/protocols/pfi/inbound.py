@@ -109,7 +109,7 @@ def read_dpi_ack(answer: bytes) -> DpiAck:
             out.append(finding(ACK_RULE, f"ERR-3 is 207 (Application error) but ERR-5 {e5 or '(empty)'} is not an "
                                "applicationErrorCode (900-906, trans-cda-mss/error-codes.md)", "error",
                                fr=f"ERR-3 vaut 207 (Application error) mais ERR-5 {e5 or '(vide)'} n'est pas un applicationErrorCode (900-906, trans-cda-mss/error-codes.md)"))
-        error = f"{e5}^{e5_text or APPLICATION_ERRORS.get(e5, '')}" if e5 else f"207^{e3_text or 'Application error'}"
+        error: str | None = f"{e5}^{e5_text or APPLICATION_ERRORS.get(e5, '')}" if e5 else f"207^{e3_text or 'Application error'}"
     else:
         if e5:
             out.append(finding(ACK_RULE, f"ERR-5 {e5} with ERR-3 {e3}: ERR-5 is only for ERR-3 207 (a technical "

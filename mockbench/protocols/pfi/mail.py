@@ -13,6 +13,7 @@ delivers.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from ...formats import xmss
 from ...formats.cda import INS_OIDS
@@ -80,7 +81,7 @@ def build_mail(msg: DocumentMessage, *, kind: str, sender: str, recipients: list
     cda = msg.cda
     type_code = msg.type_code or (cda.type_code if cda else "") or "11488-4"
     title = msg.title or (cda.title if cda else "") or "Document"
-    meta = {"unique_id": msg.unique_id, "mime_type": "text/xml", "title": title, "type_code": type_code,
+    meta: dict[str, Any] = {"unique_id": msg.unique_id, "mime_type": "text/xml", "title": title, "type_code": type_code,
             "format_code": "urn:asip:ci-sis:2010", "confidentiality": msg.confidentiality,
             "source_patient_id": patient_cx, "authors": authors}
     if cda is not None and cda.effective_time:

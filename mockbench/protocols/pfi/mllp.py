@@ -13,6 +13,7 @@ Only public asyncio stream calls are used. `MllpReader` reads with `StreamReader
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,8 +139,8 @@ class MllpReader:
             junk += len(data)
             if junk > limits.max_junk_bytes:
                 raise MllpJunkError(f"more than {limits.max_junk_bytes} bytes outside a frame", size=junk)
-            data = await self._read(idle_deadline, lambda skipped=junk: MllpIdleError(
-                f"no frame started within {limits.idle_timeout:g} s", size=skipped))
+            data = await self._read(idle_deadline, functools.partial(
+                MllpIdleError, f"no frame started within {limits.idle_timeout:g} s", size=junk))
             if not data:
                 self.trailing_junk = junk
                 return None

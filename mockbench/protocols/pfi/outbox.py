@@ -120,7 +120,7 @@ class Outbox:
 
     # Read by the control API -----------------------------------------------------------------------------
     def rows(self, tx: Tx, state: str | None = None, limit: int = 1000) -> list[dict]:
-        where = {"state": state} if state else {}
+        where: dict[str, Any] = {"state": state} if state else {}
         return [self.view(r) for r in tx.select("outbox", order="id", limit=limit, **where)]
 
     def counts(self, tx: Tx) -> dict[str, int]:
@@ -138,7 +138,10 @@ class Outbox:
         """Send pending messages, oldest first, until cancelled (the door stops)."""
         loop = asyncio.get_running_loop()
         wakeup = asyncio.Event()
-        self._wake = lambda: loop.call_soon_threadsafe(wakeup.set)
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(wakeup.set)
+        self._wake = wake
         failing = False   # an unexpected failure is logged once, until the sender works again
         unrecorded = 0    # attempts in a row whose outcome could not be stored
         try:

@@ -1,7 +1,7 @@
 """Fixtures for the DMP door's tests: a loaded world and its people as the door's callers see them."""
 
 import pytest
-from dmp_messages import WORLD
+from kit.dmp import WORLD
 
 
 @pytest.fixture

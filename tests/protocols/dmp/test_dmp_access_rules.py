@@ -10,7 +10,7 @@ import uuid
 import pytest
 import requests
 import zeep
-from dmp_messages import (
+from kit.dmp import (
     cda,
     find_documents,
     provide_and_register,

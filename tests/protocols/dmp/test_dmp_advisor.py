@@ -2,7 +2,7 @@
 
 import pytest
 import zeep
-from dmp_messages import cda, find_documents, provide_and_register, retrieve, update_status, vihf
+from kit.dmp import cda, find_documents, provide_and_register, retrieve, update_status, vihf
 from lxml import etree
 from zeep.plugins import HistoryPlugin
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
-from dmp_messages import (
+from kit.dmp import (
     cda,
     existence_test,
     find_documents,

@@ -6,7 +6,7 @@ import hashlib
 import pytest
 import requests
 import zeep
-from dmp_messages import cda, find_documents, provide_and_register, retrieve, update_status, vihf
+from kit.dmp import cda, find_documents, provide_and_register, retrieve, update_status, vihf
 from lxml import etree
 from zeep.plugins import HistoryPlugin
 
@@ -156,7 +156,7 @@ def test_the_https_port_wants_a_client_certificate(tmp_path, dmp_world):
 
 
 def test_mask_unmask_and_make_visible_are_new_metadata_versions(dmp_world):
-    from dmp_messages import update_metadata
+    from kit.dmp import update_metadata
     url, patient, dr_a = dmp_world["url"], dmp_world["patient"], dmp_world["pros"]["dr_a"]
     security = vihf(dr_a, dmp_world["structures"]["chu"]["idnst"], patient, signer=dmp_world["bench"])
     registry, history = client(url, "registry")

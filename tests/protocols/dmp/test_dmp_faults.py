@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 import zeep
-from dmp_messages import cda, find_documents, provide_and_register, vihf
+from kit.dmp import cda, find_documents, provide_and_register, vihf
 from zeep.transports import Transport
 
 

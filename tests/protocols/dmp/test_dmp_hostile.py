@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from dmp_messages import cda, find_documents, provide_and_register, retrieve, update_status, vihf
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from kit.dmp import cda, find_documents, provide_and_register, retrieve, update_status, vihf
 from lxml import etree
 
 from mockbench.protocols.dmp.door import DmpDoor

@@ -3,15 +3,14 @@ certificate the bench's PKI issues for its structure, fetched from `GET /_bench/
 (`mockbench.testing.sign_vihf(vihf, BenchClient)`): the DMP door then accepts them, as it requires a signature
 chaining to its trust anchors (specs/trans-cda-r2/mapping.md, the VIHF table; issue 14 point 4)."""
 
-import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import zeep
-from dmp_messages import WORLD, find_documents, vihf
+from kit.dmp import WORLD, find_documents, vihf
+from kit.process import wait_for_port_file
 from test_dmp_door import call, client
 
 from mockbench.testing.client import BenchClient, BenchHTTPError
@@ -23,11 +22,7 @@ def remote(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "mockbench", "up", "--http-port", "0", "--mllp-port", "0",
                              "--smtp-port", "0", "--imap-port", "0", "--state", str(tmp_path / "state"),
                              "--port-file", str(port_file), "--quiet"], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not port_file.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert port_file.exists(), proc.stderr.read()
-    bench = BenchClient(f"http://127.0.0.1:{json.loads(port_file.read_text())['http']}")
+    bench = BenchClient(f"http://127.0.0.1:{wait_for_port_file(proc, port_file, 30)['http']}")
     yield bench, tmp_path / "state"
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=10)

@@ -2,7 +2,7 @@
 
 import pytest
 import requests
-from dmp_messages import existence_test, find_documents, retrieve, vihf
+from kit.dmp import existence_test, find_documents, retrieve, vihf
 from lxml import etree
 
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 import zeep
-from dmp_messages import WORLD, cda, find_documents, provide_and_register, vihf
+from kit.dmp import WORLD, cda, find_documents, provide_and_register, vihf
 from lxml import etree
 from zeep.plugins import HistoryPlugin
 from zeep.transports import Transport
@@ -44,7 +44,7 @@ PREFIX = "/si-dmp-server/v2/services"
 # --- helpers --------------------------------------------------------------------------------------------------
 
 def people(client: BenchClient) -> tuple[dict, dict, str]:
-    """(alice, dr_a, the CHU's IDNST) of dmp_messages.WORLD, as the door's callers see them."""
+    """(alice, dr_a, the CHU's IDNST) of kit.dmp.WORLD, as the door's callers see them."""
     pro = next(p for p in client.call("GET", "/professionals") if p["id"] == "dr_a")
     idnst = next(s for s in client.call("GET", "/structures") if s["id"] == "chu")["idnst"]
     return client.patient("alice"), pro, idnst

@@ -6,7 +6,7 @@ unchanged, into an xdsb:ProvideAndRegisterDocumentSetRequest, with one xdsb:Docu
 (id = the ExtrinsicObject's id) holding, in base64, the file its URI slot names (DOC0001.XML when it has
 none). The world, loaded first, holds the package's patient (the INS and OID of the entry's patientId), a
 professional for each IDNPS in its authorPerson slots (`check_digits: false`) and a structure the patient
-authorized; the VIHF is dmp_messages.vihf's, for the first author and that patient.
+authorized; the VIHF is kit.dmp.vihf's, for the first author and that patient.
 
 The CNAM-HR packages' author is `518003502400041/1.2.250.1.215.1.2` (an organisation, with a "/"): the world
 holds a professional with IDNPS 518003502400041 (the part before the "/"), who sends; the entry's author is
@@ -25,7 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from dmp_messages import find_documents, retrieve, update_status, vihf
+from kit.dmp import find_documents, retrieve, update_status, vihf
 from lxml import etree
 
 from mockbench.world import identity

@@ -7,12 +7,12 @@ from __future__ import annotations
 import base64
 import smtplib
 import socket
-import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 import pytest
+from kit.wait import wait_for
 
 from mockbench.pki import ClientSpec, client_context, init_pki
 from mockbench.protocols.mss import errors as status
@@ -406,7 +406,9 @@ def test_client_stopping_mid_data_stores_nothing(bench):
     client.envelope(JEANNE, SECRETARIAT)
     client.sock.sendall(b"Subject: half\r\n\r\nthe first half of a mess")
     client.sock.close()
-    time.sleep(0.2)
+    # the end marker: the door has seen the connection end (its cap released), so it is done with the half
+    # message; nothing after that can store it
+    assert wait_for(lambda: bench.bench.smtp.cap.active == 0), "the door still counts an open SMTP connection"
     assert messages(bench, SECRETARIAT) == []
     assert not any(e["verdict"] == "accepted" for e in journal(bench, operation="SUBMIT"))
     # the door still serves

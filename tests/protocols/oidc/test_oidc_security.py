@@ -71,8 +71,18 @@ def test_code_verifier_that_does_not_match(oidc_world, psc):
 
 
 def test_plain_pkce(oidc_world, psc):
+    """RFC 7636 4.6: with `plain` the verifier must equal the challenge itself."""
     code = code_of(authorize(psc, code_challenge=VERIFIER, code_challenge_method="plain"))
-    assert exchange(psc, code).status_code == 200
+    response = exchange(psc, code)
+    assert response.status_code == 200, response.text
+    tokens = response.json()
+    assert tokens["token_type"].lower() == "bearer" and tokens["access_token"] and tokens["id_token"]
+    entry = last(oidc_world["bench"], "token")
+    assert (entry["verdict"], entry["actor"]) == ("accepted", oidc_world["pros"]["dr_martin"]["idnps"])
+    # the S256 form of the verifier is not the plain challenge: refused
+    code = code_of(authorize(psc, code_challenge=VERIFIER, code_challenge_method="plain"))
+    refused = exchange(psc, code, verifier=challenge())
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
 
 
 @pytest.mark.parametrize("uri", ["http://127.0.0.1:53117/callback/", "http://127.0.0.1:53117/other",

@@ -1,7 +1,7 @@
 """Fixtures for the PFI door's tests."""
 
 import pytest
-from dpi_listener import DpiListener, ack
+from kit.dpi_listener import DpiListener, ack
 
 WORLD = """\
 id: pfi-test

@@ -5,7 +5,7 @@ import re
 
 import pytest
 from hl7.client import MLLPClient
-from pfi_messages import parse_ack
+from kit.pfi import parse_ack
 
 MDM = "hl7v2/Trans_Doc-CDA-HL7V2/MDM"
 ORU = "hl7v2/Trans_Doc-CDA-HL7V2/ORU"

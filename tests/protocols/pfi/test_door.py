@@ -1,19 +1,17 @@
 """The PFI door through python-hl7's MLLP client over real sockets: DMP effects, ZAMs, consent, and the
 scenarios it serves."""
 
-import asyncio
-import threading
 
 import pytest
 from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack, send
-from strict_hl7 import check_zam
+from kit.fake_dpi import FakeDpi
+from kit.pfi import mdm, parse_ack, send
+from kit.wait import wait_for
 
 from mockbench.protocols.dmp.errors import registry_code
 from mockbench.protocols.pfi.door import PfiDoor, PfiSettings, parse_endpoint
 from mockbench.protocols.pfi.errors import z01_error
 from mockbench.protocols.pfi.hl7 import parse as parse_hl7
-from mockbench.protocols.pfi.mllp import MllpReader, write_frame
 from mockbench.world.errors import all_error_classes
 
 
@@ -42,6 +40,23 @@ def test_feed_replace_delete_through_hl7(pfi_world):
                        ("pfi", "MDM^T04", "accepted", v2), ("dmp", "TD3.3c", "accepted", v2)]
     actions = [t["action"] for t in bench.client.traces("alice") if t["document"] in (v1, v2)]
     assert actions == ["alimentation", "invisibilisation", "remplacement", "suppression"]
+
+
+def test_a_cda_without_effective_time_is_fed(pfi_world):
+    """A CDA header without effectiveTime (the PFI reads it for the creation time only) was an exception that
+    closed the connection without an ACK; the document is fed, its creation time the submission's."""
+    import re
+
+    from kit.pfi import cda_for
+
+    bench, patient, dr_a = pfi_world["bench"], pfi_world["patient"], pfi_world["pros"]["dr_a"]
+    uid = "1.2.250.1.999.1.77"
+    cda = re.sub(rb"<effectiveTime[^>]*/>", b"", cda_for(patient, uid, dr_a))
+    assert b"effectiveTime" not in cda
+    [ack] = send(bench, mdm("T02", patient, dr_a, dr_a["finess"], uid, control_id="E1", cda=cda))
+    assert msa(ack) == ("AA", "E1")
+    doc = next(d for d in bench.client.documents("alice") if d["unique_id"] == uid)
+    assert doc["creation_time"] == doc["submission_time"]
 
 
 @pytest.mark.parametrize("case,code", [
@@ -83,55 +98,6 @@ def test_consent_from_pam_fr_is_recorded_and_feeding_against_it_is_a_finding(pfi
     send(bench, mdm("T02", patient, dr_a, dr_a["finess"], "1.2.250.1.999.3.1"))
     fed = bench.client.journal(channel="dmp")[-1]
     assert fed["verdict"] == "accepted" and [f["rule"] for f in fed["findings"]] == ["DMP/CONSENT"]
-
-
-class FakeDpi:
-    """The DPI's MLLP listener: records what it receives and answers with a chosen MSA-1."""
-
-    def __init__(self, answer: str = "AA") -> None:
-        self.answer, self.received, self.malformed = answer, [], []
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        assert self.ready.wait(5)
-
-    def _run(self) -> None:
-        async def serve(reader, writer):
-            mllp = MllpReader(reader)
-            while (frame := await mllp.read_frame()) is not None:
-                self.received.append(frame.payload)
-                if b"|ZAM^" in frame.payload.split(b"\r", 1)[0]:
-                    try:
-                        check_zam(frame.payload)   # every ZAM, by hl7apy in strict mode
-                    except Exception as exc:
-                        self.malformed.append(f"{exc!r}: {frame.payload!r}")
-                message = parse_hl7(frame.payload)
-                msh10, event = message.control_id, message.message_type[1]
-                ack = f"MSH|^~\\&|DPI|CHU|PFI|MOCKBENCH|20261120||ACK^{event}^ACK|D1|P|2.6\rMSA|{self.answer}|{msh10}\r"
-                await write_frame(writer, ack.encode())
-            writer.close()
-
-        async def start():
-            self.server = await asyncio.start_server(serve, "127.0.0.1", 0)
-            self.port = self.server.sockets[0].getsockname()[1]
-
-        self.loop.run_until_complete(start())
-        self.ready.set()
-        self.loop.run_forever()
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        assert self.malformed == [], self.malformed
-
-
-def wait_for(predicate, timeout=10.0):
-    import time
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return predicate()
 
 
 @pytest.mark.parametrize("answer,verdict", [("AA", "accepted"), ("AE", "refused")])

@@ -16,7 +16,7 @@ import hl7
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strict_hl7 import check_ack as strict_ack
+from kit.strict_hl7 import check_ack as strict_ack
 
 from mockbench.bench import Bench
 from mockbench.config import Config
@@ -181,6 +181,7 @@ def check_ack(ack: bytes, expected_id: str | None) -> hl7.Message:
     return message
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow,
                                                                    HealthCheck.data_too_large])
@@ -262,6 +263,7 @@ stream_chunks = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chunks=st.lists(stream_chunks, max_size=8), half_close=st.booleans())
 def test_random_streams_are_answered_or_closed(fuzz_door, chunks, half_close):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 import hl7
 import pytest
-from strict_hl7 import check_ack
+from kit.strict_hl7 import check_ack
 
 from mockbench.formats.cda import minimal_cda
 from mockbench.protocols.pfi.door import PfiDoor, PfiSettings
@@ -196,7 +196,7 @@ class Conn:
 
 
 def parse_ack(raw: bytes, encoding: str = "utf-8") -> hl7.Message:
-    check_ack(raw)   # hl7apy, strict mode (strict_hl7.py)
+    check_ack(raw)   # hl7apy, strict mode (tests/kit/strict_hl7.py)
     return hl7.parse(raw.decode(encoding).replace("\n", "\r"))
 
 

@@ -4,7 +4,7 @@ sender's look at the queue (outbox.IDLE_POLL) and sent once."""
 
 import time
 
-from dpi_listener import wait_for
+from kit.wait import wait_for
 
 from mockbench.protocols.pfi.outbox import IDLE_POLL, Outbox
 from mockbench.world.store import Store

@@ -1,7 +1,7 @@
 """The conformance advisor through the PFI door: the DMP operations the PFI performs for a DPI (MDM over MLLP
 with python-hl7) are judged by DMP/CONSENT and DMP/CONF.14 as the DMP door's are."""
 
-from pfi_messages import mdm, send
+from kit.pfi import mdm, send
 
 
 def findings(bench, rule: str) -> list[dict]:

@@ -3,7 +3,7 @@ requirement also covers the HL7 route (the correct plays of dmp-conf-03-01 and d
 test_door.py)."""
 
 import pytest
-from pfi_messages import cda_for, mdm, send
+from kit.pfi import cda_for, mdm, send
 
 
 @pytest.mark.scenario_play("dmp-versioning", "mistake")

@@ -7,14 +7,8 @@ of the author's organisation, which the PFI guide's error 901 would let through 
 
 from __future__ import annotations
 
-from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack
-
-
-def send(bench, *messages: bytes) -> list[str]:
-    with MLLPClient("127.0.0.1", bench.ports["mllp"]) as client:
-        client.socket.settimeout(10)
-        return [str(parse_ack(client.send_message(m)).segment("MSA")[1]) for m in messages]
+from kit.pfi import mdm
+from kit.pfi import send_codes as send
 
 
 def test_the_pfi_feeds_replaces_and_deletes_after_the_authorization_is_withdrawn(pfi_world):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from hl7.client import MLLPClient
-from pfi_messages import mdm, parse_ack
+from kit.pfi import mdm, parse_ack
 
 from mockbench.protocols.pfi.mllp import send_and_receive
 
@@ -87,7 +87,7 @@ def test_a_slow_ack_is_sent_after_the_delay_and_the_document_fed(pfi_world):
 
 
 def _with_dpi(pfi_world):
-    from test_door import FakeDpi
+    from kit.fake_dpi import FakeDpi
 
     from mockbench.protocols.pfi.door import PfiDoor, PfiSettings
 
@@ -98,7 +98,7 @@ def _with_dpi(pfi_world):
 
 
 def test_zam_error_feeds_nothing_and_tells_the_dpi_the_dmp_error(pfi_world):
-    from test_door import wait_for
+    from kit.wait import wait_for
 
     from mockbench.protocols.pfi.hl7 import parse as parse_hl7
 
@@ -125,7 +125,7 @@ def test_zam_error_feeds_nothing_and_tells_the_dpi_the_dmp_error(pfi_world):
 
 
 def test_a_duplicated_then_a_delayed_zam(pfi_world):
-    from test_door import wait_for
+    from kit.wait import wait_for
 
     bench, patient, dr_a = pfi_world["bench"], pfi_world["patient"], pfi_world["pros"]["dr_a"]
     bench.client.set_fault(door="pfi", kind="zam_duplicate", times=1)

@@ -2,7 +2,7 @@
 "Verdicts in French"), played through the PFI door with python-hl7's MLLP client."""
 
 from hl7.client import MLLPClient
-from pfi_messages import cda_for, mdm, parse_ack
+from kit.pfi import cda_for, mdm, parse_ack
 
 
 def test_a_forbidden_finding_makes_the_step_red_in_french(mockbench):

@@ -1,7 +1,7 @@
 """The PFI door read side by side with the ANS guide "Transmission de documents CDA en HL7v2" v2.1.3
 (trans-cda-r2/): the technical ACK, both guide versions, several documents and their recipients, the MSSanté
 combination table and the ZAM business acknowledgements. Real sockets: python-hl7's MLLP client in, a fake
-DPI MLLP listener for the ZAMs; every ACK and ZAM is also read by hl7apy in strict mode (strict_hl7.py)."""
+DPI MLLP listener for the ZAMs; every ACK and ZAM is also read by hl7apy in strict mode (tests/kit/strict_hl7.py)."""
 
 import base64
 import sqlite3
@@ -10,9 +10,11 @@ import hl7
 import pytest
 from hl7.client import MLLPClient
 from hl7apy.exceptions import HL7apyException
-from pfi_messages import cda_for, mdm, parse_ack
-from strict_hl7 import check_ack, check_zam
-from test_door import FakeDpi, msa, send, wait_for
+from kit.fake_dpi import FakeDpi
+from kit.pfi import cda_for, mdm, parse_ack
+from kit.strict_hl7 import check_ack, check_zam
+from kit.wait import wait_for
+from test_door import msa, send
 
 from mockbench.protocols.pfi.door import PfiDoor, PfiSettings
 from mockbench.protocols.pfi.hl7 import parse as parse_hl7
@@ -132,7 +134,7 @@ def test_an_unreadable_msh_2_still_gets_a_well_formed_ack_naming_msh_10(pfi_worl
 
 
 def test_the_strict_reader_is_not_fooled():
-    """strict_hl7.py catches what the guide forbids: without this, its passes would prove nothing."""
+    """tests/kit/strict_hl7.py catches what the guide forbids: without this, its passes would prove nothing."""
     good_zam = ("MSH|^~\\&|PFI|X|DPI|Y|20261120||ZAM^Z02^ZAM_Z01|1|P|2.6|||||FRA|UNICODE UTF-8|||2.1^CISIS_CDA_HL7_V2\r"
                 "OBX|1|CWE|ACK_RECEPTION_MSS^Accusé de réception MSSanté^AckMetierZAM|M1|Y^^expandedYes-NoIndicator"
                 "||||||F\rOBX|2|XTN|DESTINATAIRE_MSS^Destinataire MSSanté^AckMetierZAM||^^X.400^a@b.mssante.fr"

@@ -7,8 +7,10 @@ from email import policy
 
 import pytest
 from hl7.client import MLLPClient
-from pfi_messages import cda_for, mdm, parse_ack
-from test_door import FakeDpi, msa, send, wait_for
+from kit.fake_dpi import FakeDpi
+from kit.pfi import cda_for, mdm, parse_ack
+from kit.wait import wait_for
+from test_door import msa, send
 
 from mockbench.formats import xmss
 from mockbench.formats.xdm import ans_subject, read_package

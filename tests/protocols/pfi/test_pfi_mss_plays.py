@@ -1,13 +1,14 @@
 """Catalogue scenarios of the PFI's MSSanté side, played by a scripted DPI over real sockets: python-hl7's
-MLLP client sends the MDMs, a DPI listener written with python-hl7's MLLP server (dpi_listener.py) receives
+MLLP client sends the MDMs, a DPI listener written with python-hl7's MLLP server (tests/kit/dpi_listener.py) receives
 what the PFI hands it; what reached a third party's mailbox is read through the control API."""
 
 import base64
 import uuid
 
 import pytest
-from dpi_listener import DpiListener, ack, field, wait_for
-from pfi_messages import mdm, send
+from kit.dpi_listener import DpiListener, ack, field
+from kit.pfi import mdm, send
+from kit.wait import wait_for
 
 from mockbench.formats.cda import minimal_cda
 from mockbench.formats.xdm import write_package

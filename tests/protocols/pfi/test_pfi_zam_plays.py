@@ -1,11 +1,12 @@
 """Catalogue scenario pfi-zam played by a scripted DPI over real sockets: python-hl7's MLLP client sends the
-MDMs, a DPI listener written with python-hl7's MLLP server (dpi_listener.py) receives the PFI's business
+MDMs, a DPI listener written with python-hl7's MLLP server (tests/kit/dpi_listener.py) receives the PFI's business
 acknowledgements and answers them. trans-cda-r2/profils-messages.md, "Structure des messages accusés métier"
 (ZAM^Z01 / Z02 / Z03) and "Message d'acquittement technique des accusés métiers" (ACK^Z0x^ACK)."""
 
 import pytest
-from dpi_listener import DpiListener, ack, field, has, wait_for
-from pfi_messages import mdm, send
+from kit.dpi_listener import DpiListener, ack, field, has
+from kit.pfi import mdm, send
+from kit.wait import wait_for
 
 ROUX = "paul.roux@clinique-parc.mssante.fr"
 

@@ -24,19 +24,18 @@ marking the address verified; a workshop reviewer checks that on the software's 
 
 from __future__ import annotations
 
-import email
-import email.policy
-import html
 import re
 import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .journal import finding
-from .store import Tx
+from ..formats.mime import MailText, read_mail
+from ..world.journal import finding
+from ..world.store import Tx
+from .registry import rule
 
 if TYPE_CHECKING:
-    from .world import World
+    from ..world.world import World
 
 RULE = "SSI/IE.31"
 EVIDENCE = "MSS/OUTSIDE"     # the info finding that records a sound verification (not RULE: steps forbid RULE)
@@ -44,24 +43,12 @@ SEEN = "mss:verifications"   # store meta: the codes and links already sent, old
 KEEP = 1000                  # how many earlier secrets are remembered for the reuse check
 MIN_CODE = 6                 # shorter codes are a warning (a 4-digit code is 1 in 10,000)
 MIN_TOKEN = 16               # a unique link's token: at least 16 URL-safe characters (96 bits in base64)
-MAX_TEXT = 256 * 1024        # the text read from one mail
 
-_LINK = re.compile(r"""https?://[^\s"'<>()\[\]]+""", re.IGNORECASE)
 _CODE_WORD = re.compile(r"\bcode\b", re.IGNORECASE)
 _CODE = re.compile(r"(?<![\w-])(\d(?:[ -]?\d){3,15}|(?=[A-Z0-9-]*\d)[A-Z0-9]{2,8}(?:-[A-Z0-9]{2,8}){0,3})(?![\w-])")
 _TOKEN = re.compile(r"[A-Za-z0-9_~.+/=-]+")
 # sex, year, month, department (two digits, or Corsica's 2A / 2B), commune, order, key: 15 characters
 _NIR = re.compile(r"(?<![0-9A-Za-z])[12378][0-9]{4}(?:[0-9]{2}|2[AB])[0-9]{8}(?![0-9A-Za-z])")
-_HREF = re.compile(r"""href\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
-_TAG = re.compile(r"<[^>]+>")
-
-
-@dataclass(frozen=True)
-class MailText:
-    """What a person reads in a mail: its subject and text parts, the links, the attachments' names."""
-    text: str
-    links: tuple[str, ...]
-    attachments: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -69,34 +56,6 @@ class Secrets:
     codes: tuple[str, ...]       # normalized: separators removed, upper case
     links: tuple[str, ...]       # the links that carry a token
     weak_links: tuple[str, ...]  # http(s) links that carry no token (the address alone, a fixed page...)
-
-
-def read_mail(raw: bytes) -> MailText:
-    message = email.message_from_bytes(raw, policy=email.policy.default)
-    texts = [str(message.get("Subject", ""))]
-    links: list[str] = []
-    attachments: list[str] = []
-    for part in message.walk():
-        if part.is_multipart():
-            continue
-        ctype = part.get_content_type()
-        name = part.get_filename()
-        if name or part.get_content_disposition() == "attachment" or not ctype.startswith("text/"):
-            attachments.append(name or ctype)
-            continue
-        try:
-            body = part.get_content()
-        except Exception:   # an unknown charset or transfer encoding: read it as Latin-1, never fail
-            payload = part.get_payload(decode=True)
-            body = payload.decode("latin-1") if isinstance(payload, bytes) else str(part.get_payload())
-        body = str(body)[:MAX_TEXT]
-        if ctype == "text/html":
-            links.extend(html.unescape(h) for h in _HREF.findall(body))
-            body = html.unescape(_TAG.sub(" ", body))
-        texts.append(body)
-    text = "\n".join(texts)[:MAX_TEXT]
-    links.extend(_LINK.findall(text))
-    return MailText(text, tuple(dict.fromkeys(link.rstrip(".,;:!?") for link in links)), tuple(attachments))
 
 
 def _token_of(link: str, addresses: list[str]) -> str | None:
@@ -122,18 +81,34 @@ def read_secrets(mail: MailText, addresses: list[str]) -> Secrets:
         found = _CODE.search(window)
         if found:
             codes.append(re.sub(r"[ -]", "", found.group(1)).upper())
-    links, weak = [], []
+    links: list[str] = []
+    weak: list[str] = []
     for link in mail.links:
         (links if _token_of(link, addresses) else weak).append(link)
     return Secrets(tuple(dict.fromkeys(codes)), tuple(links), tuple(weak))
 
 
+@rule(RULE, "delivery", "The software verifies an e-mail address with a mail to that address alone carrying a "
+      "code or a unique link of its own, and nothing of the patient's record",
+      fr="Le logiciel vérifie une adresse électronique par un courriel à cette seule adresse portant un code ou "
+         "un lien unique qui lui est propre, et rien du dossier du patient")
 def check(world: World, tx: Tx, sender: str, addresses: list[str], raw: bytes, message_id: str) -> list[dict]:
     """The SSI/IE.31 findings on a mail to addresses outside MSSanté, and remember its secrets for the reuse
     check (in the transaction of the delivery: a rolled-back delivery remembers nothing)."""
     mail = read_mail(raw)
     secrets = read_secrets(mail, addresses)
     shown = ", ".join(addresses)
+    out = [*_secret_findings(sender, shown, secrets), *_content_findings(tx, shown, addresses, mail),
+           *_reuse_findings(world, tx, shown, secrets, message_id)]
+    if not out:
+        what = ", ".join([f"code {c}" for c in secrets.codes] + [f"link {u}" for u in secrets.links])
+        out.append(finding(EVIDENCE, f"verification of {shown} by {what}", "info",
+                           fr=f"vérification de {shown} par " + ", ".join([f"le code {c}" for c in secrets.codes] + [f"le lien {u}" for u in secrets.links])))
+    return out
+
+
+def _secret_findings(sender: str, shown: str, secrets: Secrets) -> list[dict]:
+    """No code nor unique link; a link in clear; a code too short."""
     out: list[dict] = []
     if not secrets.codes and not secrets.links:
         because = ""
@@ -154,6 +129,12 @@ def check(world: World, tx: Tx, sender: str, addresses: list[str], raw: bytes, m
             out.append(finding(RULE, f"the verification code {code} has {len(code)} characters: at least "
                                f"{MIN_CODE} are expected, a shorter code can be guessed", "warning",
                                fr=f"le code de vérification {code} a {len(code)} caractères : au moins {MIN_CODE} sont attendus, un code plus court peut être deviné"))
+    return out
+
+
+def _content_findings(tx: Tx, shown: str, addresses: list[str], mail: MailText) -> list[dict]:
+    """Several addresses at once; an attachment or a patient's INS in a mail to an address not verified yet."""
+    out: list[dict] = []
     if len(addresses) > 1:
         out.append(finding(RULE, f"one verification mail went to several addresses ({shown}): it cannot prove "
                            "which of them the user owns; send one mail per address", "warning",
@@ -167,6 +148,12 @@ def check(world: World, tx: Tx, sender: str, addresses: list[str], raw: bytes, m
             out.append(finding(RULE, f"the verification mail to {shown} names the INS {nir} of a patient although "
                                "the address is not verified yet", "error",
                                fr=f"le courriel de vérification à {shown} nomme l'INS {nir} d'un patient alors que l'adresse n'est pas encore vérifiée"))
+    return out
+
+
+def _reuse_findings(world: World, tx: Tx, shown: str, secrets: Secrets, message_id: str) -> list[dict]:
+    """A code or link sent before; this mail's are remembered (in the delivery's transaction)."""
+    out: list[dict] = []
     seen = tx.meta_get(SEEN, [])
     now = world.clock.now_iso()
     for kind, value in [("code", c) for c in secrets.codes] + [("link", u) for u in secrets.links]:
@@ -178,8 +165,4 @@ def check(world: World, tx: Tx, sender: str, addresses: list[str], raw: bytes, m
                                fr=f"{'le code' if kind == 'code' else 'le lien'} {value} a déjà été envoyé à {earlier['addresses']} le {earlier['time']} ({earlier['message_id'] or 'sans Message-ID'}) : chaque vérification doit avoir le sien"))
         seen.append({"kind": kind, "value": value, "addresses": shown, "time": now, "message_id": message_id})
     tx.meta_set(SEEN, seen[-KEEP:])
-    if not out:
-        what = ", ".join([f"code {c}" for c in secrets.codes] + [f"link {u}" for u in secrets.links])
-        out.append(finding(EVIDENCE, f"verification of {shown} by {what}", "info",
-                           fr=f"vérification de {shown} par " + ", ".join([f"le code {c}" for c in secrets.codes] + [f"le lien {u}" for u in secrets.links])))
     return out

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mockbench.checks import advisor, auto_search, error_copy
 from mockbench.formats.mime import mdn, xdm_mail
-from mockbench.world import advisor as rules
 from mockbench.world import errors
 from mockbench.world.journal import CHANNELS, VERDICTS, finding
 from mockbench.world.model import Mailbox
@@ -95,7 +95,7 @@ def test_search_not_right_after_a_feed(cast, case):
         searched = search(cast, actor=cast.stranger)
     else:
         feed(cast)
-        wait(cast, rules.AUTO_SEARCH_SECONDS + 1 if case == "later" else 1)
+        wait(cast, auto_search.AUTO_SEARCH_SECONDS + 1 if case == "later" else 1)
         if case == "other_patient":
             with cast.tx() as tx:
                 cast.world.dmp.set_authorization(tx, cast.system, "bob", status="VALIDE", structure="chu")
@@ -108,10 +108,10 @@ def test_search_not_right_after_a_feed(cast, case):
 
 def test_search_storm(cast):
     entries = []
-    for _ in range(rules.STORM_COUNT):
+    for _ in range(auto_search.STORM_COUNT):
         entries.append(search(cast))
         wait(cast, 10)
-    assert [rules_of(e) for e in entries] == [[]] * (rules.STORM_COUNT - 1) + [["EX_3.1-2030"]]
+    assert [rules_of(e) for e in entries] == [[]] * (auto_search.STORM_COUNT - 1) + [["EX_3.1-2030"]]
     assert "storm" in entries[-1]["findings"][0]["message"]
     search(cast)     # the sixth, still within the window: the same group
     (group,) = all_findings(cast, "EX_3.1-2030")
@@ -119,8 +119,8 @@ def test_search_storm(cast):
 
 
 def test_searches_spread_out_are_no_storm(cast):
-    spacing = rules.STORM_WINDOW_SECONDS / (rules.STORM_COUNT - 1) + 1
-    for _ in range(rules.STORM_COUNT * 2):
+    spacing = auto_search.STORM_WINDOW_SECONDS / (auto_search.STORM_COUNT - 1) + 1
+    for _ in range(auto_search.STORM_COUNT * 2):
         assert rules_of(search(cast)) == []
         wait(cast, spacing)
     other = [search(cast, actor=a) for a in (cast.author, cast.colleague, cast.outsider)]  # three users at once
@@ -246,7 +246,7 @@ def test_error_mdn_with_its_copy(mail, how):
 
 def test_copy_too_late_or_to_another_structure(mail):
     submit(mail, DPI, [BIOLO], error_mdn())
-    wait(mail, rules.UX12_COPY_WINDOW_SECONDS + 60)
+    wait(mail, error_copy.UX12_COPY_WINDOW_SECONDS + 60)
     submit(mail, DPI, [ERRORS], error_mdn(to=ERRORS))           # an hour later: another error's copy
     submit(mail, "dpi@clinic.mssante.fr", [BIOLO], error_mdn(reporter="dpi@clinic.mssante.fr"))
     found = all_findings(mail, "MSS/UX.12")
@@ -345,14 +345,15 @@ def test_findings_never_fail_on_any_journal(new_cast, journal):
         assert group["entries"] == sorted(set(group["entries"]))
     # The journal is read through a filter, in windows of SCAN_SEQS sequence numbers and pages of PAGE rows
     # (issue 21): tiny windows and pages find the same.
-    saved = rules.SCAN_SEQS, rules.PAGE
-    rules.SCAN_SEQS, rules.PAGE = 3, 2
+    saved = advisor.SCAN_SEQS, advisor.PAGE
+    advisor.SCAN_SEQS, advisor.PAGE = 3, 2
     try:
         assert all_findings(cast) == found
     finally:
-        rules.SCAN_SEQS, rules.PAGE = saved
+        advisor.SCAN_SEQS, advisor.PAGE = saved
 
 
+@pytest.mark.slow
 def test_findings_over_ten_thousand_entries(cast):
     """Not a timing assertion (a shared machine): the cost printed, and the rules still right at that size."""
     uid = feed(cast)["document"]
@@ -382,6 +383,7 @@ def test_findings_over_ten_thousand_entries(cast):
     assert ("DMP/CONF.14", "error") not in by_rule and ("EX_3.1-2030", "warning") not in by_rule
 
 
+@pytest.mark.slow
 def test_a_burst_of_searches(cast):
     """10,000 TD3.1 in the same virtual second: each looks back at a few entries only (printed, not asserted)."""
     fed = feed(cast)
@@ -393,10 +395,10 @@ def test_a_burst_of_searches(cast):
     print(f"\nadvisor: a burst of 10,000 TD3.1 journaled with annotation in {took:.2f} s")
     found = {f["message"].split(":")[0]: f["entries"] for f in all_findings(cast, "EX_3.1-2030")}
     storm = found[f"a storm of TD3.1 by {fed['actor']} for alice"]
-    assert storm == list(range(fed["seq"] + rules.STORM_COUNT, fed["seq"] + 10_001))
+    assert storm == list(range(fed["seq"] + auto_search.STORM_COUNT, fed["seq"] + 10_001))
     (after_feed,) = [v for k, v in found.items() if k.startswith("TD3.1")]
     # The first searches name the feed; from the storm on, the scan stops at STORM_COUNT searches.
-    assert after_feed == list(range(fed["seq"], fed["seq"] + rules.STORM_COUNT))
+    assert after_feed == list(range(fed["seq"], fed["seq"] + auto_search.STORM_COUNT))
 
 
 def test_the_journal_filter_sees_empty_findings_as_entry_json_writes_them(cast):
@@ -431,7 +433,7 @@ def test_recent_reads_actor_and_verdict_as_the_whole_entry_says(new_cast, entrie
             "SELECT seq, operation, json_extract(data, '$.actor'), json_extract(data, '$.verdict') FROM journal "
             "WHERE ns = ? AND patient = 'alice' ORDER BY seq DESC", (tx.ns,))]
         got = [(seq, operation, actor, verdict)
-               for seq, _, operation, actor, verdict in cast.world.advisor._recent(tx, "alice", 0.0)]
+               for seq, _, operation, actor, verdict in auto_search._recent(tx, "alice", 0.0)]
     assert got == whole
     assert [actor for _, _, actor, _ in got] == [actor for actor, *_ in reversed(entries)]
     assert [verdict for *_, verdict in got] == [verdict for _, verdict, *_ in reversed(entries)]

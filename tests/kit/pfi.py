@@ -1,12 +1,13 @@
-"""Message builders for the PFI door's tests: the shipped ones (mockbench.testing.messages), under the
-signature these tests use, and the ACK reader."""
+"""The PFI tests' kit: the shipped message builders (mockbench.testing.messages) under the signature these
+tests use, the MLLP senders (python-hl7's client) and the strict ACK reader."""
 
 import hl7
 from hl7.client import MLLPClient
-from strict_hl7 import check_ack, decode
 
 from mockbench.testing import messages
 from mockbench.testing.messages import EVENTS, META, table_defaults  # noqa: F401 - re-exported to the tests
+
+from .strict_hl7 import check_ack, decode
 
 
 def cda_for(patient: dict, unique_id: str, author: dict) -> bytes:
@@ -26,9 +27,19 @@ def parse_ack(raw: bytes) -> hl7.Message:
     return hl7.parse(decode(raw).replace("\n", "\r").strip("\x0b\x1c\r"))
 
 
-def send(bench, *messages: bytes) -> list:
-    """Each message to the bench's PFI over MLLP with python-hl7's client, one connection; their ACKs parsed
-    (and checked by the strict parser, as parse_ack does)."""
-    with MLLPClient("127.0.0.1", bench.ports["mllp"]) as client:
+def send_raw(port: int, *messages: bytes, host: str = "127.0.0.1") -> list[bytes]:
+    """Each message over MLLP to `host:port` with python-hl7's client, one connection; the raw answers."""
+    with MLLPClient(host, port) as client:
         client.socket.settimeout(10)
-        return [parse_ack(client.send_message(m)) for m in messages]
+        return [client.send_message(m) for m in messages]
+
+
+def send(bench, *messages: bytes) -> list:
+    """Each message to the bench's PFI over MLLP, one connection; their ACKs parsed (and checked by the strict
+    parser, as parse_ack does)."""
+    return [parse_ack(raw) for raw in send_raw(bench.ports["mllp"], *messages)]
+
+
+def send_codes(bench, *messages: bytes) -> list[str]:
+    """`send`, keeping each ACK's MSA-1 (AA, AE, AR)."""
+    return [str(ack.segment("MSA")[1]) for ack in send(bench, *messages)]

@@ -1,4 +1,4 @@
-"""STAT/ES.01 (world/stats.py): the vendor's CSV, what counts as a send in the journal, the comparison."""
+"""STAT/ES.01 (checks/stats.py): the vendor's CSV, what counts as a send in the journal, the comparison."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockbench.world import stats
-from mockbench.world.stats import StatCsvError, parse_csv
+from mockbench.checks import stats
+from mockbench.checks.stats import StatCsvError, parse_csv
 
 HEADER = ["Mois", "Type de document", "Nombre d'envois", "Nombre d'échecs"]
 EBRIM_TYPE = ('<rim:Classification classificationScheme="urn:uuid:f0306f51-975f-434e-a61c-c59651d33983" '

@@ -44,8 +44,6 @@ the months of the previous and the current year. So:
 
 from __future__ import annotations
 
-import email
-import email.policy
 import io
 import json
 import re
@@ -54,12 +52,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..formats import table as csvtable
-from . import errors
-from .journal import finding
-from .store import Tx
+from ..formats.mime import XDM_ATTACHMENT, find_attachment
+from ..world import errors
+from ..world.clock import parse_time
+from ..world.journal import finding
+from ..world.store import Tx
+from .registry import rule
 
 if TYPE_CHECKING:
-    from .world import World
+    from ..world.world import World
 
 RULE = "STAT/ES.01"
 MAX_BYTES = 1024 * 1024       # a year of a big hospital's statistics is a few hundred rows
@@ -145,58 +146,69 @@ def parse_csv(data: bytes) -> tuple[list[VendorRow], bool]:
     except csvtable.TableError as exc:
         raise StatCsvError(exc.line, exc.message) from None
     columns = table.columns
+    _check_columns(columns)
+    rows: list[VendorRow] = []
+    seen: dict[tuple, int] = {}
+    try:
+        for line, record in table.records(max_rows=MAX_ROWS, max_field=MAX_FIELD):
+            row = _row(columns, line, record)
+            key = (row.month, row.flux, row.type)
+            if key in seen:
+                raise StatCsvError(line, f"{row.month} {row.flux + ' ' if row.flux else ''}{row.type} is "
+                                   f"already on line {seen[key]}")
+            seen[key] = line
+            rows.append(row)
+    except csvtable.TableError as exc:
+        raise StatCsvError(exc.line, exc.message) from None
+    return rows, "flux" in columns
+
+
+def _check_columns(columns: dict[str, int]) -> None:
     missing = [k for k in ("month", "type", "failures") if k not in columns]
     if missing or ("sends" not in columns and "successes" not in columns):
         names = {"month": "Mois", "type": "Type de document", "failures": "Nombre d'échecs"}
         absent = [names[k] for k in missing] + ([] if "sends" in columns or "successes" in columns
                                                else ["Nombre d'envois (or Nombre de succès)"])
         raise StatCsvError(1, f"missing column {', '.join(absent)}; expected {HEADER_HELP}")
-    rows: list[VendorRow] = []
-    seen: dict[tuple, int] = {}
-    try:
-        for line, record in table.records(max_rows=MAX_ROWS, max_field=MAX_FIELD):
-            month = _month(record[columns["month"]], line)
-            raw_type = record[columns["type"]].strip()
-            if not raw_type:
-                raise StatCsvError(line, "Type de document is empty")
-            loinc = _LOINC.match(raw_type)
-            doc_type = loinc.group(1) if loinc else raw_type
-            if _norm(raw_type) in TOTAL_NAMES:
-                doc_type = TOTAL
-            flux = None
-            if "flux" in columns:
-                flux = FLUXES.get(_norm(record[columns["flux"]]).replace(" ", ""))
-                if flux is None and not (doc_type == TOTAL and not record[columns["flux"]].strip()):
-                    raise StatCsvError(line, f"Flux {record[columns['flux']]!r} is neither DMP nor MSSanté")
-            failures = _count(record[columns["failures"]], "Nombre d'échecs", line)
-            sends = _count(record[columns["sends"]], "Nombre d'envois", line) if "sends" in columns else None
-            successes = (_count(record[columns["successes"]], "Nombre de succès", line)
-                         if "successes" in columns else None)
-            if sends is None:
-                sends = (successes or 0) + failures
-            if successes is None:
-                if failures > sends:
-                    raise StatCsvError(line, f"Nombre d'échecs {failures} is more than Nombre d'envois {sends}")
-                successes = sends - failures
-            if sends != successes + failures:
-                raise StatCsvError(line, f"Nombre d'envois {sends} is not Nombre de succès {successes} + "
-                                   f"Nombre d'échecs {failures}")
-            key = (month, flux, doc_type)
-            if key in seen:
-                raise StatCsvError(line, f"{month} {flux + ' ' if flux else ''}{doc_type} is already on line "
-                                   f"{seen[key]}")
-            seen[key] = line
-            rows.append(VendorRow(line, month, doc_type, flux, Counts(sends, successes, failures)))
-    except csvtable.TableError as exc:
-        raise StatCsvError(exc.line, exc.message) from None
-    return rows, "flux" in columns
+
+
+def _row(columns: dict[str, int], line: int, record: list[str]) -> VendorRow:
+    """One row of the CSV: its month, type, flux and counts, checked."""
+    month = _month(record[columns["month"]], line)
+    raw_type = record[columns["type"]].strip()
+    if not raw_type:
+        raise StatCsvError(line, "Type de document is empty")
+    loinc = _LOINC.match(raw_type)
+    doc_type = TOTAL if _norm(raw_type) in TOTAL_NAMES else loinc.group(1) if loinc else raw_type
+    flux = None
+    if "flux" in columns:
+        given = record[columns["flux"]]
+        flux = FLUXES.get(_norm(given).replace(" ", ""))
+        if flux is None and not (doc_type == TOTAL and not given.strip()):
+            raise StatCsvError(line, f"Flux {given!r} is neither DMP nor MSSanté")
+    return VendorRow(line, month, doc_type, flux, _counts(columns, line, record))
+
+
+def _counts(columns: dict[str, int], line: int, record: list[str]) -> Counts:
+    failures = _count(record[columns["failures"]], "Nombre d'échecs", line)
+    sends = _count(record[columns["sends"]], "Nombre d'envois", line) if "sends" in columns else None
+    successes = (_count(record[columns["successes"]], "Nombre de succès", line)
+                 if "successes" in columns else None)
+    if sends is None:
+        sends = (successes or 0) + failures
+    if successes is None:
+        if failures > sends:
+            raise StatCsvError(line, f"Nombre d'échecs {failures} is more than Nombre d'envois {sends}")
+        successes = sends - failures
+    if sends != successes + failures:
+        raise StatCsvError(line, f"Nombre d'envois {sends} is not Nombre de succès {successes} + "
+                           f"Nombre d'échecs {failures}")
+    return Counts(sends, successes, failures)
 
 
 # --- What the journal saw --------------------------------------------------------------------------------
 
 def _local_month(world: World, iso: str) -> str:
-    from .clock import parse_time
-
     when = parse_time(iso)
     try:
         from zoneinfo import ZoneInfo
@@ -260,14 +272,10 @@ def _xdm_type(package: bytes) -> str | None:
 
 def _mail_type(world: World, tx: Tx, entry: dict) -> str:
     raw = _mail_raw(world, tx, entry)
-    if raw:
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
-        for part in message.walk():
-            if str(part.get_filename() or "").upper() == "IHE_XDM.ZIP":
-                found = _xdm_type(part.get_payload(decode=True) or b"")
-                if found:
-                    return found
-                break
+    package = find_attachment(raw, XDM_ATTACHMENT)[1] if raw else None
+    found = _xdm_type(package) if package else None
+    if found:
+        return found
     return _dmp_type(world, tx, {"document": entry.get("document")})
 
 
@@ -399,6 +407,10 @@ def compare(world: World, tx: Tx, rows: list[VendorRow], by_flux: bool) -> dict:
             "missing_months": missing, "by_flux": by_flux, "rows": out, "findings": findings}
 
 
+@rule(RULE, "upload", "The software's statistics of sends per month and document type match what the bench saw, "
+      "for every month of the previous and the current year",
+      fr="Les statistiques d'envois du logiciel par mois et type de document correspondent à ce que le banc a "
+         "vu, pour chaque mois de l'année précédente et de l'année en cours")
 def check(world: World, tx: Tx, data: bytes, actor: str = "") -> dict:
     """Parse, compare and journal (channel control, operation stat_check) in the caller's transaction.
     StatCsvError for a CSV that cannot be read (journaled by no one: nothing was checked)."""

@@ -1,4 +1,4 @@
-"""The SSI/IE.31 rule (world/verification.py) on mails delivered to the outside catch-all mailbox."""
+"""The SSI/IE.31 rule (checks/verification.py) on mails delivered to the outside catch-all mailbox."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockbench.world import verification
+from mockbench.checks import verification
 
 TO = "alice.durand@exemple.fr"
 
