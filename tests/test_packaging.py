@@ -5,6 +5,7 @@ scenario and the dashboard."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,12 +20,21 @@ from kit.process import wait_for_port_file
 
 ROOT = Path(__file__).parents[1]
 
+# One build for the module (its fixture is module-scoped): under xdist the module's tests share one worker.
+pytestmark = pytest.mark.xdist_group("packaging")
+
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory) -> dict[str, Path]:
     """The sdist, and the wheel built from it (as `python -m build` does by default: the sdist must be whole)."""
     out = tmp_path_factory.mktemp("dist")
-    built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+    # Built from a copy: setuptools writes its staging folder and egg-info into the source tree, which another
+    # build, an editable install or a test reading the tree could meet half made.
+    source = tmp_path_factory.mktemp("source") / "mockbench"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".bench", ".mockbench", "build", "dist", "*.egg-info", "__pycache__", ".mypy_cache",
+        ".pytest_cache", ".hypothesis", ".ruff_cache"))
+    built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(source)],
                            capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     (wheel,) = out.glob("mockbench-*.whl")
