@@ -46,8 +46,12 @@ def free_port() -> int:
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    """The caller's environment, less MOCKBENCH_* settings (a bench must not inherit them)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOCKBENCH_")}
+    """The caller's environment, less MOCKBENCH_* settings (a bench must not inherit them) and less
+    PYTHONDONTWRITEBYTECODE: a user's install has its bytecode (pip compiles a wheel's modules; a checkout
+    writes them on its first run), and without it every start compiled the whole package again (measured
+    here: 0.70 s to ready instead of 0.49 s, 0.25 s of it in compile())."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MOCKBENCH_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(extra)
     return env
 
