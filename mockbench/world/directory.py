@@ -115,6 +115,30 @@ class Directory:
             raise errors.UnknownPatient(f"no patient {key}")
         return Patient.from_dict(row)
 
+    def identify(self, tx: Tx, ins: str | None, *, ins_oid: str | None, family_name: str | None,
+                 birth_date: str | None, sex: str | None) -> Patient:
+        """The patient an INS and its traits designate, as the DMP identifies one (by INS only, the traits
+        matching: birth name, birth date as YYYYMMDD, sex, the INS's OID). The refusal is the DMP's error:
+        unknown patient, incomplete identity, patient mismatch (the PFI reports it in the ZAM^Z01 with its DMP
+        code, world/dmp_codes.py)."""
+        if not ins:
+            raise errors.UnknownPatient("PID-3 carries no INS: the DMP identifies a patient by INS only")
+        if not (ins_oid and family_name and birth_date and sex):
+            raise errors.MetadataError("the INS comes without all its traits (OID, birth name, birth date, sex)")
+        patient = self.patient(tx, ins)   # UnknownPatient when no patient has it
+        differences = []
+        if family_name.upper() != patient.family_name.upper():
+            differences.append(f"birth name {family_name} / {patient.family_name}")
+        if birth_date != patient.birth_date.replace("-", ""):
+            differences.append(f"birth date {birth_date} / {patient.birth_date}")
+        if sex != patient.sex:
+            differences.append(f"sex {sex} / {patient.sex}")
+        if ins_oid != patient.ins_oid:
+            differences.append(f"INS OID {ins_oid} / {patient.ins_oid}")
+        if differences:
+            raise errors.PatientMismatch("the INS traits differ from the patient's: " + "; ".join(differences))
+        return patient
+
     def record_consent(self, tx: Tx, key: str, *, consultation: str | None = None,
                        feeding_opposition: str | None = None) -> Patient:
         """The hospital-side DMP consent (PAM.fr ZFA): kept for findings, never enforced by the DMP."""

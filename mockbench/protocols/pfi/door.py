@@ -440,7 +440,9 @@ class PfiDoor(SocketDoor):
         """The DMP operation the message asks for, as the PFI performs it for the sender; what it finds goes
         to `findings`. Returns the patient's id when the patient holds the message's INS (the one the journal
         would look up by that INS)."""
-        patient = self._identify(tx, msg)
+        p = msg.patient
+        patient = self.world.directory.identify(tx, p.ins, ins_oid=p.ins_oid, family_name=p.family_name,
+                                                birth_date=p.birth_date, sex=p.sex)
         if msg.sender.idnps:
             prof = self.world.directory.professional(tx, msg.sender.idnps)
             author, structure = prof.id, prof.structure
@@ -495,28 +497,6 @@ class PfiDoor(SocketDoor):
                    f"({', '.join(sorted(before)) or 'N'} -> {', '.join(sorted(after)) or 'N'}) sans MODIF_CONF_CODE "
                    "à Y (trans-cda-r2/exemples.md, exemple 4)")]
         return []
-
-    def _identify(self, tx: Tx, msg: DocumentMessage):
-        """The patient by INS and its traits, as the DMP would identify it: the refusal is the DMP's error
-        (unknown patient, patient mismatch, incomplete identity), reported in the Z01 with its DMP code."""
-        p = msg.patient
-        if not p.ins:
-            raise errors.UnknownPatient("PID-3 carries no INS: the DMP identifies a patient by INS only")
-        if not (p.ins_oid and p.family_name and p.birth_date and p.sex):
-            raise errors.MetadataError("the INS comes without all its traits (OID, birth name, birth date, sex)")
-        patient = self.world.directory.patient(tx, p.ins)   # UnknownPatient when no patient has it
-        differences = []
-        if p.family_name.upper() != patient.family_name.upper():
-            differences.append(f"birth name {p.family_name} / {patient.family_name}")
-        if p.birth_date != patient.birth_date.replace("-", ""):
-            differences.append(f"birth date {p.birth_date} / {patient.birth_date}")
-        if p.sex != patient.sex:
-            differences.append(f"sex {p.sex} / {patient.sex}")
-        if p.ins_oid != patient.ins_oid:
-            differences.append(f"INS OID {p.ins_oid} / {patient.ins_oid}")
-        if differences:
-            raise errors.PatientMismatch("the INS traits differ from the patient's: " + "; ".join(differences))
-        return patient
 
     def _consent(self, msg: ConsentMessage, payload: bytes, *, fault: Fired | None = None) -> bytes:
         inbound = msg.inbound
