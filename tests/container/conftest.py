@@ -42,9 +42,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.container)
-            # one Docker engine, fixed image names and published ports: under xdist (`--dist loadgroup`,
-            # pyproject's addopts) these run one after another on one worker
-            item.add_marker(pytest.mark.xdist_group("docker"))
+            # (their xdist_group is a static pytestmark in each module: xdist reads the groups before this hook)
 
 
 def _answers(host: str) -> bool:

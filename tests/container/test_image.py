@@ -29,6 +29,10 @@ from lxml import etree
 from mockbench.testing.client import BenchClient
 from mockbench.testing.container import BenchContainer, ContainerError
 
+# One Docker engine, fixed image names and published ports: under xdist (`--dist loadgroup`, pyproject)
+# these run one after another on one worker. A static mark: one added by a conftest hook is not seen by xdist.
+pytestmark = pytest.mark.xdist_group("docker")
+
 HEALTHY_WITHIN = 60.0   # the image's HEALTHCHECK first probes one --interval (10 s) after the start
 JEANNE = "jeanne.martin@chu.mssante.fr"
 DPI = "dpi@chu.mssante.fr"

@@ -15,6 +15,10 @@ VENDOR_TESTS = '''
 import pytest
 from hl7.client import MLLPClient
 
+# One Docker engine, fixed image names and published ports: under xdist (`--dist loadgroup`, pyproject)
+# these run one after another on one worker. A static mark: one added by a conftest hook is not seen by xdist.
+pytestmark = pytest.mark.xdist_group("docker")
+
 SEEN = []
 
 @pytest.mark.mockbench_scenario("hidden-documents")

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 
+import pytest
 import requests
 import yaml
 from container_support import ROOT
@@ -19,6 +20,10 @@ from mockbench.testing.container import LABEL, free_ports
 
 sys.path.insert(0, str(ROOT / "tests"))
 from test_ci_recipes import GITHUB, readme_docker_run  # noqa: E402
+
+# One Docker engine, fixed image names and published ports: under xdist (`--dist loadgroup`, pyproject)
+# these run one after another on one worker. A static mark: one added by a conftest hook is not seen by xdist.
+pytestmark = pytest.mark.xdist_group("docker")
 
 
 def wait_healthy(docker_engine, container_id: str, timeout: float) -> float:
