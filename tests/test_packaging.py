@@ -49,8 +49,10 @@ def packages_in_pyproject() -> set[str]:
 def test_pyproject_lists_every_package_of_the_source_tree():
     """pyproject.toml lists the packages (the catalogue's package-dir mapping rules out `find:`): a package
     added under mockbench/ and not listed would be missing from the wheel and the image. Some have no
-    __init__.py (namespace packages, e.g. mockbench.world): any folder holding a module counts."""
-    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "mockbench").rglob("*.py")}
+    __init__.py (namespace packages, e.g. mockbench.world), some hold only data (the dashboard's static/):
+    any folder holding a file counts."""
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "mockbench").rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
     on_disk.add("mockbench.catalogue")
     listed = packages_in_pyproject()
     assert not on_disk - listed, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(on_disk - listed)}"
