@@ -173,8 +173,19 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     # Before the heavy imports: a SIGTERM during start-up still ends the process cleanly.
     stop = threading.Event()
+    stopping: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # The first signal asks for the stop, the next ones are no-ops. Not stop.set() here: a handler runs in
+        # the main thread, which may hold the event's lock at that moment (in stop.wait(), or in an earlier
+        # handler's set()); a second signal then waited for its own thread's lock, and `mockbench up` never
+        # ended (tests/cli/test_up_signals.py). A thread of its own takes the lock.
+        if not stopping:
+            stopping.append(signum)
+            threading.Thread(target=stop.set, name="mockbench-stop", daemon=True).start()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
 
     from .bench import Bench, BenchError
     from .config import ConfigError, load
@@ -210,12 +221,19 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     if stop.is_set():
         bench.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)   # as below: closed, more signals must not kill the exit
         return 0
     print(bench.ready_line(), flush=True)
     try:
         stop.wait()
     finally:
         bench.close()
+        if stopping:
+            # stopped by a signal and closed: more of them must not kill the exit (the interpreter's
+            # finalization puts the default handlers back, which end the process with the signal's status)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
     return 0
 
 
