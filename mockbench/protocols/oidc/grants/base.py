@@ -3,32 +3,18 @@ registers (`Provider.register_grant`), each given the authenticated client and t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from ..exchange import Exchange
-from ..profiles import Client, Profile
-
-if TYPE_CHECKING:
-    from ....world.world import World
-    from ..provider import Provider
+from ..part import ProviderPart
+from ..profiles import Client
 
 
-class Grant:
+class Grant(ProviderPart):
     """One grant type (RFC 6749 section 4, CIBA 10.1): `issue` checks the request's grant and answers the
     token response, or raises an OAuthError."""
 
     grant_type: ClassVar[str]
-
-    def __init__(self, provider: Provider) -> None:
-        self.provider = provider
-
-    @property
-    def world(self) -> World:
-        return self.provider.world
-
-    @property
-    def profile(self) -> Profile:
-        return self.provider.profile
 
     def issue(self, ex: Exchange, client: Client) -> dict:
         raise NotImplementedError
