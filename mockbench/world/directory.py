@@ -120,7 +120,10 @@ class Directory:
         """The patient an INS and its traits designate, as the DMP identifies one (by INS only, the traits
         matching: birth name, birth date as YYYYMMDD, sex, the INS's OID). The refusal is the DMP's error:
         unknown patient, incomplete identity, patient mismatch (the PFI reports it in the ZAM^Z01 with its DMP
-        code, world/dmp_codes.py)."""
+        code, world/dmp_codes.py). The two refusals on the traits are those of specs/trans-cda-r2/
+        error-codes.md, "Codes erreurs de l'accusé métier de lecture/traitement de la demande": 904 (the
+        traits or the matricule do not match exactly those stored) and 905 (the INS's traits are not all
+        present); neither document can then be processed automatically."""
         if not ins:
             raise errors.UnknownPatient("PID-3 carries no INS: the DMP identifies a patient by INS only")
         if not (ins_oid and family_name and birth_date and sex):

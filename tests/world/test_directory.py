@@ -1,6 +1,8 @@
 """The directory's identification of a patient by INS and traits (world/directory.py `identify`): the rule the
 PFI door applied itself, moved unchanged into the world (issue 20 point 2). The refusals are the world's
-errors, which the PFI reports with the DMP's codes (world/dmp_codes.py)."""
+errors, which the PFI reports with the DMP's codes (world/dmp_codes.py); the refusals on the traits are
+codes 904 and 905 of specs/trans-cda-r2/error-codes.md, "Codes erreurs de l'accusé métier de
+lecture/traitement de la demande"."""
 
 from __future__ import annotations
 
