@@ -109,6 +109,19 @@ class CdaHeader:
     is_structured: bool
     patient_first_given: str | None = None  # the INS "premier prénom": given qualifier="BR"
     self_presenting: bool = False  # the CDA came inside an ANS "auto-présentable" XSL envelope
+    # What the XDS metadata of a document fed from its CDA come from (trans-cda-r2/mapping.md, "Mapping XDS",
+    # Fiche, column "Provenance de la donnée"), each as written in the document, None when absent:
+    language_code: str | None = None    # languageCode@code
+    facility_type: str | None = None    # componentOf/encompassingEncounter/location/healthCareFacility/code@code
+    practice_setting: str | None = None  # documentationOf/serviceEvent/performer/assignedEntity/
+    #                                      representedOrganization/standardIndustryClassCode@code (the first)
+    service_start: str | None = None    # documentationOf/serviceEvent/effectiveTime/low@value (a TS)
+    service_stop: str | None = None     # documentationOf/serviceEvent/effectiveTime/high@value
+    # legalAuthenticator/assignedEntity: (root, extension, family, given) of its first id and its person
+    legal_authenticator: tuple[str, str, str, str] | None = None
+    author_specialty: str | None = None  # author/assignedAuthor/code@code of the first author
+    template_ids: tuple[str, ...] = ()  # templateId@root, in order (the model of the document: formatCode)
+    media_type: str | None = None       # component/nonXMLBody/text@mediaType (a CDA N1)
 
     @property
     def unique_id(self) -> str:
@@ -163,12 +176,40 @@ def read_cda_header(data: bytes) -> CdaHeader:
         custodian_ids=_pairs(_under(top, "h:custodian/h:assignedCustodian/h:representedCustodianOrganization/h:id")),
         related=_related(top.get(_HL7_TAG["relatedDocument"], ())),
         is_structured=_is_structured(_first(top, "component")), self_presenting=self_presenting,
+        language_code=_attr(_first(top, "languageCode"), "code"),
+        facility_type=_attr(next(_under(top, _FACILITY), None), "code"),
+        practice_setting=_attr(next(_under(top, _PRACTICE), None), "code"),
+        service_start=_attr(next(_under(top, _SERVICE_TIME + "/h:low"), None), "value"),
+        service_stop=_attr(next(_under(top, _SERVICE_TIME + "/h:high"), None), "value"),
+        legal_authenticator=_legal_authenticator(_first(top, "legalAuthenticator")),
+        author_specialty=_attr(next(_under(top, "h:author/h:assignedAuthor/h:code"), None), "code"),
+        template_ids=tuple(root for root in (_attr(el, "root") for el in top.get(_HL7_TAG["templateId"], ())) if root),
+        media_type=_attr(_one(_first(top, "component"), "h:nonXMLBody/h:text"), "mediaType"),
     )
+
+
+_FACILITY = "h:componentOf/h:encompassingEncounter/h:location/h:healthCareFacility/h:code"
+_PRACTICE = ("h:documentationOf/h:serviceEvent/h:performer/h:assignedEntity/h:representedOrganization/"
+             "h:standardIndustryClassCode")
+_SERVICE_TIME = "h:documentationOf/h:serviceEvent/h:effectiveTime"
+
+
+def _legal_authenticator(el: etree._Element | None) -> tuple[str, str, str, str] | None:
+    """legalAuthenticator/assignedEntity: its first id with a root, and its person's family and given name."""
+    entity = _one(el, "h:assignedEntity")
+    if entity is None:
+        return None
+    root, ext = next((pair for pair in (_ii(i) for i in entity.iterchildren(_HL7_TAG["id"])) if pair[0]), ("", ""))
+    person = _one(entity, "h:assignedPerson")
+    family = _text(_one(person, "h:name/h:family")) or ""
+    given = _text(_one(person, "h:name/h:given")) or ""
+    return (root, ext, family, given) if root or family else None
 
 
 _HL7_TAG = {name: f"{{{_HL7}}}{name}" for name in (
     "id", "setId", "code", "title", "effectiveTime", "confidentialityCode", "versionNumber", "component",
-    "relatedDocument", "recordTarget", "author", "custodian")}
+    "relatedDocument", "recordTarget", "author", "custodian", "languageCode", "componentOf", "documentationOf",
+    "legalAuthenticator", "templateId")}
 
 
 def _first(top: dict[object, list[etree._Element]], name: str) -> etree._Element | None:
@@ -210,7 +251,9 @@ _PATHS = {path: _split(path) for path in (
     "h:component", "h:structuredBody", "h:nonXMLBody", "h:birthTime", "h:administrativeGenderCode",
     "h:recordTarget/h:patientRole/h:patient", "h:recordTarget/h:patientRole/h:id", "h:author/h:assignedAuthor/h:id",
     "h:custodian/h:assignedCustodian/h:representedCustodianOrganization/h:id", "h:name/h:family", "h:name/h:given",
-    "h:relatedDocument", "h:parentDocument/h:id")}
+    "h:relatedDocument", "h:parentDocument/h:id", _FACILITY, _PRACTICE, _SERVICE_TIME + "/h:low",
+    _SERVICE_TIME + "/h:high", "h:author/h:assignedAuthor/h:code", "h:assignedEntity", "h:assignedPerson",
+    "h:nonXMLBody/h:text")}
 
 
 def _tags(path: str) -> tuple[str, ...]:

@@ -41,7 +41,9 @@ def test_minimal_cda_round_trip_of_every_field():
         patient_family="PAT-TROIS", patient_given="DOMINIQUE", birth_date="19790328", sex="F",
         author_ids=((RPPS, "801234567897"),),
         custodian_ids=(),  # minimal_cda writes no custodian (CDA R2 requires one): noted for its owner
-        related=(), is_structured=False, patient_first_given="DOMINIQUE", self_presenting=False)
+        related=(), is_structured=False, patient_first_given="DOMINIQUE", self_presenting=False,
+        language_code="fr-FR", template_ids=("2.16.840.1.113883.2.8.2.1", "1.2.250.1.213.1.1.1.1"),
+        media_type="text/plain")
     assert header.unique_id == BASE["unique_id"]
 
 
@@ -279,11 +281,19 @@ MDM_COMMON = dict(set_id=None, type_code="18748-4", is_structured=False, ins=PAT
                   patient_ids=((NIR_TEST, "279035121518989"),), author_ids=((RPPS, "801234564895"),),
                   custodian_ids=((FINESS, "1120456789"),), effective_time="20050411103328",
                   patient_family="PAT-TROIS", patient_given="DOMINIQUE", patient_first_given="DOMINIQUE",
-                  birth_date="19790328", sex="F", title="Radio de hanche")
+                  birth_date="19790328", sex="F", title="Radio de hanche",
+                  # What the XDS metadata come from (trans-cda-r2/mapping.md, Mapping XDS, Fiche)
+                  language_code="fr-FR", facility_type="SA07", practice_setting="ETABLISSEMENT",
+                  service_start="20230227102827+0200", service_stop="20230227102827+0200",
+                  legal_authenticator=(RPPS, "801234564895", "Eric", "Thomas"), author_specialty=None,
+                  media_type="application/pdf")
 ORU_COMMON = dict(set_id=ORU_ROOT + "9", type_code="11502-2", is_structured=True, ins=PAT_TROIS,
                   patient_ids=((NIR_TEST, "279035121518989"), IPP), author_ids=((RPPS, "801234534765"),),
                   custodian_ids=((FINESS, "1120459876"),), effective_time="20210104160527+0100",
-                  patient_family="PAT-TROIS", birth_date="19790328", sex="F")
+                  patient_family="PAT-TROIS", birth_date="19790328", sex="F",
+                  language_code="fr-FR", facility_type="SA25", practice_setting="AMBULATOIRE",
+                  service_start="20230104092200+0100", service_stop="20230104160500+0100",
+                  legal_authenticator=(RPPS, "801234534765", "CAMPARINI", "Marcel"), author_specialty="G15_10/SM03")
 
 # File by file. The MDM CDAs have no setId (versionNumber only); the v2 file of "Suppression" is the same
 # bytes as the one of "Remplacement" (the deletion names the current version). The ORU files on disk are
@@ -470,3 +480,43 @@ def test_xdm_corpus_cases(corpus: Path, package: str):
         (member,) = [n for n in zf.namelist() if _DOC_MEMBER.fullmatch(n)]
         header = read_cda_header(zf.read(member))
     assert _fields(header, expected) == expected
+
+
+# --- the header elements the XDS metadata come from ------------------------------------------------------
+
+FULL_HEADER = b"""<ClinicalDocument xmlns="urn:hl7-org:v3"><id root="1.2.3"/>
+<templateId root="1.2.250.1.213.1.1.1.1"/><templateId nullFlavor="NA"/><templateId root="1.3.6.1.4.1.19376.1.3.3"/>
+<languageCode code=" en-GB "/>
+<author><assignedAuthor><id root="1.2.250.1.71.4.2.1" extension="8"/><code code="G15_10/SM26"/></assignedAuthor></author>
+<legalAuthenticator><time value="2026"/><assignedEntity><id nullFlavor="UNK"/><id root="1.2.250.1.71.4.2.1" extension="81"/>
+<assignedPerson><name><given>Anne</given><family>DURAND</family></name></assignedPerson></assignedEntity></legalAuthenticator>
+<documentationOf><serviceEvent><effectiveTime><low value="20261120080000+0100"/><high value="20261120090000"/></effectiveTime>
+<performer typeCode="PRF"><assignedEntity><id root="1.2.250.1.71.4.2.1" extension="81"/><representedOrganization>
+<standardIndustryClassCode code="AMBULATOIRE" codeSystem="1.2.250.1.213.1.1.4.9"/></representedOrganization></assignedEntity></performer>
+</serviceEvent></documentationOf>
+<documentationOf><serviceEvent><performer><assignedEntity><representedOrganization>
+<standardIndustryClassCode code="HAD"/></representedOrganization></assignedEntity></performer></serviceEvent></documentationOf>
+<componentOf><encompassingEncounter><effectiveTime value="2026"/><location><healthCareFacility>
+<code code="SA01" codeSystem="1.2.250.1.71.4.2.4"/></healthCareFacility></location></encompassingEncounter></componentOf>
+<component><structuredBody/></component></ClinicalDocument>"""
+
+
+def test_the_header_elements_of_the_xds_metadata_are_read():
+    """trans-cda-r2/mapping.md, "Mapping XDS", Fiche, "Provenance de la donnée": each element, the first of
+    several (the first serviceEvent's performer), ids with only a nullFlavor skipped, values trimmed."""
+    header = read_cda_header(FULL_HEADER)
+    assert _fields(header, ("language_code", "facility_type", "practice_setting", "service_start", "service_stop",
+                            "legal_authenticator", "author_specialty", "template_ids", "media_type")) == dict(
+        language_code="en-GB", facility_type="SA01", practice_setting="AMBULATOIRE",
+        service_start="20261120080000+0100", service_stop="20261120090000",
+        legal_authenticator=(RPPS, "81", "DURAND", "Anne"), author_specialty="G15_10/SM26",
+        template_ids=("1.2.250.1.213.1.1.1.1", "1.3.6.1.4.1.19376.1.3.3"), media_type=None)
+
+
+def test_a_header_without_them_reads_none():
+    header = read_cda_header(b'<ClinicalDocument xmlns="urn:hl7-org:v3"><id root="1.2.3"/><legalAuthenticator/>'
+                             b'<component><nonXMLBody><text mediaType="application/pdf">JVBE</text></nonXMLBody>'
+                             b'</component></ClinicalDocument>')
+    assert (header.language_code, header.facility_type, header.practice_setting, header.service_start,
+            header.service_stop, header.legal_authenticator, header.author_specialty, header.template_ids,
+            header.media_type) == (None, None, None, None, None, None, None, (), "application/pdf")

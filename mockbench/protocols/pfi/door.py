@@ -462,13 +462,18 @@ class PfiDoor(SocketDoor):
             dmp.delete(tx, actor, msg.unique_id, patient_key=patient.id, cause=msg.inbound.control_id)
             return patient.id if patient.ins == msg.patient.ins else None
         cda = msg.cda
-        meta = {"unique_id": msg.unique_id, "type_code": msg.type_code or (cda.type_code if cda else ""),
-                "title": msg.title or (cda.title if cda else ""), "confidentiality": msg.confidentiality,
-                "author": author, "author_structure": structure, "format_code": "urn:asip:ci-sis:2010",
-                "mime_type": "text/xml"}
-        # The CDA's effectiveTime in UTC; absent or unreadable, none: the DMP refuses the document without a
-        # creationTime (world/dmp.py), the refusal the Z01 reports (trans-cda-r2/mapping.md, Mapping XDS, Fiche).
+        meta: dict[str, Any] = {
+            "unique_id": msg.unique_id, "type_code": msg.type_code or (cda.type_code if cda else ""),
+            "title": msg.title or (cda.title if cda else ""), "confidentiality": msg.confidentiality,
+            "author": author, "author_structure": structure, "mime_type": "text/xml"}
+        # The CDA's effectiveTime in UTC, and the other metadata its header gives (xds.py); one absent or
+        # unreadable is left out: the DMP refuses the document without it (world/dmp.py), the refusal the Z01
+        # reports (trans-cda-r2/mapping.md, Mapping XDS, Fiche).
         meta["creation_time"] = msg.creation_time
+        derived = dict(msg.xds)
+        extra = {slot: derived.pop(key) for key, slot in (("legal_authenticator", "legalAuthenticator"),
+                                                          ("source_patient_id", "sourcePatientId")) if key in derived}
+        meta.update(derived, extra=extra)
         meta = {k: v for k, v in meta.items() if v}
         if msg.action == "replace":
             findings.extend(self._modif_conf_code(tx, msg))

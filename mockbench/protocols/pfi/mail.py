@@ -85,6 +85,8 @@ def build_mail(msg: DocumentMessage, *, kind: str, sender: str, recipients: list
             "source_patient_id": patient_cx, "authors": authors}
     if msg.creation_time:   # the CDA's effectiveTime in UTC, as the DMP gets it (messages.py)
         meta["creation_time"] = msg.creation_time
+    # The metadata the CDA's header gives, as the DMP gets them (xds.py); author_specialty is the world's.
+    meta.update({k: v for k, v in msg.xds.items() if k != "author_specialty"})
     meta = {k: v for k, v in meta.items() if v}
     # A deletion may come without the document: the package then carries an empty CDA shell.
     package = write_package(

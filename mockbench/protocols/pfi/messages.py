@@ -17,6 +17,7 @@ from ...formats.cda import CdaError, CdaHeader, read_cda_header
 from ...formats.times import dtm_to_iso
 from ...world import identity
 from ...world.journal import finding
+from . import xds
 from .hl7 import (
     E_APPLICATION,
     E_EVENT,
@@ -85,6 +86,7 @@ class DocumentMessage:
     content: bytes = b""
     cda: CdaHeader | None = None
     creation_time: str | None = None                          # the CDA's effectiveTime in UTC, ISO; None: unreadable
+    xds: dict[str, str] = field(default_factory=dict)         # the other XDS metadata its CDA gives (xds.py)
     metadata: dict[str, str] = field(default_factory=dict)   # MetaDMPMSS code -> Y / N (ED: the text)
     recipients: list[str] = field(default_factory=list)      # MSSanté addresses (PRT RCT)
     reply_to: list[str] = field(default_factory=list)
@@ -244,6 +246,7 @@ def read_document(inbound: Inbound, family: str) -> DocumentMessage:
         _ids(inbound, msg, family, where, label)
         if cda is not None:
             msg.creation_time = _creation_time(cda, action, doc_findings, label)
+            msg.xds = xds.derive(cda, msg.type_code or cda.type_code or "", action, doc_findings, label)
         docs.append(msg)
     ids = [d.unique_id for d in docs]
     if len(set(ids)) != len(ids):
