@@ -1,5 +1,6 @@
-"""A minimal CDA R2 document for seeded DMP documents: a header that names the patient by INS, the author
-and the type, and a non-structured narrative body. Enough for a DPI to retrieve, hash and display it.
+"""A minimal CDA R2 document for seeded DMP documents and the vendor builder (testing/messages.py `cda`): a
+header that names the patient by INS, the author and the type and gives every XDS metadatum the PFI derives
+from a header, and a non-structured narrative body. Enough for a DPI to retrieve, hash and display it.
 
 Also `read_cda_header`: the reader of a CDA R2 header that the doors (PFI, MSSanté XDM, DMP) share."""
 
@@ -17,26 +18,39 @@ from mockbench.formats.xml import XmlError, parse_xml
 def minimal_cda(*, unique_id: str, ins: str, ins_oid: str, type_code: str, title: str, author_idnps: str,
                 author_family: str, author_given: str, patient_family: str, patient_given: str, birth_date: str,
                 sex: str, effective_time: str, text: str, set_id: str | None = None, version: int = 1,
-                custodian_idnst: str = "", custodian_name: str = "") -> bytes:
+                custodian_idnst: str = "", custodian_name: str = "", facility_type: str = "SA01",
+                practice_setting: str = "ETABLISSEMENT", service_start: str | None = None,
+                service_stop: str | None = None, language: str = "fr-FR") -> bytes:
+    """A CDA R2 (CI-SIS header, non-structured text body) whose header gives every XDS metadatum the PFI
+    derives from it (trans-cda-r2/mapping.md, "Mapping XDS", Fiche): code (typeCode, classCode through
+    ASS_X04), languageCode, recordTarget/patientRole/id (sourcePatientId), legalAuthenticator (the author),
+    documentationOf/serviceEvent (serviceStartTime/StopTime from `service_start`/`service_stop`, the
+    effectiveTime by default; practiceSettingCode, a JDV_J04 code, 1.2.250.1.213.1.1.4.9) and
+    componentOf/encompassingEncounter (healthcareFacilityTypeCode, a JDV_J02 code, 1.2.250.1.71.4.2.4).
+    Times are ISO 8601 (UTC) or HL7 digits."""
     # The whole OID is the id's root: the XDS uniqueId of a CDA with no extension is its root.
     doc_id = f"<id root={quoteattr(unique_id)}/>"
     custodian = (f'<custodian><assignedCustodian><representedCustodianOrganization><id root="1.2.250.1.71.4.2.2" '
                  f"extension={quoteattr(custodian_idnst)}/><name>{escape(custodian_name)}</name>"
                  "</representedCustodianOrganization></assignedCustodian></custodian>") if custodian_idnst else ""
     gender = {"M": "M", "F": "F"}.get(sex, "UN")
-    when = effective_time.replace("-", "").replace(":", "").replace("T", "")[:14]
+    when = _ts(effective_time)
+    start, stop = _ts(service_start or effective_time), _ts(service_stop or service_start or effective_time)
+    person = f"<name><given>{escape(author_given)}</given><family>{escape(author_family)}</family></name>"
+    author_id = f'<id root="1.2.250.1.71.4.2.1" extension={quoteattr(author_idnps)}/>'
     xml = f"""<?xml version="1.0" encoding="UTF-8"?>
 <ClinicalDocument xmlns="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
   <realmCode code="FR"/>
   <typeId root="2.16.840.1.113883.1.3" extension="POCD_HD000040"/>
   <templateId root="2.16.840.1.113883.2.8.2.1"/>
   <templateId root="1.2.250.1.213.1.1.1.1"/>
+  <templateId root="1.3.6.1.4.1.19376.1.2.20"/>
   {doc_id}
   <code code={quoteattr(type_code)} codeSystem="2.16.840.1.113883.6.1" displayName={quoteattr(title)}/>
   <title>{escape(title)}</title>
   <effectiveTime value="{when}+0000"/>
   <confidentialityCode code="N" codeSystem="2.16.840.1.113883.5.25"/>
-  <languageCode code="fr-FR"/>
+  <languageCode code={quoteattr(language)}/>
   <setId root={quoteattr(set_id or unique_id)}/>
   <versionNumber value="{version}"/>
   <recordTarget><patientRole>
@@ -48,14 +62,38 @@ def minimal_cda(*, unique_id: str, ins: str, ins_oid: str, type_code: str, title
     </patient>
   </patientRole></recordTarget>
   <author><time value="{when}+0000"/><assignedAuthor>
-    <id root="1.2.250.1.71.4.2.1" extension={quoteattr(author_idnps)}/>
-    <assignedPerson><name><given>{escape(author_given)}</given><family>{escape(author_family)}</family></name></assignedPerson>
+    {author_id}
+    <assignedPerson>{person}</assignedPerson>
   </assignedAuthor></author>
   {custodian}
+  <legalAuthenticator><time value="{when}+0000"/><signatureCode code="S"/><assignedEntity>
+    {author_id}
+    <assignedPerson>{person}</assignedPerson>
+  </assignedEntity></legalAuthenticator>
+  <documentationOf><serviceEvent>
+    <effectiveTime><low value="{start}+0000"/><high value="{stop}+0000"/></effectiveTime>
+    <performer typeCode="PRF"><assignedEntity>
+      {author_id}
+      <representedOrganization>
+        <standardIndustryClassCode code={quoteattr(practice_setting)} codeSystem="1.2.250.1.213.1.1.4.9"/>
+      </representedOrganization>
+    </assignedEntity></performer>
+  </serviceEvent></documentationOf>
+  <componentOf><encompassingEncounter>
+    <effectiveTime><low value="{start}+0000"/></effectiveTime>
+    <location><healthCareFacility>
+      <code code={quoteattr(facility_type)} codeSystem="1.2.250.1.71.4.2.4"/>
+    </healthCareFacility></location>
+  </encompassingEncounter></componentOf>
   <component><nonXMLBody><text mediaType="text/plain">{escape(text)}</text></nonXMLBody></component>
 </ClinicalDocument>
 """
     return xml.encode("utf-8")
+
+
+def _ts(value: str) -> str:
+    """An HL7 TS (digits) from an ISO 8601 time ("2026-11-20T10:00:00Z") or from digits."""
+    return value.replace("-", "").replace(":", "").replace("T", "").replace("Z", "")[:14]
 
 
 # --- Reading a CDA R2 header -------------------------------------------------------------------------

@@ -267,7 +267,8 @@ class Seeder:
             patient_family=patient.family_name, patient_given=patient.given_name, birth_date=patient.birth_date,
             sex=patient.sex, effective_time=created, custodian_idnst=structure.idnst if structure else "",
             custodian_name=structure.name if structure else "",
-            text=doc.get("text") or f"{title} de {patient.given_name} {patient.family_name}.")
+            text=doc.get("text") or f"{title} de {patient.given_name} {patient.family_name}.",
+            facility_type=doc.get("facility_type", "SA01"), practice_setting=doc.get("practice_setting", "ETABLISSEMENT"))
         meta = {
             "id": doc["id"], "unique_id": unique_id, "title": title, "type_code": type_code,
             "class_code": doc.get("class", "10"), "format_code": "urn:asip:ci-sis:2010",

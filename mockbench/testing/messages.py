@@ -35,7 +35,7 @@ from typing import Any
 
 from lxml import etree
 
-from ..formats.cda import minimal_cda
+from ..formats.cda import CdaError, minimal_cda, read_cda_header
 from ..formats.mime import xdm_mail as _xdm_mail
 from ..formats.xdm import ans_subject, write_package
 
@@ -46,13 +46,21 @@ __all__ = ["ACTIONS", "DMP_SERVICES", "META", "adt_consent", "cda", "existence_t
 # -- CDA --------------------------------------------------------------------------------------------------
 
 def cda(patient: dict, author: dict, unique_id: str, *, text: str = "Examen normal.", type_code: str = "11488-4",
-        title: str = "Compte rendu de consultation", effective_time: str = "2026-11-20T10:00:00Z") -> bytes:
-    """A minimal CDA R2 document for this patient, written by `author` (a professional with `idnps`)."""
+        title: str = "Compte rendu de consultation", effective_time: str = "2026-11-20T10:00:00Z",
+        facility_type: str = "SA01", practice_setting: str = "ETABLISSEMENT", service_start: str | None = None,
+        service_stop: str | None = None, language: str = "fr-FR") -> bytes:
+    """A minimal CDA R2 document for this patient, written by `author` (a professional with `idnps`), whose
+    header gives every XDS metadatum a PFI derives from it (trans-cda-r2/mapping.md, Mapping XDS, Fiche):
+    the healthcareFacilityTypeCode (encompassingEncounter, JDV_J02), the practiceSettingCode (serviceEvent's
+    performer, JDV_J04), the serviceStart/StopTime (the effectiveTime unless given), the languageCode and a
+    legalAuthenticator (the author); the classCode follows from `type_code` (ASS_X04)."""
     return minimal_cda(unique_id=unique_id, ins=patient["ins"], ins_oid=patient["ins_oid"], type_code=type_code,
                        title=title, author_idnps=author["idnps"], author_family=author["family_name"],
                        author_given=author["given_name"], patient_family=patient["family_name"],
                        patient_given=patient["given_name"], birth_date=patient["birth_date"], sex=patient["sex"],
-                       effective_time=effective_time, text=text)
+                       effective_time=effective_time, text=text, facility_type=facility_type,
+                       practice_setting=practice_setting, service_start=service_start, service_stop=service_stop,
+                       language=language)
 
 
 # -- HL7 v2 (the PFI door) ----------------------------------------------------------------------------------
@@ -89,21 +97,29 @@ def _sender(author: dict, finess: str | None, org_type: str = "FINEG") -> str:
 
 def mdm(event: str, patient: dict, author: dict, unique_id: str, *, finess: str | None = None, parent_id: str = "",
         control_id: str = "1", flags: dict | None = None, recipients: tuple[str, ...] = ("dr.b@chu.mssante.fr",),
-        document: bytes | None = None, org_type: str = "FINEG") -> bytes:
+        document: bytes | None = None, org_type: str = "FINEG", type_code: str | None = None) -> bytes:
     """An MDM^T02 (new), T10 (replacement of `parent_id`) or T04 (deletion), HL7 2.6, MSH-21
     2.1^CISIS_CDA_HL7_V2, the CDA in base64 in OBX 1, the sender in PRT SB (its geographic FINESS in PRT-8
     when `finess` is given), the recipients in PRT RCT and the MetaDMPMSS OBX: DESTDMP Y and every other N
-    unless `flags` says otherwise (`{"DESTMSSANTEPS": "Y"}`). `document` defaults to `cda(...)`."""
+    unless `flags` says otherwise (`{"DESTMSSANTEPS": "Y"}`). `document` defaults to `cda(...)`. The type
+    (OBR-4, TXA-2, OBX-3) is `type_code`, by default the CDA's code (11488-4 if the document is no CDA)."""
     orc, status = EVENTS[event]
     values = {code: "N" for code in META} | {"DESTDMP": "Y"} | table_defaults(flags or {}) | (flags or {})
     content = document if document is not None else cda(patient, author, unique_id)
+    try:
+        header = read_cda_header(content)
+        code, title = header.type_code, header.title
+    except CdaError:
+        code, title = None, None
+    type_code = type_code or code or "11488-4"
+    label = "CR de consultation" if type_code == "11488-4" else "".join(" " if c in "^|~\\&" else c for c in title or type_code)
     lines = [
         f"MSH|^~\\&|DPI|CHU|PFI|CHU|20261120100000||MDM^{event}^MDM_T02|{control_id}|P|2.6|||||FRA|UNICODE UTF-8|||"
         "2.1^CISIS_CDA_HL7_V2",
-        "EVN||20261120100000", _pid(patient), "PV1|1|I", f"ORC|{orc}|", "OBR|1|||11488-4^CR de consultation^LN",
-        f"TXA|1|11488-4|TEXT|20261120100000||||||||{unique_id}^CHU|{parent_id}{'^CHU' if parent_id else ''}"
+        "EVN||20261120100000", _pid(patient), "PV1|1|I", f"ORC|{orc}|", f"OBR|1|||{type_code}^{label}^LN",
+        f"TXA|1|{type_code}|TEXT|20261120100000||||||||{unique_id}^CHU|{parent_id}{'^CHU' if parent_id else ''}"
         f"||||AU|||||{author['idnps']}",
-        f"OBX|1|ED|11488-4^CR de consultation^LN||^text^XML^Base64^{base64.b64encode(content).decode()}||||||{status}",
+        f"OBX|1|ED|{type_code}^{label}^LN||^text^XML^Base64^{base64.b64encode(content).decode()}||||||{status}",
         _sender(author, finess, org_type),
         *[f"PRT||UC||RCT^^participation|||||||||||^NET^X.400^{r}" for r in recipients],
         *[f"OBX|{i}|CWE|{code}^{code}^MetaDMPMSS||{values[code]}^^expandedYes-NoIndicator||||||F"

@@ -42,9 +42,24 @@ def test_minimal_cda_round_trip_of_every_field():
         author_ids=((RPPS, "801234567897"),),
         custodian_ids=(),  # minimal_cda writes no custodian (CDA R2 requires one): noted for its owner
         related=(), is_structured=False, patient_first_given="DOMINIQUE", self_presenting=False,
-        language_code="fr-FR", template_ids=("2.16.840.1.113883.2.8.2.1", "1.2.250.1.213.1.1.1.1"),
+        language_code="fr-FR", facility_type="SA01", practice_setting="ETABLISSEMENT",
+        service_start="20240102030405+0000", service_stop="20240102030405+0000",
+        legal_authenticator=(RPPS, "801234567897", "MARTIN", "Paul"),
+        template_ids=("2.16.840.1.113883.2.8.2.1", "1.2.250.1.213.1.1.1.1", "1.3.6.1.4.1.19376.1.2.20"),
         media_type="text/plain")
     assert header.unique_id == BASE["unique_id"]
+
+
+def test_minimal_cda_takes_the_header_of_the_xds_metadata():
+    """New keywords (defaults above): the encompassingEncounter's facility, the serviceEvent's practice setting
+    and times, the language (trans-cda-r2/mapping.md, Mapping XDS, Fiche)."""
+    header = read_cda_header(minimal_cda(**BASE, facility_type="SA07", practice_setting="AMBULATOIRE",
+                                         service_start="2024-01-01T08:00:00Z", service_stop="20240101090000",
+                                         language="en-GB"))
+    assert (header.facility_type, header.practice_setting, header.service_start, header.service_stop,
+            header.language_code) == ("SA07", "AMBULATOIRE", "20240101080000+0000", "20240101090000+0000", "en-GB")
+    stop_from_start = read_cda_header(minimal_cda(**BASE, service_start="2024-01-01T08:00:00Z"))
+    assert stop_from_start.service_stop == "20240101080000+0000"
 
 
 def test_minimal_cda_set_id_version_and_sex_mapping():
