@@ -46,24 +46,40 @@ FORMAT_OF_MEDIA_TYPE = MappingProxyType({
 })
 
 # ASS_A11-CorresModeleCDA-XdsFormatCode-CISIS (github.com/ansforge/IG-terminologie-de-sante,
-# input/fsh/ASS-A11-CorresModeleCDA-XdsFormatCode-CISIS.fsh): the formatCode of a CDA N3 from its model
-# (templateId). Only the rows of the models the bench and the ANS corpus meet; a model not listed keeps the
-# CI-SIS generic formatCode (DEFAULT_FORMAT_CODE).
+# input/fsh/ASS-A11-CorresModeleCDA-XdsFormatCode-CISIS.fsh, version 5.0.0): the formatCode of a CDA N3 from its
+# model (templateId), its two groups of structured models (TRE_R220 -> TRE_A06 and TRE_A11). Its third group,
+# the N1 model 1.3.6.1.4.1.19376.1.2.20, goes by the body's mediaType (ASS_A12, above).
+_CISIS = "1.2.250.1.213.1.1.1."
+_A11_ANS = {   # model (after 1.2.250.1.213.1.1.1.) -> urn:asip:ci-sis:<code>, urn:ans:ci-sis: where marked "ans:"
+    "5.1": "cse-cs8:2017", "5.2": "cse-cs9:2017", "5.3": "cse-cs24:2017", "5.4": "ans:cse-mde:2023",
+    "8": "frcp:2011", "9": "idap:2011", "10": "cva:2017", "12.1": "obp-sap:2023", "12.2": "obp-snm:2023",
+    "12.3": "obp-sne:2023", "12.4": "obp-scm:2023", "12.5": "obp-sem:2023", "13": "vsm:2012", "15": "aunv:2013",
+    "16": "eunv:2013", "17": "sunv:2013", "18": "crrtn:2013", "2.1.1": "avk:2009", "2.1.2": "tap:2009",
+    "2.1.3": "dci:2009", "2.1.4": "psc:2009", "2.1.5": "ppv:2009", "20": "pps-paerpa:2017", "21": "ldl-ees:2017",
+    "22": "dlu:2015", "23": "fludt:2017", "24": "fludr:2017", "25": "pavc:2016", "26": "pps-cancer:2017",
+    "27": "d2lm-fin:2017", "28": "d2lm-fidd:2017", "29": "ldl-ses:2017", "30": "sdm-mr:2017", "32": "crgm:2018",
+    "36": "hr:2019", "37": "vac:2019", "38": "tlm-da:2020", "40": "cr-anest:2020", "41": "cr-cpa:2020",
+    "46": "vac-note:2021", "47": "ans:img-da:2022", "48": "dlu-dlu-dom:2022", "49": "dlu-fludt-dom:2022",
+    "50": "dlu-fludr-dom:2022", "52": "ans:bio-ep-bio:2022", "58": "export-dui:2023", "56": "ppp:2023",
+}
+_APSR_ORGANS = ("breast colon prostate thyroid lung skin kidney cervix endometrium ovary esophagus stomach liver "
+                "pancreas testis urinary_bladder lip_oral_cavity pharynx salivary_gland larynx").split()
 FORMAT_OF_TEMPLATE = MappingProxyType({
-    "1.3.6.1.4.1.19376.1.3.3": "urn:ihe:lab:xd-lab:2008",          # IHE XD-LAB (CR-BIO)
-    "1.2.250.1.213.1.1.1.55": "urn:ihe:lab:xd-lab:2008",           # CR-BIO (CI-SIS)
-    "1.2.250.1.213.1.1.1.45": "urn:ihe:rad:CDA:ImagingReportStructuredHeadings:2013",  # CR-IMG
-    "1.2.250.1.213.1.1.1.47": "urn:ans:ci-sis:img-da:2022",        # IMG-DA
-    "1.2.250.1.213.1.1.1.39": "urn:ihe:pharm:pre:2010",            # prescription
-    "1.2.250.1.213.1.1.1.54": "urn:ihe:pharm:dis:2010",            # dispensation
-    "1.2.250.1.213.1.1.1.51": "urn:ihe:pcc:ips:2020",              # IPS
-    "1.2.250.1.213.1.1.1.29": "urn:asip:ci-sis:ldl-ses:2017",      # lettre de liaison de sortie
-    "1.2.250.1.213.1.1.1.21": "urn:asip:ci-sis:ldl-ees:2017",      # lettre de liaison d'entrée
-    "1.2.250.1.213.1.1.1.37": "urn:asip:ci-sis:vac:2019",          # vaccination
-    "1.2.250.1.213.1.1.1.46": "urn:asip:ci-sis:vac-note:2021",     # note de vaccination
+    **{_CISIS + model: ("urn:ans:ci-sis:" + code[4:] if code.startswith("ans:") else "urn:asip:ci-sis:" + code)
+       for model, code in _A11_ANS.items()},
+    _CISIS + "39": "urn:ihe:pharm:pre:2010", _CISIS + "54": "urn:ihe:pharm:dis:2010",
+    _CISIS + "42": "urn:ihe:eyecare:geneyeevalcn:2014", _CISIS + "43": "urn:ihe:eyecare:geneyeevalcn:2014",
+    _CISIS + "44": "urn:ihe:eyecare:geneyeevalcn:2014",
+    _CISIS + "45": "urn:ihe:rad:CDA:ImagingReportStructuredHeadings:2013",
+    _CISIS + "55": "urn:ihe:lab:xd-lab:2008", _CISIS + "57": "urn:ihe:palm:apsr:2016",
+    "1.3.6.1.4.1.19376.1.3.3": "urn:ihe:lab:xd-lab:2008", _CISIS + "51": "urn:ihe:pcc:ips:2020",
+    "1.3.6.1.4.1.19376.1.8.1.1.1": "urn:ihe:pat:apsr:all:2010",
+    **{f"1.3.6.1.4.1.19376.1.8.1.1.2.{n}": f"urn:ihe:pat:apsr:{organ}:2010"
+       for n, organ in enumerate(_APSR_ORGANS, start=1)},
 })
 N1_TEMPLATE = "1.3.6.1.4.1.19376.1.2.20"      # IHE XDS-SD: a CDA with a non-structured body (N1)
-DEFAULT_FORMAT_CODE = "urn:asip:ci-sis:2010"   # JDV_J60: "Document CI-SIS" (any CI-SIS structured document)
+# A structured CDA of no model ASS_A11 lists: the code the bench gave every PFI-fed document before.
+DEFAULT_FORMAT_CODE = "urn:asip:ci-sis:2010"
 
 
 def class_of_type(type_code: str | None) -> str | None:
@@ -74,8 +90,8 @@ def class_of_type(type_code: str | None) -> str | None:
 def format_code(*, structured: bool, media_type: str | None, template_ids: tuple[str, ...]) -> str | None:
     """The formatCode of a CDA (trans-cda-r2/mapping.md, Mapping XDS, Fiche, formatCode): a CDA N1 by its
     mediaType (ASS_A12; absent, text/plain, the default of an HL7 ED), None for a mediaType the table does not
-    know; a CDA N3 by its model (ASS_A11), the
-    first templateId the table knows, else the CI-SIS generic code."""
+    know; a CDA N3 by its model (ASS_A11), the first templateId the table knows, else the CI-SIS generic
+    code (a structured CDA of no model the table lists)."""
     if not structured:
         return FORMAT_OF_MEDIA_TYPE.get((media_type or "text/plain").strip().lower())
     return next((FORMAT_OF_TEMPLATE[t] for t in template_ids if t in FORMAT_OF_TEMPLATE), DEFAULT_FORMAT_CODE)

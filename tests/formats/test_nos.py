@@ -45,7 +45,16 @@ def test_the_format_of_a_cda_n1_is_its_media_types(media_type, expected):
     (("2.16.840.1.113883.2.8.2.1", "1.2.250.1.213.1.1.1.1", "1.3.6.1.4.1.19376.1.3.3", "1.2.250.1.213.1.1.1.55"),
      "urn:ihe:lab:xd-lab:2008"),   # the ANS CR-BIO examples
     (("1.2.250.1.213.1.1.1.29",), "urn:asip:ci-sis:ldl-ses:2017"),
+    (("1.2.250.1.213.1.1.1.47",), "urn:ans:ci-sis:img-da:2022"),
+    (("1.2.250.1.213.1.1.1.2.1.3",), "urn:asip:ci-sis:dci:2009"),
+    (("1.3.6.1.4.1.19376.1.8.1.1.2.16",), "urn:ihe:pat:apsr:urinary_bladder:2010"),
     (("1.2.250.1.213.1.1.1.1",), nos.DEFAULT_FORMAT_CODE), ((), nos.DEFAULT_FORMAT_CODE),
 ])
 def test_the_format_of_a_cda_n3_is_its_models(templates, expected):
     assert nos.format_code(structured=True, media_type=None, template_ids=templates) == expected
+
+
+def test_ass_a11_has_its_two_structured_groups():
+    # 47 CI-SIS models (-> TRE_A06) and 31 IHE ones (-> TRE_A11, 20 of them the APSR organs), one code each.
+    assert len(nos.FORMAT_OF_TEMPLATE) == 78
+    assert nos.N1_TEMPLATE not in nos.FORMAT_OF_TEMPLATE   # an N1 goes by its mediaType
