@@ -275,7 +275,7 @@ class Seeder:
             "practice_setting": doc.get("practice_setting", "ETABLISSEMENT"),
             "facility_type": doc.get("facility_type", "SA01"), "author": author.id,
             "author_structure": author.structure, "author_specialty": author.specialty,
-            "creation_time": created, "service_start": created, "service_stop": created,
+            "creation_time": created, "service_start": created, "service_stop": created, "language": "fr-FR",
             "confidentiality": list(doc.get("confidentiality") or ["N"]),
         }
         return meta, content

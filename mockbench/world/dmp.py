@@ -86,6 +86,34 @@ def _require_creation_time(value: object) -> None:
         raise errors.MetadataError(f"the document entry's creationTime {value!r} is not a date and time") from None
 
 
+# The entry's metadata the DMP refuses a document without, besides its typeCode and creationTime, by world field:
+# the XDS name and the CDA element a PFI derives it from (trans-cda-r2/mapping.md, "Mapping XDS", Fiche, each
+# "Requis"). The DMP door's reader refuses a TD2.1 entry without the same slots and classifications
+# (formats/ebrim/reader.py, `entry_codes`, `entry_slots`); this rule is the one every feeding path meets.
+REQUIRED_METADATA = {
+    "class_code": ("classCode", "code@code, through ASS_X04-CorrespondanceType-Classe"),
+    "format_code": ("formatCode", "its model or its body's mediaType, through ASS_A11/ASS_A12"),
+    "facility_type": ("healthcareFacilityTypeCode",
+                      "componentOf/encompassingEncounter/location/healthCareFacility/code@code"),
+    "practice_setting": ("practiceSettingCode", "documentationOf/serviceEvent/performer/assignedEntity/"
+                         "representedOrganization/standardIndustryClassCode@code"),
+    "language": ("languageCode", "languageCode@code"),
+}
+
+
+def _require_feeding_metadata(meta: dict) -> None:
+    """A document entry without one of REQUIRED_METADATA is refused (XDSRegistryMetadataError on the DMP's
+    wire), never given a default (the language was fr-FR, the codes empty): trans-cda-r2/mapping.md, "Mapping
+    XDS", Fiche. legalAuthenticator, serviceStartTime and sourcePatientId, also "Requis" there for what the
+    PFI sends, are not among them: the DMP door's reader takes a TD2.1 entry without the first two (no DMP
+    text of the corpus says the DMP refuses it) and the TD3.1 answer gives the patientId as sourcePatientId
+    when none was sent; the PFI notes their absence (protocols/pfi/xds.py)."""
+    missing = [key for key in REQUIRED_METADATA if not meta.get(key)]
+    if missing:
+        names = ", ".join(f"{REQUIRED_METADATA[k][0]} (the CDA's {REQUIRED_METADATA[k][1]})" for k in missing)
+        raise errors.MetadataError(f"the document entry has no {names}, which the DMP requires")
+
+
 class Dmp:
     def __init__(self, world: World) -> None:
         self.world = world
@@ -392,6 +420,7 @@ class Dmp:
         if not meta.get("type_code"):
             raise errors.MetadataError("the document has no type code (typeCode)")
         _require_creation_time(meta.get("creation_time"))
+        _require_feeding_metadata(meta)
         confidentiality = list(dict.fromkeys(meta.get("confidentiality") or ["N"]))
         bad = [c for c in confidentiality if c not in CONFIDENTIALITY_CODES]
         if bad:

@@ -8,6 +8,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kit.feed import FEED
 
 from mockbench.checks import advisor, auto_search, error_copy
 from mockbench.formats.mime import mdn, xdm_mail
@@ -15,7 +16,7 @@ from mockbench.world import errors
 from mockbench.world.journal import CHANNELS, VERDICTS, finding
 from mockbench.world.model import Mailbox
 
-META = {"type_code": "11488-4", "class_code": "10", "title": "Compte rendu", "creation_time": "2026-11-20T10:00:00Z"}
+META = {"type_code": "11488-4", "class_code": "10", "title": "Compte rendu", **FEED}
 
 
 def idnps(cast, name: str) -> str:

@@ -6,6 +6,7 @@ import hashlib
 from datetime import timedelta
 
 import pytest
+from kit.feed import FEED
 
 from mockbench.world import errors, events
 from mockbench.world.clock import iso
@@ -19,7 +20,7 @@ from mockbench.world.model import (
     Structure,
 )
 
-META_ = {"type_code": "11488-4", "class_code": "10", "creation_time": "2026-11-20T10:00:00Z"}
+META_ = {"type_code": "11488-4", "class_code": "10", **FEED}
 
 # --- Directory -----------------------------------------------------------------------------------
 
@@ -484,6 +485,34 @@ def test_submit_and_replace_require_a_creation_time(cast, refused, creation_time
             feed(tx)
         assert "creationTime" in info.value.message
     assert [d.unique_id for d in cast.history("1.2.250.1.999.70")] == ["1.2.250.1.999.70"]
+
+
+@pytest.mark.parametrize("key,xds_name", [
+    ("class_code", "classCode"), ("format_code", "formatCode"), ("facility_type", "healthcareFacilityTypeCode"),
+    ("practice_setting", "practiceSettingCode"), ("language", "languageCode"),
+])
+@pytest.mark.parametrize("value", [None, ""])
+def test_submit_and_replace_require_the_feeding_metadata(cast, refused, key, xds_name, value):
+    """trans-cda-r2/mapping.md, "Mapping XDS", Fiche: each "Requis" (the DMP door's reader refuses an entry without
+    the classification or slot: formats/ebrim/reader.py). The world gives none a default (the language was fr-FR):
+    whoever feeds without it is refused as metadata in error (XDSRegistryMetadataError on the wire)."""
+    with cast.tx() as tx:
+        cast.world.dmp.submit(tx, cast.author, "alice", {**META_, "unique_id": "1.2.250.1.999.73"}, b"v1")
+    meta = {k: v for k, v in META_.items() if k != key} | ({} if value is None else {key: value})
+    for feed in (lambda tx: cast.world.dmp.submit(tx, cast.author, "alice", meta, b"x"),
+                 lambda tx: cast.world.dmp.replace(tx, cast.author, "alice", "1.2.250.1.999.73", meta, b"v2")):
+        with refused("METADATA_INVALID") as info, cast.tx() as tx:
+            feed(tx)
+        assert xds_name in info.value.message and "which the DMP requires" in info.value.message
+    assert [d.unique_id for d in cast.history("1.2.250.1.999.73")] == ["1.2.250.1.999.73"]
+
+
+def test_the_feeding_metadata_are_kept_as_fed(cast):
+    with cast.tx() as tx:
+        doc = cast.world.dmp.submit(tx, cast.author, "alice", {**META_, "language": "en-GB", "facility_type": "SA07",
+                                                                "practice_setting": "AMBULATOIRE"}, b"x")
+    assert (doc.language, doc.facility_type, doc.practice_setting, doc.class_code) == (
+        "en-GB", "SA07", "AMBULATOIRE", "10")
 
 
 def test_submit_refuses_unknown_field(cast, refused):

@@ -27,6 +27,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from kit.feed import FEED
 
 from mockbench.world import errors
 from mockbench.world.model import INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX, MASQUE_PS, Actor
@@ -207,7 +208,7 @@ class DmpMachine(RuleBasedStateMachine):
                                                              else None)
         doc = self.attempt(expected, lambda tx: self.world.dmp.submit(
             tx, actor, PATIENT, {"type_code": "11488-4", "unique_id": uid, "confidentiality": conf,
-                                  "creation_time": "2026-11-20T10:00:00Z"}, b"v1"))
+                                  **FEED}, b"v1"))
         if doc is not None:
             pro = actor.kind == "professional"
             assert (doc.author, doc.author_structure) == ((actor.id, actor.structure) if pro else ("", ""))
@@ -226,7 +227,7 @@ class DmpMachine(RuleBasedStateMachine):
                     or ("CONFIDENTIALITY_CONFLICT" if self.model.conflict(codes) else None))
         doc = self.attempt(expected, lambda tx: self.world.dmp.replace(
             tx, actor, PATIENT, old.uid, {"type_code": "11488-4", "unique_id": uid, "confidentiality": conf,
-                                  "creation_time": "2026-11-20T10:00:00Z"}, b"v2"))
+                                  **FEED}, b"v2"))
         if doc is not None:
             self.model.docs[uid] = ModelDoc(uid, doc.author, doc.author_structure, codes, replaces=old.uid)
             old.status, old.replaced_by = "deprecated", uid

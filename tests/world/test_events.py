@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from kit.feed import FEED
 
 from mockbench.world import events
 from mockbench.world.events import Event
@@ -99,7 +100,7 @@ def test_event_fields_from_world_operations(cast):
     got = []
     cast.world.events.subscribe("*", got.append)
     with cast.tx() as tx:
-        meta = {"type_code": "11488-4", "creation_time": "2026-11-20T10:00:00Z"}
+        meta = {"type_code": "11488-4", **FEED}
         doc = cast.world.dmp.submit(tx, cast.author, "alice", meta, b"x", cause="m1")
         cast.world.dmp.archive(tx, cast.author, doc.unique_id, cause="m2")
         cast.world.dmp.unarchive(tx, cast.author, doc.unique_id)

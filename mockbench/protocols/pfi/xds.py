@@ -1,6 +1,6 @@
 """The XDS metadata the PFI derives from a document's CDA header to feed the DMP (trans-cda-r2/mapping.md,
-"Mapping XDS", Fiche, column "Provenance de la donnée"). Read from the message, no world: what is missing is a
-finding here, and the DMP's refusal later (world/dmp.py `_require_feeding_metadata`)."""
+"Mapping XDS", Fiche, column "Provenance de la donnée"). Read from the message: what is missing is a finding
+here, and the DMP's refusal later when the DMP requires it (world/dmp.py `_require_feeding_metadata`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ...formats import nos
 from ...formats.cda import INS_OIDS, CdaHeader
 from ...formats.findings import finding
 from ...formats.times import dtm_to_iso
+from ...world.dmp import REQUIRED_METADATA
 
 if TYPE_CHECKING:
     from .messages import DocLabel
@@ -40,8 +41,9 @@ def derive(cda: CdaHeader, type_code: str, action: str, findings: list[dict], la
     practice_setting, language, service_start, service_stop, format_code, author_specialty) and two XDS
     slots the world keeps as sent (legal_authenticator, an XCN; source_patient_id, a CX). mapping.md marks
     classCode, healthcareFacilityTypeCode, practiceSettingCode, languageCode, legalAuthenticator,
-    serviceStartTime, sourcePatientId and formatCode "Requis": one that cannot be derived is left out, with an
-    error finding (none for a deletion, which gives the DMP no metadata), and the DMP refuses the document."""
+    serviceStartTime, sourcePatientId and formatCode "Requis": one that cannot be derived is left out with a
+    finding (none for a deletion, which gives the DMP no metadata): an error when the DMP refuses the document
+    without it (world/dmp.py REQUIRED_METADATA), else a warning."""
     meta: dict[str, str] = {}
     bad: dict[str, tuple[str, str]] = {}   # key -> why, in English and French
     class_code = nos.class_of_type(type_code)
@@ -76,12 +78,18 @@ def derive(cda: CdaHeader, type_code: str, action: str, findings: list[dict], la
         for key, source_path in SOURCES.items():
             if key not in meta:
                 en, fr = bad.get(key, ("absent", "absent"))
+                if key in REQUIRED_METADATA:   # the DMP refuses the document (world/dmp.py)
+                    then, then_fr, severity = "the DMP refuses the document without it", \
+                        "le DMP refuse le document sans elle", "error"
+                else:
+                    then, then_fr, severity = "the PFI feeds the DMP without it", "le PFI alimente le DMP sans elle", \
+                        "warning"
                 findings.append(finding(
-                    f"CDA-HL7/{XDS_NAMES[key]}", f"the {XDS_NAMES[key]} of {label} cannot be derived from its "
-                    f"CDA ({source_path}: {en}); the DMP requires it (trans-cda-r2/mapping.md, Mapping XDS, "
-                    "Fiche)", "error",
-                    fr=f"la métadonnée {XDS_NAMES[key]} {label.fr} ne peut pas être déduite de son CDA "
-                       f"({source_path} : {fr}) ; le DMP l'exige (trans-cda-r2/mapping.md, Mapping XDS, Fiche)"))
+                    f"CDA-HL7/{XDS_NAMES[key]}", f"the {XDS_NAMES[key]} of {label}, which trans-cda-r2/mapping.md "
+                    f"(Mapping XDS, Fiche) requires, cannot be derived from its CDA ({source_path}: {en}): {then}",
+                    severity,
+                    fr=f"la métadonnée {XDS_NAMES[key]} {label.fr}, que trans-cda-r2/mapping.md (Mapping XDS, Fiche) "
+                       f"exige, ne peut pas être déduite de son CDA ({source_path} : {fr}) : {then_fr}"))
         if "service_stop" in bad:
             findings.append(finding(
                 "CDA-HL7/serviceStopTime", f"the serviceStopTime of {label} is left out: its CDA's "

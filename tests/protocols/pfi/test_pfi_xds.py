@@ -83,16 +83,19 @@ def test_a_complete_header_gives_no_finding():
     assert meta["legal_authenticator"] == "81^DURAND^Anne^^^^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS"
 
 
-@pytest.mark.parametrize("key,xds_name", [
-    ("language", "languageCode"), ("legal_authenticator", "legalAuthenticator"),
-    ("facility_type", "healthcareFacilityTypeCode"), ("source_patient_id", "sourcePatientId"),
+@pytest.mark.parametrize("key,xds_name,severity", [
+    # The DMP refuses the document without these (world/dmp.py REQUIRED_METADATA): an error...
+    ("language", "languageCode", "error"), ("facility_type", "healthcareFacilityTypeCode", "error"),
+    # ... and takes it without these, which mapping.md requires of the PFI all the same: a warning.
+    ("legal_authenticator", "legalAuthenticator", "warning"), ("source_patient_id", "sourcePatientId", "warning"),
 ])
-def test_a_missing_element_is_left_out_with_an_error_finding(key, xds_name):
+def test_a_missing_element_is_left_out_with_a_finding(key, xds_name, severity):
     findings: list[dict] = []
     meta = xds.derive(read_cda_header(_cda(leave_out=key)), "11488-4", "submit", findings, SINGLE)
     assert key not in meta
-    assert [(f["rule"], f["severity"]) for f in findings] == [(f"CDA-HL7/{xds_name}", "error")]
+    assert [(f["rule"], f["severity"]) for f in findings] == [(f"CDA-HL7/{xds_name}", severity)]
     assert "mapping.md" in findings[0]["message"] and findings[0]["message_fr"].startswith(f"la métadonnée {xds_name}")
+    assert ("refuses" in findings[0]["message"]) == (severity == "error")
 
 
 def test_without_a_service_event_neither_start_nor_practice_setting():
@@ -117,7 +120,8 @@ def test_a_bad_service_time_and_an_unknown_media_type_say_so():
     meta = xds.derive(read_cda_header(cda), "11488-4", "submit", findings, SINGLE)
     assert not {"service_start", "service_stop", "format_code"} & set(meta)
     assert sorted((f["rule"], f["severity"]) for f in findings) == [
-        ("CDA-HL7/formatCode", "error"), ("CDA-HL7/serviceStartTime", "error"), ("CDA-HL7/serviceStopTime", "warning")]
+        ("CDA-HL7/formatCode", "error"), ("CDA-HL7/serviceStartTime", "warning"),
+        ("CDA-HL7/serviceStopTime", "warning")]
 
 
 def test_a_deletion_asks_for_nothing():

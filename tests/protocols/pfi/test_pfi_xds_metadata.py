@@ -4,8 +4,13 @@ of the entry in a TD3.1 (ITI-18 FindDocuments) over SOAP: classCode (ASS_X04 fro
 healthcareFacilityTypeCode, practiceSettingCode, languageCode, serviceStart/StopTime, legalAuthenticator,
 sourcePatientId and formatCode, as the vendor builder (mockbench/testing/messages.py `cda`) writes them."""
 
+import re
+
+import pytest
 import requests
+from kit.dpi_listener import field
 from kit.pfi import mdm, send
+from kit.wait import wait_for
 from lxml import etree
 
 from mockbench.testing import messages as m
@@ -72,3 +77,68 @@ def test_the_language_and_the_class_follow_the_cda(pfi_world):
     doc = next(d for d in bench.client.documents("alice") if d["unique_id"] == uid)
     assert (doc["class_code"], doc["language"], doc["facility_type"], doc["practice_setting"]) == (
         "11", "en-GB", "SA01", "ETABLISSEMENT")
+
+
+def _without(cda: bytes, element: str) -> bytes:
+    """The CDA without its first `element` (empty, or with its content up to its end tag)."""
+    name = re.escape(element.encode())
+    edited = re.sub(rb"<" + name + rb"\b[^>]*/>|<" + name + rb"(?:\s[^>]*[^/])?>.*?</" + name + rb">", b"", cda, count=1,
+                    flags=re.S)
+    assert edited != cda and b"<" + element.encode() not in edited
+    return edited
+
+
+@pytest.mark.parametrize("element,xds_name", [
+    ("componentOf", "healthcareFacilityTypeCode"),
+    ("documentationOf", "practiceSettingCode"),
+    ("languageCode", "languageCode"),
+])
+def test_a_cda_without_a_metadatum_the_dmp_requires_is_refused_and_the_z01_says_so(
+        pfi_world, dpi_listener, element, xds_name):
+    """trans-cda-r2/mapping.md, Mapping XDS, Fiche: "Requis". AA (the HL7 message is sound), then the DMP's
+    refusal (world/dmp.py `_require_feeding_metadata`, the one the DMP door's reader makes over SOAP) in a
+    ZAM^Z01 N whose ERR-5 carries XDSRegistryMetadataError, as for a CDA without creationTime."""
+    bench, patient, dr_a = pfi_world["bench"], pfi_world["patient"], pfi_world["pros"]["dr_a"]
+    listener = dpi_listener()
+    uid = "1.2.250.1.999.72.3"
+    cda = _without(m.cda(patient, dr_a, uid), element)
+    [ack] = send(bench, mdm("T02", patient, dr_a, dr_a["finess"], uid, control_id="XM3", cda=cda))
+    assert str(ack.segment("MSA")[1]) == "AA"
+    assert uid not in {d["unique_id"] for d in bench.client.documents("alice", history=True)}
+    pfi = next(e for e in bench.client.journal(channel="pfi") if e["operation"] == "MDM^T02")
+    assert (f"CDA-HL7/{xds_name}", "error") in [(f["rule"], f["severity"]) for f in pfi["findings"]]
+    dmp = bench.client.journal(channel="dmp")[-1]
+    assert (dmp["verdict"], dmp["code"]) == ("refused", "METADATA_INVALID")
+    assert xds_name in dmp["findings"][-1]["message"]
+    assert wait_for(lambda: len(listener.of_type("ZAM^Z01")) == 1)
+    [zam] = listener.of_type("ZAM^Z01")
+    assert str(zam.segment("OBX")[5]).split("^")[0] == "N"
+    code, label, system = field(zam, "ERR", 5).split("^")
+    assert (code, system) == ("XDSRegistryMetadataError", "DMP_ERROR_CODE") and xds_name in label
+
+
+def test_a_type_outside_ass_x04_has_no_class_and_is_refused(pfi_world, dpi_listener):
+    bench, patient, dr_a = pfi_world["bench"], pfi_world["patient"], pfi_world["pros"]["dr_a"]
+    listener = dpi_listener()
+    uid = "1.2.250.1.999.72.4"
+    [ack] = send(bench, mdm("T02", patient, dr_a, dr_a["finess"], uid, control_id="XM4",
+                            cda=m.cda(patient, dr_a, uid, type_code="99999-9", title="Inconnu")))
+    assert str(ack.segment("MSA")[1]) == "AA"
+    assert wait_for(lambda: len(listener.of_type("ZAM^Z01")) == 1)
+    assert field(listener.of_type("ZAM^Z01")[0], "ERR", 5).startswith("XDSRegistryMetadataError^")
+    pfi = next(e for e in bench.client.journal(channel="pfi") if e["operation"] == "MDM^T02")
+    assert any(f["rule"] == "CDA-HL7/classCode" and "99999-9 is not in ASS_X04" in f["message"]
+               for f in pfi["findings"])
+
+
+def test_a_cda_without_legal_authenticator_is_fed_with_a_warning(pfi_world):
+    """mapping.md requires the legalAuthenticator of what the PFI sends, but the DMP takes a TD2.1 entry
+    without it (formats/ebrim/reader.py): the document is fed, the PFI's journal entry warns."""
+    bench, patient, dr_a = pfi_world["bench"], pfi_world["patient"], pfi_world["pros"]["dr_a"]
+    uid = "1.2.250.1.999.72.5"
+    cda = _without(m.cda(patient, dr_a, uid), "legalAuthenticator")
+    [ack] = send(bench, mdm("T02", patient, dr_a, dr_a["finess"], uid, control_id="XM5", cda=cda))
+    assert str(ack.segment("MSA")[1]) == "AA"
+    assert uid in {d["unique_id"] for d in bench.client.documents("alice")}
+    pfi = next(e for e in bench.client.journal(channel="pfi") if e["operation"] == "MDM^T02")
+    assert ("CDA-HL7/legalAuthenticator", "warning") in [(f["rule"], f["severity"]) for f in pfi["findings"]]
