@@ -570,6 +570,11 @@ class Dmp:
             self._trace(tx, actor, patient, "consultation")
         return [doc for doc in found if self._hidden_from(actor, patient, doc) is None]
 
+    def consulted(self, tx: Tx, *, actor: Actor, patient_key: str) -> None:
+        """The access trace of a TD3.1 or TD3.1b computed on a snapshot with `trace=False` (what `find` and `get`
+        write otherwise), written by the write transaction that journals it."""
+        self._trace(tx, actor, self._patient(tx, patient_key), "consultation")
+
     def read(self, tx: Tx, actor: Actor, unique_id: str, *, patient_key: str | None = None,
              findings: list[dict] | None = None) -> tuple[Document, bytes]:
         """TD3.2: a document's bytes, as fed."""

@@ -251,7 +251,8 @@ def test_clear_keeps_keep_meta(store):
         assert tx.meta_get("keep:signing") == {"k": 1}
         assert tx.meta_get("other") is None
         assert {t: tx.count(t) for t in TABLES if t != "meta"} == {t: 0 for t in TABLES if t != "meta"}
-        assert tx.count("meta") == 1
+        assert tx.count("meta") == 2   # and the count of world writes, which the reset started again
+        assert tx.meta_get("store:world_writes") == 1
 
 
 def test_clear_touches_only_its_namespace(tmp_path):
@@ -498,7 +499,9 @@ def test_clear_switches_generation_and_the_reaper_deletes_the_old_one(store):
         assert tx.meta_get("keep:signing") == {"k": 1} and tx.meta_get("world:created") == "now"
     assert store._reaper.idle.wait(30)
     assert _rows(store, "patients") == 0 and _rows(store, "outbox") == 0
-    assert _rows(store, "meta") == 2   # the kept key and world:created, in the live generation only
+    with store.read() as tx:   # the kept key, world:created and the count of world writes, in the live generation only
+        assert sorted(r[0] for r in tx.conn.execute("SELECT key FROM meta")) == [
+            "keep:signing", "store:world_writes", "world:created"]
     with store.read() as tx:
         assert tx.conn.execute("SELECT physical, live FROM namespaces").fetchall() == [(tx.ns, 1)]
 
