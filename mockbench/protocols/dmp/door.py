@@ -616,7 +616,7 @@ class DmpDoor(HttpDoor):
         except (errors.WorldError, ebrim.RegistryErrors) as exc:
             return self._xds_failure(action, operation, exc, query=True)
         if call.later is not None:
-            call.later.append(partial(dmp.consulted, actor=call.actor, patient_key=patient))
+            call.later.append(partial(dmp.consulted, actor=call.actor, patient_id=patient))
         if query.unsupported:
             call.findings.append(finding("DMP/TD3.1", "parameters the bench does not filter on: "
                                          + ", ".join(sorted(query.unsupported)), "info",

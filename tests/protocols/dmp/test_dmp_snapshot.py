@@ -124,7 +124,7 @@ def test_a_journaled_exchange_between_the_snapshot_and_the_journal_keeps_the_sna
     def other_search():
         with world.transaction() as tx:
             tiers = Actor(kind="professional", id="dr_tiers", structure="clinique")
-            world.dmp.consulted(tx, actor=tiers, patient_key="alice")
+            world.dmp.consulted(tx, actor=tiers, patient_id="alice")
             world.journal.append(tx, "dmp", "TD3.1", actor="dr_tiers", patient="alice", raw="another search")
 
     spy.between.append(other_search)
