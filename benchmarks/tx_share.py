@@ -1,13 +1,15 @@
 """How much of a request runs inside the world's write transaction, which processes sharing one world take in
 turn (issue 21 point 3): on two cores, a share `s` bounds what a second process can give to 1 / (s + (1-s)/2).
 
-    .venv/bin/python -m benchmarks.tx_share [--only soap,fhir,oidc] [-n 300] [--rounds 3]
+    .venv/bin/python -m benchmarks.tx_share [--only soap,fhir,oidc] [-n 300] [--rounds 3] [--shared]
 
 The requests of benchmarks/inprocess.py (the WSGI application called in this process, no sockets: the HTTP
 server's own time, outside the transaction, is not counted, so the share of a request served over a socket
 is lower). Each outermost `Store.transaction` is timed from asking for the lock to the end of its commit. The
 times are the CPU time of the thread that serves the requests (`time.thread_time`), so that the other jobs of a
-loaded machine do not blur the share; the background threads (checkpoints) are not counted.
+loaded machine do not blur the share; the background threads (checkpoints) are not counted. `--shared` opens the
+world as a process of several sharing it would (`Store.shared`): the doors then compute their reads on a
+snapshot, out of the write transaction.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-n", type=int, default=300, help="requests per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", default="soap,fhir,oidc")
+    parser.add_argument("--shared", action="store_true", help="the world as several processes share it")
     args = parser.parse_args(argv)
     from benchmarks import inprocess
     from benchmarks.dmp import world
@@ -56,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             bench = Bench(Config(state=Path(tmp) / "state", quiet=True))
+            bench.world.store.shared = args.shared
             try:
                 bench.scenarios.load(parse(world(10)))
                 for name in args.only.split(","):

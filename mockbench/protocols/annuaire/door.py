@@ -164,9 +164,11 @@ class AnnuaireDoor(HttpDoor):
         key = request.headers.get(KEY_HEADER, "")
         fired = None
         try:
-            # Every request of the API only reads the world: it is answered on a read snapshot, out of the write
-            # transaction, which then journals it if the world did not change meanwhile (issue 21, point 3).
-            early = self._on_snapshot(operation, handler, args, key)
+            # Every request of the API only reads the world: in a world shared by several processes it is answered
+            # on a read snapshot, out of the write transaction, which then journals it if the world did not change
+            # meanwhile (issue 21, point 3); one process would pay the snapshot for nothing (DMP door's
+            # SNAPSHOT_OPERATIONS).
+            early = self._on_snapshot(operation, handler, args, key) if self.world.store.shared else None
             with self.world.transaction() as tx:
                 if early is not None and not self.world.store.unchanged(tx, early[1]):
                     early = None   # the world changed since the snapshot: answered again, here

@@ -53,7 +53,9 @@ SERVICES = ("patients", "habilitations", "patientsSpecific", "registry", "reposi
 REPOSITORY_ID = "1.2.250.1.213.4.1.1.1.2"   # the DMP's test repository (DOMAIN.md)
 RENDER_CACHE = 4096                         # rendered ExtrinsicObjects kept (a few KB each)
 # Operations computed on a read snapshot, out of the write transaction, which then only checks that the world
-# did not change meanwhile, writes what the handler left in `Call.later` and journals (issue 21, point 3).
+# did not change meanwhile, writes what the handler left in `Call.later` and journals (issue 21, point 3). Only
+# in a world shared by several processes (Store.shared), where a shorter transaction lets the other process
+# work: one process gains nothing from it (its threads share one interpreter) and would pay the snapshot.
 SNAPSHOT_OPERATIONS = frozenset({"TD3.1"})
 STATUS_URNS = {
     "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved": "approved",
@@ -268,7 +270,7 @@ class DmpDoor(HttpDoor):
                 raise SoapFault("Sender", exc.subcode, exc.reason + (f" ({exc.attribute})" if exc.attribute and
                                                                      exc.attribute not in exc.reason else "")) from None
             early = (self._on_snapshot(soap, vihf, operation, handler, found_before)
-                     if operation in SNAPSHOT_OPERATIONS else None)
+                     if operation in SNAPSHOT_OPERATIONS and self.world.store.shared else None)
             with self.world.transaction() as tx:
                 if early is not None and not self.world.store.unchanged(tx, early.mark):
                     early = None   # the world changed since the snapshot: computed again, here

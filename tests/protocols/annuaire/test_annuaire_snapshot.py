@@ -29,6 +29,8 @@ def spy(fhir, monkeypatch):
         seen.answered += 1
         return answer(*args, **kwargs)
 
+    # As in a world shared by several processes, where the doors compute reads on a snapshot.
+    monkeypatch.setattr(door.world.store, "shared", True)
     monkeypatch.setattr(door, "_on_snapshot", spied_snapshot)
     monkeypatch.setattr(door, "_answer", spied_answer)
     return seen

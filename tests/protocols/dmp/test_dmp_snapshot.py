@@ -67,6 +67,8 @@ def spy(mockbench, monkeypatch):
         seen.decided += 1
         return decide(*args, **kwargs)
 
+    # As in a world shared by several processes, where the doors compute reads on a snapshot.
+    monkeypatch.setattr(door.world.store, "shared", True)
     monkeypatch.setattr(door, "_on_snapshot", spied_snapshot)
     monkeypatch.setattr(door, "_decide", spied_decide)
     return seen
@@ -171,3 +173,14 @@ def test_a_secret_connection_that_starts_is_noted_by_the_write_transaction(mockb
     assert c.patient("leo")["secret_connection"] is True
     notes = [f["message"] for e in c.journal(channel="dmp") for f in e["findings"] if f["rule"] == "DMP/EX_0.1-1100"]
     assert "opens a secret connection" in notes[0] and "acts in" in notes[1]
+
+
+def test_one_process_computes_in_the_write_transaction(mockbench, spy, monkeypatch):
+    """A world no other process shares gains nothing from the snapshot (its threads share one interpreter):
+    the request is computed in the write transaction, as it always was."""
+    c = mockbench.client
+    c.load_yaml(SCENARIO)
+    monkeypatch.setattr(mockbench.world.store, "shared", False)
+    _, seen = search(mockbench, "dr_martin", "alice")
+    assert seen == ["cr_bio", "cr_consult", "cr_radio"]
+    assert spy.snapshots == [] and spy.decided == 1
