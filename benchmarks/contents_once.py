@@ -10,11 +10,13 @@ per way of storing the contents of `mailraw` and `contents` above 4 KiB, each in
     none     not stored at all (a 32-byte row instead): the bound of what any storage outside the WAL can save
     files    one file per content (created, written, renamed) before the row, as a blob folder would
     append   appended to one file kept open (one write), the row keeping its offset: the cheapest outside store
+    page8k, page16k, page64k   inline, in a new database of larger pages (fewer WAL frames per content)
 
 and prints per request the loop's CPU (all threads: the checkpoint thread included) with its user and system
 parts, and the checkpoint thread's own CPU over the whole run (warm-up included: checkpoints follow the bytes
-written, which the requests alone write). The `none` and `files` ways are measurement
-stand-ins only: nothing reads the contents back.
+written, which the requests alone write). The ways other than `inline` are measurement stand-ins only: nothing
+reads the contents back, nothing collects them. Findings: benchmarks/README.md, SMTP section, "Large contents
+written once, measured".
 """
 
 from __future__ import annotations
@@ -134,7 +136,7 @@ def _child(way: str, door: str, n: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--door", default="smtp,mllp", help="smtp, mllp or both")
-    parser.add_argument("--ways", default=",".join(WAYS))
+    parser.add_argument("--ways", default=",".join(WAYS), help=f"among {', '.join((*WAYS, *PAGES))}")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("-n", type=int, default=300, help="requests per run, after 20 of warm-up")
     parser.add_argument("--child", nargs=2, metavar=("WAY", "DOOR"), help=argparse.SUPPRESS)
