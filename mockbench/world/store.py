@@ -43,7 +43,8 @@ from .xlock import WriteLock
 
 # 1: the tables below without `outbox` (mockbench 0.1.0). 2: `outbox`, the PFI's durable outbound queue.
 # 3: `namespaces`, which generation of rows each namespace reads (a reset switches generation: see `clear`).
-SCHEMA_VERSION = 3
+# 4: the journal's `actor` and `verdict` columns, which checks read without decoding the entry (issue 21).
+SCHEMA_VERSION = 4
 log = logging.getLogger("mockbench.store")
 
 # Each table: its key columns after `ns`. Every table has `ns` first and `data` (JSON) last.
@@ -60,7 +61,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "messages": ("id", "mailbox"),
     "mailraw": ("id",),
     "tokens": ("token_hash", "kind"),
-    "journal": ("seq", "time", "channel", "operation", "patient", "size"),
+    "journal": ("seq", "time", "channel", "operation", "patient", "size", "actor", "verdict"),
     "outbox": ("id", "state", "due"),
 }
 PRIMARY_KEYS = {
@@ -138,8 +139,18 @@ def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
     conn.execute(NAMESPACES_DDL)
 
 
+def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
+    # ADD COLUMN puts them after `data`, where a fresh file has them before it: reading them then walks the
+    # entry's overflow pages, still without decoding it. A row that is not JSON keeps NULLs.
+    conn.execute("ALTER TABLE journal ADD COLUMN actor")
+    conn.execute("ALTER TABLE journal ADD COLUMN verdict")
+    conn.execute("UPDATE journal SET actor = json_extract(CAST(data AS TEXT), '$.actor'), "
+                 "verdict = json_extract(CAST(data AS TEXT), '$.verdict') WHERE json_valid(CAST(data AS TEXT))")
+
+
 # from version -> the step to the next version; run in order, in one transaction, when an older file is opened
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3,
+                                                                3: _migrate_3_to_4}
 
 
 def _is_full(exc: sqlite3.Error) -> bool:
