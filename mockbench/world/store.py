@@ -19,7 +19,8 @@ they never hold a door's write (issue 17, point 13).
 The file records its schema version (PRAGMA user_version): an older one is migrated in one transaction
 (MIGRATIONS), a newer one is refused with both versions named. A write that fails for lack of disk space is
 `StorageFull`, which each door answers on its own wire as a circumstantial refusal; it is logged once per
-episode, and the next commit that succeeds ends the episode.
+episode, and the next commit that succeeds ends the episode. So is `WriteLockTimeout` (xlock.py: another
+process held the write lock too long), logged once until the lock is taken again.
 
 At about 830 lines this module is above the house's ~800: the transaction, its row cache and its write-back
 counters, the namespaces and the checkpointer share the connection and the store's lock, and splitting them
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from . import jsontext
-from .xlock import WriteLock
+from .xlock import WriteLock, WriteLockTimeout
 
 # 1: the tables below without `outbox` (mockbench 0.1.0). 2: `outbox`, the PFI's durable outbound queue.
 # 3: `namespaces`, which generation of rows each namespace reads (a reset switches generation: see `clear`).
@@ -393,6 +394,7 @@ class Store:
         self._readers: list[sqlite3.Connection] = []   # idle read connections (read())
         self._readers_lock = threading.Lock()
         self._full = False   # a disk-full episode is on: logged when it starts and when it ends
+        self._locked_out = False   # the same for another process holding the write lock (WriteLockTimeout)
         self._physical: dict[str, str] = {}   # namespace -> its live generation (read at open, set by clear)
         self._xlock = self._write_lock()
         try:
@@ -479,9 +481,17 @@ class Store:
             if self._writing == 1:
                 try:
                     self._xlock.acquire()
-                except BaseException:
+                except BaseException as exc:
                     self._writing -= 1
+                    if isinstance(exc, WriteLockTimeout) and not self._locked_out:   # once per episode
+                        self._locked_out = True
+                        log.error("%s; every door refuses changes (as a circumstantial, retryable refusal) until "
+                                  "it is released", exc)
                     raise
+                if self._locked_out:
+                    self._locked_out = False
+                    log.warning("%s: the world's write lock is free again, the bench stores changes again",
+                                self.path)
             try:
                 yield
             finally:
