@@ -61,6 +61,16 @@ class WriteLock:
         else:
             self._held = self._fd
 
+    def try_acquire(self) -> bool:
+        """Take the lock if no other process holds it, without waiting (the checkpointer: world/store.py)."""
+        assert self._held is None, "the write lock is not re-entrant"
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        self._held = self._fd
+        return True
+
     def _await(self) -> int:
         fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
         got = threading.Event()
