@@ -14,7 +14,8 @@ from pathlib import Path
 from mockbench.cli import main
 
 port_file, out = Path(sys.argv[1]), Path(sys.argv[2])
-WATCH = ("aiosmtpd", "attr", "cryptography", "faker.providers.person.fr_FR", "faker.providers.company.fr_FR")
+WATCH = ("aiosmtpd", "attr", "cryptography", "faker.providers.person.fr_FR", "faker.providers.company.fr_FR",
+         "tomllib", "urllib.request", "xml.sax")
 
 
 def watch():
@@ -43,7 +44,8 @@ def test_up_is_ready_before_what_its_doors_need_later(tmp_path: Path) -> None:
                            str(tmp_path / "state")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(out.read_text())
-    # at ready: the seeded names' Faker provider, not the others; no SMTP engine, no cryptography (no TLS)
+    # at ready: the seeded names' Faker provider, not the others; no SMTP engine, no cryptography (no TLS), no
+    # TOML (no config file), no xml.sax (formats/xml.py escapes) nor the urllib.request it brought
     assert seen["ready"] == ["faker.providers.person.fr_FR"]
     # start-up's objects frozen out of the collector's walks, the collector back on (the thread waited for it)
     assert seen["frozen"] > 10_000
