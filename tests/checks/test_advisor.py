@@ -15,7 +15,7 @@ from mockbench.world import errors
 from mockbench.world.journal import CHANNELS, VERDICTS, finding
 from mockbench.world.model import Mailbox
 
-META = {"type_code": "11488-4", "class_code": "10", "title": "Compte rendu"}
+META = {"type_code": "11488-4", "class_code": "10", "title": "Compte rendu", "creation_time": "2026-11-20T10:00:00Z"}
 
 
 def idnps(cast, name: str) -> str:

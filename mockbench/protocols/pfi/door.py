@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...formats.mime import header_summary, read_mdn
-from ...formats.times import dtm, iso_from_digits
+from ...formats.times import dtm
 from ...formats.xdm import XdmError, read_package
 from ...world import errors, events
 from ...world.dpi import clear_dpi, dpi_endpoint, dpi_source, set_dpi
@@ -466,8 +466,9 @@ class PfiDoor(SocketDoor):
                 "title": msg.title or (cda.title if cda else ""), "confidentiality": msg.confidentiality,
                 "author": author, "author_structure": structure, "format_code": "urn:asip:ci-sis:2010",
                 "mime_type": "text/xml"}
-        if cda is not None and cda.effective_time:   # none: the DMP's submission time, as for an unreadable one
-            meta["creation_time"] = iso_from_digits(cda.effective_time)
+        # The CDA's effectiveTime in UTC; absent or unreadable, none: the DMP refuses the document without a
+        # creationTime (world/dmp.py), the refusal the Z01 reports (trans-cda-r2/mapping.md, Mapping XDS, Fiche).
+        meta["creation_time"] = msg.creation_time
         meta = {k: v for k, v in meta.items() if v}
         if msg.action == "replace":
             findings.extend(self._modif_conf_code(tx, msg))
