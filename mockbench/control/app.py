@@ -3,13 +3,11 @@ their blueprints here as they land."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import Flask, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import Rule
 
 from ..world.store import StorageFull
 from ..world.xlock import WriteLockTimeout
@@ -21,28 +19,8 @@ if TYPE_CHECKING:
 MAX_REQUEST_BYTES = 64 * 1024 * 1024  # a TD2.1 with a large document fits; anything beyond is refused
 
 
-class _Rule(Rule):
-    """werkzeug's Rule, whose two URL builders (url_for's; Python compiled from an AST) are made when a URL is
-    first built with it instead of when the rule is added: the bench's seventy rules spent 10 ms of its start-up
-    on them (issue 21, point 5), and a bench builds few URLs."""
-
-    def _compile_builder(self, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
-        built: list[Callable[..., tuple[str, str]]] = []
-
-        def build(rule: Rule, **values: Any) -> tuple[str, str]:
-            if not built:   # two threads may both compile it: the same function
-                built.append(Rule._compile_builder(rule, append_unknown))
-            return built[0](rule, **values)
-
-        return build
-
-
-class _App(Flask):
-    url_rule_class = _Rule
-
-
 def create_app(bench: Bench) -> Flask:
-    app = _App("mockbench")
+    app = Flask("mockbench")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     if isinstance(app.json, DefaultJSONProvider):   # Flask's own provider (the only one the bench uses)
         app.json.sort_keys = False
