@@ -30,6 +30,26 @@ def test_schema_created(store):
     assert set(TABLES) <= tables
 
 
+def test_a_new_file_is_created_without_fsync_then_written_with_normal_sync(tmp_path):
+    """Store._open makes a new file WAL with synchronous=OFF (no fsync at start-up, issue 21 point 5), then
+    every commit runs under NORMAL, as on a file that existed (1 = NORMAL)."""
+    path = tmp_path / "w.db"
+    for opening in ("new", "existing"):
+        store = Store(path)
+        try:
+            with store.transaction() as tx:
+                assert tx.conn.execute("PRAGMA synchronous").fetchone()[0] == 1, opening
+                tx.put("structures", _structure(opening), id=opening, finess=opening)
+        finally:
+            store.close()
+    reopened = Store(path)
+    try:
+        with reopened.transaction() as tx:
+            assert [r["id"] for r in tx.select("structures")] == ["existing", "new"]
+    finally:
+        reopened.close()
+
+
 def test_put_get_select_count_delete(store):
     with store.transaction() as tx:
         tx.put("structures", _structure("b"), id="b", finess="2")
