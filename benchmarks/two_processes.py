@@ -5,7 +5,10 @@ so that its doors compute their reads on a snapshot). The load: `--connections` 
 this process, spread evenly over the processes' ports, each sending the same request as fast as it answers
 for `--seconds`.
 
-    .venv/bin/python -m benchmarks.two_processes [--only soap,fhir] [--seconds 5] [--rounds 3] [--connections 8]
+    .venv/bin/python -m benchmarks.two_processes [--only soap,fhir,oidc] [--seconds 5] [--rounds 3] [--connections 8]
+
+`oidc` is a whole code flow on Pro Santé Connect per iteration (authorize, token, userinfo: three requests), as
+benchmarks/inprocess.py runs it; its rate counts requests.
 
 Printed for each round: requests per second, and the servers' CPU per request (user + system time of the
 server processes from /proc, over the requests they answered). On a machine that runs other jobs, a second
@@ -91,6 +94,8 @@ def _get(port: int, path: str):
 
 def _request(name: str, port: int, state: Path) -> tuple[str, str, bytes, dict]:
     """(method, path, body, headers) of the figure's request, as benchmarks/inprocess.py makes it."""
+    if name == "oidc":
+        return "FLOW", "", b"", {}
     if name == "soap":
         from benchmarks.dmp import envelope, signed_vihf
         from mockbench.testing.messages import find_documents
@@ -113,6 +118,10 @@ def _load(ports: list[int], request: tuple[str, str, bytes, dict], connections: 
     def worker(i: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", ports[i % len(ports)], timeout=60)
         while time.monotonic() < end:
+            if method == "FLOW":
+                _code_flow(conn)
+                counts[i] += 3
+                continue
             conn.request(method, path, body=body or None, headers=headers)
             response = conn.getresponse()
             data = response.read()
@@ -127,6 +136,43 @@ def _load(ports: list[int], request: tuple[str, str, bytes, dict], connections: 
     for t in threads:
         t.join()
     return sum(counts)
+
+
+def _code_flow(conn: http.client.HTTPConnection) -> None:
+    """Authorize (login_hint, PKCE), token, userinfo on Pro Santé Connect, as benchmarks/inprocess.py's oidc."""
+    import base64
+    import hashlib
+    import secrets
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    from benchmarks.oidc import BASIC, ISSUERS, REDIRECT
+
+    base, auth, token, userinfo = ISSUERS["psc"]
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urlencode({"client_id": "mockbench", "response_type": "code", "scope": "openid scope_all",
+                       "redirect_uri": REDIRECT, "state": "s", "nonce": "n", "login_hint": "dr",
+                       "code_challenge": challenge, "code_challenge_method": "S256"})
+    conn.request("GET", f"{auth}?{query}")
+    response = conn.getresponse()
+    response.read()
+    if response.status != 302:
+        raise SystemExit(f"authorize: {response.status}")
+    code = parse_qs(urlsplit(response.getheader("Location") or "").query)["code"][0]
+    form = urlencode({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                      "code_verifier": verifier}).encode()
+    conn.request("POST", base + token, body=form, headers={"Authorization": BASIC,
+                                                           "Content-Type": "application/x-www-form-urlencoded"})
+    response = conn.getresponse()
+    data = response.read()
+    if response.status != 200:
+        raise SystemExit(f"token: {response.status} {data[:200]!r}")
+    access = json.loads(data)["access_token"]
+    conn.request("GET", base + userinfo, headers={"Authorization": f"Bearer {access}"})
+    response = conn.getresponse()
+    response.read()
+    if response.status != 200:
+        raise SystemExit(f"userinfo: {response.status}")
 
 
 def _round(name: str, processes: int, args: argparse.Namespace) -> tuple[float, float]:

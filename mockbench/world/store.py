@@ -200,6 +200,7 @@ class Tx:
         self._back: dict[str, Any] = {}
         self._dirty: set[str] = set()
         self.read_only = False    # a snapshot's: a write raises NeedsWrite
+        self.dry = False          # a dry run's snapshot: a write is dropped
         self.world_wrote = False  # a write to the world's state (WORLD_WRITES), or one this class did not see
         self.mark: tuple[str, int] | None = None   # a snapshot's: the world's state it read (Store.unchanged)
         self._rows_init()
@@ -235,7 +236,8 @@ class Tx:
     # Generic row access -------------------------------------------------------------------------
     def put(self, table: str, data: dict | bytes, **keys: Any) -> None:
         cols = TABLES[table]
-        self._writes(table)
+        if not self._writes(table):
+            return
         values = [keys.get(c) for c in cols]
         blob = data if isinstance(data, bytes) else jsontext.dumps(data)
         self.written += len(blob)
@@ -247,18 +249,23 @@ class Tx:
         """`put` of a row whose JSON the caller already wrote (the journal: see journal.entry_json), as a str
         or as its UTF-8 bytes (stored as the same TEXT)."""
         cols = TABLES[table]
-        self._writes(table)
+        if not self._writes(table):
+            return
         self.written += len(text)
         self._rows_check()
         sql = _INSERT_UTF8[table] if isinstance(text, bytes) else _INSERT[table]
         self.conn.execute(sql, [self.ns, *[keys.get(c) for c in cols], text])
         self._rows_wrote(table)
 
-    def _writes(self, table: str) -> None:
+    def _writes(self, table: str) -> bool:
+        """Whether a write to `table` goes through (False: dropped, on a dry run's snapshot)."""
         if self.read_only:
             raise NeedsWrite(f"a write to {table}")
+        if self.dry:
+            return False
         if table not in LOG_TABLES:
             self.world_wrote = True
+        return True
 
     def get(self, table: str, **where: Any) -> dict | None:
         rows = self.select(table, limit=1, **where)
@@ -281,7 +288,8 @@ class Tx:
         return [self._load(text) for text in texts]
 
     def delete(self, table: str, **where: Any) -> int:
-        self._writes(table)
+        if not self._writes(table):
+            return 0
         sql, params = self._where(table, where)
         self._rows_check()
         count = self.conn.execute(f"DELETE FROM {table}{sql}", params).rowcount
@@ -372,6 +380,8 @@ class Tx:
     def meta_set(self, key: str, value: Any) -> None:
         if self.read_only:
             raise NeedsWrite(f"a write to meta {key}")
+        if self.dry:
+            return
         if _write_back(key):
             self._back[key] = _copy(value)
             self._dirty.add(key)
@@ -680,15 +690,17 @@ class Store:
                     conn.close()
 
     @contextmanager
-    def read_snapshot(self, ns: str | None = None) -> Iterator[Tx]:
+    def read_snapshot(self, ns: str | None = None, *, dry: bool = False) -> Iterator[Tx]:
         """A read transaction (`read`) for a request computed before the write transaction that journals it
         (issue 21, point 3): a write in it, or a write transaction opened inside it, raises NeedsWrite (the
         request then runs in a write transaction as a whole); `tx.mark` is the world's state it reads, which
-        `unchanged` compares in that write transaction. Not inside another transaction on this thread."""
+        `unchanged` compares in that write transaction. Not inside another transaction on this thread.
+        `dry`: a dry run, whose only product is what it computed on the side (signatures): writes through `Tx`
+        are dropped, and what it reads back is the snapshot, not its own writes."""
         if self.in_transaction() or getattr(self._local, "read", None) is not None:
             raise NeedsWrite("a snapshot inside a transaction")
         with self.read(ns) as tx:
-            tx.read_only = True
+            tx.read_only, tx.dry = not dry, dry
             self._local.snapshot = True
             try:
                 tx.mark = (tx.ns, int(tx.meta_get(WORLD_WRITES, 0)))   # the first read: the snapshot's own

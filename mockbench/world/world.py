@@ -74,11 +74,11 @@ class World:
             yield tx
 
     @contextmanager
-    def read_snapshot(self) -> Iterator[Tx]:
+    def read_snapshot(self, *, dry: bool = False) -> Iterator[Tx]:
         """`read` for a request computed before the write transaction that journals it (Store.read_snapshot): a
         write in it raises NeedsWrite; `Store.unchanged(tx, mark)` in that write transaction tells whether the
         world it read is still the world."""
-        with self.store.read_snapshot() as tx:
+        with self.store.read_snapshot(dry=dry) as tx:
             if not self.primary:
                 self.clock.offset = float(tx.meta_get("clock:offset", 0.0))   # moved by the primary
             yield tx

@@ -183,3 +183,21 @@ def test_the_snapshot_is_the_state_at_its_first_read_while_another_thread_commit
 def _commit(store: Store) -> None:
     with store.transaction() as tx:
         _world_row(tx, 9)
+
+
+def test_a_dry_run_drops_its_writes(store):
+    """A dry run (Provider._ahead) goes on past its writes, which are dropped: nothing is stored, it reads the
+    snapshot back, and nothing counts as a change of the world."""
+    mark = _mark(store)
+    with store.read_snapshot(dry=True) as tx:
+        tx.put("patients", {"id": "p1", "changed": True}, id="p1", ins="1")
+        tx.put_json("journal", "{}", seq=1)
+        tx.meta_set("clock:offset", 5.0)
+        assert tx.delete("patients", id="p1") == 0
+        assert tx.get("patients", id="p1") == {"id": "p1"}
+    with store.read() as tx:
+        assert tx.get("patients", id="p1") == {"id": "p1"} and tx.count("journal") == 0
+        assert tx.meta_get("clock:offset") is None
+    assert _unchanged(store, mark)
+    with pytest.raises(NeedsWrite), store.read_snapshot(dry=True), store.transaction():
+        pass   # a write transaction inside it would commit: refused as on any snapshot
