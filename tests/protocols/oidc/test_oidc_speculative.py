@@ -72,7 +72,9 @@ def test_a_key_rotated_after_the_dry_run_is_the_key_that_signs(oidc_world, signi
     id_claims(meta, token)
 
 
-def test_one_process_signs_in_the_write_transaction(oidc_world, signing):
+def test_one_process_signs_in_the_write_transaction(oidc_world, signing, monkeypatch):
+    monkeypatch.setattr(oidc_world["bench"].world.store, "shared", False)
+    _keys_made(oidc_world, signing)
     _, meta, token = login(oidc_world["psc"], "dr_martin")
     assert signing == [True, True]
     id_claims(meta, token)
