@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import importlib.util
 import logging
 import weakref
 from collections.abc import Callable
@@ -143,6 +144,9 @@ class SmtpDoor(SocketDoor):
             from ...pki import server_context
 
             self.tls_context = server_context(context.tls, require_client_cert=False)
+        # aiosmtpd is imported at the first connection; a broken install still fails here, at start.
+        if importlib.util.find_spec("aiosmtpd") is None:
+            raise RuntimeError("the SMTP door needs aiosmtpd, which is not installed: reinstall mockbench")
         self._engine: tuple[type[MssSmtp], MssHandler] | None = None   # at the first connection (_session_engine)
         self._server: asyncio.base_events.Server | None = None
         self._sessions: weakref.WeakSet[MssSmtp] = weakref.WeakSet()
