@@ -369,6 +369,8 @@ class DmpDoor(HttpDoor):
                 return Early(call, outcome, answer, tx.mark)
         except NeedsWrite:
             return None
+        except Exception:   # computed (and logged) again in the write transaction, exactly as before
+            return None
 
     def _injected(self, tx: Tx, soap: SoapRequest, operation: str, fired: Fired, call: Call,
                   body: bytes) -> tuple[int, str, bytes]:
