@@ -8,7 +8,8 @@ lose the last commits, which a test bench can afford.
 
 Checkpoints (copying the WAL back into the database file, with its two fsyncs) are taken off the request
 path: a `Checkpointer` thread with a connection of its own copies the WAL while writers go on, then takes the
-store's lock only to copy what was committed meanwhile, so the next writer starts the WAL over. SQLite's own
+write lock (the store's and the cross-process one) only to copy what was committed meanwhile, so the next
+writer starts the WAL over. SQLite's own
 checkpoint after a commit stays as a bound (`WAL_LIMIT_PAGES`) should that thread fall behind. A checkpoint
 changes nothing a reader sees and is crash-safe whenever it is cut short.
 
@@ -19,7 +20,8 @@ they never hold a door's write (issue 17, point 13).
 The file records its schema version (PRAGMA user_version): an older one is migrated in one transaction
 (MIGRATIONS), a newer one is refused with both versions named. A write that fails for lack of disk space is
 `StorageFull`, which each door answers on its own wire as a circumstantial refusal; it is logged once per
-episode, and the next commit that succeeds ends the episode.
+episode, and the next commit that succeeds ends the episode. So is `WriteLockTimeout` (xlock.py: another
+process held the write lock too long), logged once until the lock is taken again.
 
 At about 830 lines this module is above the house's ~800: the transaction, its row cache and its write-back
 counters, the namespaces and the checkpointer share the connection and the store's lock, and splitting them
@@ -39,11 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from . import jsontext
-from .xlock import WriteLock
+from .xlock import WriteLock, WriteLockTimeout
 
 # 1: the tables below without `outbox` (mockbench 0.1.0). 2: `outbox`, the PFI's durable outbound queue.
 # 3: `namespaces`, which generation of rows each namespace reads (a reset switches generation: see `clear`).
-SCHEMA_VERSION = 3
+# 4: the journal's `actor` and `verdict` columns, which checks read without decoding the entry (issue 21).
+SCHEMA_VERSION = 4
 log = logging.getLogger("mockbench.store")
 
 # Each table: its key columns after `ns`. Every table has `ns` first and `data` (JSON) last.
@@ -60,7 +63,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "messages": ("id", "mailbox"),
     "mailraw": ("id",),
     "tokens": ("token_hash", "kind"),
-    "journal": ("seq", "time", "channel", "operation", "patient", "size"),
+    "journal": ("seq", "time", "channel", "operation", "patient", "size", "actor", "verdict"),
     "outbox": ("id", "state", "due"),
 }
 PRIMARY_KEYS = {
@@ -101,7 +104,14 @@ CHECKPOINTER_IDLE = 5.0    # seconds without work before the checkpoint thread e
 # written once, at commit (`Tx.meta_get` / `meta_set` keep them in the transaction meanwhile). A PFI message
 # moved each of them two or three times (issue 21, point 4).
 WRITE_BACK_PREFIX = "seq:"
-WRITE_BACK_KEYS = frozenset({"journal:stats"})
+WRITE_BACK_KEYS = frozenset({"journal:stats", "store:world_writes"})
+# How many committed transactions changed the world's state (every table but the logs below, every meta row but
+# the write-back counters), so that a request computed on a snapshot (`Store.read_snapshot`) can tell, in the write
+# transaction that journals it, that the state it read is still the state (`Store.unchanged`). The logs are left
+# out so that concurrent journaled reads (a TD3.1 appends a trace and a journal entry) do not invalidate each
+# other: what is computed on a snapshot must not read them (issue 21, point 3).
+WORLD_WRITES = "store:world_writes"
+LOG_TABLES = frozenset({"journal", "traces"})
 # Kept by reset: the bench's own infrastructure (signing keys), not the world's content.
 KEEP_ON_RESET = {"meta": "key LIKE 'keep:%'"}
 ROWS_KEPT = 64             # a query answering more rows is not kept by the transaction's cache (Tx._rows)
@@ -110,6 +120,10 @@ READERS_KEPT = 8           # idle read connections kept open for the next read
 
 class StoreError(Exception):
     """The world's file cannot be used: said in one line that names the file and what to do."""
+
+
+class NeedsWrite(Exception):
+    """A request computed on a snapshot (`Store.read_snapshot`) tried to write: it must run in a write transaction."""
 
 
 class StorageFull(Exception):
@@ -138,8 +152,18 @@ def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
     conn.execute(NAMESPACES_DDL)
 
 
+def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
+    # ADD COLUMN puts them after `data`, where a fresh file has them before it: reading them then walks the
+    # entry's overflow pages, still without decoding it. A row that is not JSON keeps NULLs.
+    conn.execute("ALTER TABLE journal ADD COLUMN actor")
+    conn.execute("ALTER TABLE journal ADD COLUMN verdict")
+    conn.execute("UPDATE journal SET actor = json_extract(CAST(data AS TEXT), '$.actor'), "
+                 "verdict = json_extract(CAST(data AS TEXT), '$.verdict') WHERE json_valid(CAST(data AS TEXT))")
+
+
 # from version -> the step to the next version; run in order, in one transaction, when an older file is opened
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3,
+                                                                3: _migrate_3_to_4}
 
 
 def _is_full(exc: sqlite3.Error) -> bool:
@@ -175,6 +199,10 @@ class Tx:
         # Write-back meta rows (WRITE_BACK_*): key -> value as this transaction sees it, and the keys it changed.
         self._back: dict[str, Any] = {}
         self._dirty: set[str] = set()
+        self.read_only = False    # a snapshot's: a write raises NeedsWrite
+        self.dry = False          # a dry run's snapshot: a write is dropped
+        self.world_wrote = False  # a write to the world's state (WORLD_WRITES), or one this class did not see
+        self.mark: tuple[str, int] | None = None   # a snapshot's: the world's state it read (Store.unchanged)
         self._rows_init()
 
     def after_commit(self, fn: Callable[[], None]) -> None:
@@ -208,6 +236,8 @@ class Tx:
     # Generic row access -------------------------------------------------------------------------
     def put(self, table: str, data: dict | bytes, **keys: Any) -> None:
         cols = TABLES[table]
+        if not self._writes(table):
+            return
         values = [keys.get(c) for c in cols]
         blob = data if isinstance(data, bytes) else jsontext.dumps(data)
         self.written += len(blob)
@@ -219,11 +249,23 @@ class Tx:
         """`put` of a row whose JSON the caller already wrote (the journal: see journal.entry_json), as a str
         or as its UTF-8 bytes (stored as the same TEXT)."""
         cols = TABLES[table]
+        if not self._writes(table):
+            return
         self.written += len(text)
         self._rows_check()
         sql = _INSERT_UTF8[table] if isinstance(text, bytes) else _INSERT[table]
         self.conn.execute(sql, [self.ns, *[keys.get(c) for c in cols], text])
         self._rows_wrote(table)
+
+    def _writes(self, table: str) -> bool:
+        """Whether a write to `table` goes through (False: dropped, on a dry run's snapshot)."""
+        if self.read_only:
+            raise NeedsWrite(f"a write to {table}")
+        if self.dry:
+            return False
+        if table not in LOG_TABLES:
+            self.world_wrote = True
+        return True
 
     def get(self, table: str, **where: Any) -> dict | None:
         rows = self.select(table, limit=1, **where)
@@ -246,6 +288,8 @@ class Tx:
         return [self._load(text) for text in texts]
 
     def delete(self, table: str, **where: Any) -> int:
+        if not self._writes(table):
+            return 0
         sql, params = self._where(table, where)
         self._rows_check()
         count = self.conn.execute(f"DELETE FROM {table}{sql}", params).rowcount
@@ -290,6 +334,7 @@ class Tx:
         """Forget everything if a write went around this class since the last look."""
         changes = self.conn.total_changes
         if changes != self._rows_mark:
+            self.world_wrote = True   # counted as a change of the world's state: the safe side
             self._rows.clear()
             self._rows_mark = changes
 
@@ -308,6 +353,8 @@ class Tx:
         self._rows_mark = self.conn.total_changes
 
     def _rows_forget(self) -> None:
+        if self.conn.total_changes != self._rows_mark:
+            self.world_wrote = True
         self._rows.clear()
         self._rows_mark = self.conn.total_changes
 
@@ -331,6 +378,10 @@ class Tx:
         return None if row is None else str(row[0])
 
     def meta_set(self, key: str, value: Any) -> None:
+        if self.read_only:
+            raise NeedsWrite(f"a write to meta {key}")
+        if self.dry:
+            return
         if _write_back(key):
             self._back[key] = _copy(value)
             self._dirty.add(key)
@@ -382,6 +433,7 @@ class Store:
         self._readers: list[sqlite3.Connection] = []   # idle read connections (read())
         self._readers_lock = threading.Lock()
         self._full = False   # a disk-full episode is on: logged when it starts and when it ends
+        self._locked_out = False   # the same for another process holding the write lock (WriteLockTimeout)
         self._physical: dict[str, str] = {}   # namespace -> its live generation (read at open, set by clear)
         self._xlock = self._write_lock()
         try:
@@ -424,10 +476,18 @@ class Store:
     def _open(self) -> None:
         # Read first, before anything (journal_mode included) writes to the file: a newer one stays untouched.
         self._refuse_newer(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        # A new file is made WAL and given its tables without an fsync (six of them, 17 ms of a start here: issue
+        # 21 point 5); its first checkpoint (CHECKPOINT_BYTES written, or the bench stopped) makes it durable. A
+        # power loss before then may cost the file, whose commits NORMAL would not have kept either; a killed
+        # process costs nothing.
+        new = self._conn.execute("PRAGMA page_count").fetchone()[0] == 0
+        self._conn.execute("PRAGMA synchronous=OFF" if new else "PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_PAGES}")
         self._conn.execute("PRAGMA foreign_keys=OFF")
+        # Writers are ordered by the write lock (xlock.py); SQLite's busy wait is left for what holds a WAL lock
+        # for a moment outside it: a connection opening the file, or re-reading the WAL index after reading it
+        # while a commit changed it (SQLite then takes the WAL's write lock to read it again).
         self._conn.execute("PRAGMA busy_timeout=10000")
         with self._writer():
             self._conn.execute("BEGIN IMMEDIATE")
@@ -447,6 +507,7 @@ class Store:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._physical = dict(self._conn.execute("SELECT name, physical FROM namespaces WHERE live = 1"))
         self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         if 0 < version < SCHEMA_VERSION:
@@ -468,9 +529,17 @@ class Store:
             if self._writing == 1:
                 try:
                     self._xlock.acquire()
-                except BaseException:
+                except BaseException as exc:
                     self._writing -= 1
+                    if isinstance(exc, WriteLockTimeout) and not self._locked_out:   # once per episode
+                        self._locked_out = True
+                        log.error("%s; every door refuses changes (as a circumstantial, retryable refusal) until "
+                                  "it is released", exc)
                     raise
+                if self._locked_out:
+                    self._locked_out = False
+                    log.warning("%s: the world's write lock is free again, the bench stores changes again",
+                                self.path)
             try:
                 yield
             finally:
@@ -529,6 +598,8 @@ class Store:
         if current is not None and (ns is None or ns == current.name):
             yield current
             return
+        if getattr(self._local, "snapshot", False):   # it would commit apart from the request computed on it
+            raise NeedsWrite("a write transaction inside a snapshot")
         with self._writer():
             tx = Tx(self._conn, self.physical(ns), ns or self.namespace)
             try:
@@ -543,6 +614,9 @@ class Store:
                 yield tx
                 while tx._before_commit:   # a callback may add more
                     tx._before_commit.pop(0)()
+                tx._rows_check()   # a write in SQL of its own since the last look: world_wrote
+                if tx.world_wrote:
+                    tx.meta_set(WORLD_WRITES, int(tx.meta_get(WORLD_WRITES, 0)) + 1)
                 tx.flush()
                 self._conn.execute("COMMIT")
                 if tx.ns != self.physical(tx.name):   # a reset switched generation: readers follow now
@@ -614,6 +688,37 @@ class Store:
                         self._readers.append(conn)
                 if not keep:
                     conn.close()
+
+    @contextmanager
+    def read_snapshot(self, ns: str | None = None, *, dry: bool = False) -> Iterator[Tx]:
+        """A read transaction (`read`) for a request computed before the write transaction that journals it
+        (issue 21, point 3): a write in it, or a write transaction opened inside it, raises NeedsWrite (the
+        request then runs in a write transaction as a whole); `tx.mark` is the world's state it reads, which
+        `unchanged` compares in that write transaction. Not inside another transaction on this thread.
+        `dry`: a dry run, whose only product is what it computed on the side (signatures): writes through `Tx`
+        are dropped, and what it reads back is the snapshot, not its own writes."""
+        if self.in_transaction() or getattr(self._local, "read", None) is not None:
+            raise NeedsWrite("a snapshot inside a transaction")
+        with self.read(ns) as tx:
+            tx.read_only, tx.dry = not dry, dry
+            self._local.snapshot = True
+            try:
+                tx.mark = (tx.ns, int(tx.meta_get(WORLD_WRITES, 0)))   # the first read: the snapshot's own
+                yield tx
+            except sqlite3.OperationalError as exc:   # a write in SQL of its own, on a query_only connection
+                if "readonly" in str(exc):
+                    raise NeedsWrite(str(exc)) from exc
+                raise
+            finally:
+                self._local.snapshot = False
+
+    @staticmethod
+    def unchanged(tx: Tx, mark: tuple[str, int] | None) -> bool:
+        """In a write transaction: no change of the world's state committed since the snapshot that took `mark`,
+        none made so far in `tx` either (a timer fired at its start): what was computed on the snapshot is what
+        this transaction would compute. The logs (LOG_TABLES) and the write-back counters are not counted."""
+        tx._rows_check()
+        return mark is not None and not tx.world_wrote and (tx.ns, int(tx.meta_get(WORLD_WRITES, 0))) == mark
 
     def in_transaction(self) -> bool:
         return getattr(self._local, "tx", None) is not None
@@ -694,6 +799,7 @@ class Checkpointer:
         self._wanted = False
         self._closed = False
         self._thread: threading.Thread | None = None
+        self.passes = [0, 0]   # locked passes run, and skipped because another process wrote (tests read them)
 
     def request(self) -> None:
         with self._cond:
@@ -732,11 +838,20 @@ class Checkpointer:
                     conn = sqlite3.connect(str(self.store.path), check_same_thread=False, isolation_level=None,
                                            timeout=10)
                     conn.execute("PRAGMA synchronous=NORMAL")
-                # The bulk, while writers go on; then what they committed meanwhile, under the store's lock, so
-                # that the whole WAL is copied and the next writer starts it over instead of growing it.
+                # The bulk, while writers go on; then what they committed meanwhile, under the write lock (the
+                # thread lock and the cross-process one), so that the whole WAL is copied and the next writer
+                # starts it over instead of growing it. Under the thread lock alone another process's write
+                # went on beside it. That process holding the lock: skipped, not awaited (its writes ask again).
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 with self.store._lock:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    if self.store._xlock.try_acquire():
+                        try:
+                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        finally:
+                            self.store._xlock.release()
+                        self.passes[0] += 1
+                    else:
+                        self.passes[1] += 1
         except sqlite3.Error:
             log.warning("background checkpoint failed; SQLite checkpoints after commits instead", exc_info=True)
             with self._cond:
