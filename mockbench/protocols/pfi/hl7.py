@@ -70,6 +70,10 @@ class Inbound:
         self._by_name: dict[str, list[Segment]] = {}
         for segment in self.all:
             self._by_name.setdefault(segment[0], []).append(segment)
+        # A long field's repetition as split into components, by (field text, repetition): the document's
+        # OBX-5 (30 KiB to MBs) is read for its encoding (component 4), then for its data (component 5), and
+        # each read copied its data out of it again. Keyed by the text's id, kept with the text itself.
+        self._long: dict[tuple[int, int], tuple[str, str | None, list[str] | None]] = {}
 
     @property
     def msh(self) -> Segment:
@@ -87,10 +91,39 @@ class Inbound:
 
     def get(self, segment: str, fld: int, rep: int = 1, comp: int = 1, sub: int = 1, *, index: int = 0) -> str:
         segs = self._by_name.get(segment, ())
-        return value(segs[index], fld, rep, comp, sub, self._enc, self._sep) if len(segs) > index else ""
+        return self.value(segs[index], fld, rep, comp, sub) if len(segs) > index else ""
 
     def value(self, segment: Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
+        """`value(segment, ...)` with this message's separators; a long field is split once per repetition."""
+        if fld < len(segment) and len(segment[fld]) >= _LONG_TEXT and not (segment[0] == "MSH" and fld in (1, 2)):
+            return self._long_value(segment[fld], rep, comp, sub)
         return value(segment, fld, rep, comp, sub, self._enc, self._sep)
+
+    def _long_value(self, text: str, rep: int, comp: int, sub: int) -> str:
+        # The steps of `value`, its repetition and component splits kept for the next read of the same field.
+        enc = self._enc
+        key = (id(text), rep)
+        kept = self._long.get(key)
+        if kept is None or kept[0] is not text:
+            rep_text: str | None = text
+            if enc[1] in text:
+                parts = split(text, enc[1])
+                rep_text = parts[rep - 1] if rep <= len(parts) else None
+            elif rep > 1:
+                rep_text = None
+            comps = split(rep_text, enc[0]) if rep_text is not None and enc[0] in rep_text else None
+            kept = (text, rep_text, comps)
+            self._long[key] = kept
+        _, rep_text, comps = kept
+        if rep_text is None:
+            return ""
+        if comps is not None:
+            if comp > len(comps):
+                return ""
+            rep_text = comps[comp - 1]
+        elif comp > 1:
+            return ""
+        return _sub_value(rep_text, sub, enc, self._sep)
 
     def repetitions(self, segment: Segment, fld: int) -> int:
         return segment[fld].count(self._enc[1]) + 1 if fld < len(segment) else 0
@@ -118,15 +151,33 @@ def value(segment: Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1,
     text = segment[fld]
     if segment[0] == "MSH" and fld in (1, 2):
         return text
-    comp_sep, rep_sep, sub_sep = enc[0], enc[1], enc[3]
-    for sep, index in ((rep_sep, rep), (comp_sep, comp), (sub_sep, sub)):   # repetition, component, subcomponent
-        if sep in text:
-            parts = split(text, sep)
-            if index > len(parts):
-                return ""
-            text = parts[index - 1]
-        elif index > 1:
+    # repetition, then component, then subcomponent (unrolled: this runs a few dozen times per message)
+    if enc[1] in text:
+        parts = split(text, enc[1])
+        if rep > len(parts):
             return ""
+        text = parts[rep - 1]
+    elif rep > 1:
+        return ""
+    if enc[0] in text:
+        parts = split(text, enc[0])
+        if comp > len(parts):
+            return ""
+        text = parts[comp - 1]
+    elif comp > 1:
+        return ""
+    return _sub_value(text, sub, enc, field_sep)
+
+
+def _sub_value(text: str, sub: int, enc: str, field_sep: str) -> str:
+    """The last step of `value`: the subcomponent of a component, unescaped."""
+    if enc[3] in text:
+        parts = split(text, enc[3])
+        if sub > len(parts):
+            return ""
+        text = parts[sub - 1]
+    elif sub > 1:
+        return ""
     return unescape(text, enc, field_sep) if enc[2] in text else text
 
 
