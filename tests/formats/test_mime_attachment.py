@@ -36,8 +36,14 @@ def _reference(raw: bytes) -> tuple[dict, bytes | None]:
 
 
 def _same(raw: bytes) -> None:
+    try:
+        expected: object = _reference(raw)
+    except Exception as exc:   # the email package's own failure (a bare CR inside an RFC 2231 name): the same
+        with pytest.raises(type(exc)):
+            find_attachment(raw, NAME)
+        return
     message, payload = find_attachment(raw, NAME)
-    assert (dict(message.items()), payload) == _reference(raw)
+    assert (dict(message.items()), payload) == expected
 
 
 _PARTS = {
@@ -75,9 +81,10 @@ _PARTS = {
        epilogue=st.sampled_from([b"", b"after\r\n", b"--x--\r\n"]),
        top=st.sampled_from(["multipart/mixed", "multipart/related", "text/plain", "application/zip",
                             "multipart/mixed-noboundary"]),
-       line_end=st.sampled_from([b"\r\n", b"\n"]), doubled=st.booleans())
+       line_end=st.sampled_from([b"\r\n", b"\n"]), doubled=st.booleans(),
+       stray=st.sampled_from([b"", b"\r", b"\n", b"\r\r\n"]), where=st.floats(0, 1))
 def test_split_matches_the_feed_parser(parts, boundary, delimiter_ws, close, preamble, epilogue, top, line_end,
-                                       doubled):
+                                       doubled, stray, where):
     b = boundary.encode()
     if top == "multipart/mixed-noboundary":
         head = b"Content-Type: multipart/mixed\r\n"
@@ -92,7 +99,8 @@ def test_split_matches_the_feed_parser(parts, boundary, delimiter_ws, close, pre
         raw += b"--" + b + close + b"\r\n" + epilogue
     if line_end == b"\n":
         raw = raw.replace(b"\r\n", b"\n")
-    _same(raw)
+    at = int(len(raw) * where)   # a bare CR or LF anywhere (a header, a delimiter, a payload)
+    _same(raw[:at] + stray + raw[at:])
 
 
 def test_a_real_mail_and_junk():
