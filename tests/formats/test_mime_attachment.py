@@ -136,6 +136,11 @@ def test_header_summary_as_message_get(fields):
     headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
     expected = {name: str(headers.get(name)) for name in SUMMARY_HEADERS if headers.get(name) is not None}
     assert header_summary(raw) == expected
+    # a header block's summary is kept: asked again (another body), the same; a caller's change stays its own
+    again = header_summary(raw.replace(b"body", b"other body"))
+    assert again == expected
+    again["Subject"] = "changed"
+    assert header_summary(raw) == expected
 
 
 _BAD_FIELDS = st.sampled_from([b"Message-ID: <>", b'From: "', b"To: <a@", b"Date: 99 Foo 1", b"Cc: ,,,",
