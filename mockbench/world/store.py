@@ -322,8 +322,15 @@ class Tx:
         if key in self._back:   # a write-back row: its text as it will be stored
             value = self._back[key]
             return None if value is None else jsontext.dumps(value)
-        row = self.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
-        return None if row is None else str(row[0])
+        # Kept with the transaction's rows (read again for each journal entry: the scenario's record), forgotten
+        # with them on any write to the meta table.
+        query = ("meta_text", self.ns, key)
+        texts = self._rows_cached("meta", query)
+        if texts is None:
+            row = self.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
+            texts = [None if row is None else str(row[0])]
+            self._rows_keep("meta", query, texts)
+        return texts[0]
 
     def meta_set(self, key: str, value: Any) -> None:
         if _write_back(key):
