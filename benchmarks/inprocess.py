@@ -1,8 +1,7 @@
 """Requests through the HTTP application in this process, without sockets: CPU and instruction counts per
-request that a loaded machine does not blur (issue 21 points 1 and 2); `pfi` is the MLLP door's message through
-`PfiDoor.handle` (issue 21 point 4), no socket either.
+request that a loaded machine does not blur (issue 21 points 1 and 2).
 
-    .venv/bin/python -m benchmarks.inprocess [--only soap,fhir,oidc,pfi] [-n 200]
+    .venv/bin/python -m benchmarks.inprocess [--only soap,fhir,oidc] [-n 200]
     MOCKBENCH_CALLGRIND=1 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/dev/null \
         .venv/bin/python -m benchmarks.inprocess --only soap -n 100
 
@@ -158,34 +157,7 @@ def _json(bench: Any, path: str) -> Any:
     return json.loads(body)
 
 
-def pfi(bench: Any, tmp: Path) -> Callable[[], None]:
-    """The harness's MLLP message (benchmarks/pfi.py: an MDM^T02 of 30 KiB with a 22 KiB CDA) through
-    `PfiDoor.handle`, a distinct MSH-10 and document id each time, on benchmarks/pfi.py's world (loaded here:
-    it replaces the DMP world, which the next figure loads again)."""
-    import base64
-
-    from benchmarks import pfi as pfi_bench
-    from mockbench.protocols.pfi.door import PfiDoor
-    from mockbench.scenarios.loader import parse
-
-    bench.scenarios.load(parse(pfi_bench.WORLD))
-    patient = _json(bench, "/_bench/patients/alice")
-    pro = _json(bench, "/_bench/professionals")[0]
-    finess = _json(bench, "/_bench/structures")[0]["finess"]
-    b64 = base64.b64encode(pfi_bench.make_cda(patient, pro)).decode()
-    template = pfi_bench.message("@@N@@", patient, pro, finess, b64)
-    door = bench.door("pfi", PfiDoor)
-    count = [0]
-
-    def one() -> None:
-        count[0] += 1
-        ack = door.handle(template.replace(b"@@N@@", str(count[0]).encode()), "127.0.0.1:50000")
-        if b"MSA|AA|" not in ack:
-            raise SystemExit(f"unexpected answer: {ack[:300]!r}")
-    return one
-
-
-FIGURES = {"soap": soap, "fhir": fhir, "oidc": oidc, "pfi": pfi}
+FIGURES = {"soap": soap, "fhir": fhir, "oidc": oidc}
 
 
 def _callgrind(on: bool) -> None:
@@ -198,9 +170,7 @@ def _callgrind(on: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", type=int, default=200, help="requests per figure (0: set up and warm up only)")
-    parser.add_argument("--only", default=",".join(FIGURES),
-                        help=f"figures, comma-separated, among {', '.join(FIGURES)} (pfi: the MLLP door's MDM^T02 "
-                             "of 30 KiB through PfiDoor.handle, on benchmarks/pfi.py's world)")
+    parser.add_argument("--only", default=",".join(FIGURES))
     args = parser.parse_args(argv)
     from benchmarks.dmp import world
     from mockbench.bench import Bench
@@ -210,8 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(Config(state=Path(tmp) / "state", quiet=True))
         try:
+            bench.scenarios.load(parse(world(10)))
             for name in args.only.split(","):
-                bench.scenarios.load(parse(world(10)))
                 one = FIGURES[name](bench, Path(tmp))
                 for _ in range(WARM_UP):
                     one()

@@ -35,9 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     from mockbench.config import Config
     from mockbench.protocols.mss.door import MssDoor
 
-    # every port free (0): the defaults would collide with a running bench or another run of this script
-    with tempfile.TemporaryDirectory() as tmp, Bench(Config(state=Path(tmp) / "state", http_port=0, https_port=0,
-                                                            mllp_port=0, smtp_port=0, imap_port=0)) as bench:
+    with tempfile.TemporaryDirectory() as tmp, Bench(Config(
+            state=Path(tmp) / "state", http_port=0, https_port=0, mllp_port=0, smtp_port=0, imap_port=0)) as bench:
         scenario = Path(tmp) / "bench-mss.yaml"
         scenario.write_text(mss.WORLD)
         bench.load_scenario(str(scenario))

@@ -32,16 +32,11 @@ SCAN_LIMIT = 1_000   # at most this many of a patient's recent DMP entries looke
 def _recent(tx: Tx, patient: str, since: float) -> Iterator[tuple[int, float, str, str, str]]:
     """(seq, time, operation, actor, verdict) of the patient's DMP entries from `since` on, newest first.
     Entries are in clock order (the virtual clock only moves forward), so the scan stops at `since`.
-    The actor and verdict are read from the entry's head: its text up to `"findings"`, which Journal.append
-    writes after them (scalars only before it; a JSON string cannot hold an unescaped quote, so the first
-    `,"findings":` is that key). json_extract parsed the whole text twice per row, a TD3.1's 54 KiB response
-    included: a fifth of a TD3.1's instructions (issue 21). A head that is not JSON reads the whole text."""
+    The actor and verdict are the journal's own columns (store schema 4): decoding an entry, a TD3.1's
+    54 KiB response included, for them was a fifth of a TD3.1's instructions (issue 21)."""
     cursor = tx.conn.execute(
-        "SELECT seq, time, operation, json_extract(head, '$.actor'), json_extract(head, '$.verdict') FROM ("
-        "SELECT seq, time, operation, CASE WHEN json_valid(cut) THEN cut ELSE data END AS head FROM ("
-        "SELECT seq, time, operation, data, substr(data, 1, instr(data, ',\"findings\":') - 1) || '}' AS cut "
-        "FROM journal WHERE ns = ? AND patient = ? AND channel = 'dmp' ORDER BY seq DESC LIMIT ?))",
-        (tx.ns, patient, SCAN_LIMIT))
+        "SELECT seq, time, operation, actor, verdict FROM journal WHERE ns = ? AND patient = ? AND channel = 'dmp' "
+        "ORDER BY seq DESC LIMIT ?", (tx.ns, patient, SCAN_LIMIT))
     try:
         for seq, time, operation, actor, verdict in cursor:
             ts = timestamp(time)

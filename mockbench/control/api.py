@@ -28,7 +28,8 @@ from werkzeug.exceptions import HTTPException
 from ..scenarios.schema import ScenarioInvalid
 from ..world import errors
 from ..world.store import StorageFull
-from .common import MAX_PROBLEMS, ApiError, bounded, status_of, storage_full_response
+from ..world.xlock import WriteLockTimeout
+from .common import MAX_PROBLEMS, ApiError, bounded, status_of, storage_full_response, store_busy_response
 from .routes import bench as bench_routes
 from .routes import clock, journal, mss, oidc, pfi, pki, scenarios, world
 
@@ -71,6 +72,8 @@ def create_blueprint(bench: Bench) -> Blueprint:
     def unexpected(exc: Exception):
         if isinstance(exc, StorageFull):
             return storage_full_response(exc)
+        if isinstance(exc, WriteLockTimeout):
+            return store_busy_response(exc)
         log.exception("control API error on %s %s", request.method, request.path)
         return jsonify(error="INTERNAL", message=bounded(f"{type(exc).__name__}: {exc}")), 500
 

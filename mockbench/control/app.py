@@ -10,7 +10,8 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from ..world.store import StorageFull
-from .api import create_blueprint, storage_full_response
+from ..world.xlock import WriteLockTimeout
+from .api import create_blueprint, storage_full_response, store_busy_response
 
 if TYPE_CHECKING:
     from ..bench import Bench
@@ -40,6 +41,9 @@ def create_app(bench: Bench) -> Flask:
     # A full disk (world/store.py StorageFull) reaching the app: 507 Insufficient Storage (RFC 4918 11.5), in
     # the prefix's own error form; logged once per episode by the store, so not here.
     app.register_error_handler(StorageFull, storage_full_response)
+    # Another process holding the world's write lock past its wait (world/xlock.py): 503 with Retry-After, the
+    # same way (control/common.py store_busy_response).
+    app.register_error_handler(WriteLockTimeout, store_busy_response)
 
     # Routing errors (404, 405) never reach a blueprint's handlers: answer them here, on the wire of
     # the prefix they fell under.

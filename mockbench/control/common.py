@@ -7,13 +7,15 @@ Errors are JSON {"error": CODE, "message": TEXT} with a 4xx status; a world erro
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
 from flask import Response, jsonify, request
 
-from ..world import errors
+from ..world import errors, xlock
 from ..world.store import StorageFull
+from ..world.xlock import WriteLockTimeout
 
 MAX_LIST_PAGE = 10_000   # items per page of a paginated list (?limit=&offset=)
 DEFAULT_LIST_PAGE = 100
@@ -62,6 +64,20 @@ def storage_full_response(exc: StorageFull) -> Response:
         response = jsonify(error=StorageFull.code, message=str(exc))
     response.status_code = 507
     response.headers["Retry-After"] = "30"
+    return response
+
+
+def store_busy_response(exc: WriteLockTimeout) -> Response:
+    """503 Service Unavailable with Retry-After (RFC 9110 15.6.4 and 10.2.3: a temporary condition, the same
+    request may succeed after the delay) in the prefix's own error form: another process held the world's write
+    lock past its wait (world/xlock.py), nothing changed. Not 507: storage is not the trouble. The delay is the
+    lock's wait, which such a holder outlasted once already. Not logged: the store logs each episode."""
+    if request.path.startswith("/oidc"):   # RFC 6749 4.1.2.1: temporarily_unavailable
+        response = jsonify(error="temporarily_unavailable", error_description=str(exc))
+    else:
+        response = jsonify(error=WriteLockTimeout.code, message=str(exc))
+    response.status_code = 503
+    response.headers["Retry-After"] = str(math.ceil(xlock.WAIT))
     return response
 
 

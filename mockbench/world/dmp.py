@@ -71,6 +71,21 @@ def _parse_time(value: str, what: str):
         raise errors.InvalidRequest(f"{what}: {value!r} is not an ISO 8601 date and time") from None
 
 
+def _require_creation_time(value: object) -> None:
+    """A document entry without a readable creationTime is refused (XDSRegistryMetadataError on the DMP's wire,
+    world/dmp_codes.py), never given the submission time: trans-cda-r2/mapping.md, "Mapping XDS", Fiche,
+    creationTime "requis" (from the CDA's effectiveTime@value); the DMP door's reader refuses an entry without
+    the slot for the same reason (formats/ebrim/reader.py, `entry_slots`). The PFI, which feeds the DMP with
+    what it reads in the CDA, meets the same refusal (protocols/pfi/door.py `_apply`)."""
+    if not value:
+        raise errors.MetadataError("the document entry has no creationTime, which the DMP requires (the CDA's "
+                                   "effectiveTime@value)")
+    try:
+        parse_time(str(value))
+    except ValueError:
+        raise errors.MetadataError(f"the document entry's creationTime {value!r} is not a date and time") from None
+
+
 class Dmp:
     def __init__(self, world: World) -> None:
         self.world = world
@@ -376,6 +391,7 @@ class Dmp:
             meta.pop(key, None)
         if not meta.get("type_code"):
             raise errors.MetadataError("the document has no type code (typeCode)")
+        _require_creation_time(meta.get("creation_time"))
         confidentiality = list(dict.fromkeys(meta.get("confidentiality") or ["N"]))
         bad = [c for c in confidentiality if c not in CONFIDENTIALITY_CODES]
         if bad:
@@ -396,7 +412,6 @@ class Dmp:
         meta.update(unique_id=unique_id, confidentiality=confidentiality, hash=digest, size=size,
                     author=author, author_structure=author_structure)
         meta.setdefault("id", unique_id)
-        meta.setdefault("creation_time", now)
         meta["submission_time"] = now
         meta["submitted_by"] = actor.id
         meta["replaces"] = replaces.unique_id if replaces else None

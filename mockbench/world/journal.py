@@ -174,8 +174,11 @@ class Journal:
         for annotate in list(self.annotators):
             annotate(tx, entry)
         stored = len(kept) + 256 + len(entry.get("response") or "")
+        # actor and verdict as columns too: a check reads them without decoding the entry (set_response leaves
+        # them as they are).
         tx.put_json("journal", entry_json_utf8(entry), seq=entry["seq"], time=entry["time"], channel=channel,
-                    operation=operation, patient=patient, size=stored)
+                    operation=operation, patient=patient, size=stored, actor=entry["actor"],
+                    verdict=entry["verdict"])
         self._account(tx, stored)
         for hook in list(self.hooks):
             hook(tx, entry)

@@ -8,7 +8,8 @@ lose the last commits, which a test bench can afford.
 
 Checkpoints (copying the WAL back into the database file, with its two fsyncs) are taken off the request
 path: a `Checkpointer` thread with a connection of its own copies the WAL while writers go on, then takes the
-store's lock only to copy what was committed meanwhile, so the next writer starts the WAL over. SQLite's own
+write lock (the store's and the cross-process one) only to copy what was committed meanwhile, so the next
+writer starts the WAL over. SQLite's own
 checkpoint after a commit stays as a bound (`WAL_LIMIT_PAGES`) should that thread fall behind. A checkpoint
 changes nothing a reader sees and is crash-safe whenever it is cut short.
 
@@ -19,7 +20,8 @@ they never hold a door's write (issue 17, point 13).
 The file records its schema version (PRAGMA user_version): an older one is migrated in one transaction
 (MIGRATIONS), a newer one is refused with both versions named. A write that fails for lack of disk space is
 `StorageFull`, which each door answers on its own wire as a circumstantial refusal; it is logged once per
-episode, and the next commit that succeeds ends the episode.
+episode, and the next commit that succeeds ends the episode. So is `WriteLockTimeout` (xlock.py: another
+process held the write lock too long), logged once until the lock is taken again.
 
 At about 830 lines this module is above the house's ~800: the transaction, its row cache and its write-back
 counters, the namespaces and the checkpointer share the connection and the store's lock, and splitting them
@@ -40,11 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from . import jsontext
-from .xlock import WriteLock
+from .xlock import WriteLock, WriteLockTimeout
 
 # 1: the tables below without `outbox` (mockbench 0.1.0). 2: `outbox`, the PFI's durable outbound queue.
 # 3: `namespaces`, which generation of rows each namespace reads (a reset switches generation: see `clear`).
-SCHEMA_VERSION = 3
+# 4: the journal's `actor` and `verdict` columns, which checks read without decoding the entry (issue 21).
+SCHEMA_VERSION = 4
 log = logging.getLogger("mockbench.store")
 
 # Each table: its key columns after `ns`. Every table has `ns` first and `data` (JSON) last.
@@ -61,7 +64,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "messages": ("id", "mailbox"),
     "mailraw": ("id",),
     "tokens": ("token_hash", "kind"),
-    "journal": ("seq", "time", "channel", "operation", "patient", "size"),
+    "journal": ("seq", "time", "channel", "operation", "patient", "size", "actor", "verdict"),
     "outbox": ("id", "state", "due"),
 }
 PRIMARY_KEYS = {
@@ -139,8 +142,18 @@ def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
     conn.execute(NAMESPACES_DDL)
 
 
+def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
+    # ADD COLUMN puts them after `data`, where a fresh file has them before it: reading them then walks the
+    # entry's overflow pages, still without decoding it. A row that is not JSON keeps NULLs.
+    conn.execute("ALTER TABLE journal ADD COLUMN actor")
+    conn.execute("ALTER TABLE journal ADD COLUMN verdict")
+    conn.execute("UPDATE journal SET actor = json_extract(CAST(data AS TEXT), '$.actor'), "
+                 "verdict = json_extract(CAST(data AS TEXT), '$.verdict') WHERE json_valid(CAST(data AS TEXT))")
+
+
 # from version -> the step to the next version; run in order, in one transaction, when an older file is opened
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3,
+                                                                3: _migrate_3_to_4}
 
 
 def _is_full(exc: sqlite3.Error) -> bool:
@@ -402,6 +415,7 @@ class Store:
         self._readers: list[sqlite3.Connection] = []   # idle read connections (read())
         self._readers_lock = threading.Lock()
         self._full = False   # a disk-full episode is on: logged when it starts and when it ends
+        self._locked_out = False   # the same for another process holding the write lock (WriteLockTimeout)
         self._physical: dict[str, str] = {}   # namespace -> its live generation (read at open, set by clear)
         self._xlock = self._write_lock()
         try:
@@ -448,6 +462,9 @@ class Store:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_PAGES}")
         self._conn.execute("PRAGMA foreign_keys=OFF")
+        # Writers are ordered by the write lock (xlock.py); SQLite's busy wait is left for what holds a WAL lock
+        # for a moment outside it: a connection opening the file, or re-reading the WAL index after reading it
+        # while a commit changed it (SQLite then takes the WAL's write lock to read it again).
         self._conn.execute("PRAGMA busy_timeout=10000")
         with self._writer():
             self._conn.execute("BEGIN IMMEDIATE")
@@ -488,9 +505,17 @@ class Store:
             if self._writing == 1:
                 try:
                     self._xlock.acquire()
-                except BaseException:
+                except BaseException as exc:
                     self._writing -= 1
+                    if isinstance(exc, WriteLockTimeout) and not self._locked_out:   # once per episode
+                        self._locked_out = True
+                        log.error("%s; every door refuses changes (as a circumstantial, retryable refusal) until "
+                                  "it is released", exc)
                     raise
+                if self._locked_out:
+                    self._locked_out = False
+                    log.warning("%s: the world's write lock is free again, the bench stores changes again",
+                                self.path)
             try:
                 yield
             finally:
@@ -714,6 +739,7 @@ class Checkpointer:
         self._wanted = False
         self._closed = False
         self._thread: threading.Thread | None = None
+        self.passes = [0, 0]   # locked passes run, and skipped because another process wrote (tests read them)
 
     def request(self) -> None:
         with self._cond:
@@ -752,11 +778,20 @@ class Checkpointer:
                     conn = sqlite3.connect(str(self.store.path), check_same_thread=False, isolation_level=None,
                                            timeout=10)
                     conn.execute("PRAGMA synchronous=NORMAL")
-                # The bulk, while writers go on; then what they committed meanwhile, under the store's lock, so
-                # that the whole WAL is copied and the next writer starts it over instead of growing it.
+                # The bulk, while writers go on; then what they committed meanwhile, under the write lock (the
+                # thread lock and the cross-process one), so that the whole WAL is copied and the next writer
+                # starts it over instead of growing it. Under the thread lock alone another process's write
+                # went on beside it. That process holding the lock: skipped, not awaited (its writes ask again).
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 with self.store._lock:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    if self.store._xlock.try_acquire():
+                        try:
+                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        finally:
+                            self.store._xlock.release()
+                        self.passes[0] += 1
+                    else:
+                        self.passes[1] += 1
         except sqlite3.Error:
             log.warning("background checkpoint failed; SQLite checkpoints after commits instead", exc_info=True)
             with self._cond:

@@ -28,8 +28,11 @@ WAIT = 10.0   # seconds a writer waits for another process's write (SQLite's bus
 class WriteLockTimeout(sqlite3.OperationalError):
     """Another process held the world's write lock longer than the wait allows: nothing was changed.
 
-    A `sqlite3.OperationalError`, as SQLite's own "database is locked" was: the doors' handling of a busy
-    database applies unchanged."""
+    A `sqlite3.OperationalError`, as SQLite's own "database is locked" was. Each door answers it as a
+    circumstantial refusal on its own wire, as it answers `StorageFull` (see each door's errors.py); the store
+    logs it once per episode."""
+
+    code = "WORLD_BUSY"
 
 
 def lock_path(db: Path) -> Path:
@@ -57,6 +60,16 @@ class WriteLock:
             self._held = self._await()
         else:
             self._held = self._fd
+
+    def try_acquire(self) -> bool:
+        """Take the lock if no other process holds it, without waiting (the checkpointer: world/store.py)."""
+        assert self._held is None, "the write lock is not re-entrant"
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        self._held = self._fd
+        return True
 
     def _await(self) -> int:
         fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)

@@ -15,7 +15,7 @@ from mockbench.world import errors
 from mockbench.world.journal import CHANNELS, VERDICTS, finding
 from mockbench.world.model import Mailbox
 
-META = {"type_code": "11488-4", "class_code": "10", "title": "Compte rendu"}
+META = {"type_code": "11488-4", "class_code": "10", "title": "Compte rendu", "creation_time": "2026-11-20T10:00:00Z"}
 
 
 def idnps(cast, name: str) -> str:
@@ -412,7 +412,7 @@ def test_the_journal_filter_sees_empty_findings_as_entry_json_writes_them(cast):
     assert [f["entries"] for f in all_findings(cast, "R")] == [[found["seq"]]]
 
 
-# Not NUL: SQLite's json_extract ends a string at it, whole entry or head alike (compared below all the same).
+# Not NUL: SQLite's json_extract, which reads the whole entry below, ends a string at it.
 _awkward = (st.sampled_from(["", "dr-a", ',"findings":[]', '","findings":1,"x":"', "é\"\\\n\t}", "\x01\x1f"])
             | st.text(max_size=20).filter(lambda text: "\x00" not in text))
 
@@ -421,9 +421,9 @@ _awkward = (st.sampled_from(["", "dr-a", ',"findings":[]', '","findings":1,"x":"
 @given(entries=st.lists(st.tuples(_awkward, st.sampled_from(VERDICTS), st.binary(max_size=300),
                                   st.none() | st.binary(max_size=300)), min_size=1, max_size=8))
 def test_recent_reads_actor_and_verdict_as_the_whole_entry_says(new_cast, entries):
-    """`_recent` reads the actor and verdict from the entry's head, the text before its findings (issue 21):
-    the same values as the whole entry's, whatever the actor holds (quotes, `,"findings":`, a
-    control character), large raw message and response or not."""
+    """`_recent` reads the actor and verdict from the journal's columns (store schema 4, issue 21): the same
+    values as the whole entry's, whatever the actor holds (quotes, `,"findings":`, a control character), large
+    raw message and response or not."""
     cast = new_cast()
     with cast.tx() as tx:
         for actor, verdict, raw, response in entries:

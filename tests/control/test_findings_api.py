@@ -20,7 +20,7 @@ world:
     world = mockbench.bench.world
     actor = Actor(kind="professional", id="dr_a", structure="chu")
     with world.transaction() as tx:
-        doc = world.dmp.submit(tx, actor, "alice", {"type_code": "11488-4", "title": "CR"}, b"cr")
+        doc = world.dmp.submit(tx, actor, "alice", {"type_code": "11488-4", "title": "CR", "creation_time": "2026-11-20T10:00:00Z"}, b"cr")
         fed = world.journal.append(tx, "dmp", "TD2.1", actor="dr_a", patient="alice", document=doc.unique_id)
         consent: list[dict] = []
         world.dmp.find(tx, actor, "alice", findings=consent)

@@ -56,7 +56,13 @@ def test_a_state_folder_of_the_previous_release_is_migrated_and_resumed(tmp_path
         assert [m["operation"] for m in requests.get(f"{api}/pfi/outbox", timeout=10).json()] == ["ZAM^Z01"]
     finally:
         bench.close()
-    assert user_version(state) == SCHEMA_VERSION == 3
+    assert user_version(state) == SCHEMA_VERSION == 4
+    # Schema 4's journal columns, filled from the entry the release wrote.
+    conn = sqlite3.connect(state / "world.db")
+    try:
+        assert conn.execute("SELECT actor, verdict FROM journal WHERE seq = 1").fetchone() == ("mockbench", "accepted")
+    finally:
+        conn.close()
 
 
 def test_a_state_folder_of_a_newer_version_is_refused_in_one_line(tmp_path):

@@ -430,7 +430,7 @@ def test_a_seeded_world_has_the_same_ids_on_every_load_and_later_documents_fresh
     first = seeded()
     assert seeded() == first and first[0].startswith("2.25.") and first[1].startswith("urn:uuid:")
     with world.transaction() as tx:
-        later = [world.dmp.submit(tx, DR, "alice", {"type_code": "11488-4", "title": "CR"}, b"x")
+        later = [world.dmp.submit(tx, DR, "alice", {"type_code": "11488-4", "title": "CR", "creation_time": "2026-11-20T10:00:00Z"}, b"x")
                  for _ in range(2)]
     assert len({first[0], *(d.unique_id for d in later)}) == 3
     assert len({first[1], *(d.entry_uuid for d in later)}) == 3

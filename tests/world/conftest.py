@@ -41,7 +41,7 @@ RPPS = {name: make_luhn(f"100000000{n}") for n, name in enumerate(("dr-a", "dr-b
 PRO_STRUCTURE = {"dr-a": "chu", "dr-b": "chu", "dr-c": "clinic", "dr-d": "lab"}
 INS = {"alice": make_nir("2840575123456"), "bob": make_nir("1790213055001")}
 CONTENT = b"<ClinicalDocument xmlns='urn:hl7-org:v3'>compte rendu</ClinicalDocument>"
-META = {"type_code": "11488-4", "class_code": "10", "title": "Compte rendu"}
+META = {"type_code": "11488-4", "class_code": "10", "title": "Compte rendu", "creation_time": "2026-11-20T10:00:00Z"}
 
 
 def pro(name: str, mode: str = "normal", authentication: str = "INDIRECTE_RENFORCEE") -> Actor:

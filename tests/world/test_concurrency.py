@@ -44,7 +44,7 @@ def test_many_threads_same_patient(cast, ids, record_property):
             with world.transaction() as tx:
                 if step in (0, 1, 2) or not acked:
                     uid = f"1.2.250.99.{t}.{i}"
-                    world.dmp.submit(tx, me, "alice", {"type_code": "11488-4", "unique_id": uid},
+                    world.dmp.submit(tx, me, "alice", {"type_code": "11488-4", "unique_id": uid, "creation_time": "2026-11-20T10:00:00Z"},
                                      f"doc {t} {i}".encode())
                     op = "submit"
                 elif step == 3:
@@ -146,7 +146,7 @@ def test_failing_transactions_in_threads_leave_nothing(cast):
     def worker(t: int) -> str:
         try:
             with world.transaction() as tx:
-                world.dmp.submit(tx, cast.author, "alice", {"type_code": "11488-4", "unique_id": f"9.{t}"}, b"x")
+                world.dmp.submit(tx, cast.author, "alice", {"type_code": "11488-4", "unique_id": f"9.{t}", "creation_time": "2026-11-20T10:00:00Z"}, b"x")
                 if t % 2:
                     raise errors.WorldError("the door refused after feeding")
             return "ok"

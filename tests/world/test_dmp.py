@@ -19,7 +19,7 @@ from mockbench.world.model import (
     Structure,
 )
 
-META_ = {"type_code": "11488-4", "class_code": "10"}
+META_ = {"type_code": "11488-4", "class_code": "10", "creation_time": "2026-11-20T10:00:00Z"}
 
 # --- Directory -----------------------------------------------------------------------------------
 
@@ -449,7 +449,7 @@ def test_submit_fills_metadata(cast, ids):
     assert doc.size == len(ids.content)
     assert doc.confidentiality == ["N"]
     assert doc.submission_time == cast.world.clock.now_iso() == "2025-06-15T15:06:40.000Z"
-    assert doc.creation_time == doc.submission_time
+    assert doc.creation_time == "2026-11-20T10:00:00Z"    # the feeder's, never the submission time
     assert doc.replaces is None and doc.replaced_by is None
     assert cast.doc(doc.unique_id) == doc
 
@@ -467,6 +467,23 @@ def test_submit_requires_type_code(cast, refused):
     with refused("METADATA_INVALID") as info:
         cast.submit(type_code="")
     assert "typeCode" in info.value.message
+
+
+@pytest.mark.parametrize("creation_time", [None, "", "not a time", "2026-13-45T00:00:00Z"])
+def test_submit_and_replace_require_a_creation_time(cast, refused, creation_time):
+    """trans-cda-r2/mapping.md, "Mapping XDS", Fiche: creationTime "requis" (the DMP door's reader refuses an entry
+    without the slot: formats/ebrim/reader.py). The world makes none up: absent or unreadable, the feed is refused
+    as metadata in error (XDSRegistryMetadataError on the wire, world/dmp_codes.py), whoever feeds."""
+    meta = {} if creation_time is None else {"creation_time": creation_time}
+    with cast.tx() as tx:
+        cast.world.dmp.submit(tx, cast.author, "alice", {**META_, "unique_id": "1.2.250.1.999.70"}, b"v1")
+    for feed in (lambda tx: cast.world.dmp.submit(tx, cast.author, "alice", {"type_code": "11488-4", **meta}, b"x"),
+                 lambda tx: cast.world.dmp.replace(tx, cast.author, "alice", "1.2.250.1.999.70",
+                                                   {"type_code": "11488-4", **meta}, b"v2")):
+        with refused("METADATA_INVALID") as info, cast.tx() as tx:
+            feed(tx)
+        assert "creationTime" in info.value.message
+    assert [d.unique_id for d in cast.history("1.2.250.1.999.70")] == ["1.2.250.1.999.70"]
 
 
 def test_submit_refuses_unknown_field(cast, refused):

@@ -206,7 +206,8 @@ class DmpMachine(RuleBasedStateMachine):
         expected = self.model.access_error(actor, False) or ("CONFIDENTIALITY_CONFLICT" if self.model.conflict(codes)
                                                              else None)
         doc = self.attempt(expected, lambda tx: self.world.dmp.submit(
-            tx, actor, PATIENT, {"type_code": "11488-4", "unique_id": uid, "confidentiality": conf}, b"v1"))
+            tx, actor, PATIENT, {"type_code": "11488-4", "unique_id": uid, "confidentiality": conf,
+                                  "creation_time": "2026-11-20T10:00:00Z"}, b"v1"))
         if doc is not None:
             pro = actor.kind == "professional"
             assert (doc.author, doc.author_structure) == ((actor.id, actor.structure) if pro else ("", ""))
@@ -224,7 +225,8 @@ class DmpMachine(RuleBasedStateMachine):
                     or (None if self.model.may_modify(actor, old, False) else "NOT_AUTHOR")
                     or ("CONFIDENTIALITY_CONFLICT" if self.model.conflict(codes) else None))
         doc = self.attempt(expected, lambda tx: self.world.dmp.replace(
-            tx, actor, PATIENT, old.uid, {"type_code": "11488-4", "unique_id": uid, "confidentiality": conf}, b"v2"))
+            tx, actor, PATIENT, old.uid, {"type_code": "11488-4", "unique_id": uid, "confidentiality": conf,
+                                  "creation_time": "2026-11-20T10:00:00Z"}, b"v2"))
         if doc is not None:
             self.model.docs[uid] = ModelDoc(uid, doc.author, doc.author_structure, codes, replaces=old.uid)
             old.status, old.replaced_by = "deprecated", uid

@@ -99,7 +99,8 @@ def test_event_fields_from_world_operations(cast):
     got = []
     cast.world.events.subscribe("*", got.append)
     with cast.tx() as tx:
-        doc = cast.world.dmp.submit(tx, cast.author, "alice", {"type_code": "11488-4"}, b"x", cause="m1")
+        meta = {"type_code": "11488-4", "creation_time": "2026-11-20T10:00:00Z"}
+        doc = cast.world.dmp.submit(tx, cast.author, "alice", meta, b"x", cause="m1")
         cast.world.dmp.archive(tx, cast.author, doc.unique_id, cause="m2")
         cast.world.dmp.unarchive(tx, cast.author, doc.unique_id)
         cast.world.dmp.set_masked(tx, cast.author, doc.unique_id, True)

@@ -3,6 +3,8 @@ instead of SQLite's polling busy handler, a dead holder frees it, and a wait is 
 
 from __future__ import annotations
 
+import fcntl
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,14 +20,16 @@ from mockbench.world.xlock import WriteLock, WriteLockTimeout, lock_path
 INCREMENTS = 1000
 
 # A process that opens the store, turns SQLite's busy wait off (so that only the write lock can order the
-# writers) and increments a counter; it waits for `go` to exist so that both processes run at once.
+# writers) and increments a counter; it says it is `ready` (its store open: opening reads the file outside the
+# lock) and waits for `go` to exist, so that both processes write at once and only write.
 _WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from mockbench.world.store import Store
-    db, go, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    db, go, n, ready = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
     store = Store(db)
     store._conn.execute("PRAGMA busy_timeout=0")
+    ready.touch()
     while not go.exists():
         time.sleep(0.005)
     for _ in range(n):
@@ -67,8 +71,10 @@ def test_two_processes_write_without_busy_waits(tmp_path):
     lock orders them, and no update is lost."""
     db, go = tmp_path / "world.db", tmp_path / "go"
     Store(db).close()
-    procs = [_spawn(_WRITER, db, go, INCREMENTS) for _ in range(2)]
-    time.sleep(0.5)
+    ready = [tmp_path / f"ready{n}" for n in range(2)]
+    procs = [_spawn(_WRITER, db, go, INCREMENTS, flag) for flag in ready]
+    for flag, proc in zip(ready, procs, strict=True):
+        _wait_for(flag, proc)
     go.touch()
     for proc in procs:
         _, err = proc.communicate(timeout=120)
@@ -79,6 +85,39 @@ def test_two_processes_write_without_busy_waits(tmp_path):
             assert tx.meta_get("count") == 2 * INCREMENTS
     finally:
         store.close()
+
+
+def test_the_checkpoint_that_empties_the_wal_holds_the_cross_process_lock(tmp_path):
+    """The checkpointer's second pass (the one meant to leave the next writer an empty WAL, world/store.py) takes
+    the write lock across processes: while another process holds it, the pass is skipped instead of running
+    beside that process's write (it took the thread lock only, and ran beside it)."""
+    db = tmp_path / "world.db"
+    store = Store(db)
+    checkpointer = store._checkpointer
+    fd = os.open(lock_path(db), os.O_RDWR)
+    try:
+        with store.transaction() as tx:
+            tx.meta_set("x", 1)
+        fcntl.flock(fd, fcntl.LOCK_EX)   # another process's write
+        checkpointer.request()
+        _until(lambda: checkpointer.passes != [0, 0])
+        assert checkpointer.passes == [0, 1]
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        checkpointer.request()
+        _until(lambda: checkpointer.passes[0] == 1)
+        assert checkpointer.passes == [1, 1]
+        assert store._xlock.try_acquire()   # the pass released the lock after it
+        store._xlock.release()
+    finally:
+        os.close(fd)
+        store.close()
+
+
+def _until(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the checkpointer never ran"
+        time.sleep(0.01)
 
 
 def test_a_writer_waits_for_another_process_then_proceeds(tmp_path):

@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import secrets
 import uuid
 import zlib
@@ -37,9 +38,11 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request
 
 from ... import __version__
+from ...world import xlock
 from ...world.faults import Fired
 from ...world.journal import finding
 from ...world.store import StorageFull, Tx
+from ...world.xlock import WriteLockTimeout
 from ..context import DoorConfigError, DoorContext, HttpDoor
 from ..faults import render as render_network
 from . import resources as res
@@ -162,6 +165,10 @@ class AnnuaireDoor(HttpDoor):
             return render_network(self.world.faults, fired, answer, request.environ)
         except StorageFull as exc:   # logged once by the store; the journal cannot take an entry either
             return _json(507, outcome("STORAGE_FULL", str(exc)))
+        except WriteLockTimeout as exc:   # the same (errors.py): 503, retry after the lock's wait
+            response = _json(503, outcome(WriteLockTimeout.code, str(exc)))
+            response.headers["Retry-After"] = str(math.ceil(xlock.WAIT))
+            return response
         except Exception:  # the one place where an unexpected error becomes a 500 OperationOutcome, journaled
             log.exception("annuaire %s failed", operation)
             try:

@@ -15,8 +15,10 @@ ISSUE_TYPES = {
     "UNAUTHORIZED": "login", "PARAMETER_UNKNOWN": "not-supported", "PARAMETER_INVALID": "invalid",
     "RESOURCE_UNKNOWN": "not-found", "TYPE_UNKNOWN": "not-supported", "PAGE_UNKNOWN": "not-found",
     "API_VERSION_GONE": "not-supported", "INTERNAL": "exception",
-    # FHIR R4 IssueType `transient`: "may be able to resubmit the same content" later
-    "STORAGE_FULL": "transient",
+    # FHIR R4 IssueType `transient`: "may be able to resubmit the same content" later. A full disk is 507
+    # (RFC 4918 11.5); another process holding the world's write lock past its wait (world/xlock.py) is 503
+    # with Retry-After (RFC 9110 15.6.4), as the API answers when it is down (door.py `_injected`).
+    "STORAGE_FULL": "transient", "WORLD_BUSY": "transient",
     "THROTTLED": "throttled", "UNAVAILABLE": "transient",   # injected faults (world/faults.py)
 }
 

@@ -24,12 +24,12 @@ from ...world import errors
 from ...world.faults import Fired
 from ...world.journal import finding
 from ...world.model import Actor, Document
-from ...world.store import StorageFull, Tx
+from ...world.store import Tx
 from ..context import DoorContext, HttpDoor
 from ..faults import render as render_network
 from . import actions as wsa
 from . import hl7v3
-from .errors import fault_code, registry_code
+from .errors import UNAVAILABLE, fault_code, registry_code, unavailable_fault
 from .soap import (
     SoapFault,
     SoapLimits,
@@ -289,9 +289,9 @@ class DmpDoor(HttpDoor):
                     verdict=outcome.verdict, code=outcome.code, findings=call.findings, raw=body,
                     ref=soap.message_id, fault=fired.rule if fired else None, response=answer[2])
             return answer
-        except StorageFull as exc:   # SOAP 1.2 part 1 5.4.6: Receiver, the same message may succeed later
-            fault = SoapFault("Receiver", "DMPStorageFull", str(exc))
-            return render_fault(soap, fault, version=soap.version if soap else "1.2", mtom=operation == "TD3.2")
+        except UNAVAILABLE as exc:   # SOAP 1.2 part 1 5.4.6: Receiver, the same message may succeed later
+            return render_fault(soap, unavailable_fault(exc), version=soap.version if soap else "1.2",
+                                mtom=operation == "TD3.2")
         except Exception as exc:  # the one place where an unexpected error becomes a Receiver fault
             if not isinstance(exc, SoapFault):
                 log.exception("DMP door: unexpected error on %s", operation)
@@ -302,8 +302,8 @@ class DmpDoor(HttpDoor):
                                   mtom=operation == "TD3.2")
             try:
                 self._journal_fault(operation, fault, body, soap, response=answer[2])
-            except StorageFull as full:   # not journaled, so not answered: the client sends it again later
-                fault = SoapFault("Receiver", "DMPStorageFull", str(full))
+            except UNAVAILABLE as full:   # not journaled, so not answered: the client sends it again later
+                fault = unavailable_fault(full)
                 answer = render_fault(soap, fault, version=soap.version if soap else (fault.version or "1.2"),
                                       mtom=operation == "TD3.2")
             return answer

@@ -55,6 +55,11 @@ REFUSED = Status(554, "5.7.1", "Transaction failed")
 TEMPORARY = Status(451, "4.3.0", "Local error in processing, try again later")
 # RFC 5321 4.2.3 / 4.5.3.1.10: 452 insufficient system storage; RFC 3463 3.5: X.3.1 mail system full
 STORAGE_FULL = Status(452, "4.3.1", "Insufficient system storage, try again later")
+# Another process held the world's write lock past its wait (world/xlock.py WriteLockTimeout), nothing stored:
+# RFC 5321 4.2.3 451 "local error in processing", a transient failure the client retries (4.2.1); RFC 3463 3.4:
+# X.4.5 mail system congestion, "useful only as a persistent transient error", which it is while the lock
+# is held. IMAP says the same with NO [UNAVAILABLE] (RFC 5530 3, imap.py), as for a full disk.
+BUSY = Status(451, "4.4.5", "The bench's store is busy with another process's change, try again later")
 
 # world error code -> status; looked up along the class's MRO, so every WorldError subclass has one.
 FOR_CODE: dict[str, Status] = {

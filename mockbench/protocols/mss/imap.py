@@ -25,6 +25,7 @@ from ...world.faults import NETWORK
 from ...world.journal import finding
 from ...world.mss import INBOX
 from ...world.store import StorageFull
+from ...world.xlock import WriteLockTimeout
 from ..context import DoorContext
 from ..loop import SocketDoor, network_fault
 from .imap_auth import AuthCommands
@@ -234,9 +235,9 @@ class ImapSession(AuthCommands, MailboxCommands, MessageCommands, TransferComman
             else:
                 self.send(f"{tag} BAD {name} is not valid in the {self.state} state".encode())
             return self.state == NOT_AUTHENTICATED
-        if self._injected(tag, name):
-            return True
         try:
+            if self._injected(tag, name):   # in the try: a store that cannot take its entry is answered too
+                return True
             handler = getattr(self, f"cmd_{name.lower()}")
             done = await handler(tag, args)
             self.answer(tag, "OK", done or f"{name} completed")
@@ -257,6 +258,10 @@ class ImapSession(AuthCommands, MailboxCommands, MessageCommands, TransferComman
             raise
         except StorageFull:   # RFC 5530 3: UNAVAILABLE, a temporary failure of a subsystem (logged by the store)
             self.answer(tag, "NO", "[UNAVAILABLE] the bench's disk is full; try again later")
+            return True
+        except WriteLockTimeout:   # the same, another process holding the world's write lock (mss/errors.py BUSY)
+            self.answer(tag, "NO", "[UNAVAILABLE] the bench's store is busy with another process's change; try "
+                        "again later")
             return True
         except Exception as exc:
             log.exception("IMAP %s failed", name)

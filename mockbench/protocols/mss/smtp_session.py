@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, Session, TLSSetupException
 
 from ...world.store import StorageFull
+from ...world.xlock import WriteLockTimeout
 from ..loop import network_fault
 from . import errors as status
 from .auth import Identity, Outcome, bearer_token
@@ -100,10 +101,10 @@ class MssSmtp(SMTP):
         """The one place where an unexpected error becomes a reply: 451, journaled."""
         if isinstance(error, TLSSetupException):
             return status.TEMPORARY.line("TLS handshake failed")
-        if isinstance(error, StorageFull):   # logged once by the store; the journal cannot take an entry
+        if isinstance(error, (StorageFull, WriteLockTimeout)):   # logged once by the store; not journaled either
             if self.envelope is not None and self.envelope.content is not None:
                 self.envelope = self._create_envelope()
-            return status.STORAGE_FULL.line()
+            return (status.STORAGE_FULL if isinstance(error, StorageFull) else status.BUSY).line()
         log.exception("SMTP session from %s failed", self.session.peer if self.session else "?")
         if self.envelope is not None and self.envelope.content is not None:
             self.envelope = self._create_envelope()  # the DATA was consumed: the transaction is over

@@ -5,7 +5,11 @@
   error (world/errors.py). `Provider.handle` is the one place that turns them into a response and journals the
   exchange.
 - The door's own answers, before an issuer's core is reached (door.py): a path that is no endpoint, and the
-  refusals of injected faults (world/faults.py)."""
+  refusals of injected faults (world/faults.py).
+- A change the bench's store cannot take now, nothing changed, goes up to the HTTP application
+  (control/common.py), which answers it with RFC 6749 4.1.2.1's `temporarily_unavailable` in 5.2's form: a
+  full disk (StorageFull) 507 Insufficient Storage, another process holding the world's write lock past its
+  wait (WriteLockTimeout) 503 with Retry-After (RFC 9110 15.6.4), both retried later by the client."""
 
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...formats.mime import header_summary, read_mdn
-from ...formats.times import dtm, iso_from_digits
+from ...formats.times import dtm
 from ...formats.xdm import XdmError, read_package
 from ...world import errors, events
 from ...world.dpi import clear_dpi, dpi_endpoint, dpi_source, set_dpi
@@ -49,12 +49,13 @@ from ...world.faults import Fired
 from ...world.journal import finding
 from ...world.model import Actor
 from ...world.store import StorageFull, Tx
+from ...world.xlock import WriteLockTimeout
 from ..context import DoorConfigError, DoorContext
 from ..loop import SocketDoor, network_fault
 from . import hl7 as wire
 from . import inbound as inbound_mail
 from . import mail
-from .errors import _hl7, z01_error, z03_error
+from .errors import UNAVAILABLE, _hl7, unavailable_control_prefix, z01_error, z03_error
 from .messages import ConsentMessage, DocumentMessage, check_header, read_consent, read_document
 from .mllp import STREAM_LIMIT, MllpFramingError, MllpLimits, MllpReader, write_frame
 from .mllp import frame as frame_bytes
@@ -241,15 +242,16 @@ class PfiDoor(SocketDoor):
         réémis plus tard", only when the bench's store cannot take the message now (nothing was committed)."""
         try:
             return self._handle(payload, peer, junk, faults)
-        except StorageFull as exc:
-            return self._storage_full(wire.read_header(payload), exc)
+        except UNAVAILABLE as exc:
+            return self._unavailable(wire.read_header(payload), exc)
 
-    def _storage_full(self, inbound: wire.Inbound | None, exc: StorageFull) -> bytes:
-        """Nothing could be stored: AR, "rejeté pour une raison circonstancielle. Il peut être réémis plus
-        tard" (trans-cda-r2 profils-messages.md, MSA-1), ERR 207. Not journaled (it cannot be); the store
-        logged the episode. The control id comes from the clock: the store's counter cannot move."""
-        ack = wire.build_ack(inbound, "AR", f"MBFULL{time.time_ns() // 1_000_000}", self._now(),
-                             [wire.ErrorItem(wire.E_APPLICATION, str(exc))])
+    def _unavailable(self, inbound: wire.Inbound | None, exc: StorageFull | WriteLockTimeout) -> bytes:
+        """Nothing could be stored (a full disk, or another process holding the world's write lock): AR,
+        "rejeté pour une raison circonstancielle. Il peut être réémis plus tard" (trans-cda-r2
+        profils-messages.md, MSA-1), ERR 207 (pfi/errors.py). Not journaled (it cannot be); the store logged
+        the episode. The control id comes from the clock: the store's counter cannot move."""
+        ack = wire.build_ack(inbound, "AR", f"{unavailable_control_prefix(exc)}{time.time_ns() // 1_000_000}",
+                             self._now(), [wire.ErrorItem(wire.E_APPLICATION, str(exc))])
         return self._encode(ack, inbound)
 
     def _handle(self, payload: bytes, peer: str, junk: int, faults: list[Fired] | None = None) -> bytes:
@@ -281,6 +283,8 @@ class PfiDoor(SocketDoor):
                 if inbound is None:
                     inbound = wire.read_header(payload)  # to name MSH-10 in MSA-2 whenever it can be found
                 return self._reject(inbound, reject, payload)
+        except WriteLockTimeout:
+            raise   # answered by handle(), logged once by the store
         except sqlite3.Error as exc:
             log.error("PFI: the store is unavailable, message answered AR: %s", exc)
             if inbound is None:
@@ -344,8 +348,8 @@ class PfiDoor(SocketDoor):
             with self.world.transaction() as tx:
                 ack = wire.build_ack(inbound, reject.ack_code, self._control_id(tx), self._now(),
                                      [wire.ErrorItem(reject.error, reject.text)])
-        except StorageFull as full:
-            return self._storage_full(inbound, full)
+        except UNAVAILABLE as full:
+            return self._unavailable(inbound, full)
         return self._encode(ack, inbound)
 
     def _framing_error(self, exc: MllpFramingError, peer: str) -> None:
@@ -355,7 +359,7 @@ class PfiDoor(SocketDoor):
                                           code=f"MLLP_{exc.kind.upper()}",
                                           findings=[finding("MLLP/FRAMING", exc.reason, "error",
                                                             fr=f"trame MLLP invalide : {exc.reason}")])
-        except StorageFull:
+        except UNAVAILABLE:
             pass   # the frame is answered all the same; the store logged the episode
 
     def _document(self, msg: DocumentMessage, payload: bytes, *, fault: Fired | None = None,
@@ -466,8 +470,9 @@ class PfiDoor(SocketDoor):
                 "title": msg.title or (cda.title if cda else ""), "confidentiality": msg.confidentiality,
                 "author": author, "author_structure": structure, "format_code": "urn:asip:ci-sis:2010",
                 "mime_type": "text/xml"}
-        if cda is not None and cda.effective_time:   # none: the DMP's submission time, as for an unreadable one
-            meta["creation_time"] = iso_from_digits(cda.effective_time)
+        # The CDA's effectiveTime in UTC; absent or unreadable, none: the DMP refuses the document without a
+        # creationTime (world/dmp.py), the refusal the Z01 reports (trans-cda-r2/mapping.md, Mapping XDS, Fiche).
+        meta["creation_time"] = msg.creation_time
         meta = {k: v for k, v in meta.items() if v}
         if msg.action == "replace":
             findings.extend(self._modif_conf_code(tx, msg))

@@ -18,7 +18,6 @@ from typing import Any
 from ...formats import xmss
 from ...formats.cda import INS_OIDS
 from ...formats.mime import xdm_mail
-from ...formats.times import iso_from_digits
 from ...formats.xdm import ans_subject, write_package
 from .messages import DocumentMessage
 
@@ -84,8 +83,8 @@ def build_mail(msg: DocumentMessage, *, kind: str, sender: str, recipients: list
     meta: dict[str, Any] = {"unique_id": msg.unique_id, "mime_type": "text/xml", "title": title, "type_code": type_code,
             "format_code": "urn:asip:ci-sis:2010", "confidentiality": msg.confidentiality,
             "source_patient_id": patient_cx, "authors": authors}
-    if cda is not None and cda.effective_time:
-        meta["creation_time"] = iso_from_digits(cda.effective_time)
+    if msg.creation_time:   # the CDA's effectiveTime in UTC, as the DMP gets it (messages.py)
+        meta["creation_time"] = msg.creation_time
     meta = {k: v for k, v in meta.items() if v}
     # A deletion may come without the document: the package then carries an empty CDA shell.
     package = write_package(

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from ...formats.cda import CdaError, CdaHeader, read_cda_header
+from ...formats.times import dtm_to_iso
 from ...world import identity
 from ...world.journal import finding
 from .hl7 import (
@@ -82,6 +83,7 @@ class DocumentMessage:
     title: str = ""
     content: bytes = b""
     cda: CdaHeader | None = None
+    creation_time: str | None = None                          # the CDA's effectiveTime in UTC, ISO; None: unreadable
     metadata: dict[str, str] = field(default_factory=dict)   # MetaDMPMSS code -> Y / N (ED: the text)
     recipients: list[str] = field(default_factory=list)      # MSSanté addresses (PRT RCT)
     reply_to: list[str] = field(default_factory=list)
@@ -239,6 +241,8 @@ def read_document(inbound: Inbound, family: str) -> DocumentMessage:
                               content=content, cda=cda, metadata=metadata, findings=doc_findings, guide=guide,
                               position=position)
         _ids(inbound, msg, family, where, label)
+        if cda is not None:
+            msg.creation_time = _creation_time(cda, action, doc_findings, label)
         docs.append(msg)
     ids = [d.unique_id for d in docs]
     if len(set(ids)) != len(ids):
@@ -375,6 +379,32 @@ def _document(inbound: Inbound, obx: Segment, action: str, findings: list[dict],
         return content, read_cda_header(content)
     except CdaError as exc:
         raise Hl7Reject("AE", E_APPLICATION, f"{label} is not a CDA: {exc}", f"{where}^5") from None
+
+
+def _creation_time(cda: CdaHeader, action: str, findings: list[dict], label: DocLabel) -> str | None:
+    """The XDS creationTime the PFI derives from the CDA: its effectiveTime@value, in UTC (trans-cda-r2/mapping.md,
+    "Mapping XDS", Fiche: creationTime "requis", "CDA : effectiveTime@value"), read as the DMP door reads an XDS
+    time (formats/times.py `dtm_to_iso`: an offset is honoured). Absent or unreadable, it is None with a
+    finding: the message is still taken (the CDA is the DMP's to refuse, and an MSSanté exchange does not need
+    it), and the DMP refuses the document for want of a creationTime (world/dmp.py), as it would refuse it fed
+    without one over SOAP."""
+    value = cda.effective_time
+    if value:
+        try:
+            return dtm_to_iso(value)
+        except ValueError:
+            pass
+    if action == "delete":
+        return None      # a deletion gives the DMP no metadata to refuse
+    if value:
+        en, fr = f"is not an HL7 TS ({value!r})", f"n'est pas un TS HL7 ({value!r})"
+    else:
+        en, fr = "is missing", "est absent"
+    findings.append(finding("CDA-HL7/effectiveTime", f"the effectiveTime of {label} (its CDA) {en}: the DMP's "
+                            "creationTime, which it requires, cannot be derived (trans-cda-r2/mapping.md, Mapping XDS)",
+                            "error", fr=f"l'effectiveTime {label.fr} (son CDA) {fr} : la creationTime du DMP, qu'il "
+                            "exige, ne peut pas en être déduite (trans-cda-r2/mapping.md, Mapping XDS)"))
+    return None
 
 
 def _ids(inbound: Inbound, msg: DocumentMessage, family: str, where: str = "OBX^1",

@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 from ...world.journal import finding
 from ...world.outbox import trim_dead
-from ...world.store import StorageFull, Tx
+from ...world.store import Tx
 from . import hl7 as wire
+from .errors import UNAVAILABLE
 from .mllp import MllpClient, MllpFramingError
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ class Outbox:
                 wakeup.clear()
                 try:
                     row = await asyncio.to_thread(self._next)
-                except StorageFull:   # the store logs a full disk once
+                except UNAVAILABLE:   # the store logs a full disk, or another process's write lock, once
                     await asyncio.sleep(STORE_RETRY)
                     continue
                 except Exception:
@@ -181,7 +182,7 @@ class Outbox:
                 except Exception as exc:
                     # Delivered or not, the row stays pending and is sent again (at least once), after a wait
                     # that grows as the backoff does, so that a full disk does not flood the DPI with copies.
-                    if not isinstance(exc, StorageFull):
+                    if not isinstance(exc, UNAVAILABLE):
                         log.exception("the outcome of PFI outbox #%s could not be recorded; it stays pending",
                                       row["id"])
                     unrecorded += 1

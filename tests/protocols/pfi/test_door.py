@@ -42,23 +42,6 @@ def test_feed_replace_delete_through_hl7(pfi_world):
     assert actions == ["alimentation", "invisibilisation", "remplacement", "suppression"]
 
 
-def test_a_cda_without_effective_time_is_fed(pfi_world):
-    """A CDA header without effectiveTime (the PFI reads it for the creation time only) was an exception that
-    closed the connection without an ACK; the document is fed, its creation time the submission's."""
-    import re
-
-    from kit.pfi import cda_for
-
-    bench, patient, dr_a = pfi_world["bench"], pfi_world["patient"], pfi_world["pros"]["dr_a"]
-    uid = "1.2.250.1.999.1.77"
-    cda = re.sub(rb"<effectiveTime[^>]*/>", b"", cda_for(patient, uid, dr_a))
-    assert b"effectiveTime" not in cda
-    [ack] = send(bench, mdm("T02", patient, dr_a, dr_a["finess"], uid, control_id="E1", cda=cda))
-    assert msa(ack) == ("AA", "E1")
-    doc = next(d for d in bench.client.documents("alice") if d["unique_id"] == uid)
-    assert doc["creation_time"] == doc["submission_time"]
-
-
 @pytest.mark.parametrize("case,code", [
     ("colleague_of_another_structure_deletes", "NOT_AUTHOR"),
     ("replace_a_replaced_version", "NOT_CURRENT_VERSION"),

@@ -526,7 +526,7 @@ def _abuse(kind: str, port: int, until: float) -> None:
                         conn.send(b"\x00garbage\xff" * 200)
                 elif kind == "endless":
                     conn.send(VT + b"MSH|^~\\&|")
-                    conn.wait_closed(bound=3.0)
+                    conn.wait_closed(bound=IO + 1.0)
                 elif kind == "trickle":
                     conn.send(VT)
                     while time.monotonic() < until:
@@ -548,8 +548,10 @@ def _abuse(kind: str, port: int, until: float) -> None:
 
 
 def test_twenty_abusive_connections_do_not_starve_a_good_client(bench, limited_door):
-    port = limited_door(frame_timeout=1.0, idle_timeout=1.0, max_message_bytes=64 * 1024)
-    until = time.monotonic() + 2.0
+    # A starved client would wait for an abuser's timeout (4 s): its exchanges are bound well below that, and
+    # well above what a loaded CI machine needs for two small exchanges.
+    port = limited_door(frame_timeout=4.0, idle_timeout=4.0, max_message_bytes=64 * 1024)
+    until = time.monotonic() + 2.5
     kinds = ["junk", "endless", "trickle", "oversize", "reset", "garbage"]
     failures: list[BaseException] = []
 
@@ -569,7 +571,7 @@ def test_twenty_abusive_connections_do_not_starve_a_good_client(bench, limited_d
             assert_ack(kept.exchange(adt(f"GOOD{served}").encode()), "AA", control_id=f"GOOD{served}")
             assert_ack(send_and_receive("127.0.0.1", port, adt(f"NEW{served}").encode(), timeout=IO), "AA",
                        control_id=f"NEW{served}")
-            assert time.monotonic() - started < 1.0
+            assert time.monotonic() - started < 2.5
             served += 1
     for thread in abusers:
         thread.join(timeout=IO)
