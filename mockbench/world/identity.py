@@ -161,16 +161,16 @@ def is_valid_nir(nir: object) -> bool:
 # --- Luhn-checked numbers --------------------------------------------------------------------
 
 
-# A digit's part in a Luhn sum once doubled: 2d, less 9 when that is above 9.
-_LUHN_DOUBLED = {str(d): 2 * d - 9 if d > 4 else 2 * d for d in range(10)}
-
-
 def _luhn_sum(digits: str, double_rightmost: bool) -> int:
-    """The Luhn sum of `digits` (ASCII digits: both callers check them first), the digits doubled from the
-    rightmost one or from the one before it; by slices and C sums, not a Python step per digit."""
-    reverse = digits[::-1]
-    doubled, plain = (reverse[0::2], reverse[1::2]) if double_rightmost else (reverse[1::2], reverse[0::2])
-    return sum(map(_LUHN_DOUBLED.__getitem__, doubled)) + sum(map(int, plain))
+    total = 0
+    for i, char in enumerate(reversed(digits)):
+        d = ord(char) - 48
+        if (i % 2 == 0) == double_rightmost:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total
 
 
 def luhn_digit(body: str) -> int:

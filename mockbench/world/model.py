@@ -55,7 +55,7 @@ class Record:
         out = {}
         for name in self._field_names()[0]:
             value = getattr(self, name)
-            out[name] = value.copy() if isinstance(value, (list, dict)) else value   # a tuple: faster than list | dict
+            out[name] = value.copy() if isinstance(value, list | dict) else value
         return out
 
 

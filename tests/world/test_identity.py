@@ -609,27 +609,3 @@ def test_same_seed_same_values_in_another_process():
         here.name(),
     ]
     assert out.stdout.strip() == json.dumps(expected)
-
-
-def test_the_luhn_sum_is_the_digit_by_digit_one():
-    """identity._luhn_sum by slices against the digit-by-digit sum it replaced, on random digit strings."""
-    import random
-
-    from mockbench.world import identity
-
-    def by_digit(digits: str, double_rightmost: bool) -> int:
-        total = 0
-        for i, char in enumerate(reversed(digits)):
-            d = ord(char) - 48
-            if (i % 2 == 0) == double_rightmost:
-                d *= 2
-                if d > 9:
-                    d -= 9
-            total += d
-        return total
-
-    rng = random.Random(3)
-    for _ in range(3000):
-        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 25)))
-        for double_rightmost in (True, False):
-            assert identity._luhn_sum(digits, double_rightmost) == by_digit(digits, double_rightmost)
