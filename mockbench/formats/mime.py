@@ -13,7 +13,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from email import policy
-from email._encoded_words import decode_b
+from email._encoded_words import decode_b  # type: ignore[import-not-found]  # get_payload's own base64 step; no stub
 from email.header import Header
 from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser, Parser
