@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", type=int, default=200, help="requests per figure (0: set up and warm up only)")
     parser.add_argument("--only", default=",".join(FIGURES))
+    parser.add_argument("--shared", action="store_true", help="the world as a process of several sharing it "
+                        "opens it (Store.shared: reads computed on a snapshot, issue 21 point 3)")
     args = parser.parse_args(argv)
     from benchmarks.dmp import world
     from mockbench.bench import Bench
@@ -179,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(Config(state=Path(tmp) / "state", quiet=True))
+        bench.world.store.shared = args.shared
         try:
             bench.scenarios.load(parse(world(10)))
             for name in args.only.split(","):

@@ -21,7 +21,7 @@ from benchmarks.harness import driver, install, procs, report, run  # noqa: E402
 
 
 @pytest.mark.parametrize("name", ["core", "pfi", "dmp", "growth", "write_lock", "tx_share", "mllp_inprocess",
-                                  "contents_once", "smtp_inprocess"])
+                                  "contents_once", "smtp_inprocess", "startup"])
 def test_standalone_scripts_import_and_parse(name: str) -> None:
     spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
 
-from mockbench.formats.xml import XmlError, parse_xml
+from mockbench.formats.xml import XmlError, escape, parse_xml, quoteattr
 
 
 def minimal_cda(*, unique_id: str, ins: str, ins_oid: str, type_code: str, title: str, author_idnps: str,

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
-from xml.sax.saxutils import escape
 
 from lxml import etree
 
@@ -31,7 +30,7 @@ from . import ebrim
 from .cda import CdaError, CdaHeader, read_cda_header
 from .findings import finding
 from .times import dtm, iso_to_dtm
-from .xml import XmlError, parse_xml
+from .xml import XmlError, escape, parse_xml
 
 __all__ = ["ACTION_SLOT", "XdmDocument", "XdmError", "XdmLimits", "XdmPackage", "ans_subject", "read_package",
            "subject_is_xdm", "write_package"]

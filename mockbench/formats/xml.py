@@ -8,7 +8,7 @@ import re
 
 from lxml import etree
 
-__all__ = ["XmlError", "parse_xml"]
+__all__ = ["XmlError", "escape", "parse_xml", "quoteattr"]
 
 _DOCTYPE = b"<!DOCTYPE"
 _ENTITY = b"<!ENTITY"
@@ -125,3 +125,21 @@ def _check_tree(root: etree._Element, max_depth: int) -> None:
             # Left unresolved (e.g. declared in an external DTD we do not load): refuse, not pass on.
             raise XmlError(f"entity references are not accepted (&{node.name};)", line=node.sourceline)
         stack.extend((child, depth + 1) for child in node)
+
+
+# xml.sax.saxutils' two functions, written here: importing that module brought xml.sax and urllib.request
+# (http.client...) into every start, 2 ms (issue 21, point 5). The same results (tests/formats/test_xml.py).
+def escape(data: str) -> str:
+    """`&`, `<` and `>` as entities: text content."""
+    return data.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+
+
+def quoteattr(data: str) -> str:
+    """An attribute value with its quotes: escaped, line breaks and tabs as character references, in double
+    quotes unless it holds double quotes and no single ones."""
+    data = escape(data).replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;")
+    if '"' not in data:
+        return f'"{data}"'
+    if "'" not in data:
+        return f"'{data}'"
+    return '"{}"'.format(data.replace('"', "&quot;"))

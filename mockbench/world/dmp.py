@@ -585,6 +585,12 @@ class Dmp:
             self._trace(tx, actor, patient, "consultation")
         return [doc for doc in found if self._hidden_from(actor, patient, doc) is None]
 
+    def consulted(self, tx: Tx, *, actor: Actor, patient_id: str) -> None:
+        """The access trace of a TD3.1 or TD3.1b computed on a snapshot with `trace=False` (what `find` and `get`
+        write otherwise), written by the write transaction that journals it. `patient_id`: the patient's id
+        (Patient.id), as the snapshot read it."""
+        self._trace_id(tx, actor, patient_id, "consultation")
+
     def read(self, tx: Tx, actor: Actor, unique_id: str, *, patient_key: str | None = None,
              findings: list[dict] | None = None) -> tuple[Document, bytes]:
         """TD3.2: a document's bytes, as fed."""
@@ -727,10 +733,13 @@ class Dmp:
             fr=f"le document {new.unique_id} remplace {old.unique_id} avec le même contenu (SHA-1 {new.hash}) : une nouvelle version uniquement pour changer un attribut" + (f" ({', '.join(changed)})" if changed else "") + " ; changez la confidentialité par une mise à jour des métadonnées (TD3.3a pour masquer ou démasquer aux professionnels, TD3.3b pour rendre visible au patient ou aux représentants légaux), et n'envoyez une nouvelle version que si le contenu change")]
 
     def _trace(self, tx: Tx, actor: Actor, patient: Patient, action: str, document: str | None = None) -> None:
-        trace = Trace(seq=tx.next_seq("trace"), time=self.world.clock.now_iso(), patient=patient.id,
+        self._trace_id(tx, actor, patient.id, action, document)
+
+    def _trace_id(self, tx: Tx, actor: Actor, patient_id: str, action: str, document: str | None = None) -> None:
+        trace = Trace(seq=tx.next_seq("trace"), time=self.world.clock.now_iso(), patient=patient_id,
                       actor=actor.label, actor_kind=actor.kind, structure=actor.structure or None,
                       document=document, action=action, mode=actor.mode)
-        tx.put("traces", trace.to_dict(), seq=trace.seq, patient=patient.id)
+        tx.put("traces", trace.to_dict(), seq=trace.seq, patient=patient_id)
 
     def _publish(self, tx: Tx, kind: str, cause: str | None, patient: Patient, document: str | None,
                  data: dict) -> None:

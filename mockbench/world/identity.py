@@ -462,11 +462,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def make_faker(seed: int) -> Any:
-    """A fr_FR Faker with :class:`FrenchHealthProvider`, seeded on this instance only."""
+def make_faker(seed: int, providers: list[str] | None = None) -> Any:
+    """A fr_FR Faker with :class:`FrenchHealthProvider`, seeded on this instance only; with `providers` (Faker's
+    module names), only those of Faker's providers (a Faker with all of them loads some 25 modules)."""
     import faker
 
-    fake = faker.Faker("fr_FR")
+    fake = faker.Faker("fr_FR", providers=providers)
     fake.add_provider(_provider_class())
     # seed_instance gives this Faker its own Random; Faker.seed would reseed the shared one.
     fake.seed_instance(seed)

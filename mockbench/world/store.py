@@ -105,7 +105,14 @@ CHECKPOINTER_IDLE = 5.0    # seconds without work before the checkpoint thread e
 # written once, at commit (`Tx.meta_get` / `meta_set` keep them in the transaction meanwhile). A PFI message
 # moved each of them two or three times (issue 21, point 4).
 WRITE_BACK_PREFIX = "seq:"
-WRITE_BACK_KEYS = frozenset({"journal:stats"})
+WRITE_BACK_KEYS = frozenset({"journal:stats", "store:world_writes"})
+# How many committed transactions changed the world's state (every table but the logs below, every meta row but
+# the write-back counters), so that a request computed on a snapshot (`Store.read_snapshot`) can tell, in the write
+# transaction that journals it, that the state it read is still the state (`Store.unchanged`). The logs are left
+# out so that concurrent journaled reads (a TD3.1 appends a trace and a journal entry) do not invalidate each
+# other: what is computed on a snapshot must not read them (issue 21, point 3).
+WORLD_WRITES = "store:world_writes"
+LOG_TABLES = frozenset({"journal", "traces"})
 # Kept by reset: the bench's own infrastructure (signing keys), not the world's content.
 KEEP_ON_RESET = {"meta": "key LIKE 'keep:%'"}
 ROWS_KEPT = 64             # a query answering more rows is not kept by the transaction's cache (Tx._rows)
@@ -114,6 +121,10 @@ READERS_KEPT = 8           # idle read connections kept open for the next read
 
 class StoreError(Exception):
     """The world's file cannot be used: said in one line that names the file and what to do."""
+
+
+class NeedsWrite(Exception):
+    """A request computed on a snapshot (`Store.read_snapshot`) tried to write: it must run in a write transaction."""
 
 
 class StorageFull(Exception):
@@ -189,6 +200,10 @@ class Tx:
         # Write-back meta rows (WRITE_BACK_*): key -> value as this transaction sees it, and the keys it changed.
         self._back: dict[str, Any] = {}
         self._dirty: set[str] = set()
+        self.read_only = False    # a snapshot's: a write raises NeedsWrite
+        self.dry = False          # a dry run's snapshot: a write is dropped
+        self.world_wrote = False  # a write to the world's state (WORLD_WRITES), or one this class did not see
+        self.mark: tuple[str, int] | None = None   # a snapshot's: the world's state it read (Store.unchanged)
         self._rows_init()
 
     def after_commit(self, fn: Callable[[], None]) -> None:
@@ -222,6 +237,8 @@ class Tx:
     # Generic row access -------------------------------------------------------------------------
     def put(self, table: str, data: dict | bytes, **keys: Any) -> None:
         cols = TABLES[table]
+        if not self._writes(table):
+            return
         values = [keys.get(c) for c in cols]
         blob = data if isinstance(data, bytes) else jsontext.dumps(data)
         self.written += len(blob)
@@ -233,11 +250,23 @@ class Tx:
         """`put` of a row whose JSON the caller already wrote (the journal: see journal.entry_json), as a str
         or as its UTF-8 bytes (stored as the same TEXT)."""
         cols = TABLES[table]
+        if not self._writes(table):
+            return
         self.written += len(text)
         self._rows_check()
         sql = _INSERT_UTF8[table] if isinstance(text, bytes) else _INSERT[table]
         self.conn.execute(sql, [self.ns, *[keys.get(c) for c in cols], text])
         self._rows_wrote(table)
+
+    def _writes(self, table: str) -> bool:
+        """Whether a write to `table` goes through (False: dropped, on a dry run's snapshot)."""
+        if self.read_only:
+            raise NeedsWrite(f"a write to {table}")
+        if self.dry:
+            return False
+        if table not in LOG_TABLES:
+            self.world_wrote = True
+        return True
 
     def get(self, table: str, **where: Any) -> dict | None:
         rows = self.select(table, limit=1, **where)
@@ -254,6 +283,8 @@ class Tx:
         return [self._load(text) for text in texts]
 
     def delete(self, table: str, **where: Any) -> int:
+        if not self._writes(table):
+            return 0
         sql, params = self._where(table, where)
         self._rows_check()
         count = self.conn.execute(f"DELETE FROM {table}{sql}", params).rowcount
@@ -298,6 +329,7 @@ class Tx:
         """Forget everything if a write went around this class since the last look."""
         changes = self.conn.total_changes
         if changes != self._rows_mark:
+            self.world_wrote = True   # counted as a change of the world's state: the safe side
             self._rows.clear()
             self._rows_mark = changes
 
@@ -316,6 +348,8 @@ class Tx:
         self._rows_mark = self.conn.total_changes
 
     def _rows_forget(self) -> None:
+        if self.conn.total_changes != self._rows_mark:
+            self.world_wrote = True
         self._rows.clear()
         self._rows_mark = self.conn.total_changes
 
@@ -346,6 +380,10 @@ class Tx:
         return texts[0]
 
     def meta_set(self, key: str, value: Any) -> None:
+        if self.read_only:
+            raise NeedsWrite(f"a write to meta {key}")
+        if self.dry:
+            return
         if _write_back(key):
             self._back[key] = _copy(value)
             self._dirty.add(key)
@@ -458,8 +496,13 @@ class Store:
     def _open(self) -> None:
         # Read first, before anything (journal_mode included) writes to the file: a newer one stays untouched.
         self._refuse_newer(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        # A new file is made WAL and given its tables without an fsync (six of them, 17 ms of a start here: issue
+        # 21 point 5); its first checkpoint (CHECKPOINT_BYTES written, or the bench stopped) makes it durable. A
+        # power loss before then may cost the file, whose commits NORMAL would not have kept either; a killed
+        # process costs nothing.
+        new = self._conn.execute("PRAGMA page_count").fetchone()[0] == 0
+        self._conn.execute("PRAGMA synchronous=OFF" if new else "PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_PAGES}")
         self._conn.execute("PRAGMA foreign_keys=OFF")
         # Writers are ordered by the write lock (xlock.py); SQLite's busy wait is left for what holds a WAL lock
@@ -484,6 +527,7 @@ class Store:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._physical = dict(self._conn.execute("SELECT name, physical FROM namespaces WHERE live = 1"))
         self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         if 0 < version < SCHEMA_VERSION:
@@ -574,6 +618,8 @@ class Store:
         if current is not None and (ns is None or ns == current.name):
             yield current
             return
+        if getattr(self._local, "snapshot", False):   # it would commit apart from the request computed on it
+            raise NeedsWrite("a write transaction inside a snapshot")
         with self._writer():
             tx = Tx(self._conn, self.physical(ns), ns or self.namespace)
             try:
@@ -588,6 +634,9 @@ class Store:
                 yield tx
                 while tx._before_commit:   # a callback may add more
                     tx._before_commit.pop(0)()
+                tx._rows_check()   # a write in SQL of its own since the last look: world_wrote
+                if tx.world_wrote:
+                    tx.meta_set(WORLD_WRITES, int(tx.meta_get(WORLD_WRITES, 0)) + 1)
                 tx.flush()
                 self._conn.execute("COMMIT")
                 if tx.ns != self.physical(tx.name):   # a reset switched generation: readers follow now
@@ -659,6 +708,37 @@ class Store:
                         self._readers.append(conn)
                 if not keep:
                     conn.close()
+
+    @contextmanager
+    def read_snapshot(self, ns: str | None = None, *, dry: bool = False) -> Iterator[Tx]:
+        """A read transaction (`read`) for a request computed before the write transaction that journals it
+        (issue 21, point 3): a write in it, or a write transaction opened inside it, raises NeedsWrite (the
+        request then runs in a write transaction as a whole); `tx.mark` is the world's state it reads, which
+        `unchanged` compares in that write transaction. Not inside another transaction on this thread.
+        `dry`: a dry run, whose only product is what it computed on the side (signatures): writes through `Tx`
+        are dropped, and what it reads back is the snapshot, not its own writes."""
+        if self.in_transaction() or getattr(self._local, "read", None) is not None:
+            raise NeedsWrite("a snapshot inside a transaction")
+        with self.read(ns) as tx:
+            tx.read_only, tx.dry = not dry, dry
+            self._local.snapshot = True
+            try:
+                tx.mark = (tx.ns, int(tx.meta_get(WORLD_WRITES, 0)))   # the first read: the snapshot's own
+                yield tx
+            except sqlite3.OperationalError as exc:   # a write in SQL of its own, on a query_only connection
+                if "readonly" in str(exc):
+                    raise NeedsWrite(str(exc)) from exc
+                raise
+            finally:
+                self._local.snapshot = False
+
+    @staticmethod
+    def unchanged(tx: Tx, mark: tuple[str, int] | None) -> bool:
+        """In a write transaction: no change of the world's state committed since the snapshot that took `mark`,
+        none made so far in `tx` either (a timer fired at its start): what was computed on the snapshot is what
+        this transaction would compute. The logs (LOG_TABLES) and the write-back counters are not counted."""
+        tx._rows_check()
+        return mark is not None and not tx.world_wrote and (tx.ns, int(tx.meta_get(WORLD_WRITES, 0))) == mark
 
     def in_transaction(self) -> bool:
         return getattr(self._local, "tx", None) is not None

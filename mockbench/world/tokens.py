@@ -193,11 +193,19 @@ class Tokens:
             self._imported[jwk["kid"]] = _import(jwk)
         return self._imported[jwk["kid"]]
 
-    def sign(self, tx: Tx, claims: dict, alg: str = "RS256") -> str:
+    def sign(self, tx: Tx, claims: dict, alg: str = "RS256", memo: dict[tuple[str, str, str], str] | None = None) -> str:
+        """`memo`: signatures made earlier for the same request (a dry run, protocols/oidc/provider.py), keyed by
+        what a JWT depends on (the key's id, the algorithm, the claims' exact JSON), used when all are the same."""
         from joserfc import jwt
 
         kid, key = self.active_key(tx, alg)
-        return jwt.encode({"alg": alg, "kid": kid, "typ": "JWT"}, claims, key)
+        if memo is None:
+            return jwt.encode({"alg": alg, "kid": kid, "typ": "JWT"}, claims, key)
+        mark = (kid, alg, json.dumps(claims, separators=(",", ":"), ensure_ascii=False))
+        token = memo.get(mark)
+        if token is None:
+            token = memo[mark] = jwt.encode({"alg": alg, "kid": kid, "typ": "JWT"}, claims, key)
+        return token
 
     def decode(self, tx: Tx, token: str) -> dict:
         """Verify a JWT signed by one of the published keys; returns its claims."""

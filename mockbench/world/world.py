@@ -73,6 +73,16 @@ class World:
                 self.clock.offset = float(tx.meta_get("clock:offset", 0.0))   # moved by the primary
             yield tx
 
+    @contextmanager
+    def read_snapshot(self, *, dry: bool = False) -> Iterator[Tx]:
+        """`read` for a request computed before the write transaction that journals it (Store.read_snapshot): a
+        write in it raises NeedsWrite; `Store.unchanged(tx, mark)` in that write transaction tells whether the
+        world it read is still the world."""
+        with self.store.read_snapshot(dry=dry) as tx:
+            if not self.primary:
+                self.clock.offset = float(tx.meta_get("clock:offset", 0.0))   # moved by the primary
+            yield tx
+
     def _follow(self, tx: Tx) -> None:
         """Another process committed: the clock's offset and the timers as the store holds them."""
         self.clock.offset = float(tx.meta_get("clock:offset", 0.0))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from xml.sax import saxutils
 
 import pytest
 from hypothesis import given, settings
@@ -304,3 +305,15 @@ def test_parallel_parsing_from_threads():
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(work, [docs[i::8] for i in range(8)]))
     assert sorted(n for chunk in results for n in chunk) == list(range(200))
+
+
+@given(st.text())
+def test_escape_and_quoteattr_are_the_standard_librarys(text: str) -> None:
+    """formats/xml.py writes xml.sax.saxutils' escape and quoteattr itself (start-up, issue 21 point 5)."""
+    assert xmlmod.escape(text) == saxutils.escape(text)
+    assert xmlmod.quoteattr(text) == saxutils.quoteattr(text)
+
+
+@pytest.mark.parametrize("text", ["", "a&b<c>d", "l'heure", 'dit "non"', """l'a dit "non" \t\r\n"""])
+def test_quoteattr_on_each_kind_of_quote(text: str) -> None:
+    assert xmlmod.quoteattr(text) == saxutils.quoteattr(text)

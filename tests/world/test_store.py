@@ -30,6 +30,26 @@ def test_schema_created(store):
     assert set(TABLES) <= tables
 
 
+def test_a_new_file_is_created_without_fsync_then_written_with_normal_sync(tmp_path):
+    """Store._open makes a new file WAL with synchronous=OFF (no fsync at start-up, issue 21 point 5), then
+    every commit runs under NORMAL, as on a file that existed (1 = NORMAL)."""
+    path = tmp_path / "w.db"
+    for opening in ("new", "existing"):
+        store = Store(path)
+        try:
+            with store.transaction() as tx:
+                assert tx.conn.execute("PRAGMA synchronous").fetchone()[0] == 1, opening
+                tx.put("structures", _structure(opening), id=opening, finess=opening)
+        finally:
+            store.close()
+    reopened = Store(path)
+    try:
+        with reopened.transaction() as tx:
+            assert [r["id"] for r in tx.select("structures")] == ["existing", "new"]
+    finally:
+        reopened.close()
+
+
 def test_put_get_select_count_delete(store):
     with store.transaction() as tx:
         tx.put("structures", _structure("b"), id="b", finess="2")
@@ -251,7 +271,8 @@ def test_clear_keeps_keep_meta(store):
         assert tx.meta_get("keep:signing") == {"k": 1}
         assert tx.meta_get("other") is None
         assert {t: tx.count(t) for t in TABLES if t != "meta"} == {t: 0 for t in TABLES if t != "meta"}
-        assert tx.count("meta") == 1
+        assert tx.count("meta") == 2   # and the count of world writes, which the reset started again
+        assert tx.meta_get("store:world_writes") == 1
 
 
 def test_clear_touches_only_its_namespace(tmp_path):
@@ -503,7 +524,9 @@ def test_clear_switches_generation_and_the_reaper_deletes_the_old_one(store):
         assert tx.meta_get("keep:signing") == {"k": 1} and tx.meta_get("world:created") == "now"
     assert store._reaper.idle.wait(30)
     assert _rows(store, "patients") == 0 and _rows(store, "outbox") == 0
-    assert _rows(store, "meta") == 2   # the kept key and world:created, in the live generation only
+    with store.read() as tx:   # the kept key, world:created and the count of world writes, in the live generation only
+        assert sorted(r[0] for r in tx.conn.execute("SELECT key FROM meta")) == [
+            "keep:signing", "store:world_writes", "world:created"]
     with store.read() as tx:
         assert tx.conn.execute("SELECT physical, live FROM namespaces").fetchall() == [(tx.ns, 1)]
 

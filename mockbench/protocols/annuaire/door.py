@@ -31,6 +31,7 @@ import secrets
 import uuid
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -41,7 +42,7 @@ from ... import __version__
 from ...world import xlock
 from ...world.faults import Fired
 from ...world.journal import finding
-from ...world.store import StorageFull, Tx
+from ...world.store import NeedsWrite, StorageFull, Tx
 from ...world.xlock import WriteLockTimeout
 from ..context import DoorConfigError, DoorContext, HttpDoor
 from ..faults import render as render_network
@@ -100,6 +101,18 @@ def settings(values: dict) -> tuple[str, ...]:
     return tuple(keys)
 
 
+@dataclass
+class Answered:
+    """A request's answer and what its journal entry says besides the request and the fault rule."""
+
+    response: Response
+    operation: str
+    actor: str
+    verdict: str = "accepted"
+    code: str | None = None
+    findings: tuple[dict, ...] | list[dict] = ()
+
+
 def build(context: DoorContext, config: Config) -> AnnuaireDoor:
     try:
         keys = settings(config.doors.get("annuaire", {}))
@@ -154,13 +167,25 @@ class AnnuaireDoor(HttpDoor):
         key = request.headers.get(KEY_HEADER, "")
         fired = None
         try:
+            # Every request of the API only reads the world: in a world shared by several processes it is answered
+            # on a read snapshot, out of the write transaction, which then journals it if the world did not change
+            # meanwhile (issue 21, point 3); one process would pay the snapshot for nothing (DMP door's
+            # SNAPSHOT_OPERATIONS).
+            early = self._on_snapshot(operation, handler, args, key) if self.world.store.shared else None
             with self.world.transaction() as tx:
+                if early is not None and not self.world.store.unchanged(tx, early[1]):
+                    early = None   # the world changed since the snapshot: answered again, here
                 # A fault rule (world/faults.py) is met before the API key is read, as at the API's front-end.
                 fired = self.world.faults.decide(tx, "annuaire", operation, actor=key)
                 if fired is not None and fired.refusing:
                     answer = self._injected(tx, operation, fired, key, raw)
                 else:
-                    answer = self._answer(tx, operation, handler, args, key, raw, fired)
+                    answered = early[0] if early is not None else self._answer(tx, operation, handler, args, key)
+                    self.world.journal.append(
+                        tx, "annuaire", answered.operation, actor=answered.actor, verdict=answered.verdict,
+                        code=answered.code, raw=raw, fault=fired.rule if fired else None,
+                        findings=answered.findings, response=answered.response.get_data())
+                    answer = answered.response
             # after the commit: a network fault never holds the store
             return render_network(self.world.faults, fired, answer, request.environ)
         except StorageFull as exc:   # logged once by the store; the journal cannot take an entry either
@@ -179,8 +204,19 @@ class AnnuaireDoor(HttpDoor):
                 log.exception("could not journal the failure")
             return _json(500, outcome("INTERNAL", "the bench failed on this request; see its log"))
 
-    def _answer(self, tx: Tx, operation: str, handler: Callable[..., dict], args: tuple, key: str, raw: str,
-                fired: Fired | None) -> Response:
+    def _on_snapshot(self, operation: str, handler: Callable[..., dict], args: tuple,
+                     key: str) -> tuple[Answered, tuple[str, int] | None] | None:
+        """The answer computed on a read snapshot, with the mark of the world it read (Store.unchanged); None
+        when it needs to write or fails unexpectedly: the write transaction then answers it, as before."""
+        try:
+            with self.world.read_snapshot() as tx:
+                return self._answer(tx, operation, handler, args, key), tx.mark
+        except NeedsWrite:
+            return None
+        except Exception:   # answered (and logged) again in the write transaction, exactly as before
+            return None
+
+    def _answer(self, tx: Tx, operation: str, handler: Callable[..., dict], args: tuple, key: str) -> Answered:
         try:
             if key not in self.api_keys:
                 raise Refusal(401, "UNAUTHORIZED", f"missing or unknown {KEY_HEADER} header: send the API "
@@ -193,15 +229,9 @@ class AnnuaireDoor(HttpDoor):
         else:
             op = f"search:{body.pop('_kind')}" if operation == "search:page" else operation
             found = body.pop("_findings", ())   # e.g. a modifier the CapabilityStatement does not declare
-            answer = _json(200, body)
-            self.world.journal.append(tx, "annuaire", op, actor=key, raw=raw, fault=fired.rule if fired else None,
-                                      findings=found, response=answer.get_data())
-            return answer
-        answer = _json(refusal.status, outcome(refusal.code, refusal.message, refusal.parameter))
-        self.world.journal.append(tx, "annuaire", operation, actor=key if refusal.status != 401 else "",
-                                  verdict="refused", code=refusal.code, raw=raw, fault=fired.rule if fired else None,
-                                  response=answer.get_data())
-        return answer
+            return Answered(_json(200, body), op, key, findings=found)
+        return Answered(_json(refusal.status, outcome(refusal.code, refusal.message, refusal.parameter)), operation,
+                        key if refusal.status != 401 else "", verdict="refused", code=refusal.code)
 
     def _injected(self, tx: Tx, operation: str, fired: Fired, key: str, raw: str) -> Response:
         """A refusing fault rule, journaled with nothing read: 429 with Retry-After (RFC 6585, section 4) when

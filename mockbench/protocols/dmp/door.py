@@ -9,10 +9,12 @@ that transaction and renders the answer after it committed.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, request
@@ -24,7 +26,7 @@ from ...world import errors
 from ...world.faults import Fired
 from ...world.journal import finding
 from ...world.model import Actor, Document
-from ...world.store import Tx
+from ...world.store import NeedsWrite, Tx
 from ..context import DoorContext, HttpDoor
 from ..faults import render as render_network
 from . import actions as wsa
@@ -50,6 +52,11 @@ PREFIX = "/si-dmp-server/v2/services"
 SERVICES = ("patients", "habilitations", "patientsSpecific", "registry", "repository")
 REPOSITORY_ID = "1.2.250.1.213.4.1.1.1.2"   # the DMP's test repository (DOMAIN.md)
 RENDER_CACHE = 4096                         # rendered ExtrinsicObjects kept (a few KB each)
+# Operations computed on a read snapshot, out of the write transaction, which then only checks that the world
+# did not change meanwhile, writes what the handler left in `Call.later` and journals (issue 21, point 3). Only
+# in a world shared by several processes (Store.shared), where a shorter transaction lets the other process
+# work: one process gains nothing from it (its threads share one interpreter) and would pay the snapshot.
+SNAPSHOT_OPERATIONS = frozenset({"TD3.1"})
 STATUS_URNS = {
     "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved": "approved",
     "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated": "deprecated",
@@ -69,6 +76,19 @@ class Call:
     patient: str                     # the patient's world id, from the VIHF resource-id ("" if unknown)
     findings: list[dict] = field(default_factory=list)
     world_findings: list[dict] = field(default_factory=list)   # the world operations', journaled after these
+    # On a snapshot (SNAPSHOT_OPERATIONS): the writes the handler leaves to the write transaction, in order;
+    # None in a write transaction, where the handler writes them itself.
+    later: list[Callable[[Tx], None]] | None = None
+
+
+@dataclass
+class Early:
+    """A request computed on a snapshot: what its write transaction journals if the world did not change."""
+
+    call: Call
+    outcome: Outcome
+    answer: tuple[int, str, bytes]
+    mark: tuple[str, int] | None
 
 
 @dataclass
@@ -118,6 +138,7 @@ class DmpDoor(HttpDoor):
         # With TLS on, the plain-HTTP door is refused (the real DMP has none) unless accept_plain_http.
         self.accept_plain_http = accept_plain_http
         self._render_cache: OrderedDict[tuple, bytes] = OrderedDict()
+        self._render_lock = threading.Lock()   # requests on snapshots render side by side
         self._tokens = TokenCache()   # a VIHF sent again is not parsed nor verified again (issue 21)
         # WS-A Action -> (service, operation as journaled, handler)
         self.routes: dict[str, tuple[str, str, Handler]] = {
@@ -248,41 +269,28 @@ class DmpDoor(HttpDoor):
             except VihfError as exc:
                 raise SoapFault("Sender", exc.subcode, exc.reason + (f" ({exc.attribute})" if exc.attribute and
                                                                      exc.attribute not in exc.reason else "")) from None
+            early = (self._on_snapshot(soap, vihf, operation, handler, found_before)
+                     if operation in SNAPSHOT_OPERATIONS and self.world.store.shared else None)
             with self.world.transaction() as tx:
-                try:
-                    actor, found = actor_for(self.world, tx, vihf, accept_unknown=self.accept_unknown)
-                except VihfError as exc:
-                    raise SoapFault("Sender", exc.subcode, exc.reason) from None
-                call = Call(tx, soap, vihf, actor, self._patient_id(tx, vihf), [*found_before, *vihf.findings, *found])
-                secret = vihf.confidentiality == "INVISIBLE_REPRESENTANTS_LEGAUX"
-                if call.patient:    # a minor's secret connection is read from every request (EX_0.1-1100)
-                    call.world_findings.extend(self.world.dmp.note_connection(tx, actor, call.patient, secret=secret))
-                elif secret:
-                    call.findings.append(finding("DMP/EX_0.1-1100", "a minor's secret connection", "info",
-                                                 fr="connexion secrète d'un mineur"))
+                if early is not None and not self.world.store.unchanged(tx, early.mark):
+                    early = None   # the world changed since the snapshot: computed again, here
+                if early is None:
+                    call = self._call(tx, soap, vihf, found_before)
+                else:
+                    call = early.call
+                    call.tx = tx
                 fired = self.world.faults.decide(tx, "dmp", operation, patient=call.patient or None,
                                                  patient_ins=vihf.patient_ins or None, actor=vihf.name_id)
                 if fired is not None and faults is not None:
                     faults.append(fired)
                 if fired is not None and fired.refusing:
                     return self._injected(tx, soap, operation, fired, call, body)
-                try:
-                    outcome = handler(self, call)
-                except errors.WorldError as exc:
-                    outcome = self._world_fault(call, operation, exc)
-                except hl7v3.Td0Error as exc:   # a malformed TD0.x / TD1.6 body: a Fault, not a 500
-                    outcome = Outcome("", None, operation, verdict="refused", code=exc.subcode,
-                                      fault=SoapFault("Sender", exc.subcode, exc.reason))
-                call.findings.extend(call.world_findings)
-                # The answer is rendered before it is journaled, so that the entry keeps it (issue 18 point 12).
-                if outcome.fault is not None:
-                    answer = render_fault(soap, outcome.fault, version=soap.version, mtom=outcome.mtom)
+                if early is None:
+                    outcome, answer = self._decide(call, soap, operation, handler)
                 else:
-                    content_type_out, payload = render_response(soap, outcome.action, outcome.body,
-                                                                attachments=outcome.attachments, mtom=outcome.mtom)
-                    if outcome.entries is not None:
-                        payload = _splice_entries(payload, *outcome.entries)
-                    answer = (200, content_type_out, payload)
+                    outcome, answer = early.outcome, early.answer
+                    for write in early.call.later or ():
+                        write(tx)
                 self.world.journal.append(
                     tx, "dmp", outcome.operation, actor=vihf.name_id, patient=call.patient or None,
                     patient_ins=None if call.patient else vihf.patient_ins or None, document=outcome.document,
@@ -307,6 +315,62 @@ class DmpDoor(HttpDoor):
                 answer = render_fault(soap, fault, version=soap.version if soap else (fault.version or "1.2"),
                                       mtom=operation == "TD3.2")
             return answer
+
+    def _call(self, tx: Tx, soap: SoapRequest, vihf: Vihf, found_before: list[dict]) -> Call:
+        """Who acts on which patient, with the findings so far; a minor's secret connection noted."""
+        try:
+            actor, found = actor_for(self.world, tx, vihf, accept_unknown=self.accept_unknown)
+        except VihfError as exc:
+            raise SoapFault("Sender", exc.subcode, exc.reason) from None
+        call = Call(tx, soap, vihf, actor, self._patient_id(tx, vihf), [*found_before, *vihf.findings, *found])
+        secret = vihf.confidentiality == "INVISIBLE_REPRESENTANTS_LEGAUX"
+        if call.patient:    # a minor's secret connection is read from every request (EX_0.1-1100)
+            call.world_findings.extend(self.world.dmp.note_connection(tx, actor, call.patient, secret=secret))
+        elif secret:
+            call.findings.append(finding("DMP/EX_0.1-1100", "a minor's secret connection", "info",
+                                         fr="connexion secrète d'un mineur"))
+        return call
+
+    def _decide(self, call: Call, soap: SoapRequest, operation: str,
+                handler: Handler) -> tuple[Outcome, tuple[int, str, bytes]]:
+        """The handler's outcome and the answer rendered from it."""
+        try:
+            outcome = handler(self, call)
+        except errors.WorldError as exc:
+            outcome = self._world_fault(call, operation, exc)
+        except hl7v3.Td0Error as exc:   # a malformed TD0.x / TD1.6 body: a Fault, not a 500
+            outcome = Outcome("", None, operation, verdict="refused", code=exc.subcode,
+                              fault=SoapFault("Sender", exc.subcode, exc.reason))
+        call.findings.extend(call.world_findings)
+        # The answer is rendered before it is journaled, so that the entry keeps it (issue 18 point 12).
+        if outcome.fault is not None:
+            return outcome, render_fault(soap, outcome.fault, version=soap.version, mtom=outcome.mtom)
+        content_type_out, payload = render_response(soap, outcome.action, outcome.body,
+                                                    attachments=outcome.attachments, mtom=outcome.mtom)
+        if outcome.entries is not None:
+            payload = _splice_entries(payload, *outcome.entries)
+        return outcome, (200, content_type_out, payload)
+
+    def _on_snapshot(self, soap: SoapRequest, vihf: Vihf, operation: str, handler: Handler,
+                     found_before: list[dict]) -> Early | None:
+        """The request computed on a read snapshot, out of the write transaction (issue 21, point 3): the same
+        calls as in the write transaction, the handler leaving its writes in `Call.later`. None when it needs
+        to write anything else (a secret connection that starts or ends, an actor unknown) or fails before
+        its handler: then the write transaction computes it, as for any other operation. Rendering here is
+        what the write transaction no longer holds."""
+        try:
+            with self.world.read_snapshot() as tx:
+                try:
+                    call = self._call(tx, soap, vihf, found_before)
+                except SoapFault:
+                    return None
+                call.later = []
+                outcome, answer = self._decide(call, soap, operation, handler)
+                return Early(call, outcome, answer, tx.mark)
+        except NeedsWrite:
+            return None
+        except Exception:   # computed (and logged) again in the write transaction, exactly as before
+            return None
 
     def _injected(self, tx: Tx, soap: SoapRequest, operation: str, fired: Fired, call: Call,
                   body: bytes) -> tuple[int, str, bytes]:
@@ -543,17 +607,20 @@ class DmpDoor(HttpDoor):
                 raise ebrim.RegistryErrors([ebrim.RegistryError(
                     "XDSPatientIdDoesNotMatch", f"the query's patient {query.patient_ins} is not the VIHF's "
                     f"{call.vihf.patient_ins}")])
+            trace = call.later is None   # on a snapshot, the access trace is written by the write transaction
             if query.kind in ("GetDocuments", "GetDocumentsAndAssociations"):
-                docs = dmp.get(tx, call.actor, patient, [*query.unique_ids, *query.entry_uuids],
+                docs = dmp.get(tx, call.actor, patient, [*query.unique_ids, *query.entry_uuids], trace=trace,
                                findings=call.world_findings)
             elif query.kind == "FindDocuments":
-                docs = dmp.find(tx, call.actor, patient, findings=call.world_findings, **query.world_filters(
-                    professional_id=lambda idnps: self._professional_id(tx, idnps)))
+                docs = dmp.find(tx, call.actor, patient, trace=trace, findings=call.world_findings,
+                                **query.world_filters(professional_id=lambda idnps: self._professional_id(tx, idnps)))
             else:
                 raise ebrim.RegistryErrors([ebrim.RegistryError("XDSUnknownStoredQuery",
                                                                 f"the DMP does not serve the stored query {query.query_id}")])
         except (errors.WorldError, ebrim.RegistryErrors) as exc:
             return self._xds_failure(action, operation, exc, query=True)
+        if call.later is not None:
+            call.later.append(partial(dmp.consulted, actor=call.actor, patient_id=patient))
         if query.unsupported:
             call.findings.append(finding("DMP/TD3.1", "parameters the bench does not filter on: "
                                          + ", ".join(sorted(query.unsupported)), "info",
@@ -581,14 +648,16 @@ class DmpDoor(HttpDoor):
         snapshot reusing an entryUUID cannot show a stale entry): rendering with lxml was half of a TD3.1's
         time."""
         key = (repr(doc), cx, object_ref, idnps)
-        cached = self._render_cache.get(key)
-        if cached is None:
-            cached = _entry_bytes(ebrim.render_extrinsic_object(doc, cx, author_idnps=idnps, object_ref=object_ref))
+        with self._render_lock:
+            cached = self._render_cache.get(key)
+            if cached is not None:
+                self._render_cache.move_to_end(key)
+                return cached
+        cached = _entry_bytes(ebrim.render_extrinsic_object(doc, cx, author_idnps=idnps, object_ref=object_ref))
+        with self._render_lock:
             self._render_cache[key] = cached
             if len(self._render_cache) > RENDER_CACHE:
                 self._render_cache.popitem(last=False)
-        else:
-            self._render_cache.move_to_end(key)
         return cached
 
     def _professional_id(self, tx: Tx, idnps: str) -> str | None:

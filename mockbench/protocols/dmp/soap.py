@@ -58,7 +58,9 @@ _SOAP11_CODES = MappingProxyType({"Sender": "Client", "Receiver": "Server", "Ver
 _MAX_BOUNDARY = 70
 # RFC 2045 section 6.1: the encodings that leave the bytes as they are.
 _IDENTITY_ENCODINGS = frozenset({"", "binary", "8bit", "7bit"})
-_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# What XML 1.0 (2.2, Char) excludes, listed: the negated class of what it allows took 3 ms to compile at start-up
+# (sre builds a charset over the whole of Unicode); the same set of code points (tests/protocols/dmp).
+_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _NOT_NCNAME_CHAR = re.compile(r"[^A-Za-z0-9_.\-]")
 # The ASCII characters str.split() takes for white space: what base64 text may be wrapped and indented with.
 _ASCII_SPACE = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"

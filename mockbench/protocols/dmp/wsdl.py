@@ -5,8 +5,7 @@ without this project shipping the OASIS ebRIM and HL7v3 schemas."""
 
 from __future__ import annotations
 
-from xml.sax.saxutils import quoteattr
-
+from ...formats.xml import quoteattr
 from . import actions as wsa
 
 # service -> [(operation, request element (ns, name), response element (ns, name), Action, response Action)]

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import importlib.util
 import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...formats.mime import attachments, read_mdn
 from ...world import errors
@@ -31,7 +32,9 @@ from . import errors as status
 from .auth import Identity, Outcome, certificate_identity, mechanism_findings
 from .content import XDM_ATTACHMENT, count_header_fields, header_findings, mdn_findings, xdm_check
 from .errors import Refusal, status_for
-from .smtp_session import MssHandler, MssSmtp
+
+if TYPE_CHECKING:
+    from .smtp_session import MssHandler, MssSmtp
 
 # Kept importable from here (the control API's XDM check, older imports).
 __all__ = ["XDM_ATTACHMENT", "MssSettings", "SmtpDoor", "SmtpLimits", "count_header_fields", "mdn_findings",
@@ -141,7 +144,10 @@ class SmtpDoor(SocketDoor):
             from ...pki import server_context
 
             self.tls_context = server_context(context.tls, require_client_cert=False)
-        self._handler = MssHandler(self)
+        # aiosmtpd is imported at the first connection; a broken install still fails here, at start.
+        if importlib.util.find_spec("aiosmtpd") is None:
+            raise RuntimeError("the SMTP door needs aiosmtpd, which is not installed: reinstall mockbench")
+        self._engine: tuple[type[MssSmtp], MssHandler] | None = None   # at the first connection (_session_engine)
         self._server: asyncio.base_events.Server | None = None
         self._sessions: weakref.WeakSet[MssSmtp] = weakref.WeakSet()
 
@@ -159,11 +165,21 @@ class SmtpDoor(SocketDoor):
             if line is not None:
                 self.cap.release()
                 return _Refusal(line)
-            engine = MssSmtp(self, self._handler, loop)
+            engine_class, handler = self._engine or self._session_engine()
+            engine = engine_class(self, handler, loop)
             self._sessions.add(engine)
             return engine
 
         self._server = await loop.create_server(session, self.host, self.port)
+
+    def _session_engine(self) -> tuple[type[MssSmtp], MssHandler]:
+        """The session's class and handler, imported at the first connection, on the door's loop: aiosmtpd and
+        attrs were a twentieth of the bench's start-up (issue 21, point 5); that connection waits for them
+        instead (about 10 ms, benchmarks/README.md)."""
+        from .smtp_session import MssHandler, MssSmtp
+
+        self._engine = (MssSmtp, MssHandler(self))
+        return self._engine
 
     async def close(self) -> None:
         if self._server is not None:

@@ -46,6 +46,11 @@ class Exchange:
     operation: str | None = None    # e.g. `refresh` for a token request that refreshes (PSC.02)
     verdict: str | None = None      # e.g. `accepted` for a CIBA poll that waits: the protocol working
     code: str | None = None
+    # A token request in a world shared by several processes (Provider.handle): the signatures its dry run made
+    # on a snapshot (WorldTokens.sign's memo), and the access token's jti, drawn once for both runs. Empty:
+    # signed in the write transaction, a jti drawn there.
+    signatures: dict[tuple[str, str, str], str] | None = None
+    jti: str = ""
 
     def declare(self, *, actor: str | None = None, operation: str | None = None, verdict: str | None = None,
              code: str | None = None) -> None:

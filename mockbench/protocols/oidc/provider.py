@@ -15,6 +15,7 @@ restarted bench keeps them. Access and refresh tokens and the signing keys are t
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -161,8 +162,9 @@ class Provider:
         journal_op = handler.journal
         if fault is not None and journal_op is None:
             journal_op = endpoint   # a slowed JWKS is journaled, so that the fault it met is seen
+        signatures, jti = self._ahead(handler, req) if handler.speculative and self.world.store.shared else (None, "")
         with self.world.transaction() as tx:
-            ex = Exchange(tx, req, actor=req.params.get("client_id", ""))
+            ex = Exchange(tx, req, actor=req.params.get("client_id", ""), signatures=signatures, jti=jti)
             status, body, headers, verdict = self._answer(handler, ex)
             if journal_op is not None:
                 self.world.journal.append(
@@ -170,6 +172,22 @@ class Provider:
                     code=ex.code, raw=f"{self.profile.name} {req.method} {endpoint} {masked(req.params)}",
                     fault=fault, response=answer_text(status, body, headers))
         return status, body, headers
+
+    def _ahead(self, handler: Endpoint, req: Request) -> tuple[dict[tuple[str, str, str], str], str]:
+        """The signatures of a request made ahead, out of the write transaction (issue 21, point 3): the endpoint
+        runs on a snapshot with its writes dropped, only to fill the memo that WorldTokens.sign keeps, keyed by
+        the key's id, the algorithm and the claims' exact JSON. The request itself then runs in the write
+        transaction as always, and takes a signature from the memo only when it signs the same claims with the
+        same key (RS256 is deterministic: the same JWT): a world that changed meanwhile changes the claims, and
+        that signature is made there. The dry run's answer, errors included, is dropped."""
+        signatures: dict[tuple[str, str, str], str] = {}
+        jti = str(uuid.uuid4())
+        try:
+            with self.world.read_snapshot(dry=True) as tx:
+                handler(Exchange(tx, req, actor=req.params.get("client_id", ""), signatures=signatures, jti=jti))
+        except Exception:   # nothing of the dry run is kept but its signatures
+            pass
+        return signatures, jti
 
     def _answer(self, handler: Endpoint, ex: Exchange) -> tuple[int, object, dict[str, str], str]:
         """(status, body, headers, verdict) of the endpoint's answer, its refusal or its failure; a refusal's

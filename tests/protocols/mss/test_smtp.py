@@ -331,6 +331,16 @@ def test_plain_login_turned_off(bench, limited_door):
         door.stop()
 
 
+def test_a_missing_aiosmtpd_fails_at_start_not_at_the_first_connection(bench, monkeypatch):
+    # The door imports aiosmtpd at its first connection (issue 21 point 5); a broken install is still told at start.
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "aiosmtpd" else real(name, *a))
+    with pytest.raises(RuntimeError, match="aiosmtpd"):
+        SmtpDoor(bench.bench.context, MssSettings(port=0))
+
+
 def test_an_unexpected_error_is_451_journaled_and_the_session_goes_on(bench, smtp, monkeypatch):
     client = smtp(JEANNE)
 

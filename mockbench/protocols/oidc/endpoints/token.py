@@ -13,6 +13,7 @@ from .base import Endpoint
 class Token(Endpoint):
     name = "token"
     journal = "token"
+    speculative = True
 
     def __call__(self, ex: Exchange) -> Result:
         req = ex.req

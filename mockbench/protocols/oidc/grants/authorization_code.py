@@ -52,7 +52,7 @@ class AuthorizationCodeGrant(Grant):
             raise InvalidGrant("code_verifier sent but the authorization request had no code_challenge")
         row["used"] = True
         body = mint_tokens(self.provider, tx, client, pro, row["scopes"], nonce=row.get("nonce"), sid=row["sid"],
-                           auth_time=row["auth_time"])
+                           auth_time=row["auth_time"], ex=ex)
         row["issued"] = [token_hash(body["access_token"])] + ([token_hash(body["refresh_token"])]
                                                           if "refresh_token" in body else [])
         tx.put("tokens", row, token_hash=digest, kind="oidc-code")

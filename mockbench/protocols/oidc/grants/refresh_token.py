@@ -32,4 +32,4 @@ class RefreshTokenGrant(Grant):
             # the IG's "Cas d'erreur 1b": past the session's maximum the professional logs in again
             raise InvalidGrant("Session not active: the session is older than its maximum; authenticate again")
         return mint_tokens(self.provider, tx, client, pro, scopes, sid=data.get("sid"),
-                           auth_time=data.get("auth_time"), refresh=token, auth_mode=data.get("auth_mode", "CARD"))
+                           auth_time=data.get("auth_time"), refresh=token, auth_mode=data.get("auth_mode", "CARD"), ex=ex)
