@@ -66,7 +66,9 @@ def iso_from_digits(value: str) -> str | None:
     """The PFI's lenient reading of an HL7 time (a CDA effectiveTime, a TXA date): its first 14 digits as
     'YYYY-MM-DDTHH:MM:SSZ', missing ones as zeros, anything after them (an offset) ignored; None under
     8 digits. What the PFI stores as a document's creation time when the DPI gives it this way."""
-    digits = "".join(c for c in value if c.isdigit())[:14]
+    head = value[:14]
+    # the usual value starts with its 14 digits: they are the first 14 the generator would keep
+    digits = head if head.isdigit() else "".join(c for c in value if c.isdigit())[:14]
     if len(digits) < 8:
         return None
     digits = digits.ljust(14, "0")

@@ -34,18 +34,27 @@ _NINETEEN_DIGITS = b"0" * 19
 
 def _orjson_can_write(value: Any) -> bool:
     """Only exact dicts with str keys, lists, tuples, str, int, bool, None and floats that both write alike
-    (see the module's docstring), all the way down."""
+    (see the module's docstring), all the way down. A container's str, int, bool and None values are judged
+    where they are met, not pushed and popped (the walk was 3 % of a PFI message's instructions)."""
     stack = [value]
+    pop, push = stack.pop, stack.append
     while stack:
-        item = stack.pop()
+        item = pop()
         kind = type(item)
         if kind is dict:
-            for key in item:
+            for key, sub in item.items():
                 if type(key) is not str:
                     return False
-            stack.extend(item.values())
+                kind = type(sub)
+                if kind is str or kind is int or kind is bool or sub is None:
+                    continue
+                push(sub)
         elif kind is list or kind is tuple:
-            stack.extend(item)
+            for sub in item:
+                kind = type(sub)
+                if kind is str or kind is int or kind is bool or sub is None:
+                    continue
+                push(sub)
         elif kind is float:
             if item and not 1e-4 <= abs(item) < 1e16:   # NaN fails the comparison too
                 return False

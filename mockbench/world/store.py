@@ -30,6 +30,7 @@ would expose those to each other; the cross-process lock (xlock.py) and JSON (js
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import threading
@@ -276,14 +277,8 @@ class Tx:
         key = (self.ns, order, limit, offset, *where.items())
         texts = self._rows_cached(table, key)
         if texts is None:
-            sql, params = self._where(table, where)
-            if order:
-                sql += f" ORDER BY {order}"
-            if limit is not None or offset:
-                sql += f" LIMIT {-1 if limit is None else int(limit)}"
-            if offset:
-                sql += f" OFFSET {int(offset)}"
-            texts = [r[0] for r in self.conn.execute(f"SELECT data FROM {table}{sql}", params)]
+            sql = _select_sql(table, tuple(where), order, limit, offset)
+            texts = [r[0] for r in self.conn.execute(sql, [self.ns, *where.values()])]
             self._rows_keep(table, key, texts)
         return [self._load(text) for text in texts]
 
@@ -374,8 +369,15 @@ class Tx:
         if key in self._back:   # a write-back row: its text as it will be stored
             value = self._back[key]
             return None if value is None else jsontext.dumps(value)
-        row = self.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
-        return None if row is None else str(row[0])
+        # Kept with the transaction's rows (read again for each journal entry: the scenario's record), forgotten
+        # with them on any write to the meta table.
+        query = ("meta_text", self.ns, key)
+        texts = self._rows_cached("meta", query)
+        if texts is None:
+            row = self.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
+            texts = [None if row is None else str(row[0])]
+            self._rows_keep("meta", query, texts)
+        return texts[0]
 
     def meta_set(self, key: str, value: Any) -> None:
         if self.read_only:
@@ -407,6 +409,24 @@ class Tx:
         value = int(self.meta_get(f"seq:{name}", 0)) + 1
         self.meta_set(f"seq:{name}", value)
         return value
+
+
+@functools.lru_cache(maxsize=256)
+def _select_sql(table: str, keys: tuple[str, ...], order: str | None, limit: int | None, offset: int) -> str:
+    """`Tx.select`'s statement, written once per shape (its parameters: the namespace, then the keys' values);
+    an unknown key column raises KeyError every time (an exception is not kept)."""
+    allowed = TABLES[table]
+    for k in keys:
+        if k not in allowed:
+            raise KeyError(f"{table} has no key column {k}")
+    sql = "SELECT data FROM " + table + " WHERE " + " AND ".join(["ns = ?", *[f"{k} = ?" for k in keys]])
+    if order:
+        sql += f" ORDER BY {order}"
+    if limit is not None or offset:
+        sql += f" LIMIT {-1 if limit is None else int(limit)}"
+    if offset:
+        sql += f" OFFSET {int(offset)}"
+    return sql
 
 
 def _write_back(key: str) -> bool:

@@ -63,3 +63,16 @@ def test_ts_is_stricter_than_dtm():
 ])
 def test_iso_from_digits_is_the_pfis_lenient_reading(value, iso):
     assert times.iso_from_digits(value) == iso
+
+
+def test_iso_from_digits_keeps_the_first_14_digits_whatever_comes_before_or_between():
+    """Its shortcut (a value that starts with 14 digits) and the general reading agree, Unicode digits too."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        value = "".join(rng.choice("0123456789" * 6 + "+-T:. Z٣²") for _ in range(rng.randint(0, 22)))
+        digits = "".join(c for c in value if c.isdigit())[:14]
+        expected = None if len(digits) < 8 else digits.ljust(14, "0")
+        got = times.iso_from_digits(value)
+        assert (got if got is None else got.replace("-", "").replace("T", "").replace(":", "")[:14]) == expected

@@ -122,3 +122,36 @@ def test_floats_at_the_bounds(value):
 
 def test_floats_stay_floats_and_nan_stays_nan():
     assert math.isnan(jsontext.loads(jsontext.dumps([float("nan")]))[0])
+
+
+def _can_write_by_walk(value: object) -> bool:
+    """The walk `_orjson_can_write` replaced (one Python step per value): the answer it must keep."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            if any(type(key) is not str for key in item):
+                return False
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is float:
+            if item and not 1e-4 <= abs(item) < 1e16:
+                return False
+        elif kind not in (str, int, bool, type(None)):
+            return False
+    return True
+
+
+_odd = st.sampled_from([Level.HIGH, Name("sub"), Colour.RED, Point(1), b"b", frozenset(), datetime.date(2026, 1, 1)])
+_keys = st.text(max_size=3) | st.integers() | st.none() | st.booleans() | st.floats() | st.builds(Name, st.text())
+_any = st.recursive(_scalars | _odd | st.floats(min_value=-1e17, max_value=1e17),
+                    lambda inner: st.lists(inner, max_size=5) | st.tuples(inner, inner)
+                    | st.dictionaries(_keys, inner, max_size=4), max_leaves=25)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_any)
+def test_the_check_of_what_orjson_may_write_answers_as_the_walk_did(value):
+    assert jsontext._orjson_can_write(value) is _can_write_by_walk(value)

@@ -592,3 +592,19 @@ def test_clear_of_one_namespace_leaves_the_other(tmp_path):
     finally:
         a.close()
         b.close()
+
+
+def test_select_orders_pages_and_refuses_an_unknown_key_every_time(store):
+    """Tx.select's statement is written once per shape: its order, limit and offset, and its refusal of a
+    column that is not a key, hold on every call."""
+    with store.transaction() as tx:
+        for sid, finess in (("c", "3"), ("a", "1"), ("b", "2"), ("d", "1")):
+            tx.put("structures", _structure(sid), id=sid, finess=finess)
+        for _ in range(2):
+            assert [r["id"] for r in tx.select("structures", order="id")] == ["a", "b", "c", "d"]
+            assert [r["id"] for r in tx.select("structures", order="id DESC", limit=2, offset=1)] == ["c", "b"]
+            assert [r["id"] for r in tx.select("structures", order="id", offset=3)] == ["d"]
+            assert [r["id"] for r in tx.select("structures", order="id", finess="1")] == ["a", "d"]
+            assert [r["id"] for r in tx.select("structures", order="id", finess="1", id="d")] == ["d"]
+            with pytest.raises(KeyError, match="structures has no key column name"):
+                tx.select("structures", name="A")

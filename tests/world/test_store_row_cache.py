@@ -32,6 +32,9 @@ def _reads(tx) -> None:
             assert got == (fresh[0] if fresh else None)
     for finess in ("1", "2"):
         assert tx.select("structures", order="id", finess=finess) == _fresh(tx, "structures", finess=finess)
+    for key in ("m", "keep:m"):   # a meta row's text (the scenario's record, read for each journal entry)
+        row = tx.conn.execute("SELECT data FROM meta WHERE ns = ? AND key = ?", (tx.ns, key)).fetchone()
+        assert tx.meta_text(key) == (None if row is None else str(row[0]))
 
 
 class Rollback(Exception):
@@ -55,9 +58,15 @@ def _apply(store, tx, op: tuple) -> None:
                         (tx.ns, rid, str(value % 2 + 1), json.dumps({"id": rid, "v": value, "by": "sql"})))
     elif kind == "sql_delete":
         tx.conn.execute(f"DELETE FROM {table} WHERE ns = ?", (tx.ns,))
+    elif kind == "meta_set":
+        tx.meta_set("m" if value % 2 else "keep:m", {"v": value, "of": rid})
+    elif kind == "sql_meta":
+        tx.conn.execute("INSERT OR REPLACE INTO meta (ns, key, data) VALUES (?, ?, ?)",
+                        (tx.ns, "m" if value % 2 else "keep:m", json.dumps({"v": value, "by": "sql"})))
     elif kind == "savepoint_rolled_back":
         with pytest.raises(Rollback), tx.savepoint():
             tx.put(table, {"id": rid, "v": value, "by": "undone"}, id=rid, **{key: "1"})
+            tx.meta_set("m", {"v": value, "by": "undone"})
             _reads(tx)   # the undone row is read, so cached, inside the savepoint
             raise Rollback
     elif kind == "reset":
@@ -70,7 +79,7 @@ def _apply(store, tx, op: tuple) -> None:
 
 _ops = st.lists(st.tuples(
     st.sampled_from(["put", "put_json", "delete", "sql_update", "sql_insert", "sql_delete",
-                     "savepoint_rolled_back", "reset", "mutate_a_read_row"]),
+                     "savepoint_rolled_back", "reset", "mutate_a_read_row", "meta_set", "sql_meta"]),
     st.sampled_from(["structures", "patients"]), st.sampled_from(IDS), st.integers(0, 9)), max_size=25)
 
 

@@ -70,6 +70,10 @@ class Inbound:
         self._by_name: dict[str, list[Segment]] = {}
         for segment in self.all:
             self._by_name.setdefault(segment[0], []).append(segment)
+        # A long field's repetition as split into components, by (field text, repetition): the document's
+        # OBX-5 (30 KiB to MBs) is read for its encoding (component 4), then for its data (component 5), and
+        # each read copied its data out of it again. Keyed by the text's id, kept with the text itself.
+        self._long: dict[tuple[int, int], tuple[str, str | None, list[str] | None]] = {}
 
     @property
     def msh(self) -> Segment:
@@ -87,10 +91,11 @@ class Inbound:
 
     def get(self, segment: str, fld: int, rep: int = 1, comp: int = 1, sub: int = 1, *, index: int = 0) -> str:
         segs = self._by_name.get(segment, ())
-        return value(segs[index], fld, rep, comp, sub, self._enc, self._sep) if len(segs) > index else ""
+        return self.value(segs[index], fld, rep, comp, sub) if len(segs) > index else ""
 
     def value(self, segment: Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
-        return value(segment, fld, rep, comp, sub, self._enc, self._sep)
+        """`value(segment, ...)` with this message's separators; a long field is split once per repetition."""
+        return value(segment, fld, rep, comp, sub, self._enc, self._sep, self._long)
 
     def repetitions(self, segment: Segment, fld: int) -> int:
         return segment[fld].count(self._enc[1]) + 1 if fld < len(segment) else 0
@@ -110,24 +115,75 @@ class Inbound:
 
 
 def value(segment: Segment, fld: int, rep: int = 1, comp: int = 1, sub: int = 1, enc: str = "^~\\&",
-          field_sep: str = "|") -> str:
+          field_sep: str = "|", kept: dict | None = None) -> str:
     """One value by HL7 position (1-based), unescaped, '' when absent. MSH keeps HL7 numbering (MSH-1 is
-    the field separator, MSH-2 the encoding characters, both returned as they are)."""
+    the field separator, MSH-2 the encoding characters, both returned as they are). `kept`: a message's
+    long fields as split by earlier reads (`Inbound.value`)."""
     if fld >= len(segment):
         return ""
     text = segment[fld]
     if segment[0] == "MSH" and fld in (1, 2):
         return text
-    comp_sep, rep_sep, sub_sep = enc[0], enc[1], enc[3]
-    for sep, index in ((rep_sep, rep), (comp_sep, comp), (sub_sep, sub)):   # repetition, component, subcomponent
-        if sep in text:
-            parts = split(text, sep)
-            if index > len(parts):
-                return ""
-            text = parts[index - 1]
-        elif index > 1:
+    if kept is not None and len(text) >= _LONG_TEXT:
+        return _long_value(kept, text, rep, comp, sub, enc, field_sep)
+    # repetition, then component, then subcomponent (unrolled: this runs a few dozen times per message)
+    if enc[1] in text:
+        parts = split(text, enc[1])
+        if rep > len(parts):
             return ""
+        text = parts[rep - 1]
+    elif rep > 1:
+        return ""
+    if enc[0] in text:
+        parts = split(text, enc[0])
+        if comp > len(parts):
+            return ""
+        text = parts[comp - 1]
+    elif comp > 1:
+        return ""
+    if enc[3] in text:
+        parts = split(text, enc[3])
+        if sub > len(parts):
+            return ""
+        text = parts[sub - 1]
+    elif sub > 1:
+        return ""
     return unescape(text, enc, field_sep) if enc[2] in text else text
+
+
+def _long_value(kept: dict, text: str, rep: int, comp: int, sub: int, enc: str, field_sep: str) -> str:
+    """`value`'s steps on a long field, its repetition and component splits kept in `kept` for the next read
+    of the same field: by (id of the field's text, repetition), with the text itself (so an id reused by
+    another text is not taken for it)."""
+    key = (id(text), rep)
+    found = kept.get(key)
+    if found is None or found[0] is not text:
+        rep_text: str | None = text
+        if enc[1] in text:
+            parts = split(text, enc[1])
+            rep_text = parts[rep - 1] if rep <= len(parts) else None
+        elif rep > 1:
+            rep_text = None
+        comps = split(rep_text, enc[0]) if rep_text is not None and enc[0] in rep_text else None
+        found = (text, rep_text, comps)
+        kept[key] = found
+    _, rep_text, comps = found
+    if rep_text is None:
+        return ""
+    if comps is not None:
+        if comp > len(comps):
+            return ""
+        rep_text = comps[comp - 1]
+    elif comp > 1:
+        return ""
+    if enc[3] in rep_text:
+        parts = split(rep_text, enc[3])
+        if sub > len(parts):
+            return ""
+        rep_text = parts[sub - 1]
+    elif sub > 1:
+        return ""
+    return unescape(rep_text, enc, field_sep) if enc[2] in rep_text else rep_text
 
 
 # Above this length `split` looks for separators with str.find (memchr) rather than str.split, whose loop for a

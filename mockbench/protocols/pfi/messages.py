@@ -8,7 +8,6 @@ patient, the sender's rights, the current version) is the door's business, answe
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from dataclasses import dataclass, field
@@ -356,7 +355,9 @@ def _b64(data: str, where: str | DocLabel, findings: list[dict], *, lenient: boo
                                 fr=f"{where} : base64 tronqué (son dernier caractère manquait)"))
     padded = compact + "=" * (-len(compact) % 4)
     try:
-        decoded = base64.b64decode(padded, validate=True)
+        # base64.b64decode(padded, validate=True) without its copy of the text into bytes: a2b_base64 reads an
+        # ASCII str in place, and refuses any other str with the same ValueError
+        decoded = binascii.a2b_base64(padded, strict_mode=True)
     except (binascii.Error, ValueError):
         raise Hl7Reject("AE", E_APPLICATION, f"{where}: the data is not base64", location) from None
     if padded != compact:
