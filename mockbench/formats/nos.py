@@ -36,13 +36,16 @@ _X04_BY_CLASS = {
 CLASS_OF_TYPE = MappingProxyType({type_code: class_code for class_code, types in _X04_BY_CLASS.items()
                                   for type_code in types.split()})
 
-# ASS_A12-CorresMediaTypeCDANonStructure-XdsFormatCode-CISIS: the formatCode of a CDA N1 from its
-# component/nonXMLBody/text@mediaType (mapping.md gives the PDF row: "CDA N1 => urn:ihe:iti:xds-sd:pdf:2008").
+# ASS_A12-CorresMediaTypeCDANonStructure-XdsFormatCode-CISIS (NOS version 5.0.0, active 2025-11-29, its five
+# rows as IG-terminologie-de-sante renders them, ConceptMap-ASS-A12-CorresMediaTypeCDANonStructure-XdsFormatCode-
+# CISIS): the formatCode of a CDA N1 from its component/nonXMLBody/text@mediaType (mapping.md gives the PDF row:
+# "CDA N1 => urn:ihe:iti:xds-sd:pdf:2008").
 FORMAT_OF_MEDIA_TYPE = MappingProxyType({
     "application/pdf": "urn:ihe:iti:xds-sd:pdf:2008",
     "text/plain": "urn:ihe:iti:xds-sd:text:2008",
     "text/rtf": "urn:ihe:iti-fr:xds-sd:rtf:2010",
     "image/jpeg": "urn:ihe:iti-fr:xds-sd:jpeg:2010",
+    "image/tiff": "urn:ihe:iti-fr:xds-sd:tiff:2010",
 })
 
 # ASS_A11-CorresModeleCDA-XdsFormatCode-CISIS (github.com/ansforge/IG-terminologie-de-sante,

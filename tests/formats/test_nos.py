@@ -35,8 +35,14 @@ def test_a_type_ass_x04_does_not_know_has_no_class(type_code):
     ("application/pdf", "urn:ihe:iti:xds-sd:pdf:2008"),   # mapping.md: "CDA N1 => urn:ihe:iti:xds-sd:pdf:2008"
     ("APPLICATION/PDF", "urn:ihe:iti:xds-sd:pdf:2008"),
     ("text/plain", "urn:ihe:iti:xds-sd:text:2008"), (None, "urn:ihe:iti:xds-sd:text:2008"),  # ED's default
-    ("image/jpeg", "urn:ihe:iti-fr:xds-sd:jpeg:2010"), ("video/mp4", None),
+    ("image/jpeg", "urn:ihe:iti-fr:xds-sd:jpeg:2010"), ("image/tiff", "urn:ihe:iti-fr:xds-sd:tiff:2010"),
+    ("video/mp4", None),
 ])
+
+
+def test_ass_a12_has_its_five_rows():
+    # ASS_A12 version 5.0.0 (IG-terminologie-de-sante): pdf, text, rtf, jpeg, tiff; no other mediaType.
+    assert len(nos.FORMAT_OF_MEDIA_TYPE) == 5
 def test_the_format_of_a_cda_n1_is_its_media_types(media_type, expected):
     assert nos.format_code(structured=False, media_type=media_type, template_ids=(nos.N1_TEMPLATE,)) == expected
 
