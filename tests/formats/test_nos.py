@@ -38,13 +38,13 @@ def test_a_type_ass_x04_does_not_know_has_no_class(type_code):
     ("image/jpeg", "urn:ihe:iti-fr:xds-sd:jpeg:2010"), ("image/tiff", "urn:ihe:iti-fr:xds-sd:tiff:2010"),
     ("video/mp4", None),
 ])
+def test_the_format_of_a_cda_n1_is_its_media_types(media_type, expected):
+    assert nos.format_code(structured=False, media_type=media_type, template_ids=(nos.N1_TEMPLATE,)) == expected
 
 
 def test_ass_a12_has_its_five_rows():
     # ASS_A12 version 5.0.0 (IG-terminologie-de-sante): pdf, text, rtf, jpeg, tiff; no other mediaType.
     assert len(nos.FORMAT_OF_MEDIA_TYPE) == 5
-def test_the_format_of_a_cda_n1_is_its_media_types(media_type, expected):
-    assert nos.format_code(structured=False, media_type=media_type, template_ids=(nos.N1_TEMPLATE,)) == expected
 
 
 @pytest.mark.parametrize("templates,expected", [
