@@ -409,7 +409,7 @@ DOCUMENT_FIELDS = {
     "id": Field(Id(), "the scenario's name for the document", required=True),
     "type": Field(Str(pattern=r"[0-9A-Za-z-]+", doc="a LOINC code"), "typeCode, a LOINC code (JDV_J07)",
                   default="11488-4"),
-    "class": Field(Str(), "classCode (1.2.250.1.213.1.1.4.1)", default="10"),
+    "class": Field(Str(), "classCode (TRE_A03, 1.2.250.1.213.1.1.4.1); the type's class in ASS_X04 if absent"),
     "title": Field(Str(), "title; derived from the type if absent"),
     "author": Field(Id(), "id of the authoring professional; the first professional if absent"),
     "confidentiality": Field(ListOf(item=Str(choices=CONFIDENTIALITY_CODES)), "confidentiality codes",

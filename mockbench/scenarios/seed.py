@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
+from ..formats import nos
 from ..formats.cda import minimal_cda
 from ..world import errors, identity
 from ..world.ciba import set_ciba_script
@@ -274,7 +275,9 @@ class Seeder:
             facility_type=doc.get("facility_type", "SA01"), practice_setting=doc.get("practice_setting", "ETABLISSEMENT"))
         meta = {
             "id": doc["id"], "unique_id": unique_id, "title": title, "type_code": type_code,
-            "class_code": doc.get("class", "10"), "format_code": "urn:asip:ci-sis:2010",
+            "class_code": self._class_of(doc, type_code),
+            # minimal_cda writes a CDA N1 in text/plain: its formatCode by ASS_A12, as the PFI derives it
+            "format_code": nos.format_code(structured=False, media_type="text/plain", template_ids=(nos.N1_TEMPLATE,)),
             "practice_setting": doc.get("practice_setting", "ETABLISSEMENT"),
             "facility_type": doc.get("facility_type", "SA01"), "author": author.id,
             "author_structure": author.structure, "author_specialty": author.specialty,
@@ -282,6 +285,18 @@ class Seeder:
             "confidentiality": list(doc.get("confidentiality") or ["N"]),
         }
         return meta, content
+
+    @staticmethod
+    def _class_of(doc: dict, type_code: str) -> str:
+        """The document's classCode: the scenario's, else the one ASS_X04 gives its type (formats/nos.py), as the
+        PFI derives it from the CDA (trans-cda-r2/mapping.md, Mapping XDS, Fiche, classCode)."""
+        if doc.get("class"):
+            return str(doc["class"])
+        found = nos.class_of_type(type_code)
+        if found is None:
+            raise errors.ScenarioError(f"document {doc.get('id')}: the type {type_code} is not in ASS_X04 "
+                                       "(typeCode -> classCode): give its class")
+        return found
 
     def submit_document(self, patient_key: str, doc: dict, by: str | None) -> None:
         meta, content = self.document_meta(patient_key, doc)

@@ -435,3 +435,37 @@ def test_a_seeded_world_has_the_same_ids_on_every_load_and_later_documents_fresh
                  for _ in range(2)]
     assert len({first[0], *(d.unique_id for d in later)}) == 3
     assert len({first[1], *(d.entry_uuid for d in later)}) == 3
+
+
+CLASSES = """\
+id: classes
+title: Classes des documents
+world:
+  structures: [{id: chu}]
+  professionals: [{id: dr, structure: chu}]
+  patients:
+    - id: alice
+      authorizations: [{structure: chu}]
+      documents:
+        - {id: cr, author: dr}
+        - {id: imagerie, author: dr, type: 18748-4}
+        - {id: choisie, author: dr, type: 18748-4, class: "10"}
+"""
+
+
+def test_seeded_documents_take_their_class_from_ass_x04_and_their_format_from_ass_a12(engine, world):
+    # trans-cda-r2/mapping.md, Mapping XDS, Fiche: classCode from the type through ASS_X04, formatCode of a CDA
+    # N1 from its mediaType through ASS_A12 (the seed's minimal_cda is an N1 in text/plain).
+    engine.load(parse(CLASSES))
+    with world.transaction() as tx:
+        docs = {d.id: d for d in world.dmp.find(tx, DR, "alice")}
+    assert docs["cr"].class_code == "10"              # 11488-4, compte rendu
+    assert docs["imagerie"].class_code == "31"        # 18748-4, compte rendu d'imagerie
+    assert docs["choisie"].class_code == "10"         # the scenario's own class is kept
+    assert {d.format_code for d in docs.values()} == {"urn:ihe:iti:xds-sd:text:2008"}
+
+
+def test_a_type_ass_x04_does_not_know_needs_its_class(engine):
+    text = CLASSES.replace("type: 18748-4, class: \"10\"", "type: 99999-9")
+    with pytest.raises(errors.ScenarioError, match="ASS_X04"):
+        engine.load(parse(text))
