@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mockbench.formats import ebrim, times
 from mockbench.protocols.dmp import hl7v3
@@ -76,3 +78,43 @@ def test_iso_from_digits_keeps_the_first_14_digits_whatever_comes_before_or_betw
         expected = None if len(digits) < 8 else digits.ljust(14, "0")
         got = times.iso_from_digits(value)
         assert (got if got is None else got.replace("-", "").replace("T", "").replace(":", "")[:14]) == expected
+
+
+def _former_dtm_to_iso(value: str) -> str:
+    """dtm_to_iso before issue 21 point 4's fast path: every offset converted, every text by strftime."""
+    m = times._DTM.fullmatch((value or "").strip())
+    if not m:
+        raise ValueError(value)
+    year, month, day, hour, minute, second, offset = m.groups()
+    dt = datetime(int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0),
+                  int(second or 0), tzinfo=UTC)
+    if offset:
+        sign = 1 if offset[0] == "+" else -1
+        delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5]))
+        dt = dt.replace(tzinfo=timezone(sign * delta)).astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _outcome(fn, value):
+    try:
+        return fn(value)
+    except Exception as exc:   # the same exception type either way (ValueError, OverflowError)
+        return type(exc)
+
+
+_DIGIT = st.sampled_from("0123456789") | st.characters(categories=["Nd"])
+
+
+@settings(max_examples=600, deadline=None)
+@given(year=st.text("0123456789", min_size=4, max_size=4) | st.sampled_from(["0000", "0001", "0999", "1000",
+                                                                              "9999", "2026"]),
+       rest=st.text(_DIGIT, max_size=10), frac=st.sampled_from(["", ".1", ".1234"]),
+       offset=st.sampled_from(["", "+0000", "-0000", "+0100", "-0230", "+2359", "-2400", "+0060", "+9999"])
+       | st.builds(lambda s, d: s + d, st.sampled_from("+-"), st.text(_DIGIT, min_size=4, max_size=4)),
+       pad=st.sampled_from(["", " ", "\t"]))
+def test_dtm_to_iso_gives_what_the_former_conversion_gave(year, rest, frac, offset, pad):
+    """The fast path (no conversion for +0000/-0000, the text by an f-string) against the former code, on
+    truncated values, fractions, zero and odd offsets, years below 1000 and non-ASCII digits: the same text or
+    the same exception."""
+    value = pad + year + rest + frac + offset + pad
+    assert _outcome(times.dtm_to_iso, value) == _outcome(_former_dtm_to_iso, value)
