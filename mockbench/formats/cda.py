@@ -6,7 +6,7 @@ Also `read_cda_header`: the reader of a CDA R2 header that the doors (PFI, MSSan
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lxml import etree
@@ -195,22 +195,23 @@ def read_cda_header(data: bytes) -> CdaHeader:
     set_root, set_ext = _ii(set_el) if set_el is not None else ("", "")
     set_id = xds_unique_id(set_root, set_ext) if set_root else None
     code = _first(top, "code")
-    patient = next(_under(top, "h:recordTarget/h:patientRole/h:patient"), None)
-    patient_ids = _pairs(_under(top, "h:recordTarget/h:patientRole/h:id"))
+    patients = _PATIENT(doc)
+    patient = patients[0] if patients else None
+    patient_ids = _pairs(_PATIENT_IDS(doc))
     ins = next(((ext, root) for root, ext in patient_ids if root in INS_OIDS and ext), None)
-    return CdaHeader(
+    givens = _name_parts(patient, "given")   # read once for the given names and the first given name
+    return _header(
         id_root=id_root, id_extension=id_ext, set_id=set_id, version=_version(_first(top, "versionNumber")),
         type_code=_attr(code, "code"), type_system=_attr(code, "codeSystem"),
         title=_text(_first(top, "title")), effective_time=_attr(_first(top, "effectiveTime"), "value"),
         confidentiality_code=_attr(_first(top, "confidentialityCode"), "code"),
         patient_ids=patient_ids, ins=ins,
-        patient_family=_name_part(patient, "family", ("BR", "")),
-        patient_given=_name_part(patient, "given", ("", "BR")),
-        patient_first_given=_name_part(patient, "given", ("BR", "")),
+        patient_family=_name_part(_name_parts(patient, "family"), ("BR", "")),
+        patient_given=_name_part(givens, ("", "BR")),
+        patient_first_given=_name_part(givens, ("BR", "")),
         birth_date=_attr(_one(patient, "h:birthTime"), "value"),
         sex=_attr(_one(patient, "h:administrativeGenderCode"), "code"),
-        author_ids=_pairs(_under(top, "h:author/h:assignedAuthor/h:id")),
-        custodian_ids=_pairs(_under(top, "h:custodian/h:assignedCustodian/h:representedCustodianOrganization/h:id")),
+        author_ids=_pairs(_AUTHOR_IDS(doc)), custodian_ids=_pairs(_CUSTODIAN_IDS(doc)),
         related=_related(top.get(_HL7_TAG["relatedDocument"], ())),
         is_structured=_is_structured(_first(top, "component")), self_presenting=self_presenting,
         language_code=_attr(_first(top, "languageCode"), "code"),
@@ -221,6 +222,15 @@ def read_cda_header(data: bytes) -> CdaHeader:
         template_ids=tuple(root for root in (_attr(el, "root") for el in top.get(_HL7_TAG["templateId"], ())) if root),
         media_type=_attr(_one(_first(top, "component"), "h:nonXMLBody/h:text"), "mediaType"),
     )
+
+
+def _header(**values: object) -> CdaHeader:
+    """CdaHeader(**values) without the frozen dataclass's __init__, which sets its 30 fields one by one through
+    object.__setattr__ (54 k instructions, as much as the five XPaths of the XDS metadata): the same object,
+    frozen all the same. read_cda_header gives every field (tests/formats/test_cda.py checks both)."""
+    header = object.__new__(CdaHeader)
+    header.__dict__.update(values)
+    return header
 
 
 def _xpath(path: str) -> etree.XPath:
@@ -235,6 +245,12 @@ _PRACTICE = _xpath("h:documentationOf/h:serviceEvent/h:performer/h:assignedEntit
 _SERVICE_START = _xpath("h:documentationOf/h:serviceEvent/h:effectiveTime/h:low/@value")
 _SERVICE_STOP = _xpath("h:documentationOf/h:serviceEvent/h:effectiveTime/h:high/@value")
 _AUTHOR_CODE = _xpath("h:author/h:assignedAuthor/h:code/@code")
+# The header's elements three or four steps down: libxml2 gives them in document order, as the child-by-child
+# walk did (tests/formats/test_cda.py compares them), for less than the walk's Python generators.
+_PATIENT = _xpath("h:recordTarget/h:patientRole/h:patient")
+_PATIENT_IDS = _xpath("h:recordTarget/h:patientRole/h:id")
+_AUTHOR_IDS = _xpath("h:author/h:assignedAuthor/h:id")
+_CUSTODIAN_IDS = _xpath("h:custodian/h:assignedCustodian/h:representedCustodianOrganization/h:id")
 _LEGAL_ENTITY = "h:legalAuthenticator[1]/h:assignedEntity[1]"
 _LEGAL = _xpath(f"{_LEGAL_ENTITY}/h:id | {_LEGAL_ENTITY}/h:assignedPerson/h:name/h:family | "
                 f"{_LEGAL_ENTITY}/h:assignedPerson/h:name/h:given")
@@ -274,13 +290,6 @@ def _first(top: dict[object, list[etree._Element]], name: str) -> etree._Element
     return found[0] if found else None
 
 
-def _under(top: dict[object, list[etree._Element]], path: str) -> Iterator[etree._Element]:
-    """The elements at `path` below the root, in document order, from the children indexed by tag."""
-    tags = _tags(path)
-    for child in top.get(tags[0], ()):
-        yield from _iter_path(child, tags[1:]) if len(tags) > 1 else (child,)
-
-
 def _pairs(elements: Iterable[etree._Element]) -> tuple[tuple[str, str], ...]:
     # An id with only a nullFlavor identifies nothing: it is left out.
     return tuple(pair for pair in (_ii(el) for el in elements) if pair[0])
@@ -305,8 +314,7 @@ def _split(path: str) -> tuple[str, ...]:
 _PATHS = {path: _split(path) for path in (
     "h:id", "h:setId", "h:code", "h:title", "h:effectiveTime", "h:confidentialityCode", "h:versionNumber",
     "h:component", "h:structuredBody", "h:nonXMLBody", "h:birthTime", "h:administrativeGenderCode",
-    "h:recordTarget/h:patientRole/h:patient", "h:recordTarget/h:patientRole/h:id", "h:author/h:assignedAuthor/h:id",
-    "h:custodian/h:assignedCustodian/h:representedCustodianOrganization/h:id", "h:name/h:family", "h:name/h:given",
+    "h:name/h:family", "h:name/h:given",
     "h:relatedDocument", "h:parentDocument/h:id", "h:nonXMLBody/h:text")}
 
 
@@ -341,9 +349,14 @@ def _ii(el: etree._Element) -> tuple[str, str]:
     return (el.get("root") or "").strip(), (el.get("extension") or "").strip()
 
 
-def _name_part(patient: etree._Element | None, part: str, qualifiers: tuple[str, ...]) -> str | None:
-    """The first name/`part` whose qualifier comes first in `qualifiers` ("" for none), else the first one."""
-    parts = list(_iter_path(patient, _tags(f"h:name/h:{part}"))) if patient is not None else []
+def _name_parts(patient: etree._Element | None, part: str) -> list[etree._Element]:
+    """The patient's name/`part` elements, in document order."""
+    return list(_iter_path(patient, _tags(f"h:name/h:{part}"))) if patient is not None else []
+
+
+def _name_part(parts: list[etree._Element], qualifiers: tuple[str, ...]) -> str | None:
+    """The first of `parts` (name/family or name/given) whose qualifier comes first in `qualifiers` ("" for
+    none), else the first one."""
     for wanted in qualifiers:
         for el in parts:
             # qualifier is a space-separated set of codes (EntityNamePartQualifier).

@@ -5,6 +5,7 @@ documents of the corpus (MOCKBENCH_CORPUS; skipped where it is unset)."""
 from __future__ import annotations
 
 import base64
+import os
 import re
 import zipfile
 from datetime import datetime
@@ -535,3 +536,116 @@ def test_a_header_without_them_reads_none():
     assert (header.language_code, header.facility_type, header.practice_setting, header.service_start,
             header.service_stop, header.legal_authenticator, header.author_specialty, header.template_ids,
             header.media_type) == (None, None, None, None, None, None, None, (), "application/pdf")
+
+
+# --- issue 21 point 4: the header read with less, the same answers ----------------------------------------
+
+_V3 = "{urn:hl7-org:v3}"
+
+
+def _former_path(el, steps):
+    """The child-by-child walk read_cda_header used before its multi-step paths were compiled XPaths."""
+    if len(steps) == 1:
+        yield from el.iterchildren(_V3 + steps[0])
+        return
+    for child in el.iterchildren(_V3 + steps[0]):
+        yield from _former_path(child, steps[1:])
+
+
+def _former_name_part(patient, part, qualifiers):
+    parts = list(_former_path(patient, ("name", part))) if patient is not None else []
+    for wanted in qualifiers:
+        for el in parts:
+            codes = (el.get("qualifier") or "").split()
+            if (wanted in codes) if wanted else not codes:
+                return el.xpath("string()").strip() or None
+    return (parts[0].xpath("string()").strip() or None) if parts else None
+
+
+def _former_reading(data: bytes) -> dict:
+    from mockbench.formats.xml import parse_xml
+
+    doc = parse_xml(data)
+    inner = doc.find("{urn:asip-sante:ci-sis}Contenu/" + _V3 + "ClinicalDocument")   # a self-presenting CDA
+    doc = inner if inner is not None else doc
+
+    def ids(*steps):
+        return tuple((r, e) for r, e in (((el.get("root") or "").strip(), (el.get("extension") or "").strip())
+                                         for el in _former_path(doc, steps)) if r)
+
+    patient = next(_former_path(doc, ("recordTarget", "patientRole", "patient")), None)
+
+    def attr(tag, name):
+        el = next(patient.iterchildren(_V3 + tag), None) if patient is not None else None
+        return ((el.get(name) or "").strip() or None) if el is not None else None
+
+    return dict(patient_ids=ids("recordTarget", "patientRole", "id"), author_ids=ids("author", "assignedAuthor", "id"),
+                custodian_ids=ids("custodian", "assignedCustodian", "representedCustodianOrganization", "id"),
+                patient_family=_former_name_part(patient, "family", ("BR", "")),
+                patient_given=_former_name_part(patient, "given", ("", "BR")),
+                patient_first_given=_former_name_part(patient, "given", ("BR", "")),
+                birth_date=attr("birthTime", "value"), sex=attr("administrativeGenderCode", "code"))
+
+
+_ID = st.builds(lambda r, e: f'<id root="{r}" extension="{e}"/>' if r else '<id nullFlavor="UNK"/>',
+                st.sampled_from(["", "1.2.250.1.213.1.4.8", "1.2.3", " 1.2.4 "]), st.sampled_from(["", "A1", " 7 "]))
+_PART = st.builds(lambda tag, q, text: f"<{tag}{q}>{text}</{tag}>", st.sampled_from(["given", "family"]),
+                  st.sampled_from(["", ' qualifier="BR"', ' qualifier="CL BR"', ' qualifier="SP"']),
+                  st.sampled_from(["", "ANNE", " MARIE ", "X<!-- c -->Y"]))
+_PATIENT_XML = st.builds(lambda names, extra: "<patient>" + "".join(f"<name>{''.join(n)}</name>" for n in names)
+                         + extra + "</patient>", st.lists(st.lists(_PART, max_size=3), max_size=2),
+                         st.sampled_from(["", '<birthTime value="1980"/><administrativeGenderCode code="F"/>']))
+_ROLE = st.builds(lambda ids, patients: "<patientRole>" + "".join(ids) + "".join(patients) + "</patientRole>",
+                  st.lists(_ID, max_size=3), st.lists(_PATIENT_XML, max_size=2))
+_AUTHOR = st.builds(lambda ids: "<author><assignedAuthor>" + "".join(ids) + "</assignedAuthor></author>",
+                    st.lists(_ID, max_size=2))
+# An id one level too high is no custodian id (the walk's steps are exact).
+_CUSTODIAN = st.builds(lambda ids: '<custodian><assignedCustodian><id root="9.9"/><representedCustodianOrganization>' + "".join(ids)
+                       + "</representedCustodianOrganization></assignedCustodian></custodian>", st.lists(_ID, max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(targets=st.lists(st.lists(_ROLE, max_size=2), max_size=2), authors=st.lists(_AUTHOR, max_size=3),
+       custodians=st.lists(_CUSTODIAN, max_size=2))
+def test_the_patient_author_and_custodian_read_as_the_former_walk_read_them(targets, authors, custodians):
+    """The patient, its ids and names, the author and custodian ids, now compiled XPaths and the given names
+    read once, against the child-by-child walk they replace: several recordTargets, patientRoles, patients,
+    names and parts in any order, qualifiers, nullFlavor'd ids."""
+    data = ('<ClinicalDocument xmlns="urn:hl7-org:v3"><id root="1.2.3"/>'
+            + "".join("<recordTarget>" + "".join(roles) + "</recordTarget>" for roles in targets)
+            + "".join(authors) + "".join(custodians)
+            + "<component><structuredBody/></component></ClinicalDocument>").encode()
+    former = _former_reading(data)
+    assert _fields(read_cda_header(data), former) == former
+
+
+def _every_header(corpus: Path | None):
+    yield minimal_cda(**BASE)
+    yield FULL_HEADER
+    if corpus is not None:
+        for relpath in sorted(HL7V2_FILES):
+            yield (corpus / HL7V2 / relpath).read_bytes()
+        for _, _, document, _ in _xdm_documents(corpus):
+            yield document
+
+
+def test_the_header_object_is_the_dataclass_of_its_fields():
+    """read_cda_header builds its CdaHeader without the dataclass's __init__ (cda.py `_header`): every field
+    is set, the object equals and hashes as CdaHeader(**fields) does, and it is still frozen. The corpus's
+    headers are compared with the former walk as well."""
+    import dataclasses
+
+    names = [f.name for f in dataclasses.fields(CdaHeader)]
+    corpus = os.environ.get("MOCKBENCH_CORPUS")
+    for data in _every_header(Path(corpus) if corpus else None):
+        try:
+            header = read_cda_header(data)
+        except CdaError:
+            continue
+        assert sorted(vars(header)) == sorted(names)
+        again = CdaHeader(**{name: getattr(header, name) for name in names})
+        assert header == again and hash(header) == hash(again) and repr(header) == repr(again)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            header.title = "x"  # type: ignore[misc]
+        former = _former_reading(data)
+        assert _fields(header, former) == former
