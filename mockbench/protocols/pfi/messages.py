@@ -244,8 +244,9 @@ def read_document(inbound: Inbound, family: str) -> DocumentMessage:
                               position=position)
         _ids(inbound, msg, family, where, label)
         if cda is not None:
-            msg.creation_time = _creation_time(cda, action, doc_findings, label)
-            msg.xds = xds.derive(cda, msg.type_code or cda.type_code or "", action, doc_findings, label)
+            times: dict[str, str] = {}   # the CDA's times converted once (effectiveTime, service start, stop)
+            msg.creation_time = _creation_time(cda, action, doc_findings, label, times)
+            msg.xds = xds.derive(cda, msg.type_code or cda.type_code or "", action, doc_findings, label, times)
         docs.append(msg)
     ids = [d.unique_id for d in docs]
     if len(set(ids)) != len(ids):
@@ -384,19 +385,24 @@ def _document(inbound: Inbound, obx: Segment, action: str, findings: list[dict],
         raise Hl7Reject("AE", E_APPLICATION, f"{label} is not a CDA: {exc}", f"{where}^5") from None
 
 
-def _creation_time(cda: CdaHeader, action: str, findings: list[dict], label: DocLabel) -> str | None:
+def _creation_time(cda: CdaHeader, action: str, findings: list[dict], label: DocLabel,
+                   times: dict[str, str] | None = None) -> str | None:
     """The XDS creationTime the PFI derives from the CDA: its effectiveTime@value, in UTC (trans-cda-r2/mapping.md,
     "Mapping XDS", Fiche: creationTime "requis", "CDA : effectiveTime@value"), read as the DMP door reads an XDS
     time (formats/times.py `dtm_to_iso`: an offset is honoured). Absent or unreadable, it is None with a
     finding: the message is still taken (the CDA is the DMP's to refuse, and an MSSanté exchange does not need
     it), and the DMP refuses the document for want of a creationTime (world/dmp.py), as it would refuse it fed
-    without one over SOAP."""
+    without one over SOAP. `times` is given the conversion (xds.derive reads it)."""
     value = cda.effective_time
     if value:
         try:
-            return dtm_to_iso(value)
+            iso = dtm_to_iso(value)
         except ValueError:
             pass
+        else:
+            if times is not None:
+                times[value] = iso
+            return iso
     if action == "delete":
         return None      # a deletion gives the DMP no metadata to refuse
     if value:

@@ -36,15 +36,18 @@ XDS_NAMES = {"class_code": "classCode", "facility_type": "healthcareFacilityType
              "format_code": "formatCode"}
 
 
-def derive(cda: CdaHeader, type_code: str, action: str, findings: list[dict], label: DocLabel) -> dict[str, str]:
+def derive(cda: CdaHeader, type_code: str, action: str, findings: list[dict], label: DocLabel,
+           times: dict[str, str] | None = None) -> dict[str, str]:
     """The document entry's metadata from its CDA, with the world's keys (class_code, facility_type,
     practice_setting, language, service_start, service_stop, format_code, author_specialty) and two XDS
     slots the world keeps as sent (legal_authenticator, an XCN; source_patient_id, a CX). mapping.md marks
     classCode, healthcareFacilityTypeCode, practiceSettingCode, languageCode, legalAuthenticator,
     serviceStartTime, sourcePatientId and formatCode "Requis": one that cannot be derived is left out with a
     finding (none for a deletion, which gives the DMP no metadata): an error when the DMP refuses the document
-    without it (world/dmp.py REQUIRED_METADATA), else a warning."""
+    without it (world/dmp.py REQUIRED_METADATA), else a warning. `times`: the document's HL7 times already
+    converted to ISO (`dtm_to_iso`), by value: the service times are often the effectiveTime or each other."""
     meta: dict[str, str] = {}
+    converted = {} if times is None else times
     bad: dict[str, tuple[str, str]] = {}   # key -> why, in English and French
     class_code = nos.class_of_type(type_code)
     if class_code:
@@ -57,10 +60,14 @@ def derive(cda: CdaHeader, type_code: str, action: str, findings: list[dict], la
             meta[key] = value
     for key, value in (("service_start", cda.service_start), ("service_stop", cda.service_stop)):
         if value:
-            try:
-                meta[key] = dtm_to_iso(value)
-            except ValueError:
-                bad[key] = (f"{value!r} is not an HL7 TS", f"{value!r} n'est pas un TS HL7")
+            iso = converted.get(value)
+            if iso is None:
+                try:
+                    iso = converted[value] = dtm_to_iso(value)
+                except ValueError:
+                    bad[key] = (f"{value!r} is not an HL7 TS", f"{value!r} n'est pas un TS HL7")
+                    continue
+            meta[key] = iso
     if cda.legal_authenticator:
         root, ext, family, given = cda.legal_authenticator
         kind = "^D^^^IDNPS" if root == OID_IDNPS else ""

@@ -3,14 +3,18 @@ XDS", Fiche, column "Provenance de la donnée"), on the CDAs the ANS corpus's HL
 headers lacking one element. The door's behaviour over MLLP is in test_pfi_xds_metadata.py."""
 
 import base64
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mockbench.formats.cda import read_cda_header
+from mockbench.formats.times import dtm_to_iso
 from mockbench.protocols.pfi import xds
-from mockbench.protocols.pfi.messages import SINGLE
+from mockbench.protocols.pfi.messages import SINGLE, _creation_time
 
 HL7V2 = "hl7v2/Trans_Doc-CDA-HL7V2"
 REQUIRED = set(xds.SOURCES)
@@ -128,3 +132,38 @@ def test_a_deletion_asks_for_nothing():
     findings: list[dict] = []
     xds.derive(read_cda_header(_cda(leave_out="language")), "11488-4", "delete", findings, SINGLE)
     assert findings == []
+
+
+class _Forgetful(dict):
+    """A memo of converted times that keeps nothing: every time converted again, as before the memo."""
+
+    def __setitem__(self, key, value):
+        pass
+
+
+_TIMES = st.sampled_from([None, "20261120080000", "20261120080000+0000", "20261120090000+0100", "2026112008",
+                          "2026-11-20", "20261345", " 20261120080000 "])
+
+
+@settings(max_examples=200, deadline=None)
+@given(effective=_TIMES, start=_TIMES, stop=_TIMES, action=st.sampled_from(["submit", "replace", "delete"]))
+def test_the_times_converted_once_per_document_give_what_each_conversion_gave(effective, start, stop, action):
+    """read_document converts the CDA's effectiveTime and service times once by value (a memo shared by
+    `_creation_time` and `derive`): the creationTime, the metadata and the findings are those of converting
+    every one again, valid or not, equal or not."""
+    header = dataclasses.replace(read_cda_header(_cda()), effective_time=effective, service_start=start,
+                                 service_stop=stop)
+    answers = []
+    for times in (_Forgetful(), {}):
+        findings: list[dict] = []
+        creation = _creation_time(header, action, findings, SINGLE, times)
+        answers.append((creation, xds.derive(header, "11488-4", action, findings, SINGLE, times), findings))
+    assert answers[0] == answers[1]
+    creation, meta, _ = answers[1]
+    for key, value in (("creation", effective), ("service_start", start), ("service_stop", stop)):
+        try:   # the former code: each value converted where it is read, left out when it is not a TS
+            want = dtm_to_iso(value) if value else None
+        except ValueError:
+            want = None
+        got = creation if key == "creation" else meta.get(key)
+        assert got == want and (key == "creation" or (key in meta) == (want is not None))
