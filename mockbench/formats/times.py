@@ -13,6 +13,7 @@ __all__ = ["dtm", "dtm_to_iso", "hl7_ts", "iso_from_digits", "iso_from_ts", "iso
 _DTM = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d{1,4})?([+-]\d{4})?")
 # HL7 v3 TS as the DMP's TD0.x examples write it: YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS.
 _TS = re.compile(r"\d{8}(\d{4}(\d{2})?)?")
+_DTM_FORMAT = "%Y%m%d%H%M%S"
 
 
 def parse_time(text: str) -> datetime:
@@ -23,9 +24,7 @@ def parse_time(text: str) -> datetime:
 
 def dtm(when: datetime) -> str:
     """An aware datetime as HL7 digits YYYYMMDDHHMMSS in UTC (MSH-7, XDS times, TS)."""
-    u = when.astimezone(UTC)
-    # strftime("%Y%m%d%H%M%S")'s text for less (every ACK's MSH-7; glibc's %Y does not pad a year below 1000)
-    return f"{u.year}{u.month:02d}{u.day:02d}{u.hour:02d}{u.minute:02d}{u.second:02d}"
+    return when.astimezone(UTC).strftime(_DTM_FORMAT)
 
 
 def iso_to_dtm(value: str) -> str:

@@ -118,12 +118,3 @@ def test_dtm_to_iso_gives_what_the_former_conversion_gave(year, rest, frac, offs
     the same exception."""
     value = pad + year + rest + frac + offset + pad
     assert _outcome(times.dtm_to_iso, value) == _outcome(_former_dtm_to_iso, value)
-
-
-@settings(max_examples=300, deadline=None)
-@given(when=st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31),
-                         timezones=st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-9,
-                                                                                                      minutes=-30))])))
-def test_dtm_gives_what_strftime_gave(when):
-    """dtm's digits by an f-string against the former strftime("%Y%m%d%H%M%S"), years below 1000 included."""
-    assert times.dtm(when) == when.astimezone(UTC).strftime("%Y%m%d%H%M%S")
