@@ -4,36 +4,17 @@ between the snapshot and that transaction (run exactly there by a wrapper of the
 
 import dataclasses
 import json
-from types import SimpleNamespace
 
 import pytest
 from annuaire_fhir import IDNPS
+from kit.snapshot import spy_snapshots
 
 NEW_IDNPS = "3NOUVEAU01"   # a local IDNPS ("3" + a local id): no check digit
 
 
 @pytest.fixture
 def spy(fhir, monkeypatch):
-    door = fhir.running.bench.doors["annuaire"]
-    seen = SimpleNamespace(snapshots=[], answered=0, between=[])
-    on_snapshot, answer = door._on_snapshot, door._answer
-
-    def spied_snapshot(*args, **kwargs):
-        early = on_snapshot(*args, **kwargs)
-        seen.snapshots.append(early is not None)
-        while seen.between:
-            seen.between.pop(0)()
-        return early
-
-    def spied_answer(*args, **kwargs):
-        seen.answered += 1
-        return answer(*args, **kwargs)
-
-    # As in a world shared by several processes, where the doors compute reads on a snapshot.
-    monkeypatch.setattr(door.world.store, "shared", True)
-    monkeypatch.setattr(door, "_on_snapshot", spied_snapshot)
-    monkeypatch.setattr(door, "_answer", spied_answer)
-    return seen
+    return spy_snapshots(fhir.running.bench.doors["annuaire"], monkeypatch, "_answer")
 
 
 def _add_professional(world) -> None:
@@ -50,7 +31,7 @@ def _last_entry(fhir) -> dict:
 def test_a_search_is_answered_on_the_snapshot_and_journaled_with_its_answer(fhir, spy):
     bundle = fhir.get("/Practitioner", identifier=f"{IDNPS}|{NEW_IDNPS}")
     assert bundle["total"] == 0
-    assert spy.snapshots == [True] and spy.answered == 1
+    assert spy.snapshots == [True] and spy.runs == 1
     entry = _last_entry(fhir)
     assert entry["operation"] == "search:Practitioner" and json.loads(entry["response"]) == bundle
 
@@ -61,7 +42,7 @@ def test_a_professional_added_between_the_snapshot_and_the_journal_is_found(fhir
     spy.between.append(lambda: _add_professional(fhir.running.world))
     bundle = fhir.get("/Practitioner", identifier=f"{IDNPS}|{NEW_IDNPS}")
     assert bundle["total"] == 1
-    assert spy.snapshots == [True] and spy.answered == 2   # the snapshot's answer dropped, answered again
+    assert spy.snapshots == [True] and spy.runs == 2   # the snapshot's answer dropped, answered again
     assert json.loads(_last_entry(fhir)["response"]) == bundle
 
 
@@ -75,7 +56,7 @@ def test_a_journaled_exchange_between_the_snapshot_and_the_journal_keeps_the_sna
     spy.between.append(other_exchange)
     bundle = fhir.get("/Practitioner", identifier=f"{IDNPS}|{NEW_IDNPS}")
     assert bundle["total"] == 0
-    assert spy.snapshots == [True] and spy.answered == 1
+    assert spy.snapshots == [True] and spy.runs == 1
     entries = fhir.running.client.journal(channel="annuaire")
     assert entries[-2]["raw"] == "another search" and json.loads(entries[-1]["response"]) == bundle
 
@@ -83,6 +64,6 @@ def test_a_journaled_exchange_between_the_snapshot_and_the_journal_keeps_the_sna
 def test_a_refusal_is_answered_on_the_snapshot_too(fhir, spy):
     body = fhir.get("/Practitioner", status=401, headers={"ESANTE-API-KEY": "wrong"})
     assert body["resourceType"] == "OperationOutcome"
-    assert spy.snapshots == [True] and spy.answered == 1
+    assert spy.snapshots == [True] and spy.runs == 1
     entry = _last_entry(fhir)
     assert (entry["verdict"], entry["code"], entry["actor"]) == ("refused", "UNAUTHORIZED", "")

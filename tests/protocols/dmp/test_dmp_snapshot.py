@@ -3,9 +3,9 @@ answer, its journal entry and its access trace are what a serial execution gives
 commits between the snapshot and that transaction. The interleavings are made deterministic by running the
 other request's commit exactly there (a wrapper of the door's `_on_snapshot`)."""
 
-from types import SimpleNamespace
 
 import pytest
+from kit.snapshot import spy_snapshots
 from test_dmp_scenarios import search
 
 from mockbench.world.model import Actor
@@ -49,29 +49,7 @@ transitions:
 
 @pytest.fixture
 def spy(mockbench, monkeypatch):
-    """Records whether each request's snapshot gave an answer, how many times a handler ran (1: the snapshot's
-    answer was journaled; 2: computed again in the write transaction), and runs `between` right after the
-    snapshot, before the write transaction."""
-    door = mockbench.bench.doors["dmp"]
-    seen = SimpleNamespace(snapshots=[], decided=0, between=[])
-    on_snapshot, decide = door._on_snapshot, door._decide
-
-    def spied_snapshot(*args, **kwargs):
-        early = on_snapshot(*args, **kwargs)
-        seen.snapshots.append(early is not None)
-        while seen.between:
-            seen.between.pop(0)()
-        return early
-
-    def spied_decide(*args, **kwargs):
-        seen.decided += 1
-        return decide(*args, **kwargs)
-
-    # As in a world shared by several processes, where the doors compute reads on a snapshot.
-    monkeypatch.setattr(door.world.store, "shared", True)
-    monkeypatch.setattr(door, "_on_snapshot", spied_snapshot)
-    monkeypatch.setattr(door, "_decide", spied_decide)
-    return seen
+    return spy_snapshots(mockbench.bench.doors["dmp"], monkeypatch, "_decide")
 
 
 def _last(client, operation: str) -> dict:
@@ -88,7 +66,7 @@ def test_a_search_on_a_snapshot_is_journaled_with_its_answer_and_its_trace(mockb
     before = _actions(c, "alice")
     response, seen = search(mockbench, "dr_martin", "alice")
     assert seen == ["cr_bio", "cr_consult", "cr_radio"]
-    assert spy.snapshots == [True] and spy.decided == 1   # answered on the snapshot, not computed again
+    assert spy.snapshots == [True] and spy.runs == 1   # answered on the snapshot, not computed again
     entry = _last(c, "TD3.1")
     assert entry["response"].encode() == response.content and entry["verdict"] == "accepted"
     assert _actions(c, "alice")[len(before):] == [("consultation", "dr_martin")]
@@ -103,7 +81,7 @@ def test_a_change_committed_between_the_snapshot_and_the_journal_is_seen(mockben
     spy.between.append(lambda: mockbench.bench.scenarios.fire_manual("tiers_agit"))
     response, seen = search(mockbench, "dr_martin", "alice")
     assert seen == ["cr_bio"]
-    assert spy.snapshots == [True] and spy.decided == 2   # the snapshot's answer was dropped, computed again
+    assert spy.snapshots == [True] and spy.runs == 2   # the snapshot's answer was dropped, computed again
     entries = c.journal()
     transition = next(e for e in entries if e["operation"] == "transition")
     td31 = _last(c, "TD3.1")
@@ -132,7 +110,7 @@ def test_a_journaled_exchange_between_the_snapshot_and_the_journal_keeps_the_sna
     spy.between.append(other_search)
     response, seen = search(mockbench, "dr_martin", "alice")
     assert seen == ["cr_bio", "cr_consult", "cr_radio"]
-    assert spy.snapshots == [True] and spy.decided == 1
+    assert spy.snapshots == [True] and spy.runs == 1
     entries = [e for e in c.journal(channel="dmp") if e["operation"] == "TD3.1"]
     assert [e["raw"] == "another search" for e in entries[-2:]] == [True, False]
     assert entries[-1]["response"].encode() == response.content
@@ -148,7 +126,7 @@ def test_the_search_that_fires_a_transition_does_not_see_it_the_next_one_does(mo
     _, first = search(mockbench, "dr_martin", "alice")
     _, second = search(mockbench, "dr_martin", "alice")
     assert (first, second) == (["cr_bio", "cr_consult", "cr_radio"], ["cr_bio_v2"])
-    assert spy.snapshots == [True, True] and spy.decided == 2
+    assert spy.snapshots == [True, True] and spy.runs == 2
     ops = [e["operation"] for e in c.journal() if e["operation"] in ("TD3.1", "transition")]
     assert ops == ["TD3.1", "transition", "TD3.1"]
 
@@ -183,4 +161,4 @@ def test_one_process_computes_in_the_write_transaction(mockbench, spy, monkeypat
     monkeypatch.setattr(mockbench.world.store, "shared", False)
     _, seen = search(mockbench, "dr_martin", "alice")
     assert seen == ["cr_bio", "cr_consult", "cr_radio"]
-    assert spy.snapshots == [] and spy.decided == 1
+    assert spy.snapshots == [] and spy.runs == 1
