@@ -103,8 +103,9 @@ def _depth_xpath(max_depth: int) -> str:
     return "/*" * max_depth + "/node()[not(self::text())]"
 
 
-# Compiled once, like a regular expression (lxml's XPath objects lock around each evaluation).
-_DEFAULT_DEPTH_XPATH = etree.XPath(_depth_xpath(256))
+# Compiled once, like a regular expression (lxml's XPath objects lock around each evaluation); without the EXSLT
+# regular-expression functions, which lxml would register at each evaluation and the path does not call.
+_DEFAULT_DEPTH_XPATH = etree.XPath(_depth_xpath(256), regexp=False)
 
 
 def _check_tree(root: etree._Element, max_depth: int) -> None:

@@ -649,3 +649,24 @@ def test_the_header_object_is_the_dataclass_of_its_fields():
             header.title = "x"  # type: ignore[misc]
         former = _former_reading(data)
         assert _fields(header, former) == former
+
+
+def test_the_compiled_xpaths_without_exslt_regexp_find_what_they_found_with_it():
+    """cda.py's XPaths and parse_xml's depth check are compiled with regexp=False (lxml registers no EXSLT
+    regular-expression functions per evaluation): on the headers here, and a comment one level too deep, each
+    finds what the same path compiled with lxml's defaults finds."""
+    from lxml import etree
+
+    from mockbench.formats import cda, xml
+
+    compiled = [v for v in vars(cda).values() if isinstance(v, etree.XPath)]
+    assert len(compiled) >= 10
+    corpus = os.environ.get("MOCKBENCH_CORPUS")
+    for data in _every_header(Path(corpus) if corpus else None):
+        doc = etree.fromstring(data)
+        for xp in compiled:
+            before = etree.XPath(xp.path, namespaces={"h": "urn:hl7-org:v3"}, smart_strings=False)
+            assert xp(doc) == before(doc), xp.path
+    deep = etree.fromstring(("<a>" * 256 + "<!-- deep -->" + "</a>" * 256).encode())
+    found = xml._DEFAULT_DEPTH_XPATH(deep)
+    assert len(found) == 1 and found == etree.XPath(xml._DEFAULT_DEPTH_XPATH.path)(deep)
