@@ -317,3 +317,37 @@ def test_escape_and_quoteattr_are_the_standard_librarys(text: str) -> None:
 @pytest.mark.parametrize("text", ["", "a&b<c>d", "l'heure", 'dit "non"', """l'a dit "non" \t\r\n"""])
 def test_quoteattr_on_each_kind_of_quote(text: str) -> None:
     assert xmlmod.quoteattr(text) == saxutils.quoteattr(text)
+
+
+def _former_check_tree(root, max_depth):
+    """xml._check_tree before the 32-step look: the whole depth path always evaluated, then the walk."""
+    too_deep = root.xpath(xmlmod._depth_xpath(max_depth))
+    if not too_deep and next(root.iter(etree.Entity), None) is None:
+        return None
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            return ("depth", max_depth, node.sourceline)
+        if isinstance(node, etree._Entity):
+            return ("entity", node.name)
+        stack.extend((child, depth + 1) for child in node)
+    return None
+
+
+@pytest.mark.parametrize("levels", [1, 10, 30, 31, 32, 33, 34, 100, 255, 256])
+@pytest.mark.parametrize("tip", ["", "<!-- c -->", "<?pi x?>", "<b/>", "text"])
+def test_the_depth_check_answers_as_the_whole_path_did(levels, tip):
+    """_check_tree first asks whether any element is 32 deep and skips the 256-step path when none is: on
+    trees of every depth around 32 and up to libxml2's 256, with a comment, a PI, an element or text at the
+    bottom, for limits below, at and above 32, it refuses exactly what the whole path and walk refused."""
+    if levels == 256 and tip == "<b/>":
+        return   # 257 elements: libxml2 refuses the nesting itself
+    root = etree.fromstring(("<a>" * levels + tip + "</a>" * levels).encode())
+    for max_depth in (1, 9, 31, 32, 33, 34, 100, 255, 256):
+        try:
+            xmlmod._check_tree(root, max_depth)
+            got = None
+        except xmlmod.XmlError as err:
+            got = ("depth", max_depth, err.line)
+        assert got == _former_check_tree(root, max_depth), max_depth
