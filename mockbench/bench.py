@@ -25,9 +25,8 @@ from .scenarios.engine import ScenarioEngine
 from .scenarios.loader import Catalogue, resolve
 from .world import errors
 from .world.journal import JournalLimits
-from .world.store import StorageFull, Store, StoreError
+from .world.store import UNAVAILABLE, StorageFull, Store, StoreError
 from .world.world import World
-from .world.xlock import WriteLockTimeout
 
 if TYPE_CHECKING:
     from .protocols.annuaire.door import AnnuaireDoor
@@ -348,7 +347,7 @@ class Bench:
                 try:
                     with self.world.transaction():
                         pass  # opening a transaction runs the tick hooks: due `at:` transitions, MSSanté answers
-                except (StorageFull, WriteLockTimeout):
+                except UNAVAILABLE:
                     pass      # tried again on the next tick; the store logged the full disk (or lock) once
                 except Exception:
                     log.exception("a timed transition or answer failed")

@@ -136,6 +136,11 @@ class StorageFull(Exception):
         super().__init__(f"the disk holding {path} is full: the change was not stored; retry once space is freed")
 
 
+# What the store cannot take now, with nothing changed: a full disk, another process holding the world's write
+# lock past its wait. Each door answers them as one circumstantial, retryable refusal on its own wire.
+UNAVAILABLE: tuple[type[StorageFull], type[WriteLockTimeout]] = (StorageFull, WriteLockTimeout)
+
+
 # A namespace's rows live under a physical name: the namespace's own until its first reset, then a fresh
 # generation (`name~hex`). A reset (`Store.clear`) switches generation in one small transaction and marks the
 # old one dead; the `Reaper` deletes dead generations in small chunks afterwards, so that a reset takes the

@@ -26,12 +26,12 @@ from ...world import errors
 from ...world.faults import Fired
 from ...world.journal import finding
 from ...world.model import Actor, Document
-from ...world.store import NeedsWrite, Tx
+from ...world.store import UNAVAILABLE, NeedsWrite, Tx
 from ..context import DoorContext, HttpDoor
 from ..faults import render as render_network
 from . import actions as wsa
 from . import hl7v3
-from .errors import UNAVAILABLE, fault_code, registry_code, unavailable_fault
+from .errors import fault_code, registry_code, unavailable_fault
 from .soap import (
     SoapFault,
     SoapLimits,

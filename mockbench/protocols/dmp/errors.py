@@ -14,20 +14,18 @@ from ...world.store import StorageFull
 from ...world.xlock import WriteLockTimeout
 from .soap import SoapFault
 
-# What the bench's store cannot take now, with nothing changed: a full disk (StorageFull), another process
-# holding the world's write lock past its wait (WriteLockTimeout). Both are a Receiver fault, "the message could
-# not be processed for reasons attributable to the processing of the message rather than to the contents of
-# the message itself ... the same message may succeed at a later point in time" (SOAP 1.2 part 1, 5.4.6).
-UNAVAILABLE = (StorageFull, WriteLockTimeout)
-
 
 def fault_code(exc: errors.WorldError) -> str:
     return dmp_code(exc.code)
 
 
+# What the store cannot take now (world/store.py UNAVAILABLE), with nothing changed: a full disk (StorageFull),
+# another process holding the world's write lock past its wait (WriteLockTimeout). Both are a Receiver fault, "the message could
+# not be processed for reasons attributable to the processing of the message rather than to the contents of
+# the message itself ... the same message may succeed at a later point in time" (SOAP 1.2 part 1, 5.4.6).
 def unavailable_fault(exc: StorageFull | WriteLockTimeout) -> SoapFault:
     """The Receiver fault of a change the store cannot take now (not logged here: the store logs each episode)."""
     return SoapFault("Receiver", "DMPStorageFull" if isinstance(exc, StorageFull) else "DMPBusy", str(exc))
 
 
-__all__ = ["IHE_CODES", "UNAVAILABLE", "dmp_code", "fault_code", "registry_code", "unavailable_fault"]
+__all__ = ["IHE_CODES", "dmp_code", "fault_code", "registry_code", "unavailable_fault"]

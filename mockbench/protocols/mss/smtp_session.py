@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, Session, TLSSetupException
 
-from ...world.store import StorageFull
-from ...world.xlock import WriteLockTimeout
+from ...world.store import UNAVAILABLE, StorageFull
 from ..loop import network_fault
 from . import errors as status
 from .auth import Identity, Outcome, bearer_token
@@ -101,7 +100,7 @@ class MssSmtp(SMTP):
         """The one place where an unexpected error becomes a reply: 451, journaled."""
         if isinstance(error, TLSSetupException):
             return status.TEMPORARY.line("TLS handshake failed")
-        if isinstance(error, (StorageFull, WriteLockTimeout)):   # logged once by the store; not journaled either
+        if isinstance(error, UNAVAILABLE):   # logged once by the store; not journaled either
             if self.envelope is not None and self.envelope.content is not None:
                 self.envelope = self._create_envelope()
             return (status.STORAGE_FULL if isinstance(error, StorageFull) else status.BUSY).line()

@@ -20,8 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ...world import errors
-from ...world.store import StorageFull
-from ...world.xlock import WriteLockTimeout
+from ...world.store import UNAVAILABLE
 from .endpoints import ENDPOINTS, Endpoint, discovery_document
 from .endpoints.ciba import BINDING_MESSAGE, CIBA_CHANNELS, ciba_script
 from .errors import (
@@ -209,7 +208,7 @@ class Provider:
                     err = exc if isinstance(exc, OAuthError) else from_world(exc)
                     ex.code = err.error
                     return (*self._error(err, ex.req), "error" if err.status >= 500 else "refused")
-        except (StorageFull, WriteLockTimeout):
+        except UNAVAILABLE:
             raise   # nothing can be stored, the journal entry neither: the app answers 507 or 503 (errors.py)
         except Exception:  # the one place where an unexpected failure becomes server_error
             log.exception("OIDC %s %s failed", self.profile.name, handler.name)

@@ -48,14 +48,14 @@ from ...world.dpi import parse_endpoint as parse_endpoint  # the bench reads --d
 from ...world.faults import Fired
 from ...world.journal import finding
 from ...world.model import Actor
-from ...world.store import StorageFull, Tx
+from ...world.store import UNAVAILABLE, StorageFull, Tx
 from ...world.xlock import WriteLockTimeout
 from ..context import DoorConfigError, DoorContext
 from ..loop import SocketDoor, network_fault
 from . import hl7 as wire
 from . import inbound as inbound_mail
 from . import mail
-from .errors import UNAVAILABLE, _hl7, unavailable_control_prefix, z01_error, z03_error
+from .errors import _hl7, unavailable_control_prefix, z01_error, z03_error
 from .messages import ConsentMessage, DocumentMessage, check_header, read_consent, read_document
 from .mllp import STREAM_LIMIT, MllpFramingError, MllpLimits, MllpReader, write_frame
 from .mllp import frame as frame_bytes

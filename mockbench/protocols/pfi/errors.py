@@ -20,12 +20,11 @@ from ...world.store import StorageFull
 from ...world.xlock import WriteLockTimeout
 from .hl7 import E_APPLICATION, ErrorItem
 
-# What the bench's store cannot take now, with nothing changed: a full disk (StorageFull), another process
+# What the store cannot take now (world/store.py UNAVAILABLE), with nothing changed: a full disk (StorageFull), another process
 # holding the world's write lock past its wait (WriteLockTimeout). Both are answered MSA-1 AR, "rejeté pour une
 # raison circonstancielle. Il peut être réémis plus tard" (trans-cda-r2/profils-messages.md, ACK section), with
 # ERR 207: the DPI sends the message again later. The ACK's control id (MSH-10) comes from the clock, under a
 # prefix that tells them apart: the store's counter cannot move.
-UNAVAILABLE = (StorageFull, WriteLockTimeout)
 
 
 def unavailable_control_prefix(exc: StorageFull | WriteLockTimeout) -> str:

@@ -33,9 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...world.journal import finding
 from ...world.outbox import trim_dead
-from ...world.store import Tx
+from ...world.store import UNAVAILABLE, Tx
 from . import hl7 as wire
-from .errors import UNAVAILABLE
 from .mllp import MllpClient, MllpFramingError
 
 if TYPE_CHECKING:
