@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
-__all__ = ["dtm", "dtm_to_iso", "hl7_ts", "iso_from_digits", "iso_from_ts", "iso_to_dtm", "parse_time"]
+__all__ = ["dtm", "dtm_to_iso", "hl7_ts", "iso_from_ts", "iso_to_dtm", "parse_time"]
 
 # YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ] (HL7 v2.5 DTM, ITI TF-3 4.2.3.1.7 for XDS).
 _DTM = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d{1,4})?([+-]\d{4})?")
@@ -63,16 +63,3 @@ def iso_from_ts(value: str) -> str:
     if not _TS.fullmatch(text):
         raise ValueError(f"{value!r} is not an HL7 TS")
     return dtm_to_iso(text)
-
-
-def iso_from_digits(value: str) -> str | None:
-    """The PFI's lenient reading of an HL7 time (a CDA effectiveTime, a TXA date): its first 14 digits as
-    'YYYY-MM-DDTHH:MM:SSZ', missing ones as zeros, anything after them (an offset) ignored; None under
-    8 digits. What the PFI stores as a document's creation time when the DPI gives it this way."""
-    head = value[:14]
-    # the usual value starts with its 14 digits: they are the first 14 the generator would keep
-    digits = head if head.isdigit() else "".join(c for c in value if c.isdigit())[:14]
-    if len(digits) < 8:
-        return None
-    digits = digits.ljust(14, "0")
-    return f"{digits[:4]}-{digits[4:6]}-{digits[6:8]}T{digits[8:10]}:{digits[10:12]}:{digits[12:14]}Z"

@@ -58,28 +58,6 @@ def test_ts_is_stricter_than_dtm():
     assert times.hl7_ts("2024-03-01T10:11:12") == "20240301101112"
 
 
-@pytest.mark.parametrize("value,iso", [
-    ("20240315103000+0100", "2024-03-15T10:30:00Z"),   # the PFI's reading: the offset is not applied
-    ("20240315", "2024-03-15T00:00:00Z"), ("2024-03-15", "2024-03-15T00:00:00Z"),
-    ("202403151", "2024-03-15T10:00:00Z"), ("2024031", None), ("", None),
-])
-def test_iso_from_digits_is_the_pfis_lenient_reading(value, iso):
-    assert times.iso_from_digits(value) == iso
-
-
-def test_iso_from_digits_keeps_the_first_14_digits_whatever_comes_before_or_between():
-    """Its shortcut (a value that starts with 14 digits) and the general reading agree, Unicode digits too."""
-    import random
-
-    rng = random.Random(7)
-    for _ in range(3000):
-        value = "".join(rng.choice("0123456789" * 6 + "+-T:. Z٣²") for _ in range(rng.randint(0, 22)))
-        digits = "".join(c for c in value if c.isdigit())[:14]
-        expected = None if len(digits) < 8 else digits.ljust(14, "0")
-        got = times.iso_from_digits(value)
-        assert (got if got is None else got.replace("-", "").replace("T", "").replace(":", "")[:14]) == expected
-
-
 def _former_dtm_to_iso(value: str) -> str:
     """dtm_to_iso before issue 21 point 4's fast path: every offset converted, every text by strftime."""
     m = times._DTM.fullmatch((value or "").strip())
